@@ -1,0 +1,50 @@
+"""xcoact: meta-analytic coactivation maps with xarray and Dask.
+
+>>> import xcoact
+>>> db = xcoact.read_database(xcoact.datasets.sample_database_path())   # doctest: +SKIP
+>>> act = xcoact.activations(db, r=6)                                    # lazy (study, x, y, z)
+>>> maps = act.coact.seed([[0, 20, 28]], r=10, threshold=0.1)           # doctest: +SKIP
+>>> maps.coact.to_nifti("coactivation_from_coords")                      # doctest: +SKIP
+"""
+
+from . import accessors as _accessors  # noqa: F401  (registers .coact)
+from . import datasets
+from ._version import __version__
+from .coact import coactivation, seed
+from .cube import activations
+from .errors import (
+    DatabaseError,
+    DatabaseFileNotFoundError,
+    OutputError,
+    ParameterError,
+    RoiError,
+    SelectionError,
+    XcoactError,
+)
+from .export import to_netcdf, to_nifti
+from .readers import read_database
+from .roi import roi_mask
+from .space import Grid, mni152_2mm
+from .stats import map_names
+
+__all__ = [
+    "__version__",
+    "activations",
+    "coactivation",
+    "datasets",
+    "read_database",
+    "roi_mask",
+    "seed",
+    "to_netcdf",
+    "to_nifti",
+    "map_names",
+    "Grid",
+    "mni152_2mm",
+    "XcoactError",
+    "DatabaseError",
+    "DatabaseFileNotFoundError",
+    "OutputError",
+    "ParameterError",
+    "RoiError",
+    "SelectionError",
+]

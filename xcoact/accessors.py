@@ -1,0 +1,54 @@
+"""The ``.coact`` accessor: a thin door onto the public functions.
+
+``act.coact.seed(...)`` is :func:`xcoact.seed` with ``act`` filled in; each
+method delegates in one line, so there is one code path to document and test.
+"""
+
+from __future__ import annotations
+
+import os
+
+import xarray as xr
+
+from . import coact as _coact
+from . import export as _export
+
+__all__ = ["CoactDataArrayAccessor", "CoactDatasetAccessor"]
+
+
+@xr.register_dataarray_accessor("coact")
+class CoactDataArrayAccessor:
+    """``.coact`` on the activation cube ``(study, x, y, z)``."""
+
+    def __init__(self, obj: xr.DataArray):
+        self._obj = obj
+
+    def seed(self, seed, threshold: float | int = 0.0, *, r: float = 6.0, q: float = 0.01, prior: float = 0.5) -> xr.Dataset:
+        """Coactivation maps of a seed; see :func:`xcoact.seed`."""
+        return _coact.seed(self._obj, seed, threshold, r=r, q=q, prior=prior)
+
+    def coactivation(self, seed, threshold: float | int = 0.0, *, outroot, r: float = 6.0, q: float = 0.01,
+                     prior: float = 0.5, overwrite: bool = False) -> xr.Dataset:
+        """Compute and write a seed's maps; see :func:`xcoact.coactivation`."""
+        return _coact.coactivation(self._obj, seed, threshold, outroot=outroot, r=r, q=q, prior=prior, overwrite=overwrite)
+
+
+@xr.register_dataset_accessor("coact")
+class CoactDatasetAccessor:
+    """``.coact`` on a result Dataset of coactivation maps."""
+
+    def __init__(self, obj: xr.Dataset):
+        self._obj = obj
+
+    @property
+    def maps(self) -> list[str]:
+        """Names of the map variables."""
+        return _export.map_variables(self._obj)
+
+    def to_nifti(self, outroot: str | os.PathLike, *, names=None, overwrite: bool = False, compute: bool = True):
+        """Write ``{outroot}_{name}.nii.gz`` per map; see :func:`xcoact.export.to_nifti`."""
+        return _export.to_nifti(self._obj, outroot, names=names, overwrite=overwrite, compute=compute)
+
+    def to_netcdf(self, path: str | os.PathLike, *, overwrite: bool = False) -> str:
+        """Write the whole Dataset to netCDF atomically; see :func:`xcoact.export.to_netcdf`."""
+        return _export.to_netcdf(self._obj, path, overwrite=overwrite)

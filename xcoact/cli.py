@@ -1,0 +1,132 @@
+"""Command line: ``xcoact coactivation --seed ... --threshold ... --outroot ...``.
+
+Parses arguments, calls the public functions, reports; nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+import warnings
+
+from ._version import __version__
+
+_COORD = re.compile(r"^\s*-?\d+(\.\d*)?\s*,\s*-?\d+(\.\d*)?\s*,\s*-?\d+(\.\d*)?\s*$")
+
+
+def _get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xcoact",
+        description="Meta-analytic coactivation maps (Neurosynth-exact) from a coordinate database.",
+    )
+    parser.add_argument("--version", action="version", version=f"xcoact {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    co = sub.add_parser(
+        "coactivation",
+        help="maps of the studies that activate a seed vs all other studies",
+        description=(
+            "Select the studies whose activation covers more than THRESHOLD of the seed, compare them voxel by "
+            "voxel with all other studies, and write the nine maps as {outroot}_{name}.nii.gz."
+        ),
+    )
+    co.add_argument("--seed", action="append", required=True, metavar="ROI.nii.gz|X,Y,Z",
+                    help="an ROI image, or MNI coordinates x,y,z (repeat for several; all form one seed)")
+    co.add_argument("--threshold", default="0.0",
+                    help="proportion of the seed a study must exceed (e.g. 0.1), or an integer voxel count (default 0.0)")
+    co.add_argument("--r", type=float, default=6.0, help="sphere radius in mm for coordinate seeds (default 6)")
+    co.add_argument("--outroot", required=True, help="output prefix: files are {outroot}_{name}.nii.gz")
+    co.add_argument("--database", default=None,
+                    help="coordinate database (Neurosynth, v7, Sleuth or NiMARE JSON); the bundled 100-study sample if omitted")
+    co.add_argument("--kernel-r", type=float, default=6.0, help="radius in mm of each peak's sphere in the database (default 6)")
+    co.add_argument("--q", type=float, default=0.01, help="FDR rate (default 0.01)")
+    co.add_argument("--prior", type=float, default=0.5, help="uniform prior for the *_given_pF maps (default 0.5)")
+    co.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    co.add_argument("--netcdf", default=None, metavar="PATH", help="also write every map and the provenance to this netCDF file")
+    return parser
+
+
+def _rejoin_negative_coords(argv: list[str]) -> list[str]:
+    # argparse reads "--seed -40,20,28" as two options; glue such values to their flag.
+    out: list[str] = []
+    it = iter(range(len(argv)))
+    for i in it:
+        if argv[i] == "--seed" and i + 1 < len(argv) and argv[i + 1].startswith("-") and _COORD.match(argv[i + 1]):
+            out.append(f"--seed={argv[i + 1]}")
+            next(it, None)
+        else:
+            out.append(argv[i])
+    return out
+
+
+def _parse_threshold(text: str):
+    from .errors import ParameterError
+
+    try:
+        return int(text) if re.fullmatch(r"\s*\d+\s*", text) else float(text)
+    except ValueError:
+        raise ParameterError(f"--threshold {text!r} is not a number; expected a proportion like 0.1 or a voxel count like 5.") from None
+
+
+def _parse_seed(values: list[str]):
+    from .errors import ParameterError
+
+    coords = [v for v in values if _COORD.match(v)]
+    if coords and len(coords) != len(values):
+        raise ParameterError(f"--seed mixes coordinates and images ({values}); give either x,y,z coordinates or one ROI image.")
+    if coords:
+        return [[float(c) for c in v.split(",")] for v in coords]
+    if len(values) > 1:
+        raise ParameterError(f"--seed was given {len(values)} images; give one ROI image (all its voxels > 0 form the seed).")
+    if "," in values[0] and not values[0].endswith((".nii", ".nii.gz")):
+        raise ParameterError(f"--seed {values[0]!r} is neither an image path nor x,y,z coordinates (three numbers, e.g. 0,20,28).")
+    return values[0]
+
+
+def _coactivation(args) -> int:
+    from . import activations, coactivation, datasets, read_database, to_netcdf
+
+    database = args.database or datasets.sample_database_path()
+    threshold = _parse_threshold(args.threshold)
+    seed = _parse_seed(args.seed)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        db = read_database(database)
+        act = activations(db, r=args.kernel_r)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    print(f"database: {database}{' (bundled sample)' if args.database is None else ''}")
+    print(f"studies in the database: {db.attrs['n_studies']} ({db.attrs['n_peaks']} peaks, kernel r = {args.kernel_r:g} mm)")
+    ds = coactivation(act, seed, threshold, outroot=args.outroot, r=args.r, q=args.q, prior=args.prior, overwrite=args.overwrite)
+    a = ds.attrs
+    print(f"seed: {a['seed']}")
+    print(f"ROI voxels (in the brain mask): {a['n_roi']}")
+    print(f"studies selected: {a['n_selected']} of {a['n_studies']} (overlap > {a['threshold']} as a {a['threshold_kind']})")
+    if args.netcdf:
+        to_netcdf(ds, args.netcdf, overwrite=args.overwrite)
+        a["files"].append(args.netcdf)
+    print(f"files written ({len(a['files'])}):")
+    for f in a["files"]:
+        print(f"  {f}")
+    print(f"done in {time.perf_counter() - t0:.2f} s")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``xcoact`` command; returns the exit status."""
+    from .errors import XcoactError
+
+    args = _get_parser().parse_args(_rejoin_negative_coords(list(sys.argv[1:] if argv is None else argv)))
+    try:
+        if args.command == "coactivation":
+            return _coactivation(args)
+    except XcoactError as err:
+        print(f"xcoact: error: {err}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

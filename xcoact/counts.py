@@ -1,0 +1,120 @@
+"""Grouped counts over ``study``: ROI overlap per study, active studies per voxel.
+
+Two routes give identical integers:
+
+* the sparse route, for an untouched cube built by :func:`xcoact.activations`:
+  per study chunk, the sorted in-mask voxel numbers of each study (CSR); a
+  count is a ``bincount`` per chunk, summed over chunks (a sum tree in Dask);
+* the dense route, for any boolean ``(study, x, y, z)`` DataArray: xarray
+  reductions chunk by chunk.
+
+The per-voxel totals over all studies do not depend on the seed; the sparse
+route computes them once per cube and reuses them.
+"""
+
+from __future__ import annotations
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from .kernels import ActivationSource
+from .space import Grid
+
+__all__ = ["overlap_counts", "selected_counts", "study_rows"]
+
+
+def study_rows(indptr: np.ndarray) -> np.ndarray:
+    """Row number of each stored entry of a CSR matrix."""
+    return np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+
+
+def _chunk_overlap(source: ActivationSource, chunk: int, roi_flags: np.ndarray) -> np.ndarray:
+    indptr, indices = source.rows(chunk)
+    hit = roi_flags[indices]
+    return np.bincount(study_rows(indptr)[hit], minlength=len(indptr) - 1)
+
+
+def _chunk_selected(source: ActivationSource, chunk: int, selected: np.ndarray) -> np.ndarray:
+    indptr, indices = source.rows(chunk)
+    s0, s1 = source.chunk_bounds[chunk]
+    keep = selected[s0:s1][study_rows(indptr)]
+    return np.bincount(indices[keep], minlength=source.grid.n_mask)
+
+
+def _sum(parts):
+    out = parts[0].astype(np.int64)
+    for p in parts[1:]:
+        out = out + p
+    return out
+
+
+def _store_totals(source: ActivationSource, totals: np.ndarray) -> np.ndarray:
+    source._totals = totals
+    return totals
+
+
+def overlap_counts(act: xr.DataArray, roi: xr.DataArray, grid: Grid) -> np.ndarray:
+    """ROI voxels active in each study (computed now; cheap).
+
+    Parameters
+    ----------
+    act : xarray.DataArray
+        The cube ``(study, x, y, z)``.
+    roi : xarray.DataArray
+        bool ``(x, y, z)`` on the cube's labels.
+    grid : Grid
+
+    Returns
+    -------
+    (n_studies,) int64 array
+    """
+    source = ActivationSource.lookup(act.data)
+    if source is not None:
+        flags = roi.transpose("x", "y", "z").values.ravel()[grid.mask_flat]
+        parts = [dask.delayed(_chunk_overlap)(source, c, flags) for c in range(len(source.chunk_bounds))]
+        return np.concatenate(dask.compute(*parts)).astype(np.int64)
+    # Dense route: only the ROI's bounding box of the cube is computed.
+    where = np.nonzero(roi.transpose("x", "y", "z").values)
+    box = {d: slice(int(w.min()), int(w.max()) + 1) for d, w in zip("xyz", where)}
+    sub = act.isel(box) & roi.isel(box).values
+    return np.asarray(sub.sum(("x", "y", "z")).transpose("study").values, dtype=np.int64)
+
+
+def selected_counts(act: xr.DataArray, selected: np.ndarray, grid: Grid) -> tuple[da.Array, da.Array]:
+    """Lazy per-voxel counts of active selected studies and of all studies.
+
+    Parameters
+    ----------
+    act : xarray.DataArray
+    selected : (n_studies,) bool array
+    grid : Grid
+
+    Returns
+    -------
+    a, total : (n_mask,) int64 dask arrays over the in-mask voxels
+    """
+    m = grid.n_mask
+    source = ActivationSource.lookup(act.data)
+    if source is not None:
+        chunks = range(len(source.chunk_bounds))
+        a = dask.delayed(_sum)([dask.delayed(_chunk_selected)(source, c, selected) for c in chunks])
+        if source._totals is not None:
+            total = source._totals
+        else:
+            total = dask.delayed(_store_totals)(
+                source, dask.delayed(_sum)([dask.delayed(source.totals_of)(c) for c in chunks])
+            )
+        return (
+            da.from_delayed(a, (m,), dtype=np.int64),
+            total if isinstance(total, np.ndarray) else da.from_delayed(total, (m,), dtype=np.int64),
+        )
+    act = act.transpose("study", "x", "y", "z")
+    if not isinstance(act.data, da.Array):
+        act = act.chunk()
+    sel = np.flatnonzero(np.asarray(selected, dtype=bool))
+    # Sum over studies block by block; only the (x, y, z) result is ever whole.
+    a = act.isel(study=sel).astype(np.int64).sum("study").data
+    total = act.astype(np.int64).sum("study").data
+    return a.reshape(-1)[grid.mask_flat], total.reshape(-1)[grid.mask_flat]

@@ -1,0 +1,85 @@
+"""NiMARE dataset JSON: ``{study: {"contrasts": {contrast: {"coords": {...}}}}}``.
+
+Each contrast is one study with id ``"{study}-{contrast}"`` (NiMARE's id);
+``coords`` holds ``space`` and equal-length ``x``, ``y``, ``z`` lists.
+Contrasts without coordinates are left out with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+
+from ..errors import DatabaseError
+from ..table import make_table
+from ..warnings import EmptyStudyWarning
+from ._text import read_text
+
+
+def _fail(path: str, where: list[str], found: str, expected: str):
+    loc = " -> ".join(where) if where else "top level"
+    raise DatabaseError(f"{path}: at {loc}: found {found}; expected {expected} (NiMARE dataset JSON schema).")
+
+
+def read_nimare_json(path: str):
+    """Read a NiMARE dataset JSON file (see the module docstring)."""
+    text = read_text(path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DatabaseError(f"{path}, line {err.lineno}: not valid JSON ({err.msg}).") from err
+    if not isinstance(data, dict):
+        _fail(path, [], type(data).__name__, "an object mapping study ids to studies")
+    ids, xs, ys, zs, spaces = [], [], [], [], []
+    empty = []
+    for study, body in data.items():
+        if not isinstance(body, dict) or not isinstance(body.get("contrasts"), dict):
+            _fail(path, [study], repr(body)[:60], 'an object with a "contrasts" object')
+        for contrast, cbody in body["contrasts"].items():
+            where = [study, "contrasts", contrast]
+            if not isinstance(cbody, dict):
+                _fail(path, where, repr(cbody)[:60], "an object")
+            coords = cbody.get("coords")
+            if coords is None:
+                empty.append(f"{study}-{contrast}")
+                continue
+            if not isinstance(coords, dict):
+                _fail(path, where + ["coords"], repr(coords)[:60], 'an object with "space", "x", "y", "z"')
+            cols = []
+            for axis in ("x", "y", "z"):
+                vals = coords.get(axis)
+                if not isinstance(vals, list):
+                    _fail(path, where + ["coords", axis], repr(vals)[:60], "a list of numbers")
+                try:
+                    arr = np.array(vals, dtype=float)
+                except (TypeError, ValueError):
+                    _fail(path, where + ["coords", axis], repr(vals)[:60], "a list of numbers")
+                if not np.isfinite(arr).all():
+                    _fail(path, where + ["coords", axis], "a NaN or infinite value", "finite numbers in mm")
+                cols.append(arr)
+            if not (len(cols[0]) == len(cols[1]) == len(cols[2])):
+                _fail(path, where + ["coords"], f"x, y, z of lengths {[len(c) for c in cols]}", "lists of equal length")
+            if len(cols[0]) == 0:
+                empty.append(f"{study}-{contrast}")
+                continue
+            space = coords.get("space")
+            if not isinstance(space, str):
+                _fail(path, where + ["coords", "space"], repr(space), 'a space label such as "MNI" or "TAL"')
+            ids += [f"{study}-{contrast}"] * len(cols[0])
+            xs.append(cols[0])
+            ys.append(cols[1])
+            zs.append(cols[2])
+            spaces += [space] * len(cols[0])
+    if empty:
+        warnings.warn(
+            f"{path}: {len(empty)} contrast(s) without coordinates were left out: {empty[:5]}",
+            EmptyStudyWarning,
+            stacklevel=3,
+        )
+    if not ids:
+        raise DatabaseError(f"{path}: no contrast has coordinates; expected at least one 'coords' with x, y, z lists.")
+    return make_table(
+        ids, np.concatenate(xs), np.concatenate(ys), np.concatenate(zs), spaces, database=path, fmt="nimare-json"
+    )

@@ -1,0 +1,225 @@
+"""Seeds -> boolean ROI masks on the cube's x/y/z coordinate labels.
+
+A seed may be a NIfTI path, a nibabel image, a DataArray with ``x, y, z``
+dims, or MNI coordinates grown into spheres.  Images are aligned to the cube
+by coordinate *labels* (mm at voxel centres), so an ROI stored RAS (x
+ascending) and the same ROI stored LAS give the same mask.  An image on
+another grid is resampled by nearest neighbour (with a warning).  The ROI is
+every voxel with value > 0 (NaN ignored), restricted to the brain mask.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from typing import Union
+
+import numpy as np
+import xarray as xr
+
+from .errors import DatabaseFileNotFoundError, ParameterError, RoiError
+from .kernels import check_radius, sphere_offsets
+from .space import LABEL_ATOL, Grid, affine_from_coords, axis_labels
+from .warnings import ResampleWarning
+
+__all__ = ["roi_mask", "image_to_dataarray", "grid_of", "Seed", "describe_seed"]
+
+Seed = Union[str, os.PathLike, "nibabel.spatialimages.SpatialImage", xr.DataArray, list, tuple, np.ndarray]
+
+
+def grid_of(cube: xr.DataArray) -> Grid:
+    """The grid (affine from the x/y/z labels, and the brain mask) of a cube."""
+    affine = affine_from_coords(cube["x"].values, cube["y"].values, cube["z"].values)
+    shape = (cube.sizes["x"], cube.sizes["y"], cube.sizes["z"])
+    mask = cube["brain_mask"].transpose("x", "y", "z").values if "brain_mask" in cube.coords else None
+    return Grid(shape, affine, mask)
+
+
+def _load_image(path):
+    import nibabel as nib
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise DatabaseFileNotFoundError(f"{path}: no such ROI image. Pass a NIfTI file (.nii or .nii.gz), e.g. 'my_roi_mask.nii.gz'.")
+    try:
+        img = nib.load(path)
+        img.get_fdata  # noqa: B018  (proxies load lazily; touch the header now)
+    except Exception as err:  # nibabel raises many kinds for bad files
+        raise RoiError(f"{path}: could not be read as a NIfTI image ({type(err).__name__}: {err}).") from err
+    return img, path
+
+
+def image_to_dataarray(img, name: str = "image") -> xr.DataArray:
+    """A 3-D nibabel image as a DataArray with x, y, z labels from its affine.
+
+    Parameters
+    ----------
+    img : nibabel SpatialImage
+        3-D (trailing singleton dimensions are dropped), real-valued.
+    name : str
+        Used in messages.
+
+    Returns
+    -------
+    xarray.DataArray
+        dims ``(x, y, z)``, float64 values, coordinates in mm.
+    """
+    try:
+        data = np.asarray(img.dataobj)
+    except Exception as err:
+        raise RoiError(f"{name}: the image data could not be read ({type(err).__name__}: {err}); the file may be truncated.") from err
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise RoiError(f"{name}: image has shape {data.shape}; expected a 3-D ROI (one volume). Select one volume first.")
+    if np.iscomplexobj(data):
+        raise RoiError(f"{name}: image is complex-valued; expected real values (voxels > 0 form the ROI).")
+    try:
+        x, y, z = axis_labels(img.affine, data.shape)
+    except RoiError as err:
+        raise RoiError(f"{name}: {err}") from None
+    return xr.DataArray(data.astype(np.float64), dims=("x", "y", "z"), coords={"x": x, "y": y, "z": z}, name=name)
+
+
+def _same_labels(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.size == b.size and np.allclose(np.sort(a), np.sort(b), atol=LABEL_ATOL, rtol=0)
+
+
+def _align(values: xr.DataArray, grid: Grid, name: str) -> np.ndarray:
+    """Bring a bool (x, y, z) DataArray onto the grid by label; nearest neighbour if the grids differ."""
+    target = grid.coords()
+    if all(_same_labels(values[d].values, target[d]) for d in "xyz"):
+        out = values.reindex({d: target[d] for d in "xyz"}, method="nearest", tolerance=LABEL_ATOL)
+        return out.transpose("x", "y", "z").values.astype(bool)
+    steps = {d: float(np.abs(np.diff(values[d].values)).min()) if values.sizes[d] > 1 else np.inf for d in "xyz"}
+    warnings.warn(
+        f"{name}: ROI is on another grid (voxel {tuple(round(steps[d], 3) for d in 'xyz')} mm, shape "
+        f"{tuple(values.sizes[d] for d in 'xyz')}); resampled to the cube's {grid.shape} grid by nearest neighbour.",
+        ResampleWarning,
+        stacklevel=4,
+    )
+    values = values.sortby(["x", "y", "z"]).astype(np.int8)
+    # nearest neighbour along each axis, then blank cube voxels beyond the ROI's own extent
+    out = values.reindex({d: target[d] for d in "xyz"}, method="nearest")
+    vals = out.transpose("x", "y", "z").values.astype(bool)
+    for a, d in enumerate("xyz"):
+        src = values[d].values
+        half = steps[d] / 2 if np.isfinite(steps[d]) else 0.5
+        outside = (target[d] < src.min() - half) | (target[d] > src.max() + half)
+        idx = [slice(None)] * 3
+        idx[a] = outside
+        vals[tuple(idx)] = False
+    return vals
+
+
+def _coords_seed(coords, r, grid: Grid) -> np.ndarray:
+    xyz = np.asarray(coords, dtype=float)
+    if xyz.ndim == 1:
+        xyz = xyz[None]
+    if xyz.ndim != 2 or xyz.shape[1] != 3 or len(xyz) == 0:
+        raise ParameterError(f"seed coordinates have shape {np.shape(coords)}; expected [[x, y, z], ...] in MNI mm.")
+    if not np.isfinite(xyz).all():
+        raise ParameterError(f"seed coordinates {xyz.tolist()} contain NaN or infinity; expected finite MNI mm.")
+    r = check_radius(r)
+    ijk = grid.xyz_to_ijk(xyz)
+    outside = ~grid.in_box(ijk)
+    if outside.any():
+        lo = [float(min(c[0], c[-1])) for c in (grid.x, grid.y, grid.z)]
+        hi = [float(max(c[0], c[-1])) for c in (grid.x, grid.y, grid.z)]
+        raise ParameterError(
+            f"seed coordinate(s) {xyz[outside].tolist()} lie outside the grid; expected x in [{lo[0]}, {hi[0]}], "
+            f"y in [{lo[1]}, {hi[1]}], z in [{lo[2]}, {hi[2]}] mm (MNI)."
+        )
+    vox = (ijk[:, None, :] + sphere_offsets(r, grid.voxel_size)[None]).reshape(-1, 3)
+    vox = vox[grid.in_box(vox)]
+    mask = np.zeros(grid.shape, dtype=bool)
+    mask[vox[:, 0], vox[:, 1], vox[:, 2]] = True
+    return mask
+
+
+def _is_coords(seed) -> bool:
+    if isinstance(seed, (list, tuple, np.ndarray)) and not isinstance(seed, xr.DataArray):
+        try:
+            arr = np.asarray(seed, dtype=float)
+        except (TypeError, ValueError):
+            return False
+        return arr.ndim in (1, 2) and arr.shape[-1] == 3
+    return False
+
+
+def describe_seed(seed, r=None) -> str:
+    """A short JSON-able description of a seed for provenance."""
+    if _is_coords(seed):
+        return json.dumps({"coordinates": np.atleast_2d(np.asarray(seed, dtype=float)).tolist(), "r": r})
+    if isinstance(seed, (str, os.PathLike)):
+        return os.fspath(seed)
+    if isinstance(seed, xr.DataArray):
+        return f"DataArray {seed.name!r}"
+    return type(seed).__name__
+
+
+def roi_mask(seed: Seed, grid: Grid, r: float | None = None) -> xr.DataArray:
+    """A seed as a boolean mask on the grid's x/y/z labels.
+
+    Parameters
+    ----------
+    seed : str, path-like, nibabel image, xarray.DataArray, or (n, 3) array-like
+        An ROI image (voxels > 0; several labels form one ROI, NaN ignored),
+        or MNI coordinates ``[[x, y, z], ...]`` grown into spheres of radius ``r``.
+    grid : Grid
+        The cube's grid; the ROI is restricted to its brain mask.
+    r : float, optional
+        Sphere radius (mm) for coordinate seeds; required for them.
+
+    Returns
+    -------
+    xarray.DataArray
+        bool, dims ``(x, y, z)`` with the grid's labels; attrs ``n_roi``.
+
+    Raises
+    ------
+    RoiError
+        The ROI has no voxel inside the brain mask, or the image is unusable
+        (not 3-D, complex, oblique, unreadable).
+    ParameterError
+        Bad coordinates or radius.
+    """
+    name = "seed"
+    if _is_coords(seed):
+        if r is None:
+            raise ParameterError("coordinate seeds need a radius: pass r=<mm>, e.g. r=10.")
+        mask = _coords_seed(seed, r, grid)
+        name = f"seed {np.atleast_2d(np.asarray(seed, dtype=float)).tolist()} (r={r} mm)"
+    else:
+        if isinstance(seed, (str, os.PathLike)):
+            img, name = _load_image(seed)
+            values = image_to_dataarray(img, name)
+        elif isinstance(seed, xr.DataArray):
+            name = f"DataArray {seed.name!r}" if seed.name is not None else "seed DataArray"
+            missing = {"x", "y", "z"} - set(seed.dims)
+            if missing or seed.ndim != 3:
+                raise RoiError(f"{name}: dims {seed.dims}; expected exactly ('x', 'y', 'z') with mm coordinate labels.")
+            values = seed
+        elif hasattr(seed, "affine") and hasattr(seed, "dataobj"):
+            name = f"image {getattr(seed, 'get_filename', lambda: None)() or type(seed).__name__}"
+            values = image_to_dataarray(seed, name)
+        else:
+            raise ParameterError(
+                f"seed of type {type(seed).__name__} is not understood; expected a NIfTI path, a nibabel image, "
+                "a DataArray with x/y/z dims, or coordinates [[x, y, z], ...] with r."
+            )
+        if np.iscomplexobj(values.values):
+            raise RoiError(f"{name}: values are complex; expected real values (voxels > 0 form the ROI).")
+        positive = values > 0 if values.dtype != bool else values
+        mask = _align(positive.fillna(False).astype(bool), grid, name)
+    mask &= grid.mask
+    n_roi = int(mask.sum())
+    if n_roi == 0:
+        raise RoiError(
+            f"{name}: the ROI has no voxel inside the brain mask (voxels > 0 that fall in the "
+            f"{grid.n_mask}-voxel mask); check its values, its space (MNI) and its affine."
+        )
+    return xr.DataArray(
+        mask, dims=("x", "y", "z"), coords=grid.coords(), name="roi", attrs={"n_roi": n_roi, "seed": name}
+    )

@@ -1,0 +1,190 @@
+"""The voxel grid: shape, affine, brain mask and coordinate labels.
+
+A :class:`Grid` ties array indices to millimetres.  Affines point at voxel
+*centres* (NIfTI convention, no half-voxel shift), so voxel ``(i, j, k)`` of the
+default MNI152 2 mm grid has its centre at ``x = 90 - 2i, y = -126 + 2j,
+z = -72 + 2k`` (SPEC section 2).  In DataArrays those centres are the ``x``,
+``y`` and ``z`` coordinate labels, which is what lets two grids with flipped
+axes align by label.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from importlib import resources
+
+import numpy as np
+
+from .errors import ParameterError, RoiError
+
+__all__ = ["Grid", "mni152_2mm", "affine_from_coords", "axis_labels"]
+
+#: Tolerance (mm) under which two coordinate labels count as the same centre.
+LABEL_ATOL = 1e-4
+
+
+def axis_labels(affine: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """Voxel-centre coordinates (mm) along each axis of an axis-aligned affine.
+
+    Parameters
+    ----------
+    affine : (4, 4) array
+        Voxel-to-world affine; must not rotate or shear the axes.
+    shape : (3,) tuple of int
+
+    Returns
+    -------
+    x, y, z : tuple of 1-D float64 arrays
+    """
+    affine = np.asarray(affine, dtype=float)
+    lin = affine[:3, :3]
+    if not np.allclose(lin, np.diag(np.diag(lin)), atol=1e-6) or np.any(np.diag(lin) == 0):
+        raise RoiError(
+            f"the affine {np.array2string(affine, precision=4, separator=', ')} is oblique "
+            "(it rotates or shears the voxel axes); xcoact aligns images by x/y/z labels and "
+            "needs an axis-aligned affine. Reslice the image to the MNI152 grid first "
+            "(e.g. nilearn.image.resample_to_img)."
+        )
+    return tuple(affine[a, a] * np.arange(shape[a]) + affine[a, 3] for a in range(3))
+
+
+def affine_from_coords(x, y, z) -> np.ndarray:
+    """The axis-aligned affine whose voxel centres are the given labels.
+
+    Parameters
+    ----------
+    x, y, z : 1-D array-like
+        Evenly spaced voxel-centre coordinates (mm), ascending or descending.
+
+    Returns
+    -------
+    (4, 4) float64 array
+    """
+    affine = np.eye(4)
+    for a, (name, lab) in enumerate(zip("xyz", (x, y, z))):
+        lab = np.asarray(lab, dtype=float)
+        step = lab[1] - lab[0] if lab.size > 1 else 1.0
+        if lab.size > 1 and not np.allclose(np.diff(lab), step, atol=LABEL_ATOL):
+            raise ParameterError(
+                f"coordinate {name!r} is not evenly spaced (steps {np.unique(np.diff(lab))[:5]}); "
+                "a NIfTI image needs a regular grid. Select a contiguous block of the grid."
+            )
+        affine[a, a] = step
+        affine[a, 3] = lab[0]
+    return affine
+
+
+class Grid:
+    """A 3-D voxel grid with an axis-aligned affine and a brain mask.
+
+    Parameters
+    ----------
+    shape : (3,) tuple of int
+    affine : (4, 4) array
+        Voxel-to-MNI-mm affine pointing at voxel centres.
+    mask : (shape) bool array, optional
+        Brain mask; every voxel when omitted.
+    name : str
+        A short label used in provenance.
+    """
+
+    def __init__(self, shape, affine, mask=None, name: str = "custom"):
+        self.shape = tuple(int(s) for s in shape)
+        self.affine = np.array(affine, dtype=float)
+        self.x, self.y, self.z = axis_labels(self.affine, self.shape)
+        if mask is None:
+            mask = np.ones(self.shape, dtype=bool)
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != self.shape:
+            raise ParameterError(f"grid mask has shape {mask.shape}, expected {self.shape}")
+        self.mask = mask
+        self.mask.setflags(write=False)
+        self.name = name
+
+    @functools.cached_property
+    def voxel_size(self) -> np.ndarray:
+        """Absolute voxel edge lengths (mm) along x, y, z."""
+        return np.abs(np.diag(self.affine)[:3])
+
+    @functools.cached_property
+    def n_mask(self) -> int:
+        """Number of in-mask voxels."""
+        return int(self.mask.sum())
+
+    @functools.cached_property
+    def mask_index(self) -> np.ndarray:
+        """Lookup from flat (C-order) grid index to in-mask index, -1 outside the mask."""
+        lookup = np.full(int(np.prod(self.shape)), -1, dtype=np.int64)
+        flat = np.flatnonzero(self.mask)
+        lookup[flat] = np.arange(flat.size)
+        return lookup
+
+    @functools.cached_property
+    def mask_flat(self) -> np.ndarray:
+        """Flat (C-order) grid indices of the in-mask voxels, ascending."""
+        return np.flatnonzero(self.mask)
+
+    @functools.cached_property
+    def token(self) -> str:
+        """A content hash, used to name Dask tasks deterministically."""
+        h = hashlib.sha1()
+        h.update(repr(self.shape).encode())
+        h.update(self.affine.tobytes())
+        h.update(np.packbits(self.mask).tobytes())
+        return h.hexdigest()[:16]
+
+    def xyz_to_ijk(self, xyz) -> np.ndarray:
+        """Round mm coordinates to voxel indices (half to even, as numpy's ``round``).
+
+        Parameters
+        ----------
+        xyz : (n, 3) array-like of float
+
+        Returns
+        -------
+        (n, 3) int64 array
+            Indices may fall outside the grid; callers decide what that means.
+        """
+        xyz = np.asarray(xyz, dtype=float).reshape(-1, 3)
+        inv = np.linalg.inv(self.affine)
+        # Per axis, because the affine is diagonal: i = x / dx - x0 / dx, exactly
+        # the SPEC's i = round(-x/2 + 45) for the MNI152 2 mm grid.
+        ijk = np.empty(xyz.shape, dtype=float)
+        for a in range(3):
+            ijk[:, a] = xyz[:, a] * inv[a, a] + inv[a, 3]
+        return np.round(ijk).astype(np.int64)
+
+    def in_box(self, ijk: np.ndarray) -> np.ndarray:
+        """Whether each (i, j, k) row lies inside the grid's box."""
+        ijk = np.asarray(ijk)
+        return np.all((ijk >= 0) & (ijk < np.asarray(self.shape)), axis=-1)
+
+    def coords(self) -> dict[str, np.ndarray]:
+        """The x, y, z coordinate labels (mm at voxel centres)."""
+        return {"x": self.x, "y": self.y, "z": self.z}
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Grid) and self.token == other.token
+
+    def __hash__(self) -> int:
+        return hash(self.token)
+
+    def __repr__(self) -> str:
+        return f"<xcoact.Grid {self.name} shape={self.shape} voxel={tuple(self.voxel_size)} mm, {self.n_mask} in-mask voxels>"
+
+
+@functools.lru_cache(maxsize=1)
+def mni152_2mm() -> Grid:
+    """The default grid: MNI152 2 mm, 91 x 109 x 91, Neurosynth's brain mask.
+
+    The mask is every voxel > 0 of the bundled ``MNI152_T1_2mm_brain.nii.gz``
+    (228,453 voxels), the template Neurosynth 0.3.8 ships.
+    """
+    import nibabel as nib
+
+    path = resources.files("xcoact") / "data" / "MNI152_T1_2mm_brain.nii.gz"
+    with resources.as_file(path) as p:
+        img = nib.load(str(p))
+        data = np.asarray(img.dataobj)
+        return Grid(img.shape, img.affine, data > 0, name="MNI152 2mm")
