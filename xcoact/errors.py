@@ -13,6 +13,7 @@ __all__ = [
     "XcoactError",
     "DatabaseError",
     "DatabaseFileNotFoundError",
+    "DatabaseFileError",
     "RoiError",
     "ParameterError",
     "SelectionError",
@@ -30,6 +31,14 @@ class DatabaseError(XcoactError, ValueError):
 
 class DatabaseFileNotFoundError(XcoactError, FileNotFoundError):
     """A database, ROI or other input file does not exist."""
+
+
+class DatabaseFileError(DatabaseError, OSError):
+    """A database file exists but cannot be read: a directory, no permission, corrupt gzip.
+
+    Both a :class:`DatabaseError` (``ValueError``) and an ``OSError``, as
+    ``open()`` itself would raise ``IsADirectoryError`` / ``PermissionError``.
+    """
 
 
 class RoiError(XcoactError, ValueError):

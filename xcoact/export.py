@@ -7,7 +7,8 @@ into place, so a failure leaves no partial file and any earlier file intact.
 from __future__ import annotations
 
 import os
-import tempfile
+import shutil
+import uuid
 from collections.abc import Sequence
 
 import dask
@@ -41,17 +42,31 @@ def _check_target_dir(path: str) -> str:
 
 
 def atomic_path(path: str, suffix: str = ".part") -> str:
-    """A fresh temporary name in the target's directory (same filesystem, so rename is atomic)."""
+    """A fresh temporary name in the target's directory (same filesystem, so rename is atomic).
+
+    The file is created empty and exclusively, with mode ``0o666`` filtered by
+    the umask (not :func:`tempfile.mkstemp`'s ``0o600``, which the renamed
+    output would keep).
+    """
     folder = _check_target_dir(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=suffix, dir=folder)
-    os.close(fd)
-    return tmp
+    prefix = os.path.join(folder, "." + os.path.basename(path) + ".")
+    for _ in range(100):
+        tmp = f"{prefix}{uuid.uuid4().hex[:12]}{suffix}"
+        try:
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise OutputError(f"{folder}: could not create a temporary file beside {os.path.basename(path)}.")
 
 
 def _write_niftis(volumes: dict[str, np.ndarray], paths: dict[str, str], affine: np.ndarray) -> list[str]:
     import nibabel as nib
 
     temps: dict[str, str] = {}
+    backups: dict[str, str] = {}
+    placed: list[str] = []
     try:
         for name, vol in volumes.items():
             # the suffix tells nibabel to gzip
@@ -61,15 +76,28 @@ def _write_niftis(volumes: dict[str, np.ndarray], paths: dict[str, str], affine:
             img.header.set_data_dtype(np.float32)
             img.header.set_xyzt_units("mm")
             nib.save(img, tmp)
+        # keep a copy of each file about to be replaced, so a failed rename rolls back
+        for name in temps:
+            if os.path.exists(paths[name]):
+                backups[name] = atomic_path(paths[name], suffix=".bak")
+                shutil.copy2(paths[name], backups[name])
         for name, tmp in temps.items():
             os.replace(tmp, paths[name])
+            placed.append(name)
     except BaseException as err:
-        for tmp in temps.values():
+        for name in reversed(placed):
+            if name in backups:
+                os.replace(backups.pop(name), paths[name])
+            elif os.path.exists(paths[name]):
+                os.remove(paths[name])
+        for tmp in [*temps.values(), *backups.values()]:
             if os.path.exists(tmp):
                 os.remove(tmp)
         if isinstance(err, OSError) and not isinstance(err, OutputError):
             raise OutputError(f"writing NIfTI maps failed ({err}); nothing was written.") from err
         raise
+    for bak in backups.values():
+        os.remove(bak)
     return [paths[n] for n in volumes]
 
 

@@ -82,15 +82,27 @@ def image_to_dataarray(img, name: str = "image") -> xr.DataArray:
     return xr.DataArray(data.astype(np.float64), dims=("x", "y", "z"), coords={"x": x, "y": y, "z": z}, name=name)
 
 
-def _same_labels(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.size == b.size and np.allclose(np.sort(a), np.sort(b), atol=LABEL_ATOL, rtol=0)
+def _on_lattice(labels: np.ndarray, axis: int, grid: Grid) -> bool:
+    """Whether labels are voxel centres of the grid's lattice along an axis, at its spacing.
+
+    True for the grid itself, for a crop of it and for a larger field of view
+    on the same voxel centres: those align by label, with no resampling.
+    """
+    step = float(grid.voxel_size[axis])
+    if labels.size > 1 and not np.allclose(np.abs(np.diff(labels)), step, atol=LABEL_ATOL, rtol=0):
+        return False
+    k = (labels - grid.affine[axis, 3]) / step
+    return bool(np.allclose(k, np.round(k), atol=LABEL_ATOL / step, rtol=0))
 
 
 def _align(values: xr.DataArray, grid: Grid, name: str) -> np.ndarray:
     """Bring a bool (x, y, z) DataArray onto the grid by label; nearest neighbour if the grids differ."""
     target = grid.coords()
-    if all(_same_labels(values[d].values, target[d]) for d in "xyz"):
-        out = values.reindex({d: target[d] for d in "xyz"}, method="nearest", tolerance=LABEL_ATOL)
+    if all(_on_lattice(values[d].values, a, grid) for a, d in enumerate("xyz")):
+        # same voxel centres (maybe another field of view): match labels, False where the ROI has none
+        out = values.sortby(["x", "y", "z"]).reindex(
+            {d: target[d] for d in "xyz"}, method="nearest", tolerance=LABEL_ATOL, fill_value=False
+        )
         return out.transpose("x", "y", "z").values.astype(bool)
     steps = {d: float(np.abs(np.diff(values[d].values)).min()) if values.sizes[d] > 1 else np.inf for d in "xyz"}
     warnings.warn(

@@ -24,8 +24,9 @@ def check_threshold(threshold) -> float | int:
     count >= 0 (Neurosynth 0.3.8 distinguishes the two by type).
     """
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):
+        kind = " (a bool, which would silently count as 0 or 1 voxel)" if isinstance(threshold, (bool, np.bool_)) else ""
         raise ParameterError(
-            f"threshold={threshold!r} is not a number; expected a proportion of ROI voxels in [0, 1] "
+            f"threshold={threshold!r} is not a number{kind}; expected a proportion of ROI voxels in [0, 1] "
             "(a float, e.g. 0.1) or a voxel count >= 0 (an int, e.g. 5)."
         )
     if isinstance(threshold, (int, np.integer)):
@@ -34,8 +35,9 @@ def check_threshold(threshold) -> float | int:
         return int(threshold)
     t = float(threshold)
     if not math.isfinite(t) or t < 0 or t > 1:
+        what = "is NaN or infinite, not a number in" if not math.isfinite(t) else "is outside"
         raise ParameterError(
-            f"threshold={threshold!r} is outside [0, 1]; a float threshold is the proportion of ROI voxels a study "
+            f"threshold={threshold!r} {what} [0, 1]; a float threshold is the proportion of ROI voxels a study "
             "must cover (e.g. 0.1). For an absolute voxel count pass an int (e.g. threshold=5)."
         )
     return t
@@ -74,6 +76,11 @@ def select_studies(overlap: np.ndarray, n_roi: int, threshold, *, seed_name: str
     k = int(selected.sum())
     if k == 0:
         best = int(overlap.max()) if n else 0
+        if best == 0:
+            raise SelectionError(
+                f"no study selected for {seed_name}: none of the {n} studies has an active voxel in its {n_roi} ROI "
+                f"voxels (largest overlap 0), so no threshold can select one. Use a larger or different ROI."
+            )
         raise SelectionError(
             f"no study selected for {seed_name}: the largest overlap any of the {n} studies reached is "
             f"{best} of {n_roi} ROI voxels ({best / n_roi:.4g}), and threshold={threshold!r} needs more than "
@@ -82,6 +89,12 @@ def select_studies(overlap: np.ndarray, n_roi: int, threshold, *, seed_name: str
         )
     if k == n:
         worst = int(overlap.min())
+        if worst == int(overlap.max()):
+            raise SelectionError(
+                f"every one of the {n} studies was selected for {seed_name}: each covers the same {worst} of "
+                f"{n_roi} ROI voxels, so no threshold can separate selected from unselected studies. Use a "
+                "different ROI, or a database whose studies differ there."
+            )
         raise SelectionError(
             f"every one of the {n} studies was selected for {seed_name} (the smallest overlap is {worst} of "
             f"{n_roi} ROI voxels), so there are no unselected studies to compare with. Raise the threshold "

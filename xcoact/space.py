@@ -164,6 +164,14 @@ class Grid:
         """The x, y, z coordinate labels (mm at voxel centres)."""
         return {"x": self.x, "y": self.y, "z": self.z}
 
+    # Shipped to Dask workers: send the definition, not the cached lookups (they rebuild on demand).
+    def __getstate__(self):
+        return {"shape": self.shape, "affine": self.affine, "mask": np.packbits(self.mask), "name": self.name}
+
+    def __setstate__(self, state):
+        mask = np.unpackbits(state["mask"], count=int(np.prod(state["shape"]))).reshape(state["shape"]).astype(bool)
+        self.__init__(state["shape"], state["affine"], mask, state["name"])
+
     def __eq__(self, other) -> bool:
         return isinstance(other, Grid) and self.token == other.token
 

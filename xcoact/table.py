@@ -117,7 +117,18 @@ def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None) -> x
     DatabaseError
         A coordinate is NaN or infinite, or the table is empty.
     """
-    xyz = np.column_stack([np.asarray(c, dtype=float) for c in (x, y, z)])
+    columns = {"ids": ids, "x": x, "y": y, "z": z, "space": space}
+    if lines is not None:
+        columns["lines"] = lines
+    lengths = {k: len(v) if hasattr(v, "__len__") and not isinstance(v, str) else 1 for k, v in columns.items()}
+    if len(set(lengths.values())) > 1:
+        raise DatabaseError(
+            f"{database}: columns of different lengths {lengths}; expected one value per peak in each of them."
+        )
+    try:
+        xyz = np.column_stack([np.atleast_1d(np.asarray(c, dtype=float)) for c in (x, y, z)])
+    except (TypeError, ValueError) as err:
+        raise DatabaseError(f"{database}: x, y and z must be numbers in mm ({err}).") from err
     n = len(xyz)
     lines = np.zeros(n, dtype=np.int64) if lines is None else np.asarray(lines, dtype=np.int64)
     if n == 0:
@@ -128,6 +139,8 @@ def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None) -> x
     bad = ~np.isfinite(xyz).all(axis=1)
     if bad.any():
         where = ", ".join(f"line {ln}" if ln else f"row {r}" for r, ln in zip(np.flatnonzero(bad)[:10], lines[bad][:10]))
+        if bad.sum() > 10:
+            where += f", and {int(bad.sum()) - 10} more"
         raise DatabaseError(
             f"{database}: {int(bad.sum())} peak(s) have a NaN or infinite coordinate ({where}); "
             "x, y and z must be finite numbers in mm. Fix or delete those rows."

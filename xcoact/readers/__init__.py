@@ -10,7 +10,7 @@ import os
 from typing import Literal
 
 from ..errors import ParameterError
-from ._text import check_file
+from ._text import GZIP_ERRORS, check_file
 from .neurosynth import read_neurosynth, read_neurosynth_v7
 from .nimare import read_nimare_json
 from .sleuth import read_sleuth
@@ -34,22 +34,23 @@ def _head(path: str, n: int = 2048) -> bytes:
         try:
             with gzip.open(path, "rb") as fh:
                 raw = fh.read(n)
-        except (OSError, EOFError):
-            return raw
+        except GZIP_ERRORS:
+            return raw  # the reader's read_text names the corrupt file
     return raw
 
 
 def sniff_format(path) -> Format:
     """Guess a database file's format from its first bytes.
 
-    JSON objects are NiMARE datasets; a first line starting with ``//`` is
+    JSON (an object, or a stray array whose reader then names the schema
+    error) is a NiMARE dataset; a first line starting with ``//`` is
     Sleuth; a tab-separated header with ``table_id`` or ``peak_id`` is the v7
     split release; anything else is read as a Neurosynth ``database.txt``
     (whose reader then names what is missing).
     """
     path = check_file(path)
     head = _head(path).lstrip(b"\xef\xbb\xbf").lstrip()
-    if head.startswith(b"{"):
+    if head.startswith((b"{", b"[")):
         return "nimare-json"
     if head.startswith(b"//"):
         return "sleuth"

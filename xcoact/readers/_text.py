@@ -6,11 +6,17 @@ import gzip
 import io
 import os
 import re
+import zlib
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DatabaseError, DatabaseFileNotFoundError
+from ..errors import DatabaseError, DatabaseFileError, DatabaseFileNotFoundError
+
+#: What gzip.decompress raises for truncated or corrupt data: BadGzipFile
+#: (an OSError) for a bad header, EOFError when truncated, zlib.error for a
+#: corrupt deflate stream.
+GZIP_ERRORS = (OSError, EOFError, zlib.error)
 
 _BINARY_CHARS = set(range(0, 9)) | {11, 12} | set(range(14, 32))
 
@@ -24,9 +30,9 @@ def check_file(path) -> str:
             "coordinates .tsv.gz, a Sleuth text file or a NiMARE dataset .json."
         )
     if os.path.isdir(path):
-        raise DatabaseError(f"{path}: is a directory; expected a database file inside it.")
+        raise DatabaseFileError(f"{path}: is a directory; expected a database file, e.g. {os.path.join(path, 'database.txt')!r}.")
     if not os.access(path, os.R_OK):
-        raise DatabaseError(f"{path}: not readable (permission denied).")
+        raise DatabaseFileError(f"{path}: not readable (permission denied); give yourself read access (chmod u+r) or copy the file.")
     return path
 
 
@@ -37,15 +43,22 @@ def read_text(path: str) -> str:
             raw = fh.read()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
-    except (OSError, EOFError) as err:
-        raise DatabaseError(f"{path}: could not be read or decompressed ({err}).") from err
+    except GZIP_ERRORS as err:
+        raise DatabaseFileError(
+            f"{path}: could not be read or decompressed ({'zlib.error' if isinstance(err, zlib.error) else type(err).__name__}: "
+            f"{err}); the file may be truncated "
+            "or corrupt. Download it again, or check it with 'gzip -t'."
+        ) from err
     if not raw.strip():
-        raise DatabaseError(f"{path}: the file is empty; expected a coordinate database.")
+        raise DatabaseError(
+            f"{path}: the file is empty; expected a coordinate database (e.g. a tab-separated header "
+            "'id x y z space' and one row per peak). Check that the download or export finished."
+        )
     head = raw[:4096]
     if b"\x00" in head or sum(b in _BINARY_CHARS for b in head) > len(head) // 20:
         raise DatabaseError(
             f"{path}: looks like binary data, not a text database. Expected a tab-separated "
-            "table, a Sleuth text file or JSON."
+            "table, a Sleuth text file or JSON (plain or gzip-compressed)."
         )
     try:
         text = raw.decode("utf-8-sig")
@@ -109,22 +122,30 @@ def parse_tsv(path: str, text: str, required: tuple[str, ...], fmt: str) -> tupl
 
 
 def parse_numbers(path: str, cols: dict, names: tuple[str, ...], lines: np.ndarray) -> list[np.ndarray]:
-    """Convert columns to float64, reporting every non-numeric or non-finite cell at once."""
+    """Convert columns to float64, reporting every non-numeric or non-finite cell at once.
+
+    The message counts every bad row and value and names the first ten by
+    line and column.
+    """
     out = []
     problems = []
+    n_values = 0
+    bad_rows = np.zeros(len(lines), dtype=bool)
     for name in names:
         values = pd.to_numeric(pd.Series(cols[name]), errors="coerce").to_numpy(dtype=float)
         bad = ~np.isfinite(values)
-        for row in np.flatnonzero(bad)[:20]:
-            problems.append((int(lines[row]), name, cols[name][row]))
+        n_values += int(bad.sum())
+        bad_rows |= bad
+        for row in np.flatnonzero(bad)[:10]:
+            problems.append((int(lines[row]), names.index(name), name, cols[name][row]))
         out.append(values)
     if problems:
         problems.sort()
-        n_bad = len(problems)
-        shown = "; ".join(f"line {ln} column {c}: {v!r}" for ln, c, v in problems[:10])
-        more = f" (and more; first {min(n_bad, 10)} shown)" if n_bad > 10 else ""
+        n_rows = int(bad_rows.sum())
+        shown = "; ".join(f"line {ln} column {c}: {v!r}" if v else f"line {ln} column {c}: empty" for ln, _, c, v in problems[:10])
+        more = f"; and {n_values - 10} more value(s) not shown" if n_values > 10 else ""
         raise DatabaseError(
-            f"{path}: non-numeric, NaN or infinite coordinate(s) - {shown}{more}. "
+            f"{path}: {n_rows} row(s) with a non-numeric, NaN or infinite coordinate - {shown}{more}. "
             "x, y and z must be finite numbers in mm; fix or delete those rows."
         )
     return out

@@ -29,7 +29,11 @@ def read_nimare_json(path: str):
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise DatabaseError(f"{path}, line {err.lineno}: not valid JSON ({err.msg}).") from err
+        raise DatabaseError(
+            f"{path}, line {err.lineno}, column {err.colno}: not valid JSON ({err.msg}); expected a NiMARE dataset "
+            '{"study": {"contrasts": {"contrast": {"coords": {"space": ..., "x": [...], "y": [...], "z": [...]}}}}}. '
+            "Fix the syntax there, or pass format= if this is not a JSON file."
+        ) from err
     if not isinstance(data, dict):
         _fail(path, [], type(data).__name__, "an object mapping study ids to studies")
     ids, xs, ys, zs, spaces = [], [], [], [], []

@@ -2,7 +2,7 @@
 
 Layout::
 
-    // Reference = MNI            (or Talairach; applies to the rest of the file)
+    // Reference = MNI            (or Talairach; applies to the lines below it)
     // Study1: Experiment A       (one or more name lines open an experiment)
     // Subjects = 20              (optional)
     -16  -58  -22                 (x y z, whitespace-separated)
@@ -32,7 +32,8 @@ def read_sleuth(path: str):
     """Read a Sleuth text file (see the module docstring for the layout)."""
     text = read_text(path)
     space = None
-    ids, xs, ys, zs, lines = [], [], [], [], []
+    ids, xs, ys, zs, lines, spaces = [], [], [], [], [], []
+    first_unreferenced = None  # first coordinate line above every Reference line
     names: list[str] = []
     in_coords = False
     bad: list[str] = []
@@ -73,6 +74,9 @@ def read_sleuth(path: str):
             bad.append(f"line {lineno}: {line!r}")
             continue
         in_coords = True
+        if space is None and first_unreferenced is None:
+            first_unreferenced = lineno
+        spaces.append(space)
         ids.append("; ".join(names))
         xs.append(vals[0])
         ys.append(vals[1])
@@ -85,8 +89,14 @@ def read_sleuth(path: str):
         )
     if space is None:
         raise DatabaseError(
-            f"{path}, line 1: no '// Reference = MNI' (or Talairach) line; a Sleuth file must state its space."
+            f"{path}, line 1: no '// Reference = MNI' (or '// Reference = Talairach') line; a Sleuth file must "
+            "state its space. Add the right one as the first line."
+        )
+    if first_unreferenced is not None:
+        raise DatabaseError(
+            f"{path}, line {first_unreferenced}: coordinates before the first '// Reference = ...' line, so their "
+            "space is unknown. Move the Reference line to the top of the file."
         )
     if not ids:
         raise DatabaseError(f"{path}: a Sleuth header but no coordinates; expected 'x y z' lines after each experiment name.")
-    return make_table(ids, xs, ys, zs, [space] * len(ids), database=path, fmt="sleuth", lines=lines)
+    return make_table(ids, xs, ys, zs, spaces, database=path, fmt="sleuth", lines=lines)
