@@ -1,14 +1,17 @@
 """xcoact: meta-analytic coactivation maps with xarray and Dask.
 
->>> import xcoact
->>> db = xcoact.read_database(xcoact.datasets.sample_database_path())   # doctest: +SKIP
->>> act = xcoact.activations(db, r=6)                                    # lazy (study, x, y, z)
->>> maps = act.coact.seed([[0, 20, 28]], r=10, threshold=0.1)           # doctest: +SKIP
->>> maps.coact.to_nifti("coactivation_from_coords")                      # doctest: +SKIP
+>>> import warnings, xcoact
+>>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+>>> db = xcoact.read_database(xcoact.datasets.sample_database_path())
+>>> act = xcoact.activations(db, r=6)                      # lazy bool (study, x, y, z)
+>>> maps = act.coact.seed([[0, 20, 28]], r=10, threshold=0.1)
+>>> maps.attrs["n_selected"], maps.attrs["n_roi"]
+(4, 515)
+>>> maps.coact.to_nifti("coactivation_from_coords")        # doctest: +SKIP
 """
 
 from . import accessors as _accessors  # noqa: F401  (registers .coact)
-from . import datasets
+from . import datasets, warnings
 from ._version import __version__
 from .coact import coactivation, seed
 from .cube import activations

@@ -119,9 +119,14 @@ def seed(
 
     Examples
     --------
-    >>> maps = act.coact.seed([[0, 20, 28]], r=10, threshold=0.1)  # doctest: +SKIP
-    >>> maps.attrs["n_selected"]  # doctest: +SKIP
-    4
+    >>> import warnings, xcoact
+    >>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    >>> act = xcoact.activations(xcoact.datasets.sample_database_path(), r=6)
+    >>> maps = act.coact.seed(xcoact.datasets.amygdala_roi_path(), threshold=0.1)
+    >>> maps.attrs["n_roi"], maps.attrs["n_selected"]
+    (366, 9)
+    >>> float(maps["pFgA"].max()) <= 1.0
+    True
     """
     _check_cube(act)
     threshold = check_threshold(threshold)

@@ -74,11 +74,13 @@ def activations(db, r: float = 6.0, *, grid: Grid | None = None, chunks: dict | 
 
     Examples
     --------
-    >>> import xcoact
-    >>> db = xcoact.read_database(xcoact.datasets.sample_database_path())  # doctest: +SKIP
-    >>> act = xcoact.activations(db, r=6)  # doctest: +SKIP
-    >>> act.sizes  # doctest: +SKIP
-    Frozen({'study': 100, 'x': 91, 'y': 109, 'z': 91})
+    >>> import warnings, xcoact
+    >>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    >>> act = xcoact.activations(xcoact.datasets.sample_database_path(), r=6)
+    >>> dict(act.sizes)
+    {'study': 100, 'x': 91, 'y': 109, 'z': 91}
+    >>> type(act.data).__name__
+    'Array'
     """
     if isinstance(db, (str, os.PathLike)):
         from .readers import read_database

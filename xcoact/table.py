@@ -65,7 +65,7 @@ def tal_to_mni(xyz) -> np.ndarray:
     Examples
     --------
     >>> tal_to_mni([[0.0, 0.0, 0.0]]).round(3)
-    array([[ 1.041,  2.357, -4.347]])
+    array([[ 1.039,  1.458, -4.748]])
     """
     xyz = np.asarray(xyz, dtype=float).reshape(-1, 3)
     homog = np.column_stack([xyz, np.ones(len(xyz))])

@@ -91,10 +91,13 @@ def read_database(path: str | os.PathLike, format: Format | None = None):
 
     Examples
     --------
-    >>> import xcoact
-    >>> db = xcoact.read_database(xcoact.datasets.sample_database_path())  # doctest: +SKIP
-    >>> db.attrs["n_studies"]  # doctest: +SKIP
-    100
+    >>> import warnings, xcoact
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     db = xcoact.read_database(xcoact.datasets.sample_database_path())
+    >>> db.attrs["n_studies"], db.attrs["n_peaks"]
+    (100, 2695)
+    >>> str(caught[0].message).split(": ", 1)[1].split(";")[0]
+    "unknown space label(s) 'UNKNOWN': 210 row(s)"
     """
     path = check_file(path)
     if format is None:
