@@ -105,14 +105,19 @@ def dense_block(ijk, codes, n_studies: int, offsets, lo, hi, mask_block) -> np.n
     return out
 
 
+#: Studies per scratch bitmap in :func:`sparse_rows` (128 x 228,453 voxels = 29 MB).
+_BITMAP_STUDIES = 128
+
+
 def sparse_rows(ijk, codes, n_studies: int, offsets, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
     """Per-study sorted in-mask voxel indices (CSR layout) for a group of studies.
 
     Parameters
     ----------
     ijk : (n_peaks, 3) int array
+        Peak voxels, grouped by study (``codes`` non-decreasing).
     codes : (n_peaks,) int array
-        Row of each peak's study, ``0 <= codes < n_studies``.
+        Row of each peak's study, ``0 <= codes < n_studies``, non-decreasing.
     n_studies : int
     offsets : (n_offsets, 3) int array
     grid : Grid
@@ -125,19 +130,33 @@ def sparse_rows(ijk, codes, n_studies: int, offsets, grid: Grid) -> tuple[np.nda
         (positions in ``grid.mask_flat``) active in study ``s``, ascending.
     """
     m = grid.n_mask
-    if len(ijk) == 0:
-        return np.zeros(n_studies + 1, dtype=np.int64), np.zeros(0, dtype=np.int32)
-    vox = (ijk[:, None, :] + offsets[None, :, :]).reshape(-1, 3)
-    rows = np.repeat(np.asarray(codes, dtype=np.int64), len(offsets))
-    inside = grid.in_box(vox)
-    flat = np.ravel_multi_index(tuple(vox[inside].T), grid.shape)
-    in_mask = grid.mask_index[flat]
-    keep = in_mask >= 0
-    key = np.unique(rows[inside][keep] * m + in_mask[keep])
-    study = key // m
-    indices = (key - study * m).astype(np.int32)
+    codes = np.asarray(codes, dtype=np.int64)
+    counts = np.zeros(n_studies, dtype=np.int64)
+    pieces = []
+    # Union of spheres by scattering into a small study x voxel bitmap: one pass
+    # over the sphere voxels and one scan of the bitmap, no sort of the 100k-s of keys.
+    bitmap = np.zeros(min(_BITMAP_STUDIES, max(n_studies, 1)) * m, dtype=bool)
+    for s0 in range(0, n_studies, _BITMAP_STUDIES):
+        s1 = min(s0 + _BITMAP_STUDIES, n_studies)
+        p0, p1 = np.searchsorted(codes, [s0, s1])
+        if p1 == p0:
+            continue
+        vox = (ijk[p0:p1, None, :] + offsets[None, :, :]).reshape(-1, 3)
+        rows = np.repeat(codes[p0:p1] - s0, len(offsets))
+        inside = grid.in_box(vox)
+        flat = np.ravel_multi_index(tuple(vox[inside].T), grid.shape)
+        in_mask = grid.mask_index[flat]
+        keep = in_mask >= 0
+        used = bitmap[: (s1 - s0) * m]
+        used[rows[inside][keep] * m + in_mask[keep]] = True
+        key = np.flatnonzero(used)
+        used[key] = False  # reset only what was set
+        study = key // m
+        pieces.append((key - study * m).astype(np.int32))
+        counts[s0:s1] = np.bincount(study, minlength=s1 - s0)
     indptr = np.zeros(n_studies + 1, dtype=np.int64)
-    np.cumsum(np.bincount(study, minlength=n_studies), out=indptr[1:])
+    np.cumsum(counts, out=indptr[1:])
+    indices = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
     return indptr, indices
 
 
