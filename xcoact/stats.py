@@ -37,6 +37,18 @@ def map_names(q: float = 0.01, prior: float = 0.5) -> list[str]:
     ]
 
 
+def chi2_sf_1dof(chi2: np.ndarray) -> np.ndarray:
+    """Chi-square survival function with 1 degree of freedom, Neurosynth's ``chdtrc(1, chi2)``.
+
+    Counts are integers, so a map holds few distinct chi-square values (tens
+    of thousands at most); evaluating the incomplete gamma function once per
+    distinct value gives bit-identical p an order of magnitude faster.
+    """
+    chi2 = np.asarray(chi2, dtype=np.float64)
+    values, inverse = np.unique(chi2, return_inverse=True)
+    return special.chdtrc(1, values)[inverse.reshape(chi2.shape)]
+
+
 def one_way_p(a: np.ndarray, n_selected: int) -> np.ndarray:
     """Uniformity test: one-way chi-square of each voxel's count against the map mean.
 
@@ -56,7 +68,7 @@ def one_way_p(a: np.ndarray, n_selected: int) -> np.ndarray:
         chi2 = (a - e) ** 2 / e + ((n_selected - a) - (n_selected - e)) ** 2 / (n_selected - e)
     # e == 0 or e == n_selected only when every voxel has that same count: no deviation at all.
     chi2 = np.where(np.isfinite(chi2), chi2, 0.0)
-    return special.chdtrc(1, chi2)
+    return chi2_sf_1dof(chi2)
 
 
 def two_way_p(a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected: int) -> np.ndarray:
@@ -83,7 +95,7 @@ def two_way_p(a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected: int) 
                 exp = row[i] * col[j] / total
                 term = (cells[i][j] - exp) ** 2 / exp
                 chi2 += np.where(exp == 0, 1.0, term)
-    return special.chdtrc(1, chi2)
+    return chi2_sf_1dof(chi2)
 
 
 def p_to_z(p: np.ndarray, sign: np.ndarray) -> np.ndarray:
