@@ -142,3 +142,18 @@ def test_seed_never_materialises_dense_blocks(sample_cube, recorded_blocks):
     assert all(isinstance(maps[n].data, da.Array) for n in maps.coact.maps)
     maps.compute()
     assert recorded_blocks == []
+
+
+@pytest.mark.parametrize(
+    "seed, r",
+    [([[0, 20, 28]], 10), ([[-40, 20, 28], [40, -60, 0]], 12), ([[10, -40, -70]], 8), ([[0, -100, -40]], 20)],
+)
+def test_overlap_from_peaks_equals_dense_overlap(sample_cube, seed, r):
+    """The peak-based overlap (no index) equals counting the dense cube, near box edges too."""
+    grid = xcoact.mni152_2mm()
+    roi = xcoact.roi_mask(seed, grid, r)
+    src = ActivationSource.lookup(sample_cube.data)
+    fast = src.overlap(roi.values)
+    dense = (sample_cube & roi).sum(("x", "y", "z")).values
+    np.testing.assert_array_equal(fast, dense)
+    assert fast.sum() > 0

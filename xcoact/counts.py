@@ -30,12 +30,6 @@ def study_rows(indptr: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
 
 
-def _chunk_overlap(source: ActivationSource, chunk: int, roi_flags: np.ndarray) -> np.ndarray:
-    indptr, indices = source.rows(chunk)
-    hit = roi_flags[indices]
-    return np.bincount(study_rows(indptr)[hit], minlength=len(indptr) - 1)
-
-
 def _chunk_selected(source: ActivationSource, chunk: int, selected: np.ndarray) -> np.ndarray:
     indptr, indices = source.rows(chunk)
     s0, s1 = source.chunk_bounds[chunk]
@@ -72,9 +66,8 @@ def overlap_counts(act: xr.DataArray, roi: xr.DataArray, grid: Grid) -> np.ndarr
     """
     source = ActivationSource.lookup(act.data)
     if source is not None:
-        flags = roi.transpose("x", "y", "z").values.ravel()[grid.mask_flat]
-        parts = [dask.delayed(_chunk_overlap)(source, c, flags) for c in range(len(source.chunk_bounds))]
-        return np.concatenate(dask.compute(*parts)).astype(np.int64)
+        # from the peaks that can reach the ROI: no index, no dense block needed
+        return source.overlap(roi.transpose("x", "y", "z").values)
     # Dense route: only the ROI's bounding box of the cube is computed.
     where = np.nonzero(roi.transpose("x", "y", "z").values)
     box = {d: slice(int(w.min()), int(w.max()) + 1) for d, w in zip("xyz", where)}

@@ -20,7 +20,7 @@ from .errors import ParameterError
 from .space import Grid
 from .table import study_index
 
-__all__ = ["sphere_offsets", "dense_block", "sparse_rows", "ActivationSource", "check_radius"]
+__all__ = ["sphere_offsets", "dense_block", "sparse_rows", "roi_overlap", "ActivationSource", "check_radius"]
 
 
 def check_radius(r, name: str = "r") -> float:
@@ -103,6 +103,52 @@ def dense_block(ijk, codes, n_studies: int, offsets, lo, hi, mask_block) -> np.n
     out[rows[inside], vox[:, 0], vox[:, 1], vox[:, 2]] = True
     out &= mask_block[None]
     return out
+
+
+def roi_overlap(ijk, codes, n_studies: int, offsets, roi) -> np.ndarray:
+    """ROI voxels covered by each study's sphere union, straight from the peaks.
+
+    Only peaks whose sphere can reach the ROI's bounding box are expanded, so
+    the cost follows the ROI, not the database.
+
+    Parameters
+    ----------
+    ijk : (n_peaks, 3) int array
+    codes : (n_peaks,) int array
+        Study row of each peak, ``0 <= codes < n_studies``.
+    n_studies : int
+    offsets : (n_offsets, 3) int array
+    roi : 3-D bool array
+        The ROI on the grid (already restricted to the brain mask).
+
+    Returns
+    -------
+    (n_studies,) int64 array
+    """
+    where = np.nonzero(roi)
+    if where[0].size == 0:
+        return np.zeros(n_studies, dtype=np.int64)
+    lo = np.array([w.min() for w in where])
+    hi = np.array([w.max() + 1 for w in where])
+    reach = np.abs(offsets).max(axis=0)
+    near = np.flatnonzero(np.all((ijk >= lo - reach) & (ijk < hi + reach), axis=1))
+    if near.size == 0:
+        return np.zeros(n_studies, dtype=np.int64)
+    # Work on flat indices of a grid padded by two sphere reaches: a near peak's
+    # sphere then never wraps around an edge, so no 3-D bounds test is needed.
+    pad = 2 * reach
+    padded = np.zeros(np.asarray(roi.shape) + 2 * pad, dtype=bool)
+    padded[pad[0]:pad[0] + roi.shape[0], pad[1]:pad[1] + roi.shape[1], pad[2]:pad[2] + roi.shape[2]] = roi
+    strides = np.array([padded.shape[1] * padded.shape[2], padded.shape[2], 1])
+    centre = (ijk[near] + pad) @ strides
+    fv = centre[:, None] + (offsets @ strides)[None, :]
+    hit = padded.ravel()[fv]
+    peak_row, _ = np.nonzero(hit)
+    pairs = np.asarray(codes)[near][peak_row].astype(np.int64) * padded.size + fv[hit]
+    pairs.sort()
+    first = np.ones(pairs.size, dtype=bool)
+    first[1:] = pairs[1:] != pairs[:-1]  # one count per (study, voxel)
+    return np.bincount(pairs[first] // padded.size, minlength=n_studies).astype(np.int64)
 
 
 #: Studies per scratch bitmap in :func:`sparse_rows` (128 x 228,453 voxels = 29 MB).
@@ -240,6 +286,10 @@ class ActivationSource:
             with self._lock:
                 self._rows[chunk] = got
         return got
+
+    def overlap(self, roi: np.ndarray) -> np.ndarray:
+        """ROI voxels active in each study (see :func:`roi_overlap`)."""
+        return roi_overlap(self.ijk, self.codes, self.n_studies, self.offsets, roi)
 
     def totals_of(self, chunk: int) -> np.ndarray:
         """Active-study count per in-mask voxel over one study chunk."""
