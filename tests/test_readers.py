@@ -205,7 +205,8 @@ def test_tal_to_mni_matches_lancaster_by_hand():
     # solve M @ [mni, 1] = [tal, 1] instead of inverting: an independent route
     mni = np.linalg.solve(ICBM_SPM2TAL[:3, :3], np.array([x, y, z]) - ICBM_SPM2TAL[:3, 3])
     np.testing.assert_allclose([table[c].values[i] for c in "xyz"], mni, atol=1e-9)
-    np.testing.assert_allclose(xcoact.table.tal_to_mni([[0.0, 0.0, 0.0]]), [[1.0408, 2.3571, -4.3471]], atol=1e-4)
+    # the origin, worked by hand: M[:3, :3] @ mni = -M[:3, 3]
+    np.testing.assert_allclose(xcoact.table.tal_to_mni([[0.0, 0.0, 0.0]]), [[1.03866, 1.45785, -4.74800]], atol=1e-5)
 
 
 def test_neurosynth_v7_content_space_from_metadata():

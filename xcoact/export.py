@@ -75,6 +75,9 @@ def _write_niftis(volumes: dict[str, np.ndarray], paths: dict[str, str], affine:
             img = nib.Nifti1Image(np.asarray(vol, dtype=np.float32), affine)
             img.header.set_data_dtype(np.float32)
             img.header.set_xyzt_units("mm")
+            # code 4: the affine maps to MNI space, as in the template Neurosynth writes with
+            img.set_sform(affine, code=4)
+            img.set_qform(affine, code=4)
             nib.save(img, tmp)
         # keep a copy of each file about to be replaced, so a failed rename rolls back
         for name in temps:
@@ -172,8 +175,10 @@ def to_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = Fals
     try:
         ds.to_netcdf(tmp, engine="netcdf4")
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(err, OSError) and not isinstance(err, OutputError):
+            raise OutputError(f"{path}: writing netCDF failed ({err}); nothing was written.") from err
         raise
     return path
