@@ -49,7 +49,7 @@ def chi2_sf_1dof(chi2: np.ndarray) -> np.ndarray:
     return special.chdtrc(1, values)[inverse.reshape(chi2.shape)]
 
 
-def one_way_p(a: np.ndarray, n_selected: int) -> np.ndarray:
+def one_way_p(a: np.ndarray, n_selected: int, e: float | None = None) -> np.ndarray:
     """Uniformity test: one-way chi-square of each voxel's count against the map mean.
 
     Parameters
@@ -57,13 +57,16 @@ def one_way_p(a: np.ndarray, n_selected: int) -> np.ndarray:
     a : (n_voxels,) array
         Selected studies active per in-mask voxel.
     n_selected : int
+    e : float, optional
+        The expected count; by default the mean of ``a`` (Neurosynth: the mean
+        over every in-mask voxel).
 
     Returns
     -------
     (n_voxels,) float64 array of p (1 dof).
     """
     a = a.astype(np.float64)
-    e = np.mean(a)
+    e = np.mean(a) if e is None else e
     with np.errstate(divide="ignore", invalid="ignore"):
         chi2 = (a - e) ** 2 / e + ((n_selected - a) - (n_selected - e)) ** 2 / (n_selected - e)
     # e == 0 or e == n_selected only when every voxel has that same count: no deviation at all.
@@ -110,15 +113,30 @@ def p_to_z(p: np.ndarray, sign: np.ndarray) -> np.ndarray:
     return z * sign
 
 
-def fdr_threshold(p: np.ndarray, q: float) -> float:
+def fdr_threshold(p: np.ndarray, q: float, counts: np.ndarray | None = None) -> float:
     """Benjamini-Hochberg threshold over the whole map (one family).
 
     Returns the largest sorted ``p_(k)`` with ``p_(k) <= k q / m``, or -1
     when none qualifies (so nothing survives ``p <= threshold``).
+
+    Parameters
+    ----------
+    p : (n,) float array
+        p-values; with ``counts``, the distinct values of the map.
+    q : float
+    counts : (n,) int array, optional
+        How many voxels carry each value of ``p`` (``m = counts.sum()``).
+        Within a run of equal p-values only the last rank can decide, so this
+        gives exactly the per-voxel threshold.
     """
-    s = np.sort(p)
-    m = s.size
-    below = np.flatnonzero(s <= np.arange(1, m + 1, dtype=np.float64) * q / m)
+    p = np.asarray(p, dtype=np.float64)
+    if counts is None:
+        counts = np.ones(p.size, dtype=np.int64)
+    order = np.argsort(p, kind="stable")
+    s = p[order]
+    rank = np.cumsum(counts[order])
+    m = int(rank[-1]) if rank.size else 0
+    below = np.flatnonzero(s <= rank.astype(np.float64) * q / m)
     return float(s[below[-1]]) if below.size else -1.0
 
 
@@ -145,10 +163,25 @@ def coactivation_maps(
     Returns
     -------
     dict of name -> (n_voxels,) float64 array, in :func:`map_names` order.
+
+    Notes
+    -----
+    Every map value is a function of the voxel's count pair ``(a, b)`` (and,
+    for the uniformity test, of the map mean of ``a``).  The formulas are
+    evaluated once per distinct pair, with the same floating-point operations
+    as per voxel, and gathered back: identical numbers, several times faster.
     """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
     n = n_selected + n_unselected
-    a64 = a.astype(np.float64)
-    b64 = b.astype(np.float64)
+    e = np.mean(a.astype(np.float64))  # over every in-mask voxel, as Neurosynth
+    code = a * (n_unselected + 1) + b
+    pairs, inverse, counts = np.unique(code, return_inverse=True, return_counts=True)
+    ua = pairs // (n_unselected + 1)
+    ub = pairs - ua * (n_unselected + 1)
+
+    a64 = ua.astype(np.float64)
+    b64 = ub.astype(np.float64)
     pF = n_selected * 1.0 / n
     pA = (a64 + b64) / n
     pAgF = a64 / n_selected
@@ -157,18 +190,18 @@ def coactivation_maps(
         pFgA = pAgF * pF / pA
         pAgF_prior = prior * pAgF + (1 - prior) * pAgU
         pFgA_prior = pAgF * prior / pAgF_prior
-
-    p_uni = one_way_p(a, n_selected)
-    z_uni = p_to_z(p_uni, np.sign(a64 - np.mean(a64)))
-    p_assoc = two_way_p(a, b, n_selected, n_unselected)
+    p_uni = one_way_p(ua, n_selected, e)
+    z_uni = p_to_z(p_uni, np.sign(a64 - e))
+    p_assoc = two_way_p(ua, ub, n_selected, n_unselected)
     z_assoc = p_to_z(p_assoc, np.sign(pAgF - pAgU))
 
     names = map_names(q, prior)
-    maps = dict(zip(names[:7], [pA, pAgF, pFgA, pAgF_prior, pFgA_prior, z_uni, z_assoc]))
-    maps[names[7]] = np.where(p_uni <= fdr_threshold(p_uni, q), z_uni, 0.0)
-    maps[names[8]] = np.where(p_assoc <= fdr_threshold(p_assoc, q), z_assoc, 0.0)
+    values = [pA, pAgF, pFgA, pAgF_prior, pFgA_prior, z_uni, z_assoc]
+    values.append(np.where(p_uni <= fdr_threshold(p_uni, q, counts), z_uni, 0.0))
+    values.append(np.where(p_assoc <= fdr_threshold(p_assoc, q, counts), z_assoc, 0.0))
     # min_studies = 1: voxels no study activates are 0 everywhere (pFgA is 0/0 there)
-    dead = (a + b) == 0
-    for v in maps.values():
+    dead = (ua + ub) == 0
+    for v in values:
         v[dead] = 0.0
-    return maps
+    inverse = inverse.reshape(a.shape)
+    return {name: v[inverse] for name, v in zip(names, values)}
