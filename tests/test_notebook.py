@@ -142,6 +142,9 @@ def test_seed_walkthrough_numbers(executed):
     m = re.search(r"blocks it touches: (\d+)\n.*?\b(\d+) cube block\(s\) built", out, re.DOTALL)
     assert m and m.group(1) == m.group(2), "the region query built other blocks than the ones it touches"
     assert int(m.group(1)) < 64
+    # The seed's selection and its first map come from peaks and the sparse index, not from dense blocks.
+    assert re.search(r"seed\(\) on the image ROI \([\d.]+ s\): \d+ Dask task\(s\) run, 0 cube block\(s\) built", out)
+    assert re.search(r"computing association-test_z_FDR_0\.01: \d+ Dask task\(s\) run, 0 cube block\(s\) built", out)
 
     # Files: nine NIfTI maps, read back on the 2 mm grid, equal to the Dataset; netCDF identical.
     assert "wrote 9 files" in out

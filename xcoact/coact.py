@@ -7,6 +7,7 @@ an :class:`xarray.Dataset` with provenance in ``attrs``.
 from __future__ import annotations
 
 import os
+import warnings
 
 import dask
 import dask.array as da
@@ -14,15 +15,16 @@ import numpy as np
 import xarray as xr
 
 from ._version import __version__
-from .counts import overlap_counts, selected_counts
-from .errors import ParameterError
+from .counts import overlap_counts, ranges, selected_counts
+from .errors import ParameterError, SelectionError
 from .kernels import ActivationSource
-from .roi import Seed, describe_seed, grid_of, roi_mask
+from .roi import Seed, describe_seed, grid_of, is_batch, is_coords, roi_mask, seed_set
 from .select import check_threshold, select_studies, threshold_kind
 from .space import Grid
 from .stats import coactivation_maps, map_names
+from .warnings import DegenerateSeedWarning
 
-__all__ = ["seed", "coactivation", "REFERENCE"]
+__all__ = ["seed", "seed_batch", "coactivation", "REFERENCE"]
 
 REFERENCE = "Neurosynth 0.3.8 network.coactivation / MetaAnalysis (Yarkoni et al. 2011)"
 
@@ -51,7 +53,7 @@ def _maps_block(a: np.ndarray, total: np.ndarray, n_sel: int, n_uns: int, q: flo
 
 
 def _grid(act: xr.DataArray) -> Grid:
-    source = ActivationSource.lookup(act.data)
+    source = ActivationSource.of_cube(act)
     return source.grid if source is not None else grid_of(act)
 
 
@@ -63,8 +65,11 @@ def seed(
     r: float = 6.0,
     q: float = 0.01,
     prior: float = 0.5,
+    by_label: bool = False,
+    labels=None,
+    separate: bool = False,
 ) -> xr.Dataset:
-    """Coactivation maps of a seed: selected studies vs all other studies.
+    """Coactivation maps of a seed (or of many): selected studies vs all other studies.
 
     Matches Neurosynth 0.3.8 ``network.coactivation`` (seed selection by ROI
     coverage, SPEC section 5) followed by ``MetaAnalysis`` (SPEC section 6).
@@ -87,6 +92,17 @@ def seed(
         False discovery rate of the two ``*_FDR_{q}`` maps.
     prior : float, default 0.5
         Uniform prior P(selected) of the two ``*_given_pF`` maps.
+    by_label : bool, default False
+        Treat an image seed as an atlas: one seed per positive label value
+        (a plain image stays one lumped ROI, as in Neurosynth).
+    labels : dict or path, optional
+        Names of atlas labels (``{value: name}`` or a ``value name`` text file).
+    separate : bool, default False
+        Grow each coordinate into its own seed instead of one lumped ROI.
+
+    Several seeds - a list or dict of seeds, ``by_label=True`` or
+    ``separate=True`` - give a Dataset with a ``seed`` dimension (see
+    :func:`seed_batch`).
 
     Returns
     -------
@@ -132,6 +148,8 @@ def seed(
     threshold = check_threshold(threshold)
     q = _check_unit_interval(q, "q", "0.01")
     prior = _check_unit_interval(prior, "prior", "0.5")
+    if is_batch(seed, by_label=by_label, separate=separate):
+        return seed_batch(act, seed, threshold, r=r, q=q, prior=prior, by_label=by_label, labels=labels, separate=separate)
     grid = _grid(act)
     roi = roi_mask(seed, grid, r)
     n_roi = roi.attrs["n_roi"]
@@ -144,49 +162,202 @@ def seed(
     names = map_names(q, prior)
     block = dask.delayed(_maps_block, pure=True)(a, total, n_sel, n_uns, q, prior, grid)
     stack = da.from_delayed(block, (len(names), *grid.shape), dtype=np.float64)
-    coords = {
-        "x": act["x"].values,
-        "y": act["y"].values,
-        "z": act["z"].values,
-        "study": act["study"].values,
+    ds = _result(act, grid, names, {name: (("x", "y", "z"), stack[i]) for i, name in enumerate(names)})
+    ds["roi"] = roi.variable
+    ds["overlap"] = ("study", overlap)
+    ds["overlap"].attrs["long_name"] = "ROI voxels active in each study"
+    ds["selected_id"] = ("selected", act["study"].values[selected])
+    ds["selected_id"].attrs["long_name"] = "ids of the selected studies"
+    ds.attrs = {
+        **_provenance(act, names, threshold, r, q, prior),
+        "analysis": "seed coactivation",
+        "seed": describe_seed(seed, r),
+        **({"seed_r": float(r)} if is_coords(seed) else {}),
+        "n_selected": n_sel,
+        "n_unselected": n_uns,
+        "n_roi": int(n_roi),
+        "max_overlap": int(overlap.max()),
     }
-    study_ids = act["study"].values
+    return ds
+
+
+def _result(act: xr.DataArray, grid: Grid, names: list[str], variables: dict) -> xr.Dataset:
+    """A result Dataset: the map variables on the cube's labels, with the brain mask."""
     ds = xr.Dataset(
-        {name: (("x", "y", "z"), stack[i]) for i, name in enumerate(names)},
-        coords=coords,
+        variables,
+        coords={"x": act["x"].values, "y": act["y"].values, "z": act["z"].values, "study": act["study"].values},
     )
     for name in names:
         ds[name].attrs["long_name"] = name
     ds["brain_mask"] = (("x", "y", "z"), grid.mask)
     ds = ds.set_coords("brain_mask")
-    ds["roi"] = roi.variable
-    ds["overlap"] = ("study", overlap)
-    ds["overlap"].attrs["long_name"] = "ROI voxels active in each study"
-    ds["selected_id"] = ("selected", study_ids[selected])
-    ds["selected_id"].attrs["long_name"] = "ids of the selected studies"
     for c in "xyz":
         ds[c].attrs["units"] = "mm"
-    ds.attrs = {
+    return ds
+
+
+def _provenance(act: xr.DataArray, names: list[str], threshold, r: float, q: float, prior: float) -> dict:
+    """The attrs every result carries: parameters, database, counts, version."""
+    return {
         "title": "xcoact coactivation maps",
-        "analysis": "seed coactivation",
         "database": str(act.attrs.get("database", "")),
         "r": float(act.attrs.get("r", np.nan)),
-        "seed": describe_seed(seed, r),
-        "seed_r": float(r),
         "threshold": threshold,
         "threshold_kind": threshold_kind(threshold),
         "selection": "ROI coverage > threshold (Neurosynth)",
         "q": q,
         "prior": prior,
         "min_studies": 1,
-        "n_studies": int(selected.size),
-        "n_selected": n_sel,
-        "n_unselected": n_uns,
-        "n_roi": int(n_roi),
-        "max_overlap": int(overlap.max()),
+        "n_studies": int(act.sizes["study"]),
         "maps": ", ".join(names),
         "reference": REFERENCE,
         "xcoact_version": __version__,
+    }
+
+
+def _rows_task(source: ActivationSource, chunk: int):
+    return source.rows(chunk)
+
+
+def _totals_task(source: ActivationSource, *rows) -> np.ndarray:
+    if source._totals is None:
+        total = np.zeros(source.grid.n_mask, dtype=np.int64)
+        for _, indices in rows:
+            total += np.bincount(indices, minlength=source.grid.n_mask)
+        source._totals = total
+    return source._totals
+
+
+def _sparse_seed_block(source: ActivationSource, total, selected, q, prior, *rows) -> np.ndarray:
+    """The nine maps of one seed of a batch, from the cached per-chunk index."""
+    grid = source.grid
+    a = np.zeros(grid.n_mask, dtype=np.int64)
+    for chunk, (indptr, indices) in enumerate(rows):
+        s0, s1 = source.chunk_bounds[chunk]
+        picked = np.flatnonzero(selected[s0:s1])
+        a += np.bincount(indices[ranges(indptr[picked], indptr[picked + 1])], minlength=grid.n_mask)
+    n_sel = int(selected.sum())
+    return _maps_block(a, total, n_sel, selected.size - n_sel, q, prior, grid)
+
+
+def _roi_block(voxels: np.ndarray, shape) -> np.ndarray:
+    out = np.zeros(int(np.prod(shape)), dtype=bool)
+    out[voxels] = True
+    return out.reshape(shape)
+
+
+def seed_batch(
+    act: xr.DataArray,
+    seeds,
+    threshold: float | int = 0.0,
+    *,
+    r: float = 6.0,
+    q: float = 0.01,
+    prior: float = 0.5,
+    by_label: bool = False,
+    labels=None,
+    separate: bool = False,
+) -> xr.Dataset:
+    """Coactivation maps of many seeds at once: a Dataset with a ``seed`` dimension.
+
+    Each seed is analysed exactly as :func:`seed` analyses one; see there and
+    :func:`xcoact.roi.seed_set` for how ``seeds``, ``by_label``, ``labels`` and
+    ``separate`` name and expand them.
+
+    Returns
+    -------
+    xarray.Dataset
+        The nine maps with dims ``(seed, x, y, z)``, lazy, one Dask chunk per
+        seed; ``roi (seed, x, y, z)`` (lazy), ``n_roi (seed)``,
+        ``n_selected (seed)``, ``selected (seed, study)``,
+        ``overlap (seed, study)`` and ``description (seed)``; provenance attrs
+        as for one seed.  A seed that selects no study (or every study, or has
+        no voxel in the brain mask) gets NaN maps and a
+        :class:`~xcoact.warnings.DegenerateSeedWarning` naming it.
+
+    Notes
+    -----
+    Cost: the selections are computed now (from the peaks near each ROI; a
+    few ms per seed).  Computing maps builds the per-study index once (the
+    seed-independent step) and then costs one gather-and-count plus the
+    statistics per seed; writers compute a few seeds at a time, so every
+    seed's maps are never in memory together.
+    """
+    _check_cube(act)
+    threshold = check_threshold(threshold)
+    q = _check_unit_interval(q, "q", "0.01")
+    prior = _check_unit_interval(prior, "prior", "0.5")
+    grid = _grid(act)
+    rois = seed_set(seeds, grid, r, by_label=by_label, labels=labels, separate=separate)
+    source = ActivationSource.of_cube(act)
+    n_studies = act.sizes["study"]
+    overlap = np.zeros((len(rois), n_studies), dtype=np.int32)
+    selected = np.zeros((len(rois), n_studies), dtype=bool)
+    valid = np.zeros(len(rois), dtype=bool)
+    problems = []
+    for i, roi in enumerate(rois):
+        if roi.voxels.size == 0:
+            problems.append(f"{roi.name!r} (no voxel in the brain mask)")
+            continue
+        mask = _roi_block(roi.voxels, grid.shape)
+        if source is not None:
+            overlap[i] = source.overlap(mask)
+        else:
+            overlap[i] = overlap_counts(act, xr.DataArray(mask, dims=("x", "y", "z"), coords=grid.coords()), grid)
+        try:
+            selected[i] = select_studies(overlap[i], roi.voxels.size, threshold, seed_name=repr(roi.name))
+            valid[i] = True
+        except SelectionError as err:
+            problems.append(f"{roi.name!r} ({str(err).split(':', 1)[0]})")
+    if problems:
+        warnings.warn(
+            f"{len(problems)} of {len(rois)} seeds give NaN maps: " + "; ".join(problems[:20])
+            + ("; ..." if len(problems) > 20 else "") + ". Check their ROI or lower the threshold.",
+            DegenerateSeedWarning,
+            stacklevel=3,
+        )
+
+    names = map_names(q, prior)
+    shape = (len(names), *grid.shape)
+    blocks = []
+    if source is not None and valid.any():
+        token = f"{act.data.name}-rows"
+        rows = [dask.delayed(_rows_task, pure=True)(source, c, dask_key_name=f"{token}-{c}") for c in range(len(source.chunk_bounds))]
+        total = dask.delayed(_totals_task, pure=True)(source, *rows, dask_key_name=f"{token}-totals")
+    for i in range(len(rois)):
+        if not valid[i]:
+            blocks.append(da.full(shape, np.nan, dtype=np.float64, chunks=shape))
+            continue
+        if source is not None:
+            block = dask.delayed(_sparse_seed_block, pure=True)(source, total, selected[i], q, prior, *rows)
+        else:
+            a, tot = selected_counts(act, selected[i], grid)
+            n_sel = int(selected[i].sum())
+            block = dask.delayed(_maps_block, pure=True)(a, tot, n_sel, n_studies - n_sel, q, prior, grid)
+        blocks.append(da.from_delayed(block, shape, dtype=np.float64))
+    stack = da.stack(blocks, axis=1)  # (map, seed, x, y, z)
+    ds = _result(act, grid, names, {name: (("seed", "x", "y", "z"), stack[k]) for k, name in enumerate(names)})
+    ds = ds.assign_coords(seed=[roi.name for roi in rois])
+    roi_stack = da.stack(
+        [da.from_delayed(dask.delayed(_roi_block)(roi.voxels, grid.shape), grid.shape, dtype=bool) for roi in rois]
+    )
+    ds["roi"] = (("seed", "x", "y", "z"), roi_stack)
+    ds["n_roi"] = ("seed", np.array([roi.voxels.size for roi in rois], dtype=np.int64))
+    ds["n_selected"] = ("seed", np.where(valid, selected.sum(axis=1), 0).astype(np.int64))
+    ds["valid"] = ("seed", valid)
+    ds["selected"] = (("seed", "study"), selected)
+    ds["overlap"] = (("seed", "study"), overlap)
+    ds["description"] = ("seed", np.array([roi.description for roi in rois], dtype=str))
+    ds["n_selected"].attrs["long_name"] = "studies selected by each seed"
+    ds["valid"].attrs["long_name"] = "False where the seed's maps are NaN (degenerate selection or empty ROI)"
+    ds.attrs = {
+        **_provenance(act, names, threshold, r, q, prior),
+        "analysis": "seed coactivation, batch",
+        **({"seed_r": float(r)} if separate or any(is_coords(v) for v in (seeds.values() if isinstance(seeds, dict) else seeds if isinstance(seeds, (list, tuple)) else [])) else {}),
+        "n_seeds": len(rois),
+        "n_valid_seeds": int(valid.sum()),
+        "by_label": int(by_label),
+        "separate": int(separate),
     }
     return ds
 

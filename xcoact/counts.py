@@ -75,15 +75,17 @@ def overlap_counts(act: xr.DataArray, roi: xr.DataArray, grid: Grid) -> np.ndarr
     -------
     (n_studies,) int64 array
     """
-    source = ActivationSource.lookup(act.data)
+    source = ActivationSource.of_cube(act)
     if source is not None:
         # from the peaks that can reach the ROI: no index, no dense block needed
         return source.overlap(roi.transpose("x", "y", "z").values)
     # Dense route: only the ROI's bounding box of the cube is computed.
-    where = np.nonzero(roi.transpose("x", "y", "z").values)
+    roi = roi.transpose("x", "y", "z")
+    where = np.nonzero(roi.values)
     box = {d: slice(int(w.min()), int(w.max()) + 1) for d, w in zip("xyz", where)}
-    sub = act.isel(box) & roi.isel(box).values
-    return np.asarray(sub.sum(("x", "y", "z")).transpose("study").values, dtype=np.int64)
+    # label-aligned (xarray broadcasting by name), whatever the cube's dimension order
+    sub = act.isel(box) & roi.isel(box)
+    return np.asarray(sub.sum(("x", "y", "z")).values, dtype=np.int64)
 
 
 def selected_counts(act: xr.DataArray, selected: np.ndarray, grid: Grid) -> tuple[da.Array, da.Array]:
@@ -100,7 +102,7 @@ def selected_counts(act: xr.DataArray, selected: np.ndarray, grid: Grid) -> tupl
     a, total : (n_mask,) int64 dask arrays over the in-mask voxels
     """
     m = grid.n_mask
-    source = ActivationSource.lookup(act.data)
+    source = ActivationSource.of_cube(act)
     if source is not None:
         chunks = range(len(source.chunk_bounds))
         a = dask.delayed(_sum)([dask.delayed(_chunk_selected)(source, c, selected) for c in chunks])

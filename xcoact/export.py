@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 
 import dask
+import dask.array as da
 import numpy as np
 import xarray as xr
 
@@ -111,8 +112,12 @@ def to_nifti(
     names: Sequence[str] | None = None,
     overwrite: bool = False,
     compute: bool = True,
+    seeds_per_pass: int = 4,
 ):
     """Write each map to ``{outroot}_{name}.nii.gz`` (float32, the grid's affine).
+
+    A batch result (with a ``seed`` dimension) writes one file per seed and
+    map, ``{outroot}_{seed}_{name}.nii.gz``.
 
     Parameters
     ----------
@@ -126,6 +131,9 @@ def to_nifti(
         Replace existing files; otherwise existing maps are an error.
     compute : bool, default True
         If False, return a :class:`dask.delayed.Delayed` that writes when computed.
+    seeds_per_pass : int, default 4
+        For a batch: seeds computed together before their files are written,
+        so only that many seeds' maps are ever in memory.
 
     Returns
     -------
@@ -135,8 +143,9 @@ def to_nifti(
     Notes
     -----
     Cost: computes the requested maps (one volume each) in one Dask pass, then
-    writes them.  All maps are written to temporary files first and renamed
-    only when every one succeeded.
+    writes them.  All maps of a seed are written to temporary files first and
+    renamed only when every one succeeded; if a batch fails part-way, the
+    files it had already written are removed.
     """
     names = list(names) if names is not None else map_variables(ds)
     missing = [n for n in names if n not in ds.data_vars]
@@ -144,19 +153,45 @@ def to_nifti(
         raise OutputError(f"no map(s) {missing} in the Dataset; available: {map_variables(ds)}.")
     if not names:
         raise OutputError("the Dataset holds no (x, y, z) float maps to write.")
-    paths = nifti_paths(outroot, names)
-    _check_target_dir(next(iter(paths.values())))
-    existing = [p for p in paths.values() if os.path.exists(p)]
+    root = os.fspath(outroot)
+    seeds = [str(s) for s in ds["seed"].values] if "seed" in ds.dims else [None]
+    plan = [nifti_paths(root if s is None else f"{root}_{s}", names) for s in seeds]
+    _check_target_dir(next(iter(plan[0].values())))
+    existing = [p for paths in plan for p in paths.values() if os.path.exists(p)]
     if existing and not overwrite:
         raise OutputError(
             f"{len(existing)} output file(s) already exist (e.g. {existing[0]}); pass overwrite=True "
             "(--overwrite on the command line) to replace them, or choose another outroot."
         )
     affine = affine_from_coords(ds["x"].values, ds["y"].values, ds["z"].values)
-    arrays = [ds[n].transpose("x", "y", "z").data for n in names]
-    write = dask.delayed(lambda *vols: _write_niftis(dict(zip(names, vols)), paths, affine))
-    task = write(*arrays)
+    maps = ds[names].transpose(*(["seed"] if seeds[0] is not None else []), "x", "y", "z")
+    if seeds[0] is None:
+        # one stacked array: the maps share their graph, so it is computed once
+        stacked = da.stack([da.asarray(maps[n].data) for n in names])
+        task = dask.delayed(_write_stack)(stacked, names, plan[0], affine)
+        return task.compute() if compute else task
+    task = dask.delayed(_write_batch)(maps, names, plan, affine, max(1, int(seeds_per_pass)))
     return task.compute() if compute else task
+
+
+def _write_stack(stacked: np.ndarray, names: list[str], paths: dict[str, str], affine: np.ndarray) -> list[str]:
+    return _write_niftis(dict(zip(names, stacked)), paths, affine)
+
+
+def _write_batch(maps: xr.Dataset, names: list[str], plan: list[dict], affine: np.ndarray, per_pass: int) -> list[str]:
+    written: list[str] = []
+    try:
+        for start in range(0, len(plan), per_pass):
+            part = maps.isel(seed=slice(start, start + per_pass))
+            values = dask.compute(*[da.asarray(part[n].data) for n in names])
+            for j, paths in enumerate(plan[start:start + per_pass]):
+                written += _write_niftis({n: v[j] for n, v in zip(names, values)}, paths, affine)
+    except BaseException:
+        for path in written:
+            if os.path.exists(path):
+                os.remove(path)
+        raise
+    return written
 
 
 def to_netcdf(ds: xr.Dataset, path: str | os.PathLike, *, overwrite: bool = False) -> str:

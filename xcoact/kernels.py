@@ -304,3 +304,19 @@ class ActivationSource:
         """The source of an untouched cube's Dask array, else None."""
         name = getattr(data, "name", None)
         return _REGISTRY.get(name) if isinstance(name, str) else None
+
+    @classmethod
+    def of_cube(cls, cube) -> "ActivationSource | None":
+        """The source behind a cube DataArray, if the cube is untouched.
+
+        Untouched means the same Dask array *and* the same labels and
+        dimension order: ``assign_coords`` or ``transpose`` keep the Dask name
+        but change what the array means, so those take the general route.
+        """
+        source = cls.lookup(cube.data)
+        if source is None or cube.dims != ("study", "x", "y", "z"):
+            return None
+        same = np.array_equal(cube["study"].values, source.studies) and all(
+            np.array_equal(cube[d].values, getattr(source.grid, d)) for d in "xyz"
+        )
+        return source if same else None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from typing import Union
+from typing import NamedTuple, Union
 
 import numpy as np
 import xarray as xr
@@ -23,7 +23,7 @@ from .kernels import check_radius, sphere_offsets
 from .space import LABEL_ATOL, Grid, affine_from_coords, axis_labels
 from .warnings import ResampleWarning
 
-__all__ = ["roi_mask", "image_to_dataarray", "grid_of", "Seed", "describe_seed"]
+__all__ = ["roi_mask", "seed_set", "is_batch", "SeedROI", "image_to_dataarray", "grid_of", "Seed", "describe_seed"]
 
 Seed = Union[str, os.PathLike, "nibabel.spatialimages.SpatialImage", xr.DataArray, list, tuple, np.ndarray]
 
@@ -96,14 +96,19 @@ def _on_lattice(labels: np.ndarray, axis: int, grid: Grid) -> bool:
 
 
 def _align(values: xr.DataArray, grid: Grid, name: str) -> np.ndarray:
-    """Bring a bool (x, y, z) DataArray onto the grid by label; nearest neighbour if the grids differ."""
+    """Bring an (x, y, z) DataArray onto the grid by label; nearest neighbour if the grids differ.
+
+    Values keep their dtype (bool masks or integer atlas labels); cube voxels
+    the image does not cover are 0 / False.
+    """
+    zero = values.dtype.type(0)
     target = grid.coords()
     if all(_on_lattice(values[d].values, a, grid) for a, d in enumerate("xyz")):
         # same voxel centres (maybe another field of view): match labels, False where the ROI has none
         out = values.sortby(["x", "y", "z"]).reindex(
-            {d: target[d] for d in "xyz"}, method="nearest", tolerance=LABEL_ATOL, fill_value=False
+            {d: target[d] for d in "xyz"}, method="nearest", tolerance=LABEL_ATOL, fill_value=zero
         )
-        return out.transpose("x", "y", "z").values.astype(bool)
+        return out.transpose("x", "y", "z").values.astype(values.dtype)
     steps = {d: float(np.abs(np.diff(values[d].values)).min()) if values.sizes[d] > 1 else np.inf for d in "xyz"}
     warnings.warn(
         f"{name}: ROI is on another grid (voxel {tuple(round(steps[d], 3) for d in 'xyz')} mm, shape "
@@ -111,17 +116,17 @@ def _align(values: xr.DataArray, grid: Grid, name: str) -> np.ndarray:
         ResampleWarning,
         stacklevel=4,
     )
-    values = values.sortby(["x", "y", "z"]).astype(np.int8)
+    values = values.sortby(["x", "y", "z"])
     # nearest neighbour along each axis, then blank cube voxels beyond the ROI's own extent
     out = values.reindex({d: target[d] for d in "xyz"}, method="nearest")
-    vals = out.transpose("x", "y", "z").values.astype(bool)
+    vals = out.transpose("x", "y", "z").values.astype(values.dtype)
     for a, d in enumerate("xyz"):
         src = values[d].values
         half = steps[d] / 2 if np.isfinite(steps[d]) else 0.5
         outside = (target[d] < src.min() - half) | (target[d] > src.max() + half)
         idx = [slice(None)] * 3
         idx[a] = outside
-        vals[tuple(idx)] = False
+        vals[tuple(idx)] = zero
     return vals
 
 
@@ -150,7 +155,8 @@ def _coords_seed(coords, r, grid: Grid) -> np.ndarray:
     return mask
 
 
-def _is_coords(seed) -> bool:
+def is_coords(seed) -> bool:
+    """Whether a seed is MNI coordinates ``[x, y, z]`` or ``[[x, y, z], ...]``."""
     if isinstance(seed, (list, tuple, np.ndarray)) and not isinstance(seed, xr.DataArray):
         try:
             arr = np.asarray(seed, dtype=float)
@@ -162,13 +168,37 @@ def _is_coords(seed) -> bool:
 
 def describe_seed(seed, r=None) -> str:
     """A short JSON-able description of a seed for provenance."""
-    if _is_coords(seed):
+    if is_coords(seed):
         return json.dumps({"coordinates": np.atleast_2d(np.asarray(seed, dtype=float)).tolist(), "r": r})
     if isinstance(seed, (str, os.PathLike)):
         return os.fspath(seed)
     if isinstance(seed, xr.DataArray):
         return f"DataArray {seed.name!r}"
     return type(seed).__name__
+
+
+def _image_values(seed) -> tuple[xr.DataArray, str]:
+    """An image-like seed as a real-valued (x, y, z) DataArray with mm labels, and its name."""
+    if isinstance(seed, (str, os.PathLike)):
+        img, name = _load_image(seed)
+        values = image_to_dataarray(img, name)
+    elif isinstance(seed, xr.DataArray):
+        name = f"DataArray {seed.name!r}" if seed.name is not None else "seed DataArray"
+        missing = {"x", "y", "z"} - set(seed.dims)
+        if missing or seed.ndim != 3:
+            raise RoiError(f"{name}: dims {seed.dims}; expected exactly ('x', 'y', 'z') with mm coordinate labels.")
+        values = seed
+    elif hasattr(seed, "affine") and hasattr(seed, "dataobj"):
+        name = f"image {getattr(seed, 'get_filename', lambda: None)() or type(seed).__name__}"
+        values = image_to_dataarray(seed, name)
+    else:
+        raise ParameterError(
+            f"seed of type {type(seed).__name__} is not understood; expected a NIfTI path, a nibabel image, "
+            "a DataArray with x/y/z dims, or coordinates [[x, y, z], ...] with r."
+        )
+    if np.iscomplexobj(values.values):
+        raise RoiError(f"{name}: values are complex; expected real values (voxels > 0 form the ROI).")
+    return values, name
 
 
 def roi_mask(seed: Seed, grid: Grid, r: float | None = None) -> xr.DataArray:
@@ -197,32 +227,13 @@ def roi_mask(seed: Seed, grid: Grid, r: float | None = None) -> xr.DataArray:
     ParameterError
         Bad coordinates or radius.
     """
-    name = "seed"
-    if _is_coords(seed):
+    if is_coords(seed):
         if r is None:
             raise ParameterError("coordinate seeds need a radius: pass r=<mm>, e.g. r=10.")
         mask = _coords_seed(seed, r, grid)
         name = f"seed {np.atleast_2d(np.asarray(seed, dtype=float)).tolist()} (r={r} mm)"
     else:
-        if isinstance(seed, (str, os.PathLike)):
-            img, name = _load_image(seed)
-            values = image_to_dataarray(img, name)
-        elif isinstance(seed, xr.DataArray):
-            name = f"DataArray {seed.name!r}" if seed.name is not None else "seed DataArray"
-            missing = {"x", "y", "z"} - set(seed.dims)
-            if missing or seed.ndim != 3:
-                raise RoiError(f"{name}: dims {seed.dims}; expected exactly ('x', 'y', 'z') with mm coordinate labels.")
-            values = seed
-        elif hasattr(seed, "affine") and hasattr(seed, "dataobj"):
-            name = f"image {getattr(seed, 'get_filename', lambda: None)() or type(seed).__name__}"
-            values = image_to_dataarray(seed, name)
-        else:
-            raise ParameterError(
-                f"seed of type {type(seed).__name__} is not understood; expected a NIfTI path, a nibabel image, "
-                "a DataArray with x/y/z dims, or coordinates [[x, y, z], ...] with r."
-            )
-        if np.iscomplexobj(values.values):
-            raise RoiError(f"{name}: values are complex; expected real values (voxels > 0 form the ROI).")
+        values, name = _image_values(seed)
         positive = values > 0 if values.dtype != bool else values
         mask = _align(positive.fillna(False).astype(bool), grid, name)
     mask &= grid.mask
@@ -235,3 +246,143 @@ def roi_mask(seed: Seed, grid: Grid, r: float | None = None) -> xr.DataArray:
     return xr.DataArray(
         mask, dims=("x", "y", "z"), coords=grid.coords(), name="roi", attrs={"n_roi": n_roi, "seed": name}
     )
+
+
+class SeedROI(NamedTuple):
+    """One seed of a batch: its name, its in-mask voxels and where it came from."""
+
+    name: str
+    voxels: np.ndarray  # flat (C-order) grid indices, ascending, inside the brain mask
+    description: str
+
+
+def _fmt_xyz(xyz) -> str:
+    return "_".join(f"{float(v):g}" for v in xyz)
+
+
+def _read_lut(labels) -> dict[int, str]:
+    """A label lookup table: a mapping, or a text file of ``value name`` lines."""
+    if labels is None:
+        return {}
+    if isinstance(labels, dict):
+        return {int(k): str(v) for k, v in labels.items()}
+    path = os.fspath(labels)
+    if not os.path.exists(path):
+        raise DatabaseFileNotFoundError(f"{path}: no such label table; expected lines 'value<TAB>name' or a dict.")
+    lut: dict[int, str] = {}
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            parts = line.strip().split(None, 1) if "\t" not in line else line.strip().split("\t", 1)
+            if not parts or parts[0].startswith("#"):
+                continue
+            try:
+                value = int(float(parts[0]))
+            except ValueError:
+                if lineno == 1:
+                    continue  # a header line
+                raise ParameterError(f"{path}, line {lineno}: {parts[0]!r} is not a label value; expected 'value name'.") from None
+            lut[value] = parts[1].strip() if len(parts) > 1 else f"label_{value}"
+    return lut
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        if n in seen:
+            seen[n] += 1
+            out.append(f"{n}_{seen[n]}")
+        else:
+            seen[n] = 0
+            out.append(n)
+    return out
+
+
+def _default_name(seed, i: int) -> str:
+    if is_coords(seed):
+        return "+".join(_fmt_xyz(c) for c in np.atleast_2d(np.asarray(seed, dtype=float)))
+    if isinstance(seed, (str, os.PathLike)):
+        base = os.path.basename(os.fspath(seed))
+        for ext in (".nii.gz", ".nii", ".img", ".hdr"):
+            if base.endswith(ext):
+                return base[: -len(ext)]
+        return base
+    if isinstance(seed, xr.DataArray) and seed.name is not None:
+        return str(seed.name)
+    return f"seed{i}"
+
+
+def is_batch(seed, *, by_label: bool = False, separate: bool = False) -> bool:
+    """Whether a seed argument asks for several seeds (a ``seed`` dimension)."""
+    if by_label or separate or isinstance(seed, dict):
+        return True
+    if isinstance(seed, (list, tuple)) and not is_coords(seed):
+        return True
+    return False
+
+
+def seed_set(seed, grid: Grid, r: float = 6.0, *, by_label: bool = False, labels=None, separate: bool = False) -> list[SeedROI]:
+    """Expand a seed argument into named ROIs (the ``seed`` dimension of a batch).
+
+    Parameters
+    ----------
+    seed : list, tuple or dict of seeds, an atlas image, or coordinates
+        * a list/tuple of seeds (each as :func:`roi_mask` takes them), or a
+          dict ``{name: seed}``: one ROI each;
+        * an image with ``by_label=True``: one ROI per positive label value;
+        * coordinates ``[[x, y, z], ...]`` with ``separate=True``: one sphere each
+          (Neurosynth lumps them into one ROI, as :func:`roi_mask` does).
+    grid : Grid
+    r : float
+        Sphere radius (mm) for coordinate seeds.
+    by_label : bool
+    labels : dict or path, optional
+        Names of atlas labels: ``{value: name}`` or a text file of ``value name`` lines.
+    separate : bool
+
+    Returns
+    -------
+    list of SeedROI
+        An ROI with no in-mask voxel is kept (with no voxels); the analysis
+        reports it with a warning and NaN maps rather than failing the batch.
+    """
+    out: list[SeedROI] = []
+    if by_label:
+        values, name = _image_values(seed)
+        data = values.fillna(0)
+        if not np.allclose(data.values, np.round(data.values)):
+            raise RoiError(f"{name}: by_label=True needs an atlas of integer labels; found non-integer values.")
+        aligned = _align(data.round().astype(np.int64), grid, name)
+        aligned[~grid.mask] = 0
+        lut = _read_lut(labels)
+        present = np.unique(np.round(values.values[np.isfinite(values.values)]).astype(np.int64))
+        present = present[present > 0]
+        flat = aligned.ravel()
+        order = np.argsort(flat, kind="stable")
+        sorted_vals = flat[order]
+        for v in present:
+            lo, hi = np.searchsorted(sorted_vals, [v, v + 1])
+            out.append(SeedROI(lut.get(int(v), f"label_{int(v)}"), np.sort(order[lo:hi]), f"{name} label {int(v)}"))
+        if not out:
+            raise RoiError(f"{name}: by_label=True but the atlas has no positive label value.")
+    elif separate:
+        if not is_coords(seed):
+            raise ParameterError("separate=True applies to coordinates [[x, y, z], ...]; pass a list of seeds for other kinds.")
+        for xyz in np.atleast_2d(np.asarray(seed, dtype=float)):
+            mask = _coords_seed([xyz], r, grid) & grid.mask
+            out.append(SeedROI(_fmt_xyz(xyz), np.flatnonzero(mask), describe_seed([xyz.tolist()], r)))
+    else:
+        items = list(seed.items()) if isinstance(seed, dict) else [(None, s) for s in (seed if is_batch(seed) else [seed])]
+        if not items:
+            raise ParameterError("the list of seeds is empty; pass at least one seed.")
+        for i, (key, one) in enumerate(items):
+            if is_coords(one):
+                mask = _coords_seed(one, r, grid)
+            else:
+                values, name = _image_values(one)
+                positive = values > 0 if values.dtype != bool else values
+                mask = _align(positive.fillna(False).astype(bool), grid, name)
+            mask &= grid.mask
+            out.append(SeedROI(str(key) if key is not None else _default_name(one, i), np.flatnonzero(mask), describe_seed(one, r)))
+    names = _unique_names([s.name for s in out])
+    return [s._replace(name=n) for s, n in zip(out, names)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["XcoactWarning", "SpaceWarning", "OutOfBoxWarning", "ResampleWarning", "EmptyStudyWarning"]
+__all__ = ["XcoactWarning", "SpaceWarning", "OutOfBoxWarning", "ResampleWarning", "EmptyStudyWarning", "DegenerateSeedWarning"]
 
 
 class XcoactWarning(UserWarning):
@@ -23,3 +23,7 @@ class ResampleWarning(XcoactWarning):
 
 class EmptyStudyWarning(XcoactWarning):
     """A study or contrast without any coordinate was left out."""
+
+
+class DegenerateSeedWarning(XcoactWarning):
+    """A seed of a batch selected no study (or every study, or has no voxel); its maps are NaN."""

@@ -1,4 +1,4 @@
-"""Shared text handling for the readers: opening, decoding, tab-separated tables."""
+"""Shared text handling for the readers and writers: opening, decoding, tab-separated tables, atomic writes."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import gzip
 import io
 import os
 import re
+import shutil
 import zlib
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DatabaseError, DatabaseFileError, DatabaseFileNotFoundError
+from ..errors import DatabaseError, DatabaseFileError, DatabaseFileNotFoundError, OutputError, ParameterError
+from ..table import ICBM_SPM2TAL, TAL_LABELS
 
 #: What gzip.decompress raises for truncated or corrupt data: BadGzipFile
 #: (an OSError) for a bad header, EOFError when truncated, zlib.error for a
@@ -149,3 +151,224 @@ def parse_numbers(path: str, cols: dict, names: tuple[str, ...], lines: np.ndarr
             "x, y and z must be finite numbers in mm; fix or delete those rows."
         )
     return out
+
+
+# ---------------------------------------------------------------------------
+# Writing: the helpers the writers share (the inverse of the reading above).
+# ---------------------------------------------------------------------------
+
+#: Rows formatted and written per step, so writing 5 million peaks stays small in memory.
+WRITE_CHUNK = 100_000
+
+_TABLE_VARIABLES = ("study_id", "x", "y", "z", "space")
+
+
+def row_chunks(n: int):
+    """Slices of ``range(n)`` of :data:`WRITE_CHUNK` rows."""
+    for start in range(0, n, WRITE_CHUNK):
+        yield slice(start, min(n, start + WRITE_CHUNK))
+
+
+def format_floats(values) -> list[str]:
+    """Each value as ``repr(float)``: the shortest text that reads back to the same float64."""
+    return list(map(float.__repr__, np.asarray(values, dtype=np.float64).tolist()))
+
+
+def check_table(table, fmt: str) -> int:
+    """Check that ``table`` is a coordinate table that can be written; return its number of peaks."""
+    import xarray as xr
+
+    if not isinstance(table, xr.Dataset):
+        raise ParameterError(
+            f"table={type(table).__name__} cannot be written as {fmt}; expected a coordinate table "
+            "(an xarray.Dataset from xcoact.read_database or xcoact.datasets.synthetic)."
+        )
+    missing = [v for v in _TABLE_VARIABLES if v not in table.variables]
+    if missing:
+        raise ParameterError(
+            f"table: no variable(s) {missing}; a coordinate table has {list(_TABLE_VARIABLES)} along 'peak' "
+            "(see xcoact.table)."
+        )
+    wrong = [v for v in _TABLE_VARIABLES if table[v].dims != ("peak",)]
+    if wrong:
+        raise ParameterError(f"table: variable(s) {wrong} are not 1-D along 'peak'; see xcoact.table for the layout.")
+    n = table.sizes["peak"]
+    if n == 0:
+        raise ParameterError(f"table: no peaks; a {fmt} file needs at least one.")
+    xyz = np.column_stack([np.asarray(table[v].values, dtype=np.float64) for v in ("x", "y", "z")])
+    bad = ~np.isfinite(xyz).all(axis=1)
+    if bad.any():
+        raise ParameterError(
+            f"table: {int(bad.sum())} peak(s) have a NaN or infinite coordinate (e.g. peak {int(np.flatnonzero(bad)[0])}); "
+            "every x, y, z must be finite to be written. Drop those peaks first."
+        )
+    return int(n)
+
+
+def space_labels(table) -> np.ndarray:
+    """The ``space`` column as a str array."""
+    return np.asarray(table["space"].values).astype(str)
+
+
+def source_xyz(table) -> np.ndarray:
+    """The coordinates as the source file states them: Talairach rows moved back from MNI.
+
+    The table holds MNI for Talairach rows (``inv(M) @ tal``, see
+    :func:`xcoact.table.tal_to_mni`); writing ``M @ mni`` (``M`` =
+    :data:`xcoact.table.ICBM_SPM2TAL`) makes reading give the same MNI values
+    back, to rounding (~1e-13 mm).  Rows in other spaces are written as they are.
+    """
+    xyz = np.column_stack([np.asarray(table[v].values, dtype=np.float64) for v in ("x", "y", "z")])
+    labels = space_labels(table)
+    uniq, inverse = np.unique(labels, return_inverse=True)
+    is_tal = np.isin(np.char.upper(uniq), list(TAL_LABELS))[inverse.ravel()]
+    if is_tal.any():
+        homog = np.column_stack([xyz[is_tal], np.ones(int(is_tal.sum()))])
+        xyz[is_tal] = (homog @ ICBM_SPM2TAL.T)[:, :3]
+    return xyz
+
+
+def id_array(table) -> np.ndarray:
+    """The ``study_id`` column as a numpy array."""
+    return np.asarray(table["study_id"].values)
+
+
+def id_text(ids: np.ndarray) -> list[str]:
+    """Study ids as text, one per element."""
+    return [str(i) for i in ids.tolist()]
+
+
+def check_text_ids(ids: np.ndarray, fmt: str, forbidden: str) -> None:
+    """Refuse study ids holding characters the format cannot carry (integers always pass)."""
+    if ids.dtype.kind not in "iu":
+        check_cells(id_text(np.unique(ids.astype(str))), "study id", fmt, forbidden)
+
+
+def check_cells(values, what: str, fmt: str, forbidden: str) -> None:
+    """Refuse text cells holding characters the format cannot carry (tabs, line breaks)."""
+    bad = sorted({v for v in values if any(c in v for c in forbidden)})
+    if bad:
+        names = {"\t": "tab", "\n": "line feed", "\r": "carriage return"}
+        chars = " or ".join(names.get(c, repr(c)) for c in forbidden)
+        raise ParameterError(
+            f"table: {len(bad)} {what}(s) contain a {chars}, which the {fmt} format cannot hold "
+            f"(e.g. {bad[0]!r}). Rename them first, or write the 'nimare-json' format."
+        )
+
+
+def group_by_study(table) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows grouped by study, for formats that write each study as one block.
+
+    Returns
+    -------
+    studies : (n_studies,) array
+        Study ids in order of first appearance.
+    order : (n_peaks,) int64 array
+        Row numbers grouped by study (stable: a study's rows keep their order;
+        the identity when each study's rows are already contiguous).
+    bounds : (n_studies + 1,) int64 array
+        Study ``s`` owns ``order[bounds[s]:bounds[s + 1]]``.
+    """
+    from ..table import study_index
+
+    studies, codes = study_index(id_array(table))
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(studies) + 1))
+    return studies, order, bounds
+
+
+def studies_with_one_space(table, fmt: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`group_by_study` plus each study's space label, refusing studies with several.
+
+    Returns ``studies, order, bounds, study_space``.
+    """
+    studies, order, bounds = group_by_study(table)
+    labels = space_labels(table)[order]
+    first = bounds[:-1]
+    # a label change between two neighbouring rows of the same study
+    same_study = np.ones(len(order), dtype=bool)
+    same_study[first] = False
+    change = np.flatnonzero(same_study[1:] & (labels[1:] != labels[:-1])) + 1
+    if change.size:
+        owner = np.searchsorted(bounds, change, side="right") - 1
+        mixed = list(dict.fromkeys(studies[owner].tolist()))
+        raise ParameterError(
+            f"table: {len(mixed)} study(ies) have peaks in more than one space (e.g. study {mixed[0]!r}); the "
+            f"{fmt} format states one space per study. Write the 'neurosynth' format, or split those studies."
+        )
+    return studies, order, bounds, labels[first]
+
+
+def _write_one(tmp: str, final: str, write) -> None:
+    """Run ``write(handle)`` on ``tmp`` as UTF-8 text, gzip-compressed when ``final`` ends in ``.gz``."""
+    with open(tmp, "wb") as raw:
+        if final.lower().endswith(".gz"):
+            # mtime=0 and the final name in the header: the same table always gives the same bytes
+            with gzip.GzipFile(filename=final, mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz:
+                with io.TextIOWrapper(gz, encoding="utf-8", newline="\n") as fh:
+                    write(fh)
+        else:
+            with io.TextIOWrapper(raw, encoding="utf-8", newline="\n") as fh:
+                write(fh)
+
+
+def write_files(writers: dict, *, overwrite: bool) -> list[str]:
+    """Write one or more text files atomically.
+
+    ``writers`` maps each target path to a function writing its text to a
+    handle.  Each file is written to a temporary file beside its target
+    (gzip-compressed when the target ends in ``.gz``) and renamed into place
+    only when every file is complete; on any error nothing new remains and
+    files that were replaced are restored.
+
+    Raises
+    ------
+    OutputError
+        A target exists and ``overwrite`` is False, its directory is missing or
+        read-only, or writing failed (an ``OSError``; the message names the file).
+    """
+    from ..export import _check_target_dir, atomic_path
+
+    paths = list(writers)
+    for path in paths:
+        _check_target_dir(path)
+        if os.path.isdir(path):
+            raise OutputError(f"{path}: is a directory; expected a file name, e.g. {os.path.join(path, 'database.txt')!r}.")
+    existing = [p for p in paths if os.path.exists(p)]
+    if existing and not overwrite:
+        raise OutputError(
+            f"{existing[0]} already exists; pass overwrite=True to replace it, or choose another path."
+            + (f" ({len(existing)} of the {len(paths)} files exist.)" if len(paths) > 1 else "")
+        )
+    temps: dict[str, str] = {}
+    backups: dict[str, str] = {}
+    placed: list[str] = []
+    current = paths[0]
+    try:
+        for current in paths:
+            temps[current] = atomic_path(current)
+            _write_one(temps[current], current, writers[current])
+        # every file but the last is renamed before the last one: keep copies to roll back to
+        for current in paths[:-1]:
+            if os.path.exists(current):
+                backups[current] = atomic_path(current, suffix=".bak")
+                shutil.copy2(current, backups[current])
+        for current in paths:
+            os.replace(temps[current], current)
+            del temps[current]
+            placed.append(current)
+    except BaseException as err:
+        for path in reversed(placed):
+            if path in backups:
+                os.replace(backups.pop(path), path)
+            elif os.path.exists(path):
+                os.remove(path)
+        for tmp in [*temps.values(), *backups.values()]:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        if isinstance(err, OSError) and not isinstance(err, OutputError):
+            raise OutputError(f"{current}: writing failed ({type(err).__name__}: {err}); nothing was written.") from err
+        raise
+    for bak in backups.values():
+        os.remove(bak)
+    return paths
