@@ -23,9 +23,11 @@ class CoactDataArrayAccessor:
     def __init__(self, obj: xr.DataArray):
         self._obj = obj
 
-    def seed(self, seed, threshold: float | int = 0.0, *, r: float = 6.0, q: float = 0.01, prior: float = 0.5) -> xr.Dataset:
-        """Coactivation maps of a seed; see :func:`xcoact.seed`."""
-        return _coact.seed(self._obj, seed, threshold, r=r, q=q, prior=prior)
+    def seed(self, seed, threshold: float | int = 0.0, *, r: float = 6.0, q: float = 0.01, prior: float = 0.5,
+             by_label: bool = False, labels=None, separate: bool = False) -> xr.Dataset:
+        """Coactivation maps of a seed, or of many; see :func:`xcoact.seed`."""
+        return _coact.seed(self._obj, seed, threshold, r=r, q=q, prior=prior, by_label=by_label, labels=labels,
+                           separate=separate)
 
     def coactivation(self, seed, threshold: float | int = 0.0, *, outroot, r: float = 6.0, q: float = 0.01,
                      prior: float = 0.5, overwrite: bool = False) -> xr.Dataset:
@@ -45,9 +47,11 @@ class CoactDatasetAccessor:
         """Names of the map variables."""
         return _export.map_variables(self._obj)
 
-    def to_nifti(self, outroot: str | os.PathLike, *, names=None, overwrite: bool = False, compute: bool = True):
-        """Write ``{outroot}_{name}.nii.gz`` per map; see :func:`xcoact.export.to_nifti`."""
-        return _export.to_nifti(self._obj, outroot, names=names, overwrite=overwrite, compute=compute)
+    def to_nifti(self, outroot: str | os.PathLike, *, names=None, overwrite: bool = False, compute: bool = True,
+                 seeds_per_pass: int = 4):
+        """Write ``{outroot}_{name}.nii.gz`` per map (per seed and map for a batch); see :func:`xcoact.to_nifti`."""
+        return _export.to_nifti(self._obj, outroot, names=names, overwrite=overwrite, compute=compute,
+                                seeds_per_pass=seeds_per_pass)
 
     def to_netcdf(self, path: str | os.PathLike, *, overwrite: bool = False) -> str:
         """Write the whole Dataset to netCDF atomically; see :func:`xcoact.export.to_netcdf`."""

@@ -19,7 +19,7 @@ from .counts import overlap_counts, ranges, selected_counts
 from .errors import ParameterError, SelectionError
 from .kernels import ActivationSource
 from .roi import Seed, describe_seed, grid_of, is_batch, is_coords, roi_mask, seed_set
-from .select import check_threshold, select_studies, threshold_kind
+from .select import check_threshold, overlap_rule, select_studies, threshold_kind
 from .space import Grid
 from .stats import coactivation_maps, map_names
 from .warnings import DegenerateSeedWarning
@@ -307,8 +307,10 @@ def seed_batch(
         try:
             selected[i] = select_studies(overlap[i], roi.voxels.size, threshold, seed_name=repr(roi.name))
             valid[i] = True
-        except SelectionError as err:
-            problems.append(f"{roi.name!r} ({str(err).split(':', 1)[0]})")
+        except SelectionError:
+            n_sel = int(overlap_rule(overlap[i], roi.voxels.size, threshold).sum())
+            what = "no study selected" if n_sel == 0 else "every study selected"
+            problems.append(f"{roi.name!r} ({what}; largest overlap {int(overlap[i].max())} of {roi.voxels.size} voxels)")
     if problems:
         warnings.warn(
             f"{len(problems)} of {len(rois)} seeds give NaN maps: " + "; ".join(problems[:20])

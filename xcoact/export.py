@@ -23,8 +23,11 @@ __all__ = ["to_nifti", "to_netcdf", "nifti_paths", "map_variables", "atomic_path
 
 
 def map_variables(ds: xr.Dataset) -> list[str]:
-    """The map variables of a result Dataset (the float (x, y, z) ones), in order."""
-    return [n for n, v in ds.data_vars.items() if set(v.dims) == {"x", "y", "z"} and v.dtype.kind == "f"]
+    """The map variables of a result Dataset (the float (x, y, z) or (seed, x, y, z) ones), in order."""
+    return [
+        n for n, v in ds.data_vars.items()
+        if set(v.dims) in ({"x", "y", "z"}, {"seed", "x", "y", "z"}) and v.dtype.kind == "f"
+    ]
 
 
 def nifti_paths(outroot, names: Sequence[str]) -> dict[str, str]:

@@ -9,7 +9,7 @@ import numpy as np
 
 from .errors import ParameterError, SelectionError
 
-__all__ = ["check_threshold", "select_studies", "threshold_kind"]
+__all__ = ["check_threshold", "overlap_rule", "select_studies", "threshold_kind"]
 
 
 def threshold_kind(threshold) -> Literal["proportion", "count"]:
@@ -43,6 +43,14 @@ def check_threshold(threshold) -> float | int:
     return t
 
 
+def overlap_rule(overlap: np.ndarray, n_roi: int, threshold: float | int) -> np.ndarray:
+    """SPEC section 5: ``overlap > t`` for an int, ``overlap / n_roi > t`` for a float (strict)."""
+    overlap = np.asarray(overlap)
+    if isinstance(threshold, (int, np.integer)):
+        return overlap > threshold
+    return overlap.astype(np.float64) / n_roi > threshold
+
+
 def select_studies(overlap: np.ndarray, n_roi: int, threshold, *, seed_name: str = "seed") -> np.ndarray:
     """Which studies cover more than ``threshold`` of the ROI (strictly).
 
@@ -68,10 +76,7 @@ def select_studies(overlap: np.ndarray, n_roi: int, threshold, *, seed_name: str
     """
     threshold = check_threshold(threshold)
     overlap = np.asarray(overlap)
-    if isinstance(threshold, int):
-        selected = overlap > threshold
-    else:
-        selected = overlap.astype(np.float64) / n_roi > threshold
+    selected = overlap_rule(overlap, n_roi, threshold)
     n = overlap.size
     k = int(selected.sum())
     if k == 0:

@@ -162,6 +162,11 @@ WRITE_CHUNK = 100_000
 
 _TABLE_VARIABLES = ("study_id", "x", "y", "z", "space")
 
+#: Decimals (mm) Talairach coordinates are rounded to when written: 1e-10 mm
+#: undoes the float error of the MNI round trip yet moves the MNI value read
+#: back by < 1e-9 mm.
+TAL_DECIMALS = 10
+
 
 def row_chunks(n: int):
     """Slices of ``range(n)`` of :data:`WRITE_CHUNK` rows."""
@@ -215,8 +220,10 @@ def source_xyz(table) -> np.ndarray:
 
     The table holds MNI for Talairach rows (``inv(M) @ tal``, see
     :func:`xcoact.table.tal_to_mni`); writing ``M @ mni`` (``M`` =
-    :data:`xcoact.table.ICBM_SPM2TAL`) makes reading give the same MNI values
-    back, to rounding (~1e-13 mm).  Rows in other spaces are written as they are.
+    :data:`xcoact.table.ICBM_SPM2TAL`) rounded to :data:`TAL_DECIMALS`
+    decimals gives the source's Talairach values back (``17.0``, not
+    ``16.999999999999996``) and makes reading give the same MNI values back to
+    < 1e-9 mm.  Rows in other spaces are written as they are.
     """
     xyz = np.column_stack([np.asarray(table[v].values, dtype=np.float64) for v in ("x", "y", "z")])
     labels = space_labels(table)
@@ -224,7 +231,8 @@ def source_xyz(table) -> np.ndarray:
     is_tal = np.isin(np.char.upper(uniq), list(TAL_LABELS))[inverse.ravel()]
     if is_tal.any():
         homog = np.column_stack([xyz[is_tal], np.ones(int(is_tal.sum()))])
-        xyz[is_tal] = (homog @ ICBM_SPM2TAL.T)[:, :3]
+        # + 0.0 turns the -0.0 that rounding leaves of tiny negatives into 0.0
+        xyz[is_tal] = np.round((homog @ ICBM_SPM2TAL.T)[:, :3], TAL_DECIMALS) + 0.0
     return xyz
 
 

@@ -1,4 +1,4 @@
-"""Neurosynth databases: the classic ``database.txt`` and the v7 split release."""
+"""Neurosynth databases: the classic ``database.txt`` and the v7 split release (read and write)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,25 @@ import warnings
 
 import numpy as np
 
-from ..errors import DatabaseError
+from ..errors import DatabaseError, OutputError, ParameterError
 from ..table import make_table
 from ..warnings import SpaceWarning
-from ._text import parse_numbers, parse_tsv, read_text
+from ._text import (
+    check_cells,
+    check_table,
+    check_text_ids,
+    format_floats,
+    id_array,
+    id_text,
+    parse_numbers,
+    parse_tsv,
+    read_text,
+    row_chunks,
+    source_xyz,
+    space_labels,
+    studies_with_one_space,
+    write_files,
+)
 
 CLASSIC_COLUMNS = ("id", "x", "y", "z", "space")
 V7_COLUMNS = ("id", "x", "y", "z")
@@ -68,3 +83,131 @@ def read_neurosynth_v7(path: str, metadata: str | None = None):
             )
         space = np.array([lookup[i] for i in cols["id"]], dtype=object)
     return make_table(cols["id"], x, y, z, space, database=path, fmt="neurosynth-v7", lines=lines)
+
+
+_TSV_FORBIDDEN = "\t\n\r"
+
+
+def _checked_columns(table, fmt: str):
+    n = check_table(table, fmt)
+    ids = id_array(table)
+    check_text_ids(ids, fmt, _TSV_FORBIDDEN)
+    labels = space_labels(table)
+    check_cells(np.unique(labels).tolist(), "space label", fmt, _TSV_FORBIDDEN)
+    return n, ids, labels
+
+
+def write_neurosynth(table, path, *, overwrite: bool = False) -> str:
+    """Write a coordinate table as a Neurosynth ``database.txt`` (TSV ``id x y z space``).
+
+    Rows keep the table's order; coordinates are written as ``repr(float)``
+    (exact), Talairach rows moved back to Talairach (see
+    :func:`~xcoact.readers._text.source_xyz`), so :func:`read_neurosynth` gives
+    the table's ids, spaces and coordinates back (Talairach rows to < 1e-9 mm).
+    Gzip-compressed when ``path`` ends in ``.gz``.  Written atomically.
+
+    Parameters
+    ----------
+    table : xarray.Dataset
+        A coordinate table (see :mod:`xcoact.table`).
+    path : str or path-like
+    overwrite : bool, default False
+        Replace an existing file; otherwise an existing file is an error.
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    path = os.fspath(path)
+    n, ids, labels = _checked_columns(table, "Neurosynth database.txt")
+    xyz = source_xyz(table)
+
+    def write(fh):
+        fh.write("id\tx\ty\tz\tspace\n")
+        for sl in row_chunks(n):
+            cols = (id_text(ids[sl]), *(format_floats(xyz[sl, a]) for a in range(3)), labels[sl].tolist())
+            fh.write("".join(f"{i}\t{x}\t{y}\t{z}\t{sp}\n" for i, x, y, z, sp in zip(*cols)))
+
+    write_files({path: write}, overwrite=overwrite)
+    return path
+
+
+V7_COORDINATE_HEADER = ("id", "table_id", "table_num", "peak_id", "x", "y", "z")
+V7_METADATA_HEADER = ("id", "doi", "space", "title", "authors", "year", "journal")
+
+
+def v7_metadata_path(coordinates_path: str) -> str:
+    """The metadata file written beside a v7 coordinates file (``*_coordinates.tsv[.gz]``)."""
+    path = os.fspath(coordinates_path)
+    for suffix in ("_coordinates.tsv.gz", "_coordinates.tsv"):
+        if os.path.basename(path).endswith(suffix):
+            return path[: -len(suffix)] + suffix.replace("_coordinates", "_metadata")
+    raise ParameterError(
+        f"path={path!r} is not a Neurosynth v7 coordinates file name; it must end with '_coordinates.tsv' or "
+        "'_coordinates.tsv.gz' (the metadata is written beside it as '*_metadata.tsv[.gz]'), e.g. "
+        "'mydb_coordinates.tsv.gz'."
+    )
+
+
+def write_neurosynth_v7(table, path, *, overwrite: bool = False) -> str:
+    """Write a coordinate table as a Neurosynth v7 split release: coordinates and metadata TSVs.
+
+    ``path`` must end with ``_coordinates.tsv`` or ``_coordinates.tsv.gz``
+    (gzip-compressed when it ends in ``.gz``); the metadata file
+    (``id doi space title authors year journal``, one row per study) is
+    written beside it as ``*_metadata.tsv[.gz]``, where
+    :func:`read_neurosynth_v7` looks for it.  The coordinates file
+    (``id table_id table_num peak_id x y z``) keeps the table's row order;
+    ``peak_id`` numbers the rows from 1, and ``table_id``, ``table_num``,
+    ``doi``, ``title``, ``authors``, ``year`` and ``journal``, which a
+    coordinate table does not hold, are ``n/a``.  Coordinates are written as
+    in :func:`write_neurosynth`.  Both files are written atomically: on an
+    error neither is left behind (or both are restored).
+
+    Parameters
+    ----------
+    table : xarray.Dataset
+        A coordinate table whose studies each have one space label.
+    path : str or path-like
+    overwrite : bool, default False
+        Replace existing files; otherwise an existing coordinates or metadata file is an error.
+
+    Returns
+    -------
+    str
+        The coordinates path written.
+
+    Raises
+    ------
+    ParameterError
+        The path does not end in ``_coordinates.tsv[.gz]``, or a study has
+        peaks in several spaces (v7 states the space per study).
+    OutputError
+        A file exists and ``overwrite`` is False, or writing failed.
+    """
+    path = os.fspath(path)
+    meta = v7_metadata_path(path)
+    if not meta.endswith(".gz") and os.path.exists(meta + ".gz"):
+        raise OutputError(
+            f"{meta}.gz exists beside {path}; read_database would take the spaces from it instead of the "
+            f"{os.path.basename(meta)} written here. Remove it, or write '*_coordinates.tsv.gz' instead."
+        )
+    fmt = "Neurosynth v7"
+    n, ids, labels = _checked_columns(table, fmt)
+    studies, _, _, study_space = studies_with_one_space(table, fmt)
+    xyz = source_xyz(table)
+
+    def write_metadata(fh):
+        fh.write("\t".join(V7_METADATA_HEADER) + "\n")
+        fh.write("".join(f"{i}\tn/a\t{sp}\tn/a\tn/a\tn/a\tn/a\n" for i, sp in zip(id_text(studies), study_space.tolist())))
+
+    def write_coordinates(fh):
+        fh.write("\t".join(V7_COORDINATE_HEADER) + "\n")
+        for sl in row_chunks(n):
+            cols = (id_text(ids[sl]), range(sl.start + 1, sl.stop + 1), *(format_floats(xyz[sl, a]) for a in range(3)))
+            fh.write("".join(f"{i}\tn/a\tn/a\t{p}\t{x}\t{y}\t{z}\n" for i, p, x, y, z in zip(*cols)))
+
+    # the coordinates file goes in last, so a reader never finds it without its metadata
+    write_files({meta: write_metadata, path: write_coordinates}, overwrite=overwrite)
+    return path

@@ -11,17 +11,32 @@ Layout::
 Each experiment is one study; when several name lines open the same block of
 coordinates (GingerALE's way of giving one experiment several labels) they
 form one study whose id joins the names with ``"; "``.
+
+:func:`write_sleuth` writes a table whose peaks are all MNI or all Talairach
+back in this layout.
 """
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
 
-from ..errors import DatabaseError
-from ..table import make_table
-from ._text import read_text
+from ..errors import DatabaseError, ParameterError
+from ..table import MNI_LABELS, TAL_LABELS, make_table
+from ._text import (
+    check_table,
+    check_text_ids,
+    format_floats,
+    group_by_study,
+    id_text,
+    read_text,
+    row_chunks,
+    source_xyz,
+    space_labels,
+    write_files,
+)
 
 _REFERENCE = re.compile(r"^//\s*reference\s*=\s*(\S+)", re.IGNORECASE)
 _SUBJECTS = re.compile(r"^//\s*subjects\s*=", re.IGNORECASE)
@@ -100,3 +115,83 @@ def read_sleuth(path: str):
     if not ids:
         raise DatabaseError(f"{path}: a Sleuth header but no coordinates; expected 'x y z' lines after each experiment name.")
     return make_table(ids, xs, ys, zs, spaces, database=path, fmt="sleuth", lines=lines)
+
+
+def write_sleuth(table, path, *, overwrite: bool = False) -> str:
+    """Write a coordinate table as a Sleuth text file that :func:`read_sleuth` reads back.
+
+    The layout is one ``// Reference = MNI`` (or ``// Reference = Talairach``)
+    line, then per study a ``// <study id>`` name line, its ``x y z`` lines
+    (tab-separated, ``repr(float)``, exact) and a blank line.  No
+    ``// Subjects = N`` line is written: a coordinate table does not know the
+    sample sizes.  A study's peaks are written together, in table order;
+    studies in order of first appearance.
+
+    A Sleuth file states one space, so every row's label must be an MNI label
+    (``MNI``, ``MNI152``, ``ICBM``, ``ICBM152``) or every one a Talairach label
+    (``TAL``, ``T88``, ``Talairach``); they read back as ``MNI`` or ``TAL``.
+    Talairach coordinates are moved back from MNI as in
+    :func:`~xcoact.readers.neurosynth.write_neurosynth`.  Gzip-compressed when
+    ``path`` ends in ``.gz``; written atomically.
+
+    Parameters
+    ----------
+    table : xarray.Dataset
+        A coordinate table (see :mod:`xcoact.table`).
+    path : str or path-like
+    overwrite : bool, default False
+        Replace an existing file; otherwise an existing file is an error.
+
+    Returns
+    -------
+    str
+        The path written.
+
+    Raises
+    ------
+    ParameterError
+        The table mixes spaces (or uses one Sleuth cannot state), or a study id
+        contains a line break or would read as a ``Reference``/``Subjects`` line.
+    """
+    path = os.fspath(path)
+    n = check_table(table, "Sleuth")
+    labels, counts = np.unique(space_labels(table), return_counts=True)
+    upper = {str(lab).upper() for lab in labels}
+    if upper <= MNI_LABELS:
+        reference = "MNI"
+    elif upper <= TAL_LABELS:
+        reference = "Talairach"
+    else:
+        found = ", ".join(f"{str(lab)!r}: {int(c)} row(s)" for lab, c in zip(labels, counts))
+        raise ParameterError(
+            f"table: a Sleuth file states one space, but the table's space labels are {found}; expected all MNI "
+            "(MNI, MNI152, ICBM, ICBM152) or all Talairach (TAL, T88, Talairach). Select one space first "
+            "(e.g. table.isel(peak=table.space == 'MNI')), or write the 'neurosynth' format."
+        )
+    studies, order, bounds = group_by_study(table)
+    check_text_ids(studies, "Sleuth", "\n\r")
+    names = [f"// {s}\n" for s in id_text(studies)]
+    clash = [s for s in names if _REFERENCE.match(s) or _SUBJECTS.match(s)]
+    if clash:
+        raise ParameterError(
+            f"table: study id {clash[0][3:].strip()!r} would read back as a Sleuth "
+            f"{'Reference' if _REFERENCE.match(clash[0]) else 'Subjects'} line; rename it first."
+        )
+    xyz = source_xyz(table)[order]
+    starts = np.zeros(n, dtype=bool)
+    starts[bounds[:-1]] = True
+    study_of = np.repeat(np.arange(len(studies)), np.diff(bounds))
+
+    def write(fh):
+        fh.write(f"// Reference = {reference}\n")
+        for sl in row_chunks(n):
+            parts = []
+            cols = (range(sl.start, sl.stop), *(format_floats(xyz[sl, a]) for a in range(3)))
+            for pos, x, y, z in zip(*cols):
+                if starts[pos]:
+                    parts.append(("\n" if pos else "") + names[study_of[pos]])
+                parts.append(f"{x}\t{y}\t{z}\n")
+            fh.write("".join(parts))
+
+    write_files({path: write}, overwrite=overwrite)
+    return path
