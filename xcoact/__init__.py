@@ -25,6 +25,7 @@ from .errors import (
     XcoactError,
 )
 from .export import to_netcdf, to_nifti
+from .matrix import matrix
 from .readers import read_database
 from .roi import roi_mask
 from .space import Grid, mni152_2mm
@@ -41,6 +42,7 @@ __all__ = [
     "to_netcdf",
     "to_nifti",
     "map_names",
+    "matrix",
     "Grid",
     "mni152_2mm",
     "XcoactError",

@@ -12,6 +12,7 @@ import xarray as xr
 
 from . import coact as _coact
 from . import export as _export
+from .matrix import matrix as _matrix  # the function: xcoact.matrix is rebound to it
 
 __all__ = ["CoactDataArrayAccessor", "CoactDatasetAccessor"]
 
@@ -33,6 +34,11 @@ class CoactDataArrayAccessor:
                      prior: float = 0.5, overwrite: bool = False) -> xr.Dataset:
         """Compute and write a seed's maps; see :func:`xcoact.coactivation`."""
         return _coact.coactivation(self._obj, seed, threshold, outroot=outroot, r=r, q=q, prior=prior, overwrite=overwrite)
+
+    def matrix(self, rois, threshold: float | int = 0.1, *, r: float = 6.0, by_label: bool = False, labels=None,
+               separate: bool = False) -> xr.Dataset:
+        """ROI x ROI coactivation matrix (n_both, phi, association z); see :func:`xcoact.matrix`."""
+        return _matrix(self._obj, rois, threshold, r=r, by_label=by_label, labels=labels, separate=separate)
 
 
 @xr.register_dataset_accessor("coact")

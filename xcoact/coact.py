@@ -240,6 +240,10 @@ def _sparse_seed_block(source: ActivationSource, total, selected, q, prior, *row
     return _maps_block(a, total, n_sel, selected.size - n_sel, q, prior, grid)
 
 
+#: From this many seeds on, a batch computes its overlaps from the sparse index.
+_MANY_SEEDS = 16
+
+
 def _roi_block(voxels: np.ndarray, shape) -> np.ndarray:
     out = np.zeros(int(np.prod(shape)), dtype=bool)
     out[voxels] = True
@@ -295,15 +299,21 @@ def seed_batch(
     selected = np.zeros((len(rois), n_studies), dtype=bool)
     valid = np.zeros(len(rois), dtype=bool)
     problems = []
+    # Many ROIs: one sparse product per study chunk over the index (built now if
+    # needed); a few ROIs: the peaks near each ROI, which needs no index.
+    many = source is not None and (len(rois) >= _MANY_SEEDS or source.has_index())
+    if many:
+        overlap[:] = source.overlaps([roi.voxels for roi in rois])
     for i, roi in enumerate(rois):
         if roi.voxels.size == 0:
             problems.append(f"{roi.name!r} (no voxel in the brain mask)")
             continue
-        mask = _roi_block(roi.voxels, grid.shape)
-        if source is not None:
-            overlap[i] = source.overlap(mask)
-        else:
-            overlap[i] = overlap_counts(act, xr.DataArray(mask, dims=("x", "y", "z"), coords=grid.coords()), grid)
+        if not many:
+            mask = _roi_block(roi.voxels, grid.shape)
+            if source is not None:
+                overlap[i] = source.overlap(mask)
+            else:
+                overlap[i] = overlap_counts(act, xr.DataArray(mask, dims=("x", "y", "z"), coords=grid.coords()), grid)
         try:
             selected[i] = select_studies(overlap[i], roi.voxels.size, threshold, seed_name=repr(roi.name))
             valid[i] = True

@@ -164,6 +164,9 @@ class Grid:
         """The x, y, z coordinate labels (mm at voxel centres)."""
         return {"x": self.x, "y": self.y, "z": self.z}
 
+    def __dask_tokenize__(self):
+        return ("xcoact-grid", self.token)
+
     # Shipped to Dask workers: send the definition, not the cached lookups (they rebuild on demand).
     def __getstate__(self):
         return {"shape": self.shape, "affine": self.affine, "mask": np.packbits(self.mask), "name": self.name}

@@ -140,6 +140,48 @@ def fdr_threshold(p: np.ndarray, q: float, counts: np.ndarray | None = None) -> 
     return float(s[below[-1]]) if below.size else -1.0
 
 
+#: Largest (max total + 1) x (max a + 1) table :func:`count_pairs` builds; past it, it sorts.
+_PAIR_TABLE_MAX = 1 << 23
+
+
+def count_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct (a, b) count pairs of a map, which voxel has which, and how many voxels each.
+
+    Returns
+    -------
+    ua, ub : (n_pairs,) int64 arrays
+        The distinct pairs.
+    inverse : (n_voxels,) int64 array
+        ``(ua[inverse], ub[inverse]) == (a, b)``.
+    counts : (n_pairs,) int64 array
+        Voxels per pair.
+
+    Notes
+    -----
+    Keyed by (a + b, a), whose range is small (at most the busiest voxel's
+    study count times the selection size), so a lookup table replaces the
+    sort of every voxel when it fits in ``_PAIR_TABLE_MAX`` entries.
+    """
+    t = a + b
+    width = int(a.max(initial=0)) + 1
+    size = (int(t.max(initial=0)) + 1) * width
+    if size <= _PAIR_TABLE_MAX:
+        key = t * width + a
+        present = np.zeros(size, dtype=bool)
+        present[key] = True
+        keys = np.flatnonzero(present)
+        lookup = np.empty(size, dtype=np.int64)
+        lookup[keys] = np.arange(keys.size)
+        inverse = lookup[key]
+        counts = np.bincount(inverse, minlength=keys.size)
+    else:
+        keys, inverse, counts = np.unique(t * width + a, return_inverse=True, return_counts=True)
+        inverse = inverse.reshape(a.shape)
+    ua = keys % width
+    ub = keys // width - ua
+    return ua, ub, inverse, counts
+
+
 def coactivation_maps(
     a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected: int, *, q: float = 0.01, prior: float = 0.5
 ) -> dict[str, np.ndarray]:
@@ -175,10 +217,7 @@ def coactivation_maps(
     b = np.asarray(b, dtype=np.int64)
     n = n_selected + n_unselected
     e = np.mean(a.astype(np.float64))  # over every in-mask voxel, as Neurosynth
-    code = a * (n_unselected + 1) + b
-    pairs, inverse, counts = np.unique(code, return_inverse=True, return_counts=True)
-    ua = pairs // (n_unselected + 1)
-    ub = pairs - ua * (n_unselected + 1)
+    ua, ub, inverse, counts = count_pairs(a, b)
 
     a64 = ua.astype(np.float64)
     b64 = ub.astype(np.float64)
@@ -203,5 +242,4 @@ def coactivation_maps(
     dead = (ua + ub) == 0
     for v in values:
         v[dead] = 0.0
-    inverse = inverse.reshape(a.shape)
     return {name: v[inverse] for name, v in zip(names, values)}

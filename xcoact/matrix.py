@@ -1,0 +1,249 @@
+"""ROI x ROI coactivation matrix: how often the studies active in one ROI are active in another.
+
+A study is *active in* an ROI when the SPEC section 5 rule selects it for
+that ROI (its ROI coverage is above the threshold).  With ``S`` the
+``(n_roi, n_studies)`` boolean matrix of those selections, every entry of the
+matrix comes from the 2 x 2 table of two rows of ``S``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import xarray as xr
+
+from ._version import __version__
+from .coact import _check_cube, _grid, _roi_block
+from .counts import overlap_counts
+from .kernels import ActivationSource, check_radius
+from .roi import is_coords, seed_set
+from .select import check_threshold, overlap_rule, threshold_kind
+from .stats import p_to_z, two_way_p
+from .warnings import DegenerateSeedWarning
+
+__all__ = ["matrix", "REFERENCE"]
+
+REFERENCE = (
+    "phi coefficient (Pearson correlation of two binary study vectors; Yule 1912, Cramer 1946); "
+    "association z: Pearson chi-square of the 2 x 2 table as in Neurosynth 0.3.8 MetaAnalysis "
+    "(Yarkoni et al. 2011), SPEC section 6"
+)
+
+
+def _phi(n11: np.ndarray, n_i: np.ndarray, n_j: np.ndarray, n: int) -> np.ndarray:
+    """Phi of the 2 x 2 tables ``[[n11, n10], [n01, n00]]``; NaN where a margin is 0."""
+    n11 = n11.astype(np.float64)
+    n_i = n_i.astype(np.float64)
+    n_j = n_j.astype(np.float64)
+    n10 = n_i - n11
+    n01 = n_j - n11
+    n00 = n - n_i - n_j + n11
+    with np.errstate(divide="ignore", invalid="ignore"):
+        phi = (n11 * n00 - n10 * n01) / np.sqrt((n_i * (n - n_i)) * (n_j * (n - n_j)))
+    defined = (n_i > 0) & (n_i < n) & (n_j > 0) & (n_j < n)
+    return np.where(defined, np.clip(phi, -1.0, 1.0), np.nan)
+
+
+def _association_z(n_both: np.ndarray, n_active: np.ndarray, n: int) -> np.ndarray:
+    """SPEC section 6's association z, row i: F = active in ROI i, A = active in ROI j."""
+    z = np.full(n_both.shape, np.nan)
+    for i, n_f in enumerate(int(k) for k in n_active):
+        n_u = n - n_f
+        if n_f == 0 or n_u == 0:
+            continue  # no selected or no unselected study: undefined
+        a = n_both[i].astype(np.int64)
+        b = n_active.astype(np.int64) - a
+        p = two_way_p(a, b, n_f, n_u)
+        z[i] = p_to_z(p, np.sign(a / n_f - b / n_u))
+    return z
+
+
+def matrix(
+    act: xr.DataArray,
+    rois,
+    threshold: float | int = 0.1,
+    *,
+    r: float = 6.0,
+    by_label: bool = False,
+    labels=None,
+    separate: bool = False,
+) -> xr.Dataset:
+    """ROI x ROI coactivation matrix of a set of ROIs.
+
+    A study is active in ROI ``i`` when it covers *more than* ``threshold``
+    of it (SPEC section 5, the rule :func:`xcoact.seed` selects by).  For
+    every pair of ROIs ``(i, j)`` this gives the 2 x 2 table of studies
+    ``[[n11, n10], [n01, n00]]`` (active in both, in ``i`` only, in ``j``
+    only, in neither) and from it three numbers.
+
+    Parameters
+    ----------
+    act : xarray.DataArray
+        The activation cube from :func:`xcoact.activations`.
+    rois : list, tuple or dict of seeds, an atlas image, or coordinates
+        The ROIs, expanded exactly as :func:`xcoact.roi.seed_set` does: a
+        list or ``{name: seed}`` dict of seeds (images or coordinates), an
+        atlas image with ``by_label=True`` (one ROI per positive label), or
+        coordinates ``[[x, y, z], ...]`` with ``separate=True`` (one sphere
+        each).  A single seed gives a 1 x 1 matrix.
+    threshold : float or int, default 0.1
+        Proportion of the ROI's voxels (float, in [0, 1]) or number of voxels
+        (int) a study must cover, strictly, to be active in it.
+    r : float, default 6
+        Sphere radius in mm for coordinate seeds.
+    by_label : bool, default False
+        Treat an image as an atlas: one ROI per positive label value.
+    labels : dict or path, optional
+        Names of atlas labels (``{value: name}`` or a ``value name`` text file).
+    separate : bool, default False
+        Grow each coordinate into its own ROI.
+
+    Returns
+    -------
+    xarray.Dataset
+        dims ``("roi", "roi_other")``, both labelled by the ROI names:
+
+        * ``n_both`` (int64): studies active in both ROIs (``S @ S.T``); the
+          diagonal is ``n_active``;
+        * ``phi`` (float64): the phi coefficient, the Pearson correlation of
+          the two binary study vectors,
+          ``(n11 n00 - n10 n01) / sqrt((n11+n10)(n01+n00)(n11+n01)(n10+n00))``;
+          symmetric, 1 on the diagonal, NaN where a margin is 0 (an ROI
+          active in no study or in every study);
+        * ``z`` (float64): the association z of SPEC section 6 with
+          "selected" = active in ROI ``roi`` (F) and "active" = active in ROI
+          ``roi_other`` (A): ``a = n11``, ``b = n01``, ``n_F = n_i``,
+          ``n_U = N - n_i``; Pearson chi-square without continuity
+          correction (a cell with expected count 0 contributes 1.0, as in
+          Neurosynth), two-tailed p -> z with sign ``sign(a/n_F - b/n_U)``.
+          NaN in the rows of an ROI active in no study or in every study.
+          The values are symmetric where both ROIs have both margins (the
+          table's chi-square and the sign of ``n11 N - n_i n_j`` do not
+          depend on the order); the diagonal is the z of a study set against
+          itself (chi-square = N).  For a 2 x 2 table chi-square = N phi^2,
+          so ``z = sqrt(N) * phi`` wherever phi is defined (up to rounding
+          and the 1e-240 p floor, which caps |z| near 33.1); in the row of a
+          usable ROI, the column of an ROI active in no study or in every
+          study is 0;
+        * ``n_active (roi)``: studies active in each ROI;
+        * ``n_roi_voxels (roi)``: in-mask voxels of each ROI;
+
+        and a ``description (roi)`` coordinate.  ``attrs``: title, analysis,
+        database, r (kernel radius), threshold, threshold_kind, selection,
+        n_studies, n_rois, by_label, separate, reference, xcoact_version and,
+        for coordinate ROIs, seed_r.
+
+    Notes
+    -----
+    Cost: computed eagerly, as it is small (``n_roi x n_studies`` booleans,
+    then ``n_roi x n_roi`` tables).  On an untouched cube each ROI's overlap
+    comes straight from the peaks that can reach it (no dense cube, no
+    sparse per-study index); on any other boolean cube (rechunked,
+    transposed, ...) it is computed from the ROI's bounding box of the
+    cube only.  Either way the dense cube is never materialised.
+
+    An ROI with no voxel in the brain mask, or active in no study or in every
+    study, gets a :class:`~xcoact.warnings.DegenerateSeedWarning`; its
+    ``phi`` and its ``z`` row are NaN (``n_both`` stays exact).
+
+    Raises
+    ------
+    ParameterError
+        A bad threshold, radius, or ROI argument.
+    RoiError
+        An unusable ROI image.
+
+    Examples
+    --------
+    >>> import warnings, xcoact
+    >>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    >>> act = xcoact.activations(xcoact.datasets.sample_database_path(), r=6)
+    >>> m = act.coact.matrix([xcoact.datasets.amygdala_roi_path(), [[0, 20, 28]]], r=10)
+    >>> m["roi"].values.tolist(), m["n_active"].values.tolist(), int(m["n_both"][0, 1])
+    (['amygdala_roi', '0_20_28'], [9, 4], 1)
+    >>> round(float(m["phi"][0, 1]), 4), round(float(m["z"][0, 1]), 4)  # z = sqrt(100) * phi
+    (0.1141, 1.1412)
+    """
+    _check_cube(act)
+    threshold = check_threshold(threshold)
+    r = check_radius(r)
+    grid = _grid(act)
+    found = seed_set(rois, grid, r, by_label=by_label, labels=labels, separate=separate)
+    source = ActivationSource.of_cube(act)
+    n_studies = int(act.sizes["study"])
+    n_voxels = np.array([roi.voxels.size for roi in found], dtype=np.int64)
+
+    active = np.zeros((len(found), n_studies), dtype=bool)
+    problems = []
+    for i, roi in enumerate(found):
+        if roi.voxels.size == 0:
+            problems.append(f"{roi.name!r} (no voxel in the brain mask)")
+            continue
+        mask = _roi_block(roi.voxels, grid.shape)
+        if source is not None:
+            overlap = source.overlap(mask)
+        else:
+            overlap = overlap_counts(act, xr.DataArray(mask, dims=("x", "y", "z"), coords=grid.coords()), grid)
+        active[i] = overlap_rule(overlap, roi.voxels.size, threshold)
+        k = int(active[i].sum())
+        if k == 0 or k == n_studies:
+            what = "active in no study" if k == 0 else "active in every study"
+            problems.append(f"{roi.name!r} ({what}; largest overlap {int(overlap.max())} of {roi.voxels.size} voxels)")
+    if problems:
+        warnings.warn(
+            f"{len(problems)} of {len(found)} ROIs give NaN phi and z: " + "; ".join(problems[:20])
+            + ("; ..." if len(problems) > 20 else "") + ". Check their ROI or change the threshold.",
+            DegenerateSeedWarning,
+            stacklevel=2,
+        )
+
+    s = active.astype(np.int64)
+    n_both = s @ s.T
+    n_active = np.diag(n_both).copy()
+    n_i = np.broadcast_to(n_active[:, None], n_both.shape)
+    n_j = np.broadcast_to(n_active[None, :], n_both.shape)
+    phi = _phi(n_both, n_i, n_j, n_studies)
+    z = _association_z(n_both, n_active, n_studies)
+
+    names = [roi.name for roi in found]
+    dims = ("roi", "roi_other")
+    ds = xr.Dataset(
+        {
+            "n_both": (dims, n_both.astype(np.int64)),
+            "phi": (dims, phi.astype(np.float64)),
+            "z": (dims, z.astype(np.float64)),
+            "n_active": ("roi", n_active.astype(np.int64)),
+            "n_roi_voxels": ("roi", n_voxels),
+        },
+        coords={
+            "roi": names,
+            "roi_other": names,
+            "description": ("roi", np.array([roi.description for roi in found], dtype=str)),
+        },
+    )
+    ds["n_both"].attrs["long_name"] = "studies active in both ROIs"
+    ds["phi"].attrs["long_name"] = "phi coefficient of the two ROIs' study vectors"
+    ds["z"].attrs["long_name"] = "association z: studies active in roi (F) vs active in roi_other (A)"
+    ds["n_active"].attrs["long_name"] = "studies active in each ROI (selected by SPEC section 5)"
+    ds["n_roi_voxels"].attrs["long_name"] = "in-mask voxels of each ROI"
+    coords_given = separate or is_coords(rois) or any(
+        is_coords(v) for v in (rois.values() if isinstance(rois, dict) else rois if isinstance(rois, (list, tuple)) else [])
+    )
+    ds.attrs = {
+        "title": "xcoact ROI coactivation matrix",
+        "analysis": "ROI x ROI coactivation matrix",
+        "database": str(act.attrs.get("database", "")),
+        "r": float(act.attrs.get("r", np.nan)),
+        **({"seed_r": float(r)} if coords_given else {}),
+        "threshold": threshold,
+        "threshold_kind": threshold_kind(threshold),
+        "selection": "ROI coverage > threshold (Neurosynth)",
+        "n_studies": n_studies,
+        "n_rois": len(found),
+        "by_label": int(by_label),
+        "separate": int(separate),
+        "reference": REFERENCE,
+        "xcoact_version": __version__,
+    }
+    return ds
