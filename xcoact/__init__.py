@@ -24,7 +24,7 @@ from .errors import (
     SelectionError,
     XcoactError,
 )
-from .export import to_netcdf, to_nifti
+from .export import to_netcdf, to_nifti, to_zarr
 from .matrix import matrix
 from .readers import read_database
 from .roi import roi_mask
@@ -41,6 +41,7 @@ __all__ = [
     "seed",
     "to_netcdf",
     "to_nifti",
+    "to_zarr",
     "map_names",
     "matrix",
     "Grid",

@@ -25,10 +25,10 @@ class CoactDataArrayAccessor:
         self._obj = obj
 
     def seed(self, seed, threshold: float | int = 0.0, *, r: float = 6.0, q: float = 0.01, prior: float = 0.5,
-             by_label: bool = False, labels=None, separate: bool = False) -> xr.Dataset:
+             by_label: bool = False, labels=None, separate: bool = False, dtype="float64") -> xr.Dataset:
         """Coactivation maps of a seed, or of many; see :func:`xcoact.seed`."""
         return _coact.seed(self._obj, seed, threshold, r=r, q=q, prior=prior, by_label=by_label, labels=labels,
-                           separate=separate)
+                           separate=separate, dtype=dtype)
 
     def coactivation(self, seed, threshold: float | int = 0.0, *, outroot, r: float = 6.0, q: float = 0.01,
                      prior: float = 0.5, overwrite: bool = False) -> xr.Dataset:
@@ -59,6 +59,10 @@ class CoactDatasetAccessor:
         return _export.to_nifti(self._obj, outroot, names=names, overwrite=overwrite, compute=compute,
                                 seeds_per_pass=seeds_per_pass)
 
-    def to_netcdf(self, path: str | os.PathLike, *, overwrite: bool = False) -> str:
-        """Write the whole Dataset to netCDF atomically; see :func:`xcoact.export.to_netcdf`."""
-        return _export.to_netcdf(self._obj, path, overwrite=overwrite)
+    def to_netcdf(self, path: str | os.PathLike, *, overwrite: bool = False, dtype=None, zlib_level: int = 0) -> str:
+        """Write the whole Dataset to netCDF atomically; see :func:`xcoact.to_netcdf`."""
+        return _export.to_netcdf(self._obj, path, overwrite=overwrite, dtype=dtype, zlib_level=zlib_level)
+
+    def to_zarr(self, path: str | os.PathLike, *, overwrite: bool = False, dtype=None, compressor: str = "lz4") -> str:
+        """Write the whole Dataset to a Zarr store atomically; see :func:`xcoact.to_zarr`."""
+        return _export.to_zarr(self._obj, path, overwrite=overwrite, dtype=dtype, compressor=compressor)
