@@ -306,6 +306,26 @@ def test_pool_entirely_outside_the_mask_is_an_error():
         synthetic(10, pool=_point_pool(0.0, 0.0, 200.0))
 
 
+def test_pool_with_nan_or_no_peaks_is_an_error():
+    nan_pool = xr.Dataset({c: ("peak", [0.0, np.nan if c == "y" else 0.0]) for c in "xyz"})
+    with pytest.raises(ParameterError, match=r"pool: 1 peak\(s\) have a NaN or infinite coordinate"):
+        synthetic(10, pool=nan_pool)
+    with pytest.raises(ParameterError, match=r"pool: no peaks"):
+        synthetic(10, pool=xr.Dataset({c: ("peak", np.zeros(0)) for c in "xyz"}))
+
+
+def test_a_jitter_too_large_for_the_mask_is_an_error(affine_mni):
+    """One in-mask voxel and a 1 m jitter: re-drawing cannot succeed, and says so instead of looping."""
+    mask = np.zeros((91, 109, 91), dtype=bool)
+    mask[45, 63, 36] = True  # the voxel of (0, 0, 0)
+    grid = xcoact.Grid(mask.shape, affine_mni, mask, name="one voxel")
+    with pytest.raises(ParameterError, match=r"jitter=1000 mm is too large for this grid: after 1000 re-draws"):
+        synthetic(2, pool=_point_pool(0.0, 0.0, 0.0), jitter=1000.0, grid=grid)
+    # with no jitter the same pool and grid work: every peak is the pool point
+    table = synthetic(2, pool=_point_pool(0.0, 0.0, 0.0), jitter=0.0, grid=grid)
+    assert (_xyz(table) == 0).all()
+
+
 def test_missing_pool_file_is_the_readers_error(tmp_path):
     with pytest.raises(xcoact.DatabaseFileNotFoundError, match="no such file"):
         synthetic(10, pool=tmp_path / "nope.txt")

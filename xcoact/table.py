@@ -77,6 +77,13 @@ def _normalise_ids(ids: np.ndarray) -> np.ndarray:
     ids = np.asarray(ids)
     if ids.dtype.kind in "iu":
         return ids.astype(np.int64)
+    # decide per distinct id (a few per hundred rows), then map back to the rows
+    uniq, inverse = np.unique(ids.astype(str), return_inverse=True)
+    norm = _normalise_unique(uniq)
+    return norm[inverse.ravel()]
+
+
+def _normalise_unique(ids: np.ndarray) -> np.ndarray:
     as_str = np.array([str(i).strip() for i in ids], dtype=object)
     try:
         ints = np.array([int(s) for s in as_str], dtype=np.int64)
@@ -145,8 +152,11 @@ def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None) -> x
             f"{database}: {int(bad.sum())} peak(s) have a NaN or infinite coordinate ({where}); "
             "x, y and z must be finite numbers in mm. Fix or delete those rows."
         )
-    space = np.array([str(s).strip() for s in np.asarray(space, dtype=object)], dtype=object)
-    upper = np.array([s.upper() for s in space], dtype=object)
+    # work once per distinct label (a database has a handful), not once per row
+    labels, label_of = np.unique(np.asarray(space).astype(str), return_inverse=True)
+    labels = np.array([lab.strip() for lab in labels], dtype=object)
+    space = labels[label_of.ravel()]
+    upper = np.array([lab.upper() for lab in labels], dtype=object)[label_of.ravel()]
     is_tal = np.isin(upper, list(TAL_LABELS))
     if is_tal.any():
         xyz[is_tal] = tal_to_mni(xyz[is_tal])

@@ -194,7 +194,7 @@ def write_neurosynth_v7(table, path, *, overwrite: bool = False) -> str:
             f"{os.path.basename(meta)} written here. Remove it, or write '*_coordinates.tsv.gz' instead."
         )
     fmt = "Neurosynth v7"
-    n, ids, labels = _checked_columns(table, fmt)
+    n, ids, _ = _checked_columns(table, fmt)
     studies, _, _, study_space = studies_with_one_space(table, fmt)
     xyz = source_xyz(table)
 
