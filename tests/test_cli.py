@@ -79,3 +79,36 @@ def test_bad_seed_arguments(tmp_path, capsys, seed, message):
     assert main(["coactivation", "--seed", seed, "--outroot", str(tmp_path / "x")]) == 2
     assert message in capsys.readouterr().err
     assert not os.listdir(tmp_path)
+
+
+def test_batch_of_coordinates_with_progress_and_zarr(tmp_path):
+    import xarray as xr
+
+    out = tmp_path / "batch"
+    store = tmp_path / "batch.zarr"
+    proc = run_cli("coactivation", "--seed", "0,20,28", "--seed", "-40,20,28", "--separate", "--r", "10",
+                   "--threshold", "0.1", "--outroot", str(out), "--zarr", str(store), "--progress")
+    assert proc.returncode == 0, proc.stderr
+    assert "seeds: 2 (2 with maps)" in proc.stdout
+    assert "0_20_28: ROI voxels 515" in proc.stdout
+    assert "[####" in proc.stderr  # Dask's progress bar
+    assert len(list(tmp_path.glob("batch_0_20_28_*.nii.gz"))) == 9
+    assert len(list(tmp_path.glob("batch_-40_20_28_*.nii.gz"))) == 9
+    with xr.open_zarr(store) as ds:
+        assert list(ds["seed"].values) == ["0_20_28", "-40_20_28"]
+        assert ds["pFgA"].dims == ("seed", "x", "y", "z")
+
+
+def test_existing_netcdf_is_refused_before_anything_is_written(tmp_path):
+    nc = tmp_path / "maps.nc"
+    nc.write_bytes(b"old")
+    code = main(["coactivation", "--seed", "0,20,28", "--r", "10", "--threshold", "0.1",
+                 "--outroot", str(tmp_path / "x"), "--netcdf", str(nc)])
+    assert code == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["maps.nc"]
+    assert nc.read_bytes() == b"old"
+
+
+def test_no_nifti_needs_another_output(tmp_path, capsys):
+    assert main(["coactivation", "--seed", "0,20,28", "--outroot", str(tmp_path / "x"), "--no-nifti"]) == 2
+    assert "--no-nifti leaves nothing to write" in capsys.readouterr().err

@@ -38,3 +38,22 @@ def xcoact_threaded():
     import dask
 
     return dask.config.set(scheduler="threads")
+
+
+def test_distributed_batch_and_matrix_identical_to_threaded(sample_table, client, tmp_path):
+    import xarray as xr
+
+    with pytest.warns(xcoact.warnings.OutOfBoxWarning):
+        act = xcoact.activations(sample_table, r=6)
+    seeds = [xcoact.datasets.amygdala_roi_path(), xcoact.datasets.sgacc_roi_path(), [[0, 20, 28]]]
+    with xcoact_threaded():
+        expected = act.coact.seed(seeds, r=10, threshold=0.1).compute()
+    batch = act.coact.seed(seeds, r=10, threshold=0.1)
+    store = batch.coact.to_zarr(tmp_path / "b.zarr")  # written by the workers, chunk by chunk
+    with xr.open_zarr(store) as got:
+        for name in expected.coact.maps:
+            np.testing.assert_array_equal(got[name].values, expected[name].values)
+    np.testing.assert_array_equal(
+        act.coact.matrix(seeds, threshold=0.1, r=10)["n_both"].values,
+        expected["selected"].values.astype(int) @ expected["selected"].values.T.astype(int),
+    )

@@ -13,10 +13,11 @@
 from . import accessors as _accessors  # noqa: F401  (registers .coact)
 from . import datasets, warnings
 from ._version import __version__
-from .coact import coactivation, seed
+from .coact import coactivation, seed, seed_batch
 from .cube import activations
 from .errors import (
     DatabaseError,
+    DatabaseFileError,
     DatabaseFileNotFoundError,
     OutputError,
     ParameterError,
@@ -26,7 +27,7 @@ from .errors import (
 )
 from .export import to_netcdf, to_nifti, to_zarr
 from .matrix import matrix
-from .readers import read_database
+from .readers import read_database, write_database
 from .roi import roi_mask
 from .space import Grid, mni152_2mm
 from .stats import map_names
@@ -37,6 +38,8 @@ __all__ = [
     "coactivation",
     "datasets",
     "read_database",
+    "write_database",
+    "seed_batch",
     "roi_mask",
     "seed",
     "to_netcdf",
@@ -48,6 +51,7 @@ __all__ = [
     "mni152_2mm",
     "XcoactError",
     "DatabaseError",
+    "DatabaseFileError",
     "DatabaseFileNotFoundError",
     "OutputError",
     "ParameterError",

@@ -6,6 +6,7 @@ Parses arguments, calls the public functions, reports; nothing else.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time
@@ -32,7 +33,8 @@ def _get_parser() -> argparse.ArgumentParser:
         ),
     )
     co.add_argument("--seed", action="append", required=True, metavar="ROI.nii.gz|X,Y,Z",
-                    help="an ROI image, or MNI coordinates x,y,z (repeat for several; all form one seed)")
+                    help="an ROI image, or MNI coordinates x,y,z; repeated coordinates form one seed (as in "
+                         "Neurosynth) unless --separate; repeated images are separate seeds")
     co.add_argument("--threshold", default="0.0",
                     help="proportion of the seed a study must exceed (e.g. 0.1), or an integer voxel count (default 0.0)")
     co.add_argument("--r", type=float, default=6.0, help="sphere radius in mm for coordinate seeds (default 6)")
@@ -43,7 +45,16 @@ def _get_parser() -> argparse.ArgumentParser:
     co.add_argument("--q", type=float, default=0.01, help="FDR rate (default 0.01)")
     co.add_argument("--prior", type=float, default=0.5, help="uniform prior for the *_given_pF maps (default 0.5)")
     co.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    co.add_argument("--separate", action="store_true", help="each coordinate is its own seed (a batch)")
+    co.add_argument("--by-label", action="store_true", help="the seed image is an atlas: one seed per positive label")
+    co.add_argument("--labels", default=None, metavar="LUT", help="label names for --by-label: a text file of 'value name' lines")
     co.add_argument("--netcdf", default=None, metavar="PATH", help="also write every map and the provenance to this netCDF file")
+    co.add_argument("--zarr", default=None, metavar="PATH", help="also write every map and the provenance to this Zarr store")
+    co.add_argument("--no-nifti", action="store_true", help="write no NIfTI files (use with --netcdf or --zarr)")
+    co.add_argument("--float32", action="store_true", help="store batch maps as float32 (as the NIfTI files are)")
+    bar = co.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar (default: when stderr is a terminal)")
+    bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show a progress bar")
     return parser
 
 
@@ -74,44 +85,88 @@ def _parse_seed(values: list[str]):
 
     coords = [v for v in values if _COORD.match(v)]
     if coords and len(coords) != len(values):
-        raise ParameterError(f"--seed mixes coordinates and images ({values}); give either x,y,z coordinates or one ROI image.")
+        raise ParameterError(f"--seed mixes coordinates and images ({values}); give either x,y,z coordinates or ROI images.")
     if coords:
         return [[float(c) for c in v.split(",")] for v in coords]
-    if len(values) > 1:
-        raise ParameterError(f"--seed was given {len(values)} images; give one ROI image (all its voxels > 0 form the seed).")
-    if "," in values[0] and not values[0].endswith((".nii", ".nii.gz")):
-        raise ParameterError(f"--seed {values[0]!r} is neither an image path nor x,y,z coordinates (three numbers, e.g. 0,20,28).")
-    return values[0]
+    for v in values:
+        if "," in v and not v.endswith((".nii", ".nii.gz")):
+            raise ParameterError(f"--seed {v!r} is neither an image path nor x,y,z coordinates (three numbers, e.g. 0,20,28).")
+    return values[0] if len(values) == 1 else list(values)
+
+
+def _outputs(args, ds) -> list[str]:
+    """Every file the run will write, checked before anything is computed."""
+    from .export import map_variables, nifti_paths
+
+    targets = []
+    if not args.no_nifti:
+        seeds = [str(s) for s in ds["seed"].values] if "seed" in ds.dims else [None]
+        for s in seeds:
+            targets += nifti_paths(args.outroot if s is None else f"{args.outroot}_{s}", map_variables(ds)).values()
+    targets += [p for p in (args.netcdf, args.zarr) if p]
+    return targets
 
 
 def _coactivation(args) -> int:
-    from . import activations, coactivation, datasets, read_database, to_netcdf
+    import contextlib
 
+    from . import activations, datasets, read_database, seed, to_netcdf, to_nifti, to_zarr
+    from .errors import OutputError, ParameterError
+
+    if args.no_nifti and not (args.netcdf or args.zarr):
+        raise ParameterError("--no-nifti leaves nothing to write; add --netcdf PATH or --zarr PATH.")
     database = args.database or datasets.sample_database_path()
     threshold = _parse_threshold(args.threshold)
-    seed = _parse_seed(args.seed)
+    seed_arg = _parse_seed(args.seed)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         db = read_database(database)
         act = activations(db, r=args.kernel_r)
+        ds = seed(act, seed_arg, threshold, r=args.r, q=args.q, prior=args.prior, by_label=args.by_label,
+                  labels=args.labels, separate=args.separate, dtype="float32" if args.float32 else "float64")
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print(f"database: {database}{' (bundled sample)' if args.database is None else ''}")
     print(f"studies in the database: {db.attrs['n_studies']} ({db.attrs['n_peaks']} peaks, kernel r = {args.kernel_r:g} mm)")
-    ds = coactivation(act, seed, threshold, outroot=args.outroot, r=args.r, q=args.q, prior=args.prior, overwrite=args.overwrite)
     a = ds.attrs
-    print(f"seed: {a['seed']}")
-    print(f"ROI voxels (in the brain mask): {a['n_roi']}")
-    print(f"studies selected: {a['n_selected']} of {a['n_studies']} (overlap > {a['threshold']} as a {a['threshold_kind']})")
-    if args.netcdf:
-        to_netcdf(ds, args.netcdf, overwrite=args.overwrite)
-        a["files"].append(args.netcdf)
-    print(f"files written ({len(a['files'])}):")
-    for f in a["files"]:
+    if "seed" in ds.dims:
+        print(f"seeds: {a['n_seeds']} ({a['n_valid_seeds']} with maps)")
+        for name, n_roi, n_sel in list(zip(ds["seed"].values, ds["n_roi"].values, ds["n_selected"].values))[:20]:
+            print(f"  {name}: ROI voxels {n_roi}, studies selected {n_sel}")
+        if a["n_seeds"] > 20:
+            print(f"  ... and {a['n_seeds'] - 20} more")
+    else:
+        print(f"seed: {a['seed']}")
+        print(f"ROI voxels (in the brain mask): {a['n_roi']}")
+        print(f"studies selected: {a['n_selected']} of {a['n_studies']} (overlap > {a['threshold']} as a {a['threshold_kind']})")
+    existing = [p for p in _outputs(args, ds) if os.path.exists(p)]
+    if existing and not args.overwrite:
+        raise OutputError(f"{len(existing)} output file(s) already exist (e.g. {existing[0]}); pass --overwrite to replace them.")
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    files: list[str] = []
+    with _progress_bar() if show else contextlib.nullcontext():
+        if "seed" not in ds.dims:
+            ds = ds.compute()  # once, for every writer below
+        if not args.no_nifti:
+            files += to_nifti(ds, args.outroot, overwrite=args.overwrite)
+        if args.netcdf:
+            files.append(to_netcdf(ds, args.netcdf, overwrite=args.overwrite))
+        if args.zarr:
+            files.append(to_zarr(ds, args.zarr, overwrite=args.overwrite))
+    print(f"files written ({len(files)}):")
+    for f in files[:40]:
         print(f"  {f}")
+    if len(files) > 40:
+        print(f"  ... and {len(files) - 40} more")
     print(f"done in {time.perf_counter() - t0:.2f} s")
     return 0
+
+
+def _progress_bar():
+    from dask.diagnostics import ProgressBar
+
+    return ProgressBar(minimum=0.5, out=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -296,13 +296,14 @@ def to_zarr(
     import shutil
 
     try:
-        from zarr.codecs import BloscCodec
-    except ImportError as err:  # pragma: no cover - zarr is a dependency
+        from numcodecs import Blosc
+    except ImportError as err:  # pragma: no cover - zarr (and numcodecs) are dependencies
         raise OutputError("to_zarr needs the zarr package (pip install zarr).") from err
     _check_dtype(dtype)
+    # Zarr format 2: its string types and consolidated metadata are part of the spec
     codecs = {
-        "lz4": [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")],
-        "zstd": [BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")],
+        "lz4": Blosc(cname="lz4", clevel=5, shuffle=Blosc.SHUFFLE),
+        "zstd": Blosc(cname="zstd", clevel=3, shuffle=Blosc.BITSHUFFLE),
         "none": None,
     }
     if compressor not in codecs:
@@ -315,8 +316,8 @@ def to_zarr(
     os.remove(tmp)  # zarr creates the directory
     backup = None
     try:
-        extra = {"compressors": codecs[compressor]} if codecs[compressor] else {"compressors": None}
-        ds.to_zarr(tmp, mode="w-", encoding=_map_encoding(ds, dtype, extra), consolidated=True)
+        extra = {"compressors": (codecs[compressor],) if codecs[compressor] else None}
+        ds.to_zarr(tmp, mode="w-", encoding=_map_encoding(ds, dtype, extra), consolidated=True, zarr_format=2)
         if os.path.exists(path):
             backup = atomic_path(path, suffix=".old")
             os.remove(backup)

@@ -1,0 +1,526 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark of xcoact on Neurosynth v7 and on synthetic databases.
+
+One command::
+
+    python3 benchmarks/run.py
+
+For each database (the real Neurosynth v7 release, and synthetic databases of
+a multiple of its study count) a fresh subprocess times, and measures the peak
+resident memory (VmHWM, reset before each step through /proc/self/clear_refs) of:
+
+1. ``read``       xcoact.read_database(file)
+2. ``build``      xcoact.activations(db, r=6)  (the lazy cube)
+3. ``first map``  act.coact.seed([[0, 20, 28]], r=10, threshold=0.1) + .compute()
+                  on a fresh cube: every seed-independent step (the sparse index,
+                  the all-study totals) is included
+   ``cold total`` read + build + first map
+4. ``warm seed``  median of seed(...) + .compute() over --repeats other coordinate seeds
+5. ``batch``      --batch-seeds coordinate seeds (separate 10 mm spheres, threshold 0.1,
+                  float32), from the seed call until ds.coact.to_zarr(path, dtype="float32")
+                  has written the store
+
+The parent process only orchestrates: it asks a "prepare" subprocess to write
+the synthetic databases (``xcoact.datasets.synthetic(n, pool=<v7 table>, seed=0)``
+written with ``xcoact.readers.write_database(table, path, "neurosynth")``) into
+the scratch directory, then runs one subprocess per database (``--only``),
+collects the JSON lines they print, and prints one table per database.
+
+The internal flags ``--only SIZE`` and ``--prepare SIZES`` run one piece; they
+are what the parent calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RELEASE = "../shared/data/releases/neurosynth-v7/data-neurosynth_version-7_coordinates.tsv.gz"
+ENV_RELEASE = "XCOACT_NEUROSYNTH_V7"
+
+#: Neurosynth v7: studies, and what the benchmark seed must select (sanity check).
+V7_STUDIES = 14_371
+V7_SELECTED = 1_435
+
+BENCH_SEED = [[0, 20, 28]]
+SEED_R = 10.0
+KERNEL_R = 6.0
+THRESHOLD = 0.1
+#: Warm seeds: a fixed list; more repeats than this draw extra in-mask centres (rng seed 1).
+WARM_SEEDS = [
+    [[-40, 20, 28]], [[40, -60, 0]], [[0, -50, 20]], [[-30, -90, 0]], [[20, 10, -10]],
+    [[-44, -60, 40]], [[0, 50, -10]], [[30, -20, 60]], [[-20, -4, -18]], [[50, 20, 0]],
+]
+#: A batch projected (warm-seed median x seeds) to take longer than this runs with FALLBACK_SEEDS.
+BATCH_BUDGET_S = 20 * 60
+FALLBACK_SEEDS = 100
+
+MARK = "@@xcoact-bench "
+
+
+# --------------------------------------------------------------------------- helpers
+
+def emit(kind: str, **fields) -> None:
+    """One JSON line for the parent (children only)."""
+    print(MARK + json.dumps({"kind": kind, **fields}), flush=True)
+
+
+def reset_peak() -> bool:
+    """Reset the kernel's resident-set high-water mark of this process (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _status(field: str) -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0  # kB -> MB
+    return float("nan")
+
+
+def peak_mb() -> float:
+    return _status("VmHWM")
+
+
+def rss_mb() -> float:
+    return _status("VmRSS")
+
+
+def dir_size(path: str) -> tuple[int, int]:
+    """(bytes on disk, apparent bytes) of a directory tree."""
+    disk = apparent = 0
+    for folder, _, files in os.walk(path):
+        for f in files:
+            st = os.stat(os.path.join(folder, f))
+            disk += st.st_blocks * 512
+            apparent += st.st_size
+    return disk, apparent
+
+
+def parse_sizes(text: str) -> list[str]:
+    out = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if item.lower() == "v7":
+            out.append("v7")
+            continue
+        try:
+            factor = float(item)
+        except ValueError:
+            raise SystemExit(f"--sizes: {item!r} is neither 'v7' nor a number (a multiple of v7's study count)") from None
+        if not factor > 0:
+            raise SystemExit(f"--sizes: {item!r} must be > 0")
+        out.append(f"{factor:g}")
+    if not out:
+        raise SystemExit("--sizes: nothing to run")
+    return out
+
+
+def n_studies_of(size: str) -> int:
+    return V7_STUDIES if size == "v7" else int(round(float(size) * V7_STUDIES))
+
+
+def label_of(size: str) -> str:
+    return "Neurosynth v7" if size == "v7" else f"synthetic {size}x ({n_studies_of(size):,} studies)"
+
+
+def synthetic_path(out: str, size: str) -> str:
+    return os.path.join(out, f"synthetic-{size}x-database.txt")
+
+
+def resolve_release(arg: str | None) -> str:
+    if arg is not None:
+        path = Path(arg)
+        return str(path if path.is_absolute() else (Path.cwd() / path).resolve())
+    default = (ROOT / DEFAULT_RELEASE).resolve()
+    if not default.exists() and os.environ.get(ENV_RELEASE):
+        return os.environ[ENV_RELEASE]
+    return str(default)
+
+
+def batch_centres(n: int):
+    """``n`` in-mask voxel centres (mm) of MNI152 2 mm, a deterministic sample (default_rng(0))."""
+    import numpy as np
+
+    import xcoact
+
+    grid = xcoact.mni152_2mm()
+    rng = np.random.default_rng(0)
+    flat = grid.mask_flat[rng.choice(grid.mask_flat.size, size=n, replace=False)]
+    ijk = np.column_stack(np.unravel_index(flat, grid.shape))
+    xyz = ijk @ grid.affine[:3, :3].T + grid.affine[:3, 3]
+    return xyz.tolist()
+
+
+def warm_seeds(k: int) -> list:
+    seeds = list(WARM_SEEDS[:k])
+    if k > len(seeds):
+        import numpy as np
+
+        import xcoact
+
+        grid = xcoact.mni152_2mm()
+        rng = np.random.default_rng(1)
+        flat = grid.mask_flat[rng.choice(grid.mask_flat.size, size=k - len(seeds), replace=False)]
+        ijk = np.column_stack(np.unravel_index(flat, grid.shape))
+        seeds += [[c] for c in (ijk @ grid.affine[:3, :3].T + grid.affine[:3, 3]).tolist()]
+    return seeds
+
+
+class Step:
+    """Time a step and measure its peak RSS (high-water mark reset at the start)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        self.rss_before = rss_mb()
+        self.reset = reset_peak()
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.t0
+        self.peak = peak_mb()
+        return False
+
+    def record(self, **extra) -> dict:
+        return {"step": self.name, "seconds": self.seconds, "peak_rss_mb": self.peak,
+                "rss_before_mb": self.rss_before, "hwm_reset": self.reset, **extra}
+
+
+# --------------------------------------------------------------------------- children
+
+def child_prepare(args) -> int:
+    """Write the synthetic databases (``--prepare``): one read of v7 as the pool."""
+    import xcoact
+    from xcoact.readers import write_database
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+        pool = xcoact.read_database(args.release)
+    for size in parse_sizes(args.prepare):
+        n = n_studies_of(size)
+        path = synthetic_path(args.out, size)
+        t0 = time.perf_counter()
+        table = xcoact.datasets.synthetic(n, pool=pool, seed=0)
+        t1 = time.perf_counter()
+        write_database(table, path, "neurosynth", overwrite=True)
+        t2 = time.perf_counter()
+        emit("prepared", size=size, path=path, n_studies=int(table.attrs["n_studies"]),
+             n_peaks=int(table.attrs["n_peaks"]), bytes=os.path.getsize(path),
+             synth_seconds=t1 - t0, write_seconds=t2 - t1)
+        del table
+    return 0
+
+
+def child_run(args) -> int:
+    """Benchmark one database (``--only``) and print JSON lines."""
+    t_import = time.perf_counter()
+    import dask
+    import numpy as np
+
+    import xcoact
+    t_import = time.perf_counter() - t_import
+
+    size = args.only
+    path = args.release if size == "v7" else synthetic_path(args.out, size)
+    fmt = "neurosynth-v7 (coordinates + metadata .tsv.gz)" if size == "v7" else "neurosynth database.txt (uncompressed)"
+    file_bytes = os.path.getsize(path)
+    if size == "v7":
+        meta = Path(path.replace("_coordinates.tsv", "_metadata.tsv"))
+        if meta.exists():
+            file_bytes += meta.stat().st_size
+    emit("start", size=size, path=path, format=fmt, file_bytes=file_bytes, import_seconds=t_import,
+         rss_after_import_mb=rss_mb(), scheduler=str(dask.config.get("scheduler", "threads (default)")))
+    warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+
+    # 1. read
+    with Step("read") as st:
+        db = xcoact.read_database(path)
+    emit("step", **st.record(n_studies=int(db.attrs["n_studies"]), n_peaks=int(db.attrs["n_peaks"])))
+    read_s, read_peak = st.seconds, st.peak
+
+    # 2. build
+    with Step("build") as st:
+        act = xcoact.activations(db, r=KERNEL_R)
+    emit("step", **st.record(numblocks=list(act.data.numblocks)))
+    build_s, build_peak = st.seconds, st.peak
+
+    # 3. first map, cold
+    with Step("first map") as st:
+        t0 = time.perf_counter()
+        ds = act.coact.seed(BENCH_SEED, r=SEED_R, threshold=THRESHOLD)
+        t_call = time.perf_counter() - t0
+        ds = ds.compute()
+    n_sel = int(ds.attrs["n_selected"])
+    emit("step", **st.record(seed_call_seconds=t_call, compute_seconds=st.seconds - t_call,
+                             n_selected=n_sel, n_roi=int(ds.attrs["n_roi"])))
+    if size == "v7" and n_sel != V7_SELECTED:
+        emit("error", message=f"sanity check failed: the benchmark seed selected {n_sel} studies on v7, expected {V7_SELECTED}")
+        return 2
+    emit("step", step="cold total", seconds=read_s + build_s + st.seconds,
+         peak_rss_mb=max(read_peak, build_peak, st.peak))
+    del ds
+
+    # 4. warm seeds
+    times, calls, sels = [], [], []
+    with Step("warm seed") as st:
+        for s in warm_seeds(args.repeats):
+            t0 = time.perf_counter()
+            ds = act.coact.seed(s, r=SEED_R, threshold=THRESHOLD)
+            t1 = time.perf_counter()
+            ds = ds.compute()
+            t2 = time.perf_counter()
+            times.append(t2 - t0)
+            calls.append(t1 - t0)
+            sels.append(int(ds.attrs["n_selected"]))
+            del ds
+    warm = statistics.median(times)
+    emit("step", step="warm seed", seconds=warm, peak_rss_mb=st.peak, rss_before_mb=st.rss_before,
+         hwm_reset=st.reset, all_seconds=times, seed_call_seconds=calls, n_selected=sels,
+         seeds=warm_seeds(args.repeats))
+
+    # 5. batch
+    n_batch = args.batch_seeds
+    projected = warm * n_batch
+    reduced = False
+    if projected > args.batch_budget and n_batch > FALLBACK_SEEDS:
+        reduced = True
+        n_batch = FALLBACK_SEEDS
+    centres = batch_centres(n_batch)
+    store = os.path.join(args.out, f"batch-{size}.zarr")
+    shutil.rmtree(store, ignore_errors=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", xcoact.warnings.DegenerateSeedWarning)
+        with Step("batch") as st:
+            t0 = time.perf_counter()
+            ds = act.coact.seed(centres, r=SEED_R, threshold=THRESHOLD, separate=True, dtype="float32")
+            t_call = time.perf_counter() - t0
+            ds.coact.to_zarr(store, dtype="float32")
+    n_valid = int(ds.attrs["n_valid_seeds"])
+    del ds
+    disk, apparent = dir_size(store)
+    emit("step", **st.record(seed_call_seconds=t_call, write_seconds=st.seconds - t_call, n_seeds=n_batch,
+                             requested_seeds=args.batch_seeds, reduced=reduced, projected_seconds=projected,
+                             seeds_per_second=n_batch / st.seconds, store_disk_bytes=disk,
+                             store_apparent_bytes=apparent, n_valid_seeds=n_valid,
+                             degenerate_warnings=sum(issubclass(w.category, xcoact.warnings.DegenerateSeedWarning)
+                                                     for w in caught)))
+    shutil.rmtree(store, ignore_errors=True)
+    emit("done", size=size)
+    return 0
+
+
+# --------------------------------------------------------------------------- parent
+
+def machine() -> dict:
+    import dask
+    import numpy
+    import scipy
+    import xarray
+    import zarr
+
+    import xcoact
+
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), "")
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as fh:
+            kb = int(next(line for line in fh if line.startswith("MemTotal")).split()[1])
+            mem = f"{kb / 1024 ** 2:.1f} GB"
+    except (OSError, StopIteration):
+        pass
+    return {
+        "nproc": os.cpu_count(), "cpu": cpu, "memory": mem, "platform": platform.platform(),
+        "python": platform.python_version(), "numpy": numpy.__version__, "dask": dask.__version__,
+        "xarray": xarray.__version__, "scipy": scipy.__version__, "zarr": zarr.__version__,
+        "xcoact": xcoact.__version__,
+    }
+
+
+def run_child(cmd: list[str], tag: str) -> tuple[list[dict], int]:
+    """Run a child, echo its records as progress, return (records, exit code)."""
+    records = []
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, bufsize=1)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if not line.startswith(MARK):
+            sys.stdout.write(line)
+            continue
+        rec = json.loads(line[len(MARK):])
+        records.append(rec)
+        if rec["kind"] == "step":
+            print(f"  [{tag}] {rec['step']:<11} {rec['seconds']:9.3f} s  peak RSS {rec['peak_rss_mb']:8.0f} MB", flush=True)
+        elif rec["kind"] == "prepared":
+            print(f"  [{tag}] wrote {rec['path']} ({rec['n_studies']:,} studies, {rec['n_peaks']:,} peaks, "
+                  f"{rec['bytes'] / 1e6:.0f} MB) in {rec['synth_seconds'] + rec['write_seconds']:.1f} s", flush=True)
+        elif rec["kind"] == "error":
+            print(f"  [{tag}] ERROR: {rec['message']}", flush=True)
+    return records, proc.wait()
+
+
+def fmt_table(size: str, recs: list[dict], args) -> str:
+    start = next((r for r in recs if r["kind"] == "start"), {})
+    steps = {r["step"]: r for r in recs if r["kind"] == "step"}
+    lines = [f"== {label_of(size)} =="]
+    if "read" in steps:
+        rd = steps["read"]
+        lines.append(f"file: {start.get('path')} [{start.get('format')}, {start.get('file_bytes', 0) / 1e6:.1f} MB]; "
+                     f"{rd['n_studies']:,} studies, {rd['n_peaks']:,} peaks")
+    rows = [("step", "seconds", "peak RSS MB", "notes")]
+    for name in ("read", "build", "first map", "cold total", "warm seed", "batch"):
+        if name not in steps:
+            continue
+        s = steps[name]
+        note = ""
+        if name == "first map":
+            note = (f"seed() {s['seed_call_seconds']:.3f} s + compute {s['compute_seconds']:.3f} s; "
+                    f"n_selected {s['n_selected']:,}, n_roi {s['n_roi']}")
+        elif name == "cold total":
+            note = "read + build + first map; peak = max of the three"
+        elif name == "warm seed":
+            ts = s["all_seconds"]
+            note = (f"median of {len(ts)} (min {min(ts):.3f}, max {max(ts):.3f}); "
+                    f"seed() median {statistics.median(s['seed_call_seconds']):.3f} s")
+        elif name == "batch":
+            note = (f"{s['n_seeds']} seeds: {s['seeds_per_second']:.1f} seeds/s; store {s['store_disk_bytes'] / 1e6:,.0f} MB "
+                    f"on disk; seed() {s['seed_call_seconds']:.2f} s + compute/write {s['write_seconds']:.2f} s; "
+                    f"{s['n_valid_seeds']} valid")
+            if s["reduced"]:
+                note += (f"; REDUCED from {s['requested_seeds']} seeds: projected {s['projected_seconds']:.0f} s "
+                         f"(warm median x {s['requested_seeds']}) > {args.batch_budget:.0f} s budget")
+        rows.append((name, f"{s['seconds']:.3f}", f"{s['peak_rss_mb']:.0f}", note))
+    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    for i, r in enumerate(rows):
+        lines.append(f"  {r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}  {r[3]}")
+        if i == 0:
+            lines.append("  " + "-" * (sum(w) + 4 + max(len(x[3]) for x in rows)))
+    for r in recs:
+        if r["kind"] == "error":
+            lines.append(f"  ERROR: {r['message']}")
+    if "first map" in steps:
+        fm = steps["first map"]
+        check = " (sanity check: expected 1,435 - OK)" if size == "v7" and fm["n_selected"] == V7_SELECTED else ""
+        lines.append(f"benchmark seed [[0, 20, 28]] r=10 threshold=0.1: n_selected = {fm['n_selected']:,}{check}")
+    return "\n".join(lines)
+
+
+def parent(args) -> int:
+    sizes = parse_sizes(args.sizes)
+    if not os.path.exists(args.release):
+        raise SystemExit(f"{args.release}: Neurosynth v7 coordinates not found; pass --release PATH "
+                         f"or set ${ENV_RELEASE}.")
+    made_out = args.out is None
+    out = tempfile.mkdtemp(prefix="xcoact-bench-") if made_out else os.path.abspath(args.out)
+    os.makedirs(out, exist_ok=True)
+    me = [sys.executable, os.path.abspath(__file__), "--release", args.release, "--out", out,
+          "--batch-seeds", str(args.batch_seeds), "--repeats", str(args.repeats),
+          "--batch-budget", str(args.batch_budget)]
+    info = machine()
+    print("xcoact benchmark: " + " ".join(["python3", "benchmarks/run.py", *sys.argv[1:]]))
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
+    print(f"release: {args.release}\nscratch: {out}", flush=True)
+    results: dict[str, list[dict]] = {}
+    failed = []
+    created = []
+    t_all = time.perf_counter()
+    try:
+        synth = [s for s in sizes if s != "v7"]
+        if synth:
+            print(f"preparing synthetic databases {', '.join(s + 'x' for s in synth)} (not timed) ...", flush=True)
+            recs, rc = run_child([*me, "--prepare", ",".join(synth)], "prepare")
+            created += [r["path"] for r in recs if r["kind"] == "prepared"]
+            results["prepare"] = recs
+            if rc != 0:
+                raise SystemExit(f"preparing the synthetic databases failed (exit code {rc})")
+        for size in sizes:
+            print(f"running {label_of(size)} in a subprocess ...", flush=True)
+            recs, rc = run_child([*me, "--only", size], size)
+            results[size] = recs
+            if rc != 0 or not any(r["kind"] == "done" for r in recs):
+                failed.append(size)
+                print(f"  [{size}] FAILED (exit code {rc})", flush=True)
+    finally:
+        if made_out:
+            shutil.rmtree(out, ignore_errors=True)
+        else:
+            for p in created:
+                if os.path.exists(p):
+                    os.remove(p)
+            for size in sizes:
+                shutil.rmtree(os.path.join(out, f"batch-{size}.zarr"), ignore_errors=True)
+    print()
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
+    print("settings: kernel r=6 mm; seeds: 10 mm spheres, threshold 0.1; "
+          f"warm seed = median over {args.repeats} seeds; batch = {args.batch_seeds} separate seeds, float32 Zarr (lz4)")
+    print("peak RSS = VmHWM of the benchmark subprocess, reset at the start of each step (includes the "
+          "interpreter, libraries and data already held)")
+    for size in sizes:
+        print()
+        print(fmt_table(size, results.get(size, []), args))
+    print(f"\ntotal wall time {time.perf_counter() - t_all:.0f} s", flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"machine": info, "argv": sys.argv[1:], "release": args.release, "results": results}, fh, indent=1)
+        print(f"results written to {args.json}")
+    if failed:
+        print(f"FAILED: {', '.join(failed)}")
+        return 1
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--release", default=None,
+                   help=f"Neurosynth v7 coordinates file (default: {DEFAULT_RELEASE} relative to the repository root, "
+                        f"else ${ENV_RELEASE})")
+    p.add_argument("--sizes", default="v7,0.25,10",
+                   help="comma-separated databases: 'v7' and/or multiples of v7's study count (default: v7,0.25,10)")
+    p.add_argument("--batch-seeds", type=int, default=1000, help="seeds in the batch step (default 1000)")
+    p.add_argument("--repeats", type=int, default=5, help="warm seeds whose median is reported (default 5)")
+    p.add_argument("--out", default=None, help="scratch directory (default: a fresh temporary directory, deleted at the end)")
+    p.add_argument("--batch-budget", type=float, default=BATCH_BUDGET_S,
+                   help=f"if warm median x batch seeds exceeds this many seconds, the batch runs {FALLBACK_SEEDS} seeds "
+                        f"(default {BATCH_BUDGET_S})")
+    p.add_argument("--json", default=None, help="also write every record to this JSON file")
+    p.add_argument("--only", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--prepare", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.batch_seeds < 1 or args.repeats < 1:
+        p.error("--batch-seeds and --repeats must be >= 1")
+    args.release = resolve_release(args.release)
+    if args.prepare is not None:
+        return child_prepare(args)
+    if args.only is not None:
+        args.only = parse_sizes(args.only)[0]
+        return child_run(args)
+    return parent(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
