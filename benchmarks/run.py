@@ -392,7 +392,7 @@ def fmt_table(size: str, recs: list[dict], args) -> str:
         rd = steps["read"]
         lines.append(f"file: {start.get('path')} [{start.get('format')}, {start.get('file_bytes', 0) / 1e6:.1f} MB]; "
                      f"{rd['n_studies']:,} studies, {rd['n_peaks']:,} peaks")
-    rows = [("step", "seconds", "peak RSS MB", "notes")]
+    rows = [("step", "seconds", "peak RSS MB", "RSS at start MB", "notes")]
     for name in ("read", "build", "first map", "cold total", "warm seed", "batch"):
         if name not in steps:
             continue
@@ -414,12 +414,13 @@ def fmt_table(size: str, recs: list[dict], args) -> str:
             if s["reduced"]:
                 note += (f"; REDUCED from {s['requested_seeds']} seeds: projected {s['projected_seconds']:.0f} s "
                          f"(warm median x {s['requested_seeds']}) > {args.batch_budget:.0f} s budget")
-        rows.append((name, f"{s['seconds']:.3f}", f"{s['peak_rss_mb']:.0f}", note))
-    w = [max(len(r[i]) for r in rows) for i in range(3)]
+        start_rss = f"{s['rss_before_mb']:.0f}" if "rss_before_mb" in s else "-"
+        rows.append((name, f"{s['seconds']:.3f}", f"{s['peak_rss_mb']:.0f}", start_rss, note))
+    w = [max(len(r[i]) for r in rows) for i in range(4)]
     for i, r in enumerate(rows):
-        lines.append(f"  {r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}  {r[3]}")
+        lines.append(f"  {r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}  {r[3]:>{w[3]}}  {r[4]}")
         if i == 0:
-            lines.append("  " + "-" * (sum(w) + 4 + max(len(x[3]) for x in rows)))
+            lines.append("  " + "-" * (sum(w) + 6 + max(len(x[4]) for x in rows)))
     for r in recs:
         if r["kind"] == "error":
             lines.append(f"  ERROR: {r['message']}")

@@ -105,7 +105,7 @@ def dense_block(ijk, codes, n_studies: int, offsets, lo, hi, mask_block) -> np.n
     return out
 
 
-def roi_overlap(ijk, codes, n_studies: int, offsets, roi) -> np.ndarray:
+def roi_overlap(ijk, codes, n_studies: int, offsets, roi, by_i=None) -> np.ndarray:
     """ROI voxels covered by each study's sphere union, straight from the peaks.
 
     Only peaks whose sphere can reach the ROI's bounding box are expanded, so
@@ -120,6 +120,9 @@ def roi_overlap(ijk, codes, n_studies: int, offsets, roi) -> np.ndarray:
     offsets : (n_offsets, 3) int array
     roi : 3-D bool array
         The ROI on the grid (already restricted to the brain mask).
+    by_i : (n_peaks,) int array, optional
+        The peaks ordered by their first index ``i``; lets the search for
+        near peaks skip all but a slab of the database.
 
     Returns
     -------
@@ -131,7 +134,12 @@ def roi_overlap(ijk, codes, n_studies: int, offsets, roi) -> np.ndarray:
     lo = np.array([w.min() for w in where])
     hi = np.array([w.max() + 1 for w in where])
     reach = np.abs(offsets).max(axis=0)
-    near = np.flatnonzero(np.all((ijk >= lo - reach) & (ijk < hi + reach), axis=1))
+    if by_i is not None:
+        first, last = np.searchsorted(ijk[by_i, 0], [lo[0] - reach[0], hi[0] + reach[0]])
+        slab = by_i[first:last]
+        near = slab[np.all((ijk[slab] >= lo - reach) & (ijk[slab] < hi + reach), axis=1)]
+    else:
+        near = np.flatnonzero(np.all((ijk >= lo - reach) & (ijk < hi + reach), axis=1))
     if near.size == 0:
         return np.zeros(n_studies, dtype=np.int64)
     # Work on flat indices of a grid padded by two sphere reaches: a near peak's
@@ -251,6 +259,7 @@ class ActivationSource:
         self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._lock = threading.Lock()
         self._totals = None
+        self._by_i = None
 
     def __dask_tokenize__(self):
         # a cheap, stable identity for Dask's task names (hashing the peaks on every task is slow)
@@ -261,6 +270,7 @@ class ActivationSource:
         state = self.__dict__.copy()
         state["_rows"] = {}
         state["_totals"] = None
+        state["_by_i"] = None
         del state["_lock"]
         return state
 
@@ -300,7 +310,9 @@ class ActivationSource:
 
     def overlap(self, roi: np.ndarray) -> np.ndarray:
         """ROI voxels active in each study (see :func:`roi_overlap`)."""
-        return roi_overlap(self.ijk, self.codes, self.n_studies, self.offsets, roi)
+        if self._by_i is None:
+            self._by_i = np.argsort(self.ijk[:, 0], kind="stable")
+        return roi_overlap(self.ijk, self.codes, self.n_studies, self.offsets, roi, self._by_i)
 
     def overlaps(self, rois: list[np.ndarray]) -> np.ndarray:
         """ROI voxels active in each study, for many ROIs at once, from the sparse index.
