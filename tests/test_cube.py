@@ -157,3 +157,26 @@ def test_overlap_from_peaks_equals_dense_overlap(sample_cube, seed, r):
     dense = (sample_cube & roi).sum(("x", "y", "z")).values
     np.testing.assert_array_equal(fast, dense)
     assert fast.sum() > 0
+
+
+def test_streaming_index_gives_identical_maps(sample_table, monkeypatch):
+    """Past the cache budget the index is rebuilt per computation, never kept; the maps do not change."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        act = xcoact.activations(sample_table, r=6)
+    cached = act.coact.seed(xcoact.datasets.sgacc_roi_path(), threshold=0.1).compute()
+    monkeypatch.setitem(xcoact.config, "index_cache_bytes", 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fresh = xcoact.activations(sample_table, r=6, chunks={"study": 16})
+    src = ActivationSource.of_cube(fresh)
+    assert not src.caches_index
+    streamed = fresh.coact.seed(xcoact.datasets.sgacc_roi_path(), threshold=0.1).compute()
+    assert src._rows == {}
+    for name in cached.coact.maps:
+        np.testing.assert_array_equal(streamed[name].values, cached[name].values)
+    batch = fresh.coact.seed([xcoact.datasets.sgacc_roi_path(), xcoact.datasets.amygdala_roi_path()], threshold=0.1)
+    np.testing.assert_array_equal(batch["pFgA"].sel(seed="sgacc_mask").values, cached["pFgA"].values)
+    assert src._rows == {}

@@ -13,6 +13,7 @@
 from . import accessors as _accessors  # noqa: F401  (registers .coact)
 from . import datasets, warnings
 from ._version import __version__
+from .config import config
 from .coact import coactivation, seed, seed_batch
 from .cube import activations
 from .errors import (
@@ -34,6 +35,7 @@ from .stats import map_names
 
 __all__ = [
     "__version__",
+    "config",
     "activations",
     "coactivation",
     "datasets",

@@ -48,6 +48,18 @@ def _chunk_selected(source: ActivationSource, chunk: int, selected: np.ndarray) 
     return np.bincount(indices[ranges(indptr[rows], indptr[rows + 1])], minlength=source.grid.n_mask)
 
 
+def _chunk_both(source: ActivationSource, chunk: int, selected: np.ndarray) -> np.ndarray:
+    """(selected, all) active-study counts per in-mask voxel over one chunk, from one index pass."""
+    indptr, indices = source.rows(chunk)
+    s0, s1 = source.chunk_bounds[chunk]
+    rows = np.flatnonzero(selected[s0:s1])
+    m = source.grid.n_mask
+    return np.stack([
+        np.bincount(indices[ranges(indptr[rows], indptr[rows + 1])], minlength=m),
+        np.bincount(indices, minlength=m),
+    ])
+
+
 def _sum(parts):
     out = parts[0].astype(np.int64)
     for p in parts[1:]:
@@ -55,9 +67,9 @@ def _sum(parts):
     return out
 
 
-def _store_totals(source: ActivationSource, totals: np.ndarray) -> np.ndarray:
-    source._totals = totals
-    return totals
+def _store_totals(source: ActivationSource, both: np.ndarray) -> np.ndarray:
+    source._totals = both[1]  # seed-independent: every later seed reuses it
+    return both
 
 
 def overlap_counts(act: xr.DataArray, roi: xr.DataArray, grid: Grid) -> np.ndarray:
@@ -105,17 +117,14 @@ def selected_counts(act: xr.DataArray, selected: np.ndarray, grid: Grid) -> tupl
     source = ActivationSource.of_cube(act)
     if source is not None:
         chunks = range(len(source.chunk_bounds))
-        a = dask.delayed(_sum)([dask.delayed(_chunk_selected)(source, c, selected) for c in chunks])
         if source._totals is not None:
-            total = source._totals
-        else:
-            total = dask.delayed(_store_totals)(
-                source, dask.delayed(_sum)([dask.delayed(source.totals_of)(c) for c in chunks])
-            )
-        return (
-            da.from_delayed(a, (m,), dtype=np.int64),
-            total if isinstance(total, np.ndarray) else da.from_delayed(total, (m,), dtype=np.int64),
-        )
+            a = dask.delayed(_sum)([dask.delayed(_chunk_selected)(source, c, selected) for c in chunks])
+            return da.from_delayed(a, (m,), dtype=np.int64), source._totals
+        # one pass over each chunk's index gives both counts (the index may not be kept)
+        both = dask.delayed(_sum)([dask.delayed(_chunk_both)(source, c, selected) for c in chunks])
+        both = dask.delayed(_store_totals)(source, both)
+        stacked = da.from_delayed(both, (2, m), dtype=np.int64)
+        return stacked[0], stacked[1]
     act = act.transpose("study", "x", "y", "z")
     if not isinstance(act.data, da.Array):
         act = act.chunk()

@@ -294,19 +294,33 @@ class ActivationSource:
         return dense_block(ijk, codes, s1 - s0, self.offsets, lo, hi, mask_block)
 
     def rows(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-        """Sparse rows (CSR) of one study chunk; computed once, then cached."""
+        """Sparse rows (CSR) of one study chunk; cached when the index fits the cache budget."""
         got = self._rows.get(chunk)
         if got is None:
             s0, s1 = self.chunk_bounds[chunk]
             ijk, codes = self.peaks_of(s0, s1)
             got = sparse_rows(ijk, codes, s1 - s0, self.offsets, self.grid)
-            with self._lock:
-                self._rows[chunk] = got
+            if self.caches_index:
+                with self._lock:
+                    self._rows[chunk] = got
         return got
+
+    @property
+    def index_bytes_estimate(self) -> int:
+        """About how much memory the whole sparse index takes (int32 voxel numbers)."""
+        # each peak's sphere, about 70 % of it new after the union with the study's other spheres
+        return int(len(self.ijk) * len(self.offsets) * 0.7 * 4)
+
+    @property
+    def caches_index(self) -> bool:
+        """Whether the sparse index is kept in memory (see ``xcoact.config['index_cache_bytes']``)."""
+        from .config import config
+
+        return self.index_bytes_estimate <= config["index_cache_bytes"]
 
     def has_index(self) -> bool:
         """Whether every chunk of the sparse index is already built and cached."""
-        return len(self._rows) == len(self.chunk_bounds)
+        return self.caches_index and len(self._rows) == len(self.chunk_bounds)
 
     def overlap(self, roi: np.ndarray) -> np.ndarray:
         """ROI voxels active in each study (see :func:`roi_overlap`)."""
