@@ -103,6 +103,12 @@ def rss_mb() -> float:
     return _status("VmRSS")
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (all threads)."""
+    t = os.times()
+    return t.user + t.system
+
+
 def dir_size(path: str) -> tuple[int, int]:
     """(bytes on disk, apparent bytes) of a directory tree."""
     disk = apparent = 0
@@ -195,17 +201,20 @@ class Step:
     def __enter__(self):
         self.rss_before = rss_mb()
         self.reset = reset_peak()
+        self.cpu0 = cpu_seconds()
         self.t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.t0
+        self.cpu = cpu_seconds() - self.cpu0
         self.peak = peak_mb()
+        self.load = os.getloadavg()[0]
         return False
 
     def record(self, **extra) -> dict:
-        return {"step": self.name, "seconds": self.seconds, "peak_rss_mb": self.peak,
-                "rss_before_mb": self.rss_before, "hwm_reset": self.reset, **extra}
+        return {"step": self.name, "seconds": self.seconds, "peak_rss_mb": self.peak, "cpu_seconds": self.cpu,
+                "loadavg_1min": self.load, "rss_before_mb": self.rss_before, "hwm_reset": self.reset, **extra}
 
 
 # --------------------------------------------------------------------------- children
@@ -258,13 +267,13 @@ def child_run(args) -> int:
     with Step("read") as st:
         db = xcoact.read_database(path)
     emit("step", **st.record(n_studies=int(db.attrs["n_studies"]), n_peaks=int(db.attrs["n_peaks"])))
-    read_s, read_peak = st.seconds, st.peak
+    read_s, read_peak, read_cpu = st.seconds, st.peak, st.cpu
 
     # 2. build
     with Step("build") as st:
         act = xcoact.activations(db, r=KERNEL_R)
     emit("step", **st.record(numblocks=list(act.data.numblocks)))
-    build_s, build_peak = st.seconds, st.peak
+    build_s, build_peak, build_cpu = st.seconds, st.peak, st.cpu
 
     # 3. first map, cold
     with Step("first map") as st:
@@ -279,7 +288,7 @@ def child_run(args) -> int:
         emit("error", message=f"sanity check failed: the benchmark seed selected {n_sel} studies on v7, expected {V7_SELECTED}")
         return 2
     emit("step", step="cold total", seconds=read_s + build_s + st.seconds,
-         peak_rss_mb=max(read_peak, build_peak, st.peak))
+         peak_rss_mb=max(read_peak, build_peak, st.peak), cpu_seconds=read_cpu + build_cpu + st.cpu)
     del ds
 
     # 4. warm seeds
@@ -297,8 +306,8 @@ def child_run(args) -> int:
             del ds
     warm = statistics.median(times)
     emit("step", step="warm seed", seconds=warm, peak_rss_mb=st.peak, rss_before_mb=st.rss_before,
-         hwm_reset=st.reset, all_seconds=times, seed_call_seconds=calls, n_selected=sels,
-         seeds=warm_seeds(args.repeats))
+         hwm_reset=st.reset, cpu_seconds=st.cpu / len(times), loadavg_1min=st.load, all_seconds=times,
+         seed_call_seconds=calls, n_selected=sels, seeds=warm_seeds(args.repeats))
 
     # 5. batch
     n_batch = args.batch_seeds
@@ -392,7 +401,7 @@ def fmt_table(size: str, recs: list[dict], args) -> str:
         rd = steps["read"]
         lines.append(f"file: {start.get('path')} [{start.get('format')}, {start.get('file_bytes', 0) / 1e6:.1f} MB]; "
                      f"{rd['n_studies']:,} studies, {rd['n_peaks']:,} peaks")
-    rows = [("step", "seconds", "peak RSS MB", "RSS at start MB", "notes")]
+    rows = [("step", "seconds", "peak RSS MB", "RSS at start MB", "CPU s", "load", "notes")]
     for name in ("read", "build", "first map", "cold total", "warm seed", "batch"):
         if name not in steps:
             continue
@@ -415,12 +424,14 @@ def fmt_table(size: str, recs: list[dict], args) -> str:
                 note += (f"; REDUCED from {s['requested_seeds']} seeds: projected {s['projected_seconds']:.0f} s "
                          f"(warm median x {s['requested_seeds']}) > {args.batch_budget:.0f} s budget")
         start_rss = f"{s['rss_before_mb']:.0f}" if "rss_before_mb" in s else "-"
-        rows.append((name, f"{s['seconds']:.3f}", f"{s['peak_rss_mb']:.0f}", start_rss, note))
-    w = [max(len(r[i]) for r in rows) for i in range(4)]
+        cpu = f"{s['cpu_seconds']:.3f}" if "cpu_seconds" in s else "-"
+        load = f"{s['loadavg_1min']:.1f}" if "loadavg_1min" in s else "-"
+        rows.append((name, f"{s['seconds']:.3f}", f"{s['peak_rss_mb']:.0f}", start_rss, cpu, load, note))
+    w = [max(len(r[i]) for r in rows) for i in range(6)]
     for i, r in enumerate(rows):
-        lines.append(f"  {r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}  {r[3]:>{w[3]}}  {r[4]}")
+        lines.append(f"  {r[0]:<{w[0]}}  " + "  ".join(f"{r[k]:>{w[k]}}" for k in range(1, 6)) + f"  {r[6]}")
         if i == 0:
-            lines.append("  " + "-" * (sum(w) + 6 + max(len(x[4]) for x in rows)))
+            lines.append("  " + "-" * (sum(w) + 12 + max(len(x[6]) for x in rows)))
     for r in recs:
         if r["kind"] == "error":
             lines.append(f"  ERROR: {r['message']}")
@@ -480,7 +491,8 @@ def parent(args) -> int:
     print("settings: kernel r=6 mm; seeds: 10 mm spheres, threshold 0.1; "
           f"warm seed = median over {args.repeats} seeds; batch = {args.batch_seeds} separate seeds, float32 Zarr (lz4)")
     print("peak RSS = VmHWM of the benchmark subprocess, reset at the start of each step (includes the "
-          "interpreter, libraries and data already held)")
+          "interpreter, libraries and data already held); CPU s = user + system CPU time of the step "
+          "(all threads; per seed for the warm seed); load = 1-minute load average at the end of the step")
     for size in sizes:
         print()
         print(fmt_table(size, results.get(size, []), args))

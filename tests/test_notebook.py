@@ -17,7 +17,6 @@ import re
 import shutil
 import warnings
 
-import numpy as np
 import pytest
 
 nbformat = pytest.importorskip("nbformat")

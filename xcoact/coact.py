@@ -15,10 +15,10 @@ import numpy as np
 import xarray as xr
 
 from ._version import __version__
-from .counts import overlap_counts, ranges, selected_counts
+from .counts import overlap_counts, ranges, roi_overlaps, selected_counts
 from .errors import ParameterError, SelectionError
 from .kernels import ActivationSource
-from .roi import Seed, describe_seed, grid_of, is_batch, is_coords, roi_mask, seed_set
+from .roi import Seed, describe_seed, grid_of, is_batch, is_coords, roi_mask, seed_set, uses_coords
 from .select import check_threshold, overlap_rule, select_studies, threshold_kind
 from .space import Grid
 from .stats import coactivation_maps, map_names
@@ -245,10 +245,6 @@ def _sparse_seed_block(source: ActivationSource, total, selected, q, prior, dtyp
     return _maps_block(a, total, n_sel, selected.size - n_sel, q, prior, grid, dtype)
 
 
-#: From this many seeds on, a batch computes its overlaps from the sparse index.
-_MANY_SEEDS = 16
-
-
 def _roi_block(voxels: np.ndarray, shape) -> np.ndarray:
     out = np.zeros(int(np.prod(shape)), dtype=bool)
     out[voxels] = True
@@ -306,25 +302,14 @@ def seed_batch(
     rois = seed_set(seeds, grid, r, by_label=by_label, labels=labels, separate=separate)
     source = ActivationSource.of_cube(act)
     n_studies = act.sizes["study"]
-    overlap = np.zeros((len(rois), n_studies), dtype=np.int32)
+    overlap = roi_overlaps(act, rois, grid)
     selected = np.zeros((len(rois), n_studies), dtype=bool)
     valid = np.zeros(len(rois), dtype=bool)
     problems = []
-    # Many ROIs: one sparse product per study chunk over the index (built now if
-    # needed); a few ROIs: the peaks near each ROI, which needs no index.
-    many = source is not None and (len(rois) >= _MANY_SEEDS or source.has_index())
-    if many:
-        overlap[:] = source.overlaps([roi.voxels for roi in rois])
     for i, roi in enumerate(rois):
         if roi.voxels.size == 0:
             problems.append(f"{roi.name!r} (no voxel in the brain mask)")
             continue
-        if not many:
-            mask = _roi_block(roi.voxels, grid.shape)
-            if source is not None:
-                overlap[i] = source.overlap(mask)
-            else:
-                overlap[i] = overlap_counts(act, xr.DataArray(mask, dims=("x", "y", "z"), coords=grid.coords()), grid)
         try:
             selected[i] = select_studies(overlap[i], roi.voxels.size, threshold, seed_name=repr(roi.name))
             valid[i] = True
@@ -376,7 +361,7 @@ def seed_batch(
     ds.attrs = {
         **_provenance(act, names, threshold, r, q, prior),
         "analysis": "seed coactivation, batch",
-        **({"seed_r": float(r)} if separate or any(is_coords(v) for v in (seeds.values() if isinstance(seeds, dict) else seeds if isinstance(seeds, (list, tuple)) else [])) else {}),
+        **({"seed_r": float(r)} if uses_coords(seeds, separate) else {}),
         "n_seeds": len(rois),
         "n_valid_seeds": int(valid.sum()),
         "by_label": int(by_label),

@@ -22,7 +22,7 @@ import xarray as xr
 from .kernels import ActivationSource
 from .space import Grid
 
-__all__ = ["overlap_counts", "selected_counts", "study_rows"]
+__all__ = ["overlap_counts", "roi_overlaps", "selected_counts", "study_rows", "ranges"]
 
 
 def study_rows(indptr: np.ndarray) -> np.ndarray:
@@ -98,6 +98,47 @@ def overlap_counts(act: xr.DataArray, roi: xr.DataArray, grid: Grid) -> np.ndarr
     # label-aligned (xarray broadcasting by name), whatever the cube's dimension order
     sub = act.isel(box) & roi.isel(box)
     return np.asarray(sub.sum(("x", "y", "z")).values, dtype=np.int64)
+
+
+#: From this many ROIs on, overlaps come from the sparse index (one product per chunk).
+MANY_ROIS = 16
+
+
+def roi_overlaps(act: xr.DataArray, rois, grid: Grid) -> np.ndarray:
+    """ROI voxels active in each study, for each of several ROIs (computed now).
+
+    A few ROIs on an untouched cube: from the peaks near each ROI (no index
+    needed).  Many ROIs, or an index already built: one sparse product per
+    study chunk (builds the index if needed).  Any other cube: the dense
+    route, each ROI's bounding box only.
+
+    Parameters
+    ----------
+    act : xarray.DataArray
+    rois : sequence of SeedROI
+        From :func:`xcoact.roi.seed_set`; an ROI without voxels gets zeros.
+    grid : Grid
+
+    Returns
+    -------
+    (n_rois, n_studies) int32 array
+    """
+    source = ActivationSource.of_cube(act)
+    out = np.zeros((len(rois), act.sizes["study"]), dtype=np.int32)
+    if source is not None and (len(rois) >= MANY_ROIS or source.has_index()):
+        out[:] = source.overlaps([roi.voxels for roi in rois])
+        return out
+    for i, roi in enumerate(rois):
+        if roi.voxels.size == 0:
+            continue
+        mask = np.zeros(int(np.prod(grid.shape)), dtype=bool)
+        mask[roi.voxels] = True
+        mask = mask.reshape(grid.shape)
+        if source is not None:
+            out[i] = source.overlap(mask)
+        else:
+            out[i] = overlap_counts(act, xr.DataArray(mask, dims=("x", "y", "z"), coords=grid.coords()), grid)
+    return out
 
 
 def selected_counts(act: xr.DataArray, selected: np.ndarray, grid: Grid) -> tuple[da.Array, da.Array]:

@@ -14,10 +14,10 @@ import numpy as np
 import xarray as xr
 
 from ._version import __version__
-from .coact import _check_cube, _grid, _roi_block
-from .counts import overlap_counts
-from .kernels import ActivationSource, check_radius
-from .roi import is_coords, seed_set
+from .coact import _check_cube, _grid
+from .counts import roi_overlaps
+from .kernels import check_radius
+from .roi import seed_set, uses_coords
 from .select import check_threshold, overlap_rule, threshold_kind
 from .stats import p_to_z, two_way_p
 from .warnings import DegenerateSeedWarning
@@ -170,9 +170,9 @@ def matrix(
     r = check_radius(r)
     grid = _grid(act)
     found = seed_set(rois, grid, r, by_label=by_label, labels=labels, separate=separate)
-    source = ActivationSource.of_cube(act)
     n_studies = int(act.sizes["study"])
     n_voxels = np.array([roi.voxels.size for roi in found], dtype=np.int64)
+    overlaps = roi_overlaps(act, found, grid)
 
     active = np.zeros((len(found), n_studies), dtype=bool)
     problems = []
@@ -180,11 +180,7 @@ def matrix(
         if roi.voxels.size == 0:
             problems.append(f"{roi.name!r} (no voxel in the brain mask)")
             continue
-        mask = _roi_block(roi.voxels, grid.shape)
-        if source is not None:
-            overlap = source.overlap(mask)
-        else:
-            overlap = overlap_counts(act, xr.DataArray(mask, dims=("x", "y", "z"), coords=grid.coords()), grid)
+        overlap = overlaps[i]
         active[i] = overlap_rule(overlap, roi.voxels.size, threshold)
         k = int(active[i].sum())
         if k == 0 or k == n_studies:
@@ -227,15 +223,12 @@ def matrix(
     ds["z"].attrs["long_name"] = "association z: studies active in roi (F) vs active in roi_other (A)"
     ds["n_active"].attrs["long_name"] = "studies active in each ROI (selected by SPEC section 5)"
     ds["n_roi_voxels"].attrs["long_name"] = "in-mask voxels of each ROI"
-    coords_given = separate or is_coords(rois) or any(
-        is_coords(v) for v in (rois.values() if isinstance(rois, dict) else rois if isinstance(rois, (list, tuple)) else [])
-    )
     ds.attrs = {
         "title": "xcoact ROI coactivation matrix",
         "analysis": "ROI x ROI coactivation matrix",
         "database": str(act.attrs.get("database", "")),
         "r": float(act.attrs.get("r", np.nan)),
-        **({"seed_r": float(r)} if coords_given else {}),
+        **({"seed_r": float(r)} if uses_coords(rois, separate) else {}),
         "threshold": threshold,
         "threshold_kind": threshold_kind(threshold),
         "selection": "ROI coverage > threshold (Neurosynth)",

@@ -312,6 +312,14 @@ def _default_name(seed, i: int) -> str:
     return f"seed{i}"
 
 
+def uses_coords(seeds, separate: bool = False) -> bool:
+    """Whether any seed of a (batch) argument is grown from coordinates (so a radius applies)."""
+    if separate or is_coords(seeds):
+        return True
+    items = seeds.values() if isinstance(seeds, dict) else seeds if isinstance(seeds, (list, tuple)) else []
+    return any(is_coords(v) for v in items)
+
+
 def is_batch(seed, *, by_label: bool = False, separate: bool = False) -> bool:
     """Whether a seed argument asks for several seeds (a ``seed`` dimension)."""
     if by_label or separate or isinstance(seed, dict):
