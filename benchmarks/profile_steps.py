@@ -89,6 +89,51 @@ def profile_top(fn, top: int) -> str:
     return f"total profiled time {total:.2f} s\n" + text[start:].rstrip()
 
 
+def first_map(act, db, args) -> None:
+    """The cold first map: wall and CPU time, peak RSS and what the memory holds."""
+    import gc
+
+    gc.collect()
+    base = bench.rss_mb()
+    print(f"\n== cold first map (scheduler {args.scheduler}{', under cProfile' if args.cprofile else ''}) ==")
+    print(f"RSS before: {base:,.0f} MB (interpreter, libraries, coordinate table "
+          f"{db.nbytes / 1e6:,.0f} MB, cube source)")
+    source = ActivationSource.of_cube(act)
+    print(f"  source: peaks ijk + codes {(source.ijk.nbytes + source.codes.nbytes) / 1e6:,.0f} MB")
+    prof = cProfile.Profile() if args.cprofile else None
+    with dask.config.set(scheduler=args.scheduler, num_workers=2):
+        bench.reset_peak()
+        cpu0 = bench.cpu_seconds()
+        t0 = time.perf_counter()
+        if prof:
+            prof.enable()
+        ds = act.coact.seed(bench.BENCH_SEED, r=bench.SEED_R, threshold=bench.THRESHOLD)
+        t1 = time.perf_counter()
+        ds = ds.compute()
+        if prof:
+            prof.disable()
+        t2 = time.perf_counter()
+        cpu = bench.cpu_seconds() - cpu0
+        peak = bench.peak_mb()
+    index_mb = sum(ip.nbytes + ix.nbytes for ip, ix in source._rows.values()) / 1e6
+    nnz = sum(ix.size for _, ix in source._rows.values())
+    print(f"  seed() {t1 - t0:.2f} s + compute {t2 - t1:.2f} s = {t2 - t0:.2f} s wall, {cpu:.2f} s CPU; "
+          f"n_selected {ds.attrs['n_selected']:,}")
+    print(f"  peak RSS {peak:,.0f} MB = {base:,.0f} MB before + {peak - base:,.0f} MB; after: {bench.rss_mb():,.0f} MB")
+    print(f"  sparse index kept: {len(source._rows)} chunks, {nnz:,} int32 entries, {index_mb:,.0f} MB "
+          f"({nnz / source.n_studies:,.0f} voxels per study); totals {source._totals.nbytes / 1e6:.1f} MB")
+    chunk = max(source.chunk_bounds, key=lambda b: source.peak_ptr[b[1]] - source.peak_ptr[b[0]])
+    n_pk = int(source.peak_ptr[chunk[1]] - source.peak_ptr[chunk[0]])
+    print(f"  largest chunk: {chunk[1] - chunk[0]} studies, {n_pk:,} peaks -> {n_pk * len(source.offsets):,} sphere "
+          f"voxels before the union (int64 (n, 3) offsets array alone: {n_pk * len(source.offsets) * 24 / 1e6:,.0f} MB)")
+    if prof:
+        buf = io.StringIO()
+        st = pstats.Stats(prof, stream=buf)
+        st.sort_stats("tottime").print_stats(args.top)
+        text = buf.getvalue()
+        print(f"total profiled time {st.total_tt:.2f} s\n" + text[text.find("   ncalls"):].rstrip())
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--db", default="v7", help="'v7' or a multiple of v7's study count (synthetic, in memory)")
@@ -96,7 +141,15 @@ def main() -> int:
     p.add_argument("--batch-seeds", type=int, default=100, help="seeds of the profiled batch (default 100)")
     p.add_argument("--split-seeds", type=int, default=20, help="batch seeds timed stage by stage (default 20)")
     p.add_argument("--top", type=int, default=25, help="functions listed per profile")
+    p.add_argument("--what", default="warm,batch",
+                   help="comma-separated: 'first' (the cold first map: time, peak RSS, memory accounting); 'warm' or "
+                        "'batch' (either runs the stage split, the scheduler comparison and the cProfile of warm "
+                        "seeds and of the batch); default warm,batch")
+    p.add_argument("--scheduler", default="threads", choices=["threads", "synchronous"],
+                   help="Dask scheduler of the cold first map (--what first)")
+    p.add_argument("--cprofile", action="store_true", help="cProfile the cold first map (--what first)")
     args = p.parse_args()
+    args.what = [w.strip() for w in args.what.split(",") if w.strip()]
     release = bench.resolve_release(args.release)
     warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
     out = tempfile.mkdtemp(prefix="xcoact-profile-")
@@ -109,9 +162,12 @@ def main() -> int:
         grid = xcoact.mni152_2mm()
         print(f"database: {bench.label_of(size)}: {db.attrs['n_studies']:,} studies, {db.attrs['n_peaks']:,} peaks")
         print(f"machine: nproc {os.cpu_count()}, numpy {np.__version__}, dask {dask.__version__}, xarray {xr.__version__}")
-        t0 = time.perf_counter()
-        first = act.coact.seed(bench.BENCH_SEED, r=bench.SEED_R, threshold=bench.THRESHOLD).compute()
-        print(f"first map (index + totals built): {time.perf_counter() - t0:.2f} s, n_selected {first.attrs['n_selected']}")
+        if "first" in args.what:
+            first_map(act, db, args)
+        else:
+            act.coact.seed(bench.BENCH_SEED, r=bench.SEED_R, threshold=bench.THRESHOLD).compute()
+        if not {"warm", "batch"} & set(args.what):
+            return 0
         source = ActivationSource.of_cube(act)
         index_mb = sum(ip.nbytes + ix.nbytes for ip, ix in source._rows.values()) / 1e6
         nnz = sum(ix.size for _, ix in source._rows.values())

@@ -123,3 +123,26 @@ def test_empty_list_and_bad_options(sample_cube):
         with pytest.raises(xcoact.RoiError, match="no positive label"):
             sample_cube.coact.seed(xr.DataArray(np.zeros((2, 2, 2)), dims=("x", "y", "z"),
                                                 coords={"x": [0.0, 2.0], "y": [0.0, 2.0], "z": [0.0, 2.0]}), by_label=True)
+
+
+def test_seed_names_never_collide():
+    from xcoact.roi import _unique_names
+
+    assert _unique_names(["a", "a_1", "a", "a"]) == ["a", "a_1", "a_2", "a_3"]
+
+
+def test_batch_nifti_computes_seed_by_seed(sample_cube, tmp_path, monkeypatch):
+    """seeds_per_pass bounds what is computed at once: never the whole batch."""
+    import dask
+
+    seeds = {f"s{i}": [[0, 20 - 4 * i, 28]] for i in range(4)}
+    ds = sample_cube.coact.seed(seeds, r=10, threshold=0.05)
+    passes = []
+    original = dask.compute
+    monkeypatch.setattr(dask, "compute", lambda *a, **k: passes.append(len(a)) or original(*a, **k))
+    files = ds.coact.to_nifti(tmp_path / "p", seeds_per_pass=1)
+    assert len(files) == 36
+    assert len(passes) == 4  # one compute per seed
+    lazy = ds.coact.to_nifti(tmp_path / "q", seeds_per_pass=2, compute=False)
+    assert not list(tmp_path.glob("q_*"))
+    assert len(lazy.compute()) == 36

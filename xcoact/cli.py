@@ -51,7 +51,7 @@ def _get_parser() -> argparse.ArgumentParser:
     co.add_argument("--netcdf", default=None, metavar="PATH", help="also write every map and the provenance to this netCDF file")
     co.add_argument("--zarr", default=None, metavar="PATH", help="also write every map and the provenance to this Zarr store")
     co.add_argument("--no-nifti", action="store_true", help="write no NIfTI files (use with --netcdf or --zarr)")
-    co.add_argument("--float32", action="store_true", help="store batch maps as float32 (as the NIfTI files are)")
+    co.add_argument("--float32", action="store_true", help="store the maps as float32, the precision of the NIfTI files (default float64)")
     bar = co.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar (default: when stderr is a terminal)")
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show a progress bar")
@@ -113,6 +113,8 @@ def _coactivation(args) -> int:
     from . import activations, datasets, read_database, seed, to_netcdf, to_nifti, to_zarr
     from .errors import OutputError, ParameterError
 
+    if args.labels and not args.by_label:
+        raise ParameterError("--labels names atlas labels and needs --by-label.")
     if args.no_nifti and not (args.netcdf or args.zarr):
         raise ParameterError("--no-nifti leaves nothing to write; add --netcdf PATH or --zarr PATH.")
     database = args.database or datasets.sample_database_path()
@@ -145,7 +147,7 @@ def _coactivation(args) -> int:
         raise OutputError(f"{len(existing)} output file(s) already exist (e.g. {existing[0]}); pass --overwrite to replace them.")
     show = sys.stderr.isatty() if args.progress is None else args.progress
     files: list[str] = []
-    with _progress_bar() if show else contextlib.nullcontext():
+    with _progress_bar(0.0 if args.progress else 0.5) if show else contextlib.nullcontext():
         if "seed" not in ds.dims:
             ds = ds.compute()  # once, for every writer below
         if not args.no_nifti:
@@ -163,10 +165,11 @@ def _coactivation(args) -> int:
     return 0
 
 
-def _progress_bar():
+def _progress_bar(minimum: float):
     from dask.diagnostics import ProgressBar
 
-    return ProgressBar(minimum=0.5, out=sys.stderr)
+    # Dask's bar for the threaded scheduler; under dask.distributed use its dashboard or distributed.progress
+    return ProgressBar(minimum=minimum, out=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,6 +53,12 @@ def _maps_block(a: np.ndarray, total: np.ndarray, n_sel: int, n_uns: int, q: flo
     return out.reshape(len(maps), *grid.shape)
 
 
+def _check_dtype(dtype) -> np.dtype:
+    if np.dtype(dtype) not in (np.dtype("float32"), np.dtype("float64")):
+        raise ParameterError(f"dtype={dtype!r} is not supported; expected 'float64' (default) or 'float32'.")
+    return np.dtype(dtype)
+
+
 def _grid(act: xr.DataArray) -> Grid:
     source = ActivationSource.of_cube(act)
     return source.grid if source is not None else grid_of(act)
@@ -102,7 +108,8 @@ def seed(
     separate : bool, default False
         Grow each coordinate into its own seed instead of one lumped ROI.
     dtype : {"float64", "float32"}, default "float64"
-        Storage of the maps of a batch (always computed in float64).
+        Storage of the maps (always computed in float64); float32 is the
+        precision of the NIfTI files and halves memory for large batches.
 
     Several seeds - a list or dict of seeds, ``by_label=True`` or
     ``separate=True`` - give a Dataset with a ``seed`` dimension (see
@@ -114,22 +121,29 @@ def seed(
         The nine maps (float64, dims ``x, y, z``, lazy: Dask), named as in
         Neurosynth (see :func:`xcoact.stats.map_names`); ``roi`` (the seed
         mask), ``overlap (study)`` and ``selected_id (selected)``.  ``attrs``
-        hold the provenance: database, r, seed, seed_r, threshold,
-        threshold_kind, q, prior, min_studies, n_studies, n_selected,
-        n_unselected, n_roi, reference and xcoact_version.
+        hold the provenance: title, analysis, database, r (kernel radius),
+        seed, seed_r (coordinate seeds), threshold, threshold_kind,
+        selection, q, prior, min_studies, n_studies, n_selected,
+        n_unselected, n_roi, max_overlap, maps, reference and xcoact_version.
 
     Notes
     -----
     Cost: this call computes the study selection right away (the ROI overlap
-    of every study), so that ``attrs`` can state it and a degenerate
-    selection fails here, with its numbers.  The first seed on a cube also
-    builds the sparse per-study voxel index, the seed-independent work that
-    every later seed reuses.  The maps stay lazy until ``.compute()``,
-    ``.load()`` or a writer; the FDR maps need every voxel of their map at
-    once (one family), which is small (one volume).
+    of every study, from the database peaks that can reach the ROI: a few
+    ms, no index), so that ``attrs`` can state it and a degenerate selection
+    fails here, with its numbers.  The maps stay lazy until ``.compute()``,
+    ``.load()`` or a writer.  The first computation on a cube builds the
+    sparse per-study voxel index and the per-voxel totals, the
+    seed-independent work later seeds reuse (kept while the index fits
+    ``xcoact.config["index_cache_bytes"]``, and only in this process: under
+    ``dask.distributed`` the workers rebuild it per computation).  The FDR
+    maps need every voxel of their map at once (one family), which is one
+    volume.
 
     Raises
     ------
+    DatabaseFileNotFoundError
+        An ROI image path does not exist.
     RoiError
         The ROI has no voxel in the brain mask or the image is unusable.
     SelectionError
@@ -152,6 +166,7 @@ def seed(
     threshold = check_threshold(threshold)
     q = _check_unit_interval(q, "q", "0.01")
     prior = _check_unit_interval(prior, "prior", "0.5")
+    dtype = _check_dtype(dtype)
     if is_batch(seed, by_label=by_label, separate=separate):
         return seed_batch(act, seed, threshold, r=r, q=q, prior=prior, by_label=by_label, labels=labels,
                           separate=separate, dtype=dtype)
@@ -165,8 +180,8 @@ def seed(
 
     a, total = selected_counts(act, selected, grid)
     names = map_names(q, prior)
-    block = dask.delayed(_maps_block, pure=True)(a, total, n_sel, n_uns, q, prior, grid)
-    stack = da.from_delayed(block, (len(names), *grid.shape), dtype=np.float64)
+    block = dask.delayed(_maps_block, pure=True)(a, total, n_sel, n_uns, q, prior, grid, dtype)
+    stack = da.from_delayed(block, (len(names), *grid.shape), dtype=dtype)
     ds = _result(act, grid, names, {name: (("x", "y", "z"), stack[i]) for i, name in enumerate(names)})
     ds["roi"] = roi.variable
     ds["overlap"] = ("study", overlap)
@@ -277,16 +292,17 @@ def seed_batch(
     xarray.Dataset
         The nine maps with dims ``(seed, x, y, z)``, lazy, one Dask chunk per
         seed; ``roi (seed, x, y, z)`` (lazy), ``n_roi (seed)``,
-        ``n_selected (seed)``, ``selected (seed, study)``,
+        ``n_selected (seed)``, ``valid (seed)``, ``selected (seed, study)``,
         ``overlap (seed, study)`` and ``description (seed)``; provenance attrs
-        as for one seed.  A seed that selects no study (or every study, or has
+        as for one seed plus n_seeds, n_valid_seeds, by_label and separate.  A seed that selects no study (or every study, or has
         no voxel in the brain mask) gets NaN maps and a
         :class:`~xcoact.warnings.DegenerateSeedWarning` naming it.
 
     Notes
     -----
-    Cost: the selections are computed now (from the peaks near each ROI; a
-    few ms per seed).  Computing maps builds the per-study index once (the
+    Cost: the selections are computed now: from the peaks near each ROI (a
+    few ms per seed) for fewer than 16 seeds, else by one sparse product per
+    study chunk over the index, which this call then builds (seconds, once).  Computing maps builds the per-study index once (the
     seed-independent step) and then costs one gather-and-count plus the
     statistics per seed; writers compute a few seeds at a time, so every
     seed's maps are never in memory together.
@@ -295,9 +311,7 @@ def seed_batch(
     threshold = check_threshold(threshold)
     q = _check_unit_interval(q, "q", "0.01")
     prior = _check_unit_interval(prior, "prior", "0.5")
-    if np.dtype(dtype) not in (np.dtype("float32"), np.dtype("float64")):
-        raise ParameterError(f"dtype={dtype!r} is not supported; expected 'float64' (default) or 'float32'.")
-    dtype = np.dtype(dtype)
+    dtype = _check_dtype(dtype)
     grid = _grid(act)
     rois = seed_set(seeds, grid, r, by_label=by_label, labels=labels, separate=separate)
     source = ActivationSource.of_cube(act)

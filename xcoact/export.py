@@ -1,11 +1,16 @@
 """Result Datasets -> NIfTI and netCDF files, atomically.
 
 Every writer writes to a temporary file beside the target and renames it
-into place, so a failure leaves no partial file and any earlier file intact.
+into place, so a failure leaves no partial file.  A single result's maps
+replace earlier files only when all of them are written (earlier files are
+restored if a rename fails); a batch written to NIfTI removes the files it
+had written when it fails part-way (with ``overwrite=True`` the earlier
+versions of those files are then gone).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import uuid
@@ -173,8 +178,10 @@ def to_nifti(
         stacked = da.stack([da.asarray(maps[n].data) for n in names])
         task = dask.delayed(_write_stack)(stacked, names, plan[0], affine)
         return task.compute() if compute else task
-    task = dask.delayed(_write_batch)(maps, names, plan, affine, max(1, int(seeds_per_pass)))
-    return task.compute() if compute else task
+    if compute:
+        return _write_batch(maps, names, plan, affine, max(1, int(seeds_per_pass)))
+    # a partial hides the lazy Dataset from Dask, which would otherwise compute it whole first
+    return dask.delayed(functools.partial(_write_batch, maps, names, plan, affine, max(1, int(seeds_per_pass))))()
 
 
 def _write_stack(stacked: np.ndarray, names: list[str], paths: dict[str, str], affine: np.ndarray) -> list[str]:
@@ -247,6 +254,8 @@ def to_netcdf(
     _check_target_dir(path)
     if os.path.exists(path) and not overwrite:
         raise OutputError(f"{path} already exists; pass overwrite=True to replace it, or choose another path.")
+    if isinstance(zlib_level, bool) or not isinstance(zlib_level, (int, np.integer)) or not 0 <= zlib_level <= 9:
+        raise OutputError(f"zlib_level={zlib_level!r} is not valid; expected an int from 0 (no compression) to 9.")
     extra = {"zlib": True, "complevel": int(zlib_level), "shuffle": True} if zlib_level else {}
     tmp = atomic_path(path)
     try:

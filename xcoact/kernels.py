@@ -224,8 +224,10 @@ class ActivationSource:
 
     Peaks are sorted by study so that a block of studies is a contiguous run
     of peaks.  The sparse per-study index (:meth:`rows`) is built on first
-    use, once per study chunk, and kept: it is the seed-independent work every
-    further seed reuses.
+    use, once per study chunk, and kept while it fits
+    ``xcoact.config["index_cache_bytes"]``: it is the seed-independent work
+    every further seed reuses (in this process; Dask workers of another
+    process rebuild it).
 
     Parameters
     ----------

@@ -137,11 +137,13 @@ def matrix(
     Notes
     -----
     Cost: computed eagerly, as it is small (``n_roi x n_studies`` booleans,
-    then ``n_roi x n_roi`` tables).  On an untouched cube each ROI's overlap
-    comes straight from the peaks that can reach it (no dense cube, no
-    sparse per-study index); on any other boolean cube (rechunked,
-    transposed, ...) it is computed from the ROI's bounding box of the
-    cube only.  Either way the dense cube is never materialised.
+    then ``n_roi x n_roi`` tables).  On an untouched cube the overlaps of
+    fewer than 16 ROIs come straight from the peaks that can reach each ROI
+    (no index); from 16 ROIs on, or once the index exists, from one sparse
+    product per study chunk over the sparse per-study index (built here if
+    needed).  On any other boolean cube (rechunked, transposed, ...) each
+    ROI's bounding box of the cube is computed.  The dense cube is never
+    materialised.
 
     An ROI with no voxel in the brain mask, or active in no study or in every
     study, gets a :class:`~xcoact.warnings.DegenerateSeedWarning`; its

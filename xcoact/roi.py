@@ -286,15 +286,16 @@ def _read_lut(labels) -> dict[int, str]:
 
 
 def _unique_names(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
+    """Make seed names unique by suffixing ``_1``, ``_2``... (skipping names already taken)."""
+    taken = set()
     out = []
     for n in names:
-        if n in seen:
-            seen[n] += 1
-            out.append(f"{n}_{seen[n]}")
-        else:
-            seen[n] = 0
-            out.append(n)
+        candidate, k = n, 0
+        while candidate in taken:
+            k += 1
+            candidate = f"{n}_{k}"
+        taken.add(candidate)
+        out.append(candidate)
     return out
 
 

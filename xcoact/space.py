@@ -182,7 +182,8 @@ class Grid:
         return hash(self.token)
 
     def __repr__(self) -> str:
-        return f"<xcoact.Grid {self.name} shape={self.shape} voxel={tuple(self.voxel_size)} mm, {self.n_mask} in-mask voxels>"
+        voxel = "x".join(f"{v:g}" for v in self.voxel_size)
+        return f"<xcoact.Grid {self.name} shape={self.shape} voxel={voxel} mm, {self.n_mask} in-mask voxels>"
 
 
 @functools.lru_cache(maxsize=1)
