@@ -121,7 +121,9 @@ def first_map(act, db, args) -> None:
           f"n_selected {ds.attrs['n_selected']:,}")
     print(f"  peak RSS {peak:,.0f} MB = {base:,.0f} MB before + {peak - base:,.0f} MB; after: {bench.rss_mb():,.0f} MB")
     print(f"  sparse index kept: {len(source._rows)} chunks, {nnz:,} int32 entries, {index_mb:,.0f} MB "
-          f"({nnz / source.n_studies:,.0f} voxels per study); totals {source._totals.nbytes / 1e6:.1f} MB")
+          f"({nnz / source.n_studies:,.0f} voxels per study)" + (
+              "" if len(source._rows) else f" (not kept: estimate {source.index_bytes_estimate / 1e6:,.0f} MB > "
+              f"index_cache_bytes {xcoact.config['index_cache_bytes'] / 1e6:,.0f} MB)"))
     chunk = max(source.chunk_bounds, key=lambda b: source.peak_ptr[b[1]] - source.peak_ptr[b[0]])
     n_pk = int(source.peak_ptr[chunk[1]] - source.peak_ptr[chunk[0]])
     print(f"  largest chunk: {chunk[1] - chunk[0]} studies, {n_pk:,} peaks -> {n_pk * len(source.offsets):,} sphere "
@@ -134,6 +136,34 @@ def first_map(act, db, args) -> None:
         print(f"total profiled time {st.total_tt:.2f} s\n" + text[text.find("   ncalls"):].rstrip())
 
 
+def profile_read(release: str, out: str, args) -> int:
+    """read_database of the benchmark's file for --db: wall time, peak RSS, then cProfile."""
+    size = bench.parse_sizes(args.db)[0]
+    path = release
+    if size != "v7":
+        from xcoact.readers import write_database
+
+        path = bench.synthetic_path(out, size)
+        write_database(xcoact.datasets.synthetic(bench.n_studies_of(size), pool=xcoact.read_database(release), seed=0),
+                       path, "neurosynth")
+    import gc
+
+    gc.collect()
+    base = bench.rss_mb()
+    bench.reset_peak()
+    t0 = time.perf_counter()
+    db = xcoact.read_database(path)
+    t = time.perf_counter() - t0
+    peak = bench.peak_mb()
+    print(f"== read_database: {bench.label_of(size)}, {os.path.getsize(path) / 1e6:,.0f} MB file ==")
+    print(f"  {t:.2f} s; peak RSS {peak:,.0f} MB = {base:,.0f} MB before + {peak - base:,.0f} MB; "
+          f"the table it returns: {db.nbytes / 1e6:,.0f} MB ({', '.join(f'{k} {v.dtype}' for k, v in db.variables.items())})")
+    del db
+    gc.collect()
+    print(profile_top(lambda: xcoact.read_database(path), args.top))
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--db", default="v7", help="'v7' or a multiple of v7's study count (synthetic, in memory)")
@@ -142,18 +172,23 @@ def main() -> int:
     p.add_argument("--split-seeds", type=int, default=20, help="batch seeds timed stage by stage (default 20)")
     p.add_argument("--top", type=int, default=25, help="functions listed per profile")
     p.add_argument("--what", default="warm,batch",
-                   help="comma-separated: 'first' (the cold first map: time, peak RSS, memory accounting); 'warm' or "
+                   help="comma-separated: 'read' (read_database: time, peak RSS, cProfile; alone); 'first' (the cold first map: time, peak RSS, memory accounting); 'warm' or "
                         "'batch' (either runs the stage split, the scheduler comparison and the cProfile of warm "
                         "seeds and of the batch); default warm,batch")
     p.add_argument("--scheduler", default="threads", choices=["threads", "synchronous"],
                    help="Dask scheduler of the cold first map (--what first)")
     p.add_argument("--cprofile", action="store_true", help="cProfile the cold first map (--what first)")
+    p.add_argument("--index-cache-bytes", type=float, default=None, help="set xcoact.config['index_cache_bytes']")
     args = p.parse_args()
     args.what = [w.strip() for w in args.what.split(",") if w.strip()]
     release = bench.resolve_release(args.release)
     warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    if args.index_cache_bytes is not None:
+        xcoact.config["index_cache_bytes"] = int(args.index_cache_bytes)
     out = tempfile.mkdtemp(prefix="xcoact-profile-")
     try:
+        if "read" in args.what:
+            return profile_read(release, out, args)
         db = xcoact.read_database(release)
         size = bench.parse_sizes(args.db)[0]
         if size != "v7":
@@ -180,21 +215,19 @@ def main() -> int:
         print("\n== 1. stage split (median over seeds; direct calls, one thread) ==")
         rows = []
         for s in bench.warm_seeds(5):
-            roi, t_roi = timed(roi_mask, s, grid, bench.SEED_R)
-            ov, t_ov = timed(source.overlap, roi.values)
-            sel, t_sel = timed(select_studies, ov, roi.attrs["n_roi"], bench.THRESHOLD)
-            a, t_gather = timed(gather, source, sel)
+            _, t_full = timed(lambda: act.coact.seed(s, r=bench.SEED_R, threshold=bench.THRESHOLD).compute(), repeat=3)
+            roi, t_roi = timed(roi_mask, s, grid, bench.SEED_R, repeat=3)
+            ov, t_ov = timed(source.overlap, roi.values, repeat=3)
+            sel, t_sel = timed(select_studies, ov, roi.attrs["n_roi"], bench.THRESHOLD, repeat=3)
+            a, t_gather = timed(gather, source, sel, repeat=3)
             n_sel = int(sel.sum())
-            maps, t_stats = timed(coactivation_maps, a, total - a, n_sel, sel.size - n_sel)
-            _, t_vol64 = timed(volumes, maps, grid, np.float64)
-            t0 = time.perf_counter()
-            act.coact.seed(s, r=bench.SEED_R, threshold=bench.THRESHOLD).compute()
-            t_full = time.perf_counter() - t0
+            maps, t_stats = timed(coactivation_maps, a, total - a, n_sel, sel.size - n_sel, repeat=3)
+            _, t_vol64 = timed(volumes, maps, grid, np.float64, repeat=3)
             rows.append((t_roi, t_ov, t_sel, t_gather, t_stats, t_vol64, t_full))
         med = [statistics.median(c) for c in zip(*rows)]
         parts = ["ROI sphere (roi_mask)", "overlap from peaks near ROI", "selection", "gather counts (bincount)",
                  "statistics (coactivation_maps)", "3-D volumes, float64 (9 x 902,629)"]
-        print("warm seed (act.coact.seed(...).compute(), threaded scheduler):")
+        print("warm seed (act.coact.seed(...).compute(), threaded scheduler; each stage median of 3 calls):")
         for name, v in zip(parts, med):
             print(f"  {name:<40} {v * 1000:8.1f} ms")
         print(f"  {'sum of the stages':<40} {sum(med[:6]) * 1000:8.1f} ms")
@@ -212,10 +245,10 @@ def main() -> int:
             n_sel = int(sel.sum())
             if n_sel in (0, sel.size):
                 continue
-            a, t_g = timed(gather, source, sel)
-            maps, t_s = timed(coactivation_maps, a, total - a, n_sel, sel.size - n_sel)
-            v, t_v = timed(volumes, maps, grid, np.float32)
-            vols.append(v)
+            a, t_g = timed(gather, source, sel, repeat=3)
+            maps, t_s = timed(coactivation_maps, a, total - a, n_sel, sel.size - n_sel, repeat=3)
+            _, t_v = timed(volumes, maps, grid, np.float32, repeat=3)
+            vols.append(volumes(maps, grid, np.float32))
             bt.append((t_g, t_s, t_v))
         stack = np.stack(vols, axis=1)  # (map, seed, x, y, z)
         ds = xr.Dataset({n: (("seed", "x", "y", "z"), stack[k]) for k, n in enumerate(names)},

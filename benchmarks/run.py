@@ -109,6 +109,20 @@ def cpu_seconds() -> float:
     return t.user + t.system
 
 
+def source_digest() -> str:
+    """SHA-1 (12 hex digits) of the xcoact package's .py files: which code was measured."""
+    import hashlib
+
+    import xcoact
+
+    pkg = Path(xcoact.__file__).resolve().parent
+    h = hashlib.sha1()
+    for f in sorted(pkg.rglob("*.py")):
+        h.update(str(f.relative_to(pkg)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def dir_size(path: str) -> tuple[int, int]:
     """(bytes on disk, apparent bytes) of a directory tree."""
     disk = apparent = 0
@@ -260,8 +274,18 @@ def child_run(args) -> int:
         if meta.exists():
             file_bytes += meta.stat().st_size
     emit("start", size=size, path=path, format=fmt, file_bytes=file_bytes, import_seconds=t_import,
+         xcoact_source=source_digest(),
          rss_after_import_mb=rss_mb(), scheduler=str(dask.config.get("scheduler", "threads (default)")))
     warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    cache = None
+    if hasattr(xcoact, "config"):
+        if args.index_cache_bytes is not None:
+            xcoact.config["index_cache_bytes"] = int(args.index_cache_bytes)
+        cache = xcoact.config.get("index_cache_bytes")
+    elif args.index_cache_bytes is not None:
+        emit("error", message="--index-cache-bytes: this xcoact has no xcoact.config")
+        return 2
+    emit("config", index_cache_bytes=cache)
 
     # 1. read
     with Step("read") as st:
@@ -368,7 +392,7 @@ def machine() -> dict:
         "nproc": os.cpu_count(), "cpu": cpu, "memory": mem, "platform": platform.platform(),
         "python": platform.python_version(), "numpy": numpy.__version__, "dask": dask.__version__,
         "xarray": xarray.__version__, "scipy": scipy.__version__, "zarr": zarr.__version__,
-        "xcoact": xcoact.__version__,
+        "xcoact": xcoact.__version__, "xcoact_source_sha1": source_digest(),
     }
 
 
@@ -397,10 +421,14 @@ def fmt_table(size: str, recs: list[dict], args) -> str:
     start = next((r for r in recs if r["kind"] == "start"), {})
     steps = {r["step"]: r for r in recs if r["kind"] == "step"}
     lines = [f"== {label_of(size)} =="]
+    conf = next((r for r in recs if r["kind"] == "config"), None)
     if "read" in steps:
         rd = steps["read"]
         lines.append(f"file: {start.get('path')} [{start.get('format')}, {start.get('file_bytes', 0) / 1e6:.1f} MB]; "
                      f"{rd['n_studies']:,} studies, {rd['n_peaks']:,} peaks")
+    if conf is not None and conf.get("index_cache_bytes") is not None:
+        lines.append(f"xcoact.config['index_cache_bytes'] = {conf['index_cache_bytes']:,} "
+                     f"({conf['index_cache_bytes'] / 2 ** 30:g} GiB)")
     rows = [("step", "seconds", "peak RSS MB", "RSS at start MB", "CPU s", "load", "notes")]
     for name in ("read", "build", "first map", "cold total", "warm seed", "batch"):
         if name not in steps:
@@ -453,6 +481,8 @@ def parent(args) -> int:
     me = [sys.executable, os.path.abspath(__file__), "--release", args.release, "--out", out,
           "--batch-seeds", str(args.batch_seeds), "--repeats", str(args.repeats),
           "--batch-budget", str(args.batch_budget)]
+    if args.index_cache_bytes is not None:
+        me += ["--index-cache-bytes", str(int(args.index_cache_bytes))]
     info = machine()
     print("xcoact benchmark: " + " ".join(["python3", "benchmarks/run.py", *sys.argv[1:]]))
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
@@ -496,6 +526,11 @@ def parent(args) -> int:
     for size in sizes:
         print()
         print(fmt_table(size, results.get(size, []), args))
+    digests = {r["xcoact_source"] for recs in results.values() for r in recs if r["kind"] == "start"}
+    digests.add(source_digest())
+    if len(digests) > 1:
+        print(f"\nWARNING: the xcoact sources changed during the run (digests {sorted(digests)}); "
+              "the databases were not all measured on the same code.")
     print(f"\ntotal wall time {time.perf_counter() - t_all:.0f} s", flush=True)
     if args.json:
         with open(args.json, "w") as fh:
@@ -520,6 +555,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch-budget", type=float, default=BATCH_BUDGET_S,
                    help=f"if warm median x batch seeds exceeds this many seconds, the batch runs {FALLBACK_SEEDS} seeds "
                         f"(default {BATCH_BUDGET_S})")
+    p.add_argument("--index-cache-bytes", type=float, default=None,
+                   help="set xcoact.config['index_cache_bytes'] in the benchmark subprocesses (default: leave the "
+                        "library's default)")
     p.add_argument("--json", default=None, help="also write every record to this JSON file")
     p.add_argument("--only", default=None, help=argparse.SUPPRESS)
     p.add_argument("--prepare", default=None, help=argparse.SUPPRESS)

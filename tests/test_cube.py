@@ -180,3 +180,22 @@ def test_streaming_index_gives_identical_maps(sample_table, monkeypatch):
     batch = fresh.coact.seed([xcoact.datasets.sgacc_roi_path(), xcoact.datasets.amygdala_roi_path()], threshold=0.1)
     np.testing.assert_array_equal(batch["pFgA"].sel(seed="sgacc_mask").values, cached["pFgA"].values)
     assert src._rows == {}
+
+
+def test_overlap_by_voxel_index_equals_peaks_route(sample_table):
+    """Once the index is cached, overlaps come from its by-voxel (CSC) copy: same numbers."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        act = xcoact.activations(sample_table, r=6, chunks={"study": 30})
+    src = ActivationSource.of_cube(act)
+    grid = xcoact.mni152_2mm()
+    rois = [xcoact.roi_mask(s, grid, 10).values for s in ([[0, 20, 28]], [[-40, 20, 28], [40, -60, 0]], [[0, -100, 0]])]
+    before = [src.overlap(r) for r in rois]
+    assert not src.has_index()
+    act.coact.seed([[0, 20, 28]], r=10, threshold=0.1).compute()  # builds and caches the index
+    assert src.has_index() and len(src._cols) == len(src.chunk_bounds)
+    for roi, peaks_route in zip(rois, before):
+        np.testing.assert_array_equal(src.overlap(roi), peaks_route)
+        np.testing.assert_array_equal(src.overlap(roi), (act & roi).sum(("x", "y", "z")).values)

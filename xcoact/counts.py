@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from .kernels import ActivationSource
+from .kernels import _ranges as ranges
 from .space import Grid
 
 __all__ = ["overlap_counts", "roi_overlaps", "selected_counts", "study_rows", "ranges"]
@@ -30,22 +31,16 @@ def study_rows(indptr: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
 
 
-def ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """Concatenated ``arange(start, stop)`` for each pair, without a Python loop."""
-    lens = stops - starts
-    total = int(lens.sum())
-    if total == 0:
-        return np.zeros(0, dtype=np.int64)
-    shift = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
-    return np.arange(total, dtype=np.int64) + shift
-
-
 def _chunk_selected(source: ActivationSource, chunk: int, selected: np.ndarray) -> np.ndarray:
     indptr, indices = source.rows(chunk)
     s0, s1 = source.chunk_bounds[chunk]
     rows = np.flatnonzero(selected[s0:s1])
     # gather only the selected studies' entries (a few % of the index)
     return np.bincount(indices[ranges(indptr[rows], indptr[rows + 1])], minlength=source.grid.n_mask)
+
+
+def _all_selected(source: ActivationSource, selected: np.ndarray) -> np.ndarray:
+    return _sum([_chunk_selected(source, c, selected) for c in range(len(source.chunk_bounds))])
 
 
 def _chunk_both(source: ActivationSource, chunk: int, selected: np.ndarray) -> np.ndarray:
@@ -158,6 +153,10 @@ def selected_counts(act: xr.DataArray, selected: np.ndarray, grid: Grid) -> tupl
     source = ActivationSource.of_cube(act)
     if source is not None:
         chunks = range(len(source.chunk_bounds))
+        if source._totals is not None and source.has_index():
+            # warm: one small task over the cached index (scheduling many would cost more than the work)
+            a = dask.delayed(_all_selected)(source, selected)
+            return da.from_delayed(a, (m,), dtype=np.int64), source._totals
         if source._totals is not None:
             a = dask.delayed(_sum)([dask.delayed(_chunk_selected)(source, c, selected) for c in chunks])
             return da.from_delayed(a, (m,), dtype=np.int64), source._totals

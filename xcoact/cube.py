@@ -96,6 +96,8 @@ def activations(db, r: float = 6.0, *, grid: Grid | None = None, chunks: dict | 
     for dim, size in chunks.items():
         if dim not in DEFAULT_CHUNKS or isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
             raise ParameterError(f"chunks[{dim!r}]={size!r}: expected a positive int for each of {list(DEFAULT_CHUNKS)}.")
+    if chunks["study"] > 65536:
+        raise ParameterError(f"chunks['study']={chunks['study']} is too large; expected at most 65,536 studies per chunk.")
     source = ActivationSource(db, grid, r, chunks["study"])
 
     outside = ~grid.in_box(source.ijk)

@@ -159,6 +159,25 @@ def roi_overlap(ijk, codes, n_studies: int, offsets, roi, by_i=None) -> np.ndarr
     return np.bincount(pairs[first] // padded.size, minlength=n_studies).astype(np.int64)
 
 
+def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """Concatenated ``arange(start, stop)`` for each pair, without a Python loop."""
+    lens = stops - starts
+    total = int(lens.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    shift = np.repeat(starts - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens)
+    return np.arange(total, dtype=np.int64) + shift
+
+
+def _transpose(rows: tuple[np.ndarray, np.ndarray], n_studies: int, n_voxels: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (study -> voxels) to CSC (voxel -> studies), study rows as uint16 (chunks <= 65,536 studies)."""
+    from scipy import sparse
+
+    indptr, indices = rows
+    mat = sparse.csr_matrix((np.ones(indices.size, dtype=np.int8), indices, indptr), shape=(n_studies, n_voxels)).tocsc()
+    return mat.indptr.astype(np.int64), mat.indices.astype(np.uint16)
+
+
 #: Studies per scratch bitmap in :func:`sparse_rows` (128 x 228,453 voxels = 29 MB).
 _BITMAP_STUDIES = 128
 
@@ -259,6 +278,8 @@ class ActivationSource:
 
         self.token = tokenize(self.ijk, self.codes, self.r, grid.token, self.study_chunk)
         self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # the same index by voxel (CSC, uint16 study rows), for fast overlaps once it is cached
+        self._cols: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._lock = threading.Lock()
         self._totals = None
         self._by_i = None
@@ -271,6 +292,7 @@ class ActivationSource:
     def __getstate__(self):
         state = self.__dict__.copy()
         state["_rows"] = {}
+        state["_cols"] = {}
         state["_totals"] = None
         state["_by_i"] = None
         del state["_lock"]
@@ -303,8 +325,10 @@ class ActivationSource:
             ijk, codes = self.peaks_of(s0, s1)
             got = sparse_rows(ijk, codes, s1 - s0, self.offsets, self.grid)
             if self.caches_index:
+                cols = _transpose(got, s1 - s0, self.grid.n_mask)
                 with self._lock:
                     self._rows[chunk] = got
+                    self._cols[chunk] = cols
         return got
 
     @property
@@ -325,7 +349,21 @@ class ActivationSource:
         return self.caches_index and len(self._rows) == len(self.chunk_bounds)
 
     def overlap(self, roi: np.ndarray) -> np.ndarray:
-        """ROI voxels active in each study (see :func:`roi_overlap`)."""
+        """ROI voxels active in each study (see :func:`roi_overlap`).
+
+        With the index cached, the ROI's voxels are looked up in the
+        by-voxel index (a gather of the studies active at each ROI voxel);
+        otherwise the peaks that can reach the ROI are expanded.
+        """
+        if self.has_index() and len(self._cols) == len(self.chunk_bounds):
+            voxels = self.grid.mask_index[np.flatnonzero(roi)]
+            voxels = voxels[voxels >= 0]
+            parts = []
+            for chunk, (s0, s1) in enumerate(self.chunk_bounds):
+                colptr, study = self._cols[chunk]
+                picked = study[_ranges(colptr[voxels], colptr[voxels + 1])]
+                parts.append(np.bincount(picked, minlength=s1 - s0))
+            return np.concatenate(parts).astype(np.int64)
         if self._by_i is None:
             self._by_i = np.argsort(self.ijk[:, 0], kind="stable")
         return roi_overlap(self.ijk, self.codes, self.n_studies, self.offsets, roi, self._by_i)
