@@ -146,3 +146,25 @@ def test_batch_nifti_computes_seed_by_seed(sample_cube, tmp_path, monkeypatch):
     lazy = ds.coact.to_nifti(tmp_path / "q", seeds_per_pass=2, compute=False)
     assert not list(tmp_path.glob("q_*"))
     assert len(lazy.compute()) == 36
+
+
+def test_voxel_layout_holds_the_same_maps(sample_cube, tmp_path):
+    seeds = [AMY, [[0, 20, 28]]]
+    vol = sample_cube.coact.seed(seeds, r=10, threshold=0.1).compute()
+    vox = sample_cube.coact.seed(seeds, r=10, threshold=0.1, layout="voxel")
+    assert vox["pFgA"].dims == ("seed", "voxel") and vox.sizes["voxel"] == 228_453
+    assert vox.attrs["layout"] == "voxel"
+    back = vox.coact.volumes()
+    assert back["pFgA"].dims == ("seed", "x", "y", "z")
+    for name in vol.coact.maps:
+        np.testing.assert_array_equal(back[name].values, vol[name].values)
+    np.testing.assert_array_equal(back["roi"].values, vol["roi"].values)
+    # in-mask values in grid order
+    np.testing.assert_array_equal(vox["pA"].values[1], vol["pA"].values[1].ravel()[vox["voxel"].values])
+    store = vox.coact.to_zarr(tmp_path / "v.zarr", dtype="float32")
+    with xr.open_zarr(store) as reread:
+        np.testing.assert_array_equal(reread.coact.volumes()["pA"].values, vol["pA"].values.astype(np.float32))
+    files = vox.coact.to_nifti(tmp_path / "v")
+    assert len(files) == 18
+    with pytest.raises(xcoact.ParameterError, match="layout='cube' is not known"):
+        sample_cube.coact.seed(seeds, r=10, layout="cube")

@@ -25,10 +25,11 @@ class CoactDataArrayAccessor:
         self._obj = obj
 
     def seed(self, seed, threshold: float | int = 0.0, *, r: float = 6.0, q: float = 0.01, prior: float = 0.5,
-             by_label: bool = False, labels=None, separate: bool = False, dtype="float64") -> xr.Dataset:
+             by_label: bool = False, labels=None, separate: bool = False, dtype="float64",
+             layout: str = "volume") -> xr.Dataset:
         """Coactivation maps of a seed, or of many; see :func:`xcoact.seed`."""
         return _coact.seed(self._obj, seed, threshold, r=r, q=q, prior=prior, by_label=by_label, labels=labels,
-                           separate=separate, dtype=dtype)
+                           separate=separate, dtype=dtype, layout=layout)
 
     def coactivation(self, seed, threshold: float | int = 0.0, *, outroot, r: float = 6.0, q: float = 0.01,
                      prior: float = 0.5, overwrite: bool = False) -> xr.Dataset:
@@ -47,6 +48,10 @@ class CoactDatasetAccessor:
 
     def __init__(self, obj: xr.Dataset):
         self._obj = obj
+
+    def volumes(self) -> xr.Dataset:
+        """A ``layout="voxel"`` batch as ``(seed, x, y, z)`` maps, lazily; see :func:`xcoact.export.to_volumes`."""
+        return _export.to_volumes(self._obj)
 
     @property
     def maps(self) -> list[str]:

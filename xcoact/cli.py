@@ -51,6 +51,8 @@ def _get_parser() -> argparse.ArgumentParser:
     co.add_argument("--netcdf", default=None, metavar="PATH", help="also write every map and the provenance to this netCDF file")
     co.add_argument("--zarr", default=None, metavar="PATH", help="also write every map and the provenance to this Zarr store")
     co.add_argument("--no-nifti", action="store_true", help="write no NIfTI files (use with --netcdf or --zarr)")
+    co.add_argument("--layout", choices=("volume", "voxel"), default="volume",
+                    help="batch maps over x, y, z (default) or over the in-mask voxels only (faster, 4x smaller)")
     co.add_argument("--float32", action="store_true", help="store the maps as float32, the precision of the NIfTI files (default float64)")
     bar = co.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar (default: when stderr is a terminal)")
@@ -126,7 +128,8 @@ def _coactivation(args) -> int:
         db = read_database(database)
         act = activations(db, r=args.kernel_r)
         ds = seed(act, seed_arg, threshold, r=args.r, q=args.q, prior=args.prior, by_label=args.by_label,
-                  labels=args.labels, separate=args.separate, dtype="float32" if args.float32 else "float64")
+                  labels=args.labels, separate=args.separate, dtype="float32" if args.float32 else "float64",
+                  layout=args.layout)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print(f"database: {database}{' (bundled sample)' if args.database is None else ''}")

@@ -45,8 +45,10 @@ def _check_unit_interval(value, name: str, example: str) -> float:
 
 
 def _maps_block(a: np.ndarray, total: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid,
-                dtype=np.float64) -> np.ndarray:
+                dtype=np.float64, layout: str = "volume") -> np.ndarray:
     maps = coactivation_maps(a, total - a, n_sel, n_uns, q=q, prior=prior)
+    if layout == "voxel":
+        return np.stack(list(maps.values())).astype(dtype, copy=False)
     out = np.zeros((len(maps), int(np.prod(grid.shape))), dtype=dtype)
     for i, values in enumerate(maps.values()):
         out[i, grid.mask_flat] = values
@@ -76,6 +78,7 @@ def seed(
     labels=None,
     separate: bool = False,
     dtype="float64",
+    layout: str = "volume",
 ) -> xr.Dataset:
     """Coactivation maps of a seed (or of many): selected studies vs all other studies.
 
@@ -110,6 +113,9 @@ def seed(
     dtype : {"float64", "float32"}, default "float64"
         Storage of the maps (always computed in float64); float32 is the
         precision of the NIfTI files and halves memory for large batches.
+    layout : {"volume", "voxel"}, default "volume"
+        For a batch: maps over ``(seed, x, y, z)``, or over the in-mask
+        voxels only, ``(seed, voxel)`` (see :func:`seed_batch`).
 
     Several seeds - a list or dict of seeds, ``by_label=True`` or
     ``separate=True`` - give a Dataset with a ``seed`` dimension (see
@@ -169,7 +175,7 @@ def seed(
     dtype = _check_dtype(dtype)
     if is_batch(seed, by_label=by_label, separate=separate):
         return seed_batch(act, seed, threshold, r=r, q=q, prior=prior, by_label=by_label, labels=labels,
-                          separate=separate, dtype=dtype)
+                          separate=separate, dtype=dtype, layout=layout)
     grid = _grid(act)
     roi = roi_mask(seed, grid, r)
     n_roi = roi.attrs["n_roi"]
@@ -248,7 +254,7 @@ def _totals_task(source: ActivationSource, *rows) -> np.ndarray:
     return source._totals
 
 
-def _sparse_seed_block(source: ActivationSource, total, selected, q, prior, dtype, *rows) -> np.ndarray:
+def _sparse_seed_block(source: ActivationSource, total, selected, q, prior, dtype, layout, *rows) -> np.ndarray:
     """The nine maps of one seed of a batch, from the cached per-chunk index."""
     grid = source.grid
     a = np.zeros(grid.n_mask, dtype=np.int64)
@@ -257,13 +263,17 @@ def _sparse_seed_block(source: ActivationSource, total, selected, q, prior, dtyp
         picked = np.flatnonzero(selected[s0:s1])
         a += np.bincount(indices[ranges(indptr[picked], indptr[picked + 1])], minlength=grid.n_mask)
     n_sel = int(selected.sum())
-    return _maps_block(a, total, n_sel, selected.size - n_sel, q, prior, grid, dtype)
+    return _maps_block(a, total, n_sel, selected.size - n_sel, q, prior, grid, dtype, layout)
 
 
-def _roi_block(voxels: np.ndarray, shape) -> np.ndarray:
-    out = np.zeros(int(np.prod(shape)), dtype=bool)
+def _roi_block(voxels: np.ndarray, grid: Grid, layout: str = "volume") -> np.ndarray:
+    if layout == "voxel":
+        out = np.zeros(grid.n_mask, dtype=bool)
+        out[grid.mask_index[voxels]] = True
+        return out
+    out = np.zeros(int(np.prod(grid.shape)), dtype=bool)
     out[voxels] = True
-    return out.reshape(shape)
+    return out.reshape(grid.shape)
 
 
 def seed_batch(
@@ -278,6 +288,7 @@ def seed_batch(
     labels=None,
     separate: bool = False,
     dtype="float64",
+    layout: str = "volume",
 ) -> xr.Dataset:
     """Coactivation maps of many seeds at once: a Dataset with a ``seed`` dimension.
 
@@ -285,7 +296,10 @@ def seed_batch(
     :func:`xcoact.roi.seed_set` for how ``seeds``, ``by_label``, ``labels`` and
     ``separate`` name and expand them.  ``dtype="float32"`` stores the maps
     (computed in float64) at the precision of the NIfTI files, halving memory
-    and disk for large batches.
+    and disk for large batches.  ``layout="voxel"`` keeps only the in-mask
+    voxels: maps ``(seed, voxel)`` (a quarter of the volume; the fastest to
+    compute and write), turned back into ``(seed, x, y, z)`` lazily by
+    ``ds.coact.volumes()`` (``to_nifti`` does it by itself).
 
     Returns
     -------
@@ -312,6 +326,8 @@ def seed_batch(
     q = _check_unit_interval(q, "q", "0.01")
     prior = _check_unit_interval(prior, "prior", "0.5")
     dtype = _check_dtype(dtype)
+    if layout not in ("volume", "voxel"):
+        raise ParameterError(f"layout={layout!r} is not known; expected 'volume' (maps over x, y, z) or 'voxel' (in-mask voxels).")
     grid = _grid(act)
     rois = seed_set(seeds, grid, r, by_label=by_label, labels=labels, separate=separate)
     source = ActivationSource.of_cube(act)
@@ -340,7 +356,9 @@ def seed_batch(
         )
 
     names = map_names(q, prior)
-    shape = (len(names), *grid.shape)
+    space = grid.shape if layout == "volume" else (grid.n_mask,)
+    space_dims = ("x", "y", "z") if layout == "volume" else ("voxel",)
+    shape = (len(names), *space)
     blocks = []
     if source is not None and valid.any():
         token = f"{act.data.name}-rows"
@@ -351,19 +369,24 @@ def seed_batch(
             blocks.append(da.full(shape, np.nan, dtype=dtype, chunks=shape))
             continue
         if source is not None:
-            block = dask.delayed(_sparse_seed_block, pure=True)(source, total, selected[i], q, prior, dtype, *rows)
+            block = dask.delayed(_sparse_seed_block, pure=True)(source, total, selected[i], q, prior, dtype, layout, *rows)
         else:
             a, tot = selected_counts(act, selected[i], grid)
             n_sel = int(selected[i].sum())
-            block = dask.delayed(_maps_block, pure=True)(a, tot, n_sel, n_studies - n_sel, q, prior, grid, dtype)
+            block = dask.delayed(_maps_block, pure=True)(a, tot, n_sel, n_studies - n_sel, q, prior, grid, dtype, layout)
         blocks.append(da.from_delayed(block, shape, dtype=dtype))
-    stack = da.stack(blocks, axis=1)  # (map, seed, x, y, z)
-    ds = _result(act, grid, names, {name: (("seed", "x", "y", "z"), stack[k]) for k, name in enumerate(names)})
+    stack = da.stack(blocks, axis=1)  # (map, seed, *space)
+    ds = _result(act, grid, names, {name: (("seed", *space_dims), stack[k]) for k, name in enumerate(names)})
     ds = ds.assign_coords(seed=[roi.name for roi in rois])
+    if layout == "voxel":
+        ds = ds.assign_coords(voxel=("voxel", grid.mask_flat, {
+            "long_name": "flat (C-order) index of the in-mask voxel in the (x, y, z) grid",
+            "note": "ds.coact.volumes() turns (seed, voxel) maps into (seed, x, y, z)",
+        }))
     roi_stack = da.stack(
-        [da.from_delayed(dask.delayed(_roi_block)(roi.voxels, grid.shape), grid.shape, dtype=bool) for roi in rois]
+        [da.from_delayed(dask.delayed(_roi_block)(roi.voxels, grid, layout), space, dtype=bool) for roi in rois]
     )
-    ds["roi"] = (("seed", "x", "y", "z"), roi_stack)
+    ds["roi"] = (("seed", *space_dims), roi_stack)
     ds["n_roi"] = ("seed", np.array([roi.voxels.size for roi in rois], dtype=np.int64))
     ds["n_selected"] = ("seed", np.where(valid, selected.sum(axis=1), 0).astype(np.int64))
     ds["valid"] = ("seed", valid)
@@ -380,6 +403,7 @@ def seed_batch(
         "n_valid_seeds": int(valid.sum()),
         "by_label": int(by_label),
         "separate": int(separate),
+        "layout": layout,
     }
     return ds
 

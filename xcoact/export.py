@@ -24,15 +24,45 @@ import xarray as xr
 from .errors import OutputError
 from .space import affine_from_coords
 
-__all__ = ["to_nifti", "to_netcdf", "to_zarr", "nifti_paths", "map_variables", "atomic_path"]
+__all__ = ["to_nifti", "to_netcdf", "to_zarr", "to_volumes", "nifti_paths", "map_variables", "atomic_path"]
 
 
 def map_variables(ds: xr.Dataset) -> list[str]:
     """The map variables of a result Dataset (the float (x, y, z) or (seed, x, y, z) ones), in order."""
     return [
         n for n, v in ds.data_vars.items()
-        if set(v.dims) in ({"x", "y", "z"}, {"seed", "x", "y", "z"}) and v.dtype.kind == "f"
+        if set(v.dims) in ({"x", "y", "z"}, {"seed", "x", "y", "z"}, {"seed", "voxel"}) and v.dtype.kind == "f"
     ]
+
+
+def _scatter(block: np.ndarray, flat: np.ndarray, shape: tuple, fill) -> np.ndarray:
+    out = np.full((block.shape[0], int(np.prod(shape))), fill, dtype=block.dtype)
+    out[:, flat] = block
+    return out.reshape(block.shape[0], *shape)
+
+
+def to_volumes(ds: xr.Dataset) -> xr.Dataset:
+    """A ``layout="voxel"`` batch with its ``(seed, voxel)`` variables as ``(seed, x, y, z)`` (lazy).
+
+    Each seed chunk is scattered into the grid on demand (0 / False outside
+    the brain mask); a Dataset without a ``voxel`` dimension is returned as is.
+    """
+    if "voxel" not in ds.dims:
+        return ds
+    shape = tuple(ds.sizes[d] for d in "xyz")
+    flat = ds["voxel"].values
+    out = ds.drop_vars([n for n, v in ds.data_vars.items() if "voxel" in v.dims] + ["voxel"])
+    for name, var in ds.data_vars.items():
+        if "voxel" not in var.dims:
+            continue
+        data = da.asarray(var.transpose("seed", "voxel").data)
+        data = data.rechunk({1: -1})
+        fill = False if var.dtype == bool else 0
+        vol = data.map_blocks(_scatter, flat, shape, fill, chunks=(data.chunks[0], *[(n,) for n in shape]),
+                              new_axis=[2, 3], dtype=var.dtype)
+        out[name] = (("seed", "x", "y", "z"), vol, var.attrs)
+    out.attrs = {**ds.attrs, "layout": "volume"}
+    return out
 
 
 def nifti_paths(outroot, names: Sequence[str]) -> dict[str, str]:
@@ -155,6 +185,7 @@ def to_nifti(
     renamed only when every one succeeded; if a batch fails part-way, the
     files it had already written are removed.
     """
+    ds = to_volumes(ds)
     names = list(names) if names is not None else map_variables(ds)
     missing = [n for n in names if n not in ds.data_vars]
     if missing:
