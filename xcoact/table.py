@@ -24,6 +24,7 @@ import os
 import warnings
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from .errors import DatabaseError
@@ -74,6 +75,8 @@ def tal_to_mni(xyz) -> np.ndarray:
 
 def _normalise_ids(ids: np.ndarray) -> np.ndarray:
     """Integer ids when every id is a whole number (PubMed ids), else strings."""
+    if isinstance(ids, pd.Categorical):
+        return _normalise_unique(np.asarray(ids.categories.astype(str)))[ids.codes]
     ids = np.asarray(ids)
     if ids.dtype.kind in "iu":
         return ids.astype(np.int64)
@@ -153,7 +156,10 @@ def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None) -> x
             "x, y and z must be finite numbers in mm. Fix or delete those rows."
         )
     # work once per distinct label (a database has a handful), not once per row
-    labels, label_of = np.unique(np.asarray(space).astype(str), return_inverse=True)
+    if isinstance(space, pd.Categorical):
+        labels, label_of = np.asarray(space.categories.astype(str)), space.codes
+    else:
+        labels, label_of = np.unique(np.asarray(space).astype(str), return_inverse=True)
     labels = np.array([lab.strip() for lab in labels], dtype=object)
     space = labels[label_of.ravel()]
     upper = np.array([lab.upper() for lab in labels], dtype=object)[label_of.ravel()]

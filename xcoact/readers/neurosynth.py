@@ -6,6 +6,7 @@ import os
 import warnings
 
 import numpy as np
+import pandas as pd
 
 from ..errors import DatabaseError, OutputError, ParameterError
 from ..table import make_table
@@ -36,7 +37,7 @@ def read_neurosynth(path: str):
 
     Matches the table Neurosynth 0.3.8's ``Dataset`` builds from the same file.
     """
-    cols, lines = parse_tsv(path, read_text(path), CLASSIC_COLUMNS, "Neurosynth database.txt")
+    cols, lines = parse_tsv(path, read_text(path), CLASSIC_COLUMNS, "Neurosynth database.txt", numeric=("x", "y", "z"))
     x, y, z = parse_numbers(path, cols, ("x", "y", "z"), lines)
     return make_table(cols["id"], x, y, z, cols["space"], database=path, fmt="neurosynth", lines=lines)
 
@@ -61,7 +62,7 @@ def read_neurosynth_v7(path: str, metadata: str | None = None):
     space; it comes from the metadata TSV beside it (``id doi space ...``).
     Without a metadata file every peak is taken as MNI, with a warning.
     """
-    cols, lines = parse_tsv(path, read_text(path), V7_COLUMNS, "Neurosynth v7 coordinates")
+    cols, lines = parse_tsv(path, read_text(path), V7_COLUMNS, "Neurosynth v7 coordinates", numeric=("x", "y", "z"))
     x, y, z = parse_numbers(path, cols, ("x", "y", "z"), lines)
     metadata = metadata or metadata_path(path)
     if metadata is None:
@@ -75,13 +76,14 @@ def read_neurosynth_v7(path: str, metadata: str | None = None):
     else:
         meta, meta_lines = parse_tsv(metadata, read_text(metadata), ("id", "space"), "Neurosynth v7 metadata")
         lookup = dict(zip(meta["id"], meta["space"]))
-        missing = sorted({i for i in np.unique(cols["id"]) if i not in lookup})
+        ids = pd.Categorical(cols["id"])  # one lookup per study, not per peak
+        missing = sorted(i for i in ids.categories if i not in lookup)
         if missing:
             raise DatabaseError(
                 f"{metadata}: {len(missing)} study id(s) of {path} have no metadata row (e.g. {missing[:5]}); "
                 "each study needs its space. Use the metadata file of the same release."
             )
-        space = np.array([lookup[i] for i in cols["id"]], dtype=object)
+        space = np.asarray([lookup[i] for i in ids.categories], dtype=object)[ids.codes]
     return make_table(cols["id"], x, y, z, space, database=path, fmt="neurosynth-v7", lines=lines)
 
 
