@@ -32,6 +32,7 @@ import time
 import warnings
 from pathlib import Path
 
+sys.dont_write_bytecode = True  # importing run.py below leaves no __pycache__ in benchmarks/
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as bench  # noqa: E402  (the benchmark's constants and helpers)
 
@@ -124,6 +125,10 @@ def first_map(act, db, args) -> None:
           f"({nnz / source.n_studies:,.0f} voxels per study)" + (
               "" if len(source._rows) else f" (not kept: estimate {source.index_bytes_estimate / 1e6:,.0f} MB > "
               f"index_cache_bytes {xcoact.config['index_cache_bytes'] / 1e6:,.0f} MB)"))
+    cols = getattr(source, "_cols", {})
+    if cols:
+        print(f"  by-voxel (transposed) index kept: {len(cols)} chunks, "
+              f"{sum(a.nbytes + b.nbytes for a, b in cols.values()) / 1e6:,.0f} MB")
     chunk = max(source.chunk_bounds, key=lambda b: source.peak_ptr[b[1]] - source.peak_ptr[b[0]])
     n_pk = int(source.peak_ptr[chunk[1]] - source.peak_ptr[chunk[0]])
     print(f"  largest chunk: {chunk[1] - chunk[0]} studies, {n_pk:,} peaks -> {n_pk * len(source.offsets):,} sphere "
@@ -171,6 +176,7 @@ def main() -> int:
     p.add_argument("--batch-seeds", type=int, default=100, help="seeds of the profiled batch (default 100)")
     p.add_argument("--split-seeds", type=int, default=20, help="batch seeds timed stage by stage (default 20)")
     p.add_argument("--top", type=int, default=25, help="functions listed per profile")
+    p.add_argument("--warm-passes", type=int, default=4, help="passes over the 5 warm seeds in the spread test")
     p.add_argument("--what", default="warm,batch",
                    help="comma-separated: 'read' (read_database: time, peak RSS, cProfile; alone); 'first' (the cold first map: time, peak RSS, memory accounting); 'warm' or "
                         "'batch' (either runs the stage split, the scheduler comparison and the cProfile of warm "
@@ -186,6 +192,7 @@ def main() -> int:
     if args.index_cache_bytes is not None:
         xcoact.config["index_cache_bytes"] = int(args.index_cache_bytes)
     out = tempfile.mkdtemp(prefix="xcoact-profile-")
+    print(f"xcoact sources sha1 {bench.source_digest()}; load average {os.getloadavg()[0]:.2f}")
     try:
         if "read" in args.what:
             return profile_read(release, out, args)
@@ -287,6 +294,33 @@ def main() -> int:
                 shutil.rmtree(store)
             print(f"  {sched:<12} warm seed median {statistics.median(ts):.3f} s; batch of {args.batch_seeds} "
                   f"to Zarr {tb:.2f} s ({args.batch_seeds / tb:.1f} seeds/s)")
+
+        print(f"\n== 2b. warm-seed spread: {args.warm_passes} passes over the 5 warm seeds ==")
+        import gc
+
+        for label, sched, gc_on in (("threads, gc on", "threads", True), ("threads, gc off", "threads", False),
+                                    ("synchronous, gc on", "synchronous", True)):
+            if not gc_on:
+                gc.disable()
+            with dask.config.set(scheduler=sched, num_workers=2):
+                ts = []
+                for _ in range(args.warm_passes):
+                    for s in bench.warm_seeds(5):
+                        t0 = time.perf_counter()
+                        act.coact.seed(s, r=bench.SEED_R, threshold=bench.THRESHOLD).compute()
+                        ts.append(time.perf_counter() - t0)
+            gc.enable()
+            print(f"  {label:<20} median {statistics.median(ts):.3f} s, min {min(ts):.3f}, max {max(ts):.3f}, "
+                  f"{sum(t > 0.1 for t in ts)}/{len(ts)} above 0.1 s, {sum(t > 0.15 for t in ts)}/{len(ts)} above 0.15 s")
+        try:
+            import ctypes
+
+            before = bench.rss_mb()
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            print(f"  RSS now {before:,.0f} MB; after glibc malloc_trim(0) {bench.rss_mb():,.0f} MB "
+                  "(the difference is freed heap the allocator had kept)")
+        except OSError:
+            pass
 
         # ---------------------------------------------------------------- 3. cProfile
         with dask.config.set(scheduler="synchronous"):

@@ -347,7 +347,8 @@ def child_run(args) -> int:
         warnings.simplefilter("always", xcoact.warnings.DegenerateSeedWarning)
         with Step("batch") as st:
             t0 = time.perf_counter()
-            ds = act.coact.seed(centres, r=SEED_R, threshold=THRESHOLD, separate=True, dtype="float32")
+            extra = {} if args.layout == "volume" else {"layout": args.layout}
+            ds = act.coact.seed(centres, r=SEED_R, threshold=THRESHOLD, separate=True, dtype="float32", **extra)
             t_call = time.perf_counter() - t0
             ds.coact.to_zarr(store, dtype="float32")
     n_valid = int(ds.attrs["n_valid_seeds"])
@@ -480,7 +481,7 @@ def parent(args) -> int:
     os.makedirs(out, exist_ok=True)
     me = [sys.executable, os.path.abspath(__file__), "--release", args.release, "--out", out,
           "--batch-seeds", str(args.batch_seeds), "--repeats", str(args.repeats),
-          "--batch-budget", str(args.batch_budget)]
+          "--batch-budget", str(args.batch_budget), "--layout", args.layout]
     if args.index_cache_bytes is not None:
         me += ["--index-cache-bytes", str(int(args.index_cache_bytes))]
     info = machine()
@@ -519,8 +520,9 @@ def parent(args) -> int:
     print()
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     print("settings: kernel r=6 mm; seeds: 10 mm spheres, threshold 0.1; "
-          f"warm seed = median over {args.repeats} seeds; batch = {args.batch_seeds} separate seeds, float32 Zarr (lz4)")
-    print("peak RSS = VmHWM of the benchmark subprocess, reset at the start of each step (includes the "
+          f"warm seed = median over {args.repeats} seeds; batch = {args.batch_seeds} separate seeds, float32 Zarr (lz4), "
+          f"layout {args.layout}")
+    print("peak RSS MB = VmHWM / 1024 (MiB) of the benchmark subprocess, reset at the start of each step (includes the "
           "interpreter, libraries and data already held); CPU s = user + system CPU time of the step "
           "(all threads; per seed for the warm seed); load = 1-minute load average at the end of the step")
     for size in sizes:
@@ -558,6 +560,9 @@ def main(argv=None) -> int:
     p.add_argument("--index-cache-bytes", type=float, default=None,
                    help="set xcoact.config['index_cache_bytes'] in the benchmark subprocesses (default: leave the "
                         "library's default)")
+    p.add_argument("--layout", default="volume", choices=["volume", "voxel"],
+                   help="layout of the batch maps: 'volume' (x, y, z; the default of seed()) or 'voxel' (in-mask "
+                        "voxels only, if this xcoact has it)")
     p.add_argument("--json", default=None, help="also write every record to this JSON file")
     p.add_argument("--only", default=None, help=argparse.SUPPRESS)
     p.add_argument("--prepare", default=None, help=argparse.SUPPRESS)

@@ -199,3 +199,17 @@ def test_overlap_by_voxel_index_equals_peaks_route(sample_table):
     for roi, peaks_route in zip(rois, before):
         np.testing.assert_array_equal(src.overlap(roi), peaks_route)
         np.testing.assert_array_equal(src.overlap(roi), (act & roi).sum(("x", "y", "z")).values)
+
+
+def test_first_map_builds_each_index_chunk_once(sample_table, monkeypatch):
+    import warnings
+
+    calls = []
+    original = ActivationSource.rows
+    monkeypatch.setattr(ActivationSource, "rows", lambda self, c: calls.append(c) or original(self, c))
+    monkeypatch.setitem(xcoact.config, "index_cache_bytes", 0)  # nothing cached: every build is counted
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        act = xcoact.activations(sample_table, r=6, chunks={"study": 20})
+    act.coact.seed([[0, 20, 28]], r=10, threshold=0.1).compute()
+    assert sorted(calls) == list(range(5))

@@ -61,6 +61,14 @@ def _check_dtype(dtype) -> np.dtype:
     return np.dtype(dtype)
 
 
+def _counts_block(counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype) -> np.ndarray:
+    return _maps_block(counts[0], counts[1], n_sel, n_uns, q, prior, grid, dtype)
+
+
+def _counts_block_layout(counts, n_sel, n_uns, q, prior, grid, dtype, layout) -> np.ndarray:
+    return _maps_block(counts[0], counts[1], n_sel, n_uns, q, prior, grid, dtype, layout)
+
+
 def _grid(act: xr.DataArray) -> Grid:
     source = ActivationSource.of_cube(act)
     return source.grid if source is not None else grid_of(act)
@@ -186,7 +194,9 @@ def seed(
 
     a, total = selected_counts(act, selected, grid)
     names = map_names(q, prior)
-    block = dask.delayed(_maps_block, pure=True)(a, total, n_sel, n_uns, q, prior, grid, dtype)
+    # one array argument: two slices of one graph passed separately would each be computed
+    counts = da.stack([da.asarray(a), da.asarray(total)])
+    block = dask.delayed(_counts_block, pure=True)(counts, n_sel, n_uns, q, prior, grid, dtype)
     stack = da.from_delayed(block, (len(names), *grid.shape), dtype=dtype)
     ds = _result(act, grid, names, {name: (("x", "y", "z"), stack[i]) for i, name in enumerate(names)})
     ds["roi"] = roi.variable
@@ -378,7 +388,8 @@ def seed_batch(
         else:
             a, tot = selected_counts(act, selected[i], grid)
             n_sel = int(selected[i].sum())
-            block = dask.delayed(_maps_block, pure=True)(a, tot, n_sel, n_studies - n_sel, q, prior, grid, dtype, layout)
+            both = da.stack([da.asarray(a), da.asarray(tot)])
+            block = dask.delayed(_counts_block_layout, pure=True)(both, n_sel, n_studies - n_sel, q, prior, grid, dtype, layout)
         blocks.append(da.from_delayed(block, shape, dtype=dtype))
     stack = da.stack(blocks, axis=1)  # (map, seed, *space)
     if layout == "voxel":
