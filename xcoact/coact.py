@@ -276,8 +276,9 @@ def _sparse_seed_block(source: ActivationSource, total, selected, q, prior, dtyp
     return _maps_block(a, total, n_sel, selected.size - n_sel, q, prior, grid, dtype, layout)
 
 
-#: Seeds per Dask chunk in the voxel layout (10 x 9 maps x 228,453 float32 = 82 MB).
-_VOXEL_SEEDS_PER_CHUNK = 10
+#: Seeds per Dask chunk in the voxel layout (4 x 9 maps x 228,453 float32 = 33 MB): few enough
+#: chunk writes, small enough that the blocks in flight stay within v7's 1 GB budget.
+_VOXEL_SEEDS_PER_CHUNK = 4
 
 
 def _roi_block(voxels: np.ndarray, grid: Grid, layout: str = "volume") -> np.ndarray:
@@ -312,7 +313,7 @@ def seed_batch(
     (computed in float64) at the precision of the NIfTI files, halving memory
     and disk for large batches.  ``layout="voxel"`` keeps only the in-mask
     voxels: maps ``(seed, voxel)`` (a quarter of the volume; the fastest to
-    compute and write, 10 seeds per Dask chunk), turned back into
+    compute and write, 4 seeds per Dask chunk), turned back into
     ``(seed, x, y, z)`` lazily by ``ds.coact.volumes()`` (``to_nifti`` does it
     by itself).
 
