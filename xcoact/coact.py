@@ -7,7 +7,6 @@ an :class:`xarray.Dataset` with provenance in ``attrs``.
 from __future__ import annotations
 
 import os
-import warnings
 
 import dask
 import dask.array as da
@@ -16,13 +15,12 @@ import xarray as xr
 
 from ._version import __version__
 from .counts import overlap_counts, ranges, roi_overlaps, selected_counts
-from .errors import ParameterError, SelectionError
+from .errors import ParameterError
 from .kernels import ActivationSource
 from .roi import Seed, describe_seed, grid_of, is_batch, is_coords, roi_mask, seed_set, uses_coords
-from .select import check_threshold, overlap_rule, select_studies, threshold_kind
+from .select import check_threshold, degenerate_reason, overlap_rule, select_studies, threshold_kind, warn_degenerate
 from .space import Grid
 from .stats import coactivation_maps, map_names
-from .warnings import DegenerateSeedWarning
 
 __all__ = ["seed", "seed_batch", "coactivation", "REFERENCE"]
 
@@ -356,20 +354,13 @@ def seed_batch(
         if roi.voxels.size == 0:
             problems.append(f"{roi.name!r} (no voxel in the brain mask)")
             continue
-        try:
-            selected[i] = select_studies(overlap[i], roi.voxels.size, threshold, seed_name=repr(roi.name))
+        reason = degenerate_reason(overlap[i], roi.voxels.size, threshold)
+        if reason is None:
+            selected[i] = overlap_rule(overlap[i], roi.voxels.size, threshold)
             valid[i] = True
-        except SelectionError:
-            n_sel = int(overlap_rule(overlap[i], roi.voxels.size, threshold).sum())
-            what = "no study selected" if n_sel == 0 else "every study selected"
-            problems.append(f"{roi.name!r} ({what}; largest overlap {int(overlap[i].max())} of {roi.voxels.size} voxels)")
-    if problems:
-        warnings.warn(
-            f"{len(problems)} of {len(rois)} seeds give NaN maps: " + "; ".join(problems[:20])
-            + ("; ..." if len(problems) > 20 else "") + ". Check their ROI or lower the threshold.",
-            DegenerateSeedWarning,
-            stacklevel=3,
-        )
+        else:
+            problems.append(f"{roi.name!r} ({reason})")
+    warn_degenerate(problems, len(rois), "seeds give NaN maps", "Check their ROI or lower the threshold.", stacklevel=3)
 
     names = map_names(q, prior)
     space = grid.shape if layout == "volume" else (grid.n_mask,)

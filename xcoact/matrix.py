@@ -8,7 +8,6 @@ matrix comes from the 2 x 2 table of two rows of ``S``.
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import xarray as xr
@@ -18,9 +17,8 @@ from .coact import _check_cube, _grid
 from .counts import roi_overlaps
 from .kernels import check_radius
 from .roi import seed_set, uses_coords
-from .select import check_threshold, overlap_rule, threshold_kind
+from .select import check_threshold, degenerate_reason, overlap_rule, threshold_kind, warn_degenerate
 from .stats import p_to_z, two_way_p
-from .warnings import DegenerateSeedWarning
 
 __all__ = ["matrix", "REFERENCE"]
 
@@ -182,19 +180,12 @@ def matrix(
         if roi.voxels.size == 0:
             problems.append(f"{roi.name!r} (no voxel in the brain mask)")
             continue
-        overlap = overlaps[i]
-        active[i] = overlap_rule(overlap, roi.voxels.size, threshold)
-        k = int(active[i].sum())
-        if k == 0 or k == n_studies:
-            what = "active in no study" if k == 0 else "active in every study"
-            problems.append(f"{roi.name!r} ({what}; largest overlap {int(overlap.max())} of {roi.voxels.size} voxels)")
-    if problems:
-        warnings.warn(
-            f"{len(problems)} of {len(found)} ROIs give NaN phi and z: " + "; ".join(problems[:20])
-            + ("; ..." if len(problems) > 20 else "") + ". Check their ROI or change the threshold.",
-            DegenerateSeedWarning,
-            stacklevel=2,
-        )
+        active[i] = overlap_rule(overlaps[i], roi.voxels.size, threshold)
+        reason = degenerate_reason(overlaps[i], roi.voxels.size, threshold)
+        if reason is not None:
+            what = "active in no study" if not active[i].any() else "active in every study"
+            problems.append(f"{roi.name!r} ({what}; {reason.split('; ', 1)[1]})")
+    warn_degenerate(problems, len(found), "ROIs give NaN phi and z", "Check their ROI or change the threshold.", stacklevel=2)
 
     s = active.astype(np.int64)
     n_both = s @ s.T

@@ -9,7 +9,7 @@ import numpy as np
 
 from .errors import ParameterError, SelectionError
 
-__all__ = ["check_threshold", "overlap_rule", "select_studies", "threshold_kind"]
+__all__ = ["check_threshold", "overlap_rule", "select_studies", "threshold_kind", "degenerate_reason", "warn_degenerate"]
 
 
 def threshold_kind(threshold) -> Literal["proportion", "count"]:
@@ -106,3 +106,27 @@ def select_studies(overlap: np.ndarray, n_roi: int, threshold, *, seed_name: str
             f"above {worst if isinstance(threshold, int) else round(worst / n_roi, 6)}."
         )
     return selected
+
+
+def degenerate_reason(overlap: np.ndarray, n_roi: int, threshold) -> str | None:
+    """Why a selection is unusable (no study or every study), with its largest overlap; None if usable."""
+    k = int(overlap_rule(overlap, n_roi, threshold).sum())
+    if 0 < k < np.asarray(overlap).size:
+        return None
+    what = "no study selected" if k == 0 else "every study selected"
+    return f"{what}; largest overlap {int(np.max(overlap))} of {n_roi} voxels"
+
+
+def warn_degenerate(problems: list[str], n_total: int, consequence: str, advice: str, stacklevel: int = 3) -> None:
+    """One warning listing the degenerate seeds or ROIs of a batch (the first 20 of them)."""
+    import warnings
+
+    from .warnings import DegenerateSeedWarning
+
+    if problems:
+        warnings.warn(
+            f"{len(problems)} of {n_total} {consequence}: " + "; ".join(problems[:20])
+            + ("; ..." if len(problems) > 20 else "") + f". {advice}",
+            DegenerateSeedWarning,
+            stacklevel=stacklevel + 1,
+        )
