@@ -100,47 +100,75 @@ def atomic_path(path: str, suffix: str = ".part") -> str:
     raise OutputError(f"{folder}: could not create a temporary file beside {os.path.basename(path)}.")
 
 
-def _write_niftis(volumes: dict[str, np.ndarray], paths: dict[str, str], affine: np.ndarray) -> list[str]:
-    import nibabel as nib
+def write_atomically(writers: dict, suffix: str = ".part") -> list[str]:
+    """Write a set of files so that either all of them land or none does.
 
+    ``writers`` maps each target path to ``write(tmp_path)``.  Every file is
+    written to a temporary name beside its target, and the temporary files are
+    renamed into place only when all are complete.  On any error nothing new
+    remains and the files already replaced are restored from copies (the last
+    target needs none: if its rename fails it was not replaced).
+
+    Returns
+    -------
+    list of str
+        The targets, in order.
+
+    Raises
+    ------
+    OutputError
+        Writing failed with an ``OSError``; the message names the file.
+    """
+    paths = list(writers)
     temps: dict[str, str] = {}
     backups: dict[str, str] = {}
     placed: list[str] = []
+    current = paths[0]
     try:
-        for name, vol in volumes.items():
-            # the suffix tells nibabel to gzip
-            tmp = atomic_path(paths[name], suffix=".part.nii.gz")
-            temps[name] = tmp
-            img = nib.Nifti1Image(np.asarray(vol, dtype=np.float32), affine)
-            img.header.set_data_dtype(np.float32)
-            img.header.set_xyzt_units("mm")
-            # code 4: the affine maps to MNI space, as in the template Neurosynth writes with
-            img.set_sform(affine, code=4)
-            img.set_qform(affine, code=4)
-            nib.save(img, tmp)
-        # keep a copy of each file about to be replaced, so a failed rename rolls back
-        for name in temps:
-            if os.path.exists(paths[name]):
-                backups[name] = atomic_path(paths[name], suffix=".bak")
-                shutil.copy2(paths[name], backups[name])
-        for name, tmp in temps.items():
-            os.replace(tmp, paths[name])
-            placed.append(name)
+        for current in paths:
+            temps[current] = atomic_path(current, suffix=suffix)
+            writers[current](temps[current])
+        for current in paths[:-1]:
+            if os.path.exists(current):
+                backups[current] = atomic_path(current, suffix=".bak")
+                shutil.copy2(current, backups[current])
+        for current in paths:
+            os.replace(temps[current], current)
+            del temps[current]
+            placed.append(current)
     except BaseException as err:
-        for name in reversed(placed):
-            if name in backups:
-                os.replace(backups.pop(name), paths[name])
-            elif os.path.exists(paths[name]):
-                os.remove(paths[name])
+        for path in reversed(placed):
+            if path in backups:
+                os.replace(backups.pop(path), path)
+            elif os.path.exists(path):
+                os.remove(path)
         for tmp in [*temps.values(), *backups.values()]:
             if os.path.exists(tmp):
                 os.remove(tmp)
         if isinstance(err, OSError) and not isinstance(err, OutputError):
-            raise OutputError(f"writing NIfTI maps failed ({err}); nothing was written.") from err
+            raise OutputError(f"{current}: writing failed ({type(err).__name__}: {err}); nothing was written.") from err
         raise
     for bak in backups.values():
         os.remove(bak)
-    return [paths[n] for n in volumes]
+    return paths
+
+
+def _save_nifti(tmp: str, volume: np.ndarray, affine: np.ndarray) -> None:
+    import nibabel as nib
+
+    img = nib.Nifti1Image(np.asarray(volume, dtype=np.float32), affine)
+    img.header.set_data_dtype(np.float32)
+    img.header.set_xyzt_units("mm")
+    # code 4: the affine maps to MNI space, as in the template Neurosynth writes with
+    img.set_sform(affine, code=4)
+    img.set_qform(affine, code=4)
+    nib.save(img, tmp)
+
+
+def _write_niftis(volumes: dict[str, np.ndarray], paths: dict[str, str], affine: np.ndarray) -> list[str]:
+    # the temporary suffix tells nibabel to gzip
+    writers = {paths[name]: functools.partial(_save_nifti, volume=vol, affine=affine) for name, vol in volumes.items()}
+    return write_atomically(writers, suffix=".part.nii.gz")
 
 
 def to_nifti(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import os
 import re
-import shutil
 import zlib
 
 import numpy as np
@@ -384,7 +384,7 @@ def write_files(writers: dict, *, overwrite: bool) -> list[str]:
         A target exists and ``overwrite`` is False, its directory is missing or
         read-only, or writing failed (an ``OSError``; the message names the file).
     """
-    from ..export import _check_target_dir, atomic_path
+    from ..export import _check_target_dir, write_atomically
 
     paths = list(writers)
     for path in paths:
@@ -397,35 +397,4 @@ def write_files(writers: dict, *, overwrite: bool) -> list[str]:
             f"{existing[0]} already exists; pass overwrite=True to replace it, or choose another path."
             + (f" ({len(existing)} of the {len(paths)} files exist.)" if len(paths) > 1 else "")
         )
-    temps: dict[str, str] = {}
-    backups: dict[str, str] = {}
-    placed: list[str] = []
-    current = paths[0]
-    try:
-        for current in paths:
-            temps[current] = atomic_path(current)
-            _write_one(temps[current], current, writers[current])
-        # every file but the last is renamed before the last one: keep copies to roll back to
-        for current in paths[:-1]:
-            if os.path.exists(current):
-                backups[current] = atomic_path(current, suffix=".bak")
-                shutil.copy2(current, backups[current])
-        for current in paths:
-            os.replace(temps[current], current)
-            del temps[current]
-            placed.append(current)
-    except BaseException as err:
-        for path in reversed(placed):
-            if path in backups:
-                os.replace(backups.pop(path), path)
-            elif os.path.exists(path):
-                os.remove(path)
-        for tmp in [*temps.values(), *backups.values()]:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        if isinstance(err, OSError) and not isinstance(err, OutputError):
-            raise OutputError(f"{current}: writing failed ({type(err).__name__}: {err}); nothing was written.") from err
-        raise
-    for bak in backups.values():
-        os.remove(bak)
-    return paths
+    return write_atomically({p: functools.partial(_write_one, final=p, write=writers[p]) for p in paths})
