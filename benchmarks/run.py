@@ -47,8 +47,9 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_RELEASE = "../shared/data/releases/neurosynth-v7/data-neurosynth_version-7_coordinates.tsv.gz"
 ENV_RELEASE = "XCOACT_NEUROSYNTH_V7"
+#: The real releases, laid out as a mirror (<dataset>-v<version>/<file>) that fetch_neurosynth reads through file://.
+DEFAULT_MIRROR = "../shared/data/releases"
 
 #: Neurosynth v7: studies, and what the benchmark seed must select (sanity check).
 V7_STUDIES = 14_371
@@ -171,10 +172,24 @@ def resolve_release(arg: str | None) -> str:
     if arg is not None:
         path = Path(arg)
         return str(path if path.is_absolute() else (Path.cwd() / path).resolve())
-    default = (ROOT / DEFAULT_RELEASE).resolve()
-    if not default.exists() and os.environ.get(ENV_RELEASE):
+    if os.environ.get(ENV_RELEASE):
         return os.environ[ENV_RELEASE]
-    return str(default)
+    return fetch_release()
+
+
+def fetch_release() -> str:
+    """The v7 coordinates through ``xcoact.datasets.fetch_neurosynth`` (checksum-verified, cached).
+
+    From $XCOACT_MIRROR, else DEFAULT_MIRROR (relative to the repository root) as a file:// mirror, else the
+    upstream repository; cached in $XCOACT_DATA, else in <tempdir>/xcoact-bench-data.  Not timed.
+    """
+    import xcoact
+
+    local = (ROOT / DEFAULT_MIRROR).resolve()
+    mirror = os.environ.get("XCOACT_MIRROR") or (local.as_uri() if local.is_dir() else None)
+    cache = os.environ.get("XCOACT_DATA") or os.path.join(tempfile.gettempdir(), "xcoact-bench-data")
+    release = xcoact.datasets.fetch_neurosynth(7, cache, vocab=None, base_url=mirror, convert=False)
+    return release.coordinates
 
 
 def batch_centres(n: int):
@@ -547,8 +562,9 @@ def parent(args) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--release", default=None,
-                   help=f"Neurosynth v7 coordinates file (default: {DEFAULT_RELEASE} relative to the repository root, "
-                        f"else ${ENV_RELEASE})")
+                   help=f"Neurosynth v7 coordinates file (default: ${ENV_RELEASE}, else fetched with "
+                        f"xcoact.datasets.fetch_neurosynth from $XCOACT_MIRROR or {DEFAULT_MIRROR} relative to the "
+                        "repository root)")
     p.add_argument("--sizes", default="v7,0.25,10",
                    help="comma-separated databases: 'v7' and/or multiples of v7's study count (default: v7,0.25,10)")
     p.add_argument("--batch-seeds", type=int, default=1000, help="seeds in the batch step (default 1000)")

@@ -4,9 +4,10 @@ Each notebook is copied into a temporary directory and run there once with
 nbclient (kernel ``python3``), with ``TMPDIR`` pointing into that directory so
 nothing it writes lands elsewhere.
 A notebook passes when no cell raised and, for the seed walk-through, the
-numbers it printed agree with numbers this test computes on its own through
-a different route of the xcoact API (the dense route over a rechunked cube,
-not the sparse index the notebook's seeds use).
+many-seeds notebook and the distributed one, the numbers it printed agree
+with numbers this test computes on its own through a different route of the
+xcoact API (the dense route over a rechunked cube, not the sparse index the
+notebook's seeds use).
 """
 
 from __future__ import annotations
@@ -35,6 +36,17 @@ SEEDS = {
     "dacc": ([[0, 20, 28]], 10.0),
     "dacc+dlpfc": ([[0, 20, 28], [-40, 20, 28]], 10.0),
 }
+#: The seeds of examples/many_seeds_and_matrix.ipynb, by the names it prints.
+MANY_SEEDS = {
+    "0_20_28": ([[0, 20, 28]], 10.0),
+    "-40_20_28": ([[-40, 20, 28]], 10.0),
+    "40_20_28": ([[40, 20, 28]], 10.0),
+    "amygdala": (xcoact.datasets.amygdala_roi_path(), 6.0),
+    "sgacc": (xcoact.datasets.sgacc_roi_path(), 6.0),
+}
+#: The matrix rows of that notebook: ROI name -> its seed in MANY_SEEDS.
+MATRIX_ROIS = {"amygdala": "amygdala", "sgacc": "sgacc", "dacc": "0_20_28",
+               "left_dlpfc": "-40_20_28", "right_dlpfc": "40_20_28"}
 THRESHOLD = 0.1
 
 
@@ -85,17 +97,29 @@ def _stderr(nb) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _independent_selection(label: str) -> tuple[int, int, list]:
-    """(n_roi, n_selected, selected ids) of a notebook seed, via the dense route."""
+def _dense_cube():
+    """The sample's cube, rechunked.
+
+    A rechunked cube is no longer the untouched one, so seed() counts the ROI
+    overlap with xarray reductions instead of the cached sparse index.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", XcoactWarning)
         db = xcoact.read_database(xcoact.datasets.sample_database_path())
         act = xcoact.activations(db, r=6)
-    # A rechunked cube is no longer the untouched one, so seed() counts the
-    # ROI overlap with xarray reductions instead of the cached sparse index.
-    dense = act.chunk({"study": 25})
-    seed, r = SEEDS[label]
-    ds = dense.coact.seed(seed, threshold=THRESHOLD, r=r)
+    return act.chunk({"study": 25})
+
+
+def _dense_seed(label: str):
+    """A notebook seed's maps (lazy) via the dense route."""
+    seed, r = {**SEEDS, **MANY_SEEDS}[label]
+    return _dense_cube().coact.seed(seed, threshold=THRESHOLD, r=r)
+
+
+@functools.lru_cache(maxsize=None)
+def _independent_selection(label: str) -> tuple[int, int, list]:
+    """(n_roi, n_selected, selected ids) of a notebook seed, via the dense route."""
+    ds = _dense_seed(label)
     return int(ds.attrs["n_roi"]), int(ds.attrs["n_selected"]), ds["selected_id"].values.tolist()
 
 
@@ -159,6 +183,70 @@ def test_seed_walkthrough_numbers(executed):
     err = _stderr(nb)
     assert "SpaceWarning" in err and "'UNKNOWN': 210 row(s)" in err
     assert "OutOfBoxWarning" in err
+
+
+def test_many_seeds_and_matrix_numbers(executed):
+    name = "many_seeds_and_matrix.ipynb"
+    if name not in NOTEBOOKS:
+        pytest.fail(f"examples/{name} is missing")
+    nb, _ = executed(name)
+    out = _stdout(nb)
+
+    # Each seed of the coordinate batch and of the atlas batch selected what
+    # the same seed selects on its own, computed here by the dense route.
+    pattern = re.compile(r"^seed (\S+): n_roi=(\d+) n_selected=(\d+) of (\d+)$", re.MULTILINE)
+    printed = {m.group(1): tuple(int(g) for g in m.groups()[1:]) for m in pattern.finditer(out)}
+    assert set(printed) == set(MANY_SEEDS), f"expected seed lines for {sorted(MANY_SEEDS)}, found {sorted(printed)}"
+    for label in MANY_SEEDS:
+        n_roi, n_sel, _ = _independent_selection(label)
+        assert printed[label] == (n_roi, n_sel, 100), f"{label}: notebook printed {printed[label]}, expected {(n_roi, n_sel, 100)}"
+        assert 0 < n_sel < 100
+
+    # The matrix: n_both of two ROIs = the studies both single seeds select.
+    rows = {m.group(1): [int(v) for v in m.group(2).split(",")]
+            for m in re.finditer(r"^n_both row (\S+): \[([\d, ]+)\]$", out, re.MULTILINE)}
+    assert list(rows) == list(MATRIX_ROIS), f"expected n_both rows {list(MATRIX_ROIS)}, found {list(rows)}"
+    ids = {roi: set(_independent_selection(seed)[2]) for roi, seed in MATRIX_ROIS.items()}
+    expected = {a: [len(ids[a] & ids[b]) for b in MATRIX_ROIS] for a in MATRIX_ROIS}
+    assert rows == expected
+    assert any(v for a in rows for b, v in zip(MATRIX_ROIS, rows[a]) if a != b), "no ROI pair shares a study"
+
+    # The notebook's own checks came out true, and it wrote what it says.
+    assert "batch seed -40_20_28 equals its single-seed maps: True" in out
+    assert "store equals the batch (as float32): True" in out
+    assert "n_both equals the batches' selections: True" in out
+    assert "18 NIfTI files, e.g. regions_amygdala_" in out
+    peaks = dict(re.findall(r"^(amygdala|sgacc): peak association z (-?[\d.]+)$", out, re.MULTILINE))
+    assert set(peaks) == {"amygdala", "sgacc"}
+    for label, value in peaks.items():
+        z = float(_dense_seed(label)["association-test_z"].max())
+        assert float(value) == pytest.approx(z, abs=0.006), f"{label}: printed peak z {value}, dense route {z:.4f}"
+
+
+def test_distributed_numbers(executed):
+    name = "distributed.ipynb"
+    if name not in NOTEBOOKS:
+        pytest.fail(f"examples/{name} is missing")
+    nb, _ = executed(name)
+    out = _stdout(nb)
+
+    # Two worker processes on the loopback interface, each its own process.
+    assert "n_workers=2" in out
+    workers = re.findall(r"tcp://127\.0\.0\.1:\d+: 1 thread, memory limit (\d+) MiB, pid (\d+) \(this notebook: (\d+)\)", out)
+    assert len(workers) == 2, out
+    assert all(int(limit) <= 1024 for limit, _, _ in workers)
+    assert len({pid for _, pid, _ in workers}) == 2
+    assert all(pid != own for _, pid, own in workers), "a worker ran inside the notebook's own process"
+
+    # The tasks ran on the workers and gave the threaded result exactly.
+    m = re.search(r"(\d+) task\(s\) ran on (\d+) worker\(s\)", out)
+    assert m and int(m.group(1)) > 0 and 1 <= int(m.group(2)) <= 2
+    assert "identical to the threaded result: True" in out
+    n_sel = int(re.search(r"n_selected = (\d+) of 100 studies", out).group(1))
+    assert n_sel == _independent_selection("dacc")[1]
+    z = round(float(_dense_seed("dacc")["association-test_z"].max()), 3)
+    assert f"peak association z: {z}" in out and f"peak association z on the cluster: {z}" in out
+    assert "cluster status: closed" in out
 
 
 def test_committed_notebooks_have_no_outputs():

@@ -27,6 +27,7 @@ from xcoact.warnings import EmptyStudyWarning, SpaceWarning, XcoactWarning
 SAMPLE = xcoact.datasets.sample_database_path()
 V7 = data_file("data-neurosynth_version-7_coordinates.tsv.gz")
 V7_META = data_file("data-neurosynth_version-7_metadata.tsv.gz")
+NEUROQUERY = data_file("releases/neuroquery-v1/data-neuroquery_version-1_coordinates.tsv.gz")
 SLEUTH = data_file("sleuth_example.txt")
 NIMARE = data_file("nimare_pain_dataset.json")
 
@@ -93,6 +94,7 @@ READERS = [
     pytest.param("neurosynth-v7", V7, 1420, 20, id="neurosynth-v7"),
     pytest.param("sleuth", SLEUTH, 7, 3, id="sleuth"),
     pytest.param("nimare-json", NIMARE, 267, 21, id="nimare-json"),
+    pytest.param("neuroquery", NEUROQUERY, 439, 6, id="neuroquery"),
 ]
 
 

@@ -43,6 +43,7 @@ NAMES = {
     "neurosynth-v7": "db_coordinates.tsv",
     "sleuth": "sleuth.txt",
     "nimare-json": "dataset.json",
+    "neuroquery": "nq_coordinates.tsv",
 }
 
 
@@ -86,7 +87,11 @@ TABLES = {
 ROUND_TRIPS = [
     (fmt, name)
     for fmt in FORMATS
-    for name in (["sample-mni", "sample-tal", "synthetic", "mixed-tal"] if fmt == "sleuth" else ["sample", "synthetic", "mixed"])
+    for name in (
+        ["sample-mni", "sample-tal", "synthetic", "mixed-tal"] if fmt == "sleuth"
+        else ["sample-mni", "sample-tal", "synthetic", "mixed"] if fmt == "neuroquery"  # MNI and Talairach rows only
+        else ["sample", "synthetic", "mixed"]
+    )
 ]
 
 
@@ -108,6 +113,8 @@ def assert_same_peaks(back, table, fmt):
     spaces = table["space"].values.astype(str)
     if fmt == "sleuth":  # Sleuth reads its Reference line back as MNI or TAL
         spaces = np.where(_is_tal(table), "TAL", "MNI")
+    if fmt == "neuroquery":  # all MNI: Talairach rows are written as their MNI values
+        spaces = np.full(len(spaces), "MNI")
     np.testing.assert_array_equal(back["space"].values, spaces)
     tal = _is_tal(table)
     for c in "xyz":
@@ -408,7 +415,7 @@ def test_v7_plain_metadata_beside_a_gz_one_is_refused(tmp_path):
 
 
 def test_unknown_format(tmp_path):
-    with pytest.raises(ParameterError, match=r"format='csv' is not a known database format; expected one of \['neurosynth'"):
+    with pytest.raises(ParameterError, match=r"format='csv' is not a known database format; expected one of \['neuroquery', 'neurosynth'"):
         write_database(_synthetic(), tmp_path / "x.csv", "csv")
     assert _listing(tmp_path) == []
 

@@ -14,7 +14,9 @@ from . import accessors as _accessors  # noqa: F401  (registers .coact)
 from . import datasets, warnings
 from ._version import __version__
 from .config import config
-from .coact import coactivation, seed, seed_batch
+from .coact import coactivation, contrast, meta, seed, seed_batch
+from .features import read_features
+from .fwe import fwe
 from .cube import activations
 from .errors import (
     DatabaseError,
@@ -38,6 +40,10 @@ __all__ = [
     "config",
     "activations",
     "coactivation",
+    "contrast",
+    "meta",
+    "read_features",
+    "fwe",
     "datasets",
     "read_database",
     "write_database",

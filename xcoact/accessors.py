@@ -24,22 +24,50 @@ class CoactDataArrayAccessor:
     def __init__(self, obj: xr.DataArray):
         self._obj = obj
 
-    def seed(self, seed, threshold: float | int = 0.0, *, r: float = 6.0, q: float = 0.01, prior: float = 0.5,
-             by_label: bool = False, labels=None, separate: bool = False, dtype="float64",
-             layout: str = "volume") -> xr.Dataset:
+    def seed(self, seed, threshold: float | int | None = None, *, r: float = 6.0, select: str | None = None,
+             k: int | None = None, q: float = 0.01, prior: float = 0.5, by_label: bool = False, labels=None,
+             separate: bool = False, dtype="float64", layout: str = "volume", preset: str | None = None,
+             fwe: int | str | None = None, fwe_seed: int | None = None) -> xr.Dataset:
         """Coactivation maps of a seed, or of many; see :func:`xcoact.seed`."""
-        return _coact.seed(self._obj, seed, threshold, r=r, q=q, prior=prior, by_label=by_label, labels=labels,
-                           separate=separate, dtype=dtype, layout=layout)
+        return _coact.seed(self._obj, seed, threshold, r=r, select=select, k=k, q=q, prior=prior, by_label=by_label,
+                           labels=labels, separate=separate, dtype=dtype, layout=layout, preset=preset, fwe=fwe,
+                           fwe_seed=fwe_seed)
 
-    def coactivation(self, seed, threshold: float | int = 0.0, *, outroot, r: float = 6.0, q: float = 0.01,
-                     prior: float = 0.5, overwrite: bool = False) -> xr.Dataset:
+    def contrast(self, seed_a, seed_b, threshold: float | int | None = None, *, r: float = 6.0,
+                 select: str | None = None, k: int | None = None, both: str = "exclude", q: float = 0.01,
+                 prior: float = 0.5, dtype="float64", preset: str | None = None) -> xr.Dataset:
+        """Maps of the studies seed A selects vs those seed B selects; see :func:`xcoact.contrast`."""
+        return _coact.contrast(self._obj, seed_a, seed_b, threshold, r=r, select=select, k=k, both=both, q=q,
+                               prior=prior, dtype=dtype, preset=preset)
+
+    def coactivation(self, seed, threshold: float | int | None = None, *, outroot, r: float = 6.0,
+                     select: str | None = None, k: int | None = None, q: float = 0.01, prior: float = 0.5,
+                     overwrite: bool = False) -> xr.Dataset:
         """Compute and write a seed's maps; see :func:`xcoact.coactivation`."""
-        return _coact.coactivation(self._obj, seed, threshold, outroot=outroot, r=r, q=q, prior=prior, overwrite=overwrite)
+        return _coact.coactivation(self._obj, seed, threshold, outroot=outroot, r=r, select=select, k=k, q=q,
+                                   prior=prior, overwrite=overwrite)
 
     def matrix(self, rois, threshold: float | int = 0.1, *, r: float = 6.0, by_label: bool = False, labels=None,
                separate: bool = False) -> xr.Dataset:
         """ROI x ROI coactivation matrix (n_both, phi, association z); see :func:`xcoact.matrix`."""
         return _matrix(self._obj, rois, threshold, r=r, by_label=by_label, labels=labels, separate=separate)
+
+    def meta(self, ids, *, q: float = 0.01, prior: float = 0.5, ids2=None) -> xr.Dataset:
+        """Meta-analysis maps of an explicit study selection; see :func:`xcoact.coact.meta`."""
+        return _coact.meta(self._obj, ids, q=q, prior=prior, ids2=ids2)
+
+    def term(self, term, features: xr.DataArray, threshold: float = 0.001, *, q: float = 0.01,
+             prior: float = 0.5) -> xr.Dataset:
+        """Meta-analysis maps of the studies carrying a term; see :func:`xcoact.decode.term`."""
+        from . import decode as _decode
+
+        return _decode.term(self._obj, term, features, threshold, q=q, prior=prior)
+
+    def profile(self, maps_or_ids, features: xr.DataArray, threshold: float = 0.001, *, terms=None):
+        """Functional profile (terms the selected studies carry vs chance); see :func:`xcoact.decode.profile`."""
+        from . import decode as _decode
+
+        return _decode.profile(self._obj, maps_or_ids, features, threshold, terms=terms)
 
 
 @xr.register_dataset_accessor("coact")
@@ -48,6 +76,15 @@ class CoactDatasetAccessor:
 
     def __init__(self, obj: xr.Dataset):
         self._obj = obj
+
+    def fwe(self, act: xr.DataArray | None = None, *, n_iter: int | str = 1000, seed: int | None = None,
+            alpha: float = 0.05, cluster_p: float = 0.001, connectivity: int = 26, early_stop: bool = False,
+            batch_size: int = 50) -> xr.Dataset:
+        """Family-wise error corrected maps (permutation or Bonferroni); see :func:`xcoact.fwe.fwe`."""
+        from .fwe import fwe as _fwe
+
+        return _fwe(self._obj, act, n_iter=n_iter, seed=seed, alpha=alpha, cluster_p=cluster_p,
+                    connectivity=connectivity, early_stop=early_stop, batch_size=batch_size)
 
     def volumes(self) -> xr.Dataset:
         """A ``layout="voxel"`` batch as ``(seed, x, y, z)`` maps, lazily; see :func:`xcoact.export.to_volumes`."""
@@ -71,3 +108,37 @@ class CoactDatasetAccessor:
     def to_zarr(self, path: str | os.PathLike, *, overwrite: bool = False, dtype=None, compressor: str = "lz4") -> str:
         """Write the whole Dataset to a Zarr store atomically; see :func:`xcoact.to_zarr`."""
         return _export.to_zarr(self._obj, path, overwrite=overwrite, dtype=dtype, compressor=compressor)
+
+    def decode(self, features: xr.DataArray, act: xr.DataArray | None = None, *, terms=None, threshold: float = 0.001,
+               map: str | None = None, q: float | None = None, prior: float | None = None):
+        """Rank terms by the Pearson r of their maps with this result's map; see :func:`xcoact.decode.decode`.
+
+        ``act`` (required) is the activation cube the term maps are computed
+        from: a result Dataset does not hold its cube.
+        """
+        from . import decode as _decode
+
+        if act is None:
+            raise _decode.ParameterError(
+                "decode needs the activation cube to compute the term maps from; pass the cube the result came "
+                "from: maps.coact.decode(features, act=act)."
+            )
+        return _decode.decode(self._obj, features, act, terms=terms, threshold=threshold, map=map, q=q, prior=prior)
+
+    def plot(self, name: str | None = None, **kwargs):
+        """Draw a map (slices and glass brain, or a batch as small multiples); see :func:`xcoact.plot.plot`."""
+        from .plot import plot
+
+        return plot(self._obj, name, **kwargs)
+
+    def clusters(self, name: str | None = None, **kwargs):
+        """The cluster table of a map (pandas DataFrame); see :func:`xcoact.clusters.clusters`."""
+        from .clusters import clusters
+
+        return clusters(self._obj, name, **kwargs)
+
+    def report(self, path: str | os.PathLike, **kwargs) -> str:
+        """Write a self-contained HTML report atomically; see :func:`xcoact.report.report`."""
+        from .report import report
+
+        return report(self._obj, path, **kwargs)

@@ -35,13 +35,26 @@ def _get_parser() -> argparse.ArgumentParser:
     co.add_argument("--seed", action="append", required=True, metavar="ROI.nii.gz|X,Y,Z",
                     help="an ROI image, or MNI coordinates x,y,z; repeated coordinates form one seed (as in "
                          "Neurosynth) unless --separate; repeated images are separate seeds")
-    co.add_argument("--threshold", default="0.0",
-                    help="proportion of the seed a study must exceed (e.g. 0.1), or an integer voxel count (default 0.0)")
+    co.add_argument("--threshold", default=None,
+                    help="--select overlap: proportion of the seed a study must exceed (e.g. 0.1), or an integer voxel "
+                         "count (default 0.0)")
+    co.add_argument("--preset", choices=("neurosynth", "nimare"), default="neurosynth",
+                    help="reproduce Neurosynth 0.3.8 (default; SPEC) or NiMARE 0.22.1's MKDAChi2 MACM (kernel r = 10 mm, "
+                         "NiMARE's mask, focus-in-ROI selection, NiMARE's map names)")
+    co.add_argument("--select", choices=("overlap", "focus", "distance", "nearest"), default=None,
+                    help="study-selection rule (default: the preset's): overlap = activation covers more than --threshold "
+                         "of the seed (Neurosynth); focus = a reported peak inside the seed (NiMARE); distance = a peak "
+                         "within --r mm of a seed coordinate; nearest = the --k studies with the nearest peaks")
+    co.add_argument("--k", type=int, default=None, help="--select nearest: how many studies to select")
+    co.add_argument("--fwe", default=None, metavar="N|bonferroni",
+                    help="also write family-wise error corrected maps: N permutation iterations (e.g. 1000) or bonferroni")
+    co.add_argument("--fwe-seed", type=int, default=None, help="random seed of the --fwe permutations (reproducible)")
     co.add_argument("--r", type=float, default=6.0, help="sphere radius in mm for coordinate seeds (default 6)")
     co.add_argument("--outroot", required=True, help="output prefix: files are {outroot}_{name}.nii.gz")
     co.add_argument("--database", default=None,
                     help="coordinate database (Neurosynth, v7, Sleuth or NiMARE JSON); the bundled 100-study sample if omitted")
-    co.add_argument("--kernel-r", type=float, default=6.0, help="radius in mm of each peak's sphere in the database (default 6)")
+    co.add_argument("--kernel-r", type=float, default=None,
+                    help="radius in mm of each peak's sphere in the database (default: the preset's, 6 for Neurosynth)")
     co.add_argument("--q", type=float, default=0.01, help="FDR rate (default 0.01)")
     co.add_argument("--prior", type=float, default=0.5, help="uniform prior for the *_given_pF maps (default 0.5)")
     co.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -51,6 +64,8 @@ def _get_parser() -> argparse.ArgumentParser:
     co.add_argument("--netcdf", default=None, metavar="PATH", help="also write every map and the provenance to this netCDF file")
     co.add_argument("--zarr", default=None, metavar="PATH", help="also write every map and the provenance to this Zarr store")
     co.add_argument("--no-nifti", action="store_true", help="write no NIfTI files (use with --netcdf or --zarr)")
+    co.add_argument("--plot", action="store_true",
+                    help="also draw the association z map (slices and glass brain; a batch as small multiples) to {outroot}.png")
     co.add_argument("--layout", choices=("volume", "voxel"), default="volume",
                     help="batch maps over x, y, z (default) or over the in-mask voxels only (faster, 4x smaller)")
     co.add_argument("--float32", action="store_true", help="store the maps as float32, the precision of the NIfTI files (default float64)")
@@ -82,6 +97,16 @@ def _parse_threshold(text: str):
         raise ParameterError(f"--threshold {text!r} is not a number; expected a proportion like 0.1 or a voxel count like 5.") from None
 
 
+def _parse_fwe(text: str | None):
+    from .errors import ParameterError
+
+    if text is None or text == "bonferroni":
+        return text
+    if re.fullmatch(r"\s*\d+\s*", text):
+        return int(text)
+    raise ParameterError(f"--fwe {text!r} is not valid; expected a number of permutations (e.g. 1000) or 'bonferroni'.")
+
+
 def _parse_seed(values: list[str]):
     from .errors import ParameterError
 
@@ -106,6 +131,8 @@ def _outputs(args, ds) -> list[str]:
         for s in seeds:
             targets += nifti_paths(args.outroot if s is None else f"{args.outroot}_{s}", map_variables(ds)).values()
     targets += [p for p in (args.netcdf, args.zarr) if p]
+    if args.plot:
+        targets.append(f"{args.outroot}.png")
     return targets
 
 
@@ -117,23 +144,25 @@ def _coactivation(args) -> int:
 
     if args.labels and not args.by_label:
         raise ParameterError("--labels names atlas labels and needs --by-label.")
-    if args.no_nifti and not (args.netcdf or args.zarr):
-        raise ParameterError("--no-nifti leaves nothing to write; add --netcdf PATH or --zarr PATH.")
+    if args.no_nifti and not (args.netcdf or args.zarr or args.plot):
+        raise ParameterError("--no-nifti leaves nothing to write; add --netcdf PATH, --zarr PATH or --plot.")
     database = args.database or datasets.sample_database_path()
-    threshold = _parse_threshold(args.threshold)
+    threshold = None if args.threshold is None else _parse_threshold(args.threshold)
+    fwe = _parse_fwe(args.fwe)
     seed_arg = _parse_seed(args.seed)
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         db = read_database(database)
-        act = activations(db, r=args.kernel_r)
+        act = activations(db, r=args.kernel_r, preset=args.preset)
         ds = seed(act, seed_arg, threshold, r=args.r, q=args.q, prior=args.prior, by_label=args.by_label,
                   labels=args.labels, separate=args.separate, dtype="float32" if args.float32 else "float64",
-                  layout=args.layout)
+                  layout=args.layout, select=args.select, k=args.k)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print(f"database: {database}{' (bundled sample)' if args.database is None else ''}")
-    print(f"studies in the database: {db.attrs['n_studies']} ({db.attrs['n_peaks']} peaks, kernel r = {args.kernel_r:g} mm)")
+    print(f"studies in the database: {db.attrs['n_studies']} ({db.attrs['n_peaks']} peaks, kernel r = {act.attrs['r']:g} mm, "
+          f"preset {args.preset})")
     a = ds.attrs
     if "seed" in ds.dims:
         print(f"seeds: {a['n_seeds']} ({a['n_valid_seeds']} with maps)")
@@ -141,10 +170,14 @@ def _coactivation(args) -> int:
             print(f"  {name}: ROI voxels {n_roi}, studies selected {n_sel}")
         if a["n_seeds"] > 20:
             print(f"  ... and {a['n_seeds'] - 20} more")
+        print(f"selection rule: {a['selection']}")
     else:
         print(f"seed: {a['seed']}")
         print(f"ROI voxels (in the brain mask): {a['n_roi']}")
-        print(f"studies selected: {a['n_selected']} of {a['n_studies']} (overlap > {a['threshold']} as a {a['threshold_kind']})")
+        print(f"selection rule: {a['selection']}")
+        print(f"studies selected: {a['n_selected']} of {a['n_studies']}")
+    if fwe is not None and "seed" in ds.dims:
+        raise ParameterError("--fwe applies to one seed; drop --separate/--by-label or run the seeds one by one.")
     existing = [p for p in _outputs(args, ds) if os.path.exists(p)]
     if existing and not args.overwrite:
         raise OutputError(f"{len(existing)} output file(s) already exist (e.g. {existing[0]}); pass --overwrite to replace them.")
@@ -153,12 +186,26 @@ def _coactivation(args) -> int:
     with _progress_bar(0.0 if args.progress else 0.5) if show else contextlib.nullcontext():
         if "seed" not in ds.dims:
             ds = ds.compute()  # once, for every writer below
+            if fwe is not None:
+                from .fwe import fwe as _fwe
+
+                ds = _fwe(ds, act, n_iter=fwe, seed=args.fwe_seed)
+                b = ds.attrs
+                if b["fwe_method"] == "bonferroni":
+                    print(f"FWE: Bonferroni over {b['fwe_n_tested_voxels']} voxels, alpha {b['fwe_alpha']:g}")
+                else:
+                    print(f"FWE: {b['fwe_n_done']} permutations (seed {b['fwe_seed']}), smallest p {b['fwe_min_p']:.2g}, "
+                          f"{b['fwe_seconds']:.1f} s")
         if not args.no_nifti:
             files += to_nifti(ds, args.outroot, overwrite=args.overwrite)
         if args.netcdf:
             files.append(to_netcdf(ds, args.netcdf, overwrite=args.overwrite))
         if args.zarr:
             files.append(to_zarr(ds, args.zarr, overwrite=args.overwrite))
+        if args.plot:
+            from .plot import to_png
+
+            files.append(to_png(ds, f"{args.outroot}.png", overwrite=args.overwrite))
     print(f"files written ({len(files)}):")
     for f in files[:40]:
         print(f"  {f}")

@@ -15,14 +15,15 @@ import xarray as xr
 
 from ._version import __version__
 from .counts import overlap_counts, ranges, roi_overlaps, selected_counts
-from .errors import ParameterError
+from .errors import ParameterError, SelectionError
 from .kernels import ActivationSource
-from .roi import Seed, describe_seed, grid_of, is_batch, is_coords, roi_mask, seed_set, uses_coords
-from .select import check_threshold, degenerate_reason, overlap_rule, select_studies, threshold_kind, warn_degenerate
+from .roi import Seed, SeedROI, describe_seed, grid_of, is_batch, is_coords, roi_mask, seed_set, uses_coords
+from .select import SelectionRule, check_rule, focus_counts, min_distances, warn_degenerate
 from .space import Grid
+from .presets import Preset, focus_selected, get_preset
 from .stats import coactivation_maps, map_names
 
-__all__ = ["seed", "seed_batch", "coactivation", "REFERENCE"]
+__all__ = ["seed", "seed_batch", "coactivation", "contrast", "REFERENCE"]
 
 REFERENCE = "Neurosynth 0.3.8 network.coactivation / MetaAnalysis (Yarkoni et al. 2011)"
 
@@ -43,8 +44,11 @@ def _check_unit_interval(value, name: str, example: str) -> float:
 
 
 def _maps_block(a: np.ndarray, total: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid,
-                dtype=np.float64, layout: str = "volume") -> np.ndarray:
-    maps = coactivation_maps(a, total - a, n_sel, n_uns, q=q, prior=prior)
+                dtype=np.float64, layout: str = "volume", preset: str = "neurosynth") -> np.ndarray:
+    if preset == "neurosynth":
+        maps = coactivation_maps(a, total - a, n_sel, n_uns, q=q, prior=prior)
+    else:
+        maps = get_preset(preset).maps(a, total, n_sel, n_uns, grid, q=q, prior=prior)
     if layout == "voxel":
         return np.stack(list(maps.values())).astype(dtype, copy=False)
     out = np.zeros((len(maps), int(np.prod(grid.shape))), dtype=dtype)
@@ -59,12 +63,27 @@ def _check_dtype(dtype) -> np.dtype:
     return np.dtype(dtype)
 
 
-def _counts_block(counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype) -> np.ndarray:
-    return _maps_block(counts[0], counts[1], n_sel, n_uns, q, prior, grid, dtype)
+def _counts_block(counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype,
+                  preset: str = "neurosynth") -> np.ndarray:
+    return _maps_block(counts[0], counts[1], n_sel, n_uns, q, prior, grid, dtype, preset=preset)
 
 
-def _counts_block_layout(counts, n_sel, n_uns, q, prior, grid, dtype, layout) -> np.ndarray:
-    return _maps_block(counts[0], counts[1], n_sel, n_uns, q, prior, grid, dtype, layout)
+def _counts_block_layout(counts, n_sel, n_uns, q, prior, grid, dtype, layout, preset: str = "neurosynth") -> np.ndarray:
+    return _maps_block(counts[0], counts[1], n_sel, n_uns, q, prior, grid, dtype, layout, preset=preset)
+
+
+def _preset_of(act: xr.DataArray, preset) -> Preset:
+    """The preset of an analysis: the cube's own, or the one asked for if it is the same."""
+    built = get_preset(act.attrs.get("preset", "neurosynth"))
+    if preset is None:
+        return built
+    asked = get_preset(preset)
+    if asked.name != built.name:
+        raise ParameterError(
+            f"preset={asked.name!r} does not match the cube, built with preset={built.name!r} (its kernel, grid and "
+            f"peak transform); build the cube with xcoact.activations(db, preset={asked.name!r})."
+        )
+    return asked
 
 
 def _grid(act: xr.DataArray) -> Grid:
@@ -75,9 +94,11 @@ def _grid(act: xr.DataArray) -> Grid:
 def seed(
     act: xr.DataArray,
     seed: Seed,
-    threshold: float | int = 0.0,
+    threshold: float | int | None = None,
     *,
     r: float = 6.0,
+    select: str | None = None,
+    k: int | None = None,
     q: float = 0.01,
     prior: float = 0.5,
     by_label: bool = False,
@@ -85,11 +106,17 @@ def seed(
     separate: bool = False,
     dtype="float64",
     layout: str = "volume",
+    preset: str | None = None,
+    fwe: int | str | None = None,
+    fwe_seed: int | None = None,
 ) -> xr.Dataset:
     """Coactivation maps of a seed (or of many): selected studies vs all other studies.
 
     Matches Neurosynth 0.3.8 ``network.coactivation`` (seed selection by ROI
     coverage, SPEC section 5) followed by ``MetaAnalysis`` (SPEC section 6).
+    Several seeds - a list or dict of seeds, ``by_label=True`` or
+    ``separate=True`` - give a Dataset with a ``seed`` dimension (see
+    :func:`seed_batch`).
 
     Parameters
     ----------
@@ -99,12 +126,27 @@ def seed(
         An ROI image (voxels > 0, several labels lumped into one ROI) or MNI
         coordinates ``[[x, y, z], ...]`` grown into spheres of radius ``r``
         (all of them one ROI, as in Neurosynth).
-    threshold : float or int, default 0.0
-        A study is selected when it covers *more than* this proportion (float,
-        in [0, 1]) or this number of voxels (int) of the ROI.  Neurosynth's
-        default is 0.0; its seed example uses 0.1.
+    threshold : float or int, optional
+        For ``select="overlap"``: a study is selected when it covers *more
+        than* this proportion (float, in [0, 1]) or this number of voxels
+        (int) of the ROI.  Default 0.0, Neurosynth's; its seed example uses
+        0.1.  Other rules take no threshold.
     r : float, default 6
-        Sphere radius in mm for coordinate seeds (ignored for images).
+        Sphere radius in mm for coordinate seeds (ignored for images); with
+        ``select="distance"`` also the selection distance.
+    select : {"overlap", "focus", "distance", "nearest"}, optional
+        The study-selection rule (see :mod:`xcoact.select`); by default the
+        preset's (``"overlap"`` for Neurosynth, ``"focus"`` for NiMARE):
+        ``"overlap"`` - activation covers more than ``threshold`` of the ROI
+        (SPEC section 5, Neurosynth's ``network.coactivation``);
+        ``"focus"`` - a reported peak inside the ROI (NiMARE's
+        ``get_studies_by_mask``); ``"distance"`` - a reported peak within
+        ``r`` mm (inclusive) of a seed coordinate (Neurosynth 0.3.8's
+        ``get_studies(peaks=...)``, NiMARE's ``get_studies_by_coordinate``);
+        ``"nearest"`` - the ``k`` studies whose nearest peak is closest to a
+        seed coordinate (ties broken by database order).
+    k : int, optional
+        Number of studies for ``select="nearest"``.
     q : float, default 0.01
         False discovery rate of the two ``*_FDR_{q}`` maps.
     prior : float, default 0.5
@@ -122,21 +164,31 @@ def seed(
     layout : {"volume", "voxel"}, default "volume"
         For a batch: maps over ``(seed, x, y, z)``, or over the in-mask
         voxels only, ``(seed, voxel)`` (see :func:`seed_batch`).
-
-    Several seeds - a list or dict of seeds, ``by_label=True`` or
-    ``separate=True`` - give a Dataset with a ``seed`` dimension (see
-    :func:`seed_batch`).
+    preset : {"neurosynth", "nimare"}, optional
+        The reference whose numbers to reproduce (see :mod:`xcoact.presets`);
+        it must be the cube's own (``xcoact.activations(db, preset=...)``,
+        which fixes kernel, grid and peak transform), and by default it is.
+        ``"nimare"`` gives NiMARE 0.22.1's MKDAChi2 maps under NiMARE's names.
+    fwe : int or "bonferroni", optional
+        Also compute family-wise error corrected maps now: this many
+        permutation iterations, or Bonferroni (see :func:`xcoact.fwe.fwe`;
+        one seed only).
+    fwe_seed : int, optional
+        Seed of the permutations (reproducible runs).
 
     Returns
     -------
     xarray.Dataset
         The nine maps (float64, dims ``x, y, z``, lazy: Dask), named as in
         Neurosynth (see :func:`xcoact.stats.map_names`); ``roi`` (the seed
-        mask), ``overlap (study)`` and ``selected_id (selected)``.  ``attrs``
-        hold the provenance: title, analysis, database, r (kernel radius),
-        seed, seed_r (coordinate seeds), threshold, threshold_kind,
-        selection, q, prior, min_studies, n_studies, n_selected,
-        n_unselected, n_roi, max_overlap, maps, reference and xcoact_version.
+        mask), the rule's per-study score (``overlap``, ``peaks_in_roi`` or
+        ``distance``, dim ``study``) and ``selected_id (selected)``.
+        ``attrs`` hold the provenance: title, analysis, database, r (kernel
+        radius), seed, seed_r (coordinate seeds), select, selection (the rule
+        in words), the rule's parameters (threshold and threshold_kind,
+        select_r or select_k), q, prior, min_studies, n_studies, n_selected,
+        n_unselected, n_roi, max_overlap (overlap rule), maps, reference
+        and xcoact_version.
 
     Notes
     -----
@@ -175,44 +227,81 @@ def seed(
     True
     """
     _check_cube(act)
-    threshold = check_threshold(threshold)
     q = _check_unit_interval(q, "q", "0.01")
     prior = _check_unit_interval(prior, "prior", "0.5")
     dtype = _check_dtype(dtype)
     if is_batch(seed, by_label=by_label, separate=separate):
-        return seed_batch(act, seed, threshold, r=r, q=q, prior=prior, by_label=by_label, labels=labels,
-                          separate=separate, dtype=dtype, layout=layout)
+        if fwe is not None:
+            raise ParameterError("fwe= applies to one seed at a time; run it per seed (maps.isel(seed=i) has no index).")
+        return seed_batch(act, seed, threshold, r=r, select=select, k=k, q=q, prior=prior, by_label=by_label,
+                          labels=labels, separate=separate, dtype=dtype, layout=layout, preset=preset)
+    pre = _preset_of(act, preset)
+    rule = check_rule(select or pre.select, threshold, r=r, k=k, coords=is_coords(seed))
     grid = _grid(act)
     roi = roi_mask(seed, grid, r)
     n_roi = roi.attrs["n_roi"]
-    overlap = overlap_counts(act, roi, grid)
-    selected = select_studies(overlap, n_roi, threshold, seed_name=roi.attrs["seed"])
+    score = _single_score(act, rule, pre, seed, roi, r, grid)
+    selected = rule.select(score, n_roi, seed_name=roi.attrs["seed"])
     n_sel = int(selected.sum())
     n_uns = int(selected.size - n_sel)
 
     a, total = selected_counts(act, selected, grid)
-    names = map_names(q, prior)
+    names = pre.map_names(q, prior)
     # one array argument: two slices of one graph passed separately would each be computed
     counts = da.stack([da.asarray(a), da.asarray(total)])
-    block = dask.delayed(_counts_block, pure=True)(counts, n_sel, n_uns, q, prior, grid, dtype)
+    block = dask.delayed(_counts_block, pure=True)(counts, n_sel, n_uns, q, prior, grid, dtype, pre.name)
     stack = da.from_delayed(block, (len(names), *grid.shape), dtype=dtype)
     ds = _result(act, grid, names, {name: (("x", "y", "z"), stack[i]) for i, name in enumerate(names)})
     ds["roi"] = roi.variable
-    ds["overlap"] = ("study", overlap)
-    ds["overlap"].attrs["long_name"] = "ROI voxels active in each study"
+    ds[rule.score_name] = ("study", score)
+    ds[rule.score_name].attrs["long_name"] = rule.score_long_name
     ds["selected_id"] = ("selected", act["study"].values[selected])
     ds["selected_id"].attrs["long_name"] = "ids of the selected studies"
     ds.attrs = {
-        **_provenance(act, names, threshold, r, q, prior),
+        **_provenance(act, names, rule, r, q, prior, n_roi, pre),
         "analysis": "seed coactivation",
         "seed": describe_seed(seed, r),
         **({"seed_r": float(r)} if is_coords(seed) else {}),
         "n_selected": n_sel,
         "n_unselected": n_uns,
         "n_roi": int(n_roi),
-        "max_overlap": int(overlap.max()),
+        **({"max_overlap": int(score.max())} if rule.rule == "overlap" else {}),
     }
+    if fwe is not None:
+        from .fwe import fwe as _fwe
+
+        ds = _fwe(ds, act, n_iter=fwe, seed=fwe_seed)
     return ds
+
+
+def _single_score(act, rule: SelectionRule, pre: Preset, seed, roi: xr.DataArray, r, grid: Grid) -> np.ndarray:
+    """One seed's per-study score under the rule (the preset decides what "focus" means exactly)."""
+    if rule.rule == "focus" and pre.name == "nimare":
+        # NiMARE's get_studies_by_mask: every ROI voxel > 0 (not only those in the brain mask), and peaks
+        # beyond the box clipped to its edge
+        source = ActivationSource.of_cube(act)
+        if source is not None:
+            full = roi_mask(seed, grid, r, restrict=False)
+            return focus_selected(source, full.values).astype(np.int32)
+    one = SeedROI("seed", np.flatnonzero(roi.values), "", np.atleast_2d(np.asarray(seed, dtype=float)) if is_coords(seed) else None)
+    return _scores(act, rule, [one], grid, single_roi=roi)[0]
+
+
+def _scores(act: xr.DataArray, rule: SelectionRule, rois: list[SeedROI], grid: Grid, single_roi=None) -> np.ndarray:
+    """Each study's score under the rule, per ROI: (n_rois, n_studies) (computed now, cheap)."""
+    if rule.rule == "overlap":
+        if single_roi is not None:
+            return overlap_counts(act, single_roi, grid)[None]
+        return roi_overlaps(act, rois, grid)
+    source = ActivationSource.of_cube(act)
+    if source is None:
+        raise ParameterError(
+            f"select={rule.rule!r} needs the database peaks, which this cube no longer carries (it was indexed, "
+            "transformed or loaded from a file); build it with xcoact.activations(db) and select on that cube."
+        )
+    if rule.rule == "focus":
+        return focus_counts(source, [roi.voxels for roi in rois])
+    return min_distances(source, [roi.xyz for roi in rois])
 
 
 def _result(act: xr.DataArray, grid: Grid, names: list[str], variables: dict) -> xr.Dataset:
@@ -230,21 +319,22 @@ def _result(act: xr.DataArray, grid: Grid, names: list[str], variables: dict) ->
     return ds
 
 
-def _provenance(act: xr.DataArray, names: list[str], threshold, r: float, q: float, prior: float) -> dict:
+def _provenance(act: xr.DataArray, names: list[str], rule: SelectionRule, r: float, q: float, prior: float,
+                n_roi: int | None = None, pre: Preset | None = None) -> dict:
     """The attrs every result carries: parameters, database, counts, version."""
     return {
         "title": "xcoact coactivation maps",
         "database": str(act.attrs.get("database", "")),
+        "cube": str(getattr(act.data, "name", "")),  # lets maps.coact.fwe() find the cube's index in this session
         "r": float(act.attrs.get("r", np.nan)),
-        "threshold": threshold,
-        "threshold_kind": threshold_kind(threshold),
-        "selection": "ROI coverage > threshold (Neurosynth)",
+        **rule.attrs(n_roi),
+        "preset": pre.name if pre else "neurosynth",
         "q": q,
         "prior": prior,
-        "min_studies": 1,
+        "min_studies": pre.min_studies if pre else 1,
         "n_studies": int(act.sizes["study"]),
         "maps": ", ".join(names),
-        "reference": REFERENCE,
+        "reference": pre.reference if pre and pre.name != "neurosynth" else REFERENCE,
         "xcoact_version": __version__,
     }
 
@@ -262,7 +352,7 @@ def _totals_task(source: ActivationSource, *rows) -> np.ndarray:
     return source._totals
 
 
-def _sparse_seed_block(source: ActivationSource, total, selected, q, prior, dtype, layout, *rows) -> np.ndarray:
+def _sparse_seed_block(source: ActivationSource, total, selected, q, prior, dtype, layout, preset, *rows) -> np.ndarray:
     """The nine maps of one seed of a batch, from the cached per-chunk index."""
     grid = source.grid
     a = np.zeros(grid.n_mask, dtype=np.int64)
@@ -271,7 +361,7 @@ def _sparse_seed_block(source: ActivationSource, total, selected, q, prior, dtyp
         picked = np.flatnonzero(selected[s0:s1])
         a += np.bincount(indices[ranges(indptr[picked], indptr[picked + 1])], minlength=grid.n_mask)
     n_sel = int(selected.sum())
-    return _maps_block(a, total, n_sel, selected.size - n_sel, q, prior, grid, dtype, layout)
+    return _maps_block(a, total, n_sel, selected.size - n_sel, q, prior, grid, dtype, layout, preset=preset)
 
 
 #: Seeds per Dask chunk in the voxel layout (4 x 9 maps x 228,453 float32 = 33 MB): few enough
@@ -292,9 +382,11 @@ def _roi_block(voxels: np.ndarray, grid: Grid, layout: str = "volume") -> np.nda
 def seed_batch(
     act: xr.DataArray,
     seeds,
-    threshold: float | int = 0.0,
+    threshold: float | int | None = None,
     *,
     r: float = 6.0,
+    select: str | None = None,
+    k: int | None = None,
     q: float = 0.01,
     prior: float = 0.5,
     by_label: bool = False,
@@ -302,6 +394,7 @@ def seed_batch(
     separate: bool = False,
     dtype="float64",
     layout: str = "volume",
+    preset: str | None = None,
 ) -> xr.Dataset:
     """Coactivation maps of many seeds at once: a Dataset with a ``seed`` dimension.
 
@@ -336,7 +429,8 @@ def seed_batch(
     seed's maps are never in memory together.
     """
     _check_cube(act)
-    threshold = check_threshold(threshold)
+    pre = _preset_of(act, preset)
+    rule = check_rule(select or pre.select, threshold, r=r, k=k, coords=separate or uses_coords(seeds, separate))
     q = _check_unit_interval(q, "q", "0.01")
     prior = _check_unit_interval(prior, "prior", "0.5")
     dtype = _check_dtype(dtype)
@@ -346,23 +440,30 @@ def seed_batch(
     rois = seed_set(seeds, grid, r, by_label=by_label, labels=labels, separate=separate)
     source = ActivationSource.of_cube(act)
     n_studies = act.sizes["study"]
-    overlap = roi_overlaps(act, rois, grid)
+    if rule.rule in ("distance", "nearest") and any(roi.xyz is None for roi in rois):
+        images = [roi.name for roi in rois if roi.xyz is None]
+        raise ParameterError(
+            f"select={rule.rule!r} measures millimetres from seed coordinates, but seeds {images[:5]} are images; "
+            "pass coordinates, or use select='focus' or 'overlap'."
+        )
+    score = _scores(act, rule, rois, grid)
     selected = np.zeros((len(rois), n_studies), dtype=bool)
     valid = np.zeros(len(rois), dtype=bool)
     problems = []
     for i, roi in enumerate(rois):
-        if roi.voxels.size == 0:
+        if roi.voxels.size == 0 and rule.rule in ("overlap", "focus"):
             problems.append(f"{roi.name!r} (no voxel in the brain mask)")
             continue
-        reason = degenerate_reason(overlap[i], roi.voxels.size, threshold)
+        reason = rule.degenerate(score[i], roi.voxels.size)
         if reason is None:
-            selected[i] = overlap_rule(overlap[i], roi.voxels.size, threshold)
+            selected[i] = rule.apply(score[i], roi.voxels.size)
             valid[i] = True
         else:
             problems.append(f"{roi.name!r} ({reason})")
-    warn_degenerate(problems, len(rois), "seeds give NaN maps", "Check their ROI or lower the threshold.", stacklevel=3)
+    advice = "Check their ROI or lower the threshold." if rule.rule == "overlap" else "Check their ROI or the rule's parameters."
+    warn_degenerate(problems, len(rois), "seeds give NaN maps", advice, stacklevel=3)
 
-    names = map_names(q, prior)
+    names = pre.map_names(q, prior)
     space = grid.shape if layout == "volume" else (grid.n_mask,)
     space_dims = ("x", "y", "z") if layout == "volume" else ("voxel",)
     shape = (len(names), *space)
@@ -376,12 +477,14 @@ def seed_batch(
             blocks.append(da.full(shape, np.nan, dtype=dtype, chunks=shape))
             continue
         if source is not None:
-            block = dask.delayed(_sparse_seed_block, pure=True)(source, total, selected[i], q, prior, dtype, layout, *rows)
+            block = dask.delayed(_sparse_seed_block, pure=True)(source, total, selected[i], q, prior, dtype, layout,
+                                                                pre.name, *rows)
         else:
             a, tot = selected_counts(act, selected[i], grid)
             n_sel = int(selected[i].sum())
             both = da.stack([da.asarray(a), da.asarray(tot)])
-            block = dask.delayed(_counts_block_layout, pure=True)(both, n_sel, n_studies - n_sel, q, prior, grid, dtype, layout)
+            block = dask.delayed(_counts_block_layout, pure=True)(both, n_sel, n_studies - n_sel, q, prior, grid, dtype,
+                                                                  layout, pre.name)
         blocks.append(da.from_delayed(block, shape, dtype=dtype))
     stack = da.stack(blocks, axis=1)  # (map, seed, *space)
     if layout == "voxel":
@@ -402,12 +505,13 @@ def seed_batch(
     ds["n_selected"] = ("seed", np.where(valid, selected.sum(axis=1), 0).astype(np.int64))
     ds["valid"] = ("seed", valid)
     ds["selected"] = (("seed", "study"), selected)
-    ds["overlap"] = (("seed", "study"), overlap)
+    ds[rule.score_name] = (("seed", "study"), score)
+    ds[rule.score_name].attrs["long_name"] = rule.score_long_name
     ds["description"] = ("seed", np.array([roi.description for roi in rois], dtype=str))
     ds["n_selected"].attrs["long_name"] = "studies selected by each seed"
     ds["valid"].attrs["long_name"] = "False where the seed's maps are NaN (degenerate selection or empty ROI)"
     ds.attrs = {
-        **_provenance(act, names, threshold, r, q, prior),
+        **_provenance(act, names, rule, r, q, prior, None, pre),
         "analysis": "seed coactivation, batch",
         **({"seed_r": float(r)} if uses_coords(seeds, separate) else {}),
         "n_seeds": len(rois),
@@ -419,16 +523,161 @@ def seed_batch(
     return ds
 
 
+#: What a contrast does with studies both seeds select (see :func:`contrast`).
+BOTH_RULES = ("exclude", "a", "b", "error")
+
+
+def contrast(
+    act: xr.DataArray,
+    seed_a: Seed,
+    seed_b: Seed,
+    threshold: float | int | None = None,
+    *,
+    r: float = 6.0,
+    select: str | None = None,
+    k: int | None = None,
+    both: str = "exclude",
+    q: float = 0.01,
+    prior: float = 0.5,
+    dtype="float64",
+    preset: str | None = None,
+) -> xr.Dataset:
+    """Coactivation maps of the studies seed A selects against those seed B selects.
+
+    Neurosynth's ``MetaAnalysis(dataset, ids, ids2)``: the nine maps with F =
+    the studies selected by A and U = the studies selected by B (instead of
+    all other studies), SPEC section 6.  Both seeds are selected by the same
+    rule and parameters (see :func:`seed`).
+
+    Parameters
+    ----------
+    act : xarray.DataArray
+        The activation cube from :func:`xcoact.activations`.
+    seed_a, seed_b : seed
+        Any single seed :func:`seed` takes (ROI image or coordinates).
+    threshold, r, select, k, q, prior, dtype, preset
+        As in :func:`seed`.
+    both : {"exclude", "a", "b", "error"}, default "exclude"
+        Studies selected by both seeds: left out of both groups (and listed
+        in ``both_id``), counted in A only, in B only, or an error.  They are
+        never counted twice: Neurosynth 0.3.8 counts them in both groups,
+        which can give probabilities above 1 (its issue #85).
+
+    Returns
+    -------
+    xarray.Dataset
+        The nine maps (lazy); ``roi_a``, ``roi_b``; the rule's score for each
+        seed (``{score}_a``, ``{score}_b``, dim ``study``); ``group (study)``:
+        1 in A, 2 in B, 0 in neither (or excluded); ``selected_id`` (group A),
+        ``selected_b_id`` (group B) and ``both_id`` (selected by both).
+        attrs: provenance as for :func:`seed`, with ``seed_a``, ``seed_b``,
+        ``n_a``, ``n_b``, ``n_both``, ``both``; ``n_selected`` = n_a and
+        ``n_unselected`` = n_b.
+
+    Raises
+    ------
+    SelectionError
+        A seed selects no study, or a group is empty after the studies both
+        select are handled, or ``both="error"`` and some study is in both.
+
+    Notes
+    -----
+    Cost: both selections are computed now (as for :func:`seed`); the maps
+    are lazy and cost two gather-and-counts over the index plus the
+    statistics.
+
+    Examples
+    --------
+    >>> import warnings, xcoact
+    >>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    >>> act = xcoact.activations(xcoact.datasets.sample_database_path(), r=6)
+    >>> c = act.coact.contrast(xcoact.datasets.amygdala_roi_path(), xcoact.datasets.sgacc_roi_path(), 0.05)
+    >>> c.attrs["n_a"] + c.attrs["n_b"] + c.attrs["n_both"] <= 100
+    True
+    """
+    _check_cube(act)
+    q = _check_unit_interval(q, "q", "0.01")
+    prior = _check_unit_interval(prior, "prior", "0.5")
+    dtype = _check_dtype(dtype)
+    if not isinstance(both, str) or both not in BOTH_RULES:
+        raise ParameterError(f"both={both!r} is not known; expected one of {', '.join(map(repr, BOTH_RULES))}.")
+    for name, s in (("seed_a", seed_a), ("seed_b", seed_b)):
+        if is_batch(s):
+            raise ParameterError(f"{name} is a list of seeds; a contrast takes one seed on each side.")
+    pre = _preset_of(act, preset)
+    rule = check_rule(select or pre.select, threshold, r=r, k=k, coords=is_coords(seed_a) and is_coords(seed_b))
+    grid = _grid(act)
+    rois, picks, scores = [], [], []
+    for s in (seed_a, seed_b):
+        roi = roi_mask(s, grid, r)
+        score = _single_score(act, rule, pre, s, roi, r, grid)
+        picks.append(rule.select(score, roi.attrs["n_roi"], seed_name=roi.attrs["seed"]))
+        rois.append(roi)
+        scores.append(score)
+    in_a, in_b = picks
+    overlap = in_a & in_b
+    ids = act["study"].values
+    if overlap.any() and both == "error":
+        raise SelectionError(
+            f"{int(overlap.sum())} studies are selected by both seeds (e.g. {ids[overlap][:5].tolist()}); "
+            "choose both='exclude' (leave them out), 'a' or 'b' (count them in one group)."
+        )
+    if both in ("exclude", "b"):
+        in_a = in_a & ~overlap
+    if both in ("exclude", "a"):
+        in_b = in_b & ~overlap
+    for label, group in (("A", in_a), ("B", in_b)):
+        if not group.any():
+            raise SelectionError(
+                f"group {label} of the contrast is empty: every study seed {label} selects ({int(overlap.sum())}) is "
+                f"also selected by the other seed and both={both!r} leaves it out. Use both='a' or 'b', or other seeds."
+            )
+    n_a, n_b = int(in_a.sum()), int(in_b.sum())
+    a, _ = selected_counts(act, in_a, grid)
+    b, _ = selected_counts(act, in_b, grid)
+    names = pre.map_names(q, prior)
+    counts = da.stack([da.asarray(a), da.asarray(a) + da.asarray(b)])
+    block = dask.delayed(_counts_block, pure=True)(counts, n_a, n_b, q, prior, grid, dtype, pre.name)
+    stack = da.from_delayed(block, (len(names), *grid.shape), dtype=dtype)
+    ds = _result(act, grid, names, {name: (("x", "y", "z"), stack[i]) for i, name in enumerate(names)})
+    for side, roi, score in (("a", rois[0], scores[0]), ("b", rois[1], scores[1])):
+        ds[f"roi_{side}"] = roi.variable
+        ds[f"{rule.score_name}_{side}"] = ("study", score)
+        ds[f"{rule.score_name}_{side}"].attrs["long_name"] = f"{rule.score_long_name} (seed {side.upper()})"
+    group = np.where(in_a, 1, np.where(in_b, 2, 0)).astype(np.int8)
+    ds["group"] = ("study", group, {"long_name": "1: group A (selected), 2: group B (compared with), 0: neither"})
+    ds["selected_id"] = ("selected", ids[in_a], {"long_name": "ids of the group A studies"})
+    ds["selected_b_id"] = ("selected_b", ids[in_b], {"long_name": "ids of the group B studies"})
+    ds["both_id"] = ("both", ids[overlap], {"long_name": f"ids of the studies both seeds select (both={both!r})"})
+    ds.attrs = {
+        **_provenance(act, names, rule, r, q, prior, rois[0].attrs["n_roi"], pre),
+        "analysis": "contrast (seed A vs seed B)",
+        "seed_a": describe_seed(seed_a, r),
+        "seed_b": describe_seed(seed_b, r),
+        "n_roi_a": int(rois[0].attrs["n_roi"]),
+        "n_roi_b": int(rois[1].attrs["n_roi"]),
+        "n_a": n_a,
+        "n_b": n_b,
+        "n_both": int(overlap.sum()),
+        "both": both,
+        "n_selected": n_a,
+        "n_unselected": n_b,
+    }
+    return ds
+
+
 _seed = seed  # coactivation()'s own ``seed`` argument shadows the function
 
 
 def coactivation(
     act: xr.DataArray,
     seed: Seed,
-    threshold: float | int = 0.0,
+    threshold: float | int | None = None,
     *,
     outroot: str | os.PathLike,
     r: float = 6.0,
+    select: str | None = None,
+    k: int | None = None,
     q: float = 0.01,
     prior: float = 0.5,
     overwrite: bool = False,
@@ -445,7 +694,182 @@ def coactivation(
     """
     from .export import to_nifti
 
-    ds = _seed(act, seed, threshold, r=r, q=q, prior=prior).compute()
+    ds = _seed(act, seed, threshold, r=r, select=select, k=k, q=q, prior=prior).compute()
     files = to_nifti(ds, outroot, overwrite=overwrite)
     ds.attrs["files"] = [os.fspath(f) for f in files]
     return ds
+
+
+def _study_mask(act: xr.DataArray, ids, name: str) -> np.ndarray:
+    """Which studies of the cube ``ids`` names, as a bool mask; unknown ids are an error."""
+    import pandas as pd
+
+    from .errors import SelectionError
+
+    if isinstance(ids, (str, bytes, int, np.integer)):
+        ids = [ids]
+    values = np.asarray(ids.values if isinstance(ids, (xr.DataArray, pd.Index, pd.Series)) else list(ids), dtype=object)
+    study = act["study"].values
+    if values.size == 0:
+        raise SelectionError(f"{name} is empty: no study selected, so there is nothing to compare. Pass at least one study id.")
+    if study.dtype.kind in "iu":
+        # int ids (PubMed ids): accept ints and their decimal strings alike
+        def as_int(v):
+            try:
+                if isinstance(v, (bool, np.bool_)):
+                    return None
+                out = int(v) if isinstance(v, (int, np.integer)) else int(str(v).strip())
+                return out if str(out) == str(v).strip() or isinstance(v, (int, np.integer)) else None
+            except (TypeError, ValueError, OverflowError):
+                return None
+
+        keys = [as_int(v) for v in values]
+        ok = np.array([k is not None for k in keys])
+        wanted = np.array([k if k is not None else 0 for k in keys], dtype=np.int64)
+    else:
+        wanted = np.array([str(v) for v in values], dtype=object)
+        study = study.astype(str).astype(object)
+        ok = np.ones(len(wanted), dtype=bool)
+    known = ok & np.isin(wanted, study)
+    if not known.all():
+        unknown = [values[i] for i in np.flatnonzero(~known)]
+        raise ParameterError(
+            f"{name}: {len(unknown)} of {len(values)} id(s) are not studies of the cube (e.g. "
+            f"{', '.join(repr(u) for u in unknown[:5])}); the cube's {len(study)} study ids look like "
+            f"{', '.join(repr(s) for s in study[:3].tolist())}. Pass ids from act['study'] (keep only the studies "
+            "the database holds)."
+        )
+    return np.isin(study, wanted[known])
+
+
+def meta(act: xr.DataArray, ids, *, q: float = 0.01, prior: float = 0.5, ids2=None) -> xr.Dataset:
+    """Meta-analysis maps of an explicit study selection: those studies against the rest.
+
+    Matches Neurosynth 0.3.8 ``meta.MetaAnalysis(dataset, ids, ids2=None,
+    q=0.01, prior=0.5, min_studies=1)``: the same nine maps (SPEC section 6)
+    as :func:`seed`, with the selection given as study ids instead of drawn
+    from a seed region.
+
+    Parameters
+    ----------
+    act : xarray.DataArray
+        The activation cube from :func:`xcoact.activations`.
+    ids : sequence of study ids
+        The selected studies (``F``).  Ids are matched to ``act["study"]``;
+        for integer ids (PubMed ids) their decimal strings work too.
+        Repeats count once.
+    q : float, default 0.01
+        False discovery rate of the two ``*_FDR_{q}`` maps.
+    prior : float, default 0.5
+        Uniform prior P(selected) of the two ``*_given_pF`` maps.
+    ids2 : sequence of study ids, optional
+        A second list to contrast with (``U``): the studies in neither list
+        are left out, as in Neurosynth's ``ids2`` (``N = n_F + n_U``).  The two
+        lists must not share a study.
+
+    Returns
+    -------
+    xarray.Dataset
+        The nine maps (float64, dims ``x, y, z``, lazy), ``selected_id
+        (selected)`` (the ids of ``F``, in cube order) and, with ``ids2``,
+        ``contrast_id (contrast)``; ``attrs``: title, analysis
+        (``"meta-analysis"``, or ``"meta-analysis contrast"`` with ``ids2``),
+        database, r (kernel radius), selection, q, prior, min_studies,
+        n_studies (the studies compared: the whole cube, or the two lists),
+        n_selected, n_unselected, maps, preset, reference and xcoact_version.
+
+    Raises
+    ------
+    ParameterError
+        Ids that are not studies of the cube (a few are named), lists that
+        overlap, a bad ``q`` or ``prior``, a cube built with another preset
+        than ``"neurosynth"``.
+    SelectionError
+        No study selected, or every study (no study left to compare with).
+
+    Notes
+    -----
+    Cost: the selection is checked now (a lookup of the ids); the maps are
+    lazy, computed exactly like a seed's (one gather of the selected
+    studies' index entries per computation once the cube's index is cached).
+
+    Examples
+    --------
+    >>> import warnings, xcoact
+    >>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    >>> act = xcoact.activations(xcoact.datasets.sample_database_path(), r=6)
+    >>> ds = act.coact.meta(act["study"].values[:10])
+    >>> ds.attrs["analysis"], ds.attrs["n_selected"], ds.attrs["n_unselected"]
+    ('meta-analysis', 10, 90)
+    """
+    from .errors import SelectionError
+
+    _check_cube(act)
+    built = str(act.attrs.get("preset", "neurosynth"))
+    if built != "neurosynth":
+        # the maps below are Neurosynth's MetaAnalysis; another preset's statistics are not wired up here
+        raise ParameterError(
+            f"meta-analysis of a study list follows Neurosynth 0.3.8 MetaAnalysis, but the cube was built with "
+            f"preset={built!r}; build it with xcoact.activations(db) (preset 'neurosynth') for meta, term and decode."
+        )
+    q = _check_unit_interval(q, "q", "0.01")
+    prior = _check_unit_interval(prior, "prior", "0.5")
+    selected = _study_mask(act, ids, "ids")
+    n = int(selected.size)
+    n_sel = int(selected.sum())
+    grid = _grid(act)
+    if ids2 is None:
+        if n_sel == n:
+            raise SelectionError(
+                f"every one of the {n} studies of the cube is in ids, so there are no unselected studies to compare "
+                "with. Select fewer studies, or pass ids2 (a second list) for a contrast."
+            )
+        other = None
+        n_uns = n - n_sel
+        a, total = selected_counts(act, selected, grid)
+        counts = da.stack([da.asarray(a), da.asarray(total)])
+    else:
+        other = _study_mask(act, ids2, "ids2")
+        both = selected & other
+        if both.any():
+            shared = act["study"].values[both]
+            raise ParameterError(
+                f"ids and ids2 share {int(both.sum())} stud(y/ies) (e.g. {', '.join(repr(s) for s in shared[:5].tolist())}); "
+                "a contrast needs two disjoint lists. Remove them from one list."
+            )
+        n_uns = int(other.sum())
+        a, _ = selected_counts(act, selected, grid)
+        b, _ = selected_counts(act, other, grid)
+        # the maps take a and the total a + b over the two lists only
+        counts = da.stack([da.asarray(a), da.asarray(a) + da.asarray(b)])
+    names = map_names(q, prior)
+    block = dask.delayed(_counts_block, pure=True)(counts, n_sel, n_uns, q, prior, grid, np.float64)
+    stack = da.from_delayed(block, (len(names), *grid.shape), dtype=np.float64)
+    ds = _result(act, grid, names, {name: (("x", "y", "z"), stack[i]) for i, name in enumerate(names)})
+    ds["selected_id"] = ("selected", act["study"].values[selected])
+    ds["selected_id"].attrs["long_name"] = "ids of the selected studies"
+    if other is not None:
+        ds["contrast_id"] = ("contrast", act["study"].values[other])
+        ds["contrast_id"].attrs["long_name"] = "ids of the studies of ids2 (U)"
+    # the keys _provenance gives a seed, minus the seed-selection ones (no threshold here)
+    ds.attrs = {
+        "title": "xcoact meta-analysis maps",
+        "analysis": "meta-analysis" if other is None else "meta-analysis contrast",
+        "database": str(act.attrs.get("database", "")),
+        "r": float(act.attrs.get("r", np.nan)),
+        "selection": "explicit study ids" if other is None else "explicit study ids (ids) vs ids2; other studies left out",
+        "q": q,
+        "prior": prior,
+        "min_studies": 1,
+        "n_studies": n_sel + n_uns,  # the studies the maps compare (all of the cube without ids2)
+        "n_selected": n_sel,
+        "n_unselected": n_uns,
+        "maps": ", ".join(names),
+        "preset": "neurosynth",
+        "reference": "Neurosynth 0.3.8 meta.MetaAnalysis (Yarkoni et al. 2011)",
+        "xcoact_version": __version__,
+    }
+    return ds
+
+
+__all__.append("meta")

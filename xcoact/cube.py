@@ -18,7 +18,8 @@ from dask.base import tokenize
 
 from .errors import ParameterError
 from .kernels import ActivationSource, check_radius
-from .space import Grid, mni152_2mm
+from .presets import Preset, get_preset
+from .space import Grid
 from .warnings import OutOfBoxWarning
 
 __all__ = ["activations", "DEFAULT_CHUNKS"]
@@ -39,21 +40,35 @@ def _block(source: ActivationSource, block_info=None) -> np.ndarray:
     return source.dense(s0, s1, lo, hi)
 
 
-def activations(db, r: float = 6.0, *, grid: Grid | None = None, chunks: dict | None = None) -> xr.DataArray:
+def activations(
+    db,
+    r: float | None = None,
+    *,
+    preset: str | Preset = "neurosynth",
+    grid: Grid | None = None,
+    chunks: dict | None = None,
+) -> xr.DataArray:
     """The lazy study x voxel activation cube of a coordinate database.
 
     ``A[study, x, y, z]`` is True where the union of the study's binary
     spheres (radius ``r`` mm around each peak's voxel, SPEC section 3) covers
-    an in-mask voxel.  Matches Neurosynth 0.3.8's ``ImageTable`` for even ``r``.
+    an in-mask voxel.  Matches Neurosynth 0.3.8's ``ImageTable`` for even ``r``
+    (``preset="neurosynth"``), or NiMARE 0.22.1's ``MKDAKernel`` modeled
+    activation maps (``preset="nimare"``).
 
     Parameters
     ----------
     db : xarray.Dataset or str or path-like
         A coordinate table from :func:`xcoact.read_database`, or a path to read.
-    r : float, default 6
-        Kernel radius in mm (Neurosynth's default is 6).
+    r : float, optional
+        Kernel radius in mm; the preset's by default (6 for Neurosynth, 10 for NiMARE).
+    preset : {"neurosynth", "nimare"} or Preset
+        The reference to reproduce (:mod:`xcoact.presets`): it supplies ``r``
+        and ``grid`` unless they are given, and how peaks reach their voxels
+        (NiMARE moves Talairach peaks with another affine than Neurosynth).
     grid : Grid, optional
-        The voxel grid and brain mask; MNI152 2 mm with Neurosynth's mask by default.
+        The voxel grid and brain mask; the preset's by default (MNI152 2 mm
+        with Neurosynth's mask; NiMARE's 228,483-voxel mask for ``"nimare"``).
     chunks : dict, optional
         Block sizes for ``study``, ``x``, ``y``, ``z``; see :data:`DEFAULT_CHUNKS`.
 
@@ -90,15 +105,16 @@ def activations(db, r: float = 6.0, *, grid: Grid | None = None, chunks: dict | 
         raise ParameterError(
             f"db must be a coordinate table from xcoact.read_database (or a path to a database), got {type(db).__name__}."
         )
-    r = check_radius(r)
-    grid = grid or mni152_2mm()
+    preset = get_preset(preset)
+    r = check_radius(preset.kernel_r if r is None else r)
+    grid = grid or preset.grid()
     chunks = {**DEFAULT_CHUNKS, **(chunks or {})}
     for dim, size in chunks.items():
         if dim not in DEFAULT_CHUNKS or isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
             raise ParameterError(f"chunks[{dim!r}]={size!r}: expected a positive int for each of {list(DEFAULT_CHUNKS)}.")
     if chunks["study"] > 65536:
         raise ParameterError(f"chunks['study']={chunks['study']} is too large; expected at most 65,536 studies per chunk.")
-    source = ActivationSource(db, grid, r, chunks["study"])
+    source = ActivationSource(db, grid, r, chunks["study"], peak_transform=preset.peak_transform)
 
     outside = ~grid.in_box(source.ijk)
     if outside.any():
@@ -143,6 +159,7 @@ def activations(db, r: float = 6.0, *, grid: Grid | None = None, chunks: dict | 
             "n_studies": n,
             "n_peaks": int(len(source.ijk)),
             "grid": grid.name,
+            "preset": preset.name,
         },
     )
     return cube

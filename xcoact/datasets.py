@@ -5,7 +5,8 @@ packages (see ``xcoact/data/README.md``): Neurosynth 0.3.8's 100-study test
 database and MNI152 2 mm template, its subgenual ACC mask, and NiMARE
 0.22.1's amygdala ROI.  :func:`synthetic` builds databases of any size by
 resampling real peaks; :func:`xcoact.readers.write_database` writes them in
-every format the readers read.
+every format the readers read.  :func:`fetch_neurosynth` and
+:func:`fetch_neuroquery` download the full releases (see :mod:`xcoact.fetch`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,20 @@ __all__ = [
     "sgacc_roi_path",
     "template_path",
     "synthetic",
+    "fetch_neurosynth",
+    "fetch_neuroquery",
 ]
+
+#: Re-exported from :mod:`xcoact.fetch`, imported on first use (keeps ``import xcoact`` free of urllib/ssl).
+_FETCHERS = ("fetch_neurosynth", "fetch_neuroquery")
+
+
+def __getattr__(name: str):
+    if name in _FETCHERS:
+        from . import fetch
+
+        return getattr(fetch, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def data_path(name: str) -> str:

@@ -18,6 +18,10 @@ __all__ = [
     "ParameterError",
     "SelectionError",
     "OutputError",
+    "DownloadError",
+    "ChecksumError",
+    "ArchiveError",
+    "UnsafeArchiveError",
 ]
 
 
@@ -55,3 +59,32 @@ class SelectionError(XcoactError, ValueError):
 
 class OutputError(XcoactError, OSError):
     """An output could not be written (nothing partial is left behind)."""
+
+
+class DownloadError(XcoactError, OSError):
+    """A release file could not be downloaded: not found (404), refused, or the connection kept failing.
+
+    The message names the URL.  Only verified files ever enter the cache; an
+    interrupted download stays as a ``.part`` file that the next call resumes.
+    """
+
+
+class ChecksumError(DownloadError):
+    """A downloaded file does not match its pinned checksum (or size); it was discarded, nothing was cached."""
+
+
+class ArchiveError(XcoactError, OSError):
+    """An archive cannot be extracted: it is unreadable, truncated or of an unsupported kind.
+
+    The message names the archive.  Nothing is left in or beside the target directory.
+    """
+
+
+class UnsafeArchiveError(ArchiveError):
+    """An archive holds a member that would land outside the target directory, or is not a file, directory or link.
+
+    Absolute paths, ``..`` components that climb out, links resolving outside
+    the target, device files and FIFOs are refused.  The message names the
+    archive, each offending member and why; every member is checked before
+    anything is written, so a refused archive leaves nothing behind.
+    """

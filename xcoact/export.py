@@ -1,11 +1,11 @@
 """Result Datasets -> NIfTI and netCDF files, atomically.
 
 Every writer writes to a temporary file beside the target and renames it
-into place, so a failure leaves no partial file.  A single result's maps
-replace earlier files only when all of them are written (earlier files are
-restored if a rename fails); a batch written to NIfTI removes the files it
-had written when it fails part-way (with ``overwrite=True`` the earlier
-versions of those files are then gone).
+into place, so a failure leaves no partial file.  All the files of one
+call (the nine maps of a seed, or every map of a batch) replace earlier
+files only when all of them are written, and the files replaced are
+restored if a rename fails.  A Zarr store (a directory) is built under a
+temporary name and renamed; netCDF goes through a temporary file.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -100,14 +101,94 @@ def atomic_path(path: str, suffix: str = ".part") -> str:
     raise OutputError(f"{folder}: could not create a temporary file beside {os.path.basename(path)}.")
 
 
+class _StagedFiles:
+    """Files written under temporary names, then renamed into place all together.
+
+    :meth:`write` puts each file under a fresh temporary name beside its
+    target; :meth:`commit` renames them all, restoring the files it had
+    replaced if a rename fails; :meth:`discard` removes whatever is still
+    temporary.  ``current`` is the file being handled, for error messages.
+    """
+
+    def __init__(self) -> None:
+        self.temps: dict[str, str] = {}
+        self.current: str | None = None
+
+    def write(self, path: str, write, suffix: str) -> None:
+        self.current = path
+        if path in self.temps:
+            raise OutputError(f"{path}: the same file would be written twice; give each output its own name.")
+        self.temps[path] = atomic_path(path, suffix=suffix)
+        write(self.temps[path])
+
+    def commit(self) -> list[str]:
+        paths = list(self.temps)
+        backups: dict[str, str] = {}
+        placed: list[str] = []
+        try:
+            # the last target needs no backup: if its rename fails it was not replaced
+            for self.current in paths[:-1]:
+                if os.path.exists(self.current):
+                    backups[self.current] = _backup(self.current)
+            for self.current in paths:
+                os.replace(self.temps[self.current], self.current)
+                del self.temps[self.current]
+                placed.append(self.current)
+        except BaseException:
+            for path in reversed(placed):
+                if path in backups:
+                    os.replace(backups.pop(path), path)
+                elif os.path.exists(path):
+                    os.remove(path)
+            for bak in backups.values():
+                _remove_quietly(bak)
+            raise
+        for bak in backups.values():
+            _remove_quietly(bak)
+        return paths
+
+    def discard(self) -> None:
+        for tmp in self.temps.values():
+            _remove_quietly(tmp)
+        self.temps.clear()
+
+
+def _backup(path: str) -> str:
+    """A second name for ``path``'s current content: a hard link (no copy, no space), else a copy."""
+    bak = atomic_path(path, suffix=".bak")
+    os.remove(bak)
+    try:
+        os.link(path, bak)
+    except OSError:
+        # file systems without hard links
+        shutil.copy2(path, bak)
+    return bak
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _output_error(err: BaseException, path: str | None, what: str = "writing") -> BaseException:
+    """The error to raise for a failed write: OSErrors become an OutputError naming the file."""
+    if isinstance(err, OSError) and not isinstance(err, OutputError):
+        new = OutputError(f"{path}: {what} failed ({type(err).__name__}: {err}); nothing was written.")
+        new.__cause__ = err
+        return new
+    return err
+
+
 def write_atomically(writers: dict, suffix: str = ".part") -> list[str]:
     """Write a set of files so that either all of them land or none does.
 
     ``writers`` maps each target path to ``write(tmp_path)``.  Every file is
     written to a temporary name beside its target, and the temporary files are
     renamed into place only when all are complete.  On any error nothing new
-    remains and the files already replaced are restored from copies (the last
-    target needs none: if its rename fails it was not replaced).
+    remains and the files already replaced are restored (from hard links made
+    before the renames, or copies where the file system has no hard links).
 
     Returns
     -------
@@ -119,38 +200,17 @@ def write_atomically(writers: dict, suffix: str = ".part") -> list[str]:
     OutputError
         Writing failed with an ``OSError``; the message names the file.
     """
-    paths = list(writers)
-    temps: dict[str, str] = {}
-    backups: dict[str, str] = {}
-    placed: list[str] = []
-    current = paths[0]
+    staged = _StagedFiles()
     try:
-        for current in paths:
-            temps[current] = atomic_path(current, suffix=suffix)
-            writers[current](temps[current])
-        for current in paths[:-1]:
-            if os.path.exists(current):
-                backups[current] = atomic_path(current, suffix=".bak")
-                shutil.copy2(current, backups[current])
-        for current in paths:
-            os.replace(temps[current], current)
-            del temps[current]
-            placed.append(current)
+        for path, write in writers.items():
+            staged.write(path, write, suffix)
+        return staged.commit()
     except BaseException as err:
-        for path in reversed(placed):
-            if path in backups:
-                os.replace(backups.pop(path), path)
-            elif os.path.exists(path):
-                os.remove(path)
-        for tmp in [*temps.values(), *backups.values()]:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-        if isinstance(err, OSError) and not isinstance(err, OutputError):
-            raise OutputError(f"{current}: writing failed ({type(err).__name__}: {err}); nothing was written.") from err
-        raise
-    for bak in backups.values():
-        os.remove(bak)
-    return paths
+        staged.discard()
+        new = _output_error(err, staged.current)
+        if new is err:
+            raise
+        raise new from err
 
 
 def _save_nifti(tmp: str, volume: np.ndarray, affine: np.ndarray) -> None:
@@ -209,9 +269,10 @@ def to_nifti(
     Notes
     -----
     Cost: computes the requested maps (one volume each) in one Dask pass, then
-    writes them.  All maps of a seed are written to temporary files first and
-    renamed only when every one succeeded; if a batch fails part-way, the
-    files it had already written are removed.
+    writes them.  Every file is written to a temporary name first and all
+    are renamed only when every one succeeded (for a batch, after its last
+    pass: the temporary files need as much free disk as the outputs), so a
+    failure part-way leaves the directory as it was, earlier files included.
     """
     ds = to_volumes(ds)
     names = list(names) if names is not None else map_variables(ds)
@@ -248,19 +309,23 @@ def _write_stack(stacked: np.ndarray, names: list[str], paths: dict[str, str], a
 
 
 def _write_batch(maps: xr.Dataset, names: list[str], plan: list[dict], affine: np.ndarray, per_pass: int) -> list[str]:
-    written: list[str] = []
+    # every file goes to a temporary name first and all are renamed at the end, so a batch
+    # failing part-way leaves the directory as it was (earlier versions included)
+    staged = _StagedFiles()
     try:
         for start in range(0, len(plan), per_pass):
             part = maps.isel(seed=slice(start, start + per_pass))
             values = dask.compute(*[da.asarray(part[n].data) for n in names])
             for j, paths in enumerate(plan[start:start + per_pass]):
-                written += _write_niftis({n: v[j] for n, v in zip(names, values)}, paths, affine)
-    except BaseException:
-        for path in written:
-            if os.path.exists(path):
-                os.remove(path)
-        raise
-    return written
+                for n, v in zip(names, values):
+                    staged.write(paths[n], functools.partial(_save_nifti, volume=v[j], affine=affine), ".part.nii.gz")
+        return staged.commit()
+    except BaseException as err:
+        staged.discard()
+        new = _output_error(err, staged.current)
+        if new is err:
+            raise
+        raise new from err
 
 
 def _map_encoding(ds: xr.Dataset, dtype, extra: dict) -> dict:
@@ -321,12 +386,30 @@ def to_netcdf(
         ds.to_netcdf(tmp, engine="netcdf4", encoding=_map_encoding(ds, dtype, extra))
         os.replace(tmp, path)
     except BaseException as err:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        _remove_quietly(tmp)
         if isinstance(err, OSError) and not isinstance(err, OutputError):
             raise OutputError(f"{path}: writing netCDF failed ({err}); nothing was written.") from err
+        if _is_netcdf_library_error(err):
+            # HDF5 reports a full disk or a file size limit as a bare "HDF error", without errno
+            raise OutputError(
+                f"{path}: writing netCDF failed ({type(err).__name__}: {err}; {_free_space(path)}); nothing was "
+                "written. A full disk or a file size limit gives this error."
+            ) from err
         raise
     return path
+
+
+def _is_netcdf_library_error(err: BaseException) -> bool:
+    """netCDF4 raises ``RuntimeError("NetCDF: ...")`` for library errors that carry no errno."""
+    return type(err) is RuntimeError and str(err).startswith("NetCDF:")
+
+
+def _free_space(path: str) -> str:
+    try:
+        st = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    except (OSError, AttributeError):  # pragma: no cover - no statvfs (Windows)
+        return "free space unknown"
+    return f"{st.f_bavail * st.f_frsize:,} bytes free on its file system"
 
 
 def to_zarr(
@@ -359,10 +442,10 @@ def to_zarr(
     -----
     Cost: computed and written chunk by chunk (one seed per chunk for a
     batch), in parallel on the current Dask scheduler.  The store is built
-    under a temporary name beside ``path`` and renamed into place.
+    under a temporary name beside ``path`` and renamed into place; if a chunk
+    fails, the temporary store is removed even while other chunk tasks are
+    still running (they cannot re-create it).
     """
-    import shutil
-
     try:
         from numcodecs import Blosc
     except ImportError as err:  # pragma: no cover - zarr (and numcodecs) are dependencies
@@ -380,24 +463,156 @@ def to_zarr(
     _check_target_dir(path)
     if os.path.exists(path) and not overwrite:
         raise OutputError(f"{path} already exists; pass overwrite=True to replace it, or choose another path.")
-    tmp = atomic_path(path, suffix=".part.zarr")
-    os.remove(tmp)  # zarr creates the directory
+    tmp = _atomic_dir(path, suffix=".part.zarr")
     backup = None
     try:
         extra = {"compressors": (codecs[compressor],) if codecs[compressor] else None}
-        ds.to_zarr(tmp, mode="w-", encoding=_map_encoding(ds, dtype, extra), consolidated=True, zarr_format=2)
+        store = _fenced_store_class()(tmp)
+        ds.to_zarr(store, mode="w-", encoding=_map_encoding(ds, dtype, extra), consolidated=True, zarr_format=2)
+        # temporary chunk files of writers that died (a killed worker whose task ran again elsewhere)
+        _sweep_partials(tmp)
         if os.path.exists(path):
-            backup = atomic_path(path, suffix=".old")
-            os.remove(backup)
+            backup = _atomic_dir(path, suffix=".old")
+            os.rmdir(backup)
             os.replace(path, backup)
         os.replace(tmp, path)
     except BaseException as err:
         if backup is not None and os.path.exists(backup) and not os.path.exists(path):
             os.replace(backup, path)
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_tree(tmp)
         if isinstance(err, OSError) and not isinstance(err, OutputError):
             raise OutputError(f"{path}: writing Zarr failed ({err}); nothing was written.") from err
         raise
     if backup is not None:
-        shutil.rmtree(backup, ignore_errors=True)
+        _remove_tree(backup)
     return path
+
+
+def _atomic_dir(path: str, suffix: str) -> str:
+    """A fresh, empty directory beside ``path`` (same file system, so it can be renamed onto it)."""
+    folder = _check_target_dir(path)
+    prefix = os.path.join(folder, "." + os.path.basename(path) + ".")
+    for _ in range(100):
+        tmp = f"{prefix}{uuid.uuid4().hex[:12]}{suffix}"
+        try:
+            os.mkdir(tmp)
+        except FileExistsError:
+            continue
+        return tmp
+    raise OutputError(f"{folder}: could not create a temporary directory beside {os.path.basename(path)}.")
+
+
+_PARTIAL = ".xcoact-partial"
+
+
+def _remove_tree(root: str) -> None:
+    """Remove a temporary store for good, although writers may still be running.
+
+    When a chunk write fails, Dask raises at once while other chunk tasks are
+    still running (in threads here, or on workers).  They write through
+    :class:`_FencedLocalStore`, which never creates the store's root: once the
+    root is renamed away they fail instead of re-creating it.  The renamed
+    tree may still get a file from a write already under way, so removal is
+    retried until the tree is gone.
+    """
+    if not os.path.lexists(root):
+        return
+    trash = f"{root}.trash"
+    try:
+        os.replace(root, trash)
+    except OSError:
+        trash = root
+    for _ in range(200):
+        shutil.rmtree(trash, ignore_errors=True)
+        if not os.path.lexists(trash):
+            return
+        time.sleep(0.01)
+
+
+def _sweep_partials(root: str) -> None:
+    for folder, _, files in os.walk(root):
+        for name in files:
+            if name.endswith(_PARTIAL):
+                _remove_quietly(os.path.join(folder, name))
+
+
+def _fenced_put(root: str, key: str, value, exclusive: bool = False) -> int:
+    """Write one store key below ``root`` without ever creating ``root`` itself (see :func:`_remove_tree`)."""
+    parts = key.split("/")
+    folder = root
+    for part in parts[:-1]:
+        folder = os.path.join(folder, part)
+        try:
+            os.mkdir(folder)  # FileNotFoundError once the root is gone
+        except FileExistsError:
+            pass
+    path = os.path.join(folder, parts[-1])
+    tmp = f"{path}.{uuid.uuid4().hex[:8]}{_PARTIAL}"
+    data = value.as_buffer_like() if hasattr(value, "as_buffer_like") else value.to_bytes()
+    try:
+        with open(tmp, "xb") as fh:
+            n = fh.write(data)
+        if exclusive:
+            os.link(tmp, path)  # FileExistsError if the key exists
+            os.remove(tmp)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    return n
+
+
+@functools.lru_cache(maxsize=None)
+def _fenced_store_class():
+    """zarr's LocalStore, writing through :func:`_fenced_put` (built on first use: zarr is imported lazily)."""
+    import asyncio
+
+    from zarr.abc.store import Store
+    from zarr.storage import LocalStore
+
+    class _FencedLocalStore(LocalStore):
+        """A LocalStore over an existing root that it never creates (so an abandoned write cannot revive it)."""
+
+        async def _open(self, *, mode=None) -> None:
+            if not self.root.is_dir():
+                raise FileNotFoundError(f"{self.root}: the temporary Zarr store is gone (the write was abandoned)")
+            await Store._open(self)
+
+        def _ensure_open_sync(self) -> None:
+            if not self._is_open:
+                if not self.root.is_dir():
+                    raise FileNotFoundError(f"{self.root}: the temporary Zarr store is gone (the write was abandoned)")
+                self._is_open = True
+
+        async def set(self, key: str, value) -> None:
+            await self._ensure_open()
+            self._check_writable()
+            await asyncio.to_thread(_fenced_put, os.fspath(self.root), key, value)
+
+        async def _set(self, key: str, value, exclusive: bool = False) -> None:
+            await self._ensure_open()
+            self._check_writable()
+            await asyncio.to_thread(_fenced_put, os.fspath(self.root), key, value, exclusive)
+
+        async def set_if_not_exists(self, key: str, value) -> None:
+            try:
+                await self._set(key, value, exclusive=True)
+            except FileExistsError:
+                pass
+
+        def set_sync(self, key: str, value) -> None:
+            self._ensure_open_sync()
+            self._check_writable()
+            _fenced_put(os.fspath(self.root), key, value)
+
+    _FencedLocalStore.__module__ = __name__
+    _FencedLocalStore.__qualname__ = "_FencedLocalStore"
+    return _FencedLocalStore
+
+
+def __getattr__(name: str):
+    # pickle finds the store class by name on dask.distributed workers
+    if name == "_FencedLocalStore":
+        return _fenced_store_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

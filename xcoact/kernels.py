@@ -257,9 +257,13 @@ class ActivationSource:
         Kernel radius in mm.
     study_chunk : int
         Studies per chunk.
+    peak_transform : callable, optional
+        ``f(xyz, space) -> xyz``: moves each peak's table mm (and ``space``
+        label) to the mm a preset uses before the peaks go on voxels
+        (:attr:`xcoact.presets.Preset.peak_transform`); ``xyz`` then holds the result.
     """
 
-    def __init__(self, table, grid: Grid, r: float, study_chunk: int):
+    def __init__(self, table, grid: Grid, r: float, study_chunk: int, peak_transform=None):
         self.r = check_radius(r)
         self.grid = grid
         self.database = table.attrs.get("database", "<table>")
@@ -268,8 +272,12 @@ class ActivationSource:
         order = np.argsort(codes, kind="stable")
         self.studies = studies
         self.codes = codes[order]
-        xyz = np.column_stack([table[c].values for c in ("x", "y", "z")])[order]
-        self.ijk = grid.xyz_to_ijk(xyz)
+        # MNI mm per peak, sorted by study (the distance and nearest selection rules need mm, not voxels)
+        self.xyz = np.column_stack([table[c].values for c in ("x", "y", "z")])[order].astype(np.float64)
+        if peak_transform is not None:
+            space = table["space"].values[order] if "space" in table else np.full(len(order), "MNI")
+            self.xyz = np.asarray(peak_transform(self.xyz, space), dtype=np.float64)
+        self.ijk = grid.xyz_to_ijk(self.xyz)
         self.peak_ptr = np.searchsorted(self.codes, np.arange(len(studies) + 1))
         self.study_chunk = int(study_chunk)
         bounds = list(range(0, len(studies), self.study_chunk)) + [len(studies)]

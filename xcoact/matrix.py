@@ -121,7 +121,7 @@ def matrix(
           depend on the order); the diagonal is the z of a study set against
           itself (chi-square = N).  For a 2 x 2 table chi-square = N phi^2,
           so ``z = sqrt(N) * phi`` wherever phi is defined (up to rounding
-          and the 1e-240 p floor, which caps |z| near 33.1); in the row of a
+          and the 1e-240 p floor, which caps ``|z|`` near 33.1); in the row of a
           usable ROI, the column of an ROI active in no study or in every
           study is 0;
         * ``n_active (roi)``: studies active in each ROI;

@@ -36,6 +36,11 @@ def grid_of(cube: xr.DataArray) -> Grid:
     return Grid(shape, affine, mask)
 
 
+def _one_line(err: BaseException) -> str:
+    """A library's error text on one line (nibabel's span several), for our message."""
+    return " ".join(str(err).split())
+
+
 def _load_image(path):
     import nibabel as nib
 
@@ -46,7 +51,11 @@ def _load_image(path):
         img = nib.load(path)
         img.get_fdata  # noqa: B018  (proxies load lazily; touch the header now)
     except Exception as err:  # nibabel raises many kinds for bad files
-        raise RoiError(f"{path}: could not be read as a NIfTI image ({type(err).__name__}: {err}).") from err
+        raise RoiError(
+            f"{path}: could not be read as a NIfTI image ({type(err).__name__}: {_one_line(err)}). Expected a NIfTI-1 or "
+            "NIfTI-2 file (.nii or .nii.gz); if this is one, it is truncated or corrupt: save or download it "
+            "again ('gzip -t' checks a .nii.gz)."
+        ) from err
     return img, path
 
 
@@ -68,13 +77,22 @@ def image_to_dataarray(img, name: str = "image") -> xr.DataArray:
     try:
         data = np.asarray(img.dataobj)
     except Exception as err:
-        raise RoiError(f"{name}: the image data could not be read ({type(err).__name__}: {err}); the file may be truncated.") from err
+        raise RoiError(
+            f"{name}: the image data could not be read ({type(err).__name__}: {_one_line(err)}); the file may be truncated. "
+            "Save or download it again ('gzip -t' checks a .nii.gz)."
+        ) from err
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
     if data.ndim != 3:
-        raise RoiError(f"{name}: image has shape {data.shape}; expected a 3-D ROI (one volume). Select one volume first.")
+        raise RoiError(
+            f"{name}: image has shape {data.shape}; expected a 3-D ROI (one volume). Select one volume first "
+            "(e.g. img.slicer[..., 0] in nibabel)."
+        )
     if np.iscomplexobj(data):
-        raise RoiError(f"{name}: image is complex-valued; expected real values (voxels > 0 form the ROI).")
+        raise RoiError(
+            f"{name}: image is complex-valued ({data.dtype}); expected real values (voxels > 0 form the ROI). "
+            "Take its magnitude or real part first."
+        )
     try:
         x, y, z = axis_labels(img.affine, data.shape)
     except RoiError as err:
@@ -197,11 +215,31 @@ def _image_values(seed) -> tuple[xr.DataArray, str]:
             "a DataArray with x/y/z dims, or coordinates [[x, y, z], ...] with r."
         )
     if np.iscomplexobj(values.values):
-        raise RoiError(f"{name}: values are complex; expected real values (voxels > 0 form the ROI).")
+        raise RoiError(
+            f"{name}: values are complex ({values.dtype}); expected real values (voxels > 0 form the ROI). "
+            "Take their magnitude or real part first."
+        )
     return values, name
 
 
-def roi_mask(seed: Seed, grid: Grid, r: float | None = None) -> xr.DataArray:
+def _why_empty(values: xr.DataArray | None) -> str:
+    """What an ROI with no in-mask voxel holds, for the error message."""
+    if values is None:
+        return "the sphere(s) fall outside the brain mask"
+    data = np.asarray(values.values)
+    if data.dtype == bool:
+        n_pos = int(data.sum())
+        return "every value is False" if not n_pos else f"{n_pos} True voxel(s), none inside the brain mask"
+    finite = data[np.isfinite(data)]
+    if not finite.size:
+        return f"every one of its {data.size} values is NaN or infinite"
+    n_pos = int((finite > 0).sum())
+    if not n_pos:
+        return f"no value > 0 (values from {finite.min():g} to {finite.max():g})"
+    return f"{n_pos} voxel(s) > 0, none inside the brain mask of the cube's grid"
+
+
+def roi_mask(seed: Seed, grid: Grid, r: float | None = None, *, restrict: bool = True) -> xr.DataArray:
     """A seed as a boolean mask on the grid's x/y/z labels.
 
     Parameters
@@ -213,6 +251,10 @@ def roi_mask(seed: Seed, grid: Grid, r: float | None = None) -> xr.DataArray:
         The cube's grid; the ROI is restricted to its brain mask.
     r : float, optional
         Sphere radius (mm) for coordinate seeds; required for them.
+    restrict : bool, default True
+        Keep only the voxels inside the brain mask (SPEC section 4).  False
+        keeps every ROI voxel in the box (NiMARE selects studies by the whole
+        ROI image); the ROI must still touch the brain mask.
 
     Returns
     -------
@@ -227,6 +269,7 @@ def roi_mask(seed: Seed, grid: Grid, r: float | None = None) -> xr.DataArray:
     ParameterError
         Bad coordinates or radius.
     """
+    values = None
     if is_coords(seed):
         if r is None:
             raise ParameterError("coordinate seeds need a radius: pass r=<mm>, e.g. r=10.")
@@ -236,12 +279,17 @@ def roi_mask(seed: Seed, grid: Grid, r: float | None = None) -> xr.DataArray:
         values, name = _image_values(seed)
         positive = values > 0 if values.dtype != bool else values
         mask = _align(positive.fillna(False).astype(bool), grid, name)
-    mask &= grid.mask
+    in_mask = mask & grid.mask
+    if not in_mask.any():
+        mask = in_mask  # the error below
+    elif restrict:
+        mask = in_mask
     n_roi = int(mask.sum())
     if n_roi == 0:
         raise RoiError(
             f"{name}: the ROI has no voxel inside the brain mask (voxels > 0 that fall in the "
-            f"{grid.n_mask}-voxel mask); check its values, its space (MNI) and its affine."
+            f"{grid.n_mask}-voxel mask); check its values, its space (MNI) and its affine. "
+            f"Found: {_why_empty(values)}."
         )
     return xr.DataArray(
         mask, dims=("x", "y", "z"), coords=grid.coords(), name="roi", attrs={"n_roi": n_roi, "seed": name}
@@ -254,6 +302,7 @@ class SeedROI(NamedTuple):
     name: str
     voxels: np.ndarray  # flat (C-order) grid indices, ascending, inside the brain mask
     description: str
+    xyz: np.ndarray | None = None  # (n, 3) MNI mm of a coordinate seed (the distance rules need them)
 
 
 def _fmt_xyz(xyz) -> str:
@@ -379,7 +428,7 @@ def seed_set(seed, grid: Grid, r: float = 6.0, *, by_label: bool = False, labels
             raise ParameterError("separate=True applies to coordinates [[x, y, z], ...]; pass a list of seeds for other kinds.")
         for xyz in np.atleast_2d(np.asarray(seed, dtype=float)):
             mask = _coords_seed([xyz], r, grid) & grid.mask
-            out.append(SeedROI(_fmt_xyz(xyz), np.flatnonzero(mask), describe_seed([xyz.tolist()], r)))
+            out.append(SeedROI(_fmt_xyz(xyz), np.flatnonzero(mask), describe_seed([xyz.tolist()], r), xyz[None]))
     else:
         items = list(seed.items()) if isinstance(seed, dict) else [(None, s) for s in (seed if is_batch(seed) else [seed])]
         if not items:
@@ -392,6 +441,8 @@ def seed_set(seed, grid: Grid, r: float = 6.0, *, by_label: bool = False, labels
                 positive = values > 0 if values.dtype != bool else values
                 mask = _align(positive.fillna(False).astype(bool), grid, name)
             mask &= grid.mask
-            out.append(SeedROI(str(key) if key is not None else _default_name(one, i), np.flatnonzero(mask), describe_seed(one, r)))
+            xyz = np.atleast_2d(np.asarray(one, dtype=float)) if is_coords(one) else None
+            out.append(SeedROI(str(key) if key is not None else _default_name(one, i), np.flatnonzero(mask),
+                               describe_seed(one, r), xyz))
     names = _unique_names([s.name for s in out])
     return [s._replace(name=n) for s, n in zip(out, names)]

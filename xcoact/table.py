@@ -28,9 +28,19 @@ import pandas as pd
 import xarray as xr
 
 from .errors import DatabaseError
-from .warnings import SpaceWarning
+from .warnings import MixedSpaceWarning, OutsideBrainWarning, SpaceWarning, caller_stacklevel
 
-__all__ = ["TAL_TO_MNI", "MNI_LABELS", "TAL_LABELS", "make_table", "tal_to_mni", "study_index"]
+__all__ = [
+    "TAL_TO_MNI",
+    "MNI_LABELS",
+    "TAL_LABELS",
+    "MNI_BOX",
+    "FAR_MARGIN_MM",
+    "MAX_ABS_MM",
+    "make_table",
+    "tal_to_mni",
+    "study_index",
+]
 
 #: Lancaster et al. (2007), "Bias between MNI and Talairach coordinates analyzed
 #: using the ICBM-152 brain template", Hum Brain Mapp 28:1194-1205: the
@@ -48,6 +58,19 @@ TAL_TO_MNI = np.linalg.inv(ICBM_SPM2TAL)
 
 MNI_LABELS = frozenset({"MNI", "MNI152", "ICBM", "ICBM152"})
 TAL_LABELS = frozenset({"TAL", "T88", "TALAIRACH"})
+
+#: The MNI152 2 mm grid's box, (min, max) mm of voxel centres along x, y, z
+#: (SPEC section 2).  It holds the whole head with a margin, so no brain
+#: reaches past it.
+MNI_BOX = ((-90.0, 90.0), (-126.0, 90.0), (-72.0, 108.0))
+#: A peak more than this many mm outside :data:`MNI_BOX` lies far outside any
+#: brain (a mistyped row, e.g. x = 900): it is kept, with a warning naming it.
+FAR_MARGIN_MM = 20.0
+#: Coordinates beyond this many mm (1 km) are no typo of a brain coordinate but
+#: corrupt data (e.g. 1e308, which overflows when moved from Talairach): an error.
+MAX_ABS_MM = 1e6
+#: How many studies or peaks a warning names before it only counts the rest.
+_SHOWN = 5
 
 
 def tal_to_mni(xyz) -> np.ndarray:
@@ -103,7 +126,15 @@ def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None) -> x
     Talairach rows (``TAL``, ``T88``, ``Talairach``; any case) are moved to
     MNI; MNI rows are kept; rows in any other space are kept untouched, as
     Neurosynth does, with a :class:`~xcoact.warnings.SpaceWarning` naming each
-    label and its row count.
+    label, its row count and its first line.
+
+    Two more problems warn rather than fail, because one bad row must not stop
+    a 500,000-peak database (SPEC section 3): a study whose rows carry
+    different space labels (:class:`~xcoact.warnings.MixedSpaceWarning`; each
+    row is still moved by its own label), and peaks more than
+    :data:`FAR_MARGIN_MM` mm outside the MNI152 box, far outside any brain
+    (:class:`~xcoact.warnings.OutsideBrainWarning`, naming the lines of the
+    farthest ones; they are kept, as Neurosynth keeps them).
 
     Parameters
     ----------
@@ -125,7 +156,17 @@ def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None) -> x
     Raises
     ------
     DatabaseError
-        A coordinate is NaN or infinite, or the table is empty.
+        A coordinate is NaN, infinite or beyond :data:`MAX_ABS_MM`, or the
+        table is empty.
+
+    Warns
+    -----
+    SpaceWarning
+        Unknown space labels (coordinates used as they are).
+    MixedSpaceWarning
+        A study with rows in more than one space.
+    OutsideBrainWarning
+        Peaks far outside any brain.
     """
     columns = {"ids": ids, "x": x, "y": y, "z": z, "space": space}
     if lines is not None:
@@ -155,12 +196,23 @@ def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None) -> x
             f"{database}: {int(bad.sum())} peak(s) have a NaN or infinite coordinate ({where}); "
             "x, y and z must be finite numbers in mm. Fix or delete those rows."
         )
+    huge = (np.abs(xyz) > MAX_ABS_MM).any(axis=1)
+    if huge.any():
+        rows = np.flatnonzero(huge)
+        where = "; ".join(
+            f"{_where(r, lines)}: ({', '.join(f'{v:g}' for v in xyz[r])})" for r in rows[:10]
+        ) + (f"; and {rows.size - 10} more" if rows.size > 10 else "")
+        raise DatabaseError(
+            f"{database}: {rows.size} peak(s) have a coordinate beyond {MAX_ABS_MM:,.0f} mm in size ({where}); "
+            "that is no brain coordinate in any unit but a corrupt or mis-scaled value (peaks far outside the brain "
+            "but within that limit only warn). Fix or delete those rows."
+        )
     # work once per distinct label (a database has a handful), not once per row
     if isinstance(space, pd.Categorical):
         labels, label_of = np.asarray(space.categories.astype(str)), space.codes
     else:
         labels, label_of = np.unique(np.asarray(space).astype(str), return_inverse=True)
-    labels = np.array([lab.strip() for lab in labels], dtype=object)
+    labels = labels_all = np.array([lab.strip() for lab in labels], dtype=object)
     space = labels[label_of.ravel()]
     upper = np.array([lab.upper() for lab in labels], dtype=object)[label_of.ravel()]
     is_tal = np.isin(upper, list(TAL_LABELS))
@@ -168,15 +220,26 @@ def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None) -> x
         xyz[is_tal] = tal_to_mni(xyz[is_tal])
     unknown = ~(is_tal | np.isin(upper, list(MNI_LABELS)))
     if unknown.any():
-        labels, counts = np.unique(space[unknown].astype(str), return_counts=True)
+        labels, first, counts = np.unique(space[unknown].astype(str), return_index=True, return_counts=True)
         desc = ", ".join(f"{str(lab)!r}: {int(c)} row(s)" for lab, c in zip(labels, counts))
+        rows = np.flatnonzero(unknown)[first]
+        where = ", ".join(f"{str(lab)!r} at {_where(r, lines)}" for lab, r in zip(labels, rows))
         warnings.warn(
             f"{database}: unknown space label(s) {desc}; those coordinates were used as they are "
-            "(as Neurosynth does). Known labels: MNI (kept) and TAL/T88/Talairach (moved to MNI).",
+            "(as Neurosynth does). Known labels: MNI (kept) and TAL/T88/Talairach (moved to MNI). "
+            f"First rows: {where}; relabel them in the file if you know their space.",
             SpaceWarning,
-            stacklevel=4,  # make_table <- reader <- read_database <- the caller
+            stacklevel=caller_stacklevel(),
         )
     ids = _normalise_ids(ids)
+    studies, codes = study_index(ids)
+    # the space each distinct label stands for: MNI, TAL, or the unknown label itself (upper case)
+    label_kind = [
+        "TAL" if u in TAL_LABELS else "MNI" if u in MNI_LABELS else u for u in (lab.upper() for lab in labels_all)
+    ]
+    _, kind_of_label = np.unique(np.asarray(label_kind, dtype=str), return_inverse=True)
+    _warn_mixed_spaces(database, studies, codes, kind_of_label.ravel()[label_of.ravel()], space, lines)
+    _warn_far_peaks(database, xyz, ids, codes, lines)
     table = xr.Dataset(
         {
             "study_id": ("peak", ids),
@@ -190,13 +253,81 @@ def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None) -> x
             "database": str(database),
             "format": fmt,
             "n_peaks": int(n),
-            "n_studies": int(len(study_index(ids)[0])),
+            "n_studies": int(len(studies)),
         },
     )
     table["x"].attrs.update(units="mm", long_name="MNI x")
     table["y"].attrs.update(units="mm", long_name="MNI y")
     table["z"].attrs.update(units="mm", long_name="MNI z")
     return table
+
+
+def _where(row: int, lines: np.ndarray) -> str:
+    """``line N`` when the format has lines, else ``row N`` (0-based position in the table)."""
+    return f"line {int(lines[row])}" if lines[row] else f"row {int(row)}"
+
+
+def _py(value):
+    """A numpy scalar as the Python value (so messages show 12, not np.int64(12))."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _warn_mixed_spaces(database, studies, codes, kind, space, lines) -> None:
+    """Warn about studies whose rows carry labels of different spaces (each row keeps its own transform).
+
+    ``kind`` holds each row's space as a small int code (same code, same space).
+    """
+    n_kinds_total = int(kind.max()) + 1 if kind.size else 0
+    if n_kinds_total < 2:
+        return
+    pairs = np.unique(codes * n_kinds_total + kind)
+    n_kinds = np.bincount(pairs // n_kinds_total, minlength=len(studies))
+    mixed = np.flatnonzero(n_kinds > 1)
+    if not mixed.size:
+        return
+    parts = []
+    for s in mixed[:_SHOWN]:
+        rows = np.flatnonzero(codes == s)
+        labels, first, counts = np.unique(space[rows].astype(str), return_index=True, return_counts=True)
+        order = np.argsort(first)
+        desc = ", ".join(
+            f"{str(labels[i])!r} ({int(counts[i])} row(s), first at {_where(rows[first[i]], lines)})" for i in order
+        )
+        parts.append(f"study {_py(studies[s])!r}: {desc}")
+    more = f"; and {mixed.size - _SHOWN} more" if mixed.size > _SHOWN else ""
+    warnings.warn(
+        f"{database}: {mixed.size} stud(y/ies) report peaks in more than one space - {'; '.join(parts)}{more}. "
+        "Each row was moved by its own label (TAL/T88/Talairach to MNI, MNI kept, others as they are), as "
+        "Neurosynth does; check those studies' labels, since one study's peaks normally share a space.",
+        MixedSpaceWarning,
+        stacklevel=caller_stacklevel(),
+    )
+
+
+def _warn_far_peaks(database, xyz, ids, codes, lines) -> None:
+    """Warn about peaks far outside any brain, naming the farthest by line (they are kept)."""
+    lo = np.array([b[0] for b in MNI_BOX])
+    hi = np.array([b[1] for b in MNI_BOX])
+    # mm beyond the box along the worst axis (0 inside it)
+    beyond = np.maximum(lo - xyz, xyz - hi).clip(min=0).max(axis=1)
+    far = np.flatnonzero(beyond > FAR_MARGIN_MM)
+    if not far.size:
+        return
+    worst = far[np.argsort(-beyond[far], kind="stable")[:_SHOWN]]
+    shown = "; ".join(
+        f"{_where(r, lines)} (study {_py(ids[r])!r}, MNI x={xyz[r, 0]:g}, y={xyz[r, 1]:g}, z={xyz[r, 2]:g})"
+        for r in worst
+    )
+    more = f"; and {far.size - _SHOWN} more" if far.size > _SHOWN else ""
+    box = ", ".join(f"{a} in [{b[0]:g}, {b[1]:g}]" for a, b in zip("xyz", MNI_BOX))
+    warnings.warn(
+        f"{database}: {far.size} peak(s) in {len(np.unique(codes[far]))} stud(y/ies) lie far outside any brain "
+        f"(more than {FAR_MARGIN_MM:g} mm outside the MNI152 box {box} mm), farthest first: {shown}{more}. "
+        "They were kept (as in Neurosynth they add only what of their sphere falls inside the grid, usually "
+        "nothing); check those rows for a mistyped coordinate or a wrong space label.",
+        OutsideBrainWarning,
+        stacklevel=caller_stacklevel(),
+    )
 
 
 def study_index(ids) -> tuple[np.ndarray, np.ndarray]:

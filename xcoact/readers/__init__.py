@@ -12,19 +12,21 @@ from typing import Literal
 
 from ..errors import ParameterError
 from ._text import GZIP_ERRORS, check_file
+from .neuroquery import read_neuroquery, write_neuroquery
 from .neurosynth import read_neurosynth, read_neurosynth_v7, write_neurosynth, write_neurosynth_v7
 from .nimare import read_nimare_json, write_nimare_json
 from .sleuth import read_sleuth, write_sleuth
 
 __all__ = ["read_database", "sniff_format", "write_database", "FORMATS", "WRITERS"]
 
-Format = Literal["neurosynth", "neurosynth-v7", "sleuth", "nimare-json"]
+Format = Literal["neurosynth", "neurosynth-v7", "sleuth", "nimare-json", "neuroquery"]
 
 FORMATS = {
     "neurosynth": read_neurosynth,
     "neurosynth-v7": read_neurosynth_v7,
     "sleuth": read_sleuth,
     "nimare-json": read_nimare_json,
+    "neuroquery": read_neuroquery,
 }
 
 WRITERS = {
@@ -32,6 +34,7 @@ WRITERS = {
     "neurosynth-v7": write_neurosynth_v7,
     "sleuth": write_sleuth,
     "nimare-json": write_nimare_json,
+    "neuroquery": write_neuroquery,
 }
 
 
@@ -52,7 +55,8 @@ def sniff_format(path) -> Format:
 
     JSON (an object, or a stray array whose reader then names the schema
     error) is a NiMARE dataset; a first line starting with ``//`` is
-    Sleuth; a tab-separated header with ``table_id`` or ``peak_id`` is the v7
+    Sleuth; a tab-separated header with ``table_name`` and no ``peak_id`` is
+    NeuroQuery; one with ``table_id`` or ``peak_id`` is the v7
     split release; anything else is read as a Neurosynth ``database.txt``
     (whose reader then names what is missing).
     """
@@ -64,6 +68,8 @@ def sniff_format(path) -> Format:
         return "sleuth"
     first = head.split(b"\n", 1)[0].lower()
     cols = [c.strip() for c in first.split(b"\t")]
+    if b"table_name" in cols and b"peak_id" not in cols:
+        return "neuroquery"
     if b"table_id" in cols or b"peak_id" in cols:
         return "neurosynth-v7"
     return "neurosynth"
@@ -77,9 +83,10 @@ def read_database(path: str | os.PathLike, format: Format | None = None):
     path : str or path-like
         A Neurosynth ``database.txt``, a Neurosynth v7 coordinates file
         (``*_coordinates.tsv.gz``, with its ``*_metadata.tsv.gz`` beside it for
-        the space), a Sleuth text file or a NiMARE dataset JSON.  Gzip is
+        the space), a NeuroQuery coordinates file (all MNI), a Sleuth text
+        file or a NiMARE dataset JSON.  Gzip is
         handled transparently.
-    format : {"neurosynth", "neurosynth-v7", "sleuth", "nimare-json"}, optional
+    format : {"neurosynth", "neurosynth-v7", "sleuth", "nimare-json", "neuroquery"}, optional
         Skip sniffing and use this reader.
 
     Returns
@@ -127,12 +134,14 @@ def write_database(table, path: str | os.PathLike, format: Format = "neurosynth"
         The file to write; gzip-compressed when it ends in ``.gz``.  For
         ``"neurosynth-v7"`` it must end in ``_coordinates.tsv[.gz]`` and the
         metadata is written beside it.
-    format : {"neurosynth", "neurosynth-v7", "sleuth", "nimare-json"}, default "neurosynth"
+    format : {"neurosynth", "neurosynth-v7", "sleuth", "nimare-json", "neuroquery"}, default "neurosynth"
         ``neurosynth``: TSV ``id x y z space``.  ``neurosynth-v7``: coordinates
         TSV ``id table_id table_num peak_id x y z`` plus a metadata TSV
         ``id doi space title authors year journal``.  ``sleuth``: Sleuth text,
         for tables that are all MNI or all Talairach.  ``nimare-json``: NiMARE
-        dataset JSON, one contrast ``"1"`` per study.
+        dataset JSON, one contrast ``"1"`` per study.  ``neuroquery``: TSV
+        ``id table_id table_name x y z`` in MNI, for tables whose rows are MNI
+        or Talairach (read back as ``MNI``).
     overwrite : bool, default False
         Replace existing files; otherwise an existing file is an error.
 

@@ -22,6 +22,15 @@ GZIP_ERRORS = (OSError, EOFError, zlib.error)
 
 _BINARY_CHARS = set(range(0, 9)) | {11, 12} | set(range(14, 32))
 
+#: The line breaks pandas' parser knows; str.splitlines() also splits on \v, \f,
+#: \x1c-\x1e, \x85 and U+2028/9, which would shift line numbers away from the file's.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str, maxsplit: int = 0) -> list[str]:
+    """Split text at ``\\r\\n``, ``\\r`` or ``\\n`` only, so line numbers match an editor's (and pandas')."""
+    return _LINE_BREAK.split(text, maxsplit=maxsplit)
+
 
 def check_file(path) -> str:
     """Return the path as str, or raise a clear error if it cannot be read."""
@@ -65,7 +74,7 @@ def read_text(path: str) -> str:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
+        line = len(re.findall(rb"\r\n|\r|\n", raw[: err.start])) + 1
         raise DatabaseError(
             f"{path}, line {line}: not valid UTF-8 text (byte 0x{raw[err.start]:02x}). "
             "Re-save the file as UTF-8."
@@ -86,8 +95,7 @@ def parse_tsv(path: str, text: str, required: tuple[str, ...], fmt: str, numeric
     cell is not a finite number, the careful string pass below runs instead,
     so :func:`parse_numbers` can name every bad line.
     """
-    lines = text.splitlines()
-    header = lines[0].split("\t")
+    header = split_lines(text, maxsplit=1)[0].split("\t")
     names = [h.strip().lower() for h in header]
     seen: dict[str, int] = {}
     for pos, name in enumerate(names):

@@ -10,9 +10,10 @@ import pandas as pd
 
 from ..errors import DatabaseError, OutputError, ParameterError
 from ..table import make_table
-from ..warnings import SpaceWarning
+from ..warnings import EmptyStudyWarning, MixedSpaceWarning, SpaceWarning, caller_stacklevel
 from ._text import (
     check_cells,
+    check_file,
     check_table,
     check_text_ids,
     format_floats,
@@ -38,6 +39,7 @@ def read_neurosynth(path: str):
     Matches the table Neurosynth 0.3.8's ``Dataset`` builds from the same file.
     """
     cols, lines = parse_tsv(path, read_text(path), CLASSIC_COLUMNS, "Neurosynth database.txt", numeric=("x", "y", "z"))
+    cols, lines = _drop_rows_without_peaks(path, cols, lines)
     x, y, z = parse_numbers(path, cols, ("x", "y", "z"), lines)
     return make_table(cols["id"], x, y, z, cols["space"], database=path, fmt="neurosynth", lines=lines)
 
@@ -63,6 +65,7 @@ def read_neurosynth_v7(path: str, metadata: str | None = None):
     Without a metadata file every peak is taken as MNI, with a warning.
     """
     cols, lines = parse_tsv(path, read_text(path), V7_COLUMNS, "Neurosynth v7 coordinates", numeric=("x", "y", "z"))
+    cols, lines = _drop_rows_without_peaks(path, cols, lines)
     x, y, z = parse_numbers(path, cols, ("x", "y", "z"), lines)
     metadata = metadata or metadata_path(path)
     if metadata is None:
@@ -70,12 +73,13 @@ def read_neurosynth_v7(path: str, metadata: str | None = None):
             f"{path}: no metadata file beside it (expected '*_metadata.tsv.gz' with an 'id' and a "
             "'space' column); every peak is taken as MNI.",
             SpaceWarning,
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
         space = np.full(len(x), "MNI", dtype=object)
     else:
+        metadata = check_file(metadata)
         meta, meta_lines = parse_tsv(metadata, read_text(metadata), ("id", "space"), "Neurosynth v7 metadata")
-        lookup = dict(zip(meta["id"], meta["space"]))
+        lookup = _space_lookup(metadata, meta, meta_lines)
         ids = pd.Categorical(cols["id"])  # one lookup per study, not per peak
         missing = sorted(i for i in ids.categories if i not in lookup)
         if missing:
@@ -85,6 +89,74 @@ def read_neurosynth_v7(path: str, metadata: str | None = None):
             )
         space = np.asarray([lookup[i] for i in ids.categories], dtype=object)[ids.codes]
     return make_table(cols["id"], x, y, z, space, database=path, fmt="neurosynth-v7", lines=lines)
+
+
+def _drop_rows_without_peaks(path: str, cols: dict, lines: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Leave out rows that name a study but give no x, y and z at all (a study listed without peaks).
+
+    Such rows warn (:class:`~xcoact.warnings.EmptyStudyWarning`), as NiMARE
+    contrasts without coordinates do; a row with only some coordinates is
+    left for :func:`parse_numbers` to report as an error.  A row with
+    coordinates but no study id is an error.
+    """
+    if all(isinstance(cols[c], np.ndarray) and cols[c].dtype == np.float64 for c in "xyz"):
+        return cols, lines  # the fast pass parsed every coordinate: none is blank
+    blank = np.logical_and.reduce([np.asarray(cols[c], dtype=object) == "" for c in "xyz"])
+    ids = np.asarray(cols["id"], dtype=object)
+    no_id = np.flatnonzero((ids == "") & ~blank)
+    if no_id.size:
+        shown = ", ".join(str(int(ln)) for ln in lines[no_id[:10]])
+        more = f" and {no_id.size - 10} more" if no_id.size > 10 else ""
+        raise DatabaseError(
+            f"{path}: {no_id.size} row(s) have coordinates but an empty 'id' (line(s) {shown}{more}); every peak "
+            "needs the id of its study. Fill in the ids or delete those rows."
+        )
+    if not blank.any():
+        return cols, lines
+    rows = np.flatnonzero(blank)
+    kept_ids = set(ids[~blank].tolist())
+    lonely = list(dict.fromkeys(i for i in ids[rows].tolist() if i not in kept_ids))
+    shown = "; ".join(f"line {int(lines[r])}: study {ids[r]!r}" for r in rows[:5])
+    more = f"; and {rows.size - 5} more" if rows.size > 5 else ""
+    warnings.warn(
+        f"{path}: {rows.size} row(s) name a study but have no x, y or z ({shown}{more}); they were left out, "
+        f"so {len(lonely)} stud(y/ies) without any other peak are not in the table{f' (e.g. {lonely[:5]})' if lonely else ''}. "
+        "Fill in the coordinates or delete those rows.",
+        EmptyStudyWarning,
+        stacklevel=caller_stacklevel(),
+    )
+    keep = ~blank
+    return {c: np.asarray(v, dtype=object)[keep] for c, v in cols.items()}, lines[keep]
+
+
+def _space_lookup(metadata: str, meta: dict, meta_lines: np.ndarray) -> dict:
+    """Each study id's space from the v7 metadata; the first row wins when an id is listed twice.
+
+    An id listed with different spaces warns
+    (:class:`~xcoact.warnings.MixedSpaceWarning`), naming the lines.
+    """
+    lookup: dict = {}
+    first_line: dict = {}
+    conflicts: dict = {}
+    for sid, space, ln in zip(meta["id"].tolist(), meta["space"].tolist(), meta_lines.tolist()):
+        if sid not in lookup:
+            lookup[sid], first_line[sid] = space, ln
+        elif space != lookup[sid]:
+            conflicts.setdefault(sid, [(first_line[sid], lookup[sid])]).append((ln, space))
+    if conflicts:
+        shown = "; ".join(
+            f"study {sid!r}: " + ", ".join(f"line {ln} {sp!r}" for ln, sp in rows)
+            for sid, rows in list(conflicts.items())[:5]
+        )
+        more = f"; and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
+        warnings.warn(
+            f"{metadata}: {len(conflicts)} study id(s) are listed more than once with different spaces "
+            f"({shown}{more}); the first row's space was used for all of the study's peaks. Keep one "
+            "metadata row per study.",
+            MixedSpaceWarning,
+            stacklevel=caller_stacklevel(),
+        )
+    return lookup
 
 
 _TSV_FORBIDDEN = "\t\n\r"

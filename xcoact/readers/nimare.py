@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import warnings
 
 import numpy as np
 
 from ..errors import DatabaseError
 from ..table import make_table
-from ..warnings import EmptyStudyWarning
+from ..warnings import EmptyStudyWarning, caller_stacklevel
 from ._text import check_table, id_text, read_text, source_xyz, studies_with_one_space, write_files
+
+
+#: The largest int a float64 holds without overflow (JSON ints are unbounded).
+_MAX_INT = int(sys.float_info.max)
 
 
 def _fail(path: str, where: list[str], found: str, expected: str):
@@ -32,6 +37,12 @@ def read_nimare_json(path: str):
     text = read_text(path)
     try:
         data = json.loads(text)
+    except RecursionError as err:
+        raise DatabaseError(
+            f"{path}: JSON nested too deeply to read (more than Python's recursion limit of "
+            f"{sys.getrecursionlimit()} levels); a NiMARE dataset is 5 levels deep, "
+            '{"study": {"contrasts": {"contrast": {"coords": {...}}}}}. Check that this is the right file.'
+        ) from None
     except json.JSONDecodeError as err:
         raise DatabaseError(
             f"{path}, line {err.lineno}, column {err.colno}: not valid JSON ({err.msg}); expected a NiMARE dataset "
@@ -60,10 +71,12 @@ def read_nimare_json(path: str):
                 vals = coords.get(axis)
                 if not isinstance(vals, list):
                     _fail(path, where + ["coords", axis], repr(vals)[:60], "a list of numbers")
-                try:
-                    arr = np.array(vals, dtype=float)
-                except (TypeError, ValueError):
-                    _fail(path, where + ["coords", axis], repr(vals)[:60], "a list of numbers")
+                # JSON numbers only: true/false would count as 1/0 and nested lists would be flattened
+                odd = next((v for v in vals if isinstance(v, bool) or not isinstance(v, (int, float))), None)
+                if odd is not None or any(isinstance(v, int) and abs(v) > _MAX_INT for v in vals):
+                    found = repr(vals)[:60] if odd is not None else f"an integer too large for float64 in {repr(vals)[:60]}"
+                    _fail(path, where + ["coords", axis], found, "a list of numbers")
+                arr = np.array(vals, dtype=float)
                 if not np.isfinite(arr).all():
                     _fail(path, where + ["coords", axis], "a NaN or infinite value", "finite numbers in mm")
                 cols.append(arr)
@@ -81,10 +94,12 @@ def read_nimare_json(path: str):
             zs.append(cols[2])
             spaces += [space] * len(cols[0])
     if empty:
+        more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""
         warnings.warn(
-            f"{path}: {len(empty)} contrast(s) without coordinates were left out: {empty[:5]}",
+            f"{path}: {len(empty)} contrast(s) without coordinates were left out: {empty[:5]}{more} (no \"coords\", "
+            'or empty "x", "y", "z" lists). Add their coordinates, or ignore this if they report none.',
             EmptyStudyWarning,
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
     if not ids:
         raise DatabaseError(f"{path}: no contrast has coordinates; expected at least one 'coords' with x, y, z lists.")

@@ -10,7 +10,10 @@ Layout::
 
 Each experiment is one study; when several name lines open the same block of
 coordinates (GingerALE's way of giving one experiment several labels) they
-form one study whose id joins the names with ``"; "``.
+form one study whose id joins the names with ``"; "``.  An experiment whose
+name is followed by a blank line and then another name (or the end of the
+file) has no coordinates: it is left out with an
+:class:`~xcoact.warnings.EmptyStudyWarning`.  A bare ``//`` line is a comment.
 
 :func:`write_sleuth` writes a table whose peaks are all MNI or all Talairach
 back in this layout.
@@ -20,11 +23,13 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 
 import numpy as np
 
 from ..errors import DatabaseError, ParameterError
 from ..table import MNI_LABELS, TAL_LABELS, make_table
+from ..warnings import EmptyStudyWarning, caller_stacklevel
 from ._text import (
     check_table,
     check_text_ids,
@@ -35,6 +40,7 @@ from ._text import (
     row_chunks,
     source_xyz,
     space_labels,
+    split_lines,
     write_files,
 )
 
@@ -49,14 +55,23 @@ def read_sleuth(path: str):
     space = None
     ids, xs, ys, zs, lines, spaces = [], [], [], [], [], []
     first_unreferenced = None  # first coordinate line above every Reference line
-    names: list[str] = []
+    names: list[tuple[int, str]] = []  # (line, name) of the experiment being read
     in_coords = False
+    closed = False  # a blank line followed names that have no coordinates yet
+    empty: list[tuple[int, str]] = []  # experiments without coordinates: (first name line, id)
     bad: list[str] = []
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+
+    def drop_empty():
+        if names and not in_coords:
+            empty.append((names[0][0], "; ".join(n for _, n in names)))
+
+    for lineno, raw in enumerate(split_lines(text), start=1):
         line = raw.strip()
         if not line:
             if in_coords:
                 names, in_coords = [], False
+            elif names:
+                closed = True
             continue
         if line.startswith("//"):
             m = _REFERENCE.match(line)
@@ -68,12 +83,16 @@ def read_sleuth(path: str):
                         "expected '// Reference = MNI' or '// Reference = Talairach'."
                     )
                 space = _SPACES[label]
-            elif _SUBJECTS.match(line):
+            elif _SUBJECTS.match(line) or not line[2:].strip():
                 pass
             else:
                 if in_coords:  # a new name right after coordinates starts a new experiment
                     names, in_coords = [], False
-                names.append(line[2:].strip())
+                elif closed:  # names, a blank line, a new name: the earlier experiment had no coordinates
+                    drop_empty()
+                    names = []
+                closed = False
+                names.append((lineno, line[2:].strip()))
             continue
         parts = re.split(r"[\s,;]+", line)
         if not names:
@@ -88,15 +107,16 @@ def read_sleuth(path: str):
         if len(vals) != 3 or not np.all(np.isfinite(vals)):
             bad.append(f"line {lineno}: {line!r}")
             continue
-        in_coords = True
+        in_coords, closed = True, False
         if space is None and first_unreferenced is None:
             first_unreferenced = lineno
         spaces.append(space)
-        ids.append("; ".join(names))
+        ids.append("; ".join(n for _, n in names))
         xs.append(vals[0])
         ys.append(vals[1])
         zs.append(vals[2])
         lines.append(lineno)
+    drop_empty()  # names at the end of the file
     if bad:
         raise DatabaseError(
             f"{path}: {len(bad)} coordinate line(s) are not three finite numbers ({'; '.join(bad[:10])}); "
@@ -112,8 +132,20 @@ def read_sleuth(path: str):
             f"{path}, line {first_unreferenced}: coordinates before the first '// Reference = ...' line, so their "
             "space is unknown. Move the Reference line to the top of the file."
         )
+    listed = "; ".join(f"line {ln}: {sid!r}" for ln, sid in empty[:5])
+    listed += f"; and {len(empty) - 5} more" if len(empty) > 5 else ""
     if not ids:
-        raise DatabaseError(f"{path}: a Sleuth header but no coordinates; expected 'x y z' lines after each experiment name.")
+        found = f" Found {len(empty)} experiment name(s) without coordinates ({listed})." if empty else ""
+        raise DatabaseError(
+            f"{path}: a Sleuth header but no coordinates; expected 'x y z' lines after each experiment name.{found}"
+        )
+    if empty:
+        warnings.warn(
+            f"{path}: {len(empty)} experiment(s) without coordinates were left out ({listed}); each experiment "
+            "needs its 'x y z' lines below its name. Add them, or delete those names.",
+            EmptyStudyWarning,
+            stacklevel=caller_stacklevel(),
+        )
     return make_table(ids, xs, ys, zs, spaces, database=path, fmt="sleuth", lines=lines)
 
 

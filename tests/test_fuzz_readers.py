@@ -1,0 +1,485 @@
+"""Fuzzing the readers: generated and mutated files never escape as anything but xcoact's own errors.
+
+For each reader (Neurosynth ``database.txt``, the Neurosynth v7 split
+coordinates + metadata, Sleuth, NiMARE JSON) and for ``read_database``'s
+format sniffing, hypothesis writes files two ways:
+
+* from a grammar of valid-ish content: the format's layout with cells,
+  headers, delimiters, line breaks, blank lines, byte-order marks and gzip
+  drawn from lists that mix good values with bad ones;
+* by byte-level mutation (deletions, insertions of tokens or random bytes,
+  overwrites, duplications, truncation) of the real sample files in
+  ``tests/data``, plain or gzip-compressed.
+
+Every file is read with its reader and again with sniffing.  The properties:
+an exception that escapes is an :class:`xcoact.XcoactError` that is also the
+builtin it mirrors (``ValueError``/``OSError``...) and names the file; every
+warning is an :class:`xcoact.warnings.XcoactWarning`; a successful read meets
+the table contract of :mod:`xcoact.table`.  Files that are valid by
+construction must also read back exactly as generated.
+
+``derandomize=True`` makes every run draw the same examples, and the budgets
+below bound the run: 1,400-1,600 files per reader (about 8,000 reads with
+sniffing), about 40 s on the 2-core CI machine (see docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import data_file
+from hypothesis import HealthCheck, settings
+from hypothesis import given
+from hypothesis import strategies as st
+
+import xcoact
+from xcoact.readers import read_database, sniff_format
+from xcoact.table import tal_to_mni
+from xcoact.warnings import XcoactWarning
+
+
+def fuzz(max_examples: int):
+    """Reproducible, bounded hypothesis settings: the same examples every run, no example database."""
+    return settings(
+        max_examples=max_examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        print_blob=False,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
+                               HealthCheck.function_scoped_fixture],
+    )
+
+
+TABLE_VARIABLES = {"study_id", "x", "y", "z", "space", "line"}
+
+
+# --------------------------------------------------------------------------------------
+# The properties
+# --------------------------------------------------------------------------------------
+
+
+def assert_contract(table, path: str, fmt: str) -> None:
+    """The coordinate-table contract of xcoact.table's docstring."""
+    assert isinstance(table, xr.Dataset)
+    assert tuple(table.dims) == ("peak",)
+    assert set(table.data_vars) == TABLE_VARIABLES
+    for name in TABLE_VARIABLES:
+        assert table[name].dims == ("peak",), name
+    n = table.sizes["peak"]
+    assert n > 0
+    sid = table["study_id"].values
+    assert sid.dtype == np.int64 or sid.dtype.kind == "U", sid.dtype
+    for c in "xyz":
+        assert table[c].dtype == np.float64
+        assert np.isfinite(table[c].values).all()
+    assert table["space"].dtype.kind == "U"
+    lines = table["line"].values
+    assert lines.dtype == np.int64
+    if fmt == "nimare-json":
+        assert (lines == 0).all()
+    else:
+        # 1-based source lines, in file order
+        assert lines.min() >= 1 and (np.diff(lines) > 0).all()
+    assert table.attrs["database"] == path
+    assert table.attrs["format"] == fmt
+    assert table.attrs["n_peaks"] == n
+    assert table.attrs["n_studies"] == len(set(sid.tolist()))
+
+
+def assert_our_error(err: BaseException, paths: list[str]) -> None:
+    """An XcoactError that also subclasses a builtin error, naming one of the files."""
+    assert isinstance(err, xcoact.XcoactError), f"escaped: {type(err).__name__}: {err}"
+    builtins = [b for b in type(err).__mro__ if b.__module__ == "builtins" and b not in (Exception, BaseException, object)]
+    assert builtins, type(err).__mro__
+    assert isinstance(err, (ValueError, OSError)), type(err).__mro__
+    msg = str(err)
+    assert any(p in msg for p in paths), msg
+
+
+def read_checked(path: str, fmt: str | None, expected_fmt: str | None, paths: list[str]):
+    """read_database under the properties; the table, or None if it raised (xcoact's own error)."""
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        try:
+            table = read_database(path, format=fmt)
+        except xcoact.XcoactError as err:
+            assert_our_error(err, paths)
+            table = None
+    for w in record:
+        assert issubclass(w.category, XcoactWarning), f"{w.category.__name__}: {w.message}"
+    if table is not None:
+        assert_contract(table, path, expected_fmt or table.attrs["format"])
+    return table
+
+
+def read_both_ways(path: str, fmt: str, paths: list[str] | None = None):
+    """Read with sniffing and, when sniffing picks another format, with the format's reader too.
+
+    Returns the format reader's table (or None when it raised).
+    """
+    paths = paths or [path]
+    try:
+        sniffed_fmt = sniff_format(path)
+    except xcoact.XcoactError as err:  # e.g. an unreadable file
+        assert_our_error(err, paths)
+        sniffed_fmt = None
+    table = read_checked(path, None, sniffed_fmt, paths)
+    if sniffed_fmt != fmt:
+        table = read_checked(path, fmt, fmt, paths)
+    return table
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """One folder for the whole module: each example overwrites the same few files."""
+    return tmp_path_factory.mktemp("fuzz")
+
+
+def put(folder, name: str, data: bytes, gz: bool = False) -> str:
+    path = os.path.join(folder, name + (".gz" if gz else ""))
+    with open(path, "wb") as fh:
+        fh.write(gzip.compress(data, mtime=0) if gz else data)
+    return path
+
+
+def clear(folder) -> None:
+    for name in os.listdir(folder):
+        os.remove(os.path.join(folder, name))
+
+
+# --------------------------------------------------------------------------------------
+# Byte-level mutation
+# --------------------------------------------------------------------------------------
+
+TOKENS = [b"\t", b"\n", b"\r", b"\r\n", b" ", b",", b";", b"nan", b"NaN", b"inf", b"-inf", b"1e999", b"-", b"",
+          b"\x00", b"\xff", b"\xef\xbb\xbf", b"\xc3", b'"', b"{", b"}", b"[", b"]", b":", b"null", b"true", b"//",
+          b"// Reference = Talairach", b"// Reference = XYZ", b"TAL", b"UNKNOWN", b"900", b"id", b"space", b"x"]
+
+
+@st.composite
+def mutated(draw, source: bytes) -> bytes:
+    """``source`` after 1-6 random edits; sometimes gzip-compressed before or after editing."""
+    data = bytearray(source)
+    compress_first = draw(st.integers(0, 9)) == 0
+    if compress_first:  # edits inside the gzip stream: corrupt or truncated archives
+        data = bytearray(gzip.compress(bytes(data), mtime=0))
+    for _ in range(draw(st.integers(1, 6))):
+        op = draw(st.sampled_from(["delete", "insert", "byte", "copy", "truncate", "swap-lines"]))
+        pos = draw(st.integers(0, len(data)))
+        if op == "delete":
+            del data[pos : pos + draw(st.integers(1, 40))]
+        elif op == "insert":
+            data[pos:pos] = draw(st.sampled_from(TOKENS) if draw(st.integers(0, 3)) else st.binary(min_size=1, max_size=6))
+        elif op == "byte" and data:
+            data[min(pos, len(data) - 1)] = draw(st.integers(0, 255))
+        elif op == "copy" and data:
+            start = draw(st.integers(0, len(data) - 1))
+            data[pos:pos] = data[start : start + draw(st.integers(1, 200))]
+        elif op == "truncate":
+            del data[pos:]
+        elif op == "swap-lines":
+            lines = bytes(data).split(b"\n")
+            i, j = draw(st.integers(0, len(lines) - 1)), draw(st.integers(0, len(lines) - 1))
+            lines[i], lines[j] = lines[j], lines[i]
+            data = bytearray(b"\n".join(lines))
+    if not compress_first and draw(st.integers(0, 4)) == 0:
+        return gzip.compress(bytes(data), mtime=0)
+    return bytes(data)
+
+
+def _head_lines(data: bytes, n: int) -> bytes:
+    return b"".join(data.splitlines(keepends=True)[:n])
+
+
+def _gunzip(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+
+
+# Real samples, cut to a few dozen rows so each read stays in the millisecond range.
+NEUROSYNTH_SAMPLE = _head_lines(_gunzip(xcoact.datasets.sample_database_path()), 40)
+V7_SAMPLE = _head_lines(_gunzip(data_file("data-neurosynth_version-7_coordinates.tsv.gz")), 40)
+V7_META_SAMPLE = _gunzip(data_file("data-neurosynth_version-7_metadata.tsv.gz"))
+SLEUTH_SAMPLE = _gunzip(data_file("sleuth_example.txt"))
+with open(data_file("nimare_pain_dataset.json"), encoding="utf-8") as _fh:
+    _pain = json.load(_fh)
+NIMARE_SAMPLE = json.dumps({k: _pain[k] for k in list(_pain)[:2]}, indent=1).encode()
+
+
+@fuzz(800)
+@given(data=mutated(NEUROSYNTH_SAMPLE))
+def test_mutated_neurosynth(workdir, data):
+    clear(workdir)
+    read_both_ways(put(workdir, "database.txt", data), "neurosynth")
+
+
+@fuzz(800)
+@given(coords=mutated(V7_SAMPLE), meta=st.one_of(st.none(), st.just(V7_META_SAMPLE), mutated(V7_META_SAMPLE)))
+def test_mutated_neurosynth_v7(workdir, coords, meta):
+    clear(workdir)
+    path = put(workdir, "db_coordinates.tsv", coords)
+    paths = [path]
+    if meta is not None:
+        paths.append(put(workdir, "db_metadata.tsv", meta))
+    read_both_ways(path, "neurosynth-v7", paths)
+
+
+@fuzz(800)
+@given(data=mutated(SLEUTH_SAMPLE))
+def test_mutated_sleuth(workdir, data):
+    clear(workdir)
+    read_both_ways(put(workdir, "sleuth.txt", data), "sleuth")
+
+
+@fuzz(800)
+@given(data=mutated(NIMARE_SAMPLE))
+def test_mutated_nimare_json(workdir, data):
+    clear(workdir)
+    read_both_ways(put(workdir, "dataset.json", data), "nimare-json")
+
+
+# --------------------------------------------------------------------------------------
+# Grammars of valid-ish content
+# --------------------------------------------------------------------------------------
+#
+# Each file draws a noise level: 0 gives a well-formed file, 1 a file whose
+# cells are each bad with a small chance (one bad row among good ones, the
+# common case in real databases), 2 a file of mostly bad cells.  Structure
+# (headers, delimiters, blank lines, line breaks) is varied the same way.
+
+GOOD_NUMBERS = st.one_of(
+    st.integers(-100, 100).map(str),
+    st.floats(-100, 100, allow_nan=False).map(repr),
+    st.floats(-100, 100, allow_nan=False).map(lambda v: f"{v:.2f}"),
+)
+BAD_NUMBERS = st.sampled_from(["", " ", "nan", "NaN", "-inf", "Infinity", "1e999", "abc", "1,5", "0x10", "1_0", "--1",
+                               "\u2212" + "5", "\u0661\u0662", "1e-400", "900", "-1000", " 12 ", "+3", ".5", "5.",
+                               "1e300", "-2e6", "1.7e308"])
+WORD = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=6)
+ODD_TEXT = st.one_of(WORD, st.text(max_size=5))  # any unicode, control characters included
+GOOD_IDS = st.one_of(st.integers(0, 10**12).map(str), st.integers(0, 5).map(str), st.sampled_from(["abc", "s-1", "0007"]))
+BAD_IDS = st.one_of(st.sampled_from(["", " ", "-1", "1.0", " 7", "99999999999999999999"]), ODD_TEXT)
+GOOD_SPACES = st.sampled_from(["MNI", "TAL", "T88", "Talairach", "mni152", "ICBM", "tal", " MNI "])
+BAD_SPACES = st.one_of(st.sampled_from(["UNKNOWN", "", "SPM", "MNI305"]), ODD_TEXT)
+BREAKS = st.sampled_from(["\n", "\n", "\r\n", "\r"])
+NOISE = st.sampled_from([0, 0, 1, 1, 2])
+
+
+def noisy(draw, noise: int, good, bad):
+    """A good value, or (more often the noisier the file) a bad one."""
+    if noise and draw(st.integers(0, 19 if noise == 1 else 2)) == 0:
+        return draw(bad)
+    return draw(good)
+
+
+CELLS = {
+    "id": (GOOD_IDS, BAD_IDS),
+    "x": (GOOD_NUMBERS, BAD_NUMBERS),
+    "y": (GOOD_NUMBERS, BAD_NUMBERS),
+    "z": (GOOD_NUMBERS, BAD_NUMBERS),
+    "space": (GOOD_SPACES, BAD_SPACES),
+}
+
+
+@st.composite
+def tsv_text(draw, required: tuple[str, ...], cells: dict, noise: int) -> str:
+    """A tab-separated table: the required columns in any order and case, extra columns, odd rows and delimiters."""
+    extras = [c for c in ("doi", "table_id", "peak_id", "note", "title") if c not in required]
+    cols = list(required) + draw(st.lists(st.sampled_from(extras), max_size=2, unique=True))
+    cols = draw(st.permutations(cols))
+    if noise and draw(st.integers(0, 9)) == 0:  # a column missing or repeated
+        if draw(st.booleans()):
+            cols.pop(draw(st.integers(0, len(cols) - 1)))
+        else:
+            cols.append(draw(st.sampled_from(cols)))
+    header = [c.upper() if draw(st.integers(0, 4)) == 0 else c for c in cols]
+    sep = "\t" if not noise or draw(st.integers(0, 9)) else draw(st.sampled_from([",", " ", ";"]))
+    newline = draw(BREAKS)
+    lines = [sep.join(header)]
+    for _ in range(draw(st.integers(0 if noise else 1, 10))):
+        if draw(st.integers(0, 12)) == 0:
+            lines.append(draw(st.sampled_from(["", " ", "\t"])))
+            continue
+        row = [noisy(draw, noise, *cells.get(c.lower(), (WORD, ODD_TEXT))) for c in cols]
+        if noise and draw(st.integers(0, 12)) == 0:  # a short or long row
+            row = row[: draw(st.integers(0, len(row)))] + draw(st.lists(WORD, max_size=2))
+        lines.append(sep.join(row))
+    text = newline.join(lines) + draw(st.sampled_from([newline, ""]))
+    return ("\ufeff" if draw(st.integers(0, 9)) == 0 else "") + text
+
+
+def encode(draw, text: str, noise: int) -> tuple[bytes, bool]:
+    """UTF-8 (in noisy files sometimes Latin-1) bytes, and whether to gzip them."""
+    if noise and draw(st.integers(0, 14)) == 0:
+        data = text.encode("latin-1", errors="replace")
+    else:
+        data = text.encode("utf-8")
+    return data, draw(st.integers(0, 4)) == 0
+
+
+@fuzz(700)
+@given(st.data())
+def test_grammar_neurosynth(workdir, data):
+    clear(workdir)
+    noise = data.draw(NOISE)
+    raw, gz = encode(data.draw, data.draw(tsv_text(("id", "x", "y", "z", "space"), CELLS, noise)), noise)
+    read_both_ways(put(workdir, "database.txt", raw, gz), "neurosynth")
+
+
+V7_IDS = (st.integers(0, 6).map(str), BAD_IDS)
+
+
+@fuzz(600)
+@given(st.data())
+def test_grammar_neurosynth_v7(workdir, data):
+    clear(workdir)
+    noise = data.draw(NOISE)
+    coords = data.draw(tsv_text(("id", "table_id", "table_num", "peak_id", "x", "y", "z"), {**CELLS, "id": V7_IDS}, noise))
+    raw, gz = encode(data.draw, coords, noise)
+    path = put(workdir, "db_coordinates.tsv", raw, gz)
+    paths = [path]
+    if not noise or data.draw(st.integers(0, 5)):  # usually a metadata file beside it
+        meta = data.draw(tsv_text(("id", "doi", "space"), {**CELLS, "id": V7_IDS}, noise))
+        # a well-formed release lists every study id of its coordinates
+        ids = "".join(f"{i}\tn/a\tMNI\n" for i in range(7)) if not noise else ""
+        meta_raw, meta_gz = encode(data.draw, meta.rstrip("\r\n") + "\n" + ids, noise)
+        paths.append(put(workdir, "db_metadata.tsv", meta_raw, meta_gz))
+    read_both_ways(path, "neurosynth-v7", paths)
+
+
+@st.composite
+def sleuth_text(draw) -> str:
+    """Experiments (names, subjects, coordinate lines, a blank line) under Reference lines, with defects by noise."""
+    noise = draw(NOISE)
+    lines = []
+    if not noise or draw(st.integers(0, 9)):
+        lines.append(draw(st.sampled_from(["// Reference = MNI", "// Reference = Talairach", "//Reference=TAL",
+                                           "// reference = mni"])))
+    for e in range(draw(st.integers(0 if noise else 1, 5))):
+        for _ in range(draw(st.integers(0 if noise else 1, 2))):
+            lines.append("// " + draw(WORD if not noise else st.one_of(WORD, WORD, ODD_TEXT)))
+        if draw(st.booleans()):
+            lines.append(f"// Subjects = {draw(st.integers(1, 80))}")
+        sep = draw(st.sampled_from(["\t", " ", ",", ", ", ";", "  "]))
+        for _ in range(draw(st.integers(0 if noise else 1, 5))):
+            n = 3 if not noise or draw(st.integers(0, 9)) else draw(st.integers(1, 4))
+            lines.append(sep.join(noisy(draw, noise, GOOD_NUMBERS, BAD_NUMBERS) for _ in range(n)))
+        lines.append("")
+        if noise and draw(st.integers(0, 7)) == 0:  # a stray line anywhere
+            lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(
+                ["// Reference = SPM", "// Reference =", "//", "//Subjects=x", "   ", "hello", "// Reference = Talairach"])))
+    return noise, draw(BREAKS).join(lines)
+
+
+@fuzz(700)
+@given(st.data())
+def test_grammar_sleuth(workdir, data):
+    clear(workdir)
+    noise, text = data.draw(sleuth_text())
+    raw, gz = encode(data.draw, text, noise)
+    read_both_ways(put(workdir, "sleuth.txt", raw, gz), "sleuth")
+
+
+JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(), WORD)
+JSON_ANY = st.recursive(JSON_LEAF, lambda c: st.lists(c, max_size=3) | st.dictionaries(WORD, c, max_size=3), max_leaves=8)
+GOOD_JSON_NUMBERS = st.one_of(st.integers(-100, 100), st.floats(-100, 100))
+BAD_JSON_NUMBERS = st.one_of(st.floats(), st.integers(), st.integers(-(10**400), 10**400), JSON_ANY)
+
+
+@st.composite
+def nimare_doc(draw):
+    """A NiMARE dataset: studies -> contrasts -> coords {space, x, y, z}; by noise, odd values anywhere."""
+    noise = draw(NOISE)
+
+    def maybe(value):  # in noisy files, any JSON value sometimes stands where the schema wants another
+        return draw(JSON_ANY) if noise and draw(st.integers(0, 14 if noise == 1 else 3)) == 0 else value
+
+    doc = {}
+    for s in range(draw(st.integers(0 if noise else 1, 4))):
+        contrasts = {}
+        for c in range(draw(st.integers(0 if noise else 1, 3))):
+            n = draw(st.integers(0 if noise else 1, 5))
+            coords = {}
+            for axis in "xyz":
+                m = n if not noise or draw(st.integers(0, 9)) else draw(st.integers(0, 5))  # unequal lengths
+                coords[axis] = maybe([noisy(draw, noise, GOOD_JSON_NUMBERS, BAD_JSON_NUMBERS) for _ in range(m)])
+            if not noise or draw(st.integers(0, 9)):
+                coords["space"] = maybe(noisy(draw, noise, GOOD_SPACES, BAD_SPACES))
+            contrast = {"coords": maybe(coords)} if not noise or draw(st.integers(0, 9)) else {}
+            if draw(st.booleans()):
+                contrast["metadata"] = {"sample_sizes": [draw(st.integers(1, 80))]}
+            contrasts[draw(WORD)] = maybe(contrast)
+        doc[draw(WORD) + str(s)] = maybe({"contrasts": maybe(contrasts)})
+    return noise, maybe(doc)
+
+
+@fuzz(700)
+@given(st.data())
+def test_grammar_nimare_json(workdir, data):
+    clear(workdir)
+    noise, doc = data.draw(nimare_doc())
+    text = json.dumps(doc, indent=data.draw(st.sampled_from([None, 1])))  # NaN and Infinity too, as json allows
+    raw, gz = encode(data.draw, text, noise)
+    read_both_ways(put(workdir, "dataset.json", raw, gz), "nimare-json")
+
+
+# --------------------------------------------------------------------------------------
+# Files valid by construction read back exactly
+# --------------------------------------------------------------------------------------
+
+COORD = st.integers(-80, 80).map(float) | st.floats(-80, 80, allow_nan=False, allow_subnormal=False)
+PEAKS = st.lists(st.tuples(st.integers(1, 6), COORD, COORD, COORD, st.sampled_from(["MNI", "TAL", "T88", "mni"])),
+                 min_size=1, max_size=15)
+
+
+def expected_xyz(peaks) -> np.ndarray:
+    xyz = np.array([p[1:4] for p in peaks], dtype=float)
+    tal = np.array([p[4].upper() in ("TAL", "T88") for p in peaks])
+    if tal.any():
+        xyz[tal] = tal_to_mni(xyz[tal])
+    return xyz
+
+
+@fuzz(250)
+@given(peaks=PEAKS, newline=BREAKS, gz=st.booleans())
+def test_valid_neurosynth_reads_back_exactly(workdir, peaks, newline, gz):
+    clear(workdir)
+    text = newline.join(["id\tx\ty\tz\tspace"] + [f"{i}\t{x!r}\t{y!r}\t{z!r}\t{s}" for i, x, y, z, s in peaks]) + newline
+    table = read_both_ways(put(workdir, "database.txt", text.encode(), gz), "neurosynth")
+    assert table is not None
+    assert table["study_id"].values.tolist() == [p[0] for p in peaks]
+    assert table["line"].values.tolist() == list(range(2, len(peaks) + 2))
+    assert table["space"].values.tolist() == [p[4] for p in peaks]
+    np.testing.assert_allclose(np.column_stack([table[c].values for c in "xyz"]), expected_xyz(peaks), rtol=0, atol=1e-9)
+
+
+@fuzz(250)
+@given(experiments=st.lists(st.lists(st.tuples(COORD, COORD, COORD), min_size=1, max_size=5), min_size=1, max_size=5),
+       reference=st.sampled_from(["MNI", "Talairach"]), sep=st.sampled_from(["\t", " ", ","]))
+def test_valid_sleuth_reads_back_exactly(workdir, experiments, reference, sep):
+    clear(workdir)
+    lines, ids, xyz, numbers = [f"// Reference = {reference}"], [], [], []
+    for e, peaks in enumerate(experiments):
+        lines += [f"// Study {e}: experiment", f"// Subjects = {10 + e}"]
+        for p in peaks:
+            lines.append(sep.join(repr(v) for v in p))
+            ids.append(f"Study {e}: experiment")
+            xyz.append(p)
+            numbers.append(len(lines))
+        lines.append("")
+    table = read_both_ways(put(workdir, "sleuth.txt", "\n".join(lines).encode()), "sleuth")
+    assert table is not None
+    assert table["study_id"].values.tolist() == ids
+    assert table["line"].values.tolist() == numbers
+    want = np.array(xyz, dtype=float)
+    if reference == "Talairach":
+        want = tal_to_mni(want)
+    np.testing.assert_allclose(np.column_stack([table[c].values for c in "xyz"]), want, rtol=0, atol=1e-9)

@@ -1,0 +1,273 @@
+"""Cluster tables: the connected suprathreshold regions of a map, with their peaks.
+
+A cluster is a connected component of the voxels whose value exceeds the
+threshold (positive clusters) or lies below minus the threshold (negative
+clusters); the two signs are labelled separately, so a positive and a
+negative region that touch stay two clusters.  Voxels are connected by
+**26-connectivity** by default: two voxels are neighbours when they share a
+face, an edge or a corner (every voxel of the 3 x 3 x 3 block around a
+voxel), the convention of SPM and FSL's ``cluster``; 18 (faces and edges)
+and 6 (faces only) are available.
+
+:func:`cluster_table` is the array core (a numpy volume and its axis
+labels); :func:`clusters` is the labelled layer on result Datasets.
+:func:`pick_map` chooses the map that the plots, tables and reports show.
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .errors import ParameterError
+from .export import map_variables, to_volumes
+
+__all__ = ["clusters", "cluster_table", "pick_map", "map_volume", "COLUMNS", "CONNECTIVITY"]
+
+#: ``scipy.ndimage.generate_binary_structure(3, rank)`` rank for each connectivity.
+CONNECTIVITY = {6: 1, 18: 2, 26: 3}
+
+#: Columns of a cluster table, in order (a batch's table starts with ``seed``).
+COLUMNS = ["cluster", "sign", "size_voxels", "size_mm3", "peak_x", "peak_y", "peak_z", "peak_value"]
+
+
+def pick_map(ds: xr.Dataset, name: str | None = None) -> str:
+    """The map to show: ``name`` if given, else the thresholded association z map.
+
+    Without ``name``, the first map whose name has the words ``association``,
+    ``z`` and ``FDR`` (``association-test_z_FDR_0.01`` for the default ``q``;
+    ``z_desc-association_level-voxel_corr-FDR_method-indep`` in NiMARE's
+    naming), else the first with ``association`` and ``z``, else the first
+    with ``z``, else the first map.  Words are split at any character other
+    than a letter or digit, case ignored.
+
+    Raises
+    ------
+    ParameterError
+        ``name`` is not a map of ``ds``, or ``ds`` holds no map.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> ds = xr.Dataset({n: (("x", "y", "z"), np.zeros((2, 2, 2))) for n in ["pA", "association-test_z_FDR_0.05"]})
+    >>> pick_map(ds)
+    'association-test_z_FDR_0.05'
+    """
+    names = map_variables(ds)
+    if name is not None:
+        if name not in names:
+            raise ParameterError(f"name={name!r} is not a map of the Dataset; available maps: {names}.")
+        return name
+    if not names:
+        raise ParameterError(
+            f"the Dataset holds no map (a float variable over (x, y, z), (seed, x, y, z) or (seed, voxel)); "
+            f"its variables are {list(ds.data_vars)}."
+        )
+    # whole words, so the "z" of a NiMARE name (z_desc-association_...) counts but a z inside a word does not
+    words = {n: set(re.split(r"[^0-9a-z]+", n.lower())) for n in names}
+    for wanted in ({"association", "z", "fdr"}, {"association", "z"}, {"z"}):
+        for n in names:
+            if wanted <= words[n]:
+                return n
+    return names[0]
+
+
+def _check_threshold(threshold) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(threshold) or threshold < 0:
+        raise ParameterError(
+            f"threshold={threshold!r} is not valid; expected a finite number >= 0 (clusters are the voxels with "
+            "value > threshold, and separately those with value < -threshold)."
+        )
+    return float(threshold)
+
+
+def _check_connectivity(connectivity) -> int:
+    if isinstance(connectivity, bool) or connectivity not in CONNECTIVITY:
+        raise ParameterError(
+            f"connectivity={connectivity!r} is not valid; expected 26 (faces, edges and corners), "
+            "18 (faces and edges) or 6 (faces)."
+        )
+    return int(connectivity)
+
+
+def cluster_table(
+    volume: np.ndarray,
+    coords: Sequence[np.ndarray],
+    threshold: float = 0.0,
+    *,
+    connectivity: int = 26,
+    min_size: int = 1,
+) -> pd.DataFrame:
+    """Clusters of a 3-D volume: connected components above ``threshold`` and below ``-threshold``.
+
+    Parameters
+    ----------
+    volume : (nx, ny, nz) array
+        The map; NaN voxels belong to no cluster.
+    coords : sequence of three 1-D arrays
+        The mm coordinate of each index along x, y and z (ascending or descending).
+    threshold : float, default 0
+        Positive clusters hold the voxels with ``value > threshold``, negative
+        ones those with ``value < -threshold`` (strict, so 0 keeps every
+        non-zero voxel of an FDR-thresholded map).
+    connectivity : {26, 18, 6}, default 26
+        Which neighbours connect: 26 shares a face, edge or corner.
+    min_size : int, default 1
+        Smaller clusters are left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per cluster with the columns ``cluster`` (1, 2, ... in the
+        row order), ``sign`` (+1 or -1), ``size_voxels``, ``size_mm3``,
+        ``peak_x``, ``peak_y``, ``peak_z`` (mm, the voxel with the largest
+        value, or the most negative one for a negative cluster; the first in
+        array order on a tie) and ``peak_value`` (the map value there: a z
+        score for the z maps).  Rows are sorted by size, largest first, then
+        by ``|peak_value|``, then positive before negative.
+
+    Examples
+    --------
+    >>> vol = np.zeros((4, 4, 4)); vol[0, 0, 0] = 3.0; vol[1, 1, 1] = 2.0; vol[3, 3, 3] = -4.0
+    >>> axes = [np.arange(4) * 2.0] * 3
+    >>> table = cluster_table(vol, axes)          # (0,0,0) and (1,1,1) touch at a corner
+    >>> table["size_voxels"].tolist(), table["peak_value"].tolist(), table["peak_x"].tolist()
+    ([2, 1], [3.0, -4.0], [0.0, 6.0])
+    """
+    from scipy import ndimage
+
+    volume = np.asarray(volume, dtype=np.float64)
+    if volume.ndim != 3:
+        raise ParameterError(f"the volume has shape {volume.shape}; expected three dimensions (x, y, z).")
+    coords = [np.asarray(c, dtype=np.float64) for c in coords]
+    if len(coords) != 3 or any(c.shape != (n,) for c, n in zip(coords, volume.shape)):
+        raise ParameterError(
+            f"coords must be three 1-D arrays matching the volume's shape {volume.shape}; got shapes "
+            f"{[np.shape(c) for c in coords]}."
+        )
+    threshold = _check_threshold(threshold)
+    connectivity = _check_connectivity(connectivity)
+    if isinstance(min_size, bool) or not isinstance(min_size, numbers.Integral) or min_size < 1:
+        raise ParameterError(f"min_size={min_size!r} is not valid; expected an integer >= 1 (voxels).")
+    steps = [abs(c[1] - c[0]) if c.size > 1 else 1.0 for c in coords]
+    voxel_mm3 = float(np.prod(steps))
+    structure = ndimage.generate_binary_structure(3, CONNECTIVITY[connectivity])
+    finite = np.where(np.isfinite(volume), volume, 0.0)
+    rows = []
+    for sign in (1, -1):
+        # the sign flip turns negative clusters into positive ones: one code path for both
+        signed = sign * finite
+        labels, n = ndimage.label(signed > threshold, structure=structure)
+        if n == 0:
+            continue
+        index = np.arange(1, n + 1)
+        sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+        peaks = ndimage.maximum_position(signed, labels, index)
+        for size, peak in zip(sizes, peaks):
+            if size < min_size:
+                continue
+            i, j, k = (int(p) for p in peak)
+            rows.append({
+                "sign": sign,
+                "size_voxels": int(size),
+                "size_mm3": float(size) * voxel_mm3,
+                "peak_x": float(coords[0][i]),
+                "peak_y": float(coords[1][j]),
+                "peak_z": float(coords[2][k]),
+                "peak_value": float(volume[i, j, k]),
+            })
+    table = pd.DataFrame(rows, columns=COLUMNS[1:])
+    table = table.astype({"sign": np.int64, "size_voxels": np.int64, "size_mm3": np.float64, "peak_x": np.float64,
+                          "peak_y": np.float64, "peak_z": np.float64, "peak_value": np.float64})
+    if len(table):
+        order = np.lexsort((-table["sign"].to_numpy(), -table["peak_value"].abs().to_numpy(),
+                            -table["size_voxels"].to_numpy()))
+        table = table.iloc[order].reset_index(drop=True)
+    table.insert(0, "cluster", np.arange(1, len(table) + 1, dtype=np.int64))
+    return table
+
+
+def map_volume(ds: xr.Dataset | xr.DataArray, name: str | None = None, seed=None) -> xr.DataArray:
+    """One map as an ``(x, y, z)`` DataArray (still lazy), from a result or a batch.
+
+    ``seed`` names the seed of a batch (its ``seed`` label); a batch without
+    ``seed`` returns ``(seed, x, y, z)``.  A ``layout="voxel"`` batch is turned
+    into volumes first.
+    """
+    if isinstance(ds, xr.DataArray):
+        da3 = ds
+    else:
+        da3 = to_volumes(ds)[pick_map(ds, name)]
+    if seed is not None:
+        if "seed" not in da3.dims:
+            raise ParameterError(f"seed={seed!r} was given, but the result has no seed dimension (it is one seed).")
+        known = [str(s) for s in da3["seed"].values]
+        if str(seed) not in known:
+            shown = known[:20] + (["..."] if len(known) > 20 else [])
+            raise ParameterError(f"seed={seed!r} is not a seed of the batch; its seeds are {shown}.")
+        da3 = da3.isel(seed=known.index(str(seed)))
+    expected = {"x", "y", "z"} | ({"seed"} if "seed" in da3.dims else set())
+    if set(da3.dims) != expected:
+        raise ParameterError(f"the map has dims {da3.dims}; expected ('x', 'y', 'z'), or with 'seed' for a batch.")
+    return da3.transpose(*(["seed"] if "seed" in da3.dims else []), "x", "y", "z")
+
+
+def clusters(
+    ds: xr.Dataset | xr.DataArray,
+    name: str | None = None,
+    *,
+    threshold: float = 0.0,
+    seed=None,
+    connectivity: int = 26,
+    min_size: int = 1,
+) -> pd.DataFrame:
+    """The cluster table of a result map (see :func:`cluster_table`).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset or xarray.DataArray
+        A result of :func:`xcoact.seed` (one seed or a batch), or one map
+        over ``(x, y, z)``.
+    name : str, optional
+        The map; by default the FDR-thresholded association z map
+        (:func:`pick_map`).
+    threshold : float, default 0
+        Clusters hold the voxels with ``value > threshold`` (positive) or
+        ``value < -threshold`` (negative); 0 keeps every voxel that survived
+        the FDR threshold of a ``*_FDR_*`` map.
+    seed : str, optional
+        For a batch: the seed whose table to make (as for one result, without
+        a ``seed`` column); by default every seed's, one after another, with a
+        first column ``seed`` (seeds whose maps are NaN contribute no row).
+    connectivity : {26, 18, 6}, default 26
+        Voxels sharing a face, edge or corner (26) are connected.
+    min_size : int, default 1
+        Leave out clusters of fewer voxels.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :data:`COLUMNS` (with ``seed`` first for a batch),
+        sorted by size, largest first.
+
+    Notes
+    -----
+    Cost: computes the chosen map (one volume; for a batch, one seed at a time).
+    """
+    threshold = _check_threshold(threshold)
+    vol = map_volume(ds, name, seed)
+    coords = [vol[c].values for c in "xyz"]
+    if "seed" not in vol.dims:
+        return cluster_table(vol.values, coords, threshold, connectivity=connectivity, min_size=min_size)
+    tables = []
+    for label in vol["seed"].values:
+        table = cluster_table(vol.sel(seed=label).values, coords, threshold, connectivity=connectivity,
+                              min_size=min_size)
+        table.insert(0, "seed", str(label))
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)

@@ -1,0 +1,685 @@
+"""Term meta-analysis and decoding: the other half of Neurosynth.
+
+- :func:`term`: the nine maps of the studies that carry a term (Neurosynth
+  0.3.8 ``meta.analyze_features``: ``get_studies(features=term,
+  frequency_threshold=0.001)`` then ``MetaAnalysis``).
+- :func:`decode`: rank terms by the Pearson correlation, over the in-mask
+  voxels, between a result map and each term's map (Neurosynth 0.3.8
+  ``decode.Decoder(method="pearson", image_type="association-test_z",
+  threshold=0.001)``).  Each term map is computed once and kept in
+  :data:`term_map_cache`, a bounded in-memory LRU cache.
+- :func:`profile`: a selection's functional profile, per term how many of the
+  selected studies carry it against how many would by chance.
+
+**Which studies carry a term.** Neurosynth 0.3.8's ``FeatureTable.get_ids``
+sums the weights of the requested features per study (``func=np.sum``;
+``*`` in a name is a wildcard) and keeps the studies with
+``weights >= threshold`` (inclusive, although its docstring says "sum >
+thresh"; ``Dataset.get_feature_counts`` also counts ``>= threshold``); the
+default ``frequency_threshold`` of ``Dataset.get_studies`` and of
+``analyze_features`` is 0.001.  xcoact does the same.  Studies of the cube
+that the features do not list carry no term (weight 0), as after Neurosynth's
+outer merge with ``fillna(0)``; feature rows for studies the cube does not
+hold are ignored, as ``MetaAnalysis`` intersects the ids with its image table.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import threading
+import warnings
+from collections import OrderedDict
+from typing import Sequence
+
+import dask
+import dask.array
+import numpy as np
+import pandas as pd
+import xarray as xr
+from dask.base import tokenize
+
+from . import coact as _coact
+from .errors import ParameterError, SelectionError
+from .stats import map_names
+from .warnings import DegenerateSeedWarning
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "DEFAULT_MAP",
+    "TermMapCache",
+    "term_map_cache",
+    "expand_terms",
+    "term_ids",
+    "term",
+    "decode",
+    "profile",
+]
+
+#: Neurosynth 0.3.8's default feature (frequency) threshold.
+DEFAULT_THRESHOLD = 0.001
+
+#: The map Neurosynth's Decoder correlates by default (``image_type``).
+DEFAULT_MAP = "association-test_z"
+
+_NEUROSYNTH_SELECTION = "term weight >= threshold (Neurosynth 0.3.8 get_studies(features=..., frequency_threshold=...))"
+
+
+# --------------------------------------------------------------------------
+# the bounded cache of term maps
+# --------------------------------------------------------------------------
+
+class TermMapCache:
+    """A thread-safe LRU cache of term maps (in-mask voxel vectors), bounded in bytes.
+
+    Keys identify the cube, the features, the term(s), the threshold, the map
+    name, ``q`` and ``prior``; values are float64 vectors over the in-mask
+    voxels (1.8 MB each on the 2 mm grid).  When adding a map would exceed
+    ``max_bytes`` the least recently used maps are dropped first.
+
+    Parameters
+    ----------
+    max_bytes : int, default 512 MiB
+        About 290 maps on the 2 mm grid.  Decoding all 3,228 terms of
+        Neurosynth v7 keeps every map only with ``max_bytes >= 5.9e9``;
+        below that a second decode recomputes the maps that were dropped.
+        0 disables caching.
+    """
+
+    def __init__(self, max_bytes: int = 512 * 2**20):
+        self.max_bytes = int(max_bytes)
+        self._maps: OrderedDict = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key):
+        """The cached map for ``key`` (marking it recently used), or None."""
+        with self._lock:
+            value = self._maps.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._maps.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key, value: np.ndarray) -> None:
+        """Keep ``value`` under ``key``, dropping the least recently used maps beyond ``max_bytes``."""
+        value = np.asarray(value)
+        value.setflags(write=False)  # shared between callers: nobody may edit it in place
+        with self._lock:
+            if key in self._maps:
+                self._bytes -= self._maps.pop(key).nbytes
+            if value.nbytes > self.max_bytes:
+                return
+            self._maps[key] = value
+            self._bytes += value.nbytes
+            while self._bytes > self.max_bytes:
+                _, old = self._maps.popitem(last=False)
+                self._bytes -= old.nbytes
+
+    def clear(self) -> None:
+        """Drop every map and reset the hit and miss counters."""
+        with self._lock:
+            self._maps.clear()
+            self._bytes = 0
+            self.hits = self.misses = 0
+
+    def info(self) -> dict:
+        """``{"maps", "bytes", "max_bytes", "hits", "misses"}``."""
+        with self._lock:
+            return {"maps": len(self._maps), "bytes": self._bytes, "max_bytes": self.max_bytes,
+                    "hits": self.hits, "misses": self.misses}
+
+    def __len__(self) -> int:
+        return len(self._maps)
+
+
+#: The cache :func:`decode` uses; set ``term_map_cache.max_bytes`` to change its budget.
+term_map_cache = TermMapCache()
+
+
+# --------------------------------------------------------------------------
+# terms and their studies
+# --------------------------------------------------------------------------
+
+def _check_features(features) -> xr.DataArray:
+    if not isinstance(features, xr.DataArray) or set(features.dims) != {"study", "term"}:
+        what = f"a DataArray with dims {features.dims}" if isinstance(features, xr.DataArray) else type(features).__name__
+        raise ParameterError(
+            f"features must be the (study, term) DataArray from xcoact.features.read_features, got {what}."
+        )
+    if features.dtype.kind not in "fiu":
+        raise ParameterError(f"features has dtype {features.dtype}; expected numeric term weights.")
+    return features.transpose("study", "term")
+
+
+def _check_threshold(threshold) -> float:
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(threshold):
+        raise ParameterError(
+            f"threshold={threshold!r} is not valid; expected a finite number: a study carries a term when its "
+            f"weight is >= threshold (Neurosynth's default is {DEFAULT_THRESHOLD})."
+        )
+    return float(threshold)
+
+
+def expand_terms(features: xr.DataArray, term: str | Sequence[str]) -> list[str]:
+    """The feature names a term query names, with ``*`` as a wildcard (Neurosynth's rule).
+
+    Parameters
+    ----------
+    features : xarray.DataArray
+        The ``(study, term)`` features.
+    term : str or sequence of str
+        Names; ``*`` matches any run of characters (``"emo*"``), and a name
+        must match whole, case-sensitively.
+
+    Returns
+    -------
+    list of str
+        The matching names in the features' order, each once.
+
+    Raises
+    ------
+    ParameterError
+        A name (or pattern) matches no term; the message suggests close ones.
+    """
+    features = _check_features(features)
+    names = [str(t) for t in features["term"].values]
+    queries = [term] if isinstance(term, str) else list(term)
+    if not queries or not all(isinstance(q, str) and q for q in queries):
+        raise ParameterError(f"term={term!r} is not valid; expected a term name or a list of names (e.g. 'pain').")
+    found: set[str] = set()
+    for query in queries:
+        pattern = re.compile(".*".join(re.escape(part) for part in query.split("*")))
+        hits = [n for n in names if pattern.fullmatch(n)]
+        if not hits:
+            close = difflib.get_close_matches(query, names, n=5, cutoff=0.6)
+            hint = f"close matches: {close}" if close else f"the features have {len(names)} terms, e.g. {names[:5]}"
+            raise ParameterError(f"term {query!r} is not in the features ({hint}). Use '*' as a wildcard, e.g. 'emo*'.")
+        found.update(hits)
+    return [n for n in names if n in found]
+
+
+def _weights(features: xr.DataArray, terms: list[str]) -> np.ndarray:
+    """Summed weight of ``terms`` per feature study (computes only the blocks holding them)."""
+    return np.asarray(features.sel(term=terms).sum("term").values, dtype=np.float64)
+
+
+def term_ids(features: xr.DataArray, term: str | Sequence[str], threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
+    """Ids of the studies of ``features`` that carry a term: summed weight >= ``threshold``.
+
+    Matches Neurosynth 0.3.8 ``Dataset.get_studies(features=term,
+    frequency_threshold=threshold)`` (``FeatureTable.get_ids`` with
+    ``func=np.sum``: ``weights >= threshold``).
+
+    Examples
+    --------
+    >>> import xcoact
+    >>> from xcoact.features import read_features
+    >>> from xcoact.decode import term_ids
+    >>> f = read_features(xcoact.datasets.data_path("neurosynth_sample_features.txt"))
+    >>> term_ids(f, "pain").tolist()
+    [10601675]
+    """
+    features = _check_features(features)
+    threshold = _check_threshold(threshold)
+    terms = expand_terms(features, term)
+    return features["study"].values[_weights(features, terms) >= threshold]
+
+
+def _align(act: xr.DataArray, features: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
+    """For each cube study, its row in ``features`` (or -1), and whether it has one."""
+    study = act["study"].values
+    fstudy = features["study"].values
+    if study.dtype.kind in "iu" and fstudy.dtype.kind in "iu":
+        rows = pd.Index(fstudy).get_indexer(study)
+    else:  # one side has non-numeric ids: compare the ids as text
+        rows = pd.Index(np.asarray(fstudy).astype(str)).get_indexer(np.asarray(study).astype(str))
+    has = rows >= 0
+    if not has.any():
+        raise ParameterError(
+            f"none of the {len(study)} studies of the cube is in the features ({len(fstudy)} studies, e.g. "
+            f"{fstudy[:3].tolist()}; cube ids e.g. {study[:3].tolist()}). Use the features of the same database "
+            "(Neurosynth ids are PubMed ids)."
+        )
+    return rows, has
+
+
+def _cube_weights(act, features, terms) -> tuple[np.ndarray, np.ndarray]:
+    """Summed weight of ``terms`` for each cube study (0 where the features do not list it)."""
+    rows, has = _align(act, features)
+    w = _weights(features, terms)
+    out = np.zeros(len(rows), dtype=np.float64)
+    out[has] = w[rows[has]]
+    return out, has
+
+
+def _term_selection(act, features, terms: list[str], threshold: float, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    weights, has = _cube_weights(act, features, terms)
+    selected = weights >= threshold
+    n, k = selected.size, int(selected.sum())
+    if k == 0:
+        raise SelectionError(
+            f"no study selected for term {label}: none of the {n} studies of the cube has a weight >= {threshold:g} "
+            f"(largest weight {weights.max():.6g}; {int(has.sum())} of the studies are in the features). "
+            f"Lower the threshold below {weights.max():.6g} or choose another term."
+        )
+    if k == n:
+        raise SelectionError(
+            f"every one of the {n} studies of the cube carries term {label} with a weight >= {threshold:g} "
+            f"(smallest weight {weights.min():.6g}), so there are no studies to compare with. Raise the threshold "
+            f"above {weights.min():.6g}."
+        )
+    return selected, weights, has
+
+
+def _label(terms: list[str], query) -> str:
+    return repr(query) if isinstance(query, str) and [query] == terms else f"{query!r} ({', '.join(terms)})"
+
+
+def term(
+    act: xr.DataArray,
+    term: str | Sequence[str],
+    features: xr.DataArray,
+    threshold: float = DEFAULT_THRESHOLD,
+    *,
+    q: float = 0.01,
+    prior: float = 0.5,
+) -> xr.Dataset:
+    """Meta-analysis maps of a term: the studies that carry it against all the others.
+
+    Matches Neurosynth 0.3.8 ``meta.analyze_features`` for one feature:
+    ``MetaAnalysis(dataset, dataset.get_studies(features=term,
+    frequency_threshold=threshold), q=q, prior=prior)``.  The result equals
+    :func:`xcoact.coact.meta` of :func:`term_ids` (restricted to the cube's
+    studies).
+
+    Parameters
+    ----------
+    act : xarray.DataArray
+        The activation cube from :func:`xcoact.activations`.
+    term : str or sequence of str
+        A term of ``features``; ``*`` is a wildcard, and several names (or a
+        wildcard matching several) sum their weights per study.
+    features : xarray.DataArray
+        The ``(study, term)`` weights from :func:`xcoact.features.read_features`.
+    threshold : float, default 0.001
+        A study carries the term when its (summed) weight is >= threshold.
+    q, prior : float
+        As for :func:`xcoact.seed`.
+
+    Returns
+    -------
+    xarray.Dataset
+        As :func:`xcoact.coact.meta`, plus ``term_weight (study)`` (the
+        summed weight of each cube study, 0 where the features do not list
+        it), and attrs ``analysis`` (``"term meta-analysis"``), ``term``,
+        ``terms`` (the names matched), ``feature_threshold``,
+        ``feature_selection``, ``features`` (the features file) and
+        ``n_feature_studies`` (cube studies the features list).
+
+    Raises
+    ------
+    ParameterError
+        An unknown term (close matches are suggested), bad features or
+        threshold, features that share no study with the cube.
+    SelectionError
+        No study, or every study, carries the term.
+
+    Examples
+    --------
+    >>> import warnings, xcoact
+    >>> from xcoact.features import read_features
+    >>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    >>> act = xcoact.activations(xcoact.datasets.sample_database_path(), r=6)
+    >>> f = read_features(xcoact.datasets.data_path("neurosynth_sample_features.txt"))
+    >>> ds = act.coact.term("working memory", f)
+    >>> ds.attrs["n_selected"], ds.attrs["feature_threshold"]
+    (7, 0.001)
+    """
+    features = _check_features(features)
+    threshold = _check_threshold(threshold)
+    terms = expand_terms(features, term)
+    selected, weights, has = _term_selection(act, features, terms, threshold, _label(terms, term))
+    ds = _coact.meta(act, act["study"].values[selected], q=q, prior=prior)
+    ds["term_weight"] = ("study", weights)
+    ds["term_weight"].attrs["long_name"] = f"summed weight of {', '.join(terms)} (0 where the features do not list the study)"
+    ds.attrs.update({
+        "title": "xcoact term meta-analysis maps",
+        "analysis": "term meta-analysis",
+        "term": term if isinstance(term, str) else ", ".join(term),
+        "terms": ", ".join(terms),
+        "feature_threshold": threshold,
+        "feature_selection": _NEUROSYNTH_SELECTION,
+        "selection": f"studies whose summed weight of the term is >= {threshold:g}",
+        "features": str(features.attrs.get("features", "")),
+        "n_feature_studies": int(has.sum()),
+        "reference": "Neurosynth 0.3.8 meta.analyze_features / MetaAnalysis (Yarkoni et al. 2011)",
+    })
+    return ds
+
+
+# --------------------------------------------------------------------------
+# decoding
+# --------------------------------------------------------------------------
+
+def _compute_term_map(act, features, terms: list[str], threshold: float, map_name: str, q: float, prior: float,
+                      mask_flat: np.ndarray) -> np.ndarray:
+    """One term's map over the in-mask voxels; an empty array when no map exists (degenerate selection)."""
+    try:
+        selected, _, _ = _term_selection(act, features, terms, threshold, repr(terms))
+    except SelectionError:
+        return np.empty(0, dtype=np.float64)
+    ds = _coact.meta(act, act["study"].values[selected], q=q, prior=prior)
+    volume = ds[map_name].transpose("x", "y", "z").values
+    return np.ascontiguousarray(volume.reshape(-1)[mask_flat], dtype=np.float64)
+
+
+def _pick_map(image, map_name, q, prior) -> tuple[xr.DataArray, str, float, float]:
+    if isinstance(image, xr.Dataset):
+        q = image.attrs.get("q", 0.01) if q is None else q
+        prior = image.attrs.get("prior", 0.5) if prior is None else prior
+        map_name = DEFAULT_MAP if map_name is None else map_name
+        if map_name not in image.data_vars:
+            raise ParameterError(
+                f"map={map_name!r} is not a variable of the result; expected one of {list(_coact_maps(image))}."
+            )
+        image = image[map_name]
+    elif isinstance(image, xr.DataArray):
+        q = 0.01 if q is None else q
+        prior = 0.5 if prior is None else prior
+        map_name = DEFAULT_MAP if map_name is None else map_name
+    else:
+        raise ParameterError(
+            f"the map to decode must be a result Dataset (e.g. from act.coact.seed) or an (x, y, z) DataArray, "
+            f"got {type(image).__name__}."
+        )
+    if set(image.dims) != {"x", "y", "z"}:
+        extra = sorted(set(image.dims) - {"x", "y", "z"})
+        hint = f" Pick one first, e.g. .isel({extra[0]}=0)." if extra else ""
+        raise ParameterError(f"the map to decode has dims {image.dims}; expected ('x', 'y', 'z').{hint}")
+    names = map_names(q, prior)
+    if map_name not in names:
+        raise ParameterError(
+            f"map={map_name!r} is not one of the nine maps for q={q}, prior={prior}; expected one of {names}."
+        )
+    return image, map_name, q, prior
+
+
+def _coact_maps(ds: xr.Dataset) -> list[str]:
+    from .export import map_variables
+
+    return map_variables(ds)
+
+
+def decode(
+    image: xr.Dataset | xr.DataArray,
+    features: xr.DataArray,
+    act: xr.DataArray,
+    *,
+    terms: Sequence[str] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    map: str | None = None,
+    q: float | None = None,
+    prior: float | None = None,
+) -> pd.DataFrame:
+    """Rank terms by how well their meta-analysis maps match a result map.
+
+    Matches Neurosynth 0.3.8 ``decode.Decoder(dataset, method="pearson",
+    image_type="association-test_z", threshold=0.001).decode(image)``: for
+    each term, the Pearson correlation over the in-mask voxels (every voxel
+    of the grid's brain mask, zeros included) between the map and the term's
+    map of the same kind.
+
+    Parameters
+    ----------
+    image : xarray.Dataset or xarray.DataArray
+        A result Dataset (from ``seed``, ``meta``, ``term``, ...), whose
+        variable ``map`` is decoded, or one ``(x, y, z)`` map on the cube's
+        grid.
+    features : xarray.DataArray
+        The ``(study, term)`` weights from :func:`xcoact.features.read_features`.
+    act : xarray.DataArray
+        The activation cube the term maps are computed from (the one the
+        result came from, so that both maps are on the same grid).
+    terms : sequence of str, optional
+        The terms to rank (``*`` wildcards allowed); all terms by default.
+    threshold : float, default 0.001
+        A study carries a term when its weight is >= threshold.
+    map : str, optional
+        Which of the nine maps to compare; ``"association-test_z"`` (Neurosynth's
+        default) unless given.
+    q, prior : float, optional
+        Of the term maps; by default those of ``image`` (its attrs), else 0.01
+        and 0.5.  They matter only for the ``*_FDR_{q}`` and
+        ``*_given_pF={prior}`` maps.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``term``, sorted by ``r`` (highest first; terms without a
+        map last): ``r`` (Pearson r), ``n_studies`` (cube studies carrying the
+        term).  ``DataFrame.attrs`` holds the provenance (analysis
+        ``"decoding"``, method, map, threshold, q, prior, features, database,
+        n_voxels, n_terms, reference).
+
+    Warns
+    -----
+    DegenerateSeedWarning
+        Some terms are carried by no study of the cube (or by all of them):
+        they have no map and get ``r = NaN``.
+
+    Raises
+    ------
+    ParameterError
+        Bad features, threshold, map name or terms; a map not on the cube's
+        grid, or constant over the in-mask voxels (r undefined).
+
+    Notes
+    -----
+    Cost: eager.  Each term map is computed once per (cube, features, term,
+    threshold, map, q, prior) and kept in :data:`term_map_cache` (LRU,
+    512 MiB by default); a second decode with the same inputs computes no
+    map.  A term map costs what one seed's maps cost (one gather of the
+    selected studies' index entries and the statistics, once the cube's
+    index is cached).
+    """
+    features = _check_features(features)
+    threshold = _check_threshold(threshold)
+    _coact._check_cube(act)
+    image, map_name, q, prior = _pick_map(image, map, q, prior)
+    q = _coact._check_unit_interval(q, "q", "0.01")
+    prior = _coact._check_unit_interval(prior, "prior", "0.5")
+    for d in "xyz":
+        if image.sizes[d] != act.sizes[d] or not np.array_equal(image[d].values, act[d].values):
+            raise ParameterError(
+                f"the map's {d} labels are not those of the cube ({image.sizes[d]} vs {act.sizes[d]} values); "
+                "decode a map computed on the same grid as act."
+            )
+    grid = _coact._grid(act)
+    mask_flat = grid.mask_flat
+    y = np.asarray(image.transpose("x", "y", "z").values, dtype=np.float64).reshape(-1)[mask_flat]
+    if not np.isfinite(y).all():
+        raise ParameterError("the map to decode has NaN or infinite values inside the brain mask; r is undefined.")
+    yc = y - y.mean()
+    ynorm = float(np.sqrt(yc @ yc))
+    if ynorm == 0.0:
+        raise ParameterError("the map to decode is constant over the in-mask voxels, so Pearson r is undefined.")
+    names = expand_terms(features, list(terms)) if terms is not None else [str(t) for t in features["term"].values]
+    base = (_identity(act), _identity(features), threshold, map_name, q, prior)
+    r = np.full(len(names), np.nan)
+    n_with = _carriers(act, features, names, threshold)
+    degenerate = []
+    for i, name in enumerate(names):
+        key = (*base, name)
+        m = term_map_cache.get(key)
+        if m is None:
+            m = _compute_term_map(act, features, [name], threshold, map_name, q, prior, mask_flat)
+            term_map_cache.put(key, m)
+        if m.size == 0:
+            degenerate.append(f"{name!r} ({'no study' if n_with[i] == 0 else 'every study'} with weight >= {threshold:g})")
+            continue
+        mc = m - m.mean()
+        mnorm = float(np.sqrt(mc @ mc))
+        r[i] = float(yc @ mc) / (ynorm * mnorm) if mnorm > 0 else np.nan
+    if degenerate:
+        warnings.warn(
+            f"{len(degenerate)} of {len(names)} terms give no map, r = NaN: " + "; ".join(degenerate[:20])
+            + ("; ..." if len(degenerate) > 20 else "") + ". Change the threshold to include them.",
+            DegenerateSeedWarning,
+            stacklevel=2,
+        )
+    out = pd.DataFrame({"r": r, "n_studies": n_with}, index=pd.Index(names, name="term"))
+    out = out.sort_values("r", ascending=False, na_position="last", kind="stable")
+    out.attrs = {
+        "analysis": "decoding",
+        "method": "pearson",
+        "map": map_name,
+        "threshold": threshold,
+        "feature_selection": _NEUROSYNTH_SELECTION,
+        "q": q,
+        "prior": prior,
+        "features": str(features.attrs.get("features", "")),
+        "database": str(act.attrs.get("database", "")),
+        "n_voxels": int(mask_flat.size),
+        "n_terms": len(names),
+        "reference": "Neurosynth 0.3.8 decode.Decoder(method='pearson', image_type='association-test_z', threshold=0.001)",
+    }
+    return out
+
+
+def _identity(obj: xr.DataArray) -> str:
+    """A cache key for a DataArray: its Dask name (or its values) with its dims and labels.
+
+    A Dask array's name is a hash of how it is built, so this never hashes the
+    cube's contents; it also avoids tokenizing the wrappers xarray puts around
+    a variable opened by a backend, which can be slow.
+    """
+    data = obj.data
+    ident = data.name if isinstance(data, dask.array.Array) else tokenize(np.asarray(data))
+    return tokenize(ident, obj.dims, *((name, obj[name].values) for name in sorted(obj.coords)))
+
+
+def _carriers(act: xr.DataArray, features: xr.DataArray, names: list[str], threshold: float) -> np.ndarray:
+    """Cube studies carrying each of ``names`` (weight >= threshold), streaming the features' blocks."""
+    rows, has = _align(act, features)
+    f = features.sel(term=names)
+    counts = np.asarray((f.isel(study=rows[has]) >= threshold).sum("study").values, dtype=np.int64)
+    if 0.0 >= threshold:  # cube studies without features have weight 0, which then counts as carrying
+        counts = counts + int((~has).sum())
+    return counts
+
+
+# --------------------------------------------------------------------------
+# functional profile
+# --------------------------------------------------------------------------
+
+def _selection_mask(act: xr.DataArray, selection) -> np.ndarray:
+    if isinstance(selection, xr.Dataset):
+        if "seed" in selection.dims:
+            raise ParameterError(
+                "profile takes one selection; this result is a batch of seeds. Pick one, e.g. "
+                f"maps.sel(seed={str(selection['seed'].values[0])!r}), or pass its ids."
+            )
+        if "selected_id" in selection:
+            return _coact._study_mask(act, selection["selected_id"].values, "selected_id")
+        if "selected" in selection and selection["selected"].dims == ("study",):
+            ids = selection["study"].values[np.asarray(selection["selected"].values, dtype=bool)]
+            return _coact._study_mask(act, ids, "selected")
+        raise ParameterError(
+            "the result has no 'selected_id' variable to take the selection from; pass the study ids instead."
+        )
+    return _coact._study_mask(act, selection, "ids")
+
+
+def profile(
+    act: xr.DataArray,
+    selection,
+    features: xr.DataArray,
+    threshold: float = DEFAULT_THRESHOLD,
+    *,
+    terms: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Functional profile of a study selection: which terms its studies carry, against chance.
+
+    For each term, ``selected_with`` (k) counts the selected studies whose
+    weight is >= ``threshold``, ``all_with`` (K) the studies of the cube that
+    do; with ``n`` selected studies out of ``N``, the count expected by chance
+    is ``n * K / N``.  ``p`` is the one-sided hypergeometric probability of
+    at least ``k`` carriers among ``n`` studies drawn from ``N`` of which ``K``
+    carry the term (an enrichment test, not corrected for the number of
+    terms).
+
+    Parameters
+    ----------
+    act : xarray.DataArray
+        The activation cube: its studies are the population ``N``.
+    selection : xarray.Dataset or sequence of ids
+        A result with ``selected_id`` (from ``seed``, ``meta``, ``term``; one
+        seed of a batch via ``.sel(seed=...)``) or the study ids themselves.
+    features : xarray.DataArray
+        The ``(study, term)`` weights.  Cube studies that the features do not
+        list carry no term.
+    threshold : float, default 0.001
+        A study carries a term when its weight is >= threshold.
+    terms : sequence of str, optional
+        Restrict the table to these terms (``*`` wildcards allowed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``term``, sorted by ``p`` then by ``ratio`` (highest
+        first): ``selected_with``, ``fraction`` (k / n), ``expected``,
+        ``ratio`` (k / expected; NaN when no study carries the term),
+        ``all_with`` and ``p``.  ``DataFrame.attrs``: analysis
+        ``"functional profile"``, threshold, n_selected, n_studies,
+        n_feature_studies, features, database.
+
+    Notes
+    -----
+    Cost: eager; one pass over the features' blocks (each densified once).
+    """
+    from scipy.stats import hypergeom
+
+    features = _check_features(features)
+    threshold = _check_threshold(threshold)
+    _coact._check_cube(act)
+    selected = _selection_mask(act, selection)
+    rows, has = _align(act, features)
+    names = expand_terms(features, list(terms)) if terms is not None else [str(t) for t in features["term"].values]
+    f = features.sel(term=names) if terms is not None else features
+    carry = f.isel(study=rows[has]) >= threshold
+    sel_rows = selected[has]
+    k_feat, big_k_feat = dask.compute(carry.isel(study=np.flatnonzero(sel_rows)).sum("study").data, carry.sum("study").data)
+    k = np.asarray(k_feat, dtype=np.int64)
+    big_k = np.asarray(big_k_feat, dtype=np.int64)
+    if 0.0 >= threshold:  # studies without features have weight 0, which then counts as carrying
+        k = k + int((selected & ~has).sum())
+        big_k = big_k + int((~has).sum())
+    n_total = int(selected.size)
+    n = int(selected.sum())
+    expected = n * big_k / n_total
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(expected > 0, k / np.where(expected > 0, expected, 1), np.nan)
+    p = hypergeom.sf(k - 1, n_total, big_k, n)
+    out = pd.DataFrame(
+        {"selected_with": k, "fraction": k / n, "expected": expected, "ratio": ratio, "all_with": big_k, "p": p},
+        index=pd.Index(names, name="term"),
+    )
+    out = out.sort_values(["p", "ratio"], ascending=[True, False], na_position="last", kind="stable")
+    out.attrs = {
+        "analysis": "functional profile",
+        "threshold": threshold,
+        "feature_selection": _NEUROSYNTH_SELECTION,
+        "n_selected": n,
+        "n_studies": n_total,
+        "n_feature_studies": int(has.sum()),
+        "features": str(features.attrs.get("features", "")),
+        "database": str(act.attrs.get("database", "")),
+        "test": "one-sided hypergeometric P(X >= selected_with), uncorrected",
+    }
+    return out

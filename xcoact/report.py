@@ -1,0 +1,583 @@
+"""A self-contained HTML report of a coactivation result.
+
+One file, no outside resource: the CSS is inline and the figure is embedded
+as a base64 PNG, so the report can be mailed, archived or opened offline.
+It states the parameters and provenance (from the result's ``attrs``), the
+counts, the selected studies (with their titles when metadata is given), the
+figure, the cluster table, and a methods paragraph with references, generated
+from the same ``attrs``.  Every string that comes from the user or a file is
+HTML-escaped; the report holds no script.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import functools
+import html
+import numbers
+import os
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ._version import __version__
+from .clusters import _check_threshold, pick_map
+from .clusters import clusters as _clusters
+from .errors import DatabaseError, DatabaseFileError, DatabaseFileNotFoundError, OutputError, ParameterError
+from .export import write_atomically
+from .plot import MAX_SEEDS, default_threshold, plot, png_bytes, seed_label, selection_text, threshold_text
+
+__all__ = ["report", "report_html", "read_metadata", "methods_text", "REFERENCES"]
+
+#: The works the methods paragraph cites, by key, in citation order.
+REFERENCES = {
+    "neurosynth": (
+        "Yarkoni T, Poldrack RA, Nichols TE, Van Essen DC, Wager TD (2011). Large-scale automated synthesis "
+        "of human functional neuroimaging data. Nature Methods 8(8):665-670.",
+        "10.1038/nmeth.1635",
+    ),
+    "nimare": (
+        "Salo T, Yarkoni T, Nichols TE, Poline J-B, Bilgel M, Bottenhorn KL, et al. (2023). NiMARE: Neuroimaging "
+        "Meta-Analysis Research Environment. Aperture Neuro 3.",
+        "10.52294/001c.87681",
+    ),
+    "mkda": (
+        "Wager TD, Lindquist M, Kaplan L (2007). Meta-analysis of functional neuroimaging data: current and "
+        "future directions. Social Cognitive and Affective Neuroscience 2(2):150-158.",
+        "10.1093/scan/nsm015",
+    ),
+    "talairach": (
+        "Lancaster JL, Tordesillas-Gutierrez D, Martinez M, Salinas F, Evans A, Zilles K, Mazziotta JC, Fox PT "
+        "(2007). Bias between MNI and Talairach coordinates analyzed using the ICBM-152 brain template. "
+        "Human Brain Mapping 28(11):1194-1205.",
+        "10.1002/hbm.20345",
+    ),
+    "fdr": (
+        "Benjamini Y, Hochberg Y (1995). Controlling the false discovery rate: a practical and powerful approach "
+        "to multiple testing. Journal of the Royal Statistical Society, Series B 57(1):289-300.",
+        "10.1111/j.2517-6161.1995.tb02031.x",
+    ),
+    "xarray": (
+        "Hoyer S, Hamman J (2017). xarray: N-D labeled arrays and datasets in Python. "
+        "Journal of Open Research Software 5(1):10.",
+        "10.5334/jors.148",
+    ),
+}
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222; margin: 2em auto;
+       max-width: 70em; padding: 0 1.5em; line-height: 1.45; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 1.8em; }
+.meta { color: #666; font-size: 0.9em; margin-top: 0; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f4f4f4; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img.figure { max-width: 100%; height: auto; border: 1px solid #eee; }
+.note { color: #666; font-size: 0.9em; }
+details { margin: 0.4em 0; }
+summary { cursor: pointer; }
+code { background: #f4f4f4; padding: 0 0.2em; }
+"""
+
+
+def _e(value) -> str:
+    """HTML-escaped text of any value (quotes too, so it is safe in attributes)."""
+    return html.escape(str(value), quote=True)
+
+
+def _num(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, numbers.Integral):
+        return f"{int(value):,}"
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        if value.is_integer() and abs(value) < 1e15:
+            return f"{int(value):,}"
+        return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return _e(value)
+
+
+def _plain(value) -> str:
+    """A number as short text (6.0 -> "6"); anything else as is."""
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        return f"{float(value):g}"
+    return str(value)
+
+
+def _id_key(value) -> str:
+    """A study id as text, so ``9065511``, ``9065511.0`` and ``"9065511"`` match."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def read_metadata(metadata) -> dict[str, str]:
+    """Study titles by id, from a DataFrame or a Neurosynth v7 ``metadata.tsv[.gz]``.
+
+    Parameters
+    ----------
+    metadata : pandas.DataFrame, str or path-like
+        A table with the columns ``id`` and ``title`` (others are ignored),
+        or the path of a tab-separated file with them (gzip read transparently),
+        such as Neurosynth v7's ``data-neurosynth_version-7_metadata.tsv.gz``.
+
+    Returns
+    -------
+    dict
+        ``{id as text: title}``; ids match a result's study ids whether they
+        are numbers or text.
+
+    Raises
+    ------
+    DatabaseFileNotFoundError
+        The file does not exist.
+    DatabaseFileError
+        The file cannot be read (a directory, no permission, corrupt gzip).
+    DatabaseError
+        The table lacks an ``id`` or ``title`` column, or cannot be parsed.
+    ParameterError
+        ``metadata`` is neither a DataFrame nor a path.
+    """
+    source = "the metadata DataFrame"
+    if isinstance(metadata, pd.DataFrame):
+        table = metadata
+    elif isinstance(metadata, (str, os.PathLike)):
+        path = os.fspath(metadata)
+        source = path
+        if not os.path.exists(path):
+            raise DatabaseFileNotFoundError(
+                f"{path}: metadata file not found; expected a tab-separated file with 'id' and 'title' columns "
+                "(e.g. Neurosynth v7's data-neurosynth_version-7_metadata.tsv.gz)."
+            )
+        try:
+            table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, compression="infer")
+        except (OSError, EOFError) as err:
+            raise DatabaseFileError(f"{path}: the metadata file cannot be read ({type(err).__name__}: {err}).") from err
+        except (ValueError, pd.errors.ParserError) as err:
+            raise DatabaseError(f"{path}: the metadata file is not a readable tab-separated table ({err}).") from err
+    else:
+        raise ParameterError(
+            f"metadata must be a pandas DataFrame or the path of a metadata.tsv(.gz) file with 'id' and 'title' "
+            f"columns; got {type(metadata).__name__}."
+        )
+    missing = [c for c in ("id", "title") if c not in table.columns]
+    if missing:
+        raise DatabaseError(
+            f"{source}: no column(s) {missing}; found columns {[str(c) for c in table.columns][:20]}; "
+            "expected 'id' and 'title' (as in Neurosynth v7's metadata.tsv.gz)."
+        )
+    titles = {}
+    for sid, title in zip(table["id"].tolist(), table["title"].tolist()):
+        if title is None or (isinstance(title, float) and np.isnan(title)):
+            continue
+        titles.setdefault(_id_key(sid), str(title))
+    return titles
+
+
+def _selection_sentence(attrs: Mapping) -> str:
+    """How studies were selected, as the end of a sentence "A study was selected when ..."."""
+    rule = attrs.get("select", "overlap")
+    if rule == "overlap":
+        return f"its activation covered {_threshold_rule(attrs)}"
+    sentence = str(attrs.get("selection", rule))
+    # the recorded sentence reads "rule: what it does (source)"
+    return f"it met the {rule!r} rule ({sentence.split(': ', 1)[-1]})"
+
+
+def _threshold_rule(attrs: Mapping) -> str:
+    threshold = attrs.get("threshold", "?")
+    if attrs.get("threshold_kind") == "count":
+        return f"more than {threshold} of the seed's voxels"
+    try:
+        return f"more than a proportion {float(threshold):g} ({100 * float(threshold):g} %) of the seed's voxels"
+    except (TypeError, ValueError):
+        return f"more than {threshold} of the seed's voxels"
+
+
+def methods_text(ds: xr.Dataset, name: str | None = None, threshold: float = 0.0,
+                 connectivity: int = 26) -> tuple[str, list[str]]:
+    """A methods paragraph for a result, generated from its ``attrs``, and the references it cites.
+
+    Returns
+    -------
+    text : str
+        Plain text (not escaped); citations appear as ``[1]``, ``[2]``, ...
+    keys : list of str
+        Keys of :data:`REFERENCES`, in citation order.
+    """
+    a = ds.attrs
+    keys: list[str] = []
+
+    def cite(key: str) -> str:
+        if key not in keys:
+            keys.append(key)
+        return f"[{keys.index(key) + 1}]"
+
+    name = pick_map(ds, name) if name is None else name
+    batch = "seed" in ds.dims
+    version = a.get("xcoact_version", __version__)
+    nimare = a.get("preset") == "nimare"
+    if nimare:
+        origin = (f"which reproduces the MKDA chi-square coactivation analysis of NiMARE 0.22.1 (Salo et al., 2023) "
+                  f"{cite('nimare')}, an implementation of the method of Neurosynth (Yarkoni et al., 2011) "
+                  f"{cite('neurosynth')}")
+    else:
+        origin = (f"which reproduces the coactivation analysis of Neurosynth 0.3.8 (Yarkoni et al., 2011) "
+                  f"{cite('neurosynth')}")
+    parts = [
+        f"Coactivation maps were computed with xcoact {version}, {origin}, with xarray {cite('xarray')} and Dask.",
+        f"The coordinate database ({a.get('database', 'not recorded')}) held {a.get('n_studies', '?')} studies; "
+        f"coordinates reported in Talairach space were moved to MNI space with the transform of Lancaster et al. "
+        f"(2007) {cite('talairach')}.",
+        f"Each study's peaks were replaced by binary spheres of radius {_plain(a.get('r', '?'))} mm on the MNI152 2 mm grid "
+        f"(a binary kernel as in multilevel kernel density analysis {cite('mkda')}), and a study counted as active "
+        "at a voxel of the brain mask when any of its spheres covered it.",
+    ]
+    rule = _selection_sentence(a)
+    if batch:
+        n_seeds, n_valid = a.get("n_seeds", ds.sizes["seed"]), a.get("n_valid_seeds", "?")
+        parts.append(
+            f"Each of {n_seeds} seed regions ({n_valid} with maps) was analysed separately: a study was selected "
+            f"for a seed when {rule}, and the selected studies were compared, voxel by "
+            "voxel, with all other studies."
+        )
+    else:
+        parts.append(
+            f"The seed region ({seed_label(a.get('seed', '?'))}) held {a.get('n_roi', '?')} voxels of the "
+            f"brain mask. A study was selected when {rule}; "
+            f"{a.get('n_selected', '?')} of {a.get('n_studies', '?')} studies were selected and compared, voxel by "
+            f"voxel, with the other {a.get('n_unselected', '?')}."
+        )
+    if nimare:
+        parts.append(
+            "At every voxel two chi-square tests were computed, of uniformity (activation among the selected "
+            "studies) and of association (selection by activation). Their p values were adjusted for the false "
+            f"discovery rate over all voxels of the mask (Benjamini-Hochberg {cite('fdr')}) and converted to signed "
+            f"z scores; voxels pass at an adjusted p < q = {a.get('q', '?')}."
+        )
+    else:
+        parts.append(
+            "At every voxel two chi-square tests were computed: a test of uniformity (one-way: is the voxel active "
+            "in more selected studies than the average voxel?) and a test of association (Pearson's chi-square on "
+            "the 2 x 2 table of selection by activation, without continuity correction). Their p values were "
+            f"converted to signed z scores, and each z map was thresholded at a false discovery rate of "
+            f"q = {a.get('q', '?')} over all voxels of the brain mask (Benjamini-Hochberg {cite('fdr')})."
+        )
+    parts.append(f"The posterior probability maps assume a uniform prior P(selected) = {a.get('prior', '?')}.")
+    shown = f"|value| > {threshold:.4g}" if threshold > 0 else "non-zero values"
+    parts.append(
+        f"The figure and the cluster table show the map {name}; clusters are connected components "
+        f"({connectivity}-connectivity) of the voxels with {shown}, positive and negative separately."
+    )
+    return " ".join(parts), keys
+
+
+def _kv_table(rows: list[tuple[str, object]]) -> str:
+    body = "".join(f"<tr><th>{_e(k)}</th><td>{_num(v) if not isinstance(v, str) else _e(v)}</td></tr>" for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def _frame_table(frame: pd.DataFrame, headers: dict[str, str] | None = None) -> str:
+    headers = headers or {}
+    head = "".join(f"<th>{_e(headers.get(c, c))}</th>" for c in frame.columns)
+    rows = []
+    for rec in frame.itertuples(index=False):
+        cells = []
+        for value in rec:
+            numeric = isinstance(value, (numbers.Real, np.number)) and not isinstance(value, (bool, np.bool_))
+            cells.append(f'<td class="num">{_num(value)}</td>' if numeric else f"<td>{_e(value)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _studies_table(ids, titles: dict[str, str] | None, max_studies: int | None) -> str:
+    ids = list(ids)
+    shown = ids if max_studies is None else ids[:max_studies]
+    if titles is None:
+        frame = pd.DataFrame({"id": [_id_key(i) for i in shown]})
+    else:
+        frame = pd.DataFrame({"id": [_id_key(i) for i in shown],
+                              "title": [titles.get(_id_key(i), "(not in the metadata)") for i in shown]})
+    note = ""
+    if len(shown) < len(ids):
+        note = f'<p class="note">The first {len(shown):,} of {len(ids):,} studies (max_studies={max_studies}).</p>'
+    if titles is not None:
+        found = sum(_id_key(i) in titles for i in ids)
+        note += f'<p class="note">Titles from the metadata for {found:,} of {len(ids):,} studies.</p>'
+    return _frame_table(frame) + note
+
+
+_CLUSTER_HEADERS = {
+    "seed": "seed", "cluster": "cluster", "sign": "sign", "size_voxels": "size (voxels)", "size_mm3": "size (mm³)",
+    "peak_x": "peak x (mm)", "peak_y": "peak y (mm)", "peak_z": "peak z (mm)", "peak_value": "peak value",
+}
+
+
+def _clusters_section(table: pd.DataFrame, name: str, max_clusters: int) -> str:
+    if table.empty:
+        return f'<p class="note">No voxel of {_e(name)} passes the threshold: no cluster.</p>'
+    headers = dict(_CLUSTER_HEADERS)
+    if "_z" in name:
+        headers["peak_value"] = "peak z"
+    shown = table.head(max_clusters).copy()
+    shown["sign"] = np.where(shown["sign"] > 0, "+", "-")
+    note = ""
+    if len(shown) < len(table):
+        note = f'<p class="note">The {len(shown):,} largest of {len(table):,} clusters (max_clusters={max_clusters}).</p>'
+    return _frame_table(shown, headers) + note
+
+
+def _check_positive_int(value, name: str, allow_none: bool = False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ParameterError(f"{name}={value!r} is not valid; expected an integer >= 1{' or None' if allow_none else ''}.")
+    return int(value)
+
+
+def report_html(
+    ds: xr.Dataset,
+    *,
+    name: str | None = None,
+    metadata=None,
+    seed: str | None = None,
+    threshold: float | None = None,
+    title: str | None = None,
+    max_studies: int | None = None,
+    max_clusters: int = 100,
+    connectivity: int = 26,
+    min_size: int = 1,
+    dpi: int = 100,
+    plot_kwargs: dict | None = None,
+) -> str:
+    """The report of :func:`report` as an HTML string (nothing is written).
+
+    Parameters as in :func:`report`.
+    """
+    max_clusters = _check_positive_int(max_clusters, "max_clusters")
+    max_studies = _check_positive_int(max_studies, "max_studies", allow_none=True)
+    if isinstance(ds, xr.DataArray) or not isinstance(ds, xr.Dataset):
+        raise ParameterError(f"report needs a result Dataset of xcoact.seed (with its attrs); got {type(ds).__name__}.")
+    name = pick_map(ds, name)
+    threshold = default_threshold(ds, name) if threshold is None else _check_threshold(threshold)
+    titles = read_metadata(metadata) if metadata is not None else None
+    a = ds.attrs
+    batch = "seed" in ds.dims
+    labels = [str(s) for s in ds["seed"].values] if batch else []
+    if seed is not None and not batch:
+        raise ParameterError(f"seed={seed!r} was given, but the result has no seed dimension (it is one seed).")
+    if seed is not None and str(seed) not in labels:
+        raise ParameterError(f"seed={seed!r} is not a seed of the batch; its seeds are {labels[:20]}.")
+    shown_seeds = [str(seed)] if seed is not None else labels[:MAX_SEEDS]
+    one = not batch or seed is not None
+
+    fig = plot(ds, name, seed=seed, threshold=threshold, dpi=dpi, **(plot_kwargs or {}))
+    image = base64.b64encode(png_bytes(fig)).decode("ascii")
+    if one:
+        table = _clusters(ds, name, threshold=threshold, seed=seed, connectivity=connectivity, min_size=min_size)
+    else:
+        table = pd.concat(
+            [_clusters(ds, name, threshold=threshold, seed=s, connectivity=connectivity, min_size=min_size)
+             .assign(seed=s) for s in shown_seeds], ignore_index=True)
+        table = table[["seed", *[c for c in table.columns if c != "seed"]]]
+
+    label = (seed if seed is not None else f"{len(labels)} seeds") if batch else seed_label(a.get("seed", "?"))
+    heading = title if title is not None else f"Coactivation report: {label}"
+    made = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(heading)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{_e(heading)}</h1>",
+        f'<p class="meta">Made with xcoact {_e(__version__)} on {made}. Map shown: <code>{_e(name)}</code>. '
+        f"{_e(threshold_text(ds, name, threshold))}.</p>",
+    ]
+
+    # counts
+    out.append("<h2>Counts</h2>")
+    if not batch:
+        n_vox = int(((table["size_voxels"]).sum()) if not table.empty else 0)
+        out.append(_kv_table([
+            ("database", str(a.get("database", "not recorded"))),
+            ("studies in the database", a.get("n_studies", "?")),
+            ("seed", str(a.get("seed", "?"))),
+            ("seed voxels in the brain mask", a.get("n_roi", "?")),
+            ("studies selected", a.get("n_selected", "?")),
+            ("studies not selected", a.get("n_unselected", "?")),
+            ("study selection", str(a.get("selection", selection_text(a)))),
+            *([("largest overlap with the seed (voxels)", a["max_overlap"])] if "max_overlap" in a else []),
+            (f"voxels shown in {name}", n_vox),
+            ("clusters (positive / negative)",
+             f"{len(table)} ({int((table['sign'] > 0).sum())} / {int((table['sign'] < 0).sum())})"),
+        ]))
+    else:
+        out.append(_kv_table([
+            ("database", str(a.get("database", "not recorded"))),
+            ("studies in the database", a.get("n_studies", "?")),
+            ("seeds", a.get("n_seeds", len(labels))),
+            ("seeds with maps", a.get("n_valid_seeds", "?")),
+            ("study selection", str(a.get("selection", selection_text(a)))),
+        ]))
+        per_seed = pd.DataFrame({
+            "seed": labels,
+            "description": [str(d) for d in ds["description"].values] if "description" in ds else [""] * len(labels),
+            "seed voxels": [int(v) for v in ds["n_roi"].values] if "n_roi" in ds else [0] * len(labels),
+            "studies selected": [int(v) for v in ds["n_selected"].values] if "n_selected" in ds else [0] * len(labels),
+            "maps": ["yes" if v else "no (degenerate)" for v in ds["valid"].values] if "valid" in ds else [""] * len(labels),
+        })
+        out.append(_frame_table(per_seed))
+
+    # figure
+    out.append("<h2>Figure</h2>")
+    alt = f"{name}, seed {label}" if one else f"{name}, {label}"
+    out.append(f'<img class="figure" alt="{_e(alt)}" src="data:image/png;base64,{image}">')
+
+    # clusters
+    out.append("<h2>Clusters</h2>")
+    shown_txt = f"|value| > {threshold:.4g}" if threshold > 0 else "non-zero values"
+    out.append(f'<p class="note">Connected components ({connectivity}-connectivity) of the voxels of '
+               f"<code>{_e(name)}</code> with {_e(shown_txt)}, positive and negative separately, largest first"
+               f"{'' if min_size == 1 else f'; at least {min_size} voxels'}. Peaks in MNI mm.</p>")
+    if batch and seed is None and len(shown_seeds) < len(labels):
+        out.append(f'<p class="note">The first {len(shown_seeds)} of {len(labels)} seeds; pass seed=... for another.</p>')
+    out.append(_clusters_section(table, name, max_clusters))
+
+    # studies
+    out.append("<h2>Selected studies</h2>")
+    if one:
+        if not batch:
+            ids = ds["selected_id"].values if "selected_id" in ds else []
+        else:
+            ids = ds["study"].values[np.asarray(ds["selected"].sel(seed=ds["seed"].values[labels.index(str(seed))]))]
+        out.append(f"<p>{len(ids):,} studies selected.</p>")
+        out.append(_studies_table(ids, titles, max_studies))
+    else:
+        for s in shown_seeds:
+            mask = np.asarray(ds["selected"].values[labels.index(s)])
+            ids = ds["study"].values[mask]
+            out.append(f"<details><summary>{_e(s)}: {len(ids):,} studies</summary>"
+                       f"{_studies_table(ids, titles, max_studies)}</details>")
+        if len(shown_seeds) < len(labels):
+            out.append(f'<p class="note">The first {len(shown_seeds)} of {len(labels)} seeds.</p>')
+
+    # methods and references
+    text, keys = methods_text(ds, name, threshold, connectivity)
+    out.append("<h2>Methods</h2>")
+    out.append(f"<p>{_e(text)}</p>")
+    out.append("<h2>References</h2><ol>")
+    for key in keys:
+        ref, doi = REFERENCES[key]
+        out.append(f'<li>{_e(ref)} doi:<a href="https://doi.org/{_e(doi)}">{_e(doi)}</a></li>')
+    out.append("</ol>")
+
+    # provenance
+    out.append("<h2>Parameters and provenance</h2>")
+    out.append(_kv_table([(str(k), v if isinstance(v, (numbers.Number, str)) else str(v)) for k, v in a.items()]
+                         + [("report made with xcoact", __version__)]))
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _write_html(tmp: str, text: str) -> None:
+    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        fh.write(text)
+
+
+def report(
+    ds: xr.Dataset,
+    path: str | os.PathLike,
+    *,
+    name: str | None = None,
+    metadata=None,
+    seed: str | None = None,
+    threshold: float | None = None,
+    overwrite: bool = False,
+    title: str | None = None,
+    max_studies: int | None = None,
+    max_clusters: int = 100,
+    connectivity: int = 26,
+    min_size: int = 1,
+    dpi: int = 100,
+    plot_kwargs: dict | None = None,
+) -> str:
+    """Write a self-contained HTML report of a result, atomically.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A result of :func:`xcoact.seed` (one seed or a batch).
+    path : str or path-like
+        The HTML file to write.
+    name : str, optional
+        The map of the figure and the cluster table; by default the
+        FDR-thresholded association z map (:func:`xcoact.clusters.pick_map`).
+    metadata : pandas.DataFrame or path, optional
+        Study titles: a table with ``id`` and ``title`` columns, or a Neurosynth
+        v7 ``metadata.tsv[.gz]`` (see :func:`read_metadata`).
+    seed : str, optional
+        For a batch: report on this seed alone.  Otherwise a batch report
+        covers its first 48 seeds (figure, clusters, selected studies) and
+        lists every seed's counts.
+    threshold : float, optional
+        Figure and clusters use the voxels with ``|value| > threshold``; by
+        default :func:`xcoact.plot.default_threshold` (every non-zero voxel
+        of Neurosynth's FDR maps).
+    overwrite : bool, default False
+        Replace an existing file.
+    title : str, optional
+        The report's heading.
+    max_studies : int, optional
+        List at most this many selected studies (per seed); all by default.
+    max_clusters : int, default 100
+        Rows of the cluster table (per report), largest clusters first.
+    connectivity : {26, 18, 6}, default 26
+        Cluster connectivity (see :mod:`xcoact.clusters`).
+    min_size : int, default 1
+        Leave out clusters of fewer voxels.
+    dpi : int, default 100
+        Resolution of the embedded figure.
+    plot_kwargs : dict, optional
+        More options for :func:`xcoact.plot.plot` (``cut``, ``vmax``,
+        ``cmap``, ``kind``, ``view``).
+
+    Returns
+    -------
+    str
+        The path written.
+
+    Raises
+    ------
+    OutputError
+        ``path`` exists and ``overwrite`` is False, its directory is missing or
+        read-only, or writing failed (nothing is left behind; an earlier file
+        at ``path`` is kept).
+    ParameterError, DatabaseError, DatabaseFileNotFoundError
+        A bad argument or metadata file.
+
+    Notes
+    -----
+    Cost: computes the map shown (one volume; for a batch, each reported
+    seed's) and renders the figure; the HTML is a few hundred kB.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise OutputError(f"{folder}: output directory does not exist; create it first (e.g. os.makedirs({folder!r})).")
+    if os.path.exists(path) and not overwrite:
+        raise OutputError(f"{path} already exists; pass overwrite=True to replace it, or choose another path.")
+    text = report_html(ds, name=name, metadata=metadata, seed=seed, threshold=threshold, title=title,
+                       max_studies=max_studies, max_clusters=max_clusters, connectivity=connectivity,
+                       min_size=min_size, dpi=dpi, plot_kwargs=plot_kwargs)
+    write_atomically({path: functools.partial(_write_html, text=text)}, suffix=".part.html")
+    return path
