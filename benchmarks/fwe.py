@@ -38,8 +38,6 @@ import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RELEASE_DIR = ROOT / ".." / "shared" / "data" / "releases" / "neurosynth-v7"
-COORDS = "data-neurosynth_version-7_coordinates.tsv.gz"
 SEED = [[0, 20, 28]]
 MARK = "@@fwe "
 
@@ -53,18 +51,12 @@ def _peak_mb() -> float:
 
 
 def _release_path(arg: str | None) -> str:
-    if arg:
-        return arg
-    path = (RELEASE_DIR / COORDS).resolve()
-    if path.exists():
-        return str(path)
-    try:  # the user's own copy, downloaded and verified by xcoact
-        from xcoact.datasets import fetch_neurosynth
+    """The v7 coordinates as benchmarks/run.py finds them: --release, $XCOACT_NEUROSYNTH_V7, else
+    ``xcoact.datasets.fetch_neurosynth`` (checksum-verified, cached; from a local mirror when one is there)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from run import resolve_release
 
-        got = fetch_neurosynth(version=7)
-        return str(got["coordinates"] if isinstance(got, dict) else got.coordinates)
-    except Exception as err:  # pragma: no cover - depends on the machine
-        raise SystemExit(f"no Neurosynth v7 release found ({err}); pass --release PATH") from err
+    return resolve_release(arg)
 
 
 def _emit(**fields) -> None:

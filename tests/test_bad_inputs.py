@@ -403,6 +403,21 @@ def test_non_utf8_line_number_with_cr_line_breaks(tmp_path):
         read_database(path)
 
 
+def test_first_row_longer_than_the_header(tmp_path):
+    """Found by the fuzzer: pandas took the extra leading cells for an index and failed inside
+    ("zip() argument 2 is shorter than argument 1"); extra cells are now ignored on every row, as the
+    fast pass always did, and a bad cell is reported by line."""
+    path = write(tmp_path, "database.txt", HEADER + "1\t10\t20\t30\tMNI\textra\textra\n2\tx\t21\t31\tMNI\n")
+    with raises(DatabaseError, ValueError, "^" + re.escape(
+            f"{path}: 1 row(s) with a non-numeric, NaN or infinite coordinate - line 3 column x: 'x'. x, y and z "
+            "must be finite numbers in mm; fix or delete those rows.") + "$"):
+        read_database(path)
+    good = write(tmp_path, "good.txt", HEADER + "1\t10\t20\t30\tMNI\textra\textra\n2\t11\t21\t31\tMNI\n3\t\t\t\tMNI\n")
+    table, _ = caught(EmptyStudyWarning, read_database, good)  # the blank row sends it down the careful pass
+    assert table["study_id"].values.tolist() == [1, 2]
+    assert xyz(table).tolist() == [[10, 20, 30], [11, 21, 31]]
+
+
 @pytest.mark.parametrize("fmt", [None, "neurosynth", "neurosynth-v7", "sleuth", "nimare-json"])
 def test_binary_garbage_through_every_reader(tmp_path, fmt):
     rng = np.random.default_rng(0)

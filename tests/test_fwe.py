@@ -43,15 +43,16 @@ class DenseOracle:
     def __init__(self, act, mask, cluster_p=0.001, connectivity=26):
         self.mask = mask
         self.studies = act["study"].values
-        self.active = np.asarray(act.transpose("study", "x", "y", "z").values)[:, mask]  # (studies, in-mask voxels)
+        # (studies, in-mask voxels) as 0/1 float32: counts by a matrix product, exact far beyond 100 studies
+        self.active = np.asarray(act.transpose("study", "x", "y", "z").values)[:, mask].astype(np.float32)
         self.chi2_thr = float(sstats.chi2.isf(cluster_p, 1))
         self.z_thr = math.sqrt(self.chi2_thr)
         self.structure = ndimage.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[connectivity])
 
     def statistics(self, selected, pool):
         """chi2 and sign of (uniformity, association) per in-mask voxel; tested voxels."""
-        a = self.active[selected].sum(axis=0).astype(np.float64)
-        t = self.active[pool].sum(axis=0).astype(np.float64)
+        a = (selected.astype(np.float32) @ self.active).astype(np.float64)
+        t = (pool.astype(np.float32) @ self.active).astype(np.float64)
         n_f = float(selected.sum())
         n = float(pool.sum())
         n_u = n - n_f
@@ -77,23 +78,22 @@ class DenseOracle:
         return chi2, sign, tested
 
     def clusters(self, chi2, sign):
-        """Label volume per sign: {+1: (labels of in-mask voxels, n), -1: ...}."""
+        """Per sign: (label of each in-mask voxel, 0 outside clusters; count; sizes; masses) of its clusters."""
         out = {}
         for s in (1, -1):
             vol = np.zeros(self.mask.shape, dtype=bool)
             vol[self.mask] = (chi2 > self.chi2_thr) & (sign == s)
             lab, n = ndimage.label(vol, structure=self.structure)
-            out[s] = (lab[self.mask], n)
+            lab = lab[self.mask]
+            sizes = np.bincount(lab, minlength=n + 1)[1:].astype(np.float64)
+            masses = np.bincount(lab, weights=np.sqrt(chi2) - self.z_thr, minlength=n + 1)[1:]
+            out[s] = (lab, n, sizes, masses)
         return out
 
-    def cluster_stats(self, chi2, sign):
-        """(sign, label) -> (size, mass) of every cluster."""
-        stats = {}
-        for s, (lab, n) in self.clusters(chi2, sign).items():
-            for k in range(1, n + 1):
-                member = lab == k
-                stats[(s, k)] = (float(member.sum()), float((np.sqrt(chi2[member]) - self.z_thr).sum()))
-        return stats
+    def cluster_maxima(self, chi2, sign):
+        """Largest cluster size and mass over both signs (0 without clusters)."""
+        found = [c for c in self.clusters(chi2, sign).values() if c[1]]
+        return (max((c[2].max() for c in found), default=0.0), max((c[3].max() for c in found), default=0.0))
 
     def null(self, pool, n_selected, n_iter, seed, batch_size):
         """The (test, iteration, statistic) null maxima of n_iter - 1 permutations."""
@@ -111,10 +111,7 @@ class DenseOracle:
                 chi2, sign, _ = self.statistics(selected, pool)
                 row = []
                 for t in range(2):
-                    cl = self.cluster_stats(chi2[t], sign[t])
-                    size_max = max((v[0] for v in cl.values()), default=0.0)
-                    mass_max = max((v[1] for v in cl.values()), default=0.0)
-                    row.append([chi2[t].max(), size_max, mass_max])
+                    row.append([chi2[t].max(), *self.cluster_maxima(chi2[t], sign[t])])
                 rows.append(row)
         return np.array(rows).transpose(1, 0, 2)
 
@@ -157,10 +154,14 @@ def _cases(cube):
 
 # --- (a) and (b): the null, the p maps, the clusters -----------------------------------------------
 
-@pytest.mark.parametrize("case", ["seed", "complement", "contrast"])
-def test_null_and_corrected_maps_equal_the_oracle(cube, oracle, mni_mask, case):
+@pytest.mark.parametrize("case,n_iter,batch", [
+    ("seed", 21, 8),         # batches of 8, 8 and 4
+    ("complement", 11, 4),   # 4, 4 and 2
+    ("contrast", 11, 3),     # 3, 3, 3 and 1
+])
+def test_null_and_corrected_maps_equal_the_oracle(cube, oracle, mni_mask, case, n_iter, batch):
     ds = _cases(cube)[case]
-    n_iter, seed, batch = 21, 1234, 8  # batches of 8, 8 and 4
+    seed = 1234
     out = ds.coact.fwe(n_iter=n_iter, seed=seed, batch_size=batch)
     selected, pool = _observed_groups(ds, oracle.studies)
     n_sel = int(selected.sum())
@@ -190,19 +191,16 @@ def test_null_and_corrected_maps_equal_the_oracle(cube, oracle, mni_mask, case):
         np.testing.assert_array_equal(thr, np.where(p_vox <= 0.05, z, 0.0))
         # cluster level: the package's cluster numbers partition the voxels as ndimage does, per sign
         labels = out[f"{base}_cluster"].transpose("x", "y", "z").values[mni_mask]
-        mine = oracle.clusters(chi2[t], sign[t])
-        stats = oracle.cluster_stats(chi2[t], sign[t])
         p_size = np.ones(tested.size)
         p_mass = np.ones(tested.size)
-        for s, (lab, n) in mine.items():
-            assert ((labels * s > 0) == (lab > 0)).all(), "a voxel changed sign or cluster membership"
-            for k in range(1, n + 1):
-                member = lab == k
-                theirs = np.unique(labels[member])
-                assert theirs.size == 1 and (labels == theirs[0]).sum() == member.sum()
-                size, mass = stats[(s, k)]
-                p_size[member] = _corrected(expected_null[t, :, 1], size, n_done)[0]
-                p_mass[member] = _corrected(expected_null[t, :, 2], mass, n_done)[0]
+        for s, (lab, n, sizes, masses) in oracle.clusters(chi2[t], sign[t]).items():
+            inside = lab > 0
+            assert ((labels * s > 0) == inside).all(), "a voxel changed sign or cluster membership"
+            # the same partition: each of this test's clusters is exactly one of the package's
+            pairs = np.unique(np.column_stack([lab[inside], labels[inside]]), axis=0)
+            assert len(pairs) == n == np.unique(labels[inside]).size
+            p_size[inside] = _corrected(expected_null[t, :, 1], sizes, n_done)[lab[inside] - 1]
+            p_mass[inside] = _corrected(expected_null[t, :, 2], masses, n_done)[lab[inside] - 1]
         for level, p in (("cluster-size", p_size), ("cluster-mass", p_mass)):
             got = out[f"{base}_p_FWE-{level}"].transpose("x", "y", "z").values[mni_mask]
             np.testing.assert_allclose(got, p, rtol=1e-12, err_msg=f"{base} {level}")
@@ -217,8 +215,21 @@ def test_the_cases_exercise_clusters_and_significance(cube):
     """Guards the oracle test above against passing vacuously: clusters exist and some voxels survive."""
     out = _cases(cube)["seed"].coact.fwe(n_iter=21, seed=1234, batch_size=8)
     assert (out["uniformity-test_cluster"] > 0).any() and (out["association-test_cluster"] != 0).any()
-    assert (out["uniformity-test_p_FWE-voxel"] <= 0.05).any()
+    assert (out["association-test_p_FWE-cluster-size"] <= 0.05).any()
+    assert (out["association-test_z_FWE-cluster-size_0.05"] != 0).any()
     assert (out["fwe_null"].sel(fwe_statistic="max_cluster_size") > 0).all()
+
+
+def test_meta_contrast_pool_is_its_two_lists(cube, oracle):
+    """Regression: fwe on meta(ids, ids2=...) used every study of the cube as the pool."""
+    c = cube.coact.contrast(SEED_A, SEED_B, r=R, select="distance")
+    m = cube.coact.meta(c["selected_id"].values, ids2=c["selected_b_id"].values)
+    kw = dict(n_iter=6, seed=1, batch_size=5)
+    fc, fm = c.coact.fwe(**kw), m.coact.fwe(cube, **kw)
+    selected, pool = _observed_groups(c, oracle.studies)
+    assert fm.attrs["fwe_n_tested_voxels"] == int(oracle.statistics(selected, pool)[2].sum())
+    for name in _fwe_vars(fc):
+        np.testing.assert_array_equal(fm[name].values, fc[name].values, err_msg=name)
 
 
 # --- (c) reproducibility across schedulers ---------------------------------------------------------
@@ -273,11 +284,11 @@ def test_early_stop_on_a_clearly_null_seed(cube, oracle):
     chi2, sign, tested = oracle.statistics(selected, pool)
     for t in range(2):
         assert _corrected(null[t, :, 0], chi2[t][tested].max(), 1)[0] > alpha * n_iter
-        clusters = oracle.cluster_stats(chi2[t], sign[t])
+        clusters = [c for c in oracle.clusters(chi2[t], sign[t]).values() if c[1]]
         assert clusters, "the observed study forms clusters"
-        for size, mass in clusters.values():
-            assert _corrected(null[t, :, 1], size, 1)[0] > alpha * n_iter
-            assert _corrected(null[t, :, 2], mass, 1)[0] > alpha * n_iter
+        for _, _, sizes, masses in clusters:
+            assert (_corrected(null[t, :, 1], sizes, 1) > alpha * n_iter).all()
+            assert (_corrected(null[t, :, 2], masses, 1) > alpha * n_iter).all()
     for name in early.data_vars:
         if "_z_FWE-" in name:
             np.testing.assert_array_equal(early[name].values, full[name].values, err_msg=name)
@@ -290,7 +301,7 @@ def test_early_stop_that_cannot_settle_runs_everything(cube):
     kw = dict(n_iter=41, seed=3, batch_size=5)
     full = ds.coact.fwe(**kw)
     early = ds.coact.fwe(**kw, early_stop=True)
-    assert (full["uniformity-test_p_FWE-voxel"] <= 0.05).any()
+    assert (full["association-test_p_FWE-cluster-size"] <= 0.05).any()
     assert early.attrs["fwe_n_done"] == 41 and early.attrs["fwe_stopped_early"] == 0
     for name in _fwe_vars(full):
         np.testing.assert_array_equal(early[name].values, full[name].values, err_msg=name)
@@ -441,11 +452,16 @@ def test_missing_z_map_is_named(cube):
         ds.coact.fwe(n_iter=5)
 
 
-def test_maps_whose_cube_is_gone_ask_for_act(tmp_path):
+def _cube_r8():
+    # a kernel radius no other test uses: no other live cube shares this one's name
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        act = xcoact.activations(xcoact.datasets.sample_database_path(), r=6)
-        maps = act.coact.seed(DACC, 0.1, r=10).compute()
+        return xcoact.activations(xcoact.datasets.sample_database_path(), r=8)
+
+
+def test_maps_whose_cube_is_gone_ask_for_act(tmp_path):
+    act = _cube_r8()
+    maps = act.coact.seed(DACC, 0.1, r=10).compute()
     expected = maps.coact.fwe(n_iter=6, seed=5, batch_size=5)
     path = maps.coact.to_netcdf(tmp_path / "maps.nc")
     del act
@@ -454,14 +470,24 @@ def test_maps_whose_cube_is_gone_ask_for_act(tmp_path):
             r"the cube these maps were computed from is not in this session .*pass it: "
             r"maps\.coact\.fwe\(act=xcoact\.activations\(db, \.\.\.\), \.\.\.\)")):
         maps.coact.fwe(n_iter=6, seed=5)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        act = xcoact.activations(xcoact.datasets.sample_database_path(), r=6)
+    act = _cube_r8()
     with xr.open_dataset(path) as from_file:
         got = from_file.load().coact.fwe(act, n_iter=6, seed=5, batch_size=5)
     np.testing.assert_array_equal(got["fwe_null"].values, expected["fwe_null"].values)
     with pytest.raises(ParameterError, match=r"act is not an untouched cube from xcoact\.activations"):
         maps.coact.fwe(act.isel(study=slice(0, 50)), n_iter=6)
+
+
+def test_two_cubes_of_one_database_keep_each_other_alive(cube):
+    """Regression: deleting a second cube of the same database used to unregister the first one's
+    source, after which fwe (and the peak-based rules) refused the first cube."""
+    twin = _cube_r8()
+    other = _cube_r8()
+    assert twin.data.name == other.data.name
+    del other
+    gc.collect()
+    out = twin.coact.seed(DACC, r=10, select="focus", fwe=3, fwe_seed=0)
+    assert out.attrs["fwe_n_done"] == 3
 
 
 # --- (h) seed(..., fwe=) and (i) writing --------------------------------------------------------------

@@ -158,6 +158,22 @@ def test_distance_is_inclusive_at_exactly_r(tiny_cube):
     assert "Raise r to at least 10" in msg
 
 
+def test_cubes_whose_peaks_share_voxels_keep_their_own_millimetres(tmp_path):
+    """Regression: two databases whose peaks round to the same voxels gave cubes of one Dask name,
+    and the first cube's distance rule then measured from the second database's coordinates."""
+    cubes = []
+    for x in (1.0, 1.4):  # both round to voxel i = 44
+        path = tmp_path / f"db_{x}.txt"
+        path.write_text("id\tx\ty\tz\tspace\n" + "".join(
+            f"{s}\t{x if s == 1 else px}\t{py}\t{pz}\tMNI\n" for s, px, py, pz in TINY))
+        cubes.append(_quiet_cube(xcoact.read_database(str(path))))
+    seed = [[0, 20, 38]]
+    for cube, x in zip(cubes, (1.0, 1.4)):
+        ds = cube.coact.seed(seed, r=10.05, select="distance")
+        assert ds["distance"].values[0] == math.dist((x, 20, 28), (0, 20, 38))
+    assert 1 in _ids(cubes[0].coact.seed(seed, r=10.05, select="distance"))  # sqrt(101) = 10.0499 <= 10.05
+
+
 # --- the rules on the bundled sample ---------------------------------------------------------------
 
 def test_focus_on_an_image_seed_matches_loop_oracle(sample_table, sample_cube, mni_mask):

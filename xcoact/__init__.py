@@ -19,13 +19,17 @@ from .features import read_features
 from .fwe import fwe
 from .cube import activations
 from .errors import (
+    ArchiveError,
+    ChecksumError,
     DatabaseError,
     DatabaseFileError,
     DatabaseFileNotFoundError,
+    DownloadError,
     OutputError,
     ParameterError,
     RoiError,
     SelectionError,
+    UnsafeArchiveError,
     XcoactError,
 )
 from .export import to_netcdf, to_nifti, to_zarr
@@ -58,6 +62,10 @@ __all__ = [
     "Grid",
     "mni152_2mm",
     "XcoactError",
+    "ArchiveError",
+    "ChecksumError",
+    "DownloadError",
+    "UnsafeArchiveError",
     "DatabaseError",
     "DatabaseFileError",
     "DatabaseFileNotFoundError",

@@ -236,7 +236,7 @@ def seed(
         return seed_batch(act, seed, threshold, r=r, select=select, k=k, q=q, prior=prior, by_label=by_label,
                           labels=labels, separate=separate, dtype=dtype, layout=layout, preset=preset)
     pre = _preset_of(act, preset)
-    rule = check_rule(select or pre.select, threshold, r=r, k=k, coords=is_coords(seed))
+    rule = check_rule(pre.select if select is None else select, threshold, r=r, k=k, coords=is_coords(seed))
     grid = _grid(act)
     roi = roi_mask(seed, grid, r)
     n_roi = roi.attrs["n_roi"]
@@ -430,7 +430,7 @@ def seed_batch(
     """
     _check_cube(act)
     pre = _preset_of(act, preset)
-    rule = check_rule(select or pre.select, threshold, r=r, k=k, coords=separate or uses_coords(seeds, separate))
+    rule = check_rule(pre.select if select is None else select, threshold, r=r, k=k, coords=separate or uses_coords(seeds, separate))
     q = _check_unit_interval(q, "q", "0.01")
     prior = _check_unit_interval(prior, "prior", "0.5")
     dtype = _check_dtype(dtype)
@@ -605,7 +605,7 @@ def contrast(
         if is_batch(s):
             raise ParameterError(f"{name} is a list of seeds; a contrast takes one seed on each side.")
     pre = _preset_of(act, preset)
-    rule = check_rule(select or pre.select, threshold, r=r, k=k, coords=is_coords(seed_a) and is_coords(seed_b))
+    rule = check_rule(pre.select if select is None else select, threshold, r=r, k=k, coords=is_coords(seed_a) and is_coords(seed_b))
     grid = _grid(act)
     rois, picks, scores = [], [], []
     for s in (seed_a, seed_b):

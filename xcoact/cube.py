@@ -17,7 +17,7 @@ import xarray as xr
 from dask.base import tokenize
 
 from .errors import ParameterError
-from .kernels import ActivationSource, check_radius
+from .kernels import _REGISTRY, ActivationSource, check_radius
 from .presets import Preset, get_preset
 from .space import Grid
 from .warnings import OutOfBoxWarning
@@ -132,16 +132,20 @@ def activations(
         tuple(b - a for a, b in source.chunk_bounds),
         *(_axis_chunks(grid.shape[a], chunks[d]) for a, d in enumerate("xyz")),
     )
-    name = "activations-" + tokenize(source.ijk, source.codes, r, grid.token, all_chunks)
+    # the mm coordinates and ids are part of the name: selection rules read them from the source
+    name = "activations-" + tokenize(source.ijk, source.codes, source.xyz, source.studies, r, grid.token, all_chunks)
+    # the registry holds sources weakly: a live cube of the same name (the same peaks, ids, radius,
+    # grid and chunks) lends its source, so deleting either cube never unregisters the other
+    shared = _REGISTRY.get(name, source)
     data = da.map_blocks(
         _block,
-        _delayed_source(source, name),
+        _delayed_source(shared, name),
         chunks=all_chunks,
         dtype=bool,
         meta=np.empty((0, 0, 0, 0), dtype=bool),
         name=name,
     )
-    source.register(data.name)
+    shared.register(data.name)
     cube = xr.DataArray(
         data,
         dims=("study", "x", "y", "z"),

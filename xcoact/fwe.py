@@ -294,6 +294,8 @@ def _groups(maps: xr.Dataset, source: ActivationSource) -> tuple[np.ndarray, int
         chosen = np.array([pos[v] for v in ids.tolist()], dtype=np.int64)
     except KeyError as err:
         raise ParameterError(f"selected study {err.args[0]!r} is not in the cube; pass the cube the maps came from as act=.") from None
+    if "contrast_id" in maps:  # meta(ids, ids2=...): the studies of neither list are left out, as in the maps
+        return np.flatnonzero(np.isin(studies, ids) | np.isin(studies, np.asarray(maps["contrast_id"].values))), int(chosen.size)
     return np.arange(len(studies)), int(chosen.size)
 
 
@@ -307,7 +309,8 @@ def _observed_counts(source: ActivationSource, maps: xr.Dataset, pool: np.ndarra
         sel, in_pool = group == 1, group > 0
     else:
         sel = np.isin(studies, np.asarray(maps["selected_id"].values))
-        in_pool = np.ones(len(studies), dtype=bool)
+        in_pool = np.zeros(len(studies), dtype=bool)
+        in_pool[pool] = True
     m = source.grid.n_mask
     a = np.zeros(m, dtype=np.int64)
     t = np.zeros(m, dtype=np.int64)

@@ -128,6 +128,10 @@ def parse_tsv(path: str, text: str, required: tuple[str, ...], fmt: str, numeric
             skip_blank_lines=False,
             usecols=[seen[c] for c in required],
             quoting=3,  # csv.QUOTE_NONE: quotes are data in these files
+            # a first row longer than the header must not turn its leading cells into an index
+            # (pandas then fails inside with "zip() argument 2 is shorter"); extra cells are ignored,
+            # as in the fast pass
+            index_col=False,
         )
     except (pd.errors.ParserError, ValueError) as err:
         msg = str(err)
