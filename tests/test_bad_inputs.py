@@ -369,8 +369,10 @@ def _nimare(x) -> dict:
         # read silently as x = 1 (the first of [1, 2]) and x = 1.0 (true)
         (json.dumps(_nimare([[1, 2]])), "found [[1, 2]]; expected a list of numbers"),
         (json.dumps(_nimare([True])), "found [True]; expected a list of numbers"),
+        # ValueError escaped: null was taken for "no odd value found" and '' reached np.array
+        (json.dumps(_nimare([None, ""])), "found [None, '']; expected a list of numbers"),
     ],
-    ids=["deep-array", "deep-object", "huge-int", "empty-nested", "nested", "bool"],
+    ids=["deep-array", "deep-object", "huge-int", "empty-nested", "nested", "bool", "null-then-string"],
 )
 def test_nimare_hostile_json(tmp_path, text, found):
     path = write(tmp_path, "dataset.json", text)
@@ -517,7 +519,7 @@ def test_output_directory_not_writable(tmp_path, monkeypatch):
     folder.mkdir()
     # tests may run as root, who can write anywhere: simulate the permission check
     monkeypatch.setattr(xcoact.export.os, "access", lambda p, mode: False)
-    with raises(OutputError, OSError, "^" + re.escape(f"{folder}: output directory is not writable; choose another outroot.") + "$"):
+    with raises(OutputError, OSError, "^" + re.escape(f"{folder}: output directory is not writable; choose another outroot, or give yourself write access to it.") + "$"):
         xcoact.readers.write_database(table, folder / "database.txt")
     assert list(folder.iterdir()) == []
 

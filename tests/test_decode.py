@@ -516,3 +516,49 @@ def test_profile_errors(sample_cube, features_txt):
         warnings.simplefilter("error")
         one = sample_cube.coact.profile(batch.isel(seed=0), features_txt)
     assert one.attrs["n_selected"] == int(batch["n_selected"].values[0])
+
+
+# -- the database's own features, found by xcoact (issue: act.coact.term("pain", threshold=0.001)) --------
+
+
+def test_term_and_decode_find_the_databases_own_features(sample_cube, features_txt):
+    from xcoact.decode import features_for
+
+    found = features_for(sample_cube)
+    assert list(found["term"].values) == list(features_txt["term"].values)
+    implicit = sample_cube.coact.term("pain", threshold=0.001)
+    explicit = sample_cube.coact.term("pain", features_txt, threshold=0.001)
+    assert list(implicit["selected_id"].values) == list(explicit["selected_id"].values)
+    xr.testing.assert_identical(implicit.compute().drop_attrs(), explicit.compute().drop_attrs())
+
+    maps = sample_cube.coact.seed(xcoact.datasets.amygdala_roi_path(), threshold=0.1)
+    by_itself = maps.coact.decode()  # the cube and the features found from the result
+    given = maps.coact.decode(features_txt, act=sample_cube)
+    pd.testing.assert_frame_equal(by_itself, given)
+
+
+def test_v7_release_features_are_found_beside_the_coordinates(tmp_path):
+    from xcoact.decode import _features_beside
+
+    coords = tmp_path / "data-neurosynth_version-7_coordinates.tsv.gz"
+    coords.write_bytes(b"")
+    assert _features_beside(str(coords)) is None
+    npz = tmp_path / "data-neurosynth_version-7_vocab-terms_source-abstract_type-tfidf_features.npz"
+    lda = tmp_path / "data-neurosynth_version-7_vocab-LDA50_source-abstract_type-weight_features.npz"
+    lda.write_bytes(b"")
+    assert _features_beside(str(coords)) == str(lda)
+    npz.write_bytes(b"")
+    assert _features_beside(str(coords)) == str(npz), "the terms vocabulary comes first"
+
+
+def test_no_features_known_says_how_to_pass_them(tmp_path):
+    import shutil
+
+    db = tmp_path / "database.txt"
+    shutil.copy(xcoact.datasets.sample_database_path(), db)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+        act = xcoact.activations(str(db), r=6)
+    with pytest.raises(xcoact.ParameterError, match=r"no term features are known for this cube's database .*database\.txt.*"
+                       r"pass features=xcoact\.read_features"):
+        act.coact.term("pain")

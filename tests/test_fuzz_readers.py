@@ -21,8 +21,8 @@ the table contract of :mod:`xcoact.table`.  Files that are valid by
 construction must also read back exactly as generated.
 
 ``derandomize=True`` makes every run draw the same examples, and the budgets
-below bound the run: 1,400-1,750 files per reader, 6,800 in all, in about
-45 s of CPU on the 2-core CI machine (measured in docs/reliability.md).
+below bound the run: 1,300-1,650 files per reader, 6,400 in all, in under a
+minute on the 2-core CI machine (measured in docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -46,10 +46,15 @@ from xcoact.table import tal_to_mni
 from xcoact.warnings import XcoactWarning
 
 
+#: Multiplies every budget: ``XCOACT_FUZZ_SCALE=20 pytest tests/test_fuzz_readers.py`` fuzzes
+#: twenty times harder (and longer) for a one-off search; CI runs the budgets as written.
+SCALE = int(os.environ.get("XCOACT_FUZZ_SCALE", "1"))
+
+
 def fuzz(max_examples: int):
     """Reproducible, bounded hypothesis settings: the same examples every run, no example database."""
     return settings(
-        max_examples=max_examples,
+        max_examples=max_examples * SCALE,
         deadline=None,
         derandomize=True,
         database=None,
@@ -145,6 +150,34 @@ def read_both_ways(path: str, fmt: str, paths: list[str] | None = None):
     if sniffed_fmt != fmt:
         table = read_checked(path, fmt, fmt, paths)
     return table
+
+
+@pytest.fixture(scope="module", autouse=True)
+def same_examples_everywhere():
+    """Keep hypothesis from mixing constants of the imported local modules into its draws.
+
+    Since 6.131 hypothesis sometimes draws constants it finds in the source of
+    the local modules imported so far (xcoact's, when installed editable), so
+    ``derandomize=True`` alone would draw other examples after any edit to
+    xcoact, or when other test files are collected alongside this one.  With
+    the pool emptied, a run draws the same files on every machine; the
+    grammars above carry the format's own vocabulary instead.  If hypothesis
+    moves this internal hook, the tests still run, only less reproducibly.
+    """
+    try:
+        from hypothesis.internal.conjecture import providers
+        original, cache = providers._get_local_constants, providers.CONSTANTS_CACHE.cache
+        empty = providers.Constants()
+    except (ImportError, AttributeError):  # another hypothesis layout: nothing to switch off
+        yield
+        return
+    providers._get_local_constants = lambda: empty
+    cache.clear()
+    try:
+        yield
+    finally:
+        providers._get_local_constants = original
+        cache.clear()
 
 
 @pytest.fixture(scope="module")
@@ -345,7 +378,7 @@ def encode(draw, text: str, noise: int) -> tuple[bytes, bool]:
     return data, one_in(draw, 5)
 
 
-@fuzz(700)
+@fuzz(600)
 @given(st.data())
 def test_grammar_neurosynth(workdir, data):
     clear(workdir)
@@ -357,7 +390,7 @@ def test_grammar_neurosynth(workdir, data):
 V7_IDS = (st.integers(0, 6).map(str), BAD_IDS)
 
 
-@fuzz(600)
+@fuzz(500)
 @given(st.data())
 def test_grammar_neurosynth_v7(workdir, data):
     clear(workdir)
@@ -403,7 +436,7 @@ def sleuth_text(draw) -> tuple[int, str]:
     return noise, draw(BREAKS).join(lines)
 
 
-@fuzz(700)
+@fuzz(600)
 @given(st.data())
 def test_grammar_sleuth(workdir, data):
     clear(workdir)
@@ -445,7 +478,7 @@ def nimare_doc(draw):
     return noise, maybe(doc)
 
 
-@fuzz(700)
+@fuzz(600)
 @given(st.data())
 def test_grammar_nimare_json(workdir, data):
     clear(workdir)

@@ -56,14 +56,14 @@ class CoactDataArrayAccessor:
         """Meta-analysis maps of an explicit study selection; see :func:`xcoact.coact.meta`."""
         return _coact.meta(self._obj, ids, q=q, prior=prior, ids2=ids2)
 
-    def term(self, term, features: xr.DataArray, threshold: float = 0.001, *, q: float = 0.01,
+    def term(self, term, features: xr.DataArray | None = None, threshold: float = 0.001, *, q: float = 0.01,
              prior: float = 0.5) -> xr.Dataset:
         """Meta-analysis maps of the studies carrying a term; see :func:`xcoact.decode.term`."""
         from . import decode as _decode
 
         return _decode.term(self._obj, term, features, threshold, q=q, prior=prior)
 
-    def profile(self, maps_or_ids, features: xr.DataArray, threshold: float = 0.001, *, terms=None):
+    def profile(self, maps_or_ids, features: xr.DataArray | None = None, threshold: float = 0.001, *, terms=None):
         """Functional profile (terms the selected studies carry vs chance); see :func:`xcoact.decode.profile`."""
         from . import decode as _decode
 
@@ -109,19 +109,23 @@ class CoactDatasetAccessor:
         """Write the whole Dataset to a Zarr store atomically; see :func:`xcoact.to_zarr`."""
         return _export.to_zarr(self._obj, path, overwrite=overwrite, dtype=dtype, compressor=compressor)
 
-    def decode(self, features: xr.DataArray, act: xr.DataArray | None = None, *, terms=None, threshold: float = 0.001,
+    def decode(self, features: xr.DataArray | None = None, act: xr.DataArray | None = None, *, terms=None, threshold: float = 0.001,
                map: str | None = None, q: float | None = None, prior: float | None = None):
         """Rank terms by the Pearson r of their maps with this result's map; see :func:`xcoact.decode.decode`.
 
-        ``act`` (required) is the activation cube the term maps are computed
-        from: a result Dataset does not hold its cube.
+        ``act`` is the activation cube the term maps are computed from; by
+        default the cube the result came from, while it is alive in this
+        session.  ``features`` defaults to the database's own
+        (:func:`xcoact.decode.features_for`).
         """
         from . import decode as _decode
+        from .cube import cube_of
 
+        act = cube_of(self._obj) if act is None else act
         if act is None:
             raise _decode.ParameterError(
-                "decode needs the activation cube to compute the term maps from; pass the cube the result came "
-                "from: maps.coact.decode(features, act=act)."
+                "decode needs the activation cube to compute the term maps from, and the one this result came from "
+                "is not in this session; pass it: maps.coact.decode(features, act=act)."
             )
         return _decode.decode(self._obj, features, act, terms=terms, threshold=threshold, map=map, q=q, prior=prior)
 

@@ -856,6 +856,7 @@ def meta(act: xr.DataArray, ids, *, q: float = 0.01, prior: float = 0.5, ids2=No
         "title": "xcoact meta-analysis maps",
         "analysis": "meta-analysis" if other is None else "meta-analysis contrast",
         "database": str(act.attrs.get("database", "")),
+        "cube": str(getattr(act.data, "name", "")),
         "r": float(act.attrs.get("r", np.nan)),
         "selection": "explicit study ids" if other is None else "explicit study ids (ids) vs ids2; other studies left out",
         "q": q,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import weakref
 
 import dask.array as da
 import numpy as np
@@ -105,6 +106,7 @@ def activations(
         raise ParameterError(
             f"db must be a coordinate table from xcoact.read_database (or a path to a database), got {type(db).__name__}."
         )
+    _check_coordinates(db)
     preset = get_preset(preset)
     r = check_radius(preset.kernel_r if r is None else r)
     grid = grid or preset.grid()
@@ -166,7 +168,37 @@ def activations(
             "preset": preset.name,
         },
     )
+    if db.attrs.get("features"):
+        cube.attrs["features"] = str(db.attrs["features"])  # a release's term features (xcoact.decode.features_for)
+    _CUBES[name] = cube
     return cube
+
+
+def _check_coordinates(db: xr.Dataset) -> None:
+    """A hand-made table gets the readers' coordinate checks (finite, within MAX_ABS_MM of the origin)."""
+    from .table import MAX_ABS_MM
+
+    missing = [c for c in ("x", "y", "z") if c not in db]
+    if missing:
+        raise ParameterError(f"db has no {', '.join(missing)} variable(s); a coordinate table has study_id, x, y, z (mm).")
+    xyz = np.column_stack([np.asarray(db[c].values, dtype=np.float64) for c in ("x", "y", "z")])
+    bad = ~np.isfinite(xyz).all(axis=1) | (np.abs(xyz) > MAX_ABS_MM).any(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)[:5].tolist()
+        raise ParameterError(
+            f"{db.attrs.get('database', 'db')}: {int(bad.sum())} peak(s) have a NaN, infinite or absurd coordinate "
+            f"(beyond {MAX_ABS_MM:g} mm; first rows {rows}); fix or drop them (xcoact.read_database checks files this way)."
+        )
+
+
+#: Live cubes by the name of their Dask array, so that a result (whose ``attrs["cube"]`` holds that
+#: name) can find the cube it came from in this session (``maps.coact.decode()``, ``maps.coact.fwe()``).
+_CUBES: "weakref.WeakValueDictionary[str, xr.DataArray]" = weakref.WeakValueDictionary()
+
+
+def cube_of(result: xr.Dataset) -> xr.DataArray | None:
+    """The cube a result was computed from, if it is still alive in this session."""
+    return _CUBES.get(str(result.attrs.get("cube", "")))
 
 
 def _delayed_source(source: ActivationSource, name: str):

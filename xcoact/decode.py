@@ -26,6 +26,9 @@ hold are ignored, as ``MetaAnalysis`` intersects the ids with its image table.
 from __future__ import annotations
 
 import difflib
+import functools
+import glob
+import os
 import re
 import threading
 import warnings
@@ -156,6 +159,56 @@ def _check_features(features) -> xr.DataArray:
     return features.transpose("study", "term")
 
 
+@functools.lru_cache(maxsize=4)
+def _read_cached(path: str, mtime: float) -> xr.DataArray:
+    from .features import read_features
+
+    return read_features(path)
+
+
+def _features_beside(database: str) -> str | None:
+    """A term-features file that belongs with a database file, by the releases' naming."""
+    from . import datasets
+
+    if not database:
+        return None
+    path = os.path.abspath(database)
+    if path == os.path.abspath(datasets.sample_database_path()):
+        return datasets.data_path("neurosynth_sample_features.txt")
+    folder, name = os.path.split(path)
+    m = re.match(r"(data-\w+_version-\d+)_coordinates", name)
+    patterns = [f"{m.group(1)}_vocab-terms_*features.npz", f"{m.group(1)}_vocab-*_features.npz"] if m else []
+    for pattern in [*patterns, "features.txt"]:
+        found = sorted(glob.glob(os.path.join(folder, pattern)))
+        if found:
+            return found[0]
+    return None
+
+
+def features_for(act: xr.DataArray) -> xr.DataArray:
+    """The term features of a cube's database, when xcoact can find them.
+
+    Looked up, in order: a ``features`` path in the cube's attrs; the bundled
+    sample's features for the bundled sample; beside the database file, the
+    release's term features (``data-neurosynth_version-7_vocab-terms_*_features.npz``,
+    else another vocabulary of the same release) or a ``features.txt``.  Read
+    once per file (lazily, see :func:`xcoact.features.read_features`).
+
+    Raises
+    ------
+    ParameterError
+        None found: pass ``features=xcoact.read_features(path)``.
+    """
+    path = act.attrs.get("features") or _features_beside(str(act.attrs.get("database", "")))
+    if not path or not os.path.exists(path):
+        raise ParameterError(
+            f"no term features are known for this cube's database ({act.attrs.get('database', '?')}): none in its "
+            "attrs and none beside the file; pass features=xcoact.read_features('features.txt' or the release's "
+            "*_features.npz)."
+        )
+    return _read_cached(os.path.abspath(path), os.path.getmtime(path))
+
+
 def _check_threshold(threshold) -> float:
     if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
             or not np.isfinite(threshold):
@@ -284,7 +337,7 @@ def _label(terms: list[str], query) -> str:
 def term(
     act: xr.DataArray,
     term: str | Sequence[str],
-    features: xr.DataArray,
+    features: xr.DataArray | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     *,
     q: float = 0.01,
@@ -305,8 +358,9 @@ def term(
     term : str or sequence of str
         A term of ``features``; ``*`` is a wildcard, and several names (or a
         wildcard matching several) sum their weights per study.
-    features : xarray.DataArray
-        The ``(study, term)`` weights from :func:`xcoact.features.read_features`.
+    features : xarray.DataArray, optional
+        The ``(study, term)`` weights from :func:`xcoact.features.read_features`;
+        by default the database's own (see :func:`features_for`).
     threshold : float, default 0.001
         A study carries the term when its (summed) weight is >= threshold.
     q, prior : float
@@ -341,7 +395,7 @@ def term(
     >>> ds.attrs["n_selected"], ds.attrs["feature_threshold"]
     (7, 0.001)
     """
-    features = _check_features(features)
+    features = _check_features(features_for(act) if features is None else features)
     threshold = _check_threshold(threshold)
     terms = expand_terms(features, term)
     selected, weights, has = _term_selection(act, features, terms, threshold, _label(terms, term))
@@ -418,7 +472,7 @@ def _coact_maps(ds: xr.Dataset) -> list[str]:
 
 def decode(
     image: xr.Dataset | xr.DataArray,
-    features: xr.DataArray,
+    features: xr.DataArray | None,
     act: xr.DataArray,
     *,
     terms: Sequence[str] | None = None,
@@ -488,7 +542,7 @@ def decode(
     selected studies' index entries and the statistics, once the cube's
     index is cached).
     """
-    features = _check_features(features)
+    features = _check_features(features_for(act) if features is None else features)
     threshold = _check_threshold(threshold)
     _coact._check_cube(act)
     image, map_name, q, prior = _pick_map(image, map, q, prior)
@@ -599,7 +653,7 @@ def _selection_mask(act: xr.DataArray, selection) -> np.ndarray:
 def profile(
     act: xr.DataArray,
     selection,
-    features: xr.DataArray,
+    features: xr.DataArray | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     *,
     terms: Sequence[str] | None = None,
@@ -645,7 +699,7 @@ def profile(
     """
     from scipy.stats import hypergeom
 
-    features = _check_features(features)
+    features = _check_features(features_for(act) if features is None else features)
     threshold = _check_threshold(threshold)
     _coact._check_cube(act)
     selected = _selection_mask(act, selection)

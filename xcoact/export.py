@@ -77,7 +77,7 @@ def _check_target_dir(path: str) -> str:
     if not os.path.isdir(folder):
         raise OutputError(f"{folder}: output directory does not exist; create it first (e.g. os.makedirs({folder!r})).")
     if not os.access(folder, os.W_OK):
-        raise OutputError(f"{folder}: output directory is not writable; choose another outroot.")
+        raise OutputError(f"{folder}: output directory is not writable; choose another outroot, or give yourself write access to it.")
     return folder
 
 
@@ -372,6 +372,9 @@ def to_netcdf(
     -----
     Cost: a lazy Dataset is computed chunk by chunk while it is written (for
     a batch, seed by seed), so every seed's maps are never in memory at once.
+    The file is written in a temporary directory beside ``path`` and renamed
+    into place; on a failure the directory is removed, even while chunk tasks
+    are still running.
     """
     path = os.fspath(path)
     _check_dtype(dtype)
@@ -381,19 +384,24 @@ def to_netcdf(
     if isinstance(zlib_level, bool) or not isinstance(zlib_level, (int, np.integer)) or not 0 <= zlib_level <= 9:
         raise OutputError(f"zlib_level={zlib_level!r} is not valid; expected an int from 0 (no compression) to 9.")
     extra = {"zlib": True, "complevel": int(zlib_level), "shuffle": True} if zlib_level else {}
-    tmp = atomic_path(path)
+    # the file is built inside a temporary directory: once that is removed, a chunk task still
+    # running after a failure cannot re-create the file (netCDF4's append mode would)
+    tmpdir = _atomic_dir(path, suffix=".part")
+    tmp = os.path.join(tmpdir, os.path.basename(path))
     try:
         ds.to_netcdf(tmp, engine="netcdf4", encoding=_map_encoding(ds, dtype, extra))
         os.replace(tmp, path)
+        os.rmdir(tmpdir)
     except BaseException as err:
-        _remove_quietly(tmp)
+        free = _free_space(path)  # before the clean-up frees the space again
+        _remove_tree(tmpdir)
         if isinstance(err, OSError) and not isinstance(err, OutputError):
             raise OutputError(f"{path}: writing netCDF failed ({err}); nothing was written.") from err
         if _is_netcdf_library_error(err):
             # HDF5 reports a full disk or a file size limit as a bare "HDF error", without errno
             raise OutputError(
-                f"{path}: writing netCDF failed ({type(err).__name__}: {err}; {_free_space(path)}); nothing was "
-                "written. A full disk or a file size limit gives this error."
+                f"{path}: writing netCDF failed ({type(err).__name__}: {err}; {free} when it failed); nothing "
+                "was written. A full disk or a file size limit gives this error."
             ) from err
         raise
     return path
@@ -506,14 +514,15 @@ _PARTIAL = ".xcoact-partial"
 
 
 def _remove_tree(root: str) -> None:
-    """Remove a temporary store for good, although writers may still be running.
+    """Remove a temporary directory for good, although writers may still be running.
 
     When a chunk write fails, Dask raises at once while other chunk tasks are
-    still running (in threads here, or on workers).  They write through
-    :class:`_FencedLocalStore`, which never creates the store's root: once the
-    root is renamed away they fail instead of re-creating it.  The renamed
-    tree may still get a file from a write already under way, so removal is
-    retried until the tree is gone.
+    still running (in threads here, or on workers).  They write below
+    ``root`` without ever creating it (Zarr through :class:`_FencedLocalStore`;
+    netCDF opens a file inside it, and the library creates no directories):
+    once ``root`` is renamed away they fail instead of re-creating it.  The
+    renamed tree may still get a file from a write already under way, so
+    removal is retried until the tree is gone.
     """
     if not os.path.lexists(root):
         return

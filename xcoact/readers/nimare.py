@@ -72,9 +72,10 @@ def read_nimare_json(path: str):
                 if not isinstance(vals, list):
                     _fail(path, where + ["coords", axis], repr(vals)[:60], "a list of numbers")
                 # JSON numbers only: true/false would count as 1/0 and nested lists would be flattened
-                odd = next((v for v in vals if isinstance(v, bool) or not isinstance(v, (int, float))), None)
-                if odd is not None or any(isinstance(v, int) and abs(v) > _MAX_INT for v in vals):
-                    found = repr(vals)[:60] if odd is not None else f"an integer too large for float64 in {repr(vals)[:60]}"
+                if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in vals):
+                    _fail(path, where + ["coords", axis], repr(vals)[:60], "a list of numbers")
+                if any(isinstance(v, int) and abs(v) > _MAX_INT for v in vals):
+                    found = f"an integer too large for float64 in {repr(vals)[:60]}"
                     _fail(path, where + ["coords", axis], found, "a list of numbers")
                 arr = np.array(vals, dtype=float)
                 if not np.isfinite(arr).all():
