@@ -126,7 +126,7 @@ def test_killed_worker_mid_batch_gives_identical_maps(batch, expected, client):
     assert len(pids) == 2
     started = time.monotonic()
     future = client.compute(batch)
-    # a quarter of the map chunks are finished, some of them on the worker that is killed
+    # a quarter of the output chunks (maps and ROIs) are finished, some of them on the worker that is killed
     victim, progress = _kill_mid_way(client, keys, pids, started, future.done,
                                      lambda p: len(keys) // 4 <= p["done"] < len(keys))
     got = future.result(timeout=300)
@@ -137,7 +137,7 @@ def test_killed_worker_mid_batch_gives_identical_maps(batch, expected, client):
     # the nanny started a new worker process in its place; the other one ran throughout
     survivor = next(a for a in pids if a != victim)
     assert client.run(os.getpid)[survivor] == pids[survivor]
-    print(f"\nkilled {victim} (pid {pids[victim]}) after {progress['done']} of {len(keys)} map chunks; "
+    print(f"\nkilled {victim} (pid {pids[victim]}) after {progress['done']} of {len(keys)} output chunks; "
           f"{len(event['processing-tasks'])} task(s) running and {len(event['lost-computed-tasks'])} result(s) "
           f"lost with it; total {time.monotonic() - started:.1f} s")
 

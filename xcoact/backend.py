@@ -16,9 +16,7 @@ files by their first bytes.
 
 from __future__ import annotations
 
-import gzip
 import os
-import zlib
 from typing import Iterable
 
 import xarray as xr
@@ -137,15 +135,11 @@ def to_table(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _head(path: str, n: int = 4096) -> bytes:
-    with open(path, "rb") as fh:
-        raw = fh.read(n)
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            with gzip.open(path, "rb") as fh:
-                raw = fh.read(n)
-        except (OSError, EOFError, zlib.error):
-            return b""
-    return raw.lstrip(b"\xef\xbb\xbf").lstrip()
+    """The first bytes of a (possibly gzipped) file, without BOM or leading blanks (b"" when unreadable)."""
+    from .readers import _head as head
+
+    raw = head(path, n)
+    return b"" if raw[:2] == b"\x1f\x8b" else raw.lstrip(b"\xef\xbb\xbf").lstrip()
 
 
 def _can_open(path: str) -> bool:

@@ -82,20 +82,9 @@ def read_text(path: str) -> str:
     return text
 
 
-def parse_tsv(path: str, text: str, required: tuple[str, ...], fmt: str, numeric: tuple[str, ...] = ()) -> tuple[dict, np.ndarray]:
-    """Parse a tab-separated table whose first line is a header.
-
-    Column names are matched case-insensitively.  Returns the required
-    columns and each row's 1-based source line.  Blank lines are skipped.
-
-    Text columns come back as object arrays of stripped strings.  With
-    ``numeric``, a fast pass first parses those columns as float64 and the
-    others as categoricals (a database repeats its ids and space labels), which
-    keeps a 5-million-peak file to a fraction of the memory; if any numeric
-    cell is not a finite number, the careful string pass below runs instead,
-    so :func:`parse_numbers` can name every bad line.
-    """
-    header = split_lines(text, maxsplit=1)[0].split("\t")
+def check_header(path: str, header: list[str], required: tuple[str, ...], fmt: str,
+                 example: str = "") -> tuple[list[str], dict[str, int]]:
+    """Lower-cased column names and their positions, refusing duplicated and missing required columns."""
     names = [h.strip().lower() for h in header]
     seen: dict[str, int] = {}
     for pos, name in enumerate(names):
@@ -112,8 +101,25 @@ def parse_tsv(path: str, text: str, required: tuple[str, ...], fmt: str, numeric
             hint = " The header has no tab: the file seems to use another delimiter; it must be tab-separated."
         raise DatabaseError(
             f"{path}, line 1: missing column(s) {', '.join(repr(m) for m in missing)} for the {fmt} format; "
-            f"found {[h.strip() for h in header]}, expected at least {list(required)} (any case).{hint}"
+            f"found {[h.strip() for h in header]}, expected at least {list(required)} (any case){example}.{hint}"
         )
+    return names, seen
+
+
+def parse_tsv(path: str, text: str, required: tuple[str, ...], fmt: str, numeric: tuple[str, ...] = ()) -> tuple[dict, np.ndarray]:
+    """Parse a tab-separated table whose first line is a header.
+
+    Column names are matched case-insensitively.  Returns the required
+    columns and each row's 1-based source line.  Blank lines are skipped.
+
+    Text columns come back as object arrays of stripped strings.  With
+    ``numeric``, a fast pass first parses those columns as float64 and the
+    others as categoricals (a database repeats its ids and space labels), which
+    keeps a 5-million-peak file to a fraction of the memory; if any numeric
+    cell is not a finite number, the careful string pass below runs instead,
+    so :func:`parse_numbers` can name every bad line.
+    """
+    names, seen = check_header(path, split_lines(text, maxsplit=1)[0].split("\t"), required, fmt)
     if numeric:
         fast = _parse_fast(text, required, numeric, names, seen)
         if fast is not None:

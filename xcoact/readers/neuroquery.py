@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..errors import DatabaseError, ParameterError
 from ..table import MNI_LABELS, TAL_LABELS, make_table
-from ._text import check_table, check_text_ids, format_floats, id_array, id_text, parse_numbers, read_text, row_chunks, space_labels, write_files
+from ._text import check_header, check_table, check_text_ids, format_floats, id_array, id_text, parse_numbers, read_text, row_chunks, space_labels, write_files
 
 #: The header of NeuroQuery v1's coordinates file.
 NEUROQUERY_HEADER = ("id", "table_id", "table_name", "x", "y", "z")
@@ -31,23 +31,8 @@ REQUIRED = ("id", "x", "y", "z")
 def _header(path: str, text: str) -> list[str]:
     """Lower-cased column names of the (unquoted) header line, refusing duplicates and missing columns."""
     header = text.split("\n", 1)[0].rstrip("\r").split("\t")
-    names = [h.strip().lower() for h in header]
-    seen: dict[str, int] = {}
-    for pos, name in enumerate(names):
-        if name in seen:
-            raise DatabaseError(
-                f"{path}, line 1: duplicate column {header[pos].strip()!r} (columns {seen[name] + 1} and "
-                f"{pos + 1}); each column name must appear once. Rename or remove one of them."
-            )
-        seen[name] = pos
-    missing = [c for c in REQUIRED if c not in seen]
-    if missing:
-        raise DatabaseError(
-            f"{path}, line 1: missing column(s) {', '.join(repr(m) for m in missing)} for the NeuroQuery format; "
-            f"found {[h.strip() for h in header]}, expected at least {list(REQUIRED)} (any case), as in "
-            f"{'  '.join(NEUROQUERY_HEADER)!r}."
-        )
-    return names
+    example = f", as in {'  '.join(NEUROQUERY_HEADER)!r}"
+    return check_header(path, header, REQUIRED, "NeuroQuery", example)[0]
 
 
 def read_neuroquery(path: str):
