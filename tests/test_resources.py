@@ -137,7 +137,7 @@ def test_first_full_scale_map_in_a_1_5_gb_worker(full_scale_cube):
 
 
 def test_the_peaks_travel_once_per_graph(full_scale_cube):
-    """Each task is serialized on its own when the scheduler sends it to a worker: no task may carry the peaks.
+    """Each task is serialized on its own when the scheduler sends it to a worker: the peaks must not ride along.
 
     The activation source (the peaks, 28 MB pickled at this scale) belongs in one graph key that each worker
     receives once and its tasks share.  Passed as a plain argument instead, every task carries and unpickles a
@@ -157,7 +157,9 @@ def test_the_peaks_travel_once_per_graph(full_scale_cube):
         sizes = {k: len(pickle.dumps(task, protocol=5)) for k, task in graph.items()}
         carrying = sorted(str(k)[:40] for k, n in sizes.items() if n > source // 2)
         total = sum(sizes.values())
-        assert total < 2 * source, (
+        # dask may hold a delayed value twice (its data node and an alias task); a copy per chunk or per
+        # seed is the fault
+        assert total < 3 * source, (
             f"{label}: the graph's {len(graph)} tasks pickle to {total / 1e6:.0f} MB for a {source / 1e6:.0f} MB "
             f"source; {len(carrying)} task(s) each carry a copy of the peaks: {carrying[:6]}"
         )

@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from ._version import __version__
-from .counts import overlap_counts, ranges, roi_overlaps, selected_counts
+from .counts import overlap_counts, ranges, roi_overlaps, selected_counts, source_node
 from .errors import ParameterError, SelectionError
 from .kernels import ActivationSource
 from .roi import Seed, SeedROI, describe_seed, grid_of, is_batch, is_coords, roi_mask, seed_set, uses_coords
@@ -470,14 +470,15 @@ def seed_batch(
     blocks = []
     if source is not None and valid.any():
         token = f"{act.data.name}-rows"
-        rows = [dask.delayed(_rows_task, pure=True)(source, c, dask_key_name=f"{token}-{c}") for c in range(len(source.chunk_bounds))]
-        total = dask.delayed(_totals_task, pure=True)(source, *rows, dask_key_name=f"{token}-totals")
+        src = source_node(source, act)  # one node: the peaks are not copied into every task
+        rows = [dask.delayed(_rows_task, pure=True)(src, c, dask_key_name=f"{token}-{c}") for c in range(len(source.chunk_bounds))]
+        total = dask.delayed(_totals_task, pure=True)(src, *rows, dask_key_name=f"{token}-totals")
     for i in range(len(rois)):
         if not valid[i]:
             blocks.append(da.full(shape, np.nan, dtype=dtype, chunks=shape))
             continue
         if source is not None:
-            block = dask.delayed(_sparse_seed_block, pure=True)(source, total, selected[i], q, prior, dtype, layout,
+            block = dask.delayed(_sparse_seed_block, pure=True)(src, total, selected[i], q, prior, dtype, layout,
                                                                 pre.name, *rows)
         else:
             a, tot = selected_counts(act, selected[i], grid)

@@ -136,6 +136,11 @@ def roi_overlaps(act: xr.DataArray, rois, grid: Grid) -> np.ndarray:
     return out
 
 
+def source_node(source: ActivationSource, act: xr.DataArray):
+    """The source as a single Dask graph node (the key the cube's own blocks use)."""
+    return dask.delayed(source, pure=True, name="source-" + str(act.data.name))
+
+
 def selected_counts(act: xr.DataArray, selected: np.ndarray, grid: Grid) -> tuple[da.Array, da.Array]:
     """Lazy per-voxel counts of active selected studies and of all studies.
 
@@ -153,16 +158,19 @@ def selected_counts(act: xr.DataArray, selected: np.ndarray, grid: Grid) -> tupl
     source = ActivationSource.of_cube(act)
     if source is not None:
         chunks = range(len(source.chunk_bounds))
+        # one graph key holds the source (the peaks, tens of MB), so it is stored, and shipped to each
+        # worker, once rather than once per task
+        src = source_node(source, act)
         if source._totals is not None and source.has_index():
             # warm: one small task over the cached index (scheduling many would cost more than the work)
-            a = dask.delayed(_all_selected)(source, selected)
+            a = dask.delayed(_all_selected)(src, selected)
             return da.from_delayed(a, (m,), dtype=np.int64), source._totals
         if source._totals is not None:
-            a = dask.delayed(_sum)([dask.delayed(_chunk_selected)(source, c, selected) for c in chunks])
+            a = dask.delayed(_sum)([dask.delayed(_chunk_selected)(src, c, selected) for c in chunks])
             return da.from_delayed(a, (m,), dtype=np.int64), source._totals
         # one pass over each chunk's index gives both counts (the index may not be kept)
-        both = dask.delayed(_sum)([dask.delayed(_chunk_both)(source, c, selected) for c in chunks])
-        both = dask.delayed(_store_totals)(source, both)
+        both = dask.delayed(_sum)([dask.delayed(_chunk_both)(src, c, selected) for c in chunks])
+        both = dask.delayed(_store_totals)(src, both)
         stacked = da.from_delayed(both, (2, m), dtype=np.int64)
         return stacked[0], stacked[1]
     act = act.transpose("study", "x", "y", "z")

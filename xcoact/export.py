@@ -562,8 +562,16 @@ def _fenced_put(root: str, key: str, value, exclusive: bool = False) -> int:
         with open(tmp, "xb") as fh:
             n = fh.write(data)
         if exclusive:
-            os.link(tmp, path)  # FileExistsError if the key exists
-            os.remove(tmp)
+            try:
+                os.link(tmp, path)  # FileExistsError if the key exists
+            except FileExistsError:
+                raise
+            except OSError:
+                # no hard links on this file system: claim the name, then move the data onto it
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+                os.replace(tmp, path)
+            else:
+                os.remove(tmp)
         else:
             os.replace(tmp, path)
     except BaseException:

@@ -542,12 +542,12 @@ def plot(
 def png_bytes(fig, *, dpi: int | None = None) -> bytes:
     """The figure rendered as PNG bytes (Agg), e.g. to embed in HTML."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format="png", dpi="figure" if dpi is None else dpi)  # not the global rcParams["savefig.dpi"]
     return buf.getvalue()
 
 
 def _save_png(tmp: str, fig, dpi) -> None:
-    fig.savefig(tmp, format="png", dpi=dpi)
+    fig.savefig(tmp, format="png", dpi="figure" if dpi is None else dpi)
 
 
 def to_png(obj, path: str | os.PathLike, *, overwrite: bool = False, dpi: int | None = None, **plot_kwargs) -> str:
