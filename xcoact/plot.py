@@ -539,15 +539,25 @@ def plot(
                          title=title, dpi=dpi, figsize=figsize, total=len(labels))
 
 
+def _savefig_defaults():
+    """Matplotlib's own savefig settings for our files, whatever another library set globally
+    (e.g. ``savefig.bbox = "tight"`` or a ``savefig.dpi``, which change the PNG's size)."""
+    import matplotlib
+
+    return matplotlib.rc_context({k: v for k, v in matplotlib.rcParamsDefault.items() if k.startswith("savefig.")})
+
+
 def png_bytes(fig, *, dpi: int | None = None) -> bytes:
     """The figure rendered as PNG bytes (Agg), e.g. to embed in HTML."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi="figure" if dpi is None else dpi)  # not the global rcParams["savefig.dpi"]
+    with _savefig_defaults():
+        fig.savefig(buf, format="png", dpi="figure" if dpi is None else dpi)
     return buf.getvalue()
 
 
 def _save_png(tmp: str, fig, dpi) -> None:
-    fig.savefig(tmp, format="png", dpi="figure" if dpi is None else dpi)
+    with _savefig_defaults():
+        fig.savefig(tmp, format="png", dpi="figure" if dpi is None else dpi)
 
 
 def to_png(obj, path: str | os.PathLike, *, overwrite: bool = False, dpi: int | None = None, **plot_kwargs) -> str:
