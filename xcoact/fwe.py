@@ -335,13 +335,17 @@ def _z_names(maps: xr.Dataset) -> dict[str, str]:
     return names
 
 
+def _exceedances(null_max: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Iterations whose maximum reaches each observed value, the observed labelling counted as one."""
+    ranked = np.sort(null_max)
+    return 1 + ranked.size - np.searchsorted(ranked, observed, side="left")
+
+
 def _settled(null_max: np.ndarray, observed: np.ndarray, n_iter: int, alpha: float) -> bool:
     """Whether every observed value's decision at ``alpha`` is fixed whatever the remaining iterations give."""
-    done = null_max.size + 1  # + the observed labelling
-    remaining = n_iter - done
+    remaining = n_iter - (null_max.size + 1)  # + the observed labelling
     limit = alpha * n_iter
-    ranked = np.sort(null_max)
-    exceed = 1 + ranked.size - np.searchsorted(ranked, observed, side="left")
+    exceed = _exceedances(null_max, observed)
     return bool(np.all((exceed > limit) | (exceed + remaining <= limit)))
 
 
@@ -483,8 +487,7 @@ def fwe(
     seconds = time.perf_counter() - started
 
     def corrected(null_values: np.ndarray, observed: np.ndarray) -> np.ndarray:
-        ranked = np.sort(null_values)
-        return (1 + ranked.size - np.searchsorted(ranked, observed, side="left")) / n_done
+        return _exceedances(null_values, observed) / n_done
 
     tag = f"{alpha:g}"
     for ti, test in enumerate(TESTS):
