@@ -152,15 +152,23 @@ def _snapshot(folder: str) -> dict[str, bytes | None]:
     return out
 
 
+def _size(path: str) -> int:
+    # other threads may still be renaming their temporary chunk files: one that is gone counts 0 bytes
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
+
+
 def _sizes(folder: str) -> dict[str, int]:
     """Top-level entries of ``folder`` -> bytes (a directory: the sum of its files)."""
     out = {}
     for name in os.listdir(folder):
         path = os.path.join(folder, name)
         if os.path.isdir(path):
-            out[name] = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+            out[name] = sum(_size(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
         else:
-            out[name] = os.path.getsize(path)
+            out[name] = _size(path)
     return out
 
 
@@ -231,13 +239,21 @@ class _Fired:
     def __init__(self, folder: str):
         self.folder = folder
         self.calls = 0
+        self._calls_lock = threading.Lock()
         self.at_fault: dict[str, int] | None = None
         self.in_thread = False
         self.released = threading.Event()
         self.done = threading.Event()
 
+    def count(self) -> int:
+        """One more call of the patched write; its number (writers call from several threads at once)."""
+        with self._calls_lock:
+            self.calls += 1
+            return self.calls
+
     def fire(self, exc: BaseException) -> None:
-        self.at_fault = _sizes(self.folder)
+        if self.at_fault is None:  # a caller holding other writers back may have taken it already
+            self.at_fault = _sizes(self.folder)
         if not isinstance(exc, KeyboardInterrupt):
             raise exc
         self.in_thread = threading.current_thread() is not threading.main_thread()
@@ -283,8 +299,7 @@ def _library_fault(writer: str, monkeypatch, exc: BaseException, fired: list):
                 fail_at = 5 if writer == "nifti" else 9 + 5  # the 5th map; for the batch, in its second pass
 
                 def array_to_file(data, fileobj, *args, **kwargs):
-                    state.calls += 1
-                    if state.calls == fail_at:
+                    if state.count() == fail_at:
                         if not isinstance(exc, KeyboardInterrupt):
                             flat = np.asarray(data).reshape(-1, order="F")
                             real(flat[: flat.size // 2], fileobj, *args, **kwargs)  # half the voxels first
@@ -299,8 +314,7 @@ def _library_fault(writer: str, monkeypatch, exc: BaseException, fired: list):
                 real = netCDF4_.BaseNetCDF4Array.__setitem__
 
                 def setitem(self, key, value):
-                    state.calls += 1
-                    if state.calls == 4:  # three variables are in the file
+                    if state.count() == 4:  # three variables are in the file
                         self.datastore.sync()
                         return state.call(exc, real, self, key, value)
                     return real(self, key, value)
@@ -312,8 +326,7 @@ def _library_fault(writer: str, monkeypatch, exc: BaseException, fired: list):
                 real = export._fenced_put
 
                 def put(root, key, value, exclusive=False):
-                    state.calls += 1
-                    if state.calls == 6:  # metadata and some chunks are in the store
+                    if state.count() == 6:  # metadata and some chunks are in the store
                         return state.call(exc, real, root, key, value, exclusive)
                     return real(root, key, value, exclusive)
 
@@ -343,25 +356,38 @@ class _BudgetFile(io.FileIO):
 
     def write(self, b):
         view = memoryview(b).cast("B")
-        allowed = min(len(view), self.budget["left"])
-        if allowed == 0:
-            self.budget["state"].fire(self.budget["exc"])  # returns only for a Ctrl-C in another thread
-            allowed = len(view)
-        n = super().write(view[:allowed])
-        self.budget["left"] -= n
-        return n
+        budget = self.budget
+        # zarr writes chunks from several threads at once: each write claims its bytes and writes them
+        # under one lock, so the budget never goes below zero, the fault fires exactly once, and every
+        # byte claimed before it is on disk when the snapshot is taken
+        with budget["lock"]:
+            allowed = min(len(view), budget["left"])
+            if allowed:
+                n = super().write(view[:allowed])
+                budget["left"] -= n
+                return n
+            first = not budget["spent"]
+            budget["spent"] = True
+            if first:
+                # what the disk holds now, before any other writer sees the full disk and cleans up
+                budget["state"].at_fault = _sizes(budget["state"].folder)
+        if first:
+            budget["state"].fire(budget["exc"])  # returns only for a Ctrl-C in another thread
+        elif not isinstance(budget["exc"], KeyboardInterrupt):
+            raise budget["exc"]  # the disk stays full for every later write
+        return super().write(view)  # after a Ctrl-C, writes already under way go on
 
 
 def _budget_open(folder: str, nbytes: int, exc: BaseException, state: _Fired):
     """``open`` that hands out :class:`_BudgetFile` objects for writes below ``folder``."""
     real_open = builtins.open
     folder = os.path.abspath(folder)
-    budget = {"left": max(1, nbytes), "exc": exc, "state": state}
+    budget = {"left": max(1, nbytes), "exc": exc, "state": state, "lock": threading.Lock(), "spent": False}
 
     def fake_open(file, mode="r", buffering=-1, encoding=None, errors=None, newline=None, closefd=True, opener=None):
         writing = isinstance(mode, str) and any(c in mode for c in "wxa+")
         if writing and isinstance(file, (str, os.PathLike)) and os.path.abspath(os.fspath(file)).startswith(folder + os.sep):
-            state.calls += 1
+            state.count()
             raw = _BudgetFile(os.fspath(file), mode.replace("b", "").replace("t", ""))
             raw.budget = budget
             buffered = io.BufferedRandom(raw) if "+" in mode else io.BufferedWriter(raw)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 
 import dask
 from dask.delayed import Delayed
@@ -60,10 +61,13 @@ def _fail_on_call(monkeypatch, module, attr: str, n: int, exc: BaseException):
     """Make ``module.attr`` raise ``exc`` on its n-th call (1-based) only; returns the call counter."""
     real = getattr(module, attr)
     calls = {"n": 0}
+    lock = threading.Lock()  # the patched call may come from several writer threads at once
 
     def wrapper(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == n:
+        with lock:
+            calls["n"] += 1
+            k = calls["n"]
+        if k == n:
             raise exc
         return real(*args, **kwargs)
 
