@@ -415,8 +415,17 @@ def test_library_error_half_way_leaves_the_earlier_output(writer, tmp_path, monk
     assert after != before
 
 
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt, as in a terminal, even where the test runner was started with it ignored
+    (a shell's background job ignores SIGINT, and Python then keeps it ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("writer", list(WRITERS))
-def test_ctrl_c_half_way_leaves_the_old_or_the_whole_new_output(writer, tmp_path, monkeypatch):
+def test_ctrl_c_half_way_leaves_the_old_or_the_whole_new_output(writer, tmp_path, monkeypatch, ctrl_c_raises):
     """A real SIGINT half-way: KeyboardInterrupt propagates, and the directory holds one complete version."""
     folder = str(tmp_path)
     fired: list[_Fired] = []
