@@ -251,9 +251,15 @@ class _Fired:
             self.calls += 1
             return self.calls
 
+    def snapshot(self) -> bool:
+        """Record what the directory holds now, once; True if this call took the record."""
+        if self.at_fault is not None:
+            return False
+        self.at_fault = _sizes(self.folder)
+        return True
+
     def fire(self, exc: BaseException) -> None:
-        if self.at_fault is None:  # a caller holding other writers back may have taken it already
-            self.at_fault = _sizes(self.folder)
+        self.snapshot()  # a caller holding other writers back may have taken it already
         if not isinstance(exc, KeyboardInterrupt):
             raise exc
         self.in_thread = threading.current_thread() is not threading.main_thread()
@@ -366,11 +372,8 @@ class _BudgetFile(io.FileIO):
                 n = super().write(view[:allowed])
                 budget["left"] -= n
                 return n
-            first = not budget["spent"]
-            budget["spent"] = True
-            if first:
-                # what the disk holds now, before any other writer sees the full disk and cleans up
-                budget["state"].at_fault = _sizes(budget["state"].folder)
+            # what the disk holds now, before any other writer sees the full disk and cleans up
+            first = budget["state"].snapshot()
         if first:
             budget["state"].fire(budget["exc"])  # returns only for a Ctrl-C in another thread
         elif not isinstance(budget["exc"], KeyboardInterrupt):
@@ -382,7 +385,7 @@ def _budget_open(folder: str, nbytes: int, exc: BaseException, state: _Fired):
     """``open`` that hands out :class:`_BudgetFile` objects for writes below ``folder``."""
     real_open = builtins.open
     folder = os.path.abspath(folder)
-    budget = {"left": max(1, nbytes), "exc": exc, "state": state, "lock": threading.Lock(), "spent": False}
+    budget = {"left": max(1, nbytes), "exc": exc, "state": state, "lock": threading.Lock()}
 
     def fake_open(file, mode="r", buffering=-1, encoding=None, errors=None, newline=None, closefd=True, opener=None):
         writing = isinstance(mode, str) and any(c in mode for c in "wxa+")
