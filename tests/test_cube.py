@@ -9,7 +9,8 @@ import pytest
 import xarray as xr
 
 import xcoact
-from xcoact.kernels import ActivationSource
+from xcoact.blocks import ActivationBlock, is_block_cube
+from xcoact.counts import cube_peaks
 
 
 class ComputeCounter:
@@ -32,15 +33,15 @@ def raise_if_dask_computes(max_computes: int = 0):
 
 @pytest.fixture
 def recorded_blocks(monkeypatch):
-    """Record every dense block the cube computes as (s0, s1, lo, hi)."""
+    """Record every sparse block made dense, as (n_studies, (lo, hi) per spatial axis in grid voxels)."""
     calls = []
-    original = ActivationSource.dense
+    original = ActivationBlock.dense
 
-    def spy(self, s0, s1, lo, hi):
-        calls.append((s0, s1, tuple(lo), tuple(hi)))
-        return original(self, s0, s1, lo, hi)
+    def spy(self):
+        calls.append((len(self.rows), tuple((int(p.min()), int(p.max()) + 1) if p.size else (0, 0) for p in self.pos)))
+        return original(self)
 
-    monkeypatch.setattr(ActivationSource, "dense", spy)
+    monkeypatch.setattr(ActivationBlock, "dense", spy)
     return calls
 
 
@@ -69,33 +70,25 @@ def test_building_and_selecting_compute_nothing(sample_table, recorded_blocks):
     assert recorded_blocks == []
 
 
-def _blocks_touching(chunks, sl):
-    edges = np.concatenate([[0], np.cumsum(chunks)])
-    return sum(1 for a, b in zip(edges[:-1], edges[1:]) if a < sl.stop and b > sl.start)
-
-
 def test_roi_bounding_box_computes_only_that_region(sample_cube, recorded_blocks):
     roi = xcoact.roi_mask(xcoact.datasets.amygdala_roi_path(), xcoact.mni152_2mm())
     where = np.nonzero(roi.values)
     box = {d: slice(int(w.min()), int(w.max()) + 1) for d, w in zip("xyz", where)}
     region = sample_cube.isel(box)
     values = region.values  # compute now
-    expected_blocks = np.prod([_blocks_touching(c, box[d]) for c, d in zip(sample_cube.data.chunks[1:], "xyz")])
-    expected_blocks *= len(sample_cube.data.chunks[0])
-    total_blocks = np.prod([len(c) for c in sample_cube.data.chunks])
-    assert 0 < len(recorded_blocks) == expected_blocks < total_blocks
-    # every computed block intersects the bounding box
-    for _, _, lo, hi in recorded_blocks:
-        for a, d in enumerate("xyz"):
-            assert lo[a] < box[d].stop and hi[a] > box[d].start
-    computed_voxels = sum(np.prod(np.subtract(hi, lo)) for _, _, lo, hi in recorded_blocks)
+    # only the box is ever made dense: indexing a block is a view of its sparse rows
+    assert recorded_blocks, "the region was never made dense"
+    for _, spans in recorded_blocks:
+        for (lo, hi), d in zip(spans, "xyz"):
+            assert box[d].start <= lo and hi <= box[d].stop
+    computed_voxels = sum(np.prod([hi - lo for lo, hi in spans]) for _, spans in recorded_blocks)
     assert computed_voxels < 0.1 * 91 * 109 * 91
-    # and the region is right: compare with a dense build of the same box
-    src = ActivationSource.lookup(sample_cube.data)
+    # and the region is right: compare with a dense build of the same box straight from the peaks
+    src = cube_peaks(sample_cube)
     lo = [box[d].start for d in "xyz"]
     hi = [box[d].stop for d in "xyz"]
     direct = xcoact.kernels.dense_block(
-        *src.peaks_of(0, 100), 100, src.offsets, lo, hi, src.grid.mask[box["x"], box["y"], box["z"]]
+        src.ijk, src.codes, 100, src.offsets, lo, hi, src.grid.mask[box["x"], box["y"], box["z"]]
     )
     np.testing.assert_array_equal(values, direct)
     assert values.any()
@@ -113,12 +106,17 @@ def test_cube_matches_loop_oracle(sample_cube, sample_table, mni_mask):
         assert got == expected[sid], f"study {sid}"
 
 
-def test_sparse_rows_agree_with_dense_cube(sample_cube):
-    src = ActivationSource.lookup(sample_cube.data)
+@pytest.mark.filterwarnings("ignore::xcoact.warnings.OutOfBoxWarning")
+def test_sparse_rows_agree_with_dense_cube(sample_table, sample_cube):
+    """Each chunk's sparse rows are its studies' dense maps, in-mask voxel numbers ascending."""
+    src = cube_peaks(sample_cube)
     dense = sample_cube.values.reshape(100, -1)[:, src.grid.mask_flat]
-    for c, (s0, s1) in enumerate(src.chunk_bounds):
-        indptr, indices = src.rows(c)
-        for s in range(s1 - s0):
+    small = xcoact.activations(sample_table, r=6, chunks={"study": 30})
+    for c, block in enumerate(small.data.to_delayed().ravel()):
+        chunk = block.compute().chunk
+        s0 = 30 * c
+        indptr, indices = chunk.rows()
+        for s in range(chunk.n_studies):
             np.testing.assert_array_equal(indices[indptr[s]:indptr[s + 1]], np.flatnonzero(dense[s0 + s]))
 
 
@@ -152,64 +150,46 @@ def test_overlap_from_peaks_equals_dense_overlap(sample_cube, seed, r):
     """The peak-based overlap (no index) equals counting the dense cube, near box edges too."""
     grid = xcoact.mni152_2mm()
     roi = xcoact.roi_mask(seed, grid, r)
-    src = ActivationSource.lookup(sample_cube.data)
-    fast = src.overlap(roi.values)
+    src = cube_peaks(sample_cube)
+    assert not src.built
+    fast = src.overlap(np.flatnonzero(roi.values))
     dense = (sample_cube & roi).sum(("x", "y", "z")).values
     np.testing.assert_array_equal(fast, dense)
     assert fast.sum() > 0
 
 
-def test_streaming_index_gives_identical_maps(sample_table, monkeypatch):
-    """Past the cache budget the index is rebuilt per computation, never kept; the maps do not change."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        act = xcoact.activations(sample_table, r=6)
-    cached = act.coact.seed(xcoact.datasets.sgacc_roi_path(), threshold=0.1).compute()
-    monkeypatch.setitem(xcoact.config, "index_cache_bytes", 0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fresh = xcoact.activations(sample_table, r=6, chunks={"study": 16})
-    src = ActivationSource.of_cube(fresh)
-    assert not src.caches_index
-    streamed = fresh.coact.seed(xcoact.datasets.sgacc_roi_path(), threshold=0.1).compute()
-    assert src._rows == {}
-    for name in cached.coact.maps:
-        np.testing.assert_array_equal(streamed[name].values, cached[name].values)
-    batch = fresh.coact.seed([xcoact.datasets.sgacc_roi_path(), xcoact.datasets.amygdala_roi_path()], threshold=0.1)
-    np.testing.assert_array_equal(batch["pFgA"].sel(seed="sgacc_mask").values, cached["pFgA"].values)
-    assert src._rows == {}
-
-
+@pytest.mark.filterwarnings("ignore::xcoact.warnings.OutOfBoxWarning")
 def test_overlap_by_voxel_index_equals_peaks_route(sample_table):
-    """Once the index is cached, overlaps come from its by-voxel (CSC) copy: same numbers."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        act = xcoact.activations(sample_table, r=6, chunks={"study": 30})
-    src = ActivationSource.of_cube(act)
+    """Once a chunk's rows are built, overlaps come from their by-voxel (CSC) copy: same numbers."""
+    src = cube_peaks(xcoact.activations(sample_table, r=6))
     grid = xcoact.mni152_2mm()
-    rois = [xcoact.roi_mask(s, grid, 10).values for s in ([[0, 20, 28]], [[-40, 20, 28], [40, -60, 0]], [[0, -100, 0]])]
+    rois = [np.flatnonzero(xcoact.roi_mask(s, grid, 10).values)
+            for s in ([[0, 20, 28]], [[-40, 20, 28], [40, -60, 0]], [[0, -100, 0]])]
     before = [src.overlap(r) for r in rois]
-    assert not src.has_index()
-    act.coact.seed([[0, 20, 28]], r=10, threshold=0.1).compute()  # builds and caches the index
-    assert src.has_index() and len(src._cols) == len(src.chunk_bounds)
+    src.rows()
+    assert src.built
     for roi, peaks_route in zip(rois, before):
         np.testing.assert_array_equal(src.overlap(roi), peaks_route)
-        np.testing.assert_array_equal(src.overlap(roi), (act & roi).sum(("x", "y", "z")).values)
 
 
-def test_first_map_builds_each_index_chunk_once(sample_table, monkeypatch):
-    import warnings
+@pytest.mark.filterwarnings("ignore::xcoact.warnings.OutOfBoxWarning")
+def test_first_map_builds_each_chunk_once_and_later_seeds_reuse_it(sample_table, monkeypatch):
+    """The rows are seed-independent state held by the cube's graph: built once per chunk."""
+    from xcoact import blocks
 
     calls = []
-    original = ActivationSource.rows
-    monkeypatch.setattr(ActivationSource, "rows", lambda self, c: calls.append(c) or original(self, c))
-    monkeypatch.setitem(xcoact.config, "index_cache_bytes", 0)  # nothing cached: every build is counted
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        act = xcoact.activations(sample_table, r=6, chunks={"study": 20})
+    original = blocks.sparse_rows
+    monkeypatch.setattr(blocks, "sparse_rows", lambda *a, **k: calls.append(a[2]) or original(*a, **k))
+    act = xcoact.activations(sample_table, r=6, chunks={"study": 20})
     act.coact.seed([[0, 20, 28]], r=10, threshold=0.1).compute()
-    assert sorted(calls) == list(range(5))
+    assert sorted(calls) == [20] * 5
+    act.coact.seed([[-40, 20, 28]], r=10, threshold=0.1).compute()
+    assert len(calls) == 5  # reused
+
+
+@pytest.mark.filterwarnings("ignore::xcoact.warnings.OutOfBoxWarning")
+def test_persist_holds_sparse_blocks_not_dense_ones(sample_table):
+    act = xcoact.activations(sample_table, r=6).persist()
+    assert is_block_cube(act.data)
+    (block,) = dask.compute(act.data.to_delayed().ravel()[0])
+    assert isinstance(block, ActivationBlock)

@@ -15,7 +15,7 @@ from scipy import stats
 import xcoact
 from xcoact.coact import _grid
 from xcoact.errors import ParameterError
-from xcoact.kernels import ActivationSource
+from xcoact.blocks import is_block_cube
 from xcoact.warnings import DegenerateSeedWarning
 
 AMY = xcoact.datasets.amygdala_roi_path()
@@ -162,36 +162,31 @@ def test_atlas_by_label_equals_list_of_its_parts(sample_cube, tmp_path, affine_m
     assert list(sample_cube.coact.matrix(str(path), 0.0, by_label=True)["roi"].values) == ["label_3", "label_5", "label_7"]
 
 
-def test_rechunked_cube_dense_route_gives_identical_results(sample_cube):
+def test_rechunked_and_dense_cubes_give_identical_results(sample_cube):
     rechunked = sample_cube.chunk({"study": 30})
-    assert ActivationSource.of_cube(sample_cube) is not None
-    assert ActivationSource.of_cube(rechunked) is None  # really the dense route
+    dense = xr.DataArray(sample_cube.values, dims=sample_cube.dims, coords=sample_cube.coords,
+                         attrs=sample_cube.attrs).chunk({"study": 40})
+    assert is_block_cube(rechunked.data)  # rechunking keeps the sparse blocks
+    assert not is_block_cube(dense.data)  # really the dense route
     for threshold in (0.1, 5):
         sparse = xcoact.matrix(sample_cube, ROIS, threshold, r=R)
-        dense = xcoact.matrix(rechunked, ROIS, threshold, r=R)
         assert sparse["n_both"].values.sum() > 0
-        xr.testing.assert_identical(dense, sparse)
+        xr.testing.assert_identical(xcoact.matrix(rechunked, ROIS, threshold, r=R), sparse)
+        xr.testing.assert_identical(xcoact.matrix(dense, ROIS, threshold, r=R), sparse)
 
 
-def test_sparse_route_computes_no_dask_graph(sample_table):
-    """Overlaps come from the peaks: neither the dense cube nor the per-study index is built."""
-    # a cube of its own (a study chunking no other test uses): live cubes of one database and chunking
-    # share their source, whose index another test may have built
+def test_matrix_overlaps_build_no_rows(sample_table, monkeypatch):
+    """Overlaps of a few ROIs come from the peaks near them: no chunk's sparse rows are built."""
+    from xcoact import blocks
+
+    built = []
+    monkeypatch.setattr(blocks, "sparse_rows", lambda *a, **k: built.append(1) or (_ for _ in ()).throw(AssertionError))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sample_cube = xcoact.activations(sample_table, r=6, chunks={"study": 37})
-    source = ActivationSource.of_cube(sample_cube)
-    assert source._rows == {} and source._totals is None
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the matrix computed a Dask graph")
-
-    with dask.config.set(scheduler=refuse):
-        with pytest.raises(AssertionError, match="computed a Dask graph"):
-            sample_cube.isel(study=0).sum().compute()  # the guard works
-        m = sample_cube.coact.matrix(ROIS, 0.1, r=R)
+        cube = xcoact.activations(sample_table, r=6, chunks={"study": 37})
+    m = cube.coact.matrix(ROIS, 0.1, r=R)
     assert int(m["n_active"].sum()) == 26
-    assert source._rows == {} and source._totals is None
+    assert built == []
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,8 @@ import scipy.stats
 import xcoact
 from xcoact import stats, stats_nimare
 from xcoact.errors import ParameterError
-from xcoact.kernels import ActivationSource, sphere_offsets
+from xcoact.counts import cube_peaks
+from xcoact.kernels import sphere_offsets
 from xcoact.presets import PRESETS, Preset, focus_selected, get_preset, nimare_mni152_2mm
 from xcoact.warnings import XcoactWarning
 
@@ -83,7 +84,7 @@ def cube(quiet):
         warnings.simplefilter("ignore", XcoactWarning)
         db = xcoact.read_database(xcoact.datasets.sample_database_path())
     act = xcoact.activations(db, preset="nimare")
-    return act, ActivationSource.of_cube(act), act.values
+    return act, cube_peaks(act), act.values
 
 
 def _ids(source, selected) -> set[str]:
@@ -177,7 +178,7 @@ def test_focus_selection_clips_far_peaks_like_nimare(quiet):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", XcoactWarning)
         act = xcoact.activations(table, preset="nimare")
-    source = ActivationSource.of_cube(act)
+    source = cube_peaks(act)
     assert focus_selected(source, roi.astype(bool)).tolist() == [True, False]
     assert focus_selected(source, np.flatnonzero(roi)).tolist() == [True, False]
 
@@ -312,7 +313,7 @@ def test_default_preset_is_neurosynth():
         explicit = xcoact.activations(xcoact.datasets.sample_database_path(), r=6, preset="neurosynth")
     assert act.attrs["preset"] == "neurosynth" and act.attrs["r"] == 6.0
     assert act.data.name == explicit.data.name
-    assert ActivationSource.of_cube(act).grid.n_mask == 228_453
+    assert cube_peaks(act).grid.n_mask == 228_453
     assert act["x"].values[0] == 90.0, "Neurosynth's LAS grid"
 
 

@@ -113,19 +113,16 @@ class CoactDatasetAccessor:
                map: str | None = None, q: float | None = None, prior: float | None = None):
         """Rank terms by the Pearson r of their maps with this result's map; see :func:`xcoact.decode.decode`.
 
-        ``act`` is the activation cube the term maps are computed from; by
-        default the cube the result came from, while it is alive in this
-        session.  ``features`` defaults to the database's own
-        (:func:`xcoact.decode.features_for`).
+        ``act`` is the activation cube the term maps are computed from (the
+        one the result came from).  ``features`` defaults to the database's
+        own (:func:`xcoact.decode.features_for`).
         """
         from . import decode as _decode
-        from .cube import cube_of
 
-        act = cube_of(self._obj) if act is None else act
         if act is None:
             raise _decode.ParameterError(
-                "decode needs the activation cube to compute the term maps from, and the one this result came from "
-                "is not in this session; pass it: maps.coact.decode(features, act=act)."
+                "decode needs the activation cube to compute the term maps from: pass it, "
+                "maps.coact.decode(features, act=act) (xcoact keeps no hidden registry of cubes)."
             )
         return _decode.decode(self._obj, features, act, terms=terms, threshold=threshold, map=map, q=q, prior=prior)
 

@@ -14,9 +14,8 @@ import numpy as np
 import xarray as xr
 
 from ._version import __version__
-from .counts import overlap_counts, ranges, roi_overlaps, selected_counts, source_node
+from .counts import grouped_counts, overlap_counts, roi_overlaps, study_scores, view_to_grid_flat
 from .errors import ParameterError, SelectionError
-from .kernels import ActivationSource
 from .roi import Seed, SeedROI, describe_seed, grid_of, is_batch, is_coords, roi_mask, seed_set, uses_coords
 from .select import SelectionRule, check_rule, focus_counts, min_distances, warn_degenerate
 from .space import Grid
@@ -35,6 +34,26 @@ def _check_cube(act) -> None:
         raise ParameterError(f"act has dims {act.dims}; expected ('study', 'x', 'y', 'z') as built by xcoact.activations.")
     if act.dtype != bool:
         raise ParameterError(f"act has dtype {act.dtype}; expected bool (study active at voxel).")
+    study = act.indexes.get("study") if "study" in act.coords else None
+    if study is not None and not study.is_unique:
+        dup = study[study.duplicated()].unique()[:5].tolist()
+        raise ParameterError(
+            f"act has {int(study.duplicated().sum())} repeated study label(s) (e.g. {dup}); each study must appear once "
+            "or it would be counted twice. Drop the repeats, e.g. act.isel(study=~act.indexes['study'].duplicated())."
+        )
+
+
+def cube_token(act: xr.DataArray) -> str:
+    """What identifies a cube's content: its kernel, database, studies and voxels (not its chunks or order).
+
+    Recorded as ``attrs["cube"]`` of every result, so that a step that needs
+    the cube again (``fwe``, ``decode``) can check it was given the right one.
+    """
+    from dask.base import tokenize
+
+    keys = ("database", "r", "kernel", "preset", "grid", "n_peaks")
+    labels = [np.sort(np.asarray(act[d].values)) for d in ("study", "x", "y", "z")]
+    return "cube-" + tokenize([str(act.attrs.get(k, "")) for k in keys], *labels)
 
 
 def _check_unit_interval(value, name: str, example: str) -> float:
@@ -68,8 +87,17 @@ def _counts_block(counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: f
     return _maps_block(counts[0], counts[1], n_sel, n_uns, q, prior, grid, dtype, preset=preset)
 
 
-def _counts_block_layout(counts, n_sel, n_uns, q, prior, grid, dtype, layout, preset: str = "neurosynth") -> np.ndarray:
-    return _maps_block(counts[0], counts[1], n_sel, n_uns, q, prior, grid, dtype, layout, preset=preset)
+def _map_stack(act: xr.DataArray, grid: Grid, groups, n_sel: int, n_uns: int, q: float, prior: float, dtype,
+               pre: Preset) -> da.Array:
+    """The maps of one analysis, lazy ``(n_maps, x, y, z)``: grouped counts of two groups, then the statistics.
+
+    ``groups`` is ``[selected, compared]``: the studies whose activation is
+    tested, and all the studies of the comparison (selected ones included).
+    """
+    counts = grouped_counts(act, np.stack([np.asarray(g, dtype=bool) for g in groups]), grid)
+    names = pre.map_names(q, prior)
+    block = dask.delayed(_counts_block, pure=True)(counts, n_sel, n_uns, q, prior, grid, dtype, pre.name)
+    return da.from_delayed(block, (len(names), *grid.shape), dtype=dtype)
 
 
 def _preset_of(act: xr.DataArray, preset) -> Preset:
@@ -87,8 +115,7 @@ def _preset_of(act: xr.DataArray, preset) -> Preset:
 
 
 def _grid(act: xr.DataArray) -> Grid:
-    source = ActivationSource.of_cube(act)
-    return source.grid if source is not None else grid_of(act)
+    return grid_of(act)
 
 
 def seed(
@@ -235,6 +262,11 @@ def seed(
             raise ParameterError("fwe= applies to one seed at a time; run it per seed (maps.isel(seed=i) has no index).")
         return seed_batch(act, seed, threshold, r=r, select=select, k=k, q=q, prior=prior, by_label=by_label,
                           labels=labels, separate=separate, dtype=dtype, layout=layout, preset=preset)
+    if layout not in ("volume", "voxel"):
+        raise ParameterError(f"layout={layout!r} is not known; expected 'volume' (maps over x, y, z) or 'voxel' (in-mask voxels).")
+    if layout == "voxel":
+        raise ParameterError("layout='voxel' applies to batches of seeds (separate=True, by_label=True or a list of seeds); "
+                             "one seed's maps are volumes (x, y, z).")
     pre = _preset_of(act, preset)
     rule = check_rule(pre.select if select is None else select, threshold, r=r, k=k, coords=is_coords(seed))
     grid = _grid(act)
@@ -245,12 +277,8 @@ def seed(
     n_sel = int(selected.sum())
     n_uns = int(selected.size - n_sel)
 
-    a, total = selected_counts(act, selected, grid)
     names = pre.map_names(q, prior)
-    # one array argument: two slices of one graph passed separately would each be computed
-    counts = da.stack([da.asarray(a), da.asarray(total)])
-    block = dask.delayed(_counts_block, pure=True)(counts, n_sel, n_uns, q, prior, grid, dtype, pre.name)
-    stack = da.from_delayed(block, (len(names), *grid.shape), dtype=dtype)
+    stack = _map_stack(act, grid, [selected, np.ones_like(selected)], n_sel, n_uns, q, prior, dtype, pre)
     ds = _result(act, grid, names, {name: (("x", "y", "z"), stack[i]) for i, name in enumerate(names)})
     ds["roi"] = roi.variable
     ds[rule.score_name] = ("study", score)
@@ -279,10 +307,10 @@ def _single_score(act, rule: SelectionRule, pre: Preset, seed, roi: xr.DataArray
     if rule.rule == "focus" and pre.name == "nimare":
         # NiMARE's get_studies_by_mask: every ROI voxel > 0 (not only those in the brain mask), and peaks
         # beyond the box clipped to its edge
-        source = ActivationSource.of_cube(act)
-        if source is not None:
-            full = roi_mask(seed, grid, r, restrict=False)
-            return focus_selected(source, full.values).astype(np.int32)
+        full = np.flatnonzero(roi_mask(seed, grid, r, restrict=False).values)
+        got = study_scores(act, lambda chunk, block: focus_selected(chunk, _full_flat(block, full))[None], 1, np.int32)
+        if got is not None:
+            return got[0]
     one = SeedROI("seed", np.flatnonzero(roi.values), "", np.atleast_2d(np.asarray(seed, dtype=float)) if is_coords(seed) else None)
     return _scores(act, rule, [one], grid, single_roi=roi)[0]
 
@@ -293,15 +321,25 @@ def _scores(act: xr.DataArray, rule: SelectionRule, rois: list[SeedROI], grid: G
         if single_roi is not None:
             return overlap_counts(act, single_roi, grid)[None]
         return roi_overlaps(act, rois, grid)
-    source = ActivationSource.of_cube(act)
-    if source is None:
-        raise ParameterError(
-            f"select={rule.rule!r} needs the database peaks, which this cube no longer carries (it was indexed, "
-            "transformed or loaded from a file); build it with xcoact.activations(db) and select on that cube."
-        )
     if rule.rule == "focus":
-        return focus_counts(source, [roi.voxels for roi in rois])
-    return min_distances(source, [roi.xyz for roi in rois])
+        def fn(chunk, block):
+            return focus_counts(chunk, [_full_flat(block, roi.voxels) for roi in rois])
+    else:
+        def fn(chunk, block):
+            return min_distances(chunk, [roi.xyz for roi in rois])
+    got = study_scores(act, fn, len(rois), np.int32 if rule.rule == "focus" else np.float64)
+    if got is None:
+        raise ParameterError(
+            f"select={rule.rule!r} needs the database peaks, which this cube no longer carries (it was computed, "
+            "combined with another array or loaded from a file); build it with xcoact.activations(db) and select on "
+            "that cube (isel, sel, transpose, chunk and persist keep the peaks)."
+        )
+    return got
+
+
+def _full_flat(block, flat: np.ndarray) -> np.ndarray:
+    """Flat indices on the cube's own grid -> flat indices on the full grid its chunks were built on."""
+    return view_to_grid_flat(block, np.asarray(flat, dtype=np.int64))
 
 
 def _result(act: xr.DataArray, grid: Grid, names: list[str], variables: dict) -> xr.Dataset:
@@ -325,7 +363,7 @@ def _provenance(act: xr.DataArray, names: list[str], rule: SelectionRule, r: flo
     return {
         "title": "xcoact coactivation maps",
         "database": str(act.attrs.get("database", "")),
-        "cube": str(getattr(act.data, "name", "")),  # lets maps.coact.fwe() find the cube's index in this session
+        "cube": cube_token(act),  # lets maps.coact.fwe(act=...) check that it was given the maps' own cube
         "r": float(act.attrs.get("r", np.nan)),
         **rule.attrs(n_roi),
         "preset": pre.name if pre else "neurosynth",
@@ -339,29 +377,22 @@ def _provenance(act: xr.DataArray, names: list[str], rule: SelectionRule, r: flo
     }
 
 
-def _rows_task(source: ActivationSource, chunk: int):
-    return source.rows(chunk)
-
-
-def _totals_task(source: ActivationSource, *rows) -> np.ndarray:
-    if source._totals is None:
-        total = np.zeros(source.grid.n_mask, dtype=np.int64)
-        for _, indices in rows:
-            total += np.bincount(indices, minlength=source.grid.n_mask)
-        source._totals = total
-    return source._totals
-
-
-def _sparse_seed_block(source: ActivationSource, total, selected, q, prior, dtype, layout, preset, *rows) -> np.ndarray:
-    """The nine maps of one seed of a batch, from the cached per-chunk index."""
-    grid = source.grid
-    a = np.zeros(grid.n_mask, dtype=np.int64)
-    for chunk, (indptr, indices) in enumerate(rows):
-        s0, s1 = source.chunk_bounds[chunk]
-        picked = np.flatnonzero(selected[s0:s1])
-        a += np.bincount(indices[ranges(indptr[picked], indptr[picked + 1])], minlength=grid.n_mask)
-    n_sel = int(selected.sum())
-    return _maps_block(a, total, n_sel, selected.size - n_sel, q, prior, grid, dtype, layout, preset=preset)
+def _group_maps(counts: np.ndarray, total: np.ndarray, n_sel: np.ndarray, valid: np.ndarray, n_studies: int,
+                q: float, prior: float, grid: Grid, dtype, layout: str, preset: str) -> np.ndarray:
+    """The maps of a group of seeds from their counts: ``(n_maps, n_seeds_in_group, *space)`` (NaN where not valid)."""
+    out = []
+    shape = None
+    for i in range(counts.shape[0]):
+        if valid[i]:
+            out.append(_maps_block(counts[i], total[0], int(n_sel[i]), n_studies - int(n_sel[i]), q, prior, grid,
+                                   dtype, layout, preset=preset))
+            shape = out[-1].shape
+        else:
+            out.append(None)
+    if shape is None:
+        n_maps = len(get_preset(preset).map_names(q, prior))
+        shape = (n_maps, *(grid.shape if layout == "volume" else (grid.n_mask,)))
+    return np.stack([np.full(shape, np.nan, dtype=dtype) if m is None else m for m in out], axis=1)
 
 
 #: Seeds per Dask chunk in the voxel layout (4 x 9 maps x 228,453 float32 = 33 MB): few enough
@@ -438,7 +469,6 @@ def seed_batch(
         raise ParameterError(f"layout={layout!r} is not known; expected 'volume' (maps over x, y, z) or 'voxel' (in-mask voxels).")
     grid = _grid(act)
     rois = seed_set(seeds, grid, r, by_label=by_label, labels=labels, separate=separate)
-    source = ActivationSource.of_cube(act)
     n_studies = act.sizes["study"]
     if rule.rule in ("distance", "nearest") and any(roi.xyz is None for roi in rois):
         images = [roi.name for roi in rois if roi.xyz is None]
@@ -466,31 +496,26 @@ def seed_batch(
     names = pre.map_names(q, prior)
     space = grid.shape if layout == "volume" else (grid.n_mask,)
     space_dims = ("x", "y", "z") if layout == "volume" else ("voxel",)
-    shape = (len(names), *space)
-    blocks = []
-    if source is not None and valid.any():
-        token = f"{act.data.name}-rows"
-        src = source_node(source, act)  # one node: the peaks are not copied into every task
-        rows = [dask.delayed(_rows_task, pure=True)(src, c, dask_key_name=f"{token}-{c}") for c in range(len(source.chunk_bounds))]
-        total = dask.delayed(_totals_task, pure=True)(src, *rows, dask_key_name=f"{token}-totals")
-    for i in range(len(rois)):
-        if not valid[i]:
-            blocks.append(da.full(shape, np.nan, dtype=dtype, chunks=shape))
-            continue
-        if source is not None:
-            block = dask.delayed(_sparse_seed_block, pure=True)(src, total, selected[i], q, prior, dtype, layout,
-                                                                pre.name, *rows)
-        else:
-            a, tot = selected_counts(act, selected[i], grid)
-            n_sel = int(selected[i].sum())
-            both = da.stack([da.asarray(a), da.asarray(tot)])
-            block = dask.delayed(_counts_block_layout, pure=True)(both, n_sel, n_studies - n_sel, q, prior, grid, dtype,
-                                                                  layout, pre.name)
-        blocks.append(da.from_delayed(block, shape, dtype=dtype))
-    stack = da.stack(blocks, axis=1)  # (map, seed, *space)
-    if layout == "voxel":
-        # small per-seed blocks: group them so writers make a tenth as many (costly) chunk writes
-        stack = stack.rechunk({1: _VOXEL_SEEDS_PER_CHUNK})
+    # seeds per task: a volume seed's maps are large already; in-mask maps are grouped so that writers make
+    # fewer (costly) chunk writes
+    per = _VOXEL_SEEDS_PER_CHUNK if layout == "voxel" else 1
+    weights = np.where(valid[:, None], selected, False)
+    counts = grouped_counts(act, weights, grid, groups_per_chunk=per)
+    total = grouped_counts(act, np.ones((1, n_studies), dtype=bool), grid)
+    n_sel = weights.sum(axis=1)
+    space_ix = "abc"[: len(space)] if layout == "volume" else "v"
+    stack = da.blockwise(
+        _group_maps, "ks" + space_ix,
+        counts, "sm",
+        total, "tm",
+        da.from_array(n_sel, chunks=(counts.chunks[0],)), "s",
+        da.from_array(valid, chunks=(counts.chunks[0],)), "s",
+        n_studies, None, q, None, prior, None, grid, None, dtype, None, layout, None, pre.name, None,
+        new_axes={"k": len(names), **dict(zip(space_ix, space))},
+        concatenate=True,
+        dtype=dtype,
+        meta=np.empty((0,) * (2 + len(space)), dtype=dtype),
+    ) if len(rois) else da.zeros((len(names), 0, *space), dtype=dtype)
     ds = _result(act, grid, names, {name: (("seed", *space_dims), stack[k]) for k, name in enumerate(names)})
     ds = ds.assign_coords(seed=[roi.name for roi in rois])
     if layout == "voxel":
@@ -634,12 +659,9 @@ def contrast(
                 f"also selected by the other seed and both={both!r} leaves it out. Use both='a' or 'b', or other seeds."
             )
     n_a, n_b = int(in_a.sum()), int(in_b.sum())
-    a, _ = selected_counts(act, in_a, grid)
-    b, _ = selected_counts(act, in_b, grid)
     names = pre.map_names(q, prior)
-    counts = da.stack([da.asarray(a), da.asarray(a) + da.asarray(b)])
-    block = dask.delayed(_counts_block, pure=True)(counts, n_a, n_b, q, prior, grid, dtype, pre.name)
-    stack = da.from_delayed(block, (len(names), *grid.shape), dtype=dtype)
+    # the maps take a and the total a + b over the two groups only
+    stack = _map_stack(act, grid, [in_a, in_a | in_b], n_a, n_b, q, prior, dtype, pre)
     ds = _result(act, grid, names, {name: (("x", "y", "z"), stack[i]) for i, name in enumerate(names)})
     for side, roi, score in (("a", rois[0], scores[0]), ("b", rois[1], scores[1])):
         ds[f"roi_{side}"] = roi.variable
@@ -827,8 +849,7 @@ def meta(act: xr.DataArray, ids, *, q: float = 0.01, prior: float = 0.5, ids2=No
             )
         other = None
         n_uns = n - n_sel
-        a, total = selected_counts(act, selected, grid)
-        counts = da.stack([da.asarray(a), da.asarray(total)])
+        groups = [selected, np.ones_like(selected)]
     else:
         other = _study_mask(act, ids2, "ids2")
         both = selected & other
@@ -839,13 +860,10 @@ def meta(act: xr.DataArray, ids, *, q: float = 0.01, prior: float = 0.5, ids2=No
                 "a contrast needs two disjoint lists. Remove them from one list."
             )
         n_uns = int(other.sum())
-        a, _ = selected_counts(act, selected, grid)
-        b, _ = selected_counts(act, other, grid)
         # the maps take a and the total a + b over the two lists only
-        counts = da.stack([da.asarray(a), da.asarray(a) + da.asarray(b)])
+        groups = [selected, selected | other]
     names = map_names(q, prior)
-    block = dask.delayed(_counts_block, pure=True)(counts, n_sel, n_uns, q, prior, grid, np.float64)
-    stack = da.from_delayed(block, (len(names), *grid.shape), dtype=np.float64)
+    stack = _map_stack(act, grid, groups, n_sel, n_uns, q, prior, np.float64, get_preset("neurosynth"))
     ds = _result(act, grid, names, {name: (("x", "y", "z"), stack[i]) for i, name in enumerate(names)})
     ds["selected_id"] = ("selected", act["study"].values[selected])
     ds["selected_id"].attrs["long_name"] = "ids of the selected studies"

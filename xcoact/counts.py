@@ -1,70 +1,216 @@
-"""Grouped counts over ``study``: ROI overlap per study, active studies per voxel.
+"""Grouped counts over ``study``: the one reduction every analysis is made of.
 
-Two routes give identical integers:
+A group of studies is a row of weights over the cube's studies (a seed's
+selection, a contrast's side, every study, a permutation, a term's weights).
+:func:`grouped_counts` sums, per in-mask voxel, the weights of the studies
+active there - for many groups at once - as a Dask reduction over the cube's
+own blocks: each study block gives its partial counts, and a sum tree adds
+them.  Per-study scores (a seed's ROI overlap, the peaks in an ROI, the
+distance to a seed) are the transposed reduction, over voxels for each study
+(:func:`study_scores`).
 
-* the sparse route, for an untouched cube built by :func:`xcoact.activations`:
-  per study chunk, the sorted in-mask voxel numbers of each study (CSR); a
-  count is a ``bincount`` per chunk, summed over chunks (a sum tree in Dask);
-* the dense route, for any boolean ``(study, x, y, z)`` DataArray: xarray
-  reductions chunk by chunk.
-
-The per-voxel totals over all studies do not depend on the seed; the sparse
-route computes them once per cube and reuses them.
+The same functions serve every cube.  On a cube made of
+:class:`~xcoact.blocks.ActivationBlock` s (what :func:`xcoact.activations`
+returns, also after ``isel``, ``sel``, ``transpose``, ``chunk`` or
+``persist``) a block's counts gather only its selected studies' sparse rows;
+on any other boolean cube (a computed or hand-made array, ``act & mask``) a
+block is a dense boolean array and its counts are a matrix product.  The
+integers are the same.
 """
 
 from __future__ import annotations
 
-import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .kernels import ActivationSource
-from .kernels import _ranges as ranges
+from .blocks import ActivationBlock, is_block_cube, pieces_of, ranges
 from .space import Grid
 
-__all__ = ["overlap_counts", "roi_overlaps", "selected_counts", "study_rows", "ranges"]
+__all__ = ["grouped_counts", "selected_counts", "study_scores", "cube_peaks", "overlap_counts", "roi_overlaps", "ranges", "view_to_grid_flat"]
 
 
-def study_rows(indptr: np.ndarray) -> np.ndarray:
-    """Row number of each stored entry of a CSR matrix."""
-    return np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+def canonical(act: xr.DataArray) -> da.Array:
+    """The cube's Dask array in ``(study, x, y, z)`` order, one block along each spatial axis.
+
+    For a cube of :class:`~xcoact.blocks.ActivationBlock` s both steps are
+    views (no rows are touched); a dense Dask cube keeps its spatial chunks.
+    """
+    act = act.transpose("study", "x", "y", "z")
+    data = act.data
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data), chunks=(max(1, min(1024, act.sizes["study"])), -1, -1, -1))
+    if is_block_cube(data) and any(len(c) > 1 for c in data.chunks[1:]):
+        data = data.rechunk({1: -1, 2: -1, 3: -1})
+    return data
 
 
-def _chunk_selected(source: ActivationSource, chunk: int, selected: np.ndarray) -> np.ndarray:
-    indptr, indices = source.rows(chunk)
-    s0, s1 = source.chunk_bounds[chunk]
-    rows = np.flatnonzero(selected[s0:s1])
-    # gather only the selected studies' entries (a few % of the index)
-    return np.bincount(indices[ranges(indptr[rows], indptr[rows + 1])], minlength=source.grid.n_mask)
+def view_to_grid_flat(block: ActivationBlock, flat: np.ndarray) -> np.ndarray:
+    """Flat indices in a canonical block's view -> flat indices in the full grid."""
+    shape = [len(p) for p in block.pos]
+    i, j, k = np.unravel_index(flat, shape)
+    full = block.chunk.grid.shape
+    return (block.pos[0][i] * full[1] + block.pos[1][j]) * full[2] + block.pos[2][k]
 
 
-def _all_selected(source: ActivationSource, selected: np.ndarray) -> np.ndarray:
-    return _sum([_chunk_selected(source, c, selected) for c in range(len(source.chunk_bounds))])
+def _in_mask_of_view(block: ActivationBlock) -> np.ndarray:
+    """In-mask voxel numbers of the full grid at the view's in-mask voxels (C order of the view)."""
+    if block.is_full_view():
+        return None  # the identity: the view's in-mask order is the grid's
+    voxels = block.view_mask_voxels()
+    return voxels[voxels >= 0]
 
 
-def _chunk_both(source: ActivationSource, chunk: int, selected: np.ndarray) -> np.ndarray:
-    """(selected, all) active-study counts per in-mask voxel over one chunk, from one index pass."""
-    indptr, indices = source.rows(chunk)
-    s0, s1 = source.chunk_bounds[chunk]
-    rows = np.flatnonzero(selected[s0:s1])
-    m = source.grid.n_mask
-    return np.stack([
-        np.bincount(indices[ranges(indptr[rows], indptr[rows + 1])], minlength=m),
-        np.bincount(indices, minlength=m),
-    ])
+def _block_counts(block, weights: np.ndarray, mask_flat: np.ndarray) -> np.ndarray:
+    """Counts of one study block for each group: ``(1, n_groups, n_mask_view)``.
+
+    ``weights`` is ``(n_groups, n_block_studies)``; ``mask_flat`` the view's
+    in-mask voxels as flat indices of the block's spatial box (dense blocks).
+    """
+    n_groups = weights.shape[0]
+    if isinstance(block, ActivationBlock):
+        out = None
+        start = 0
+        for piece in pieces_of(block):
+            n = len(piece.rows)
+            w = weights[:, start:start + n]
+            start += n
+            part = _piece_counts(piece, w)
+            out = part if out is None else out + part
+        if out is None:
+            out = np.zeros((n_groups, len(mask_flat)), dtype=np.int32)
+        return out[None]
+    dense = np.asarray(block).reshape(block.shape[0], -1)[:, mask_flat]
+    dtype = np.int32 if np.issubdtype(weights.dtype, np.integer) or weights.dtype == bool else np.float64
+    return (weights.astype(dtype) @ dense.astype(dtype))[None]
 
 
-def _sum(parts):
-    out = parts[0].astype(np.int64)
-    for p in parts[1:]:
-        out = out + p
-    return out
+def _piece_counts(piece: ActivationBlock, w: np.ndarray) -> np.ndarray:
+    chunk = piece.chunk
+    m = chunk.grid.n_mask
+    indptr, indices = chunk.rows()
+    integer = np.issubdtype(w.dtype, np.integer) or w.dtype == bool
+    rows_all = piece.rows
+    full_chunk = len(rows_all) == chunk.n_studies and np.array_equal(rows_all, np.arange(chunk.n_studies))
+    out = np.zeros((w.shape[0], m), dtype=np.int32 if integer else np.float64)
+    for g in range(w.shape[0]):
+        wg = w[g]
+        nz = np.flatnonzero(wg)
+        if nz.size == 0:
+            continue
+        if integer and full_chunk and nz.size == wg.size and np.all(wg == 1):
+            out[g] = chunk.totals()  # every study of the chunk: kept once built
+            continue
+        rows = rows_all[nz]
+        picked = indices[ranges(indptr[rows], indptr[rows + 1])]
+        if integer and np.all(wg[nz] == 1):
+            out[g] = np.bincount(picked, minlength=m)
+        else:
+            lens = indptr[rows + 1] - indptr[rows]
+            out[g] += np.bincount(picked, weights=np.repeat(wg[nz].astype(np.float64), lens), minlength=m).astype(out.dtype)
+    voxels = _in_mask_of_view(piece)
+    return out if voxels is None else out[:, voxels]
 
 
-def _store_totals(source: ActivationSource, both: np.ndarray) -> np.ndarray:
-    source._totals = both[1]  # seed-independent: every later seed reuses it
-    return both
+def grouped_counts(act: xr.DataArray, weights, grid: Grid, *, groups_per_chunk: int | None = None) -> da.Array:
+    """Per in-mask voxel, the summed weights of the active studies of each group (lazy).
+
+    Parameters
+    ----------
+    act : xarray.DataArray
+        A boolean cube ``(study, x, y, z)`` (any dimension order).
+    weights : (n_groups, n_studies) array-like of bool or int (or float)
+        One row per group of studies, in the cube's study order.
+    grid : Grid
+        The cube's grid (:func:`xcoact.roi.grid_of`); its mask says which
+        voxels are counted, in C order over the cube's ``x, y, z``.
+    groups_per_chunk : int, optional
+        Groups per chunk of the result (all in one by default); a task counts
+        one study block for one chunk of groups.
+
+    Returns
+    -------
+    (n_groups, n_mask) dask array
+        int32 for integer or boolean weights, float64 otherwise.
+
+    Notes
+    -----
+    Cost: one task per study block plus a sum tree.  A sparse block gathers
+    the rows of its studies with non-zero weight (a row of all ones uses the
+    chunk's kept totals); a dense block is a ``(groups x studies) @
+    (studies x voxels)`` product.
+    """
+    weights = np.atleast_2d(np.asarray(weights))
+    if weights.dtype == bool:
+        weights = weights.astype(np.int32)
+    data = canonical(act)
+    n_groups = weights.shape[0]
+    m = grid.n_mask
+    integer = np.issubdtype(weights.dtype, np.integer)
+    dtype = np.int32 if integer else np.float64
+    mask_flat = np.zeros(0, dtype=np.int64)
+    if not is_block_cube(data):
+        # a dense block holds whole volumes: a few dozen studies each keeps it near 64 MB
+        per_block = max(1, (1 << 26) // max(1, int(np.prod(data.shape[1:]))))
+        data = data.rechunk({0: per_block, 1: -1, 2: -1, 3: -1})
+        mask_flat = grid.mask_flat
+    per = n_groups if not groups_per_chunk else int(groups_per_chunk)
+    w = da.from_array(weights, chunks=(max(1, per), data.chunks[0]), name=False)
+    parts = da.blockwise(
+        _block_counts, "bgm",
+        data, "bxyz",
+        w, "gb",
+        mask_flat, None,
+        new_axes={"m": m},
+        adjust_chunks={"b": 1},
+        concatenate=True,
+        dtype=dtype,
+        meta=np.empty((0, 0, 0), dtype=dtype),
+    )
+    return parts.sum(axis=0, dtype=dtype)
+
+
+def selected_counts(act: xr.DataArray, selected: np.ndarray, grid: Grid) -> tuple[da.Array, da.Array]:
+    """Lazy per-voxel counts of active selected studies and of all studies, ``(n_mask,)`` each."""
+    selected = np.asarray(selected, dtype=bool)
+    both = grouped_counts(act, np.stack([selected, np.ones_like(selected)]), grid)
+    return both[0], both[1]
+
+
+def _block_scores(block, fn, n_out: int, dtype) -> np.ndarray:
+    """``fn(chunk, view_block) -> (n_out, n_chunk_studies)`` per piece, on the block's rows: ``(n_out, n_rows)``."""
+    parts = [np.asarray(fn(piece.chunk, piece))[:, piece.rows] for piece in pieces_of(block)]
+    if not parts:
+        return np.zeros((n_out, 0), dtype=dtype)
+    return np.concatenate(parts, axis=1).astype(dtype, copy=False)
+
+
+def study_scores(act: xr.DataArray, fn, n_out: int, dtype=np.int64) -> np.ndarray | None:
+    """A per-study score from the sparse blocks' chunks, computed now: ``(n_out, n_studies)``.
+
+    ``fn(chunk, block)`` returns ``(n_out, chunk.n_studies)`` for a
+    :class:`~xcoact.blocks.StudyChunk` (its peaks; its rows once built) and
+    the canonical view ``block`` showing part of it.  None for a cube that is
+    not made of sparse blocks (it carries no peaks).
+    """
+    data = canonical(act)
+    if not is_block_cube(data):
+        return None
+    scores = da.map_blocks(
+        _block_scores, data, fn, n_out, dtype,
+        drop_axis=[1, 2, 3], new_axis=[0],
+        chunks=((n_out,), data.chunks[0]),
+        dtype=dtype,
+        meta=np.empty((0, 0), dtype=dtype),
+    )
+    return np.asarray(scores.compute())
+
+
+def _overlap_fn(roi_view_flat: np.ndarray):
+    def fn(chunk, block):
+        return chunk.overlap(view_to_grid_flat(block, roi_view_flat))[None]
+
+    return fn
 
 
 def overlap_counts(act: xr.DataArray, roi: xr.DataArray, grid: Grid) -> np.ndarray:
@@ -81,103 +227,125 @@ def overlap_counts(act: xr.DataArray, roi: xr.DataArray, grid: Grid) -> np.ndarr
     Returns
     -------
     (n_studies,) int64 array
+
+    Notes
+    -----
+    Sparse blocks: from the by-voxel rows of each chunk once they are built,
+    else from the peaks whose sphere can reach the ROI.  Dense cubes: only
+    the ROI's bounding box of the cube is computed.
     """
-    source = ActivationSource.of_cube(act)
-    if source is not None:
-        # from the peaks that can reach the ROI: no index, no dense block needed
-        return source.overlap(roi.transpose("x", "y", "z").values)
-    # Dense route: only the ROI's bounding box of the cube is computed.
     roi = roi.transpose("x", "y", "z")
+    flat = np.flatnonzero(roi.values)
+    got = study_scores(act, _overlap_fn(flat), 1)
+    if got is not None:
+        return got[0].astype(np.int64)
     where = np.nonzero(roi.values)
+    if where[0].size == 0:
+        return np.zeros(act.sizes["study"], dtype=np.int64)
     box = {d: slice(int(w.min()), int(w.max()) + 1) for d, w in zip("xyz", where)}
     # label-aligned (xarray broadcasting by name), whatever the cube's dimension order
     sub = act.isel(box) & roi.isel(box)
     return np.asarray(sub.sum(("x", "y", "z")).values, dtype=np.int64)
 
 
-#: From this many ROIs on, overlaps come from the sparse index (one product per chunk).
-MANY_ROIS = 16
-
-
 def roi_overlaps(act: xr.DataArray, rois, grid: Grid) -> np.ndarray:
     """ROI voxels active in each study, for each of several ROIs (computed now).
-
-    A few ROIs on an untouched cube: from the peaks near each ROI (no index
-    needed).  Many ROIs, or an index already built: one sparse product per
-    study chunk (builds the index if needed).  Any other cube: the dense
-    route, each ROI's bounding box only.
 
     Parameters
     ----------
     act : xarray.DataArray
     rois : sequence of SeedROI
-        From :func:`xcoact.roi.seed_set`; an ROI without voxels gets zeros.
+        From :func:`xcoact.roi.seed_set` (voxels as flat indices of the
+        cube's grid); an ROI without voxels gets zeros.
     grid : Grid
 
     Returns
     -------
     (n_rois, n_studies) int32 array
     """
-    source = ActivationSource.of_cube(act)
     out = np.zeros((len(rois), act.sizes["study"]), dtype=np.int32)
-    if source is not None and (len(rois) >= MANY_ROIS or source.has_index()):
-        out[:] = source.overlaps([roi.voxels for roi in rois])
+    if not len(rois):
+        return out
+    data = canonical(act)
+    if is_block_cube(data):
+        voxel_lists = [np.asarray(roi.voxels, dtype=np.int64) for roi in rois]
+
+        def fn(chunk, block):
+            res = np.zeros((len(voxel_lists), chunk.n_studies), dtype=np.int64)
+            if len(voxel_lists) >= MANY_ROIS:
+                return _many_overlaps(chunk, [view_to_grid_flat(block, v) for v in voxel_lists])
+            for i, v in enumerate(voxel_lists):
+                if v.size:
+                    res[i] = chunk.overlap(view_to_grid_flat(block, v))
+            return res
+
+        out[:] = study_scores(act, fn, len(rois))
         return out
     for i, roi in enumerate(rois):
         if roi.voxels.size == 0:
             continue
         mask = np.zeros(int(np.prod(grid.shape)), dtype=bool)
         mask[roi.voxels] = True
-        mask = mask.reshape(grid.shape)
-        if source is not None:
-            out[i] = source.overlap(mask)
-        else:
-            out[i] = overlap_counts(act, xr.DataArray(mask, dims=("x", "y", "z"), coords=grid.coords()), grid)
+        out[i] = overlap_counts(act, xr.DataArray(mask.reshape(grid.shape), dims=("x", "y", "z"), coords=grid.coords()), grid)
     return out
 
 
-def source_node(source: ActivationSource, act: xr.DataArray):
-    """The source as a single Dask graph node (the key the cube's own blocks use)."""
-    return dask.delayed(source, pure=True, name="source-" + str(act.data.name))
+#: From this many ROIs on, a chunk's overlaps are one sparse product over its rows.
+MANY_ROIS = 16
 
 
-def selected_counts(act: xr.DataArray, selected: np.ndarray, grid: Grid) -> tuple[da.Array, da.Array]:
-    """Lazy per-voxel counts of active selected studies and of all studies.
+def _many_overlaps(chunk, rois: list[np.ndarray]) -> np.ndarray:
+    """(n_rois, n_studies) overlaps of one chunk: (studies x voxels) @ (voxels x ROIs)."""
+    from scipy import sparse
 
-    Parameters
-    ----------
-    act : xarray.DataArray
-    selected : (n_studies,) bool array
-    grid : Grid
+    m = chunk.grid.n_mask
+    cols = [chunk.grid.mask_index[v] for v in rois]
+    cols = [c[c >= 0] for c in cols]
+    roi_of = np.repeat(np.arange(len(rois)), [len(c) for c in cols])
+    r_mat = sparse.csr_matrix(
+        (np.ones(roi_of.size, dtype=np.int32), (np.concatenate(cols) if cols else np.zeros(0, int), roi_of)),
+        shape=(m, len(rois)),
+    )
+    indptr, indices = chunk.rows()
+    s_mat = sparse.csr_matrix((np.ones(indices.size, dtype=np.int32), indices, indptr), shape=(chunk.n_studies, m))
+    return (s_mat @ r_mat).toarray().T
 
-    Returns
-    -------
-    a, total : (n_mask,) int64 dask arrays over the in-mask voxels
+
+def _block_peaks(block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ijk, xyz and study row (in the block's row order) of every peak of a block's studies."""
+    out = []
+    start = 0
+    for piece in pieces_of(block):
+        ptr = piece.chunk.peak_ptr
+        rows = piece.rows
+        take = ranges(ptr[rows], ptr[rows + 1])
+        lens = ptr[rows + 1] - ptr[rows]
+        out.append((piece.chunk.ijk[take], piece.chunk.xyz[take], np.repeat(np.arange(len(rows)) + start, lens)))
+        start += len(rows)
+    if not out:
+        return np.zeros((0, 3), np.int64), np.zeros((0, 3)), np.zeros(0, np.int64)
+    return tuple(np.concatenate(parts) for parts in zip(*out))
+
+
+def cube_peaks(act: xr.DataArray):
+    """The peaks of a cube's studies as one :class:`~xcoact.blocks.StudyChunk`, in the cube's study order.
+
+    Computed now (the peaks only: no rows are built).  None for a cube that
+    is not made of sparse blocks.  The chunk's ``grid`` is the full grid the
+    cube was built on (a cropped cube's peaks keep their voxels on it).
     """
-    m = grid.n_mask
-    source = ActivationSource.of_cube(act)
-    if source is not None:
-        chunks = range(len(source.chunk_bounds))
-        # one graph key holds the source (the peaks, tens of MB), so it is stored, and shipped to each
-        # worker, once rather than once per task
-        src = source_node(source, act)
-        if source._totals is not None and source.has_index():
-            # warm: one small task over the cached index (scheduling many would cost more than the work)
-            a = dask.delayed(_all_selected)(src, selected)
-            return da.from_delayed(a, (m,), dtype=np.int64), source._totals
-        if source._totals is not None:
-            a = dask.delayed(_sum)([dask.delayed(_chunk_selected)(src, c, selected) for c in chunks])
-            return da.from_delayed(a, (m,), dtype=np.int64), source._totals
-        # one pass over each chunk's index gives both counts (the index may not be kept)
-        both = dask.delayed(_sum)([dask.delayed(_chunk_both)(src, c, selected) for c in chunks])
-        both = dask.delayed(_store_totals)(src, both)
-        stacked = da.from_delayed(both, (2, m), dtype=np.int64)
-        return stacked[0], stacked[1]
-    act = act.transpose("study", "x", "y", "z")
-    if not isinstance(act.data, da.Array):
-        act = act.chunk()
-    sel = np.flatnonzero(np.asarray(selected, dtype=bool))
-    # Sum over studies block by block; only the (x, y, z) result is ever whole.
-    a = act.isel(study=sel).astype(np.int64).sum("study").data
-    total = act.astype(np.int64).sum("study").data
-    return a.reshape(-1)[grid.mask_flat], total.reshape(-1)[grid.mask_flat]
+    import dask
+
+    from .blocks import StudyChunk
+
+    data = canonical(act)
+    if not is_block_cube(data):
+        return None
+    blocks = data.to_delayed().ravel()
+    parts = dask.compute(*[dask.delayed(_block_peaks)(b) for b in blocks])
+    meta = data._meta.chunk
+    ijk = np.concatenate([p[0] for p in parts])
+    xyz = np.concatenate([p[1] for p in parts])
+    starts = np.cumsum([0] + [len(c) for c in data.chunks[0][:-1]])
+    codes = np.concatenate([p[2] + s for p, s in zip(parts, starts)])
+    return StudyChunk(ijk, xyz, codes, act.sizes["study"], meta.offsets, meta.grid)

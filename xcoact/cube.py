@@ -1,44 +1,75 @@
 """The lazy activation cube: a Dask-backed boolean DataArray ``(study, x, y, z)``.
 
-Nothing is computed when the cube is built.  Each Dask block is produced
-straight from the peaks of its studies that can reach its box, so indexing a
-region (an ROI's bounding box, a slice) computes only the blocks that region
-touches, and each of those only from the peaks near it.
+Nothing is computed when the cube is built.  Its graph holds one
+:class:`~xcoact.blocks.StudyChunk` per run of studies (their peaks) and one
+task per block that makes an :class:`~xcoact.blocks.ActivationBlock` view of
+a chunk: a sparse block that indexes, transposes, rechunks and persists as
+itself, and reads as the dense boolean block anywhere else.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
-import weakref
 
 import dask.array as da
 import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
+from .blocks import ActivationBlock, StudyChunk, empty_block
 from .errors import ParameterError
-from .kernels import _REGISTRY, ActivationSource, check_radius
+from .kernels import check_radius, sphere_offsets
 from .presets import Preset, get_preset
 from .space import Grid
+from .table import study_index
 from .warnings import OutOfBoxWarning
 
 __all__ = ["activations", "DEFAULT_CHUNKS"]
 
-#: Default chunking: 1,024 studies by blocks of about 23 x 28 x 23 voxels
-#: (a dense bool block of at most 15 MB; 64 spatial blocks on the 2 mm grid).
-DEFAULT_CHUNKS = {"study": 1024, "x": 23, "y": 28, "z": 23}
+#: Default chunking: 1,024 studies by the whole grid (a sparse block of about 12 MB of rows on
+#: Neurosynth v7 at r = 6; the dense bool equivalent would be 924 MB).
+DEFAULT_CHUNKS = {"study": 1024, "x": -1, "y": -1, "z": -1}
 
 
 def _axis_chunks(n: int, size: int) -> tuple[int, ...]:
+    size = n if size == -1 else size
     return tuple(min(size, n - s) for s in range(0, n, size))
 
 
-def _block(source: ActivationSource, block_info=None) -> np.ndarray:
-    (s0, s1), *box = block_info[None]["array-location"]
-    lo = [b[0] for b in box]
-    hi = [b[1] for b in box]
-    return source.dense(s0, s1, lo, hi)
+def _view(chunk: StudyChunk, lo, hi) -> ActivationBlock:
+    """One block of the cube: every study of ``chunk`` over the box ``[lo, hi)``."""
+    return ActivationBlock(chunk, None, tuple(np.arange(a, b) for a, b in zip(lo, hi)))
+
+
+class DatabasePeaks:
+    """A database's peaks on a grid, sorted by study: what the cube's chunks are cut from."""
+
+    def __init__(self, table, grid: Grid, r: float, peak_transform=None):
+        self.r = check_radius(r)
+        self.grid = grid
+        self.database = table.attrs.get("database", "<table>")
+        self.offsets = sphere_offsets(self.r, grid.voxel_size)
+        studies, codes = study_index(table["study_id"].values)
+        order = np.argsort(codes, kind="stable")
+        self.studies = studies
+        self.codes = codes[order]
+        # MNI mm per peak, sorted by study (the distance and nearest selection rules need mm, not voxels)
+        self.xyz = np.column_stack([table[c].values for c in ("x", "y", "z")])[order].astype(np.float64)
+        if peak_transform is not None:
+            space = table["space"].values[order] if "space" in table else np.full(len(order), "MNI")
+            self.xyz = np.asarray(peak_transform(self.xyz, space), dtype=np.float64)
+        self.ijk = grid.xyz_to_ijk(self.xyz)
+        self.peak_ptr = np.searchsorted(self.codes, np.arange(len(studies) + 1))
+
+    @property
+    def n_studies(self) -> int:
+        return len(self.studies)
+
+    def chunk(self, s0: int, s1: int) -> StudyChunk:
+        """Studies ``[s0, s1)`` as a :class:`StudyChunk`."""
+        p0, p1 = self.peak_ptr[s0], self.peak_ptr[s1]
+        return StudyChunk(self.ijk[p0:p1], self.xyz[p0:p1], self.codes[p0:p1] - s0, s1 - s0, self.offsets, self.grid)
 
 
 def activations(
@@ -112,47 +143,37 @@ def activations(
     grid = grid or preset.grid()
     chunks = {**DEFAULT_CHUNKS, **(chunks or {})}
     for dim, size in chunks.items():
-        if dim not in DEFAULT_CHUNKS or isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-            raise ParameterError(f"chunks[{dim!r}]={size!r}: expected a positive int for each of {list(DEFAULT_CHUNKS)}.")
-    if chunks["study"] > 65536:
-        raise ParameterError(f"chunks['study']={chunks['study']} is too large; expected at most 65,536 studies per chunk.")
-    source = ActivationSource(db, grid, r, chunks["study"], peak_transform=preset.peak_transform)
+        if (dim not in DEFAULT_CHUNKS or isinstance(size, bool) or not isinstance(size, (int, np.integer))
+                or (size < 1 and not (size == -1 and dim != "study"))):
+            raise ParameterError(
+                f"chunks[{dim!r}]={size!r}: expected a positive int for each of {list(DEFAULT_CHUNKS)} "
+                "(-1 for a whole spatial axis)."
+            )
+    peaks = DatabasePeaks(db, grid, r, peak_transform=preset.peak_transform)
 
-    outside = ~grid.in_box(source.ijk)
+    outside = ~grid.in_box(peaks.ijk)
     if outside.any():
-        n_st = len(np.unique(source.codes[outside]))
+        n_st = len(np.unique(peaks.codes[outside]))
         warnings.warn(
-            f"{source.database}: {int(outside.sum())} peak(s) in {n_st} stud(y/ies) lie outside the "
+            f"{peaks.database}: {int(outside.sum())} peak(s) in {n_st} stud(y/ies) lie outside the "
             f"{'x'.join(map(str, grid.shape))} grid box; they contribute only the part of their sphere "
             "inside it (as in Neurosynth).",
             OutOfBoxWarning,
             stacklevel=2,
         )
 
-    n = source.n_studies
-    all_chunks = (
-        tuple(b - a for a, b in source.chunk_bounds),
-        *(_axis_chunks(grid.shape[a], chunks[d]) for a, d in enumerate("xyz")),
-    )
-    # the mm coordinates and ids are part of the name: selection rules read them from the source
-    name = "activations-" + tokenize(source.ijk, source.codes, source.xyz, source.studies, r, grid.token, all_chunks)
-    # the registry holds sources weakly: a live cube of the same name (the same peaks, ids, radius,
-    # grid and chunks) lends its source, so deleting either cube never unregisters the other
-    shared = _REGISTRY.get(name, source)
-    data = da.map_blocks(
-        _block,
-        _delayed_source(shared, name),
-        chunks=all_chunks,
-        dtype=bool,
-        meta=np.empty((0, 0, 0, 0), dtype=bool),
-        name=name,
-    )
-    shared.register(data.name)
+    n = peaks.n_studies
+    study_chunks = _axis_chunks(n, int(chunks["study"])) if n else (0,)
+    space_chunks = [_axis_chunks(grid.shape[a], int(chunks[d])) for a, d in enumerate("xyz")]
+    all_chunks = (study_chunks, *space_chunks)
+    # the mm coordinates and ids are part of the name: selection rules read them from the blocks
+    name = "activations-" + tokenize(peaks.ijk, peaks.codes, peaks.xyz, peaks.studies, r, grid.token, all_chunks)
+    data = _cube_array(peaks, name, all_chunks)
     cube = xr.DataArray(
         data,
         dims=("study", "x", "y", "z"),
         coords={
-            "study": source.studies,
+            "study": peaks.studies,
             **{k: (k, v, {"units": "mm"}) for k, v in grid.coords().items()},
             "brain_mask": (("x", "y", "z"), grid.mask),
         },
@@ -161,17 +182,41 @@ def activations(
             "long_name": "study activation (binary sphere kernel)",
             "r": r,
             "kernel": "binary sphere",
-            "database": source.database,
+            "database": peaks.database,
             "n_studies": n,
-            "n_peaks": int(len(source.ijk)),
+            "n_peaks": int(len(peaks.ijk)),
             "grid": grid.name,
             "preset": preset.name,
         },
     )
     if db.attrs.get("features"):
         cube.attrs["features"] = str(db.attrs["features"])  # a release's term features (xcoact.decode.features_for)
-    _CUBES[name] = cube
     return cube
+
+
+def _cube_array(peaks: DatabasePeaks, name: str, all_chunks) -> da.Array:
+    """The Dask array of the cube: a StudyChunk per run of studies, an ActivationBlock view per block."""
+    from dask.highlevelgraph import HighLevelGraph
+
+    study_chunks, *space_chunks = all_chunks
+    layer = {}
+    bounds = np.concatenate([[0], np.cumsum(study_chunks)])
+    space_bounds = [np.concatenate([[0], np.cumsum(c)]) for c in space_chunks]
+    for c in range(len(study_chunks)):
+        chunk = peaks.chunk(int(bounds[c]), int(bounds[c + 1]))
+        # one graph key holds a chunk's peaks (and, once built, its rows): every block of it
+        # depends on that key, so the rows are built once and shipped to a worker once
+        key = f"chunk-{name}-{c}"
+        layer[key] = chunk
+        for i in range(len(space_chunks[0])):
+            for j in range(len(space_chunks[1])):
+                for k in range(len(space_chunks[2])):
+                    lo = (space_bounds[0][i], space_bounds[1][j], space_bounds[2][k])
+                    hi = (space_bounds[0][i + 1], space_bounds[1][j + 1], space_bounds[2][k + 1])
+                    layer[(name, c, i, j, k)] = (_view, key, tuple(map(int, lo)), tuple(map(int, hi)))
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=())
+    meta = empty_block(peaks.chunk(0, 0))  # no peaks: meta travels with every graph
+    return da.Array(graph, name, chunks=all_chunks, meta=meta)
 
 
 def _check_coordinates(db: xr.Dataset) -> None:
@@ -189,20 +234,3 @@ def _check_coordinates(db: xr.Dataset) -> None:
             f"{db.attrs.get('database', 'db')}: {int(bad.sum())} peak(s) have a NaN, infinite or absurd coordinate "
             f"(beyond {MAX_ABS_MM:g} mm; first rows {rows}); fix or drop them (xcoact.read_database checks files this way)."
         )
-
-
-#: Live cubes by the name of their Dask array, so that a result (whose ``attrs["cube"]`` holds that
-#: name) can find the cube it came from in this session (``maps.coact.decode()``, ``maps.coact.fwe()``).
-_CUBES: "weakref.WeakValueDictionary[str, xr.DataArray]" = weakref.WeakValueDictionary()
-
-
-def cube_of(result: xr.Dataset) -> xr.DataArray | None:
-    """The cube a result was computed from, if it is still alive in this session."""
-    return _CUBES.get(str(result.attrs.get("cube", "")))
-
-
-def _delayed_source(source: ActivationSource, name: str):
-    from dask import delayed
-
-    # One graph key holds the source, so Dask ships it once per worker, not once per block.
-    return delayed(source, pure=True, name="source-" + name)

@@ -37,8 +37,10 @@ import xarray as xr
 from scipy import ndimage, sparse, stats as _sstats
 from scipy.sparse import csgraph
 
+from .blocks import ActivationBlock, pieces_of, ranges
+from .counts import canonical, grouped_counts
 from .errors import ParameterError
-from .kernels import _REGISTRY, ActivationSource
+from .roi import grid_of
 
 __all__ = ["fwe", "TESTS", "null_statistics", "test_statistics", "cluster_labels"]
 
@@ -187,20 +189,48 @@ def _cluster_maxima(chi2, sign, chi2_threshold, z_threshold, neighbours, scratch
 
 # --- the permutation batches ----------------------------------------------------------------------
 
-def _matrix(source: ActivationSource, count_dtype: str) -> sparse.csr_matrix:
+def _block_matrix(block, mask_flat: np.ndarray, count_dtype: str) -> sparse.csr_matrix:
+    """One study block as a CSR matrix over the cube's in-mask voxels (C order of its x, y, z)."""
+    if not isinstance(block, ActivationBlock):
+        dense = np.asarray(block).reshape(block.shape[0], -1)[:, mask_flat]
+        return sparse.csr_matrix(dense.astype(count_dtype))
+    mats = []
+    for piece in pieces_of(block):
+        indptr, indices = piece.chunk.rows()
+        rows = piece.rows
+        cols = indices[ranges(indptr[rows], indptr[rows + 1])].astype(np.int64)
+        row_of = np.repeat(np.arange(len(rows)), indptr[rows + 1] - indptr[rows])
+        n_cols = piece.chunk.grid.n_mask
+        if not piece.is_full_view():
+            # in-mask voxel of the full grid -> its place among the cube's in-mask voxels (-1: not shown)
+            shown = piece.view_mask_voxels()
+            shown = shown[shown >= 0]
+            place = np.full(n_cols, -1, dtype=np.int64)
+            place[shown] = np.arange(shown.size)
+            cols = place[cols]
+            keep = cols >= 0
+            cols, row_of = cols[keep], row_of[keep]
+            n_cols = shown.size
+        mats.append(sparse.csr_matrix((np.ones(cols.size, dtype=count_dtype), (row_of, cols)), shape=(len(rows), n_cols)))
+    return sparse.vstack(mats, format="csr")
+
+
+def _matrix(blocks: list, mask_flat: np.ndarray, count_dtype: str) -> sparse.csr_matrix:
     """The whole study x voxel activation matrix as one CSR matrix (built once per FWE run).
 
     One matrix, not one per study chunk: a product per chunk would produce
     (and add up) a dense-ish batch x voxels result per chunk.
     """
-    parts = [source.rows(c) for c in range(len(source.chunk_bounds))]
-    starts = np.cumsum([0] + [int(p[0][-1]) for p in parts[:-1]])
-    indptr = np.concatenate([[0]] + [p[0][1:] + s for p, s in zip(parts, starts)])
-    indices = np.concatenate([p[1] for p in parts])
-    del parts
-    return sparse.csr_matrix(
-        (np.ones(indices.size, dtype=count_dtype), indices, indptr), shape=(source.n_studies, source.grid.n_mask)
-    )
+    return sparse.vstack([_block_matrix(b, mask_flat, count_dtype) for b in blocks], format="csr")
+
+
+def _matrix_node(act: xr.DataArray, grid, count_dtype: str):
+    """A graph node that builds :func:`_matrix` from the cube's own blocks (on a worker, under distributed)."""
+    data = canonical(act)
+    if not isinstance(data._meta, ActivationBlock):
+        data = data.rechunk({0: max(1, (1 << 26) // max(1, int(np.prod(data.shape[1:])))), 1: -1, 2: -1, 3: -1})
+    blocks = list(data.to_delayed().ravel())
+    return dask.delayed(_matrix, pure=True)(blocks, grid.mask_flat, count_dtype)
 
 
 def _batch_counts(mat: sparse.csr_matrix, picks: np.ndarray, count_dtype: str) -> np.ndarray:
@@ -256,27 +286,39 @@ def _check_p(value, name: str, example: str) -> float:
     return float(value)
 
 
-def _source_of(maps: xr.Dataset, act) -> ActivationSource:
-    if act is not None:
-        source = ActivationSource.of_cube(act)
-        if source is None:
-            raise ParameterError(
-                "act is not an untouched cube from xcoact.activations (it was indexed, transformed or loaded); "
-                "FWE needs the sparse index of the cube the maps were computed from."
-            )
-        return source
-    source = _REGISTRY.get(maps.attrs.get("cube", ""))
-    if source is None:
+def _check_cube_of(maps: xr.Dataset, act) -> xr.DataArray:
+    """The cube of an FWE run: given, and the one the maps were computed from."""
+    from .coact import _check_cube, cube_token
+
+    if act is None:
         raise ParameterError(
-            "the cube these maps were computed from is not in this session (maps read from a file, or the cube "
-            "was deleted); pass it: maps.coact.fwe(act=xcoact.activations(db, ...), ...)."
+            "fwe needs the cube the maps were computed from: pass it, e.g. maps.coact.fwe(act=act, n_iter=1000) "
+            "(xcoact keeps no hidden registry of cubes)."
         )
-    return source
+    _check_cube(act)
+    want = maps.attrs.get("cube")
+    if want is not None and str(want) != cube_token(act):
+        raise ParameterError(
+            "act is not the cube these maps were computed from (attrs['cube'] differs: another database, radius, "
+            "preset, set of studies or grid); pass the cube the maps came from."
+        )
+    return act
 
 
-def _groups(maps: xr.Dataset, source: ActivationSource) -> tuple[np.ndarray, int]:
+def _aligned(maps: xr.Dataset, grid, act: xr.DataArray) -> xr.Dataset:
+    """The maps on the cube's own voxel order (by coordinate labels), or a clear error."""
+    for d in ("x", "y", "z"):
+        mine, theirs = np.asarray(act[d].values), np.asarray(maps[d].values) if d in maps.coords else None
+        if theirs is None or mine.size != theirs.size or not np.array_equal(np.sort(mine), np.sort(theirs)):
+            raise ParameterError(
+                f"the maps' {d} labels are not the cube's ({0 if theirs is None else theirs.size} vs {mine.size} "
+                "values): FWE corrects maps over the cube's whole grid; pass uncropped maps of this cube."
+            )
+    return maps.sel(x=act["x"].values, y=act["y"].values, z=act["z"].values)
+
+
+def _groups(maps: xr.Dataset, studies: np.ndarray) -> tuple[np.ndarray, int]:
     """Study numbers of the analysis (the pool) and how many of them are selected."""
-    studies = source.studies
     if "group" in maps:  # a contrast: 1 = A (selected), 2 = B, 0 = in neither / excluded
         group = np.asarray(maps["group"].values)
         if len(group) != len(studies) or not np.array_equal(np.asarray(maps["study"].values), studies):
@@ -299,11 +341,9 @@ def _groups(maps: xr.Dataset, source: ActivationSource) -> tuple[np.ndarray, int
     return np.arange(len(studies)), int(chosen.size)
 
 
-def _observed_counts(source: ActivationSource, maps: xr.Dataset, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _observed_counts(act: xr.DataArray, grid, maps: xr.Dataset, pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Selected and pool active counts per in-mask voxel for the observed labelling."""
-    from .counts import ranges
-
-    studies = source.studies
+    studies = np.asarray(act["study"].values)
     if "group" in maps:
         group = np.asarray(maps["group"].values)
         sel, in_pool = group == 1, group > 0
@@ -311,15 +351,8 @@ def _observed_counts(source: ActivationSource, maps: xr.Dataset, pool: np.ndarra
         sel = np.isin(studies, np.asarray(maps["selected_id"].values))
         in_pool = np.zeros(len(studies), dtype=bool)
         in_pool[pool] = True
-    m = source.grid.n_mask
-    a = np.zeros(m, dtype=np.int64)
-    t = np.zeros(m, dtype=np.int64)
-    for c, (s0, s1) in enumerate(source.chunk_bounds):
-        indptr, indices = source.rows(c)
-        for flags, acc in ((sel, a), (in_pool, t)):
-            rows = np.flatnonzero(flags[s0:s1])
-            acc += np.bincount(indices[ranges(indptr[rows], indptr[rows + 1])], minlength=m)
-    return a, t
+    counts = np.asarray(grouped_counts(act, np.stack([sel, in_pool]), grid).compute(), dtype=np.int64)
+    return counts[0], counts[1]
 
 
 def _z_names(maps: xr.Dataset) -> dict[str, str]:
@@ -415,21 +448,24 @@ def fwe(
     in-mask voxels: about 20 ms per permutation on the Neurosynth v7 release
     (14,371 studies) on 2 cores; see docs/performance.md.
     """
-    source = _source_of(maps, act)
+    act = _check_cube_of(maps, act)
     alpha = _check_p(alpha, "alpha", "0.05")
+    grid = grid_of(act)
+    original = maps
+    maps = _aligned(maps, grid, act)
     z_names = _z_names(maps)
-    grid = source.grid
-    pool, n_sel = _groups(maps, source)
-    a_obs, total = _observed_counts(source, maps, pool)
+    pool, n_sel = _groups(maps, np.asarray(act["study"].values))
+    a_obs, total = _observed_counts(act, grid, maps, pool)
     min_studies = int(maps.attrs.get("min_studies", 1))
     tested = total >= max(min_studies, 1) if min_studies else np.ones(total.size, dtype=bool)
     obs_chi2, obs_sign = test_statistics(a_obs, total, n_sel, pool.size, tested)
-    z_obs = {t: np.asarray(maps[z_names[t]].values)[grid.mask] for t in TESTS}
+    z_obs = {t: np.asarray(maps[z_names[t]].transpose("x", "y", "z").values)[grid.mask] for t in TESTS}
     out = maps.copy()
     if isinstance(n_iter, str):
         if n_iter != "bonferroni":
             raise ParameterError(f"n_iter={n_iter!r} is not known; expected a number of iterations (e.g. 1000) or 'bonferroni'.")
-        return _bonferroni(out, obs_chi2, tested, z_obs, alpha, grid)
+        return _bonferroni(out, obs_chi2, tested, z_obs, alpha, grid).sel(
+            x=original["x"].values, y=original["y"].values, z=original["z"].values)
     n_iter = _check_int(n_iter, "n_iter", 2, "1000")
     cluster_p = _check_p(cluster_p, "cluster_p", "0.001")
     batch_size = _check_int(batch_size, "batch_size", 1, "50")
@@ -444,7 +480,7 @@ def fwe(
     count_dtype = "int16" if min(n_sel, pool.size - n_sel) < 2**15 else "int32"
 
     started = time.perf_counter()
-    mat = dask.delayed(_matrix, pure=True)(source, count_dtype)
+    mat = _matrix_node(act, grid, count_dtype)
     sizes = [batch_size] * ((n_iter - 1) // batch_size) + ([(n_iter - 1) % batch_size] if (n_iter - 1) % batch_size else [])
     root = np.random.SeedSequence(seed)
     streams = root.spawn(len(sizes))
@@ -527,14 +563,15 @@ def fwe(
         "fwe_seconds": round(seconds, 3),
         "fwe_n_tested_voxels": int(tested.sum()),
     })
-    return out
+    # back in the order the maps came in (the correction ran in the cube's own voxel order)
+    return out.sel(x=original["x"].values, y=original["y"].values, z=original["z"].values)
 
 
 def _put(ds: xr.Dataset, name: str, values: np.ndarray, grid, fill: float, long_name: str) -> None:
     # p maps are 1 outside the brain mask (0 would read as significant), other maps 0
     vol = np.full(grid.shape, fill)
     vol[grid.mask] = values
-    ds[name] = (("x", "y", "z"), vol)
+    ds[name] = xr.DataArray(vol, dims=("x", "y", "z"), coords={d: ds[d].values for d in "xyz"})
     ds[name].attrs["long_name"] = long_name
 
 
