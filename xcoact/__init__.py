@@ -13,7 +13,6 @@
 from . import accessors as _accessors  # noqa: F401  (registers .coact)
 from . import datasets, warnings
 from ._version import __version__
-from .config import config
 from .coact import coactivation, contrast, meta, seed, seed_batch
 from .features import read_features
 from .fwe import fwe
@@ -41,7 +40,6 @@ from .stats import map_names
 
 __all__ = [
     "__version__",
-    "config",
     "activations",
     "coactivation",
     "contrast",

@@ -68,24 +68,36 @@ def sparse_rows(ijk, codes, n_studies: int, offsets, grid: Grid) -> tuple[np.nda
     """
     m = grid.n_mask
     codes = np.asarray(codes, dtype=np.int64)
+    ijk = np.asarray(ijk, dtype=np.int64)
+    offsets = np.asarray(offsets, dtype=np.int64)
     counts = np.zeros(n_studies, dtype=np.int64)
     pieces = []
+    # Flat indices on the grid padded by the sphere's reach: a peak's sphere voxels are then one add away
+    # (no 3-D bounds test per voxel), and padding voxels map to -1 like voxels outside the mask.
+    reach = np.abs(offsets).max(axis=0) if len(offsets) else np.zeros(3, dtype=np.int64)
+    # two reaches: a kept peak lies up to one reach outside the grid, its sphere one more
+    pad = 2 * reach
+    padded = np.pad(grid.mask_index.reshape(grid.shape), [(int(p), int(p)) for p in pad], constant_values=-1).ravel()
+    pshape = np.asarray(grid.shape) + 2 * pad
+    strides = np.array([pshape[1] * pshape[2], pshape[2], 1], dtype=np.int64)
+    off_flat = offsets @ strides
+    # a peak farther out than the reach touches no voxel of the grid
+    near = np.all((ijk >= -reach) & (ijk < np.asarray(grid.shape) + reach), axis=1)
+    centre = np.where(near, (ijk + pad) @ strides, -1)
     # Union of spheres by scattering into a small study x voxel bitmap: one pass
     # over the sphere voxels and one scan of the bitmap, no sort of the keys.
     bitmap = np.zeros(min(_BITMAP_STUDIES, max(n_studies, 1)) * m, dtype=bool)
     for s0 in range(0, n_studies, _BITMAP_STUDIES):
         s1 = min(s0 + _BITMAP_STUDIES, n_studies)
         p0, p1 = np.searchsorted(codes, [s0, s1])
-        if p1 == p0:
+        keep_peak = near[p0:p1]
+        if not keep_peak.any():
             continue
-        vox = (ijk[p0:p1, None, :] + offsets[None, :, :]).reshape(-1, 3)
-        rows = np.repeat(codes[p0:p1] - s0, len(offsets))
-        inside = grid.in_box(vox)
-        flat = np.ravel_multi_index(tuple(vox[inside].T), grid.shape)
-        in_mask = grid.mask_index[flat]
+        in_mask = padded[centre[p0:p1][keep_peak, None] + off_flat[None, :]]
+        rows = np.broadcast_to((codes[p0:p1][keep_peak] - s0)[:, None], in_mask.shape)
         keep = in_mask >= 0
         used = bitmap[: (s1 - s0) * m]
-        used[rows[inside][keep] * m + in_mask[keep]] = True
+        used[rows[keep] * m + in_mask[keep]] = True
         key = np.flatnonzero(used)
         used[key] = False  # reset only what was set
         study = key // m
@@ -193,6 +205,10 @@ class StudyChunk:
             with self._lock:
                 self._totals = got
         return got
+
+    def rows_bytes_estimate(self) -> int:
+        """About what the rows will take once built (each sphere about 70 % new after the union, int32)."""
+        return int(len(self.ijk) * len(self.offsets) * 0.7 * 4)
 
     def nbytes(self) -> int:
         """Memory held now: peaks, plus the rows once built."""
@@ -551,6 +567,13 @@ def empty_block(chunk: StudyChunk) -> ActivationBlock:
 
 def _register_with_dask() -> None:
     from dask.array.dispatch import concatenate_lookup
+    from dask.sizeof import sizeof
+
+    @sizeof.register(ActivationBlock)
+    def _sizeof(block):
+        # what holding the block costs once its rows are built: Dask's scheduler then keeps work next to
+        # a persisted block instead of moving it (a moved block arrives without its rows and rebuilds them)
+        return block.nbytes + sum(max(p.chunk.nbytes(), p.chunk.rows_bytes_estimate()) for p in pieces_of(block))
 
     @concatenate_lookup.register(ActivationBlock)
     def _concatenate(arrays, axis=0):

@@ -49,11 +49,14 @@ def cube_token(act: xr.DataArray) -> str:
     Recorded as ``attrs["cube"]`` of every result, so that a step that needs
     the cube again (``fwe``, ``decode``) can check it was given the right one.
     """
+    import pandas as pd
     from dask.base import tokenize
 
     keys = ("database", "r", "kernel", "preset", "grid", "n_peaks")
-    labels = [np.sort(np.asarray(act[d].values)) for d in ("study", "x", "y", "z")]
-    return "cube-" + tokenize([str(act.attrs.get(k, "")) for k in keys], *labels)
+    # order-independent: a sum of per-label hashes (the same cube transposed or sorted keeps its token)
+    labels = [(act.sizes[d], int(pd.util.hash_array(np.asarray(act[d].values)).sum(dtype=np.uint64)))
+              for d in ("study", "x", "y", "z")]
+    return "cube-" + tokenize([str(act.attrs.get(k, "")) for k in keys], labels)
 
 
 def _check_unit_interval(value, name: str, example: str) -> float:
