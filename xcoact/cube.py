@@ -19,7 +19,7 @@ from dask.base import tokenize
 
 from .errors import ParameterError
 from .kernels import _REGISTRY, ActivationSource, check_radius
-from .presets import Preset, get_preset
+from .presets import Preset, get_preset, warn_mixed_spaces
 from .space import Grid
 from .warnings import OutOfBoxWarning
 
@@ -116,6 +116,7 @@ def activations(
             raise ParameterError(f"chunks[{dim!r}]={size!r}: expected a positive int for each of {list(DEFAULT_CHUNKS)}.")
     if chunks["study"] > 65536:
         raise ParameterError(f"chunks['study']={chunks['study']} is too large; expected at most 65,536 studies per chunk.")
+    warn_mixed_spaces(db, preset)  # a study mixing spaces: NiMARE's conversion would move all its peaks alike
     source = ActivationSource(db, grid, r, chunks["study"], peak_transform=preset.peak_transform)
 
     outside = ~grid.in_box(source.ijk)
