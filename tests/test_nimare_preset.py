@@ -469,6 +469,12 @@ def test_every_map_matches_on_a_real_neurostore_collection(roi_name, nback, sphe
     assert any((result.maps[f"p_desc-{k}"] == floor).any() for k in ("uniformity", "group2", "association"))
     assert np.isnan(result.maps["prob_desc-FgA"]).sum() == np.isnan(result.maps["prob_desc-FgA_prior"]).sum() > 1000
     assert _float64_fdr_error(maps) > TOL, "float64 BH would pass: the database does not test the float32 inputs"
+    if roi_name == "presma":
+        # a 10 mm coordinate seed is the same sphere: the same studies and maps as NiMARE's on the image
+        by_coordinate = act.coact.seed((0, 16, 46), r=10).compute()
+        assert list(by_coordinate["selected_id"].values) == list(maps["selected_id"].values)
+        for name in maps.coact.maps:
+            np.testing.assert_array_equal(by_coordinate[name].values, maps[name].values, err_msg=name)
 
 
 @pytest.fixture(scope="module")
