@@ -1,12 +1,21 @@
-"""The NiMARE preset against NiMARE 0.22.1 itself (a test extra), on the bundled sample.
+"""The NiMARE preset against NiMARE 0.22.1 itself (a test extra), on three databases.
 
-NiMARE builds its own Dataset from the raw sample file, selects studies with
+NiMARE builds its own Dataset from the raw files, selects studies with
 ``get_studies_by_mask`` and runs ``MKDAChi2(kernel__r=10)`` and
 ``FDRCorrector(method="indep")``; xcoact builds the cube with
-``preset="nimare"``, selects with ``presets.focus_selected``, counts with plain
-numpy and computes the maps with ``stats_nimare.mkda_chi2_maps``.  NiMARE
-stores float32 maps, so every one is compared in float64 within 1e-5, and the
-uncorrected ones must also be NiMARE's float32 values exactly.
+``preset="nimare"`` and selects and computes through ``act.coact.seed`` (or,
+for the sample, also piece by piece: ``presets.focus_selected``, plain numpy
+counts, ``stats_nimare.mkda_chi2_maps``).  :func:`assert_maps_match` compares
+every map NiMARE's result holds (its duplicate names included): NaN at the
+same voxels, within 1e-5 (relative past 1, where float32 itself keeps fewer
+digits), and NiMARE's float32 value exactly once cast.
+
+The databases: the bundled 100-study sample; a real NeuroStore collection of
+320 studies (n-back and flanker tasks, MNI/TAL/OTHER/UNKNOWN, some p at the
+float32 floor, many float32 ties; ``tests/data/nback_flanker_*``), read the
+way NiMARE's Neurosynth conversion reads it; and a synthetic database from
+``xcoact.datasets.synthetic`` with strong effects (thousands of voxels at the
+float32 p floor).
 """
 
 from __future__ import annotations
@@ -24,18 +33,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
+import xarray as xr
 
 import xcoact
 from xcoact import stats, stats_nimare
 from xcoact.errors import ParameterError
 from xcoact.counts import cube_peaks
 from xcoact.kernels import sphere_offsets
-from xcoact.presets import PRESETS, Preset, focus_selected, get_preset, nimare_mni152_2mm
-from xcoact.warnings import XcoactWarning
+from xcoact.presets import PRESETS, Preset, focus_selected, get_preset, mixed_space_studies, nimare_mni152_2mm
+from xcoact.warnings import MixedSpaceWarning, XcoactWarning
 
 import nimare  # noqa: E402  (the test extra; xcoact itself never imports it)
 from nimare.correct import FDRCorrector
 from nimare.dataset import Dataset
+from nimare.io import convert_neurosynth_to_dataset
 from nimare.meta.cbma.mkda import MKDAChi2
 from nimare.meta.kernel import MKDAKernel
 from nimare.meta.utils import sphere_kernel_offsets
@@ -43,6 +54,41 @@ from nimare.utils import get_resource_path, tal2mni
 
 TOL = 1e-5
 ROIS = {"amygdala": xcoact.datasets.amygdala_roi_path, "sgacc": xcoact.datasets.sgacc_roi_path}
+DATA = os.path.join(os.path.dirname(__file__), "data")
+NBACK = os.path.join(DATA, "nback_flanker_coordinates.tsv.gz")
+NBACK_MIXED = ["2m7uahRa2EYT", "6HV5Zhu9zuv2", "Jucguw9StRoF", "PZre5RayWacD"]  # MNI and TAL rows in one study
+
+
+def assert_maps_match(ours, theirs: dict, where: str = "") -> dict:
+    """Every map of NiMARE's ``result.maps`` against xcoact's, voxel for voxel.
+
+    ``ours`` maps a name to a float64 (n_voxels,) array over NiMARE's mask
+    (NiMARE's duplicate names are looked up through ``stats_nimare.ALIASES``).
+    A NaN in one and not the other fails; elsewhere the difference must be
+    within ``TOL`` (times ``|NiMARE|`` past 1: float32 has 24 bits, so a chi2
+    of 3,000 is stored to 1e-4) and the float32 cast must be NiMARE's value
+    exactly.  Returns name -> max |difference|, for reports.
+    """
+    diffs = {}
+    for name, theirs_map in theirs.items():
+        got = np.asarray(ours(stats_nimare.ALIASES.get(name, name)) if callable(ours) else ours[name])
+        assert got.dtype == np.float64 and got.shape == theirs_map.shape, f"{where}{name}: {got.dtype} {got.shape}"
+        nan_ours, nan_theirs = np.isnan(got), np.isnan(theirs_map)
+        if not np.array_equal(nan_ours, nan_theirs):
+            only_ours, only_theirs = np.flatnonzero(nan_ours & ~nan_theirs), np.flatnonzero(nan_theirs & ~nan_ours)
+            pytest.fail(
+                f"{where}{name}: NaN at different voxels: {only_ours.size} only in xcoact (e.g. {only_ours[:5].tolist()}), "
+                f"{only_theirs.size} only in NiMARE (e.g. {only_theirs[:5].tolist()})"
+            )
+        ok = ~nan_ours
+        ref = theirs_map[ok].astype(np.float64)
+        diff = np.abs(got[ok] - ref)
+        worst = float(diff.max(initial=0.0))
+        assert (diff <= TOL * np.maximum(1.0, np.abs(ref))).all(), f"{where}{name}: max |xcoact - NiMARE| = {worst:.3g}"
+        n_off = int((got[ok].astype(np.float32) != theirs_map[ok]).sum())
+        assert n_off == 0, f"{where}{name}: {n_off} voxels differ from NiMARE's float32 value"
+        diffs[name] = worst
+    return diffs
 
 
 # NiMARE warns that its Dataset is deprecated (Studyset replaces it) and divides 0 / 0 for prob_desc-FgA
@@ -204,15 +250,7 @@ def test_maps_match_mkdachi2(roi_name, dset, cube):
     ours = stats_nimare.mkda_chi2_maps(a, b, int(selected.sum()), int((~selected).sum()), aliases=True)
     assert set(ours) == set(result.maps), "every NiMARE map, by NiMARE's name"
 
-    exact32 = set(stats_nimare.MAP_NAMES) - {"p_desc-uniformity", "p_desc-group2"}
-    for name, theirs in result.maps.items():
-        got = ours[name]
-        assert got.dtype == np.float64 and got.shape == theirs.shape
-        assert np.array_equal(np.isnan(got), np.isnan(theirs)), name
-        diff = np.nanmax(np.abs(got - theirs.astype(np.float64)))
-        assert diff <= TOL, f"{name}: max |xcoact - NiMARE| = {diff:.3g}"
-        if name in exact32:
-            np.testing.assert_array_equal(got.astype(np.float32), theirs, err_msg=name)
+    assert_maps_match(ours, result.maps)
     # the counts really differ between voxels: the comparison is not of constants
     assert np.nanstd(ours["z_desc-association"]) > 0.1
     stack = stats_nimare.seed_maps(a, a + b, int(selected.sum()), int((~selected).sum()), grid)
@@ -259,7 +297,9 @@ def test_chi2_3000_keeps_exact_z_only_in_nimare_preset():
     assert maps["chi2_desc-association"][0] == 3000.0
     assert maps["z_desc-association"][0] == np.sqrt(3000.0)
     assert maps["logp_desc-association"][0] == pytest.approx(-_log_erfc_asymptotic(np.sqrt(1500)) / np.log(10), rel=1e-12)
-    assert maps["p_desc-association"][0] == np.nextafter(0.0, 1.0), "p underflows: floored at the smallest float"
+    assert maps["p_desc-association"][0] == stats_nimare.P_FLOOR_F32 == float(np.nextafter(np.float32(0), np.float32(1))), (
+        "p underflows: floored at the smallest float32, as NiMARE floors its p maps"
+    )
     z_fdr = maps["z_desc-association_level-voxel_corr-FDR_method-indep"][0]
     assert np.isfinite(z_fdr) and 50 < z_fdr < np.sqrt(3000.0)
     # Neurosynth's preset keeps its documented floor: p >= 1e-240, z capped near 33
@@ -340,10 +380,261 @@ def test_public_seed_call_matches_mkdachi2(roi_name, dset, cube):
     result = FDRCorrector(method="indep").transform(result)
     computed = maps.compute()
     shared = [name for name in computed.coact.maps if name in result.maps]
-    assert len(shared) == 27
-    for name in shared:
-        got = computed[name].values[grid.mask]
-        theirs = result.maps[name].astype(np.float64)
-        assert np.array_equal(np.isnan(got), np.isnan(theirs)), name
-        diff = np.nanmax(np.abs(got - theirs))
-        assert diff <= TOL, f"{name}: max |xcoact - NiMARE| = {diff:.3g}"
+    assert len(shared) == 27 and len(result.maps) == 36
+    assert_maps_match(lambda name: computed[name].values[grid.mask], result.maps)
+
+
+# -- issue 12: number for number on more databases --------------------------------------------------
+
+
+def _nimare_macm(dset, roi_path):
+    """NiMARE's MACM as its example runs it: focus-in-ROI selection, MKDAChi2(r=10), FDR (indep)."""
+    ids = dset.get_studies_by_mask(nib.load(roi_path))
+    rest = sorted(set(dset.ids) - set(ids))
+    result = MKDAChi2(kernel__r=10).fit(dset.slice(ids), dset.slice(rest))
+    return FDRCorrector(method="indep").transform(result), ids
+
+
+def _sphere_roi(folder, center, r=10.0) -> str:
+    """A binary r mm sphere on NiMARE's grid, as a NIfTI file (both tools read the same image)."""
+    grid = nimare_mni152_2mm()
+    xyz = nib.affines.apply_affine(grid.affine, np.indices(grid.shape).reshape(3, -1).T)
+    inside = (np.linalg.norm(xyz - np.asarray(center, dtype=float), axis=1) <= r).reshape(grid.shape)
+    path = os.path.join(folder, "sphere_{}_{}_{}.nii.gz".format(*(int(c) for c in center)))
+    nib.save(nib.Nifti1Image(inside.astype(np.uint8), grid.affine), path)
+    return path
+
+
+def _compare_seed(act, dset, roi_path) -> tuple[xr.Dataset, object]:
+    """``act.coact.seed(roi)`` against NiMARE's MACM on the same ROI: same studies, every map."""
+    result, theirs_ids = _nimare_macm(dset, roi_path)
+    maps = act.coact.seed(roi_path).compute()
+    assert maps.attrs["preset"] == "nimare"
+    assert {f"{s}-1" for s in maps["selected_id"].values} == set(theirs_ids)
+    assert 0 < len(theirs_ids) < len(dset.ids)
+    mask = nimare_mni152_2mm().mask
+    assert set(result.maps) == set(maps.coact.maps) | set(stats_nimare.ALIASES) and len(result.maps) == 36
+    assert_maps_match(lambda name: maps[name].values[mask], result.maps, where=f"{os.path.basename(roi_path)}: ")
+    return maps, result
+
+
+def _float64_fdr_error(maps) -> float:
+    """How far the FDR logp maps would be off had BH adjusted the float64 p (xcoact before issue 12).
+
+    From xcoact's own chi2 maps: Benjamini-Hochberg on the exact log p, against the
+    maps computed from NiMARE's stored (float32) inputs.  Above TOL means the database
+    really exercises the float32 ties and floors.
+    """
+    mask = nimare_mni152_2mm().mask
+    worst = 0.0
+    for label in ("uniformity", "group2", "association"):
+        logp = stats_nimare.chi2_logsf_1dof(maps[f"chi2_desc-{label}"].values[mask])
+        values, inverse, counts = np.unique(logp, return_inverse=True, return_counts=True)
+        exact = stats_nimare.bh_adjust_logp(values, counts)[inverse.ravel()] / -np.log(10.0)
+        got = maps[f"logp_desc-{label}_level-voxel_corr-FDR_method-indep"].values[mask]
+        worst = max(worst, float(np.abs(exact - got).max()))
+    return worst
+
+
+@pytest.fixture(scope="module")
+def nback(quiet):
+    """The NeuroStore n-back/flanker collection, read by NiMARE's Neurosynth conversion and by xcoact's v7 reader.
+
+    Both take each study's space from the metadata file (one per study), so the
+    peaks are the same; the per-row labels are for the mixed-space tests below.
+    """
+    metadata = NBACK.replace("_coordinates", "_metadata")
+    dset = convert_neurosynth_to_dataset(NBACK, metadata)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", XcoactWarning)  # OTHER/UNKNOWN labels, 12 far peaks of one study
+        db = xcoact.read_database(NBACK, format="neurosynth-v7")
+    act = xcoact.activations(db, preset="nimare")
+    assert db.attrs["n_studies"] == len(dset.ids) == 320 and db.attrs["n_peaks"] == 9492
+    return dset, act
+
+
+@pytest.fixture(scope="module")
+def spheres(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("rois"))
+    # pre-SMA / dorsal ACC, active in both tasks; and the synthetic database's coactivated site
+    return {"presma": _sphere_roi(folder, (0, 16, 46)), "dlpfc": _sphere_roi(folder, (-40, 24, 30))}
+
+
+@pytest.mark.parametrize("roi_name", ["amygdala", "sgacc", "presma"])
+def test_every_map_matches_on_a_real_neurostore_collection(roi_name, nback, spheres):
+    dset, act = nback
+    roi_path = spheres[roi_name] if roi_name in spheres else ROIS[roi_name]()
+    maps, result = _compare_seed(act, dset, roi_path)
+    # what issue 12 is about is really in these maps: p at the float32 floor, 0/0 voxels, float32 ties
+    floor = np.float32(stats_nimare.P_FLOOR_F32)
+    assert any((result.maps[f"p_desc-{k}"] == floor).any() for k in ("uniformity", "group2", "association"))
+    assert np.isnan(result.maps["prob_desc-FgA"]).sum() == np.isnan(result.maps["prob_desc-FgA_prior"]).sum() > 1000
+    assert _float64_fdr_error(maps) > TOL, "float64 BH would pass: the database does not test the float32 inputs"
+    if roi_name == "presma":
+        # a 10 mm coordinate seed is the same sphere: the same studies and maps as NiMARE's on the image
+        by_coordinate = act.coact.seed((0, 16, 46), r=10).compute()
+        assert list(by_coordinate["selected_id"].values) == list(maps["selected_id"].values)
+        for name in maps.coact.maps:
+            np.testing.assert_array_equal(by_coordinate[name].values, maps[name].values, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def strong(quiet):
+    """A synthetic database with strong effects: 150 studies drawn from three sites, 250 from the sample's peaks.
+
+    The first group's peaks jitter (3 mm) around both amygdalae and a left
+    prefrontal site, so an amygdala seed selects mostly that group and the
+    prefrontal site's association p is far below the float32 floor.
+    """
+    sites = np.array([[24.0, -4.0, -18.0], [-24.0, -4.0, -18.0], [-40.0, 24.0, 30.0]])
+    pool = xcoact.table.make_table([1, 2, 3], *sites.T, ["MNI"] * 3, database="sites", fmt="test")
+    a = xcoact.datasets.synthetic(150, pool=pool, seed=1, mean_peaks=3, jitter=3)
+    b = xcoact.datasets.synthetic(250, seed=2, mean_peaks=8)
+    ids = np.concatenate([a["study_id"].values, b["study_id"].values + 150])
+    xyz = {c: np.concatenate([a[c].values, b[c].values]) for c in "xyz"}
+    db = xcoact.table.make_table(ids, xyz["x"], xyz["y"], xyz["z"], ["MNI"] * ids.size, database="strong", fmt="synthetic")
+    data = {}
+    for sid in np.unique(ids):
+        rows = ids == sid
+        data[str(sid)] = {"contrasts": {"1": {"coords": {"space": "MNI", **{c: xyz[c][rows].tolist() for c in "xyz"}}}}}
+    return Dataset(data), xcoact.activations(db, preset="nimare")
+
+
+@pytest.mark.parametrize("roi_name", ["amygdala", "dlpfc"])
+def test_every_map_matches_on_synthetic_strong_effects(roi_name, strong, spheres):
+    dset, act = strong
+    roi_path = spheres[roi_name] if roi_name in spheres else ROIS[roi_name]()
+    maps, result = _compare_seed(act, dset, roi_path)
+    floor = np.float32(stats_nimare.P_FLOOR_F32)
+    assert (result.maps["p_desc-association"] == floor).sum() > 100, "association p at the float32 floor"
+    assert (result.maps["p_desc-uniformity"] == floor).sum() > 1000
+    # p between the floor and float32's smallest normal: a few bits of precision, as NiMARE reads them back
+    assert ((result.maps["p_desc-uniformity"] > floor) & (result.maps["p_desc-uniformity"] < np.finfo(np.float32).tiny)).any()
+    assert maps["z_desc-association"].max() > 14, "past z = 14.1, where float32 p runs out"
+    assert _float64_fdr_error(maps) > TOL
+
+
+def test_fga_is_nan_where_no_study_is_active_only_in_the_nimare_preset(nback):
+    """0/0 voxels: NaN under preset='nimare' (as in NiMARE's maps), 0 under the Neurosynth preset."""
+    _, act = nback
+    roi = xcoact.datasets.amygdala_roi_path()
+    ni = act.coact.seed(roi).compute()
+    mask = nimare_mni152_2mm().mask
+    dead = ni["prob_desc-A"].values[mask] == 0
+    assert dead.sum() > 1000
+    for name in ("prob_desc-FgA", "prob_desc-FgA_prior"):
+        values = ni[name].values[mask]
+        assert np.array_equal(np.isnan(values), dead), name
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", XcoactWarning)
+        ns_act = xcoact.activations(xcoact.read_database(NBACK, format="neurosynth-v7"), r=10)
+    ns = ns_act.coact.seed(roi, threshold=0.0).compute()
+    ns_mask = ns["brain_mask"].values
+    ns_dead = ns["pA"].values[ns_mask] == 0
+    assert ns_dead.sum() > 1000
+    for name in ("pFgA", "pFgA_given_pF=0.50"):
+        values = ns[name].values[ns_mask]
+        assert not np.isnan(values).any() and (values[ns_dead] == 0).all(), name
+
+
+def test_written_files_keep_nan_where_nimare_save_maps_writes_0(nback, tmp_path):
+    """NIfTI files: xcoact's to_nifti keeps NaN; NiMARE's save_maps writes 0 there (get_map's nan_to_num)."""
+    dset, act = nback
+    roi = xcoact.datasets.amygdala_roi_path()
+    result, _ = _nimare_macm(dset, roi)
+    names = ["prob_desc-FgA", "prob_desc-FgA_prior", "z_desc-association",
+             "p_desc-association_level-voxel_corr-FDR_method-indep", "logp_desc-association_level-voxel_corr-FDR_method-indep"]
+    result.save_maps(str(tmp_path / "nimare"), names=names)
+    act.coact.seed(roi).coact.to_nifti(str(tmp_path / "amy"), names=names)
+    mask = nimare_mni152_2mm().mask
+    for name in names:
+        theirs_img = nib.load(str(tmp_path / "nimare" / f"{name}.nii.gz"))
+        ours_img = nib.load(str(tmp_path / f"amy_{name}.nii.gz"))
+        assert np.array_equal(ours_img.affine, theirs_img.affine)
+        theirs = np.asarray(theirs_img.dataobj, dtype=np.float32)
+        ours = np.asarray(ours_img.dataobj, dtype=np.float32)
+        nan = np.isnan(ours)
+        assert np.array_equal(nan[mask], np.isnan(result.maps[name])), name
+        assert (theirs[nan] == 0).all() and not np.isnan(theirs).any()
+        assert np.array_equal(ours[~nan], theirs[~nan]), name
+        assert (ours[~mask] == 0).all()
+
+
+# -- issue 12: studies that mix spaces ---------------------------------------------------------------
+
+
+def _read_quietly(path, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", XcoactWarning)
+        return xcoact.read_database(path, **kwargs)
+
+
+def test_mixed_space_studies_warn_once_under_the_preset(quiet):
+    db = _read_quietly(NBACK, format="neurosynth")  # each row's own label
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        xcoact.activations(db, preset="nimare")
+    mixed = [w for w in caught if issubclass(w.category, MixedSpaceWarning)]
+    assert len(mixed) == 1, [str(w.message) for w in caught]
+    msg = str(mixed[0].message)
+    assert msg.startswith(
+        f"{NBACK}: 4 stud(y/ies) list peaks in more than one space under preset='nimare': "
+        "'2m7uahRa2EYT' ('MNI': 45 peaks, 'TAL': 62 peaks); '6HV5Zhu9zuv2' ('MNI': 41 peaks, 'TAL': 53 peaks); "
+        "'Jucguw9StRoF' ('MNI': 14 peaks, 'TAL': 14 peaks); 'PZre5RayWacD' ('MNI': 9 peaks, 'TAL': 10 peaks). "
+        "xcoact moves each peak by its own label (TAL/Talairach to MNI, other labels as they are); NiMARE's "
+        "Neurosynth conversion takes one space per study from the metadata file"
+    ), msg
+    assert mixed[0].filename == __file__, "the warning names the caller's line"
+    # Neurosynth's preset has no such warning (the reader's MixedSpaceWarning covers it); nor has a v7 read
+    for table, preset in ((db, "neurosynth"), (_read_quietly(NBACK, format="neurosynth-v7"), "nimare")):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            xcoact.activations(table, preset=preset)
+        assert not [w for w in caught if issubclass(w.category, MixedSpaceWarning)], preset
+
+
+def test_mixed_space_rule_is_nimares_labels_and_counts_past_five():
+    # TAL beside T88 mixes under NiMARE's rule (it moves TAL only); MNI beside UNKNOWN does not (neither moves)
+    ids = ["a", "a", "b", "b", "c", "c", "d"]
+    space = ["MNI", "TAL", "TAL", "T88", "MNI", "UNKNOWN", "Talairach"]
+    assert mixed_space_studies(ids, space, get_preset("nimare").tal_labels).tolist() == ["a", "b"]
+    assert mixed_space_studies([], [], {"TAL"}).size == 0
+    n = 7
+    ids = np.repeat(np.arange(1, n + 1), 2)
+    labels = np.tile(["MNI", "Talairach"], n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", XcoactWarning)
+        table = xcoact.table.make_table(ids, np.zeros(2 * n), np.zeros(2 * n), np.zeros(2 * n), labels, database="t", fmt="t")
+    with pytest.warns(MixedSpaceWarning, match=r"^t: 7 stud\(y/ies\) .*; 5 \('MNI': 1 peak, 'Talairach': 1 peak\); and 2 more\. "):
+        xcoact.activations(table, preset="nimare")
+
+
+def test_mixed_space_study_each_behaviour_as_documented(nback):
+    """xcoact places a mixed study's peaks row by row; NiMARE's Neurosynth conversion by the metadata's one space.
+
+    xcoact's per-row cube equals NiMARE's MKDAKernel given each row moved by its
+    own label (TAL rows through ``tal2mni``); NiMARE's conversion of the same
+    files (one space per study) equals xcoact's v7 read, and differs from both.
+    """
+    dset, act_v7 = nback
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", XcoactWarning)
+        act_rows = xcoact.activations(_read_quietly(NBACK, format="neurosynth"), preset="nimare")
+    rows = pd.read_table(NBACK)
+    rows = rows[rows["id"].isin(NBACK_MIXED)]
+    by_row = {}
+    for sid, study in rows.groupby("id", sort=False):
+        xyz = study[["x", "y", "z"]].to_numpy(float)
+        tal = (study["space"] == "TAL").to_numpy()
+        xyz[tal] = tal2mni(xyz[tal])
+        by_row[sid] = {"contrasts": {"1": {"coords": {"space": "MNI", **{c: xyz[:, i].tolist() for i, c in enumerate("xyz")}}}}}
+    mask = nimare_mni152_2mm().mask
+    per_row = MKDAKernel(r=10).transform(Dataset(by_row), return_type="array") > 0
+    per_study = MKDAKernel(r=10).transform(dset.slice([f"{s}-1" for s in by_row]), return_type="array") > 0
+    ours_rows = act_rows.sel(study=list(by_row)).values[:, mask]
+    ours_v7 = act_v7.sel(study=list(by_row)).values[:, mask]
+    assert np.array_equal(ours_rows, per_row)
+    assert np.array_equal(ours_v7, per_study)
+    differ = dict(zip(by_row, (per_row != per_study).sum(axis=1).tolist()))
+    # the last study's 'MNI' rows (x = 38-47, y = 55-76, z = 38-57) have no brain voxel within 10 mm either way
+    assert min(differ[s] for s in NBACK_MIXED[:3]) > 1000 and differ["PZre5RayWacD"] == 0, differ

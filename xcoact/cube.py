@@ -20,7 +20,7 @@ from dask.base import tokenize
 from .blocks import ActivationBlock, StudyChunk, empty_block
 from .errors import ParameterError
 from .kernels import check_radius, sphere_offsets
-from .presets import Preset, get_preset
+from .presets import Preset, get_preset, warn_mixed_spaces
 from .space import Grid
 from .table import study_index
 from .warnings import OutOfBoxWarning
@@ -149,6 +149,7 @@ def activations(
                 f"chunks[{dim!r}]={size!r}: expected a positive int for each of {list(DEFAULT_CHUNKS)} "
                 "(-1 for a whole spatial axis)."
             )
+    warn_mixed_spaces(db, preset)  # a study mixing spaces: NiMARE's conversion would move all its peaks alike
     peaks = DatabasePeaks(db, grid, r, peak_transform=preset.peak_transform)
 
     outside = ~grid.in_box(peaks.ijk)

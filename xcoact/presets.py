@@ -28,6 +28,7 @@ bottom slice (z = -72 mm).
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Callable, Literal
@@ -38,8 +39,20 @@ from . import stats, stats_nimare
 from .errors import ParameterError
 from .space import Grid, mni152_2mm
 from .table import TAL_LABELS, TAL_TO_MNI
+from .warnings import MixedSpaceWarning, caller_stacklevel
 
-__all__ = ["Preset", "PRESETS", "get_preset", "nimare_mni152_2mm", "focus_selected"]
+__all__ = [
+    "Preset",
+    "PRESETS",
+    "get_preset",
+    "nimare_mni152_2mm",
+    "focus_selected",
+    "mixed_space_studies",
+    "warn_mixed_spaces",
+]
+
+#: How many mixed-space studies a warning describes one by one (the rest are counted).
+_SHOWN = 5
 
 
 @functools.lru_cache(maxsize=1)
@@ -230,3 +243,91 @@ def focus_selected(source, roi) -> np.ndarray:
     selected = np.zeros(source.n_studies, dtype=bool)
     selected[source.codes[hit]] = True
     return selected
+
+
+def mixed_space_studies(study_id, space, moved_labels) -> np.ndarray:
+    """Studies whose peaks a preset moves by two rules: some rows' labels are moved, others are not.
+
+    Parameters
+    ----------
+    study_id : (n,) array
+        Each peak's study.
+    space : (n,) array of str
+        Each peak's space label, as the table holds it.
+    moved_labels : collection of str
+        The labels the preset moves from Talairach (compared exactly, as
+        NiMARE compares them: :attr:`Preset.tal_labels` of ``"nimare"``).
+
+    Returns
+    -------
+    (k,) array of the mixing studies' ids, sorted.
+
+    Examples
+    --------
+    >>> mixed_space_studies([1, 1, 2, 2, 3], ["MNI", "TAL", "TAL", "Talairach", "UNKNOWN"], {"TAL", "Talairach"}).tolist()
+    [1]
+    """
+    study_id = np.asarray(study_id)
+    if study_id.size == 0:
+        return study_id[:0]
+    labels, label_of = np.unique(np.asarray(space).astype(str), return_inverse=True)
+    moved = np.isin(labels, list(moved_labels))[label_of.ravel()]
+    studies, codes = np.unique(study_id, return_inverse=True)
+    codes = codes.ravel()
+    n_moved = np.bincount(codes, weights=moved, minlength=len(studies))
+    n_rows = np.bincount(codes, minlength=len(studies))
+    return studies[(n_moved > 0) & (n_moved < n_rows)]
+
+
+def warn_mixed_spaces(table, preset: Preset) -> np.ndarray:
+    """Warn once, naming them, about studies a preset's per-row peak transform treats as mixing spaces.
+
+    Under ``preset="nimare"`` xcoact moves each peak by its own ``space``
+    label (``TAL``/``Talairach`` with NiMARE's ``tal2mni``, other labels as
+    they are).  NiMARE's Neurosynth conversion
+    (``convert_neurosynth_to_dataset``/``_studyset``) takes one space per
+    study from the metadata file and moves all of the study's peaks by it, so
+    for a study with rows of both kinds the two place some peaks differently.
+    Presets without a peak transform of their own (Neurosynth) return at once:
+    the reader's :class:`~xcoact.warnings.MixedSpaceWarning` covers them.
+
+    Parameters
+    ----------
+    table : xarray.Dataset
+        The coordinate table (``study_id`` and ``space`` over ``peak``).
+    preset : Preset
+
+    Returns
+    -------
+    (k,) array of the mixing studies' ids (empty: no warning).
+
+    Warns
+    -----
+    MixedSpaceWarning
+        One warning for all such studies, the first five described by label and row count.
+    """
+    if preset.peak_transform is None or "space" not in table:
+        return np.asarray([])
+    study_id = table["study_id"].values
+    space = table["space"].values.astype(str)
+    mixed = mixed_space_studies(study_id, space, preset.tal_labels)
+    if not mixed.size:
+        return mixed
+    parts = []
+    for sid in mixed[:_SHOWN]:
+        labels, counts = np.unique(space[study_id == sid], return_counts=True)
+        sid = sid.item() if isinstance(sid, np.generic) else sid
+        parts.append(f"{sid!r} (" + ", ".join(f"{str(lab)!r}: {int(c)} peak{'s' * (int(c) != 1)}" for lab, c in zip(labels, counts)) + ")")
+    more = f"; and {mixed.size - _SHOWN} more" if mixed.size > _SHOWN else ""
+    moved = "/".join(sorted(preset.tal_labels))
+    warnings.warn(
+        f"{table.attrs.get('database', '<table>')}: {mixed.size} stud(y/ies) list peaks in more than one space "
+        f"under preset={preset.name!r}: {'; '.join(parts)}{more}. xcoact moves each peak by its own label "
+        f"({moved} to MNI, other labels as they are); NiMARE's Neurosynth conversion takes one space per study "
+        "from the metadata file and moves all of the study's peaks by it, so these studies' spheres, and the "
+        "maps, can differ from NiMARE's. To match such a NiMARE run, give each study one space (e.g. read the "
+        "v7 coordinates file with its metadata).",
+        MixedSpaceWarning,
+        stacklevel=caller_stacklevel(),
+    )
+    return mixed

@@ -17,7 +17,12 @@ never imports NiMARE.  Where NiMARE differs from Neurosynth 0.3.8:
   their z and ``-log10 p``), not thresholded z maps.
 
 NiMARE stores every map as float32 (its ``MetaResult`` casts them); these are
-float64, so they agree with NiMARE's to float32 rounding.
+float64, so they agree with NiMARE's to float32 rounding.  One step depends on
+that rounding: ``MKDAChi2.correct_fdr_indep`` adjusts the p map *as stored*
+(float32), and the stored ``logp`` map where p sits at the float32 floor, so
+Benjamini-Hochberg sees ties and p-values that float64 would not.
+:func:`nimare_stored_logp` rebuilds exactly those inputs, so the FDR maps are
+NiMARE's too, voxel for voxel.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ __all__ = [
     "chi2_logsf_1dof",
     "logp_to_z",
     "bh_adjust_logp",
+    "nimare_stored_logp",
     "mkda_chi2_maps",
     "seed_maps",
 ]
@@ -102,8 +108,10 @@ ALIASES = {
 
 _LN2 = np.log(2.0)
 _LN10 = np.log(10.0)
-#: The smallest positive float64: NiMARE floors p maps at its dtype's smallest positive value.
-_P_TINY = np.nextafter(0.0, 1.0)
+_SQRT2 = np.sqrt(2.0)
+#: NiMARE's p floor, the smallest positive float32 (1.4e-45, a denormal): its ``MetaResult``
+#: clips every ``p_`` map to it before storing the map as float32.
+P_FLOOR_F32 = float(np.nextafter(np.float32(0), np.float32(1)))
 
 
 def map_names(q: float = 0.01, prior: float = 0.5, *, aliases: bool = False) -> list[str]:
@@ -128,10 +136,12 @@ def map_names(q: float = 0.01, prior: float = 0.5, *, aliases: bool = False) -> 
 def chi2_logsf_1dof(chi2: np.ndarray) -> np.ndarray:
     """Natural log of the chi-square (1 dof) upper tail, finite where p underflows.
 
-    ``P(X > c) = erfc(sqrt(c / 2))``; its log is taken directly where ``erfc``
-    is a normal float, and as ``log 2 + log Phi(-sqrt(c))`` (``log_ndtr``)
-    past about ``c = 1,290``, where it would be denormal or zero.  Capped at
-    0 (rounding can exceed ``log 1`` at ``c`` near 0).
+    ``P(X > c) = erfc(y)``, ``y = sqrt(c / 2)``; its log is taken directly
+    where ``erfc`` is a normal float, and as ``log 2 + log Phi(-y sqrt 2)``
+    (``log_ndtr``) past about ``c = 1,290``, where it would be denormal or
+    zero.  Capped at 0 (rounding can exceed ``log 1`` at ``c`` near 0).  The
+    operations are NiMARE's (``transforms.chi2_to_nlogp``), in its order, so
+    the values are its float64 values bit for bit.
 
     Parameters
     ----------
@@ -153,7 +163,7 @@ def chi2_logsf_1dof(chi2: np.ndarray) -> np.ndarray:
         out = np.log(tail)
     deep = tail < np.finfo(np.float64).tiny
     if deep.any():
-        out[deep] = _LN2 + special.log_ndtr(-np.sqrt(chi2[deep]))
+        out[deep] = _LN2 + special.log_ndtr(-y[deep] * _SQRT2)
     return np.minimum(out, 0.0)
 
 
@@ -208,9 +218,55 @@ def bh_adjust_logp(logp: np.ndarray, counts: np.ndarray | None = None) -> np.nda
     return out
 
 
+def nimare_stored_logp(logp: np.ndarray) -> np.ndarray:
+    """The ``log p`` NiMARE's ``MKDAChi2.correct_fdr_indep`` reads back from its float32 maps.
+
+    NiMARE does not adjust the float64 p-values it computed: it reads the
+    ``p_desc-*`` map as its ``MetaResult`` stored it (``exp(log p)`` cast to
+    float32, floored at :data:`P_FLOOR_F32`) and takes its log in float64;
+    where that p sits at the floor it takes ``-ln(10)`` times the stored
+    float32 ``logp_desc-*`` map (``-log10 p``) instead.  This rebuilds those
+    inputs from the exact ``log p``.  float32 keeps 24 bits of p, and fewer
+    below 1.2e-38 (denormals, down to one bit at the floor), so distinct
+    float64 p-values become ties and small ones move by up to a few percent;
+    Benjamini-Hochberg's ranks and running minimum follow those inputs.
+
+    Parameters
+    ----------
+    logp : (n,) float array
+        Natural ``log p`` (:func:`chi2_logsf_1dof`).
+
+    Returns
+    -------
+    (n,) float64 array of ``log p``, as NiMARE's Benjamini-Hochberg step sees them.
+
+    Examples
+    --------
+    >>> float(nimare_stored_logp(np.log([0.1]))[0]) == float(np.log(np.float64(np.float32(0.1))))
+    True
+    >>> x = nimare_stored_logp(np.array([-200.0, -2000.0]))     # at the floor: from the float32 -log10 p
+    >>> bool(x[0] == -np.log(10.0) * np.float64(np.float32(200 / np.log(10.0))))
+    True
+    """
+    logp = np.asarray(logp, dtype=np.float64)
+    p32 = _p_map32(logp)
+    with np.errstate(divide="ignore"):
+        out = np.log(p32.astype(np.float64))
+    floored = p32 <= np.float32(P_FLOOR_F32)
+    if floored.any():
+        logp10 = _logp10_map(logp[floored]).astype(np.float32)
+        out[floored] = -_LN10 * logp10.astype(np.float64)
+    return out
+
+
+def _p_map32(logp: np.ndarray) -> np.ndarray:
+    # the p map as NiMARE's MetaResult stores it: cast to float32, then floored at float32's smallest positive
+    return np.clip(np.exp(logp).astype(np.float32), np.float32(P_FLOOR_F32), np.float32(1.0))
+
+
 def _p_map(logp: np.ndarray) -> np.ndarray:
-    # p itself, floored at the smallest positive float as NiMARE floors its (float32) p maps
-    return np.clip(np.exp(logp), _P_TINY, 1.0)
+    # p itself, floored where NiMARE floors its (float32) p maps, so a float32 copy is NiMARE's map
+    return np.clip(np.exp(logp), P_FLOOR_F32, 1.0)
 
 
 def _logp10_map(logp: np.ndarray) -> np.ndarray:
@@ -270,10 +326,12 @@ def mkda_chi2_maps(
     sign(a - e)``; ``group2`` is the same test on ``b``.  Association:
     ``chi2 = n (a n_U - b n_F)^2 / ((a + b)(n - a - b) n_F n_U)``, 2 where that
     denominator is 0, ``z = sqrt(chi2) sign(AgF - AgU)``.  ``p`` is the 1-dof
-    upper tail, evaluated as ``log p``; ``logp`` maps are ``-log10 p``.  FDR:
-    Benjamini-Hochberg adjusted ``log p`` over every in-mask voxel, reported as
-    p (floored at the smallest positive float), z (signed like the uncorrected
-    z) and ``-log10 p``.  Every value depends only on the voxel's ``(a, b)``
+    upper tail, evaluated as ``log p``; ``p`` maps are floored at
+    :data:`P_FLOOR_F32` as NiMARE's are, ``logp`` maps are ``-log10 p``.  FDR:
+    Benjamini-Hochberg adjusted ``log p`` over every in-mask voxel, of the
+    inputs NiMARE reads back from its float32 maps (:func:`nimare_stored_logp`),
+    reported as p (floored likewise), z (signed like the uncorrected z) and
+    ``-log10 p``.  Every value depends only on the voxel's ``(a, b)``
     (and the map means), so the formulas run once per distinct pair: the same
     floating-point operations as per voxel.
 
@@ -331,7 +389,6 @@ def mkda_chi2_maps(
             "p": _p_map(logp),
             "logp": _logp10_map(logp),
             "_logp": logp,
-            "_sign": sign,
         }
     values = {
         "prob_desc-A": pA,
@@ -344,9 +401,11 @@ def mkda_chi2_maps(
     for label, s in stats.items():
         for kind in ("z", "chi2", "p", "logp"):
             values[f"{kind}_desc-{label}"] = s[kind]
-        adjusted = bh_adjust_logp(s["_logp"], counts)
+        # NiMARE adjusts the p it stored (float32), not the float64 p: same inputs, same ties and minima
+        adjusted = bh_adjust_logp(nimare_stored_logp(s["_logp"]), counts)
         values[f"p_desc-{label}{_FDR_SUFFIX}"] = _p_map(adjusted)
-        values[f"z_desc-{label}{_FDR_SUFFIX}"] = logp_to_z(adjusted) * s["_sign"]
+        # signed like the stored z map (np.sign of it, as NiMARE takes it)
+        values[f"z_desc-{label}{_FDR_SUFFIX}"] = logp_to_z(adjusted) * np.sign(s["z"])
         values[f"logp_desc-{label}{_FDR_SUFFIX}"] = _logp10_map(adjusted)
     for name in map_names():
         out[name] = values[name][inverse]
