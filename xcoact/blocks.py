@@ -134,9 +134,11 @@ class StudyChunk:
         Sphere offsets of the kernel.
     grid : Grid
         The full grid and brain mask the cube was built on.
+    studies : (n_studies,) array or None
+        The studies' ids.
     """
 
-    def __init__(self, ijk, xyz, codes, n_studies: int, offsets, grid: Grid):
+    def __init__(self, ijk, xyz, codes, n_studies: int, offsets, grid: Grid, studies=None):
         self.ijk = np.asarray(ijk, dtype=np.int64)
         self.xyz = np.asarray(xyz, dtype=np.float64)
         self.codes = np.asarray(codes, dtype=np.int64)
@@ -144,6 +146,7 @@ class StudyChunk:
         self.peak_ptr = np.searchsorted(self.codes, np.arange(self.n_studies + 1))
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self.grid = grid
+        self.studies = None if studies is None else np.asarray(studies)
         self._lock = threading.Lock()
         self._rows = None
         self._cols = None

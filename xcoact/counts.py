@@ -347,4 +347,4 @@ def cube_peaks(act: xr.DataArray):
     xyz = np.concatenate([p[1] for p in parts])
     starts = np.cumsum([0] + [len(c) for c in data.chunks[0][:-1]])
     codes = np.concatenate([p[2] + s for p, s in zip(parts, starts)])
-    return StudyChunk(ijk, xyz, codes, act.sizes["study"], meta.offsets, meta.grid)
+    return StudyChunk(ijk, xyz, codes, act.sizes["study"], meta.offsets, meta.grid, studies=act["study"].values)

@@ -69,7 +69,8 @@ class DatabasePeaks:
     def chunk(self, s0: int, s1: int) -> StudyChunk:
         """Studies ``[s0, s1)`` as a :class:`StudyChunk`."""
         p0, p1 = self.peak_ptr[s0], self.peak_ptr[s1]
-        return StudyChunk(self.ijk[p0:p1], self.xyz[p0:p1], self.codes[p0:p1] - s0, s1 - s0, self.offsets, self.grid)
+        return StudyChunk(self.ijk[p0:p1], self.xyz[p0:p1], self.codes[p0:p1] - s0, s1 - s0, self.offsets, self.grid,
+                          studies=self.studies[s0:s1])
 
 
 def activations(
