@@ -10,6 +10,8 @@
 >>> maps.coact.to_nifti("coactivation_from_coords")        # doctest: +SKIP
 """
 
+import functools as _functools
+
 from . import accessors as _accessors  # noqa: F401  (registers .coact)
 from . import datasets, warnings
 from ._version import __version__
@@ -17,7 +19,7 @@ from .config import config
 from .coact import coactivation, contrast, meta, seed, seed_batch
 from .features import read_features
 from .fwe import fwe
-from .cube import activations
+from .cube import activations as _cube_activations
 from .errors import (
     ArchiveError,
     ChecksumError,
@@ -34,10 +36,29 @@ from .errors import (
 )
 from .export import to_netcdf, to_nifti, to_zarr
 from .matrix import matrix
+from .images import from_nibabel, to_nibabel
 from .readers import read_database, write_database
+from .readers.objects import as_table as _as_table, is_database_object as _is_database_object
 from .roi import roi_mask
 from .space import Grid, mni152_2mm
 from .stats import map_names
+
+
+
+@_functools.wraps(_cube_activations)
+def activations(db, r=None, **kwargs):
+    # in-memory databases (NiMARE Dataset/Studyset, a coordinates DataFrame, a NIMADS dict) become the
+    # coordinate table here, so the cube's constructor only ever sees tables and paths
+    return _cube_activations(_as_table(db) if _is_database_object(db) else db, r, **kwargs)
+
+
+if activations.__doc__:
+    activations.__doc__ = activations.__doc__.replace(
+        "A coordinate table from :func:`xcoact.read_database`, or a path to read.",
+        "A coordinate table from :func:`xcoact.read_database`, or a path to read, or an in-memory\n"
+        "        database :func:`xcoact.read_database` takes (a NiMARE ``Dataset`` or ``Studyset``, a\n"
+        "        coordinates ``DataFrame``, a NIMADS dict).",
+    )
 
 __all__ = [
     "__version__",
@@ -57,6 +78,8 @@ __all__ = [
     "to_netcdf",
     "to_nifti",
     "to_zarr",
+    "to_nibabel",
+    "from_nibabel",
     "map_names",
     "matrix",
     "Grid",

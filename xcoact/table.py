@@ -56,7 +56,8 @@ ICBM_SPM2TAL = np.array(
 )
 TAL_TO_MNI = np.linalg.inv(ICBM_SPM2TAL)
 
-MNI_LABELS = frozenset({"MNI", "MNI152", "ICBM", "ICBM152"})
+#: MNI labels; NiMARE labels the coordinates it has moved to its template space with the template's name.
+MNI_LABELS = frozenset({"MNI", "MNI152", "ICBM", "ICBM152", "MNI152_2MM", "MNI152_1MM", "ALE_2MM"})
 TAL_LABELS = frozenset({"TAL", "T88", "TALAIRACH"})
 
 #: The MNI152 2 mm grid's box, (min, max) mm of voxel centres along x, y, z
