@@ -49,7 +49,7 @@ _SCHEMA = (
 
 def _fail(source: str, where: list[str], found: str, expected: str):
     loc = " -> ".join(where) if where else "top level"
-    raise DatabaseError(f"{source}: at {loc}: found {found}; expected {expected} ({_SCHEMA}).")
+    raise DatabaseError(f"{source}: at {loc}: found {found}; expected {expected} (NIMADS studyset JSON).")
 
 
 def _number(value) -> float | None:
@@ -121,7 +121,7 @@ def nimads_table(data, database: str, fmt: str = "nimads"):
     """
     if not isinstance(data, dict) or not isinstance(data.get("studies"), list):
         found = type(data).__name__ if not isinstance(data, dict) else f"keys {sorted(data)[:8]}"
-        _fail(database, [], found, 'an object with a "studies" list')
+        _fail(database, [], found, f'an object with a "studies" list, {_SCHEMA[:-len(" (NIMADS studyset JSON)")]}')
     ids, xyz, spaces, sizes, names = [], [], [], [], []
     empty = []
     for i, study in enumerate(data["studies"]):
