@@ -17,7 +17,7 @@ from .neuroquery import read_neuroquery, write_neuroquery
 from .neurosynth import read_neurosynth, read_neurosynth_v7, write_neurosynth, write_neurosynth_v7
 from .nimads import read_nimads
 from .nimare import read_nimare_json, write_nimare_json
-from .objects import as_table, is_database_object
+from .objects import as_table
 from .sleuth import read_sleuth, write_sleuth
 
 __all__ = ["read_database", "sniff_format", "write_database", "as_table", "FORMATS", "WRITERS"]
@@ -134,7 +134,7 @@ def read_database(path, format: Format | None = None):
     >>> str(caught[0].message).split(": ", 1)[1].split(";")[0]
     "unknown space label(s) 'UNKNOWN': 210 row(s)"
     """
-    if is_database_object(path):
+    if not isinstance(path, (str, os.PathLike)):
         if format is not None:
             raise ParameterError(f"format={format!r} applies to files; a {type(path).__name__} is read as it is (pass format=None).")
         return as_table(path)
