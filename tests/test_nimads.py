@@ -201,8 +201,8 @@ def studyset_requests(server):
 
 def test_download_is_recorded_and_reused_without_a_request(server, tmp_path):
     got = ns(server, tmp_path)
-    assert got.path == str(tmp_path / "neurostore" / f"studyset-{SID}.json")
-    assert open(got.path, "rb").read() == raw_bytes()
+    assert got.file == str(tmp_path / "neurostore" / f"studyset-{SID}.json")
+    assert open(got.file, "rb").read() == raw_bytes()
     record = json.loads(open(got.record).read())
     assert record["sha256"] == got.sha256 == hashlib.sha256(raw_bytes()).hexdigest()
     assert record["size"] == len(raw_bytes()) and record["url"] == f"{server.url}/api/studysets/{SID}?nested=true"
@@ -216,12 +216,12 @@ def test_download_is_recorded_and_reused_without_a_request(server, tmp_path):
 
 def test_a_cached_file_that_fails_its_record_is_fetched_again(server, tmp_path):
     got = ns(server, tmp_path)
-    with open(got.path, "r+b") as fh:
+    with open(got.file, "r+b") as fh:
         fh.seek(50)
         fh.write(b"X")
     ns(server, tmp_path)
     assert len(studyset_requests(server)) == 2
-    assert open(got.path, "rb").read() == raw_bytes()
+    assert open(got.file, "rb").read() == raw_bytes()
     # a missing or unreadable record: fetched again too
     os.remove(got.record)
     ns(server, tmp_path)
@@ -267,7 +267,7 @@ def test_dropped_connections_are_resumed_and_busy_servers_retried(server, tmp_pa
     log = studyset_requests(server)
     assert [r["action"] for r in log] == ["drop", "503", "ok"]
     assert log[-1]["range"] is not None and log[-1]["status"] == 206
-    assert open(got.path, "rb").read() == raw_bytes()
+    assert open(got.file, "rb").read() == raw_bytes()
 
 
 def test_an_answer_that_is_not_a_studyset_is_refused_and_not_cached(server, tmp_path):
@@ -285,7 +285,7 @@ def test_local_mirror_and_argument_errors(tmp_path):
     mirror.mkdir(parents=True)
     (mirror / f"{SID}.json").write_bytes(raw_bytes())
     got = fetch_neurostore(SID, tmp_path / "cache", base_url=tmp_path / "mirror")
-    assert open(got.path, "rb").read() == raw_bytes()
+    assert open(got.file, "rb").read() == raw_bytes()
     with pytest.raises(ParameterError, match=r"studyset_id='../x' is not valid; expected a NeuroStore id"):
         fetch_neurostore("../x", tmp_path)
     with pytest.raises(ParameterError, match=r"plain http to 'example.org' is refused"):

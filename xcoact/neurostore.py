@@ -50,13 +50,13 @@ _RECORD_KEYS = ("studyset_id", "url", "sha256", "size", "retrieved", "xcoact")
 class NeurostoreStudyset:
     """A downloaded NeuroStore studyset in the cache.
 
-    ``path`` is the NIMADS JSON; ``record`` the JSON record beside it (its
+    ``file`` is the NIMADS JSON; ``record`` the JSON record beside it (its
     ``sha256``, ``size``, ``url`` and ``retrieved`` time, UTC), whose values
     are also attributes here.
     """
 
     studyset_id: str
-    path: str
+    file: str
     record: str
     sha256: str
     size: int
@@ -67,7 +67,7 @@ class NeurostoreStudyset:
         """The coordinate table of the studyset (:func:`xcoact.read_database` with ``format="nimads"``)."""
         from .readers import read_database
 
-        return read_database(self.path, format="nimads")
+        return read_database(self.file, format="nimads")
 
 
 def _read_record(path: str) -> dict | None:
@@ -159,7 +159,7 @@ def fetch_neurostore(
     Returns
     -------
     NeurostoreStudyset
-        ``.path`` (the JSON), ``.sha256``, ``.url``, ``.retrieved`` and
+        ``.file`` (the JSON), ``.sha256``, ``.url``, ``.retrieved`` and
         ``.table()``, the coordinate table.
 
     Raises

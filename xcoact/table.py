@@ -16,6 +16,10 @@ An :class:`xarray.Dataset` with one dimension, ``peak``, and the variables
 
 and the attrs ``database`` (source path or name), ``format`` (reader name),
 ``n_studies`` and ``n_peaks``.  Studies are ordered by first appearance.
+
+Sources that record more carry it in optional per-peak variables (the
+NIMADS reader and NiMARE objects, :mod:`xcoact.readers.nimads`):
+``sample_size`` (float64, NaN where unknown) and ``analysis_name`` (str).
 """
 
 from __future__ import annotations
