@@ -20,7 +20,7 @@ import xcoact.fetch as fetch
 from xcoact.errors import ChecksumError, DatabaseError, DownloadError, ParameterError
 from xcoact.fetch import fetch_neurosynth
 from xcoact.table import tal_to_mni
-from xcoact.warnings import SpaceWarning, XcoactWarning
+from xcoact.warnings import EmptyStudyWarning, SpaceWarning, XcoactWarning
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
@@ -109,6 +109,22 @@ def test_the_coordinates_dataframe_and_a_hand_made_one(pain_dataset):
     assert table["sample_size"].values.tolist() == [15.0, 15.0, 12.0]
     act = xcoact.activations(frame, r=6)
     assert act["study"].values.tolist() == [101, 202]
+
+
+def test_experiments_without_coordinates_are_left_out_with_a_warning():
+    import json
+
+    from nimare.io import convert_nimads_to_dataset
+
+    with open(PAIN_NIMADS, encoding="utf-8") as fh:
+        raw = json.load(fh)
+    raw["studies"][0]["analyses"][0]["points"] = []
+    dset = nimare_quiet(convert_nimads_to_dataset, raw)
+    assert dset.coordinates["x"].isna().sum() == 1  # NiMARE's placeholder row
+    with pytest.warns(EmptyStudyWarning, match=r"1 row\(s\) without coordinates \(x, y and z all NaN\) were left out, "
+                                               r"of \['pain_01.nidm-1'\]"):
+        table = xcoact.read_database(dset)
+    assert table.attrs["n_studies"] == 20 and "pain_01.nidm-1" not in set(table["study_id"].values)
 
 
 def test_bad_in_memory_inputs_are_clear_errors():

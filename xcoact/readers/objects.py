@@ -15,6 +15,7 @@ points are moved by xcoact's rule as when the JSON file is read.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ import xarray as xr
 
 from ..errors import DatabaseError, ParameterError
 from ..table import make_table
+from ..warnings import EmptyStudyWarning, caller_stacklevel
 from .nimads import _number, nimads_table
 
 __all__ = ["as_table", "coordinates_table", "is_database_object"]
@@ -93,11 +95,24 @@ def coordinates_table(coordinates: pd.DataFrame, metadata: pd.DataFrame | None =
             f"{database}: no column(s) {missing}; expected one row per peak with the columns id (or study_id), "
             f"x, y, z (mm) and space{hint}. Found columns: {cols}."
         )
-    ids = coordinates[id_col].to_numpy()
     try:
         xyz = [pd.to_numeric(coordinates[c], errors="raise").to_numpy(dtype=np.float64) for c in "xyz"]
     except (TypeError, ValueError) as err:
         raise DatabaseError(f"{database}: x, y and z must be numbers in mm ({err}).") from err
+    # NiMARE keeps one all-NaN row for an experiment without coordinates: left out, as the JSON readers do
+    empty = np.isnan(xyz[0]) & np.isnan(xyz[1]) & np.isnan(xyz[2])
+    if empty.any():
+        names = list(dict.fromkeys(str(i) for i in coordinates[id_col].to_numpy()[empty]))
+        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+        warnings.warn(
+            f"{database}: {int(empty.sum())} row(s) without coordinates (x, y and z all NaN) were left out, of "
+            f"{names[:5]}{more}; NiMARE keeps such a row for an experiment that reports no peak.",
+            EmptyStudyWarning,
+            stacklevel=caller_stacklevel(),
+        )
+        coordinates = coordinates[~empty]
+        xyz = [v[~empty] for v in xyz]
+    ids = coordinates[id_col].to_numpy()
     space = coordinates["space"].astype(object).where(coordinates["space"].notna(), "UNKNOWN").astype(str).to_numpy()
     table = make_table(ids, *xyz, space, database=database, fmt=fmt)
     sizes = None
