@@ -7,7 +7,6 @@ atlases are nilearn's own ``Atlas`` class and a plain scikit-learn ``Bunch``
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import matplotlib
@@ -245,4 +244,3 @@ def test_atlas_label_errors(cube):
         quiet(cube.coact.seed, Bunch(maps=[img, img], labels=NAMES), 0.1, by_label=True)
     with pytest.raises(ParameterError, match=r"labels of type int is not understood"):
         quiet(cube.coact.seed, img, 0.1, by_label=True, labels=3)
-    assert os.path.basename(__file__) == "test_nilearn.py"

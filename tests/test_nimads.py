@@ -195,6 +195,11 @@ def ns(server, data_dir, sid=SID, **kw):
     return fetch_neurostore(sid, data_dir, base_url=server.url + "/api", **kw)
 
 
+def cached(data_dir) -> list[str]:
+    """What the cache holds, besides the lock file the fetchers share (whose lifetime is theirs)."""
+    return sorted(n for n in os.listdir(data_dir / "neurostore") if n != ".lock")
+
+
 def studyset_requests(server):
     return [r for r in server.log if r["path"] == f"/api/studysets/{SID}"]
 
@@ -211,7 +216,7 @@ def test_download_is_recorded_and_reused_without_a_request(server, tmp_path):
     assert again == got and len(studyset_requests(server)) == 1  # the cache, checked against its record
     table = again.table()
     assert table.attrs["studyset_id"] == SID and table.attrs["n_studies"] == 15
-    assert sorted(os.listdir(tmp_path / "neurostore")) == [".lock", f"studyset-{SID}.json", f"studyset-{SID}.record.json"]
+    assert cached(tmp_path) == [f"studyset-{SID}.json", f"studyset-{SID}.record.json"]
 
 
 def test_a_cached_file_that_fails_its_record_is_fetched_again(server, tmp_path):
@@ -235,7 +240,7 @@ def test_a_pinned_checksum_is_enforced_and_nothing_is_cached_on_a_mismatch(serve
     with pytest.raises(ChecksumError, match=rf"checksum mismatch for {re.escape(server.url)}/api/studysets/{SID}\?nested=true: "
                        rf"expected sha256:{wrong}"):
         ns(server, tmp_path, sha256=wrong)
-    assert sorted(os.listdir(tmp_path / "neurostore")) == [".lock"]
+    assert cached(tmp_path) == []
     good = hashlib.sha256(raw_bytes()).hexdigest()
     assert ns(server, tmp_path, sha256="sha256:" + good).sha256 == good
     # a cached copy recorded with another checksum than the pin is fetched again (and must match)
@@ -277,7 +282,7 @@ def test_an_answer_that_is_not_a_studyset_is_refused_and_not_cached(server, tmp_
     server.files[f"/api/studysets/{SID}"] = json.dumps({"message": "not found"}).encode()
     with pytest.raises(DownloadError, match=r"JSON with keys \['message'\], not a NIMADS studyset"):
         ns(server, tmp_path)
-    assert sorted(os.listdir(tmp_path / "neurostore")) == [".lock"]
+    assert cached(tmp_path) == []
 
 
 def test_local_mirror_and_argument_errors(tmp_path):

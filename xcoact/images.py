@@ -53,7 +53,8 @@ def _descrip(text: str) -> bytes:
     return raw if len(raw) <= _DESCRIP_BYTES else raw[: _DESCRIP_BYTES - 3] + b"..."
 
 
-def nifti_image(volume: np.ndarray, affine: np.ndarray, *, name: str | None = None, descrip: str | None = None):
+def nifti_image(volume: np.ndarray, affine: np.ndarray, *, name: str | None = None,
+                descrip: str | None = None) -> "nibabel.Nifti1Image":  # noqa: F821
     """A float32 NIfTI-1 image of a map, with xcoact's header.
 
     Parameters
@@ -99,7 +100,7 @@ def _result(ds: xr.Dataset) -> xr.Dataset:
     return to_volumes(ds)
 
 
-def to_nibabel(ds: xr.Dataset, name: str | None = None, seed: str | None = None):
+def to_nibabel(ds: xr.Dataset, name: str | None = None, seed: str | None = None) -> "nibabel.Nifti1Image":  # noqa: F821
     """One map of a result as an in-memory ``nibabel.Nifti1Image`` (Niimg-like for nilearn).
 
     Parameters
@@ -199,8 +200,12 @@ def from_nibabel(img, like=None, *, name: str | None = None) -> xr.DataArray:
         raise ParameterError(f"img of type {type(img).__name__} is not an image; expected a nibabel image or a NIfTI path.")
     grid = like if isinstance(like, Grid) else mni152_2mm() if like is None else grid_of(like)
     header = getattr(img, "header", None)
+    # NIfTI headers carry an intent and a description; other formats (Analyze, MGH) do not
     intent = header.get_intent() if hasattr(header, "get_intent") else ("none", (), "")
-    descrip = header["descrip"].item().decode("ascii", errors="replace") if header is not None and "descrip" in header else ""
+    try:
+        descrip = header["descrip"].item().decode("ascii", errors="replace")
+    except (KeyError, TypeError, ValueError, AttributeError):
+        descrip = ""
     name = name or default or (intent[2] or None) or "image"
     shape = img.shape
     if len(shape) == 4 and shape[3] > 1:
