@@ -262,6 +262,7 @@ def test_refresh_replaces_the_copy_only_with_a_good_download(server, tmp_path):
     server.script("api/studysets", SID, "404")
     with pytest.raises(DownloadError, match=rf"{re.escape(server.url)}/api/studysets/{SID}\?nested=true: HTTP 404"):
         ns(server, tmp_path, refresh=True)
+    assert cached(tmp_path) == [f"studyset-{SID}.json", f"studyset-{SID}.record.json"]  # no .new or .part left
     kept = ns(server, tmp_path)
     assert kept == second and len(studyset_requests(server)) == 3
 
