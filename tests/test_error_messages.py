@@ -232,7 +232,7 @@ def test_unknown_format_lists_the_valid_ones(tmp_path):
     path = write(tmp_path, "database.txt", HEADER + "1\t0\t0\t0\tMNI\n")
     with raises(ParameterError, ValueError, re.escape(
             "format='csv' is not a known database format; expected one of "
-            "['neuroquery', 'neurosynth', 'neurosynth-v7', 'nimare-json', 'sleuth'].")):
+            "['neuroquery', 'neurosynth', 'neurosynth-v7', 'nimads', 'nimare-json', 'sleuth'].")):
         read_database(path, format="csv")
 
 

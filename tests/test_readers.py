@@ -95,7 +95,11 @@ READERS = [
     pytest.param("sleuth", SLEUTH, 7, 3, id="sleuth"),
     pytest.param("nimare-json", NIMARE, 267, 21, id="nimare-json"),
     pytest.param("neuroquery", NEUROQUERY, 439, 6, id="neuroquery"),
+    pytest.param("nimads", data_file("nimads_pain_studyset.json"), 267, 21, id="nimads"),
 ]
+
+#: Optional per-peak variables of the contract (xcoact.table), by the formats that carry them.
+EXTRA_VARIABLES = {"nimads": {"sample_size", "analysis_name"}}
 
 
 def test_every_format_is_covered_by_the_conformance_test():
@@ -111,7 +115,7 @@ def test_reader_meets_the_table_contract(fmt, path, n_peaks, n_studies):
     assert isinstance(table, xr.Dataset)
     assert tuple(table.dims) == ("peak",)
     assert table.sizes["peak"] == n_peaks
-    assert set(table.data_vars) == {"study_id", "x", "y", "z", "space", "line"}
+    assert set(table.data_vars) == {"study_id", "x", "y", "z", "space", "line"} | EXTRA_VARIABLES.get(fmt, set())
     for name in table.data_vars:
         assert table[name].dims == ("peak",), name
 
@@ -123,7 +127,7 @@ def test_reader_meets_the_table_contract(fmt, path, n_peaks, n_studies):
         assert table[c].attrs["units"] == "mm"
     assert table["space"].dtype.kind == "U"
     assert table["line"].dtype == np.int64
-    if fmt == "nimare-json":
+    if fmt in ("nimare-json", "nimads"):
         assert (table["line"].values == 0).all()  # JSON has no lines
     else:
         lines = table["line"].values

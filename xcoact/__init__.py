@@ -33,6 +33,7 @@ from .errors import (
 )
 from .export import to_netcdf, to_nifti, to_zarr
 from .matrix import matrix
+from .images import from_nibabel, to_nibabel
 from .readers import read_database, write_database
 from .roi import roi_mask
 from .space import Grid, mni152_2mm
@@ -55,6 +56,8 @@ __all__ = [
     "to_netcdf",
     "to_nifti",
     "to_zarr",
+    "to_nibabel",
+    "from_nibabel",
     "map_names",
     "matrix",
     "Grid",

@@ -12,6 +12,7 @@ import xarray as xr
 
 from . import coact as _coact
 from . import export as _export
+from .errors import ParameterError
 from .matrix import matrix as _matrix  # the function: xcoact.matrix is rebound to it
 
 __all__ = ["CoactDataArrayAccessor", "CoactDatasetAccessor"]
@@ -126,11 +127,29 @@ class CoactDatasetAccessor:
             )
         return _decode.decode(self._obj, features, act, terms=terms, threshold=threshold, map=map, q=q, prior=prior)
 
-    def plot(self, name: str | None = None, **kwargs):
-        """Draw a map (slices and glass brain, or a batch as small multiples); see :func:`xcoact.plot.plot`."""
+    def plot(self, name: str | None = None, *, engine: str = "matplotlib", **kwargs):
+        """Draw a map (slices and glass brain, or a batch as small multiples); see :func:`xcoact.plot.plot`.
+
+        ``engine="nilearn"`` draws with nilearn instead (:func:`xcoact.images.plot_nilearn`).
+        """
+        from .images import ENGINES, plot_nilearn
         from .plot import plot
 
-        return plot(self._obj, name, **kwargs)
+        if engine not in ENGINES:
+            raise ParameterError(f"engine={engine!r} is not known; expected one of {list(ENGINES)}.")
+        return plot_nilearn(self._obj, name, **kwargs) if engine == "nilearn" else plot(self._obj, name, **kwargs)
+
+    def to_nibabel(self, name: str | None = None, seed: str | None = None):
+        """One map as an in-memory ``nibabel.Nifti1Image`` (a batch: 4-D, or one seed's); see :func:`xcoact.to_nibabel`."""
+        from .images import to_nibabel
+
+        return to_nibabel(self._obj, name, seed)
+
+    def view(self, name: str | None = None, **kwargs):
+        """nilearn's interactive viewer on a map, for notebooks; see :func:`xcoact.images.view`."""
+        from .images import view
+
+        return view(self._obj, name, **kwargs)
 
     def clusters(self, name: str | None = None, **kwargs):
         """The cluster table of a map (pandas DataFrame); see :func:`xcoact.clusters.clusters`."""

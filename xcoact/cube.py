@@ -91,8 +91,10 @@ def activations(
 
     Parameters
     ----------
-    db : xarray.Dataset or str or path-like
-        A coordinate table from :func:`xcoact.read_database`, or a path to read.
+    db : xarray.Dataset or str or path-like or in-memory database
+        A coordinate table from :func:`xcoact.read_database`, a path to read, or
+        an in-memory database :func:`xcoact.read_database` takes (a NiMARE
+        ``Dataset`` or ``Studyset``, a coordinates ``DataFrame``, a NIMADS dict).
     r : float, optional
         Kernel radius in mm; the preset's by default (6 for Neurosynth, 10 for NiMARE).
     preset : {"neurosynth", "nimare"} or Preset
@@ -134,6 +136,11 @@ def activations(
         from .readers import read_database
 
         db = read_database(db)
+    else:
+        from .readers.objects import as_table, is_database_object
+
+        if is_database_object(db):  # a NiMARE Dataset or Studyset, a coordinates DataFrame, a NIMADS dict
+            db = as_table(db)
     if not isinstance(db, xr.Dataset) or "study_id" not in db:
         raise ParameterError(
             f"db must be a coordinate table from xcoact.read_database (or a path to a database), got {type(db).__name__}."

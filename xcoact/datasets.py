@@ -6,7 +6,8 @@ database and MNI152 2 mm template, its subgenual ACC mask, and NiMARE
 0.22.1's amygdala ROI.  :func:`synthetic` builds databases of any size by
 resampling real peaks; :func:`xcoact.readers.write_database` writes them in
 every format the readers read.  :func:`fetch_neurosynth` and
-:func:`fetch_neuroquery` download the full releases (see :mod:`xcoact.fetch`).
+:func:`fetch_neuroquery` download the full releases (see :mod:`xcoact.fetch`);
+:func:`fetch_neurostore` downloads a NeuroStore studyset (see :mod:`xcoact.neurostore`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "synthetic",
     "fetch_neurosynth",
     "fetch_neuroquery",
+    "fetch_neurostore",
 ]
 
 #: Re-exported from :mod:`xcoact.fetch`, imported on first use (keeps ``import xcoact`` free of urllib/ssl).
@@ -44,6 +46,10 @@ def __getattr__(name: str):
         from . import fetch
 
         return getattr(fetch, name)
+    if name == "fetch_neurostore":
+        from .neurostore import fetch_neurostore
+
+        return fetch_neurostore
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

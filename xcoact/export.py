@@ -213,21 +213,18 @@ def write_atomically(writers: dict, suffix: str = ".part") -> list[str]:
         raise new from err
 
 
-def _save_nifti(tmp: str, volume: np.ndarray, affine: np.ndarray) -> None:
+def _save_nifti(tmp: str, volume: np.ndarray, affine: np.ndarray, name: str | None = None) -> None:
     import nibabel as nib
 
-    img = nib.Nifti1Image(np.asarray(volume, dtype=np.float32), affine)
-    img.header.set_data_dtype(np.float32)
-    img.header.set_xyzt_units("mm")
-    # code 4: the affine maps to MNI space, as in the template Neurosynth writes with
-    img.set_sform(affine, code=4)
-    img.set_qform(affine, code=4)
-    nib.save(img, tmp)
+    from .images import nifti_image  # the header (intent code, description) shared with to_nibabel
+
+    nib.save(nifti_image(volume, affine, name=name), tmp)
 
 
 def _write_niftis(volumes: dict[str, np.ndarray], paths: dict[str, str], affine: np.ndarray) -> list[str]:
     # the temporary suffix tells nibabel to gzip
-    writers = {paths[name]: functools.partial(_save_nifti, volume=vol, affine=affine) for name, vol in volumes.items()}
+    writers = {paths[name]: functools.partial(_save_nifti, volume=vol, affine=affine, name=name)
+               for name, vol in volumes.items()}
     return write_atomically(writers, suffix=".part.nii.gz")
 
 
@@ -318,7 +315,8 @@ def _write_batch(maps: xr.Dataset, names: list[str], plan: list[dict], affine: n
             values = dask.compute(*[da.asarray(part[n].data) for n in names])
             for j, paths in enumerate(plan[start:start + per_pass]):
                 for n, v in zip(names, values):
-                    staged.write(paths[n], functools.partial(_save_nifti, volume=v[j], affine=affine), ".part.nii.gz")
+                    staged.write(paths[n], functools.partial(_save_nifti, volume=v[j], affine=affine, name=n),
+                                 ".part.nii.gz")
         return staged.commit()
     except BaseException as err:
         staged.discard()

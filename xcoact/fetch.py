@@ -360,15 +360,28 @@ def _source(base: tuple[str, str | None], dataset: str, version: int, entry: Man
     """(kind, where) of one file: kind ``"url"`` or ``"file"``.
 
     Upstream files come from their repository at the pinned commit; a mirror
-    holds ``<mirror>/<dataset>-v<version>/<file name>`` (the cache layout).
+    holds ``<mirror>/<dataset>-v<version>/<file name>`` (the cache layout).  A
+    local mirror may also be a NiMARE download folder (:func:`_mirror_file`).
     """
     kind, root = base
     if kind == "upstream":
         spec = _DATASETS[dataset]
         return "url", _UPSTREAM.format(repository=entry.repository, commit=spec["commit"], path=entry.path)
     if kind == "dir":
-        return "file", os.path.join(root, f"{dataset}-v{version}", entry.name)
+        return "file", _mirror_file(root, dataset, version, entry.name)
     return "url", f"{root}/{dataset}-v{version}/{urllib.parse.quote(entry.name)}"
+
+
+def _mirror_file(root: str, dataset: str, version: int, name: str) -> str:
+    """Where a local mirror holds a file: xcoact's layout, else NiMARE's.
+
+    NiMARE's ``fetch_neurosynth(data_dir)`` / ``fetch_neuroquery`` keep the
+    same file names in ``<data_dir>/<dataset>/`` (``~/.nimare/neurosynth/`` by
+    default), so that folder or its parent works as a mirror as it is; the
+    files are checksum-verified like any other.
+    """
+    layouts = (os.path.join(root, f"{dataset}-v{version}", name), os.path.join(root, dataset, name), os.path.join(root, name))
+    return next((p for p in layouts if os.path.isfile(p)), layouts[0])
 
 
 # ----------------------------------------------------------------------------- checksums
@@ -391,8 +404,15 @@ def _sha256(path: str) -> str:
 
 
 def _verify(path: str, entry: ManifestEntry) -> tuple[bool, str]:
-    """(matches, what the file is: ``"sha256:<hex> (<n> bytes)"``)."""
+    """(matches, what the file is: ``"sha256:<hex> (<n> bytes)"``).
+
+    An entry with no checksum (a NeuroStore studyset, which changes as it is
+    edited) matches any file: the caller records the file's checksum and
+    checks the cache against that record (:mod:`xcoact.neurostore`).
+    """
     size = os.path.getsize(path)
+    if entry.sha256 is None and entry.git_blob_sha1 is None:
+        return True, f"sha256:{_sha256(path)} ({size:,} bytes)"
     got = f"sha256:{_sha256(path)}" if entry.sha256 else f"git-blob-sha1:{git_blob_sha1(path)}"
     ok = got == entry.checksum and (entry.size is None or entry.size == size)
     return ok, f"{got} ({size:,} bytes)"
@@ -511,7 +531,10 @@ def _transfer_http(url: str, part: str, entry: ManifestEntry, timeout: float) ->
 def _transfer_file(src: str, part: str, entry: ManifestEntry) -> bool:
     """Copy a mirror's file to ``part`` (no resume: local copies are fast)."""
     if not os.path.isfile(src):
-        raise DownloadError(f"{src}: no such file in the mirror; expected <mirror>/<dataset>-v<version>/{entry.name}.")
+        raise DownloadError(
+            f"{src}: no such file in the mirror; expected <mirror>/<dataset>-v<version>/{entry.name} (or, in a NiMARE "
+            f"download folder, <data_dir>/<dataset>/{entry.name})."
+        )
     total = 0
     with open(src, "rb") as fin, open(part, "wb") as fout:
         for block in iter(lambda: fin.read(_CHUNK), b""):
@@ -1321,7 +1344,9 @@ _COMMON_DOC = """
     base_url : str or path-like, optional
         A mirror holding ``<base_url>/{dataset}-v<version>/<file name>``: an
         ``https://`` URL, ``http://`` on a loopback host, a ``file://`` URL or
-        a local directory.  Default: ``$XCOACT_MIRROR``, else the upstream
+        a local directory.  A NiMARE download folder works too (the
+        ``data_dir`` of ``nimare.extract.fetch_{dataset}``, holding
+        ``{dataset}/<file name>``, or that ``{dataset}`` folder itself).  Default: ``$XCOACT_MIRROR``, else the upstream
         repository ``{repository}`` at commit ``{commit}``.  Every file is
         checksum-verified whatever its source.
     manifest : str or path-like, optional

@@ -1,7 +1,8 @@
 """Seeds -> boolean ROI masks on the cube's x/y/z coordinate labels.
 
 A seed may be a NIfTI path, a nibabel image, a DataArray with ``x, y, z``
-dims, or MNI coordinates grown into spheres.  Images are aligned to the cube
+dims, a nilearn atlas (a Bunch with ``maps`` and ``labels`` / ``lut``), or
+MNI coordinates grown into spheres.  Images are aligned to the cube
 by coordinate *labels* (mm at voxel centres), so an ROI stored RAS (x
 ascending) and the same ROI stored LAS give the same mask.  An image on
 another grid is resampled by nearest neighbour (with a warning).  The ROI is
@@ -23,7 +24,7 @@ from .kernels import check_radius, sphere_offsets
 from .space import LABEL_ATOL, Grid, affine_from_coords, axis_labels
 from .warnings import ResampleWarning
 
-__all__ = ["roi_mask", "seed_set", "is_batch", "SeedROI", "image_to_dataarray", "grid_of", "Seed", "describe_seed"]
+__all__ = ["roi_mask", "seed_set", "is_batch", "is_atlas", "SeedROI", "image_to_dataarray", "grid_of", "Seed", "describe_seed"]
 
 Seed = Union[str, os.PathLike, "nibabel.spatialimages.SpatialImage", xr.DataArray, list, tuple, np.ndarray]
 
@@ -184,6 +185,64 @@ def is_coords(seed) -> bool:
     return False
 
 
+def is_atlas(seed) -> bool:
+    """Whether a seed is a nilearn atlas: a Bunch (a dict with attribute access) holding ``maps``.
+
+    nilearn's fetchers return ``Bunch(maps=<image or path>, labels=[...], lut=<DataFrame>, ...)``.
+    """
+    return isinstance(seed, dict) and "maps" in seed and not isinstance(seed, xr.Dataset)
+
+
+def _atlas_image(atlas):
+    """The label image of a nilearn atlas (deterministic: one 3-D image of integer labels)."""
+    maps = atlas["maps"]
+    if isinstance(maps, (list, tuple)):
+        raise RoiError(
+            f"nilearn atlas: 'maps' is a list of {len(maps)} images (a probabilistic or surface atlas); expected one "
+            "3-D label image (a deterministic atlas). Pass one map as the seed, e.g. nilearn.image.index_img(maps, k)."
+        )
+    return maps
+
+
+def _lut_from_names(names, present=None) -> dict[int, str]:
+    """A nilearn ``labels`` list as ``{value: name}``.
+
+    nilearn's convention: the first entry ``"Background"`` names value 0 and
+    entry ``i`` names value ``i``.  Without that entry the names go, in order,
+    to the image's positive label values (ascending), which must then be as
+    many as the names.
+    """
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    if names and names[0].strip().lower() == "background":
+        return {i: n for i, n in enumerate(names) if i > 0}
+    if present is None or len(present) != len(names):
+        found = "the image's label values are unknown here" if present is None else f"the image has {len(present)} positive label value(s)"
+        raise ParameterError(
+            f"labels: a list of {len(names)} name(s) whose first entry is not 'Background'; {found}. Expected nilearn's "
+            "layout (labels[0] == 'Background', labels[i] names value i), one name per positive label value in "
+            "ascending order, or a look-up table (a DataFrame with 'index' and 'name' columns, or {value: name})."
+        )
+    return {int(v): n for v, n in zip(present, names)}
+
+
+def _lut_from_frame(frame) -> dict[int, str]:
+    """A BIDS / nilearn look-up table (a DataFrame with ``index`` and ``name`` columns) as ``{value: name}``."""
+    cols = [str(c).lower() for c in frame.columns]
+    if "index" not in cols or "name" not in cols:
+        raise ParameterError(
+            f"labels: a DataFrame with columns {list(frame.columns)}; expected a look-up table with 'index' (label "
+            "value) and 'name' columns, as nilearn's atlas.lut."
+        )
+    index = frame.iloc[:, cols.index("index")].to_numpy()
+    names = frame.iloc[:, cols.index("name")].astype(str).to_numpy()
+    try:
+        values = [int(round(float(v))) for v in index]
+    except (TypeError, ValueError):
+        raise ParameterError(f"labels: the look-up table's 'index' column holds non-numbers ({index[:5].tolist()}); "
+                             "expected the integer label values.") from None
+    return dict(zip(values, names))
+
+
 def describe_seed(seed, r=None) -> str:
     """A short JSON-able description of a seed for provenance."""
     if is_coords(seed):
@@ -192,11 +251,18 @@ def describe_seed(seed, r=None) -> str:
         return os.fspath(seed)
     if isinstance(seed, xr.DataArray):
         return f"DataArray {seed.name!r}"
+    if is_atlas(seed):
+        maps = seed["maps"]
+        where = os.fspath(maps) if isinstance(maps, (str, os.PathLike)) else type(maps).__name__
+        return f"nilearn atlas ({where})"
     return type(seed).__name__
 
 
 def _image_values(seed) -> tuple[xr.DataArray, str]:
     """An image-like seed as a real-valued (x, y, z) DataArray with mm labels, and its name."""
+    if is_atlas(seed):
+        values, name = _image_values(_atlas_image(seed))
+        return values, f"nilearn atlas {name}"
     if isinstance(seed, (str, os.PathLike)):
         img, name = _load_image(seed)
         values = image_to_dataarray(img, name)
@@ -212,7 +278,8 @@ def _image_values(seed) -> tuple[xr.DataArray, str]:
     else:
         raise ParameterError(
             f"seed of type {type(seed).__name__} is not understood; expected a NIfTI path, a nibabel image, "
-            "a DataArray with x/y/z dims, or coordinates [[x, y, z], ...] with r."
+            "a DataArray with x/y/z dims, a nilearn atlas (with by_label=True for one seed per label), or "
+            "coordinates [[x, y, z], ...] with r."
         )
     if np.iscomplexobj(values.values):
         raise RoiError(
@@ -244,9 +311,9 @@ def roi_mask(seed: Seed, grid: Grid, r: float | None = None, *, restrict: bool =
 
     Parameters
     ----------
-    seed : str, path-like, nibabel image, xarray.DataArray, or (n, 3) array-like
-        An ROI image (voxels > 0; several labels form one ROI, NaN ignored),
-        or MNI coordinates ``[[x, y, z], ...]`` grown into spheres of radius ``r``.
+    seed : str, path-like, nibabel image, xarray.DataArray, nilearn atlas, or (n, 3) array-like
+        An ROI image (voxels > 0; several labels form one ROI, NaN ignored;
+        a nilearn atlas stands for its ``maps`` image), or MNI coordinates ``[[x, y, z], ...]`` grown into spheres of radius ``r``.
     grid : Grid
         The cube's grid; the ROI is restricted to its brain mask.
     r : float, optional
@@ -309,12 +376,35 @@ def _fmt_xyz(xyz) -> str:
     return "_".join(f"{float(v):g}" for v in xyz)
 
 
-def _read_lut(labels) -> dict[int, str]:
-    """A label lookup table: a mapping, or a text file of ``value name`` lines."""
+def _read_lut(labels, present=None) -> dict[int, str]:
+    """A label lookup table as ``{value: name}``.
+
+    ``labels`` is a mapping, a text file of ``value name`` lines, a nilearn
+    ``labels`` list (see :func:`_lut_from_names`; ``present`` are the image's
+    positive label values), a look-up DataFrame (``index`` and ``name``
+    columns, nilearn's ``atlas.lut``), or a nilearn atlas (its ``lut``, else
+    its ``labels``).
+    """
+    import pandas as pd
+
     if labels is None:
         return {}
+    if is_atlas(labels):
+        if labels.get("lut") is not None:
+            return _lut_from_frame(labels["lut"])
+        return _lut_from_names(labels["labels"], present) if labels.get("labels") is not None else {}
+    if isinstance(labels, pd.DataFrame):
+        return _lut_from_frame(labels)
+    if isinstance(labels, (list, tuple, np.ndarray)):
+        return _lut_from_names(list(labels), present)
     if isinstance(labels, dict):
         return {int(k): str(v) for k, v in labels.items()}
+    if not isinstance(labels, (str, os.PathLike)):
+        raise ParameterError(
+            f"labels of type {type(labels).__name__} is not understood; expected {{value: name}}, a text file of "
+            "'value name' lines, a list of names (nilearn's atlas.labels), a DataFrame with 'index' and 'name' "
+            "(nilearn's atlas.lut) or a nilearn atlas."
+        )
     path = os.fspath(labels)
     if not os.path.exists(path):
         raise DatabaseFileNotFoundError(f"{path}: no such label table; expected lines 'value<TAB>name' or a dict.")
@@ -366,13 +456,14 @@ def uses_coords(seeds, separate: bool = False) -> bool:
     """Whether any seed of a (batch) argument is grown from coordinates (so a radius applies)."""
     if separate or is_coords(seeds):
         return True
-    items = seeds.values() if isinstance(seeds, dict) else seeds if isinstance(seeds, (list, tuple)) else []
+    items = (seeds.values() if isinstance(seeds, dict) and not is_atlas(seeds)
+             else seeds if isinstance(seeds, (list, tuple)) else [])
     return any(is_coords(v) for v in items)
 
 
 def is_batch(seed, *, by_label: bool = False, separate: bool = False) -> bool:
     """Whether a seed argument asks for several seeds (a ``seed`` dimension)."""
-    if by_label or separate or isinstance(seed, dict):
+    if by_label or separate or (isinstance(seed, dict) and not is_atlas(seed)):
         return True
     if isinstance(seed, (list, tuple)) and not is_coords(seed):
         return True
@@ -387,15 +478,19 @@ def seed_set(seed, grid: Grid, r: float = 6.0, *, by_label: bool = False, labels
     seed : list, tuple or dict of seeds, an atlas image, or coordinates
         * a list/tuple of seeds (each as :func:`roi_mask` takes them), or a
           dict ``{name: seed}``: one ROI each;
-        * an image with ``by_label=True``: one ROI per positive label value;
+        * an image or a nilearn atlas with ``by_label=True``: one ROI per
+          positive label value;
         * coordinates ``[[x, y, z], ...]`` with ``separate=True``: one sphere each
           (Neurosynth lumps them into one ROI, as :func:`roi_mask` does).
     grid : Grid
     r : float
         Sphere radius (mm) for coordinate seeds.
     by_label : bool
-    labels : dict or path, optional
-        Names of atlas labels: ``{value: name}`` or a text file of ``value name`` lines.
+    labels : dict, path, list, DataFrame or nilearn atlas, optional
+        Names of atlas labels: ``{value: name}``, a text file of ``value name``
+        lines, nilearn's ``atlas.labels`` list (``"Background"`` first) or
+        ``atlas.lut`` DataFrame (``index``, ``name``).  A nilearn atlas given as
+        the seed names its own labels.
     separate : bool
 
     Returns
@@ -406,15 +501,17 @@ def seed_set(seed, grid: Grid, r: float = 6.0, *, by_label: bool = False, labels
     """
     out: list[SeedROI] = []
     if by_label:
+        if labels is None and is_atlas(seed):
+            labels = seed  # a nilearn atlas names its own labels
         values, name = _image_values(seed)
         data = values.fillna(0)
         if not np.allclose(data.values, np.round(data.values)):
             raise RoiError(f"{name}: by_label=True needs an atlas of integer labels; found non-integer values.")
         aligned = _align(data.round().astype(np.int64), grid, name)
         aligned[~grid.mask] = 0
-        lut = _read_lut(labels)
         present = np.unique(np.round(values.values[np.isfinite(values.values)]).astype(np.int64))
         present = present[present > 0]
+        lut = _read_lut(labels, present)
         flat = aligned.ravel()
         order = np.argsort(flat, kind="stable")
         sorted_vals = flat[order]
@@ -430,7 +527,8 @@ def seed_set(seed, grid: Grid, r: float = 6.0, *, by_label: bool = False, labels
             mask = _coords_seed([xyz], r, grid) & grid.mask
             out.append(SeedROI(_fmt_xyz(xyz), np.flatnonzero(mask), describe_seed([xyz.tolist()], r), xyz[None]))
     else:
-        items = list(seed.items()) if isinstance(seed, dict) else [(None, s) for s in (seed if is_batch(seed) else [seed])]
+        items = (list(seed.items()) if isinstance(seed, dict) and not is_atlas(seed)
+                 else [(None, s) for s in (seed if is_batch(seed) else [seed])])
         if not items:
             raise ParameterError("the list of seeds is empty; pass at least one seed.")
         for i, (key, one) in enumerate(items):

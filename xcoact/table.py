@@ -16,6 +16,10 @@ An :class:`xarray.Dataset` with one dimension, ``peak``, and the variables
 
 and the attrs ``database`` (source path or name), ``format`` (reader name),
 ``n_studies`` and ``n_peaks``.  Studies are ordered by first appearance.
+
+Sources that record more carry it in optional per-peak variables (the
+NIMADS reader and NiMARE objects, :mod:`xcoact.readers.nimads`):
+``sample_size`` (float64, NaN where unknown) and ``analysis_name`` (str).
 """
 
 from __future__ import annotations
@@ -56,7 +60,8 @@ ICBM_SPM2TAL = np.array(
 )
 TAL_TO_MNI = np.linalg.inv(ICBM_SPM2TAL)
 
-MNI_LABELS = frozenset({"MNI", "MNI152", "ICBM", "ICBM152"})
+#: MNI labels; NiMARE labels the coordinates it has moved to its template space with the template's name.
+MNI_LABELS = frozenset({"MNI", "MNI152", "ICBM", "ICBM152", "MNI152_2MM", "MNI152_1MM", "ALE_2MM"})
 TAL_LABELS = frozenset({"TAL", "T88", "TALAIRACH"})
 
 #: The MNI152 2 mm grid's box, (min, max) mm of voxel centres along x, y, z

@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 from typing import Literal
 
 from ..errors import ParameterError
 from ._text import GZIP_ERRORS, check_file
 from .neuroquery import read_neuroquery, write_neuroquery
 from .neurosynth import read_neurosynth, read_neurosynth_v7, write_neurosynth, write_neurosynth_v7
+from .nimads import read_nimads
 from .nimare import read_nimare_json, write_nimare_json
+from .objects import as_table
 from .sleuth import read_sleuth, write_sleuth
 
-__all__ = ["read_database", "sniff_format", "write_database", "FORMATS", "WRITERS"]
+__all__ = ["read_database", "sniff_format", "write_database", "as_table", "FORMATS", "WRITERS"]
 
-Format = Literal["neurosynth", "neurosynth-v7", "sleuth", "nimare-json", "neuroquery"]
+Format = Literal["neurosynth", "neurosynth-v7", "sleuth", "nimare-json", "neuroquery", "nimads"]
 
 FORMATS = {
     "neurosynth": read_neurosynth,
@@ -27,6 +30,7 @@ FORMATS = {
     "sleuth": read_sleuth,
     "nimare-json": read_nimare_json,
     "neuroquery": read_neuroquery,
+    "nimads": read_nimads,
 }
 
 WRITERS = {
@@ -50,10 +54,19 @@ def _head(path: str, n: int = 2048) -> bytes:
     return raw
 
 
+#: The first key of a JSON object.
+_FIRST_JSON_KEY = re.compile(rb'\{\s*"((?:[^"\\]|\\.)*)"\s*:')
+#: Top-level keys of a NIMADS studyset (NeuroStore writes "id" first); a NiMARE dataset's keys are study ids.
+_NIMADS_KEYS = frozenset({b"id", b"name", b"studies", b"description", b"user", b"publication", b"doi", b"pmid",
+                          b"created_at", b"updated_at", b"authors", b"metadata", b"source", b"source_id"})
+
+
 def sniff_format(path) -> Format:
     """Guess a database file's format from its first bytes.
 
-    JSON (an object, or a stray array whose reader then names the schema
+    A JSON object whose first key is one of a NIMADS studyset's (``"id"``,
+    ``"name"``, ``"studies"``...) is a NIMADS studyset; other JSON (an object
+    of study objects, or a stray array whose reader then names the schema
     error) is a NiMARE dataset; a first line starting with ``//`` is
     Sleuth; a tab-separated header with ``table_name`` and no ``peak_id`` is
     NeuroQuery; one with ``table_id`` or ``peak_id`` is the v7
@@ -63,6 +76,9 @@ def sniff_format(path) -> Format:
     path = check_file(path)
     head = _head(path).lstrip(b"\xef\xbb\xbf").lstrip()
     if head.startswith((b"{", b"[")):
+        first = _FIRST_JSON_KEY.match(head)
+        if first is not None and first.group(1) in _NIMADS_KEYS:
+            return "nimads"
         return "nimare-json"
     if head.startswith(b"//"):
         return "sleuth"
@@ -75,18 +91,22 @@ def sniff_format(path) -> Format:
     return "neurosynth"
 
 
-def read_database(path: str | os.PathLike, format: Format | None = None):
+def read_database(path, format: Format | None = None):
     """Read a coordinate database into the coordinate table.
 
     Parameters
     ----------
-    path : str or path-like
+    path : str, path-like, or an in-memory database
         A Neurosynth ``database.txt``, a Neurosynth v7 coordinates file
         (``*_coordinates.tsv.gz``, with its ``*_metadata.tsv.gz`` beside it for
         the space), a NeuroQuery coordinates file (all MNI), a Sleuth text
-        file or a NiMARE dataset JSON.  Gzip is
-        handled transparently.
-    format : {"neurosynth", "neurosynth-v7", "sleuth", "nimare-json", "neuroquery"}, optional
+        file, a NiMARE dataset JSON or a NIMADS studyset JSON (NeuroStore).
+        Gzip is handled transparently.  Or an object already in memory: a
+        NiMARE ``Dataset`` or ``Studyset``, a coordinates
+        ``pandas.DataFrame`` (NiMARE's ``dset.coordinates``) or a NIMADS
+        dict; see :func:`xcoact.readers.objects.as_table` (``format`` does
+        not apply to them).
+    format : {"neurosynth", "neurosynth-v7", "sleuth", "nimare-json", "neuroquery", "nimads"}, optional
         Skip sniffing and use this reader.
 
     Returns
@@ -114,6 +134,10 @@ def read_database(path: str | os.PathLike, format: Format | None = None):
     >>> str(caught[0].message).split(": ", 1)[1].split(";")[0]
     "unknown space label(s) 'UNKNOWN': 210 row(s)"
     """
+    if not isinstance(path, (str, os.PathLike)):
+        if format is not None:
+            raise ParameterError(f"format={format!r} applies to files; a {type(path).__name__} is read as it is (pass format=None).")
+        return as_table(path)
     path = check_file(path)
     if format is None:
         format = sniff_format(path)
