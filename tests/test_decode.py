@@ -446,8 +446,8 @@ def test_decode_a_dataarray_and_on_v7_topics(sample_cube):
 def test_decode_errors(sample_cube, features_txt):
     seed = sample_cube.coact.seed([[0, 20, 28]], r=10, threshold=0.1)
     orphan = seed.copy()
-    orphan.attrs["cube"] = "activations-no-longer-alive"  # e.g. maps read back from a file in a new session
-    with pytest.raises(xcoact.ParameterError, match=r"is not in this session; pass it: maps\.coact\.decode\(features, act=act\)"):
+    orphan.encoding.clear()  # as maps read back from a file: they no longer carry their cube
+    with pytest.raises(xcoact.ParameterError, match=r"no longer carries the one it came from .*pass it: maps\.coact\.decode\(features, act=act\)"):
         orphan.coact.decode(features_txt)
     batch = sample_cube.coact.seed([[0, 20, 28], [-40, 20, 28]], r=10, threshold=0.1, separate=True)
     with pytest.raises(xcoact.ParameterError, match=r"Pick one first, e.g. .isel\(seed=0\)"):

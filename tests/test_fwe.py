@@ -453,41 +453,48 @@ def test_missing_z_map_is_named(cube):
 
 
 def _cube_r8():
-    # a kernel radius no other test uses: no other live cube shares this one's name
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return xcoact.activations(xcoact.datasets.sample_database_path(), r=8)
 
 
-def test_maps_whose_cube_is_gone_ask_for_act(tmp_path):
+def test_maps_read_from_a_file_ask_for_act(tmp_path):
     act = _cube_r8()
     maps = act.coact.seed(DACC, 0.1, r=10).compute()
-    expected = maps.coact.fwe(n_iter=6, seed=5, batch_size=5)
+    expected = maps.coact.fwe(n_iter=6, seed=5, batch_size=5)  # the maps carry their cube in memory
     path = maps.coact.to_netcdf(tmp_path / "maps.nc")
-    del act
-    gc.collect()
-    with pytest.raises(ParameterError, match=(
-            r"the cube these maps were computed from is not in this session .*pass it: "
-            r"maps\.coact\.fwe\(act=xcoact\.activations\(db, \.\.\.\), \.\.\.\)")):
-        maps.coact.fwe(n_iter=6, seed=5)
-    act = _cube_r8()
     with xr.open_dataset(path) as from_file:
-        got = from_file.load().coact.fwe(act, n_iter=6, seed=5, batch_size=5)
+        loaded = from_file.load()
+    with pytest.raises(ParameterError, match=(
+            r"these maps no longer carry it .*pass it: "
+            r"maps\.coact\.fwe\(act=xcoact\.activations\(db, \.\.\.\), n_iter=1000\)")):
+        loaded.coact.fwe(n_iter=6, seed=5)
+    got = loaded.coact.fwe(_cube_r8(), n_iter=6, seed=5, batch_size=5)
     np.testing.assert_array_equal(got["fwe_null"].values, expected["fwe_null"].values)
-    with pytest.raises(ParameterError, match=r"act is not an untouched cube from xcoact\.activations"):
-        maps.coact.fwe(act.isel(study=slice(0, 50)), n_iter=6)
 
 
-def test_two_cubes_of_one_database_keep_each_other_alive(cube):
-    """Regression: deleting a second cube of the same database used to unregister the first one's
-    source, after which fwe (and the peak-based rules) refused the first cube."""
-    twin = _cube_r8()
-    other = _cube_r8()
-    assert twin.data.name == other.data.name
-    del other
-    gc.collect()
-    out = twin.coact.seed(DACC, r=10, select="focus", fwe=3, fwe_seed=0)
-    assert out.attrs["fwe_n_done"] == 3
+def test_fwe_refuses_a_cube_the_maps_did_not_come_from(cube):
+    maps = _cube_r8().coact.seed(DACC, 0.1, r=10)
+    for other in (cube, _cube_r8().isel(study=slice(0, 50))):  # another radius; a subset of the studies
+        with pytest.raises(ParameterError, match=r"act is not the cube these maps were computed from"):
+            maps.coact.fwe(other, n_iter=6)
+    # the same cube rechunked or transposed is the same cube
+    same = _cube_r8().chunk({"study": 30}).transpose("z", "study", "y", "x")
+    assert maps.coact.fwe(same, n_iter="bonferroni").attrs["fwe_method"] == "bonferroni"
+
+
+def test_fwe_aligns_reordered_maps_by_label(cube):
+    """Sorted, transposed maps are corrected voxel by voxel where they are, never mirrored."""
+    maps = cube.coact.seed(DACC, 0.1, r=10).compute()
+    want = maps.coact.fwe(n_iter="bonferroni")
+    moved = maps.sortby("x").transpose("z", "y", "x", ...)
+    got = moved.coact.fwe(n_iter="bonferroni")
+    for name in ("association-test_p_bonferroni", "uniformity-test_p_bonferroni"):
+        np.testing.assert_array_equal(got[name].transpose("x", "y", "z").sel(x=want["x"]).values, want[name].values)
+    assert not np.array_equal(got["association-test_p_bonferroni"].transpose("x", "y", "z").values,
+                              want["association-test_p_bonferroni"].values)  # really another order
+    with pytest.raises(ParameterError, match=r"the maps' x labels are not the cube's"):
+        maps.isel(x=slice(10, 60)).coact.fwe(n_iter="bonferroni")
 
 
 # --- (h) seed(..., fwe=) and (i) writing --------------------------------------------------------------

@@ -114,16 +114,20 @@ class CoactDatasetAccessor:
                map: str | None = None, q: float | None = None, prior: float | None = None):
         """Rank terms by the Pearson r of their maps with this result's map; see :func:`xcoact.decode.decode`.
 
-        ``act`` is the activation cube the term maps are computed from (the
-        one the result came from).  ``features`` defaults to the database's
-        own (:func:`xcoact.decode.features_for`).
+        ``act`` is the activation cube the term maps are computed from; by
+        default the cube the result came from, which a result carries in
+        memory (not after it was written to and read from a file).
+        ``features`` defaults to the database's own
+        (:func:`xcoact.decode.features_for`).
         """
         from . import decode as _decode
+        from .coact import cube_of
 
+        act = cube_of(self._obj) if act is None else act
         if act is None:
             raise _decode.ParameterError(
-                "decode needs the activation cube to compute the term maps from: pass it, "
-                "maps.coact.decode(features, act=act) (xcoact keeps no hidden registry of cubes)."
+                "decode needs the activation cube to compute the term maps from, and this result no longer carries "
+                "the one it came from (read from a file, or rebuilt); pass it: maps.coact.decode(features, act=act)."
             )
         return _decode.decode(self._obj, features, act, terms=terms, threshold=threshold, map=map, q=q, prior=prior)
 

@@ -26,6 +26,9 @@ __all__ = ["seed", "seed_batch", "coactivation", "contrast", "REFERENCE"]
 
 REFERENCE = "Neurosynth 0.3.8 network.coactivation / MetaAnalysis (Yarkoni et al. 2011)"
 
+#: Where a result keeps a reference to its cube: ``ds.encoding[CUBE_KEY]`` (see :func:`cube_of`).
+CUBE_KEY = "xcoact_cube"
+
 
 def _check_cube(act) -> None:
     if not isinstance(act, xr.DataArray):
@@ -357,7 +360,16 @@ def _result(act: xr.DataArray, grid: Grid, names: list[str], variables: dict) ->
     ds = ds.set_coords("brain_mask")
     for c in "xyz":
         ds[c].attrs["units"] = "mm"
+    # the cube travels with its result, in memory only (writers never store a Dataset's encoding):
+    # fwe and decode need it again, and find it here rather than in any registry
+    ds.encoding[CUBE_KEY] = act
     return ds
+
+
+def cube_of(result: xr.Dataset) -> xr.DataArray | None:
+    """The cube a result was computed from, when the result still carries it (in memory; not after a file)."""
+    act = result.encoding.get(CUBE_KEY)
+    return act if isinstance(act, xr.DataArray) else None
 
 
 def _provenance(act: xr.DataArray, names: list[str], rule: SelectionRule, r: float, q: float, prior: float,
@@ -878,7 +890,7 @@ def meta(act: xr.DataArray, ids, *, q: float = 0.01, prior: float = 0.5, ids2=No
         "title": "xcoact meta-analysis maps",
         "analysis": "meta-analysis" if other is None else "meta-analysis contrast",
         "database": str(act.attrs.get("database", "")),
-        "cube": str(getattr(act.data, "name", "")),
+        "cube": cube_token(act),
         "r": float(act.attrs.get("r", np.nan)),
         "selection": "explicit study ids" if other is None else "explicit study ids (ids) vs ids2; other studies left out",
         "q": q,

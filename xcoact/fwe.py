@@ -288,12 +288,13 @@ def _check_p(value, name: str, example: str) -> float:
 
 def _check_cube_of(maps: xr.Dataset, act) -> xr.DataArray:
     """The cube of an FWE run: given, and the one the maps were computed from."""
-    from .coact import _check_cube, cube_token
+    from .coact import _check_cube, cube_of, cube_token
 
+    act = cube_of(maps) if act is None else act
     if act is None:
         raise ParameterError(
-            "fwe needs the cube the maps were computed from: pass it, e.g. maps.coact.fwe(act=act, n_iter=1000) "
-            "(xcoact keeps no hidden registry of cubes)."
+            "fwe needs the cube the maps were computed from, and these maps no longer carry it (they were read "
+            "from a file or rebuilt); pass it: maps.coact.fwe(act=xcoact.activations(db, ...), n_iter=1000)."
         )
     _check_cube(act)
     want = maps.attrs.get("cube")
@@ -314,7 +315,15 @@ def _aligned(maps: xr.Dataset, grid, act: xr.DataArray) -> xr.Dataset:
                 f"the maps' {d} labels are not the cube's ({0 if theirs is None else theirs.size} vs {mine.size} "
                 "values): FWE corrects maps over the cube's whole grid; pass uncropped maps of this cube."
             )
-    return maps.sel(x=act["x"].values, y=act["y"].values, z=act["z"].values)
+    return _in_order_of(maps, act)
+
+
+def _in_order_of(ds: xr.Dataset, like) -> xr.Dataset:
+    """``ds`` with its x, y, z in the order of ``like``'s labels (``isel``: coordinate attrs kept)."""
+    where = {d: ds.indexes[d].get_indexer(np.asarray(like[d].values)) for d in ("x", "y", "z")}
+    if all(np.array_equal(w, np.arange(ds.sizes[d])) for d, w in where.items()):
+        return ds
+    return ds.isel(where)
 
 
 def _groups(maps: xr.Dataset, studies: np.ndarray) -> tuple[np.ndarray, int]:
@@ -464,8 +473,7 @@ def fwe(
     if isinstance(n_iter, str):
         if n_iter != "bonferroni":
             raise ParameterError(f"n_iter={n_iter!r} is not known; expected a number of iterations (e.g. 1000) or 'bonferroni'.")
-        return _bonferroni(out, obs_chi2, tested, z_obs, alpha, grid).sel(
-            x=original["x"].values, y=original["y"].values, z=original["z"].values)
+        return _in_order_of(_bonferroni(out, obs_chi2, tested, z_obs, alpha, grid), original)
     n_iter = _check_int(n_iter, "n_iter", 2, "1000")
     cluster_p = _check_p(cluster_p, "cluster_p", "0.001")
     batch_size = _check_int(batch_size, "batch_size", 1, "50")
@@ -564,14 +572,14 @@ def fwe(
         "fwe_n_tested_voxels": int(tested.sum()),
     })
     # back in the order the maps came in (the correction ran in the cube's own voxel order)
-    return out.sel(x=original["x"].values, y=original["y"].values, z=original["z"].values)
+    return _in_order_of(out, original)
 
 
 def _put(ds: xr.Dataset, name: str, values: np.ndarray, grid, fill: float, long_name: str) -> None:
     # p maps are 1 outside the brain mask (0 would read as significant), other maps 0
     vol = np.full(grid.shape, fill)
     vol[grid.mask] = values
-    ds[name] = xr.DataArray(vol, dims=("x", "y", "z"), coords={d: ds[d].values for d in "xyz"})
+    ds[name] = xr.DataArray(vol, dims=("x", "y", "z"), coords={d: ds[d] for d in "xyz"})
     ds[name].attrs["long_name"] = long_name
 
 
