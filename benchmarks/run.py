@@ -292,16 +292,6 @@ def child_run(args) -> int:
          xcoact_source=source_digest(),
          rss_after_import_mb=rss_mb(), scheduler=str(dask.config.get("scheduler", "threads (default)")))
     warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
-    cache = None
-    if hasattr(xcoact, "config"):
-        if args.index_cache_bytes is not None:
-            xcoact.config["index_cache_bytes"] = int(args.index_cache_bytes)
-        cache = xcoact.config.get("index_cache_bytes")
-    elif args.index_cache_bytes is not None:
-        emit("error", message="--index-cache-bytes: this xcoact has no xcoact.config")
-        return 2
-    emit("config", index_cache_bytes=cache)
-
     # 1. read
     with Step("read") as st:
         db = xcoact.read_database(path)
@@ -347,6 +337,46 @@ def child_run(args) -> int:
     emit("step", step="warm seed", seconds=warm, peak_rss_mb=st.peak, rss_before_mb=st.rss_before,
          hwm_reset=st.reset, cpu_seconds=st.cpu / len(times), loadavg_1min=st.load, all_seconds=times,
          seed_call_seconds=calls, n_selected=sels, seeds=warm_seeds(args.repeats))
+
+    # 4b. the persisted cube: its blocks (and their rows, built by the first seed) held in memory
+    with Step("persist") as st:
+        held = act.persist()
+    emit("step", **st.record())
+    held.coact.seed(BENCH_SEED, r=SEED_R, threshold=THRESHOLD).compute()
+    p_times = []
+    with Step("warm seed, persisted") as st:
+        for s in warm_seeds(args.repeats):
+            t0 = time.perf_counter()
+            held.coact.seed(s, r=SEED_R, threshold=THRESHOLD).compute()
+            p_times.append(time.perf_counter() - t0)
+    local_warm = statistics.median(p_times)
+    emit("step", step="warm seed, persisted", seconds=local_warm, peak_rss_mb=st.peak, all_seconds=p_times,
+         cpu_seconds=st.cpu / len(p_times))
+    del held
+
+    # 4c. a 2-worker LocalCluster (2 GB each), the cube persisted on it
+    if args.cluster:
+        from distributed import Client, LocalCluster
+
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="2GB", host="127.0.0.1",
+                          dashboard_address=None, silence_logs=40) as cluster, Client(cluster) as client:
+            t0 = time.perf_counter()
+            on_cluster = act.persist()
+            import distributed
+
+            distributed.wait(on_cluster.data)
+            on_cluster.coact.seed(BENCH_SEED, r=SEED_R, threshold=THRESHOLD).compute()
+            first = time.perf_counter() - t0
+            c_times = []
+            for s in warm_seeds(args.repeats):
+                t0 = time.perf_counter()
+                on_cluster.coact.seed(s, r=SEED_R, threshold=THRESHOLD).compute()
+                c_times.append(time.perf_counter() - t0)
+            worker_peak = max(client.run(lambda: _status("VmHWM")).values())
+            del on_cluster
+        warm_c = statistics.median(c_times)
+        emit("step", step="warm seed, 2-worker cluster", seconds=warm_c, peak_rss_mb=worker_peak, all_seconds=c_times,
+             persist_and_first_seconds=first, ratio_to_persisted_local=warm_c / local_warm)
 
     # 5. batch
     n_batch = args.batch_seeds
@@ -437,16 +467,13 @@ def fmt_table(size: str, recs: list[dict], args) -> str:
     start = next((r for r in recs if r["kind"] == "start"), {})
     steps = {r["step"]: r for r in recs if r["kind"] == "step"}
     lines = [f"== {label_of(size)} =="]
-    conf = next((r for r in recs if r["kind"] == "config"), None)
     if "read" in steps:
         rd = steps["read"]
         lines.append(f"file: {start.get('path')} [{start.get('format')}, {start.get('file_bytes', 0) / 1e6:.1f} MB]; "
                      f"{rd['n_studies']:,} studies, {rd['n_peaks']:,} peaks")
-    if conf is not None and conf.get("index_cache_bytes") is not None:
-        lines.append(f"xcoact.config['index_cache_bytes'] = {conf['index_cache_bytes']:,} "
-                     f"({conf['index_cache_bytes'] / 2 ** 30:g} GiB)")
     rows = [("step", "seconds", "peak RSS MB", "RSS at start MB", "CPU s", "load", "notes")]
-    for name in ("read", "build", "first map", "cold total", "warm seed", "batch"):
+    for name in ("read", "build", "first map", "cold total", "warm seed", "persist", "warm seed, persisted",
+                 "warm seed, 2-worker cluster", "batch"):
         if name not in steps:
             continue
         s = steps[name]
@@ -460,6 +487,9 @@ def fmt_table(size: str, recs: list[dict], args) -> str:
             ts = s["all_seconds"]
             note = (f"median of {len(ts)} (min {min(ts):.3f}, max {max(ts):.3f}); "
                     f"seed() median {statistics.median(s['seed_call_seconds']):.3f} s")
+        elif name == "warm seed, 2-worker cluster":
+            note = (f"median of {len(s['all_seconds'])}; {s['ratio_to_persisted_local']:.2f}x the persisted local cube; "
+                    f"persist + first seed {s['persist_and_first_seconds']:.1f} s; peak = the larger worker's")
         elif name == "batch":
             note = (f"{s['n_seeds']} seeds: {s['seeds_per_second']:.1f} seeds/s; store {s['store_disk_bytes'] / 1e6:,.0f} MB "
                     f"on disk; seed() {s['seed_call_seconds']:.2f} s + compute/write {s['write_seconds']:.2f} s; "
@@ -496,9 +526,7 @@ def parent(args) -> int:
     os.makedirs(out, exist_ok=True)
     me = [sys.executable, os.path.abspath(__file__), "--release", args.release, "--out", out,
           "--batch-seeds", str(args.batch_seeds), "--repeats", str(args.repeats),
-          "--batch-budget", str(args.batch_budget), "--layout", args.layout]
-    if args.index_cache_bytes is not None:
-        me += ["--index-cache-bytes", str(int(args.index_cache_bytes))]
+          "--batch-budget", str(args.batch_budget), "--layout", args.layout, *(["--cluster"] if args.cluster else [])]
     info = machine()
     print("xcoact benchmark: " + " ".join(["python3", "benchmarks/run.py", *sys.argv[1:]]))
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
@@ -573,12 +601,11 @@ def main(argv=None) -> int:
     p.add_argument("--batch-budget", type=float, default=BATCH_BUDGET_S,
                    help=f"if warm median x batch seeds exceeds this many seconds, the batch runs {FALLBACK_SEEDS} seeds "
                         f"(default {BATCH_BUDGET_S})")
-    p.add_argument("--index-cache-bytes", type=float, default=None,
-                   help="set xcoact.config['index_cache_bytes'] in the benchmark subprocesses (default: leave the "
-                        "library's default)")
     p.add_argument("--layout", default="volume", choices=["volume", "voxel"],
                    help="layout of the batch maps: 'volume' (x, y, z; the default of seed()) or 'voxel' (in-mask "
                         "voxels only, if this xcoact has it)")
+    p.add_argument("--cluster", action="store_true",
+                   help="also time warm seeds on a persisted cube on a 2-worker LocalCluster (2 GB each)")
     p.add_argument("--json", default=None, help="also write every record to this JSON file")
     p.add_argument("--only", default=None, help=argparse.SUPPRESS)
     p.add_argument("--prepare", default=None, help=argparse.SUPPRESS)

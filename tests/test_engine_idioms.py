@@ -145,3 +145,18 @@ def test_chunking_transposing_and_subsetting_never_change_a_map(cube, dense, stu
             _maps(act)
         return
     _same_maps(_maps(act), want, names=list(want.coact.maps))
+
+
+def test_repeated_study_labels_are_refused_not_counted_twice(cube):
+    doubled = xr.concat([cube.isel(study=slice(0, 60)), cube.isel(study=slice(50, 100))], dim="study")
+    with pytest.raises(xcoact.ParameterError, match=r"act has 10 repeated study label\(s\) .*counted twice"):
+        doubled.coact.seed(SEED, r=10, threshold=0.1)
+    with pytest.raises(xcoact.ParameterError, match=r"repeated study label"):
+        cube.isel(study=[0, 1, 1]).coact.seed(SEED, r=10, threshold=0.1)
+
+
+def test_layout_is_checked_for_one_seed_too(cube):
+    with pytest.raises(xcoact.ParameterError, match=r"layout='cube' is not known; expected 'volume'"):
+        cube.coact.seed(SEED, r=10, threshold=0.1, layout="cube")
+    with pytest.raises(xcoact.ParameterError, match=r"layout='voxel' applies to batches of seeds"):
+        cube.coact.seed(SEED, r=10, threshold=0.1, layout="voxel")
