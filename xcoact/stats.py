@@ -99,13 +99,14 @@ def two_way_p(a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected: int, 
     total = float(n_selected + n_unselected)
     row = [a + b, (n_selected - a) + (n_unselected - b)]
     col = [a + (n_selected - a), b + (n_unselected - b)]
-    chi2 = np.zeros_like(a)
+    terms = [[None, None], [None, None]]
     with np.errstate(divide="ignore", invalid="ignore"):
         for i in range(2):
             for j in range(2):
                 exp = row[i] * col[j] / total
-                term = (cells[i][j] - exp) ** 2 / exp
-                chi2 += np.where(exp == 0, 1.0, term)
+                terms[i][j] = np.where(exp == 0, 1.0, (cells[i][j] - exp) ** 2 / exp)
+    # Neurosynth's summation order (its table is the transpose of this one): the last bit of chi2 as in 0.3.8
+    chi2 = (terms[0][0] + terms[0][1]) + (terms[1][0] + terms[1][1])
     # distinct (a, b) pairs give (nearly) distinct chi-squares: no point looking for repeats
     return special.chdtrc(1, chi2) if distinct else chi2_sf_1dof(chi2)
 
