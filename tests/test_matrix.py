@@ -175,18 +175,21 @@ def test_rechunked_and_dense_cubes_give_identical_results(sample_cube):
         xr.testing.assert_identical(xcoact.matrix(dense, ROIS, threshold, r=R), sparse)
 
 
-def test_matrix_overlaps_build_no_rows(sample_table, monkeypatch):
-    """Overlaps of a few ROIs come from the peaks near them: no chunk's sparse rows are built."""
+def test_matrix_builds_each_chunk_once(sample_table, monkeypatch):
+    """The matrix's overlaps come from the cube's blocks: each chunk's rows are built once and kept."""
     from xcoact import blocks
 
     built = []
-    monkeypatch.setattr(blocks, "sparse_rows", lambda *a, **k: built.append(1) or (_ for _ in ()).throw(AssertionError))
+    original = blocks.sparse_rows
+    monkeypatch.setattr(blocks, "sparse_rows", lambda *a, **k: built.append(1) or original(*a, **k))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cube = xcoact.activations(sample_table, r=6, chunks={"study": 37})
     m = cube.coact.matrix(ROIS, 0.1, r=R)
     assert int(m["n_active"].sum()) == 26
-    assert built == []
+    assert built == [1, 1, 1]
+    cube.coact.matrix(ROIS, 5, r=R)
+    assert built == [1, 1, 1]
 
 
 @pytest.mark.parametrize(

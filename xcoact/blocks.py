@@ -154,11 +154,19 @@ class StudyChunk:
         self._by_i = None
 
     def __getstate__(self):
+        # the peaks only: a chunk travels as part of a graph, and the receiving process builds its rows
+        # (a block carries its chunk's rows itself, see ActivationBlock.__reduce__)
         state = self.__dict__.copy()
         for key in ("_rows", "_cols", "_totals", "_by_i"):
             state[key] = None
         del state["_lock"]
         return state
+
+    def with_rows(self, rows) -> "StudyChunk":
+        """This chunk, its rows set (how a block that travelled between processes gets its rows back)."""
+        if rows is not None and self._rows is None:
+            self._rows = rows
+        return self
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -282,6 +290,11 @@ class ActivationBlock:
         self.rows = np.arange(chunk.n_studies) if rows is None else np.asarray(rows, dtype=np.int64)
         self.pos = tuple(np.arange(n) for n in chunk.grid.shape) if pos is None else tuple(np.asarray(p, dtype=np.int64) for p in pos)
         self.perm = tuple(int(p) for p in perm)
+
+    def __reduce__(self):
+        # a block is data: it carries its chunk's rows when it moves (a persisted block sent to another
+        # worker must not rebuild them), while the chunk alone travels as peaks
+        return (_rebuild_block, (self.chunk, self.chunk._rows, self.rows, self.pos, self.perm))
 
     # -- array protocol -------------------------------------------------------------------------------
     dtype = np.dtype(bool)
@@ -485,6 +498,10 @@ def concatenate_blocks(blocks: list, axis: int = 0):
     return ActivationBlock(first.chunk, first.rows, tuple(pos), first.perm)
 
 
+def _rebuild_block(chunk: StudyChunk, chunk_rows, rows, pos, perm) -> ActivationBlock:
+    return ActivationBlock(chunk.with_rows(chunk_rows), rows, pos, perm)
+
+
 class StackedBlocks(ActivationBlock):
     """Blocks of several chunks joined along ``study`` (a coarser study rechunk): parts kept as they are."""
 
@@ -505,6 +522,9 @@ class StackedBlocks(ActivationBlock):
         if any(not all(np.array_equal(p, q) for p, q in zip(b.pos, first.pos)) for b in parts):
             return None
         return cls(parts)
+
+    def __reduce__(self):
+        return (StackedBlocks, (self.parts,))
 
     def __repr__(self) -> str:
         return f"<StackedBlocks shape={self.shape} ({len(self.parts)} chunks)>"

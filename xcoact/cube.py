@@ -38,7 +38,12 @@ def _axis_chunks(n: int, size: int) -> tuple[int, ...]:
 
 
 def _view(chunk: StudyChunk, lo, hi) -> ActivationBlock:
-    """One block of the cube: every study of ``chunk`` over the box ``[lo, hi)``."""
+    """One block of the cube: every study of ``chunk`` over the box ``[lo, hi)``, its rows built.
+
+    The rows are built here, once per chunk in a process (the chunk keeps
+    them), so a persisted block holds them wherever Dask keeps it.
+    """
+    chunk.rows()
     return ActivationBlock(chunk, None, tuple(np.arange(a, b) for a, b in zip(lo, hi)))
 
 
