@@ -44,6 +44,7 @@ NAMES = {
     "sleuth": "sleuth.txt",
     "nimare-json": "dataset.json",
     "neuroquery": "nq_coordinates.tsv",
+    "nimads": "studyset.json",
 }
 
 
@@ -105,7 +106,7 @@ def assert_same_peaks(back, table, fmt):
     assert back.attrs["n_studies"] == len(set(table["study_id"].values.tolist()))
     assert back.attrs["format"] == fmt
     ids = table["study_id"].values
-    if fmt == "nimare-json":
+    if fmt in ("nimare-json", "nimads"):  # both name each contrast / analysis "{study}-{id}"
         np.testing.assert_array_equal(back["study_id"].values, np.array([f"{i}-1" for i in ids.tolist()]))
     else:
         assert back["study_id"].dtype == ids.dtype

@@ -15,7 +15,7 @@ from ..errors import ParameterError
 from ._text import GZIP_ERRORS, check_file
 from .neuroquery import read_neuroquery, write_neuroquery
 from .neurosynth import read_neurosynth, read_neurosynth_v7, write_neurosynth, write_neurosynth_v7
-from .nimads import read_nimads
+from .nimads import read_nimads, write_nimads
 from .nimare import read_nimare_json, write_nimare_json
 from .objects import as_table
 from .sleuth import read_sleuth, write_sleuth
@@ -39,6 +39,7 @@ WRITERS = {
     "sleuth": write_sleuth,
     "nimare-json": write_nimare_json,
     "neuroquery": write_neuroquery,
+    "nimads": write_nimads,
 }
 
 

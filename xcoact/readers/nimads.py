@@ -37,9 +37,9 @@ import numpy as np
 from ..errors import DatabaseError
 from ..table import make_table
 from ..warnings import EmptyStudyWarning, caller_stacklevel
-from ._text import read_text
+from ._text import check_table, group_by_study, id_text, read_text, source_xyz, space_labels, write_files
 
-__all__ = ["read_nimads", "nimads_table"]
+__all__ = ["read_nimads", "nimads_table", "write_nimads"]
 
 _SCHEMA = (
     '{"studies": [{"id": ..., "analyses": [{"id": ..., "points": [{"coordinates": [x, y, z], "space": "MNI"}]}]}]} '
@@ -190,3 +190,57 @@ def read_nimads(path: str):
             "Fix the syntax there, or download the studyset again."
         ) from err
     return nimads_table(data, database=path)
+
+
+def write_nimads(table, path, *, overwrite: bool = False) -> str:
+    """Write a coordinate table as a NIMADS studyset JSON file.
+
+    Each study of the table becomes one NIMADS study with one analysis
+    (id ``"1"``) holding its peaks, each with its own ``space`` (NIMADS keeps
+    a space per point), in order of first appearance.  Coordinates are JSON
+    numbers (exact), Talairach rows moved back from MNI as in
+    :func:`~xcoact.readers.neurosynth.write_neurosynth`.  A ``sample_size``
+    variable, where present, becomes each analysis's
+    ``metadata.sample_size``.
+
+    Study ids change on a round trip as with NiMARE JSON:
+    :func:`read_nimads` names each analysis ``"{study}-{analysis}"``, so
+    study ``9106283`` reads back as ``"9106283-1"``.  Gzip-compressed when
+    ``path`` ends in ``.gz``; written atomically.
+
+    Parameters
+    ----------
+    table : xarray.Dataset
+    path : str or path-like
+    overwrite : bool, default False
+        Replace an existing file; otherwise an existing file is an error.
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    import os
+
+    path = os.fspath(path)
+    check_table(table, "NIMADS")
+    studies, order, bounds = group_by_study(table)
+    xyz = source_xyz(table)[order]
+    spaces = space_labels(table)[order].tolist()
+    sizes = np.asarray(table["sample_size"].values, dtype=np.float64)[order] if "sample_size" in table else None
+    keys = id_text(studies)
+
+    def write(fh):
+        name = str(table.attrs.get("studyset_name", table.attrs.get("database", "")))
+        fh.write("{" + f'"id": {json.dumps(str(table.attrs.get("studyset_id", "xcoact")))}, "name": {json.dumps(name)}, "studies": [')
+        for s, key in enumerate(keys):
+            lo, hi = bounds[s], bounds[s + 1]
+            points = [{"coordinates": xyz[p].tolist(), "space": spaces[p]} for p in range(lo, hi)]
+            analysis = {"id": "1", "name": "1", "points": points}
+            if sizes is not None and math.isfinite(sizes[lo]):
+                analysis["metadata"] = {"sample_size": float(sizes[lo])}
+            fh.write(("," if s else "") + "\n" + json.dumps({"id": key, "name": key, "analyses": [analysis]}))
+        fh.write("\n]}\n")
+
+    write_files({path: write}, overwrite=overwrite)
+    return path
