@@ -18,7 +18,7 @@ from typing import NamedTuple, Union
 import numpy as np
 import xarray as xr
 
-from .errors import DatabaseFileNotFoundError, ParameterError, RoiError
+from .errors import DatabaseFileNotFoundError, ParameterError, RoiError, quote
 from .kernels import check_radius, sphere_offsets
 from .space import LABEL_ATOL, Grid, affine_from_coords, axis_labels
 from .warnings import ResampleWarning
@@ -329,7 +329,7 @@ def _read_lut(labels) -> dict[int, str]:
             except ValueError:
                 if lineno == 1:
                     continue  # a header line
-                raise ParameterError(f"{path}, line {lineno}: {parts[0]!r} is not a label value; expected 'value name'.") from None
+                raise ParameterError(f"{path}, line {lineno}: {quote(parts[0])} is not a label value; expected 'value name'.") from None
             lut[value] = parts[1].strip() if len(parts) > 1 else f"label_{value}"
     return lut
 
