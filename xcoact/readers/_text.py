@@ -388,9 +388,26 @@ def id_text(ids: np.ndarray) -> list[str]:
 
 
 def check_text_ids(ids: np.ndarray, fmt: str, forbidden: str) -> None:
-    """Refuse study ids holding characters the format cannot carry (integers always pass)."""
+    """Refuse study ids the format cannot carry or the readers would not give back as written.
+
+    Integers always pass.  Text ids must not hold the ``forbidden``
+    characters, be empty, or start or end with white space (the readers
+    strip cells, so ``' 12'`` would come back as ``'12'``).
+    """
     if ids.dtype.kind not in "iu":
-        check_cells(id_text(np.unique(ids.astype(str))), "study id", fmt, forbidden)
+        uniq = id_text(np.unique(ids.astype(str)))
+        check_cells(uniq, "study id", fmt, forbidden)
+        check_unpadded(uniq, "study id", fmt)
+
+
+def check_unpadded(values, what: str, fmt: str) -> None:
+    """Refuse empty text cells and cells with leading or trailing white space (a reader strips them)."""
+    bad = sorted({v for v in values if not v or v != v.strip()})
+    if bad:
+        raise ParameterError(
+            f"table: {len(bad)} {what}(s) are empty or start or end with white space (e.g. {quote(bad[0])}); "
+            f"a {fmt} file would not give them back as they are (cells are read stripped). Strip or rename them first."
+        )
 
 
 def check_cells(values, what: str, fmt: str, forbidden: str) -> None:

@@ -16,6 +16,7 @@ from ._text import (
     check_file,
     check_table,
     check_text_ids,
+    check_unpadded,
     format_floats,
     id_array,
     id_text,
@@ -169,6 +170,7 @@ def _checked_columns(table, fmt: str):
     check_text_ids(ids, fmt, _TSV_FORBIDDEN)
     labels = space_labels(table)
     check_cells(np.unique(labels).tolist(), "space label", fmt, _TSV_FORBIDDEN)
+    check_unpadded(np.unique(labels).tolist(), "space label", fmt)
     return n, ids, labels
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import QUOTE_LIMIT, DatabaseError, quote
 from ..table import make_table
 from ..warnings import EmptyStudyWarning, caller_stacklevel
-from ._text import check_table, id_text, read_text, source_xyz, studies_with_one_space, write_files
+from ._text import check_table, check_text_ids, check_unpadded, id_text, read_text, source_xyz, studies_with_one_space, write_files
 
 
 #: The largest int a float64 holds without overflow (JSON ints are unbounded).
@@ -161,6 +161,8 @@ def write_nimare_json(table, path, *, overwrite: bool = False) -> str:
     path = os.fspath(path)
     check_table(table, "NiMARE JSON")
     studies, order, bounds, study_space = studies_with_one_space(table, "NiMARE JSON")
+    check_text_ids(studies, "NiMARE JSON", "")
+    check_unpadded(np.unique(study_space).tolist(), "space label", "NiMARE JSON")
     xyz = source_xyz(table)[order]
     keys = id_text(studies)
     spaces = study_space.tolist()
