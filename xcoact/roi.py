@@ -242,6 +242,11 @@ def _image_values(seed) -> tuple[xr.DataArray, str]:
     return values, name
 
 
+def _positive(values: xr.DataArray) -> xr.DataArray:
+    """The ROI of an image as bool: voxels > 0 (NaN > 0 is False), one byte a voxel, no other copy."""
+    return values if values.dtype == bool else values > 0
+
+
 def _why_empty(values: xr.DataArray | None) -> str:
     """What an ROI with no in-mask voxel holds, for the error message."""
     if values is None:
@@ -297,8 +302,7 @@ def roi_mask(seed: Seed, grid: Grid, r: float | None = None, *, restrict: bool =
         name = f"seed {np.atleast_2d(np.asarray(seed, dtype=float)).tolist()} (r={r} mm)"
     else:
         values, name = _image_values(seed)
-        positive = values > 0 if values.dtype != bool else values
-        mask = _align(positive.fillna(False).astype(bool), grid, name)
+        mask = _align(_positive(values), grid, name)
     in_mask = mask & grid.mask
     if not in_mask.any():
         mask = in_mask  # the error below
@@ -486,8 +490,7 @@ def seed_set(seed, grid: Grid, r: float = 6.0, *, by_label: bool = False, labels
                 mask = _coords_seed(one, r, grid)
             else:
                 values, name = _image_values(one)
-                positive = values > 0 if values.dtype != bool else values
-                mask = _align(positive.fillna(False).astype(bool), grid, name)
+                mask = _align(_positive(values), grid, name)
             mask &= grid.mask
             xyz = np.atleast_2d(np.asarray(one, dtype=float)) if is_coords(one) else None
             out.append(SeedROI(str(key) if key is not None else _default_name(one, i), np.flatnonzero(mask),
