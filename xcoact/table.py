@@ -5,7 +5,10 @@ Contract (every reader returns exactly this)
 An :class:`xarray.Dataset` with one dimension, ``peak``, and the variables
 
 ``study_id`` : (peak,) int64 or str
-    The study (or experiment/contrast) the peak belongs to.
+    The study (or experiment/contrast) the peak belongs to, as written in the
+    source (stripped): int64 only when every id is the decimal form of an
+    integer (PubMed ids), else text for all, so ``17.1`` and ``17.10``, or
+    ``0012`` and ``12``, are different studies in every reader.
 ``x``, ``y``, ``z`` : (peak,) float64
     MNI coordinates in mm, after any Talairach -> MNI transform; finite.
 ``space`` : (peak,) str

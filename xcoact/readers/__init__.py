@@ -165,7 +165,9 @@ def write_database(table, path: str | os.PathLike, format: Format = "neurosynth"
     ------
     ParameterError
         Unknown format, a table that is not a coordinate table, or one the
-        format cannot hold (see each writer).
+        format cannot hold (see each writer), including study ids or space
+        labels that are empty or start or end with white space (readers
+        strip cells, so they would not come back as they are).
     OutputError
         The file exists and ``overwrite`` is False, or writing failed.
 
