@@ -84,7 +84,9 @@ def read_database(path: str | os.PathLike, format: Format | None = None):
         (``*_coordinates.tsv.gz``, with its ``*_metadata.tsv.gz`` beside it for
         the space), a NeuroQuery coordinates file (all MNI), a Sleuth text
         file or a NiMARE dataset JSON.  Gzip is
-        handled transparently.
+        handled transparently.  A pipe or FIFO (``<(zcat db.gz)``) is read
+        once, whole, then sniffed and parsed; binary data is refused after
+        its first 4 kB.
     format : {"neurosynth", "neurosynth-v7", "sleuth", "nimare-json", "neuroquery"}, optional
         Skip sniffing and use this reader.
 
