@@ -112,3 +112,14 @@ def quote(value, limit: int = QUOTE_LIMIT) -> str:
     if len(text) <= limit:
         return text
     return f"{text[: limit - 1]}... ({len(text):,} characters)"
+
+
+def first_few(parts: list[str], n: int = 5) -> str:
+    """The first ``n`` parts joined with ``"; "``, and how many more there are.
+
+    Examples
+    --------
+    >>> first_few(["a", "b", "c"], n=2)
+    'a; b; and 1 more'
+    """
+    return "; ".join(parts[:n]) + (f"; and {len(parts) - n} more" if len(parts) > n else "")

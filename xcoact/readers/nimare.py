@@ -19,7 +19,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import QUOTE_LIMIT, DatabaseError, quote
+from ..errors import QUOTE_LIMIT, DatabaseError, first_few, quote
 from ..table import make_table
 from ..warnings import EmptyStudyWarning, caller_stacklevel
 from ._text import check_table, check_text_ids, check_unpadded, id_text, read_text, source_xyz, studies_with_one_space, write_files
@@ -107,10 +107,9 @@ def read_nimare_json(path: str):
         def at(pair):
             return f"{quote(pair[0])} -> contrasts -> {quote(pair[1])}"
 
-        shown = "; ".join(f"{quote(nid)} from {at(a)} and from {at(b)}" for nid, a, b in clashes[:5])
-        more = f"; and {len(clashes) - 5} more" if len(clashes) > 5 else ""
+        shown = first_few([f"{quote(nid)} from {at(a)} and from {at(b)}" for nid, a, b in clashes])
         raise DatabaseError(
-            f"{path}: {len(clashes)} contrast id(s) are made twice - {shown}{more}. NiMARE names each contrast "
+            f"{path}: {len(clashes)} contrast id(s) are made twice - {shown}. NiMARE names each contrast "
             "'{study}-{contrast}', so these different contrasts would merge into one study; rename one study or "
             "contrast so the joined ids differ."
         )

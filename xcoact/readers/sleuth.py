@@ -29,7 +29,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import DatabaseError, ParameterError, quote
+from ..errors import DatabaseError, ParameterError, first_few, quote
 from ..table import MNI_LABELS, TAL_LABELS, make_table
 from ..warnings import EmptyStudyWarning, caller_stacklevel
 from ._text import (
@@ -140,10 +140,9 @@ def read_sleuth(path: str):
             n = where[1]
             return f"line {where[0]}" + ("" if n is None else f" (Subjects = {n if n.isdigit() else quote(n)})")
 
-        shown = "; ".join(f"{quote(sid)} at {block(a)} and {block(b)}" for sid, a, b in repeated[:5])
-        more = f"; and {len(repeated) - 5} more" if len(repeated) > 5 else ""
+        shown = first_few([f"{quote(sid)} at {block(a)} and {block(b)}" for sid, a, b in repeated])
         raise DatabaseError(
-            f"{path}: {len(repeated)} experiment name(s) open more than one block of coordinates - {shown}{more}. "
+            f"{path}: {len(repeated)} experiment name(s) open more than one block of coordinates - {shown}. "
             "Each block is one experiment (its own sample), and blocks with one name would merge into one study; "
             "give each block a distinct name (e.g. add ' (2)' to the second)."
         )
