@@ -14,7 +14,9 @@ import warnings
 
 from ._version import __version__
 
-_COORD = re.compile(r"^\s*-?\d+(\.\d*)?\s*,\s*-?\d+(\.\d*)?\s*,\s*-?\d+(\.\d*)?\s*$")
+#: One number as a shell user writes it: 40, -40, +4.5, .5, 5., 1e1, -2.5E-1.
+_NUMBER = r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*"
+_COORD = re.compile(rf"^{_NUMBER},{_NUMBER},{_NUMBER}$")
 
 
 def _get_parser() -> argparse.ArgumentParser:
@@ -232,6 +234,11 @@ def main(argv: list[str] | None = None) -> int:
             return _coactivation(args)
     except XcoactError as err:
         print(f"xcoact: error: {err}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        # a last line of defence: inputs are bounded where xcoact can see them coming
+        print("xcoact: error: out of memory; the database, ROI or radius is too large for this machine. Try a "
+              "smaller --r or --kernel-r, a smaller ROI image, or a machine with more memory.", file=sys.stderr)
         return 2
     return 1
 

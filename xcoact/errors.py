@@ -88,3 +88,38 @@ class UnsafeArchiveError(ArchiveError):
     archive, each offending member and why; every member is checked before
     anything is written, so a refused archive leaves nothing behind.
     """
+
+
+#: How many characters of a value from an input file a message quotes (a cell can be megabytes long).
+QUOTE_LIMIT = 80
+
+
+def quote(value, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` for a message, cut to about ``limit`` characters.
+
+    A value read from a file (a cell, a line, a name) can be any length; a
+    message quoting a 60 MB cell whole is unreadable.  Longer values keep
+    their first ``limit`` characters and say how long they were.
+
+    Examples
+    --------
+    >>> quote("abc")
+    "'abc'"
+    >>> quote("x" * 200, limit=10)
+    "'xxxxxxxx... (202 characters)"
+    """
+    text = repr(value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}... ({len(text):,} characters)"
+
+
+def first_few(parts: list[str], n: int = 5) -> str:
+    """The first ``n`` parts joined with ``"; "``, and how many more there are.
+
+    Examples
+    --------
+    >>> first_few(["a", "b", "c"], n=2)
+    'a; b; and 1 more'
+    """
+    return "; ".join(parts[:n]) + (f"; and {len(parts) - n} more" if len(parts) > n else "")

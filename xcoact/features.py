@@ -43,7 +43,7 @@ import scipy.sparse as sp
 import xarray as xr
 from dask.base import tokenize
 
-from .errors import DatabaseError, DatabaseFileError, DatabaseFileNotFoundError, ParameterError
+from .errors import DatabaseError, DatabaseFileError, DatabaseFileNotFoundError, ParameterError, quote
 from .table import _normalise_ids
 
 __all__ = ["read_features", "features_from_matrix", "companion_paths", "FEATURE_FORMATS", "BLOCK_BYTES"]
@@ -319,10 +319,10 @@ def _report_bad_rows(path: str, body: str, n_cols: int, terms: list[str]) -> Non
                 try:
                     value = float(cell)
                 except ValueError:
-                    issue = f"line {lineno}, column {terms[j]!r}: {cell!r} is not a number"
+                    issue = f"line {lineno}, column {quote(terms[j])}: {quote(cell)} is not a number"
                     break
                 if not np.isfinite(value):
-                    issue = f"line {lineno}, column {terms[j]!r}: {cell!r} is not finite"
+                    issue = f"line {lineno}, column {quote(terms[j])}: {quote(cell)} is not finite"
                     break
         if issue:
             n_bad += 1
@@ -343,7 +343,7 @@ def _check_names(path: str, names: list[str], where) -> None:
         if not name:
             raise DatabaseError(f"{path}, {where(i)}: empty term name; every term needs a name.")
         if name in seen:
-            raise DatabaseError(f"{path}, {where(i)}: term {name!r} repeats {where(seen[name])}; each term must appear once.")
+            raise DatabaseError(f"{path}, {where(i)}: term {quote(name)} repeats {where(seen[name])}; each term must appear once.")
         seen[name] = i
 
 
@@ -352,7 +352,7 @@ def _check_unique_ids(path: str, study: np.ndarray, first_line: int) -> None:
     dup = as_str.duplicated(keep=False).to_numpy()
     if dup.any():
         rows = np.flatnonzero(dup)
-        shown = ", ".join(f"{as_str[r]!r} (line {r + first_line})" for r in rows[:10])
+        shown = ", ".join(f"{quote(as_str[r])} (line {r + first_line})" for r in rows[:10])
         raise DatabaseError(f"{path}: {len(rows)} rows share a study id - {shown}. Each study must have one row.")
 
 
@@ -446,6 +446,6 @@ def _read_metadata_ids(path: str) -> np.ndarray:
     dup = as_str.duplicated(keep=False).to_numpy()
     if dup.any():
         rows = np.flatnonzero(dup)
-        shown = ", ".join(f"{study[r]!r} (line {where[r]})" for r in rows[:10])
+        shown = ", ".join(f"{quote(study[r])} (line {where[r]})" for r in rows[:10])
         raise DatabaseError(f"{path}: {len(rows)} rows share a study id - {shown}. Each study must have one row.")
     return study

@@ -26,23 +26,37 @@ def check_radius(r, name: str = "r") -> float:
     return float(r)
 
 
+#: The largest sphere :func:`sphere_offsets` builds, in voxels along any axis: 170 voxels is
+#: 340 mm on a 2 mm grid, past the diagonal of the whole MNI152 box (334 mm), so any sphere
+#: that can matter fits; its 20.6 million offsets take 490 MB.  Beyond it r is an error,
+#: not an allocation of terabytes.
+MAX_SPHERE_VOXELS = 170
+
+
 def sphere_offsets(r: float, voxel_size=(2.0, 2.0, 2.0)) -> np.ndarray:
     """Voxel offsets whose centres lie within ``r`` mm of the centre voxel.
 
     This is the true sphere for every ``r`` (SPEC section 3): 123 offsets at
     r = 6 mm and 515 at r = 10 mm on a 2 mm grid, identical to Neurosynth's
-    for even ``r``.
+    for even ``r``.  Built one x slice at a time, so memory is that of the
+    offsets themselves, not of the (2r/v + 1)^3 box around them.
 
     Parameters
     ----------
     r : float
-        Radius in mm, > 0.
+        Radius in mm, > 0, at most :data:`MAX_SPHERE_VOXELS` voxels along any axis.
     voxel_size : (3,) array-like of float
         Voxel edge lengths in mm.
 
     Returns
     -------
     (n_offsets, 3) int64 array
+        In lexicographic (i, j, k) order.
+
+    Raises
+    ------
+    ParameterError
+        ``r`` is not a valid radius, or reaches past :data:`MAX_SPHERE_VOXELS` voxels.
 
     Examples
     --------
@@ -51,11 +65,27 @@ def sphere_offsets(r: float, voxel_size=(2.0, 2.0, 2.0)) -> np.ndarray:
     """
     r = check_radius(r)
     vs = np.asarray(voxel_size, dtype=float)
-    reach = [int(math.floor(r / v)) for v in vs]
-    grids = np.meshgrid(*[np.arange(-n, n + 1) for n in reach], indexing="ij")
-    off = np.stack([g.ravel() for g in grids], axis=1)
-    dist = np.sqrt(((off * vs) ** 2).sum(axis=1))
-    return off[dist <= r].astype(np.int64)
+    reach_vox = r / vs
+    if not (reach_vox <= MAX_SPHERE_VOXELS).all():
+        raise ParameterError(
+            f"r={r:g} mm reaches {float(reach_vox.max()):,.0f} voxels of {float(vs[np.argmax(reach_vox)]):g} mm; spheres "
+            f"are limited to {MAX_SPHERE_VOXELS} voxels along any axis (340 mm at 2 mm, more than the MNI152 box's "
+            "diagonal), so memory stays bounded. Pass a smaller r."
+        )
+    reach = [int(math.floor(v)) for v in reach_vox]
+    j = np.arange(-reach[1], reach[1] + 1)
+    k = np.arange(-reach[2], reach[2] + 1)
+    y2 = (j * vs[1]) ** 2
+    z2 = (k * vs[2]) ** 2
+    parts = []
+    for i in range(-reach[0], reach[0] + 1):
+        # (x^2 + y^2) + z^2 in the order numpy sums a row of three: the voxels of the whole-box formula
+        inside = np.sqrt(((i * vs[0]) ** 2 + y2)[:, None] + z2[None, :]) <= r
+        jj, kk = np.nonzero(inside)
+        part = np.empty((jj.size, 3), dtype=np.int16)  # |offset| <= MAX_SPHERE_VOXELS fits int16
+        part[:, 0], part[:, 1], part[:, 2] = i, j[jj], k[kk]
+        parts.append(part)
+    return np.concatenate(parts).astype(np.int64)
 
 
 def dense_block(ijk, codes, n_studies: int, offsets, lo, hi, mask_block) -> np.ndarray:

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from typing import NamedTuple, Union
 
 import numpy as np
 import xarray as xr
 
-from .errors import DatabaseFileNotFoundError, ParameterError, RoiError
+from .errors import DatabaseFileNotFoundError, ParameterError, RoiError, quote
 from .kernels import check_radius, sphere_offsets
-from .space import LABEL_ATOL, Grid, affine_from_coords, axis_labels
+from .space import LABEL_ATOL, Grid, affine_from_coords, axis_labels, axis_permutation, check_finite_affine
 from .warnings import ResampleWarning
 
 __all__ = ["roi_mask", "seed_set", "is_batch", "is_atlas", "SeedROI", "image_to_dataarray", "grid_of", "Seed", "describe_seed"]
@@ -73,7 +74,10 @@ def image_to_dataarray(img, name: str = "image") -> xr.DataArray:
     Returns
     -------
     xarray.DataArray
-        dims ``(x, y, z)``, float64 values, coordinates in mm.
+        dims ``(x, y, z)``, coordinates in mm.  Values keep the image's own
+        dtype (a uint8 mask stays 1 byte per voxel, not 8 as float64) unless
+        the header scales them, when nibabel gives floats.  An image stored
+        with permuted axes (e.g. LIA) is transposed to x, y, z order.
     """
     try:
         data = np.asarray(img.dataobj)
@@ -94,11 +98,25 @@ def image_to_dataarray(img, name: str = "image") -> xr.DataArray:
             f"{name}: image is complex-valued ({data.dtype}); expected real values (voxels > 0 form the ROI). "
             "Take its magnitude or real part first."
         )
+    if data.dtype.names is not None or data.dtype.kind not in "biuf":
+        kind = "RGB" if data.dtype.names and set(data.dtype.names) >= {"R", "G", "B"} else "multi-field"
+        raise RoiError(
+            f"{name}: image holds {kind} voxels (dtype {data.dtype}); expected one real value per voxel "
+            "(voxels > 0 form the ROI). Save one channel, or a greyscale or 0/1 mask, as the ROI."
+        )
+    affine = np.asarray(img.affine, dtype=float)
     try:
-        x, y, z = axis_labels(img.affine, data.shape)
+        check_finite_affine(affine)
+        perm = axis_permutation(affine)
+        if perm is not None and perm != (0, 1, 2):
+            # stored with permuted axes (e.g. LIA): a transposed view runs along x, y, z
+            data = data.transpose(perm)
+            affine = affine.copy()
+            affine[:3, :3] = affine[:3, :3][:, list(perm)]
+        x, y, z = axis_labels(affine, data.shape)
     except RoiError as err:
         raise RoiError(f"{name}: {err}") from None
-    return xr.DataArray(data.astype(np.float64), dims=("x", "y", "z"), coords={"x": x, "y": y, "z": z}, name=name)
+    return xr.DataArray(data, dims=("x", "y", "z"), coords={"x": x, "y": y, "z": z}, name=name)
 
 
 def _on_lattice(labels: np.ndarray, axis: int, grid: Grid) -> bool:
@@ -246,7 +264,9 @@ def _lut_from_frame(frame) -> dict[int, str]:
 def describe_seed(seed, r=None) -> str:
     """A short JSON-able description of a seed for provenance."""
     if is_coords(seed):
-        return json.dumps({"coordinates": np.atleast_2d(np.asarray(seed, dtype=float)).tolist(), "r": r})
+        # a numpy scalar radius (np.float32(10), np.int64(10)) as the Python number JSON knows
+        radius = r.item() if isinstance(r, np.generic) else r
+        return json.dumps({"coordinates": np.atleast_2d(np.asarray(seed, dtype=float)).tolist(), "r": radius})
     if isinstance(seed, (str, os.PathLike)):
         return os.fspath(seed)
     if isinstance(seed, xr.DataArray):
@@ -287,6 +307,11 @@ def _image_values(seed) -> tuple[xr.DataArray, str]:
             "Take their magnitude or real part first."
         )
     return values, name
+
+
+def _positive(values: xr.DataArray) -> xr.DataArray:
+    """The ROI of an image as bool: voxels > 0 (NaN > 0 is False), one byte a voxel, no other copy."""
+    return values if values.dtype == bool else values > 0
 
 
 def _why_empty(values: xr.DataArray | None) -> str:
@@ -344,8 +369,7 @@ def roi_mask(seed: Seed, grid: Grid, r: float | None = None, *, restrict: bool =
         name = f"seed {np.atleast_2d(np.asarray(seed, dtype=float)).tolist()} (r={r} mm)"
     else:
         values, name = _image_values(seed)
-        positive = values > 0 if values.dtype != bool else values
-        mask = _align(positive.fillna(False).astype(bool), grid, name)
+        mask = _align(_positive(values), grid, name)
     in_mask = mask & grid.mask
     if not in_mask.any():
         mask = in_mask  # the error below
@@ -419,9 +443,29 @@ def _read_lut(labels, present=None) -> dict[int, str]:
             except ValueError:
                 if lineno == 1:
                     continue  # a header line
-                raise ParameterError(f"{path}, line {lineno}: {parts[0]!r} is not a label value; expected 'value name'.") from None
+                raise ParameterError(f"{path}, line {lineno}: {quote(parts[0])} is not a label value; expected 'value name'.") from None
             lut[value] = parts[1].strip() if len(parts) > 1 else f"label_{value}"
     return lut
+
+
+#: Characters a seed name cannot carry into a file name ({outroot}_{seed}_{map}.nii.gz): path
+#: separators, NUL and the other control characters.
+_UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f\x7f]")
+#: Seed names are cut to this many UTF-8 bytes (a file name may hold 255, and the map name follows).
+MAX_SEED_NAME = 100
+
+
+def safe_name(name: str) -> str:
+    """A seed name that can be part of a file name: separators and control characters as ``_``, cut at 100 bytes.
+
+    Examples
+    --------
+    >>> safe_name("Left/Right Amygdala")
+    'Left_Right Amygdala'
+    """
+    name = _UNSAFE_NAME.sub("_", str(name)).strip()
+    # cut by UTF-8 bytes: a file name holds 255 bytes, not characters
+    return name.encode("utf-8")[:MAX_SEED_NAME].decode("utf-8", "ignore") or "_"
 
 
 def _unique_names(names: list[str]) -> list[str]:
@@ -496,7 +540,9 @@ def seed_set(seed, grid: Grid, r: float = 6.0, *, by_label: bool = False, labels
     Returns
     -------
     list of SeedROI
-        An ROI with no in-mask voxel is kept (with no voxels); the analysis
+        Names are made safe for file names (``/``, ``\\`` and control
+        characters become ``_``, at most 100 UTF-8 bytes) and unique
+        (``_1``, ``_2``... appended).  An ROI with no in-mask voxel is kept (with no voxels); the analysis
         reports it with a warning and NaN maps rather than failing the batch.
     """
     out: list[SeedROI] = []
@@ -504,12 +550,18 @@ def seed_set(seed, grid: Grid, r: float = 6.0, *, by_label: bool = False, labels
         if labels is None and is_atlas(seed):
             labels = seed  # a nilearn atlas names its own labels
         values, name = _image_values(seed)
-        data = values.fillna(0)
-        if not np.allclose(data.values, np.round(data.values)):
-            raise RoiError(f"{name}: by_label=True needs an atlas of integer labels; found non-integer values.")
-        aligned = _align(data.round().astype(np.int64), grid, name)
+        raw = values.values
+        if raw.dtype.kind in "biu":  # integer labels as stored: no 8-byte copy of the whole atlas
+            atlas = values
+            present = np.unique(raw).astype(np.int64)
+        else:
+            data = values.fillna(0)
+            if not np.allclose(data.values, np.round(data.values)):
+                raise RoiError(f"{name}: by_label=True needs an atlas of integer labels; found non-integer values.")
+            atlas = data.round().astype(np.int64)
+            present = np.unique(np.round(raw[np.isfinite(raw)]).astype(np.int64))
+        aligned = _align(atlas, grid, name).astype(np.int64)  # grid-sized from here on
         aligned[~grid.mask] = 0
-        present = np.unique(np.round(values.values[np.isfinite(values.values)]).astype(np.int64))
         present = present[present > 0]
         lut = _read_lut(labels, present)
         flat = aligned.ravel()
@@ -536,11 +588,12 @@ def seed_set(seed, grid: Grid, r: float = 6.0, *, by_label: bool = False, labels
                 mask = _coords_seed(one, r, grid)
             else:
                 values, name = _image_values(one)
-                positive = values > 0 if values.dtype != bool else values
-                mask = _align(positive.fillna(False).astype(bool), grid, name)
+                mask = _align(_positive(values), grid, name)
             mask &= grid.mask
             xyz = np.atleast_2d(np.asarray(one, dtype=float)) if is_coords(one) else None
             out.append(SeedROI(str(key) if key is not None else _default_name(one, i), np.flatnonzero(mask),
                                describe_seed(one, r), xyz))
-    names = _unique_names([s.name for s in out])
+    # names become file names ({outroot}_{name}_{map}.nii.gz): a '/' from an atlas's label table
+    # would point into a folder that does not exist
+    names = _unique_names([safe_name(s.name) for s in out])
     return [s._replace(name=n) for s, n in zip(out, names)]

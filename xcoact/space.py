@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import ParameterError, RoiError
 
-__all__ = ["Grid", "mni152_2mm", "affine_from_coords", "axis_labels"]
+__all__ = ["Grid", "mni152_2mm", "affine_from_coords", "axis_labels", "axis_permutation"]
 
 #: Tolerance (mm) under which two coordinate labels count as the same centre.
 LABEL_ATOL = 1e-4
@@ -38,15 +38,60 @@ def axis_labels(affine: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray,
     x, y, z : tuple of 1-D float64 arrays
     """
     affine = np.asarray(affine, dtype=float)
+    check_finite_affine(affine)
     lin = affine[:3, :3]
     if not np.allclose(lin, np.diag(np.diag(lin)), atol=1e-6) or np.any(np.diag(lin) == 0):
+        if axis_permutation(affine) is not None:
+            raise RoiError(
+                f"the affine {_affine_text(affine)} permutes the voxel axes "
+                "(voxel axis i does not run along x, j along y, k along z); reorder the array's axes first "
+                "(xcoact's ROI readers do this themselves), e.g. nibabel.as_closest_canonical(img)."
+            )
         raise RoiError(
-            f"the affine {np.array2string(affine, precision=4, separator=', ')} is oblique "
+            f"the affine {_affine_text(affine)} is oblique "
             "(it rotates or shears the voxel axes); xcoact aligns images by x/y/z labels and "
             "needs an axis-aligned affine. Reslice the image to the MNI152 grid first "
             "(e.g. nilearn.image.resample_to_img)."
         )
     return tuple(affine[a, a] * np.arange(shape[a]) + affine[a, 3] for a in range(3))
+
+
+def _affine_text(affine: np.ndarray) -> str:
+    """An affine on one line for a message."""
+    return " ".join(np.array2string(np.asarray(affine, dtype=float), precision=4, separator=", ").split())
+
+
+def check_finite_affine(affine: np.ndarray) -> None:
+    """Refuse an affine holding NaN or infinite values (no voxel would have a place in mm)."""
+    affine = np.asarray(affine, dtype=float)
+    if affine.shape != (4, 4) or not np.isfinite(affine).all():
+        raise RoiError(
+            f"the affine {_affine_text(affine)} holds NaN or infinite values "
+            "(or is not 4 x 4), so its voxels have no position in mm; the header is broken. Save the image again "
+            "with a valid affine (e.g. copy the affine of the template it was made on)."
+        )
+
+
+def axis_permutation(affine: np.ndarray) -> tuple[int, int, int] | None:
+    """For an affine that only permutes (and scales or flips) the axes, the voxel axis along x, y and z.
+
+    Returns ``None`` when the affine rotates or shears (an oblique image);
+    ``(0, 1, 2)`` for an axis-aligned one.  With the result ``p``,
+    ``data.transpose(p)`` has voxel axis ``a`` along world axis ``a``, and
+    ``affine[:3, :3][:, p]`` is its (diagonal) affine.
+
+    Examples
+    --------
+    >>> lia = [[-2, 0, 0, 90], [0, 0, 2, -126], [0, -2, 0, 108], [0, 0, 0, 1]]
+    >>> axis_permutation(lia)
+    (0, 2, 1)
+    """
+    lin = np.asarray(affine, dtype=float)[:3, :3]
+    big = np.abs(lin) > 1e-6 * max(float(np.abs(lin).max()), 1e-300)
+    if not np.isfinite(lin).all() or not (big.sum(axis=0) == 1).all() or not (big.sum(axis=1) == 1).all():
+        return None
+    # row a (world axis) has its one entry in column perm[a] (voxel axis)
+    return tuple(int(np.flatnonzero(big[a])[0]) for a in range(3))
 
 
 def affine_from_coords(x, y, z) -> np.ndarray:

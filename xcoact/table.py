@@ -5,7 +5,10 @@ Contract (every reader returns exactly this)
 An :class:`xarray.Dataset` with one dimension, ``peak``, and the variables
 
 ``study_id`` : (peak,) int64 or str
-    The study (or experiment/contrast) the peak belongs to.
+    The study (or experiment/contrast) the peak belongs to, as written in the
+    source (stripped): int64 only when every id is the decimal form of an
+    integer (PubMed ids), else text for all, so ``17.1`` and ``17.10``, or
+    ``0012`` and ``12``, are different studies in every reader.
 ``x``, ``y``, ``z`` : (peak,) float64
     MNI coordinates in mm, after any Talairach -> MNI transform; finite.
 ``space`` : (peak,) str
@@ -31,7 +34,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import DatabaseError
+from .errors import DatabaseError, quote
 from .warnings import MixedSpaceWarning, OutsideBrainWarning, SpaceWarning, caller_stacklevel
 
 __all__ = [
@@ -226,9 +229,9 @@ def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None) -> x
     unknown = ~(is_tal | np.isin(upper, list(MNI_LABELS)))
     if unknown.any():
         labels, first, counts = np.unique(space[unknown].astype(str), return_index=True, return_counts=True)
-        desc = ", ".join(f"{str(lab)!r}: {int(c)} row(s)" for lab, c in zip(labels, counts))
+        desc = ", ".join(f"{quote(str(lab))}: {int(c)} row(s)" for lab, c in zip(labels, counts))
         rows = np.flatnonzero(unknown)[first]
-        where = ", ".join(f"{str(lab)!r} at {_where(r, lines)}" for lab, r in zip(labels, rows))
+        where = ", ".join(f"{quote(str(lab))} at {_where(r, lines)}" for lab, r in zip(labels, rows))
         warnings.warn(
             f"{database}: unknown space label(s) {desc}; those coordinates were used as they are "
             "(as Neurosynth does). Known labels: MNI (kept) and TAL/T88/Talairach (moved to MNI). "
@@ -296,9 +299,9 @@ def _warn_mixed_spaces(database, studies, codes, kind, space, lines) -> None:
         labels, first, counts = np.unique(space[rows].astype(str), return_index=True, return_counts=True)
         order = np.argsort(first)
         desc = ", ".join(
-            f"{str(labels[i])!r} ({int(counts[i])} row(s), first at {_where(rows[first[i]], lines)})" for i in order
+            f"{quote(str(labels[i]))} ({int(counts[i])} row(s), first at {_where(rows[first[i]], lines)})" for i in order
         )
-        parts.append(f"study {_py(studies[s])!r}: {desc}")
+        parts.append(f"study {quote(_py(studies[s]))}: {desc}")
     more = f"; and {mixed.size - _SHOWN} more" if mixed.size > _SHOWN else ""
     warnings.warn(
         f"{database}: {mixed.size} stud(y/ies) report peaks in more than one space - {'; '.join(parts)}{more}. "
@@ -320,7 +323,7 @@ def _warn_far_peaks(database, xyz, ids, codes, lines) -> None:
         return
     worst = far[np.argsort(-beyond[far], kind="stable")[:_SHOWN]]
     shown = "; ".join(
-        f"{_where(r, lines)} (study {_py(ids[r])!r}, MNI x={xyz[r, 0]:g}, y={xyz[r, 1]:g}, z={xyz[r, 2]:g})"
+        f"{_where(r, lines)} (study {quote(_py(ids[r]))}, MNI x={xyz[r, 0]:g}, y={xyz[r, 1]:g}, z={xyz[r, 2]:g})"
         for r in worst
     )
     more = f"; and {far.size - _SHOWN} more" if far.size > _SHOWN else ""

@@ -6,13 +6,12 @@ The contract every reader meets is documented in :mod:`xcoact.table`.
 
 from __future__ import annotations
 
-import gzip
 import os
 import re
 from typing import Literal
 
-from ..errors import ParameterError
-from ._text import GZIP_ERRORS, check_file
+from ..errors import DatabaseError, ParameterError
+from ._text import check_file, is_regular_file, preloaded, read_bytes
 from .neuroquery import read_neuroquery, write_neuroquery
 from .neurosynth import read_neurosynth, read_neurosynth_v7, write_neurosynth, write_neurosynth_v7
 from .nimads import read_nimads, write_nimads
@@ -44,15 +43,12 @@ WRITERS = {
 
 
 def _head(path: str, n: int = 2048) -> bytes:
-    with open(path, "rb") as fh:
-        raw = fh.read(n)
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            with gzip.open(path, "rb") as fh:
-                raw = fh.read(n)
-        except GZIP_ERRORS:
-            return raw  # the reader's read_text names the corrupt file
-    return raw
+    """The first ``n`` (decompressed) bytes; the raw bytes when the gzip stream is corrupt."""
+    try:
+        return bytes(read_bytes(path, head_only=True)[:n])
+    except DatabaseError:  # corrupt gzip: the reader's read_text names it
+        with open(path, "rb") as fh:
+            return fh.read(n)
 
 
 #: The first key of a JSON object.
@@ -73,6 +69,9 @@ def sniff_format(path) -> Format:
     NeuroQuery; one with ``table_id`` or ``peak_id`` is the v7
     split release; anything else is read as a Neurosynth ``database.txt``
     (whose reader then names what is missing).
+
+    A pipe or FIFO is consumed by sniffing; :func:`read_database` reads such
+    a file once and sniffs and parses that content.
     """
     path = check_file(path)
     head = _head(path).lstrip(b"\xef\xbb\xbf").lstrip()
@@ -102,11 +101,12 @@ def read_database(path, format: Format | None = None):
         (``*_coordinates.tsv.gz``, with its ``*_metadata.tsv.gz`` beside it for
         the space), a NeuroQuery coordinates file (all MNI), a Sleuth text
         file, a NiMARE dataset JSON or a NIMADS studyset JSON (NeuroStore).
-        Gzip is handled transparently.  Or an object already in memory: a
-        NiMARE ``Dataset`` or ``Studyset``, a coordinates
-        ``pandas.DataFrame`` (NiMARE's ``dset.coordinates``) or a NIMADS
-        dict; see :func:`xcoact.readers.objects.as_table` (``format`` does
-        not apply to them).
+        Gzip is handled transparently.  A pipe or FIFO (``<(zcat db.gz)``) is
+        read once, whole, then sniffed and parsed; binary data is refused after
+        its first 4 kB.  Or an object already in memory: a NiMARE ``Dataset``
+        or ``Studyset``, a coordinates ``pandas.DataFrame`` (NiMARE's
+        ``dset.coordinates``) or a NIMADS dict; see
+        :func:`xcoact.readers.objects.as_table` (``format`` does not apply to them).
     format : {"neurosynth", "neurosynth-v7", "sleuth", "nimare-json", "neuroquery", "nimads"}, optional
         Skip sniffing and use this reader.
 
@@ -140,11 +140,14 @@ def read_database(path, format: Format | None = None):
             raise ParameterError(f"format={format!r} applies to files; a {type(path).__name__} is read as it is (pass format=None).")
         return as_table(path)
     path = check_file(path)
-    if format is None:
-        format = sniff_format(path)
-    if format not in FORMATS:
+    if format is not None and format not in FORMATS:
         raise ParameterError(f"format={format!r} is not a known database format; expected one of {sorted(FORMATS)}.")
-    return FORMATS[format](path)
+    if is_regular_file(path):
+        return FORMATS[format or sniff_format(path)](path)
+    # a pipe, FIFO or device can be read once: read it whole (binary data is refused after its
+    # first bytes), then sniff and parse that content, so no byte is lost to the sniffing
+    with preloaded(path, read_bytes(path)):
+        return FORMATS[format or sniff_format(path)](path)
 
 
 def write_database(table, path: str | os.PathLike, format: Format = "neurosynth", *, overwrite: bool = False) -> str:
@@ -188,7 +191,9 @@ def write_database(table, path: str | os.PathLike, format: Format = "neurosynth"
     ------
     ParameterError
         Unknown format, a table that is not a coordinate table, or one the
-        format cannot hold (see each writer).
+        format cannot hold (see each writer), including study ids or space
+        labels that are empty or start or end with white space (readers
+        strip cells, so they would not come back as they are).
     OutputError
         The file exists and ``overwrite`` is False, or writing failed.
 

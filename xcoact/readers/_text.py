@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import gzip
 import io
 import os
 import re
+import stat
 import zlib
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DatabaseError, DatabaseFileError, DatabaseFileNotFoundError, OutputError, ParameterError
+from ..errors import DatabaseError, DatabaseFileError, DatabaseFileNotFoundError, OutputError, ParameterError, quote
 from ..table import ICBM_SPM2TAL, TAL_LABELS
 
 #: What gzip.decompress raises for truncated or corrupt data: BadGzipFile
@@ -47,29 +50,88 @@ def check_file(path) -> str:
     return path
 
 
-def read_text(path: str) -> str:
-    """The whole file as text (gzip transparently), UTF-8 with a clear error otherwise."""
+#: Bytes of (decompressed) text looked at before anything else is read: binary data is refused
+#: after these, so a gzip of zeros or /dev/zero is not decompressed or read whole first.
+HEAD_BYTES = 4096
+#: Bytes read per step after the head; each step is checked for NUL bytes (binary data further on).
+READ_CHUNK = 1 << 20
+
+#: The whole content of a file that can be read only once (a pipe, ``<(cat db)``, a FIFO, a
+#: device), read by :func:`read_database` before sniffing so the reader sees its first bytes too.
+_PRELOADED: contextvars.ContextVar[tuple[str, bytes] | None] = contextvars.ContextVar("xcoact_preloaded", default=None)
+
+
+def is_regular_file(path: str) -> bool:
+    """Whether ``path`` is a regular file (which can be opened twice and seeked), not a pipe or device."""
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True  # let the reader's open() name the problem
+
+
+@contextlib.contextmanager
+def preloaded(path: str, data: bytes):
+    """Serve ``data`` as the (decompressed) content of ``path`` to :func:`read_bytes` inside the block."""
+    token = _PRELOADED.set((path, data))
+    try:
+        yield
+    finally:
+        _PRELOADED.reset(token)
+
+
+def _binary_error(path: str, where: str = "") -> DatabaseError:
+    return DatabaseError(
+        f"{path}: looks like binary data, not a text database{where}. Expected a tab-separated "
+        "table, a Sleuth text file or JSON (plain or gzip-compressed)."
+    )
+
+
+def read_bytes(path: str, head_only: bool = False) -> bytes:
+    """The file's bytes, gunzipped transparently, refusing binary data as soon as it shows.
+
+    The first :data:`HEAD_BYTES` decompressed bytes are checked before the
+    rest is read (mostly control characters or a NUL: binary), and each later
+    chunk is checked for NUL bytes, so neither a gzip bomb of zeros nor
+    ``/dev/zero`` is read whole.  ``head_only`` returns just the head (for
+    sniffing).  Inside :func:`preloaded` the preloaded content is served.
+    """
+    pre = _PRELOADED.get()
+    if pre is not None and pre[0] == path:
+        return pre[1][:HEAD_BYTES] if head_only else pre[1]
+    try:
+        with open(path, "rb") as raw:
+            magic = raw.peek(2)[:2]
+            src = gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw
+            head = src.read(HEAD_BYTES)
+            if head_only:
+                return head
+            if b"\x00" in head or sum(b in _BINARY_CHARS for b in head) > len(head) // 20:
+                raise _binary_error(path)
+            data = bytearray(head)
+            while True:
+                chunk = src.read(READ_CHUNK)
+                if not chunk:
+                    break
+                nul = chunk.find(b"\x00")
+                if nul >= 0:
+                    raise _binary_error(path, f" (a NUL byte at byte {len(data) + nul:,} of the text)")
+                data += chunk
     except GZIP_ERRORS as err:
         raise DatabaseFileError(
             f"{path}: could not be read or decompressed ({'zlib.error' if isinstance(err, zlib.error) else type(err).__name__}: "
             f"{err}); the file may be truncated "
             "or corrupt. Download it again, or check it with 'gzip -t'."
         ) from err
+    return data
+
+
+def read_text(path: str) -> str:
+    """The whole file as text (gzip transparently), UTF-8 with a clear error otherwise."""
+    raw = read_bytes(path)
     if not raw.strip():
         raise DatabaseError(
             f"{path}: the file is empty; expected a coordinate database (e.g. a tab-separated header "
             "'id x y z space' and one row per peak). Check that the download or export finished."
-        )
-    head = raw[:4096]
-    if b"\x00" in head or sum(b in _BINARY_CHARS for b in head) > len(head) // 20:
-        raise DatabaseError(
-            f"{path}: looks like binary data, not a text database. Expected a tab-separated "
-            "table, a Sleuth text file or JSON (plain or gzip-compressed)."
         )
     try:
         text = raw.decode("utf-8-sig")
@@ -82,6 +144,12 @@ def read_text(path: str) -> str:
     return text
 
 
+def _shown_header(header: list[str], n: int = 20) -> str:
+    """The header's column names for a message: each cut, at most ``n`` of them."""
+    shown = ", ".join(quote(h.strip()) for h in header[:n])
+    return f"[{shown}{f', ... ({len(header)} columns)' if len(header) > n else ''}]"
+
+
 def check_header(path: str, header: list[str], required: tuple[str, ...], fmt: str,
                  example: str = "") -> tuple[list[str], dict[str, int]]:
     """Lower-cased column names and their positions, refusing duplicated and missing required columns."""
@@ -90,7 +158,7 @@ def check_header(path: str, header: list[str], required: tuple[str, ...], fmt: s
     for pos, name in enumerate(names):
         if name in seen:
             raise DatabaseError(
-                f"{path}, line 1: duplicate column {header[pos].strip()!r} (columns {seen[name] + 1} and "
+                f"{path}, line 1: duplicate column {quote(header[pos].strip())} (columns {seen[name] + 1} and "
                 f"{pos + 1}); each column name must appear once. Rename or remove one of them."
             )
         seen[name] = pos
@@ -101,7 +169,7 @@ def check_header(path: str, header: list[str], required: tuple[str, ...], fmt: s
             hint = " The header has no tab: the file seems to use another delimiter; it must be tab-separated."
         raise DatabaseError(
             f"{path}, line 1: missing column(s) {', '.join(repr(m) for m in missing)} for the {fmt} format; "
-            f"found {[h.strip() for h in header]}, expected at least {list(required)} (any case){example}.{hint}"
+            f"found {_shown_header(header)}, expected at least {list(required)} (any case){example}.{hint}"
         )
     return names, seen
 
@@ -112,9 +180,10 @@ def parse_tsv(path: str, text: str, required: tuple[str, ...], fmt: str, numeric
     Column names are matched case-insensitively.  Returns the required
     columns and each row's 1-based source line.  Blank lines are skipped.
 
-    Text columns come back as object arrays of stripped strings.  With
+    Text columns come back as object arrays of stripped strings, exactly as
+    written otherwise (``0012`` stays ``0012``, ``17.10`` stays ``17.10``).  With
     ``numeric``, a fast pass first parses those columns as float64 and the
-    others as categoricals (a database repeats its ids and space labels), which
+    others as categoricals of those strings (a database repeats its ids and space labels), which
     keeps a 5-million-peak file to a fraction of the memory; if any numeric
     cell is not a finite number, the careful string pass below runs instead,
     so :func:`parse_numbers` can name every bad line.
@@ -162,7 +231,10 @@ def _parse_fast(text: str, required, numeric, names, seen):
             skiprows=1,
             encoding="utf-8",
             usecols=usecols,
-            dtype={i: (np.float64 if names[i] in numeric else "category") for i in usecols},
+            # text columns as object, never "category": pandas (>= 3) turns categories that look like
+            # numbers into numbers, so ids 17.1 and 17.10 (or 0012 and 12) would become one study.
+            # The C parser boxes each distinct string once, so this costs a pointer per row.
+            dtype={i: (np.float64 if names[i] in numeric else object) for i in usecols},
             keep_default_na=False,
             na_values={i: [""] for i in usecols if names[i] in numeric},
             skip_blank_lines=False,
@@ -180,11 +252,13 @@ def _parse_fast(text: str, required, numeric, names, seen):
         if c in numeric:
             cols[c] = frame[c].to_numpy(dtype=np.float64)
         else:
-            cat = frame[c].cat
-            cats = pd.Index(cat.categories.astype(str)).str.strip()
-            if (cats == "").any() or cats.has_duplicates or (cat.codes < 0).any():
+            codes, uniq = pd.factorize(frame[c].to_numpy(dtype=object), use_na_sentinel=True)
+            if (codes < 0).any() or not all(isinstance(u, str) for u in uniq):
                 return None
-            cols[c] = pd.Categorical.from_codes(cat.codes, categories=cats)
+            cats = pd.Index(np.asarray(uniq, dtype=object), dtype=object).str.strip()
+            if (cats == "").any() or cats.has_duplicates:
+                return None  # blank or space-padded cells: the careful pass handles them
+            cols[c] = pd.Categorical.from_codes(codes, categories=cats)
     return cols, np.arange(2, len(frame) + 2, dtype=np.int64)
 
 
@@ -211,7 +285,7 @@ def parse_numbers(path: str, cols: dict, names: tuple[str, ...], lines: np.ndarr
     if problems:
         problems.sort()
         n_rows = int(bad_rows.sum())
-        shown = "; ".join(f"line {ln} column {c}: {v!r}" if v else f"line {ln} column {c}: empty" for ln, _, c, v in problems[:10])
+        shown = "; ".join(f"line {ln} column {c}: {quote(v)}" if v else f"line {ln} column {c}: empty" for ln, _, c, v in problems[:10])
         more = f"; and {n_values - 10} more value(s) not shown" if n_values > 10 else ""
         raise DatabaseError(
             f"{path}: {n_rows} row(s) with a non-numeric, NaN or infinite coordinate - {shown}{more}. "
@@ -314,9 +388,26 @@ def id_text(ids: np.ndarray) -> list[str]:
 
 
 def check_text_ids(ids: np.ndarray, fmt: str, forbidden: str) -> None:
-    """Refuse study ids holding characters the format cannot carry (integers always pass)."""
+    """Refuse study ids the format cannot carry or the readers would not give back as written.
+
+    Integers always pass.  Text ids must not hold the ``forbidden``
+    characters, be empty, or start or end with white space (the readers
+    strip cells, so ``' 12'`` would come back as ``'12'``).
+    """
     if ids.dtype.kind not in "iu":
-        check_cells(id_text(np.unique(ids.astype(str))), "study id", fmt, forbidden)
+        uniq = id_text(np.unique(ids.astype(str)))
+        check_cells(uniq, "study id", fmt, forbidden)
+        check_unpadded(uniq, "study id", fmt)
+
+
+def check_unpadded(values, what: str, fmt: str) -> None:
+    """Refuse empty text cells and cells with leading or trailing white space (a reader strips them)."""
+    bad = sorted({v for v in values if not v or v != v.strip()})
+    if bad:
+        raise ParameterError(
+            f"table: {len(bad)} {what}(s) are empty or start or end with white space (e.g. {quote(bad[0])}); "
+            f"a {fmt} file would not give them back as they are (cells are read stripped). Strip or rename them first."
+        )
 
 
 def check_cells(values, what: str, fmt: str, forbidden: str) -> None:
@@ -327,7 +418,7 @@ def check_cells(values, what: str, fmt: str, forbidden: str) -> None:
         chars = " or ".join(names.get(c, repr(c)) for c in forbidden)
         raise ParameterError(
             f"table: {len(bad)} {what}(s) contain a {chars}, which the {fmt} format cannot hold "
-            f"(e.g. {bad[0]!r}). Rename them first, or write the 'nimare-json' format."
+            f"(e.g. {quote(bad[0])}). Rename them first, or write the 'nimare-json' format."
         )
 
 
@@ -368,7 +459,7 @@ def studies_with_one_space(table, fmt: str) -> tuple[np.ndarray, np.ndarray, np.
         owner = np.searchsorted(bounds, change, side="right") - 1
         mixed = list(dict.fromkeys(studies[owner].tolist()))
         raise ParameterError(
-            f"table: {len(mixed)} study(ies) have peaks in more than one space (e.g. study {mixed[0]!r}); the "
+            f"table: {len(mixed)} study(ies) have peaks in more than one space (e.g. study {quote(mixed[0])}); the "
             f"{fmt} format states one space per study. Write the 'neurosynth' format, or split those studies."
         )
     return studies, order, bounds, labels[first]

@@ -19,7 +19,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from ..errors import DatabaseError, ParameterError
+from ..errors import DatabaseError, ParameterError, quote
 from ..table import MNI_LABELS, TAL_LABELS, make_table
 from ._text import check_header, check_table, check_text_ids, format_floats, id_array, id_text, parse_numbers, read_text, row_chunks, space_labels, write_files
 
@@ -121,7 +121,7 @@ def write_neuroquery(table, path, *, overwrite: bool = False) -> str:
     labels, counts = np.unique(space_labels(table), return_counts=True)
     other = [(str(lab), int(c)) for lab, c in zip(labels, counts) if str(lab).strip().upper() not in MNI_LABELS | TAL_LABELS]
     if other:
-        desc = ", ".join(f"{lab!r}: {c} row(s)" for lab, c in other)
+        desc = ", ".join(f"{quote(lab)}: {c} row(s)" for lab, c in other)
         raise ParameterError(
             f"table: space label(s) {desc} cannot be written as NeuroQuery, whose coordinates are all MNI. "
             "Write the 'neurosynth' or 'neurosynth-v7' format, which keep the labels, or drop those rows."

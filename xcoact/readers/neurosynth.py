@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..errors import DatabaseError, OutputError, ParameterError
+from ..errors import DatabaseError, OutputError, ParameterError, quote
 from ..table import make_table
 from ..warnings import EmptyStudyWarning, MixedSpaceWarning, SpaceWarning, caller_stacklevel
 from ._text import (
@@ -16,6 +16,7 @@ from ._text import (
     check_file,
     check_table,
     check_text_ids,
+    check_unpadded,
     format_floats,
     id_array,
     id_text,
@@ -84,7 +85,7 @@ def read_neurosynth_v7(path: str, metadata: str | None = None):
         missing = sorted(i for i in ids.categories if i not in lookup)
         if missing:
             raise DatabaseError(
-                f"{metadata}: {len(missing)} study id(s) of {path} have no metadata row (e.g. {missing[:5]}); "
+                f"{metadata}: {len(missing)} study id(s) of {path} have no metadata row (e.g. [{', '.join(quote(m) for m in missing[:5])}]); "
                 "each study needs its space. Use the metadata file of the same release."
             )
         space = np.asarray([lookup[i] for i in ids.categories], dtype=object)[ids.codes]
@@ -116,11 +117,12 @@ def _drop_rows_without_peaks(path: str, cols: dict, lines: np.ndarray) -> tuple[
     rows = np.flatnonzero(blank)
     kept_ids = set(ids[~blank].tolist())
     lonely = list(dict.fromkeys(i for i in ids[rows].tolist() if i not in kept_ids))
-    shown = "; ".join(f"line {int(lines[r])}: study {ids[r]!r}" for r in rows[:5])
+    shown = "; ".join(f"line {int(lines[r])}: study {quote(ids[r])}" for r in rows[:5])
     more = f"; and {rows.size - 5} more" if rows.size > 5 else ""
+    eg = f" (e.g. [{', '.join(quote(i) for i in lonely[:5])}])" if lonely else ""
     warnings.warn(
         f"{path}: {rows.size} row(s) name a study but have no x, y or z ({shown}{more}); they were left out, "
-        f"so {len(lonely)} stud(y/ies) without any other peak are not in the table{f' (e.g. {lonely[:5]})' if lonely else ''}. "
+        f"so {len(lonely)} stud(y/ies) without any other peak are not in the table{eg}. "
         "Fill in the coordinates or delete those rows.",
         EmptyStudyWarning,
         stacklevel=caller_stacklevel(),
@@ -145,7 +147,7 @@ def _space_lookup(metadata: str, meta: dict, meta_lines: np.ndarray) -> dict:
             conflicts.setdefault(sid, [(first_line[sid], lookup[sid])]).append((ln, space))
     if conflicts:
         shown = "; ".join(
-            f"study {sid!r}: " + ", ".join(f"line {ln} {sp!r}" for ln, sp in rows)
+            f"study {quote(sid)}: " + ", ".join(f"line {ln} {quote(sp)}" for ln, sp in rows)
             for sid, rows in list(conflicts.items())[:5]
         )
         more = f"; and {len(conflicts) - 5} more" if len(conflicts) > 5 else ""
@@ -168,6 +170,7 @@ def _checked_columns(table, fmt: str):
     check_text_ids(ids, fmt, _TSV_FORBIDDEN)
     labels = space_labels(table)
     check_cells(np.unique(labels).tolist(), "space label", fmt, _TSV_FORBIDDEN)
+    check_unpadded(np.unique(labels).tolist(), "space label", fmt)
     return n, ids, labels
 
 

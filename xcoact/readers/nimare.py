@@ -2,7 +2,9 @@
 
 Each contrast is one study with id ``"{study}-{contrast}"`` (NiMARE's id);
 ``coords`` holds ``space`` and equal-length ``x``, ``y``, ``z`` lists.
-Contrasts without coordinates are left out with a warning.
+Contrasts without coordinates are left out with a warning.  Two contrasts
+whose joined ids are the same (study ``s-1`` contrast ``1`` and study ``s``
+contrast ``1-1`` are both ``s-1-1``) are an error naming both.
 
 :func:`write_nimare_json` writes each study as one contrast ``"1"``, so a
 round trip renames study ``s`` to ``"s-1"``.
@@ -17,10 +19,10 @@ import warnings
 
 import numpy as np
 
-from ..errors import DatabaseError
+from ..errors import QUOTE_LIMIT, DatabaseError, first_few, quote
 from ..table import make_table
 from ..warnings import EmptyStudyWarning, caller_stacklevel
-from ._text import check_table, id_text, read_text, source_xyz, studies_with_one_space, write_files
+from ._text import check_table, check_text_ids, check_unpadded, id_text, read_text, source_xyz, studies_with_one_space, write_files
 
 
 #: The largest int a float64 holds without overflow (JSON ints are unbounded).
@@ -28,7 +30,7 @@ _MAX_INT = int(sys.float_info.max)
 
 
 def _fail(path: str, where: list[str], found: str, expected: str):
-    loc = " -> ".join(where) if where else "top level"
+    loc = " -> ".join(w if len(w) <= QUOTE_LIMIT else quote(w) for w in where) if where else "top level"
     raise DatabaseError(f"{path}: at {loc}: found {found}; expected {expected} (NiMARE dataset JSON schema).")
 
 
@@ -53,11 +55,18 @@ def read_nimare_json(path: str):
         _fail(path, [], type(data).__name__, "an object mapping study ids to studies")
     ids, xs, ys, zs, spaces = [], [], [], [], []
     empty = []
+    owner: dict[str, tuple[str, str]] = {}  # NiMARE id -> (study, contrast) it came from
+    clashes: list[tuple[str, tuple[str, str], tuple[str, str]]] = []
     for study, body in data.items():
         if not isinstance(body, dict) or not isinstance(body.get("contrasts"), dict):
             _fail(path, [study], repr(body)[:60], 'an object with a "contrasts" object')
         for contrast, cbody in body["contrasts"].items():
             where = [study, "contrasts", contrast]
+            nid = f"{study}-{contrast}"
+            if nid in owner:  # e.g. study 's-1' contrast '1' and study 's' contrast '1-1'
+                clashes.append((nid, owner[nid], (study, contrast)))
+            else:
+                owner[nid] = (study, contrast)
             if not isinstance(cbody, dict):
                 _fail(path, where, repr(cbody)[:60], "an object")
             coords = cbody.get("coords")
@@ -88,16 +97,27 @@ def read_nimare_json(path: str):
                 continue
             space = coords.get("space")
             if not isinstance(space, str):
-                _fail(path, where + ["coords", "space"], repr(space), 'a space label such as "MNI" or "TAL"')
+                _fail(path, where + ["coords", "space"], quote(space), 'a space label such as "MNI" or "TAL"')
             ids += [f"{study}-{contrast}"] * len(cols[0])
             xs.append(cols[0])
             ys.append(cols[1])
             zs.append(cols[2])
             spaces += [space] * len(cols[0])
+    if clashes:
+        def at(pair):
+            return f"{quote(pair[0])} -> contrasts -> {quote(pair[1])}"
+
+        shown = first_few([f"{quote(nid)} from {at(a)} and from {at(b)}" for nid, a, b in clashes])
+        raise DatabaseError(
+            f"{path}: {len(clashes)} contrast id(s) are made twice - {shown}. NiMARE names each contrast "
+            "'{study}-{contrast}', so these different contrasts would merge into one study; rename one study or "
+            "contrast so the joined ids differ."
+        )
     if empty:
+        shown_empty = [quote(e) for e in empty[:5]]
         more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""
         warnings.warn(
-            f"{path}: {len(empty)} contrast(s) without coordinates were left out: {empty[:5]}{more} (no \"coords\", "
+            f"{path}: {len(empty)} contrast(s) without coordinates were left out: [{', '.join(shown_empty)}]{more} (no \"coords\", "
             'or empty "x", "y", "z" lists). Add their coordinates, or ignore this if they report none.',
             EmptyStudyWarning,
             stacklevel=caller_stacklevel(),
@@ -140,6 +160,8 @@ def write_nimare_json(table, path, *, overwrite: bool = False) -> str:
     path = os.fspath(path)
     check_table(table, "NiMARE JSON")
     studies, order, bounds, study_space = studies_with_one_space(table, "NiMARE JSON")
+    check_text_ids(studies, "NiMARE JSON", "")
+    check_unpadded(np.unique(study_space).tolist(), "space label", "NiMARE JSON")
     xyz = source_xyz(table)[order]
     keys = id_text(studies)
     spaces = study_space.tolist()

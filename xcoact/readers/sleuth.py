@@ -10,7 +10,9 @@ Layout::
 
 Each experiment is one study; when several name lines open the same block of
 coordinates (GingerALE's way of giving one experiment several labels) they
-form one study whose id joins the names with ``"; "``.  An experiment whose
+form one study whose id joins the names with ``"; "``.  Two blocks with the
+same id are two experiments (two samples) that would merge into one study:
+they are an error naming both blocks' lines and sample sizes.  An experiment whose
 name is followed by a blank line and then another name (or the end of the
 file) has no coordinates: it is left out with an
 :class:`~xcoact.warnings.EmptyStudyWarning`.  A bare ``//`` line is a comment.
@@ -27,7 +29,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import DatabaseError, ParameterError
+from ..errors import DatabaseError, ParameterError, first_few, quote
 from ..table import MNI_LABELS, TAL_LABELS, make_table
 from ..warnings import EmptyStudyWarning, caller_stacklevel
 from ._text import (
@@ -60,6 +62,9 @@ def read_sleuth(path: str):
     closed = False  # a blank line followed names that have no coordinates yet
     empty: list[tuple[int, str]] = []  # experiments without coordinates: (first name line, id)
     bad: list[str] = []
+    subjects: str | None = None  # the '// Subjects = N' value of the experiment being read
+    blocks: dict[str, tuple[int, str | None]] = {}  # id -> (first name line, Subjects) of its block
+    repeated: list[tuple[str, tuple[int, str | None], tuple[int, str | None]]] = []
 
     def drop_empty():
         if names and not in_coords:
@@ -69,7 +74,7 @@ def read_sleuth(path: str):
         line = raw.strip()
         if not line:
             if in_coords:
-                names, in_coords = [], False
+                names, in_coords, subjects = [], False, None
             elif names:
                 closed = True
             continue
@@ -79,18 +84,20 @@ def read_sleuth(path: str):
                 label = m.group(1).upper()
                 if label not in _SPACES:
                     raise DatabaseError(
-                        f"{path}, line {lineno}: unknown reference space {m.group(1)!r}; "
+                        f"{path}, line {lineno}: unknown reference space {quote(m.group(1))}; "
                         "expected '// Reference = MNI' or '// Reference = Talairach'."
                     )
                 space = _SPACES[label]
-            elif _SUBJECTS.match(line) or not line[2:].strip():
+            elif _SUBJECTS.match(line):
+                subjects = line.split("=", 1)[1].strip()
+            elif not line[2:].strip():
                 pass
             else:
                 if in_coords:  # a new name right after coordinates starts a new experiment
-                    names, in_coords = [], False
+                    names, in_coords, subjects = [], False, None
                 elif closed:  # names, a blank line, a new name: the earlier experiment had no coordinates
                     drop_empty()
-                    names = []
+                    names, subjects = [], None
                 closed = False
                 names.append((lineno, line[2:].strip()))
             continue
@@ -105,13 +112,19 @@ def read_sleuth(path: str):
         except ValueError:
             vals = []
         if len(vals) != 3 or not np.all(np.isfinite(vals)):
-            bad.append(f"line {lineno}: {line!r}")
+            bad.append(f"line {lineno}: {quote(line)}")
             continue
+        sid = "; ".join(n for _, n in names)
+        if not in_coords:  # the first coordinate line of an experiment: is its name new?
+            if sid in blocks:
+                repeated.append((sid, blocks[sid], (names[0][0], subjects)))
+            else:
+                blocks[sid] = (names[0][0], subjects)
         in_coords, closed = True, False
         if space is None and first_unreferenced is None:
             first_unreferenced = lineno
         spaces.append(space)
-        ids.append("; ".join(n for _, n in names))
+        ids.append(sid)
         xs.append(vals[0])
         ys.append(vals[1])
         zs.append(vals[2])
@@ -121,6 +134,17 @@ def read_sleuth(path: str):
         raise DatabaseError(
             f"{path}: {len(bad)} coordinate line(s) are not three finite numbers ({'; '.join(bad[:10])}); "
             "each coordinate line must be 'x y z' in mm."
+        )
+    if repeated:
+        def block(where):
+            n = where[1]
+            return f"line {where[0]}" + ("" if n is None else f" (Subjects = {n if n.isdigit() else quote(n)})")
+
+        shown = first_few([f"{quote(sid)} at {block(a)} and {block(b)}" for sid, a, b in repeated])
+        raise DatabaseError(
+            f"{path}: {len(repeated)} experiment name(s) open more than one block of coordinates - {shown}. "
+            "Each block is one experiment (its own sample), and blocks with one name would merge into one study; "
+            "give each block a distinct name (e.g. add ' (2)' to the second)."
         )
     if space is None:
         raise DatabaseError(
@@ -132,7 +156,7 @@ def read_sleuth(path: str):
             f"{path}, line {first_unreferenced}: coordinates before the first '// Reference = ...' line, so their "
             "space is unknown. Move the Reference line to the top of the file."
         )
-    listed = "; ".join(f"line {ln}: {sid!r}" for ln, sid in empty[:5])
+    listed = "; ".join(f"line {ln}: {quote(sid)}" for ln, sid in empty[:5])
     listed += f"; and {len(empty) - 5} more" if len(empty) > 5 else ""
     if not ids:
         found = f" Found {len(empty)} experiment name(s) without coordinates ({listed})." if empty else ""
@@ -194,7 +218,7 @@ def write_sleuth(table, path, *, overwrite: bool = False) -> str:
     elif upper <= TAL_LABELS:
         reference = "Talairach"
     else:
-        found = ", ".join(f"{str(lab)!r}: {int(c)} row(s)" for lab, c in zip(labels, counts))
+        found = ", ".join(f"{quote(str(lab))}: {int(c)} row(s)" for lab, c in zip(labels, counts))
         raise ParameterError(
             f"table: a Sleuth file states one space, but the table's space labels are {found}; expected all MNI "
             "(MNI, MNI152, ICBM, ICBM152) or all Talairach (TAL, T88, Talairach). Select one space first "
@@ -206,7 +230,7 @@ def write_sleuth(table, path, *, overwrite: bool = False) -> str:
     clash = [s for s in names if _REFERENCE.match(s) or _SUBJECTS.match(s)]
     if clash:
         raise ParameterError(
-            f"table: study id {clash[0][3:].strip()!r} would read back as a Sleuth "
+            f"table: study id {quote(clash[0][3:].strip())} would read back as a Sleuth "
             f"{'Reference' if _REFERENCE.match(clash[0]) else 'Subjects'} line; rename it first."
         )
     xyz = source_xyz(table)[order]
