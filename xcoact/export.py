@@ -287,13 +287,16 @@ def _place_noreplace(src: str, dst: str) -> None:
         os.mkdir(dst)
         try:
             os.rename(src, dst)
-        except BaseException:
+        except BaseException as err:
             with contextlib.suppress(OSError):
                 os.rmdir(dst)  # only while still empty, i.e. still our claim
+            if isinstance(err, OSError) and err.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                # someone put files into the claimed directory meanwhile: theirs now
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst) from err
             raise
         return
     try:
-        os.link(src, dst, follow_symlinks=False)
+        os.link(src, dst)  # src is our own temporary file; link() never follows or replaces dst
     except FileExistsError:
         raise
     except OSError as err:
@@ -302,7 +305,14 @@ def _place_noreplace(src: str, dst: str) -> None:
         if _renameat2_noreplace(src, dst):
             return
         os.close(os.open(dst, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-        os.replace(src, dst)
+        claim = _identity(dst)
+        try:
+            os.replace(src, dst)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                if _identity(dst) == claim:
+                    os.remove(dst)
+            raise
         return
     os.remove(src)
 
@@ -336,9 +346,11 @@ class _Entry:
 class _OutputGroup:
     """Outputs written under temporary names beside their targets, then placed all together or not at all.
 
-    :meth:`add_file` and :meth:`add_store` write one output under a fresh
-    hidden name (any error: the group is discarded and an :class:`OutputError`
-    names the output); :meth:`commit` renames them all into place.  With
+    :meth:`add_file` writes one file under a fresh hidden name (any error:
+    the group is discarded and an :class:`OutputError` names the output), and
+    :meth:`add_tree` adopts an output a writer built by itself (a Zarr store,
+    or netCDF's file in its temporary directory); :meth:`commit` renames
+    them all into place.  With
     ``overwrite=False`` each rename refuses to replace anything
     (:func:`_place_noreplace`), so an output that appeared since the check
     is kept and the outputs already placed are taken back.  With
@@ -427,28 +439,32 @@ class _OutputGroup:
             # a second name for the file: it stays in place until the new one replaces it in one step
             e.backup = _fresh_name(e.target, ".bak")
             try:
-                os.link(e.target, e.backup, follow_symlinks=False)
-            except OSError:
+                if os.path.islink(e.target):
+                    # the link itself, not what it points to (linkat without AT_SYMLINK_FOLLOW)
+                    os.link(e.target, e.backup, follow_symlinks=False)
+                else:
+                    os.link(e.target, e.backup)
+            except (OSError, NotImplementedError):
                 shutil.copy2(e.target, e.backup, follow_symlinks=False)  # file systems without hard links
 
     def _roll_back(self) -> None:
+        """Take back what :meth:`commit` placed and put every earlier output back where it was."""
         for e in reversed(self.entries):
             try:
-                ours = e.placed is not None and os.path.lexists(e.target) and _identity(e.target) == e.placed
-                if ours:
-                    if e.backup is not None and not e.is_dir and not os.path.isdir(e.backup):
+                if e.placed is not None and os.path.lexists(e.target) and _identity(e.target) == e.placed:
+                    if e.backup is not None and not e.is_dir:
                         os.replace(e.backup, e.target)  # the earlier file is back in one step
                         e.backup = None
                     else:
-                        os.rename(e.target, e.source)
+                        os.rename(e.target, e.source)  # ours again under its temporary name, for discard()
                 if e.backup is not None and not os.path.lexists(e.target):
-                    os.rename(e.backup, e.target)
+                    os.rename(e.backup, e.target)  # the store (or link) moved aside
                     e.backup = None
-            except OSError:  # pragma: no cover - best effort: the first error is the one reported
+                if e.backup is not None and not e.is_dir:
+                    _remove_tree(e.backup)  # a second name of a file that never left its place
+                    e.backup = None
+            except OSError:  # pragma: no cover - best effort: a backup that could not go back stays, hidden
                 pass
-            if e.backup is not None:
-                _remove_tree(e.backup)
-                e.backup = None
             e.placed = None
 
     def discard(self) -> None:
