@@ -14,6 +14,7 @@ when the maps start being computed, after every check has passed.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from dask.callbacks import Callback
+from test_archives import tree as _tree
 
 import xcoact
 import xcoact.export as export
@@ -65,21 +67,9 @@ def other():
         return act.coact.seed(xcoact.datasets.amygdala_roi_path(), threshold=0.1).compute()
 
 
-def _tree(folder) -> dict[str, bytes | None]:
-    """Every entry below ``folder`` (hidden ones, links and directories too) -> bytes, link target or None."""
-    out: dict[str, bytes | str | None] = {}
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            path = os.path.join(root, name)
-            rel = os.path.relpath(path, folder)
-            if os.path.islink(path):
-                out[rel] = "-> " + os.readlink(path)
-            elif os.path.isdir(path):
-                out[rel] = None
-            else:
-                with open(path, "rb") as fh:
-                    out[rel] = fh.read()
-    return out
+def _sha(data: bytes) -> str:
+    """How :func:`test_archives.tree` shows a file holding ``data``."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def _hidden(folder) -> list[str]:
@@ -124,7 +114,7 @@ def test_nifti_compute_false_keeps_a_file_another_process_wrote_before_compute(m
         task.compute()
     assert isinstance(info.value.__cause__, FileExistsError)
     # that file is untouched, and none of the nine maps landed (no temporary file either)
-    assert _tree(tmp_path) == {"c_pFgA.nii.gz": b"another run's map"}
+    assert _tree(tmp_path) == {"c_pFgA.nii.gz": _sha(b"another run's map")}
 
 
 def test_batch_nifti_keeps_a_file_written_while_the_seeds_are_computed(sample_cube, tmp_path):
@@ -134,7 +124,7 @@ def test_batch_nifti_keeps_a_file_written_while_the_seeds_are_computed(sample_cu
     with hook.callback(), pytest.raises(OutputError, match="^" + appeared(target) + "$"):
         batch.coact.to_nifti(tmp_path / "b", seeds_per_pass=1)
     assert hook.fired
-    assert _tree(tmp_path) == {os.path.basename(target): b"theirs"}
+    assert _tree(tmp_path) == {os.path.basename(target): _sha(b"theirs")}
 
 
 def test_netcdf_keeps_a_file_written_while_the_maps_are_computed(maps, tmp_path):
@@ -143,7 +133,7 @@ def test_netcdf_keeps_a_file_written_while_the_maps_are_computed(maps, tmp_path)
     with hook.callback(), pytest.raises(OutputError, match="^" + appeared(path) + "$"):
         maps.coact.to_netcdf(path)
     assert hook.fired
-    assert _tree(tmp_path) == {"maps.nc": b"not netCDF, and not ours to replace"}
+    assert _tree(tmp_path) == {"maps.nc": _sha(b"not netCDF, and not ours to replace")}
 
 
 def test_zarr_keeps_a_store_another_thread_wrote_meanwhile(maps, other, tmp_path):
@@ -177,7 +167,7 @@ def test_zarr_never_renames_onto_what_appeared(what, renameat2, maps, tmp_path, 
     shown = f"{path} (a broken symbolic link to 'nowhere')" if what == "broken link" else path
     with hook.callback(), pytest.raises(OutputError, match="^" + appeared(shown) + "$"):
         maps.coact.to_zarr(path)
-    expected = {"empty directory": None, "file": b"", "broken link": "-> nowhere"}[what]
+    expected = {"empty directory": "dir", "file": _sha(b""), "broken link": "link -> nowhere"}[what]
     assert _tree(tmp_path) == {"maps.zarr": expected}
 
 
@@ -196,7 +186,7 @@ def test_files_are_not_replaced_on_file_systems_without_hard_links(no_link, maps
     _in_another_process(_WRITE_BYTES, target, "first")
     with pytest.raises(OutputError, match="^" + appeared(target) + "$"):
         task.compute()
-    assert _tree(tmp_path) == {"c_pA.nii.gz": b"first"}
+    assert _tree(tmp_path) == {"c_pA.nii.gz": _sha(b"first")}
     os.remove(target)
     files = maps.coact.to_nifti(tmp_path / "c")  # and without a race the fallback writes every map
     assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(f) for f in files) and len(files) == 9
@@ -212,7 +202,7 @@ def test_write_atomically_without_overwrite_keeps_a_file_that_appeared(tmp_path)
 
     with pytest.raises(OutputError, match="^" + appeared(target) + "$"):
         export.write_atomically({str(target): write}, overwrite=False)
-    assert _tree(tmp_path) == {"table.txt": b"theirs"}
+    assert _tree(tmp_path) == {"table.txt": _sha(b"theirs")}
 
 
 @pytest.mark.parametrize("writer", ["nifti", "netcdf", "zarr", "database", "png"])
@@ -232,7 +222,7 @@ def test_a_broken_symbolic_link_is_an_existing_output(writer, maps, tmp_path):
     assert str(tmp_path / name) in str(info.value)
     if writer in ("nifti", "netcdf", "zarr"):
         assert f"(a broken symbolic link to '{tmp_path / 'elsewhere'}')" in str(info.value)
-    assert _tree(tmp_path) == {name: f"-> {tmp_path / 'elsewhere'}"}  # the link is kept, nothing written through it
+    assert _tree(tmp_path) == {name: f"link -> {tmp_path / 'elsewhere'}"}  # the link is kept, nothing written through it
 
 
 def _to_png(fig, path):
@@ -395,7 +385,7 @@ def test_cli_zarr_in_a_read_only_folder_is_refused_before_anything_is_written(tm
     assert proc.stderr == (f"xcoact: error: {ro}: output directory is not writable; choose another outroot, or give "
                            "yourself write access to it.\n")
     assert "studies in the database" not in proc.stdout  # found before the database was even read
-    assert _tree(tmp_path) == {"ro": None, "out": None}
+    assert _tree(tmp_path) == {"ro": "dir", "out": "dir"}
 
 
 # --------------------------------------------------------------------------- item 7: the API
@@ -418,7 +408,7 @@ def test_write_outputs_takes_back_what_it_placed_when_a_later_output_appeared(ma
     with hook.callback(), pytest.raises(OutputError, match="^" + appeared(store) + "$"):
         export.write_outputs(maps, nifti=tmp_path / "c", netcdf=tmp_path / "c.nc", zarr=store)
     # the nine maps and the netCDF file were placed before the store's rename was refused: all taken back
-    assert _tree(tmp_path) == {"c.zarr": None}
+    assert _tree(tmp_path) == {"c.zarr": "dir"}
     os.rmdir(store)
     files = export.write_outputs(maps, nifti=tmp_path / "c", netcdf=tmp_path / "c.nc", zarr=store)
     assert len(files) == 11 and _hidden(tmp_path) == []
@@ -458,8 +448,8 @@ def test_zarr_overwrite_refuses_what_is_not_a_zarr_store(maps, tmp_path):
     (tmp_path / "f.zarr").write_text("a file")
     with pytest.raises(OutputError, match=re.escape(f"{tmp_path / 'f.zarr'}: is a file, not a Zarr store;")):
         maps.coact.to_zarr(tmp_path / "f.zarr", overwrite=True)
-    assert _tree(tmp_path) == {"results": None, os.path.join("results", "thesis.tex"): b"years of work",
-                               "f.zarr": b"a file"}
+    assert _tree(tmp_path) == {"results": "dir", os.path.join("results", "thesis.tex"): _sha(b"years of work"),
+                               "f.zarr": _sha(b"a file")}
 
 
 def test_netcdf_and_nifti_overwrite_refuse_a_directory(maps, tmp_path):
@@ -471,7 +461,7 @@ def test_netcdf_and_nifti_overwrite_refuse_a_directory(maps, tmp_path):
     (tmp_path / "c_pA.nii.gz").mkdir()
     with pytest.raises(OutputError, match=re.escape("c_pA.nii.gz: is a directory, and the NIfTI map 'pA' is a file")):
         maps.coact.to_nifti(tmp_path / "c", overwrite=True)
-    assert _tree(tmp_path) == {"maps.nc": None, "c_pA.nii.gz": None}
+    assert _tree(tmp_path) == {"maps.nc": "dir", "c_pA.nii.gz": "dir"}
 
 
 @pytest.mark.parametrize("earlier", ["store", "link to a store"])
