@@ -205,10 +205,10 @@ def test_write_atomically_without_overwrite_keeps_a_file_that_appeared(tmp_path)
     assert _tree(tmp_path) == {"table.txt": _sha(b"theirs")}
 
 
-@pytest.mark.parametrize("writer", ["nifti", "netcdf", "zarr", "database", "png"])
+@pytest.mark.parametrize("writer", ["nifti", "netcdf", "zarr", "database", "png", "html"])
 def test_a_broken_symbolic_link_is_an_existing_output(writer, maps, tmp_path):
     name = {"nifti": "c_pA.nii.gz", "netcdf": "maps.nc", "zarr": "maps.zarr", "database": "db.txt",
-            "png": "maps.png"}[writer]
+            "png": "maps.png", "html": "report.html"}[writer]
     os.symlink(tmp_path / "elsewhere", tmp_path / name)
     write = {
         "nifti": lambda: maps.coact.to_nifti(tmp_path / "c"),
@@ -216,6 +216,7 @@ def test_a_broken_symbolic_link_is_an_existing_output(writer, maps, tmp_path):
         "zarr": lambda: maps.coact.to_zarr(tmp_path / name),
         "database": lambda: xcoact.write_database(xcoact.datasets.synthetic(5, seed=1), tmp_path / name),
         "png": lambda: _to_png(_figure(), tmp_path / name),
+        "html": lambda: _report(maps, tmp_path / name),
     }[writer]
     with pytest.raises(OutputError, match="already exist") as info:
         write()
@@ -223,6 +224,12 @@ def test_a_broken_symbolic_link_is_an_existing_output(writer, maps, tmp_path):
     if writer in ("nifti", "netcdf", "zarr"):
         assert f"(a broken symbolic link to '{tmp_path / 'elsewhere'}')" in str(info.value)
     assert _tree(tmp_path) == {name: f"link -> {tmp_path / 'elsewhere'}"}  # the link is kept, nothing written through it
+
+
+def _report(ds, path):
+    from xcoact.report import report
+
+    return report(ds, path)
 
 
 def _to_png(fig, path):

@@ -6,6 +6,7 @@ Parses arguments, calls the public functions, reports; nothing else.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import time

@@ -170,10 +170,11 @@ def check_outputs(
     seen: dict[str, str] = {}
     stores: dict[str, str] = {}
     keys = []
+    real = functools.lru_cache(maxsize=None)(os.path.realpath)  # a batch has thousands of files in a few folders
     for path, kind, label in outputs:
         folder = os.path.dirname(os.path.abspath(path))
         # the same file reached through a symlinked directory is the same output
-        key = os.path.join(os.path.realpath(folder), os.path.basename(os.path.abspath(path)))
+        key = os.path.join(real(folder), os.path.basename(os.path.abspath(path)))
         if key in seen:
             raise OutputError(f"{path}: the same path is given for two outputs ({seen[key]} and {label}); give each "
                               "output its own path.")
@@ -583,11 +584,8 @@ def _nifti_plan(ds: xr.Dataset, outroot, names: Sequence[str] | None) -> tuple[l
     return names, [nifti_paths(f"{root}_{s}", names) for s in ds["seed"].values]
 
 
-def _nifti_outputs(plan: list[dict[str, str]], batch: bool) -> list[tuple[str, str, str]]:
-    return [
-        (path, "file", f"the NIfTI map {name!r}" + (f" of seed {path!r}" if batch else ""))
-        for paths in plan for name, path in paths.items()
-    ]
+def _nifti_outputs(plan: list[dict[str, str]]) -> list[tuple[str, str, str]]:
+    return [(path, "file", f"the NIfTI map {name!r}") for paths in plan for name, path in paths.items()]
 
 
 def _stage_volumes(group: _OutputGroup, volumes: dict[str, np.ndarray], paths: dict[str, str], affine) -> None:
@@ -681,7 +679,7 @@ def to_nifti(
     """
     ds = to_volumes(ds)
     names, plan = _nifti_plan(ds, outroot, names)
-    check_outputs(_nifti_outputs(plan, "seed" in ds.dims), overwrite=overwrite, existing_message=_NIFTI_EXISTING)
+    check_outputs(_nifti_outputs(plan), overwrite=overwrite, existing_message=_NIFTI_EXISTING)
     if "seed" not in ds.dims:
         # one stacked array: the maps share their graph, so it is computed once; one task writes them
         affine = affine_from_coords(ds["x"].values, ds["y"].values, ds["z"].values)
@@ -932,7 +930,7 @@ def _planned_outputs(ds: xr.Dataset, *, nifti=None, netcdf=None, zarr=None, png=
     if nifti is not None:
         vol = to_volumes(ds)
         _, plan = _nifti_plan(vol, nifti, names)
-        out += _nifti_outputs(plan, "seed" in vol.dims)
+        out += _nifti_outputs(plan)
     for path, kind, label, option in ((netcdf, "file", "the netCDF file", "--netcdf"),
                                       (zarr, "zarr", "the Zarr store", "--zarr"),
                                       (png, "file", "the PNG figure", "--plot's PNG")):
