@@ -363,20 +363,29 @@ _NAMESPACES = (["unshare", "--mount", "--propagation", "private"],
                ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private"])
 
 
-def _read_only_prefix(probe: str) -> list[str]:
+def _read_only_command(ro: str) -> list[str]:
+    """The command prefix that runs ``xcoact.cli`` with ``ro`` refused by the kernel.
+
+    Not root: ``chmod 555`` is enough.  Root writes through any mode, so the
+    folder becomes a read-only tmpfs in the child's private mount namespace
+    (``EROFS`` even for root).  Neither possible: the test fails and says why.
+    """
+    if os.geteuid() != 0:
+        os.chmod(ro, 0o555)
+        return [sys.executable, "-m", "xcoact.cli"]
     why = []
     if shutil.which("unshare") is None:
         why.append("the unshare program (util-linux) is not installed")
     else:
         for prefix in _NAMESPACES:
-            proc = subprocess.run([*prefix, "sh", "-c", 'mount -t tmpfs -o ro,size=1m xcoact-probe "$1"', "sh", probe],
+            proc = subprocess.run([*prefix, "sh", "-c", 'mount -t tmpfs -o ro,size=1m xcoact-probe "$1"', "sh", ro],
                                   capture_output=True, text=True)
             if proc.returncode == 0:
-                return prefix
+                return [*prefix, "sh", "-c", _READ_ONLY, "sh", ro, sys.executable]
             why.append(f"{' '.join(prefix)}: {proc.stderr.strip() or proc.returncode}")
-    pytest.fail("cannot mount a read-only tmpfs in a private mount namespace, so a folder the kernel refuses to "
-                f"write cannot be made ({'; '.join(why)}). It needs `unshare` and root, or unprivileged user "
-                "namespaces. (chmod is no test under root, who writes anyway.)", pytrace=False)
+    pytest.fail("running as root, and cannot mount a read-only tmpfs in a private mount namespace, so a folder the "
+                f"kernel refuses to write cannot be made ({'; '.join(why)}). It needs `unshare` and the right to "
+                "mount; chmod is no test under root, who writes anyway.", pytrace=False)
 
 
 def test_cli_zarr_in_a_read_only_folder_is_refused_before_anything_is_written(tmp_path):
@@ -384,10 +393,12 @@ def test_cli_zarr_in_a_read_only_folder_is_refused_before_anything_is_written(tm
     ro.mkdir()
     out = tmp_path / "out"
     out.mkdir()
-    prefix = _read_only_prefix(str(ro))
     args = [*CLI_SEED, "--outroot", str(out / "run"), "--zarr", str(ro / "run.zarr")]
-    proc = subprocess.run([*prefix, "sh", "-c", _READ_ONLY, "sh", str(ro), sys.executable, *args],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": ROOT})
+    try:
+        proc = subprocess.run([*_read_only_command(str(ro)), *args], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONPATH": ROOT})
+    finally:
+        os.chmod(ro, 0o755)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr == (f"xcoact: error: {ro}: output directory is not writable; choose another outroot, or give "
                            "yourself write access to it.\n")
