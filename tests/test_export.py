@@ -213,7 +213,8 @@ def test_failed_save_keeps_earlier_files_byte_for_byte(maps, amygdala_maps, tmp_
 
 @pytest.mark.parametrize("n", [1, 5, 9])
 def test_failed_rename_leaves_nothing(n, maps, tmp_path, monkeypatch):
-    _fail_on_call(monkeypatch, os, "replace", n, PermissionError(13, "Permission denied (injected)"))
+    # without overwrite each file is placed by a hard link, which refuses to replace (tests/test_no_clobber.py)
+    _fail_on_call(monkeypatch, os, "link", n, PermissionError(13, "Permission denied (injected)"))
     with pytest.raises(OutputError, match="injected"):
         maps.coact.to_nifti(tmp_path / "c")
     assert os.listdir(tmp_path) == []

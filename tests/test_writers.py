@@ -297,17 +297,27 @@ def test_written_files_get_the_umask_mode(tmp_path):
 
 
 def _fail_replace(monkeypatch, fail_on_call: int = 1):
-    """Make the fail_on_call-th os.replace raise OSError (earlier ones go through)."""
-    real = os.replace
+    """Make the fail_on_call-th placing of a file raise OSError (earlier ones go through).
+
+    A file is placed by os.replace with overwrite, and by a hard link without (a link refuses to
+    replace a file that appeared meanwhile); the hard links that back up earlier files ('.bak') do
+    not count.
+    """
     calls = []
 
-    def replace(src, dst, *args, **kwargs):
-        calls.append(dst)
-        if len(calls) == fail_on_call:
-            raise OSError(28, "No space left on device")
-        return real(src, dst, *args, **kwargs)
+    def failing(real):
+        def place(src, dst, *args, **kwargs):
+            if real is not os.replace and os.fspath(dst).endswith(".bak"):
+                return real(src, dst, *args, **kwargs)
+            calls.append(dst)
+            if len(calls) == fail_on_call:
+                raise OSError(28, "No space left on device")
+            return real(src, dst, *args, **kwargs)
 
-    monkeypatch.setattr(os, "replace", replace)
+        return place
+
+    monkeypatch.setattr(os, "replace", failing(os.replace))
+    monkeypatch.setattr(os, "link", failing(os.link))
     return calls
 
 

@@ -123,31 +123,54 @@ def _parse_seed(values: list[str]):
     return values[0] if len(values) == 1 else list(values)
 
 
-def _outputs(args, ds) -> list[str]:
-    """Every file the run will write, checked before anything is computed."""
-    from .export import map_variables, nifti_paths
+def _fwe_map_names(fwe) -> list[str]:
+    """The maps ``--fwe`` adds (at fwe's default alpha, 0.05), so their files are checked before it runs."""
+    from .fwe import TESTS
 
-    targets = []
-    if not args.no_nifti:
-        seeds = [str(s) for s in ds["seed"].values] if "seed" in ds.dims else [None]
-        for s in seeds:
-            targets += nifti_paths(args.outroot if s is None else f"{args.outroot}_{s}", map_variables(ds)).values()
-    targets += [p for p in (args.netcdf, args.zarr) if p]
-    if args.plot:
-        targets.append(f"{args.outroot}.png")
-    return targets
+    if fwe is None:
+        return []
+    if fwe == "bonferroni":
+        return [n for t in TESTS for n in (f"{t}-test_p_bonferroni", f"{t}-test_z_bonferroni_0.05")]
+    levels = ("voxel", "cluster-size", "cluster-mass")
+    return [n for t in TESTS
+            for n in [f"{t}-test_p_FWE-{lv}" for lv in levels] + [f"{t}-test_z_FWE-{lv}_0.05" for lv in levels]
+            + [f"{t}-test_cluster"]]
+
+
+def _outputs(args, ds=None, fwe=None) -> list[tuple[str, str, str]]:
+    """Every output of the run as ``(path, kind, label)``; without ``ds`` (maps not known yet) all but the NIfTI files."""
+    from .export import _planned_outputs, nifti_paths
+
+    kw = {"netcdf": args.netcdf, "zarr": args.zarr, "png": f"{args.outroot}.png" if args.plot else None}
+    if ds is None or args.no_nifti:
+        return _planned_outputs(ds, **kw, command_line=True)
+    fwe_files = nifti_paths(args.outroot, _fwe_map_names(fwe))
+    return (_planned_outputs(ds, nifti=args.outroot, **kw, command_line=True)
+            + [(path, "file", f"the NIfTI map {name!r}") for name, path in fwe_files.items()])
+
+
+def _check_outputs(args, ds=None, fwe=None) -> None:
+    """Clashes, missing or read-only folders and existing outputs, all before any map is computed."""
+    from .export import _check_folders, check_outputs
+
+    if ds is None and not args.no_nifti:
+        # the NIfTI names need the seeds, their folder does not ("out/" as outroot writes out/_pA.nii.gz)
+        _check_folders([f"{args.outroot}_"], command_line=True)
+    check_outputs(_outputs(args, ds, fwe), overwrite=args.overwrite, command_line=True)
 
 
 def _coactivation(args) -> int:
     import contextlib
 
-    from . import activations, datasets, read_database, seed, to_netcdf, to_nifti, to_zarr
-    from .errors import OutputError, ParameterError
+    from . import activations, datasets, read_database, seed
+    from .errors import ParameterError
+    from .export import write_outputs
 
     if args.labels and not args.by_label:
         raise ParameterError("--labels names atlas labels and needs --by-label.")
     if args.no_nifti and not (args.netcdf or args.zarr or args.plot):
         raise ParameterError("--no-nifti leaves nothing to write; add --netcdf PATH, --zarr PATH or --plot.")
+    _check_outputs(args)  # before the database is read: a typo in a folder fails at once
     database = args.database or datasets.sample_database_path()
     threshold = None if args.threshold is None else _parse_threshold(args.threshold)
     fwe = _parse_fwe(args.fwe)
@@ -180,11 +203,8 @@ def _coactivation(args) -> int:
         print(f"studies selected: {a['n_selected']} of {a['n_studies']}")
     if fwe is not None and "seed" in ds.dims:
         raise ParameterError("--fwe applies to one seed; drop --separate/--by-label or run the seeds one by one.")
-    existing = [p for p in _outputs(args, ds) if os.path.exists(p)]
-    if existing and not args.overwrite:
-        raise OutputError(f"{len(existing)} output file(s) already exist (e.g. {existing[0]}); pass --overwrite to replace them.")
+    _check_outputs(args, ds, fwe)
     show = sys.stderr.isatty() if args.progress is None else args.progress
-    files: list[str] = []
     with _progress_bar(0.0 if args.progress else 0.5) if show else contextlib.nullcontext():
         if "seed" not in ds.dims:
             ds = ds.compute()  # once, for every writer below
@@ -198,16 +218,9 @@ def _coactivation(args) -> int:
                 else:
                     print(f"FWE: {b['fwe_n_done']} permutations (seed {b['fwe_seed']}), smallest p {b['fwe_min_p']:.2g}, "
                           f"{b['fwe_seconds']:.1f} s")
-        if not args.no_nifti:
-            files += to_nifti(ds, args.outroot, overwrite=args.overwrite)
-        if args.netcdf:
-            files.append(to_netcdf(ds, args.netcdf, overwrite=args.overwrite))
-        if args.zarr:
-            files.append(to_zarr(ds, args.zarr, overwrite=args.overwrite))
-        if args.plot:
-            from .plot import to_png
-
-            files.append(to_png(ds, f"{args.outroot}.png", overwrite=args.overwrite))
+        # every output is written under a temporary name and all are placed together, or none is
+        files = write_outputs(ds, nifti=None if args.no_nifti else args.outroot, netcdf=args.netcdf, zarr=args.zarr,
+                              png=f"{args.outroot}.png" if args.plot else None, overwrite=args.overwrite)
     print(f"files written ({len(files)}):")
     for f in files[:40]:
         print(f"  {f}")

@@ -1,18 +1,27 @@
-"""Result Datasets -> NIfTI and netCDF files, atomically.
+"""Result Datasets -> NIfTI, netCDF and Zarr outputs, atomically and without clobbering.
 
-Every writer writes to a temporary file beside the target and renames it
-into place, so a failure leaves no partial file.  All the files of one
-call (the nine maps of a seed, or every map of a batch) replace earlier
-files only when all of them are written, and the files replaced are
-restored if a rename fails.  A Zarr store (a directory) is built under a
-temporary name and renamed; netCDF goes through a temporary file.
+Every writer checks all of its outputs before computing anything, writes
+them under temporary names beside their targets and renames them into place
+only when all are written, so a failure leaves no partial output.  All the
+outputs of one call (the nine maps of a seed, every map of a batch, or every
+format of :func:`write_outputs`) land together or not at all: the ones
+replaced are restored if a later rename fails.  Without ``overwrite`` the
+renames themselves refuse to replace anything (a hard link or
+``renameat2(RENAME_NOREPLACE)``), so an output that appeared after the check
+is kept and named.  A Zarr store (a directory) is built under a temporary
+name and renamed; netCDF goes through a temporary directory.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
+import json
 import os
+import shlex
 import shutil
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -25,7 +34,8 @@ import xarray as xr
 from .errors import OutputError
 from .space import affine_from_coords
 
-__all__ = ["to_nifti", "to_netcdf", "to_zarr", "to_volumes", "nifti_paths", "map_variables", "atomic_path"]
+__all__ = ["to_nifti", "to_netcdf", "to_zarr", "write_outputs", "check_outputs", "to_volumes", "nifti_paths",
+           "map_variables", "atomic_path"]
 
 
 def map_variables(ds: xr.Dataset) -> list[str]:
@@ -72,13 +82,132 @@ def nifti_paths(outroot, names: Sequence[str]) -> dict[str, str]:
     return {n: f"{root}_{n}.nii.gz" for n in names}
 
 
-def _check_target_dir(path: str) -> str:
+def _check_target_dir(path: str, *, command_line: bool = False) -> str:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise OutputError(f"{folder}: output directory does not exist; create it first (e.g. os.makedirs({folder!r})).")
+        if os.path.lexists(folder):
+            raise OutputError(f"{folder}: is not a directory (a file or a broken link has that name); choose an "
+                              "output path inside a directory.")
+        hint = f"mkdir -p {shlex.quote(folder)}" if command_line else f"e.g. os.makedirs({folder!r})"
+        raise OutputError(f"{folder}: output directory does not exist; create it first ({hint}).")
     if not os.access(folder, os.W_OK):
         raise OutputError(f"{folder}: output directory is not writable; choose another outroot, or give yourself write access to it.")
     return folder
+
+
+def _probe_writable(folder: str) -> None:
+    """Create and remove a file in ``folder``: the kernel's answer, where ``os.access`` can be wrong
+    (a read-only bind mount seen through some file systems, an immutable directory, network ACLs)."""
+    probe = os.path.join(folder, f".xcoact-probe.{uuid.uuid4().hex[:12]}")
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError as err:
+        raise OutputError(
+            f"{folder}: output directory is not writable ({err.strerror}); choose another outroot, or give "
+            "yourself write access to it."
+        ) from err
+    os.remove(probe)
+
+
+def _check_folders(paths: Sequence[str], *, command_line: bool = False) -> None:
+    """The folder of every path exists and takes a new file (each folder probed once)."""
+    folders: dict[str, None] = {}
+    for path in paths:
+        folders.setdefault(_check_target_dir(path, command_line=command_line))
+    for folder in folders:
+        _probe_writable(folder)
+
+
+#: what a Zarr store (format 2 or 3) holds at its top; a directory without any of them is no store
+_ZARR_MARKERS = (".zgroup", ".zarray", ".zmetadata", "zarr.json")
+
+
+def _is_zarr_store(path: str) -> bool:
+    return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, m)) for m in _ZARR_MARKERS)
+
+
+def _describe_existing(path: str) -> str:
+    """``path``, with what is there when that is not a plain file or directory (for messages)."""
+    if os.path.islink(path) and not os.path.exists(path):
+        return f"{path} (a broken symbolic link to {os.readlink(path)!r})"
+    return path
+
+
+def check_outputs(
+    outputs: Sequence[tuple[str, str, str]],
+    *,
+    overwrite: bool,
+    command_line: bool = False,
+    existing_message: str | None = None,
+) -> None:
+    """Check every output of a write before anything is computed or written.
+
+    Parameters
+    ----------
+    outputs : sequence of (path, kind, label)
+        ``kind`` is ``"file"`` or ``"zarr"`` (a store directory); ``label``
+        names the output in messages (e.g. ``"--netcdf"`` or ``"map 'pA'"``).
+    overwrite : bool
+        Whether existing outputs may be replaced.
+    command_line : bool, default False
+        Phrase hints for a shell user (``mkdir -p``, ``--overwrite``) rather
+        than a Python one (``os.makedirs``, ``overwrite=True``).
+    existing_message : str, optional
+        The message for outputs that exist (``{n}``, ``{path}`` are filled in);
+        a standard one by default.
+
+    Raises
+    ------
+    OutputError
+        Two outputs share a path (or one lies inside a Zarr store of another);
+        a directory is missing, not a directory or not writable; an output
+        exists and ``overwrite`` is False (a broken symbolic link counts); or
+        ``overwrite`` is True and what is there is not of the output's kind
+        (a directory where a file goes, anything but a Zarr store where a
+        store goes).  Checked in that order, so the first message is the
+        first thing to fix.
+    """
+    seen: dict[str, str] = {}
+    stores: dict[str, str] = {}
+    keys = []
+    real = functools.lru_cache(maxsize=None)(os.path.realpath)  # a batch has thousands of files in a few folders
+    for path, kind, label in outputs:
+        folder = os.path.dirname(os.path.abspath(path))
+        # the same file reached through a symlinked directory is the same output
+        key = os.path.join(real(folder), os.path.basename(os.path.abspath(path)))
+        if key in seen:
+            raise OutputError(f"{path}: the same path is given for two outputs ({seen[key]} and {label}); give each "
+                              "output its own path.")
+        seen[key] = label
+        keys.append(key)
+        if kind == "zarr":
+            stores[key] = label
+    for key, (path, kind, label) in zip(keys, outputs):
+        inside = [s for s in stores if key.startswith(s + os.sep)]
+        if inside:
+            raise OutputError(f"{path} ({label}) lies inside the Zarr store of {stores[inside[0]]}; write it beside "
+                              "the store instead.")
+    _check_folders([path for path, _, _ in outputs], command_line=command_line)
+    flag = "--overwrite" if command_line else "overwrite=True (--overwrite on the command line)"
+    existing = [path for path, _, _ in outputs if os.path.lexists(path)]
+    if existing and not overwrite:
+        if existing_message is None:
+            existing_message = (
+                "{path} already exists; pass " + flag + " to replace it, or choose another path." if len(outputs) == 1
+                else "{n} output file(s) already exist (e.g. {path}); pass " + flag + " to replace them, or choose "
+                     "another path."
+            )
+        raise OutputError(existing_message.format(n=len(existing), path=_describe_existing(existing[0])))
+    for path, kind, label in outputs:
+        if not os.path.lexists(path) or os.path.islink(path) and not os.path.exists(path):
+            continue  # nothing there, or a broken link: replacing the link loses nothing
+        if kind == "file" and os.path.isdir(path):
+            raise OutputError(f"{path}: is a directory, and {label} is a file; overwrite replaces only a file there. "
+                              "Remove the directory yourself, or choose another path.")
+        if kind == "zarr" and not _is_zarr_store(path):
+            what = "a directory that is not a Zarr store" if os.path.isdir(path) else "a file, not a Zarr store"
+            raise OutputError(f"{path}: is {what}; overwrite replaces only an earlier Zarr store (a directory "
+                              f"with {' or '.join(_ZARR_MARKERS)}). Remove it yourself, or choose another path.")
 
 
 def atomic_path(path: str, suffix: str = ".part") -> str:
@@ -101,68 +230,258 @@ def atomic_path(path: str, suffix: str = ".part") -> str:
     raise OutputError(f"{folder}: could not create a temporary file beside {os.path.basename(path)}.")
 
 
-class _StagedFiles:
-    """Files written under temporary names, then renamed into place all together.
+# --------------------------------------------------------------------------- placing without replacing
 
-    :meth:`write` puts each file under a fresh temporary name beside its
-    target; :meth:`commit` renames them all, restoring the files it had
-    replaced if a rename fails; :meth:`discard` removes whatever is still
-    temporary.  ``current`` is the file being handled, for error messages.
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+#: errnos that mean "this file system (or kernel) cannot do that", not "that failed"
+_UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
+
+
+@functools.lru_cache(maxsize=None)
+def _renameat2():
+    """libc's ``renameat2`` (Linux 3.15+, glibc 2.28+), or None where there is none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def _renameat2_noreplace(src: str, dst: str) -> bool:
+    """Rename with ``RENAME_NOREPLACE``; False if the kernel or file system cannot (the caller falls back)."""
+    fn = _renameat2()
+    if fn is None:
+        return False
+    import ctypes
+
+    if fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in _UNSUPPORTED and code != errno.EXDEV:
+        return False
+    raise OSError(code, os.strerror(code), src, None, dst)  # FileExistsError for EEXIST
+
+
+def _place_noreplace(src: str, dst: str) -> None:
+    """Give ``src`` the name ``dst`` unless anything (a broken link too) has that name: FileExistsError then.
+
+    The check and the rename are one step, so a file that appears after any
+    earlier check is never replaced.  A file: a hard link to ``dst`` (fails
+    if the name is taken), then ``src`` is unlinked; where the file system
+    has no hard links, ``renameat2(RENAME_NOREPLACE)``; failing both, the
+    name is claimed with ``O_EXCL`` and the file renamed onto that claim.
+    A directory: ``renameat2(RENAME_NOREPLACE)``, else an empty directory is
+    made at ``dst`` (``mkdir`` fails if the name is taken) and ``src``
+    renamed onto it (a rename onto an *empty* directory succeeds on POSIX,
+    so the claim must be ours).
+    """
+    if os.path.isdir(src) and not os.path.islink(src):
+        if _renameat2_noreplace(src, dst):
+            return
+        os.mkdir(dst)
+        try:
+            os.rename(src, dst)
+        except BaseException as err:
+            with contextlib.suppress(OSError):
+                os.rmdir(dst)  # only while still empty, i.e. still our claim
+            if isinstance(err, OSError) and err.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                # someone put files into the claimed directory meanwhile: theirs now
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst) from err
+            raise
+        return
+    try:
+        os.link(src, dst)  # src is our own temporary file; link() never follows or replaces dst
+    except FileExistsError:
+        raise
+    except OSError as err:
+        if err.errno not in _UNSUPPORTED:
+            raise
+        if _renameat2_noreplace(src, dst):
+            return
+        os.close(os.open(dst, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        claim = _identity(dst)
+        try:
+            os.replace(src, dst)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                if _identity(dst) == claim:
+                    os.remove(dst)
+            raise
+        return
+    os.remove(src)
+
+
+def _identity(path: str) -> tuple[int, int]:
+    st = os.lstat(path)
+    return st.st_dev, st.st_ino
+
+
+def _appeared_error(path: str, err: BaseException) -> OutputError:
+    new = OutputError(
+        f"{_describe_existing(path)} appeared while the outputs were being computed or written (another run or "
+        "program created it after the check); it was kept, and nothing was written. Pass overwrite=True "
+        "(--overwrite on the command line) to replace it, or choose another path."
+    )
+    new.__cause__ = err
+    return new
+
+
+class _Entry:
+    """One staged output: ``source`` (a temporary file or store) to be renamed to ``target``."""
+
+    __slots__ = ("target", "source", "is_dir", "container", "backup", "placed")
+
+    def __init__(self, target: str, source: str, is_dir: bool, container: str | None):
+        self.target, self.source, self.is_dir, self.container = target, source, is_dir, container
+        self.backup: str | None = None
+        self.placed: tuple[int, int] | None = None
+
+
+class _OutputGroup:
+    """Outputs written under temporary names beside their targets, then placed all together or not at all.
+
+    :meth:`add_file` writes one file under a fresh hidden name (any error:
+    the group is discarded and an :class:`OutputError` names the output), and
+    :meth:`add_tree` adopts an output a writer built by itself (a Zarr store,
+    or netCDF's file in its temporary directory); :meth:`commit` renames
+    them all into place.  With
+    ``overwrite=False`` each rename refuses to replace anything
+    (:func:`_place_noreplace`), so an output that appeared since the check
+    is kept and the outputs already placed are taken back.  With
+    ``overwrite=True`` earlier outputs are set aside first (a hard link for a
+    file, a rename for a store) and restored if a later rename fails.
+    Use as a context manager: leaving it on an error discards every
+    temporary output.
     """
 
-    def __init__(self) -> None:
-        self.temps: dict[str, str] = {}
+    def __init__(self, *, overwrite: bool = False):
+        self.overwrite = bool(overwrite)
+        self.entries: list[_Entry] = []
         self.current: str | None = None
 
-    def write(self, path: str, write, suffix: str) -> None:
+    def __enter__(self) -> "_OutputGroup":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.discard()
+
+    def _check_new(self, path: str) -> None:
         self.current = path
-        if path in self.temps:
+        if any(e.target == path for e in self.entries):
             raise OutputError(f"{path}: the same file would be written twice; give each output its own name.")
-        self.temps[path] = atomic_path(path, suffix=suffix)
-        write(self.temps[path])
+
+    def add_file(self, path: str, write, suffix: str = ".part") -> None:
+        """Write a file through ``write(tmp_path)``, to be placed at ``path``."""
+        self._check_new(path)
+        tmp = atomic_path(path, suffix=suffix)
+        self.entries.append(_Entry(path, tmp, False, None))
+        try:
+            write(tmp)
+        except BaseException as err:
+            raise _reraise(err, path)
+
+    def add_tree(self, path: str, source: str, container: str | None = None) -> None:
+        """Adopt a temporary output already written (a store directory, or a file inside ``container``)."""
+        self._check_new(path)
+        self.entries.append(_Entry(path, source, os.path.isdir(source), container))
 
     def commit(self) -> list[str]:
-        paths = list(self.temps)
-        backups: dict[str, str] = {}
-        placed: list[str] = []
+        """Place every output; on any failure the directory is as it was and the error is raised."""
         try:
-            # the last target needs no backup: if its rename fails it was not replaced
-            for self.current in paths[:-1]:
-                if os.path.exists(self.current):
-                    backups[self.current] = _backup(self.current)
-            for self.current in paths:
-                os.replace(self.temps[self.current], self.current)
-                del self.temps[self.current]
-                placed.append(self.current)
-        except BaseException:
-            for path in reversed(placed):
-                if path in backups:
-                    os.replace(backups.pop(path), path)
-                elif os.path.exists(path):
-                    os.remove(path)
-            for bak in backups.values():
-                _remove_quietly(bak)
-            raise
-        for bak in backups.values():
-            _remove_quietly(bak)
+            for e in self.entries:
+                self.current = e.target
+                if self.overwrite:
+                    self._set_aside(e)
+                    if e.is_dir:
+                        _place_noreplace(e.source, e.target)  # the old store is out of the way
+                    else:
+                        os.replace(e.source, e.target)
+                else:
+                    _place_noreplace(e.source, e.target)
+                e.placed = _identity(e.target)
+        except BaseException as err:
+            self._roll_back()
+            self.discard()
+            if isinstance(err, FileExistsError) and not self.overwrite:
+                raise _appeared_error(self.current, err)
+            raise _reraise(err, self.current)
+        for e in self.entries:
+            if e.backup is not None:
+                _remove_tree(e.backup)
+            if e.container is not None:
+                with contextlib.suppress(OSError):
+                    os.rmdir(e.container)
+        paths = [e.target for e in self.entries]
+        self.entries.clear()
         return paths
 
+    def _set_aside(self, e: _Entry) -> None:
+        if not os.path.lexists(e.target):
+            return
+        # checked before computing, but it may have appeared since: never move a user's directory away
+        if e.is_dir and os.path.exists(e.target) and not _is_zarr_store(e.target):
+            raise OutputError(f"{e.target}: is not a Zarr store (it appeared after the check); overwrite replaces "
+                              "only an earlier Zarr store. Remove it yourself, or choose another path.")
+        if not e.is_dir and os.path.isdir(e.target):
+            raise OutputError(f"{e.target}: is a directory (it appeared after the check); overwrite replaces only a "
+                              "file there. Remove the directory yourself, or choose another path.")
+        if e.is_dir:
+            e.backup = _fresh_name(e.target, ".old")
+            os.rename(e.target, e.backup)  # a store, or a link (the link moves, not what it points to)
+        else:
+            # a second name for the file: it stays in place until the new one replaces it in one step
+            e.backup = _fresh_name(e.target, ".bak")
+            try:
+                if os.path.islink(e.target):
+                    # the link itself, not what it points to (linkat without AT_SYMLINK_FOLLOW)
+                    os.link(e.target, e.backup, follow_symlinks=False)
+                else:
+                    os.link(e.target, e.backup)
+            except (OSError, NotImplementedError):
+                shutil.copy2(e.target, e.backup, follow_symlinks=False)  # file systems without hard links
+
+    def _roll_back(self) -> None:
+        """Take back what :meth:`commit` placed and put every earlier output back where it was."""
+        for e in reversed(self.entries):
+            try:
+                if e.placed is not None and os.path.lexists(e.target) and _identity(e.target) == e.placed:
+                    if e.backup is not None and not e.is_dir:
+                        os.replace(e.backup, e.target)  # the earlier file is back in one step
+                        e.backup = None
+                    else:
+                        os.rename(e.target, e.source)  # ours again under its temporary name, for discard()
+                if e.backup is not None and not os.path.lexists(e.target):
+                    os.rename(e.backup, e.target)  # the store (or link) moved aside
+                    e.backup = None
+                if e.backup is not None and not e.is_dir:
+                    _remove_tree(e.backup)  # a second name of a file that never left its place
+                    e.backup = None
+            except OSError:  # pragma: no cover - best effort: a backup that could not go back stays, hidden
+                pass
+            e.placed = None
+
     def discard(self) -> None:
-        for tmp in self.temps.values():
-            _remove_quietly(tmp)
-        self.temps.clear()
+        """Remove every temporary output still staged."""
+        for e in self.entries:
+            _remove_tree(e.container if e.container is not None else e.source)
+        self.entries.clear()
 
 
-def _backup(path: str) -> str:
-    """A second name for ``path``'s current content: a hard link (no copy, no space), else a copy."""
-    bak = atomic_path(path, suffix=".bak")
-    os.remove(bak)
-    try:
-        os.link(path, bak)
-    except OSError:
-        # file systems without hard links
-        shutil.copy2(path, bak)
-    return bak
+def _fresh_name(path: str, suffix: str) -> str:
+    """An unused hidden name beside ``path`` (nothing is created)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while True:
+        name = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}{suffix}")
+        if not os.path.lexists(name):
+            return name
 
 
 def _remove_quietly(path: str) -> None:
@@ -181,7 +500,13 @@ def _output_error(err: BaseException, path: str | None, what: str = "writing") -
     return err
 
 
-def write_atomically(writers: dict, suffix: str = ".part") -> list[str]:
+def _reraise(err: BaseException, path: str | None) -> BaseException:
+    """``err`` as :func:`_output_error` makes it, to ``raise`` (keeping the traceback of the original)."""
+    new = _output_error(err, path)
+    return err if new is err else new
+
+
+def write_atomically(writers: dict, suffix: str = ".part", *, overwrite: bool = True) -> list[str]:
     """Write a set of files so that either all of them land or none does.
 
     ``writers`` maps each target path to ``write(tmp_path)``.  Every file is
@@ -189,6 +514,17 @@ def write_atomically(writers: dict, suffix: str = ".part") -> list[str]:
     renamed into place only when all are complete.  On any error nothing new
     remains and the files already replaced are restored (from hard links made
     before the renames, or copies where the file system has no hard links).
+
+    Parameters
+    ----------
+    writers : dict
+        ``{target: write(tmp_path)}``.
+    suffix : str, default ".part"
+        Ending of the temporary names (e.g. ``".part.nii.gz"`` for nibabel).
+    overwrite : bool, default True
+        If False, the final renames refuse to replace a file that exists
+        (one that appeared after the caller's own check): the files already
+        placed are taken back and an :class:`OutputError` names it.
 
     Returns
     -------
@@ -198,19 +534,13 @@ def write_atomically(writers: dict, suffix: str = ".part") -> list[str]:
     Raises
     ------
     OutputError
-        Writing failed with an ``OSError``; the message names the file.
+        Writing failed with an ``OSError`` (the message names the file), or
+        ``overwrite`` is False and a target appeared meanwhile.
     """
-    staged = _StagedFiles()
-    try:
+    with _OutputGroup(overwrite=overwrite) as group:
         for path, write in writers.items():
-            staged.write(path, write, suffix)
-        return staged.commit()
-    except BaseException as err:
-        staged.discard()
-        new = _output_error(err, staged.current)
-        if new is err:
-            raise
-        raise new from err
+            group.add_file(path, write, suffix)
+        return group.commit()
 
 
 def _save_nifti(tmp: str, volume: np.ndarray, affine: np.ndarray, name: str | None = None) -> None:
@@ -221,11 +551,71 @@ def _save_nifti(tmp: str, volume: np.ndarray, affine: np.ndarray, name: str | No
     nib.save(nifti_image(volume, affine, name=name), tmp)
 
 
-def _write_niftis(volumes: dict[str, np.ndarray], paths: dict[str, str], affine: np.ndarray) -> list[str]:
+def _write_group(overwrite: bool, stage) -> list[str]:
+    """Run ``stage(group)`` on a fresh :class:`_OutputGroup`, then place its outputs; all or nothing."""
+    with _OutputGroup(overwrite=overwrite) as group:
+        try:
+            stage(group)
+        except BaseException as err:
+            raise _reraise(err, group.current)
+        return group.commit()
+
+
+#: the message for existing NIfTI maps (``check_outputs`` fills in the count and the first path)
+_NIFTI_EXISTING = ("{n} output file(s) already exist (e.g. {path}); pass overwrite=True (--overwrite on the command "
+                   "line) to replace them, or choose another outroot.")
+
+
+def _nifti_plan(ds: xr.Dataset, outroot, names: Sequence[str] | None) -> tuple[list[str], list[dict[str, str]]]:
+    """The maps to write and, per seed (one entry for a single seed), ``{name: path}``."""
+    names = list(names) if names is not None else map_variables(ds)
+    missing = [n for n in names if n not in ds.data_vars]
+    if missing:
+        raise OutputError(f"no map(s) {missing} in the Dataset; available: {map_variables(ds)}.")
+    if not names:
+        raise OutputError("the Dataset holds no (x, y, z) float maps to write.")
+    root = os.fspath(outroot)
+    if "seed" not in ds.dims:
+        return names, [nifti_paths(root, names)]
+    return names, [nifti_paths(f"{root}_{s}", names) for s in ds["seed"].values]
+
+
+def _nifti_outputs(plan: list[dict[str, str]]) -> list[tuple[str, str, str]]:
+    return [(path, "file", f"the NIfTI map {name!r}") for paths in plan for name, path in paths.items()]
+
+
+def _stage_volumes(group: _OutputGroup, volumes: dict[str, np.ndarray], paths: dict[str, str], affine) -> None:
     # the temporary suffix tells nibabel to gzip
-    writers = {paths[name]: functools.partial(_save_nifti, volume=vol, affine=affine, name=name)
-               for name, vol in volumes.items()}
-    return write_atomically(writers, suffix=".part.nii.gz")
+    for name, volume in volumes.items():
+        group.add_file(paths[name], functools.partial(_save_nifti, volume=volume, affine=affine, name=name),
+                       ".part.nii.gz")
+
+
+def _stage_nifti_batch(group: _OutputGroup, maps: xr.Dataset, names: list[str], plan: list[dict], affine,
+                       per_pass: int) -> None:
+    # every file goes to a temporary name first and all are placed at the end, so a batch
+    # failing part-way leaves the directory as it was (earlier versions included)
+    for start in range(0, len(plan), per_pass):
+        part = maps.isel(seed=slice(start, start + per_pass))
+        values = dask.compute(*[da.asarray(part[n].data) for n in names])
+        for j, paths in enumerate(plan[start:start + per_pass]):
+            _stage_volumes(group, {n: v[j] for n, v in zip(names, values)}, paths, affine)
+
+
+def _nifti_stager(ds: xr.Dataset, names: list[str], plan: list[dict], per_pass: int):
+    """``stage(group)`` writing the maps of ``plan`` (``ds`` in the volume layout)."""
+    affine = affine_from_coords(ds["x"].values, ds["y"].values, ds["z"].values)
+    batch = "seed" in ds.dims
+    maps = ds[names].transpose(*(["seed"] if batch else []), "x", "y", "z")
+    if batch:
+        return functools.partial(_stage_nifti_batch, maps=maps, names=names, plan=plan, affine=affine,
+                                 per_pass=max(1, int(per_pass)))
+
+    def stage(group: _OutputGroup) -> None:
+        (stacked,) = dask.compute(da.stack([da.asarray(maps[n].data) for n in names]))
+        _stage_volumes(group, dict(zip(names, stacked)), plan[0], affine)
+
+    return stage
 
 
 def to_nifti(
@@ -251,7 +641,8 @@ def to_nifti(
     names : sequence of str, optional
         Maps to write; all by default.
     overwrite : bool, default False
-        Replace existing files; otherwise existing maps are an error.
+        Replace existing files; otherwise existing maps are an error, when
+        this is called and again when the files are placed (see Notes).
     compute : bool, default True
         If False, return a :class:`dask.delayed.Delayed` that writes when computed.
     seeds_per_pass : int, default 4
@@ -263,6 +654,15 @@ def to_nifti(
     list of str
         The files written (or a Delayed producing it).
 
+    Raises
+    ------
+    OutputError
+        An output exists (and ``overwrite`` is False), or is a directory; the
+        directory is missing or not writable; two maps would share a file;
+        writing failed; or, with ``overwrite`` False, a file appeared at one
+        of the paths while the maps were computed (it is kept, and none of the
+        files is written).
+
     Notes
     -----
     Cost: computes the requested maps (one volume each) in one Dask pass, then
@@ -270,60 +670,30 @@ def to_nifti(
     are renamed only when every one succeeded (for a batch, after its last
     pass: the temporary files need as much free disk as the outputs), so a
     failure part-way leaves the directory as it was, earlier files included.
+    Without ``overwrite`` each rename refuses to replace a file (a hard link
+    or ``RENAME_NOREPLACE``: the check and the rename are one step), so two
+    runs writing to one outroot never silently replace each other's files.
     """
     ds = to_volumes(ds)
-    names = list(names) if names is not None else map_variables(ds)
-    missing = [n for n in names if n not in ds.data_vars]
-    if missing:
-        raise OutputError(f"no map(s) {missing} in the Dataset; available: {map_variables(ds)}.")
-    if not names:
-        raise OutputError("the Dataset holds no (x, y, z) float maps to write.")
-    root = os.fspath(outroot)
-    seeds = [str(s) for s in ds["seed"].values] if "seed" in ds.dims else [None]
-    plan = [nifti_paths(root if s is None else f"{root}_{s}", names) for s in seeds]
-    _check_target_dir(next(iter(plan[0].values())))
-    existing = [p for paths in plan for p in paths.values() if os.path.exists(p)]
-    if existing and not overwrite:
-        raise OutputError(
-            f"{len(existing)} output file(s) already exist (e.g. {existing[0]}); pass overwrite=True "
-            "(--overwrite on the command line) to replace them, or choose another outroot."
-        )
-    affine = affine_from_coords(ds["x"].values, ds["y"].values, ds["z"].values)
-    maps = ds[names].transpose(*(["seed"] if seeds[0] is not None else []), "x", "y", "z")
-    if seeds[0] is None:
-        # one stacked array: the maps share their graph, so it is computed once
-        stacked = da.stack([da.asarray(maps[n].data) for n in names])
-        task = dask.delayed(_write_stack)(stacked, names, plan[0], affine)
+    names, plan = _nifti_plan(ds, outroot, names)
+    check_outputs(_nifti_outputs(plan), overwrite=overwrite, existing_message=_NIFTI_EXISTING)
+    if "seed" not in ds.dims:
+        # one stacked array: the maps share their graph, so it is computed once; one task writes them
+        affine = affine_from_coords(ds["x"].values, ds["y"].values, ds["z"].values)
+        stacked = da.stack([da.asarray(ds[n].transpose("x", "y", "z").data) for n in names])
+        task = dask.delayed(_write_stack)(stacked, names, plan[0], affine, overwrite)
         return task.compute() if compute else task
+    stage = _nifti_stager(ds, names, plan, seeds_per_pass)
     if compute:
-        return _write_batch(maps, names, plan, affine, max(1, int(seeds_per_pass)))
+        return _write_group(overwrite, stage)
     # a partial hides the lazy Dataset from Dask, which would otherwise compute it whole first
-    return dask.delayed(functools.partial(_write_batch, maps, names, plan, affine, max(1, int(seeds_per_pass))))()
+    return dask.delayed(functools.partial(_write_group, overwrite, stage))()
 
 
-def _write_stack(stacked: np.ndarray, names: list[str], paths: dict[str, str], affine: np.ndarray) -> list[str]:
-    return _write_niftis(dict(zip(names, stacked)), paths, affine)
-
-
-def _write_batch(maps: xr.Dataset, names: list[str], plan: list[dict], affine: np.ndarray, per_pass: int) -> list[str]:
-    # every file goes to a temporary name first and all are renamed at the end, so a batch
-    # failing part-way leaves the directory as it was (earlier versions included)
-    staged = _StagedFiles()
-    try:
-        for start in range(0, len(plan), per_pass):
-            part = maps.isel(seed=slice(start, start + per_pass))
-            values = dask.compute(*[da.asarray(part[n].data) for n in names])
-            for j, paths in enumerate(plan[start:start + per_pass]):
-                for n, v in zip(names, values):
-                    staged.write(paths[n], functools.partial(_save_nifti, volume=v[j], affine=affine, name=n),
-                                 ".part.nii.gz")
-        return staged.commit()
-    except BaseException as err:
-        staged.discard()
-        new = _output_error(err, staged.current)
-        if new is err:
-            raise
-        raise new from err
+def _write_stack(stacked: np.ndarray, names: list[str], paths: dict[str, str], affine: np.ndarray,
+                 overwrite: bool) -> list[str]:
+    return _write_group(overwrite, functools.partial(_stage_volumes, volumes=dict(zip(names, stacked)), paths=paths,
+                                                     affine=affine))
 
 
 def _map_encoding(ds: xr.Dataset, dtype, extra: dict) -> dict:
@@ -341,6 +711,53 @@ def _check_dtype(dtype):
         raise OutputError(f"dtype={dtype!r} is not supported for maps; expected None (keep), 'float32' or 'float64'.")
 
 
+def _check_zlib(zlib_level) -> None:
+    if isinstance(zlib_level, bool) or not isinstance(zlib_level, (int, np.integer)) or not 0 <= zlib_level <= 9:
+        raise OutputError(f"zlib_level={zlib_level!r} is not valid; expected an int from 0 (no compression) to 9.")
+
+
+_INT64_RANGE = (-(2**63), 2**63 - 1)
+#: array attribute types both netCDF-4 and Zarr store as they are
+_ATTR_ARRAY_KINDS = {np.dtype(t) for t in ("i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f4", "f8")}
+
+
+def _storable(value):
+    """An attribute value as netCDF-4 and Zarr can both store it.
+
+    Numbers and strings stay as they are (NumPy scalars become Python's);
+    ``bool`` becomes 0 / 1; an integer beyond int64 (e.g. a threshold of
+    ``10**30``) becomes its exact decimal text; a list of numbers or of
+    strings stays a list, other lists become JSON text; anything else
+    (``None``, a dict, a complex number) becomes its ``str``.
+    """
+    if isinstance(value, np.ndarray) and value.dtype in _ATTR_ARRAY_KINDS and value.ndim == 1 and value.size:
+        return value
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value if _INT64_RANGE[0] <= value <= _INT64_RANGE[1] else str(value)
+    if isinstance(value, (float, str)):
+        return value
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = [_storable(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
+        numbers = all(isinstance(v, (int, float)) for v in items)
+        if items and (numbers or all(isinstance(v, str) for v in items)):
+            return items
+        return json.dumps(items)
+    return str(value)
+
+
+def _with_storable_attrs(ds: xr.Dataset) -> xr.Dataset:
+    """A shallow copy of ``ds`` whose attrs (its own and its variables') are all :func:`_storable`."""
+    out = ds.copy(deep=False)
+    out.attrs = {k: _storable(v) for k, v in ds.attrs.items()}
+    for var in out.variables.values():
+        var.attrs = {k: _storable(v) for k, v in var.attrs.items()}
+    return out
+
+
 def to_netcdf(
     ds: xr.Dataset,
     path: str | os.PathLike,
@@ -356,6 +773,8 @@ def to_netcdf(
     ds : xarray.Dataset
     path : str or path-like
     overwrite : bool, default False
+        Replace an existing file (never a directory); otherwise an existing
+        ``path`` is an error, when called and again when the file is placed.
     dtype : {None, "float32", "float64"}
         Storage type of the maps; None keeps theirs (float64, exact).
     zlib_level : int, default 0
@@ -372,24 +791,26 @@ def to_netcdf(
     a batch, seed by seed), so every seed's maps are never in memory at once.
     The file is written in a temporary directory beside ``path`` and renamed
     into place; on a failure the directory is removed, even while chunk tasks
-    are still running.
+    are still running.  Attributes netCDF cannot hold are stored as
+    :func:`_storable` says (e.g. an integer beyond int64 as its decimal text).
     """
     path = os.fspath(path)
     _check_dtype(dtype)
-    _check_target_dir(path)
-    if os.path.exists(path) and not overwrite:
-        raise OutputError(f"{path} already exists; pass overwrite=True to replace it, or choose another path.")
-    if isinstance(zlib_level, bool) or not isinstance(zlib_level, (int, np.integer)) or not 0 <= zlib_level <= 9:
-        raise OutputError(f"zlib_level={zlib_level!r} is not valid; expected an int from 0 (no compression) to 9.")
+    _check_zlib(zlib_level)
+    check_outputs([(path, "file", "the netCDF file")], overwrite=overwrite)
+    return _write_group(overwrite, functools.partial(_stage_netcdf, ds=ds, path=path, dtype=dtype,
+                                                     zlib_level=zlib_level))[0]
+
+
+def _stage_netcdf(group: _OutputGroup, ds: xr.Dataset, path: str, dtype=None, zlib_level: int = 0) -> None:
+    group.current = path
     extra = {"zlib": True, "complevel": int(zlib_level), "shuffle": True} if zlib_level else {}
     # the file is built inside a temporary directory: once that is removed, a chunk task still
     # running after a failure cannot re-create the file (netCDF4's append mode would)
     tmpdir = _atomic_dir(path, suffix=".part")
     tmp = os.path.join(tmpdir, os.path.basename(path))
     try:
-        ds.to_netcdf(tmp, engine="netcdf4", encoding=_map_encoding(ds, dtype, extra))
-        os.replace(tmp, path)
-        os.rmdir(tmpdir)
+        _with_storable_attrs(ds).to_netcdf(tmp, engine="netcdf4", encoding=_map_encoding(ds, dtype, extra))
     except BaseException as err:
         free = _free_space(path)  # before the clean-up frees the space again
         _remove_tree(tmpdir)
@@ -402,7 +823,7 @@ def to_netcdf(
                 "was written. A full disk or a file size limit gives this error."
             ) from err
         raise
-    return path
+    group.add_tree(path, tmp, container=tmpdir)
 
 
 def _is_netcdf_library_error(err: BaseException) -> bool:
@@ -416,6 +837,18 @@ def _free_space(path: str) -> str:
     except (OSError, AttributeError):  # pragma: no cover - no statvfs (Windows)
         return "free space unknown"
     return f"{st.f_bavail * st.f_frsize:,} bytes free on its file system"
+
+
+def _zarr_codecs() -> dict:
+    try:
+        from numcodecs import Blosc
+    except ImportError as err:  # pragma: no cover - zarr (and numcodecs) are dependencies
+        raise OutputError("to_zarr needs the zarr package (pip install zarr).") from err
+    return {
+        "lz4": Blosc(cname="lz4", clevel=5, shuffle=Blosc.SHUFFLE),
+        "zstd": Blosc(cname="zstd", clevel=3, shuffle=Blosc.BITSHUFFLE),
+        "none": None,
+    }
 
 
 def to_zarr(
@@ -434,6 +867,9 @@ def to_zarr(
     path : str or path-like
         The store directory to create.
     overwrite : bool, default False
+        Replace an earlier Zarr store; a file, or a directory that is no Zarr
+        store, is never replaced.  Without it an existing ``path`` is an
+        error, when called and again when the store is placed.
     dtype : {None, "float32", "float64"}
         Storage type of the maps; None keeps theirs.
     compressor : {"lz4", "zstd", "none"}, default "lz4"
@@ -450,48 +886,129 @@ def to_zarr(
     batch), in parallel on the current Dask scheduler.  The store is built
     under a temporary name beside ``path`` and renamed into place; if a chunk
     fails, the temporary store is removed even while other chunk tasks are
-    still running (they cannot re-create it).
+    still running (they cannot re-create it).  Without ``overwrite`` the
+    rename refuses to replace anything (``RENAME_NOREPLACE``), so a store
+    that appeared meanwhile is kept.
     """
-    try:
-        from numcodecs import Blosc
-    except ImportError as err:  # pragma: no cover - zarr (and numcodecs) are dependencies
-        raise OutputError("to_zarr needs the zarr package (pip install zarr).") from err
     _check_dtype(dtype)
-    # Zarr format 2: its string types and consolidated metadata are part of the spec
-    codecs = {
-        "lz4": Blosc(cname="lz4", clevel=5, shuffle=Blosc.SHUFFLE),
-        "zstd": Blosc(cname="zstd", clevel=3, shuffle=Blosc.BITSHUFFLE),
-        "none": None,
-    }
+    codecs = _zarr_codecs()
     if compressor not in codecs:
         raise OutputError(f"compressor={compressor!r} is not known; expected one of {sorted(codecs)}.")
     path = os.fspath(path).rstrip(os.sep)
-    _check_target_dir(path)
-    if os.path.exists(path) and not overwrite:
-        raise OutputError(f"{path} already exists; pass overwrite=True to replace it, or choose another path.")
+    check_outputs([(path, "zarr", "the Zarr store")], overwrite=overwrite)
+    return _write_group(overwrite, functools.partial(_stage_zarr, ds=ds, path=path, dtype=dtype,
+                                                     compressor=compressor))[0]
+
+
+def _stage_zarr(group: _OutputGroup, ds: xr.Dataset, path: str, dtype=None, compressor: str = "lz4") -> None:
+    group.current = path
+    codec = _zarr_codecs()[compressor]
     tmp = _atomic_dir(path, suffix=".part.zarr")
-    backup = None
     try:
-        extra = {"compressors": (codecs[compressor],) if codecs[compressor] else None}
+        # Zarr format 2: its string types and consolidated metadata are part of the spec
+        extra = {"compressors": (codec,) if codec else None}
         store = _fenced_store_class()(tmp)
-        ds.to_zarr(store, mode="w-", encoding=_map_encoding(ds, dtype, extra), consolidated=True, zarr_format=2)
+        _with_storable_attrs(ds).to_zarr(store, mode="w-", encoding=_map_encoding(ds, dtype, extra),
+                                         consolidated=True, zarr_format=2)
         # temporary chunk files of writers that died (a killed worker whose task ran again elsewhere)
         _sweep_partials(tmp)
-        if os.path.exists(path):
-            backup = _atomic_dir(path, suffix=".old")
-            os.rmdir(backup)
-            os.replace(path, backup)
-        os.replace(tmp, path)
     except BaseException as err:
-        if backup is not None and os.path.exists(backup) and not os.path.exists(path):
-            os.replace(backup, path)
         _remove_tree(tmp)
         if isinstance(err, OSError) and not isinstance(err, OutputError):
             raise OutputError(f"{path}: writing Zarr failed ({err}); nothing was written.") from err
         raise
-    if backup is not None:
-        _remove_tree(backup)
-    return path
+    group.add_tree(path, tmp)
+
+
+def _planned_outputs(ds: xr.Dataset, *, nifti=None, netcdf=None, zarr=None, png=None,
+                     names: Sequence[str] | None = None, command_line: bool = False) -> list[tuple[str, str, str]]:
+    """Every output :func:`write_outputs` would write, as ``(path, kind, label)`` for :func:`check_outputs`."""
+    out = []
+    if nifti is not None:
+        vol = to_volumes(ds)
+        _, plan = _nifti_plan(vol, nifti, names)
+        out += _nifti_outputs(plan)
+    for path, kind, label, option in ((netcdf, "file", "the netCDF file", "--netcdf"),
+                                      (zarr, "zarr", "the Zarr store", "--zarr"),
+                                      (png, "file", "the PNG figure", "--plot's PNG")):
+        if path is not None:
+            path = os.fspath(path).rstrip(os.sep) if kind == "zarr" else os.fspath(path)
+            out.append((path, kind, option if command_line else label))
+    return out
+
+
+def write_outputs(
+    ds: xr.Dataset,
+    *,
+    nifti: str | os.PathLike | None = None,
+    netcdf: str | os.PathLike | None = None,
+    zarr: str | os.PathLike | None = None,
+    png: str | os.PathLike | None = None,
+    names: Sequence[str] | None = None,
+    overwrite: bool = False,
+    seeds_per_pass: int = 4,
+) -> list[str]:
+    """Write a result to several formats at once: every file lands, or none does.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A result of :func:`xcoact.seed` (one seed or a batch).
+    nifti : str or path-like, optional
+        An outroot: the maps go to ``{nifti}_{name}.nii.gz`` as in :func:`to_nifti`.
+    netcdf, zarr, png : str or path-like, optional
+        A netCDF file (:func:`to_netcdf`), a Zarr store (:func:`to_zarr`),
+        the figure of :func:`xcoact.plot.plot` as PNG.
+    names : sequence of str, optional
+        The maps to write as NIfTI; all by default.
+    overwrite : bool, default False
+        Replace earlier outputs (files by files, a Zarr store by a store).
+    seeds_per_pass : int, default 4
+        For a batch's NIfTI files, as in :func:`to_nifti`.
+
+    Returns
+    -------
+    list of str
+        Every file (and the store) written, NIfTI first.
+
+    Raises
+    ------
+    OutputError
+        Every output is checked before anything is computed (clashing paths,
+        missing or read-only directories, existing outputs without
+        ``overwrite``); a write that fails, or an output that appears while
+        the others are computed, leaves the directory as it was.
+
+    Notes
+    -----
+    Cost: a single seed's maps are computed once for every format; a batch
+    is computed seed chunk by seed chunk for each format.  All outputs are
+    written under temporary names first, so the disk must hold them all
+    before any is placed.
+    """
+    planned = _planned_outputs(ds, nifti=nifti, netcdf=netcdf, zarr=zarr, png=png, names=names)
+    if not planned:
+        raise OutputError("write_outputs was given no output; pass nifti=, netcdf=, zarr= or png=.")
+    check_outputs(planned, overwrite=overwrite)
+    if "seed" not in ds.dims:
+        ds = ds.compute()  # once, for every format
+
+    def stage(group: _OutputGroup) -> None:
+        if nifti is not None:
+            vol = to_volumes(ds)
+            map_names, plan = _nifti_plan(vol, nifti, names)
+            _nifti_stager(vol, map_names, plan, seeds_per_pass)(group)
+        if netcdf is not None:
+            _stage_netcdf(group, ds, os.fspath(netcdf))
+        if zarr is not None:
+            _stage_zarr(group, ds, os.fspath(zarr).rstrip(os.sep))
+        if png is not None:
+            from .plot import _save_png, plot
+
+            fig = plot(ds)
+            group.add_file(os.fspath(png), functools.partial(_save_png, fig=fig, dpi=None), ".part.png")
+
+    return _write_group(overwrite, stage)
 
 
 def _atomic_dir(path: str, suffix: str) -> str:
@@ -523,6 +1040,9 @@ def _remove_tree(root: str) -> None:
     removal is retried until the tree is gone.
     """
     if not os.path.lexists(root):
+        return
+    if os.path.islink(root) or not os.path.isdir(root):
+        _remove_quietly(root)  # a file, or a link (never what it points to)
         return
     trash = f"{root}.trash"
     try:

@@ -590,7 +590,7 @@ def to_png(obj, path: str | os.PathLike, *, overwrite: bool = False, dpi: int | 
     from matplotlib.figure import Figure
 
     path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
+    if os.path.lexists(path) and not overwrite:
         raise OutputError(f"{path} already exists; pass overwrite=True (--overwrite on the command line) to replace it.")
     if isinstance(obj, Figure):
         if plot_kwargs:
@@ -599,5 +599,5 @@ def to_png(obj, path: str | os.PathLike, *, overwrite: bool = False, dpi: int | 
     else:
         fig = plot(obj, **plot_kwargs)
     # the temporary name ends in .png, so no tool guesses another format from it
-    write_atomically({path: functools.partial(_save_png, fig=fig, dpi=dpi)}, suffix=".part.png")
+    write_atomically({path: functools.partial(_save_png, fig=fig, dpi=dpi)}, suffix=".part.png", overwrite=overwrite)
     return path

@@ -574,10 +574,10 @@ def report(
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise OutputError(f"{folder}: output directory does not exist; create it first (e.g. os.makedirs({folder!r})).")
-    if os.path.exists(path) and not overwrite:
+    if os.path.lexists(path) and not overwrite:
         raise OutputError(f"{path} already exists; pass overwrite=True to replace it, or choose another path.")
     text = report_html(ds, name=name, metadata=metadata, seed=seed, threshold=threshold, title=title,
                        max_studies=max_studies, max_clusters=max_clusters, connectivity=connectivity,
                        min_size=min_size, dpi=dpi, plot_kwargs=plot_kwargs)
-    write_atomically({path: functools.partial(_write_html, text=text)}, suffix=".part.html")
+    write_atomically({path: functools.partial(_write_html, text=text)}, suffix=".part.html", overwrite=overwrite)
     return path

@@ -500,10 +500,12 @@ def write_files(writers: dict, *, overwrite: bool) -> list[str]:
         _check_target_dir(path)
         if os.path.isdir(path):
             raise OutputError(f"{path}: is a directory; expected a file name, e.g. {os.path.join(path, 'database.txt')!r}.")
-    existing = [p for p in paths if os.path.exists(p)]
+    existing = [p for p in paths if os.path.lexists(p)]  # a broken link too
     if existing and not overwrite:
         raise OutputError(
             f"{existing[0]} already exists; pass overwrite=True to replace it, or choose another path."
             + (f" ({len(existing)} of the {len(paths)} files exist.)" if len(paths) > 1 else "")
         )
-    return write_atomically({p: functools.partial(_write_one, final=p, write=writers[p]) for p in paths})
+    # overwrite also decides the final renames: a file that appears meanwhile is not replaced
+    return write_atomically({p: functools.partial(_write_one, final=p, write=writers[p]) for p in paths},
+                            overwrite=overwrite)
