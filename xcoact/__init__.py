@@ -38,6 +38,7 @@ from .readers import read_database, write_database
 from .roi import roi_mask
 from .space import Grid, mni152_2mm
 from .stats import map_names
+from .versions import show_versions
 
 __all__ = [
     "__version__",
@@ -58,6 +59,7 @@ __all__ = [
     "to_nifti",
     "to_zarr",
     "map_names",
+    "show_versions",
     "matrix",
     "Grid",
     "mni152_2mm",

@@ -96,12 +96,12 @@ class CoactDatasetAccessor:
         return _export.map_variables(self._obj)
 
     def to_nifti(self, outroot: str | os.PathLike, *, names=None, overwrite: bool = False, compute: bool = True,
-                 seeds_per_pass: int = 4):
-        """Write ``{outroot}_{name}.nii.gz`` per map (per seed and map for a batch); see :func:`xcoact.to_nifti`."""
+                 seeds_per_pass: int = 4, naming: str = "neurosynth", sidecar: bool = True):
+        """Write ``{outroot}_{name}.nii.gz`` and a JSON sidecar per map (per seed and map for a batch); see :func:`xcoact.to_nifti`."""
         return _export.to_nifti(self._obj, outroot, names=names, overwrite=overwrite, compute=compute,
-                                seeds_per_pass=seeds_per_pass)
+                                seeds_per_pass=seeds_per_pass, naming=naming, sidecar=sidecar)
 
-    def to_netcdf(self, path: str | os.PathLike, *, overwrite: bool = False, dtype=None, zlib_level: int = 0) -> str:
+    def to_netcdf(self, path: str | os.PathLike, *, overwrite: bool = False, dtype=None, zlib_level: int = 1) -> str:
         """Write the whole Dataset to netCDF atomically; see :func:`xcoact.to_netcdf`."""
         return _export.to_netcdf(self._obj, path, overwrite=overwrite, dtype=dtype, zlib_level=zlib_level)
 

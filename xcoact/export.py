@@ -225,10 +225,54 @@ def _save_nifti(tmp: str, volume: np.ndarray, affine: np.ndarray) -> None:
     nib.save(img, tmp)
 
 
-def _write_niftis(volumes: dict[str, np.ndarray], paths: dict[str, str], affine: np.ndarray) -> list[str]:
+def _write_niftis(volumes: dict[str, np.ndarray], paths: dict[str, str], affine: np.ndarray,
+                  sidecars: dict[str, dict] | None = None) -> list[str]:
     # the temporary suffix tells nibabel to gzip
     writers = {paths[name]: functools.partial(_save_nifti, volume=vol, affine=affine) for name, vol in volumes.items()}
-    return write_atomically(writers, suffix=".part.nii.gz")
+    writers.update(_sidecar_writers(sidecars))
+    return _maps_only(write_atomically(writers, suffix=".part.nii.gz"), sidecars)
+
+
+def _maps_only(paths: list[str], sidecars: dict | None) -> list[str]:
+    # the NIfTI files are what the caller asked for; each sidecar sits beside its map
+    return [p for p in paths if p not in (sidecars or {})]
+
+
+def _orphan_sidecars(plan: list[dict], sidecars: dict) -> list[str]:
+    """Existing sidecars whose map does not exist (a map and its sidecar count as one output)."""
+    from .provenance import sidecar_path
+
+    maps = {sidecar_path(p): p for paths in plan for p in paths.values()}
+    return [j for j in sidecars if os.path.exists(j) and not os.path.exists(maps[j])]
+
+
+def _sidecar_writers(sidecars: dict[str, dict] | None) -> dict:
+    """``{json path: write(tmp)}``: the sidecars join the maps' all-or-nothing write."""
+    from .provenance import write_json
+
+    return {path: functools.partial(write_json, content=content) for path, content in (sidecars or {}).items()}
+
+
+def _plan(ds: xr.Dataset, root: str, seeds: list, names: list[str], naming: str, sidecar: bool):
+    """The NIfTI paths per seed, and ``{json path: sidecar}`` (empty without sidecars)."""
+    from .provenance import bids_paths, sidecar_path
+    from .provenance import sidecar as _sidecar
+    from .versions import versions
+
+    if naming not in ("neurosynth", "bids"):
+        raise OutputError(f"naming={naming!r} is not known; expected 'neurosynth' ({{outroot}}_{{name}}.nii.gz) or "
+                          "'bids' (BIDS-style entities, NeuroVault-friendly).")
+    if naming == "bids":
+        plan = [bids_paths(root, names, s) for s in seeds]
+    else:
+        plan = [nifti_paths(root if s is None else f"{root}_{s}", names) for s in seeds]
+    sidecars: dict[str, dict] = {}
+    if sidecar:
+        software = versions()
+        for s, paths in zip(seeds, plan):
+            for n, path in paths.items():
+                sidecars[sidecar_path(path)] = _sidecar(ds, n, s, software=software)
+    return plan, sidecars
 
 
 def to_nifti(
@@ -239,11 +283,16 @@ def to_nifti(
     overwrite: bool = False,
     compute: bool = True,
     seeds_per_pass: int = 4,
+    naming: str = "neurosynth",
+    sidecar: bool = True,
 ):
-    """Write each map to ``{outroot}_{name}.nii.gz`` (float32, the grid's affine).
+    """Write each map to ``{outroot}_{name}.nii.gz`` (float32, the grid's affine), with a JSON sidecar.
 
     A batch result (with a ``seed`` dimension) writes one file per seed and
-    map, ``{outroot}_{seed}_{name}.nii.gz``.
+    map, ``{outroot}_{seed}_{name}.nii.gz``.  Beside each NIfTI file goes
+    ``<same name>.json`` (:func:`xcoact.provenance.sidecar`): the map type,
+    database and its sha256, parameters, counts, selected study ids, the
+    versions of everything, and the command line when run from the CLI.
 
     Parameters
     ----------
@@ -260,11 +309,18 @@ def to_nifti(
     seeds_per_pass : int, default 4
         For a batch: seeds computed together before their files are written,
         so only that many seeds' maps are ever in memory.
+    naming : {"neurosynth", "bids"}, default "neurosynth"
+        ``"bids"`` names the files with BIDS-style entities that NeuroVault
+        and BIDS tools accept, ``{outroot}[_seed-<seed>]_stat-z_desc-associationFDR001_statmap.nii.gz``
+        (:func:`xcoact.provenance.bids_name`).
+    sidecar : bool, default True
+        Write the JSON sidecars (in the same all-or-nothing step as the maps).
 
     Returns
     -------
     list of str
-        The files written (or a Delayed producing it).
+        The NIfTI files written (or a Delayed producing it); each one's
+        sidecar is the same path ending in ``.json``.
 
     Notes
     -----
@@ -283,9 +339,10 @@ def to_nifti(
         raise OutputError("the Dataset holds no (x, y, z) float maps to write.")
     root = os.fspath(outroot)
     seeds = [str(s) for s in ds["seed"].values] if "seed" in ds.dims else [None]
-    plan = [nifti_paths(root if s is None else f"{root}_{s}", names) for s in seeds]
+    plan, sidecars = _plan(ds, root, seeds, names, naming, sidecar)
     _check_target_dir(next(iter(plan[0].values())))
     existing = [p for paths in plan for p in paths.values() if os.path.exists(p)]
+    existing += _orphan_sidecars(plan, sidecars)
     if existing and not overwrite:
         raise OutputError(
             f"{len(existing)} output file(s) already exist (e.g. {existing[0]}); pass overwrite=True "
@@ -296,19 +353,21 @@ def to_nifti(
     if seeds[0] is None:
         # one stacked array: the maps share their graph, so it is computed once
         stacked = da.stack([da.asarray(maps[n].data) for n in names])
-        task = dask.delayed(_write_stack)(stacked, names, plan[0], affine)
+        task = dask.delayed(_write_stack)(stacked, names, plan[0], affine, sidecars)
         return task.compute() if compute else task
     if compute:
-        return _write_batch(maps, names, plan, affine, max(1, int(seeds_per_pass)))
+        return _write_batch(maps, names, plan, affine, max(1, int(seeds_per_pass)), sidecars)
     # a partial hides the lazy Dataset from Dask, which would otherwise compute it whole first
-    return dask.delayed(functools.partial(_write_batch, maps, names, plan, affine, max(1, int(seeds_per_pass))))()
+    return dask.delayed(functools.partial(_write_batch, maps, names, plan, affine, max(1, int(seeds_per_pass)), sidecars))()
 
 
-def _write_stack(stacked: np.ndarray, names: list[str], paths: dict[str, str], affine: np.ndarray) -> list[str]:
-    return _write_niftis(dict(zip(names, stacked)), paths, affine)
+def _write_stack(stacked: np.ndarray, names: list[str], paths: dict[str, str], affine: np.ndarray,
+                 sidecars: dict[str, dict] | None = None) -> list[str]:
+    return _write_niftis(dict(zip(names, stacked)), paths, affine, sidecars)
 
 
-def _write_batch(maps: xr.Dataset, names: list[str], plan: list[dict], affine: np.ndarray, per_pass: int) -> list[str]:
+def _write_batch(maps: xr.Dataset, names: list[str], plan: list[dict], affine: np.ndarray, per_pass: int,
+                 sidecars: dict[str, dict] | None = None) -> list[str]:
     # every file goes to a temporary name first and all are renamed at the end, so a batch
     # failing part-way leaves the directory as it was (earlier versions included)
     staged = _StagedFiles()
@@ -319,7 +378,9 @@ def _write_batch(maps: xr.Dataset, names: list[str], plan: list[dict], affine: n
             for j, paths in enumerate(plan[start:start + per_pass]):
                 for n, v in zip(names, values):
                     staged.write(paths[n], functools.partial(_save_nifti, volume=v[j], affine=affine), ".part.nii.gz")
-        return staged.commit()
+        for path, write in _sidecar_writers(sidecars).items():
+            staged.write(path, write, ".part.json")
+        return _maps_only(staged.commit(), sidecars)
     except BaseException as err:
         staged.discard()
         new = _output_error(err, staged.current)
@@ -349,9 +410,9 @@ def to_netcdf(
     *,
     overwrite: bool = False,
     dtype=None,
-    zlib_level: int = 0,
+    zlib_level: int = 1,
 ) -> str:
-    """Write the Dataset to netCDF-4 atomically; ``xr.open_dataset`` reads it back.
+    """Write the Dataset to netCDF-4 atomically, compressed, with CF attributes; ``xr.open_dataset`` reads it back.
 
     Parameters
     ----------
@@ -360,8 +421,10 @@ def to_netcdf(
     overwrite : bool, default False
     dtype : {None, "float32", "float64"}
         Storage type of the maps; None keeps theirs (float64, exact).
-    zlib_level : int, default 0
-        zlib compression of the maps, 0 (none, fastest) to 9.
+    zlib_level : int, default 1
+        zlib compression (with byte shuffling) of the maps, 0 (none, fastest)
+        to 9.  Level 1 makes one seed's maps about 15 times smaller (67 MB
+        -> 4.3 MB on the bundled sample) for about 0.4 s more.
 
     Returns
     -------
@@ -370,6 +433,9 @@ def to_netcdf(
 
     Notes
     -----
+    Every map and coordinate gets ``long_name`` and ``units`` and the file a
+    ``Conventions`` attribute (:func:`xcoact.provenance.with_cf_attributes`).
+
     Cost: a lazy Dataset is computed chunk by chunk while it is written (for
     a batch, seed by seed), so every seed's maps are never in memory at once.
     The file is written in a temporary directory beside ``path`` and renamed
@@ -384,6 +450,7 @@ def to_netcdf(
     if isinstance(zlib_level, bool) or not isinstance(zlib_level, (int, np.integer)) or not 0 <= zlib_level <= 9:
         raise OutputError(f"zlib_level={zlib_level!r} is not valid; expected an int from 0 (no compression) to 9.")
     extra = {"zlib": True, "complevel": int(zlib_level), "shuffle": True} if zlib_level else {}
+    ds = _cf(ds)
     # the file is built inside a temporary directory: once that is removed, a chunk task still
     # running after a failure cannot re-create the file (netCDF4's append mode would)
     tmpdir = _atomic_dir(path, suffix=".part")
@@ -405,6 +472,12 @@ def to_netcdf(
             ) from err
         raise
     return path
+
+
+def _cf(ds: xr.Dataset) -> xr.Dataset:
+    from .provenance import with_cf_attributes
+
+    return with_cf_attributes(ds)
 
 
 def _is_netcdf_library_error(err: BaseException) -> bool:
