@@ -562,18 +562,40 @@ def _download(kind: str, where: str, target: str, entry: ManifestEntry, *, retri
 
 @contextlib.contextmanager
 def _locked(directory: str):
-    """Hold an exclusive lock on the release directory, so two processes never write the same ``.part``."""
+    """Hold an exclusive lock on the release directory, so two processes never write the same ``.part``.
+
+    The ``.lock`` file is removed when the lock is released (after a success
+    or a failure), while it is still held: a process that was waiting for it
+    then holds a lock on a removed file, sees that the path no longer names
+    that file, and locks the path afresh.
+    """
     try:
         import fcntl
     except ImportError:  # Windows: no advisory locks; concurrent fetches into one cache are not supported there
         yield
         return
-    with open(os.path.join(directory, ".lock"), "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    path = os.path.join(directory, ".lock")
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o666)
         try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                current = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if current:
+            break
+        os.close(fd)  # the holder before us removed it: lock the new one
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 # ----------------------------------------------------------------------------- archives
