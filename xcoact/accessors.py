@@ -109,7 +109,7 @@ class CoactDatasetAccessor:
         """Write the whole Dataset to a Zarr store atomically; see :func:`xcoact.to_zarr`."""
         return _export.to_zarr(self._obj, path, overwrite=overwrite, dtype=dtype, compressor=compressor)
 
-    def decode(self, features: xr.DataArray | None = None, act: xr.DataArray | None = None, *, terms=None, threshold: float = 0.001,
+    def decode(self, features: xr.DataArray | None = None, act: xr.DataArray | None = None, *, terms=None, threshold: float | None = None,
                map: str | None = None, q: float | None = None, prior: float | None = None):
         """Rank terms by the Pearson r of their maps with this result's map; see :func:`xcoact.decode.decode`.
 

@@ -27,7 +27,7 @@ import xarray as xr
 from .errors import ParameterError
 from .export import map_variables, to_volumes
 
-__all__ = ["clusters", "cluster_table", "pick_map", "map_volume", "COLUMNS", "CONNECTIVITY"]
+__all__ = ["clusters", "cluster_table", "pick_map", "map_volume", "peak_index", "COLUMNS", "CONNECTIVITY"]
 
 #: ``scipy.ndimage.generate_binary_structure(3, rank)`` rank for each connectivity.
 CONNECTIVITY = {6: 1, 18: 2, 26: 3}
@@ -37,10 +37,12 @@ COLUMNS = ["cluster", "sign", "size_voxels", "size_mm3", "peak_x", "peak_y", "pe
 
 
 def pick_map(ds: xr.Dataset, name: str | None = None) -> str:
-    """The map to show: ``name`` if given, else the thresholded association z map.
+    """The map to show: ``name`` if given, else the corrected association z map.
 
-    Without ``name``, the first map whose name has the words ``association``,
-    ``z`` and ``FDR`` (``association-test_z_FDR_0.01`` for the default ``q``;
+    Without ``name``, the first FWE-corrected association z map when the
+    result has them (``association-test_z_FWE-voxel_0.05`` after
+    :func:`xcoact.fwe`: the voxel-level one), else the first map whose name
+    has the words ``association``, ``z`` and ``FDR`` (``association-test_z_FDR_0.01`` for the default ``q``;
     ``z_desc-association_level-voxel_corr-FDR_method-indep`` in NiMARE's
     naming), else the first with ``association`` and ``z``, else the first
     with ``z``, else the first map.  Words are split at any character other
@@ -70,11 +72,60 @@ def pick_map(ds: xr.Dataset, name: str | None = None) -> str:
         )
     # whole words, so the "z" of a NiMARE name (z_desc-association_...) counts but a z inside a word does not
     words = {n: set(re.split(r"[^0-9a-z]+", n.lower())) for n in names}
-    for wanted in ({"association", "z", "fdr"}, {"association", "z"}, {"z"}):
+    for wanted in ({"association", "z", "fwe"}, {"association", "z", "fdr"}, {"association", "z"}, {"z"}):
         for n in names:
             if wanted <= words[n]:
                 return n
     return names[0]
+
+
+def peak_index(volume: np.ndarray) -> tuple[int, int, int] | None:
+    """Index of the largest value; among tied voxels, the one nearest the centre of mass of the ties.
+
+    Large databases cap z (p underflows near z = 33 in float64), so hundreds
+    of voxels can share the top value and "the first in array order" would
+    be an arbitrary corner of them.  The rule here: take every voxel holding
+    the maximum, compute their centre of mass (unweighted, in voxel units;
+    the grid is isotropic), and return the tied voxel nearest it (the first
+    in array order if two are equally near).  None when no value is finite.
+
+    Examples
+    --------
+    >>> vol = np.zeros((5, 1, 1)); vol[[0, 1, 2, 3], 0, 0] = 7.0
+    >>> peak_index(vol)        # ties at 0..3: centre 1.5, nearest tied voxels 1 and 2, the first is kept
+    (1, 0, 0)
+    """
+    values = np.where(np.isfinite(volume), volume, -np.inf)
+    top = values.max() if values.size else -np.inf
+    if not np.isfinite(top):
+        return None
+    tied = np.argwhere(values == top)
+    if len(tied) == 1:
+        return tuple(int(i) for i in tied[0])
+    distance = ((tied - tied.mean(axis=0)) ** 2).sum(axis=1)
+    return tuple(int(i) for i in tied[int(np.argmin(distance))])
+
+
+def _tied_peaks(signed: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Per cluster (labels 1..n), the :func:`peak_index` of its voxels: (n, 3) indices."""
+    from scipy import ndimage
+
+    index = np.arange(1, n + 1)
+    maxima = np.asarray(ndimage.maximum(signed, labels, index), dtype=np.float64)
+    top = np.zeros(signed.shape, dtype=bool)
+    inside = labels > 0
+    top[inside] = signed[inside] == maxima[labels[inside] - 1]
+    centres = np.asarray(ndimage.center_of_mass(top, labels, index), dtype=np.float64).reshape(n, 3)
+    where = np.argwhere(top)  # array order
+    owner = labels[top] - 1
+    distance = ((where - centres[owner]) ** 2).sum(axis=1)
+    # per cluster the nearest tied voxel, the first in array order among equals (stable sort)
+    order = np.lexsort((distance, owner))
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = owner[order][1:] != owner[order][:-1]
+    out = np.zeros((n, 3), dtype=np.int64)
+    out[owner[order][first]] = where[order][first]
+    return out
 
 
 def _check_threshold(threshold) -> float:
@@ -126,8 +177,9 @@ def cluster_table(
         One row per cluster with the columns ``cluster`` (1, 2, ... in the
         row order), ``sign`` (+1 or -1), ``size_voxels``, ``size_mm3``,
         ``peak_x``, ``peak_y``, ``peak_z`` (mm, the voxel with the largest
-        value, or the most negative one for a negative cluster; the first in
-        array order on a tie) and ``peak_value`` (the map value there: a z
+        value, or the most negative one for a negative cluster; on a tie the
+        tied voxel nearest the ties' centre of mass, see :func:`peak_index`)
+        and ``peak_value`` (the map value there: a z
         score for the z maps).  Rows are sorted by size, largest first, then
         by ``|peak_value|``, then positive before negative.
 
@@ -165,9 +217,8 @@ def cluster_table(
         labels, n = ndimage.label(signed > threshold, structure=structure)
         if n == 0:
             continue
-        index = np.arange(1, n + 1)
         sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-        peaks = ndimage.maximum_position(signed, labels, index)
+        peaks = _tied_peaks(signed, labels, n)
         for size, peak in zip(sizes, peaks):
             if size < min_size:
                 continue
