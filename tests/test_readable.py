@@ -215,3 +215,103 @@ def test_index_page_documents_the_offline_route():
         text = fh.read()
     section = text[text.index("## Real data offline"):]
     assert "XCOACT_MIRROR" in section and "base_url" in section and "xcoact fetch" in section
+
+
+# --------------------------------------------------------------------------- 8. cluster tables people publish
+
+
+def _local_max_brute(vol: np.ndarray, labels: np.ndarray, label: int, ijk) -> bool:
+    """True when no 26-neighbour of the same cluster holds a larger value (plain loops)."""
+    i, j, k = ijk
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            for dk in (-1, 0, 1):
+                a, b, c = i + di, j + dj, k + dk
+                if 0 <= a < vol.shape[0] and 0 <= b < vol.shape[1] and 0 <= c < vol.shape[2]:
+                    if labels[a, b, c] == label and vol[a, b, c] > vol[i, j, k]:
+                        return False
+    return True
+
+
+def test_subpeaks_are_separated_local_maxima_of_their_cluster(sample_cube):
+    from scipy import ndimage
+
+    maps = sample_cube.coact.seed(xcoact.datasets.amygdala_roi_path(), threshold=0.1).compute()
+    name = "association-test_z"
+    plain = maps.coact.clusters(name, threshold=3.0)
+    table = maps.coact.clusters(name, threshold=3.0, subpeaks=3, min_distance=8.0)
+    assert list(table.columns) == ["cluster", "peak", "sign", "size_voxels", "size_mm3", "peak_x", "peak_y", "peak_z", "peak_value"]
+    main = table[table["peak"] == 1].drop(columns="peak").reset_index(drop=True)
+    main["size_voxels"] = main["size_voxels"].astype(np.int64)
+    assert main.equals(plain)  # the main rows are the table without subpeaks
+    assert table["size_voxels"].sum() == plain["size_voxels"].sum()  # subpeak rows carry no size
+    assert table["peak"].max() == 4 and (table["peak"] > 1).sum() >= 3
+    vol = maps[name].values
+    xs, ys, zs = (maps[c].values for c in "xyz")
+    labels, _ = ndimage.label(vol > 3.0, structure=np.ones((3, 3, 3)))
+    for _, group in table[table["sign"] == 1].groupby("cluster"):
+        ijk = [(int(np.flatnonzero(xs == r.peak_x)[0]), int(np.flatnonzero(ys == r.peak_y)[0]),
+                int(np.flatnonzero(zs == r.peak_z)[0])) for r in group.itertuples()]
+        label = labels[ijk[0]]
+        assert group["peak"].tolist() == list(range(1, len(group) + 1))
+        values = group["peak_value"].tolist()
+        assert values == sorted(values, reverse=True)
+        mm = group[["peak_x", "peak_y", "peak_z"]].to_numpy()
+        for n, point in enumerate(ijk[1:], start=1):
+            assert labels[point] == label
+            assert _local_max_brute(vol, labels, label, point)
+            assert np.sqrt(((mm[:n] - mm[n]) ** 2).sum(axis=1)).min() >= 8.0
+    # a larger minimum distance keeps fewer subpeaks
+    sparse = maps.coact.clusters(name, threshold=3.0, subpeaks=3, min_distance=30.0)
+    assert (sparse["peak"] > 1).sum() < (table["peak"] > 1).sum()
+
+
+def _two_label_atlas(tmp_path):
+    amy = nib.load(xcoact.datasets.amygdala_roi_path())
+    sgacc = nib.load(xcoact.datasets.sgacc_roi_path())
+    data = np.zeros(amy.shape, dtype=np.int16)
+    data[np.asarray(amy.dataobj) > 0] = 1
+    data[np.asarray(sgacc.dataobj) > 0] = 2
+    path = tmp_path / "atlas.nii.gz"
+    nib.save(nib.Nifti1Image(data, amy.affine), path)
+    return str(path), data, amy.affine
+
+
+def test_atlas_label_column_from_a_label_image_and_its_table(sample_cube, tmp_path):
+    import pandas as pd
+
+    atlas, data, affine = _two_label_atlas(tmp_path)
+    maps = sample_cube.coact.seed(xcoact.datasets.amygdala_roi_path(), threshold=0.1).compute()
+    lut = tmp_path / "atlas.txt"
+    lut.write_text("1\tamygdala\n2\tsubgenual ACC\n")
+    by_file = maps.coact.clusters("association-test_z", threshold=3.0, subpeaks=2, atlas=atlas, atlas_labels=str(lut))
+    inverse = np.linalg.inv(affine)
+    expected = []
+    for r in by_file.itertuples():
+        i, j, k = np.round(inverse @ [r.peak_x, r.peak_y, r.peak_z, 1.0])[:3].astype(int)
+        expected.append({0: "", 1: "amygdala", 2: "subgenual ACC"}[int(data[i, j, k])])
+    assert by_file["atlas_label"].tolist() == expected
+    assert "amygdala" in expected and "" in expected
+    # nilearn's two ways of naming labels: a list with "Background" first, and a lut table
+    by_list = maps.coact.clusters("association-test_z", threshold=3.0, subpeaks=2, atlas=nib.load(atlas),
+                                  atlas_labels=["Background", "amygdala", "subgenual ACC"])
+    lut_frame = pd.DataFrame({"index": [0, 1, 2], "name": ["Background", "amygdala", "subgenual ACC"]})
+    by_frame = maps.coact.clusters("association-test_z", threshold=3.0, subpeaks=2, atlas=atlas, atlas_labels=lut_frame)
+    assert by_list["atlas_label"].tolist() == expected == by_frame["atlas_label"].tolist()
+    # without names, the value is the label
+    values = maps.coact.clusters("association-test_z", threshold=3.0, atlas=atlas)["atlas_label"].tolist()
+    assert set(values) <= {"", "1", "2"} and "1" in values
+
+
+def test_cluster_table_options_are_validated(maps, tmp_path):
+    with pytest.raises(xcoact.ParameterError, match=r"subpeaks=-1 is not valid; expected an integer >= 0"):
+        maps.coact.clusters(subpeaks=-1)
+    with pytest.raises(xcoact.ParameterError, match=r"min_distance='8' is not valid; expected a distance in mm"):
+        maps.coact.clusters(subpeaks=1, min_distance="8")
+    with pytest.raises(xcoact.ParameterError, match=r"atlas_labels names the values of an atlas image; pass the image too"):
+        maps.coact.clusters(atlas_labels={1: "a"})
+    prob = tmp_path / "prob.nii.gz"
+    template = nib.load(xcoact.datasets.template_path())
+    nib.save(nib.Nifti1Image(np.full(template.shape, 0.3, dtype=np.float32), template.affine), prob)
+    with pytest.raises(xcoact.ParameterError, match=r"prob\.nii\.gz: an atlas needs integer label values"):
+        maps.coact.clusters(atlas=str(prob))

@@ -27,12 +27,13 @@ import xarray as xr
 from .errors import ParameterError
 from .export import map_variables, to_volumes
 
-__all__ = ["clusters", "cluster_table", "pick_map", "map_volume", "peak_index", "COLUMNS", "CONNECTIVITY"]
+__all__ = ["clusters", "cluster_table", "atlas_labels", "pick_map", "map_volume", "peak_index", "COLUMNS", "CONNECTIVITY"]
 
 #: ``scipy.ndimage.generate_binary_structure(3, rank)`` rank for each connectivity.
 CONNECTIVITY = {6: 1, 18: 2, 26: 3}
 
-#: Columns of a cluster table, in order (a batch's table starts with ``seed``).
+#: Columns of a cluster table, in order (a batch's table starts with ``seed``; ``subpeaks`` adds ``peak``
+#: after ``cluster``, an atlas adds ``atlas_label`` at the end).
 COLUMNS = ["cluster", "sign", "size_voxels", "size_mm3", "peak_x", "peak_y", "peak_z", "peak_value"]
 
 
@@ -153,6 +154,8 @@ def cluster_table(
     *,
     connectivity: int = 26,
     min_size: int = 1,
+    subpeaks: int = 0,
+    min_distance: float = 8.0,
 ) -> pd.DataFrame:
     """Clusters of a 3-D volume: connected components above ``threshold`` and below ``-threshold``.
 
@@ -170,6 +173,17 @@ def cluster_table(
         Which neighbours connect: 26 shares a face, edge or corner.
     min_size : int, default 1
         Smaller clusters are left out.
+    subpeaks : int, default 0
+        Also list up to this many secondary peaks per cluster: local maxima
+        of the cluster (no neighbour, by ``connectivity``, holds a larger
+        value), strongest first, each at least ``min_distance`` mm from the
+        main peak and from every subpeak kept before it (the rule of FSL's
+        ``cluster`` and nilearn's cluster tables).  Their rows follow their
+        cluster's, with the same ``cluster`` and ``sign``, a ``peak`` column
+        counting 1 (the main peak), 2, 3, ..., and no size (``<NA>``/NaN, so
+        that sizes still sum to the voxels shown).
+    min_distance : float, default 8
+        Minimum distance in mm between the peaks of one cluster (subpeaks only).
 
     Returns
     -------
@@ -206,6 +220,7 @@ def cluster_table(
     connectivity = _check_connectivity(connectivity)
     if isinstance(min_size, bool) or not isinstance(min_size, numbers.Integral) or min_size < 1:
         raise ParameterError(f"min_size={min_size!r} is not valid; expected an integer >= 1 (voxels).")
+    subpeaks, min_distance = _check_subpeaks(subpeaks, min_distance)
     steps = [abs(c[1] - c[0]) if c.size > 1 else 1.0 for c in coords]
     voxel_mm3 = float(np.prod(steps))
     structure = ndimage.generate_binary_structure(3, CONNECTIVITY[connectivity])
@@ -219,10 +234,12 @@ def cluster_table(
             continue
         sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
         peaks = _tied_peaks(signed, labels, n)
-        for size, peak in zip(sizes, peaks):
+        local = _local_maxima(signed, labels, structure) if subpeaks else None
+        for label, (size, peak) in enumerate(zip(sizes, peaks), start=1):
             if size < min_size:
                 continue
             i, j, k = (int(p) for p in peak)
+            extra = _subpeaks(signed, labels, label, peak, local, coords, subpeaks, min_distance) if subpeaks else []
             rows.append({
                 "sign": sign,
                 "size_voxels": int(size),
@@ -231,8 +248,10 @@ def cluster_table(
                 "peak_y": float(coords[1][j]),
                 "peak_z": float(coords[2][k]),
                 "peak_value": float(volume[i, j, k]),
+                "_sub": [(float(coords[0][a]), float(coords[1][b]), float(coords[2][c]), float(volume[a, b, c]))
+                         for a, b, c in extra],
             })
-    table = pd.DataFrame(rows, columns=COLUMNS[1:])
+    table = pd.DataFrame(rows, columns=[*COLUMNS[1:], "_sub"])
     table = table.astype({"sign": np.int64, "size_voxels": np.int64, "size_mm3": np.float64, "peak_x": np.float64,
                           "peak_y": np.float64, "peak_z": np.float64, "peak_value": np.float64})
     if len(table):
@@ -240,7 +259,135 @@ def cluster_table(
                             -table["size_voxels"].to_numpy()))
         table = table.iloc[order].reset_index(drop=True)
     table.insert(0, "cluster", np.arange(1, len(table) + 1, dtype=np.int64))
-    return table
+    if not subpeaks:
+        return table.drop(columns="_sub")
+    return _with_subpeak_rows(table)
+
+
+def _check_subpeaks(subpeaks, min_distance) -> tuple[int, float]:
+    if isinstance(subpeaks, bool) or not isinstance(subpeaks, numbers.Integral) or subpeaks < 0:
+        raise ParameterError(f"subpeaks={subpeaks!r} is not valid; expected an integer >= 0 (secondary peaks per cluster).")
+    if isinstance(min_distance, bool) or not isinstance(min_distance, numbers.Real) or not np.isfinite(min_distance) \
+            or min_distance < 0:
+        raise ParameterError(f"min_distance={min_distance!r} is not valid; expected a distance in mm >= 0 (e.g. 8).")
+    return int(subpeaks), float(min_distance)
+
+
+def _local_maxima(signed: np.ndarray, labels: np.ndarray, structure: np.ndarray) -> np.ndarray:
+    """Voxels of a cluster that no neighbour of the same cluster exceeds."""
+    from scipy import ndimage
+
+    inside = np.where(labels > 0, signed, -np.inf)
+    return (labels > 0) & (inside >= ndimage.maximum_filter(inside, footprint=structure, mode="constant", cval=-np.inf))
+
+
+def _subpeaks(signed, labels, label, peak, local, coords, n: int, min_distance: float) -> list[tuple[int, int, int]]:
+    """Up to ``n`` local maxima of one cluster, strongest first, ``min_distance`` mm from each other and the peak."""
+    where = np.argwhere(local & (labels == label))
+    if len(where) <= 1:
+        return []
+    values = signed[tuple(where.T)]
+    where = where[np.argsort(-values, kind="stable")]
+    mm = np.column_stack([coords[a][where[:, a]] for a in range(3)])
+    kept = [np.array([coords[a][int(peak[a])] for a in range(3)])]
+    out: list[tuple[int, int, int]] = []
+    for idx, point in zip(where, mm):
+        if len(out) == n:
+            break
+        if all(np.sqrt(((point - k) ** 2).sum()) >= min_distance for k in kept):
+            kept.append(point)
+            out.append(tuple(int(v) for v in idx))
+    return out
+
+
+def _with_subpeak_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per peak: each cluster's row (peak 1), then its subpeaks (no size)."""
+    rows = []
+    for rec in table.to_dict("records"):
+        sub = rec.pop("_sub")
+        rows.append({**rec, "peak": 1})
+        for p, (x, y, z, v) in enumerate(sub, start=2):
+            rows.append({**rec, "peak": p, "size_voxels": pd.NA, "size_mm3": np.nan, "peak_x": x, "peak_y": y,
+                         "peak_z": z, "peak_value": v})
+    out = pd.DataFrame(rows, columns=["cluster", "peak", *COLUMNS[1:]])
+    return out.astype({"cluster": np.int64, "peak": np.int64, "sign": np.int64, "size_voxels": "Int64"})
+
+
+def atlas_labels(table: pd.DataFrame, atlas, labels=None, *, column: str = "atlas_label") -> pd.DataFrame:
+    """Add the atlas label at each peak of a cluster table.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A cluster table (``peak_x``, ``peak_y``, ``peak_z`` in MNI mm).
+    atlas : str, path-like, nibabel image or xarray.DataArray
+        A label image in MNI space (integer values; 0 is background), on
+        any grid: each peak reads the voxel whose centre is nearest it.
+    labels : dict, str or path-like, list or pandas.DataFrame, optional
+        The names of the values: ``{value: name}``; a text file of
+        ``value name`` lines; a list whose position is the value (nilearn's
+        ``labels``, ``"Background"`` first); or a table with ``index`` and
+        ``name`` columns (nilearn's ``lut``).  Without it the value itself is
+        the label.
+    column : str, default "atlas_label"
+        The new column's name.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with ``column`` added: the name of the label at the peak,
+        ``""`` for the background (0) and for peaks outside the image.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> atlas = xr.DataArray(np.array([[[0, 1], [2, 2]]]), dims=("x", "y", "z"),
+    ...                      coords={"x": [0.0], "y": [0.0, 2.0], "z": [0.0, 2.0]})
+    >>> t = pd.DataFrame({"peak_x": [0.0, 0.0, 50.0], "peak_y": [0.0, 2.0, 0.0], "peak_z": [2.0, 0.0, 0.0]})
+    >>> atlas_labels(t, atlas, ["Background", "left", "right"])["atlas_label"].tolist()
+    ['left', 'right', '']
+    """
+    from .roi import _image_values
+
+    values, name = _image_values(atlas)
+    data = np.asarray(values.transpose("x", "y", "z").values)
+    finite = data[np.isfinite(data)]
+    if finite.size and not np.allclose(finite, np.round(finite)):
+        raise ParameterError(f"{name}: an atlas needs integer label values; found non-integer values "
+                             "(a probabilistic map? pick its label image instead).")
+    lut = _label_names(labels)
+    axes = [np.asarray(values[c].values, dtype=np.float64) for c in "xyz"]
+    out = []
+    for x, y, z in zip(table["peak_x"], table["peak_y"], table["peak_z"]):
+        idx = []
+        for lab, v in zip(axes, (x, y, z)):
+            i = int(np.argmin(np.abs(lab - v)))
+            half = abs(lab[1] - lab[0]) / 2 if lab.size > 1 else 0.5
+            idx.append(i if abs(lab[i] - v) <= half + 1e-6 else None)
+        value = data[tuple(idx)] if None not in idx else np.nan
+        key = int(round(float(value))) if np.isfinite(value) else 0
+        out.append("" if key == 0 else lut.get(key, str(key)))
+    result = table.copy()
+    result[column] = out
+    return result
+
+
+def _label_names(labels) -> dict[int, str]:
+    """``{value: name}`` from a dict, a ``value name`` file, a list (position = value) or a DataFrame."""
+    from .roi import _read_lut
+
+    if labels is None:
+        return {}
+    if isinstance(labels, pd.DataFrame):
+        cols = {str(c).lower(): c for c in labels.columns}
+        if "index" in cols and "name" in cols:
+            return {int(k): str(v) for k, v in zip(labels[cols["index"]], labels[cols["name"]])}
+        if labels.shape[1] >= 2:
+            return {int(k): str(v) for k, v in zip(labels.iloc[:, 0], labels.iloc[:, 1])}
+        raise ParameterError(f"labels has columns {list(labels.columns)}; expected 'index' and 'name' (nilearn's lut).")
+    if isinstance(labels, (list, tuple, np.ndarray)):
+        return {i: str(v) for i, v in enumerate(labels)}
+    return _read_lut(labels)
 
 
 def map_volume(ds: xr.Dataset | xr.DataArray, name: str | None = None, seed=None) -> xr.DataArray:
@@ -276,6 +423,10 @@ def clusters(
     seed=None,
     connectivity: int = 26,
     min_size: int = 1,
+    subpeaks: int = 0,
+    min_distance: float = 8.0,
+    atlas=None,
+    atlas_labels=None,
 ) -> pd.DataFrame:
     """The cluster table of a result map (see :func:`cluster_table`).
 
@@ -299,26 +450,49 @@ def clusters(
         Voxels sharing a face, edge or corner (26) are connected.
     min_size : int, default 1
         Leave out clusters of fewer voxels.
+    subpeaks : int, default 0
+        Secondary peaks per cluster, at least ``min_distance`` mm apart (see
+        :func:`cluster_table`).
+    min_distance : float, default 8
+        Minimum distance in mm between the peaks of one cluster.
+    atlas : str, path-like, nibabel image or DataArray, optional
+        A label image: adds the column ``atlas_label``, the label at each
+        peak (see :func:`atlas_labels`).
+    atlas_labels : dict, path, list or DataFrame, optional
+        The names of the atlas's values (a ``value name`` file, nilearn's
+        ``labels`` list or ``lut`` table).
 
     Returns
     -------
     pandas.DataFrame
-        The columns of :data:`COLUMNS` (with ``seed`` first for a batch),
-        sorted by size, largest first.
+        The columns of :data:`COLUMNS` (with ``seed`` first for a batch,
+        ``peak`` with subpeaks, ``atlas_label`` with an atlas), sorted by
+        size, largest first.
 
     Notes
     -----
     Cost: computes the chosen map (one volume; for a batch, one seed at a time).
     """
     threshold = _check_threshold(threshold)
+    if atlas is None and atlas_labels is not None:
+        raise ParameterError("atlas_labels names the values of an atlas image; pass the image too: atlas=...")
     vol = map_volume(ds, name, seed)
     coords = [vol[c].values for c in "xyz"]
+    opts = {"connectivity": connectivity, "min_size": min_size, "subpeaks": subpeaks, "min_distance": min_distance}
     if "seed" not in vol.dims:
-        return cluster_table(vol.values, coords, threshold, connectivity=connectivity, min_size=min_size)
-    tables = []
-    for label in vol["seed"].values:
-        table = cluster_table(vol.sel(seed=label).values, coords, threshold, connectivity=connectivity,
-                              min_size=min_size)
-        table.insert(0, "seed", str(label))
-        tables.append(table)
-    return pd.concat(tables, ignore_index=True)
+        table = cluster_table(vol.values, coords, threshold, **opts)
+    else:
+        tables = []
+        for label in vol["seed"].values:
+            one = cluster_table(vol.sel(seed=label).values, coords, threshold, **opts)
+            one.insert(0, "seed", str(label))
+            tables.append(one)
+        table = pd.concat(tables, ignore_index=True)
+    if atlas is not None:
+        table = _add_atlas(table, atlas, atlas_labels)
+    return table
+
+
+def _add_atlas(table: pd.DataFrame, atlas, labels) -> pd.DataFrame:
+    # the parameter of clusters() shadows the function's name there
+    return atlas_labels(table, atlas, labels)
