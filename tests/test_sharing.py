@@ -288,3 +288,80 @@ def test_cf_attributes_keep_informative_long_names():
     assert out.attrs["Conventions"] == "CF-1.10"  # an existing convention is not overwritten
     assert provenance.describe_map("association-test_p_FWE-voxel")["map_type"] == "P"
     assert provenance.describe_map("z_desc-association")["map_type"] == "Z"
+
+
+# --------------------------------------------------------------------------- 5. feedback: progress and logging
+
+
+def test_progress_defaults_to_notebooks_and_terminals(monkeypatch):
+    import sys
+    import types
+
+    from xcoact import progress
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    assert progress.show_progress(None) is False
+    assert progress.show_progress(True) is True and progress.show_progress(False) is False
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert progress.show_progress(None) is True
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    kernel = types.SimpleNamespace(config={"IPKernelApp": {"connection_file": "kernel.json"}})
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: kernel))
+    assert progress.show_progress(None) is True
+    with pytest.raises(xcoact.ParameterError, match=r"progress='yes' is not valid; expected True, False or None"):
+        progress.show_progress("yes")
+
+
+def test_writers_show_a_tqdm_bar_when_asked(maps, tmp_path, capsys):
+    maps.coact.to_netcdf(tmp_path / "quiet.nc")
+    assert "writing netCDF" not in capsys.readouterr().err  # not a terminal: silent by default
+    maps.coact.to_netcdf(tmp_path / "loud.nc", progress=True)
+    err = capsys.readouterr().err
+    assert "writing netCDF" in err and "100%" in err
+    maps.coact.to_nifti(tmp_path / "n", names=["pA"], progress=True)
+    assert "writing NIfTI" in capsys.readouterr().err
+
+
+def test_without_tqdm_dasks_own_bar_is_used(monkeypatch, capsys):
+    import dask.array as da
+
+    from xcoact import progress
+
+    monkeypatch.setattr(progress, "_tqdm", lambda: None)
+    with progress.progress_bar(True, minimum=0):
+        assert int(da.ones(100, chunks=10).sum().compute()) == 100
+    assert "[####" in capsys.readouterr().err
+
+
+def test_an_outer_bar_is_not_doubled(maps, tmp_path, capsys):
+    from dask.diagnostics import ProgressBar
+
+    with ProgressBar(minimum=0):  # Dask's bar writes to stdout
+        maps.coact.to_netcdf(tmp_path / "m.nc", progress=True)
+    captured = capsys.readouterr()
+    assert "[####" in captured.out and "writing netCDF" not in captured.out + captured.err
+
+
+def test_fwe_shows_its_permutations(maps, sample_cube, capsys):
+    maps.coact.fwe(sample_cube, n_iter=20, seed=0, progress=True)
+    err = capsys.readouterr().err
+    assert "FWE permutations" in err and "100%" in err
+
+
+def test_fetchers_log_and_show_each_download(tmp_path, caplog, capsys, monkeypatch):
+    import logging
+
+    releases = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "releases")
+    monkeypatch.delenv("XCOACT_MIRROR", raising=False)
+    with caplog.at_level(logging.INFO, logger="xcoact.fetch"):
+        release = xcoact.datasets.fetch_neurosynth(7, tmp_path, base_url=releases, manifest=os.path.join(releases, "MANIFEST.tsv"),
+                                                   convert=False, progress=True)
+    messages = [r.getMessage() for r in caplog.records if r.name == "xcoact.fetch"]
+    for role, path in release.files.items():
+        name = os.path.basename(path)
+        assert any(m.startswith("xcoact: fetching ") and m.endswith(name) for m in messages), name
+        size = os.path.getsize(path)
+        assert f"xcoact: {name} verified ({size:,} bytes) -> {path}" in messages
+    err = capsys.readouterr().err
+    assert os.path.basename(release.coordinates) in err  # the per-file bar

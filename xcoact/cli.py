@@ -308,7 +308,8 @@ def _fetch(args) -> int:
         kw["version"] = args.release_version
     with _progress_logging(args.progress):
         release = func(data_dir=args.data_dir, source=args.source, base_url=args.base_url, manifest=args.manifest,
-                       convert=not args.no_convert, retries=args.retries, timeout=args.timeout, **kw)
+                       convert=not args.no_convert, retries=args.retries, timeout=args.timeout,
+                       progress=args.progress, **kw)
     print(f"{release.dataset} v{release.version}: {release.directory}")
     for role, path in release.files.items():
         print(f"  {role}: {path}")

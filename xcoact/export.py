@@ -285,6 +285,7 @@ def to_nifti(
     seeds_per_pass: int = 4,
     naming: str = "neurosynth",
     sidecar: bool = True,
+    progress: bool | None = None,
 ):
     """Write each map to ``{outroot}_{name}.nii.gz`` (float32, the grid's affine), with a JSON sidecar.
 
@@ -315,6 +316,9 @@ def to_nifti(
         (:func:`xcoact.provenance.bids_name`).
     sidecar : bool, default True
         Write the JSON sidecars (in the same all-or-nothing step as the maps).
+    progress : bool, optional
+        Show the progress of the computation (:mod:`xcoact.progress`); by
+        default in a notebook or on a terminal.
 
     Returns
     -------
@@ -354,11 +358,23 @@ def to_nifti(
         # one stacked array: the maps share their graph, so it is computed once
         stacked = da.stack([da.asarray(maps[n].data) for n in names])
         task = dask.delayed(_write_stack)(stacked, names, plan[0], affine, sidecars)
-        return task.compute() if compute else task
+        return _computed(task, progress) if compute else task
     if compute:
-        return _write_batch(maps, names, plan, affine, max(1, int(seeds_per_pass)), sidecars)
+        with _progress(progress, "writing NIfTI"):
+            return _write_batch(maps, names, plan, affine, max(1, int(seeds_per_pass)), sidecars)
     # a partial hides the lazy Dataset from Dask, which would otherwise compute it whole first
     return dask.delayed(functools.partial(_write_batch, maps, names, plan, affine, max(1, int(seeds_per_pass)), sidecars))()
+
+
+def _progress(progress, desc: str):
+    from .progress import progress_bar
+
+    return progress_bar(progress, desc=desc)
+
+
+def _computed(task, progress):
+    with _progress(progress, "writing NIfTI"):
+        return task.compute()
 
 
 def _write_stack(stacked: np.ndarray, names: list[str], paths: dict[str, str], affine: np.ndarray,
@@ -411,6 +427,7 @@ def to_netcdf(
     overwrite: bool = False,
     dtype=None,
     zlib_level: int = 1,
+    progress: bool | None = None,
 ) -> str:
     """Write the Dataset to netCDF-4 atomically, compressed, with CF attributes; ``xr.open_dataset`` reads it back.
 
@@ -425,6 +442,8 @@ def to_netcdf(
         zlib compression (with byte shuffling) of the maps, 0 (none, fastest)
         to 9.  Level 1 makes one seed's maps about 15 times smaller (67 MB
         -> 4.3 MB on the bundled sample) for about 0.4 s more.
+    progress : bool, optional
+        Show the progress of the computation; by default in a notebook or on a terminal.
 
     Returns
     -------
@@ -456,7 +475,8 @@ def to_netcdf(
     tmpdir = _atomic_dir(path, suffix=".part")
     tmp = os.path.join(tmpdir, os.path.basename(path))
     try:
-        ds.to_netcdf(tmp, engine="netcdf4", encoding=_map_encoding(ds, dtype, extra))
+        with _progress(progress, "writing netCDF"):
+            ds.to_netcdf(tmp, engine="netcdf4", encoding=_map_encoding(ds, dtype, extra))
         os.replace(tmp, path)
         os.rmdir(tmpdir)
     except BaseException as err:
@@ -500,6 +520,7 @@ def to_zarr(
     overwrite: bool = False,
     dtype=None,
     compressor: str = "lz4",
+    progress: bool | None = None,
 ) -> str:
     """Write the Dataset to a Zarr store atomically; ``xr.open_zarr`` reads it back.
 
@@ -513,6 +534,8 @@ def to_zarr(
         Storage type of the maps; None keeps theirs.
     compressor : {"lz4", "zstd", "none"}, default "lz4"
         Blosc-LZ4 (fast, multi-threaded), Blosc-Zstd (smaller), or none.
+    progress : bool, optional
+        Show the progress of the computation; by default in a notebook or on a terminal.
 
     Returns
     -------
@@ -549,7 +572,8 @@ def to_zarr(
     try:
         extra = {"compressors": (codecs[compressor],) if codecs[compressor] else None}
         store = _fenced_store_class()(tmp)
-        ds.to_zarr(store, mode="w-", encoding=_map_encoding(ds, dtype, extra), consolidated=True, zarr_format=2)
+        with _progress(progress, "writing Zarr"):
+            ds.to_zarr(store, mode="w-", encoding=_map_encoding(ds, dtype, extra), consolidated=True, zarr_format=2)
         # temporary chunk files of writers that died (a killed worker whose task ran again elsewhere)
         _sweep_partials(tmp)
         if os.path.exists(path):

@@ -38,6 +38,7 @@ from scipy import ndimage, sparse, stats as _sstats
 from scipy.sparse import csgraph
 
 from .errors import ParameterError
+from .progress import progress_bar
 from .kernels import _REGISTRY, ActivationSource
 
 __all__ = ["fwe", "TESTS", "null_statistics", "test_statistics", "cluster_labels"]
@@ -360,6 +361,7 @@ def fwe(
     connectivity: int = 26,
     early_stop: bool = False,
     batch_size: int = 50,
+    progress: bool | None = None,
 ) -> xr.Dataset:
     """Family-wise error corrected maps of one seed or contrast.
 
@@ -391,6 +393,9 @@ def fwe(
         of the full run, and the p-values are computed from the iterations done.
     batch_size : int, default 50
         Permutations per Dask task (one sparse product each).
+    progress : bool, optional
+        Show a progress bar of the permutations (:mod:`xcoact.progress`);
+        by default in a notebook or on a terminal.
 
     Returns
     -------
@@ -471,7 +476,8 @@ def fwe(
     results = []
     stopped = False
     for start in range(0, len(tasks), max(round_size, 1)):
-        results.extend(dask.compute(*tasks[start:start + round_size]))
+        with progress_bar(progress, desc="FWE permutations"):  # progress=None: in notebooks and on terminals
+            results.extend(dask.compute(*tasks[start:start + round_size]))
         if early_stop and start + round_size < len(tasks):
             null = np.concatenate(results)
             if all(
