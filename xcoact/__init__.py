@@ -11,7 +11,7 @@
 """
 
 from . import accessors as _accessors  # noqa: F401  (registers .coact)
-from . import datasets, warnings
+from . import datasets, progress, provenance, warnings
 from ._version import __version__
 from .config import config
 from .coact import coactivation, contrast, meta, seed, seed_batch
