@@ -263,3 +263,25 @@ def test_matrix_of_images(tmp_path):
     with xr.open_dataset(out) as got:
         assert got.sizes["roi"] == 2
         assert got["n_roi_voxels"].values.tolist()[0] == 366  # the amygdala ROI's in-mask voxels
+
+
+def test_report_with_subpeaks_and_atlas_labels(tmp_path, capsys):
+    import nibabel as nib
+
+    amy = nib.load(xcoact.datasets.amygdala_roi_path())
+    atlas = tmp_path / "atlas.nii.gz"
+    nib.save(nib.Nifti1Image((np.asarray(amy.dataobj) > 0).astype(np.int16), amy.affine), atlas)
+    lut = tmp_path / "atlas.txt"
+    lut.write_text("1\tamygdala\n")
+    nc = tmp_path / "amy.nc"
+    assert main(["coactivation", "--seed", xcoact.datasets.amygdala_roi_path(), "--threshold", "0.1", "--outroot",
+                 str(tmp_path / "amy"), "--no-nifti", "--netcdf", str(nc)]) == 0
+    html = tmp_path / "amy.html"
+    assert main(["report", str(nc), "-o", str(html), "--map", "association-test_z", "--threshold", "3",
+                 "--subpeaks", "2", "--atlas", str(atlas), "--atlas-labels", str(lut)]) == 0
+    text = html.read_text(encoding="utf-8")
+    assert "<th>atlas label</th>" in text and "<th>peak</th>" in text
+    assert "<td>amygdala</td>" in text
+    with xr.open_dataset(nc) as ds:
+        table = ds.load().coact.clusters("association-test_z", threshold=3.0, subpeaks=2, atlas=str(atlas), atlas_labels=str(lut))
+    assert (table["atlas_label"] == "amygdala").sum() == text.count("<td>amygdala</td>")

@@ -315,3 +315,8 @@ def test_cluster_table_options_are_validated(maps, tmp_path):
     nib.save(nib.Nifti1Image(np.full(template.shape, 0.3, dtype=np.float32), template.affine), prob)
     with pytest.raises(xcoact.ParameterError, match=r"prob\.nii\.gz: an atlas needs integer label values"):
         maps.coact.clusters(atlas=str(prob))
+
+
+def test_a_huge_sphere_warns_with_a_radius_hint():
+    with pytest.warns(LargeRoiWarning, match=r"r=100 mm\): the ROI covers .* use a smaller r"):
+        xcoact.roi_mask([[0, -20, 20]], xcoact.mni152_2mm(), r=100)

@@ -124,6 +124,10 @@ def _add_sharing_commands(sub) -> None:
     rp.add_argument("--threshold", type=float, default=None, help="display and cluster threshold (default: the map's)")
     rp.add_argument("--metadata", default=None, help="a metadata table with study titles (Neurosynth metadata.tsv.gz)")
     rp.add_argument("--title", default=None, help="the report's heading")
+    rp.add_argument("--subpeaks", type=int, default=0, help="secondary peaks per cluster in the table (default 0)")
+    rp.add_argument("--min-distance", type=float, default=8.0, help="minimum distance in mm between peaks (default 8)")
+    rp.add_argument("--atlas", default=None, metavar="LABELS.nii.gz", help="a label image: the table names each peak's label")
+    rp.add_argument("--atlas-labels", default=None, metavar="LUT", help="names of the atlas's values: 'value name' lines")
     rp.add_argument("--overwrite", action="store_true", help="replace an existing report")
 
     mx = sub.add_parser(
@@ -371,7 +375,9 @@ def _report(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         path = report(ds, args.output, name=args.map, seed=args.report_seed, threshold=args.threshold,
-                      metadata=args.metadata, title=args.title, overwrite=args.overwrite)
+                      metadata=args.metadata, title=args.title, overwrite=args.overwrite,
+                      cluster_options={"subpeaks": args.subpeaks, "min_distance": args.min_distance, "atlas": args.atlas,
+                                       "atlas_labels": args.atlas_labels})
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print(f"report written: {path}")

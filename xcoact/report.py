@@ -320,6 +320,7 @@ def _studies_table(ids, titles: dict[str, str] | None, max_studies: int | None) 
 _CLUSTER_HEADERS = {
     "seed": "seed", "cluster": "cluster", "sign": "sign", "size_voxels": "size (voxels)", "size_mm3": "size (mm³)",
     "peak_x": "peak x (mm)", "peak_y": "peak y (mm)", "peak_z": "peak z (mm)", "peak_value": "peak value",
+    "peak": "peak", "atlas_label": "atlas label",
 }
 
 
@@ -359,6 +360,7 @@ def report_html(
     min_size: int = 1,
     dpi: int = 100,
     plot_kwargs: dict | None = None,
+    cluster_options: dict | None = None,
 ) -> str:
     """The report of :func:`report` as an HTML string (nothing is written).
 
@@ -388,10 +390,12 @@ def report_html(
     fig = plot(ds, name, seed=seed, threshold=threshold, dpi=dpi, **(plot_kwargs or {}))
     image = base64.b64encode(png_bytes(fig)).decode("ascii")
     if one:
-        table = _clusters(ds, name, threshold=threshold, seed=seed, connectivity=connectivity, min_size=min_size)
+        table = _clusters(ds, name, threshold=threshold, seed=seed, connectivity=connectivity, min_size=min_size,
+                          **(cluster_options or {}))
     else:
         table = pd.concat(
-            [_clusters(ds, name, threshold=threshold, seed=s, connectivity=connectivity, min_size=min_size)
+            [_clusters(ds, name, threshold=threshold, seed=s, connectivity=connectivity, min_size=min_size,
+                       **(cluster_options or {}))
              .assign(seed=s) for s in shown_seeds], ignore_index=True)
         table = table[["seed", *[c for c in table.columns if c != "seed"]]]
 
@@ -547,6 +551,7 @@ def report(
     min_size: int = 1,
     dpi: int = 100,
     plot_kwargs: dict | None = None,
+    cluster_options: dict | None = None,
 ) -> str:
     """Write a self-contained HTML report of a result, atomically.
 
@@ -589,6 +594,9 @@ def report(
     plot_kwargs : dict, optional
         More options for :func:`xcoact.plot.plot` (``cut``, ``vmax``,
         ``cmap``, ``kind``, ``view``).
+    cluster_options : dict, optional
+        More options for the cluster table (:func:`xcoact.clusters.clusters`):
+        ``subpeaks``, ``min_distance``, ``atlas``, ``atlas_labels``.
 
     Returns
     -------
@@ -617,6 +625,6 @@ def report(
         raise OutputError(f"{path} already exists; pass overwrite=True to replace it, or choose another path.")
     text = report_html(ds, name=name, metadata=metadata, seed=seed, threshold=threshold, title=title,
                        max_studies=max_studies, max_clusters=max_clusters, connectivity=connectivity,
-                       min_size=min_size, dpi=dpi, plot_kwargs=plot_kwargs)
+                       min_size=min_size, dpi=dpi, plot_kwargs=plot_kwargs, cluster_options=cluster_options)
     write_atomically({path: functools.partial(_write_html, text=text)}, suffix=".part.html")
     return path
