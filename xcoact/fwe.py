@@ -38,8 +38,8 @@ from scipy import ndimage, sparse, stats as _sstats
 from scipy.sparse import csgraph
 
 from .errors import ParameterError
-from .progress import progress_bar
 from .kernels import _REGISTRY, ActivationSource
+from .progress import progress_bar
 
 __all__ = ["fwe", "TESTS", "null_statistics", "test_statistics", "cluster_labels"]
 
