@@ -21,6 +21,7 @@ import xarray as xr
 import xcoact
 from xcoact.errors import OutputError
 from xcoact.export import map_variables
+from xcoact.provenance import with_cf_attributes
 
 SEED = [[0, 20, 28]]
 
@@ -44,6 +45,12 @@ def template():
 
 def _expected_files(outroot) -> list[str]:
     return [f"{os.fspath(outroot)}_{name}.nii.gz" for name in xcoact.map_names()]
+
+
+def _with_sidecars(files) -> list[str]:
+    """The base names of NIfTI files and of their JSON sidecars, sorted."""
+    names = [os.path.basename(f) for f in files]
+    return sorted(names + [n[: -len(".nii.gz")] + ".json" for n in names])
 
 
 def _snapshot(folder) -> dict[str, bytes]:
@@ -82,7 +89,7 @@ def test_to_nifti_writes_the_nine_maps(maps, template, mni_mask, affine_mni, tmp
     outroot = tmp_path / "coactivation_from_coords"
     files = maps.coact.to_nifti(outroot)
     assert files == _expected_files(outroot)
-    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(f) for f in files)  # no temporary left
+    assert sorted(os.listdir(tmp_path)) == _with_sidecars(files)  # no temporary left
     assert len(files) == 9
     computed = maps.compute()
     for name, path in zip(xcoact.map_names(), files):
@@ -124,7 +131,7 @@ def test_nifti_voxels_sit_at_their_mm_labels(maps, tmp_path):
 def test_to_nifti_names_subset(maps, tmp_path):
     files = maps.coact.to_nifti(tmp_path / "c", names=["pA", "association-test_z"])
     assert files == [str(tmp_path / "c_pA.nii.gz"), str(tmp_path / "c_association-test_z.nii.gz")]
-    assert sorted(os.listdir(tmp_path)) == ["c_association-test_z.nii.gz", "c_pA.nii.gz"]
+    assert sorted(os.listdir(tmp_path)) == ["c_association-test_z.json", "c_association-test_z.nii.gz", "c_pA.json", "c_pA.nii.gz"]
 
 
 def test_to_nifti_unknown_name_lists_the_maps(maps, tmp_path):
@@ -152,7 +159,7 @@ def test_compute_false_returns_a_delayed_that_writes_later(maps, tmp_path):
     assert os.listdir(tmp_path) == []  # nothing written yet
     files = task.compute()
     assert files == _expected_files(outroot)
-    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(f) for f in files)
+    assert sorted(os.listdir(tmp_path)) == _with_sidecars(files)
     np.testing.assert_array_equal(
         np.asarray(nib.load(files[1]).dataobj), maps["pAgF"].values.astype(np.float32)
     )
@@ -170,7 +177,7 @@ def test_compute_false_does_not_compute(maps, tmp_path):
         assert calls["n"] == 0
         task.compute()
         assert calls["n"] == 1
-    assert len(os.listdir(tmp_path)) == 9
+    assert len(os.listdir(tmp_path)) == 18  # nine maps and their sidecars
 
 
 def test_compute_false_checks_outputs_at_call_time(maps, tmp_path):
@@ -199,7 +206,7 @@ def test_failed_save_leaves_nothing(exc, maps, tmp_path, monkeypatch):
 def test_failed_save_keeps_earlier_files_byte_for_byte(maps, amygdala_maps, tmp_path, monkeypatch):
     amygdala_maps.coact.to_nifti(tmp_path / "c", overwrite=True)
     before = _snapshot(tmp_path)
-    assert len(before) == 9
+    assert len(before) == 18  # nine maps and their sidecars
     _fail_on_call(monkeypatch, nib, "save", 5, OSError(5, "I/O error (injected)"))
     with pytest.raises(OutputError, match="injected"):
         maps.coact.to_nifti(tmp_path / "c", overwrite=True)
@@ -264,7 +271,7 @@ def test_one_existing_output_is_enough_to_refuse(maps, tmp_path):
     maps.coact.to_nifti(outroot, names=["pFgA"])
     with pytest.raises(OutputError, match=r"1 output file\(s\) already exist \(e\.g\. .*c_pFgA\.nii\.gz\)"):
         maps.coact.to_nifti(outroot)
-    assert os.listdir(tmp_path) == ["c_pFgA.nii.gz"]
+    assert sorted(os.listdir(tmp_path)) == ["c_pFgA.json", "c_pFgA.nii.gz"]
 
 
 def test_missing_output_directory(maps, tmp_path):
@@ -286,7 +293,7 @@ def test_netcdf_round_trip(maps, tmp_path):
     assert maps.coact.to_netcdf(path) == str(path)
     assert os.listdir(tmp_path) == ["maps.nc"]
     assert os.stat(path).st_mode & 0o777 == _default_mode()
-    computed = maps.compute()
+    computed = with_cf_attributes(maps.compute())  # the file adds long_name, units and Conventions
     with xr.open_dataset(path) as back:
         back = back.load()
     xr.testing.assert_identical(back, computed)
@@ -318,7 +325,7 @@ def test_netcdf_round_trip_of_a_coactivation_result(sample_cube, tmp_path):
     path = ds.coact.to_netcdf(tmp_path / "amy.nc")
     with xr.open_dataset(path) as back:
         back = back.load()
-    xr.testing.assert_identical(back, ds)
+    xr.testing.assert_identical(back, with_cf_attributes(ds))
     assert list(back.attrs["files"]) == ds.attrs["files"]
     assert isinstance(back.attrs["threshold"], (int, np.integer))
 
@@ -410,7 +417,7 @@ def test_coactivation_writes_and_returns_computed(sample_cube, oracle, mni_mask,
     ds = xcoact.coactivation(sample_cube, xcoact.datasets.amygdala_roi_path(), threshold=0.1, outroot=outroot)
     files = _expected_files(outroot)
     assert ds.attrs["files"] == files
-    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(f) for f in files)
+    assert sorted(os.listdir(tmp_path)) == _with_sidecars(files)
     for name in ds.data_vars:
         assert isinstance(ds[name].data, np.ndarray), f"{name} is not computed"
     want, selected, n_roi = oracle("amygdala", 0.1)

@@ -11,7 +11,7 @@
 """
 
 from . import accessors as _accessors  # noqa: F401  (registers .coact)
-from . import datasets, warnings
+from . import datasets, progress, provenance, warnings
 from ._version import __version__
 from .coact import coactivation, contrast, meta, seed, seed_batch
 from .features import read_features
@@ -38,6 +38,7 @@ from .readers import read_database, write_database
 from .roi import roi_mask
 from .space import Grid, mni152_2mm
 from .stats import map_names
+from .versions import show_versions
 
 __all__ = [
     "__version__",
@@ -59,6 +60,7 @@ __all__ = [
     "to_nibabel",
     "from_nibabel",
     "map_names",
+    "show_versions",
     "matrix",
     "Grid",
     "mni152_2mm",

@@ -80,12 +80,12 @@ class CoactDatasetAccessor:
 
     def fwe(self, act: xr.DataArray | None = None, *, n_iter: int | str = 1000, seed: int | None = None,
             alpha: float = 0.05, cluster_p: float = 0.001, connectivity: int = 26, early_stop: bool = False,
-            batch_size: int = 50) -> xr.Dataset:
+            batch_size: int = 50, progress: bool | None = None) -> xr.Dataset:
         """Family-wise error corrected maps (permutation or Bonferroni); see :func:`xcoact.fwe.fwe`."""
         from .fwe import fwe as _fwe
 
         return _fwe(self._obj, act, n_iter=n_iter, seed=seed, alpha=alpha, cluster_p=cluster_p,
-                    connectivity=connectivity, early_stop=early_stop, batch_size=batch_size)
+                    connectivity=connectivity, early_stop=early_stop, batch_size=batch_size, progress=progress)
 
     def volumes(self) -> xr.Dataset:
         """A ``layout="voxel"`` batch as ``(seed, x, y, z)`` maps, lazily; see :func:`xcoact.export.to_volumes`."""
@@ -97,20 +97,25 @@ class CoactDatasetAccessor:
         return _export.map_variables(self._obj)
 
     def to_nifti(self, outroot: str | os.PathLike, *, names=None, overwrite: bool = False, compute: bool = True,
-                 seeds_per_pass: int = 4):
-        """Write ``{outroot}_{name}.nii.gz`` per map (per seed and map for a batch); see :func:`xcoact.to_nifti`."""
+                 seeds_per_pass: int = 4, naming: str = "neurosynth", sidecar: bool = True,
+                 progress: bool | None = None):
+        """Write ``{outroot}_{name}.nii.gz`` and a JSON sidecar per map (per seed and map for a batch); see :func:`xcoact.to_nifti`."""
         return _export.to_nifti(self._obj, outroot, names=names, overwrite=overwrite, compute=compute,
-                                seeds_per_pass=seeds_per_pass)
+                                seeds_per_pass=seeds_per_pass, naming=naming, sidecar=sidecar, progress=progress)
 
-    def to_netcdf(self, path: str | os.PathLike, *, overwrite: bool = False, dtype=None, zlib_level: int = 0) -> str:
+    def to_netcdf(self, path: str | os.PathLike, *, overwrite: bool = False, dtype=None, zlib_level: int = 1,
+                  progress: bool | None = None) -> str:
         """Write the whole Dataset to netCDF atomically; see :func:`xcoact.to_netcdf`."""
-        return _export.to_netcdf(self._obj, path, overwrite=overwrite, dtype=dtype, zlib_level=zlib_level)
+        return _export.to_netcdf(self._obj, path, overwrite=overwrite, dtype=dtype, zlib_level=zlib_level,
+                                 progress=progress)
 
-    def to_zarr(self, path: str | os.PathLike, *, overwrite: bool = False, dtype=None, compressor: str = "lz4") -> str:
+    def to_zarr(self, path: str | os.PathLike, *, overwrite: bool = False, dtype=None, compressor: str = "lz4",
+                progress: bool | None = None) -> str:
         """Write the whole Dataset to a Zarr store atomically; see :func:`xcoact.to_zarr`."""
-        return _export.to_zarr(self._obj, path, overwrite=overwrite, dtype=dtype, compressor=compressor)
+        return _export.to_zarr(self._obj, path, overwrite=overwrite, dtype=dtype, compressor=compressor,
+                               progress=progress)
 
-    def decode(self, features: xr.DataArray | None = None, act: xr.DataArray | None = None, *, terms=None, threshold: float = 0.001,
+    def decode(self, features: xr.DataArray | None = None, act: xr.DataArray | None = None, *, terms=None, threshold: float | None = None,
                map: str | None = None, q: float | None = None, prior: float | None = None):
         """Rank terms by the Pearson r of their maps with this result's map; see :func:`xcoact.decode.decode`.
 

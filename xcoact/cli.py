@@ -74,7 +74,80 @@ def _get_parser() -> argparse.ArgumentParser:
     bar = co.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar (default: when stderr is a terminal)")
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show a progress bar")
+    _add_sharing_commands(sub)
     return parser
+
+
+#: Exit status of a run that failed on its data (a database or release that cannot be read or obtained);
+#: argparse's 2 and every other refused run (bad arguments, missing input files, outputs in the way) exit 2.
+EXIT_DATA = 1
+EXIT_USAGE = 2
+
+
+def _add_progress_flags(p: argparse.ArgumentParser) -> None:
+    bar = p.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="show progress (default: when stderr is a terminal)")
+    bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
+
+
+def _add_sharing_commands(sub) -> None:
+    """The ``fetch``, ``report`` and ``matrix`` subcommands."""
+    fe = sub.add_parser(
+        "fetch", help="download (once) and verify a Neurosynth or NeuroQuery release into the cache",
+        description="Download a release's files (checksum-verified, resumable, cached) and convert its coordinates "
+                    "to netCDF once; prints the paths. Offline: --base-url (or $XCOACT_MIRROR) names a mirror "
+                    "directory or URL holding <dataset>-v<version>/<file>.",
+    )
+    fe.add_argument("dataset", choices=("neurosynth", "neuroquery"), help="which release")
+    fe.add_argument("--version", dest="release_version", type=int, default=None,
+                    help="release version (default: 7 for neurosynth, 1 for neuroquery)")
+    fe.add_argument("--data-dir", default=None, help="cache root (default: $XCOACT_DATA, else ~/.cache/xcoact)")
+    fe.add_argument("--vocab", default=None,
+                    help="features to fetch too (default: the dataset's; 'none' for coordinates and metadata only)")
+    fe.add_argument("--source", default="abstract", help="text the features come from (default abstract)")
+    fe.add_argument("--base-url", default=None, help="a mirror: https:// URL, file:// URL or local directory")
+    fe.add_argument("--manifest", default=None, help="a checksum manifest instead of the bundled one")
+    fe.add_argument("--retries", type=int, default=3, help="retries of a dropped connection (default 3)")
+    fe.add_argument("--timeout", type=float, default=60.0, help="seconds without data before a retry (default 60)")
+    fe.add_argument("--no-convert", action="store_true", help="do not convert the coordinates to netCDF now")
+    _add_progress_flags(fe)
+
+    rp = sub.add_parser(
+        "report", help="write the HTML report of maps saved with --netcdf or --zarr",
+        description="Read a result written by 'xcoact coactivation --netcdf' (or --zarr, to_netcdf, to_zarr) and write "
+                    "a self-contained HTML report: parameters, counts, figure, cluster table, methods.",
+    )
+    rp.add_argument("maps", metavar="MAPS.nc", help="the netCDF file (or Zarr store) of a result")
+    rp.add_argument("-o", "--output", required=True, metavar="REPORT.html", help="the HTML file to write")
+    rp.add_argument("--map", default=None, help="the map of the figure and the cluster table (default: the corrected "
+                                                "association z map)")
+    rp.add_argument("--seed", dest="report_seed", default=None, help="for a batch: the seed to report")
+    rp.add_argument("--threshold", type=float, default=None, help="display and cluster threshold (default: the map's)")
+    rp.add_argument("--metadata", default=None, help="a metadata table with study titles (Neurosynth metadata.tsv.gz)")
+    rp.add_argument("--title", default=None, help="the report's heading")
+    rp.add_argument("--subpeaks", type=int, default=0, help="secondary peaks per cluster in the table (default 0)")
+    rp.add_argument("--min-distance", type=float, default=8.0, help="minimum distance in mm between peaks (default 8)")
+    rp.add_argument("--atlas", default=None, metavar="LABELS.nii.gz", help="a label image: the table names each peak's label")
+    rp.add_argument("--atlas-labels", default=None, metavar="LUT", help="names of the atlas's values: 'value name' lines")
+    rp.add_argument("--overwrite", action="store_true", help="replace an existing report")
+
+    mx = sub.add_parser(
+        "matrix", help="ROI x ROI coactivation matrix (n_both, phi, association z) to netCDF",
+        description="For every pair of seeds, the studies active in both (a study is active in a seed when it covers "
+                    "more than THRESHOLD of it), the phi coefficient and the association z; written to netCDF.",
+    )
+    mx.add_argument("--seed", action="append", required=True, metavar="ROI.nii.gz|X,Y,Z",
+                    help="an ROI image or MNI coordinates x,y,z; repeat for each ROI (coordinates are separate ROIs), or "
+                         "one atlas image with --by-label")
+    mx.add_argument("-o", "--output", required=True, metavar="MATRIX.nc", help="the netCDF file to write")
+    mx.add_argument("--threshold", default="0.1", help="proportion of an ROI a study must exceed (default 0.1), or a voxel count")
+    mx.add_argument("--r", type=float, default=6.0, help="sphere radius in mm for coordinate seeds (default 6)")
+    mx.add_argument("--database", default=None, help="coordinate database; the bundled 100-study sample if omitted")
+    mx.add_argument("--kernel-r", type=float, default=None, help="radius in mm of each peak's sphere (default 6)")
+    mx.add_argument("--by-label", action="store_true", help="the seed image is an atlas: one ROI per positive label")
+    mx.add_argument("--labels", default=None, metavar="LUT", help="label names for --by-label: 'value name' lines")
+    mx.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
 
 def _rejoin_negative_coords(argv: list[str]) -> list[str]:
@@ -185,6 +258,7 @@ def _coactivation(args) -> int:
                   layout=args.layout, select=args.select, k=args.k)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
+    ds.attrs["command"] = args.command_line  # into the sidecars and the netCDF attrs
     print(f"database: {database}{' (bundled sample)' if args.database is None else ''}")
     print(f"studies in the database: {db.attrs['n_studies']} ({db.attrs['n_peaks']} peaks, kernel r = {act.attrs['r']:g} mm, "
           f"preset {args.preset})")
@@ -237,23 +311,147 @@ def _progress_bar(minimum: float):
     return ProgressBar(minimum=minimum, out=sys.stderr)
 
 
+def _exit_code(err: BaseException) -> int:
+    """1 when the data failed (a database or release that cannot be read or obtained), else 2 (usage)."""
+    from .errors import ArchiveError, DatabaseError, DownloadError
+
+    return EXIT_DATA if isinstance(err, (DatabaseError, DownloadError, ArchiveError)) else EXIT_USAGE
+
+
+def _fetch(args) -> int:
+    from . import fetch
+
+    func = fetch.fetch_neurosynth if args.dataset == "neurosynth" else fetch.fetch_neuroquery
+    kw = {} if args.vocab is None else {"vocab": None if args.vocab.lower() == "none" else args.vocab}
+    if args.release_version is not None:
+        kw["version"] = args.release_version
+    with _progress_logging(args.progress):
+        release = func(data_dir=args.data_dir, source=args.source, base_url=args.base_url, manifest=args.manifest,
+                       convert=not args.no_convert, retries=args.retries, timeout=args.timeout,
+                       progress=args.progress, **kw)
+    print(f"{release.dataset} v{release.version}: {release.directory}")
+    for role, path in release.files.items():
+        print(f"  {role}: {path}")
+    if not args.no_convert:
+        print(f"  table (netCDF): {release.table_path}")
+    return 0
+
+
+def _progress_logging(progress: bool | None):
+    """Show the fetchers' log lines ("fetching <url>") on stderr when progress is on."""
+    import contextlib
+    import logging
+
+    show = sys.stderr.isatty() if progress is None else progress
+    if not show:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def attached():
+        logger = logging.getLogger("xcoact")
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        old = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(old)
+
+    return attached()
+
+
+def _open_result(path: str):
+    import xarray as xr
+
+    from .errors import DatabaseFileError, DatabaseFileNotFoundError
+
+    if not os.path.exists(path):
+        raise DatabaseFileNotFoundError(f"{path}: no such file; expected a result written with --netcdf (or --zarr).")
+    try:
+        if os.path.isdir(path):
+            return xr.open_zarr(path).load()
+        with xr.open_dataset(path) as ds:
+            return ds.load()
+    except (OSError, ValueError, KeyError) as err:
+        raise DatabaseFileError(f"{path}: cannot be read as a result netCDF file or Zarr store ({type(err).__name__}: {err}).") from err
+
+
+def _report(args) -> int:
+    from .errors import ParameterError
+    from .export import map_variables
+    from .report import report
+
+    ds = _open_result(args.maps)
+    if not map_variables(ds):
+        raise ParameterError(f"{args.maps} holds no maps (float (x, y, z) variables); is it a result of xcoact coactivation?")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = report(ds, args.output, name=args.map, seed=args.report_seed, threshold=args.threshold,
+                      metadata=args.metadata, title=args.title, overwrite=args.overwrite,
+                      cluster_options={"subpeaks": args.subpeaks, "min_distance": args.min_distance, "atlas": args.atlas,
+                                       "atlas_labels": args.atlas_labels})
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    print(f"report written: {path}")
+    return 0
+
+
+def _matrix(args) -> int:
+    from . import activations, datasets, read_database, to_netcdf
+    from .errors import OutputError
+    from .matrix import matrix
+
+    if os.path.exists(args.output) and not args.overwrite:
+        raise OutputError(f"{args.output} already exists; pass --overwrite to replace it.")
+    database = args.database or datasets.sample_database_path()
+    seeds = _parse_seed(args.seed)
+    coords = isinstance(seeds, list) and bool(seeds) and not isinstance(seeds[0], str)
+    threshold = _parse_threshold(args.threshold)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        db = read_database(database)
+        act = activations(db, r=args.kernel_r)
+        m = matrix(act, seeds if (coords or args.by_label or not isinstance(seeds, str)) else [seeds], threshold,
+                   r=args.r, by_label=args.by_label, labels=args.labels, separate=coords)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    m.attrs["command"] = args.command_line
+    rois = [str(v) for v in m["roi"].values]
+    print(f"database: {database}{' (bundled sample)' if args.database is None else ''}")
+    print(f"ROIs: {len(rois)}; studies active in each: " + ", ".join(f"{n} {int(k)}" for n, k in zip(rois[:20], m["n_active"].values)))
+    written = to_netcdf(m, args.output, overwrite=args.overwrite)
+    print(f"matrix written: {written}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``xcoact`` command; returns the exit status."""
+    """Entry point of the ``xcoact`` command; returns the exit status.
+
+    0 on success; 2 for a usage error (bad arguments, a missing input file, an
+    output in the way, a degenerate selection); 1 for a data error (a database
+    or release that cannot be read, downloaded or verified).
+    """
+    import shlex
+
     from .errors import XcoactError
 
-    args = _get_parser().parse_args(_rejoin_negative_coords(list(sys.argv[1:] if argv is None else argv)))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _get_parser().parse_args(_rejoin_negative_coords(argv))
+    args.command_line = shlex.join(["xcoact", *argv])
+    handlers = {"coactivation": _coactivation, "fetch": _fetch, "report": _report, "matrix": _matrix}
     try:
-        if args.command == "coactivation":
-            return _coactivation(args)
+        return handlers[args.command](args)
     except XcoactError as err:
         print(f"xcoact: error: {err}", file=sys.stderr)
-        return 2
+        return _exit_code(err)
     except MemoryError:
         # a last line of defence: inputs are bounded where xcoact can see them coming
         print("xcoact: error: out of memory; the database, ROI or radius is too large for this machine. Try a "
               "smaller --r or --kernel-r, a smaller ROI image, or a machine with more memory.", file=sys.stderr)
         return 2
-    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,20 +27,23 @@ import xarray as xr
 from .errors import ParameterError
 from .export import map_variables, to_volumes
 
-__all__ = ["clusters", "cluster_table", "pick_map", "map_volume", "COLUMNS", "CONNECTIVITY"]
+__all__ = ["clusters", "cluster_table", "atlas_labels", "pick_map", "map_volume", "peak_index", "COLUMNS", "CONNECTIVITY"]
 
 #: ``scipy.ndimage.generate_binary_structure(3, rank)`` rank for each connectivity.
 CONNECTIVITY = {6: 1, 18: 2, 26: 3}
 
-#: Columns of a cluster table, in order (a batch's table starts with ``seed``).
+#: Columns of a cluster table, in order (a batch's table starts with ``seed``; ``subpeaks`` adds ``peak``
+#: after ``cluster``, an atlas adds ``atlas_label`` at the end).
 COLUMNS = ["cluster", "sign", "size_voxels", "size_mm3", "peak_x", "peak_y", "peak_z", "peak_value"]
 
 
 def pick_map(ds: xr.Dataset, name: str | None = None) -> str:
-    """The map to show: ``name`` if given, else the thresholded association z map.
+    """The map to show: ``name`` if given, else the corrected association z map.
 
-    Without ``name``, the first map whose name has the words ``association``,
-    ``z`` and ``FDR`` (``association-test_z_FDR_0.01`` for the default ``q``;
+    Without ``name``, the first FWE-corrected association z map when the
+    result has them (``association-test_z_FWE-voxel_0.05`` after
+    :func:`xcoact.fwe`: the voxel-level one), else the first map whose name
+    has the words ``association``, ``z`` and ``FDR`` (``association-test_z_FDR_0.01`` for the default ``q``;
     ``z_desc-association_level-voxel_corr-FDR_method-indep`` in NiMARE's
     naming), else the first with ``association`` and ``z``, else the first
     with ``z``, else the first map.  Words are split at any character other
@@ -70,11 +73,60 @@ def pick_map(ds: xr.Dataset, name: str | None = None) -> str:
         )
     # whole words, so the "z" of a NiMARE name (z_desc-association_...) counts but a z inside a word does not
     words = {n: set(re.split(r"[^0-9a-z]+", n.lower())) for n in names}
-    for wanted in ({"association", "z", "fdr"}, {"association", "z"}, {"z"}):
+    for wanted in ({"association", "z", "fwe"}, {"association", "z", "fdr"}, {"association", "z"}, {"z"}):
         for n in names:
             if wanted <= words[n]:
                 return n
     return names[0]
+
+
+def peak_index(volume: np.ndarray) -> tuple[int, int, int] | None:
+    """Index of the largest value; among tied voxels, the one nearest the centre of mass of the ties.
+
+    Large databases cap z (p underflows near z = 33 in float64), so hundreds
+    of voxels can share the top value and "the first in array order" would
+    be an arbitrary corner of them.  The rule here: take every voxel holding
+    the maximum, compute their centre of mass (unweighted, in voxel units;
+    the grid is isotropic), and return the tied voxel nearest it (the first
+    in array order if two are equally near).  None when no value is finite.
+
+    Examples
+    --------
+    >>> vol = np.zeros((5, 1, 1)); vol[[0, 1, 2, 3], 0, 0] = 7.0
+    >>> peak_index(vol)        # ties at 0..3: centre 1.5, nearest tied voxels 1 and 2, the first is kept
+    (1, 0, 0)
+    """
+    values = np.where(np.isfinite(volume), volume, -np.inf)
+    top = values.max() if values.size else -np.inf
+    if not np.isfinite(top):
+        return None
+    tied = np.argwhere(values == top)
+    if len(tied) == 1:
+        return tuple(int(i) for i in tied[0])
+    distance = ((tied - tied.mean(axis=0)) ** 2).sum(axis=1)
+    return tuple(int(i) for i in tied[int(np.argmin(distance))])
+
+
+def _tied_peaks(signed: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    """Per cluster (labels 1..n), the :func:`peak_index` of its voxels: (n, 3) indices."""
+    from scipy import ndimage
+
+    index = np.arange(1, n + 1)
+    maxima = np.asarray(ndimage.maximum(signed, labels, index), dtype=np.float64)
+    top = np.zeros(signed.shape, dtype=bool)
+    inside = labels > 0
+    top[inside] = signed[inside] == maxima[labels[inside] - 1]
+    centres = np.asarray(ndimage.center_of_mass(top, labels, index), dtype=np.float64).reshape(n, 3)
+    where = np.argwhere(top)  # array order
+    owner = labels[top] - 1
+    distance = ((where - centres[owner]) ** 2).sum(axis=1)
+    # per cluster the nearest tied voxel, the first in array order among equals (stable sort)
+    order = np.lexsort((distance, owner))
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = owner[order][1:] != owner[order][:-1]
+    out = np.zeros((n, 3), dtype=np.int64)
+    out[owner[order][first]] = where[order][first]
+    return out
 
 
 def _check_threshold(threshold) -> float:
@@ -102,6 +154,8 @@ def cluster_table(
     *,
     connectivity: int = 26,
     min_size: int = 1,
+    subpeaks: int = 0,
+    min_distance: float = 8.0,
 ) -> pd.DataFrame:
     """Clusters of a 3-D volume: connected components above ``threshold`` and below ``-threshold``.
 
@@ -119,6 +173,17 @@ def cluster_table(
         Which neighbours connect: 26 shares a face, edge or corner.
     min_size : int, default 1
         Smaller clusters are left out.
+    subpeaks : int, default 0
+        Also list up to this many secondary peaks per cluster: local maxima
+        of the cluster (no neighbour, by ``connectivity``, holds a larger
+        value), strongest first, each at least ``min_distance`` mm from the
+        main peak and from every subpeak kept before it (the rule of FSL's
+        ``cluster`` and nilearn's cluster tables).  Their rows follow their
+        cluster's, with the same ``cluster`` and ``sign``, a ``peak`` column
+        counting 1 (the main peak), 2, 3, ..., and no size (``<NA>``/NaN, so
+        that sizes still sum to the voxels shown).
+    min_distance : float, default 8
+        Minimum distance in mm between the peaks of one cluster (subpeaks only).
 
     Returns
     -------
@@ -126,8 +191,9 @@ def cluster_table(
         One row per cluster with the columns ``cluster`` (1, 2, ... in the
         row order), ``sign`` (+1 or -1), ``size_voxels``, ``size_mm3``,
         ``peak_x``, ``peak_y``, ``peak_z`` (mm, the voxel with the largest
-        value, or the most negative one for a negative cluster; the first in
-        array order on a tie) and ``peak_value`` (the map value there: a z
+        value, or the most negative one for a negative cluster; on a tie the
+        tied voxel nearest the ties' centre of mass, see :func:`peak_index`)
+        and ``peak_value`` (the map value there: a z
         score for the z maps).  Rows are sorted by size, largest first, then
         by ``|peak_value|``, then positive before negative.
 
@@ -154,6 +220,7 @@ def cluster_table(
     connectivity = _check_connectivity(connectivity)
     if isinstance(min_size, bool) or not isinstance(min_size, numbers.Integral) or min_size < 1:
         raise ParameterError(f"min_size={min_size!r} is not valid; expected an integer >= 1 (voxels).")
+    subpeaks, min_distance = _check_subpeaks(subpeaks, min_distance)
     steps = [abs(c[1] - c[0]) if c.size > 1 else 1.0 for c in coords]
     voxel_mm3 = float(np.prod(steps))
     structure = ndimage.generate_binary_structure(3, CONNECTIVITY[connectivity])
@@ -165,13 +232,14 @@ def cluster_table(
         labels, n = ndimage.label(signed > threshold, structure=structure)
         if n == 0:
             continue
-        index = np.arange(1, n + 1)
         sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-        peaks = ndimage.maximum_position(signed, labels, index)
-        for size, peak in zip(sizes, peaks):
+        peaks = _tied_peaks(signed, labels, n)
+        local = _local_maxima(signed, labels, structure) if subpeaks else None
+        for label, (size, peak) in enumerate(zip(sizes, peaks), start=1):
             if size < min_size:
                 continue
             i, j, k = (int(p) for p in peak)
+            extra = _subpeaks(signed, labels, label, peak, local, coords, subpeaks, min_distance) if subpeaks else []
             rows.append({
                 "sign": sign,
                 "size_voxels": int(size),
@@ -180,8 +248,10 @@ def cluster_table(
                 "peak_y": float(coords[1][j]),
                 "peak_z": float(coords[2][k]),
                 "peak_value": float(volume[i, j, k]),
+                "_sub": [(float(coords[0][a]), float(coords[1][b]), float(coords[2][c]), float(volume[a, b, c]))
+                         for a, b, c in extra],
             })
-    table = pd.DataFrame(rows, columns=COLUMNS[1:])
+    table = pd.DataFrame(rows, columns=[*COLUMNS[1:], "_sub"])
     table = table.astype({"sign": np.int64, "size_voxels": np.int64, "size_mm3": np.float64, "peak_x": np.float64,
                           "peak_y": np.float64, "peak_z": np.float64, "peak_value": np.float64})
     if len(table):
@@ -189,7 +259,135 @@ def cluster_table(
                             -table["size_voxels"].to_numpy()))
         table = table.iloc[order].reset_index(drop=True)
     table.insert(0, "cluster", np.arange(1, len(table) + 1, dtype=np.int64))
-    return table
+    if not subpeaks:
+        return table.drop(columns="_sub")
+    return _with_subpeak_rows(table)
+
+
+def _check_subpeaks(subpeaks, min_distance) -> tuple[int, float]:
+    if isinstance(subpeaks, bool) or not isinstance(subpeaks, numbers.Integral) or subpeaks < 0:
+        raise ParameterError(f"subpeaks={subpeaks!r} is not valid; expected an integer >= 0 (secondary peaks per cluster).")
+    if isinstance(min_distance, bool) or not isinstance(min_distance, numbers.Real) or not np.isfinite(min_distance) \
+            or min_distance < 0:
+        raise ParameterError(f"min_distance={min_distance!r} is not valid; expected a distance in mm >= 0 (e.g. 8).")
+    return int(subpeaks), float(min_distance)
+
+
+def _local_maxima(signed: np.ndarray, labels: np.ndarray, structure: np.ndarray) -> np.ndarray:
+    """Voxels of a cluster that no neighbour of the same cluster exceeds."""
+    from scipy import ndimage
+
+    inside = np.where(labels > 0, signed, -np.inf)
+    return (labels > 0) & (inside >= ndimage.maximum_filter(inside, footprint=structure, mode="constant", cval=-np.inf))
+
+
+def _subpeaks(signed, labels, label, peak, local, coords, n: int, min_distance: float) -> list[tuple[int, int, int]]:
+    """Up to ``n`` local maxima of one cluster, strongest first, ``min_distance`` mm from each other and the peak."""
+    where = np.argwhere(local & (labels == label))
+    if len(where) <= 1:
+        return []
+    values = signed[tuple(where.T)]
+    where = where[np.argsort(-values, kind="stable")]
+    mm = np.column_stack([coords[a][where[:, a]] for a in range(3)])
+    kept = [np.array([coords[a][int(peak[a])] for a in range(3)])]
+    out: list[tuple[int, int, int]] = []
+    for idx, point in zip(where, mm):
+        if len(out) == n:
+            break
+        if all(np.sqrt(((point - k) ** 2).sum()) >= min_distance for k in kept):
+            kept.append(point)
+            out.append(tuple(int(v) for v in idx))
+    return out
+
+
+def _with_subpeak_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per peak: each cluster's row (peak 1), then its subpeaks (no size)."""
+    rows = []
+    for rec in table.to_dict("records"):
+        sub = rec.pop("_sub")
+        rows.append({**rec, "peak": 1})
+        for p, (x, y, z, v) in enumerate(sub, start=2):
+            rows.append({**rec, "peak": p, "size_voxels": pd.NA, "size_mm3": np.nan, "peak_x": x, "peak_y": y,
+                         "peak_z": z, "peak_value": v})
+    out = pd.DataFrame(rows, columns=["cluster", "peak", *COLUMNS[1:]])
+    return out.astype({"cluster": np.int64, "peak": np.int64, "sign": np.int64, "size_voxels": "Int64"})
+
+
+def atlas_labels(table: pd.DataFrame, atlas, labels=None, *, column: str = "atlas_label") -> pd.DataFrame:
+    """Add the atlas label at each peak of a cluster table.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        A cluster table (``peak_x``, ``peak_y``, ``peak_z`` in MNI mm).
+    atlas : str, path-like, nibabel image or xarray.DataArray
+        A label image in MNI space (integer values; 0 is background), on
+        any grid: each peak reads the voxel whose centre is nearest it.
+    labels : dict, str or path-like, list or pandas.DataFrame, optional
+        The names of the values: ``{value: name}``; a text file of
+        ``value name`` lines; a list whose position is the value (nilearn's
+        ``labels``, ``"Background"`` first); or a table with ``index`` and
+        ``name`` columns (nilearn's ``lut``).  Without it the value itself is
+        the label.
+    column : str, default "atlas_label"
+        The new column's name.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with ``column`` added: the name of the label at the peak,
+        ``""`` for the background (0) and for peaks outside the image.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> atlas = xr.DataArray(np.array([[[0, 1], [2, 2]]]), dims=("x", "y", "z"),
+    ...                      coords={"x": [0.0], "y": [0.0, 2.0], "z": [0.0, 2.0]})
+    >>> t = pd.DataFrame({"peak_x": [0.0, 0.0, 50.0], "peak_y": [0.0, 2.0, 0.0], "peak_z": [2.0, 0.0, 0.0]})
+    >>> atlas_labels(t, atlas, ["Background", "left", "right"])["atlas_label"].tolist()
+    ['left', 'right', '']
+    """
+    from .roi import _image_values
+
+    values, name = _image_values(atlas)
+    data = np.asarray(values.transpose("x", "y", "z").values)
+    finite = data[np.isfinite(data)]
+    if finite.size and not np.allclose(finite, np.round(finite)):
+        raise ParameterError(f"{name}: an atlas needs integer label values; found non-integer values "
+                             "(a probabilistic map? pick its label image instead).")
+    lut = _label_names(labels)
+    axes = [np.asarray(values[c].values, dtype=np.float64) for c in "xyz"]
+    out = []
+    for x, y, z in zip(table["peak_x"], table["peak_y"], table["peak_z"]):
+        idx = []
+        for lab, v in zip(axes, (x, y, z)):
+            i = int(np.argmin(np.abs(lab - v)))
+            half = abs(lab[1] - lab[0]) / 2 if lab.size > 1 else 0.5
+            idx.append(i if abs(lab[i] - v) <= half + 1e-6 else None)
+        value = data[tuple(idx)] if None not in idx else np.nan
+        key = int(round(float(value))) if np.isfinite(value) else 0
+        out.append("" if key == 0 else lut.get(key, str(key)))
+    result = table.copy()
+    result[column] = out
+    return result
+
+
+def _label_names(labels) -> dict[int, str]:
+    """``{value: name}`` from a dict, a ``value name`` file, a list (position = value) or a DataFrame."""
+    from .roi import _read_lut
+
+    if labels is None:
+        return {}
+    if isinstance(labels, pd.DataFrame):
+        cols = {str(c).lower(): c for c in labels.columns}
+        if "index" in cols and "name" in cols:
+            return {int(k): str(v) for k, v in zip(labels[cols["index"]], labels[cols["name"]])}
+        if labels.shape[1] >= 2:
+            return {int(k): str(v) for k, v in zip(labels.iloc[:, 0], labels.iloc[:, 1])}
+        raise ParameterError(f"labels has columns {list(labels.columns)}; expected 'index' and 'name' (nilearn's lut).")
+    if isinstance(labels, (list, tuple, np.ndarray)):
+        return {i: str(v) for i, v in enumerate(labels)}
+    return _read_lut(labels)
 
 
 def map_volume(ds: xr.Dataset | xr.DataArray, name: str | None = None, seed=None) -> xr.DataArray:
@@ -225,6 +423,10 @@ def clusters(
     seed=None,
     connectivity: int = 26,
     min_size: int = 1,
+    subpeaks: int = 0,
+    min_distance: float = 8.0,
+    atlas=None,
+    atlas_labels=None,
 ) -> pd.DataFrame:
     """The cluster table of a result map (see :func:`cluster_table`).
 
@@ -248,26 +450,49 @@ def clusters(
         Voxels sharing a face, edge or corner (26) are connected.
     min_size : int, default 1
         Leave out clusters of fewer voxels.
+    subpeaks : int, default 0
+        Secondary peaks per cluster, at least ``min_distance`` mm apart (see
+        :func:`cluster_table`).
+    min_distance : float, default 8
+        Minimum distance in mm between the peaks of one cluster.
+    atlas : str, path-like, nibabel image or DataArray, optional
+        A label image: adds the column ``atlas_label``, the label at each
+        peak (see :func:`atlas_labels`).
+    atlas_labels : dict, path, list or DataFrame, optional
+        The names of the atlas's values (a ``value name`` file, nilearn's
+        ``labels`` list or ``lut`` table).
 
     Returns
     -------
     pandas.DataFrame
-        The columns of :data:`COLUMNS` (with ``seed`` first for a batch),
-        sorted by size, largest first.
+        The columns of :data:`COLUMNS` (with ``seed`` first for a batch,
+        ``peak`` with subpeaks, ``atlas_label`` with an atlas), sorted by
+        size, largest first.
 
     Notes
     -----
     Cost: computes the chosen map (one volume; for a batch, one seed at a time).
     """
     threshold = _check_threshold(threshold)
+    if atlas is None and atlas_labels is not None:
+        raise ParameterError("atlas_labels names the values of an atlas image; pass the image too: atlas=...")
     vol = map_volume(ds, name, seed)
     coords = [vol[c].values for c in "xyz"]
+    opts = {"connectivity": connectivity, "min_size": min_size, "subpeaks": subpeaks, "min_distance": min_distance}
     if "seed" not in vol.dims:
-        return cluster_table(vol.values, coords, threshold, connectivity=connectivity, min_size=min_size)
-    tables = []
-    for label in vol["seed"].values:
-        table = cluster_table(vol.sel(seed=label).values, coords, threshold, connectivity=connectivity,
-                              min_size=min_size)
-        table.insert(0, "seed", str(label))
-        tables.append(table)
-    return pd.concat(tables, ignore_index=True)
+        table = cluster_table(vol.values, coords, threshold, **opts)
+    else:
+        tables = []
+        for label in vol["seed"].values:
+            one = cluster_table(vol.sel(seed=label).values, coords, threshold, **opts)
+            one.insert(0, "seed", str(label))
+            tables.append(one)
+        table = pd.concat(tables, ignore_index=True)
+    if atlas is not None:
+        table = _add_atlas(table, atlas, atlas_labels)
+    return table
+
+
+def _add_atlas(table: pd.DataFrame, atlas, labels) -> pd.DataFrame:
+    # the parameter of clusters() shadows the function's name there
+    return atlas_labels(table, atlas, labels)

@@ -49,6 +49,8 @@ from .warnings import DegenerateSeedWarning
 
 __all__ = [
     "DEFAULT_THRESHOLD",
+    "TOPIC_THRESHOLD",
+    "feature_threshold",
     "DEFAULT_MAP",
     "TermMapCache",
     "term_map_cache",
@@ -61,6 +63,31 @@ __all__ = [
 
 #: Neurosynth 0.3.8's default feature (frequency) threshold.
 DEFAULT_THRESHOLD = 0.001
+#: :func:`decode`'s default cut-off for topic loadings (LDA): a study's topic weights sum to 1, so every
+#: study carries every topic above 0.001 and the tf-idf cut-off would select all of them.
+TOPIC_THRESHOLD = 0.05
+
+
+def feature_threshold(features) -> float:
+    """The default cut-off for a feature type: 0.05 for topic loadings (LDA), else 0.001 (tf-idf, counts).
+
+    Topic features are recognised by their file name (Neurosynth v7's
+    ``vocab-LDA<n>`` or ``type-weight``) or by a ``feature_type`` attr of
+    ``"topic"``.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> f = xr.DataArray([[0.5]], dims=("study", "term"))
+    >>> feature_threshold(f.assign_attrs(features="data-neurosynth_version-7_vocab-LDA50_source-abstract_type-weight_features.npz"))
+    0.05
+    >>> feature_threshold(f.assign_attrs(features="data-neurosynth_version-7_vocab-terms_source-abstract_type-tfidf_features.npz"))
+    0.001
+    """
+    attrs = getattr(features, "attrs", {}) or {}
+    name = os.path.basename(str(attrs.get("features", "")))
+    topic = attrs.get("feature_type") == "topic" or re.search(r"(^|_)vocab-LDA\d*(_|$)|(^|_)type-weight(_|$)", name)
+    return TOPIC_THRESHOLD if topic else DEFAULT_THRESHOLD
 
 #: The map Neurosynth's Decoder correlates by default (``image_type``).
 DEFAULT_MAP = "association-test_z"
@@ -476,7 +503,7 @@ def decode(
     act: xr.DataArray,
     *,
     terms: Sequence[str] | None = None,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
     map: str | None = None,
     q: float | None = None,
     prior: float | None = None,
@@ -502,8 +529,11 @@ def decode(
         result came from, so that both maps are on the same grid).
     terms : sequence of str, optional
         The terms to rank (``*`` wildcards allowed); all terms by default.
-    threshold : float, default 0.001
-        A study carries a term when its weight is >= threshold.
+    threshold : float, optional
+        A study carries a term when its weight is >= threshold.  By default
+        :func:`feature_threshold`: 0.001 (Neurosynth's) for tf-idf terms,
+        0.05 for topic loadings (LDA), whose weights are above 0.001 in
+        nearly every study.
     map : str, optional
         Which of the nine maps to compare; ``"association-test_z"`` (Neurosynth's
         default) unless given.
@@ -543,7 +573,7 @@ def decode(
     index is cached).
     """
     features = _check_features(features_for(act) if features is None else features)
-    threshold = _check_threshold(threshold)
+    threshold = _check_threshold(feature_threshold(features) if threshold is None else threshold)
     _coact._check_cube(act)
     image, map_name, q, prior = _pick_map(image, map, q, prior)
     q = _coact._check_unit_interval(q, "q", "0.01")

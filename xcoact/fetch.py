@@ -482,7 +482,7 @@ def _cap(entry: ManifestEntry, total: int, part: str, url: str) -> None:
         )
 
 
-def _transfer_http(url: str, part: str, entry: ManifestEntry, timeout: float) -> bool:
+def _transfer_http(url: str, part: str, entry: ManifestEntry, timeout: float, bar=None) -> bool:
     """Bring ``part`` to the whole file (resuming when possible); True if earlier bytes were kept."""
     start = os.path.getsize(part) if os.path.exists(part) else 0
     if entry.size is not None and start > entry.size:
@@ -523,12 +523,14 @@ def _transfer_http(url: str, part: str, entry: ManifestEntry, timeout: float) ->
                     fh.close()
                     _cap(entry, start + received, part, url)
                 fh.write(block)
+                if bar is not None:
+                    bar.update(len(block))
         if expected_body is not None and received < expected_body:
             raise _Retry(f"connection closed after {start + received:,} bytes, {expected_body - received:,} short")
     return status == 206
 
 
-def _transfer_file(src: str, part: str, entry: ManifestEntry) -> bool:
+def _transfer_file(src: str, part: str, entry: ManifestEntry, bar=None) -> bool:
     """Copy a mirror's file to ``part`` (no resume: local copies are fast)."""
     if not os.path.isfile(src):
         raise DownloadError(
@@ -543,18 +545,26 @@ def _transfer_file(src: str, part: str, entry: ManifestEntry) -> bool:
                 fout.close()
                 _cap(entry, total, part, src)
             fout.write(block)
+            if bar is not None:
+                bar.update(len(block))
     return False
 
 
-def _download(kind: str, where: str, target: str, entry: ManifestEntry, *, retries: int, timeout: float) -> None:
+def _download(kind: str, where: str, target: str, entry: ManifestEntry, *, retries: int, timeout: float,
+              progress: bool | None = False) -> None:
     """Fetch one file to ``target`` through ``target.part``; rename only once its checksum matches."""
+    from .progress import byte_bar
+
     part = target + ".part"
     failures = 0
     restarted = False
     while True:
         logger.info("xcoact: fetching %s", where)
         try:
-            resumed = _transfer_file(where, part, entry) if kind == "file" else _transfer_http(where, part, entry, timeout)
+            start = os.path.getsize(part) if kind != "file" and os.path.exists(part) else 0
+            with byte_bar(progress, entry.size, entry.name, initial=start) as bar:
+                resumed = (_transfer_file(where, part, entry, bar) if kind == "file"
+                           else _transfer_http(where, part, entry, timeout, bar))
         except _Retry as err:
             failures += 1
             if failures > retries:
@@ -571,6 +581,7 @@ def _download(kind: str, where: str, target: str, entry: ManifestEntry, *, retri
         ok, got = _verify(part, entry)
         if ok:
             os.replace(part, target)
+            logger.info("xcoact: %s verified (%s bytes) -> %s", entry.name, f"{os.path.getsize(target):,}", target)
             return
         _remove(part)
         if resumed and not restarted:  # the bytes kept from before may be the bad ones: once more from scratch
@@ -585,18 +596,40 @@ def _download(kind: str, where: str, target: str, entry: ManifestEntry, *, retri
 
 @contextlib.contextmanager
 def _locked(directory: str):
-    """Hold an exclusive lock on the release directory, so two processes never write the same ``.part``."""
+    """Hold an exclusive lock on the release directory, so two processes never write the same ``.part``.
+
+    The ``.lock`` file is removed when the lock is released (after a success
+    or a failure), while it is still held: a process that was waiting for it
+    then holds a lock on a removed file, sees that the path no longer names
+    that file, and locks the path afresh.
+    """
     try:
         import fcntl
     except ImportError:  # Windows: no advisory locks; concurrent fetches into one cache are not supported there
         yield
         return
-    with open(os.path.join(directory, ".lock"), "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    path = os.path.join(directory, ".lock")
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o666)
         try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.path.samestat(os.fstat(fd), os.stat(path))
+            except FileNotFoundError:
+                current = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if current:
+            break
+        os.close(fd)  # the holder before us removed it: lock the new one
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(path)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 # ----------------------------------------------------------------------------- archives
@@ -1282,7 +1315,8 @@ def _int_arg(value, name: str, minimum: int) -> int:
     return int(value)
 
 
-def _fetch(dataset, version, data_dir, *, vocab, source, base_url, manifest, convert, retries, timeout) -> Release:
+def _fetch(dataset, version, data_dir, *, vocab, source, base_url, manifest, convert, retries, timeout,
+           progress=None) -> Release:
     version = _int_arg(version, "version", 1)
     retries = _int_arg(retries, "retries", 0)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
@@ -1321,7 +1355,7 @@ def _fetch(dataset, version, data_dir, *, vocab, source, base_url, manifest, con
                 logger.warning("xcoact: %s in the cache is %s, expected %s; fetching it again", target, got, _expected(entry))
                 _remove(target)
             kind, where = _source(base, dataset, version, entry)
-            _download(kind, where, target, entry, retries=retries, timeout=float(timeout))
+            _download(kind, where, target, entry, retries=retries, timeout=float(timeout), progress=progress)
         for role, entry in entries.items():  # verified archives: unpacked once, refused if unsafe
             if _archive_kind(entry.name) is not None:
                 paths[role] = _extract_once(paths[role], entry, directory, _source(base, dataset, version, entry)[1])
@@ -1359,6 +1393,11 @@ _COMMON_DOC = """
         (waiting 1, 2, 4, ... s, at most 30 s) before giving up.
     timeout : float, default 60
         Seconds without data after which a connection counts as dropped.
+    progress : bool, optional
+        A progress bar per downloaded file (with the optional ``tqdm``; see
+        :mod:`xcoact.progress`); by default in a notebook or on a terminal.
+        Every download is also logged on the ``xcoact.fetch`` logger (INFO:
+        the URL fetched, then the size and path once verified).
 
     Returns
     -------
@@ -1402,6 +1441,7 @@ def fetch_neurosynth(
     convert: bool = True,
     retries: int = 3,
     timeout: float = 60.0,
+    progress: bool | None = None,
 ) -> Release:
     """Download (once) and verify a Neurosynth release; convert its coordinates to netCDF (once).
 
@@ -1418,7 +1458,7 @@ def fetch_neurosynth(
         3 to 7.
     """
     return _fetch("neurosynth", version, data_dir, vocab=vocab, source=source, base_url=base_url,
-                  manifest=manifest, convert=convert, retries=retries, timeout=timeout)
+                  manifest=manifest, convert=convert, retries=retries, timeout=timeout, progress=progress)
 
 
 def fetch_neuroquery(
@@ -1432,6 +1472,7 @@ def fetch_neuroquery(
     convert: bool = True,
     retries: int = 3,
     timeout: float = 60.0,
+    progress: bool | None = None,
 ) -> Release:
     """Download (once) and verify the NeuroQuery release; convert its coordinates to netCDF (once).
 
@@ -1447,7 +1488,7 @@ def fetch_neuroquery(
         The only NeuroQuery release.
     """
     return _fetch("neuroquery", version, data_dir, vocab=vocab, source=source, base_url=base_url,
-                  manifest=manifest, convert=convert, retries=retries, timeout=timeout)
+                  manifest=manifest, convert=convert, retries=retries, timeout=timeout, progress=progress)
 
 
 def _fill(func, dataset: str, vocab: str, sources: str) -> None:

@@ -41,6 +41,7 @@ from .blocks import ActivationBlock, pieces_of, ranges
 from .counts import canonical, grouped_counts
 from .errors import ParameterError
 from .roi import grid_of
+from .progress import progress_bar
 
 __all__ = ["fwe", "TESTS", "null_statistics", "test_statistics", "cluster_labels"]
 
@@ -402,6 +403,7 @@ def fwe(
     connectivity: int = 26,
     early_stop: bool = False,
     batch_size: int = 50,
+    progress: bool | None = None,
 ) -> xr.Dataset:
     """Family-wise error corrected maps of one seed or contrast.
 
@@ -433,6 +435,9 @@ def fwe(
         of the full run, and the p-values are computed from the iterations done.
     batch_size : int, default 50
         Permutations per Dask task (one sparse product each).
+    progress : bool, optional
+        Show a progress bar of the permutations (:mod:`xcoact.progress`);
+        by default in a notebook or on a terminal.
 
     Returns
     -------
@@ -515,7 +520,8 @@ def fwe(
     results = []
     stopped = False
     for start in range(0, len(tasks), max(round_size, 1)):
-        results.extend(dask.compute(*tasks[start:start + round_size]))
+        with progress_bar(progress, desc="FWE permutations"):  # progress=None: in notebooks and on terminals
+            results.extend(dask.compute(*tasks[start:start + round_size]))
         if early_stop and start + round_size < len(tasks):
             null = np.concatenate(results)
             if all(

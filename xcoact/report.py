@@ -320,6 +320,7 @@ def _studies_table(ids, titles: dict[str, str] | None, max_studies: int | None) 
 _CLUSTER_HEADERS = {
     "seed": "seed", "cluster": "cluster", "sign": "sign", "size_voxels": "size (voxels)", "size_mm3": "size (mm³)",
     "peak_x": "peak x (mm)", "peak_y": "peak y (mm)", "peak_z": "peak z (mm)", "peak_value": "peak value",
+    "peak": "peak", "atlas_label": "atlas label",
 }
 
 
@@ -359,6 +360,7 @@ def report_html(
     min_size: int = 1,
     dpi: int = 100,
     plot_kwargs: dict | None = None,
+    cluster_options: dict | None = None,
 ) -> str:
     """The report of :func:`report` as an HTML string (nothing is written).
 
@@ -369,6 +371,7 @@ def report_html(
     if isinstance(ds, xr.DataArray) or not isinstance(ds, xr.Dataset):
         raise ParameterError(f"report needs a result Dataset of xcoact.seed (with its attrs); got {type(ds).__name__}.")
     name = pick_map(ds, name)
+    auto = threshold is None
     threshold = default_threshold(ds, name) if threshold is None else _check_threshold(threshold)
     titles = read_metadata(metadata) if metadata is not None else None
     a = ds.attrs
@@ -380,14 +383,19 @@ def report_html(
         raise ParameterError(f"seed={seed!r} is not a seed of the batch; its seeds are {labels[:20]}.")
     shown_seeds = [str(seed)] if seed is not None else labels[:MAX_SEEDS]
     one = not batch or seed is not None
+    raised = ""
+    if auto and one:
+        threshold, raised = _chosen_threshold(ds, name, seed)
 
     fig = plot(ds, name, seed=seed, threshold=threshold, dpi=dpi, **(plot_kwargs or {}))
     image = base64.b64encode(png_bytes(fig)).decode("ascii")
     if one:
-        table = _clusters(ds, name, threshold=threshold, seed=seed, connectivity=connectivity, min_size=min_size)
+        table = _clusters(ds, name, threshold=threshold, seed=seed, connectivity=connectivity, min_size=min_size,
+                          **(cluster_options or {}))
     else:
         table = pd.concat(
-            [_clusters(ds, name, threshold=threshold, seed=s, connectivity=connectivity, min_size=min_size)
+            [_clusters(ds, name, threshold=threshold, seed=s, connectivity=connectivity, min_size=min_size,
+                       **(cluster_options or {}))
              .assign(seed=s) for s in shown_seeds], ignore_index=True)
         table = table[["seed", *[c for c in table.columns if c != "seed"]]]
 
@@ -402,6 +410,7 @@ def report_html(
         f"<h1>{_e(heading)}</h1>",
         f'<p class="meta">Made with xcoact {_e(__version__)} on {made}. Map shown: <code>{_e(name)}</code>. '
         f"{_e(threshold_text(ds, name, threshold))}.</p>",
+        _readable_notes(ds, name, threshold, raised),
     ]
 
     # counts
@@ -485,8 +494,40 @@ def report_html(
     out.append("<h2>Parameters and provenance</h2>")
     out.append(_kv_table([(str(k), v if isinstance(v, (numbers.Number, str)) else str(v)) for k, v in a.items()]
                          + [("report made with xcoact", __version__)]))
+    out.append(_versions_section())
     out.append("</body></html>")
     return "\n".join(out) + "\n"
+
+
+def _chosen_threshold(ds: xr.Dataset, name: str, seed) -> tuple[float, str]:
+    """The display and cluster-forming threshold of one seed's map (see :func:`xcoact.plot.display_threshold`)."""
+    from .clusters import map_volume
+    from .plot import _mask_on, display_threshold
+
+    vol = map_volume(ds, name, seed).compute()
+    return display_threshold(ds, name, vol.values, _mask_on(ds, vol))
+
+
+def _readable_notes(ds: xr.Dataset, name: str, threshold: float, raised: str) -> str:
+    """The thresholds chosen, in words, and whether the map is FWE-corrected (or how to make it so)."""
+    shown = f"|value| > {threshold:.4g}" if threshold > 0 else "every non-zero voxel"
+    lines = [f"Display and cluster-forming threshold: {shown}" + (f" ({raised})" if raised else "") + "."]
+    has_fwe = any("FWE" in n for n in ds.data_vars)
+    if "FWE" in name:
+        lines.append("The map shown is family-wise error corrected.")
+    elif has_fwe:
+        lines.append("Family-wise error corrected maps are in the result; pass name=... to show one.")
+    else:
+        lines.append("No family-wise error correction was run: the map is FDR-corrected voxel by voxel. For a "
+                     "publication, add FWE-corrected maps with maps.coact.fwe(act, n_iter=10000, seed=0) "
+                     "(or --fwe 10000 on the command line); the report then shows them.")
+    return f'<p class="note">{_e(" ".join(lines))}</p>'
+
+
+def _versions_section() -> str:
+    from .versions import versions
+
+    return "<h2>Software versions</h2>" + _kv_table([(k, v if v is not None else "not installed") for k, v in versions().items()])
 
 
 def _write_html(tmp: str, text: str) -> None:
@@ -510,6 +551,7 @@ def report(
     min_size: int = 1,
     dpi: int = 100,
     plot_kwargs: dict | None = None,
+    cluster_options: dict | None = None,
 ) -> str:
     """Write a self-contained HTML report of a result, atomically.
 
@@ -531,7 +573,9 @@ def report(
         lists every seed's counts.
     threshold : float, optional
         Figure and clusters use the voxels with ``|value| > threshold``; by
-        default :func:`xcoact.plot.default_threshold` (every non-zero voxel
+        default, for one seed, :func:`xcoact.plot.display_threshold` (raised
+        when more than 10 % of the brain would be shown, and stated), else
+        :func:`xcoact.plot.default_threshold` (every non-zero voxel
         of Neurosynth's FDR maps).
     overwrite : bool, default False
         Replace an existing file.
@@ -550,6 +594,9 @@ def report(
     plot_kwargs : dict, optional
         More options for :func:`xcoact.plot.plot` (``cut``, ``vmax``,
         ``cmap``, ``kind``, ``view``).
+    cluster_options : dict, optional
+        More options for the cluster table (:func:`xcoact.clusters.clusters`):
+        ``subpeaks``, ``min_distance``, ``atlas``, ``atlas_labels``.
 
     Returns
     -------
@@ -578,6 +625,6 @@ def report(
         raise OutputError(f"{path} already exists; pass overwrite=True to replace it, or choose another path.")
     text = report_html(ds, name=name, metadata=metadata, seed=seed, threshold=threshold, title=title,
                        max_studies=max_studies, max_clusters=max_clusters, connectivity=connectivity,
-                       min_size=min_size, dpi=dpi, plot_kwargs=plot_kwargs)
+                       min_size=min_size, dpi=dpi, plot_kwargs=plot_kwargs, cluster_options=cluster_options)
     write_atomically({path: functools.partial(_write_html, text=text)}, suffix=".part.html", overwrite=overwrite)
     return path

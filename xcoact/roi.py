@@ -376,6 +376,7 @@ def roi_mask(seed: Seed, grid: Grid, r: float | None = None, *, restrict: bool =
     elif restrict:
         mask = in_mask
     n_roi = int(mask.sum())
+    _warn_if_large(name, int(in_mask.sum()), grid.n_mask, spheres=values is None)
     if n_roi == 0:
         raise RoiError(
             f"{name}: the ROI has no voxel inside the brain mask (voxels > 0 that fall in the "
@@ -385,6 +386,26 @@ def roi_mask(seed: Seed, grid: Grid, r: float | None = None, *, restrict: bool =
     return xr.DataArray(
         mask, dims=("x", "y", "z"), coords=grid.coords(), name="roi", attrs={"n_roi": n_roi, "seed": name}
     )
+
+
+#: A seed covering more than this share of the brain mask gets a :class:`~xcoact.warnings.LargeRoiWarning`.
+LARGE_ROI_FRACTION = 0.5
+
+
+def _warn_if_large(name: str, n: int, total: int, spheres: bool = False) -> None:
+    if total and n > LARGE_ROI_FRACTION * total:
+        import warnings
+
+        from .warnings import LargeRoiWarning, caller_stacklevel
+
+        hint = ("A radius this large gives this; use a smaller r if you meant a region." if spheres else
+                "A probabilistic map with a non-zero background (threshold it first, e.g. img > 0.5) or a T1 / "
+                "brain image given as the seed gives this; pass the ROI itself.")
+        warnings.warn(
+            f"{name}: the ROI covers {n:,} of the {total:,} brain-mask voxels ({100 * n / total:.0f}%), so studies "
+            f"are selected by activation almost anywhere. {hint}",
+            LargeRoiWarning, stacklevel=caller_stacklevel(),
+        )
 
 
 class SeedROI(NamedTuple):

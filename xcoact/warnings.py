@@ -14,6 +14,7 @@ __all__ = [
     "ResampleWarning",
     "EmptyStudyWarning",
     "DegenerateSeedWarning",
+    "LargeRoiWarning",
     "caller_stacklevel",
 ]
 
@@ -69,3 +70,7 @@ class EmptyStudyWarning(XcoactWarning):
 
 class DegenerateSeedWarning(XcoactWarning):
     """A seed of a batch selected no study (or every study, or has no voxel); its maps are NaN."""
+
+
+class LargeRoiWarning(XcoactWarning):
+    """A seed covers most of the brain mask (a probabilistic map with a non-zero background, a T1 or brain image)."""

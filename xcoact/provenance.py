@@ -1,0 +1,358 @@
+"""What goes beside a map when it is shared: descriptions, JSON sidecars, BIDS-style names, CF attributes.
+
+A NIfTI file carries a grid and numbers; a reader of a shared map also needs
+to know what the numbers are and how they were made.  This module builds
+that from a result Dataset's provenance attrs, without computing any map:
+
+* :func:`describe_map` -- a map name's long name, units and NeuroVault map
+  type (``"Z"``, ``"P"`` or ``"Other"``);
+* :func:`sidecar` -- the JSON sidecar written beside each NIfTI file by
+  :func:`xcoact.to_nifti` (database and its sha256, parameters, counts,
+  selected study ids, software versions, map type, the command line);
+* :func:`bids_name` -- a file-name stem made of BIDS-style ``key-value``
+  entities (``stat-z_desc-associationFDR001_statmap``), for
+  ``to_nifti(..., naming="bids")``: only letters and digits inside each
+  value, which NeuroVault and BIDS tools accept;
+* :func:`with_cf_attributes` -- ``long_name`` and ``units`` on every
+  variable and a ``Conventions`` attribute, for :func:`xcoact.to_netcdf`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import hashlib
+import json
+import os
+import re
+
+import numpy as np
+import xarray as xr
+
+from .errors import OutputError
+
+__all__ = ["describe_map", "sidecar", "bids_name", "seed_entity", "with_cf_attributes", "CONVENTIONS"]
+
+#: The netCDF ``Conventions`` attribute written by :func:`xcoact.to_netcdf`.
+CONVENTIONS = "CF-1.8"
+
+_PROB = {
+    "pA": "probability of activation at the voxel, P(A)",
+    "pAgF": "probability of activation in the selected studies, P(A|F)",
+    "pFgA": "probability that a study activating the voxel is selected, P(F|A)",
+    "pAgU": "probability of activation in the unselected studies, P(A|U)",
+}
+_TESTS = {
+    "uniformity": "uniformity test z (one-way chi-square: activation in the selected studies vs a uniform rate)",
+    "association": "association test z (two-way chi-square: selection vs activation)",
+    "group2": "uniformity test z of the unselected studies",
+}
+_KIND_UNITS = {"z": "1", "p": "1", "prob": "1", "chi2": "1", "logp": "1"}
+
+
+def describe_map(name: str) -> dict[str, str]:
+    """Long name, units and NeuroVault map type of a map name (Neurosynth's or NiMARE's).
+
+    Parameters
+    ----------
+    name : str
+        A map name such as ``"association-test_z_FDR_0.01"`` or ``"z_desc-association"``.
+
+    Returns
+    -------
+    dict
+        ``{"long_name": ..., "units": "1", "map_type": "Z" | "P" | "Other"}``.
+
+    Examples
+    --------
+    >>> describe_map("association-test_z_FDR_0.01")["long_name"]
+    'association test z (two-way chi-square: selection vs activation), FDR q = 0.01 (0 where not significant)'
+    >>> describe_map("pFgA")["map_type"]
+    'Other'
+    """
+    kind, test, qualifiers = _parse(name)
+    if kind in ("z", "p", "chi2", "logp") and test in _TESTS:
+        base = _TESTS[test]
+        if kind != "z":
+            base = base.replace(" test z ", f" test {kind} ")
+    elif kind == "prob":
+        key = test.split("_")[0]
+        base = _PROB.get(key, _PROB.get("p" + key, name))
+    else:
+        base = name
+    extra = []
+    for q in qualifiers:
+        m = re.fullmatch(r"FDR_([0-9.eE-]+)", q)
+        fwe = re.fullmatch(r"FWE-([a-z-]+?)(?:_([0-9.eE-]+))?", q)
+        if m:
+            extra.append(f"FDR q = {m.group(1)} (0 where not significant)")
+        elif fwe and fwe.group(2):
+            extra.append(f"where the {fwe.group(1).replace('-', ' ')} FWE p <= {fwe.group(2)} (0 elsewhere)")
+        elif fwe:
+            extra.append(f"{fwe.group(1).replace('-', ' ')} FWE-corrected")
+        elif q.startswith("given_pF="):
+            extra.append(f"under a uniform prior P(F) = {q.split('=', 1)[1]}")
+        else:
+            extra.append(q.replace("_", " "))
+    long_name = ", ".join([base, *extra])
+    map_type = {"z": "Z", "p": "P"}.get(kind, "Other")
+    return {"long_name": long_name, "units": _KIND_UNITS.get(kind, "1"), "map_type": map_type}
+
+
+def _parse(name: str) -> tuple[str, str, list[str]]:
+    """(kind, test or probability, qualifiers) of a map name."""
+    m = re.fullmatch(r"(z|p|chi2|logp|prob)_desc-([^_]+)(?:_(.*))?", name)
+    if m:  # NiMARE: kind_desc-label[_entities]
+        rest = m.group(3)
+        return m.group(1), m.group(2), [rest] if rest else []
+    m = re.fullmatch(r"(uniformity|association)-test_(z|p)(?:_(.*))?", name)
+    if m:  # Neurosynth test maps, with FDR / FWE qualifiers
+        rest = m.group(3)
+        return m.group(2), m.group(1), [rest] if rest else []
+    m = re.fullmatch(r"(p[A-Za-z]+?)(?:_(given_pF=.*))?", name)
+    if m:  # Neurosynth probabilities
+        return "prob", m.group(1), [m.group(2)] if m.group(2) else []
+    return "", name, []
+
+
+def _alnum(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z]", "", text)
+
+
+def _camel(tokens: list[str]) -> str:
+    tokens = [_alnum(t) for t in tokens]
+    tokens = [t for t in tokens if t]
+    return tokens[0] + "".join(t[:1].upper() + t[1:] for t in tokens[1:]) if tokens else ""
+
+
+def bids_name(name: str) -> str:
+    """A file-name stem of BIDS-style entities for a map: ``stat-<kind>_desc-<label>_statmap``.
+
+    Values hold only letters and digits (what BIDS and NeuroVault accept);
+    NiMARE's own entities (``level-voxel_corr-FDR``) are kept.
+
+    Examples
+    --------
+    >>> bids_name("association-test_z_FDR_0.01")
+    'stat-z_desc-associationFDR001_statmap'
+    >>> bids_name("pA_given_pF=0.50")
+    'stat-prob_desc-pAGivenPF050_statmap'
+    >>> bids_name("z_desc-association_level-voxel_corr-FDR_method-indep")
+    'stat-z_desc-association_level-voxel_corr-FDR_method-indep_statmap'
+    """
+    m = re.fullmatch(r"(z|p|chi2|logp|prob)_desc-(.*)", name)
+    if m:
+        kind, rest = m.groups()
+        tokens = rest.split("_")
+        desc, entities = [tokens[0]], []
+        for t in tokens[1:]:
+            if "-" in t:
+                key, value = t.split("-", 1)
+                entities.append(f"{_alnum(key)}-{_alnum(value)}")
+            else:
+                desc.append(t)
+        return "_".join([f"stat-{kind}", f"desc-{_camel(desc)}", *entities, "statmap"])
+    kind, test, qualifiers = _parse(name)
+    if kind in ("z", "p"):
+        tokens = [test] + re.split(r"[_=\-]+", qualifiers[0]) if qualifiers else [test]
+    else:
+        kind = "prob" if kind == "prob" else "map"
+        tokens = re.split(r"[_=\-]+", name)
+    return f"stat-{kind}_desc-{_camel(tokens) or 'map'}_statmap"
+
+
+def seed_entity(seed) -> str:
+    """A seed label as a BIDS entity value: ``-`` -> ``m``, ``_``/``,`` -> ``x``, ``.`` -> ``p``, the rest dropped.
+
+    Examples
+    --------
+    >>> seed_entity("-40_20_28"), seed_entity("Left Amygdala")
+    ('m40x20x28', 'LeftAmygdala')
+    """
+    text = str(seed).replace("-", "m").replace("_", "x").replace(",", "x").replace(".", "p")
+    return _alnum(text) or "seed"
+
+
+def bids_paths(outroot, names, seed=None) -> dict[str, str]:
+    """``{name: "{outroot}[_seed-<seed>]_<bids_name(name)>.nii.gz"}``; distinct names must give distinct files."""
+    root = os.fspath(outroot)
+    if seed is not None:
+        root = f"{root}_seed-{seed_entity(seed)}"
+    paths = {n: f"{root}_{bids_name(n)}.nii.gz" for n in names}
+    seen: dict[str, str] = {}
+    for n, p in paths.items():
+        if p in seen:
+            raise OutputError(f"maps {seen[p]!r} and {n!r} get the same BIDS file name {os.path.basename(p)}; "
+                              "write them with naming='neurosynth'.")
+        seen[p] = n
+    return paths
+
+
+def sidecar_path(nifti_path: str) -> str:
+    """``x.nii.gz`` / ``x.nii`` -> ``x.json``."""
+    for ext in (".nii.gz", ".nii"):
+        if nifti_path.endswith(ext):
+            return nifti_path[: -len(ext)] + ".json"
+    return nifti_path + ".json"
+
+
+@functools.lru_cache(maxsize=32)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime: a changed file is hashed again
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def database_checksum(path: str) -> str | None:
+    """sha256 of the database file the result was computed from, or None when it is not a readable file."""
+    try:
+        st = os.stat(path)
+        if not os.path.isfile(path):
+            return None
+        return _sha256(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    except (OSError, TypeError, ValueError):
+        return None
+
+
+def _plain(value):
+    """attrs values as JSON values (numpy scalars -> Python; JSON text stays structured)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+_PARAMETERS = ("r", "seed_r", "select", "selection", "threshold", "threshold_kind", "preset", "q", "prior",
+               "min_studies", "k", "layout", "by_label", "separate")
+_COUNTS = ("n_studies", "n_selected", "n_unselected", "n_roi", "max_overlap", "n_seeds", "n_valid_seeds")
+
+
+def sidecar(ds: xr.Dataset, name: str, seed=None, *, software: dict | None = None) -> dict:
+    """The JSON sidecar of one map of a result (one seed's, for a batch).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A result of :func:`xcoact.seed` (its provenance attrs are read; no map is computed).
+    name : str
+        The map.
+    seed : optional
+        For a batch, the seed label (a value of ``ds["seed"]``).
+    software : dict, optional
+        :func:`xcoact.versions.versions` computed once for many files.
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``map``, ``map_type`` (NeuroVault's ``"Z"``, ``"P"`` or
+        ``"Other"``), ``description``, ``units``, ``analysis``,
+        ``analysis_level`` (``"meta-analysis"``), ``seed``, ``database`` and
+        ``database_sha256``, ``parameters``, ``counts``, ``selected_ids``,
+        ``fwe`` (when corrected), ``command`` (when run from the command
+        line), ``software`` (every version), ``created`` (UTC), ``provenance``
+        (every attr of the Dataset).
+    """
+    from .versions import versions
+
+    attrs = {k: _plain(v) for k, v in ds.attrs.items()}
+    desc = describe_map(name)
+    counts = {k: attrs[k] for k in _COUNTS if k in attrs}
+    seed_info = attrs.get("seed")
+    if seed is not None:
+        i = int(np.flatnonzero(ds["seed"].values == seed)[0])
+        for var in ("n_roi", "n_selected"):
+            if var in ds and ds[var].dims == ("seed",):
+                counts[var] = int(ds[var].values[i])
+        if "n_selected" in counts and "n_studies" in counts:
+            counts["n_unselected"] = counts["n_studies"] - counts["n_selected"]
+        selected = ds["selected"].isel(seed=i).values if "selected" in ds else None
+        ids = ds["study"].values[np.asarray(selected, dtype=bool)] if selected is not None else None
+        if "description" in ds:
+            seed_info = _plain(str(ds["description"].values[i]))
+        seed_info = {"label": str(seed), "seed": seed_info}
+    else:
+        ids = ds["selected_id"].values if "selected_id" in ds else None
+    database = attrs.get("database") or None
+    out = {
+        "map": name,
+        "map_type": desc["map_type"],
+        "description": desc["long_name"],
+        "units": desc["units"],
+        "analysis": attrs.get("analysis"),
+        "analysis_level": "meta-analysis",
+        "template": "MNI152 2 mm",
+        "seed": seed_info,
+        "database": database,
+        "database_sha256": database_checksum(database) if database else None,
+        "parameters": {k: attrs[k] for k in _PARAMETERS if k in attrs},
+        "counts": counts,
+        "selected_ids": None if ids is None else [_plain(v) for v in np.asarray(ids).tolist()],
+        "reference": attrs.get("reference"),
+        "software": software if software is not None else versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "provenance": attrs,
+    }
+    fwe = {k: v for k, v in attrs.items() if k.startswith("fwe_")}
+    if fwe:
+        out["fwe"] = fwe
+    if attrs.get("command"):
+        out["command"] = attrs["command"]
+    return out
+
+
+def write_json(tmp: str, content: dict) -> None:
+    """Write ``content`` as indented UTF-8 JSON to ``tmp`` (a temporary name from the atomic writer)."""
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(content, fh, indent=2, allow_nan=False, default=_json_default)
+        fh.write("\n")
+
+
+def _json_default(value):
+    plain = _plain(value)
+    if plain is value:
+        return str(value)
+    return plain
+
+
+def with_cf_attributes(ds: xr.Dataset) -> xr.Dataset:
+    """A shallow copy of ``ds`` with ``long_name`` and ``units`` on every map and coordinate, and ``Conventions``.
+
+    An informative ``long_name`` already there is kept; one that only
+    repeats the variable's name is replaced by :func:`describe_map`'s.  No
+    data is touched (lazy variables stay lazy).
+    """
+    from .export import map_variables
+
+    out = ds.copy(deep=False)
+    for name in map_variables(ds):
+        attrs = dict(out[name].attrs)
+        desc = describe_map(name)
+        if attrs.get("long_name", name) == name:
+            attrs["long_name"] = desc["long_name"]
+        attrs.setdefault("units", desc["units"])
+        out[name].attrs = attrs
+    for c, axis in (("x", "left (-) to right (+)"), ("y", "posterior (-) to anterior (+)"), ("z", "inferior (-) to superior (+)")):
+        if c in out.coords:
+            attrs = dict(out[c].attrs)
+            attrs.setdefault("long_name", f"MNI {c} of the voxel centre, {axis}")
+            attrs.setdefault("units", "mm")
+            out[c].attrs = attrs
+    if "study" in out.coords:
+        out["study"].attrs = {"long_name": "study id (PubMed id for Neurosynth)", **out["study"].attrs}
+    for name, var in out.data_vars.items():
+        if name not in map_variables(ds) and "long_name" not in var.attrs:
+            out[name].attrs = {**var.attrs, "long_name": name.replace("_", " ")}
+    out.attrs = {**out.attrs, "Conventions": out.attrs.get("Conventions", CONVENTIONS)}
+    return out
