@@ -191,7 +191,8 @@ def test_files_are_not_replaced_on_file_systems_without_hard_links(no_link, maps
     assert _tree(tmp_path) == {"c_pA.nii.gz": _sha(b"first")}
     os.remove(target)
     files = maps.coact.to_nifti(tmp_path / "c")  # and without a race the fallback writes every map
-    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(f) for f in files) and len(files) == 9
+    expected = sorted(n for f in files for n in (os.path.basename(f), os.path.basename(f)[: -len(".nii.gz")] + ".json"))
+    assert sorted(os.listdir(tmp_path)) == expected and len(files) == 9  # each map with its JSON sidecar
 
 
 def test_write_atomically_without_overwrite_keeps_a_file_that_appeared(tmp_path):
@@ -332,8 +333,8 @@ def test_cli_checks_the_fwe_maps_before_the_permutations_run(tmp_path, capsys):
     written = {n for n in os.listdir(tmp_path)}
     from xcoact.cli import _fwe_map_names
 
-    expected = {f"f_{n}.nii.gz" for n in xcoact.map_names() + _fwe_map_names(20)}
-    assert written == expected
+    expected = {f"f_{n}{ext}" for n in xcoact.map_names() + _fwe_map_names(20) for ext in (".nii.gz", ".json")}
+    assert written == expected  # each map with its JSON sidecar
 
 
 #: limit the child's file size (the netCDF file is 67 MB, each NIfTI map about 140 kB), then run the CLI
@@ -356,7 +357,7 @@ def test_cli_outputs_land_together_or_not_at_all_on_a_file_size_limit(earlier, o
     assert error.startswith(f"xcoact: error: {tmp_path / 'run.nc'}: writing netCDF failed"), proc.stderr
     assert "nothing was written" in error
     assert _tree(tmp_path) == before
-    assert len(before) == (10 if earlier else 0)
+    assert len(before) == (19 if earlier else 0)  # 9 maps, their 9 sidecars and the netCDF file
 
 
 #: mount a read-only tmpfs on $1 in the child's own mount namespace, then run the CLI there
@@ -543,6 +544,7 @@ def test_numpy_scalars_and_other_attribute_values_are_stored(maps, tmp_path):
     with xr.open_dataset(nc) as a, xr.open_zarr(store) as b:
         for back in (a, b):
             got = {k: (np.asarray(v).tolist() if isinstance(v, (np.ndarray, list)) else v) for k, v in back.attrs.items()}
+            assert got.pop("Conventions", "CF-1.8") == "CF-1.8"  # the netCDF writer adds CF's marker
             assert got == expected
             assert back["pA"].attrs["scale"] == 2.0 and back["pA"].attrs["huge"] == str(2**70)
     assert isinstance(ds.attrs["u64"], np.uint64)  # the caller's attrs are left as they were
