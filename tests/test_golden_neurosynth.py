@@ -167,7 +167,8 @@ def test_coactivation_writes_neurosynths_files(name, cubes, mask, tmp_path):
     case = CASES[name]
     seed, kwargs = seed_call(case)
     ds = xcoact.coactivation(cubes[6], seed, outroot=str(tmp_path / "golden"), **kwargs)
-    assert sorted(os.listdir(tmp_path)) == sorted(f"golden_{m}.nii.gz" for m in case["maps"])
+    # each map with its JSON sidecar
+    assert sorted(os.listdir(tmp_path)) == sorted(f"golden_{m}{ext}" for m in case["maps"] for ext in (".nii.gz", ".json"))
     assert sorted(int(i) for i in ds["selected_id"].values) == case["selected_ids"]
     template = nib.load(xcoact.datasets.template_path())
     for map_name, want in golden_maps(name).items():

@@ -225,7 +225,8 @@ def run_cli(capsys, *args) -> tuple[int, str]:
 def test_cli_reports_hostile_inputs_without_a_traceback(tmp_path, capsys):
     out = str(tmp_path / "out")
     code, err = run_cli(capsys, "--seed", "0,20,28", "--database", "/dev/zero", "--outroot", out)
-    assert code == 2 and err.startswith("xcoact: error: /dev/zero: looks like binary data") and "Traceback" not in err
+    # a data error: exit status 1 (usage errors are 2)
+    assert code == 1 and err.startswith("xcoact: error: /dev/zero: looks like binary data") and "Traceback" not in err
     code, err = run_cli(capsys, "--seed", "0,20,28", "--r", "1e6", "--outroot", out)
     assert code == 2 and "spheres are limited to 170 voxels" in err
     affine = MNI_AFFINE.copy()

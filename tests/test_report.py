@@ -268,7 +268,9 @@ def test_report_escapes_user_strings(v7_cube, tmp_path):
     assert "<script" not in text.lower() and not any(tag in ("script", "b") for tag, _ in tags)
     assert not any(key.startswith("on") for _, attrs in tags for key in attrs)       # no event handler
     assert [attrs["src"][:22] for tag, attrs in tags if tag == "img"] == ["data:image/png;base64,"]
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in text
+    # the seed's name as the batch holds it ('/' made safe for file names), escaped
+    assert batch["seed"].values[0].startswith("<script>alert('x')<")
+    assert xcoact.report._e(batch["seed"].values[0]) in text and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;" in text
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in text
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; co" in text and "<b>" not in text
     # a batch: one row of counts per seed, and each seed's selected studies
