@@ -9,6 +9,7 @@ of just those studies.
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import dask
@@ -141,7 +142,7 @@ def test_chunking_transposing_and_subsetting_never_change_a_map(cube, dense, stu
     try:
         want = _maps(ref)
     except xcoact.SelectionError as err:  # a subset with no (or only) selected studies fails the same way
-        with pytest.raises(xcoact.SelectionError, match=str(err).split(";")[0][:40]):
+        with pytest.raises(xcoact.SelectionError, match=re.escape(str(err)[:40])):
             _maps(act)
         return
     _same_maps(_maps(act), want, names=list(want.coact.maps))

@@ -156,18 +156,34 @@ def grouped_counts(act: xr.DataArray, weights, grid: Grid, *, groups_per_chunk: 
         mask_flat = grid.mask_flat
     per = n_groups if not groups_per_chunk else int(groups_per_chunk)
     w = da.from_array(weights, chunks=(max(1, per), data.chunks[0]), name=False)
-    parts = da.blockwise(
-        _block_counts, "bgm",
+    # one task per chunk of groups sums over every study block: no per-block partial results wait in
+    # memory for a sum tree (a 1,000-seed batch would hold thousands of them)
+    return da.blockwise(
+        _summed_counts, "gm",
         data, "bxyz",
         w, "gb",
         mask_flat, None,
         new_axes={"m": m},
-        adjust_chunks={"b": 1},
-        concatenate=True,
+        concatenate=False,
         dtype=dtype,
-        meta=np.empty((0, 0, 0), dtype=dtype),
+        meta=np.empty((0, 0), dtype=dtype),
     )
-    return parts.sum(axis=0, dtype=dtype)
+
+
+def _summed_counts(blocks, weights, mask_flat: np.ndarray) -> np.ndarray:
+    """Counts of one chunk of groups over all study blocks (nested lists from ``blockwise``)."""
+    total = None
+    for block, w in zip(blocks, weights):
+        while isinstance(block, list):  # the single spatial block of each study block
+            block = block[0]
+        part = _block_counts(block, w, mask_flat)[0]
+        if total is None:
+            total = part
+        elif total.dtype == part.dtype:
+            total += part
+        else:
+            total = total + part
+    return total
 
 
 def selected_counts(act: xr.DataArray, selected: np.ndarray, grid: Grid) -> tuple[da.Array, da.Array]:
@@ -200,7 +216,7 @@ def study_scores(act: xr.DataArray, fn, n_out: int, dtype=np.int64) -> np.ndarra
         return None
     # one small task per study block; the graph is tiny, so skip Dask's optimisation passes (they cost more)
     # pure=False: a key per call without hashing the arguments (the score function is a closure)
-    parts = [dask.delayed(_block_scores, pure=False)(b, fn, n_out, dtype) for b in data.to_delayed().ravel()]
+    parts = [dask.delayed(_block_scores, pure=False)(b, fn, n_out, dtype) for b in data.to_delayed(optimize_graph=False).ravel()]
     got = dask.compute(*parts, optimize_graph=False)
     return np.concatenate(got, axis=1) if got else np.zeros((n_out, 0), dtype=dtype)
 
@@ -340,7 +356,7 @@ def cube_peaks(act: xr.DataArray):
     data = canonical(act)
     if not is_block_cube(data):
         return None
-    blocks = data.to_delayed().ravel()
+    blocks = data.to_delayed(optimize_graph=False).ravel()
     parts = dask.compute(*[dask.delayed(_block_peaks)(b) for b in blocks])
     meta = data._meta.chunk
     ijk = np.concatenate([p[0] for p in parts])

@@ -230,7 +230,7 @@ def _matrix_node(act: xr.DataArray, grid, count_dtype: str):
     data = canonical(act)
     if not isinstance(data._meta, ActivationBlock):
         data = data.rechunk({0: max(1, (1 << 26) // max(1, int(np.prod(data.shape[1:])))), 1: -1, 2: -1, 3: -1})
-    blocks = list(data.to_delayed().ravel())
+    blocks = list(data.to_delayed(optimize_graph=False).ravel())
     return dask.delayed(_matrix, pure=True)(blocks, grid.mask_flat, count_dtype)
 
 
