@@ -1,0 +1,152 @@
+"""Tests written to kill the surviving mutants of xcoact/stats.py and xcoact/select.py.
+
+``tox -e mutation`` (docs/mutation.md) lists the mutants the rest of the
+suite let through; each test here names what it pins.  The expected values
+are worked out by hand or by scipy on small count tables, independently of
+xcoact's own vectorised code.  (The FDR threshold, ``q``, ``prior`` and the
+pair-table fallback of ``count_pairs`` are pinned by
+tests/test_golden_neurosynth.py.)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+
+import numpy as np
+import pytest
+from scipy import stats as sstats
+
+import xcoact
+from xcoact import stats
+from xcoact.errors import ParameterError, SelectionError
+from xcoact.table import make_table
+from xcoact.warnings import DegenerateSeedWarning
+
+# --------------------------------------------------------------------------------------
+# stats: the two chi-square tests, p -> z, the nine maps
+# --------------------------------------------------------------------------------------
+
+
+def _pearson_p(a: int, b: int, n_f: int, n_u: int) -> float:
+    """scipy's Pearson chi-square (no continuity correction) of the table [[a, b], [n_f - a, n_u - b]]."""
+    chi2, p, _, _ = sstats.chi2_contingency([[a, b], [n_f - a, n_u - b]], correction=False)
+    return p
+
+
+def test_one_way_p_by_hand():
+    # e = mean(a) = 1 with n = 2 selected: each voxel's chi2 = 1 + 1 = 2
+    a = np.array([0, 2])
+    expected = sstats.chi2.sf(2.0, 1)
+    np.testing.assert_allclose(stats.one_way_p(a, 2), [expected, expected], rtol=1e-13)
+    # an explicit expected count replaces the mean: e = 0.5 -> chi2(a=0) = 0.5 + 0.25 / 1.5
+    np.testing.assert_allclose(stats.one_way_p(np.array([0]), 2, 0.5), sstats.chi2.sf(0.5 + 0.25 / 1.5, 1), rtol=1e-13)
+    # integers in, float64 p out, one per voxel
+    p = stats.one_way_p(np.array([0, 1, 2, 3], dtype=np.int32), 3)
+    assert p.dtype == np.float64 and p.shape == (4,)
+    np.testing.assert_allclose(p, sstats.chi2.sf([(a - 1.5) ** 2 / 1.5 + (a - 1.5) ** 2 / 1.5 for a in range(4)], 1), rtol=1e-13)
+
+
+@pytest.mark.parametrize("count", [0, 3])
+def test_one_way_p_without_any_deviation_is_1(count):
+    """Every voxel at e = 0 or e = n: chi2 is 0/0, taken as no deviation (p = 1), not NaN."""
+    p = stats.one_way_p(np.full(5, count), 3)
+    assert p.tolist() == [1.0] * 5
+
+
+@pytest.mark.parametrize(("a", "b", "n_f", "n_u"), [(2, 0, 2, 1), (1, 3, 4, 10), (5, 5, 7, 93), (0, 9, 3, 20)])
+def test_two_way_p_equals_scipy(a, b, n_f, n_u):
+    expected = _pearson_p(a, b, n_f, n_u)
+    for distinct in (False, True):
+        got = stats.two_way_p(np.array([a]), np.array([b]), n_f, n_u, distinct=distinct)
+        np.testing.assert_allclose(got, [expected], rtol=1e-12)
+
+
+def test_two_way_p_zero_expected_cells_count_one_each():
+    """A voxel active in every study: the second row's expected counts are 0; each such cell adds 1.0 (Neurosynth)."""
+    # table [[2, 1], [0, 0]]: first row terms 0, two empty cells -> chi2 = 2
+    got = stats.two_way_p(np.array([2]), np.array([1]), 2, 1)
+    assert got[0] == sstats.chi2.sf(2.0, 1)
+    # and a voxel no study activates: chi2 = 2 as well
+    assert stats.two_way_p(np.array([0]), np.array([0]), 2, 1)[0] == sstats.chi2.sf(2.0, 1)
+
+
+def test_two_way_p_repeated_pairs_same_bits_as_distinct():
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 6, 500)
+    b = rng.integers(1, 30, 500)  # no empty row: scipy refuses zero expected counts
+    per_voxel = stats.two_way_p(a, b, 6, 60)
+    assert per_voxel.shape == (500,)
+    expected = np.array([_pearson_p(i, j, 6, 60) for i, j in zip(a, b)])
+    np.testing.assert_allclose(per_voxel, expected, rtol=1e-10)
+    np.testing.assert_array_equal(per_voxel, stats.two_way_p(a, b, 6, 60, distinct=True))
+
+
+def test_p_to_z_by_hand():
+    p = np.array([0.05, 1.0, 0.0, 1e-300, 3e-240, 1.5e-240])
+    sign = np.array([1.0, -1.0, 1.0, -1.0, 1.0, 1.0])
+    z = stats.p_to_z(p, sign)
+    floor = abs(sstats.norm.ppf(1e-240))
+    np.testing.assert_allclose(z[0], sstats.norm.isf(0.025), rtol=1e-14)  # two-tailed
+    assert z[1] == 0.0
+    assert z[2] == floor and z[3] == -floor  # p floored at 1e-240, sign kept
+    np.testing.assert_allclose(z[4], abs(sstats.norm.ppf(1.5e-240)), rtol=1e-14)  # p / 2 above the floor
+    assert z[5] == floor  # p above the floor, p / 2 below it: floored again
+    assert stats.P_FLOOR == 1e-240
+    assert stats.p_to_z(np.array([0.2]), np.array([0.0]))[0] == 0.0
+
+
+def test_map_names_follow_q_and_prior_formatting():
+    names = stats.map_names(0.05, 0.25)
+    assert names == ["pA", "pAgF", "pFgA", "pA_given_pF=0.25", "pFgA_given_pF=0.25", "uniformity-test_z",
+                     "association-test_z", "uniformity-test_z_FDR_0.05", "association-test_z_FDR_0.05"]
+    assert stats.map_names() == stats.map_names(0.01, 0.5)
+
+
+def _by_hand(a: int, b: int, n_f: int, n_u: int, e: float) -> dict[str, float]:
+    """One voxel's seven unthresholded maps from SPEC section 6, written out (q = 0.01, prior = 0.5)."""
+    n = n_f + n_u
+    if a + b == 0:
+        return dict.fromkeys(stats.map_names()[:7], 0.0)
+    p_a, p_agf, p_agu = (a + b) / n, a / n_f, b / n_u
+    out = {"pA": p_a, "pAgF": p_agf, "pFgA": p_agf * (n_f / n) / p_a}
+    out["pA_given_pF=0.50"] = 0.5 * p_agf + 0.5 * p_agu
+    out["pFgA_given_pF=0.50"] = p_agf * 0.5 / out["pA_given_pF=0.50"]
+    chi_uni = (a - e) ** 2 / e + ((n_f - a) - (n_f - e)) ** 2 / (n_f - e)
+    out["uniformity-test_z"] = math.copysign(sstats.norm.isf(sstats.chi2.sf(chi_uni, 1) / 2), a - e) if a != e else 0.0
+    p_assoc = _pearson_p(a, b, n_f, n_u) if a + b < n else sstats.chi2.sf(2.0, 1)
+    sign = np.sign(p_agf - p_agu)
+    out["association-test_z"] = sign * sstats.norm.isf(p_assoc / 2)
+    return out
+
+
+def test_coactivation_maps_by_hand():
+    """Eight voxels with hand-checkable counts, a dead voxel and a repeated pair among them."""
+    a = np.array([0, 3, 1, 0, 3, 2, 3, 1])
+    b = np.array([0, 1, 0, 7, 9, 2, 1, 4])
+    n_f, n_u = 3, 9
+    e = a.mean()
+    maps = stats.coactivation_maps(a, b, n_f, n_u)
+    assert list(maps) == stats.map_names()
+    for i in range(a.size):
+        expected = _by_hand(int(a[i]), int(b[i]), n_f, n_u, e)
+        for name, value in expected.items():
+            assert maps[name][i] == pytest.approx(value, rel=1e-12, abs=1e-300), (name, i)
+    for name, values in maps.items():
+        assert values.dtype == np.float64 and values.shape == a.shape
+        assert values[0] == 0.0, f"{name} is not 0 at the voxel no study activates"
+    # voxels 1 and 6 have the same counts: the same numbers, bit for bit
+    assert all(maps[name][1] == maps[name][6] for name in maps)
+    # with 8 voxels nothing survives BH at q = 0.01 but the strongest: the FDR maps are the z maps there or 0
+    for test in ("uniformity", "association"):
+        z, fdr = maps[f"{test}-test_z"], maps[f"{test}-test_z_FDR_0.01"]
+        assert np.all((fdr == 0) | (fdr == z))
+
+
+def test_coactivation_maps_every_voxel_active_in_every_study():
+    """a = n_F and b = n_U everywhere: the mean is n_F, no deviation, no association, pFgA = n_F / N."""
+    maps = stats.coactivation_maps(np.full(4, 2), np.full(4, 6), 2, 6)
+    assert maps["pA"].tolist() == [1.0] * 4 and maps["pFgA"].tolist() == [0.25] * 4
+    assert maps["uniformity-test_z"].tolist() == [0.0] * 4
+    assert maps["association-test_z"].tolist() == [0.0] * 4
