@@ -50,8 +50,10 @@ def test_one_way_p_by_hand():
 
 @pytest.mark.parametrize("count", [0, 3])
 def test_one_way_p_without_any_deviation_is_1(count):
-    """Every voxel at e = 0 or e = n: chi2 is 0/0, taken as no deviation (p = 1), not NaN."""
-    p = stats.one_way_p(np.full(5, count), 3)
+    """Every voxel at e = 0 or e = n: chi2 is 0/0, taken as no deviation (p = 1), not NaN, and no RuntimeWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = stats.one_way_p(np.full(5, count), 3)
     assert p.tolist() == [1.0] * 5
 
 
@@ -150,3 +152,128 @@ def test_coactivation_maps_every_voxel_active_in_every_study():
     assert maps["pA"].tolist() == [1.0] * 4 and maps["pFgA"].tolist() == [0.25] * 4
     assert maps["uniformity-test_z"].tolist() == [0.0] * 4
     assert maps["association-test_z"].tolist() == [0.0] * 4
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float64])
+def test_coactivation_maps_counts_of_any_dtype(dtype):
+    """Counts arrive as small unsigned ints or as floats (a Dask sum): the maps are those of the int64 counts.
+
+    uint8 counts of 200 + 100 studies would wrap around in ``a + b``; float counts cannot index a lookup table.
+    """
+    a = np.array([0, 200, 10, 120, 200, 3])
+    b = np.array([0, 100, 250, 0, 100, 30])
+    expected = stats.coactivation_maps(a, b, 220, 300)
+    got = stats.coactivation_maps(a.astype(dtype), b.astype(dtype), 220, 300)
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    assert expected["pA"][1] == 300 / 520
+
+
+def test_coactivation_maps_warn_nothing_at_voxels_no_study_activates():
+    """0/0 at a dead voxel is expected (the maps are set to 0 there): no RuntimeWarning reaches the user."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        maps = stats.coactivation_maps(np.array([0, 1, 2]), np.array([0, 3, 1]), 2, 5)
+    assert all(v[0] == 0.0 for v in maps.values())
+
+
+def test_coactivation_maps_names_carry_q_and_prior():
+    maps = stats.coactivation_maps(np.array([0, 1, 2]), np.array([0, 3, 1]), 2, 5, q=0.05, prior=0.3)
+    assert list(maps) == stats.map_names(0.05, 0.3)
+
+
+# --------------------------------------------------------------------------------------
+# select: the rules' sentences, scores and degenerate-seed reports, on a 5 x 5 x 5 grid
+# --------------------------------------------------------------------------------------
+
+#: The three studies of docs/semantics.md: study 1 peaks at the origin, study 2 at the origin and at
+#: x = 4, study 3 at (4, 4, 4); 2 mm voxels, kernel r = 2 mm.
+_SMALL = xcoact.Grid((5, 5, 5), [[2, 0, 0, -4], [0, 2, 0, -4], [0, 0, 2, -4], [0, 0, 0, 1]])
+
+
+@pytest.fixture(scope="module")
+def small_cube():
+    peaks = make_table([1, 2, 2, 3], [0, 0, 4, 4], [0, 0, 0, 4], [0, 0, 0, 4], ["MNI"] * 4,
+                       database="three studies", fmt="demo")
+    return xcoact.activations(peaks, r=2, grid=_SMALL)
+
+
+_LONG_NAMES = {
+    "overlap": "ROI voxels active in each study",
+    "peaks_in_roi": "reported peaks of each study inside the ROI",
+    "distance": "distance (mm) from each study's nearest peak to the nearest seed coordinate",
+}
+
+
+@pytest.mark.parametrize(("rule", "selection", "score", "values", "extra"), [
+    (dict(threshold=0), "overlap: a study's activation covers more than 0 voxels of the 7 ROI voxels (Neurosynth, SPEC 5)",
+     "overlap", [7, 7, 0], {"threshold": 0, "threshold_kind": "count"}),
+    (dict(threshold=0.5), "overlap: a study's activation covers more than a proportion 0.5 of the 7 ROI voxels "
+     "(Neurosynth, SPEC 5)", "overlap", [7, 7, 0], {"threshold": 0.5, "threshold_kind": "proportion"}),
+    (dict(select="focus"), "focus: at least one reported peak inside the 7-voxel ROI (NiMARE get_studies_by_mask)",
+     "peaks_in_roi", [1, 1, 0], {}),
+    (dict(select="distance"), "distance: at least one reported peak within 2 mm (inclusive) of a seed coordinate "
+     "(Neurosynth 0.3.8 get_studies(peaks=...), NiMARE get_studies_by_coordinate)",
+     "distance", [0.0, 0.0, math.sqrt(48)], {"select_r": 2.0}),
+    (dict(select="nearest", k=1), "nearest: the 1 studies whose nearest reported peak is closest to a seed coordinate "
+     "(ties broken by database order)", "distance", [0.0, 0.0, math.sqrt(48)], {"select_k": 1}),
+])
+def test_each_rule_states_itself_and_its_score(small_cube, rule, selection, score, values, extra):
+    ds = small_cube.coact.seed([[0, 0, 0]], r=2, **rule)
+    assert ds.attrs["select"] == rule.get("select", "overlap")
+    assert ds.attrs["selection"] == selection
+    assert {key: ds.attrs[key] for key in extra} == extra
+    assert all(type(ds.attrs[key]) is type(value) for key, value in extra.items())
+    for key in {"threshold", "threshold_kind", "select_r", "select_k"} - set(extra):
+        assert key not in ds.attrs, key
+    assert ds[score].attrs["long_name"] == _LONG_NAMES[score]
+    np.testing.assert_allclose(ds[score].values, values, rtol=1e-15)
+    # nearest k = 1: the tie at distance 0 goes to the first study in database order
+    expected_ids = {"nearest": [1]}.get(rule.get("select"), [1, 2])
+    assert ds["selected_id"].values.tolist() == expected_ids
+
+
+def test_batch_and_contrast_name_their_scores(small_cube):
+    batch = small_cube.coact.seed([[0, 0, 0], [4, 4, 4]], r=2, threshold=0.0, separate=True)
+    assert batch.attrs["selection"] == ("overlap: a study's activation covers more than a proportion 0 of the ROI "
+                                        "voxels (Neurosynth, SPEC 5)")
+    assert batch["overlap"].attrs["long_name"] == _LONG_NAMES["overlap"]
+    c = small_cube.coact.contrast([[0, 0, 0]], [[4, 4, 4]], r=2, select="distance")
+    assert c["distance_a"].attrs["long_name"] == _LONG_NAMES["distance"] + " (seed A)"
+    assert c["distance_b"].attrs["long_name"] == _LONG_NAMES["distance"] + " (seed B)"
+
+
+@pytest.mark.parametrize(("rule", "reason", "advice"), [
+    (dict(threshold=0.9), "no study selected; largest overlap 0 of 4 voxels", "Check their ROI or lower the threshold."),
+    (dict(select="focus"), "no study selected; 0 of 3 studies have a peak in the ROI",
+     "Check their ROI or the rule's parameters."),
+    (dict(select="distance"), f"no study selected; nearest peak {math.sqrt(48):.4g} mm, farthest study "
+     f"{math.sqrt(128):.4g} mm", "Check their ROI or the rule's parameters."),
+])
+def test_degenerate_seed_of_a_batch_says_why(small_cube, rule, reason, advice):
+    with pytest.warns(DegenerateSeedWarning) as record:
+        batch = xcoact.seed(small_cube, [[0, 0, 0], [-4, 4, -4]], r=2, separate=True, **rule)
+    (w,) = [w for w in record if w.category is DegenerateSeedWarning]
+    assert str(w.message) == f"1 of 2 seeds give NaN maps: '-4_4_-4' ({reason}). {advice}"
+    assert w.filename == __file__, "the warning points at the caller's line"
+    assert batch["valid"].values.tolist() == [True, False]
+
+
+def test_every_study_selected_by_nearest_in_a_batch(small_cube):
+    with pytest.warns(DegenerateSeedWarning) as record:
+        xcoact.seed(small_cube, [[0, 0, 0], [-4, 4, -4]], r=2, separate=True, select="nearest", k=3)
+    (w,) = [w for w in record if w.category is DegenerateSeedWarning]
+    assert str(w.message) == ("2 of 2 seeds give NaN maps: '0_0_0' (every study selected; k=3 of 3 studies); "
+                              "'-4_4_-4' (every study selected; k=3 of 3 studies). Check their ROI or the rule's parameters.")
+
+
+def test_degenerate_warning_names_the_first_twenty(small_cube):
+    far = [[-4, y, z] for y in range(-4, 5, 2) for z in range(-4, 5, 2)][:21]  # 21 voxels no study reaches
+    with pytest.warns(DegenerateSeedWarning) as record:
+        xcoact.seed(small_cube, [[0, 0, 0]] + far, r=1, separate=True, threshold=0.0)
+    (w,) = [w for w in record if w.category is DegenerateSeedWarning]
+    message = str(w.message)
+    named = re.findall(r"'(-4_-?\d_-?\d)' \(no study selected; largest overlap 0 of 1 voxels\)", message)
+    assert named == ["_".join(str(v) for v in xyz) for xyz in far[:20]]
+    assert message.startswith("21 of 22 seeds give NaN maps: '-4_-4_-4' (")
+    assert message.endswith("; .... Check their ROI or lower the threshold.")
