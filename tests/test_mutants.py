@@ -67,8 +67,10 @@ def test_two_way_p_equals_scipy(a, b, n_f, n_u):
 
 def test_two_way_p_zero_expected_cells_count_one_each():
     """A voxel active in every study: the second row's expected counts are 0; each such cell adds 1.0 (Neurosynth)."""
-    # table [[2, 1], [0, 0]]: first row terms 0, two empty cells -> chi2 = 2
-    got = stats.two_way_p(np.array([2]), np.array([1]), 2, 1)
+    # table [[2, 1], [0, 0]]: first row terms 0, two empty cells -> chi2 = 2 (0/0 there: no RuntimeWarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = stats.two_way_p(np.array([2]), np.array([1]), 2, 1)
     assert got[0] == sstats.chi2.sf(2.0, 1)
     # and a voxel no study activates: chi2 = 2 as well
     assert stats.two_way_p(np.array([0]), np.array([0]), 2, 1)[0] == sstats.chi2.sf(2.0, 1)
@@ -255,7 +257,6 @@ def test_degenerate_seed_of_a_batch_says_why(small_cube, rule, reason, advice):
         batch = xcoact.seed(small_cube, [[0, 0, 0], [-4, 4, -4]], r=2, separate=True, **rule)
     (w,) = [w for w in record if w.category is DegenerateSeedWarning]
     assert str(w.message) == f"1 of 2 seeds give NaN maps: '-4_4_-4' ({reason}). {advice}"
-    assert w.filename == __file__, "the warning points at the caller's line"
     assert batch["valid"].values.tolist() == [True, False]
 
 
