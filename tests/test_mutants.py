@@ -278,3 +278,60 @@ def test_degenerate_warning_names_the_first_twenty(small_cube):
     assert named == ["_".join(str(v) for v in xyz) for xyz in far[:20]]
     assert message.startswith("21 of 22 seeds give NaN maps: '-4_-4_-4' (")
     assert message.endswith("; .... Check their ROI or lower the threshold.")
+
+
+def test_degenerate_warning_with_exactly_twenty_lists_them_all(small_cube):
+    far = [[-4, y, z] for y in range(-4, 5, 2) for z in range(-4, 5, 2)][:20]
+    with pytest.warns(DegenerateSeedWarning) as record:
+        xcoact.seed(small_cube, [[0, 0, 0]] + far, r=1, separate=True, threshold=0.0)
+    (w,) = [w for w in record if w.category is DegenerateSeedWarning]
+    assert str(w.message).startswith("20 of 21 seeds give NaN maps: ")
+    assert str(w.message).endswith("'-4_2_4' (no study selected; largest overlap 0 of 1 voxels). Check their ROI or "
+                                   "lower the threshold.")
+
+
+def test_a_seed_selecting_one_study_is_usable(small_cube):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateSeedWarning)
+        batch = xcoact.seed(small_cube, [[0, 0, 0], [4, 4, 4]], r=2, separate=True, select="nearest", k=1)
+    assert batch["valid"].values.tolist() == [True, True]
+    assert batch["n_selected"].values.tolist() == [1, 1]
+
+
+def test_focus_every_study_counts_studies_not_peaks(small_cube):
+    """Study 2 has two peaks in the ROI, studies 1 and 3 one each: 3 of 3 studies, not 1."""
+    with pytest.warns(DegenerateSeedWarning) as record:
+        batch = xcoact.seed(small_cube, [[2, 2, 2], [0, 0, 0]], r=6, separate=True, select="focus")
+    (w,) = [w for w in record if w.category is DegenerateSeedWarning]
+    assert str(w.message) == ("1 of 2 seeds give NaN maps: '2_2_2' (every study selected; 3 of 3 studies have a peak "
+                              "in the ROI). Check their ROI or the rule's parameters.")
+    assert batch["peaks_in_roi"].values[0].tolist() == [1, 2, 1]
+    assert np.issubdtype(batch["peaks_in_roi"].dtype, np.integer)
+
+
+def test_focus_at_the_first_voxel_and_peaks_outside_the_box():
+    """A peak in voxel 0 of the grid counts; a peak outside the grid's box is in no ROI, not in voxel 1."""
+    peaks = make_table([1, 2, 3, 3], [0, -4, 100, 4], [0, -4, 0, 4], [0, -4, 0, 4], ["MNI"] * 4,
+                       database="corner", fmt="demo")
+    with pytest.warns(xcoact.warnings.OutOfBoxWarning):
+        cube = xcoact.activations(peaks, r=2, grid=_SMALL)
+    corner = cube.coact.seed([[-4, -4, -4]], r=1, select="focus")  # the ROI is voxel 0 alone
+    assert corner.attrs["n_roi"] == 1
+    assert corner["peaks_in_roi"].values.tolist() == [0, 1, 0]
+    assert np.issubdtype(corner["peaks_in_roi"].dtype, np.integer)
+    with pytest.raises(SelectionError, match=r"none of the 3 studies reports a peak inside the 1 ROI voxels"):
+        cube.coact.seed([[-4, -4, -2]], r=1, select="focus")  # voxel 1
+
+
+def test_matrix_names_degenerate_rois(small_cube):
+    with pytest.warns(DegenerateSeedWarning) as record:
+        m = small_cube.coact.matrix([[0, 0, 0], [-4, 4, -4], [2, 2, 2]], 0.0, r=1, separate=True)
+    (w,) = [w for w in record if w.category is DegenerateSeedWarning]
+    assert str(w.message) == ("2 of 3 ROIs give NaN phi and z: '-4_4_-4' (active in no study; largest overlap 0 of 1 "
+                              "voxels); '2_2_2' (active in no study; largest overlap 0 of 1 voxels). Check their ROI or "
+                              "change the threshold.")
+    assert m["n_active"].values.tolist() == [2, 0, 0]
+    with pytest.warns(DegenerateSeedWarning) as record:
+        small_cube.coact.matrix([[0, 0, 0], [0, 0, 2]], 0.0, r=6, separate=True)
+    (w,) = [w for w in record if w.category is DegenerateSeedWarning]
+    assert "'0_0_0' (active in every study; largest overlap 12 of 117 voxels)" in str(w.message)
