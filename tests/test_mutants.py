@@ -20,7 +20,7 @@ from scipy import stats as sstats
 
 import xcoact
 from xcoact import stats
-from xcoact.errors import ParameterError, SelectionError
+from xcoact.errors import SelectionError
 from xcoact.table import make_table
 from xcoact.warnings import DegenerateSeedWarning
 
@@ -335,3 +335,52 @@ def test_matrix_names_degenerate_rois(small_cube):
         small_cube.coact.matrix([[0, 0, 0], [0, 0, 2]], 0.0, r=6, separate=True)
     (w,) = [w for w in record if w.category is DegenerateSeedWarning]
     assert "'0_0_0' (active in every study; largest overlap 12 of 117 voxels)" in str(w.message)
+
+
+# select_studies is public (docs/api.md, "Lower-level modules"); its default seed name is "seed".
+@pytest.mark.parametrize(("overlap", "threshold", "message"), [
+    ([0, 0], 0.1, "no study selected for seed: none of the 2 studies has an active voxel in its 10 ROI voxels (largest "
+     "overlap 0), so no threshold can select one. Use a larger or different ROI."),
+    ([], 0.1, "no study selected for seed: none of the 0 studies has an active voxel in its 10 ROI voxels (largest "
+     "overlap 0), so no threshold can select one. Use a larger or different ROI."),
+    ([3, 3, 3], 0, "every one of the 3 studies was selected for seed: each covers the same 3 of 10 ROI voxels, so no "
+     "threshold can separate selected from unselected studies. Use a different ROI, or a database whose studies differ "
+     "there."),
+    ([3, 5], 2, "every one of the 2 studies was selected for seed (the smallest overlap is 3 of 10 ROI voxels), so there "
+     "are no unselected studies to compare with. Raise the threshold above 3."),
+    ([3, 5], 0.2, "every one of the 2 studies was selected for seed (the smallest overlap is 3 of 10 ROI voxels), so "
+     "there are no unselected studies to compare with. Raise the threshold above 0.3."),
+])
+def test_select_studies_degenerate_messages(overlap, threshold, message):
+    from xcoact.select import select_studies
+
+    with pytest.raises(SelectionError) as err:
+        select_studies(np.array(overlap, dtype=np.int64), 10, threshold)
+    assert str(err.value) == message
+
+
+def test_selection_rule_default_seed_name():
+    from xcoact.select import check_rule
+
+    with pytest.raises(SelectionError) as err:
+        check_rule("focus").select(np.array([0, 0]), 5)
+    assert str(err.value) == ("no study selected for seed with select='focus': none of the 2 studies reports a peak inside "
+                              "the 5 ROI voxels. Use a larger ROI, or select='overlap' (sphere coverage).")
+
+
+def test_degenerate_single_seeds_say_how_to_fix_them(small_cube):
+    with pytest.raises(SelectionError) as err:
+        small_cube.coact.seed([[2, 2, 2]], r=6, select="focus")
+    assert str(err.value) == ("every one of the 3 studies reports a peak inside the ROI of seed [[2.0, 2.0, 2.0]] (r=6 mm) "
+                              "(select='focus'), so there are no unselected studies to compare with. Use a smaller ROI.")
+    with pytest.raises(SelectionError) as err:
+        small_cube.coact.seed([[-4, 4, -4]], r=2, select="distance")
+    # nearest peak sqrt(48) = 6.9282 mm: the advice rounds it up to the next 1/1000 mm
+    assert str(err.value) == ("no study selected for seed [[-4.0, 4.0, -4.0]] (r=2 mm) with select='distance': the nearest "
+                              "reported peak of the 3 studies is 6.928 mm from the seed, farther than r=2 mm. Raise r to "
+                              "at least 6.929.")
+
+
+def test_batch_focus_sentence_without_an_roi_size(small_cube):
+    batch = small_cube.coact.seed([[0, 0, 0], [4, 4, 4]], r=2, separate=True, select="focus")
+    assert batch.attrs["selection"] == "focus: at least one reported peak inside the ROI (NiMARE get_studies_by_mask)"
