@@ -384,3 +384,11 @@ def test_degenerate_single_seeds_say_how_to_fix_them(small_cube):
 def test_batch_focus_sentence_without_an_roi_size(small_cube):
     batch = small_cube.coact.seed([[0, 0, 0], [4, 4, 4]], r=2, separate=True, select="focus")
     assert batch.attrs["selection"] == "focus: at least one reported peak inside the ROI (NiMARE get_studies_by_mask)"
+
+
+def test_degenerate_reason_says_which_way():
+    from xcoact.select import degenerate_reason
+
+    assert degenerate_reason(np.array([0, 0, 0]), 10, 0.1) == "no study selected; largest overlap 0 of 10 voxels"
+    assert degenerate_reason(np.array([5, 7, 9]), 10, 2) == "every study selected; largest overlap 9 of 10 voxels"
+    assert degenerate_reason(np.array([1, 7, 9]), 10, 2) is None
