@@ -392,3 +392,4 @@ def test_degenerate_reason_says_which_way():
     assert degenerate_reason(np.array([0, 0, 0]), 10, 0.1) == "no study selected; largest overlap 0 of 10 voxels"
     assert degenerate_reason(np.array([5, 7, 9]), 10, 2) == "every study selected; largest overlap 9 of 10 voxels"
     assert degenerate_reason(np.array([1, 7, 9]), 10, 2) is None
+    assert degenerate_reason(np.array([0, 3, 0]), 10, 2) is None  # one study selected is usable
