@@ -393,3 +393,19 @@ def test_degenerate_reason_says_which_way():
     assert degenerate_reason(np.array([5, 7, 9]), 10, 2) == "every study selected; largest overlap 9 of 10 voxels"
     assert degenerate_reason(np.array([1, 7, 9]), 10, 2) is None
     assert degenerate_reason(np.array([0, 3, 0]), 10, 2) is None  # one study selected is usable
+
+
+def test_count_pairs_of_an_empty_map():
+    """No voxel: no pair (the table is sized from ``max(initial=0)``, which an empty map also has)."""
+    empty = np.array([], dtype=np.int64)
+    ua, ub, inverse, counts = stats.count_pairs(empty, empty)
+    assert ua.size == ub.size == inverse.size == counts.size == 0
+
+
+def test_count_pairs_by_hand():
+    a = np.array([1, 0, 1, 2, 0])
+    b = np.array([3, 0, 3, 0, 0])
+    ua, ub, inverse, counts = stats.count_pairs(a, b)
+    assert sorted(zip(ua.tolist(), ub.tolist(), counts.tolist())) == [(0, 0, 2), (1, 3, 2), (2, 0, 1)]
+    np.testing.assert_array_equal(ua[inverse], a)
+    np.testing.assert_array_equal(ub[inverse], b)
