@@ -1,6 +1,14 @@
-"""The same maps under dask.distributed (a real LocalCluster on loopback)."""
+"""The same maps under dask.distributed (a real LocalCluster on loopback).
+
+Each test records the scheduler's task stream (``client.get_task_stream``)
+while it computes, and asserts that tasks really ran, on the cluster's own
+worker processes, before comparing the numbers with the local threaded
+scheduler bit for bit.
+"""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -19,19 +27,10 @@ def client():
         yield c
 
 
-def test_distributed_maps_identical_to_threaded(sample_table, client):
+@pytest.fixture(scope="module")
+def cube(sample_table):
     with pytest.warns(xcoact.warnings.OutOfBoxWarning):
-        act = xcoact.activations(sample_table, r=6)
-    threaded_seed = [[0, 20, 28]]
-    with xcoact_threaded():
-        expected = act.coact.seed(threaded_seed, r=10, threshold=0.1).compute()
-    got = act.coact.seed(threaded_seed, r=10, threshold=0.1).compute()  # the client is the default scheduler
-    assert client.status == "running"
-    for name in expected.coact.maps:
-        np.testing.assert_array_equal(got[name].values, expected[name].values)
-    # the dense cube itself, block by block on the workers
-    region = act.isel(x=slice(30, 60), y=slice(40, 80), z=slice(30, 60))
-    np.testing.assert_array_equal(region.compute().values, region.compute(scheduler="threads").values)
+        return xcoact.activations(sample_table, r=6)
 
 
 def xcoact_threaded():
@@ -40,20 +39,84 @@ def xcoact_threaded():
     return dask.config.set(scheduler="threads")
 
 
-def test_distributed_batch_and_matrix_identical_to_threaded(sample_table, client, tmp_path):
+def _ran_on_workers(client, stream) -> dict[str, int]:
+    """Tasks per worker in a recorded task stream, after checking every one ran in a worker process."""
+    workers = client.scheduler_info()["workers"]
+    pids = client.run(os.getpid)
+    assert len(workers) == 2 and os.getpid() not in pids.values(), "the workers must be processes of their own"
+    per_worker: dict[str, int] = {}
+    for task in stream.data:
+        assert task["worker"] in workers, f"task {task['key']} ran on {task['worker']}, not a cluster worker"
+        per_worker[task["worker"]] = per_worker.get(task["worker"], 0) + 1
+    return per_worker
+
+
+def test_distributed_maps_identical_to_threaded(cube, client):
+    seed = [[0, 20, 28]]
+    with xcoact_threaded():
+        expected = cube.coact.seed(seed, r=10, threshold=0.1).compute()
+    with distributed.get_task_stream(client) as stream:
+        got = cube.coact.seed(seed, r=10, threshold=0.1).compute()  # the client is the default scheduler
+    ran = _ran_on_workers(client, stream)
+    assert sum(ran.values()) > 0, "computing the maps sent no task to the workers"
+    for name in expected.coact.maps:
+        np.testing.assert_array_equal(got[name].values, expected[name].values)
+    assert got["association-test_z"].values.max() > 3  # a real map, not zeros on both sides
+
+    # the dense cube itself, block by block on the workers
+    region = cube.isel(x=slice(30, 60), y=slice(40, 80), z=slice(30, 60))
+    with distributed.get_task_stream(client) as stream:
+        on_cluster = region.compute().values
+    ran = _ran_on_workers(client, stream)
+    assert sum(ran.values()) >= region.data.npartitions
+    np.testing.assert_array_equal(on_cluster, region.compute(scheduler="threads").values)
+    assert on_cluster.any()
+
+
+def test_distributed_batch_written_by_the_workers(cube, client, tmp_path):
     import xarray as xr
 
-    with pytest.warns(xcoact.warnings.OutOfBoxWarning):
-        act = xcoact.activations(sample_table, r=6)
     seeds = [xcoact.datasets.amygdala_roi_path(), xcoact.datasets.sgacc_roi_path(), [[0, 20, 28]]]
     with xcoact_threaded():
-        expected = act.coact.seed(seeds, r=10, threshold=0.1).compute()
-    batch = act.coact.seed(seeds, r=10, threshold=0.1)
-    store = batch.coact.to_zarr(tmp_path / "b.zarr")  # written by the workers, chunk by chunk
+        expected = cube.coact.seed(seeds, r=10, threshold=0.1).compute()
+    batch = cube.coact.seed(seeds, r=10, threshold=0.1)
+    with distributed.get_task_stream(client) as stream:
+        store = batch.coact.to_zarr(tmp_path / "b.zarr")  # written by the workers, chunk by chunk
+    ran = _ran_on_workers(client, stream)
+    assert sum(ran.values()) >= len(seeds), f"writing the batch ran {sum(ran.values())} task(s) on the workers"
     with xr.open_zarr(store) as got:
         for name in expected.coact.maps:
             np.testing.assert_array_equal(got[name].values, expected[name].values)
-    np.testing.assert_array_equal(
-        act.coact.matrix(seeds, threshold=0.1, r=10)["n_both"].values,
-        expected["selected"].values.astype(int) @ expected["selected"].values.T.astype(int),
-    )
+
+
+def test_distributed_matrix(cube, client):
+    """The matrix of an untouched cube is numpy in this process; a rechunked cube's goes to the workers.
+
+    ``matrix`` counts ROI overlaps eagerly.  On the cube straight from
+    ``activations`` they come from the peaks (``ActivationSource.overlap``,
+    or the cached sparse index from 16 ROIs on): no Dask graph is built and
+    not one task reaches a worker, whatever the scheduler.  On any other cube
+    (here: rechunked) the general route sums each ROI's bounding box of the
+    cube with xarray, which is a Dask computation the workers run.
+    """
+    seeds = [xcoact.datasets.amygdala_roi_path(), xcoact.datasets.sgacc_roi_path(), [[0, 20, 28]]]
+    with xcoact_threaded():
+        expected = cube.coact.seed(seeds, r=10, threshold=0.1).compute()
+    selected = expected["selected"].values.astype(int)
+
+    with distributed.get_task_stream(client) as stream:
+        untouched = cube.coact.matrix(seeds, threshold=0.1, r=10)
+    assert stream.data == [], "the untouched cube's matrix was expected to run no Dask task"
+    np.testing.assert_array_equal(untouched["n_both"].values, selected @ selected.T)
+
+    rechunked = cube.chunk({"study": 25})
+    with distributed.get_task_stream(client) as stream:
+        on_cluster = rechunked.coact.matrix(seeds, threshold=0.1, r=10)
+    ran = _ran_on_workers(client, stream)
+    assert sum(ran.values()) >= len(seeds), "the rechunked cube's matrix sent no task to the workers"
+    with xcoact_threaded():
+        local = rechunked.coact.matrix(seeds, threshold=0.1, r=10)
+    for name in ("n_both", "phi", "z", "n_active"):
+        np.testing.assert_array_equal(on_cluster[name].values, local[name].values)
+        np.testing.assert_array_equal(on_cluster[name].values, untouched[name].values)
+    assert int(on_cluster["n_both"].values.sum()) > int(np.trace(on_cluster["n_both"].values))  # ROIs share studies

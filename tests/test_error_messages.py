@@ -83,13 +83,7 @@ def test_directory_is_not_a_database(tmp_path):
     assert isinstance(info.value, DatabaseError)
 
 
-def test_unreadable_file(tmp_path, monkeypatch):
-    path = write(tmp_path, "database.txt", HEADER + "1\t0\t0\t0\tMNI\n")
-    # tests may run as root, who can read anything: simulate the permission check
-    monkeypatch.setattr(xcoact.readers._text.os, "access", lambda p, mode: False)
-    with raises(DatabaseFileError, OSError, re.escape(f"{path}: not readable (permission denied); give yourself read "
-                                                      "access (chmod u+r) or copy the file.")):
-        read_database(path)
+# A database without read permission: tests/test_permissions.py (a real EACCES, as an unprivileged user).
 
 
 @pytest.mark.parametrize("content", ["", "\n\n  \t\n", gzip.compress(b"")], ids=["empty", "blank", "empty-gzip"])
