@@ -152,6 +152,7 @@ class StudyChunk:
         self._cols = None
         self._totals = None
         self._by_i = None
+        self._overlaps = 0
 
     def __getstate__(self):
         # the peaks only: a chunk travels as part of a graph, and the receiving process builds its rows
@@ -235,12 +236,15 @@ class StudyChunk:
         """ROI voxels active in each study of the chunk, (n_studies,) int64.
 
         ``roi_flat`` holds the ROI's voxels as flat indices of the full grid.
-        With the rows built, a gather in the by-voxel index; before, from the
-        peaks whose sphere can reach the ROI (no rows needed).
+        From the second call on (rows built), a gather in the by-voxel copy of
+        the rows (built then, once); the first call, from the peaks whose
+        sphere can reach the ROI (no transpose of the rows for a single seed).
         """
         from .kernels import roi_overlap
 
-        if self.built:
+        self._overlaps += 1
+        # the by-voxel copy costs a transpose of the rows: worth it from the second seed on, not for the first
+        if self._cols is not None or (self.built and self._overlaps > 1):
             voxels = self.grid.mask_index[roi_flat]
             voxels = voxels[voxels >= 0]
             colptr, study = self.cols()
