@@ -379,10 +379,11 @@ class ActivationBlock:
             return self
         return as_dense(self).astype(dtype)
 
-    def __getitem__(self, key):
+    def _indexed(self, key):
+        """``(rows, pos)`` of the view ``self[key]`` selects, or None when the result is no such view."""
         idx = _index_key(key, self.ndim)
         if len(idx) != self.ndim or any(k is None or _is_scalar_index(k) for k in idx):
-            return as_dense(self)[key]  # a dropped or new axis is no longer a (study, x, y, z) block
+            return None  # a dropped or new axis is no longer a (study, x, y, z) block
         canon = [slice(None)] * 4
         for axis, k in enumerate(idx):
             canon[self.perm[axis]] = k
@@ -390,8 +391,14 @@ class ActivationBlock:
             rows = self.rows[_as_index(canon[0], len(self.rows))]
             pos = tuple(p[_as_index(k, len(p))] for p, k in zip(self.pos, canon[1:]))
         except (IndexError, TypeError):
-            return self.dense()[key]
-        return ActivationBlock(self.chunk, rows, pos, self.perm)
+            return None
+        return rows, pos
+
+    def __getitem__(self, key):
+        got = self._indexed(key)
+        if got is None:
+            return as_dense(self)[key]
+        return ActivationBlock(self.chunk, got[0], got[1], self.perm)
 
     def transpose(self, *axes):
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
@@ -552,17 +559,10 @@ class StackedBlocks(ActivationBlock):
         return out
 
     def __getitem__(self, key):
-        idx = _index_key(key, self.ndim)
-        if len(idx) != self.ndim or any(k is None or _is_scalar_index(k) for k in idx):
-            return self.dense()[key]
-        canon = [slice(None)] * 4
-        for axis, k in enumerate(idx):
-            canon[self.perm[axis]] = k
-        try:
-            rows = self.rows[_as_index(canon[0], len(self.rows))]
-            pos = tuple(p[_as_index(k, len(p))] for p, k in zip(self.pos, canon[1:]))
-        except (IndexError, TypeError):
-            return self.dense()[key]
+        got = self._indexed(key)
+        if got is None:
+            return as_dense(self)[key]
+        rows, pos = got
         pieces = [ActivationBlock(p.chunk, p.rows, pos, p.perm) for p in self._split(rows)]
         if not pieces:
             return ActivationBlock(self.parts[0].chunk, np.zeros(0, np.int64), pos, self.perm)
