@@ -249,6 +249,30 @@ def test_distributed_numbers(executed):
     assert "cluster status: closed" in out
 
 
+def test_neurostore_to_neurovault_numbers(executed):
+    name = "neurostore_to_neurovault.ipynb"
+    if name not in NOTEBOOKS:
+        pytest.fail(f"examples/{name} is missing")
+    nb, _ = executed(name)
+    out = _stdout(nb)
+    # the studyset (the sample written as NIMADS and fetched from a local mirror) holds the sample's peaks
+    assert "studies: 100 peaks: 2695" in out
+    assert re.search(r"studyset: studyset-sampleStudyset\.json sha256 [0-9a-f]{12}", out)
+    # its MACM selects what the NiMARE preset selects on the sample itself (ids are renamed by NIMADS only)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        act = xcoact.activations(xcoact.datasets.sample_database_path(), preset="nimare")
+        want = act.coact.seed(xcoact.datasets.amygdala_roi_path()).attrs["n_selected"]
+    assert f"studies selected: {want} of 100" in out and want > 0
+    assert "image: (91, 109, 91) intent: z score" in out
+    # NeuroVault-ready: every map of the preset written under a BIDS-style name, each with its sidecar
+    n_maps = len(act.coact.seed(xcoact.datasets.amygdala_roi_path()).coact.maps)
+    assert f"{n_maps} NIfTI files, e.g. amygdala_macm_stat-" in out
+    assert f"sidecar: Z | selected: {want}" in out
+
+
 def test_committed_notebooks_have_no_outputs():
     for name in NOTEBOOKS:
         nb = nbformat.read(os.path.join(EXAMPLES, name), as_version=4)
