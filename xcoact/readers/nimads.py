@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import warnings
 
@@ -220,8 +221,6 @@ def write_nimads(table, path, *, overwrite: bool = False) -> str:
     str
         The path written.
     """
-    import os
-
     path = os.fspath(path)
     check_table(table, "NIMADS")
     studies, order, bounds = group_by_study(table)
