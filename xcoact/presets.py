@@ -206,8 +206,9 @@ def focus_selected(source, roi) -> np.ndarray:
 
     Parameters
     ----------
-    source : xcoact.kernels.ActivationSource
-        The cube's source (``ActivationSource.of_cube(act)``).
+    source : xcoact.blocks.StudyChunk
+        A run of studies' peaks on the grid: a block's chunk, or the cube's peaks
+        (:func:`xcoact.counts.cube_peaks`).
     roi : (n,) int array or bool array of ``source.grid.shape``
         The ROI's voxels as flat C-order indices on the grid (or as a mask).
         For NiMARE's numbers pass every voxel > 0 of the ROI image, not only

@@ -336,7 +336,7 @@ def focus_counts(source, rois: list[np.ndarray]) -> np.ndarray:
 
     Parameters
     ----------
-    source : xcoact.kernels.ActivationSource
+    source : xcoact.blocks.StudyChunk
     rois : list of 1-D int arrays
         Each ROI's voxels as flat (C-order) grid indices.
 
@@ -363,7 +363,7 @@ def min_distances(source, seeds_xyz: list[np.ndarray]) -> np.ndarray:
 
     Parameters
     ----------
-    source : xcoact.kernels.ActivationSource
+    source : xcoact.blocks.StudyChunk
         Peaks in MNI mm (``source.xyz``), sorted by study.
     seeds_xyz : list of (n, 3) float arrays
         The coordinates of each seed.
