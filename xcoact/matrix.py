@@ -135,13 +135,11 @@ def matrix(
     Notes
     -----
     Cost: computed eagerly, as it is small (``n_roi x n_studies`` booleans,
-    then ``n_roi x n_roi`` tables).  On an untouched cube the overlaps of
-    fewer than 16 ROIs come straight from the peaks that can reach each ROI
-    (no index); from 16 ROIs on, or once the index exists, from one sparse
-    product per study chunk over the sparse per-study index (built here if
-    needed).  On any other boolean cube (rechunked, transposed, ...) each
-    ROI's bounding box of the cube is computed.  The dense cube is never
-    materialised.
+    then ``n_roi x n_roi`` tables).  On a cube of sparse blocks (also
+    rechunked, transposed or subset) the overlaps are one small task per
+    study block: a lookup per ROI in the chunk's rows, or from 16 ROIs on one
+    sparse product per chunk.  On a dense cube each ROI's bounding box of the
+    cube is computed.  The dense cube is never materialised.
 
     An ROI with no voxel in the brain mask, or active in no study or in every
     study, gets a :class:`~xcoact.warnings.DegenerateSeedWarning`; its
