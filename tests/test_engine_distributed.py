@@ -21,13 +21,12 @@ distributed = pytest.importorskip("distributed")
 SEEDS = ([[0, 20, 28]], [[-40, 20, 28]])
 
 
-def _built_rows(dask_worker) -> int:
-    """Chunks whose rows are built among the blocks this worker holds."""
+def _built_rows(dask_worker) -> list[str]:
+    """Keys of the cube blocks this worker holds whose chunk's rows are built (a moved block brings its rows)."""
     from xcoact.blocks import ActivationBlock, pieces_of
 
-    chunks = {id(p.chunk) for v in dask_worker.data.values() if isinstance(v, ActivationBlock) for p in pieces_of(v)
-              if p.chunk.built}
-    return len(chunks)
+    return [str(k) for k, v in dask_worker.data.items()
+            if isinstance(v, ActivationBlock) and all(p.chunk.built for p in pieces_of(v))]
 
 
 def _count_builds(dask_worker) -> int:
@@ -66,9 +65,12 @@ def test_persisted_cube_keeps_rows_on_the_workers_and_gives_the_local_maps(clien
     client.run(_install_build_counter)
     cube = local_cube.persist()  # with a client active: the blocks go to the workers
     distributed.wait(cube.data)
-    held = client.run(lambda dask_worker: sum(1 for k in dask_worker.data if "activations" in str(k)))
+    # the cube's block keys are (name, i, j, k, l) tuples; the chunks' peaks are other (string) keys
+    held = client.run(lambda dask_worker: sum(1 for k in dask_worker.data
+                                             if isinstance(k, tuple) and str(k[0]).startswith("activations")))
     assert sum(held.values()) == 4 and all(n > 0 for n in held.values()), held  # spread over both workers
 
+    builds = []
     for seed, expected in zip(SEEDS, want):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
@@ -76,11 +78,14 @@ def test_persisted_cube_keeps_rows_on_the_workers_and_gives_the_local_maps(clien
         assert got["selected_id"].values.tolist() == expected["selected_id"].values.tolist()
         for name in expected.coact.maps:
             np.testing.assert_array_equal(got[name].values, expected[name].values, err_msg=name)
+        builds.append(sum(client.run(_count_builds).values()))
 
-    # each of the 4 chunks was built once, on the worker holding it, and kept for the second seed
-    builds = client.run(_count_builds)
-    assert sum(builds.values()) == 4, builds
-    assert sum(client.run(_built_rows).values()) == 4
+    # the rows were built when the persisted blocks were made (once per chunk; the scheduler may, rarely,
+    # run a block's task twice), and the seeds built none: they used the rows the workers hold
+    assert 4 <= builds[0] <= 8, builds
+    assert builds[1] == builds[0], f"the second seed rebuilt rows: {builds}"
+    # every block of the cube is held with its rows (a block may also be replicated on the other worker)
+    assert len(set().union(*client.run(_built_rows).values())) == 4
 
 
 def test_tasks_of_a_seed_run_on_the_workers(client, sample_table):
