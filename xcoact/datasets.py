@@ -23,6 +23,7 @@ import xarray as xr
 
 from .errors import ParameterError
 from .space import Grid, mni152_2mm
+from .warnings import caller_stacklevel
 from .table import make_table
 
 __all__ = [
@@ -138,7 +139,7 @@ def _pool_xyz(pool) -> tuple[np.ndarray, str]:
             warnings.simplefilter("always")
             table = read_database(pool)
         for w in caught:  # point the reader's warnings at the caller of synthetic()
-            warnings.warn(w.message, w.category, stacklevel=3)
+            warnings.warn(w.message, w.category, stacklevel=caller_stacklevel())
         name = os.fspath(pool)
     else:
         raise ParameterError(
