@@ -95,6 +95,19 @@ def test_pools_are_the_studies_a_nearest_seed_selects(cube):
     assert sorted(pools[0].tolist()) != sorted(pools[365].tolist())
 
 
+@pytest.mark.parametrize("reach", [("nearest", 5), ("nearest", 60), ("distance", 8.0)])
+def test_pruned_distances_give_the_pools_of_all_distances(cube, reach):
+    """Skipping the peaks no pool can reach changes no pool (and the distances of pooled studies are exact)."""
+    _, _, _, xyz = parc._roi_voxels(cube, xcoact.datasets.amygdala_roi_path(), 6.0)
+    full = parc._distances(cube, xyz)
+    pruned = parc._distances(cube, xyz, reach)
+    assert np.isinf(pruned).any() and np.isfinite(full).all()
+    for f in ([reach[1], max(1, reach[1] // 2)] if reach[0] == "nearest" else [reach[1], 4.0]):
+        a, b = parc._pools_of(full, f, reach[0]), parc._pools_of(pruned, f, reach[0])
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+        assert all(np.array_equal(full[v, p], pruned[v, p]) for v, p in enumerate(a))
+
+
 @pytest.mark.parametrize("profile, name", [("mkda", "pAgF"), ("pFgA", "pFgA")])
 def test_profiles_are_the_single_seed_maps(cube, profile, name):
     """A pool's 'mkda' profile is the seed's pAgF map, its 'pFgA' profile the seed's pFgA map."""
@@ -332,7 +345,9 @@ def test_accessor_signature_matches_the_function():
         ({"select": "overlap"}, ParameterError, r"select='overlap' is not a pooling rule of parcellate"),
         ({"n_init": 0}, ParameterError, r"n_init=0 is not valid"),
         ({"filter_range": "best"}, ParameterError, r"filter_range='best' is not known"),
-        ({"select": "distance", "filters": [0.5]}, SelectionError, r"filter 0.5 mm pools no study at"),
+        ({"select": "distance", "filters": [0.5]}, SelectionError,
+         r"filter 0.5 mm pools no study at \d+ ROI voxel\(s\) \(select='distance'\), e.g. at \[.*\] mm, whose nearest "
+         r"peak is [\d.]+ mm away. Use larger radii."),
     ],
 )
 def test_bad_arguments_are_named(cube, kwargs, error, message):

@@ -175,19 +175,45 @@ def _roi_voxels(act: xr.DataArray, roi, r: float):
     return grid, mask, flat, xyz
 
 
-def _distances(act: xr.DataArray, xyz: np.ndarray) -> np.ndarray:
-    """(n_roi, n_studies) mm from each ROI voxel centre to each study's nearest peak (the engine's scores)."""
-    from .counts import study_scores
-    from .select import min_distances
+def _distances(act: xr.DataArray, xyz: np.ndarray, reach=None) -> np.ndarray:
+    """(n_roi, n_studies) mm from each ROI voxel centre to each study's nearest peak.
 
-    seeds = [c[None] for c in xyz]
-    got = study_scores(act, lambda chunk, block: min_distances(chunk, seeds), len(seeds), np.float64)
-    if got is None:
+    The numbers of the ``"distance"`` and ``"nearest"`` selection rules
+    (:func:`xcoact.select.min_distances`, the same floating-point operations).
+    ``reach`` (``("nearest", n)`` or ``("distance", mm)``) skips the peaks that
+    cannot matter: a study farther than every pool can reach gets ``inf``.
+    """
+    from .counts import cube_peaks
+
+    src = cube_peaks(act)
+    if src is None:
         raise ParameterError(
             "parcellate needs the database peaks to pool studies by distance, which this cube no longer carries (it "
             "was computed, combined with another array or loaded from a file); build it with xcoact.activations(db)."
         )
-    return got
+    peaks, codes = src.xyz, src.codes
+    n_studies = src.n_studies
+    if reach is not None and len(peaks):
+        lo, hi = xyz.min(axis=0), xyz.max(axis=0)
+        to_box = np.sqrt((np.maximum(np.maximum(lo - peaks, peaks - hi), 0.0) ** 2).sum(axis=1))
+        if reach[0] == "nearest":
+            per_study = np.full(n_studies, np.inf)
+            np.minimum.at(per_study, codes, to_box)
+            # every voxel has at least n studies within the n-th smallest box distance plus the box's diagonal
+            limit = np.sort(per_study)[min(int(reach[1]), n_studies) - 1] + float(np.linalg.norm(hi - lo))
+        else:
+            limit = float(reach[1])
+        keep = to_box <= limit
+        peaks, codes = peaks[keep], codes[keep]
+    out = np.full((len(xyz), n_studies), np.inf)
+    if not len(peaks):
+        return out
+    studies, starts = np.unique(codes, return_index=True)  # peaks stay sorted by study
+    step = max(1, (1 << 24) // len(peaks))  # voxels per pass: about 128 MB of squared distances
+    for a in range(0, len(xyz), step):
+        d2 = ((peaks[None, :, :] - xyz[a:a + step, None, :]) ** 2).sum(axis=2)
+        out[a:a + step, studies] = np.sqrt(np.minimum.reduceat(d2, starts, axis=1))
+    return out
 
 
 def _pools_of(dist: np.ndarray, f, select: str) -> list[np.ndarray]:
@@ -224,7 +250,7 @@ def pool_ids(act: xr.DataArray, roi, n, *, select: str = "nearest", r: float = 6
     n = _check_filters([n], select, act.sizes["study"])[0]
     _, _, _, xyz = _roi_voxels(act, roi, r)
     ids = act["study"].values
-    return [ids[p] for p in _pools_of(_distances(act, xyz), n, select)]
+    return [ids[p] for p in _pools_of(_distances(act, xyz, (select, n)), n, select)]
 
 
 def _check_select(select) -> None:
@@ -274,7 +300,7 @@ def pool_profiles(act: xr.DataArray, roi, n, *, select: str = "nearest", profile
     n = _check_filters([n], select, act.sizes["study"])[0]
     grid, _, flat, xyz = _roi_voxels(act, roi, r)
     take = np.arange(len(flat)) if voxels is None else np.asarray(voxels, dtype=np.int64)
-    pools = _pools_of(_distances(act, xyz[take]), n, select)
+    pools = _pools_of(_distances(act, xyz[take], (select, n)), n, select)
     weights = np.zeros((len(take), act.sizes["study"]), dtype=bool)
     for i, p in enumerate(pools):
         weights[i, p] = True
@@ -389,35 +415,60 @@ def kmeans_correlation(r: np.ndarray, k: int, *, n_init: int = DEFAULT_N_INIT, s
         raise ParameterError(f"n_init={n_init!r} is not valid; expected an int >= 1 (k-means restarts, e.g. 50).")
     rng = np.random.default_rng(seed)
     labels = np.stack([np.argmax(r[:, _kpp(r, k, rng)], axis=1) for _ in range(n_init)])  # (B, n)
-    for _ in range(max_iter):
-        sim = _similarity(r, labels, k)
-        new = np.argmax(sim, axis=2)
-        new = _fill_empty(new, sim, k)
-        if np.array_equal(new, labels):
-            break
-        labels = new
-    sim = _similarity(r, labels, k)
+    labels = _lloyd(r, labels, k, max_iter)
+    sim = _similarity(r, labels, k)  # recomputed from scratch: the cost does not carry the updates' rounding
     cost = (1.0 - np.take_along_axis(sim, labels[:, :, None], axis=2)[..., 0]).sum(axis=1)
     best = int(np.argmin(cost))  # the first of equal costs
     return labels[best].astype(np.int64), float(cost[best])
 
 
-def _similarity(r: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    """(B, n, k) correlation of each voxel with each cluster centre, for each restart."""
+def _lloyd(r: np.ndarray, labels: np.ndarray, k: int, max_iter: int) -> np.ndarray:
+    """Lloyd iterations of all restarts at once; the cluster sums are updated by the voxels that moved."""
+    b, n = labels.shape
+    sums = _cluster_sums(r, labels, k)  # (B, n, k): sum of R over each cluster's members
+    offsets = (np.arange(b) * k)[:, None]
+    for _ in range(max_iter):
+        own = np.take_along_axis(sums, labels[:, :, None], axis=2)[..., 0]
+        within = np.bincount((labels + offsets).ravel(), weights=own.ravel(), minlength=b * k).reshape(b, k)
+        sim = sums / np.sqrt(np.where(within > 0, within, np.inf))[:, None, :]
+        new = _fill_empty(np.argmax(sim, axis=2), sim, k)
+        mb, mi = np.nonzero(new != labels)
+        if mb.size == 0:
+            break
+        if mb.size > b * n // 8:
+            sums = _cluster_sums(r, new, k)
+        else:
+            cols = r[:, mi].T  # (moved, n); R is symmetric
+            view = sums.transpose(0, 2, 1)  # (B, k, n), a view: the updates land in sums
+            np.subtract.at(view, (mb, labels[mb, mi]), cols)
+            np.add.at(view, (mb, new[mb, mi]), cols)
+        labels = new
+    return labels
+
+
+def _cluster_sums(r: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """(B, n, k): for each restart, the sum of each voxel's correlations with each cluster's members."""
     b, n = labels.shape
     onehot = np.zeros((b, n, k))
     onehot[np.arange(b)[:, None], np.arange(n)[None, :], labels] = 1.0
-    sums = (r @ onehot.transpose(1, 0, 2).reshape(n, b * k)).reshape(n, b, k).transpose(1, 0, 2)
-    within = np.einsum("bik,bik->bk", onehot, sums)
-    norm = np.sqrt(np.where(within > 0, within, np.inf))
-    return sums / norm[:, None, :]
+    return (r @ onehot.transpose(1, 0, 2).reshape(n, b * k)).reshape(n, b, k).transpose(1, 0, 2)
+
+
+def _similarity(r: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """(B, n, k) correlation of each voxel with each cluster centre, for each restart."""
+    sums = _cluster_sums(r, labels, k)
+    b = labels.shape[0]
+    own = np.take_along_axis(sums, labels[:, :, None], axis=2)[..., 0]
+    within = np.bincount((labels + (np.arange(b) * k)[:, None]).ravel(), weights=own.ravel(), minlength=b * k)
+    return sums / np.sqrt(np.where(within > 0, within, np.inf)).reshape(b, 1, k)
 
 
 def _fill_empty(labels: np.ndarray, sim: np.ndarray, k: int) -> np.ndarray:
     """Give an empty cluster the voxel farthest from its own centre (as MATLAB's 'singleton' action)."""
     out = labels.copy()
     n = labels.shape[1]
-    for b in range(labels.shape[0]):
+    sizes = (labels[:, :, None] == np.arange(k)).sum(axis=1)
+    for b in np.flatnonzero((sizes == 0).any(axis=1)):
         for c in range(k):
             if not np.any(out[b] == c):
                 own = sim[b, np.arange(n), out[b]]
@@ -781,14 +832,15 @@ def parcellate(
         raise SelectionError(
             f"the ROI has {len(flat)} voxels in the brain mask, too few for k={max(ks)} clusters; use k <= {len(flat)}."
         )
-    dist = _distances(act, xyz)
+    dist = _distances(act, xyz, (select, max(filters)))
     pools = [_pools_of(dist, f, select) for f in filters]
     sizes = np.array([[len(p) for p in by_f] for by_f in pools], dtype=np.int64)
     if (sizes == 0).any():
-        f_bad = filters[int(np.flatnonzero((sizes == 0).any(axis=1))[0])]
+        fi, vi = (int(v[0]) for v in np.nonzero(sizes == 0))
+        nearest = float(_distances(act, xyz[vi:vi + 1]).min())
         raise SelectionError(
-            f"filter {f_bad:g} mm pools no study at {int((sizes == 0).sum())} ROI voxel(s) (select='distance'); "
-            f"the farthest voxel's nearest peak is {float(dist.min(axis=1).max()):.4g} mm away. Use larger radii."
+            f"filter {filters[fi]:g} mm pools no study at {int((sizes[fi] == 0).sum())} ROI voxel(s) (select='distance'), "
+            f"e.g. at {xyz[vi].tolist()} mm, whose nearest peak is {nearest:.4g} mm away. Use larger radii."
         )
     union = np.unique(np.concatenate([np.concatenate(p) for p in pools]))
 
