@@ -179,39 +179,77 @@ def _distances(act: xr.DataArray, xyz: np.ndarray, reach=None) -> np.ndarray:
     """(n_roi, n_studies) mm from each ROI voxel centre to each study's nearest peak.
 
     The numbers of the ``"distance"`` and ``"nearest"`` selection rules
-    (:func:`xcoact.select.min_distances`, the same floating-point operations).
+    (:func:`xcoact.select.min_distances`, the same floating-point operations),
+    from each study chunk's peaks (:func:`xcoact.counts.study_scores`).
     ``reach`` (``("nearest", n)`` or ``("distance", mm)``) skips the peaks that
     cannot matter: a study farther than every pool can reach gets ``inf``.
     """
-    from .counts import cube_peaks
+    from .counts import study_scores
 
-    src = cube_peaks(act)
-    if src is None:
+    lo, hi = xyz.min(axis=0), xyz.max(axis=0)
+
+    def to_box(peaks):
+        return np.sqrt((np.maximum(np.maximum(lo - peaks, peaks - hi), 0.0) ** 2).sum(axis=1))
+
+    limit = np.inf
+    if reach is not None and reach[0] == "distance":
+        limit = float(reach[1])
+    elif reach is not None:
+        def box_score(chunk, block):
+            out = np.full((1, chunk.n_studies), np.inf)
+            np.minimum.at(out[0], chunk.codes, to_box(chunk.xyz))
+            return out
+
+        per_study = study_scores(act, box_score, 1, np.float64)
+        if per_study is not None:
+            n = min(int(reach[1]), per_study.shape[1])
+            # a first bound: every voxel has n studies within the n-th smallest box distance plus the box's diagonal
+            limit = float(np.sort(per_study[0])[n - 1] + np.linalg.norm(hi - lo))
+            # a tighter one: the exact distances of the 2n studies nearest to the box; each voxel's n-th smallest
+            # among them is at least its true n-th smallest, so no study beyond the largest of them is ever pooled
+            near = set(act["study"].values[np.argsort(per_study[0], kind="stable")[:2 * n]].tolist())
+
+            def near_score(chunk, block):
+                if chunk.studies is None:
+                    return np.zeros((len(xyz), chunk.n_studies))  # no ids to pick by: keep the first bound
+                wanted = np.array([v in near for v in chunk.studies.tolist()], dtype=bool)
+                keep = wanted[chunk.codes]
+                return _nearest_peaks(chunk.xyz[keep], chunk.codes[keep], chunk.n_studies, xyz)
+
+            some = study_scores(act, near_score, len(xyz), np.float64)
+            if np.isfinite(some).sum(axis=1).min() >= n:
+                limit = min(limit, float(np.sort(some, axis=1)[:, n - 1].max()))
+
+    def score(chunk, block):
+        peaks, codes = chunk.xyz, chunk.codes
+        if np.isfinite(limit):
+            keep = to_box(peaks) <= limit
+            peaks, codes = peaks[keep], codes[keep]
+        return _nearest_peaks(peaks, codes, chunk.n_studies, xyz)
+
+    got = study_scores(act, score, len(xyz), np.float64)
+    if got is None:
         raise ParameterError(
             "parcellate needs the database peaks to pool studies by distance, which this cube no longer carries (it "
             "was computed, combined with another array or loaded from a file); build it with xcoact.activations(db)."
         )
-    peaks, codes = src.xyz, src.codes
-    n_studies = src.n_studies
-    if reach is not None and len(peaks):
-        lo, hi = xyz.min(axis=0), xyz.max(axis=0)
-        to_box = np.sqrt((np.maximum(np.maximum(lo - peaks, peaks - hi), 0.0) ** 2).sum(axis=1))
-        if reach[0] == "nearest":
-            per_study = np.full(n_studies, np.inf)
-            np.minimum.at(per_study, codes, to_box)
-            # every voxel has at least n studies within the n-th smallest box distance plus the box's diagonal
-            limit = np.sort(per_study)[min(int(reach[1]), n_studies) - 1] + float(np.linalg.norm(hi - lo))
-        else:
-            limit = float(reach[1])
-        keep = to_box <= limit
-        peaks, codes = peaks[keep], codes[keep]
+    return got
+
+
+def _nearest_peaks(peaks: np.ndarray, codes: np.ndarray, n_studies: int, xyz: np.ndarray) -> np.ndarray:
+    """(n_voxels, n_studies) distance to each study's nearest peak (peaks sorted by study; inf without a peak)."""
     out = np.full((len(xyz), n_studies), np.inf)
     if not len(peaks):
         return out
-    studies, starts = np.unique(codes, return_index=True)  # peaks stay sorted by study
-    step = max(1, (1 << 24) // len(peaks))  # voxels per pass: about 128 MB of squared distances
+    studies, starts = np.unique(codes, return_index=True)
+    step = max(1, (1 << 21) // len(peaks))  # voxels per pass: about 16 MB per temporary
+    px, py, pz = (np.ascontiguousarray(peaks[:, a]) for a in range(3))
     for a in range(0, len(xyz), step):
-        d2 = ((peaks[None, :, :] - xyz[a:a + step, None, :]) ** 2).sum(axis=2)
+        v = xyz[a:a + step]
+        # (dx^2 + dy^2) + dz^2: the order in which min_distances' sum over the 3 axes adds them
+        d2 = (px[None, :] - v[:, 0:1]) ** 2
+        d2 += (py[None, :] - v[:, 1:2]) ** 2
+        d2 += (pz[None, :] - v[:, 2:3]) ** 2
         out[a:a + step, studies] = np.sqrt(np.minimum.reduceat(d2, starts, axis=1))
     return out
 
@@ -316,10 +354,41 @@ def pool_profiles(act: xr.DataArray, roi, n, *, select: str = "nearest", profile
 
 # --- the study Gram matrix -------------------------------------------------------------------------
 
-def _sparse_rows(block: np.ndarray):
+#: Studies packed into one group of the grouped counts, as the bits of a float64 weight (exact below 2**53).
+_BITS = 52
+
+
+def _packed_weights(union: np.ndarray, n_studies: int) -> np.ndarray:
+    """Groups whose counts carry the activation rows of the studies ``union`` as bits.
+
+    Group ``g`` weighs study ``union[g * 52 + j]`` by ``2**j``: its count at a
+    voxel is the sum of the powers of the studies active there, a bit mask
+    that float64 holds exactly.  52 studies per group instead of one keeps the
+    engine's per-block dense counts 52 times smaller.
+    """
+    n_groups = -(-len(union) // _BITS)
+    weights = np.zeros((max(1, n_groups), n_studies), dtype=np.float64)
+    pos = np.arange(len(union))
+    weights[pos // _BITS, union] = np.ldexp(1.0, pos % _BITS)
+    return weights
+
+
+def _sparse_rows(block: np.ndarray, n_rows: int | None = None):
+    """The studies' activation rows (CSR, one row per study) from a chunk of packed counts ``(groups, n_mask)``."""
     from scipy import sparse
 
-    return sparse.csr_matrix(np.asarray(block))
+    block = np.asarray(block)
+    n_rows = block.shape[0] * _BITS if n_rows is None else n_rows
+    grp, vox = np.nonzero(block)
+    bits = block[grp, vox].astype(np.uint64)
+    rows, cols = [], []
+    for j in range(_BITS):
+        on = ((bits >> np.uint64(j)) & np.uint64(1)).astype(bool)
+        rows.append(grp[on] * _BITS + j)
+        cols.append(vox[on])
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    keep = rows < n_rows
+    return sparse.csr_matrix((np.ones(int(keep.sum())), (rows[keep], cols[keep])), shape=(n_rows, block.shape[1]))
 
 
 def _gram(parts, total, weighting: str):
@@ -844,11 +913,11 @@ def parcellate(
         )
     union = np.unique(np.concatenate([np.concatenate(p) for p in pools]))
 
-    # the pooled studies' activation rows through the engine: one group per study, 64 groups per task
-    onehot = np.zeros((len(union), n_studies), dtype=bool)
-    onehot[np.arange(len(union)), union] = True
-    rows = grouped_counts(act, onehot, grid, groups_per_chunk=64)
-    parts = [dask.delayed(_sparse_rows, pure=True)(b) for b in rows.to_delayed().ravel()]
+    # the pooled studies' activation rows through the engine, 52 studies to a group (as bits of the weights)
+    per = 8  # groups (of 52 studies) per task
+    rows = grouped_counts(act, _packed_weights(union, n_studies), grid, groups_per_chunk=per)
+    parts = [dask.delayed(_sparse_rows, pure=True)(b, min(per * _BITS, len(union) - i * per * _BITS))
+             for i, b in enumerate(rows.to_delayed().ravel())]
     total = grouped_counts(act, np.ones((1, n_studies), dtype=bool), grid) if profile == "pFgA" else None
     gram = dask.delayed(_gram, pure=True)(parts, total, profile)
     out = dask.delayed(_analyse, pure=True)(gram, pools, union, ks, int(n_init), int(seed), filter_range,
