@@ -434,3 +434,23 @@ def test_a_cube_of_many_study_chunks_gives_the_same_parcellation(planted):
     one, many = parc.parcellate(act, roi, **kw).compute(), parc.parcellate(chunked, roi, **kw).compute()
     for name in ("labels", "filter_labels", "criteria"):
         np.testing.assert_array_equal(one[name].values, many[name].values)
+
+
+def test_labels_identical_on_a_two_worker_local_cluster(planted):
+    """The same parcellation on a dask.distributed LocalCluster (2 worker processes) as with threads."""
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    act, roi = planted
+    kw = dict(k=[2, 3], filters=[10, 20], n_init=3)
+    with dask.config.set(scheduler="threads"):
+        local = parc.parcellate(act, roi, **kw).compute()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None, silence_logs=40) as cluster, distributed.Client(cluster) as client:
+        with distributed.get_task_stream(client) as stream:
+            remote = parc.parcellate(act, roi, **kw).compute()
+        ran = {t["worker"] for t in stream.data}
+        known = set(client.scheduler_info()["workers"])
+    assert ran and ran <= known  # the computation ran on the cluster's workers
+    for name in ("labels", "filter_labels", "criteria", "k_suggested"):
+        np.testing.assert_array_equal(remote[name].values, local[name].values)
