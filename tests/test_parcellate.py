@@ -454,3 +454,17 @@ def test_labels_identical_on_a_two_worker_local_cluster(planted):
     assert ran and ran <= known  # the computation ran on the cluster's workers
     for name in ("labels", "filter_labels", "criteria", "k_suggested"):
         np.testing.assert_array_equal(remote[name].values, local[name].values)
+
+
+def test_result_round_trips_through_netcdf(cube, tmp_path):
+    """A computed parcellation written with xcoact.to_netcdf reads back whole; its clusters are still ROIs."""
+    res = cube.coact.parcellate(xcoact.datasets.amygdala_roi_path(), k=[2, 3], filters=[10, 20], n_init=2,
+                                compute=True)
+    path = xcoact.to_netcdf(res, tmp_path / "parc.nc")
+    with xr.open_dataset(path) as back:
+        assert back["labels"].dtype == np.int16
+        np.testing.assert_array_equal(back["labels"].values, res["labels"].values)
+        np.testing.assert_array_equal(back["criteria"].values, res["criteria"].values)
+        assert back.attrs["k_suggested"] == res.attrs["k_suggested"]
+        masks = back.coact.clusters_of(3)
+        assert sum(int(m.sum()) for m in masks.values()) == 366

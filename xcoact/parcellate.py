@@ -870,9 +870,12 @@ def parcellate(
 
     Notes
     -----
-    Cost: this call computes the pools (the distance from each ROI voxel to
-    each study's nearest peak: one pass over the peaks per ROI voxel, about
-    as much as one ``select="nearest"`` seed each).  The computation then
+    Cost: this call computes the pools: the distance from each ROI voxel to
+    each study's nearest peak, over the peaks a pool can reach (as
+    ``seed()`` computes its selection at once; on a fresh cube this is the
+    first computation, which makes the cube's blocks and so builds each study
+    chunk's sparse rows, the engine's one-off step that the computation
+    below reuses).  The computation then
     counts the activation rows of the studies in any pool (one grouped count
     over the cube, a group per study), builds their sparse Gram matrix, and
     per filter size forms the ``n_roi x n_roi`` correlations and runs the
