@@ -24,7 +24,7 @@ import xcoact
 from xcoact import parcellate as parc
 from xcoact.errors import OutputError, ParameterError, SelectionError
 
-sklearn = pytest.importorskip("sklearn")
+# scikit-learn (the "test" extra; NiMARE needs it too) is the independent reference of k-means, VI and silhouette
 
 
 # --- fixtures --------------------------------------------------------------------------------------
