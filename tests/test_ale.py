@@ -316,3 +316,21 @@ def test_ale_maps_inputs_are_checked(ma, n_mask, message):
     with pytest.raises(ParameterError) as err:
         ale.ale_maps(ma, n_mask)
     assert str(err.value) == message
+
+
+def test_null_cut_at_the_largest_statistic_keeps_the_bins_below_bit_for_bit():
+    """ale_maps keeps the null's bins one by one only up to the largest ALE: those bins are the full null's."""
+    grid = nimare_mni152_2mm()
+    rng = np.random.default_rng(3)
+    ma = [ale.study_ma(rng.integers([35, 50, 30], [55, 70, 50], size=(4, 3)), grid, sample_size=15) for _ in range(12)]
+    studies = ale._as_study_list(ma, grid.n_mask)
+    bins, full = ale._null(studies, grid.n_mask, "auto")
+    assert full[-1] == 0 and full.size == bins.size + 1
+    top = 900
+    assert 0 < top < bins.size - 1000 and full[top + 1:].sum() > 0
+    _, cut = ale._null(studies, grid.n_mask, "auto", upto=top)
+    assert cut.size == top + 2
+    assert np.array_equal(cut[: top + 1], full[: top + 1])
+    assert cut[-1] == pytest.approx(full[top + 1:].sum(), rel=1e-12)
+    stat = np.linspace(0, top * 1e-5, 500).astype(np.float32)
+    np.testing.assert_allclose(ale._tail_p(stat, cut, bins), ale.null_to_p(stat, bins, full[:-1]), rtol=1e-12)

@@ -254,28 +254,53 @@ def study_ma(ijk, grid: Grid, *, sample_size: float | None = None,
     kernel = _stored_kernel(fwhm_mm, _zoom_root(grid.voxel_size), given)
     if not len(ijk):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-    shape = np.asarray(grid.shape)
-    half = np.asarray(kernel.shape) // 2
-    # the box of the grid the study's kernels touch
-    lo = np.maximum(ijk.min(axis=0) - half, 0)
-    hi = np.minimum(ijk.max(axis=0) - half + np.asarray(kernel.shape), shape)
-    if (hi <= lo).any():
+    reach = kernel.shape[0] // 2
+    padded = tuple(int(n) + 4 * reach for n in grid.shape)
+    support = _placement(grid, kernel.shape[0])
+    offsets = _flat_offsets(kernel.shape[0], padded)
+    values = kernel.reshape(-1)
+    # foci whose kernel reaches the grid: inside the box padded by the kernel's reach
+    near = np.all((ijk >= -reach) & (ijk < np.asarray(grid.shape) + reach), axis=1)
+    if not near.any():
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-    box = np.zeros(tuple(hi - lo), dtype=np.float32)
-    for focus in ijk:
-        start = focus - half  # grid position of the kernel's corner
-        g0 = np.maximum(start, lo)
-        g1 = np.minimum(start + np.asarray(kernel.shape), hi)
-        if (g1 <= g0).any():
-            continue
-        k0, k1 = g0 - start, g1 - start
-        b0, b1 = g0 - lo, g1 - lo
-        target = box[b0[0]:b1[0], b0[1]:b1[1], b0[2]:b1[2]]
-        np.maximum(target, kernel[k0[0]:k1[0], k0[1]:k1[1], k0[2]:k1[2]], out=target)
-    inside = grid.mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] & (box > 0)
-    local = np.nonzero(inside)
-    flat = np.ravel_multi_index(tuple(c + o for c, o in zip(local, lo)), grid.shape)
-    return grid.mask_index[flat].astype(np.int64), box[local].astype(np.float64)
+    centres = (ijk[near] + 2 * reach) @ np.array([padded[1] * padded[2], padded[2], 1])
+    ma = np.zeros(grid.n_mask, dtype=np.float32)
+    place = _numba_place()
+    if place is not None:
+        place(ma, support, centres, offsets, values)
+    else:
+        for centre in centres:
+            cols = support[centre + offsets]  # in-mask index of each kernel voxel, -1 outside the mask or box
+            keep = cols >= 0
+            cols = cols[keep]
+            ma[cols] = np.maximum(ma[cols], values[keep])  # one focus's voxels are distinct: no repeated index
+    index = np.flatnonzero(ma)
+    return index, ma[index].astype(np.float64)
+
+
+@functools.lru_cache(maxsize=8)
+def _placement(grid: Grid, width: int) -> np.ndarray:
+    """The grid's in-mask index (-1 outside the mask) in a box padded by a kernel of ``width`` on every side.
+
+    Padded by twice the kernel's reach, so that a focus up to one reach outside
+    the grid still has its whole kernel inside the padded box: kernels are
+    placed without bounds checks, and whatever falls off the grid reads -1.
+    """
+    pad = 2 * (width // 2)
+    out = np.full(tuple(np.asarray(grid.shape) + 2 * pad), -1, dtype=np.int64)
+    out[pad:pad + grid.shape[0], pad:pad + grid.shape[1], pad:pad + grid.shape[2]] = grid.mask_index.reshape(grid.shape)
+    out = out.reshape(-1)
+    out.setflags(write=False)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _flat_offsets(width: int, padded_shape: tuple) -> np.ndarray:
+    """Flat offsets (C order, in the padded box) of a width^3 kernel's voxels from its centre voxel."""
+    rel = np.indices((width,) * 3).reshape(3, -1).T - width // 2
+    out = rel @ np.array([padded_shape[1] * padded_shape[2], padded_shape[2], 1])
+    out.setflags(write=False)
+    return out
 
 
 # -- statistics -----------------------------------------------------------------------------------
@@ -325,9 +350,10 @@ def ale_stat(ma, n_mask: int) -> np.ndarray:
 
 
 def _stat(studies, n_mask: int) -> np.ndarray:
-    idx = np.concatenate([i for i, _ in studies])
-    logs = np.concatenate([np.log1p(-v) for _, v in studies])  # float32, as NiMARE's float32 data
-    sums = np.bincount(idx, weights=logs, minlength=n_mask)
+    sums = np.zeros(n_mask)
+    for idx, values in studies:
+        # a study's voxels are distinct, so this adds in NiMARE's order (its bincount over the rows)
+        sums[idx] += np.log1p(-values)  # log1p in float32, as of NiMARE's float32 data
     return (1.0 - np.exp(sums)).astype(np.float32)
 
 
@@ -353,18 +379,21 @@ def _study_hist(values: np.ndarray, n_mask: int, inv_step: float, n_bins: int) -
     return hist
 
 
-def _combine_numpy(ale_idx, ale_p, exp_idx, exp_p, centres, inv_step, n_bins) -> np.ndarray:
-    """One study's histogram folded into the running null: every bin pair, in NiMARE's order."""
-    out = np.zeros(n_bins)
+def _combine_numpy(ale_idx, ale_p, exp_idx, exp_p, centres, inv_step, n_bins, upto) -> np.ndarray:
+    """One study's histogram folded into the running null: every bin pair, in NiMARE's order.
+
+    Returns bins ``0..upto`` and, last, the mass of the pairs landing above ``upto``.
+    """
+    out = np.zeros(upto + 2)
     one_minus_ale = 1.0 - centres[ale_idx]
     chunk = max(1, 4_000_000 // max(1, ale_idx.size))
     for start in range(0, exp_idx.size, chunk):
         e = slice(start, start + chunk)
         score = 1.0 - (1.0 - centres[exp_idx[e]])[:, None] * one_minus_ale[None, :]
-        target = _nearest(score * inv_step, n_bins)
+        target = np.minimum(_nearest(score * inv_step, n_bins), upto + 1)
         # bincount adds in array order (exp bins outer, running-null bins inner), as NiMARE's loops
         # do; across chunks the partial sums are added to the total instead of one running sum
-        out += np.bincount(target.ravel(), weights=(exp_p[e][:, None] * ale_p[None, :]).ravel(), minlength=n_bins)
+        out += np.bincount(target.ravel(), weights=(exp_p[e][:, None] * ale_p[None, :]).ravel(), minlength=upto + 2)
     return out
 
 
@@ -375,8 +404,8 @@ def _make_numba_combine():
         return None
 
     @numba.njit(cache=True, nogil=True)
-    def combine(ale_idx, ale_p, exp_idx, exp_p, centres, inv_step, n_bins):  # pragma: no cover - compiled
-        out = np.zeros(n_bins)
+    def combine(ale_idx, ale_p, exp_idx, exp_p, centres, inv_step, n_bins, upto):  # pragma: no cover - compiled
+        out = np.zeros(upto + 2)
         for i in range(exp_idx.shape[0]):
             keep = 1.0 - centres[exp_idx[i]]
             pe = exp_p[i]
@@ -388,6 +417,8 @@ def _make_numba_combine():
                     t = 0
                 elif t >= n_bins:
                     t = n_bins - 1
+                if t > upto:
+                    t = upto + 1
                 out[t] += pe * ale_p[j]
         return out
 
@@ -397,6 +428,25 @@ def _make_numba_combine():
 @functools.lru_cache(maxsize=1)
 def _numba_combine():
     return _make_numba_combine()
+
+
+@functools.lru_cache(maxsize=1)
+def _numba_place():
+    """The compiled kernel placement of :func:`study_ma` (None without numba)."""
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def place(ma, support, centres, offsets, values):  # pragma: no cover - compiled
+        for c in range(centres.shape[0]):
+            for k in range(offsets.shape[0]):
+                col = support[centres[c] + offsets[k]]
+                if col >= 0 and values[k] > ma[col]:
+                    ma[col] = values[k]
+
+    return place
 
 
 def ale_null(ma, n_mask: int, *, engine: str = "auto") -> tuple[np.ndarray, np.ndarray]:
@@ -421,10 +471,20 @@ def ale_null(ma, n_mask: int, *, engine: str = "auto") -> tuple[np.ndarray, np.n
         Probability of each bin under the null (sums to 1).
     """
     studies = _as_study_list(ma, n_mask)
-    return _null(studies, n_mask, engine)
+    bins, weights = _null(studies, n_mask, engine)
+    return bins, weights[:-1]
 
 
-def _null(studies, n_mask: int, engine: str):
+def _null(studies, n_mask: int, engine: str, upto: int | None = None):
+    """Bin centres and the null's weights, ``upto`` bins exactly and the mass above them lumped.
+
+    A pair of bins combines to a bin at or above both (``1 - (1 - a)(1 - b) >= a``),
+    so mass above bin ``upto`` never comes back below it: bins ``0..upto``
+    receive the same additions, in the same order, as when every bin is kept,
+    and only the total above matters to a p-value at or below ``upto``.  The
+    returned weights have ``upto + 2`` entries, the last the lumped mass
+    (``upto=None``: every bin, and a last entry 0).
+    """
     if engine not in ("auto", "numba", "numpy"):
         raise ParameterError(f"engine={engine!r}; expected 'auto', 'numba' or 'numpy'.")
     combine = _numba_combine() if engine in ("auto", "numba") else None
@@ -436,15 +496,18 @@ def _null(studies, n_mask: int, engine: str):
     centres = _bins(study_max).astype(np.float64)
     n_bins = centres.size
     inv_step = 1 / (centres[1] - centres[0])
+    upto = n_bins - 1 if upto is None else min(int(upto), n_bins - 1)
     null = None
     for _, values in studies:
         hist = _study_hist(values, n_mask, inv_step, n_bins)
         if null is None:
-            null = hist
+            null = np.append(hist[: upto + 1], hist[upto + 1:].sum())
             continue
-        a = np.flatnonzero(null > 0)
+        a = np.flatnonzero(null[: upto + 1] > 0)
         e = np.flatnonzero(hist > 0)
-        null = combine(a, null[a], e, hist[e], centres, inv_step, n_bins)
+        above = null[-1]
+        null = combine(a, null[a], e, hist[e], centres, inv_step, n_bins, upto)
+        null[-1] += above * hist.sum()
     return centres, null
 
 
@@ -468,7 +531,14 @@ def null_to_p(stat: np.ndarray, bins: np.ndarray, weights: np.ndarray) -> np.nda
     float64 array like ``stat``.
     """
     stat = np.asarray(stat)
-    weights = np.asarray(weights, dtype=np.float64)[:, None]  # a column, as NiMARE sums it
+    if len(weights) != len(bins):
+        raise ParameterError(f"weights has {len(weights)} entries for {len(bins)} bins; expected one per bin.")
+    return _tail_p(stat, np.asarray(weights, dtype=np.float64), bins)
+
+
+def _tail_p(stat: np.ndarray, weights: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """:func:`null_to_p` on weights that may end in a lumped entry (``_null(upto=...)``, bins past the stat)."""
+    weights = weights[:, None]  # a column, as NiMARE sums it
     inv_step = 1 / (bins[1] - bins[0])
     tail = weights / np.sum(weights, axis=0)
     tail = np.cumsum(tail[::-1, :], axis=0)[::-1, :]
@@ -479,6 +549,8 @@ def null_to_p(stat: np.ndarray, bins: np.ndarray, weights: np.ndarray) -> np.nda
     pos = np.flatnonzero(stat > 0)
     which = _round_half_up(stat[pos] * inv_step)
     which[which >= bins.size] = bins.size - 1
+    if which.size and which.max() >= tail.size:
+        raise ParameterError(f"a statistic falls in bin {which.max()}, past the {tail.size} bins of the null given.")
     p[pos] = tail[which]
     return np.maximum(smallest, np.minimum(p, 1.0))
 
@@ -516,6 +588,8 @@ def ale_maps(ma, n_mask: int, *, engine: str = "auto") -> dict[str, np.ndarray]:
         raise ParameterError(f"n_mask={n_mask!r}; expected the number of in-mask voxels, an int >= 1.")
     studies = _as_study_list(ma, int(n_mask))
     stat = _stat(studies, int(n_mask))
-    bins, weights = _null(studies, int(n_mask), engine)
-    p = null_to_p(stat, bins, weights)
+    # only bins up to the largest ALE's are needed one by one (see _null)
+    top = int(_round_half_up(np.array([float(stat.max()) * HIST_STEPS]))[0])
+    bins, weights = _null(studies, int(n_mask), engine, upto=top + 1)  # + 1: a margin for the rounding
+    p = _tail_p(stat, weights, bins)
     return {"stat": stat.astype(np.float64), "p": p, "z": p_to_z(p)}
