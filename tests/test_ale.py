@@ -334,3 +334,33 @@ def test_null_cut_at_the_largest_statistic_keeps_the_bins_below_bit_for_bit():
     assert cut[-1] == pytest.approx(full[top + 1:].sum(), rel=1e-12)
     stat = np.linspace(0, top * 1e-5, 500).astype(np.float32)
     np.testing.assert_allclose(ale._tail_p(stat, cut, bins), ale.null_to_p(stat, bins, full[:-1]), rtol=1e-12)
+
+
+def test_study_sample_sizes_from_the_table_and_the_errors_without_them(tmp_path):
+    from xcoact.table import make_table
+
+    studies, sizes = ale.study_sample_sizes(read_database(SLEUTH_FILES["sleuth_example"]))
+    assert sizes.tolist() == [50.0, 46.0, 20.0] and len(studies) == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", XcoactWarning)
+        sample = read_database(xcoact.datasets.sample_database_path())
+    with pytest.raises(ParameterError) as err:
+        ale.study_sample_sizes(sample)
+    assert str(err.value) == (
+        f"{sample.attrs['database']}: no sample sizes (the table has no 'sample_size'; Neurosynth and NeuroQuery "
+        "files record none), so the ALE kernel of its 100 studies cannot be sized by them; pass a fixed kernel for "
+        "every study instead (sample_size=N subjects, or fwhm=MM)."
+    )
+    partial = make_table(["a", "b", "b", "c"], [1.0] * 4, [0.0] * 4, [0.0] * 4, ["MNI"] * 4, database="db.txt",
+                         fmt="test", sample_size=[10.0, np.nan, np.nan, 12.0])
+    with pytest.raises(ParameterError) as err:
+        ale.study_sample_sizes(partial)
+    assert str(err.value) == (
+        "db.txt: 1 of 3 studies have no sample size ('b'), so their ALE kernel cannot be sized by it; add them to "
+        "the source (e.g. '// Subjects = N' in a Sleuth file) or pass a fixed kernel for every study instead "
+        "(sample_size=N subjects, or fwhm=MM)."
+    )
+    mixed = make_table(["a", "a"], [1.0, 2.0], [0.0] * 2, [0.0] * 2, ["MNI"] * 2, database="db.txt", fmt="test",
+                       sample_size=[10.0, 11.0])
+    with pytest.raises(ParameterError, match="study 'a' has peaks with different sample sizes"):
+        ale.study_sample_sizes(mixed)

@@ -49,13 +49,14 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage, special
 
-from .errors import ParameterError
+from .errors import ParameterError, first_few, quote
 from .space import Grid
 
 __all__ = [
     "ale_fwhm",
     "ale_kernel",
     "kernel_support",
+    "study_sample_sizes",
     "study_ma",
     "ale_stat",
     "ale_null",
@@ -209,6 +210,62 @@ def kernel_support(sample_size: float | None = None, *, fwhm: float | None = Non
     where = np.nonzero(kernel > 0)
     offsets = np.column_stack(where).astype(np.int64) - np.asarray(kernel.shape) // 2
     return offsets, kernel[where].astype(np.float32)
+
+
+def study_sample_sizes(table) -> tuple[np.ndarray, np.ndarray]:
+    """Each study's sample size from a coordinate table, for sizing its ALE kernel.
+
+    Parameters
+    ----------
+    table : xarray.Dataset
+        A coordinate table (:mod:`xcoact.table`) with ``sample_size``.
+
+    Returns
+    -------
+    studies : (n_studies,) array
+        Study ids in order of first appearance (:func:`xcoact.table.study_index`).
+    sizes : (n_studies,) float64 array
+
+    Raises
+    ------
+    ParameterError
+        The table has no sample sizes (Neurosynth and NeuroQuery files record
+        none), or some studies lack one, or a study's peaks disagree; the
+        message names the studies and says to pass a fixed ``sample_size=``
+        or ``fwhm=`` instead.
+    """
+    from .table import study_index
+
+    name = table.attrs.get("database", "the coordinate table")
+    fixed = "pass a fixed kernel for every study instead (sample_size=N subjects, or fwhm=MM)"
+    studies, codes = study_index(table["study_id"].values)
+    if "sample_size" not in table.variables:
+        raise ParameterError(
+            f"{name}: no sample sizes (the table has no 'sample_size'; Neurosynth and NeuroQuery files record none), "
+            f"so the ALE kernel of its {len(studies)} studies cannot be sized by them; {fixed}."
+        )
+    per_peak = np.asarray(table["sample_size"].values, dtype=np.float64)
+    _, first = np.unique(codes, return_index=True)
+    sizes = per_peak[first]  # each study's first peak (codes run over 0..n_studies-1)
+    differ = np.flatnonzero(~np.isclose(per_peak, sizes[codes], rtol=0, atol=0, equal_nan=True))
+    if differ.size:
+        s = codes[differ[0]]
+        raise ParameterError(
+            f"{name}: study {quote(_plain(studies[s]))} has peaks with different sample sizes; a study has one sample "
+            f"size. Fix the table, or {fixed}."
+        )
+    missing = np.flatnonzero(np.isnan(sizes))
+    if missing.size:
+        shown = first_few([quote(_plain(studies[s])) for s in missing])
+        raise ParameterError(
+            f"{name}: {missing.size} of {len(studies)} studies have no sample size ({shown}), so their ALE kernel "
+            f"cannot be sized by it; add them to the source (e.g. '// Subjects = N' in a Sleuth file) or {fixed}."
+        )
+    return studies, sizes
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def study_ma(ijk, grid: Grid, *, sample_size: float | None = None,
