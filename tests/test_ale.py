@@ -17,6 +17,12 @@ import warnings
 import nibabel as nib
 import numpy as np
 import pytest
+from nimare.dataset import Dataset
+from nimare.io import convert_sleuth_to_dataset
+from nimare.meta.cbma.ale import ALE
+from nimare.meta.kernel import ALEKernel
+from nimare.meta.utils import compute_ale_ma, get_ale_kernel
+from nimare.utils import get_template
 
 import xcoact
 from xcoact import ale
@@ -27,13 +33,6 @@ from xcoact.space import Grid
 from xcoact.stats_nimare import _nimare_peak_xyz
 from xcoact.table import study_index
 from xcoact.warnings import XcoactWarning
-
-from nimare.dataset import Dataset  # noqa: E402  (the test extra; xcoact never imports nimare)
-from nimare.io import convert_sleuth_to_dataset
-from nimare.meta.cbma.ale import ALE
-from nimare.meta.kernel import ALEKernel
-from nimare.meta.utils import compute_ale_ma, get_ale_kernel
-from nimare.utils import get_template
 
 TOL = 1e-5
 DATA = os.path.join(os.path.dirname(__file__), "data")
@@ -98,10 +97,11 @@ def test_kernel_support_is_nimares_placement():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({}, "sample_size=None, fwhm=None: give exactly one; the ALE kernel is sized either by a study's number of "
-         "subjects (e.g. sample_size=20) or by a fixed width in mm (e.g. fwhm=10)."),
-    ({"sample_size": 20, "fwhm": 10}, "sample_size=20, fwhm=10: give exactly one; the ALE kernel is sized either by "
-     "a study's number of subjects (e.g. sample_size=20) or by a fixed width in mm (e.g. fwhm=10)."),
+    ({}, ("sample_size=None, fwhm=None: give exactly one; the ALE kernel is sized either by a study's number of "
+          "subjects (e.g. sample_size=20) or by a fixed width in mm (e.g. fwhm=10).")),
+    ({"sample_size": 20, "fwhm": 10}, ("sample_size=20, fwhm=10: give exactly one; the ALE kernel is sized either "
+                                       "by a study's number of subjects (e.g. sample_size=20) or by a fixed width in "
+                                       "mm (e.g. fwhm=10).")),
     ({"sample_size": 0}, "sample_size=0.0 is not valid; expected a finite number > 0, e.g. sample_size=20."),
     ({"sample_size": float("nan")}, "sample_size=nan is not valid; expected a finite number > 0, e.g. sample_size=20."),
     ({"fwhm": "10"}, "fwhm='10' is not a number; expected a finite number > 0, e.g. fwhm=10."),
@@ -219,7 +219,7 @@ def xcoact_ale(table, grid, nimare_id, *, roi=None, sample_size=None):
 
 def sleuth_id(name: str) -> str:
     """NiMARE's id of these files' experiments ('Study: Experiment' -> 'Study-Experiment')."""
-    left, sep, right = name.split("; ")[0].partition(":")
+    left, sep, _ = name.split("; ")[0].partition(":")
     if sep:  # NiMARE joins a block's name lines with spaces before splitting at the first ':'
         return f"{left.strip()}-{name.replace('; ', ' ').partition(':')[2].strip()}"
     return f"{name}-analysis_1"
@@ -311,6 +311,10 @@ def test_numpy_and_numba_engines_agree():
     ([(np.array([0, 1]), np.array([0.1]))], 10, "ma[0]: 2 indices but 1 values; expected one value per index."),
     ([(np.array([0]), np.array([1.5]))], 10, "ma[0]: MA values must lie in [0, 1); got 1.5..1.5."),
     ([(np.array([0]), np.array([0.5]))], 0, "n_mask=0; expected the number of in-mask voxels, an int >= 1."),
+    ([(np.array([3, 1, 3]), np.array([0.1, 0.2, 0.3]))], 10,
+     "ma[0]: voxel indices repeat; expected each voxel once per study (its MA, the maximum over its foci)."),
+    ((np.array([0, 1]), np.array([0.1, 0.2])), 10,
+     "ma must be a list of (index, values) pairs, one per study; got a single pair."),
 ])
 def test_ale_maps_inputs_are_checked(ma, n_mask, message):
     with pytest.raises(ParameterError) as err:

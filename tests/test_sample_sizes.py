@@ -48,7 +48,7 @@ def write(tmp_path, name, text) -> str:
 
 def test_sleuth_keeps_each_blocks_subjects():
     table = read_database(SLEUTH)
-    ids, sizes = per_study(table)
+    _, sizes = per_study(table)
     assert sizes == [50.0, 46.0, 20.0]
     assert table["sample_size"].dtype == np.float64
     assert table["sample_size"].values.tolist() == [50.0] * 4 + [46.0] * 2 + [20.0]
@@ -160,10 +160,10 @@ def test_writer_refuses_a_study_with_two_sample_sizes(tmp_path):
 
 @pytest.mark.parametrize("sizes, message", [
     ([10.0], "t: 1 sample size(s) for 2 peak(s); expected one per peak (NaN where unknown)."),
-    ([10.0, -1.0], "t: sample size -1 (peak 1) is not a number of subjects; expected a finite number > 0, or NaN "
-                   "where unknown."),
-    ([np.inf, 3.0], "t: sample size inf (peak 0) is not a number of subjects; expected a finite number > 0, or NaN "
-                    "where unknown."),
+    ([10.0, -1.0], ("t: sample size -1 (peak 1) is not a number of subjects; expected a finite number > 0, or NaN "
+                    "where unknown.")),
+    ([np.inf, 3.0], ("t: sample size inf (peak 0) is not a number of subjects; expected a finite number > 0, or "
+                     "NaN where unknown.")),
 ])
 def test_make_table_checks_sample_sizes(sizes, message):
     with pytest.raises(DatabaseError) as err:

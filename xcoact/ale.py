@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage, special
@@ -53,17 +53,17 @@ from .errors import ParameterError, first_few, quote
 from .space import Grid
 
 __all__ = [
+    "HIST_STEPS",
     "ale_fwhm",
     "ale_kernel",
-    "kernel_support",
-    "study_sample_sizes",
-    "study_ma",
-    "ale_stat",
-    "ale_null",
     "ale_maps",
+    "ale_null",
+    "ale_stat",
+    "kernel_support",
     "null_to_p",
     "p_to_z",
-    "HIST_STEPS",
+    "study_ma",
+    "study_sample_sizes",
 ]
 
 #: Bins per unit of MA / ALE in the approximate null (bin width 1e-5), as NiMARE.
@@ -104,7 +104,7 @@ def ale_fwhm(sample_size: float) -> float:
     Examples
     --------
     >>> round(ale_fwhm(20), 4)
-    10.0563
+    9.2412
     """
     n = _check_positive(sample_size, "sample_size", "sample_size=20")
     # written in NiMARE's order of operations, so the float64 result is the same bits
@@ -156,7 +156,7 @@ def ale_kernel(sample_size: float | None = None, *, fwhm: float | None = None,
     --------
     >>> fwhm, k = ale_kernel(20)
     >>> k.shape, round(float(k.sum()), 6)
-    ((21, 21, 21), 1.0)
+    ((17, 17, 17), 1.0)
     """
     fwhm_mm, given = _resolve_fwhm(sample_size, fwhm)
     return fwhm_mm, _kernel(fwhm_mm, _zoom_root(voxel_size), given).copy()
@@ -364,7 +364,7 @@ def _flat_offsets(width: int, padded_shape: tuple) -> np.ndarray:
 
 
 def _as_study_list(ma, n_mask: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    if isinstance(ma, tuple) and len(ma) == 2 and not isinstance(ma[0], tuple):
+    if isinstance(ma, tuple) and len(ma) == 2 and isinstance(ma[0], np.ndarray) and ma[0].ndim == 1:
         raise ParameterError("ma must be a list of (index, values) pairs, one per study; got a single pair.")
     out = []
     for s, pair in enumerate(ma):
@@ -378,6 +378,8 @@ def _as_study_list(ma, n_mask: int) -> list[tuple[np.ndarray, np.ndarray]]:
             raise ParameterError(f"ma[{s}]: {idx.size} indices but {vals.size} values; expected one value per index.")
         if idx.size and (idx.min() < 0 or idx.max() >= n_mask):
             raise ParameterError(f"ma[{s}]: voxel indices must lie in [0, {n_mask}) (the in-mask voxels); got {idx.min()}..{idx.max()}.")
+        if idx.size > 1 and not (np.diff(idx) > 0).all() and np.unique(idx).size < idx.size:
+            raise ParameterError(f"ma[{s}]: voxel indices repeat; expected each voxel once per study (its MA, the maximum over its foci).")
         if vals.size and not ((vals >= 0) & (vals < 1)).all():
             raise ParameterError(f"ma[{s}]: MA values must lie in [0, 1); got {vals.min():g}..{vals.max():g}.")
         out.append((idx, vals.astype(np.float32)))
