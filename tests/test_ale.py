@@ -368,3 +368,14 @@ def test_study_sample_sizes_from_the_table_and_the_errors_without_them(tmp_path)
                        sample_size=[10.0, 11.0])
     with pytest.raises(ParameterError, match="study 'a' has peaks with different sample sizes"):
         ale.study_sample_sizes(mixed)
+
+
+def test_study_ma_without_numba_is_the_same(monkeypatch):
+    """The numpy placement (numba not installed) gives the compiled one's MA exactly, foci off the grid included."""
+    grid = nimare_mni152_2mm()
+    ijk = np.array([[45, 60, 40], [46, 62, 40], [-5, 50, 40], [88, 100, 85], [0, 0, 0]])
+    compiled = ale.study_ma(ijk, grid, sample_size=8)
+    monkeypatch.setattr(ale, "_numba_place", lambda: None)
+    plain = ale.study_ma(ijk, grid, sample_size=8)
+    assert np.array_equal(compiled[0], plain[0]) and np.array_equal(compiled[1], plain[1])
+    assert compiled[0].size > 5000

@@ -312,15 +312,15 @@ def study_ma(ijk, grid: Grid, *, sample_size: float | None = None,
     if not len(ijk):
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
     reach = kernel.shape[0] // 2
-    padded = tuple(int(n) + 4 * reach for n in grid.shape)
-    support = _placement(grid, kernel.shape[0])
+    padded = tuple(int(n) + 2 * _PAD for n in grid.shape)
+    support = _placement(grid)
     offsets = _flat_offsets(kernel.shape[0], padded)
     values = kernel.reshape(-1)
     # foci whose kernel reaches the grid: inside the box padded by the kernel's reach
     near = np.all((ijk >= -reach) & (ijk < np.asarray(grid.shape) + reach), axis=1)
     if not near.any():
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
-    centres = (ijk[near] + 2 * reach) @ np.array([padded[1] * padded[2], padded[2], 1])
+    centres = (ijk[near] + _PAD) @ np.array([padded[1] * padded[2], padded[2], 1])
     ma = np.zeros(grid.n_mask, dtype=np.float32)
     place = _numba_place()
     if place is not None:
@@ -335,16 +335,22 @@ def study_ma(ijk, grid: Grid, *, sample_size: float | None = None,
     return index, ma[index].astype(np.float64)
 
 
-@functools.lru_cache(maxsize=8)
-def _placement(grid: Grid, width: int) -> np.ndarray:
-    """The grid's in-mask index (-1 outside the mask) in a box padded by a kernel of ``width`` on every side.
+#: Padding of the placement lookup: twice the largest kernel's reach (the 31-voxel cube's 15).
+_PAD = 2 * (_CUBE // 2)
 
-    Padded by twice the kernel's reach, so that a focus up to one reach outside
+
+@functools.lru_cache(maxsize=4)
+def _placement(grid: Grid) -> np.ndarray:
+    """The grid's in-mask index (-1 outside the mask) in its box padded by :data:`_PAD` voxels on every side.
+
+    Twice the largest kernel reach, so that a focus up to one reach outside
     the grid still has its whole kernel inside the padded box: kernels are
     placed without bounds checks, and whatever falls off the grid reads -1.
+    One lookup per grid serves every kernel width (int32: 15 MB on the
+    MNI152 2 mm grid).
     """
-    pad = 2 * (width // 2)
-    out = np.full(tuple(np.asarray(grid.shape) + 2 * pad), -1, dtype=np.int64)
+    pad = _PAD
+    out = np.full(tuple(np.asarray(grid.shape) + 2 * pad), -1, dtype=np.int32)
     out[pad:pad + grid.shape[0], pad:pad + grid.shape[1], pad:pad + grid.shape[2]] = grid.mask_index.reshape(grid.shape)
     out = out.reshape(-1)
     out.setflags(write=False)
