@@ -34,7 +34,7 @@ DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "docs
 #: Pages whose Python blocks run here, each in its own namespace.
 PAGES = ["index", "api", "semantics", "neurosynth", "nimare", "design", "interop", "sharing", "parcellation"]
 #: Pages with no Python block (their code is shell commands or directives).
-NO_PYTHON = ["performance", "reference", "reliability", "mutation"]
+NO_PYTHON = ["performance", "reference", "reliability", "mutation", "ale"]
 
 #: Blocks that fail today: (page, block number) -> why.  Strict xfail: a fix makes the test fail until removed here.
 KNOWN_FAILING: dict[tuple[str, int], str] = {}
