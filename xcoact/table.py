@@ -27,7 +27,6 @@ NIMADS reader and NiMARE objects, :mod:`xcoact.readers.nimads`):
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
@@ -357,8 +356,3 @@ def study_index(ids) -> tuple[np.ndarray, np.ndarray]:
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)
     return uniq[order], rank[inverse.ravel()].astype(np.int64)
-
-
-def database_name(path) -> str:
-    """The name a database carries in messages and provenance: its path."""
-    return os.fspath(path)
