@@ -64,11 +64,11 @@ class CoactDataArrayAccessor:
 
         return _decode.term(self._obj, term, features, threshold, q=q, prior=prior)
 
-    def profile(self, maps_or_ids, features: xr.DataArray | None = None, threshold: float = 0.001, *, terms=None):
+    def profile(self, selection, features: xr.DataArray | None = None, threshold: float = 0.001, *, terms=None):
         """Functional profile (terms the selected studies carry vs chance); see :func:`xcoact.decode.profile`."""
         from . import decode as _decode
 
-        return _decode.profile(self._obj, maps_or_ids, features, threshold, terms=terms)
+        return _decode.profile(self._obj, selection, features, threshold, terms=terms)
 
 
 @xr.register_dataset_accessor("coact")

@@ -32,6 +32,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import OutputError
+from .validate import float_dtype
 from .space import affine_from_coords
 
 __all__ = ["to_nifti", "to_netcdf", "to_zarr", "write_outputs", "check_outputs", "to_volumes", "nifti_paths",
@@ -794,11 +795,6 @@ def _map_encoding(ds: xr.Dataset, dtype, extra: dict) -> dict:
     return enc
 
 
-def _check_dtype(dtype):
-    if dtype is not None and np.dtype(dtype) not in (np.dtype("float32"), np.dtype("float64")):
-        raise OutputError(f"dtype={dtype!r} is not supported for maps; expected None (keep), 'float32' or 'float64'.")
-
-
 def _check_zlib(zlib_level) -> None:
     if isinstance(zlib_level, bool) or not isinstance(zlib_level, (int, np.integer)) or not 0 <= zlib_level <= 9:
         raise OutputError(f"zlib_level={zlib_level!r} is not valid; expected an int from 0 (no compression) to 9.")
@@ -891,7 +887,7 @@ def to_netcdf(
     :func:`_storable` says (e.g. an integer beyond int64 as its decimal text).
     """
     path = os.fspath(path)
-    _check_dtype(dtype)
+    float_dtype(dtype, keep=True, error=OutputError)
     _check_zlib(zlib_level)
     check_outputs([(path, "file", "the netCDF file")], overwrite=overwrite)
     return _write_group(overwrite, functools.partial(_stage_netcdf, ds=ds, path=path, dtype=dtype, progress=progress,
@@ -998,7 +994,7 @@ def to_zarr(
     rename refuses to replace anything (``RENAME_NOREPLACE``), so a store
     that appeared meanwhile is kept.
     """
-    _check_dtype(dtype)
+    float_dtype(dtype, keep=True, error=OutputError)
     codecs = _zarr_codecs()
     if compressor not in codecs:
         raise OutputError(f"compressor={compressor!r} is not known; expected one of {sorted(codecs)}.")

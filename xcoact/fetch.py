@@ -50,6 +50,7 @@ from types import MappingProxyType
 
 import numpy as np
 
+from . import validate
 from ._version import __version__
 from .errors import (
     ChecksumError,
@@ -751,16 +752,10 @@ class Release:
         return _load_table(self.table_path)
 
 
-def _int_arg(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ParameterError(f"{name}={value!r} is not valid; expected an integer >= {minimum}.")
-    return int(value)
-
-
 def _fetch(dataset, version, data_dir, *, vocab, source, base_url, manifest, convert, retries, timeout,
            progress=None) -> Release:
-    version = _int_arg(version, "version", 1)
-    retries = _int_arg(retries, "retries", 0)
+    version = validate.integer(version, "version", 1)
+    retries = validate.integer(retries, "retries", 0)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise ParameterError(f"timeout={timeout!r} is not valid; expected a number of seconds > 0.")
     if vocab is not None and not isinstance(vocab, str):

@@ -351,8 +351,6 @@ def study_index(ids) -> tuple[np.ndarray, np.ndarray]:
         ``studies[codes] == ids``.
     """
     ids = np.asarray(ids)
-    uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return uniq[order], rank[inverse.ravel()].astype(np.int64)
+    codes, studies = pd.factorize(ids.ravel(), use_na_sentinel=False)
+    # pandas hands text back as objects: keep the ids' own dtype
+    return np.asarray(studies).astype(ids.dtype, copy=False), codes.astype(np.int64, copy=False)
