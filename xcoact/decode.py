@@ -175,6 +175,16 @@ class TermMapCache:
     def __len__(self) -> int:
         return len(self._maps)
 
+    # a copied or pickled cube (``act.copy(deep=True)``, sent to another process) starts with no maps
+    def __getstate__(self) -> dict:
+        return {"max_bytes": self._max_bytes, "owner": self.owner}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["max_bytes"], owner=state["owner"])
+
+    def __deepcopy__(self, memo) -> "TermMapCache":
+        return TermMapCache(self._max_bytes, owner=self.owner)
+
 
 #: Where a cube keeps its term maps: its ``encoding`` (in memory only; never written to a file).
 _TERM_MAPS = "xcoact_term_maps"
