@@ -56,16 +56,15 @@ def finite(value, name: str, meaning: str, *, minimum: float | None = None) -> f
 
 
 def float_dtype(dtype, *, keep: bool = False, error: type[Exception] = ParameterError) -> np.dtype | None:
-    """``dtype`` as ``float32`` or ``float64``; with ``keep``, None (keep the maps' own) passes too."""
+    """``dtype`` as ``float32`` or ``float64`` (None: float64); with ``keep``, None (keep the maps' own) passes as None."""
     if keep and dtype is None:
         return None
-    if dtype is not None:
-        try:
-            dt = np.dtype(dtype)
-        except TypeError:
-            dt = None
-        if dt in (np.dtype("float32"), np.dtype("float64")):
-            return dt
+    try:
+        dt = np.dtype(dtype)  # None is numpy's default, float64
+    except TypeError:
+        dt = None
+    if dt is not None and dt in (np.dtype("float32"), np.dtype("float64")):
+        return dt
     if keep:
         raise error(f"dtype={dtype!r} is not supported for maps; expected None (keep), 'float32' or 'float64'.")
     raise error(f"dtype={dtype!r} is not supported; expected 'float64' (default) or 'float32'.")
