@@ -72,11 +72,11 @@ class CoactDataArrayAccessor:
         return _parcellate.parcellate(self._obj, roi, k, filters=filters, select=select, profile=profile, n_init=n_init,
                                       seed=seed, filter_range=filter_range, r=r, max_iter=max_iter, compute=compute)
 
-    def profile(self, maps_or_ids, features: xr.DataArray | None = None, threshold: float = 0.001, *, terms=None):
+    def profile(self, selection, features: xr.DataArray | None = None, threshold: float = 0.001, *, terms=None):
         """Functional profile (terms the selected studies carry vs chance); see :func:`xcoact.decode.profile`."""
         from . import decode as _decode
 
-        return _decode.profile(self._obj, maps_or_ids, features, threshold, terms=terms)
+        return _decode.profile(self._obj, selection, features, threshold, terms=terms)
 
 
 @xr.register_dataset_accessor("coact")

@@ -13,7 +13,6 @@ every format the readers read.  :func:`fetch_neurosynth` and
 from __future__ import annotations
 
 import functools
-import numbers
 import os
 import warnings
 from importlib import resources
@@ -21,6 +20,7 @@ from importlib import resources
 import numpy as np
 import xarray as xr
 
+from . import validate
 from .errors import ParameterError
 from .space import Grid, mni152_2mm
 from .warnings import caller_stacklevel
@@ -93,18 +93,6 @@ _MASK_BLOCK = 1_000_000
 #: Re-jitter rounds after which :func:`synthetic` gives up (never reached with
 #: jitters of a few cm; each round keeps a peak with probability >~ 0.1).
 _MAX_ROUNDS = 1000
-
-
-def _int_arg(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ParameterError(f"{name}={value!r} is not valid; expected an integer >= {minimum}.")
-    return int(value)
-
-
-def _float_arg(value, name: str, minimum: float, example: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value < minimum:
-        raise ParameterError(f"{name}={value!r} is not valid; expected a finite number >= {minimum:g} ({example}).")
-    return float(value)
 
 
 def _in_mask(grid: Grid, xyz: np.ndarray) -> np.ndarray:
@@ -246,10 +234,10 @@ def synthetic(
     >>> 30 < db.attrs["n_peaks"] / 1000 < 40
     True
     """
-    n_studies = _int_arg(n_studies, "n_studies", 1)
-    seed = _int_arg(seed, "seed", 0)
-    mean_peaks = _float_arg(mean_peaks, "mean_peaks", 1.0, "mean peaks per study; 35 is Neurosynth's")
-    jitter = _float_arg(jitter, "jitter", 0.0, "sd in mm; 8 by default")
+    n_studies = validate.integer(n_studies, "n_studies", 1)
+    seed = validate.integer(seed, "seed", 0)
+    mean_peaks = validate.real(mean_peaks, "mean_peaks", 1.0, "mean peaks per study; 35 is Neurosynth's")
+    jitter = validate.real(jitter, "jitter", 0.0, "sd in mm; 8 by default")
     if grid is None:
         grid = mni152_2mm()
     elif not isinstance(grid, Grid):

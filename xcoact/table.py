@@ -35,7 +35,6 @@ Sources that record more carry it in optional per-peak variables:
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
@@ -392,13 +391,6 @@ def study_index(ids) -> tuple[np.ndarray, np.ndarray]:
         ``studies[codes] == ids``.
     """
     ids = np.asarray(ids)
-    uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return uniq[order], rank[inverse.ravel()].astype(np.int64)
-
-
-def database_name(path) -> str:
-    """The name a database carries in messages and provenance: its path."""
-    return os.fspath(path)
+    codes, studies = pd.factorize(ids.ravel(), use_na_sentinel=False)
+    # pandas hands text back as objects: keep the ids' own dtype
+    return np.asarray(studies).astype(ids.dtype, copy=False), codes.astype(np.int64, copy=False)
