@@ -12,7 +12,7 @@ import inspect
 import pytest
 
 import xcoact
-from xcoact import accessors, coact, decode, export, images, report
+from xcoact import accessors, coact, decode, export, images, parcellate, report
 from xcoact.clusters import clusters as clusters_function
 from xcoact.matrix import matrix as matrix_function
 from xcoact.plot import plot as plot_function
@@ -37,6 +37,8 @@ TARGETS = [
     (DatasetCoact.to_zarr, export.to_zarr),
     (DatasetCoact.decode, decode.decode),
     (DatasetCoact.to_nibabel, images.to_nibabel),
+    (DataArrayCoact.parcellate, parcellate.parcellate),
+    (DatasetCoact.clusters_of, parcellate.clusters_of),
 ]
 # parameters the function requires and the accessor fills in by default (decode: the result's own cube,
 # the database's own features)
