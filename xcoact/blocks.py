@@ -583,6 +583,18 @@ def concatenate_blocks(blocks: list, axis: int = 0):
     if any(b.perm != first.perm for b in blocks):
         return None
     canon_axis = first.perm[axis % first.ndim]
+    if any(isinstance(b, StackedBlocks) for b in blocks):
+        # a stack spans several chunks (its .chunk is only its first part's): stacks join along study, and along
+        # space part by part (stacks of the same studies, as a spatial rechunk gives)
+        if canon_axis == 0:
+            return StackedBlocks.join(blocks)
+        parts = [pieces_of(b) for b in blocks]
+        if any(len(p) != len(parts[0]) for p in parts):
+            return None
+        joined = [concatenate_blocks([p[i] for p in parts], axis) for i in range(len(parts[0]))]
+        if any(j is None for j in joined):
+            return None
+        return joined[0] if len(joined) == 1 else StackedBlocks(joined)
     if any(b.chunk is not first.chunk for b in blocks):
         if canon_axis == 0:
             return StackedBlocks.join(blocks)
@@ -687,8 +699,15 @@ def empty_block(chunk: StudyChunk) -> ActivationBlock:
 
 
 def _register_with_dask() -> None:
-    from dask.array.dispatch import concatenate_lookup
+    from dask.array.dispatch import concatenate_lookup, take_lookup
     from dask.sizeof import sizeof
+
+    @take_lookup.register(ActivationBlock)
+    def _take(block, indices, axis=0):
+        # how Dask reorders a block after taking studies from several chunks (isel with an unsorted index): a view
+        key = [slice(None)] * block.ndim
+        key[axis] = np.asarray(indices)
+        return block[tuple(key)]
 
     @sizeof.register(ActivationBlock)
     def _sizeof(block):

@@ -19,7 +19,7 @@ import numpy as np
 from .errors import ParameterError
 from .space import Grid
 
-__all__ = ["sphere_offsets", "dense_block", "roi_overlap", "check_radius", "Kernel", "SphereKernel", "KDAKernel",
+__all__ = ["sphere_offsets", "dense_block", "roi_overlap", "check_radius", "Kernel", "SphereKernel", "KDAKernel", "FocusKernel",
            "KERNELS", "get_kernel", "combine_foci", "focus_voxels"]
 
 
@@ -363,6 +363,7 @@ class Kernel:
     def _checked(self, voxels, values, grid: Grid, study):
         """A study map sorted by voxel, zeros dropped; a clear error for a map that is not one."""
         voxels = np.asarray(voxels)
+        study = study.item() if isinstance(study, np.generic) else study
         where = f"kernel {self.name!r}: study {study!r}: study_map"
         if voxels.ndim != 1 or (voxels.size and not np.issubdtype(voxels.dtype, np.integer)):
             raise ParameterError(f"{where} returned voxels of dtype {voxels.dtype}, shape {voxels.shape}; expected a 1-D "
@@ -476,6 +477,42 @@ class KDAKernel(Kernel):
 
     def attrs(self) -> dict:
         return {"kernel": self.name, "long_name": "study modelled activation (KDA: foci within r mm of the voxel)", "r": self.r}
+
+
+class FocusKernel(Kernel):
+    """One value pattern placed at every focus, a study's foci combined by ``"max"`` or ``"sum"``.
+
+    An ALE kernel of one fixed FWHM is such a kernel (the Gaussian's values
+    around a focus, combined by the maximum); a kernel whose pattern depends on
+    the study (ALE's sample sizes) implements :meth:`Kernel.study_map` itself
+    and can still combine with :func:`combine_foci`.
+
+    Parameters
+    ----------
+    offsets : (n_offsets, 3) int array
+        Where a focus's pattern has values, relative to the focus's voxel.
+    values : (n_offsets,) array of float
+        The pattern (non-negative: the support is where the combined value is not 0).
+    combine : {"max", "sum"}
+    name : str
+        The cube's ``attrs["kernel"]``.
+    """
+
+    def __init__(self, offsets, values, combine: str = "max", name: str = "focus"):
+        self.offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 3)
+        values = np.asarray(values)
+        if values.shape != (len(self.offsets),) or not np.issubdtype(values.dtype, np.number):
+            raise ParameterError(f"values has shape {values.shape} ({values.dtype}); expected one number per offset "
+                                 f"({len(self.offsets)}).")
+        if combine not in ("max", "sum"):
+            raise ParameterError(f"combine={combine!r} is not known; expected 'max' or 'sum'.")
+        self.values = values
+        self.dtype = values.dtype
+        self.combine = combine
+        self.name = str(name)
+
+    def study_map(self, ijk, grid, study=None):
+        return combine_foci(ijk, self.offsets, self.values, grid, how=self.combine)
 
 
 def _kda(r, preset, grid: Grid) -> KDAKernel:
