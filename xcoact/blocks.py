@@ -349,6 +349,9 @@ def _index_key(key, ndim: int) -> list:
 class ActivationBlock:
     """A boolean ``(study, x, y, z)`` block (or any transpose of it) backed by a :class:`StudyChunk`.
 
+    Of the kernel's dtype when the chunk holds a kernel's values (``kernel="kda"``, ...); ``astype(bool)``
+    is then the boolean view of the same rows (where the value is not 0).
+
     Parameters
     ----------
     chunk : StudyChunk
