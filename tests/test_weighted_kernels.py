@@ -356,15 +356,18 @@ def test_bad_kernels_and_ops_are_refused_with_the_fix(small):
         FocusKernel([[0, 0, 0]], [1.0, 2.0])
 
 
-def test_focus_kernel_is_the_max_kernel(small):
-    """The library's one-pattern kernel (an ALE of one FWHM) gives the tests' own kernel's cube."""
-    table, grid, *_ = small
+@pytest.mark.parametrize("batch", [2_000_000, 300])
+def test_focus_kernel_is_the_max_kernel(small, monkeypatch, batch):
+    """The library's one-pattern kernel (an ALE of one FWHM), all studies of a chunk at once, in one or many batches."""
+    monkeypatch.setattr(xcoact.kernels, "BATCH_VOXELS", batch)
+    table, grid, r, kda_dense, max_dense = small
     offsets, values = _bump()
     act = xcoact.activations(table, grid=grid, kernel=FocusKernel(offsets, values, combine="max", name="bump"))
-    assert act.attrs["kernel"] == "bump"
-    np.testing.assert_array_equal(act.values, small[4])
+    assert act.attrs["kernel"] == "bump" and "r" not in act.attrs
+    np.testing.assert_array_equal(act.values, max_dense)
     summed = xcoact.activations(table, grid=grid, kernel=FocusKernel(offsets, values, combine="sum"))
     np.testing.assert_allclose(summed.values, _naive_dense(table, grid, offsets, values, "sum"), rtol=1e-14, atol=0)
+    np.testing.assert_array_equal(_cube(small, "kda").values, kda_dense)
 
 
 # -- NiMARE 0.22.1's KDAKernel ---------------------------------------------------------------------------

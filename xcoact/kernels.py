@@ -20,7 +20,7 @@ from .errors import ParameterError
 from .space import Grid
 
 __all__ = ["sphere_offsets", "dense_block", "roi_overlap", "check_radius", "Kernel", "SphereKernel", "KDAKernel", "FocusKernel",
-           "KERNELS", "get_kernel", "combine_foci", "focus_voxels"]
+           "KERNELS", "get_kernel", "combine_foci", "focus_voxels", "pattern_chunk_maps"]
 
 
 def check_radius(r, name: str = "r") -> float:
@@ -264,6 +264,51 @@ def combine_foci(ijk, offsets, values, grid: Grid, how: str = "max") -> tuple[np
     return voxel[starts][keep], combined[keep]
 
 
+#: Focus-offset pairs expanded at once when a chunk's maps are built from one pattern (about 100 MB of work arrays).
+BATCH_VOXELS = 2_000_000
+
+
+def pattern_chunk_maps(ijk, codes, n_studies: int, grid: Grid, offsets, values, how: str):
+    """A run of studies' maps when every focus carries one pattern: CSR ``(indptr, indices, values)``.
+
+    What :func:`combine_foci` gives study by study, for all studies at once:
+    the (study, voxel) keys of every focus's pattern are sorted and combined
+    by ``how`` (``"max"`` or ``"sum"``), whole studies at a time, about
+    :data:`BATCH_VOXELS` keys per batch.  Zeros are dropped.
+    """
+    ijk = np.asarray(ijk, dtype=np.int64).reshape(-1, 3)
+    codes = np.asarray(codes, dtype=np.int64)
+    values = np.asarray(values)
+    ptr = np.searchsorted(codes, np.arange(n_studies + 1))
+    m = grid.n_mask
+    per_batch = max(1, BATCH_VOXELS // max(1, len(offsets)))
+    reduce = np.maximum if how == "max" else np.add
+    per_study = np.zeros(n_studies, dtype=np.int64)
+    idx_parts, val_parts = [], []
+    s0 = 0
+    while s0 < n_studies:
+        s1 = min(n_studies, max(s0 + 1, int(np.searchsorted(ptr, ptr[s0] + per_batch, side="right")) - 1))
+        p0, p1 = ptr[s0], ptr[s1]
+        peak, offset, voxel = focus_voxels(ijk[p0:p1], offsets, grid)
+        keys = (codes[p0:p1][peak] - s0) * m + voxel
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if keys.size else np.zeros(0, np.int64)
+        combined = reduce.reduceat(values[offset[order]], starts) if keys.size else values[:0]
+        keep = combined != 0
+        keys = keys[starts][keep]
+        study = keys // m
+        idx_parts.append((keys - study * m).astype(np.int32))
+        val_parts.append(combined[keep])
+        per_study[s0:s1] = np.bincount(study, minlength=s1 - s0)
+        s0 = s1
+    indptr = np.zeros(n_studies + 1, dtype=np.int64)
+    np.cumsum(per_study, out=indptr[1:])
+    indices = np.concatenate(idx_parts) if idx_parts else np.zeros(0, dtype=np.int32)
+    out = np.concatenate(val_parts) if val_parts else np.zeros(0, dtype=values.dtype)
+    return indptr, indices, out
+
+
 class Kernel:
     """How one study's peaks become its modelled-activation map: the extension point of the weighted route.
 
@@ -435,9 +480,6 @@ class KDAKernel(Kernel):
     combine = "sum"
     exact_support = True
 
-    #: Sphere voxels expanded at once when a chunk's maps are built (about 100 MB of int64 work arrays).
-    BATCH_VOXELS = 2_000_000
-
     def __init__(self, r: float, voxel_size=(2.0, 2.0, 2.0)):
         self.r = check_radius(r)
         self.offsets = sphere_offsets(self.r, voxel_size)
@@ -448,32 +490,8 @@ class KDAKernel(Kernel):
         return voxels, counts.astype(self.dtype)
 
     def chunk_maps(self, ijk, codes, n_studies: int, grid: Grid, studies=None):
-        """All studies of a chunk at once: (study, voxel) keys of every sphere voxel, counted."""
-        ijk = np.asarray(ijk, dtype=np.int64).reshape(-1, 3)
-        codes = np.asarray(codes, dtype=np.int64)
-        ptr = np.searchsorted(codes, np.arange(n_studies + 1))
-        m = grid.n_mask
-        per_batch = max(1, self.BATCH_VOXELS // max(1, len(self.offsets)))
-        counts_per_study = np.zeros(n_studies, dtype=np.int64)
-        idx_parts, val_parts = [], []
-        s0 = 0
-        while s0 < n_studies:
-            # whole studies, about per_batch foci at a time
-            s1 = max(s0 + 1, int(np.searchsorted(ptr, ptr[s0] + per_batch, side="right")) - 1)
-            s1 = min(s1, n_studies)
-            p0, p1 = ptr[s0], ptr[s1]
-            peak, _, voxel = focus_voxels(ijk[p0:p1], self.offsets, grid)
-            keys, counts = np.unique((codes[p0:p1][peak] - s0) * m + voxel, return_counts=True)
-            study = keys // m
-            idx_parts.append((keys - study * m).astype(np.int32))
-            val_parts.append(counts.astype(self.dtype))
-            counts_per_study[s0:s1] = np.bincount(study, minlength=s1 - s0)
-            s0 = s1
-        indptr = np.zeros(n_studies + 1, dtype=np.int64)
-        np.cumsum(counts_per_study, out=indptr[1:])
-        indices = np.concatenate(idx_parts) if idx_parts else np.zeros(0, dtype=np.int32)
-        values = np.concatenate(val_parts) if val_parts else np.zeros(0, dtype=self.dtype)
-        return indptr, indices, values
+        """All studies of a chunk at once (:func:`pattern_chunk_maps` with a pattern of ones, summed)."""
+        return pattern_chunk_maps(ijk, codes, n_studies, grid, self.offsets, np.ones(len(self.offsets), self.dtype), "sum")
 
     def attrs(self) -> dict:
         return {"kernel": self.name, "long_name": "study modelled activation (KDA: foci within r mm of the voxel)", "r": self.r}
@@ -513,6 +531,9 @@ class FocusKernel(Kernel):
 
     def study_map(self, ijk, grid, study=None):
         return combine_foci(ijk, self.offsets, self.values, grid, how=self.combine)
+
+    def chunk_maps(self, ijk, codes, n_studies: int, grid: Grid, studies=None):
+        return pattern_chunk_maps(ijk, codes, n_studies, grid, self.offsets, self.values, self.combine)
 
 
 def _kda(r, preset, grid: Grid) -> KDAKernel:
