@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import xcoact
 from xcoact.blocks import ActivationBlock, StackedBlocks, is_block_cube, pieces_of
 from xcoact.counts import OPS, grouped_counts, overlap_counts
-from xcoact.kernels import KDAKernel, FocusKernel, Kernel, combine_foci, sphere_offsets
+from xcoact.kernels import FocusKernel, KDAKernel, Kernel, combine_foci, sphere_offsets
 from xcoact.roi import grid_of
 from xcoact.space import Grid
 from xcoact.warnings import XcoactWarning
@@ -327,7 +327,7 @@ def test_seed_on_a_kda_cube_names_the_kernel_and_what_works(sample_table):
 
 
 def test_bad_kernels_and_ops_are_refused_with_the_fix(small):
-    table, grid, r, _, _ = small
+    table, grid, *_ = small
     with pytest.raises(xcoact.ParameterError, match=r"^kernel='gauss' is not known; expected one of \['mkda', 'kda'\] "
                                                     r"or an xcoact\.kernels\.Kernel\.$"):
         xcoact.activations(table, grid=grid, kernel="gauss")
@@ -350,7 +350,7 @@ def test_bad_kernels_and_ops_are_refused_with_the_fix(small):
     act = xcoact.activations(table, grid=grid, kernel=Twice())  # lazy: the kernel runs when a block is made
     with pytest.raises(xcoact.ParameterError, match=r"^kernel 'maxbump': study 0: study_map returned a voxel more than "
                                                     r"once; combine the foci first \(see combine_foci\)\.$"):
-        act.values
+        act.compute()
     with pytest.raises(xcoact.ParameterError, match=r"^values has shape \(2,\) \(float64\); expected one number per "
                                                     r"offset \(1\)\.$"):
         FocusKernel([[0, 0, 0]], [1.0, 2.0])
@@ -360,7 +360,7 @@ def test_bad_kernels_and_ops_are_refused_with_the_fix(small):
 def test_focus_kernel_is_the_max_kernel(small, monkeypatch, batch):
     """The library's one-pattern kernel (an ALE of one FWHM), all studies of a chunk at once, in one or many batches."""
     monkeypatch.setattr(xcoact.kernels, "BATCH_VOXELS", batch)
-    table, grid, r, kda_dense, max_dense = small
+    table, grid, _, kda_dense, max_dense = small
     offsets, values = _bump()
     act = xcoact.activations(table, grid=grid, kernel=FocusKernel(offsets, values, combine="max", name="bump"))
     assert act.attrs["kernel"] == "bump" and "r" not in act.attrs
@@ -435,8 +435,8 @@ def test_persisted_valued_cubes_reduce_on_a_cluster_as_locally(small):
 
     table, grid, r, kda_dense, max_dense = small
     offsets, values = _bump()
-    cases = [("kda", dict(r=r, kernel="kda"), "sum", kda_dense),
-             ("max", dict(kernel=FocusKernel(offsets, values, combine="max")), "log1m_sum", max_dense)]
+    cases = [("kda", {"r": r, "kernel": "kda"}, "sum", kda_dense),
+             ("max", {"kernel": FocusKernel(offsets, values, combine="max")}, "log1m_sum", max_dense)]
     weights = np.random.default_rng(5).random((3, N_STUDIES)) < 0.4
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as client:

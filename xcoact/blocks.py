@@ -239,7 +239,7 @@ class StudyChunk:
                 self._vtotals = got
         return got
 
-    def support(self) -> "StudyChunk":
+    def support(self) -> StudyChunk:
         """The chunk's binary maps (value != 0) as a boolean chunk sharing these rows; itself if binary."""
         if self.dtype == bool:
             return self
@@ -463,7 +463,7 @@ class ActivationBlock:
             return self.support()  # a kernel's values as binary maps: the same rows, still sparse
         return as_dense(self).astype(dtype)
 
-    def support(self) -> "ActivationBlock":
+    def support(self) -> ActivationBlock:
         """The block's binary maps (value != 0), a boolean view sharing the chunk's rows; itself if boolean."""
         if self.dtype == bool:
             return self
@@ -680,7 +680,7 @@ class StackedBlocks(ActivationBlock):
     def pieces(self) -> list[ActivationBlock]:
         return list(self.parts)
 
-    def support(self) -> "StackedBlocks":
+    def support(self) -> StackedBlocks:
         if self.dtype == bool:
             return self
         return StackedBlocks([p.support() for p in self.parts])

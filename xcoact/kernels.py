@@ -347,7 +347,7 @@ class Kernel:
     offsets = np.zeros((1, 3), dtype=np.int64)
     exact_support = False
 
-    def bind(self, table) -> "Kernel":
+    def bind(self, table) -> Kernel:
         """The kernel for one coordinate table (e.g. reading per-study sample sizes); this one by default.
 
         Called by :func:`xcoact.activations` before any map is made, so a
