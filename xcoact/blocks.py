@@ -136,9 +136,12 @@ class StudyChunk:
         The full grid and brain mask the cube was built on.
     studies : (n_studies,) array or None
         The studies' ids.
+    kernel : xcoact.kernels.Kernel or None
+        None for binary spheres (the boolean route); else the kernel whose
+        maps the rows hold, with their values kept beside them (:meth:`values`).
     """
 
-    def __init__(self, ijk, xyz, codes, n_studies: int, offsets, grid: Grid, studies=None):
+    def __init__(self, ijk, xyz, codes, n_studies: int, offsets, grid: Grid, studies=None, kernel=None):
         self.ijk = np.asarray(ijk, dtype=np.int64)
         self.xyz = np.asarray(xyz, dtype=np.float64)
         self.codes = np.asarray(codes, dtype=np.int64)
@@ -153,19 +156,28 @@ class StudyChunk:
         self._totals = None
         self._by_i = None
         self._overlaps = 0
+        # kernels with values (see xcoact.kernels.Kernel): the values beside the rows, their per-voxel sums, and
+        # the chunk's boolean support (a chunk sharing these rows, see support())
+        self.kernel = kernel
+        self._values = None
+        self._vtotals = None
+        self._support = None
+        self._support_of = None
 
     def __getstate__(self):
         # the peaks only: a chunk travels as part of a graph, and the receiving process builds its rows
         # (a block carries its chunk's rows itself, see ActivationBlock.__reduce__)
         state = self.__dict__.copy()
-        for key in ("_rows", "_cols", "_totals", "_by_i"):
+        for key in ("_rows", "_cols", "_totals", "_by_i", "_values", "_vtotals", "_support"):
             state[key] = None
         del state["_lock"]
         return state
 
-    def with_rows(self, rows) -> "StudyChunk":
-        """This chunk, its rows set (how a block that travelled between processes gets its rows back)."""
+    def with_rows(self, rows, values=None) -> "StudyChunk":
+        """This chunk, its rows (and values) set (how a block that travelled between processes gets its rows back)."""
         if rows is not None and self._rows is None:
+            if values is not None:
+                self._values = values
             self._rows = rows
         return self
 
@@ -176,6 +188,11 @@ class StudyChunk:
     def __dask_tokenize__(self):
         from dask.base import tokenize
 
+        if self._support_of is not None:
+            return ("xcoact-study-chunk-support", tokenize(self._support_of))
+        if self.kernel is not None:
+            return ("xcoact-study-chunk", tokenize(self.ijk, self.codes, self.n_studies, self.offsets, self.grid.token,
+                                                  self.kernel, self.studies))
         return ("xcoact-study-chunk", tokenize(self.ijk, self.codes, self.n_studies, self.offsets, self.grid.token))
 
     def rows(self) -> tuple[np.ndarray, np.ndarray]:
@@ -183,9 +200,58 @@ class StudyChunk:
         got = self._rows
         if got is None:
             with self._lock:
-                if self._rows is None:
+                if self._rows is None and self._support_of is not None:
+                    self._rows = self._support_of.rows()  # the support of a valued chunk: its rows
+                elif self._rows is None and self.kernel is not None:
+                    indptr, indices, values = self.kernel.chunk_maps(self.ijk, self.codes, self.n_studies, self.grid,
+                                                                     self.studies)
+                    self._values = values  # before the rows: whoever sees the rows sees the values
+                    self._rows = (indptr, indices)
+                elif self._rows is None:
                     self._rows = sparse_rows(self.ijk, self.codes, self.n_studies, self.offsets, self.grid)
                 got = self._rows
+        return got
+
+    @property
+    def dtype(self) -> np.dtype:
+        """bool for binary maps (spheres, or a kernel's support); the kernel's value type otherwise."""
+        if self.kernel is None or self._support_of is not None:
+            return np.dtype(bool)
+        return np.dtype(self.kernel.dtype)
+
+    def values(self) -> np.ndarray | None:
+        """The kernel's value at each entry of the rows' ``indices`` (None for binary maps); built with the rows."""
+        if self.kernel is None or self._support_of is not None:
+            return None
+        self.rows()
+        return self._values
+
+    def value_totals(self) -> np.ndarray:
+        """Per in-mask voxel, the sum of the chunk's studies' values (float64), kept; :meth:`totals` if binary."""
+        got = self._vtotals
+        if got is None:
+            values = self.values()
+            if values is None:
+                return self.totals()
+            _, indices = self.rows()
+            got = np.bincount(indices, weights=values, minlength=self.grid.n_mask)
+            with self._lock:
+                self._vtotals = got
+        return got
+
+    def support(self) -> StudyChunk:
+        """The chunk's binary maps (value != 0) as a boolean chunk sharing these rows; itself if binary."""
+        if self.dtype == bool:
+            return self
+        got = self._support
+        if got is None:
+            got = StudyChunk(self.ijk, self.xyz, self.codes, self.n_studies, self.offsets, self.grid, self.studies,
+                             kernel=self.kernel)
+            got._support_of = self
+            with self._lock:
+                if self._support is None:
+                    self._support = got
+                got = self._support
         return got
 
     @property
@@ -222,7 +288,8 @@ class StudyChunk:
 
     def rows_bytes_estimate(self) -> int:
         """About what the rows will take once built (each sphere about 70 % new after the union, int32)."""
-        return int(len(self.ijk) * len(self.offsets) * 0.7 * 4)
+        per_entry = 4 if self.dtype == bool else 4 + self.dtype.itemsize
+        return int(len(self.ijk) * len(self.offsets) * 0.7 * per_entry)
 
     def nbytes(self) -> int:
         """Memory held now: peaks, plus the rows once built."""
@@ -230,6 +297,8 @@ class StudyChunk:
         for part in (self._rows, self._cols):
             if part is not None:
                 n += sum(a.nbytes for a in part)
+        for extra in (self._values, self._vtotals):
+            n += extra.nbytes if extra is not None and self._support_of is None else 0
         return n + (self._totals.nbytes if self._totals is not None else 0)
 
     def overlap(self, roi_flat: np.ndarray) -> np.ndarray:
@@ -244,7 +313,9 @@ class StudyChunk:
 
         self._overlaps += 1
         # the by-voxel copy costs a transpose of the rows: worth it from the second seed on, not for the first
-        if self._cols is not None or (self.built and self._overlaps > 1):
+        # a kernel whose support is not its offsets around the peaks: the rows say where a study is active
+        from_rows = self.kernel is not None and not self.kernel.exact_support
+        if self._cols is not None or (self.built and self._overlaps > 1) or from_rows:
             voxels = self.grid.mask_index[roi_flat]
             voxels = voxels[voxels >= 0]
             colptr, study = self.cols()
@@ -278,6 +349,9 @@ def _index_key(key, ndim: int) -> list:
 class ActivationBlock:
     """A boolean ``(study, x, y, z)`` block (or any transpose of it) backed by a :class:`StudyChunk`.
 
+    Of the kernel's dtype when the chunk holds a kernel's values (``kernel="kda"``, ...); ``astype(bool)``
+    is then the boolean view of the same rows (where the value is not 0).
+
     Parameters
     ----------
     chunk : StudyChunk
@@ -300,11 +374,17 @@ class ActivationBlock:
     def __reduce__(self):
         # a block is data: it carries its chunk's rows when it moves (a persisted block sent to another
         # worker must not rebuild them), while the chunk alone travels as peaks
+        if self.chunk._values is not None:  # a kernel's values travel with the rows
+            return (_rebuild_block, (self.chunk, self.chunk._rows, self.rows, self.pos, self.perm, self.chunk._values))
         return (_rebuild_block, (self.chunk, self.chunk._rows, self.rows, self.pos, self.perm))
 
     # -- array protocol -------------------------------------------------------------------------------
-    dtype = np.dtype(bool)
     ndim = 4
+
+    @property
+    def dtype(self) -> np.dtype:
+        """bool (binary spheres), or the kernel's value type (``kernel="kda"``, ...)."""
+        return self.chunk.dtype
 
     @property
     def canonical_shape(self) -> tuple[int, int, int, int]:
@@ -355,29 +435,39 @@ class ActivationBlock:
         return out if dtype is None else out.astype(dtype)
 
     def dense(self) -> np.ndarray:
-        """The block as a numpy bool array of :attr:`shape`."""
+        """The block as a numpy array of :attr:`shape` (bool, or the kernel's values with zeros elsewhere)."""
         n_rows = len(self.rows)
         lens = [len(p) for p in self.pos]
-        out = np.zeros((n_rows, *lens), dtype=bool)
+        out = np.zeros((n_rows, *lens), dtype=self.dtype)
         if out.size:
             inv = self.view_mask_voxels()
             # voxel number -> view position(s): views can repeat a voxel, so go through a sort
             order = np.argsort(inv, kind="stable")
             keys = inv[order]
             indptr, indices = self.chunk.rows()
-            sel = indices[ranges(indptr[self.rows], indptr[self.rows + 1])]
+            take = ranges(indptr[self.rows], indptr[self.rows + 1])
+            sel = indices[take]
             row_of = np.repeat(np.arange(n_rows), indptr[self.rows + 1] - indptr[self.rows])
             lo = np.searchsorted(keys, sel, side="left")
             hi = np.searchsorted(keys, sel, side="right")
             hits = ranges(lo, hi)
             flat = out.reshape(n_rows, -1)
-            flat[np.repeat(row_of, hi - lo), order[hits]] = True
+            values = self.chunk.values()
+            flat[np.repeat(row_of, hi - lo), order[hits]] = True if values is None else np.repeat(values[take], hi - lo)
         return np.transpose(out, self.perm)
 
-    def astype(self, dtype, copy: bool = True):
-        if np.dtype(dtype) == bool:
+    def astype(self, dtype, copy: bool = True, **kwargs):
+        if np.dtype(dtype) == self.dtype:
             return self
+        if np.dtype(dtype) == bool:
+            return self.support()  # a kernel's values as binary maps: the same rows, still sparse
         return as_dense(self).astype(dtype)
+
+    def support(self) -> ActivationBlock:
+        """The block's binary maps (value != 0), a boolean view sharing the chunk's rows; itself if boolean."""
+        if self.dtype == bool:
+            return self
+        return ActivationBlock(self.chunk.support(), self.rows, self.pos, self.perm)
 
     def _indexed(self, key):
         """``(rows, pos)`` of the view ``self[key]`` selects, or None when the result is no such view."""
@@ -449,7 +539,7 @@ class ActivationBlock:
 def as_dense(block: ActivationBlock) -> np.ndarray:
     """The block as numpy; an empty one (Dask's ``meta``) without touching any rows."""
     if block.size == 0:
-        return np.zeros(block.shape, dtype=bool)
+        return np.zeros(block.shape, dtype=block.dtype)
     return block.dense()
 
 
@@ -496,6 +586,18 @@ def concatenate_blocks(blocks: list, axis: int = 0):
     if any(b.perm != first.perm for b in blocks):
         return None
     canon_axis = first.perm[axis % first.ndim]
+    if any(isinstance(b, StackedBlocks) for b in blocks):
+        # a stack spans several chunks (its .chunk is only its first part's): stacks join along study, and along
+        # space part by part (stacks of the same studies, as a spatial rechunk gives)
+        if canon_axis == 0:
+            return StackedBlocks.join(blocks)
+        parts = [pieces_of(b) for b in blocks]
+        if any(len(p) != len(parts[0]) for p in parts):
+            return None
+        joined = [concatenate_blocks([p[i] for p in parts], axis) for i in range(len(parts[0]))]
+        if any(j is None for j in joined):
+            return None
+        return joined[0] if len(joined) == 1 else StackedBlocks(joined)
     if any(b.chunk is not first.chunk for b in blocks):
         if canon_axis == 0:
             return StackedBlocks.join(blocks)
@@ -511,8 +613,8 @@ def concatenate_blocks(blocks: list, axis: int = 0):
     return ActivationBlock(first.chunk, first.rows, tuple(pos), first.perm)
 
 
-def _rebuild_block(chunk: StudyChunk, chunk_rows, rows, pos, perm) -> ActivationBlock:
-    return ActivationBlock(chunk.with_rows(chunk_rows), rows, pos, perm)
+def _rebuild_block(chunk: StudyChunk, chunk_rows, rows, pos, perm, chunk_values=None) -> ActivationBlock:
+    return ActivationBlock(chunk.with_rows(chunk_rows, chunk_values), rows, pos, perm)
 
 
 class StackedBlocks(ActivationBlock):
@@ -578,6 +680,11 @@ class StackedBlocks(ActivationBlock):
     def pieces(self) -> list[ActivationBlock]:
         return list(self.parts)
 
+    def support(self) -> StackedBlocks:
+        if self.dtype == bool:
+            return self
+        return StackedBlocks([p.support() for p in self.parts])
+
 
 def pieces_of(block: ActivationBlock) -> list[ActivationBlock]:
     """The single-chunk blocks a block is made of (itself, unless stacked)."""
@@ -595,8 +702,15 @@ def empty_block(chunk: StudyChunk) -> ActivationBlock:
 
 
 def _register_with_dask() -> None:
-    from dask.array.dispatch import concatenate_lookup
+    from dask.array.dispatch import concatenate_lookup, take_lookup
     from dask.sizeof import sizeof
+
+    @take_lookup.register(ActivationBlock)
+    def _take(block, indices, axis=0):
+        # how Dask reorders a block after taking studies from several chunks (isel with an unsorted index): a view
+        key = [slice(None)] * block.ndim
+        key[axis] = np.asarray(indices)
+        return block[tuple(key)]
 
     @sizeof.register(ActivationBlock)
     def _sizeof(block):

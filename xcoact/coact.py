@@ -35,6 +35,14 @@ def _check_cube(act) -> None:
         raise ParameterError(f"act must be the activation cube DataArray from xcoact.activations, got {type(act).__name__}.")
     if set(act.dims) != {"study", "x", "y", "z"}:
         raise ParameterError(f"act has dims {act.dims}; expected ('study', 'x', 'y', 'z') as built by xcoact.activations.")
+    if act.dtype != bool and act.attrs.get("kernel", "binary sphere") != "binary sphere":
+        kernel = act.attrs["kernel"]
+        raise ParameterError(
+            f"act holds the {kernel!r} kernel's values ({act.dtype}); the coactivation maps count the studies active at "
+            f"each voxel. Analyse the kernel's binary maps with act.astype(bool) (a study active where its {kernel} value "
+            "is not 0: for kernel='kda' the cube of kernel='mkda' with the same r), or build xcoact.activations(db) "
+            "without kernel=."
+        )
     if act.dtype != bool:
         raise ParameterError(f"act has dtype {act.dtype}; expected bool (study active at voxel).")
     study = act.indexes.get("study") if "study" in act.coords else None

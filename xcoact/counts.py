@@ -16,6 +16,12 @@ returns, also after ``isel``, ``sel``, ``transpose``, ``chunk`` or
 on any other boolean cube (a computed or hand-made array, ``act & mask``) a
 block is a dense boolean array and its counts are a matrix product.  The
 integers are the same.
+
+A cube with values (``xcoact.activations(db, kernel="kda")``, ALE's modelled
+activation) reduces through the same task structure with ``op=``: ``"sum"``
+(the weighted sum of the values: a group's KDA density), ``"log1m_sum"`` (the
+weighted sum of ``log1p(-value)``: ALE = ``1 - exp(.)``), or ``"count"`` (the
+weighted count of studies whose value is not zero: the binary route).
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ import numpy as np
 import xarray as xr
 
 from .blocks import ActivationBlock, is_block_cube, pieces_of, ranges
+from .errors import ParameterError
 from .space import Grid
 
-__all__ = ["grouped_counts", "selected_counts", "study_scores", "cube_peaks", "overlap_counts", "roi_overlaps", "ranges", "view_to_grid_flat"]
+__all__ = ["grouped_counts", "OPS", "selected_counts", "study_scores", "cube_peaks", "overlap_counts", "roi_overlaps", "ranges", "view_to_grid_flat"]
 
 
 def canonical(act: xr.DataArray) -> da.Array:
@@ -112,8 +119,11 @@ def _piece_counts(piece: ActivationBlock, w: np.ndarray) -> np.ndarray:
     return out if voxels is None else out[:, voxels]
 
 
-def grouped_counts(act: xr.DataArray, weights, grid: Grid, *, groups_per_chunk: int | None = None) -> da.Array:
+def grouped_counts(act: xr.DataArray, weights, grid: Grid, *, groups_per_chunk: int | None = None,
+                   op: str | None = None) -> da.Array:
     """Per in-mask voxel, the summed weights of the active studies of each group (lazy).
+
+    On a cube with values the weights multiply each study's value (``op``).
 
     Parameters
     ----------
@@ -127,11 +137,19 @@ def grouped_counts(act: xr.DataArray, weights, grid: Grid, *, groups_per_chunk: 
     groups_per_chunk : int, optional
         Groups per chunk of the result (all in one by default); a task counts
         one study block for one chunk of groups.
+    op : {"sum", "count", "log1m_sum"}, optional
+        What is summed per group and voxel, over the studies ``s`` with weight
+        ``w_s`` and value ``v_s`` there (see :data:`OPS`): ``"sum"``
+        ``w_s * v_s`` (the default; on a boolean cube the count itself);
+        ``"count"`` ``w_s`` where ``v_s != 0`` (binary maps of any cube);
+        ``"log1m_sum"`` ``w_s * log1p(-v_s)``, values in ``[0, 1)`` (ALE of
+        the group = ``1 - exp(result)``).
 
     Returns
     -------
     (n_groups, n_mask) dask array
-        int32 for integer or boolean weights, float64 otherwise.
+        int32 for integer or boolean weights on a boolean cube (or with
+        ``"count"``), float64 otherwise.
 
     Notes
     -----
@@ -144,6 +162,10 @@ def grouped_counts(act: xr.DataArray, weights, grid: Grid, *, groups_per_chunk: 
     if weights.dtype == bool:
         weights = weights.astype(np.int32)
     data = canonical(act)
+    if op is not None and op not in OPS:
+        raise ParameterError(f"op={op!r} is not known; expected one of {list(OPS)}.")
+    if not (op in (None, "sum", "count") and data.dtype == bool) and not (op == "count" and is_block_cube(data)):
+        return _grouped_values(data, weights, grid, op or "sum", groups_per_chunk)
     n_groups = weights.shape[0]
     m = grid.n_mask
     integer = np.issubdtype(weights.dtype, np.integer)
@@ -184,6 +206,112 @@ def _summed_counts(blocks, weights, mask_flat: np.ndarray) -> np.ndarray:
         else:
             total = total + part
     return total
+
+
+#: The reductions of :func:`grouped_counts`: what one study with weight ``w`` and value ``v`` adds at a voxel.
+OPS = {
+    "sum": "w * v",
+    "count": "w where v != 0",
+    "log1m_sum": "w * log1p(-v)",
+}
+
+
+def _op_terms(values: np.ndarray, op: str) -> np.ndarray:
+    """What each study's value adds (before its weight), float64."""
+    values = np.asarray(values, dtype=np.float64)
+    if op == "sum":
+        return values
+    if op == "count":
+        return (values != 0).astype(np.float64)
+    with np.errstate(divide="ignore"):  # a value of 1 is certain activation: log1p(-1) = -inf, ALE 1
+        return np.log1p(-values)
+
+
+def _grouped_values(data: da.Array, weights: np.ndarray, grid: Grid, op: str, groups_per_chunk) -> da.Array:
+    """:func:`grouped_counts` with an ``op`` over a cube's values: the same one-task-per-chunk-of-groups graph."""
+    if op == "log1m_sum" and not np.issubdtype(data.dtype, np.floating):
+        raise ParameterError(
+            f"op='log1m_sum' sums log1p(-value) over probabilities in [0, 1) (ALE's modelled activation); this cube "
+            f"holds {data.dtype} values. Use op='sum' or op='count', or a cube of a kernel with probabilities."
+        )
+    integer = op == "count" and (np.issubdtype(weights.dtype, np.integer) or weights.dtype == bool)
+    dtype = np.int32 if integer else np.float64
+    mask_flat = np.zeros(0, dtype=np.int64)
+    if not is_block_cube(data):
+        per_block = max(1, (1 << 26) // max(1, 8 * int(np.prod(data.shape[1:]))))  # float64 blocks near 64 MB
+        data = data.rechunk({0: per_block, 1: -1, 2: -1, 3: -1})
+        mask_flat = grid.mask_flat
+    per = weights.shape[0] if not groups_per_chunk else int(groups_per_chunk)
+    w = da.from_array(weights, chunks=(max(1, per), data.chunks[0]), name=False)
+    return da.blockwise(
+        _summed_values, "gm",
+        data, "bxyz",
+        w, "gb",
+        mask_flat, None,
+        op, None,
+        new_axes={"m": grid.n_mask},
+        concatenate=False,
+        dtype=dtype,
+        meta=np.empty((0, 0), dtype=dtype),
+    )
+
+
+def _summed_values(blocks, weights, mask_flat: np.ndarray, op: str) -> np.ndarray:
+    """One chunk of groups over all study blocks (nested lists from ``blockwise``), float64 or int32 (counts)."""
+    total = None
+    for block, w in zip(blocks, weights):
+        while isinstance(block, list):
+            block = block[0]
+        part = _block_values(block, w, mask_flat, op)
+        total = part if total is None else total + part
+    if op == "count" and np.issubdtype(weights[0].dtype, np.integer):
+        return total.astype(np.int32)
+    return total
+
+
+def _block_values(block, weights: np.ndarray, mask_flat: np.ndarray, op: str) -> np.ndarray:
+    """``(n_groups, n_mask_view)`` float64 of one study block: only studies with non-zero weight are read."""
+    n_groups = weights.shape[0]
+    if not isinstance(block, ActivationBlock):
+        dense = np.asarray(block).reshape(block.shape[0], -1)[:, mask_flat]
+        out = np.zeros((n_groups, dense.shape[1]), dtype=np.float64)
+        for g in range(n_groups):
+            nz = np.flatnonzero(weights[g])
+            if nz.size:  # 0 * log1p(-1) would be NaN: studies out of the group are not read
+                out[g] = weights[g, nz].astype(np.float64) @ _op_terms(dense[nz], op)
+        return out
+    out = None
+    start = 0
+    for piece in pieces_of(block):
+        n = len(piece.rows)
+        part = _piece_values(piece, weights[:, start:start + n], op)
+        start += n
+        out = part if out is None else out + part
+    return np.zeros((n_groups, len(mask_flat)), dtype=np.float64) if out is None else out
+
+
+def _piece_values(piece: ActivationBlock, w: np.ndarray, op: str) -> np.ndarray:
+    chunk = piece.chunk
+    m = chunk.grid.n_mask
+    indptr, indices = chunk.rows()
+    values = chunk.values()
+    full_chunk = len(piece.rows) == chunk.n_studies and np.array_equal(piece.rows, np.arange(chunk.n_studies))
+    out = np.zeros((w.shape[0], m), dtype=np.float64)
+    for g in range(w.shape[0]):
+        wg = w[g]
+        nz = np.flatnonzero(wg)
+        if nz.size == 0:
+            continue
+        if op == "sum" and full_chunk and nz.size == wg.size and np.all(wg == 1):
+            out[g] = chunk.value_totals()  # every study of the chunk: kept once built
+            continue
+        rows = piece.rows[nz]
+        take = ranges(indptr[rows], indptr[rows + 1])
+        lens = indptr[rows + 1] - indptr[rows]
+        terms = _op_terms(np.ones(take.size) if values is None else values[take], op)
+        out[g] = np.bincount(indices[take], weights=np.repeat(wg[nz].astype(np.float64), lens) * terms, minlength=m)
+    voxels = _in_mask_of_view(piece)
+    return out if voxels is None else out[:, voxels]
 
 
 def selected_counts(act: xr.DataArray, selected: np.ndarray, grid: Grid) -> tuple[da.Array, da.Array]:

@@ -1,10 +1,12 @@
-"""The lazy activation cube: a Dask-backed boolean DataArray ``(study, x, y, z)``.
+"""The lazy activation cube: a Dask-backed DataArray ``(study, x, y, z)``, boolean by default.
 
 Nothing is computed when the cube is built.  Its graph holds one
 :class:`~xcoact.blocks.StudyChunk` per run of studies (their peaks) and one
 task per block that makes an :class:`~xcoact.blocks.ActivationBlock` view of
 a chunk: a sparse block that indexes, transposes, rechunks and persists as
-itself, and reads as the dense boolean block anywhere else.
+itself, and reads as the dense block anywhere else.  With ``kernel="kda"`` (or
+any :class:`~xcoact.kernels.Kernel`) the chunks keep the kernel's values
+beside their rows and the cube holds those values.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dask.base import tokenize
 
 from .blocks import ActivationBlock, StudyChunk, empty_block
 from .errors import ParameterError
-from .kernels import check_radius, sphere_offsets
+from .kernels import Kernel, SphereKernel, check_radius, get_kernel, sphere_offsets
 from .presets import Preset, get_preset, warn_mixed_spaces
 from .space import Grid
 from .table import study_index
@@ -51,11 +53,12 @@ def _view(chunk: StudyChunk, lo, hi) -> ActivationBlock:
 class DatabasePeaks:
     """A database's peaks on a grid, sorted by study: what the cube's chunks are cut from."""
 
-    def __init__(self, table, grid: Grid, r: float, peak_transform=None):
-        self.r = check_radius(r)
+    def __init__(self, table, grid: Grid, r: float, peak_transform=None, kernel: Kernel | None = None):
+        self.r = check_radius(r) if kernel is None else r
         self.grid = grid
         self.database = table.attrs.get("database", "<table>")
-        self.offsets = sphere_offsets(self.r, grid.voxel_size)
+        self.kernel = kernel
+        self.offsets = sphere_offsets(self.r, grid.voxel_size) if kernel is None else np.asarray(kernel.offsets, np.int64)
         studies, codes = study_index(table["study_id"].values)
         order = np.argsort(codes, kind="stable")
         self.studies = studies
@@ -76,7 +79,7 @@ class DatabasePeaks:
         """Studies ``[s0, s1)`` as a :class:`StudyChunk`."""
         p0, p1 = self.peak_ptr[s0], self.peak_ptr[s1]
         return StudyChunk(self.ijk[p0:p1], self.xyz[p0:p1], self.codes[p0:p1] - s0, s1 - s0, self.offsets, self.grid,
-                          studies=self.studies[s0:s1])
+                          studies=self.studies[s0:s1], kernel=self.kernel)
 
 
 def activations(
@@ -86,6 +89,7 @@ def activations(
     preset: str | Preset = "neurosynth",
     grid: Grid | None = None,
     chunks: dict | None = None,
+    kernel: str | Kernel = "mkda",
 ) -> xr.DataArray:
     """The lazy study x voxel activation cube of a coordinate database.
 
@@ -93,7 +97,9 @@ def activations(
     spheres (radius ``r`` mm around each peak's voxel, SPEC section 3) covers
     an in-mask voxel.  Matches Neurosynth 0.3.8's ``ImageTable`` for even ``r``
     (``preset="neurosynth"``), or NiMARE 0.22.1's ``MKDAKernel`` modeled
-    activation maps (``preset="nimare"``).
+    activation maps (``preset="nimare"``).  With ``kernel="kda"`` it holds the
+    number of the study's foci within ``r`` mm of each in-mask voxel (int32),
+    as NiMARE 0.22.1's ``KDAKernel(r=r)``.
 
     Parameters
     ----------
@@ -112,11 +118,17 @@ def activations(
         with Neurosynth's mask; NiMARE's 228,483-voxel mask for ``"nimare"``).
     chunks : dict, optional
         Block sizes for ``study``, ``x``, ``y``, ``z``; see :data:`DEFAULT_CHUNKS`.
+    kernel : {"mkda", "kda"} or xcoact.kernels.Kernel
+        How a study's peaks become its map: ``"mkda"`` (default) binary
+        spheres; ``"kda"`` the count of foci within ``r``; or a
+        :class:`~xcoact.kernels.Kernel` (it carries its parameters; ``r`` is
+        then not given).  A kernel with values gives a cube of its dtype;
+        the coactivation analyses read binary maps (``act.astype(bool)``).
 
     Returns
     -------
     xarray.DataArray
-        Boolean, dims ``(study, x, y, z)``, Dask-backed.  Coordinates: the
+        Boolean (or the kernel's values), dims ``(study, x, y, z)``, Dask-backed.  Coordinates: the
         study ids, x/y/z in mm at voxel centres (x descending on the default
         LAS grid), and ``brain_mask (x, y, z)``.  Cost: building it computes
         nothing (it sorts the peaks, O(n_peaks)); computing a region computes
@@ -153,8 +165,13 @@ def activations(
         )
     _check_coordinates(db)
     preset = get_preset(preset)
-    r = check_radius(preset.kernel_r if r is None else r)
     grid = grid or preset.grid()
+    kern = get_kernel(kernel, r, preset, grid)
+    if isinstance(kernel, SphereKernel):
+        r = kernel.r  # the binary sphere as an object: the boolean route with its radius
+    if kern is not None:
+        kern = kern.bind(db)
+    r = check_radius(preset.kernel_r if r is None else r) if kern is None else getattr(kern, "r", None)
     chunks = {**DEFAULT_CHUNKS, **(chunks or {})}
     for dim, size in chunks.items():
         if (dim not in DEFAULT_CHUNKS or isinstance(size, bool) or not isinstance(size, (int, np.integer))
@@ -164,7 +181,7 @@ def activations(
                 "(-1 for a whole spatial axis)."
             )
     warn_mixed_spaces(db, preset)  # a study mixing spaces: NiMARE's conversion would move all its peaks alike
-    peaks = DatabasePeaks(db, grid, r, peak_transform=preset.peak_transform)
+    peaks = DatabasePeaks(db, grid, r, peak_transform=preset.peak_transform, kernel=kern)
 
     outside = ~grid.in_box(peaks.ijk)
     if outside.any():
@@ -182,7 +199,8 @@ def activations(
     space_chunks = [_axis_chunks(grid.shape[a], int(chunks[d])) for a, d in enumerate("xyz")]
     all_chunks = (study_chunks, *space_chunks)
     # the mm coordinates and ids are part of the name: selection rules read them from the blocks
-    name = "activations-" + tokenize(peaks.ijk, peaks.codes, peaks.xyz, peaks.studies, r, grid.token, all_chunks)
+    name = "activations-" + tokenize(peaks.ijk, peaks.codes, peaks.xyz, peaks.studies, r, grid.token, all_chunks,
+                                     *(() if kern is None else (kern,)))
     data = _cube_array(peaks, name, all_chunks)
     cube = xr.DataArray(
         data,
@@ -204,6 +222,10 @@ def activations(
             "preset": preset.name,
         },
     )
+    if kern is not None:
+        cube.attrs.update(kern.attrs())
+        if cube.attrs.get("r") is None:
+            del cube.attrs["r"]  # a kernel without a radius (e.g. Gaussians)
     if db.attrs.get("features"):
         cube.attrs["features"] = str(db.attrs["features"])  # a release's term features (xcoact.decode.features_for)
     return cube

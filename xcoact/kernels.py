@@ -1,8 +1,13 @@
-"""Binary sphere kernels: the array core (numpy functions, arrays in and arrays out).
+"""Kernels: how a study's peaks become its map (numpy functions, arrays in and arrays out).
 
-A study's map is the union of binary spheres of radius ``r`` mm around its
-peaks' voxels, restricted to the brain mask (SPEC section 3).  The sparse
-rows the cube is made of are built in :mod:`xcoact.blocks`.
+By default a study's map is the union of binary spheres of radius ``r`` mm
+around its peaks' voxels, restricted to the brain mask (SPEC section 3).  The
+sparse rows the cube is made of are built in :mod:`xcoact.blocks`.
+
+Kernels with values (:class:`Kernel`: ``"kda"``, the per-study maximum of
+Gaussians of ALE) go through the same cube: each one turns one study's peaks
+into its in-mask voxels and their values (:meth:`Kernel.study_map`, the
+extension point), and the cube's chunks keep those values beside their rows.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ import numpy as np
 from .errors import ParameterError
 from .space import Grid
 
-__all__ = ["sphere_offsets", "dense_block", "roi_overlap", "check_radius"]
+__all__ = ["sphere_offsets", "dense_block", "roi_overlap", "check_radius", "Kernel", "SphereKernel", "KDAKernel", "FocusKernel",
+           "KERNELS", "get_kernel", "combine_foci", "focus_voxels", "pattern_chunk_maps"]
 
 
 def check_radius(r, name: str = "r") -> float:
@@ -181,3 +187,384 @@ def roi_overlap(ijk, codes, n_studies: int, offsets, roi, by_i=None) -> np.ndarr
     first = np.ones(pairs.size, dtype=bool)
     first[1:] = pairs[1:] != pairs[:-1]  # one count per (study, voxel)
     return np.bincount(pairs[first] // padded.size, minlength=n_studies).astype(np.int64)
+
+
+# -- kernels with values: the extension point of the weighted route ----------------------------------
+
+
+def focus_voxels(ijk, offsets, grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The in-mask voxels each focus reaches through ``offsets``.
+
+    Parameters
+    ----------
+    ijk : (n_peaks, 3) int array
+        Foci on ``grid`` (may lie outside the box: only the part of their
+        reach inside it counts, as NiMARE's and Neurosynth's kernels do).
+    offsets : (n_offsets, 3) int array
+    grid : Grid
+
+    Returns
+    -------
+    peak : (n,) int64 array
+        The focus of each hit (row of ``ijk``).
+    offset : (n,) int64 array
+        The offset of each hit (row of ``offsets``).
+    voxel : (n,) int64 array
+        The in-mask voxel number (position in ``grid.mask_flat``) of each hit.
+    """
+    ijk = np.asarray(ijk, dtype=np.int64).reshape(-1, 3)
+    offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 3)
+    flat = np.zeros((len(ijk), len(offsets)), dtype=np.int64)
+    inside = np.ones(flat.shape, dtype=bool)
+    for a in range(3):
+        v = ijk[:, a, None] + offsets[None, :, a]
+        inside &= (v >= 0) & (v < grid.shape[a])
+        flat = flat * grid.shape[a] + v
+    peak, offset = np.nonzero(inside)
+    voxel = grid.mask_index[flat[peak, offset]]
+    keep = voxel >= 0
+    return peak[keep], offset[keep], voxel[keep]
+
+
+def combine_foci(ijk, offsets, values, grid: Grid, how: str = "max") -> tuple[np.ndarray, np.ndarray]:
+    """One study's map from a kernel placed at each of its foci, the foci combined by ``how``.
+
+    Parameters
+    ----------
+    ijk : (n_peaks, 3) int array
+        The study's foci on ``grid``.
+    offsets : (n_offsets, 3) int array
+        Where a focus's kernel has values, relative to the focus's voxel.
+    values : (n_offsets,) or (n_peaks, n_offsets) array
+        The kernel's values at ``offsets`` (one row per focus for kernels that differ by focus).
+    grid : Grid
+    how : {"max", "sum"}
+        ``"max"``: the voxel-wise maximum over foci (ALE's modelled activation);
+        ``"sum"``: the sum over foci (KDA).
+
+    Returns
+    -------
+    voxels : (n,) int64 array
+        In-mask voxel numbers, ascending, each once.
+    values : (n,) array
+        The combined values (``values``' dtype), zeros dropped.
+    """
+    if how not in ("max", "sum"):
+        raise ParameterError(f"how={how!r} is not known; expected 'max' or 'sum'.")
+    values = np.asarray(values)
+    peak, offset, voxel = focus_voxels(ijk, offsets, grid)
+    v = values[offset] if values.ndim == 1 else values[peak, offset]
+    if voxel.size == 0:
+        return voxel, v
+    order = np.argsort(voxel, kind="stable")
+    voxel, v = voxel[order], v[order]
+    starts = np.flatnonzero(np.r_[True, voxel[1:] != voxel[:-1]])
+    combined = (np.maximum if how == "max" else np.add).reduceat(v, starts)
+    keep = combined != 0
+    return voxel[starts][keep], combined[keep]
+
+
+#: Focus-offset pairs expanded at once when a chunk's maps are built from one pattern (about 100 MB of work arrays).
+BATCH_VOXELS = 2_000_000
+
+
+def pattern_chunk_maps(ijk, codes, n_studies: int, grid: Grid, offsets, values, how: str):
+    """A run of studies' maps when every focus carries one pattern: CSR ``(indptr, indices, values)``.
+
+    What :func:`combine_foci` gives study by study, for all studies at once:
+    the (study, voxel) keys of every focus's pattern are sorted and combined
+    by ``how`` (``"max"`` or ``"sum"``), whole studies at a time, about
+    :data:`BATCH_VOXELS` keys per batch.  Zeros are dropped.
+    """
+    ijk = np.asarray(ijk, dtype=np.int64).reshape(-1, 3)
+    codes = np.asarray(codes, dtype=np.int64)
+    values = np.asarray(values)
+    ptr = np.searchsorted(codes, np.arange(n_studies + 1))
+    m = grid.n_mask
+    per_batch = max(1, BATCH_VOXELS // max(1, len(offsets)))
+    reduce = np.maximum if how == "max" else np.add
+    per_study = np.zeros(n_studies, dtype=np.int64)
+    idx_parts, val_parts = [], []
+    s0 = 0
+    while s0 < n_studies:
+        s1 = min(n_studies, max(s0 + 1, int(np.searchsorted(ptr, ptr[s0] + per_batch, side="right")) - 1))
+        p0, p1 = ptr[s0], ptr[s1]
+        peak, offset, voxel = focus_voxels(ijk[p0:p1], offsets, grid)
+        keys = (codes[p0:p1][peak] - s0) * m + voxel
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if keys.size else np.zeros(0, np.int64)
+        combined = reduce.reduceat(values[offset[order]], starts) if keys.size else values[:0]
+        keep = combined != 0
+        keys = keys[starts][keep]
+        study = keys // m
+        idx_parts.append((keys - study * m).astype(np.int32))
+        val_parts.append(combined[keep])
+        per_study[s0:s1] = np.bincount(study, minlength=s1 - s0)
+        s0 = s1
+    indptr = np.zeros(n_studies + 1, dtype=np.int64)
+    np.cumsum(per_study, out=indptr[1:])
+    indices = np.concatenate(idx_parts) if idx_parts else np.zeros(0, dtype=np.int32)
+    out = np.concatenate(val_parts) if val_parts else np.zeros(0, dtype=values.dtype)
+    return indptr, indices, out
+
+
+class Kernel:
+    """How one study's peaks become its modelled-activation map: the extension point of the weighted route.
+
+    A kernel maps the foci of **one study** (voxel indices on the cube's grid)
+    to that study's map as sparse in-mask values: :meth:`study_map`.  The cube
+    (:func:`xcoact.activations` with ``kernel=``) calls it for every study of a
+    chunk, once, when the chunk's rows are built; the chunk then keeps the
+    voxels (its rows, the study's *support*) and the values beside them.
+    Everything downstream - slicing, transposing, rechunking, ``persist``,
+    ``dask.distributed``, dense values, :func:`xcoact.counts.grouped_counts` -
+    is the engine's.
+
+    A subclass sets the class attributes and implements :meth:`study_map`; it
+    must pickle (Dask ships a chunk's peaks and its kernel to the workers).
+
+    Attributes
+    ----------
+    name : str
+        Recorded as the cube's ``attrs["kernel"]``.
+    dtype : numpy.dtype
+        The values' type: the cube's dtype.
+    combine : str
+        How a study's foci combine, for the record (``"max"``, ``"sum"``, ``"union"``).
+    offsets : (n_offsets, 3) int64 array
+        The voxels around a focus its values can reach (for memory estimates;
+        and, with ``exact_support``, for ROI overlaps straight from the peaks).
+    exact_support : bool
+        True when a study's non-zero voxels are exactly the in-mask voxels of
+        ``offsets`` around its foci (a sphere kernel); otherwise overlaps are
+        read from the built rows.
+    """
+
+    name = "kernel"
+    dtype = np.dtype(np.float64)
+    combine = "max"
+    offsets = np.zeros((1, 3), dtype=np.int64)
+    exact_support = False
+
+    def bind(self, table) -> Kernel:
+        """The kernel for one coordinate table (e.g. reading per-study sample sizes); this one by default.
+
+        Called by :func:`xcoact.activations` before any map is made, so a
+        kernel that needs per-study data can read it from the table (and fail
+        there, with a clear message, if it is missing).
+        """
+        return self
+
+    def study_map(self, ijk: np.ndarray, grid: Grid, study=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """One study's map: **the function a kernel implements**.
+
+        Parameters
+        ----------
+        ijk : (n_peaks, 3) int64 array
+            The study's foci as voxel indices on ``grid`` (the preset's
+            rounding; a focus may lie outside the box).
+        grid : Grid
+            The full grid and brain mask the cube is built on.
+        study : str or int, optional
+            The study's id (for kernels with per-study parameters, e.g. ALE's
+            sample size, kept by :meth:`bind`).
+
+        Returns
+        -------
+        voxels : (n,) int array
+            In-mask voxel numbers (positions in ``grid.mask_flat``, i.e.
+            ``grid.mask_index`` of the flat C-order grid index), each once.
+        values : (n,) array or None
+            The map's value at each of ``voxels`` (cast to :attr:`dtype`);
+            None for a binary kernel (every voxel 1).  Zeros are dropped: the
+            voxels left are the study's support.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement study_map(ijk, grid, study)")
+
+    def chunk_maps(self, ijk, codes, n_studies: int, grid: Grid, studies=None):
+        """A run of studies' maps as CSR: ``(indptr, indices, values)`` (values None if every study's were).
+
+        By default :meth:`study_map` per study; a kernel may override this
+        with a vectorised equivalent (same result).  ``codes`` (study row of
+        each peak, non-decreasing) and ``studies`` (ids) as in
+        :class:`~xcoact.blocks.StudyChunk`.
+        """
+        ijk = np.asarray(ijk, dtype=np.int64).reshape(-1, 3)
+        ptr = np.searchsorted(np.asarray(codes, dtype=np.int64), np.arange(n_studies + 1))
+        indptr = np.zeros(n_studies + 1, dtype=np.int64)
+        idx_parts, val_parts, valued = [], [], False
+        for s in range(n_studies):
+            voxels, values = self.study_map(ijk[ptr[s]:ptr[s + 1]], grid, None if studies is None else studies[s])
+            voxels, values = self._checked(voxels, values, grid, None if studies is None else studies[s])
+            valued |= values is not None
+            idx_parts.append(voxels)
+            val_parts.append(values if values is not None else np.ones(voxels.size, dtype=self.dtype))
+            indptr[s + 1] = indptr[s] + voxels.size
+        indices = np.concatenate(idx_parts).astype(np.int32) if idx_parts else np.zeros(0, dtype=np.int32)
+        values = np.concatenate(val_parts).astype(self.dtype) if valued else None
+        return indptr, indices, values
+
+    def _checked(self, voxels, values, grid: Grid, study):
+        """A study map sorted by voxel, zeros dropped; a clear error for a map that is not one."""
+        voxels = np.asarray(voxels)
+        study = study.item() if isinstance(study, np.generic) else study
+        where = f"kernel {self.name!r}: study {study!r}: study_map"
+        if voxels.ndim != 1 or (voxels.size and not np.issubdtype(voxels.dtype, np.integer)):
+            raise ParameterError(f"{where} returned voxels of dtype {voxels.dtype}, shape {voxels.shape}; expected a 1-D "
+                                 "int array of in-mask voxel numbers.")
+        voxels = voxels.astype(np.int64)
+        if voxels.size and (voxels.min() < 0 or voxels.max() >= grid.n_mask):
+            raise ParameterError(f"{where} returned voxel numbers outside 0..{grid.n_mask - 1} (the grid's in-mask voxels).")
+        order = np.argsort(voxels, kind="stable")
+        voxels = voxels[order]
+        if voxels.size > 1 and np.any(voxels[1:] == voxels[:-1]):
+            raise ParameterError(f"{where} returned a voxel more than once; combine the foci first (see combine_foci).")
+        if values is None:
+            return voxels, None
+        values = np.asarray(values)
+        if values.shape != (len(order),):
+            raise ParameterError(f"{where} returned {values.shape} values for {len(order)} voxels; expected one per voxel.")
+        values = values[order].astype(self.dtype)
+        keep = values != 0
+        return voxels[keep], values[keep]
+
+    def attrs(self) -> dict:
+        """What the cube records about the kernel (``kernel``, ``long_name``, parameters)."""
+        return {"kernel": self.name, "long_name": f"study modelled activation ({self.name} kernel, foci combined by {self.combine})"}
+
+    def __dask_tokenize__(self):
+        from dask.base import tokenize
+
+        params = {k: v for k, v in sorted(vars(self).items())}
+        return ("xcoact-kernel", type(self).__module__, type(self).__qualname__, tokenize(params))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+class SphereKernel(Kernel):
+    """The binary sphere (MKDA; Neurosynth's and NiMARE's ``MKDAKernel``): the union of spheres of radius ``r`` mm.
+
+    The default kernel.  :func:`xcoact.activations` builds its cube through the
+    boolean route (no values are stored); this class states the same map in
+    the :class:`Kernel` interface.
+    """
+
+    name = "mkda"
+    dtype = np.dtype(bool)
+    combine = "union"
+    exact_support = True
+
+    def __init__(self, r: float, voxel_size=(2.0, 2.0, 2.0)):
+        self.r = check_radius(r)
+        self.offsets = sphere_offsets(self.r, voxel_size)
+
+    def study_map(self, ijk, grid, study=None):
+        _, _, voxel = focus_voxels(ijk, self.offsets, grid)
+        return np.unique(voxel), None
+
+
+class KDAKernel(Kernel):
+    """Kernel density analysis (KDA): per voxel, the number of the study's foci within ``r`` mm.
+
+    Every focus is a binary sphere of radius ``r`` mm with value 1 and a
+    study's spheres are summed, as NiMARE 0.22.1's
+    ``KDAKernel(r=r).transform(dataset, return_type="array")``
+    (``compute_kda_ma(..., sum_overlap=True)``); two foci at one voxel count
+    twice.  Values are int32.
+    """
+
+    name = "kda"
+    dtype = np.dtype(np.int32)
+    combine = "sum"
+    exact_support = True
+
+    def __init__(self, r: float, voxel_size=(2.0, 2.0, 2.0)):
+        self.r = check_radius(r)
+        self.offsets = sphere_offsets(self.r, voxel_size)
+
+    def study_map(self, ijk, grid, study=None):
+        _, _, voxel = focus_voxels(ijk, self.offsets, grid)
+        voxels, counts = np.unique(voxel, return_counts=True)
+        return voxels, counts.astype(self.dtype)
+
+    def chunk_maps(self, ijk, codes, n_studies: int, grid: Grid, studies=None):
+        """All studies of a chunk at once (:func:`pattern_chunk_maps` with a pattern of ones, summed)."""
+        return pattern_chunk_maps(ijk, codes, n_studies, grid, self.offsets, np.ones(len(self.offsets), self.dtype), "sum")
+
+    def attrs(self) -> dict:
+        return {"kernel": self.name, "long_name": "study modelled activation (KDA: foci within r mm of the voxel)", "r": self.r}
+
+
+class FocusKernel(Kernel):
+    """One value pattern placed at every focus, a study's foci combined by ``"max"`` or ``"sum"``.
+
+    An ALE kernel of one fixed FWHM is such a kernel (the Gaussian's values
+    around a focus, combined by the maximum); a kernel whose pattern depends on
+    the study (ALE's sample sizes) implements :meth:`Kernel.study_map` itself
+    and can still combine with :func:`combine_foci`.
+
+    Parameters
+    ----------
+    offsets : (n_offsets, 3) int array
+        Where a focus's pattern has values, relative to the focus's voxel.
+    values : (n_offsets,) array of float
+        The pattern (non-negative: the support is where the combined value is not 0).
+    combine : {"max", "sum"}
+    name : str
+        The cube's ``attrs["kernel"]``.
+    """
+
+    def __init__(self, offsets, values, combine: str = "max", name: str = "focus"):
+        self.offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 3)
+        values = np.asarray(values)
+        if values.shape != (len(self.offsets),) or not np.issubdtype(values.dtype, np.number):
+            raise ParameterError(f"values has shape {values.shape} ({values.dtype}); expected one number per offset "
+                                 f"({len(self.offsets)}).")
+        if combine not in ("max", "sum"):
+            raise ParameterError(f"combine={combine!r} is not known; expected 'max' or 'sum'.")
+        self.values = values
+        self.dtype = values.dtype
+        self.combine = combine
+        self.name = str(name)
+
+    def study_map(self, ijk, grid, study=None):
+        return combine_foci(ijk, self.offsets, self.values, grid, how=self.combine)
+
+    def chunk_maps(self, ijk, codes, n_studies: int, grid: Grid, studies=None):
+        return pattern_chunk_maps(ijk, codes, n_studies, grid, self.offsets, self.values, self.combine)
+
+
+def _kda(r, preset, grid: Grid) -> KDAKernel:
+    return KDAKernel(preset.kernel_r if r is None else r, grid.voxel_size)
+
+
+#: Kernels by name for ``xcoact.activations(db, kernel=name)``: ``factory(r, preset, grid) -> Kernel``
+#: (``r`` None: the kernel's or the preset's default).  ``"mkda"``
+#: (the default, binary spheres) is not here: it is the boolean route itself.
+KERNELS = {"kda": _kda}
+
+
+def get_kernel(kernel, r, preset, grid: Grid) -> Kernel | None:
+    """The kernel ``xcoact.activations`` builds with: None for binary spheres (the boolean route).
+
+    Parameters
+    ----------
+    kernel : str or Kernel
+        ``"mkda"`` (binary spheres of radius ``r``), a name in :data:`KERNELS`,
+        or a :class:`Kernel` (which carries its own parameters: ``r`` must then be None).
+    r : float or None
+    preset : Preset
+    grid : Grid
+    """
+    if isinstance(kernel, Kernel):
+        if r is not None:
+            raise ParameterError(f"r={r!r} was given with the kernel object {kernel!r}, which carries its own "
+                                 "parameters; pass r to the kernel, or kernel by name (e.g. kernel='kda', r=10).")
+        return None if type(kernel) is SphereKernel else kernel
+    if not isinstance(kernel, str) or (kernel.lower() != "mkda" and kernel.lower() not in KERNELS):
+        raise ParameterError(f"kernel={kernel!r} is not known; expected one of {['mkda', *KERNELS]} "
+                             "or an xcoact.kernels.Kernel.")
+    name = kernel.lower()
+    return None if name == "mkda" else KERNELS[name](r, preset, grid)
