@@ -177,15 +177,15 @@ class StudyRuns:
     def from_rows(cls, lengths: np.ndarray, cols: np.ndarray, n_voxels: int) -> "StudyRuns":
         """From CSR-like rows: ``lengths[s]`` voxels per study, ``cols`` sorted within each study."""
         n = cols.size
-        first = np.zeros(n, dtype=bool)
-        first[1:] = cols[1:] != cols[:-1] + 1
-        row_starts = (np.cumsum(lengths) - lengths)[lengths > 0]
-        first[row_starts] = True
+        first = np.ones(n, dtype=bool)
+        np.not_equal(cols[1:], cols[:-1] + 1, out=first[1:])
+        row_starts = np.zeros(lengths.size + 1, dtype=np.int64)
+        np.cumsum(lengths, out=row_starts[1:])
+        first[row_starts[:-1][lengths > 0]] = True
         at = np.flatnonzero(first)
+        del first
         last = np.append(at[1:], n) - 1
-        runs_per_study = np.bincount(np.repeat(np.arange(lengths.size), lengths)[at], minlength=lengths.size)
-        ptr = np.zeros(lengths.size + 1, dtype=np.int64)
-        np.cumsum(runs_per_study, out=ptr[1:])
+        ptr = np.searchsorted(at, row_starts).astype(np.int64)  # runs before each study's first voxel
         return cls(ptr, cols[at].astype(np.int32), (cols[last] + 1).astype(np.int32), n_voxels)
 
     @classmethod
@@ -199,7 +199,10 @@ class StudyRuns:
         return cls(ptr, np.concatenate([p.start for p in parts]), np.concatenate([p.stop for p in parts]), n_voxels)
 
     def counts(self, picks: np.ndarray, diff: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Active studies per voxel among ``picks`` (study numbers) into ``out`` (int32, n_voxels)."""
+        """Active studies per voxel among ``picks`` (study numbers) into ``out`` (``n_voxels`` integers).
+
+        ``diff`` (``n_voxels + 1`` integers of ``out``'s type, which must hold ``len(picks)``) is scratch.
+        """
         _kernels()[0](self.ptr, self.start, self.stop, picks, diff, out)
         return out
 
@@ -215,7 +218,10 @@ def _block_runs(block, mask_flat: np.ndarray) -> StudyRuns:
         indptr, indices = piece.chunk.rows()
         rows = piece.rows
         lengths = (indptr[rows + 1] - indptr[rows]).astype(np.int64)
-        cols = indices[ranges(indptr[rows], indptr[rows + 1])].astype(np.int64)
+        if np.array_equal(rows, np.arange(indptr.size - 1)):
+            cols = indices  # every study of the chunk in order: its rows as they are, no copy
+        else:
+            cols = indices[ranges(indptr[rows], indptr[rows + 1])]
         n_cols = piece.chunk.grid.n_mask
         if not piece.is_full_view():
             # in-mask voxel of the full grid -> its place among the cube's in-mask voxels (-1: not shown)
@@ -224,7 +230,7 @@ def _block_runs(block, mask_flat: np.ndarray) -> StudyRuns:
             place = np.full(n_cols, -1, dtype=np.int64)
             place[shown] = np.arange(shown.size)
             row_of = np.repeat(np.arange(len(rows)), lengths)
-            cols = place[cols]
+            cols = place[cols.astype(np.int64)]
             keep = cols >= 0
             n_cols = shown.size
             key = np.sort(row_of[keep] * n_cols + cols[keep])  # a reordered view: sort again within studies
@@ -316,8 +322,10 @@ def null_statistics(runs: StudyRuns, plan: NullPlan, pool: np.ndarray, n_perm: i
         picks[i] = pool[rng.choice(n_pool, small, replace=False)]
     n_vox = plan.total.size
     total = plan.total
-    diff = np.zeros(n_vox + 1, dtype=np.int32)
-    drawn = np.zeros(n_vox, dtype=np.int32)
+    # 16-bit counts when the drawn group allows: the difference array then stays in a core's cache
+    count_dtype = np.int16 if small < 2**15 else np.int32
+    diff = np.zeros(n_vox + 1, dtype=count_dtype)
+    drawn = np.zeros(n_vox, dtype=count_dtype)
     found = np.zeros((4, n_vox), dtype=np.int64)
     n_found = np.zeros(4, dtype=np.int64)
     scratch = plan.labeller.scratch()
