@@ -97,13 +97,23 @@ def _union_find(pos, row_offsets, reach, scratch):  # compiled by _kernel(); pla
     return count, labels
 
 
-@functools.cache
-def _kernel():
-    # numba is imported on the first labelling, not with xcoact (its import costs about 0.3 s and 60 MB);
-    # cache=True keeps the compiled code on disk for the next process
+def compiled(func):
+    """``func`` compiled by numba (no GIL held), its machine code cached on disk for the next process.
+
+    numba is imported here, on the first use of a kernel, not with xcoact
+    (its import costs about 0.3 s and 60 MB).
+    """
     import numba
 
-    return numba.njit(cache=True, nogil=True)(_union_find)
+    try:
+        return numba.njit(cache=True, nogil=True)(func)
+    except RuntimeError:  # no writable cache directory (numba's own message): compile in memory, per process
+        return numba.njit(nogil=True)(func)
+
+
+@functools.cache
+def _kernel():
+    return compiled(_union_find)
 
 
 class Labeller:

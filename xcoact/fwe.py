@@ -3,13 +3,20 @@
 The permutation null keeps the group sizes and shuffles which studies are
 selected: each iteration draws ``n_selected`` studies at random from the
 studies of the analysis (every study for a seed; the studies of A and B for a
-contrast), counts their active studies per voxel and recomputes both tests.
-Iterations run in batches; a batch is one sparse product
-``(batch x studies selection matrix) @ (studies x voxels activations)`` per
-study chunk, and batches are Dask tasks (any scheduler).  Each batch draws
-from its own random stream, derived from ``seed`` and the batch number, so a
-result does not depend on the scheduler, the number of threads or on early
-stopping.
+contrast), counts their active studies per voxel and recomputes both tests
+with the formulas of the maps (:func:`xcoact.stats.chi2_and_sign`).
+Iterations run in batches, and batches are Dask tasks (any scheduler).  Each
+batch draws from its own random stream, derived from ``seed`` and the batch
+number, so a result does not depend on the scheduler, the number of threads
+or on early stopping.
+
+A permutation's work, all of it over the drawn studies or the in-mask voxels
+(:func:`null_statistics`): the drawn studies' voxels are counted from the
+cube's rows kept as runs (:class:`StudyRuns`); each voxel is put above or
+below the cluster-forming threshold by table lookup (:class:`NullPlan`); the
+formulas are evaluated at the voxels above it; their clusters come from
+:mod:`xcoact.components`, the labeller of the cluster tables.  The numbers are
+those of a plain evaluation of each labelling, bit for bit.
 
 Per iteration three maxima are kept per test, over every tested voxel:
 
@@ -39,7 +46,7 @@ from scipy import stats as _sstats
 
 from . import stats as _stats
 from .blocks import ActivationBlock, pieces_of, ranges
-from .components import CONNECTIVITY, VoxelLabeller
+from .components import CONNECTIVITY, VoxelLabeller, compiled
 from .counts import canonical, grouped_counts
 from .errors import ParameterError
 from .roi import grid_of
@@ -152,11 +159,7 @@ def _classify(a, tested, base, assoc_class, uni_class, uni_chi2, found, n_found)
 
 @functools.cache
 def _kernels():
-    # imported on the first permutation (numba's import is not free); compiled code is cached on disk
-    import numba
-
-    jit = numba.njit(cache=True, nogil=True)
-    return jit(_count_runs), jit(_classify)
+    return compiled(_count_runs), compiled(_classify)
 
 
 class StudyRuns:
@@ -526,7 +529,7 @@ def fwe(
         (voxel and cluster level, both tests); the decisions then equal those
         of the full run, and the p-values are computed from the iterations done.
     batch_size : int, default 50
-        Permutations per Dask task (one sparse product each).
+        Permutations per Dask task.
     progress : bool, optional
         Show a progress bar of the permutations (:mod:`xcoact.progress`);
         by default in a notebook or on a terminal.
@@ -548,11 +551,12 @@ def fwe(
 
     Notes
     -----
-    Cost: computes now.  The sparse index is built (or reused) once; each
-    permutation is one gather-and-count over the drawn studies (a share of one
-    sparse product per batch) plus both tests and the clustering over the
-    in-mask voxels: about 20 ms per permutation on the Neurosynth v7 release
-    (14,371 studies) on 2 cores; see docs/performance.md.
+    Cost: computes now.  The cube's rows are turned into runs once (about
+    80 MB for Neurosynth v7); each permutation counts the drawn studies' runs,
+    classifies the in-mask voxels by table and labels the voxels above the
+    cluster-forming threshold: about 9-13 ms of CPU per permutation on the
+    Neurosynth v7 release (14,371 studies), spread over the cores Dask uses;
+    see docs/performance.md.
     """
     act = _check_cube_of(maps, act)
     alpha = _check_p(alpha, "alpha", "0.05")
