@@ -130,30 +130,21 @@ def _classify(a, tested, base, assoc_class, uni_class, uni_chi2, found, n_found)
     (voxel numbers, ascending); ``n_found`` their lengths.
     """
     best = 0.0
-    c0 = c1 = c2 = c3 = 0
+    n_found[:] = 0
     for v in range(a.size):
         av = a[v]
         if tested[v]:
             if uni_chi2[av] > best:
                 best = uni_chi2[av]
-            u = uni_class[av]
-            if u > 0:
-                found[0, c0] = v
-                c0 += 1
-            elif u < 0:
-                found[1, c1] = v
-                c1 += 1
+            if uni_class[av] != 0:
+                row = 0 if uni_class[av] > 0 else 1
+                found[row, n_found[row]] = v
+                n_found[row] += 1
         s = assoc_class[base[v] + av]  # untested voxels point at a row of zeros
-        if s > 0:
-            found[2, c2] = v
-            c2 += 1
-        elif s < 0:
-            found[3, c3] = v
-            c3 += 1
-    n_found[0] = c0
-    n_found[1] = c1
-    n_found[2] = c2
-    n_found[3] = c3
+        if s != 0:
+            row = 2 if s > 0 else 3
+            found[row, n_found[row]] = v
+            n_found[row] += 1
     return best
 
 
