@@ -151,6 +151,17 @@ def test_study_runs_count_like_the_dense_cube(cube, grid):
         np.testing.assert_array_equal(out, active[picks].sum(axis=0))
 
 
+def test_study_runs_from_rows_edge_cases():
+    empty = fwe_mod.StudyRuns.from_rows(np.zeros(3, dtype=np.int64), np.zeros(0, dtype=np.int64), 10)
+    assert empty.ptr.tolist() == [0, 0, 0, 0] and empty.start.size == 0
+    # studies without voxels between others; runs break at gaps and at study boundaries
+    runs = fwe_mod.StudyRuns.from_rows(np.array([0, 4, 0, 2, 1]), np.array([2, 3, 5, 6, 6, 7, 9]), 10)
+    assert runs.ptr.tolist() == [0, 0, 2, 2, 3, 4]
+    assert runs.start.tolist() == [2, 5, 6, 9] and runs.stop.tolist() == [4, 7, 8, 10]
+    out = runs.counts(np.array([1, 3, 4]), np.zeros(11, np.int16), np.zeros(10, np.int16))
+    assert out.tolist() == [0, 0, 1, 1, 0, 1, 2, 1, 0, 1]
+
+
 def test_the_cube_layout_does_not_change_the_null(cube):
     """Reordered views (runs re-sorted within studies) and a dense cube (the general route) give the same null."""
     ds = _cases(cube)["seed"].compute()

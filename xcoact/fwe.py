@@ -178,7 +178,9 @@ class StudyRuns:
         first[row_starts[:-1][lengths > 0]] = True
         at = np.flatnonzero(first)
         del first
-        last = np.append(at[1:], n) - 1
+        last = np.empty_like(at)  # each run's last voxel: the one before the next run's first
+        last[:-1] = at[1:] - 1
+        last[-1:] = n - 1
         ptr = np.searchsorted(at, row_starts).astype(np.int64)  # runs before each study's first voxel
         return cls(ptr, cols[at].astype(np.int32), (cols[last] + 1).astype(np.int32), n_voxels)
 
