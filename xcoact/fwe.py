@@ -585,6 +585,10 @@ def fwe(
     sizes = [batch_size] * ((n_iter - 1) // batch_size) + ([(n_iter - 1) % batch_size] if (n_iter - 1) % batch_size else [])
     root = np.random.SeedSequence(seed)
     streams = root.spawn(len(sizes))
+    round_size = 2 * max(1, dask.config.get("num_workers", None) or 2) if early_stop else len(sizes)
+    if round_size < len(sizes):
+        # several rounds: the runs are built once and kept (on the workers, under distributed)
+        (runs,) = dask.persist(runs)
     # shared inputs as single graph nodes: stored (or sent to workers) once, not once per task
     plan = dask.delayed(NullPlan(total, tested, n_sel, pool.size, chi2_threshold, labeller))
     shared_pool = dask.delayed(pool, pure=True)
@@ -606,7 +610,6 @@ def fwe(
         mass = np.bincount(where, weights=np.sqrt(obs_chi2[ti][inside]) - z_threshold, minlength=keys.size)
         obs_cluster[test] = (keys, size, mass)
 
-    round_size = 2 * max(1, dask.config.get("num_workers", None) or 2) if early_stop else len(tasks)
     results = []
     stopped = False
     for start in range(0, len(tasks), max(round_size, 1)):
