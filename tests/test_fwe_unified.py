@@ -165,7 +165,7 @@ def test_study_runs_from_rows_edge_cases():
 def test_the_cube_layout_does_not_change_the_null(cube):
     """Reordered views (runs re-sorted within studies) and a dense cube (the general route) give the same null."""
     ds = _cases(cube)["seed"].compute()
-    kw = dict(n_iter=9, seed=4, batch_size=4)
+    kw = {"n_iter": 9, "seed": 4, "batch_size": 4}
     want = ds.coact.fwe(cube, **kw)
     for other in (cube.sortby("x", ascending=False).transpose("z", "study", "y", "x"),
                   cube.chunk({"study": 30}),

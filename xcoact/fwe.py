@@ -49,8 +49,8 @@ from .blocks import ActivationBlock, pieces_of, ranges
 from .components import CONNECTIVITY, VoxelLabeller, compiled
 from .counts import canonical, grouped_counts
 from .errors import ParameterError
-from .roi import grid_of
 from .progress import progress_bar
+from .roi import grid_of
 
 __all__ = ["fwe", "TESTS", "null_statistics", "observed_statistics", "cluster_labels", "NullPlan", "StudyRuns"]
 
@@ -96,7 +96,7 @@ def cluster_labels(chi2: np.ndarray, sign: np.ndarray, chi2_threshold: float, la
     out = np.zeros(chi2.size, dtype=np.int64)
     for s in (1, -1):
         vox = np.flatnonzero((chi2 > chi2_threshold) & (sign == s))
-        n, lab = labeller.label_voxels(vox, scratch)
+        _, lab = labeller.label_voxels(vox, scratch)
         out[vox] = s * (lab + 1)
     return out
 
@@ -134,8 +134,7 @@ def _classify(a, tested, base, assoc_class, uni_class, uni_chi2, found, n_found)
     for v in range(a.size):
         av = a[v]
         if tested[v]:
-            if uni_chi2[av] > best:
-                best = uni_chi2[av]
+            best = max(best, uni_chi2[av])
             if uni_class[av] != 0:
                 row = 0 if uni_class[av] > 0 else 1
                 found[row, n_found[row]] = v
@@ -168,7 +167,7 @@ class StudyRuns:
         self.ptr, self.start, self.stop, self.n_voxels = ptr, start, stop, int(n_voxels)
 
     @classmethod
-    def from_rows(cls, lengths: np.ndarray, cols: np.ndarray, n_voxels: int) -> "StudyRuns":
+    def from_rows(cls, lengths: np.ndarray, cols: np.ndarray, n_voxels: int) -> StudyRuns:
         """From CSR-like rows: ``lengths[s]`` voxels per study, ``cols`` sorted within each study."""
         n = cols.size
         first = np.ones(n, dtype=bool)
@@ -185,7 +184,7 @@ class StudyRuns:
         return cls(ptr, cols[at].astype(np.int32), (cols[last] + 1).astype(np.int32), n_voxels)
 
     @classmethod
-    def concat(cls, parts: list["StudyRuns"], n_voxels: int) -> "StudyRuns":
+    def concat(cls, parts: list[StudyRuns], n_voxels: int) -> StudyRuns:
         ptr = np.zeros(1 + sum(p.ptr.size - 1 for p in parts), dtype=np.int64)
         at, offset = 1, 0
         for p in parts:
@@ -309,7 +308,7 @@ def null_statistics(runs: StudyRuns, plan: NullPlan, pool: np.ndarray, n_perm: i
     :func:`observed_statistics` and the clusters those of :func:`cluster_labels`,
     found through :class:`NullPlan`'s tables: the same numbers, bit for bit.
     """
-    count_runs, classify = _kernels()
+    classify = _kernels()[1]
     rng = np.random.default_rng(seed_seq)
     n_pool, n_sel, n_u = pool.size, plan.n_selected, plan.n_unselected
     small = min(n_sel, n_pool - n_sel)
