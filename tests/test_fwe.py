@@ -27,7 +27,8 @@ from scipy import stats as sstats
 
 import xcoact
 from xcoact.errors import ParameterError
-from xcoact.fwe import TESTS, _Neighbours, cluster_labels
+from xcoact.components import VoxelLabeller
+from xcoact.fwe import TESTS, cluster_labels
 
 from test_contrast import R, SEED_A, SEED_B
 
@@ -324,8 +325,7 @@ def _cluster(grid, voxels, connectivity=26, values=None):
         assert grid.mask[v], v
         chi2[index[v]] = 20.0 if values is None else values[v]
         sign[index[v]] = s
-    neighbours = _Neighbours(grid, connectivity)
-    labels = cluster_labels(chi2, sign, 10.827566170662733, neighbours, np.full(neighbours.size, -1, dtype=np.int64))
+    labels = cluster_labels(chi2, sign, 10.827566170662733, VoxelLabeller(grid.shape, grid.mask_flat, connectivity))
     assert labels.shape == (grid.n_mask,)
     return {v: int(labels[index[v]]) for v in voxels}
 

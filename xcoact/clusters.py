@@ -7,7 +7,8 @@ negative region that touch stay two clusters.  Voxels are connected by
 **26-connectivity** by default: two voxels are neighbours when they share a
 face, an edge or a corner (every voxel of the 3 x 3 x 3 block around a
 voxel), the convention of SPM and FSL's ``cluster``; 18 (faces and edges)
-and 6 (faces only) are available.
+and 6 (faces only) are available.  The components come from
+:mod:`xcoact.components`, the labeller cluster-level FWE uses too.
 
 :func:`cluster_table` is the array core (a numpy volume and its axis
 labels); :func:`clusters` is the labelled layer on result Datasets.
@@ -24,13 +25,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .components import CONNECTIVITY, structure
+from .components import label as label_components
 from .errors import ParameterError
 from .export import map_variables, to_volumes
 
 __all__ = ["clusters", "cluster_table", "atlas_labels", "pick_map", "map_volume", "peak_index", "COLUMNS", "CONNECTIVITY"]
 
-#: ``scipy.ndimage.generate_binary_structure(3, rank)`` rank for each connectivity.
-CONNECTIVITY = {6: 1, 18: 2, 26: 3}
 
 #: Columns of a cluster table, in order (a batch's table starts with ``seed``; ``subpeaks`` adds ``peak``
 #: after ``cluster``, an atlas adds ``atlas_label`` at the end).
@@ -205,8 +206,6 @@ def cluster_table(
     >>> table["size_voxels"].tolist(), table["peak_value"].tolist(), table["peak_x"].tolist()
     ([2, 1], [3.0, -4.0], [0.0, 6.0])
     """
-    from scipy import ndimage
-
     volume = np.asarray(volume, dtype=np.float64)
     if volume.ndim != 3:
         raise ParameterError(f"the volume has shape {volume.shape}; expected three dimensions (x, y, z).")
@@ -223,18 +222,17 @@ def cluster_table(
     subpeaks, min_distance = _check_subpeaks(subpeaks, min_distance)
     steps = [abs(c[1] - c[0]) if c.size > 1 else 1.0 for c in coords]
     voxel_mm3 = float(np.prod(steps))
-    structure = ndimage.generate_binary_structure(3, CONNECTIVITY[connectivity])
     finite = np.where(np.isfinite(volume), volume, 0.0)
     rows = []
     for sign in (1, -1):
         # the sign flip turns negative clusters into positive ones: one code path for both
         signed = sign * finite
-        labels, n = ndimage.label(signed > threshold, structure=structure)
+        labels, n = label_components(signed > threshold, connectivity)  # the labeller of cluster-level FWE too
         if n == 0:
             continue
         sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
         peaks = _tied_peaks(signed, labels, n)
-        local = _local_maxima(signed, labels, structure) if subpeaks else None
+        local = _local_maxima(signed, labels, structure(connectivity)) if subpeaks else None
         for label, (size, peak) in enumerate(zip(sizes, peaks), start=1):
             if size < min_size:
                 continue
@@ -273,12 +271,12 @@ def _check_subpeaks(subpeaks, min_distance) -> tuple[int, float]:
     return int(subpeaks), float(min_distance)
 
 
-def _local_maxima(signed: np.ndarray, labels: np.ndarray, structure: np.ndarray) -> np.ndarray:
+def _local_maxima(signed: np.ndarray, labels: np.ndarray, footprint: np.ndarray) -> np.ndarray:
     """Voxels of a cluster that no neighbour of the same cluster exceeds."""
     from scipy import ndimage
 
     inside = np.where(labels > 0, signed, -np.inf)
-    return (labels > 0) & (inside >= ndimage.maximum_filter(inside, footprint=structure, mode="constant", cval=-np.inf))
+    return (labels > 0) & (inside >= ndimage.maximum_filter(inside, footprint=footprint, mode="constant", cval=-np.inf))
 
 
 def _subpeaks(signed, labels, label, peak, local, coords, n: int, min_distance: float) -> list[tuple[int, int, int]]:

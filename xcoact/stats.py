@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special, stats
 
-__all__ = ["map_names", "coactivation_maps", "one_way_p", "two_way_p", "p_to_z", "fdr_threshold", "P_FLOOR"]
+__all__ = ["map_names", "coactivation_maps", "one_way_p", "two_way_p", "p_to_z", "fdr_threshold", "P_FLOOR",
+           "one_way_chi2", "two_way_chi2", "uniformity_sign", "association_sign", "chi2_and_sign"]
 
 #: Neurosynth's floor for p before p -> z (float64 cannot go much lower).
 P_FLOOR = 1e-240
@@ -67,11 +68,7 @@ def one_way_p(a: np.ndarray, n_selected: int, e: float | None = None) -> np.ndar
     """
     a = a.astype(np.float64)
     e = np.mean(a) if e is None else e
-    with np.errstate(divide="ignore", invalid="ignore"):
-        chi2 = (a - e) ** 2 / e + ((n_selected - a) - (n_selected - e)) ** 2 / (n_selected - e)
-    # e == 0 or e == n_selected only when every voxel has that same count: no deviation at all.
-    chi2 = np.where(np.isfinite(chi2), chi2, 0.0)
-    return chi2_sf_1dof(chi2)
+    return chi2_sf_1dof(one_way_chi2(a, n_selected, e))
 
 
 def two_way_p(a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected: int, *, distinct: bool = False) -> np.ndarray:
@@ -93,20 +90,7 @@ def two_way_p(a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected: int, 
     -------
     (n_voxels,) float64 array of p (1 dof).
     """
-    a = a.astype(np.float64)
-    b = b.astype(np.float64)
-    cells = [[a, b], [n_selected - a, n_unselected - b]]
-    total = float(n_selected + n_unselected)
-    row = [a + b, (n_selected - a) + (n_unselected - b)]
-    col = [a + (n_selected - a), b + (n_unselected - b)]
-    terms = [[None, None], [None, None]]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for i in range(2):
-            for j in range(2):
-                exp = row[i] * col[j] / total
-                terms[i][j] = np.where(exp == 0, 1.0, (cells[i][j] - exp) ** 2 / exp)
-    # Neurosynth's summation order (its table is the transpose of this one): the last bit of chi2 as in 0.3.8
-    chi2 = (terms[0][0] + terms[0][1]) + (terms[1][0] + terms[1][1])
+    chi2 = two_way_chi2(a, b, n_selected, n_unselected)
     # distinct (a, b) pairs give (nearly) distinct chi-squares: no point looking for repeats
     return special.chdtrc(1, chi2) if distinct else chi2_sf_1dof(chi2)
 
@@ -240,9 +224,9 @@ def coactivation_maps(
         pAgF_prior = prior * pAgF + (1 - prior) * pAgU
         pFgA_prior = pAgF * prior / pAgF_prior
     p_uni = one_way_p(ua, n_selected, e)
-    z_uni = p_to_z(p_uni, np.sign(a64 - e))
+    z_uni = p_to_z(p_uni, uniformity_sign(a64, e))
     p_assoc = two_way_p(ua, ub, n_selected, n_unselected, distinct=True)
-    z_assoc = p_to_z(p_assoc, np.sign(pAgF - pAgU))
+    z_assoc = p_to_z(p_assoc, association_sign(a64, b64, n_selected, n_unselected))
 
     names = map_names(q, prior)
     values = [pA, pAgF, pFgA, pAgF_prior, pFgA_prior, z_uni, z_assoc]
@@ -253,3 +237,85 @@ def coactivation_maps(
     for v in values:
         v[dead] = 0.0
     return {name: v[inverse] for name, v in zip(names, values)}
+
+
+# --- the two tests' chi-square and sign: the one place their formulas live --------------------------
+# one_way_p, two_way_p, coactivation_maps and the permutations of xcoact.fwe all call these.
+
+def one_way_chi2(a: np.ndarray, n_selected: int, e: float) -> np.ndarray:
+    """Uniformity test's chi-square per voxel: observed ``(a, n_F - a)`` against expected ``(e, n_F - e)``.
+
+    ``a`` is a float64 array; 0 where the statistic is not finite (``e`` is 0 or
+    ``n_selected``: every voxel has that same count, so nothing deviates).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chi2 = (a - e) ** 2 / e + ((n_selected - a) - (n_selected - e)) ** 2 / (n_selected - e)
+    return np.where(np.isfinite(chi2), chi2, 0.0)
+
+
+def two_way_chi2(a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected: int) -> np.ndarray:
+    """Association test's Pearson chi-square of ``[[a, b], [n_F - a, n_U - b]]`` per voxel (float64).
+
+    No continuity correction; a cell whose expected count is 0 contributes
+    1.0, as in Neurosynth 0.3.8 (so a voxel no study, or every study,
+    activates gets 2.0).
+    """
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    cells = [[a, b], [n_selected - a, n_unselected - b]]
+    total = float(n_selected + n_unselected)
+    row = [a + b, (n_selected - a) + (n_unselected - b)]
+    col = [a + (n_selected - a), b + (n_unselected - b)]
+    terms = [[None, None], [None, None]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i in range(2):
+            for j in range(2):
+                exp = row[i] * col[j] / total
+                terms[i][j] = np.where(exp == 0, 1.0, (cells[i][j] - exp) ** 2 / exp)
+    # Neurosynth's summation order (its table is the transpose of this one): the last bit of chi2 as in 0.3.8
+    return (terms[0][0] + terms[0][1]) + (terms[1][0] + terms[1][1])
+
+
+def uniformity_sign(a: np.ndarray, e: float) -> np.ndarray:
+    """Sign of the uniformity z: +1 where a voxel's count is above the expected ``e``."""
+    return np.sign(np.asarray(a, dtype=np.float64) - e)
+
+
+def association_sign(a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected: int) -> np.ndarray:
+    """Sign of the association z: +1 where ``P(A|F) > P(A|~F)``, i.e. ``a / n_F > b / n_U``."""
+    return np.sign(np.asarray(a, dtype=np.float64) / n_selected - np.asarray(b, dtype=np.float64) / n_unselected)
+
+
+def chi2_and_sign(a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected: int,
+              e: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Chi-square and sign of both tests at every voxel, from the counts.
+
+    Parameters
+    ----------
+    a, b : (n_voxels,) int arrays
+        Selected / unselected studies active per voxel.
+    n_selected, n_unselected : int
+    e : float, optional
+        The uniformity test's expected count; by default the mean of ``a``
+        (over every voxel given, as :func:`coactivation_maps`).
+
+    Returns
+    -------
+    chi2 : (2, n_voxels) float64 array
+        Uniformity (:func:`one_way_chi2`) and association (:func:`two_way_chi2`);
+        ``chi2_sf_1dof(chi2)`` are the p-values of :func:`one_way_p` and
+        :func:`two_way_p`, bit for bit.
+    sign : (2, n_voxels) int8 array
+        The signs of the z maps (:func:`uniformity_sign`, :func:`association_sign`).
+
+    Examples
+    --------
+    >>> chi2, sign = chi2_and_sign(np.array([0, 5]), np.array([10, 5]), 10, 90)
+    >>> sign.tolist(), bool(chi2[1, 1] > chi2[1, 0])
+    ([[-1, 1], [-1, 1]], True)
+    """
+    a64 = np.asarray(a).astype(np.float64)
+    e = np.mean(a64) if e is None else e
+    chi2 = np.stack([one_way_chi2(a64, n_selected, e), two_way_chi2(np.asarray(a), np.asarray(b), n_selected, n_unselected)])
+    sign = np.stack([uniformity_sign(a64, e), association_sign(a, b, n_selected, n_unselected)]).astype(np.int8)
+    return chi2, sign
