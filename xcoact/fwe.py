@@ -75,7 +75,7 @@ def test_statistics(a: np.ndarray, total: np.ndarray, n_selected: int, n_pool: i
     -------
     chi2 : (2, n_voxels) float64 array
         Uniformity (one-way) and association (Pearson 2 x 2, no continuity
-        correction) chi-square, SPEC section 6.
+        correction) chi-square, :ref:`semantics-maps`.
     sign : (2, n_voxels) int8 array
     """
     a = np.asarray(a, dtype=np.float64)
