@@ -22,24 +22,27 @@ def test_literals_match_the_run_time_checks():
     assert set(typing.get_args(choices.PresetName)) == set(presets.PRESETS)
 
 
-@pytest.mark.parametrize(("func", "param", "literal"), [
-    (CoactDataArrayAccessor.seed, "select", "SelectRule | None"),
-    (CoactDataArrayAccessor.seed, "dtype", "MapDtype"),
-    (CoactDataArrayAccessor.seed, "layout", "Layout"),
-    (CoactDataArrayAccessor.seed, "preset", "PresetName | None"),
-    (CoactDataArrayAccessor.contrast, "both", "BothRule"),
-    (CoactDataArrayAccessor.coactivation, "select", "SelectRule | None"),
-    (CoactDatasetAccessor.to_nifti, "naming", "Naming"),
-    (CoactDatasetAccessor.to_zarr, "compressor", "Compressor"),
-    (CoactDatasetAccessor.to_netcdf, "dtype", "MapDtype | None"),
-    (CoactDatasetAccessor.plot, "engine", "PlotEngine"),
-    (xcoact.to_nifti, "naming", "Naming"),
-    (xcoact.to_zarr, "compressor", "Compressor"),
-    (xcoact.to_zarr, "dtype", "MapDtype | None"),
-    (xcoact.to_netcdf, "dtype", "MapDtype | None"),
-    (xplot.plot, "kind", "PlotKind"),
-    (xplot.plot, "view", "PlotView"),
-])
+@pytest.mark.parametrize(
+    ("func", "param", "literal"),
+    [
+        (CoactDataArrayAccessor.seed, "select", "SelectRule | None"),
+        (CoactDataArrayAccessor.seed, "dtype", "MapDtype"),
+        (CoactDataArrayAccessor.seed, "layout", "Layout"),
+        (CoactDataArrayAccessor.seed, "preset", "PresetName | None"),
+        (CoactDataArrayAccessor.contrast, "both", "BothRule"),
+        (CoactDataArrayAccessor.coactivation, "select", "SelectRule | None"),
+        (CoactDatasetAccessor.to_nifti, "naming", "Naming"),
+        (CoactDatasetAccessor.to_zarr, "compressor", "Compressor"),
+        (CoactDatasetAccessor.to_netcdf, "dtype", "MapDtype | None"),
+        (CoactDatasetAccessor.plot, "engine", "PlotEngine"),
+        (xcoact.to_nifti, "naming", "Naming"),
+        (xcoact.to_zarr, "compressor", "Compressor"),
+        (xcoact.to_zarr, "dtype", "MapDtype | None"),
+        (xcoact.to_netcdf, "dtype", "MapDtype | None"),
+        (xplot.plot, "kind", "PlotKind"),
+        (xplot.plot, "view", "PlotView"),
+    ],
+)
 def test_option_parameters_are_typed_with_the_literals(func, param, literal):
     hints = typing.get_type_hints(func)
     annotation = inspect.signature(func).parameters[param].annotation
@@ -52,7 +55,9 @@ def test_option_parameters_are_typed_with_the_literals(func, param, literal):
 
 def test_a_value_outside_the_literal_is_refused_naming_the_choices():
     ds = xr.Dataset({"pA": (("x", "y", "z"), [[[0.0]]])}, coords={"x": [0.0], "y": [0.0], "z": [0.0]})
-    with pytest.raises(ParameterError, match=r"engine='seaborn' is not known; expected one of \['matplotlib', 'nilearn'\]"):
+    with pytest.raises(
+        ParameterError, match=r"engine='seaborn' is not known; expected one of \['matplotlib', 'nilearn'\]"
+    ):
         ds.coact.plot(engine="seaborn")
     with pytest.raises(ParameterError, match=r"kind='bars' is not known; expected one of \['all', 'slices', 'glass'\]"):
         xplot.plot(ds, "pA", kind="bars")

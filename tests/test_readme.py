@@ -53,7 +53,7 @@ def readme_run(tmp_path_factory):
                 with contextlib.redirect_stdout(out):
                     try:
                         exec(compile(block, f"README.md, python block {i}", "exec"), namespace)
-                    except Exception as err:  # noqa: BLE001 - reported by the test
+                    except Exception as err:  # reported by the test
                         error = failed = err
             results.append((block, out.getvalue(), error))
     return results, work
@@ -81,8 +81,7 @@ def test_readme_snippets_run_and_print_what_they_state(readme_run):
             )
             pos = lines.index(want, pos) + 1
     # what the snippets say they write is there
-    for name in ("coactivation_from_coords_pA.nii.gz", "coactivation_from_image_pA.nii.gz", "maps.zarr",
-                 "report.html"):
+    for name in ("coactivation_from_coords_pA.nii.gz", "coactivation_from_image_pA.nii.gz", "maps.zarr", "report.html"):
         assert (work / name).exists(), f"{name} was not written"
 
 
@@ -95,7 +94,6 @@ def test_readme_benchmark_commands_run_from_the_installed_environment():
     for script in sorted(set(commands)):
         # --help parses the command line without touching the release: it proves the script and its imports
         # are found by the installed interpreter (here the one running the tests) from the repository root
-        proc = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=120)
+        proc = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.startswith("usage:")
