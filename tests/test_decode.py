@@ -43,10 +43,10 @@ LDA_VOCAB = os.path.join(LDA_DIR, "data-neurosynth_version-7_vocab-LDA50_vocabul
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache():
-    xdecode.term_map_cache.clear()
+def _fresh_cache(sample_cube):
+    xdecode.term_map_cache(sample_cube).clear()
     yield
-    xdecode.term_map_cache.clear()
+    xdecode.term_map_cache(sample_cube).clear()
 
 
 @pytest.fixture(scope="module")
@@ -396,7 +396,7 @@ def test_each_term_map_is_computed_once(sample_cube, features_txt, monkeypatch):
     again = seed.coact.decode(features_txt, act=sample_cube)
     assert len(calls) == 3
     pd.testing.assert_frame_equal(first, again)
-    info = xdecode.term_map_cache.info()
+    info = xdecode.term_map_cache(sample_cube).info()
     assert (info["maps"], info["hits"], info["misses"]) == (3, 6, 3)
     # a new key (map name, threshold, a rebuilt-but-different cube) computes again
     seed.coact.decode(features_txt, act=sample_cube, map="pFgA")

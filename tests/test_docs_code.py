@@ -32,9 +32,9 @@ from xcoact.errors import DownloadError, ParameterError
 DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "docs")
 
 #: Pages whose Python blocks run here, each in its own namespace.
-PAGES = ["index", "semantics", "neurosynth", "nimare", "design", "interop", "sharing"]
+PAGES = ["index", "semantics", "neurosynth", "nimare", "design", "interop", "sharing", "parcellation"]
 #: Pages with no Python block (their code is shell commands or directives).
-NO_PYTHON = ["api", "performance", "reliability", "mutation"]
+NO_PYTHON = ["api", "performance", "reliability", "mutation", "ale"]
 
 #: Blocks that fail today: (page, block number) -> why.  Strict xfail: a fix makes the test fail until removed here.
 KNOWN_FAILING: dict[tuple[str, int], str] = {}
@@ -109,6 +109,9 @@ EXPECTED: dict[tuple[str, int], list] = {
     ("sharing", 3): ["4 MB"],
     ("sharing", 4): ["INSTALLED VERSIONS", _any(r"xcoact: +\S+")],
     ("sharing", 6): ["[5 rows x 10 columns]"],
+    # parcellation.md
+    ("parcellation", 0): ["366 ROI voxels, 5 filter sizes, 68 pooled studies", "suggested K: 3", "3 [2.0, 3.0, 2.0, 1.0]"],
+    ("parcellation", 1): ["['cluster_1', 'cluster_2'] True ['r', 'n_studies']"],
 }
 
 

@@ -94,9 +94,13 @@ def assert_contract(table, path: str, fmt: str) -> None:
     """The coordinate-table contract of xcoact.table's docstring."""
     assert isinstance(table, xr.Dataset)
     assert tuple(table.dims) == ("peak",)
-    assert set(table.data_vars) == TABLE_VARIABLES
+    assert set(table.data_vars) - {"sample_size"} == TABLE_VARIABLES  # sample_size: optional (xcoact.table)
     for name in TABLE_VARIABLES:
         assert table[name].dims == ("peak",), name
+    if "sample_size" in table:
+        sizes = table["sample_size"].values
+        assert sizes.dtype == np.float64 and table["sample_size"].dims == ("peak",)
+        assert (np.isnan(sizes) | (sizes > 0)).all() and not np.isnan(sizes).all()
     n = table.sizes["peak"]
     assert n > 0
     sid = table["study_id"].values

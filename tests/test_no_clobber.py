@@ -28,7 +28,6 @@ import numpy as np
 import pytest
 import xarray as xr
 from dask.callbacks import Callback
-from test_archives import tree as _tree
 
 import xcoact
 import xcoact.export as export
@@ -67,8 +66,25 @@ def other():
         return act.coact.seed(xcoact.datasets.amygdala_roi_path(), threshold=0.1).compute()
 
 
+def _tree(root) -> dict[str, str]:
+    """Every path under ``root`` (relative) -> what it is: a file's bytes' sha256, 'dir', or 'link -> target'."""
+    out = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, root)
+            if os.path.islink(path):
+                out[rel] = "link -> " + os.readlink(path)
+            elif os.path.isdir(path):
+                out[rel] = "dir"
+            else:
+                with open(path, "rb") as fh:
+                    out[rel] = hashlib.sha256(fh.read()).hexdigest()
+    return out
+
+
 def _sha(data: bytes) -> str:
-    """How :func:`test_archives.tree` shows a file holding ``data``."""
+    """How :func:`_tree` shows a file holding ``data``."""
     return hashlib.sha256(data).hexdigest()
 
 

@@ -99,7 +99,7 @@ READERS = [
 ]
 
 #: Optional per-peak variables of the contract (xcoact.table), by the formats that carry them.
-EXTRA_VARIABLES = {"nimads": {"sample_size", "analysis_name"}}
+EXTRA_VARIABLES = {"nimads": {"sample_size", "analysis_name"}, "sleuth": {"sample_size"}, "nimare-json": {"sample_size"}}
 
 
 def test_every_format_is_covered_by_the_conformance_test():

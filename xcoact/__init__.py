@@ -33,6 +33,7 @@ from .errors import (
 )
 from .export import to_netcdf, to_nifti, to_zarr
 from .matrix import matrix
+from .options import get_options, set_options
 from .images import from_nibabel, to_nibabel
 from .readers import read_database, write_database
 from .roi import roi_mask
@@ -61,6 +62,8 @@ __all__ = [
     "from_nibabel",
     "map_names",
     "show_versions",
+    "set_options",
+    "get_options",
     "matrix",
     "Grid",
     "mni152_2mm",

@@ -12,6 +12,7 @@ import xarray as xr
 
 from . import coact as _coact
 from . import export as _export
+from . import parcellate as _parcellate
 from .choices import BothRule, Compressor, Layout, MapDtype, Naming, PlotEngine, PresetName, SelectRule
 from .errors import ParameterError
 from .matrix import matrix as _matrix  # the function: xcoact.matrix is rebound to it
@@ -66,11 +67,18 @@ class CoactDataArrayAccessor:
 
         return _decode.term(self._obj, term, features, threshold, q=q, prior=prior)
 
-    def profile(self, maps_or_ids, features: xr.DataArray | None = None, threshold: float = 0.001, *, terms=None):
+    def parcellate(self, roi, k=range(2, 10), *, filters=_parcellate.DEFAULT_FILTERS, select: str = "nearest",
+                   profile: str = "mkda", n_init: int = _parcellate.DEFAULT_N_INIT, seed: int = 0,
+                   filter_range: str = "stable", r: float = 6.0, max_iter: int = 300, compute: bool = False) -> xr.Dataset:
+        """Coactivation-based parcellation of an ROI; see :func:`xcoact.parcellate.parcellate`."""
+        return _parcellate.parcellate(self._obj, roi, k, filters=filters, select=select, profile=profile, n_init=n_init,
+                                      seed=seed, filter_range=filter_range, r=r, max_iter=max_iter, compute=compute)
+
+    def profile(self, selection, features: xr.DataArray | None = None, threshold: float = 0.001, *, terms=None):
         """Functional profile (terms the selected studies carry vs chance); see :func:`xcoact.decode.profile`."""
         from . import decode as _decode
 
-        return _decode.profile(self._obj, maps_or_ids, features, threshold, terms=terms)
+        return _decode.profile(self._obj, selection, features, threshold, terms=terms)
 
 
 @xr.register_dataset_accessor("coact")
@@ -168,6 +176,12 @@ class CoactDatasetAccessor:
         from .clusters import clusters
 
         return clusters(self._obj, name, **kwargs)
+
+    def clusters_of(self, k: int) -> dict:
+        """A parcellation's K clusters as ROIs ``{"cluster_1": mask, ...}`` for ``act.coact.seed``; see :func:`xcoact.parcellate.clusters_of`."""
+        from .parcellate import clusters_of
+
+        return clusters_of(self._obj, k)
 
     def report(self, path: str | os.PathLike, **kwargs) -> str:
         """Write a self-contained HTML report atomically; see :func:`xcoact.report.report`."""

@@ -25,7 +25,7 @@ from xarray.backends import BackendEntrypoint
 from .cube import activations
 from .errors import ParameterError
 from .kernels import check_radius
-from .readers import read_database, sniff_format
+from .readers import _head, read_database, sniff_format
 from .space import Grid
 
 __all__ = ["XcoactBackendEntrypoint", "open_database", "to_table", "TABLE_VARIABLES"]
@@ -134,18 +134,12 @@ def to_table(ds: xr.Dataset) -> xr.Dataset:
     return table
 
 
-def _head(path: str, n: int = 4096) -> bytes:
-    """The first bytes of a (possibly gzipped) file, without BOM or leading blanks (b"" when unreadable)."""
-    from .readers import _head as head
-
-    raw = head(path, n)
-    return b"" if raw[:2] == b"\x1f\x8b" else raw.lstrip(b"\xef\xbb\xbf").lstrip()
-
-
 def _can_open(path: str) -> bool:
     """True for files whose first bytes are a database xcoact reads (not just anything read as database.txt)."""
     fmt = sniff_format(path)
-    head = _head(path)
+    raw = _head(path, 4096)
+    # (a gzip stream the reader could not open is no database)
+    head = b"" if raw[:2] == b"\x1f\x8b" else raw.lstrip(b"\xef\xbb\xbf").lstrip()
     first = head.split(b"\n", 1)[0].rstrip(b"\r").lower()
     if fmt == "nimare-json":
         name = path.lower()

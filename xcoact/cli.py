@@ -76,6 +76,9 @@ def _get_parser() -> argparse.ArgumentParser:
     bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar (default: when stderr is a terminal)")
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show a progress bar")
     _add_sharing_commands(sub)
+    from .parcellate import add_cli as _add_parcellate
+
+    _add_parcellate(sub)
     return parser
 
 
@@ -442,7 +445,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _get_parser().parse_args(_rejoin_negative_coords(argv))
     args.command_line = shlex.join(["xcoact", *argv])
-    handlers = {"coactivation": _coactivation, "fetch": _fetch, "report": _report, "matrix": _matrix}
+    from .parcellate import run_cli as _parcellate
+
+    handlers = {"coactivation": _coactivation, "fetch": _fetch, "report": _report, "matrix": _matrix,
+                "parcellate": _parcellate}
     try:
         return handlers[args.command](args)
     except XcoactError as err:

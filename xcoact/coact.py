@@ -505,7 +505,7 @@ def seed_batch(
         else:
             problems.append(f"{roi.name!r} ({reason})")
     advice = "Check their ROI or lower the threshold." if rule.rule == "overlap" else "Check their ROI or the rule's parameters."
-    warn_degenerate(problems, len(rois), "seeds give NaN maps", advice, stacklevel=3)
+    warn_degenerate(problems, len(rois), "seeds give NaN maps", advice)
 
     names = pre.map_names(q, prior)
     space = grid.shape if layout == "volume" else (grid.n_mask,)

@@ -361,6 +361,6 @@ def cube_peaks(act: xr.DataArray):
     meta = data._meta.chunk
     ijk = np.concatenate([p[0] for p in parts])
     xyz = np.concatenate([p[1] for p in parts])
-    starts = np.cumsum([0] + [len(c) for c in data.chunks[0][:-1]])
+    starts = np.cumsum([0, *data.chunks[0][:-1]])
     codes = np.concatenate([p[2] + s for p, s in zip(parts, starts)])
     return StudyChunk(ijk, xyz, codes, act.sizes["study"], meta.offsets, meta.grid, studies=act["study"].values)

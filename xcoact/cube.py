@@ -23,7 +23,7 @@ from .kernels import check_radius, sphere_offsets
 from .presets import Preset, get_preset, warn_mixed_spaces
 from .space import Grid
 from .table import study_index
-from .warnings import OutOfBoxWarning
+from .warnings import OutOfBoxWarning, caller_stacklevel
 
 __all__ = ["activations", "DEFAULT_CHUNKS"]
 
@@ -174,7 +174,7 @@ def activations(
             f"{'x'.join(map(str, grid.shape))} grid box; they contribute only the part of their sphere "
             "inside it (as in Neurosynth).",
             OutOfBoxWarning,
-            stacklevel=2,
+            stacklevel=caller_stacklevel(),
         )
 
     n = peaks.n_studies

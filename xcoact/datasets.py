@@ -13,7 +13,6 @@ every format the readers read.  :func:`fetch_neurosynth` and
 from __future__ import annotations
 
 import functools
-import numbers
 import os
 import warnings
 from importlib import resources
@@ -21,8 +20,10 @@ from importlib import resources
 import numpy as np
 import xarray as xr
 
+from . import validate
 from .errors import ParameterError
 from .space import Grid, mni152_2mm
+from .warnings import caller_stacklevel
 from .table import make_table
 
 __all__ = [
@@ -94,18 +95,6 @@ _MASK_BLOCK = 1_000_000
 _MAX_ROUNDS = 1000
 
 
-def _int_arg(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ParameterError(f"{name}={value!r} is not valid; expected an integer >= {minimum}.")
-    return int(value)
-
-
-def _float_arg(value, name: str, minimum: float, example: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value < minimum:
-        raise ParameterError(f"{name}={value!r} is not valid; expected a finite number >= {minimum:g} ({example}).")
-    return float(value)
-
-
 def _in_mask(grid: Grid, xyz: np.ndarray) -> np.ndarray:
     """Whether each (n, 3) mm row rounds to a voxel inside ``grid``'s box and brain mask."""
     out = np.empty(len(xyz), dtype=bool)
@@ -138,7 +127,7 @@ def _pool_xyz(pool) -> tuple[np.ndarray, str]:
             warnings.simplefilter("always")
             table = read_database(pool)
         for w in caught:  # point the reader's warnings at the caller of synthetic()
-            warnings.warn(w.message, w.category, stacklevel=3)
+            warnings.warn(w.message, w.category, stacklevel=caller_stacklevel())
         name = os.fspath(pool)
     else:
         raise ParameterError(
@@ -245,10 +234,10 @@ def synthetic(
     >>> 30 < db.attrs["n_peaks"] / 1000 < 40
     True
     """
-    n_studies = _int_arg(n_studies, "n_studies", 1)
-    seed = _int_arg(seed, "seed", 0)
-    mean_peaks = _float_arg(mean_peaks, "mean_peaks", 1.0, "mean peaks per study; 35 is Neurosynth's")
-    jitter = _float_arg(jitter, "jitter", 0.0, "sd in mm; 8 by default")
+    n_studies = validate.integer(n_studies, "n_studies", 1)
+    seed = validate.integer(seed, "seed", 0)
+    mean_peaks = validate.real(mean_peaks, "mean_peaks", 1.0, "mean peaks per study; 35 is Neurosynth's")
+    jitter = validate.real(jitter, "jitter", 0.0, "sd in mm; 8 by default")
     if grid is None:
         grid = mni152_2mm()
     elif not isinstance(grid, Grid):

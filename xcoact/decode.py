@@ -6,8 +6,8 @@
 - :func:`decode`: rank terms by the Pearson correlation, over the in-mask
   voxels, between a result map and each term's map (Neurosynth 0.3.8
   ``decode.Decoder(method="pearson", image_type="association-test_z",
-  threshold=0.001)``).  Each term map is computed once and kept in
-  :data:`term_map_cache`, a bounded in-memory LRU cache.
+  threshold=0.001)``).  Each term map is computed once and kept by the
+  cube it was computed from (:func:`term_map_cache`), up to a budget in bytes.
 - :func:`profile`: a selection's functional profile, per term how many of the
   selected studies carry it against how many would by chance.
 
@@ -43,7 +43,9 @@ import xarray as xr
 from dask.base import tokenize
 
 from . import coact as _coact
+from . import validate
 from .errors import ParameterError, SelectionError
+from .options import get_options
 from .stats import map_names
 from .warnings import DegenerateSeedWarning
 
@@ -100,32 +102,38 @@ _NEUROSYNTH_SELECTION = "term weight >= threshold (Neurosynth 0.3.8 get_studies(
 # --------------------------------------------------------------------------
 
 class TermMapCache:
-    """A thread-safe LRU cache of term maps (in-mask voxel vectors), bounded in bytes.
+    """A thread-safe LRU store of term maps (in-mask voxel vectors), bounded in bytes.
 
-    Keys identify the cube, the features, the term(s), the threshold, the map
-    name, ``q`` and ``prior``; values are float64 vectors over the in-mask
-    voxels (1.8 MB each on the 2 mm grid).  When adding a map would exceed
-    ``max_bytes`` the least recently used maps are dropped first.
+    A cube keeps one (:func:`term_map_cache`): keys identify the features, the
+    term(s), the threshold, the map name, ``q`` and ``prior``; values are
+    float64 vectors over the in-mask voxels (1.8 MB each on the 2 mm grid).
+    When adding a map would exceed the budget the least recently used maps are
+    dropped first.
 
     Parameters
     ----------
-    max_bytes : int, default 512 MiB
-        About 290 maps on the 2 mm grid.  Decoding all 3,228 terms of
-        Neurosynth v7 keeps every map only with ``max_bytes >= 5.9e9``;
-        below that a second decode recomputes the maps that were dropped.
-        0 disables caching.
+    max_bytes : int, optional
+        The budget; by default the ``term_map_cache_bytes`` setting at the time
+        of each addition (:func:`xcoact.set_options`; 512 MiB unless changed).
+        0 keeps nothing.
     """
 
-    def __init__(self, max_bytes: int = 512 * 2**20):
-        self.max_bytes = int(max_bytes)
+    def __init__(self, max_bytes: int | None = None, *, owner: str = ""):
+        self._max_bytes = None if max_bytes is None else int(max_bytes)
+        self.owner = owner  # the token of the cube the maps were computed from
         self._maps: OrderedDict = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
+    @property
+    def max_bytes(self) -> int:
+        """The budget in bytes."""
+        return get_options()["term_map_cache_bytes"] if self._max_bytes is None else self._max_bytes
+
     def get(self, key):
-        """The cached map for ``key`` (marking it recently used), or None."""
+        """The kept map for ``key`` (marking it recently used), or None."""
         with self._lock:
             value = self._maps.get(key)
             if value is None:
@@ -136,17 +144,18 @@ class TermMapCache:
             return value
 
     def put(self, key, value: np.ndarray) -> None:
-        """Keep ``value`` under ``key``, dropping the least recently used maps beyond ``max_bytes``."""
+        """Keep ``value`` under ``key``, dropping the least recently used maps beyond the budget."""
         value = np.asarray(value)
         value.setflags(write=False)  # shared between callers: nobody may edit it in place
+        budget = self.max_bytes
         with self._lock:
             if key in self._maps:
                 self._bytes -= self._maps.pop(key).nbytes
-            if value.nbytes > self.max_bytes:
+            if value.nbytes > budget:
                 return
             self._maps[key] = value
             self._bytes += value.nbytes
-            while self._bytes > self.max_bytes:
+            while self._bytes > budget:
                 _, old = self._maps.popitem(last=False)
                 self._bytes -= old.nbytes
 
@@ -166,9 +175,42 @@ class TermMapCache:
     def __len__(self) -> int:
         return len(self._maps)
 
+    # a copied or pickled cube (``act.copy(deep=True)``, sent to another process) starts with no maps
+    def __getstate__(self) -> dict:
+        return {"max_bytes": self._max_bytes, "owner": self.owner}
 
-#: The cache :func:`decode` uses; set ``term_map_cache.max_bytes`` to change its budget.
-term_map_cache = TermMapCache()
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["max_bytes"], owner=state["owner"])
+
+    def __deepcopy__(self, memo) -> "TermMapCache":
+        return TermMapCache(self._max_bytes, owner=self.owner)
+
+
+#: Where a cube keeps its term maps: its ``encoding`` (in memory only; never written to a file).
+_TERM_MAPS = "xcoact_term_maps"
+
+
+def term_map_cache(act: xr.DataArray) -> TermMapCache:
+    """The term maps ``act`` keeps for :func:`decode` (made empty on first use).
+
+    The maps live with the cube object: they go when it goes, and a cube
+    derived from it (another selection of studies, a rechunk) keeps its own.
+
+    Examples
+    --------
+    >>> import warnings, xcoact
+    >>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    >>> act = xcoact.activations(xcoact.read_database(xcoact.datasets.sample_database_path()), r=6)
+    >>> term_map_cache(act).info()["maps"]
+    0
+    """
+    owner = _identity(act)
+    store = act.encoding.get(_TERM_MAPS)
+    # a derived cube holds a copy of its parent's encoding, hence its store: it starts its own
+    if not isinstance(store, TermMapCache) or store.owner != owner:
+        store = TermMapCache(owner=owner)
+        act.encoding[_TERM_MAPS] = store
+    return store
 
 
 # --------------------------------------------------------------------------
@@ -237,13 +279,8 @@ def features_for(act: xr.DataArray) -> xr.DataArray:
 
 
 def _check_threshold(threshold) -> float:
-    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(threshold):
-        raise ParameterError(
-            f"threshold={threshold!r} is not valid; expected a finite number: a study carries a term when its "
-            f"weight is >= threshold (Neurosynth's default is {DEFAULT_THRESHOLD})."
-        )
-    return float(threshold)
+    return validate.finite(threshold, "threshold", ": a study carries a term when its weight is >= threshold "
+                           f"(Neurosynth's default is {DEFAULT_THRESHOLD})")
 
 
 def expand_terms(features: xr.DataArray, term: str | Sequence[str]) -> list[str]:
@@ -565,10 +602,10 @@ def decode(
 
     Notes
     -----
-    Cost: eager.  Each term map is computed once per (cube, features, term,
-    threshold, map, q, prior) and kept in :data:`term_map_cache` (LRU,
-    512 MiB by default); a second decode with the same inputs computes no
-    map.  A term map costs what one seed's maps cost (one gather of the
+    Cost: eager.  Each term map is computed once per (features, term,
+    threshold, map, q, prior) and kept by the cube (:func:`term_map_cache`;
+    LRU, 512 MiB by default: ``xcoact.set_options(term_map_cache_bytes=...)``);
+    a second decode with the same cube object and inputs computes no map.  A term map costs what one seed's maps cost (one gather of the
     selected studies' index entries and the statistics, once the cube's
     index is cached).
     """
@@ -576,8 +613,8 @@ def decode(
     threshold = _check_threshold(feature_threshold(features) if threshold is None else threshold)
     _coact._check_cube(act)
     image, map_name, q, prior = _pick_map(image, map, q, prior)
-    q = _coact._check_unit_interval(q, "q", "0.01")
-    prior = _coact._check_unit_interval(prior, "prior", "0.5")
+    q = validate.unit_interval(q, "q", "0.01")
+    prior = validate.unit_interval(prior, "prior", "0.5")
     for d in "xyz":
         if image.sizes[d] != act.sizes[d] or not np.array_equal(image[d].values, act[d].values):
             raise ParameterError(
@@ -594,16 +631,17 @@ def decode(
     if ynorm == 0.0:
         raise ParameterError("the map to decode is constant over the in-mask voxels, so Pearson r is undefined.")
     names = expand_terms(features, list(terms)) if terms is not None else [str(t) for t in features["term"].values]
-    base = (_identity(act), _identity(features), threshold, map_name, q, prior)
+    store = term_map_cache(act)
+    base = (_identity(features), threshold, map_name, q, prior)
     r = np.full(len(names), np.nan)
     n_with = _carriers(act, features, names, threshold)
     degenerate = []
     for i, name in enumerate(names):
         key = (*base, name)
-        m = term_map_cache.get(key)
+        m = store.get(key)
         if m is None:
             m = _compute_term_map(act, features, [name], threshold, map_name, q, prior, mask_flat)
-            term_map_cache.put(key, m)
+            store.put(key, m)
         if m.size == 0:
             degenerate.append(f"{name!r} ({'no study' if n_with[i] == 0 else 'every study'} with weight >= {threshold:g})")
             continue

@@ -33,6 +33,7 @@ import xarray as xr
 
 from .choices import Compressor, MapDtype, Naming
 from .errors import OutputError
+from .validate import float_dtype
 from .space import affine_from_coords
 
 __all__ = ["to_nifti", "to_netcdf", "to_zarr", "write_outputs", "check_outputs", "to_volumes", "nifti_paths",
@@ -795,11 +796,6 @@ def _map_encoding(ds: xr.Dataset, dtype, extra: dict) -> dict:
     return enc
 
 
-def _check_dtype(dtype):
-    if dtype is not None and np.dtype(dtype) not in (np.dtype("float32"), np.dtype("float64")):
-        raise OutputError(f"dtype={dtype!r} is not supported for maps; expected None (keep), 'float32' or 'float64'.")
-
-
 def _check_zlib(zlib_level) -> None:
     if isinstance(zlib_level, bool) or not isinstance(zlib_level, (int, np.integer)) or not 0 <= zlib_level <= 9:
         raise OutputError(f"zlib_level={zlib_level!r} is not valid; expected an int from 0 (no compression) to 9.")
@@ -892,7 +888,7 @@ def to_netcdf(
     :func:`_storable` says (e.g. an integer beyond int64 as its decimal text).
     """
     path = os.fspath(path)
-    _check_dtype(dtype)
+    float_dtype(dtype, keep=True, error=OutputError)
     _check_zlib(zlib_level)
     check_outputs([(path, "file", "the netCDF file")], overwrite=overwrite)
     return _write_group(overwrite, functools.partial(_stage_netcdf, ds=ds, path=path, dtype=dtype, progress=progress,
@@ -999,7 +995,7 @@ def to_zarr(
     rename refuses to replace anything (``RENAME_NOREPLACE``), so a store
     that appeared meanwhile is kept.
     """
-    _check_dtype(dtype)
+    float_dtype(dtype, keep=True, error=OutputError)
     codecs = _zarr_codecs()
     if compressor not in codecs:
         raise OutputError(f"compressor={compressor!r} is not known; expected one of {sorted(codecs)}.")
@@ -1017,7 +1013,9 @@ def _stage_zarr(group: _OutputGroup, ds: xr.Dataset, path: str, dtype=None, comp
     try:
         # Zarr format 2: its string types and consolidated metadata are part of the spec
         extra = {"compressors": (codec,) if codec else None}
-        store = _fenced_store_class()(tmp)
+        from ._zarr_store import FencedStore  # zarr is imported when a store is written
+
+        store = FencedStore.at(tmp)
         with _progress(progress, "writing Zarr"):
             _with_storable_attrs(ds).to_zarr(store, mode="w-", encoding=_map_encoding(ds, dtype, extra),
                                              consolidated=True, zarr_format=2)
@@ -1149,7 +1147,7 @@ def _remove_tree(root: str) -> None:
 
     When a chunk write fails, Dask raises at once while other chunk tasks are
     still running (in threads here, or on workers).  They write below
-    ``root`` without ever creating it (Zarr through :class:`_FencedLocalStore`;
+    ``root`` without ever creating it (Zarr through :class:`xcoact._zarr_store.FencedStore`;
     netCDF opens a file inside it, and the library creates no directories):
     once ``root`` is renamed away they fail instead of re-creating it.  The
     renamed tree may still get a file from a write already under way, so
@@ -1212,58 +1210,3 @@ def _fenced_put(root: str, key: str, value, exclusive: bool = False) -> int:
         _remove_quietly(tmp)
         raise
     return n
-
-
-@functools.lru_cache(maxsize=None)
-def _fenced_store_class():
-    """zarr's LocalStore, writing through :func:`_fenced_put` (built on first use: zarr is imported lazily)."""
-    import asyncio
-
-    from zarr.abc.store import Store
-    from zarr.storage import LocalStore
-
-    class _FencedLocalStore(LocalStore):
-        """A LocalStore over an existing root that it never creates (so an abandoned write cannot revive it)."""
-
-        async def _open(self, *, mode=None) -> None:
-            if not self.root.is_dir():
-                raise FileNotFoundError(f"{self.root}: the temporary Zarr store is gone (the write was abandoned)")
-            await Store._open(self)
-
-        def _ensure_open_sync(self) -> None:
-            if not self._is_open:
-                if not self.root.is_dir():
-                    raise FileNotFoundError(f"{self.root}: the temporary Zarr store is gone (the write was abandoned)")
-                self._is_open = True
-
-        async def set(self, key: str, value) -> None:
-            await self._ensure_open()
-            self._check_writable()
-            await asyncio.to_thread(_fenced_put, os.fspath(self.root), key, value)
-
-        async def _set(self, key: str, value, exclusive: bool = False) -> None:
-            await self._ensure_open()
-            self._check_writable()
-            await asyncio.to_thread(_fenced_put, os.fspath(self.root), key, value, exclusive)
-
-        async def set_if_not_exists(self, key: str, value) -> None:
-            try:
-                await self._set(key, value, exclusive=True)
-            except FileExistsError:
-                pass
-
-        def set_sync(self, key: str, value) -> None:
-            self._ensure_open_sync()
-            self._check_writable()
-            _fenced_put(os.fspath(self.root), key, value)
-
-    _FencedLocalStore.__module__ = __name__
-    _FencedLocalStore.__qualname__ = "_FencedLocalStore"
-    return _FencedLocalStore
-
-
-def __getattr__(name: str):
-    # pickle finds the store class by name on dask.distributed workers
-    if name == "_FencedLocalStore":
-        return _fenced_store_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,20 +18,14 @@ SHA-1 where no sha256 is listed).  What happens on each call:
 4. the coordinates are read once with :func:`xcoact.read_database` and the
    table is stored beside them as netCDF (written atomically); later calls
    reuse it, and :meth:`Release.table` opens it in a fraction of the parse
-   time;
-5. a manifest row of the release that is an archive (``.tar``, ``.tar.gz``,
-   ``.tgz``, ``.tar.bz2``, ``.tar.xz``, ``.zip``) is downloaded and verified
-   like any file, then unpacked once by :func:`safe_extract` into
-   ``<release directory>/<archive name without suffix>/``.  A hidden marker
-   beside the tree records the archive's checksum: later calls skip the
-   extraction, a changed archive is extracted again.
+   time.
 
 Only ``https://`` URLs are fetched, plus ``http://`` on a loopback host (for
 tests), ``file://`` URLs and local directories (mirrors); redirects are held
-to the same rule.  No file of the current releases is an archive
-(``.tsv.gz`` is one gzip-compressed table, read as such; ``.npz`` is opened
-by NumPy/SciPy, never extracted); archives are refused as a whole when a
-member could land outside the target directory (see :func:`safe_extract`).
+to the same rule.  No file of the releases is an archive (``.tsv.gz`` is
+one gzip-compressed table, read as such; ``.npz`` is opened by NumPy/SciPy),
+so nothing is ever extracted; should a release ever ship a tar archive, the
+standard library's ``tarfile.extractall(filter="data")`` is the safe way in.
 """
 
 from __future__ import annotations
@@ -43,35 +37,26 @@ import http.client
 import ipaddress
 import json
 import logging
-import lzma
 import os
 import re
-import shutil
-import stat
-import tarfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 import warnings
-import zipfile
-import zlib
 from collections.abc import Mapping
 from importlib import resources
 from types import MappingProxyType
 
 import numpy as np
 
+from . import validate
 from ._version import __version__
 from .errors import (
-    ArchiveError,
     ChecksumError,
     DownloadError,
     OutputError,
     ParameterError,
-    UnsafeArchiveError,
-    XcoactError,
 )
 
 __all__ = [
@@ -83,7 +68,6 @@ __all__ = [
     "ManifestEntry",
     "ENV_DATA",
     "ENV_MIRROR",
-    "safe_extract",
 ]
 
 logger = logging.getLogger(__name__)
@@ -238,7 +222,7 @@ def _release_entries(dataset: str, version: int, vocab: str | None, source: str,
         )
     files = {"coordinates": by_name[prefix + "coordinates.tsv.gz"], "metadata": by_name[prefix + "metadata.tsv.gz"]}
     if vocab is None:
-        return _with_archives(files, by_name, prefix, vocab)
+        return files
     pattern = re.compile(rf"{re.escape(prefix)}vocab-(.+?)_source-(.+?)_type-(.+?)_features\.npz")
     offered = sorted({m.groups()[:2] for n in by_name if (m := pattern.fullmatch(n))})
     features = [n for n in by_name if (m := pattern.fullmatch(n)) and m.groups()[:2] == (vocab, source)]
@@ -256,29 +240,7 @@ def _release_entries(dataset: str, version: int, vocab: str | None, source: str,
             files[role] = by_name[name]
     if "vocabulary" not in files:
         raise ParameterError(f"vocab={vocab!r}: the manifest lists features but no {prefix}vocab-{vocab}_vocabulary.txt.")
-    return _with_archives(files, by_name, prefix, vocab)
-
-
-def _with_archives(files: dict[str, ManifestEntry], by_name: Mapping[str, ManifestEntry], prefix: str,
-                   vocab: str | None) -> dict[str, ManifestEntry]:
-    """Add the release's archives (``<prefix><what>.tar.gz``, ``.zip``, ...) under the role ``<what>``.
-
-    An archive of one vocabulary (``<prefix>vocab-<vocab>_<what>.zip``) comes
-    only with that vocabulary; a role already taken keeps its file and the
-    archive is listed under its whole name (without the suffix).
-    """
-    out = dict(files)
-    for name in sorted(by_name):
-        if not name.startswith(prefix) or _archive_kind(name) is None:
-            continue
-        what = _archive_stem(name)[len(prefix):]
-        m = re.fullmatch(r"vocab-(.+?)_(.+)", what)
-        if m:
-            if m.group(1) != vocab:
-                continue
-            what = m.group(2)
-        out[what if what not in out else _archive_stem(name)] = by_name[name]
-    return out
+    return files
 
 
 # ----------------------------------------------------------------------------- places
@@ -632,523 +594,6 @@ def _locked(directory: str):
         os.close(fd)
 
 
-# ----------------------------------------------------------------------------- archives
-
-#: Archive kinds by file-name suffix and how they are opened.  A lone ``.gz``
-#: (``.tsv.gz``) is one compressed file, read as such, not an archive.
-_ARCHIVE_SUFFIXES = (
-    (".tar.gz", "r:gz"),
-    (".tgz", "r:gz"),
-    (".tar.bz2", "r:bz2"),
-    (".tar.xz", "r:xz"),
-    (".tar", "r:"),
-    (".zip", "zip"),
-)
-#: Links followed while resolving one link target before giving up (Linux's own limit, ELOOP).
-_MAX_LINK_DEPTH = 40
-#: A zip "symbolic link" is stored as a file holding its target; longer ones are refused unread.
-_MAX_LINK_BYTES = 4096
-#: Refused members named in one message (the rest are counted).
-_MAX_LISTED = 10
-#: What reading a damaged archive can raise, whatever its compression (bz2 raises OSError).
-_DAMAGED = (tarfile.TarError, zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
-            RuntimeError, NotImplementedError, zlib.error, lzma.LZMAError)
-
-
-def _archive_kind(name: str) -> tuple[str, str] | None:
-    """``(suffix, mode)`` when the file name is an archive xcoact extracts, else None."""
-    lower = name.lower()
-    for suffix, mode in _ARCHIVE_SUFFIXES:
-        if lower.endswith(suffix) and len(lower) > len(suffix):
-            return suffix, mode
-    return None
-
-
-def _archive_stem(name: str) -> str:
-    """The file name without its archive suffix: ``images.tar.gz`` -> ``images``."""
-    kind = _archive_kind(name)
-    return name[: -len(kind[0])] if kind else name
-
-
-@dataclasses.dataclass
-class _Member:
-    """One archive member as the checks see it, whatever the archive format."""
-
-    raw: str  # the name as stored (what messages quote)
-    kind: str  # "file", "dir", "symlink", "hardlink", or the refused type ("FIFO", "character device", ...)
-    link: str  # a link's target as stored, else ""
-    executable: bool
-    mtime: float | None
-    info: object  # the tarfile.TarInfo or zipfile.ZipInfo
-    path: str | None = None  # the normalised relative path ("a/b"; "" is the target itself), None if refused
-    link_path: str | None = None  # a hard link's target, normalised
-
-
-_EXTRACTED_KINDS = ("file", "dir", "symlink", "hardlink")
-
-
-def _tar_members(tar: tarfile.TarFile) -> list[_Member]:
-    out = []
-    for info in tar.getmembers():
-        if info.isreg():
-            kind = "file"
-        elif info.isdir():
-            kind = "dir"
-        elif info.issym():
-            kind = "symlink"
-        elif info.islnk():
-            kind = "hardlink"
-        elif info.ischr():
-            kind = "character device"
-        elif info.isblk():
-            kind = "block device"
-        elif info.isfifo():
-            kind = "FIFO"
-        else:
-            kind = f"member of tar type {info.type!r}"
-        link = info.linkname if kind in ("symlink", "hardlink") else ""
-        out.append(_Member(info.name, kind, link, bool(info.mode & 0o100), info.mtime, info))
-    return out
-
-
-def _zip_members(zf: zipfile.ZipFile) -> list[_Member]:
-    out = []
-    for info in zf.infolist():
-        mode = info.external_attr >> 16  # the Unix st_mode, where the archiver stored one
-        fmt = stat.S_IFMT(mode)
-        link = ""
-        if info.is_dir() or fmt == stat.S_IFDIR:
-            kind = "dir"
-        elif fmt in (0, stat.S_IFREG):
-            kind = "file"
-        elif fmt == stat.S_IFLNK:
-            kind = "symlink"
-            if info.file_size > _MAX_LINK_BYTES:
-                kind = f"symbolic link with a {info.file_size:,}-byte target"
-            else:
-                link = zf.read(info).decode("utf-8", "surrogateescape")
-        else:
-            kind = {stat.S_IFCHR: "character device", stat.S_IFBLK: "block device", stat.S_IFIFO: "FIFO",
-                    stat.S_IFSOCK: "socket"}.get(fmt, f"member of file type {fmt:#o}")
-        try:
-            mtime = time.mktime(info.date_time + (0, 0, -1))
-        except (OverflowError, ValueError):  # a nonsense date: the file gets the current time
-            mtime = None
-        out.append(_Member(info.filename, kind, link, bool(mode & 0o100), mtime, info))
-    return out
-
-
-def _windows_path(name: str) -> bool:
-    return "\\" in name or re.match(r"[A-Za-z]:", name) is not None
-
-
-def _normalise(raw: str) -> tuple[list[str] | None, str | None]:
-    """``(components, None)`` of a relative member path, or ``(None, why)`` when it is refused."""
-    if raw in ("", "/") or not raw.strip("/"):
-        return None, "has an empty name"
-    if "\0" in raw:
-        return None, "has a NUL character in its name"
-    if raw.startswith("/"):
-        return None, "is an absolute path"
-    if _windows_path(raw):
-        return None, "is a Windows path (a backslash or a drive letter); only relative '/'-separated paths are extracted"
-    stack: list[str] = []
-    for part in raw.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not stack:
-                return None, "has '..' components that lead outside the target directory"
-            stack.pop()
-        else:
-            stack.append(part)
-    return stack, None
-
-
-class _LinkLoop(Exception):
-    pass
-
-
-def _resolve(start: list[str], target: str, symlinks: Mapping[str, str], depth: int = 0) -> list[str] | None:
-    """Where a relative link target, read from directory ``start``, lands in the archive's tree (None: outside).
-
-    The archive's own symbolic links are followed as the file system will
-    follow them once they exist, so ``d/up -> ..`` then ``x -> d/up/..`` is
-    seen to climb out even though ``d/up/..`` looks like ``d`` on paper.
-    """
-    if target.startswith("/") or _windows_path(target):
-        return None
-    stack = list(start)
-    for part in target.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if not stack:
-                return None
-            stack.pop()
-            continue
-        stack.append(part)
-        inner = symlinks.get("/".join(stack).casefold())
-        if inner is not None:
-            if depth >= _MAX_LINK_DEPTH:
-                raise _LinkLoop
-            stack = _resolve(stack[:-1], inner, symlinks, depth + 1)
-            if stack is None:
-                return None
-    return stack
-
-
-def _check_members(members: list[_Member]) -> list[tuple[str, str]]:
-    """Normalise every member's path; return ``(raw name, why)`` for each one refused.
-
-    Two passes: the names and types first, then what depends on the whole
-    archive (paths under links or files, link targets), checked against the
-    final tree the archive describes.
-    """
-    problems: list[tuple[str, str]] = []
-    seen: dict[str, str] = {}
-    for m in members:
-        parts, why = _normalise(m.raw)
-        if why is None and m.kind not in _EXTRACTED_KINDS:
-            why = f"is a {m.kind}; only regular files, directories and links are extracted"
-        if why is None and not parts and m.kind != "dir":
-            why = f"is a {m.kind} named like the target directory itself"
-        path = "/".join(parts) if parts is not None else None
-        if why is None and path in seen and not (m.kind == "dir" and seen[path] == "dir"):
-            why = "appears more than once in the archive (a later copy would replace the earlier one)"
-        if why is not None:
-            problems.append((m.raw, why))
-            continue
-        m.path = path
-        seen.setdefault(path, m.kind)
-    # looked up without regard to case: on macOS and Windows file systems "D/x" goes through a link "d"
-    symlinks = {m.path.casefold(): m.link for m in members if m.path is not None and m.kind == "symlink"}
-    files = {m.path.casefold() for m in members if m.path and m.kind in ("file", "hardlink")}
-    regular_before: set[str] = set()
-    for m in members:
-        if m.path is None:
-            continue
-        why = _under_link_or_file(m.raw, symlinks, files)
-        if why is None and m.kind == "symlink":
-            why = _symlink_problem(m, symlinks)
-        elif why is None and m.kind == "hardlink":
-            why = _hardlink_problem(m, symlinks, files, regular_before)
-        if why is not None:
-            problems.append((m.raw, why))
-            m.path = None
-        elif m.kind == "file":
-            regular_before.add(m.path)
-    return problems
-
-
-def _under_link_or_file(raw: str, symlinks: Mapping[str, str], files: set[str]) -> str | None:
-    """Why a path would be written through one of the archive's links (or under one of its files), else None."""
-    stack: list[str] = []
-    parts = [p for p in raw.split("/") if p not in ("", ".")]
-    for i, part in enumerate(parts):
-        if part == "..":
-            stack.pop()  # cannot underflow: _normalise accepted the name
-            continue
-        stack.append(part)
-        if i == len(parts) - 1:
-            break
-        here = "/".join(stack)
-        if here.casefold() in symlinks:
-            return f"lies under {here!r}, a symbolic link in the archive (it would be written wherever the link points)"
-        if here.casefold() in files:
-            return f"lies under {here!r}, which is a file in the archive"
-    return None
-
-
-def _symlink_problem(m: _Member, symlinks: Mapping[str, str]) -> str | None:
-    if not m.link:
-        return "is a symbolic link with an empty target"
-    if m.link.startswith("/") or _windows_path(m.link):
-        return f"is a symbolic link to {m.link!r}, an absolute path outside the target directory"
-    try:
-        where = _resolve(m.path.split("/")[:-1], m.link, symlinks)
-    except _LinkLoop:
-        return f"is a symbolic link to {m.link!r}, which goes through more than {_MAX_LINK_DEPTH} links (a loop)"
-    if where is None:
-        return f"is a symbolic link to {m.link!r}, which resolves outside the target directory"
-    return None
-
-
-def _hardlink_problem(m: _Member, symlinks: Mapping[str, str], files: set[str], regular_before: set[str]) -> str | None:
-    # a hard link's target is a path from the archive's root, not from the link's directory
-    if m.link.startswith("/") or _windows_path(m.link):
-        return f"is a hard link to {m.link!r}, an absolute path outside the target directory"
-    parts, why = _normalise(m.link)
-    if why is not None:
-        return f"is a hard link to {m.link!r}, which resolves outside the target directory"
-    target = "/".join(parts)
-    through = _under_link_or_file(m.link, symlinks, files)
-    if through is None and target.casefold() in symlinks:
-        through = f"{target!r} is a symbolic link"
-    if through is not None:
-        return f"is a hard link to {m.link!r}, whose path goes through a link: {through}"
-    if target not in regular_before:
-        return f"is a hard link to {m.link!r}, which is not a regular file earlier in the archive"
-    m.link_path = target
-    return None
-
-
-class _Damaged(Exception):
-    """Reading a member's data failed: the archive is damaged (not the disk we write to)."""
-
-
-def _copy_member(src, dest: str) -> None:
-    """Stream one member's bytes to a new file (never through an existing link: O_EXCL, O_NOFOLLOW)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    with os.fdopen(os.open(dest, flags, 0o666), "wb") as fh:
-        while True:
-            try:
-                block = src.read(_CHUNK)
-            except _DAMAGED as err:
-                raise _Damaged(f"{type(err).__name__}: {err}") from err
-            if not block:
-                return
-            fh.write(block)
-
-
-def _write_members(members: list[_Member], open_member, root: str) -> list[str]:
-    """Create the checked members under ``root`` (a fresh, empty directory); their relative paths, in order."""
-    done: list[str] = []
-    for m in members:
-        if not m.path:  # the target directory itself ("./")
-            continue
-        dest = os.path.join(root, *m.path.split("/"))
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        if m.kind == "dir":
-            os.makedirs(dest, exist_ok=True)  # the archive's own mode is ignored: the tree stays writable
-        elif m.kind == "file":
-            try:
-                src = open_member(m.info)
-            except _DAMAGED as err:
-                raise _Damaged(f"{type(err).__name__}: {err}") from err
-            with src:
-                _copy_member(src, dest)
-            if m.executable:  # keep only the execute bits, where the umask left read bits; never setuid/setgid
-                mode = stat.S_IMODE(os.stat(dest).st_mode)
-                os.chmod(dest, mode | ((mode & 0o444) >> 2))
-            if m.mtime is not None:
-                os.utime(dest, (m.mtime, m.mtime))
-        elif m.kind == "symlink":
-            os.symlink(m.link, dest)
-        else:  # hardlink, to a regular file already written
-            os.link(os.path.join(root, *m.link_path.split("/")), dest, follow_symlinks=False)
-        if m.path not in done:
-            done.append(m.path)
-    return done
-
-
-def _fresh_dir(parent: str, base: str, suffix: str) -> str:
-    """Create an empty directory ``.<base>.<random><suffix>`` in ``parent`` (mode 0o777 less the umask)."""
-    for _ in range(100):
-        path = os.path.join(parent, f".{base}.{uuid.uuid4().hex[:12]}{suffix}")
-        try:
-            os.mkdir(path, 0o777)
-        except FileExistsError:
-            continue
-        return path
-    raise OutputError(f"{parent}: could not create a temporary directory beside {base}.")
-
-
-def _remove_tree(path: str) -> None:
-    if os.path.islink(path) or os.path.isfile(path):
-        _remove(path)
-    elif os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _move_into_place(tmp: str, target: str) -> None:
-    """Rename the finished tree to ``target``; an existing ``target`` is set aside first and removed after."""
-    if not os.path.lexists(target):
-        os.rename(tmp, target)
-        return
-    old = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.{uuid.uuid4().hex[:12]}.old")
-    os.rename(target, old)
-    try:
-        os.rename(tmp, target)
-    except BaseException:
-        os.rename(old, target)
-        raise
-    _remove_tree(old)
-
-
-def safe_extract(archive: str | os.PathLike, target_dir: str | os.PathLike, *, replace: bool = False) -> list[str]:
-    """Extract a ``.tar``, ``.tar.gz``/``.tgz``, ``.tar.bz2``, ``.tar.xz`` or ``.zip`` archive, refusing unsafe members.
-
-    Every member is checked before anything is written.  Refused (the whole
-    archive, with an error naming each offending member and why): absolute
-    paths, Windows paths, ``..`` components that climb out of the target,
-    symbolic links whose target resolves outside it (the archive's own links
-    are followed while resolving), hard links to anything but a regular file
-    earlier in the archive, paths that go through a link of the archive,
-    device files, FIFOs and sockets, and names that appear twice.  Links are
-    matched without regard to case, as case-insensitive file systems (macOS,
-    Windows) would follow them.
-
-    The members are written into a fresh directory beside ``target_dir``,
-    which is renamed to ``target_dir`` only once all are complete: an
-    interrupted or failed extraction leaves no partial tree.  Files are
-    created exclusively without following links; their modes become the
-    defaults (umask) plus the execute bits where the archive had them, never
-    setuid/setgid; directory modes from the archive are ignored.  This does
-    not rely on :mod:`tarfile`'s extraction filters (Python 3.12+).
-
-    Parameters
-    ----------
-    archive : str or path-like
-        The archive; its kind is taken from the file-name suffix.
-    target_dir : str or path-like
-        The directory to create (its parent is created if needed).  It must not
-        exist, or be empty, unless ``replace=True``.
-    replace : bool, default False
-        Replace an existing ``target_dir`` (and everything in it) once the new
-        tree is complete.
-
-    Returns
-    -------
-    list of str
-        The paths of the extracted files, directories and links, under
-        ``target_dir``, in archive order.
-
-    Raises
-    ------
-    UnsafeArchiveError
-        A member is unsafe; nothing was written.
-    ArchiveError
-        The archive cannot be read or is damaged; nothing was left behind.
-    ParameterError
-        The file name has no supported archive suffix.
-    OutputError
-        ``target_dir`` exists and is not empty (without ``replace=True``), is
-        not a directory, or cannot be written.
-
-    Examples
-    --------
-    >>> import io, os, shutil, tarfile, tempfile
-    >>> from xcoact.fetch import safe_extract
-    >>> tmp = tempfile.mkdtemp()
-    >>> with tarfile.open(os.path.join(tmp, "maps.tar.gz"), "w:gz") as tar:
-    ...     info = tarfile.TarInfo("maps/readme.txt"); info.size = 3
-    ...     tar.addfile(info, io.BytesIO(b"hi\\n"))
-    ...     info = tarfile.TarInfo("../escape.txt"); info.size = 3
-    ...     tar.addfile(info, io.BytesIO(b"no\\n"))
-    >>> safe_extract(os.path.join(tmp, "maps.tar.gz"), os.path.join(tmp, "out"))  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    xcoact.errors.UnsafeArchiveError: .../maps.tar.gz: refused, nothing was extracted: member '../escape.txt' has '..' ...
-    >>> os.listdir(tmp)
-    ['maps.tar.gz']
-    >>> with tarfile.open(os.path.join(tmp, "good.tar"), "w") as tar:
-    ...     info = tarfile.TarInfo("maps/readme.txt"); info.size = 3
-    ...     tar.addfile(info, io.BytesIO(b"hi\\n"))
-    >>> [os.path.relpath(p, tmp) for p in safe_extract(os.path.join(tmp, "good.tar"), os.path.join(tmp, "out"))]
-    ['out/maps/readme.txt']
-    >>> shutil.rmtree(tmp)
-    """
-    if not isinstance(replace, bool):
-        raise ParameterError(f"replace={replace!r} is not valid; expected True or False.")
-    archive = os.fspath(archive)
-    kind = _archive_kind(os.path.basename(archive))
-    if kind is None:
-        raise ParameterError(
-            f"archive={archive!r} is not an archive xcoact extracts; expected a name ending in "
-            f"{', '.join(s for s, _ in _ARCHIVE_SUFFIXES)}."
-        )
-    target = os.path.abspath(os.fspath(target_dir))
-    if os.path.islink(target) or (os.path.lexists(target) and not os.path.isdir(target)):
-        raise OutputError(f"{target}: exists and is not a directory; choose another target_dir for {archive}.")
-    if os.path.isdir(target) and os.listdir(target) and not replace:
-        raise OutputError(
-            f"{target}: the directory exists and is not empty; pass replace=True to replace it with the contents of "
-            f"{archive}, or choose a new target_dir."
-        )
-    suffix, mode = kind
-    with contextlib.ExitStack() as stack:
-        try:
-            if mode == "zip":
-                handle = stack.enter_context(zipfile.ZipFile(archive))
-                members, open_member = _zip_members(handle), handle.open
-            else:
-                handle = stack.enter_context(tarfile.open(archive, mode))
-                members, open_member = _tar_members(handle), handle.extractfile
-        except _DAMAGED as err:
-            raise ArchiveError(
-                f"{archive}: cannot be read as a {suffix} archive ({type(err).__name__}: {err}); nothing was extracted."
-            ) from err
-        problems = _check_members(members)
-        if problems:
-            listed = "; ".join(f"member {raw!r} {why}" for raw, why in problems[:_MAX_LISTED])
-            more = f"; and {len(problems) - _MAX_LISTED} more" if len(problems) > _MAX_LISTED else ""
-            raise UnsafeArchiveError(
-                f"{archive}: refused, nothing was extracted: {listed}{more}. Only relative paths that stay inside "
-                "the target directory, and links that resolve inside it, are extracted."
-            )
-        parent = os.path.dirname(target)
-        tmp = None
-        try:
-            os.makedirs(parent, exist_ok=True)
-            tmp = _fresh_dir(parent, os.path.basename(target), ".extracting")
-            done = _write_members(members, open_member, tmp)
-            _move_into_place(tmp, target)
-        except BaseException as err:
-            if tmp is not None:
-                _remove_tree(tmp)
-            if isinstance(err, _Damaged):
-                raise ArchiveError(f"{archive}: damaged ({err}); nothing was extracted.") from err
-            if isinstance(err, OSError) and not isinstance(err, XcoactError):
-                raise OutputError(
-                    f"{target}: extracting {archive} failed ({type(err).__name__}: {err}); nothing was left behind."
-                ) from err
-            raise
-    return [os.path.join(target, *p.split("/")) for p in done]
-
-
-_EXTRACTED_MARKER = ".{stem}.extracted.json"
-_STALE = r"\.{stem}\.[0-9a-f]{{12}}\.(?:extracting|old)"
-
-
-def _extract_once(archive: str, entry: ManifestEntry, directory: str, where: str) -> str:
-    """Extract a verified release archive into ``<directory>/<stem>`` unless the marker says it already is.
-
-    The marker (a hidden JSON file beside the tree) records the checksum of the
-    archive the tree came from; it is removed before and rewritten after each
-    extraction, so a missing or different marker means "extract again".
-    Called with the release directory locked.
-    """
-    stem = _archive_stem(entry.name)
-    target = os.path.join(directory, stem)
-    marker = os.path.join(directory, _EXTRACTED_MARKER.format(stem=stem))
-    wanted = {"archive": entry.name, "checksum": entry.checksum}
-    with contextlib.suppress(OSError, ValueError):
-        with open(marker, encoding="utf-8") as fh:
-            if json.load(fh) == wanted and os.path.isdir(target) and not os.path.islink(target):
-                return target
-    _remove(marker)
-    for name in os.listdir(directory):  # left by a process killed while extracting
-        if re.fullmatch(_STALE.format(stem=re.escape(stem)), name):
-            _remove_tree(os.path.join(directory, name))
-    logger.info("xcoact: extracting %s", archive)
-    try:
-        safe_extract(archive, target, replace=True)
-    except UnsafeArchiveError as err:
-        _remove(archive)
-        raise UnsafeArchiveError(
-            f"{err} The archive came from {where} and matches its pinned checksum {entry.checksum}, so the manifest "
-            "pins an unsafe file; it was removed from the cache."
-        ) from err
-    from .export import write_atomically
-
-    def write_marker(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(wanted, fh)
-
-    write_atomically({marker: write_marker})
-    return target
-
-
 # ----------------------------------------------------------------------------- conversion
 
 def _stamp(fmt: str, files: Mapping[str, ManifestEntry]) -> str:
@@ -1256,9 +701,7 @@ class Release:
     models (``LDA50`` ...), ``keys`` (each topic's top words).
     ``table_path`` is the converted coordinate table (netCDF), made on first
     use, and ``format`` the reader used for the coordinates
-    (``read_database(..., format=)``).  An archive of the release
-    (``<prefix><what>.tar.gz``, ``.zip``, ...; none in the current releases)
-    appears as ``files["<what>"]``: the directory it was extracted into.
+    (``read_database(..., format=)``).
     """
 
     dataset: str
@@ -1309,16 +752,10 @@ class Release:
         return _load_table(self.table_path)
 
 
-def _int_arg(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ParameterError(f"{name}={value!r} is not valid; expected an integer >= {minimum}.")
-    return int(value)
-
-
 def _fetch(dataset, version, data_dir, *, vocab, source, base_url, manifest, convert, retries, timeout,
            progress=None) -> Release:
-    version = _int_arg(version, "version", 1)
-    retries = _int_arg(retries, "retries", 0)
+    version = validate.integer(version, "version", 1)
+    retries = validate.integer(retries, "retries", 0)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise ParameterError(f"timeout={timeout!r} is not valid; expected a number of seconds > 0.")
     if vocab is not None and not isinstance(vocab, str):
@@ -1356,9 +793,6 @@ def _fetch(dataset, version, data_dir, *, vocab, source, base_url, manifest, con
                 _remove(target)
             kind, where = _source(base, dataset, version, entry)
             _download(kind, where, target, entry, retries=retries, timeout=float(timeout), progress=progress)
-        for role, entry in entries.items():  # verified archives: unpacked once, refused if unsafe
-            if _archive_kind(entry.name) is not None:
-                paths[role] = _extract_once(paths[role], entry, directory, _source(base, dataset, version, entry)[1])
         stamp = _stamp(fmt, entries)
         table_path = os.path.join(directory, f"data-{dataset}_version-{version}_coordinates.xcoact.nc")
         if convert and not _table_is_current(table_path, stamp):
@@ -1419,10 +853,6 @@ _COMMON_DOC = """
     ChecksumError
         A downloaded file does not match its pinned size or checksum; it was
         removed and nothing was cached.
-    UnsafeArchiveError
-        An archive of the release holds a member that would land outside its
-        directory (or a device file, ...); nothing was extracted and the
-        archive was removed from the cache.
     OutputError
         The cache directory cannot be created or written.
     DatabaseError

@@ -183,7 +183,7 @@ def matrix(
         if reason is not None:
             what = "active in no study" if not active[i].any() else "active in every study"
             problems.append(f"{roi.name!r} ({what}; {reason.split('; ', 1)[1]})")
-    warn_degenerate(problems, len(found), "ROIs give NaN phi and z", "Check their ROI or change the threshold.", stacklevel=2)
+    warn_degenerate(problems, len(found), "ROIs give NaN phi and z", "Check their ROI or change the threshold.")
 
     s = active.astype(np.int64)
     n_both = s @ s.T

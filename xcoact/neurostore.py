@@ -32,6 +32,7 @@ import re
 import urllib.parse
 
 from . import fetch as _fetch
+from . import validate
 from ._version import __version__
 from .errors import DownloadError, OutputError, ParameterError
 
@@ -186,7 +187,7 @@ def fetch_neurostore(
             "(e.g. 'Cv2LLUqG76W9')."
         )
     pin = _check_pin(sha256)
-    retries = _fetch._int_arg(retries, "retries", 0)
+    retries = validate.integer(retries, "retries", 0)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise ParameterError(f"timeout={timeout!r} is not valid; expected a number of seconds > 0.")
     if not isinstance(refresh, bool):

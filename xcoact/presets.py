@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from typing import Callable, Literal
 
@@ -38,7 +38,7 @@ import numpy as np
 from . import stats, stats_nimare
 from .errors import ParameterError
 from .space import Grid, mni152_2mm
-from .table import TAL_LABELS, TAL_TO_MNI
+from .table import TAL_LABELS
 from .warnings import MixedSpaceWarning, caller_stacklevel
 
 __all__ = [
@@ -99,14 +99,10 @@ class Preset:
         Sphere radius (mm) used when ``activations`` is given no ``r``.
     grid : callable () -> Grid
         The grid and brain mask used when ``activations`` is given no ``grid``.
-    tal_to_mni : (4, 4) array
-        The affine that moves Talairach peaks to MNI.
     tal_labels : frozenset of str
         The ``space`` labels that affine applies to: compared in upper case by
         Neurosynth's rule (``TAL``, ``T88``, ``TALAIRACH``), exactly by NiMARE's
         (``TAL``, ``Talairach``; any other label is used as it is).
-    voxel_rounding : {"half-even"}
-        How a peak's voxel coordinate is rounded (numpy's ``round``; both references).
     select : {"overlap", "focus"}
         ``"overlap"``: a study is selected when its activation covers at least
         ``threshold`` of the ROI (Neurosynth); ``"focus"``: when one of its
@@ -122,23 +118,18 @@ class Preset:
     peak_transform : callable or None
         ``f(xyz, space) -> xyz``: moves the coordinate table's (MNI) mm to the
         mm the reference uses, before the peaks are put on voxels.
-    p_floor : float or None
-        Floor on p before p -> z (Neurosynth's 1e-240); None where p stays in log space.
     """
 
     name: str
     kernel_r: float
     grid: Callable[[], Grid]
-    tal_to_mni: np.ndarray = field(compare=False, repr=False)
     tal_labels: frozenset
-    voxel_rounding: Literal["half-even"]
     select: Literal["overlap", "focus"]
     min_studies: int
     maps: Callable[..., dict]
     map_names: Callable[..., list]
     reference: str
     peak_transform: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
-    p_floor: float | None = None
 
 
 PRESETS: dict[str, Preset] = {
@@ -146,24 +137,19 @@ PRESETS: dict[str, Preset] = {
         name="neurosynth",
         kernel_r=6.0,
         grid=mni152_2mm,
-        tal_to_mni=TAL_TO_MNI,
         tal_labels=TAL_LABELS,
-        voxel_rounding="half-even",
         select="overlap",
         min_studies=1,
         maps=_neurosynth_maps,
         map_names=stats.map_names,
         reference="Neurosynth 0.3.8 network.coactivation (MetaAnalysis, min_studies=1)",
         peak_transform=None,
-        p_floor=stats.P_FLOOR,
     ),
     "nimare": Preset(
         name="nimare",
         kernel_r=10.0,
         grid=nimare_mni152_2mm,
-        tal_to_mni=np.linalg.inv(stats_nimare.ICBM_OTHER2TAL),
         tal_labels=stats_nimare.NIMARE_TAL_LABELS,
-        voxel_rounding="half-even",
         select="focus",
         min_studies=0,
         maps=_nimare_maps,
@@ -171,7 +157,6 @@ PRESETS: dict[str, Preset] = {
         reference="NiMARE 0.22.1 MKDAChi2(kernel__r=10) + FDRCorrector(method='indep'), "
         "studies selected by Dataset.get_studies_by_mask",
         peak_transform=stats_nimare._nimare_peak_xyz,
-        p_floor=None,
     ),
 }
 

@@ -1,7 +1,8 @@
 """A self-contained HTML report of a coactivation result.
 
-One file, no outside resource: the CSS is inline and the figure is embedded
-as a base64 PNG, so the report can be mailed, archived or opened offline.
+One file, no outside resource: the page is ``xcoact/templates/report.html``
+(its CSS inline) with the sections filled in, and the figure is embedded as a
+base64 PNG, so the report can be mailed, archived or opened offline.
 It states the parameters and provenance (from the result's ``attrs``), the
 counts, the selected studies (with their titles when metadata is given), the
 figure, the cluster table, and a methods paragraph with references, generated
@@ -17,14 +18,17 @@ import functools
 import html
 import numbers
 import os
+import string
 from collections.abc import Mapping
+from importlib import resources
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from ._version import __version__
-from .clusters import _check_threshold, pick_map
+from . import validate
+from .clusters import pick_map
 from .clusters import clusters as _clusters
 from .errors import DatabaseError, DatabaseFileError, DatabaseFileNotFoundError, OutputError, ParameterError
 from .export import write_atomically
@@ -66,23 +70,6 @@ REFERENCES = {
         "10.5334/jors.148",
     ),
 }
-
-_CSS = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222; margin: 2em auto;
-       max-width: 70em; padding: 0 1.5em; line-height: 1.45; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 1.8em; }
-.meta { color: #666; font-size: 0.9em; margin-top: 0; }
-table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
-th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
-th { background: #f4f4f4; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-img.figure { max-width: 100%; height: auto; border: 1px solid #eee; }
-.note { color: #666; font-size: 0.9em; }
-details { margin: 0.4em 0; }
-summary { cursor: pointer; }
-code { background: #f4f4f4; padding: 0 0.2em; }
-"""
 
 
 def _e(value) -> str:
@@ -338,12 +325,8 @@ def _clusters_section(table: pd.DataFrame, name: str, max_clusters: int) -> str:
     return _frame_table(shown, headers) + note
 
 
-def _check_positive_int(value, name: str, allow_none: bool = False):
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ParameterError(f"{name}={value!r} is not valid; expected an integer >= 1{' or None' if allow_none else ''}.")
-    return int(value)
+#: How a cluster threshold is used (the end of the message for a bad one, as :func:`xcoact.clusters.clusters` words it).
+_CLUSTER_THRESHOLD = " (clusters are the voxels with value > threshold, and separately those with value < -threshold)"
 
 
 def report_html(
@@ -366,13 +349,13 @@ def report_html(
 
     Parameters as in :func:`report`.
     """
-    max_clusters = _check_positive_int(max_clusters, "max_clusters")
-    max_studies = _check_positive_int(max_studies, "max_studies", allow_none=True)
+    max_clusters = validate.integer(max_clusters, "max_clusters", 1)
+    max_studies = validate.integer(max_studies, "max_studies", 1, allow_none=True)
     if isinstance(ds, xr.DataArray) or not isinstance(ds, xr.Dataset):
         raise ParameterError(f"report needs a result Dataset of xcoact.seed (with its attrs); got {type(ds).__name__}.")
     name = pick_map(ds, name)
     auto = threshold is None
-    threshold = default_threshold(ds, name) if threshold is None else _check_threshold(threshold)
+    threshold = default_threshold(ds, name) if threshold is None else validate.finite(threshold, "threshold", _CLUSTER_THRESHOLD, minimum=0)
     titles = read_metadata(metadata) if metadata is not None else None
     a = ds.attrs
     batch = "seed" in ds.dims
@@ -388,7 +371,6 @@ def report_html(
         threshold, raised = _chosen_threshold(ds, name, seed)
 
     fig = plot(ds, name, seed=seed, threshold=threshold, dpi=dpi, **(plot_kwargs or {}))
-    image = base64.b64encode(png_bytes(fig)).decode("ascii")
     if one:
         table = _clusters(ds, name, threshold=threshold, seed=seed, connectivity=connectivity, min_size=min_size,
                           **(cluster_options or {}))
@@ -401,23 +383,51 @@ def report_html(
 
     label = (seed if seed is not None else f"{len(labels)} seeds") if batch else seed_label(a.get("seed", "?"))
     heading = title if title is not None else f"Coactivation report: {label}"
-    made = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(heading)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{_e(heading)}</h1>",
-        f'<p class="meta">Made with xcoact {_e(__version__)} on {made}. Map shown: <code>{_e(name)}</code>. '
-        f"{_e(threshold_text(ds, name, threshold))}.</p>",
-        _readable_notes(ds, name, threshold, raised),
-    ]
+    text, keys = methods_text(ds, name, threshold, connectivity)
+    clusters_html = _clusters_section(table, name, max_clusters)
+    if batch and seed is None and len(shown_seeds) < len(labels):
+        clusters_html = (f'<p class="note">The first {len(shown_seeds)} of {len(labels)} seeds; pass seed=... for '
+                         f"another.</p>\n{clusters_html}")
+    fields = {
+        "heading": heading,
+        "version": __version__,
+        "made": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "map_name": name,
+        "threshold_text": threshold_text(ds, name, threshold),
+        "notes": _readable_notes(ds, name, threshold, raised),
+        "figure_alt": f"{name}, seed {label}" if one else f"{name}, {label}",
+        "connectivity": connectivity,
+        "shown": f"|value| > {threshold:.4g}" if threshold > 0 else "non-zero values",
+        "min_size": "" if min_size == 1 else f"; at least {min_size} voxels",
+        "methods": text,
+    }
+    # every text field is escaped here; the fragments below are HTML built from escaped parts
+    page = {k: _e(v) for k, v in fields.items()}
+    page.update(
+        image=base64.b64encode(png_bytes(fig)).decode("ascii"),
+        counts=_counts_section(ds, table, name, labels),
+        clusters=clusters_html,
+        studies=_selected_section(ds, titles, max_studies, labels, shown_seeds, seed, one),
+        references="\n".join(f'<li>{_e(REFERENCES[k][0])} doi:<a href="https://doi.org/{_e(REFERENCES[k][1])}">'
+                             f"{_e(REFERENCES[k][1])}</a></li>" for k in keys),
+        provenance=_kv_table([(str(k), v if isinstance(v, (numbers.Number, str)) else str(v)) for k, v in a.items()]
+                             + [("report made with xcoact", __version__)]),
+        versions=_versions_table(),
+    )
+    return _template().substitute(page)
 
-    # counts
-    out.append("<h2>Counts</h2>")
-    if not batch:
+
+@functools.lru_cache(maxsize=1)
+def _template() -> string.Template:
+    """The page (``xcoact/templates/report.html``): the CSS and the sections, with ``$`` fields."""
+    return string.Template((resources.files("xcoact") / "templates" / "report.html").read_text(encoding="utf-8"))
+
+
+def _counts_section(ds: xr.Dataset, table: pd.DataFrame, name: str, labels: list[str]) -> str:
+    a = ds.attrs
+    if "seed" not in ds.dims:
         n_vox = int(((table["size_voxels"]).sum()) if not table.empty else 0)
-        out.append(_kv_table([
+        return _kv_table([
             ("database", str(a.get("database", "not recorded"))),
             ("studies in the database", a.get("n_studies", "?")),
             ("seed", str(a.get("seed", "?"))),
@@ -429,74 +439,40 @@ def report_html(
             (f"voxels shown in {name}", n_vox),
             ("clusters (positive / negative)",
              f"{len(table)} ({int((table['sign'] > 0).sum())} / {int((table['sign'] < 0).sum())})"),
-        ]))
-    else:
-        out.append(_kv_table([
-            ("database", str(a.get("database", "not recorded"))),
-            ("studies in the database", a.get("n_studies", "?")),
-            ("seeds", a.get("n_seeds", len(labels))),
-            ("seeds with maps", a.get("n_valid_seeds", "?")),
-            ("study selection", str(a.get("selection", selection_text(a)))),
-        ]))
-        per_seed = pd.DataFrame({
-            "seed": labels,
-            "description": [str(d) for d in ds["description"].values] if "description" in ds else [""] * len(labels),
-            "seed voxels": [int(v) for v in ds["n_roi"].values] if "n_roi" in ds else [0] * len(labels),
-            "studies selected": [int(v) for v in ds["n_selected"].values] if "n_selected" in ds else [0] * len(labels),
-            "maps": ["yes" if v else "no (degenerate)" for v in ds["valid"].values] if "valid" in ds else [""] * len(labels),
-        })
-        out.append(_frame_table(per_seed))
+        ])
+    summary = _kv_table([
+        ("database", str(a.get("database", "not recorded"))),
+        ("studies in the database", a.get("n_studies", "?")),
+        ("seeds", a.get("n_seeds", len(labels))),
+        ("seeds with maps", a.get("n_valid_seeds", "?")),
+        ("study selection", str(a.get("selection", selection_text(a)))),
+    ])
+    per_seed = pd.DataFrame({
+        "seed": labels,
+        "description": [str(d) for d in ds["description"].values] if "description" in ds else [""] * len(labels),
+        "seed voxels": [int(v) for v in ds["n_roi"].values] if "n_roi" in ds else [0] * len(labels),
+        "studies selected": [int(v) for v in ds["n_selected"].values] if "n_selected" in ds else [0] * len(labels),
+        "maps": ["yes" if v else "no (degenerate)" for v in ds["valid"].values] if "valid" in ds else [""] * len(labels),
+    })
+    return summary + "\n" + _frame_table(per_seed)
 
-    # figure
-    out.append("<h2>Figure</h2>")
-    alt = f"{name}, seed {label}" if one else f"{name}, {label}"
-    out.append(f'<img class="figure" alt="{_e(alt)}" src="data:image/png;base64,{image}">')
 
-    # clusters
-    out.append("<h2>Clusters</h2>")
-    shown_txt = f"|value| > {threshold:.4g}" if threshold > 0 else "non-zero values"
-    out.append(f'<p class="note">Connected components ({connectivity}-connectivity) of the voxels of '
-               f"<code>{_e(name)}</code> with {_e(shown_txt)}, positive and negative separately, largest first"
-               f"{'' if min_size == 1 else f'; at least {min_size} voxels'}. Peaks in MNI mm.</p>")
-    if batch and seed is None and len(shown_seeds) < len(labels):
-        out.append(f'<p class="note">The first {len(shown_seeds)} of {len(labels)} seeds; pass seed=... for another.</p>')
-    out.append(_clusters_section(table, name, max_clusters))
-
-    # studies
-    out.append("<h2>Selected studies</h2>")
+def _selected_section(ds: xr.Dataset, titles, max_studies, labels: list[str], shown_seeds: list[str], seed,
+                      one: bool) -> str:
     if one:
-        if not batch:
+        if "seed" not in ds.dims:
             ids = ds["selected_id"].values if "selected_id" in ds else []
         else:
             ids = ds["study"].values[np.asarray(ds["selected"].sel(seed=ds["seed"].values[labels.index(str(seed))]))]
-        out.append(f"<p>{len(ids):,} studies selected.</p>")
-        out.append(_studies_table(ids, titles, max_studies))
-    else:
-        for s in shown_seeds:
-            mask = np.asarray(ds["selected"].values[labels.index(s)])
-            ids = ds["study"].values[mask]
-            out.append(f"<details><summary>{_e(s)}: {len(ids):,} studies</summary>"
-                       f"{_studies_table(ids, titles, max_studies)}</details>")
-        if len(shown_seeds) < len(labels):
-            out.append(f'<p class="note">The first {len(shown_seeds)} of {len(labels)} seeds.</p>')
-
-    # methods and references
-    text, keys = methods_text(ds, name, threshold, connectivity)
-    out.append("<h2>Methods</h2>")
-    out.append(f"<p>{_e(text)}</p>")
-    out.append("<h2>References</h2><ol>")
-    for key in keys:
-        ref, doi = REFERENCES[key]
-        out.append(f'<li>{_e(ref)} doi:<a href="https://doi.org/{_e(doi)}">{_e(doi)}</a></li>')
-    out.append("</ol>")
-
-    # provenance
-    out.append("<h2>Parameters and provenance</h2>")
-    out.append(_kv_table([(str(k), v if isinstance(v, (numbers.Number, str)) else str(v)) for k, v in a.items()]
-                         + [("report made with xcoact", __version__)]))
-    out.append(_versions_section())
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+        return f"<p>{len(ids):,} studies selected.</p>\n{_studies_table(ids, titles, max_studies)}"
+    parts = []
+    for s in shown_seeds:
+        ids = ds["study"].values[np.asarray(ds["selected"].values[labels.index(s)])]
+        parts.append(f"<details><summary>{_e(s)}: {len(ids):,} studies</summary>"
+                     f"{_studies_table(ids, titles, max_studies)}</details>")
+    if len(shown_seeds) < len(labels):
+        parts.append(f'<p class="note">The first {len(shown_seeds)} of {len(labels)} seeds.</p>')
+    return "\n".join(parts)
 
 
 def _chosen_threshold(ds: xr.Dataset, name: str, seed) -> tuple[float, str]:
@@ -521,13 +497,13 @@ def _readable_notes(ds: xr.Dataset, name: str, threshold: float, raised: str) ->
         lines.append("No family-wise error correction was run: the map is FDR-corrected voxel by voxel. For a "
                      "publication, add FWE-corrected maps with maps.coact.fwe(act, n_iter=10000, seed=0) "
                      "(or --fwe 10000 on the command line); the report then shows them.")
-    return f'<p class="note">{_e(" ".join(lines))}</p>'
+    return " ".join(lines)
 
 
-def _versions_section() -> str:
+def _versions_table() -> str:
     from .versions import versions
 
-    return "<h2>Software versions</h2>" + _kv_table([(k, v if v is not None else "not installed") for k, v in versions().items()])
+    return _kv_table([(k, v if v is not None else "not installed") for k, v in versions().items()])
 
 
 def _write_html(tmp: str, text: str) -> None:

@@ -23,7 +23,7 @@ import xarray as xr
 from .errors import DatabaseFileNotFoundError, ParameterError, RoiError, quote
 from .kernels import check_radius, sphere_offsets
 from .space import LABEL_ATOL, Grid, affine_from_coords, axis_labels, axis_permutation, check_finite_affine
-from .warnings import ResampleWarning
+from .warnings import ResampleWarning, caller_stacklevel
 
 __all__ = ["roi_mask", "seed_set", "is_batch", "is_atlas", "SeedROI", "image_to_dataarray", "grid_of", "Seed", "describe_seed"]
 
@@ -151,7 +151,7 @@ def _align(values: xr.DataArray, grid: Grid, name: str) -> np.ndarray:
         f"{name}: ROI is on another grid (voxel {tuple(round(steps[d], 3) for d in 'xyz')} mm, shape "
         f"{tuple(values.sizes[d] for d in 'xyz')}); resampled to the cube's {grid.shape} grid by nearest neighbour.",
         ResampleWarning,
-        stacklevel=4,
+        stacklevel=caller_stacklevel(),
     )
     values = values.sortby(["x", "y", "z"])
     # nearest neighbour along each axis, then blank cube voxels beyond the ROI's own extent
@@ -396,7 +396,7 @@ def _warn_if_large(name: str, n: int, total: int, spheres: bool = False) -> None
     if total and n > LARGE_ROI_FRACTION * total:
         import warnings
 
-        from .warnings import LargeRoiWarning, caller_stacklevel
+        from .warnings import LargeRoiWarning
 
         hint = ("A radius this large gives this; use a smaller r if you meant a region." if spheres else
                 "A probabilistic map with a non-zero background (threshold it first, e.g. img > 0.5) or a T1 / "

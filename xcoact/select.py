@@ -132,18 +132,18 @@ def degenerate_reason(overlap: np.ndarray, n_roi: int, threshold) -> str | None:
     return f"{what}; largest overlap {int(np.max(overlap))} of {n_roi} voxels"
 
 
-def warn_degenerate(problems: list[str], n_total: int, consequence: str, advice: str, stacklevel: int = 3) -> None:
+def warn_degenerate(problems: list[str], n_total: int, consequence: str, advice: str) -> None:
     """One warning listing the degenerate seeds or ROIs of a batch (the first 20 of them)."""
     import warnings
 
-    from .warnings import DegenerateSeedWarning
+    from .warnings import DegenerateSeedWarning, caller_stacklevel
 
     if problems:
         warnings.warn(
             f"{len(problems)} of {n_total} {consequence}: " + "; ".join(problems[:20])
             + ("; ..." if len(problems) > 20 else "") + f". {advice}",
             DegenerateSeedWarning,
-            stacklevel=stacklevel + 1,
+            stacklevel=caller_stacklevel(),
         )
 
 

@@ -31,7 +31,6 @@ import numpy as np
 from scipy import special
 
 from .errors import ParameterError
-from .space import Grid
 from .stats import count_pairs
 
 __all__ = [
@@ -45,7 +44,6 @@ __all__ = [
     "bh_adjust_logp",
     "nimare_stored_logp",
     "mkda_chi2_maps",
-    "seed_maps",
 ]
 
 #: Lancaster et al. (2007), Hum Brain Mapp 28:1194-1205, ``icbm_other2tal``
@@ -415,37 +413,6 @@ def mkda_chi2_maps(
     return out
 
 
-def seed_maps(
-    a: np.ndarray, total: np.ndarray, n_sel: int, n_uns: int, grid: Grid | None = None, *, prior: float = 0.5
-) -> np.ndarray:
-    """One seed's NiMARE-preset maps as a stack, in :func:`map_names` order.
-
-    The per-seed entry point for the cube machinery: it takes the counts the
-    cube produces (``a`` and the all-study ``total``, over ``grid``'s in-mask
-    voxels in ``grid.mask_flat`` order).
-
-    Parameters
-    ----------
-    a, total : (n_mask,) int arrays
-        Selected and all studies active per in-mask voxel.
-    n_sel, n_uns : int
-        Selected and unselected studies, both >= 1.
-    grid : Grid, optional
-        When given, the counts must have ``grid.n_mask`` entries.
-    prior : float
-
-    Returns
-    -------
-    (len(map_names()), n_mask) float64 array
-    """
-    a = np.asarray(a)
-    total = np.asarray(total)
-    if grid is not None and a.shape != (grid.n_mask,):
-        raise ParameterError(f"counts have shape {a.shape}; expected ({grid.n_mask},), one per in-mask voxel of {grid.name}.")
-    maps = mkda_chi2_maps(a, total - a, n_sel, n_uns, prior=prior)
-    return np.stack(list(maps.values()))
-
-
 # -- peaks -> voxels under the NiMARE preset ------------------------------------------------------
 
 
@@ -493,12 +460,3 @@ def _nimare_peak_xyz(xyz: np.ndarray, space: np.ndarray) -> np.ndarray:
         homog = np.concatenate((tal[nim].T, np.ones((1, int(nim.sum())))))
         xyz[rows[nim]] = np.dot(np.linalg.inv(ICBM_OTHER2TAL), homog)[:3].T
     return xyz
-
-
-def _nimare_peak_ijk(xyz: np.ndarray, grid: Grid) -> np.ndarray:
-    """NiMARE's ``utils.mm2vox``: ``round(inv(affine) @ xyz)``, numpy's half-to-even rounding.
-
-    On an axis-aligned grid this is :meth:`xcoact.space.Grid.xyz_to_ijk`, bit
-    for bit; kept separate so the rule is stated where the preset is.
-    """
-    return grid.xyz_to_ijk(xyz)

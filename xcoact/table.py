@@ -20,14 +20,21 @@ An :class:`xarray.Dataset` with one dimension, ``peak``, and the variables
 and the attrs ``database`` (source path or name), ``format`` (reader name),
 ``n_studies`` and ``n_peaks``.  Studies are ordered by first appearance.
 
-Sources that record more carry it in optional per-peak variables (the
-NIMADS reader and NiMARE objects, :mod:`xcoact.readers.nimads`):
-``sample_size`` (float64, NaN where unknown) and ``analysis_name`` (str).
+Sources that record more carry it in optional per-peak variables:
+
+``sample_size`` : (peak,) float64
+    The number of subjects of the peak's study (experiment), the same for all
+    of a study's peaks, > 0, NaN where the source records none.  Read from
+    Sleuth (``// Subjects = N``), NiMARE JSON (``metadata.sample_sizes``, the
+    mean of the list), NIMADS and NiMARE objects; present only when the source
+    records at least one.  ALE kernels are sized by it
+    (:func:`xcoact.ale.ale_fwhm`).
+``analysis_name`` : (peak,) str
+    The NIMADS analysis name (:mod:`xcoact.readers.nimads`).
 """
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
@@ -128,7 +135,7 @@ def _normalise_unique(ids: np.ndarray) -> np.ndarray:
     return as_str.astype(str)
 
 
-def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None) -> xr.Dataset:
+def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None, sample_size=None) -> xr.Dataset:
     """Validate raw peak columns and build the coordinate table.
 
     Talairach rows (``TAL``, ``T88``, ``Talairach``; any case) are moved to
@@ -155,6 +162,9 @@ def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None) -> x
         Reader name.
     lines : (n,) array-like of int, optional
         Source line of each row.
+    sample_size : (n,) array-like of float, optional
+        Each row's study sample size (NaN where unknown); kept as the optional
+        ``sample_size`` variable when given.
 
     Returns
     -------
@@ -264,10 +274,39 @@ def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None) -> x
             "n_studies": int(len(studies)),
         },
     )
+    if sample_size is not None:
+        table["sample_size"] = ("peak", checked_sample_sizes(sample_size, n, database), {"long_name": SAMPLE_SIZE_NAME})
     table["x"].attrs.update(units="mm", long_name="MNI x")
     table["y"].attrs.update(units="mm", long_name="MNI y")
     table["z"].attrs.update(units="mm", long_name="MNI z")
     return table
+
+
+#: The ``long_name`` of the ``sample_size`` variable.
+SAMPLE_SIZE_NAME = "sample size of the analysis"
+
+
+def checked_sample_sizes(values, n: int, database: str) -> np.ndarray:
+    """Per-peak sample sizes as float64, checked: ``n`` of them, each > 0 or NaN (unknown).
+
+    Raises
+    ------
+    DatabaseError
+        A wrong length, or a value that is not a positive finite number nor NaN.
+    """
+    try:
+        sizes = np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError) as err:
+        raise DatabaseError(f"{database}: sample sizes must be numbers ({err}); expected a number of subjects > 0 per peak, NaN where unknown.") from err
+    if sizes.size != n:
+        raise DatabaseError(f"{database}: {sizes.size} sample size(s) for {n} peak(s); expected one per peak (NaN where unknown).")
+    bad = ~np.isnan(sizes) & ~(np.isfinite(sizes) & (sizes > 0))
+    if bad.any():
+        raise DatabaseError(
+            f"{database}: sample size {sizes[bad][0]:g} (peak {int(np.flatnonzero(bad)[0])}) is not a number of subjects; "
+            "expected a finite number > 0, or NaN where unknown."
+        )
+    return sizes
 
 
 def _where(row: int, lines: np.ndarray) -> str:
@@ -352,13 +391,6 @@ def study_index(ids) -> tuple[np.ndarray, np.ndarray]:
         ``studies[codes] == ids``.
     """
     ids = np.asarray(ids)
-    uniq, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size)
-    return uniq[order], rank[inverse.ravel()].astype(np.int64)
-
-
-def database_name(path) -> str:
-    """The name a database carries in messages and provenance: its path."""
-    return os.fspath(path)
+    codes, studies = pd.factorize(ids.ravel(), use_na_sentinel=False)
+    # pandas hands text back as objects: keep the ids' own dtype
+    return np.asarray(studies).astype(ids.dtype, copy=False), codes.astype(np.int64, copy=False)

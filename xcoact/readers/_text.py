@@ -465,6 +465,30 @@ def studies_with_one_space(table, fmt: str) -> tuple[np.ndarray, np.ndarray, np.
     return studies, order, bounds, labels[first]
 
 
+def study_sample_sizes(table, order, bounds, studies, fmt: str) -> np.ndarray | None:
+    """Each study's sample size for a writer (NaN: unknown), or None when the table has no ``sample_size``.
+
+    ``order``, ``bounds`` and ``studies`` are :func:`group_by_study`'s.  A
+    study's peaks must agree (NaN counts as one value).
+    """
+    if "sample_size" not in table.variables:
+        return None
+    sizes = np.asarray(table["sample_size"].values, dtype=np.float64)[order]
+    if not sizes.size:
+        return np.zeros(0)
+    first = sizes[bounds[:-1]]
+    same = (sizes == np.repeat(first, np.diff(bounds))) | (np.isnan(sizes) & np.isnan(np.repeat(first, np.diff(bounds))))
+    if not same.all():
+        s = int(np.searchsorted(bounds, np.flatnonzero(~same)[0], side="right") - 1)
+        found = sorted({("unknown" if np.isnan(v) else f"{v:g}") for v in sizes[bounds[s]:bounds[s + 1]]})
+        raise ParameterError(
+            f"table: study {quote(studies[s].item() if isinstance(studies[s], np.generic) else studies[s])} has peaks "
+            f"with different sample sizes ({', '.join(found)}); the {fmt} format keeps one sample size per study. "
+            "Give all of a study's peaks its sample size."
+        )
+    return first
+
+
 def _write_one(tmp: str, final: str, write) -> None:
     """Run ``write(handle)`` on ``tmp`` as UTF-8 text, gzip-compressed when ``final`` ends in ``.gz``."""
     with open(tmp, "wb") as raw:

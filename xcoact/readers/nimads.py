@@ -38,7 +38,7 @@ import numpy as np
 from ..errors import DatabaseError
 from ..table import make_table
 from ..warnings import EmptyStudyWarning, caller_stacklevel
-from ._text import check_table, group_by_study, id_text, read_text, source_xyz, space_labels, write_files
+from ._text import check_table, group_by_study, id_text, read_text, source_xyz, space_labels, study_sample_sizes, write_files
 
 __all__ = ["read_nimads", "nimads_table", "write_nimads"]
 
@@ -226,7 +226,7 @@ def write_nimads(table, path, *, overwrite: bool = False) -> str:
     studies, order, bounds = group_by_study(table)
     xyz = source_xyz(table)[order]
     spaces = space_labels(table)[order].tolist()
-    sizes = np.asarray(table["sample_size"].values, dtype=np.float64)[order] if "sample_size" in table else None
+    sizes = study_sample_sizes(table, order, bounds, studies, "NIMADS")
     keys = id_text(studies)
 
     def write(fh):
@@ -236,8 +236,8 @@ def write_nimads(table, path, *, overwrite: bool = False) -> str:
             lo, hi = bounds[s], bounds[s + 1]
             points = [{"coordinates": xyz[p].tolist(), "space": spaces[p]} for p in range(lo, hi)]
             analysis = {"id": "1", "name": "1", "points": points}
-            if sizes is not None and math.isfinite(sizes[lo]):
-                analysis["metadata"] = {"sample_size": float(sizes[lo])}
+            if sizes is not None and math.isfinite(sizes[s]):
+                analysis["metadata"] = {"sample_size": float(sizes[s])}
             fh.write(("," if s else "") + "\n" + json.dumps({"id": key, "name": key, "analyses": [analysis]}))
         fh.write("\n]}\n")
 

@@ -2,12 +2,16 @@
 
 Each contrast is one study with id ``"{study}-{contrast}"`` (NiMARE's id);
 ``coords`` holds ``space`` and equal-length ``x``, ``y``, ``z`` lists.
-Contrasts without coordinates are left out with a warning.  Two contrasts
+A contrast's ``metadata.sample_sizes`` (a list; its mean, as NiMARE's
+estimators take it) or ``metadata.sample_size`` becomes the ``sample_size`` of
+its peaks (NaN where absent); the table has ``sample_size`` when any contrast
+states one.  Contrasts without coordinates are left out with a warning.  Two contrasts
 whose joined ids are the same (study ``s-1`` contrast ``1`` and study ``s``
 contrast ``1-1`` are both ``s-1-1``) are an error naming both.
 
 :func:`write_nimare_json` writes each study as one contrast ``"1"``, so a
-round trip renames study ``s`` to ``"s-1"``.
+round trip renames study ``s`` to ``"s-1"``; known sample sizes are written as
+``metadata.sample_sizes``.
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import numpy as np
 from ..errors import QUOTE_LIMIT, DatabaseError, first_few, quote
 from ..table import make_table
 from ..warnings import EmptyStudyWarning, caller_stacklevel
-from ._text import check_table, check_text_ids, check_unpadded, id_text, read_text, source_xyz, studies_with_one_space, write_files
+from ._text import (check_table, check_text_ids, check_unpadded, id_text, read_text, source_xyz, studies_with_one_space,
+                    study_sample_sizes, write_files)
+from .nimads import _sample_size
 
 
 #: The largest int a float64 holds without overflow (JSON ints are unbounded).
@@ -53,7 +59,7 @@ def read_nimare_json(path: str):
         ) from err
     if not isinstance(data, dict):
         _fail(path, [], type(data).__name__, "an object mapping study ids to studies")
-    ids, xs, ys, zs, spaces = [], [], [], [], []
+    ids, xs, ys, zs, spaces, sizes = [], [], [], [], [], []
     empty = []
     owner: dict[str, tuple[str, str]] = {}  # NiMARE id -> (study, contrast) it came from
     clashes: list[tuple[str, tuple[str, str], tuple[str, str]]] = []
@@ -103,6 +109,7 @@ def read_nimare_json(path: str):
             ys.append(cols[1])
             zs.append(cols[2])
             spaces += [space] * len(cols[0])
+            sizes += [_sample_size(cbody.get("metadata"))] * len(cols[0])
     if clashes:
         def at(pair):
             return f"{quote(pair[0])} -> contrasts -> {quote(pair[1])}"
@@ -124,8 +131,10 @@ def read_nimare_json(path: str):
         )
     if not ids:
         raise DatabaseError(f"{path}: no contrast has coordinates; expected at least one 'coords' with x, y, z lists.")
+    known = not np.isnan(sizes).all()
     return make_table(
-        ids, np.concatenate(xs), np.concatenate(ys), np.concatenate(zs), spaces, database=path, fmt="nimare-json"
+        ids, np.concatenate(xs), np.concatenate(ys), np.concatenate(zs), spaces, database=path, fmt="nimare-json",
+        sample_size=sizes if known else None,
     )
 
 
@@ -141,8 +150,9 @@ def write_nimare_json(table, path, *, overwrite: bool = False) -> str:
     Study ids change on a round trip: :func:`read_nimare_json` names each
     contrast ``"{study}-{contrast}"``, so study ``9106283`` reads back as the
     string ``"9106283-1"``.  Coordinates, spaces and the order of studies and
-    peaks come back unchanged.  Gzip-compressed when ``path`` ends in ``.gz``;
-    written atomically.
+    peaks come back unchanged, and so do known sample sizes (each study's
+    ``sample_size`` as the contrast's ``metadata.sample_sizes`` list of one).
+    Gzip-compressed when ``path`` ends in ``.gz``; written atomically.
 
     Parameters
     ----------
@@ -165,14 +175,23 @@ def write_nimare_json(table, path, *, overwrite: bool = False) -> str:
     xyz = source_xyz(table)[order]
     keys = id_text(studies)
     spaces = study_space.tolist()
+    sizes = study_sample_sizes(table, order, bounds, studies, "NiMARE JSON")
 
     def write(fh):
         fh.write("{")
         for s, key in enumerate(keys):
             block = xyz[bounds[s] : bounds[s + 1]]
             coords = {"space": spaces[s], "x": block[:, 0].tolist(), "y": block[:, 1].tolist(), "z": block[:, 2].tolist()}
-            fh.write(("," if s else "") + "\n" + json.dumps(key) + ": " + json.dumps({"contrasts": {"1": {"coords": coords}}}))
+            contrast = {"coords": coords}
+            if sizes is not None and np.isfinite(sizes[s]):
+                contrast["metadata"] = {"sample_sizes": [_json_number(sizes[s])]}
+            fh.write(("," if s else "") + "\n" + json.dumps(key) + ": " + json.dumps({"contrasts": {"1": contrast}}))
         fh.write("\n}\n")
 
     write_files({path: write}, overwrite=overwrite)
     return path
+
+
+def _json_number(value: float):
+    """A sample size as JSON: an int when whole (as NiMARE's files hold them), else the float."""
+    return int(value) if float(value).is_integer() else float(value)

@@ -17,8 +17,14 @@ name is followed by a blank line and then another name (or the end of the
 file) has no coordinates: it is left out with an
 :class:`~xcoact.warnings.EmptyStudyWarning`.  A bare ``//`` line is a comment.
 
+An experiment's ``// Subjects = N`` (the last such line above its first
+coordinate line, as NiMARE reads it) becomes the ``sample_size`` of each of its
+peaks, NaN for an experiment without one; the table has ``sample_size`` when
+any experiment states it.  N must be a number > 0.
+
 :func:`write_sleuth` writes a table whose peaks are all MNI or all Talairach
-back in this layout.
+back in this layout, with each study's ``// Subjects = N`` when its sample
+size is known.
 """
 
 from __future__ import annotations
@@ -31,9 +37,11 @@ import numpy as np
 
 from ..errors import DatabaseError, ParameterError, first_few, quote
 from ..table import MNI_LABELS, TAL_LABELS, make_table
+from .nimads import _number
 from ..warnings import EmptyStudyWarning, caller_stacklevel
 from ._text import (
     check_table,
+    study_sample_sizes,
     check_text_ids,
     format_floats,
     group_by_study,
@@ -55,7 +63,7 @@ def read_sleuth(path: str):
     """Read a Sleuth text file (see the module docstring for the layout)."""
     text = read_text(path)
     space = None
-    ids, xs, ys, zs, lines, spaces = [], [], [], [], [], []
+    ids, xs, ys, zs, lines, spaces, sizes = [], [], [], [], [], [], []
     first_unreferenced = None  # first coordinate line above every Reference line
     names: list[tuple[int, str]] = []  # (line, name) of the experiment being read
     in_coords = False
@@ -63,6 +71,8 @@ def read_sleuth(path: str):
     empty: list[tuple[int, str]] = []  # experiments without coordinates: (first name line, id)
     bad: list[str] = []
     subjects: str | None = None  # the '// Subjects = N' value of the experiment being read
+    size = float("nan")  # that value as a number (NaN: none)
+    block_size = size  # the sample size of the experiment whose coordinates are being read
     blocks: dict[str, tuple[int, str | None]] = {}  # id -> (first name line, Subjects) of its block
     repeated: list[tuple[str, tuple[int, str | None], tuple[int, str | None]]] = []
 
@@ -74,7 +84,7 @@ def read_sleuth(path: str):
         line = raw.strip()
         if not line:
             if in_coords:
-                names, in_coords, subjects = [], False, None
+                names, in_coords, subjects, size = [], False, None, float("nan")
             elif names:
                 closed = True
             continue
@@ -90,14 +100,22 @@ def read_sleuth(path: str):
                 space = _SPACES[label]
             elif _SUBJECTS.match(line):
                 subjects = line.split("=", 1)[1].strip()
+                number = _number(subjects) if subjects else None
+                if number is None:
+                    raise DatabaseError(
+                        f"{path}, line {lineno}: {quote(line)} does not state a sample size; expected "
+                        "'// Subjects = N' with N the number of subjects (> 0), e.g. '// Subjects = 20', "
+                        "or no Subjects line."
+                    )
+                size = number
             elif not line[2:].strip():
                 pass
             else:
                 if in_coords:  # a new name right after coordinates starts a new experiment
-                    names, in_coords, subjects = [], False, None
+                    names, in_coords, subjects, size = [], False, None, float("nan")
                 elif closed:  # names, a blank line, a new name: the earlier experiment had no coordinates
                     drop_empty()
-                    names, subjects = [], None
+                    names, subjects, size = [], None, float("nan")
                 closed = False
                 names.append((lineno, line[2:].strip()))
             continue
@@ -120,6 +138,7 @@ def read_sleuth(path: str):
                 repeated.append((sid, blocks[sid], (names[0][0], subjects)))
             else:
                 blocks[sid] = (names[0][0], subjects)
+            block_size = size
         in_coords, closed = True, False
         if space is None and first_unreferenced is None:
             first_unreferenced = lineno
@@ -129,6 +148,7 @@ def read_sleuth(path: str):
         ys.append(vals[1])
         zs.append(vals[2])
         lines.append(lineno)
+        sizes.append(block_size)
     drop_empty()  # names at the end of the file
     if bad:
         raise DatabaseError(
@@ -170,18 +190,21 @@ def read_sleuth(path: str):
             EmptyStudyWarning,
             stacklevel=caller_stacklevel(),
         )
-    return make_table(ids, xs, ys, zs, spaces, database=path, fmt="sleuth", lines=lines)
+    known = not np.isnan(sizes).all()
+    return make_table(ids, xs, ys, zs, spaces, database=path, fmt="sleuth", lines=lines,
+                      sample_size=sizes if known else None)
 
 
 def write_sleuth(table, path, *, overwrite: bool = False) -> str:
     """Write a coordinate table as a Sleuth text file that :func:`read_sleuth` reads back.
 
     The layout is one ``// Reference = MNI`` (or ``// Reference = Talairach``)
-    line, then per study a ``// <study id>`` name line, its ``x y z`` lines
-    (tab-separated, ``repr(float)``, exact) and a blank line.  No
-    ``// Subjects = N`` line is written: a coordinate table does not know the
-    sample sizes.  A study's peaks are written together, in table order;
-    studies in order of first appearance.
+    line, then per study a ``// <study id>`` name line, a ``// Subjects = N``
+    line when the table's ``sample_size`` of the study is known (N as an
+    integer when whole, else ``repr(float)``; it reads back exactly), its
+    ``x y z`` lines (tab-separated, ``repr(float)``, exact) and a blank line.
+    A study's peaks are written together, in table order; studies in order of
+    first appearance.
 
     A Sleuth file states one space, so every row's label must be an MNI label
     (``MNI``, ``MNI152``, ``ICBM``, ``ICBM152``) or every one a Talairach label
@@ -206,8 +229,9 @@ def write_sleuth(table, path, *, overwrite: bool = False) -> str:
     Raises
     ------
     ParameterError
-        The table mixes spaces (or uses one Sleuth cannot state), or a study id
-        contains a line break or would read as a ``Reference``/``Subjects`` line.
+        The table mixes spaces (or uses one Sleuth cannot state), a study id
+        contains a line break or would read as a ``Reference``/``Subjects`` line,
+        or a study's peaks carry different sample sizes.
     """
     path = os.fspath(path)
     n = check_table(table, "Sleuth")
@@ -227,12 +251,15 @@ def write_sleuth(table, path, *, overwrite: bool = False) -> str:
     studies, order, bounds = group_by_study(table)
     check_text_ids(studies, "Sleuth", "\n\r")
     names = [f"// {s}\n" for s in id_text(studies)]
+    sizes = study_sample_sizes(table, order, bounds, studies, "Sleuth")
     clash = [s for s in names if _REFERENCE.match(s) or _SUBJECTS.match(s)]
     if clash:
         raise ParameterError(
             f"table: study id {quote(clash[0][3:].strip())} would read back as a Sleuth "
             f"{'Reference' if _REFERENCE.match(clash[0]) else 'Subjects'} line; rename it first."
         )
+    if sizes is not None:
+        names = [name + (f"// Subjects = {_size_text(v)}\n" if np.isfinite(v) else "") for name, v in zip(names, sizes)]
     xyz = source_xyz(table)[order]
     starts = np.zeros(n, dtype=bool)
     starts[bounds[:-1]] = True
@@ -251,3 +278,8 @@ def write_sleuth(table, path, *, overwrite: bool = False) -> str:
 
     write_files({path: write}, overwrite=overwrite)
     return path
+
+
+def _size_text(value: float) -> str:
+    """A sample size as Sleuth text: ``20`` for a whole number, else the float's repr (exact either way)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))

@@ -1,0 +1,660 @@
+"""Activation likelihood estimation (ALE): kernels, modelled activation and the approximate null.
+
+The numbers are NiMARE 0.22.1's (``nimare.meta.utils.get_ale_kernel`` and
+``compute_ale_ma``, ``nimare.meta.cbma.ale.ALE`` with
+``null_method="approximate"``), re-derived here on plain numpy/scipy arrays:
+
+1. **Kernel** (:func:`ale_kernel`).  The full width at half maximum follows
+   Eickhoff et al. (2009, Hum Brain Mapp 30:2907-2926): a between-template
+   term (5.7 mm) and a between-subject term (11.6 mm / sqrt(N)), each turned
+   from a mean Euclidean distance into a FWHM (``d / (2 sqrt(2/pi)) *
+   sqrt(8 ln 2)``) and combined in quadrature.  In voxels it is divided by
+   ``sqrt(dx dy dz)`` in float32, as NiMARE divides by the square root of the
+   product of the header's zooms.  The kernel is a unit delta in the centre of
+   a 31^3 cube smoothed with ``scipy.ndimage.gaussian_filter`` (zero outside)
+   and cropped, on every axis, to the range where it exceeds machine epsilon
+   along the first axis.
+2. **Modelled activation** (:func:`study_ma`).  Each focus is a voxel (numpy's
+   half-to-even rounding of ``inv(affine) @ xyz``: :meth:`xcoact.space.Grid.xyz_to_ijk`);
+   the kernel, its values stored as float32 as NiMARE stores them, is centred
+   there (centre offset ``floor(shape / 2)``), cut at the grid's edges, and a
+   study's MA is the voxel-wise **maximum** over its foci, kept inside the
+   brain mask.
+3. **Statistics** (:func:`ale_maps`).  ``ALE = 1 - prod(1 - MA)`` over the
+   studies (``log1p`` in float32, summed in float64, the result in float32);
+   the approximate null of Eickhoff et al. (2012, NeuroImage 59:2349-2361):
+   each study's MA values over the whole mask form a histogram on bins of
+   1e-5 (zeros in bin 0; each value to its nearest bin centre, ties upwards),
+   and the histograms are combined study after study, every pair of bins
+   ``(a, b)`` adding its probability to the bin nearest ``1 - (1 - a)(1 - b)``.
+   ``p`` is the upper tail of that null at the ALE's bin (floored at the
+   smallest non-zero tail) and ``z`` the one-tailed normal quantile of ``p``.
+
+The approximate null is order-dependent in its last bits (each combination
+rounds to bins): NiMARE combines studies in sorted-id order, and
+:func:`ale_maps` in the order given.
+
+The bin combination is the costly step (bins of the study times bins of the
+running null, for every study).  It runs compiled with numba when numba is
+installed (NiMARE depends on it) and in numpy otherwise, with the same
+operations in the same order, so both give the same bits.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import ndimage, special
+
+from .errors import ParameterError, first_few, quote
+from .space import Grid
+
+__all__ = [
+    "HIST_STEPS",
+    "ale_fwhm",
+    "ale_kernel",
+    "ale_maps",
+    "ale_null",
+    "ale_stat",
+    "kernel_support",
+    "null_to_p",
+    "p_to_z",
+    "study_ma",
+    "study_sample_sizes",
+]
+
+#: Bins per unit of MA / ALE in the approximate null (bin width 1e-5), as NiMARE.
+HIST_STEPS = 100000
+#: Side of the cube the kernel is built in (voxels), as NiMARE.
+_CUBE = 31
+
+#: mm -> FWHM factor of a mean Euclidean distance between matching points: 1 / (2 sqrt(2/pi)) * sqrt(8 ln 2).
+_ED_TO_FWHM = 1.0 / (2.0 * np.sqrt(2.0 / np.pi)) * np.sqrt(8.0 * np.log(2.0))
+#: Eickhoff et al. (2009): mean distance between templates (5.7 mm) and between subjects (11.6 mm).
+_TEMPLATE_MM = 5.7
+_SUBJECT_MM = 11.6
+
+
+def _check_positive(value, name: str, example: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ParameterError(f"{name}={value!r} is not a number; expected a finite number > 0, e.g. {example}.")
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise ParameterError(f"{name}={value!r} is not valid; expected a finite number > 0, e.g. {example}.")
+    return value
+
+
+def ale_fwhm(sample_size: float) -> float:
+    """The ALE kernel's FWHM (mm) for a study of ``sample_size`` subjects (Eickhoff et al. 2009).
+
+    Parameters
+    ----------
+    sample_size : float
+        Number of subjects, > 0.
+
+    Returns
+    -------
+    float
+        ``sqrt(template**2 + subject**2)`` with ``template = 5.7 * c`` and
+        ``subject = 11.6 * c / sqrt(N)``, ``c = sqrt(8 ln 2) / (2 sqrt(2 / pi))``.
+
+    Examples
+    --------
+    >>> round(ale_fwhm(20), 4)
+    9.2412
+    """
+    n = _check_positive(sample_size, "sample_size", "sample_size=20")
+    # written in NiMARE's order of operations, so the float64 result is the same bits
+    templates = _TEMPLATE_MM / (2.0 * np.sqrt(2.0 / np.pi)) * np.sqrt(8.0 * np.log(2.0))
+    subjects = (_SUBJECT_MM / (2 * np.sqrt(2 / np.pi)) * np.sqrt(8 * np.log(2))) / np.sqrt(n)
+    return float(np.sqrt(subjects**2 + templates**2))
+
+
+def _resolve_fwhm(sample_size, fwhm) -> tuple[float, bool]:
+    """The FWHM in mm, and whether it was given in mm (NiMARE then divides it by the float32 zoom in float32)."""
+    if (sample_size is None) == (fwhm is None):
+        raise ParameterError(
+            f"sample_size={sample_size!r}, fwhm={fwhm!r}: give exactly one; the ALE kernel is sized either by a "
+            "study's number of subjects (e.g. sample_size=20) or by a fixed width in mm (e.g. fwhm=10)."
+        )
+    if fwhm is None:
+        return ale_fwhm(sample_size), False
+    return _check_positive(fwhm, "fwhm", "fwhm=10"), True
+
+
+def ale_kernel(sample_size: float | None = None, *, fwhm: float | None = None,
+               voxel_size: Sequence[float] = (2.0, 2.0, 2.0)) -> tuple[float, np.ndarray]:
+    """The ALE kernel on the grid: NiMARE's ``get_ale_kernel`` array.
+
+    Parameters
+    ----------
+    sample_size : float, optional
+        Subjects of the study; the FWHM is :func:`ale_fwhm` of it.
+    fwhm : float, optional
+        A fixed FWHM in mm instead.  Exactly one of the two.
+    voxel_size : (3,) float
+        Voxel edges (mm); the width in voxels is ``fwhm / sqrt(dx dy dz)``
+        (NiMARE's rule, computed in float32 as from a NIfTI header).
+
+    Returns
+    -------
+    fwhm : float
+        The FWHM in mm.
+    kernel : (n, n, n) float64 array
+        The cropped kernel, peak in the centre voxel ``n // 2``; a copy (the
+        cached array is read-only).
+
+    Raises
+    ------
+    ParameterError
+        Neither or both of ``sample_size`` and ``fwhm``, or a value <= 0.
+
+    Examples
+    --------
+    >>> fwhm, k = ale_kernel(20)
+    >>> k.shape, round(float(k.sum()), 6)
+    ((17, 17, 17), 1.0)
+    """
+    fwhm_mm, given = _resolve_fwhm(sample_size, fwhm)
+    return fwhm_mm, _kernel(fwhm_mm, _zoom_root(voxel_size), given).copy()
+
+
+def _zoom_root(voxel_size) -> float:
+    """``sqrt(prod(zooms))`` in float32, as NiMARE takes it from a header's float32 zooms."""
+    vs = np.abs(np.asarray(voxel_size, dtype=np.float64)).reshape(-1)
+    if vs.size != 3 or not np.isfinite(vs).all() or (vs <= 0).any():
+        raise ParameterError(f"voxel_size={list(voxel_size)!r}; expected three voxel edge lengths in mm > 0.")
+    return float(np.sqrt(np.prod(vs.astype(np.float32))))
+
+
+@functools.lru_cache(maxsize=256)
+def _kernel(fwhm_mm: float, zoom_root: float, given: bool) -> np.ndarray:
+    # NiMARE divides a float64 FWHM (from a sample size) by the float32 zoom in float64, and a FWHM
+    # passed in as a Python number in float32 (numpy's promotion of a Python float with a float32)
+    fwhm_vox = (np.float32(fwhm_mm) if given else np.float64(fwhm_mm)) / np.float32(zoom_root)
+    sigma = fwhm_vox * np.sqrt(2.0) / (np.sqrt(2.0 * np.log(2.0)) * 2.0)
+    delta = np.zeros((_CUBE,) * 3)
+    delta[(_CUBE // 2,) * 3] = 1.0
+    smooth = ndimage.gaussian_filter(delta, sigma, mode="constant")
+    # crop every axis to where the first axis exceeds epsilon (the kernel is symmetric)
+    above = np.nonzero(smooth > np.spacing(1))[0]
+    lo, hi = int(above.min()), int(above.max()) + 1
+    out = smooth[lo:hi, lo:hi, lo:hi].copy()
+    out.setflags(write=False)
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _stored_kernel(fwhm_mm: float, zoom_root: float, given: bool) -> np.ndarray:
+    """The kernel with its values as NiMARE stores them (float32)."""
+    out = _kernel(fwhm_mm, zoom_root, given).astype(np.float32)
+    out.setflags(write=False)
+    return out
+
+
+def kernel_support(sample_size: float | None = None, *, fwhm: float | None = None,
+                   voxel_size: Sequence[float] = (2.0, 2.0, 2.0)) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel as offsets from the focus voxel and float32 values, as NiMARE places it.
+
+    Returns
+    -------
+    offsets : (m, 3) int64 array
+        Offsets of the kernel's voxels with a value > 0, from ``shape // 2``.
+    values : (m,) float32 array
+    """
+    fwhm_mm, given = _resolve_fwhm(sample_size, fwhm)
+    kernel = _kernel(fwhm_mm, _zoom_root(voxel_size), given)
+    where = np.nonzero(kernel > 0)
+    offsets = np.column_stack(where).astype(np.int64) - np.asarray(kernel.shape) // 2
+    return offsets, kernel[where].astype(np.float32)
+
+
+def study_sample_sizes(table) -> tuple[np.ndarray, np.ndarray]:
+    """Each study's sample size from a coordinate table, for sizing its ALE kernel.
+
+    Parameters
+    ----------
+    table : xarray.Dataset
+        A coordinate table (:mod:`xcoact.table`) with ``sample_size``.
+
+    Returns
+    -------
+    studies : (n_studies,) array
+        Study ids in order of first appearance (:func:`xcoact.table.study_index`).
+    sizes : (n_studies,) float64 array
+
+    Raises
+    ------
+    ParameterError
+        The table has no sample sizes (Neurosynth and NeuroQuery files record
+        none), or some studies lack one, or a study's peaks disagree; the
+        message names the studies and says to pass a fixed ``sample_size=``
+        or ``fwhm=`` instead.
+    """
+    from .table import study_index
+
+    name = table.attrs.get("database", "the coordinate table")
+    fixed = "pass a fixed kernel for every study instead (sample_size=N subjects, or fwhm=MM)"
+    studies, codes = study_index(table["study_id"].values)
+    if "sample_size" not in table.variables:
+        raise ParameterError(
+            f"{name}: no sample sizes (the table has no 'sample_size'; Neurosynth and NeuroQuery files record none), "
+            f"so the ALE kernel of its {len(studies)} studies cannot be sized by them; {fixed}."
+        )
+    per_peak = np.asarray(table["sample_size"].values, dtype=np.float64)
+    _, first = np.unique(codes, return_index=True)
+    sizes = per_peak[first]  # each study's first peak (codes run over 0..n_studies-1)
+    differ = np.flatnonzero(~np.isclose(per_peak, sizes[codes], rtol=0, atol=0, equal_nan=True))
+    if differ.size:
+        s = codes[differ[0]]
+        raise ParameterError(
+            f"{name}: study {quote(_plain(studies[s]))} has peaks with different sample sizes; a study has one sample "
+            f"size. Fix the table, or {fixed}."
+        )
+    missing = np.flatnonzero(np.isnan(sizes))
+    if missing.size:
+        shown = first_few([quote(_plain(studies[s])) for s in missing])
+        raise ParameterError(
+            f"{name}: {missing.size} of {len(studies)} studies have no sample size ({shown}), so their ALE kernel "
+            f"cannot be sized by it; add them to the source (e.g. '// Subjects = N' in a Sleuth file) or {fixed}."
+        )
+    return studies, sizes
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def study_ma(ijk, grid: Grid, *, sample_size: float | None = None,
+             fwhm: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One study's modelled activation (MA) map, sparse over the grid's in-mask voxels.
+
+    The kernel (:func:`ale_kernel`, values in float32 as NiMARE stores them) is
+    placed at each focus voxel, cut at the grid's box, and the MA is the
+    voxel-wise maximum over the foci, restricted to ``grid.mask``.  Foci
+    outside the box add what of their kernel reaches into it.  This is the
+    per-study function of an ALE kernel: NiMARE's ``ALEKernel`` row of the
+    study.
+
+    Parameters
+    ----------
+    ijk : (n_foci, 3) int array
+        The study's foci as voxel indices on ``grid`` (e.g.
+        ``grid.xyz_to_ijk(xyz)``, NiMARE's rounding); may lie outside the box.
+    grid : xcoact.space.Grid
+    sample_size : float, optional
+        The study's subjects (kernel width by :func:`ale_fwhm`).
+    fwhm : float, optional
+        A fixed width in mm instead.  Exactly one of the two.
+
+    Returns
+    -------
+    index : (k,) int64 array
+        In-mask voxel indices (positions in ``grid.mask_flat``), ascending,
+        each once.
+    values : (k,) float64 array
+        The MA there, > 0 (exactly float32 values).
+
+    Raises
+    ------
+    ParameterError
+        Neither or both of ``sample_size`` and ``fwhm``, a value <= 0, or
+        ``ijk`` not of shape (n, 3) integers.
+    """
+    ijk = np.asarray(ijk)
+    if ijk.ndim != 2 or ijk.shape[1] != 3 or (ijk.size and not np.issubdtype(ijk.dtype, np.integer)):
+        raise ParameterError(f"ijk must be an (n, 3) integer array of voxel indices; got {ijk.dtype} of shape {ijk.shape}.")
+    fwhm_mm, given = _resolve_fwhm(sample_size, fwhm)
+    kernel = _stored_kernel(fwhm_mm, _zoom_root(grid.voxel_size), given)
+    if not len(ijk):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    reach = kernel.shape[0] // 2
+    padded = tuple(int(n) + 2 * _PAD for n in grid.shape)
+    support = _placement(grid)
+    offsets = _flat_offsets(kernel.shape[0], padded)
+    values = kernel.reshape(-1)
+    # foci whose kernel reaches the grid: inside the box padded by the kernel's reach
+    near = np.all((ijk >= -reach) & (ijk < np.asarray(grid.shape) + reach), axis=1)
+    if not near.any():
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+    centres = (ijk[near] + _PAD) @ np.array([padded[1] * padded[2], padded[2], 1])
+    ma = np.zeros(grid.n_mask, dtype=np.float32)
+    place = _numba_place()
+    if place is not None:
+        place(ma, support, centres, offsets, values)
+    else:
+        for centre in centres:
+            cols = support[centre + offsets]  # in-mask index of each kernel voxel, -1 outside the mask or box
+            keep = cols >= 0
+            cols = cols[keep]
+            ma[cols] = np.maximum(ma[cols], values[keep])  # one focus's voxels are distinct: no repeated index
+    index = np.flatnonzero(ma)
+    return index, ma[index].astype(np.float64)
+
+
+#: Padding of the placement lookup: twice the largest kernel's reach (the 31-voxel cube's 15).
+_PAD = 2 * (_CUBE // 2)
+
+
+@functools.lru_cache(maxsize=4)
+def _placement(grid: Grid) -> np.ndarray:
+    """The grid's in-mask index (-1 outside the mask) in its box padded by :data:`_PAD` voxels on every side.
+
+    Twice the largest kernel reach, so that a focus up to one reach outside
+    the grid still has its whole kernel inside the padded box: kernels are
+    placed without bounds checks, and whatever falls off the grid reads -1.
+    One lookup per grid serves every kernel width (int32: 15 MB on the
+    MNI152 2 mm grid).
+    """
+    pad = _PAD
+    out = np.full(tuple(np.asarray(grid.shape) + 2 * pad), -1, dtype=np.int32)
+    out[pad:pad + grid.shape[0], pad:pad + grid.shape[1], pad:pad + grid.shape[2]] = grid.mask_index.reshape(grid.shape)
+    out = out.reshape(-1)
+    out.setflags(write=False)
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _flat_offsets(width: int, padded_shape: tuple) -> np.ndarray:
+    """Flat offsets (C order, in the padded box) of a width^3 kernel's voxels from its centre voxel."""
+    rel = np.indices((width,) * 3).reshape(3, -1).T - width // 2
+    out = rel @ np.array([padded_shape[1] * padded_shape[2], padded_shape[2], 1])
+    out.setflags(write=False)
+    return out
+
+
+# -- statistics -----------------------------------------------------------------------------------
+
+
+def _as_study_list(ma, n_mask: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    if isinstance(ma, tuple) and len(ma) == 2 and isinstance(ma[0], np.ndarray) and ma[0].ndim == 1:
+        raise ParameterError("ma must be a list of (index, values) pairs, one per study; got a single pair.")
+    out = []
+    for s, pair in enumerate(ma):
+        try:
+            idx, vals = pair
+        except (TypeError, ValueError):
+            raise ParameterError(f"ma[{s}] is not an (index, values) pair; expected one per study, as study_ma returns.") from None
+        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        vals = np.asarray(vals, dtype=np.float64).reshape(-1)
+        if idx.shape != vals.shape:
+            raise ParameterError(f"ma[{s}]: {idx.size} indices but {vals.size} values; expected one value per index.")
+        if idx.size and (idx.min() < 0 or idx.max() >= n_mask):
+            raise ParameterError(f"ma[{s}]: voxel indices must lie in [0, {n_mask}) (the in-mask voxels); got {idx.min()}..{idx.max()}.")
+        if idx.size > 1 and not (np.diff(idx) > 0).all() and np.unique(idx).size < idx.size:
+            raise ParameterError(f"ma[{s}]: voxel indices repeat; expected each voxel once per study (its MA, the maximum over its foci).")
+        if vals.size and not ((vals >= 0) & (vals < 1)).all():
+            raise ParameterError(f"ma[{s}]: MA values must lie in [0, 1); got {vals.min():g}..{vals.max():g}.")
+        out.append((idx, vals.astype(np.float32)))
+    if not out:
+        raise ParameterError("ma holds no study; ALE needs at least one study's modelled activation.")
+    return out
+
+
+def ale_stat(ma, n_mask: int) -> np.ndarray:
+    """``ALE = 1 - prod(1 - MA)`` over the studies, per in-mask voxel.
+
+    Parameters
+    ----------
+    ma : sequence of (index, values)
+        Each study's sparse MA (:func:`study_ma`).
+    n_mask : int
+        Number of in-mask voxels.
+
+    Returns
+    -------
+    (n_mask,) float64 array
+        Float32 values (NiMARE's): ``log1p(-MA)`` in float32, summed per voxel
+        in float64 in study order, ``1 - exp(sum)`` cast to float32.
+    """
+    studies = _as_study_list(ma, n_mask)
+    return _stat(studies, n_mask).astype(np.float64)
+
+
+def _stat(studies, n_mask: int) -> np.ndarray:
+    sums = np.zeros(n_mask)
+    for idx, values in studies:
+        # a study's voxels are distinct, so this adds in NiMARE's order (its bincount over the rows)
+        sums[idx] += np.log1p(-values)  # log1p in float32, as of NiMARE's float32 data
+    return (1.0 - np.exp(sums)).astype(np.float32)
+
+
+def _bins(study_max: np.ndarray) -> np.ndarray:
+    """NiMARE's bin centres: 0 to the largest attainable ALE (each study's max rounded up to a bin), step 1e-5."""
+    step = 1 / HIST_STEPS
+    top = np.ceil(study_max.astype(np.float32) * HIST_STEPS) / HIST_STEPS  # float32, as NiMARE
+    max_ale = 1.0 - np.prod(1.0 - top, axis=0)
+    return np.round(np.arange(0, max_ale + (1.5 * step), step), 5)
+
+
+def _nearest(scaled: np.ndarray, n_bins: int) -> np.ndarray:
+    """Nearest bin of ``value * inv_step`` (ties upward), clipped to the grid."""
+    floor = np.floor(scaled)
+    idx = floor.astype(np.int64) + (scaled - floor >= 0.5)
+    return np.clip(idx, 0, n_bins - 1)
+
+
+def _study_hist(values: np.ndarray, n_mask: int, inv_step: float, n_bins: int) -> np.ndarray:
+    hist = np.bincount(_nearest(values.astype(np.float64) * inv_step, n_bins), minlength=n_bins).astype(np.float64)
+    hist[0] += n_mask - values.size
+    hist *= 1.0 / n_mask
+    return hist
+
+
+def _combine_numpy(ale_idx, ale_p, exp_idx, exp_p, centres, inv_step, n_bins, upto) -> np.ndarray:
+    """One study's histogram folded into the running null: every bin pair, in NiMARE's order.
+
+    Returns bins ``0..upto`` and, last, the mass of the pairs landing above ``upto``.
+    """
+    out = np.zeros(upto + 2)
+    one_minus_ale = 1.0 - centres[ale_idx]
+    chunk = max(1, 4_000_000 // max(1, ale_idx.size))
+    for start in range(0, exp_idx.size, chunk):
+        e = slice(start, start + chunk)
+        score = 1.0 - (1.0 - centres[exp_idx[e]])[:, None] * one_minus_ale[None, :]
+        target = np.minimum(_nearest(score * inv_step, n_bins), upto + 1)
+        # bincount adds in array order (exp bins outer, running-null bins inner), as NiMARE's loops
+        # do; across chunks the partial sums are added to the total instead of one running sum
+        out += np.bincount(target.ravel(), weights=(exp_p[e][:, None] * ale_p[None, :]).ravel(), minlength=upto + 2)
+    return out
+
+
+def _make_numba_combine():
+    try:
+        import numba
+    except ImportError:  # numba is optional: the numpy path gives the same numbers, slower
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def combine(ale_idx, ale_p, exp_idx, exp_p, centres, inv_step, n_bins, upto):  # pragma: no cover - compiled
+        out = np.zeros(upto + 2)
+        for i in range(exp_idx.shape[0]):
+            keep = 1.0 - centres[exp_idx[i]]
+            pe = exp_p[i]
+            for j in range(ale_idx.shape[0]):
+                scaled = (1.0 - keep * (1.0 - centres[ale_idx[j]])) * inv_step
+                floor = np.floor(scaled)
+                t = int(floor) + (1 if scaled - floor >= 0.5 else 0)
+                if t < 0:
+                    t = 0
+                elif t >= n_bins:
+                    t = n_bins - 1
+                if t > upto:
+                    t = upto + 1
+                out[t] += pe * ale_p[j]
+        return out
+
+    return combine
+
+
+@functools.lru_cache(maxsize=1)
+def _numba_combine():
+    return _make_numba_combine()
+
+
+@functools.lru_cache(maxsize=1)
+def _numba_place():
+    """The compiled kernel placement of :func:`study_ma` (None without numba)."""
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def place(ma, support, centres, offsets, values):  # pragma: no cover - compiled
+        for c in range(centres.shape[0]):
+            for k in range(offsets.shape[0]):
+                col = support[centres[c] + offsets[k]]
+                if col >= 0 and values[k] > ma[col]:
+                    ma[col] = values[k]
+
+    return place
+
+
+def ale_null(ma, n_mask: int, *, engine: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """The approximate null distribution of ALE over the mask (Eickhoff et al. 2012), as NiMARE builds it.
+
+    Parameters
+    ----------
+    ma : sequence of (index, values)
+        Each study's sparse MA, in the order the histograms are combined.
+    n_mask : int
+        Number of in-mask voxels (the voxels each study's histogram is over).
+    engine : {"auto", "numba", "numpy"}
+        How bin pairs are combined: compiled (numba) or numpy; "auto" uses
+        numba when installed.  The numpy path adds a study's pairs in blocks,
+        so its sums may differ from the compiled one's in the last bits.
+
+    Returns
+    -------
+    bins : (n_bins,) float64 array
+        Bin centres ``0, 1e-5, ...`` up to the largest attainable ALE.
+    weights : (n_bins,) float64 array
+        Probability of each bin under the null (sums to 1).
+    """
+    studies = _as_study_list(ma, n_mask)
+    bins, weights = _null(studies, n_mask, engine)
+    return bins, weights[:-1]
+
+
+def _null(studies, n_mask: int, engine: str, upto: int | None = None):
+    """Bin centres and the null's weights, ``upto`` bins exactly and the mass above them lumped.
+
+    A pair of bins combines to a bin at or above both (``1 - (1 - a)(1 - b) >= a``),
+    so mass above bin ``upto`` never comes back below it: bins ``0..upto``
+    receive the same additions, in the same order, as when every bin is kept,
+    and only the total above matters to a p-value at or below ``upto``.  The
+    returned weights have ``upto + 2`` entries, the last the lumped mass
+    (``upto=None``: every bin, and a last entry 0).
+    """
+    if engine not in ("auto", "numba", "numpy"):
+        raise ParameterError(f"engine={engine!r}; expected 'auto', 'numba' or 'numpy'.")
+    combine = _numba_combine() if engine in ("auto", "numba") else None
+    if combine is None:
+        if engine == "numba":
+            raise ParameterError("engine='numba' but numba is not installed; install numba or use engine='numpy'.")
+        combine = _combine_numpy
+    study_max = np.array([v.max() if v.size else 0.0 for _, v in studies], dtype=np.float32)
+    centres = _bins(study_max).astype(np.float64)
+    n_bins = centres.size
+    inv_step = 1 / (centres[1] - centres[0])
+    upto = n_bins - 1 if upto is None else min(int(upto), n_bins - 1)
+    null = None
+    for _, values in studies:
+        hist = _study_hist(values, n_mask, inv_step, n_bins)
+        if null is None:
+            null = np.append(hist[: upto + 1], hist[upto + 1:].sum())
+            continue
+        a = np.flatnonzero(null[: upto + 1] > 0)
+        e = np.flatnonzero(hist > 0)
+        above = null[-1]
+        null = combine(a, null[a], e, hist[e], centres, inv_step, n_bins, upto)
+        null[-1] += above * hist.sum()
+    return centres, null
+
+
+def _round_half_up(x: np.ndarray) -> np.ndarray:
+    """Round to the nearest integer, halves away from zero (NiMARE's ``_round2``)."""
+    y = np.round(np.abs(x))
+    ties = np.abs(np.abs(x) - y) == 0.5
+    y[ties] = np.ceil(np.abs(x)[ties])
+    return (y * np.sign(x)).astype(np.int64)
+
+
+def null_to_p(stat: np.ndarray, bins: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Upper-tail p of each statistic against a null histogram (NiMARE's ``nullhist_to_p``).
+
+    The tail probability at the statistic's bin (its nearest centre, halves up),
+    floored at the smallest non-zero tail, ceiling 1; p = 1 where the statistic
+    is 0.
+
+    Returns
+    -------
+    float64 array like ``stat``.
+    """
+    stat = np.asarray(stat)
+    if len(weights) != len(bins):
+        raise ParameterError(f"weights has {len(weights)} entries for {len(bins)} bins; expected one per bin.")
+    return _tail_p(stat, np.asarray(weights, dtype=np.float64), bins)
+
+
+def _tail_p(stat: np.ndarray, weights: np.ndarray, bins: np.ndarray) -> np.ndarray:
+    """:func:`null_to_p` on weights that may end in a lumped entry (``_null(upto=...)``, bins past the stat)."""
+    weights = weights[:, None]  # a column, as NiMARE sums it
+    inv_step = 1 / (bins[1] - bins[0])
+    tail = weights / np.sum(weights, axis=0)
+    tail = np.cumsum(tail[::-1, :], axis=0)[::-1, :]
+    tail /= np.max(tail, axis=0)
+    tail = np.squeeze(tail, axis=1)
+    smallest = np.min(tail[tail != 0])
+    p = np.ones(stat.shape)
+    pos = np.flatnonzero(stat > 0)
+    which = _round_half_up(stat[pos] * inv_step)
+    which[which >= bins.size] = bins.size - 1
+    if which.size and which.max() >= tail.size:
+        raise ParameterError(f"a statistic falls in bin {which.max()}, past the {tail.size} bins of the null given.")
+    p[pos] = tail[which]
+    return np.maximum(smallest, np.minimum(p, 1.0))
+
+
+def p_to_z(p: np.ndarray) -> np.ndarray:
+    """One-tailed z of p (>= 0), through ``log p``; p clipped to the smallest positive float64 first."""
+    p = np.clip(np.asarray(p, dtype=np.float64), np.nextafter(0.0, 1.0), 1.0)
+    return np.maximum(-special.ndtri_exp(np.log(p)), 0.0)
+
+
+def ale_maps(ma, n_mask: int, *, engine: str = "auto") -> dict[str, np.ndarray]:
+    """ALE, p and z over the in-mask voxels for a set of studies' MA maps (NiMARE's approximate-null ALE).
+
+    This is ``nimare.meta.cbma.ale.ALE(null_method="approximate").fit`` on the
+    studies whose MA maps are given (the result's ``stat``, ``p`` and ``z``).
+
+    Parameters
+    ----------
+    ma : sequence of (index, values)
+        Each selected study's sparse MA (:func:`study_ma`), in the order the
+        null combines them (NiMARE's: sorted by study id).
+    n_mask : int
+        Number of in-mask voxels.
+    engine : {"auto", "numba", "numpy"}
+        See :func:`ale_null`.
+
+    Returns
+    -------
+    dict
+        ``stat``, ``p``, ``z``: (n_mask,) float64 arrays.  ``stat`` holds
+        NiMARE's float32 values; ``p`` and ``z`` are computed in float64 from
+        them (NiMARE stores both rounded to float32).
+    """
+    if isinstance(n_mask, bool) or not isinstance(n_mask, (int, np.integer)) or n_mask < 1:
+        raise ParameterError(f"n_mask={n_mask!r}; expected the number of in-mask voxels, an int >= 1.")
+    studies = _as_study_list(ma, int(n_mask))
+    stat = _stat(studies, int(n_mask))
+    # only bins up to the largest ALE's are needed one by one (see _null)
+    top = int(_round_half_up(np.array([float(stat.max()) * HIST_STEPS]))[0])
+    bins, weights = _null(studies, int(n_mask), engine, upto=top + 1)  # + 1: a margin for the rounding
+    p = _tail_p(stat, weights, bins)
+    return {"stat": stat.astype(np.float64), "p": p, "z": p_to_z(p)}
