@@ -1,18 +1,26 @@
 """Sphinx configuration of the xcoact documentation site.
 
-The pages stay Markdown (read by MyST through myst-nb), the API reference is
-generated from the numpydoc docstrings, and the example notebooks are shown
-as committed, without outputs: nothing is executed at build time and nothing
-is fetched, so the site builds offline. Build it with ``tox -e docs`` or::
+The pages stay Markdown (read by MyST through myst-nb), the API reference
+(api.md) is generated from the numpydoc docstrings by autosummary, the
+command line's options from its own ``--help``, and the example notebooks are
+executed at build time on the bundled sample, so the site shows their
+outputs. Nothing is fetched: the site builds offline. Build it with
+``tox -e docs`` or::
 
     sphinx-build -W --keep-going -b html docs docs/_build/html
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
+import shutil
 import sys
+
+from docutils import nodes
+from docutils.parsers.rst import Directive
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Document the checkout being built, even when another xcoact is installed.
@@ -29,11 +37,13 @@ version = ".".join(release.split(".")[:2])
 extensions = [
     "myst_nb",  # Markdown pages (it loads myst_parser) and .ipynb notebooks
     "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
 ]
 
 root_doc = "index"
-source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
+# .rst first: autosummary writes its pages for api.md in reStructuredText, with the first suffix
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb", ".ipynb": "myst-nb"}
 # docs/examples is a symbolic link to ../examples, so the notebooks the test
 # suite executes are the ones the site shows.
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
@@ -43,9 +53,21 @@ exclude_patterns = ["_build", "**.ipynb_checkpoints", "Thumbs.db", ".DS_Store"]
 myst_heading_anchors = 4
 myst_enable_extensions = ["colon_fence"]
 
-# Notebooks: rendered as committed (the tests execute them, the build does not).
-nb_execution_mode = "off"
+# Notebooks: committed without outputs (tests/test_notebook.py keeps them so)
+# and executed here, on the bundled sample, so the site shows what they print
+# and draw. "force": every build runs them, nothing is cached between builds.
+# A cell that raises fails the build (warnings are errors).
+nb_execution_mode = "force"
+nb_execution_timeout = 300
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
 nb_merge_streams = True
+
+# api.md: one page per public name, written by autosummary into docs/generated
+# (rebuilt from scratch at each build, so a renamed function leaves no page).
+autosummary_generate = True
+autosummary_imported_members = True
+GENERATED = os.path.join(HERE, "generated")
 
 # numpydoc docstrings through napoleon.
 napoleon_google_docstring = False
@@ -71,8 +93,46 @@ def _site_links(app, docname: str, source: list[str]) -> None:
     source[0] = _EXAMPLES_LINK.sub(r"](examples/\1)", source[0])
 
 
+def _clear_generated(app) -> None:
+    """Remove the autosummary pages of an earlier build before autosummary writes them."""
+    shutil.rmtree(GENERATED, ignore_errors=True)
+
+
+class XcoactHelp(Directive):
+    """``xcoact-help [SUBCOMMAND]``: the command's ``--help``, as a literal block."""
+
+    optional_arguments = 1
+
+    def run(self):
+        from xcoact.cli import main
+
+        argv = [*self.arguments, "--help"]
+        out = io.StringIO()
+        width = os.environ.get("COLUMNS")
+        os.environ["COLUMNS"] = "100"  # argparse wraps to the terminal's width: fix it for the page
+        try:
+            with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
+                main(argv)
+        finally:
+            if width is None:
+                os.environ.pop("COLUMNS", None)
+            else:
+                os.environ["COLUMNS"] = width
+        text = out.getvalue().rstrip()
+        if not text.startswith("usage: xcoact"):
+            raise self.error(f"xcoact {' '.join(argv)} printed no usage text: {text[:200]!r}")
+        block = nodes.literal_block(text, text)
+        block["language"] = "text"
+        command = nodes.paragraph()
+        command += nodes.literal(text=f"$ xcoact {' '.join(argv)}")
+        return [command, block]
+
+
 def setup(app):
     app.connect("source-read", _site_links)
+    # before autosummary's own builder-inited handler (priority 500)
+    app.connect("builder-inited", _clear_generated, priority=400)
+    app.add_directive("xcoact-help", XcoactHelp)
     return {"parallel_read_safe": True}
 
 

@@ -208,10 +208,10 @@ _LONG_NAMES = {
 
 
 @pytest.mark.parametrize(("rule", "selection", "score", "values", "extra"), [
-    (dict(threshold=0), "overlap: a study's activation covers more than 0 voxels of the 7 ROI voxels (Neurosynth, SPEC 5)",
+    (dict(threshold=0), "overlap: a study's activation covers more than 0 voxels of the 7 ROI voxels (Neurosynth; see docs/semantics.md, 'Selecting studies')",
      "overlap", [7, 7, 0], {"threshold": 0, "threshold_kind": "count"}),
     (dict(threshold=0.5), "overlap: a study's activation covers more than a proportion 0.5 of the 7 ROI voxels "
-     "(Neurosynth, SPEC 5)", "overlap", [7, 7, 0], {"threshold": 0.5, "threshold_kind": "proportion"}),
+     "(Neurosynth; see docs/semantics.md, 'Selecting studies')", "overlap", [7, 7, 0], {"threshold": 0.5, "threshold_kind": "proportion"}),
     (dict(select="focus"), "focus: at least one reported peak inside the 7-voxel ROI (NiMARE get_studies_by_mask)",
      "peaks_in_roi", [1, 1, 0], {}),
     (dict(select="distance"), "distance: at least one reported peak within 2 mm (inclusive) of a seed coordinate "
@@ -238,7 +238,7 @@ def test_each_rule_states_itself_and_its_score(small_cube, rule, selection, scor
 def test_batch_and_contrast_name_their_scores(small_cube):
     batch = small_cube.coact.seed([[0, 0, 0], [4, 4, 4]], r=2, threshold=0.0, separate=True)
     assert batch.attrs["selection"] == ("overlap: a study's activation covers more than a proportion 0 of the ROI "
-                                        "voxels (Neurosynth, SPEC 5)")
+                                        "voxels (Neurosynth; see docs/semantics.md, 'Selecting studies')")
     assert batch["overlap"].attrs["long_name"] == _LONG_NAMES["overlap"]
     c = small_cube.coact.contrast([[0, 0, 0]], [[4, 4, 4]], r=2, select="distance")
     assert c["distance_a"].attrs["long_name"] == _LONG_NAMES["distance"] + " (seed A)"

@@ -13,6 +13,7 @@ import xarray as xr
 from . import coact as _coact
 from . import export as _export
 from . import parcellate as _parcellate
+from .choices import BothRule, Compressor, Layout, MapDtype, Naming, PlotEngine, PresetName, SelectRule
 from .errors import ParameterError
 from .matrix import matrix as _matrix  # the function: xcoact.matrix is rebound to it
 
@@ -26,9 +27,10 @@ class CoactDataArrayAccessor:
     def __init__(self, obj: xr.DataArray):
         self._obj = obj
 
-    def seed(self, seed, threshold: float | int | None = None, *, r: float = 6.0, select: str | None = None,
+    def seed(self, seed, threshold: float | int | None = None, *, r: float = 6.0, select: SelectRule | None = None,
              k: int | None = None, q: float = 0.01, prior: float = 0.5, by_label: bool = False, labels=None,
-             separate: bool = False, dtype="float64", layout: str = "volume", preset: str | None = None,
+             separate: bool = False, dtype: MapDtype = "float64", layout: Layout = "volume",
+             preset: PresetName | None = None,
              fwe: int | str | None = None, fwe_seed: int | None = None) -> xr.Dataset:
         """Coactivation maps of a seed, or of many; see :func:`xcoact.seed`."""
         return _coact.seed(self._obj, seed, threshold, r=r, select=select, k=k, q=q, prior=prior, by_label=by_label,
@@ -36,14 +38,14 @@ class CoactDataArrayAccessor:
                            fwe_seed=fwe_seed)
 
     def contrast(self, seed_a, seed_b, threshold: float | int | None = None, *, r: float = 6.0,
-                 select: str | None = None, k: int | None = None, both: str = "exclude", q: float = 0.01,
-                 prior: float = 0.5, dtype="float64", preset: str | None = None) -> xr.Dataset:
+                 select: SelectRule | None = None, k: int | None = None, both: BothRule = "exclude", q: float = 0.01,
+                 prior: float = 0.5, dtype: MapDtype = "float64", preset: PresetName | None = None) -> xr.Dataset:
         """Maps of the studies seed A selects vs those seed B selects; see :func:`xcoact.contrast`."""
         return _coact.contrast(self._obj, seed_a, seed_b, threshold, r=r, select=select, k=k, both=both, q=q,
                                prior=prior, dtype=dtype, preset=preset)
 
     def coactivation(self, seed, threshold: float | int | None = None, *, outroot, r: float = 6.0,
-                     select: str | None = None, k: int | None = None, q: float = 0.01, prior: float = 0.5,
+                     select: SelectRule | None = None, k: int | None = None, q: float = 0.01, prior: float = 0.5,
                      overwrite: bool = False) -> xr.Dataset:
         """Compute and write a seed's maps; see :func:`xcoact.coactivation`."""
         return _coact.coactivation(self._obj, seed, threshold, outroot=outroot, r=r, select=select, k=k, q=q,
@@ -105,20 +107,21 @@ class CoactDatasetAccessor:
         return _export.map_variables(self._obj)
 
     def to_nifti(self, outroot: str | os.PathLike, *, names=None, overwrite: bool = False, compute: bool = True,
-                 seeds_per_pass: int = 4, naming: str = "neurosynth", sidecar: bool = True,
+                 seeds_per_pass: int = 4, naming: Naming = "neurosynth", sidecar: bool = True,
                  progress: bool | None = None):
         """Write ``{outroot}_{name}.nii.gz`` and a JSON sidecar per map (per seed and map for a batch); see :func:`xcoact.to_nifti`."""
         return _export.to_nifti(self._obj, outroot, names=names, overwrite=overwrite, compute=compute,
                                 seeds_per_pass=seeds_per_pass, naming=naming, sidecar=sidecar, progress=progress)
 
-    def to_netcdf(self, path: str | os.PathLike, *, overwrite: bool = False, dtype=None, zlib_level: int = 1,
+    def to_netcdf(self, path: str | os.PathLike, *, overwrite: bool = False, dtype: MapDtype | None = None,
+                  zlib_level: int = 1,
                   progress: bool | None = None) -> str:
         """Write the whole Dataset to netCDF atomically; see :func:`xcoact.to_netcdf`."""
         return _export.to_netcdf(self._obj, path, overwrite=overwrite, dtype=dtype, zlib_level=zlib_level,
                                  progress=progress)
 
-    def to_zarr(self, path: str | os.PathLike, *, overwrite: bool = False, dtype=None, compressor: str = "lz4",
-                progress: bool | None = None) -> str:
+    def to_zarr(self, path: str | os.PathLike, *, overwrite: bool = False, dtype: MapDtype | None = None,
+                compressor: Compressor = "lz4", progress: bool | None = None) -> str:
         """Write the whole Dataset to a Zarr store atomically; see :func:`xcoact.to_zarr`."""
         return _export.to_zarr(self._obj, path, overwrite=overwrite, dtype=dtype, compressor=compressor,
                                progress=progress)
@@ -144,7 +147,7 @@ class CoactDatasetAccessor:
             )
         return _decode.decode(self._obj, features, act, terms=terms, threshold=threshold, map=map, q=q, prior=prior)
 
-    def plot(self, name: str | None = None, *, engine: str = "matplotlib", **kwargs):
+    def plot(self, name: str | None = None, *, engine: PlotEngine = "matplotlib", **kwargs):
         """Draw a map (slices and glass brain, or a batch as small multiples); see :func:`xcoact.plot.plot`.
 
         ``engine="nilearn"`` draws with nilearn instead (:func:`xcoact.images.plot_nilearn`).

@@ -41,7 +41,8 @@ def _get_parser() -> argparse.ArgumentParser:
                     help="--select overlap: proportion of the seed a study must exceed (e.g. 0.1), or an integer voxel "
                          "count (default 0.0)")
     co.add_argument("--preset", choices=("neurosynth", "nimare"), default="neurosynth",
-                    help="reproduce Neurosynth 0.3.8 (default; SPEC) or NiMARE 0.22.1's MKDAChi2 MACM (kernel r = 10 mm, "
+                    help="reproduce Neurosynth 0.3.8 (default; see docs/semantics.md) or NiMARE 0.22.1's MKDAChi2 MACM "
+                         "(kernel r = 10 mm, "
                          "NiMARE's mask, focus-in-ROI selection, NiMARE's map names)")
     co.add_argument("--select", choices=("overlap", "focus", "distance", "nearest"), default=None,
                     help="study-selection rule (default: the preset's): overlap = activation covers more than --threshold "

@@ -154,7 +154,7 @@ def seed(
     """Coactivation maps of a seed (or of many): selected studies vs all other studies.
 
     Matches Neurosynth 0.3.8 ``network.coactivation`` (seed selection by ROI
-    coverage, SPEC section 5) followed by ``MetaAnalysis`` (SPEC section 6).
+    coverage, :ref:`semantics-selection`) followed by ``MetaAnalysis`` (:ref:`semantics-maps`).
     Several seeds - a list or dict of seeds, ``by_label=True`` or
     ``separate=True`` - give a Dataset with a ``seed`` dimension (see
     :func:`seed_batch`).
@@ -179,7 +179,7 @@ def seed(
         The study-selection rule (see :mod:`xcoact.select`); by default the
         preset's (``"overlap"`` for Neurosynth, ``"focus"`` for NiMARE):
         ``"overlap"`` - activation covers more than ``threshold`` of the ROI
-        (SPEC section 5, Neurosynth's ``network.coactivation``);
+        (:ref:`semantics-selection`, Neurosynth's ``network.coactivation``);
         ``"focus"`` - a reported peak inside the ROI (NiMARE's
         ``get_studies_by_mask``); ``"distance"`` - a reported peak within
         ``r`` mm (inclusive) of a seed coordinate (Neurosynth 0.3.8's
@@ -594,7 +594,7 @@ def contrast(
 
     Neurosynth's ``MetaAnalysis(dataset, ids, ids2)``: the nine maps with F =
     the studies selected by A and U = the studies selected by B (instead of
-    all other studies), SPEC section 6.  Both seeds are selected by the same
+    all other studies), :ref:`semantics-maps`.  Both seeds are selected by the same
     rule and parameters (see :func:`seed`).
 
     Parameters
@@ -791,7 +791,7 @@ def meta(act: xr.DataArray, ids, *, q: float = 0.01, prior: float = 0.5, ids2=No
     """Meta-analysis maps of an explicit study selection: those studies against the rest.
 
     Matches Neurosynth 0.3.8 ``meta.MetaAnalysis(dataset, ids, ids2=None,
-    q=0.01, prior=0.5, min_studies=1)``: the same nine maps (SPEC section 6)
+    q=0.01, prior=0.5, min_studies=1)``: the same nine maps (:ref:`semantics-maps`)
     as :func:`seed`, with the selection given as study ids instead of drawn
     from a seed region.
 

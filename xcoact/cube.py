@@ -94,7 +94,7 @@ def activations(
     """The lazy study x voxel activation cube of a coordinate database.
 
     ``A[study, x, y, z]`` is True where the union of the study's binary
-    spheres (radius ``r`` mm around each peak's voxel, SPEC section 3) covers
+    spheres (radius ``r`` mm around each peak's voxel, :ref:`semantics-kernel`) covers
     an in-mask voxel.  Matches Neurosynth 0.3.8's ``ImageTable`` for even ``r``
     (``preset="neurosynth"``), or NiMARE 0.22.1's ``MKDAKernel`` modeled
     activation maps (``preset="nimare"``).  With ``kernel="kda"`` it holds the

@@ -31,6 +31,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from .choices import Compressor, MapDtype, Naming
 from .errors import OutputError
 from .validate import float_dtype
 from .space import affine_from_coords
@@ -677,7 +678,7 @@ def to_nifti(
     overwrite: bool = False,
     compute: bool = True,
     seeds_per_pass: int = 4,
-    naming: str = "neurosynth",
+    naming: Naming = "neurosynth",
     sidecar: bool = True,
     progress: bool | None = None,
 ):
@@ -847,7 +848,7 @@ def to_netcdf(
     path: str | os.PathLike,
     *,
     overwrite: bool = False,
-    dtype=None,
+    dtype: MapDtype | None = None,
     zlib_level: int = 1,
     progress: bool | None = None,
 ) -> str:
@@ -957,8 +958,8 @@ def to_zarr(
     path: str | os.PathLike,
     *,
     overwrite: bool = False,
-    dtype=None,
-    compressor: str = "lz4",
+    dtype: MapDtype | None = None,
+    compressor: Compressor = "lz4",
     progress: bool | None = None,
 ) -> str:
     """Write the Dataset to a Zarr store atomically; ``xr.open_zarr`` reads it back.

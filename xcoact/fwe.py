@@ -80,7 +80,8 @@ def observed_statistics(a: np.ndarray, total: np.ndarray, n_selected: int, n_poo
     Returns
     -------
     chi2 : (2, n_voxels) float64 array
-        Uniformity and association chi-square, exactly those of the maps' z.
+        Uniformity (one-way) and association (Pearson 2 x 2, no continuity
+        correction) chi-square, exactly those of the maps' z (:ref:`semantics-maps`).
     sign : (2, n_voxels) int8 array
     """
     a = np.asarray(a, dtype=np.int64)

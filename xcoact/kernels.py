@@ -1,7 +1,7 @@
 """Kernels: how a study's peaks become its map (numpy functions, arrays in and arrays out).
 
 By default a study's map is the union of binary spheres of radius ``r`` mm
-around its peaks' voxels, restricted to the brain mask (SPEC section 3).  The
+around its peaks' voxels, restricted to the brain mask (:ref:`semantics-kernel`).  The
 sparse rows the cube is made of are built in :mod:`xcoact.blocks`.
 
 Kernels with values (:class:`Kernel`: ``"kda"``, the per-study maximum of
@@ -42,7 +42,7 @@ MAX_SPHERE_VOXELS = 170
 def sphere_offsets(r: float, voxel_size=(2.0, 2.0, 2.0)) -> np.ndarray:
     """Voxel offsets whose centres lie within ``r`` mm of the centre voxel.
 
-    This is the true sphere for every ``r`` (SPEC section 3): 123 offsets at
+    This is the true sphere for every ``r`` (:ref:`semantics-kernel`): 123 offsets at
     r = 6 mm and 515 at r = 10 mm on a 2 mm grid, identical to Neurosynth's
     for even ``r``.  Built one x slice at a time, so memory is that of the
     offsets themselves, not of the (2r/v + 1)^3 box around them.

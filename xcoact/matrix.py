@@ -1,6 +1,6 @@
 """ROI x ROI coactivation matrix: how often the studies active in one ROI are active in another.
 
-A study is *active in* an ROI when the SPEC section 5 rule selects it for
+A study is *active in* an ROI when the rule of :ref:`semantics-selection` selects it for
 that ROI (its ROI coverage is above the threshold).  With ``S`` the
 ``(n_roi, n_studies)`` boolean matrix of those selections, every entry of the
 matrix comes from the 2 x 2 table of two rows of ``S``.
@@ -25,7 +25,7 @@ __all__ = ["matrix", "REFERENCE"]
 REFERENCE = (
     "phi coefficient (Pearson correlation of two binary study vectors; Yule 1912, Cramer 1946); "
     "association z: Pearson chi-square of the 2 x 2 table as in Neurosynth 0.3.8 MetaAnalysis "
-    "(Yarkoni et al. 2011), SPEC section 6"
+    "(Yarkoni et al. 2011); see docs/semantics.md, 'The nine maps'"
 )
 
 
@@ -44,7 +44,7 @@ def _phi(n11: np.ndarray, n_i: np.ndarray, n_j: np.ndarray, n: int) -> np.ndarra
 
 
 def _association_z(n_both: np.ndarray, n_active: np.ndarray, n: int) -> np.ndarray:
-    """SPEC section 6's association z, row i: F = active in ROI i, A = active in ROI j."""
+    """The association z of :ref:`semantics-maps`, row i: F = active in ROI i, A = active in ROI j."""
     z = np.full(n_both.shape, np.nan)
     for i, n_f in enumerate(int(k) for k in n_active):
         n_u = n - n_f
@@ -70,7 +70,7 @@ def matrix(
     """ROI x ROI coactivation matrix of a set of ROIs.
 
     A study is active in ROI ``i`` when it covers *more than* ``threshold``
-    of it (SPEC section 5, the rule :func:`xcoact.seed` selects by).  For
+    of it (:ref:`semantics-selection`, the rule :func:`xcoact.seed` selects by).  For
     every pair of ROIs ``(i, j)`` this gives the 2 x 2 table of studies
     ``[[n11, n10], [n01, n00]]`` (active in both, in ``i`` only, in ``j``
     only, in neither) and from it three numbers.
@@ -109,7 +109,7 @@ def matrix(
           ``(n11 n00 - n10 n01) / sqrt((n11+n10)(n01+n00)(n11+n01)(n10+n00))``;
           symmetric, 1 on the diagonal, NaN where a margin is 0 (an ROI
           active in no study or in every study);
-        * ``z`` (float64): the association z of SPEC section 6 with
+        * ``z`` (float64): the association z of :ref:`semantics-maps` with
           "selected" = active in ROI ``roi`` (F) and "active" = active in ROI
           ``roi_other`` (A): ``a = n11``, ``b = n01``, ``n_F = n_i``,
           ``n_U = N - n_i``; Pearson chi-square without continuity
@@ -212,7 +212,7 @@ def matrix(
     ds["n_both"].attrs["long_name"] = "studies active in both ROIs"
     ds["phi"].attrs["long_name"] = "phi coefficient of the two ROIs' study vectors"
     ds["z"].attrs["long_name"] = "association z: studies active in roi (F) vs active in roi_other (A)"
-    ds["n_active"].attrs["long_name"] = "studies active in each ROI (selected by SPEC section 5)"
+    ds["n_active"].attrs["long_name"] = "studies active in each ROI (selected by the overlap rule)"
     ds["n_roi_voxels"].attrs["long_name"] = "in-mask voxels of each ROI"
     ds.attrs = {
         "title": "xcoact ROI coactivation matrix",

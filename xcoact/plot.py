@@ -19,11 +19,13 @@ import math
 import numbers
 import os
 import re
+import typing
 from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
 
+from .choices import PlotKind, PlotView
 from .clusters import map_volume, peak_index, pick_map
 from .errors import OutputError, ParameterError
 from .export import write_atomically
@@ -31,7 +33,7 @@ from .export import write_atomically
 __all__ = ["plot", "to_png", "png_bytes", "seed_label", "threshold_text", "selection_text", "default_threshold",
            "display_threshold", "MAX_SHOWN_FRACTION"]
 
-_KINDS = ("all", "slices", "glass")
+_KINDS = typing.get_args(PlotKind)
 _VIEWS = {"x": "sagittal", "y": "coronal", "z": "axial"}
 #: Seeds drawn by default for a batch: enough for an overview, few enough to stay legible.
 MAX_SEEDS = 48
@@ -502,8 +504,8 @@ def plot(
     threshold: float | None = None,
     vmax: float | None = None,
     cmap=None,
-    kind: str = "all",
-    view: str = "z",
+    kind: PlotKind = "all",
+    view: PlotView = "z",
     ncols: int | None = None,
     max_seeds: int = MAX_SEEDS,
     title: str | None = None,

@@ -5,7 +5,7 @@ database and the seed: the kernel radius, the grid and its brain mask, how
 Talairach peaks reach MNI, how a peak's mm become a voxel, how studies are
 selected, and which maps are computed from the counts.
 
-``"neurosynth"`` (the default) is Neurosynth 0.3.8, as SPEC defines it.
+``"neurosynth"`` (the default) is Neurosynth 0.3.8, as docs/semantics.md describes it.
 ``"nimare"`` is NiMARE 0.22.1's ``MKDAChi2`` coactivation (MACM) analysis:
 
 ============== ============================== =========================================

@@ -344,7 +344,7 @@ def roi_mask(seed: Seed, grid: Grid, r: float | None = None, *, restrict: bool =
     r : float, optional
         Sphere radius (mm) for coordinate seeds; required for them.
     restrict : bool, default True
-        Keep only the voxels inside the brain mask (SPEC section 4).  False
+        Keep only the voxels inside the brain mask (:ref:`semantics-roi`).  False
         keeps every ROI voxel in the box (NiMARE selects studies by the whole
         ROI image); the ROI must still touch the brain mask.
 

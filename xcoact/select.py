@@ -1,4 +1,4 @@
-"""ROI overlap -> the selected studies (SPEC section 5)."""
+"""ROI overlap -> the selected studies (:ref:`semantics-selection`)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ __all__ = [
     "min_distances",
 ]
 
-#: The named study-selection rules (SPEC section 5 is ``"overlap"``, the default).
+#: The named study-selection rules (``"overlap"``, the default: docs/semantics.md, 'Selecting studies').
 RULES = ("overlap", "focus", "distance", "nearest")
 
 
@@ -59,7 +59,7 @@ def check_threshold(threshold) -> float | int:
 
 
 def overlap_rule(overlap: np.ndarray, n_roi: int, threshold: float | int) -> np.ndarray:
-    """SPEC section 5: ``overlap > t`` for an int, ``overlap / n_roi > t`` for a float (strict)."""
+    """:ref:`semantics-selection`: ``overlap > t`` for an int, ``overlap / n_roi > t`` for a float (strict)."""
     overlap = np.asarray(overlap)
     if isinstance(threshold, (int, np.integer)):
         return overlap > threshold
@@ -179,8 +179,10 @@ class SelectionRule(NamedTuple):
             t = self.threshold
             of = f" of the {n_roi} ROI voxels" if n_roi is not None else " of the ROI voxels"
             if threshold_kind(t) == "count":
-                return f"overlap: a study's activation covers more than {t} voxels{of} (Neurosynth, SPEC 5)"
-            return f"overlap: a study's activation covers more than a proportion {t:g}{of} (Neurosynth, SPEC 5)"
+                return (f"overlap: a study's activation covers more than {t} voxels{of} "
+                        "(Neurosynth; see docs/semantics.md, 'Selecting studies')")
+            return (f"overlap: a study's activation covers more than a proportion {t:g}{of} "
+                    "(Neurosynth; see docs/semantics.md, 'Selecting studies')")
         if self.rule == "focus":
             of = f" {n_roi}-voxel" if n_roi is not None else ""
             return f"focus: at least one reported peak inside the{of} ROI (NiMARE get_studies_by_mask)"

@@ -3,7 +3,7 @@
 A :class:`Grid` ties array indices to millimetres.  Affines point at voxel
 *centres* (NIfTI convention, no half-voxel shift), so voxel ``(i, j, k)`` of the
 default MNI152 2 mm grid has its centre at ``x = 90 - 2i, y = -126 + 2j,
-z = -72 + 2k`` (SPEC section 2).  In DataArrays those centres are the ``x``,
+z = -72 + 2k`` (:ref:`semantics-grid`).  In DataArrays those centres are the ``x``,
 ``y`` and ``z`` coordinate labels, which is what lets two grids with flipped
 axes align by label.
 """
@@ -194,7 +194,7 @@ class Grid:
         xyz = np.asarray(xyz, dtype=float).reshape(-1, 3)
         inv = np.linalg.inv(self.affine)
         # Per axis, because the affine is diagonal: i = x / dx - x0 / dx, exactly
-        # the SPEC's i = round(-x/2 + 45) for the MNI152 2 mm grid.
+        # i = round(-x/2 + 45) for the MNI152 2 mm grid (see docs/semantics.md, 'The grid and the rounding of peaks').
         ijk = np.empty(xyz.shape, dtype=float)
         for a in range(3):
             ijk[:, a] = xyz[:, a] * inv[a, a] + inv[a, 3]

@@ -1,7 +1,7 @@
 """Counts -> the nine coactivation maps: chi-square tests, p -> z, FDR.
 
 Everything here works on 1-D arrays over the in-mask voxels, in float64.
-It transcribes Neurosynth 0.3.8's ``MetaAnalysis`` (SPEC section 6); the
+It transcribes Neurosynth 0.3.8's ``MetaAnalysis`` (:ref:`semantics-maps`); the
 order of operations follows it where that could change the last digit.
 """
 
@@ -181,7 +181,7 @@ def coactivation_maps(
 ) -> dict[str, np.ndarray]:
     """The nine maps of a study selection from its per-voxel counts.
 
-    Matches Neurosynth 0.3.8 ``MetaAnalysis`` with ``min_studies=1`` (SPEC section 6).
+    Matches Neurosynth 0.3.8 ``MetaAnalysis`` with ``min_studies=1`` (:ref:`semantics-maps`).
 
     Parameters
     ----------

@@ -59,7 +59,7 @@ __all__ = [
 #: Lancaster et al. (2007), "Bias between MNI and Talairach coordinates analyzed
 #: using the ICBM-152 brain template", Hum Brain Mapp 28:1194-1205: the
 #: icbm_spm2tal matrix (MNI -> Talairach).  Its inverse moves TAL to MNI, as
-#: Neurosynth 0.3.8 does (SPEC section 1).
+#: Neurosynth 0.3.8 does (see docs/semantics.md, 'Talairach to MNI').
 ICBM_SPM2TAL = np.array(
     [
         [0.9254, 0.0024, -0.0118, -1.0207],
@@ -75,7 +75,7 @@ MNI_LABELS = frozenset({"MNI", "MNI152", "ICBM", "ICBM152", "MNI152_2MM", "MNI15
 TAL_LABELS = frozenset({"TAL", "T88", "TALAIRACH"})
 
 #: The MNI152 2 mm grid's box, (min, max) mm of voxel centres along x, y, z
-#: (SPEC section 2).  It holds the whole head with a margin, so no brain
+#: (see docs/semantics.md, 'The grid and the rounding of peaks').  It holds the whole head with a margin, so no brain
 #: reaches past it.
 MNI_BOX = ((-90.0, 90.0), (-126.0, 90.0), (-72.0, 108.0))
 #: A peak more than this many mm outside :data:`MNI_BOX` lies far outside any
@@ -144,7 +144,7 @@ def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None, samp
     label, its row count and its first line.
 
     Two more problems warn rather than fail, because one bad row must not stop
-    a 500,000-peak database (SPEC section 3): a study whose rows carry
+    a 500,000-peak database (:ref:`semantics-kernel`): a study whose rows carry
     different space labels (:class:`~xcoact.warnings.MixedSpaceWarning`; each
     row is still moved by its own label), and peaks more than
     :data:`FAR_MARGIN_MM` mm outside the MNI152 box, far outside any brain
