@@ -114,7 +114,7 @@ def test_classifiers_python_versions_and_zarr_cap():
     assert versions and versions[0] == ".".join(minimum)
     assert "License :: OSI Approved :: MIT License" not in project["classifiers"]  # the SPDX `license` says it
     zarr_req = [r for r in project["dependencies"] if _dist_name(r) == "zarr"][0]
-    assert "<4" in zarr_req  # export.py overrides LocalStore internals: pinned below the next major
+    assert "<4" in zarr_req  # the fenced store wraps zarr 3's store API: pinned below the next major
     import zarr
 
     assert int(zarr.__version__.split(".")[0]) < 4
