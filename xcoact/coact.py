@@ -20,7 +20,7 @@ from .roi import Seed, SeedROI, describe_seed, grid_of, is_batch, is_coords, roi
 from .select import SelectionRule, check_rule, focus_counts, min_distances, warn_degenerate
 from .space import Grid
 from .presets import Preset, focus_selected, get_preset
-from .stats import coactivation_maps, map_names
+from .stats import map_names, pair_maps
 
 __all__ = ["seed", "seed_batch", "coactivation", "contrast", "REFERENCE"]
 
@@ -71,9 +71,17 @@ def _check_unit_interval(value, name: str, example: str) -> float:
 def _maps_block(a: np.ndarray, total: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid,
                 dtype=np.float64, layout: str = "volume", preset: str = "neurosynth") -> np.ndarray:
     if preset == "neurosynth":
-        maps = coactivation_maps(a, total - a, n_sel, n_uns, q=q, prior=prior)
-    else:
-        maps = get_preset(preset).maps(a, total, n_sel, n_uns, grid, q=q, prior=prior)
+        # the maps per distinct count pair, gathered once into the layout (cast first: the same values)
+        table, inverse = pair_maps(a, np.subtract(total, a, dtype=np.int64), n_sel, n_uns, q=q, prior=prior)
+        table = table.astype(dtype, copy=False)
+        if layout == "voxel":
+            return table.take(inverse, axis=1)
+        # voxels outside the mask take an extra all-zero column
+        where = np.full(int(np.prod(grid.shape)), table.shape[1], dtype=np.intp)
+        where[grid.mask_flat] = inverse
+        return np.concatenate([table, np.zeros((len(table), 1), dtype=dtype)], axis=1).take(where, axis=1).reshape(
+            len(table), *grid.shape)
+    maps = get_preset(preset).maps(a, total, n_sel, n_uns, grid, q=q, prior=prior)
     if layout == "voxel":
         return np.stack(list(maps.values())).astype(dtype, copy=False)
     out = np.zeros((len(maps), int(np.prod(grid.shape))), dtype=dtype)
@@ -88,22 +96,25 @@ def _check_dtype(dtype) -> np.dtype:
     return np.dtype(dtype)
 
 
-def _counts_block(counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype,
-                  preset: str = "neurosynth") -> np.ndarray:
-    return _maps_block(counts[0], counts[1], n_sel, n_uns, q, prior, grid, dtype, preset=preset)
-
-
 def _map_stack(act: xr.DataArray, grid: Grid, groups, n_sel: int, n_uns: int, q: float, prior: float, dtype,
                pre: Preset) -> da.Array:
-    """The maps of one analysis, lazy ``(n_maps, x, y, z)``: grouped counts of two groups, then the statistics.
+    """The maps of one analysis, lazy, a ``(x, y, z)`` array each: grouped counts of two groups, then the statistics.
 
     ``groups`` is ``[selected, compared]``: the studies whose activation is
     tested, and all the studies of the comparison (selected ones included).
     """
     counts = grouped_counts(act, np.stack([np.asarray(g, dtype=bool) for g in groups]), grid)
     names = pre.map_names(q, prior)
-    block = dask.delayed(_counts_block, pure=True)(counts, n_sel, n_uns, q, prior, grid, dtype, pre.name)
-    return da.from_delayed(block, (len(names), *grid.shape), dtype=dtype)
+    # the counts' single block straight into one statistics task; each map is an item of its result, so no
+    # map is sliced (and copied) out of a stack
+    (key,) = counts.to_delayed(optimize_graph=False).ravel()
+    maps = dask.delayed(_counts_maps, pure=True, nout=len(names))(key, n_sel, n_uns, q, prior, grid, dtype, pre.name)
+    return [da.from_delayed(m, grid.shape, dtype=dtype) for m in maps]
+
+
+def _counts_maps(counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype,
+                 preset: str = "neurosynth") -> tuple[np.ndarray, ...]:
+    return tuple(_maps_block(counts[0], counts[1], n_sel, n_uns, q, prior, grid, dtype, preset=preset))
 
 
 def _preset_of(act: xr.DataArray, preset) -> Preset:
