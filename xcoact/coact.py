@@ -295,12 +295,11 @@ def seed(
 
     names = pre.map_names(q, prior)
     stack = _map_stack(act, grid, [selected, np.ones_like(selected)], n_sel, n_uns, q, prior, dtype, pre)
-    ds = _result(act, grid, names, {name: (("x", "y", "z"), stack[i]) for i, name in enumerate(names)})
-    ds["roi"] = roi.variable
-    ds[rule.score_name] = ("study", score)
-    ds[rule.score_name].attrs["long_name"] = rule.score_long_name
-    ds["selected_id"] = ("selected", act["study"].values[selected])
-    ds["selected_id"].attrs["long_name"] = "ids of the selected studies"
+    ds = _result(act, grid, names, {name: (("x", "y", "z"), stack[i]) for i, name in enumerate(names)}, {
+        "roi": roi.variable,
+        rule.score_name: ("study", score, {"long_name": rule.score_long_name}),
+        "selected_id": ("selected", act["study"].values[selected], {"long_name": "ids of the selected studies"}),
+    })
     ds.attrs = {
         **_provenance(act, names, rule, r, q, prior, n_roi, pre),
         "analysis": "seed coactivation",
@@ -358,18 +357,19 @@ def _full_flat(block, flat: np.ndarray) -> np.ndarray:
     return view_to_grid_flat(block, np.asarray(flat, dtype=np.int64))
 
 
-def _result(act: xr.DataArray, grid: Grid, names: list[str], variables: dict) -> xr.Dataset:
-    """A result Dataset: the map variables on the cube's labels, with the brain mask."""
+def _result(act: xr.DataArray, grid: Grid, names: list[str], variables: dict, extra: dict | None = None) -> xr.Dataset:
+    """A result Dataset: the map variables (then ``extra`` ones) on the cube's labels, with the brain mask."""
+    # built in one go: every assignment to a Dataset is a merge, which costs more than the maps' graph
+    data_vars = {name: (*variables[name], {"long_name": name}) if name in names else variables[name] for name in variables}
+    data_vars.update(extra or {})
     ds = xr.Dataset(
-        variables,
-        coords={"x": act["x"].values, "y": act["y"].values, "z": act["z"].values, "study": act["study"].values},
+        data_vars,
+        coords={
+            **{c: (c, act[c].values, {"units": "mm"}) for c in "xyz"},
+            "study": act["study"].values,
+            "brain_mask": (("x", "y", "z"), grid.mask),
+        },
     )
-    for name in names:
-        ds[name].attrs["long_name"] = name
-    ds["brain_mask"] = (("x", "y", "z"), grid.mask)
-    ds = ds.set_coords("brain_mask")
-    for c in "xyz":
-        ds[c].attrs["units"] = "mm"
     # the cube travels with its result, in memory only (writers never store a Dataset's encoding):
     # fwe and decode need it again, and find it here rather than in any registry
     ds.encoding[CUBE_KEY] = act
@@ -405,19 +405,17 @@ def _provenance(act: xr.DataArray, names: list[str], rule: SelectionRule, r: flo
 def _group_maps(counts: np.ndarray, total: np.ndarray, n_sel: np.ndarray, valid: np.ndarray, n_studies: int,
                 q: float, prior: float, grid: Grid, dtype, layout: str, preset: str) -> np.ndarray:
     """The maps of a group of seeds from their counts: ``(n_maps, n_seeds_in_group, *space)`` (NaN where not valid)."""
-    out = []
-    shape = None
+    n_maps = len(get_preset(preset).map_names(q, prior))
+    space = grid.shape if layout == "volume" else (grid.n_mask,)
+    # each seed's maps go straight into their place (no stack of per-seed copies in flight)
+    out = np.empty((n_maps, counts.shape[0], *space), dtype=dtype)
     for i in range(counts.shape[0]):
         if valid[i]:
-            out.append(_maps_block(counts[i], total[0], int(n_sel[i]), n_studies - int(n_sel[i]), q, prior, grid,
-                                   dtype, layout, preset=preset))
-            shape = out[-1].shape
+            out[:, i] = _maps_block(counts[i], total[0], int(n_sel[i]), n_studies - int(n_sel[i]), q, prior, grid,
+                                    dtype, layout, preset=preset)
         else:
-            out.append(None)
-    if shape is None:
-        n_maps = len(get_preset(preset).map_names(q, prior))
-        shape = (n_maps, *(grid.shape if layout == "volume" else (grid.n_mask,)))
-    return np.stack([np.full(shape, np.nan, dtype=dtype) if m is None else m for m in out], axis=1)
+            out[:, i] = np.nan
+    return out
 
 
 #: Seeds per Dask chunk in the voxel layout (4 x 9 maps x 228,453 float32 = 33 MB): few enough
