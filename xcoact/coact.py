@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from ._version import __version__
+from .blocks import ActivationBlock
 from .counts import grouped_counts, overlap_counts, roi_overlaps, study_scores, view_to_grid_flat
 from .errors import ParameterError, SelectionError
 from .roi import Seed, SeedROI, describe_seed, grid_of, is_batch, is_coords, roi_mask, seed_set, uses_coords
@@ -132,7 +133,15 @@ def _preset_of(act: xr.DataArray, preset) -> Preset:
 
 
 def _grid(act: xr.DataArray) -> Grid:
-    return grid_of(act)
+    grid = grid_of(act)
+    # the grid the cube's blocks were built on, when the cube still shows it whole: its lookups (in-mask
+    # index, token) are made once for the cube rather than once per analysis
+    meta = getattr(act.data, "_meta", None)
+    built = meta.chunk.grid if isinstance(meta, ActivationBlock) else None
+    if (built is not None and built.shape == grid.shape and np.array_equal(built.affine, grid.affine)
+            and np.array_equal(built.mask, grid.mask)):
+        return built
+    return grid
 
 
 def seed(
