@@ -77,11 +77,9 @@ def _maps_block(a: np.ndarray, total: np.ndarray, n_sel: int, n_uns: int, q: flo
         table = table.astype(dtype, copy=False)
         if layout == "voxel":
             return table.take(inverse, axis=1)
-        # voxels outside the mask take an extra all-zero column
-        where = np.full(int(np.prod(grid.shape)), table.shape[1], dtype=np.intp)
-        where[grid.mask_flat] = inverse
-        return np.concatenate([table, np.zeros((len(table), 1), dtype=dtype)], axis=1).take(where, axis=1).reshape(
-            len(table), *grid.shape)
+        out = np.zeros((len(table), int(np.prod(grid.shape))), dtype=dtype)
+        out[:, grid.mask_flat] = table.take(inverse, axis=1)
+        return out.reshape(len(table), *grid.shape)
     maps = get_preset(preset).maps(a, total, n_sel, n_uns, grid, q=q, prior=prior)
     if layout == "voxel":
         return np.stack(list(maps.values())).astype(dtype, copy=False)
