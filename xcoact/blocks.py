@@ -322,9 +322,14 @@ class StudyChunk:
             return np.bincount(study[ranges(colptr[voxels], colptr[voxels + 1])], minlength=self.n_studies)
         if self._by_i is None:
             self._by_i = np.argsort(self.ijk[:, 0], kind="stable")
-        mask = np.zeros(int(np.prod(self.grid.shape)), dtype=bool)
-        mask[roi_flat] = True
-        return roi_overlap(self.ijk, self.codes, self.n_studies, self.offsets, mask.reshape(self.grid.shape), self._by_i)
+        if len(roi_flat) == 0:
+            return np.zeros(self.n_studies, dtype=np.int64)
+        # the ROI's bounding box only, peaks shifted to it (the order by i is unchanged by the shift)
+        ijk_roi = np.column_stack(np.unravel_index(roi_flat, self.grid.shape))
+        lo = ijk_roi.min(axis=0)
+        box = np.zeros(ijk_roi.max(axis=0) + 1 - lo, dtype=bool)
+        box[tuple((ijk_roi - lo).T)] = True
+        return roi_overlap(self.ijk - lo, self.codes, self.n_studies, self.offsets, box, self._by_i)
 
 
 def _index_key(key, ndim: int) -> list:

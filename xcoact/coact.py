@@ -14,13 +14,14 @@ import numpy as np
 import xarray as xr
 
 from ._version import __version__
+from .blocks import ActivationBlock
 from .counts import grouped_counts, overlap_counts, roi_overlaps, study_scores, view_to_grid_flat
 from .errors import ParameterError, SelectionError
 from .roi import Seed, SeedROI, describe_seed, grid_of, is_batch, is_coords, roi_mask, seed_set, uses_coords
 from .select import SelectionRule, check_rule, focus_counts, min_distances, warn_degenerate
 from .space import Grid
 from .presets import Preset, focus_selected, get_preset
-from .stats import coactivation_maps, map_names
+from .stats import map_names, pair_maps
 
 __all__ = ["seed", "seed_batch", "coactivation", "contrast", "REFERENCE"]
 
@@ -79,9 +80,15 @@ def _check_unit_interval(value, name: str, example: str) -> float:
 def _maps_block(a: np.ndarray, total: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid,
                 dtype=np.float64, layout: str = "volume", preset: str = "neurosynth") -> np.ndarray:
     if preset == "neurosynth":
-        maps = coactivation_maps(a, total - a, n_sel, n_uns, q=q, prior=prior)
-    else:
-        maps = get_preset(preset).maps(a, total, n_sel, n_uns, grid, q=q, prior=prior)
+        # the maps per distinct count pair, gathered once into the layout (cast first: the same values)
+        table, inverse = pair_maps(a, np.subtract(total, a, dtype=np.int64), n_sel, n_uns, q=q, prior=prior)
+        table = table.astype(dtype, copy=False)
+        if layout == "voxel":
+            return table.take(inverse, axis=1)
+        out = np.zeros((len(table), int(np.prod(grid.shape))), dtype=dtype)
+        out[:, grid.mask_flat] = table.take(inverse, axis=1)
+        return out.reshape(len(table), *grid.shape)
+    maps = get_preset(preset).maps(a, total, n_sel, n_uns, grid, q=q, prior=prior)
     if layout == "voxel":
         return np.stack(list(maps.values())).astype(dtype, copy=False)
     out = np.zeros((len(maps), int(np.prod(grid.shape))), dtype=dtype)
@@ -96,22 +103,25 @@ def _check_dtype(dtype) -> np.dtype:
     return np.dtype(dtype)
 
 
-def _counts_block(counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype,
-                  preset: str = "neurosynth") -> np.ndarray:
-    return _maps_block(counts[0], counts[1], n_sel, n_uns, q, prior, grid, dtype, preset=preset)
-
-
 def _map_stack(act: xr.DataArray, grid: Grid, groups, n_sel: int, n_uns: int, q: float, prior: float, dtype,
                pre: Preset) -> da.Array:
-    """The maps of one analysis, lazy ``(n_maps, x, y, z)``: grouped counts of two groups, then the statistics.
+    """The maps of one analysis, lazy, a ``(x, y, z)`` array each: grouped counts of two groups, then the statistics.
 
     ``groups`` is ``[selected, compared]``: the studies whose activation is
     tested, and all the studies of the comparison (selected ones included).
     """
     counts = grouped_counts(act, np.stack([np.asarray(g, dtype=bool) for g in groups]), grid)
     names = pre.map_names(q, prior)
-    block = dask.delayed(_counts_block, pure=True)(counts, n_sel, n_uns, q, prior, grid, dtype, pre.name)
-    return da.from_delayed(block, (len(names), *grid.shape), dtype=dtype)
+    # the counts' single block straight into one statistics task; each map is an item of its result, so no
+    # map is sliced (and copied) out of a stack
+    (key,) = counts.to_delayed(optimize_graph=False).ravel()
+    maps = dask.delayed(_counts_maps, pure=True, nout=len(names))(key, n_sel, n_uns, q, prior, grid, dtype, pre.name)
+    return [da.from_delayed(m, grid.shape, dtype=dtype) for m in maps]
+
+
+def _counts_maps(counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype,
+                 preset: str = "neurosynth") -> tuple[np.ndarray, ...]:
+    return tuple(_maps_block(counts[0], counts[1], n_sel, n_uns, q, prior, grid, dtype, preset=preset))
 
 
 def _preset_of(act: xr.DataArray, preset) -> Preset:
@@ -129,7 +139,15 @@ def _preset_of(act: xr.DataArray, preset) -> Preset:
 
 
 def _grid(act: xr.DataArray) -> Grid:
-    return grid_of(act)
+    grid = grid_of(act)
+    # the grid the cube's blocks were built on, when the cube still shows it whole: its lookups (in-mask
+    # index, token) are made once for the cube rather than once per analysis
+    meta = getattr(act.data, "_meta", None)
+    built = meta.chunk.grid if isinstance(meta, ActivationBlock) else None
+    if (built is not None and built.shape == grid.shape and np.array_equal(built.affine, grid.affine)
+            and np.array_equal(built.mask, grid.mask)):
+        return built
+    return grid
 
 
 def seed(
@@ -292,12 +310,11 @@ def seed(
 
     names = pre.map_names(q, prior)
     stack = _map_stack(act, grid, [selected, np.ones_like(selected)], n_sel, n_uns, q, prior, dtype, pre)
-    ds = _result(act, grid, names, {name: (("x", "y", "z"), stack[i]) for i, name in enumerate(names)})
-    ds["roi"] = roi.variable
-    ds[rule.score_name] = ("study", score)
-    ds[rule.score_name].attrs["long_name"] = rule.score_long_name
-    ds["selected_id"] = ("selected", act["study"].values[selected])
-    ds["selected_id"].attrs["long_name"] = "ids of the selected studies"
+    ds = _result(act, grid, names, {name: (("x", "y", "z"), stack[i]) for i, name in enumerate(names)}, {
+        "roi": roi.variable,
+        rule.score_name: ("study", score, {"long_name": rule.score_long_name}),
+        "selected_id": ("selected", act["study"].values[selected], {"long_name": "ids of the selected studies"}),
+    })
     ds.attrs = {
         **_provenance(act, names, rule, r, q, prior, n_roi, pre),
         "analysis": "seed coactivation",
@@ -355,18 +372,19 @@ def _full_flat(block, flat: np.ndarray) -> np.ndarray:
     return view_to_grid_flat(block, np.asarray(flat, dtype=np.int64))
 
 
-def _result(act: xr.DataArray, grid: Grid, names: list[str], variables: dict) -> xr.Dataset:
-    """A result Dataset: the map variables on the cube's labels, with the brain mask."""
+def _result(act: xr.DataArray, grid: Grid, names: list[str], variables: dict, extra: dict | None = None) -> xr.Dataset:
+    """A result Dataset: the map variables (then ``extra`` ones) on the cube's labels, with the brain mask."""
+    # built in one go: every assignment to a Dataset is a merge, which costs more than the maps' graph
+    data_vars = {name: (*variables[name], {"long_name": name}) if name in names else variables[name] for name in variables}
+    data_vars.update(extra or {})
     ds = xr.Dataset(
-        variables,
-        coords={"x": act["x"].values, "y": act["y"].values, "z": act["z"].values, "study": act["study"].values},
+        data_vars,
+        coords={
+            **{c: (c, act[c].values, {"units": "mm"}) for c in "xyz"},
+            "study": act["study"].values,
+            "brain_mask": (("x", "y", "z"), grid.mask),
+        },
     )
-    for name in names:
-        ds[name].attrs["long_name"] = name
-    ds["brain_mask"] = (("x", "y", "z"), grid.mask)
-    ds = ds.set_coords("brain_mask")
-    for c in "xyz":
-        ds[c].attrs["units"] = "mm"
     # the cube travels with its result, in memory only (writers never store a Dataset's encoding):
     # fwe and decode need it again, and find it here rather than in any registry
     ds.encoding[CUBE_KEY] = act
@@ -402,19 +420,17 @@ def _provenance(act: xr.DataArray, names: list[str], rule: SelectionRule, r: flo
 def _group_maps(counts: np.ndarray, total: np.ndarray, n_sel: np.ndarray, valid: np.ndarray, n_studies: int,
                 q: float, prior: float, grid: Grid, dtype, layout: str, preset: str) -> np.ndarray:
     """The maps of a group of seeds from their counts: ``(n_maps, n_seeds_in_group, *space)`` (NaN where not valid)."""
-    out = []
-    shape = None
+    n_maps = len(get_preset(preset).map_names(q, prior))
+    space = grid.shape if layout == "volume" else (grid.n_mask,)
+    # each seed's maps go straight into their place (no stack of per-seed copies in flight)
+    out = np.empty((n_maps, counts.shape[0], *space), dtype=dtype)
     for i in range(counts.shape[0]):
         if valid[i]:
-            out.append(_maps_block(counts[i], total[0], int(n_sel[i]), n_studies - int(n_sel[i]), q, prior, grid,
-                                   dtype, layout, preset=preset))
-            shape = out[-1].shape
+            out[:, i] = _maps_block(counts[i], total[0], int(n_sel[i]), n_studies - int(n_sel[i]), q, prior, grid,
+                                    dtype, layout, preset=preset)
         else:
-            out.append(None)
-    if shape is None:
-        n_maps = len(get_preset(preset).map_names(q, prior))
-        shape = (n_maps, *(grid.shape if layout == "volume" else (grid.n_mask,)))
-    return np.stack([np.full(shape, np.nan, dtype=dtype) if m is None else m for m in out], axis=1)
+            out[:, i] = np.nan
+    return out
 
 
 #: Seeds per Dask chunk in the voxel layout (4 x 9 maps x 228,453 float32 = 33 MB): few enough

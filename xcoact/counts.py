@@ -109,14 +109,37 @@ def _piece_counts(piece: ActivationBlock, w: np.ndarray) -> np.ndarray:
             out[g] = chunk.totals()  # every study of the chunk: kept once built
             continue
         rows = rows_all[nz]
-        picked = indices[ranges(indptr[rows], indptr[rows + 1])]
         if integer and np.all(wg[nz] == 1):
-            out[g] = np.bincount(picked, minlength=m)
+            out[g] = row_counts(indptr, indices, rows, m)
         else:
+            picked = indices[ranges(indptr[rows], indptr[rows + 1])]
             lens = indptr[rows + 1] - indptr[rows]
             out[g] += np.bincount(picked, weights=np.repeat(wg[nz].astype(np.float64), lens), minlength=m).astype(out.dtype)
     voxels = _in_mask_of_view(piece)
     return out if voxels is None else out[:, voxels]
+
+
+def row_counts(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
+    """Per voxel, how many of the CSR ``rows`` are active there: ``(m,)``, uint16 (or int32 past 65,535 rows).
+
+    The rows' voxel numbers are gathered by slices (no index array of every
+    entry) and summed by a sparse matrix-vector product in the counts' own
+    narrow integer type: about three times faster than ``np.bincount``,
+    which first widens every entry to 64 bits.
+    """
+    from scipy import sparse
+
+    starts = indptr[rows]
+    stops = indptr[rows + 1]
+    ptr = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(stops - starts, out=ptr[1:])
+    if rows.size == 0 or ptr[-1] == 0:
+        return np.zeros(m, dtype=np.int32)
+    picked = np.concatenate([indices[a:b] for a, b in zip(starts.tolist(), stops.tolist())])
+    # a count never exceeds the number of rows summed, so it fits this type
+    dtype = np.uint16 if rows.size <= np.iinfo(np.uint16).max else np.int32
+    by_row = sparse.csc_matrix((np.ones(picked.size, dtype=dtype), picked, ptr), shape=(m, rows.size))
+    return by_row @ np.ones(rows.size, dtype=dtype)
 
 
 def grouped_counts(act: xr.DataArray, weights, grid: Grid, *, groups_per_chunk: int | None = None,
@@ -159,8 +182,6 @@ def grouped_counts(act: xr.DataArray, weights, grid: Grid, *, groups_per_chunk: 
     (studies x voxels)`` product.
     """
     weights = np.atleast_2d(np.asarray(weights))
-    if weights.dtype == bool:
-        weights = weights.astype(np.int32)
     data = canonical(act)
     if op is not None and op not in OPS:
         raise ParameterError(f"op={op!r} is not known; expected one of {list(OPS)}.")
@@ -168,7 +189,8 @@ def grouped_counts(act: xr.DataArray, weights, grid: Grid, *, groups_per_chunk: 
         return _grouped_values(data, weights, grid, op or "sum", groups_per_chunk)
     n_groups = weights.shape[0]
     m = grid.n_mask
-    integer = np.issubdtype(weights.dtype, np.integer)
+    # bool weights stay bool (a 1,000-seed batch's groups are 14 MB so, 57 MB as int32)
+    integer = np.issubdtype(weights.dtype, np.integer) or weights.dtype == bool
     dtype = np.int32 if integer else np.float64
     mask_flat = np.zeros(0, dtype=np.int64)
     if not is_block_cube(data):
@@ -342,11 +364,33 @@ def study_scores(act: xr.DataArray, fn, n_out: int, dtype=np.int64) -> np.ndarra
     data = canonical(act)
     if not is_block_cube(data):
         return None
-    # one small task per study block; the graph is tiny, so skip Dask's optimisation passes (they cost more)
+    # the graph is tiny, so skip Dask's optimisation passes (they cost more)
     # pure=False: a key per call without hashing the arguments (the score function is a closure)
-    parts = [dask.delayed(_block_scores, pure=False)(b, fn, n_out, dtype) for b in data.to_delayed(optimize_graph=False).ravel()]
+    blocks = list(data.to_delayed(optimize_graph=False).ravel())
+    if _local_scheduler():
+        # in this process a score is well under a millisecond per block: one task for all blocks costs
+        # less than scheduling one per block (the blocks themselves are still made by their own tasks)
+        (got,) = dask.compute(dask.delayed(_all_scores, pure=False)(blocks, fn, n_out, dtype), optimize_graph=False)
+        return got
+    # elsewhere (a cluster) one task per block, run where the block is kept
+    parts = [dask.delayed(_block_scores, pure=False)(b, fn, n_out, dtype) for b in blocks]
     got = dask.compute(*parts, optimize_graph=False)
     return np.concatenate(got, axis=1) if got else np.zeros((n_out, 0), dtype=dtype)
+
+
+def _all_scores(blocks: list, fn, n_out: int, dtype) -> np.ndarray:
+    """:func:`_block_scores` of every block, joined along ``study``."""
+    got = [_block_scores(b, fn, n_out, dtype) for b in blocks]
+    return np.concatenate(got, axis=1) if got else np.zeros((n_out, 0), dtype=dtype)
+
+
+def _local_scheduler() -> bool:
+    """Whether Dask computes in this process (threads or synchronous), not on a cluster or in other processes."""
+    import dask.local
+    import dask.threaded
+    from dask.base import get_scheduler
+
+    return get_scheduler() in (None, dask.threaded.get, dask.local.get_sync)
 
 
 def _overlap_fn(roi_view_flat: np.ndarray):
@@ -414,16 +458,16 @@ def roi_overlaps(act: xr.DataArray, rois, grid: Grid) -> np.ndarray:
         voxel_lists = [np.asarray(roi.voxels, dtype=np.int64) for roi in rois]
 
         def fn(chunk, block):
-            res = np.zeros((len(voxel_lists), chunk.n_studies), dtype=np.int64)
             if len(voxel_lists) >= MANY_ROIS:
                 return _many_overlaps(chunk, [view_to_grid_flat(block, v) for v in voxel_lists])
+            res = np.zeros((len(voxel_lists), chunk.n_studies), dtype=np.int32)
             for i, v in enumerate(voxel_lists):
                 if v.size:
                     res[i] = chunk.overlap(view_to_grid_flat(block, v))
             return res
 
-        out[:] = study_scores(act, fn, len(rois))
-        return out
+        # int32 all the way: a batch of 1,000 seeds over v7 is 57 MB of scores (twice that as int64)
+        return study_scores(act, fn, len(rois), np.int32)
     for i, roi in enumerate(rois):
         if roi.voxels.size == 0:
             continue

@@ -8,9 +8,9 @@ order of operations follows it where that could change the last digit.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
-__all__ = ["map_names", "coactivation_maps", "one_way_p", "two_way_p", "p_to_z", "fdr_threshold", "P_FLOOR",
+__all__ = ["map_names", "coactivation_maps", "pair_maps", "one_way_p", "two_way_p", "p_to_z", "fdr_threshold", "P_FLOOR",
            "one_way_chi2", "two_way_chi2", "uniformity_sign", "association_sign", "chi2_and_sign"]
 
 #: Neurosynth's floor for p before p -> z (float64 cannot go much lower).
@@ -102,8 +102,10 @@ def p_to_z(p: np.ndarray, sign: np.ndarray) -> np.ndarray:
     infinite z replaced by ``|Phi^-1(1e-240)|``.
     """
     p = np.maximum(np.asarray(p, dtype=np.float64), P_FLOOR)
-    z = np.abs(stats.norm.ppf(np.maximum(p / 2, P_FLOOR)))
-    z[np.isinf(z)] = np.abs(stats.norm.ppf(P_FLOOR))
+    # scipy's norm.ppf is ndtri(q) * 1.0 + 0.0 on 0 < q < 1 (and +-inf at 0 and 1): the same bits after abs,
+    # without the distribution machinery's argument checks
+    z = np.abs(special.ndtri(np.maximum(p / 2, P_FLOOR)))
+    z[np.isinf(z)] = np.abs(special.ndtri(P_FLOOR))
     return z * sign
 
 
@@ -207,36 +209,61 @@ def coactivation_maps(
     evaluated once per distinct pair, with the same floating-point operations
     as per voxel, and gathered back: identical numbers, several times faster.
     """
-    a = np.asarray(a, dtype=np.int64)
-    b = np.asarray(b, dtype=np.int64)
+    table, inverse = pair_maps(a, b, n_selected, n_unselected, q=q, prior=prior)
+    values = table.take(inverse, axis=1)
+    return dict(zip(map_names(q, prior), values))
+
+
+def pair_maps(
+    a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected: int, *, q: float = 0.01, prior: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """The nine maps of :func:`coactivation_maps` per distinct count pair, and which pair each voxel has.
+
+    Returns
+    -------
+    table : (9, n_pairs) float64 array
+        The maps' values per distinct ``(a, b)`` pair, in :func:`map_names` order.
+    inverse : (n_voxels,) int64 array
+        The pair of each voxel: ``table[:, inverse]`` are the maps.
+    """
+    a = np.asarray(a)
+    b = np.asarray(b)
     n = n_selected + n_unselected
     e = np.mean(a.astype(np.float64))  # over every in-mask voxel, as Neurosynth
-    ua, ub, inverse, counts = count_pairs(a, b)
+    ua, ub, inverse, counts = count_pairs(a.astype(np.int64, copy=False), b.astype(np.int64, copy=False))
 
+    table = np.empty((9, ua.size), dtype=np.float64)
     a64 = ua.astype(np.float64)
     b64 = ub.astype(np.float64)
     pF = n_selected * 1.0 / n
-    pA = (a64 + b64) / n
-    pAgF = a64 / n_selected
+    pA = np.add(a64, b64, out=table[0])
+    pA /= n
+    pAgF = np.divide(a64, n_selected, out=table[1])
     pAgU = b64 / n_unselected
     with np.errstate(divide="ignore", invalid="ignore"):
-        pFgA = pAgF * pF / pA
-        pAgF_prior = prior * pAgF + (1 - prior) * pAgU
-        pFgA_prior = pAgF * prior / pAgF_prior
-    p_uni = one_way_p(ua, n_selected, e)
-    z_uni = p_to_z(p_uni, uniformity_sign(a64, e))
+        np.divide(pAgF * pF, pA, out=table[2])
+        pAgF_prior = np.add(prior * pAgF, (1 - prior) * pAgU, out=table[3])
+        np.divide(pAgF * prior, pAgF_prior, out=table[4])
+    # the uniformity test depends on a alone: once per distinct a (a few hundred values), gathered to the pairs
+    present = np.zeros(int(ua.max(initial=0)) + 1, dtype=bool)
+    present[ua] = True
+    av = np.flatnonzero(present)
+    a_of_pair = (np.cumsum(present) - 1)[ua]
+    av64 = av.astype(np.float64)
+    p_uni_a = one_way_p(av, n_selected, e)
+    z_uni_a = p_to_z(p_uni_a, uniformity_sign(av64, e))
+    z_uni = np.take(z_uni_a, a_of_pair, out=table[5])
     p_assoc = two_way_p(ua, ub, n_selected, n_unselected, distinct=True)
     z_assoc = p_to_z(p_assoc, association_sign(a64, b64, n_selected, n_unselected))
-
-    names = map_names(q, prior)
-    values = [pA, pAgF, pFgA, pAgF_prior, pFgA_prior, z_uni, z_assoc]
-    values.append(np.where(p_uni <= fdr_threshold(p_uni, q, counts), z_uni, 0.0))
-    values.append(np.where(p_assoc <= fdr_threshold(p_assoc, q, counts), z_assoc, 0.0))
+    table[6] = z_assoc
+    # FDR over the map: the distinct values with their voxel counts give the per-voxel threshold
+    a_counts = np.bincount(a_of_pair, weights=counts, minlength=av.size).astype(np.int64)
+    uni_keep = (p_uni_a <= fdr_threshold(p_uni_a, q, a_counts))[a_of_pair]
+    table[7] = np.where(uni_keep, z_uni, 0.0)
+    table[8] = np.where(p_assoc <= fdr_threshold(p_assoc, q, counts), z_assoc, 0.0)
     # min_studies = 1: voxels no study activates are 0 everywhere (pFgA is 0/0 there)
-    dead = (ua + ub) == 0
-    for v in values:
-        v[dead] = 0.0
-    return {name: v[inverse] for name, v in zip(names, values)}
+    table[:, (ua + ub) == 0] = 0.0
+    return table, inverse
 
 
 # --- the two tests' chi-square and sign: the one place their formulas live --------------------------
