@@ -8,6 +8,7 @@ and ``ALE().fit(dset.slice(ids))`` after ``get_studies_by_mask`` the maps.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -202,7 +203,9 @@ def test_cli_writes_the_three_ale_maps_and_prints_the_selection(tmp_path, capsys
         assert img.shape == (91, 109, 91) and np.asarray(img.dataobj).max() > 0
     ds = sample_cube(sample_size=20).coact.seed(xcoact.datasets.amygdala_roi_path()).compute()
     assert np.array_equal(np.asarray(nib.load(f"{out}_z.nii.gz").dataobj), ds["z_map"].values.astype(np.float32))
-    assert sorted(os.listdir(tmp_path)) == sorted(f"amy_{n}.nii.gz{j}" for n in ("stat", "p", "z") for j in ("", ".json"))
+    assert sorted(os.listdir(tmp_path)) == sorted(f"amy_{n}{ext}" for n in ("stat", "p", "z") for ext in (".nii.gz", ".json"))
+    side = json.loads((tmp_path / "amy_z.json").read_text())
+    assert "ALE" in json.dumps(side) and "9185551" in json.dumps(side)  # the analysis and the selected ids
 
 
 def test_cli_ale_needs_a_size_for_a_database_without_one(tmp_path, capsys):
