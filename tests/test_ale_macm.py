@@ -218,3 +218,21 @@ def test_cli_ale_needs_a_size_for_a_database_without_one(tmp_path, capsys):
     code = main(["coactivation", "--sample-size", "20", "--seed", xcoact.datasets.amygdala_roi_path(),
                  "--outroot", str(tmp_path / "x")])
     assert code == 2 and "--sample-size and --fwhm size the ALE kernel; add --kernel ale" in capsys.readouterr().err
+
+
+def test_database_ale_streams_nimares_stat_of_all_studies():
+    """xcoact.ale.database_ale (no cube kept): NiMARE's ALE stat of every study, float32 for float32."""
+    from xcoact.ale import database_ale
+    from xcoact.presets import nimare_mni152_2mm
+
+    result = ALE(kernel__sample_size=20).fit(sample_dataset())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", XcoactWarning)
+        stat = database_ale(xcoact.datasets.sample_database_path(), sample_size=20, studies_per_task=30)
+    assert type(stat.data).__name__ == "Array" and stat.attrs["n_studies"] == 100 and stat.attrs["sample_size"] == 20
+    got = stat.values[nimare_mni152_2mm().mask]
+    assert np.array_equal(got.astype(np.float32), result.get_map("stat", return_type="array"))
+    with pytest.raises(ParameterError, match="no sample sizes"):
+        database_ale(xcoact.datasets.sample_database_path())
+    with pytest.raises(ParameterError, match=r"studies_per_task=0; expected an int >= 1"):
+        database_ale(xcoact.datasets.sample_database_path(), fwhm=10, studies_per_task=0)
