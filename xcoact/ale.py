@@ -677,7 +677,7 @@ def ale_maps(ma, n_mask: int, *, engine: str = "auto") -> dict[str, np.ndarray]:
 
 # -- the ALE kernel of the cube, and the ALE of a seed's studies ------------------------------------
 
-from .kernels import Kernel  # noqa: E402  (the kernel interface; kernels.py reaches this module lazily)
+from .kernels import Kernel  # the kernel interface (kernels.py reaches this module lazily)
 
 
 class ALEKernel(Kernel):
