@@ -858,6 +858,10 @@ def _to_volume(values: np.ndarray, mask_flat: np.ndarray, shape: tuple) -> np.nd
     return out.reshape(values.shape[0], *shape)
 
 
+#: Selected studies read per task by :func:`seed_stats` (their MA values, log sums and histograms).
+STUDIES_PER_TASK = 32
+
+
 def seed_stats(act, selected: np.ndarray, *, engine: str = "auto"):
     """The ALE ``stat``, ``p`` and ``z`` of a cube's selected studies, lazy: a ``(3, x, y, z)`` Dask array.
 
@@ -897,8 +901,12 @@ def seed_stats(act, selected: np.ndarray, *, engine: str = "auto"):
     parts = []
     for b, block in enumerate(full):
         sel = selected[bounds[b]:bounds[b + 1]]
-        if sel.any():
-            parts.append(dask.delayed(_block_parts, pure=True)(block, sel))
+        where = np.flatnonzero(sel)
+        # a task per STUDIES_PER_TASK selected studies of the block, in order: the cores share a block's reading
+        for start in range(0, where.size, STUDIES_PER_TASK):
+            part = np.zeros_like(sel)
+            part[where[start:start + STUDIES_PER_TASK]] = True
+            parts.append(dask.delayed(_block_parts, pure=True)(block, part))
     ids = [str(_plain(s)) for s in act["study"].values[selected]]
     order = np.argsort(np.array(ids, dtype=object), kind="stable")
     n_mask = grid.n_mask
