@@ -32,9 +32,9 @@ from xcoact.errors import DownloadError, ParameterError
 DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "docs")
 
 #: Pages whose Python blocks run here, each in its own namespace.
-PAGES = ["index", "semantics", "neurosynth", "nimare", "design", "interop", "sharing", "parcellation"]
+PAGES = ["index", "semantics", "neurosynth", "nimare", "design", "interop", "sharing", "parcellation", "ale"]
 #: Pages with no Python block (their code is shell commands or directives).
-NO_PYTHON = ["api", "performance", "reliability", "mutation", "ale"]
+NO_PYTHON = ["api", "performance", "reliability", "mutation"]
 
 #: Blocks that fail today: (page, block number) -> why.  Strict xfail: a fix makes the test fail until removed here.
 KNOWN_FAILING: dict[tuple[str, int], str] = {}
@@ -112,6 +112,11 @@ EXPECTED: dict[tuple[str, int], list] = {
     # parcellation.md
     ("parcellation", 0): ["366 ROI voxels, 5 filter sizes, 68 pooled studies", "suggested K: 3", "3 [2.0, 3.0, 2.0, 1.0]"],
     ("parcellation", 1): ["['cluster_1', 'cluster_2'] True ['r', 'n_studies']"],
+    # ale.md
+    ("ale", 0): ["float32 ale 9.24"],
+    ("ale", 1): ["8 of 100 studies selected", "['stat', 'p', 'z_map']",
+                 "['amygdala_ale_p.nii.gz', 'amygdala_ale_stat.nii.gz', 'amygdala_ale_z.nii.gz']"],
+    ("ale", 2): ["100 0.0722"],
 }
 
 

@@ -328,7 +328,7 @@ def test_seed_on_a_kda_cube_names_the_kernel_and_what_works(sample_table):
 
 def test_bad_kernels_and_ops_are_refused_with_the_fix(small):
     table, grid, *_ = small
-    with pytest.raises(xcoact.ParameterError, match=r"^kernel='gauss' is not known; expected one of \['mkda', 'kda'\] "
+    with pytest.raises(xcoact.ParameterError, match=r"^kernel='gauss' is not known; expected one of \['mkda', 'kda', 'ale'\] "
                                                     r"or an xcoact\.kernels\.Kernel\.$"):
         xcoact.activations(table, grid=grid, kernel="gauss")
     with pytest.raises(xcoact.ParameterError, match=r"^r=6 was given with the kernel object <MaxBumpKernel 'maxbump'>, "

@@ -540,6 +540,18 @@ def ale_null(ma, n_mask: int, *, engine: str = "auto") -> tuple[np.ndarray, np.n
     return bins, weights[:-1]
 
 
+def _combiner(engine: str):
+    """The bin-pair combination of ``engine``."""
+    if engine not in ("auto", "numba", "numpy"):
+        raise ParameterError(f"engine={engine!r}; expected 'auto', 'numba' or 'numpy'.")
+    combine = _numba_combine() if engine in ("auto", "numba") else None
+    if combine is None:
+        if engine == "numba":
+            raise ParameterError("engine='numba' but numba is not installed; install numba or use engine='numpy'.")
+        combine = _combine_numpy
+    return combine
+
+
 def _null(studies, n_mask: int, engine: str, upto: int | None = None):
     """Bin centres and the null's weights, ``upto`` bins exactly and the mass above them lumped.
 
@@ -550,21 +562,24 @@ def _null(studies, n_mask: int, engine: str, upto: int | None = None):
     returned weights have ``upto + 2`` entries, the last the lumped mass
     (``upto=None``: every bin, and a last entry 0).
     """
-    if engine not in ("auto", "numba", "numpy"):
-        raise ParameterError(f"engine={engine!r}; expected 'auto', 'numba' or 'numpy'.")
-    combine = _numba_combine() if engine in ("auto", "numba") else None
-    if combine is None:
-        if engine == "numba":
-            raise ParameterError("engine='numba' but numba is not installed; install numba or use engine='numpy'.")
-        combine = _combine_numpy
+    combine = _combiner(engine)
     study_max = np.array([v.max() if v.size else 0.0 for _, v in studies], dtype=np.float32)
+
+    def hists(inv_step, n_bins):
+        for _, values in studies:
+            yield _study_hist(values, n_mask, inv_step, n_bins)
+
+    return _fold(hists, study_max, combine, upto)
+
+
+def _fold(hists, study_max: np.ndarray, combine, upto: int | None):
+    """The null from the studies' histograms (``hists(inv_step, n_bins)`` yields them in combination order)."""
     centres = _bins(study_max).astype(np.float64)
     n_bins = centres.size
     inv_step = 1 / (centres[1] - centres[0])
     upto = n_bins - 1 if upto is None else min(int(upto), n_bins - 1)
     null = None
-    for _, values in studies:
-        hist = _study_hist(values, n_mask, inv_step, n_bins)
+    for hist in hists(inv_step, n_bins):
         if null is None:
             null = np.append(hist[: upto + 1], hist[upto + 1:].sum())
             continue
@@ -658,3 +673,472 @@ def ale_maps(ma, n_mask: int, *, engine: str = "auto") -> dict[str, np.ndarray]:
     bins, weights = _null(studies, int(n_mask), engine, upto=top + 1)  # + 1: a margin for the rounding
     p = _tail_p(stat, weights, bins)
     return {"stat": stat.astype(np.float64), "p": p, "z": p_to_z(p)}
+
+
+# -- the ALE kernel of the cube, and the ALE of a seed's studies ------------------------------------
+
+from .kernels import Kernel  # the kernel interface (kernels.py reaches this module lazily)
+
+
+class ALEKernel(Kernel):
+    """The ALE kernel of :func:`xcoact.activations` (``kernel="ale"``): each study's modelled activation.
+
+    A study's map is :func:`study_ma` of its foci (NiMARE 0.22.1's
+    ``ALEKernel`` row of the study; values float32, as NiMARE stores them).
+    The kernel is sized by one of: a fixed ``sample_size`` for every study, a
+    fixed ``fwhm`` (mm), or - neither given - each study's own sample size,
+    read from the coordinate table's ``sample_size`` when the cube is built
+    (:meth:`bind`; :func:`study_sample_sizes`).
+
+    Parameters
+    ----------
+    sample_size : float, optional
+        Subjects of every study (the FWHM is :func:`ale_fwhm` of it).
+    fwhm : float, optional
+        A fixed FWHM in mm for every study.
+    voxel_size : (3,) float
+        The grid's voxel edges (mm).
+    """
+
+    name = "ale"
+    dtype = np.dtype(np.float32)
+    combine = "max"
+    exact_support = False
+
+    def __init__(self, sample_size: float | None = None, fwhm: float | None = None,
+                 voxel_size: Sequence[float] = (2.0, 2.0, 2.0)):
+        if sample_size is not None and fwhm is not None:
+            _resolve_fwhm(sample_size, fwhm)  # the error for both
+        self.sample_size = None if sample_size is None else _check_positive(sample_size, "sample_size", "sample_size=20")
+        self.fwhm = None if fwhm is None else _check_positive(fwhm, "fwhm", "fwhm=10")
+        self.voxel_size = tuple(float(v) for v in np.abs(np.asarray(voxel_size, dtype=np.float64)).reshape(-1))
+        _zoom_root(self.voxel_size)
+        self.sizes = None  # {study id: sample size}, set by bind() when sized by the table
+        if self.sample_size is not None or self.fwhm is not None:
+            self.offsets = kernel_support(self.sample_size, fwhm=self.fwhm, voxel_size=self.voxel_size)[0]
+        else:
+            self.offsets = np.zeros((1, 3), dtype=np.int64)
+
+    @property
+    def fixed(self) -> bool:
+        """Whether every study has the same kernel (a fixed sample size or FWHM)."""
+        return self.sample_size is not None or self.fwhm is not None
+
+    def bind(self, table) -> ALEKernel:
+        """The kernel with each study's sample size from ``table`` (itself when sized by a fixed value).
+
+        Raises
+        ------
+        ParameterError
+            The table has no sample sizes, or some studies lack one: the
+            message names the database and says to pass ``sample_size=`` or
+            ``fwhm=``.
+        """
+        if self.fixed:
+            return self
+        studies, sizes = study_sample_sizes(table)
+        bound = ALEKernel(voxel_size=self.voxel_size)
+        bound.sizes = {_plain(s): float(n) for s, n in zip(studies, sizes)}
+        # the widest kernel (the smallest study) bounds where any study's values can reach
+        bound.offsets = kernel_support(float(sizes.min()), voxel_size=self.voxel_size)[0] if len(sizes) else self.offsets
+        return bound
+
+    def size_of(self, study) -> float | None:
+        """The sample size the kernel uses for ``study`` (None when sized by a fixed FWHM)."""
+        if self.fixed:
+            return self.sample_size
+        if self.sizes is None:
+            raise ParameterError("this ALE kernel is sized by the coordinate table's sample sizes and was never bound "
+                                 "to a table; build the cube with xcoact.activations(db, kernel='ale').")
+        return self.sizes[_plain(study)]
+
+    def study_map(self, ijk, grid: Grid, study=None):
+        if self.fwhm is not None:
+            return study_ma(ijk, grid, fwhm=self.fwhm)
+        return study_ma(ijk, grid, sample_size=self.size_of(study))
+
+    def attrs(self) -> dict:
+        if self.fwhm is not None:
+            sizing = {"fwhm": self.fwhm}
+        elif self.sample_size is not None:
+            sizing = {"sample_size": self.sample_size, "fwhm": ale_fwhm(self.sample_size)}
+        else:
+            sizing = {"sample_size": "per study (the table's sample_size)"}
+        return {"kernel": self.name,
+                "long_name": "study modelled activation (ALE: the voxel-wise maximum of its foci's Gaussians)", **sizing}
+
+    def __repr__(self) -> str:
+        how = f"fwhm={self.fwhm:g}" if self.fwhm is not None else (
+            f"sample_size={self.sample_size:g}" if self.sample_size is not None else "sample sizes per study")
+        return f"<ALEKernel {how}>"
+
+
+def ale_kernel_for(kernel, r, sample_size, fwhm, grid: Grid) -> ALEKernel:
+    """The kernel of ``xcoact.activations(db, kernel="ale", sample_size=..., fwhm=...)``.
+
+    Raises
+    ------
+    ParameterError
+        ``sample_size`` or ``fwhm`` with a kernel other than ``"ale"``, or
+        with ``r`` (a sphere radius, which the ALE kernel does not have).
+    """
+    if not (isinstance(kernel, str) and kernel.lower() == "ale"):
+        raise ParameterError(f"sample_size={sample_size!r}, fwhm={fwhm!r} size the ALE kernel, but kernel={kernel!r}; "
+                             "pass kernel='ale' with them, or drop them.")
+    if r is not None:
+        raise ParameterError(f"r={r!r} is a sphere radius; the ALE kernel has none (its width comes from sample_size= "
+                             "or fwhm=, or from each study's sample size in the table). Drop r.")
+    return ALEKernel(sample_size, fwhm, grid.voxel_size)
+
+
+def _block_parts(block, selected: np.ndarray) -> tuple:
+    """One study block's share of a seed's ALE: the selected studies' summed ``log1p(-MA)`` and MA histograms.
+
+    Returns ``(log_sums, hists)``: ``log_sums`` (n_mask,) float64 (None if no
+    study of the block is selected) and, per selected study in block order,
+    ``(bins, counts, n_values, max)`` - its in-mask MA values' nearest bins of
+    width 1e-5 (:func:`_nearest`) and their counts.
+    """
+    from .blocks import pieces_of
+
+    sums = None
+    hists = []
+    inv_step = 1 / np.round(1 / HIST_STEPS, 5)  # 1 / (centres[1] - centres[0]) of every null's bins
+    start = 0
+    for piece in pieces_of(block):
+        n = len(piece.rows)
+        rows = piece.rows[np.asarray(selected[start:start + n], dtype=bool)]
+        start += n
+        if rows.size == 0:
+            continue
+        chunk = piece.chunk
+        indptr, indices = chunk.rows()
+        values = chunk.values()
+        if sums is None:
+            sums = np.zeros(chunk.grid.n_mask)
+        for row in rows:
+            lo, hi = indptr[row], indptr[row + 1]
+            v = values[lo:hi].astype(np.float32, copy=False)
+            sums[indices[lo:hi]] += np.log1p(-v)  # log1p in float32, added in float64: NiMARE's ALE
+            counts = np.bincount(_nearest(v.astype(np.float64) * inv_step, np.iinfo(np.int64).max))
+            bins = np.flatnonzero(counts)
+            hists.append((bins, counts[bins], int(v.size), np.float32(v.max()) if v.size else np.float32(0)))
+    return sums, hists
+
+
+def _seed_maps(parts, order: np.ndarray, n_mask: int, engine: str) -> np.ndarray:
+    """``(3, n_mask)``: ALE ``stat``, ``p``, ``z`` of the selected studies from the blocks' parts."""
+    sums = np.zeros(n_mask)
+    hists = []
+    for part_sums, part_hists in parts:
+        if part_sums is not None:
+            sums += part_sums
+        hists.extend(part_hists)
+    hists = [hists[i] for i in order]  # NiMARE's order: sorted ids
+    stat = (1.0 - np.exp(sums)).astype(np.float32)
+    study_max = np.array([h[3] for h in hists], dtype=np.float32)
+
+    def dense(inv_step, n_bins):
+        for bins, counts, n_values, _ in hists:
+            hist = np.zeros(n_bins)
+            np.add.at(hist, np.minimum(bins, n_bins - 1), counts.astype(np.float64))
+            hist[0] += n_mask - n_values
+            hist *= 1.0 / n_mask
+            yield hist
+
+    top = int(_round_half_up(np.array([float(stat.max()) * HIST_STEPS]))[0])
+    bins, weights = _fold(dense, study_max, _combiner(engine), top + 1)
+    p = _tail_p(stat, weights, bins)
+    return np.stack([stat.astype(np.float64), p, p_to_z(p)])
+
+
+def _to_volume(values: np.ndarray, mask_flat: np.ndarray, shape: tuple) -> np.ndarray:
+    out = np.zeros((values.shape[0], int(np.prod(shape))))
+    out[:, mask_flat] = values
+    return out.reshape(values.shape[0], *shape)
+
+
+#: Selected studies read per task by :func:`seed_stats` (their MA values, log sums and histograms).
+STUDIES_PER_TASK = 32
+
+
+def seed_stats(act, selected: np.ndarray, *, engine: str = "auto"):
+    """The ALE ``stat``, ``p`` and ``z`` of a cube's selected studies, lazy: a ``(3, x, y, z)`` Dask array.
+
+    One task per study block reads the block's rows (the selected studies'
+    MA values, built once per chunk and kept as every cube's rows are) and
+    returns their summed ``log1p(-MA)`` and per-study histograms; one last
+    task folds the histograms in sorted-id order (NiMARE's) into the
+    approximate null and turns the ALE into ``p`` and ``z``.  Nothing is
+    kept between calls.
+
+    Parameters
+    ----------
+    act : xarray.DataArray
+        An ALE cube (``xcoact.activations(db, kernel="ale")``) over its whole grid.
+    selected : (n_studies,) bool array
+        The studies whose ALE to compute (at least one).
+    engine : {"auto", "numba", "numpy"}
+        See :func:`ale_null`.
+    """
+    import dask
+    import dask.array as da
+
+    from .blocks import is_block_cube
+    from .counts import canonical
+    from .roi import grid_of
+
+    selected = np.asarray(selected, dtype=bool)
+    data = canonical(act)
+    grid = grid_of(act)
+    if not is_block_cube(data) or act.attrs.get("kernel") != "ale":
+        raise ParameterError("the ALE of a seed needs the ALE cube as built by xcoact.activations(db, kernel='ale') "
+                             "(its blocks keep each study's modelled activation); this cube is not one.")
+    if not selected.any():
+        raise ParameterError("no study selected: the ALE of a seed needs at least one study.")
+    full = data.to_delayed(optimize_graph=False).ravel()
+    bounds = np.concatenate([[0], np.cumsum(data.chunks[0])])
+    parts = []
+    for b, block in enumerate(full):
+        sel = selected[bounds[b]:bounds[b + 1]]
+        where = np.flatnonzero(sel)
+        # a task per STUDIES_PER_TASK selected studies of the block, in order: the cores share a block's reading
+        for start in range(0, where.size, STUDIES_PER_TASK):
+            part = np.zeros_like(sel)
+            part[where[start:start + STUDIES_PER_TASK]] = True
+            parts.append(dask.delayed(_block_parts, pure=True)(block, part))
+    ids = [str(_plain(s)) for s in act["study"].values[selected]]
+    order = np.argsort(np.array(ids, dtype=object), kind="stable")
+    n_mask = grid.n_mask
+    maps = dask.delayed(_seed_maps, pure=True)(parts, order, n_mask, engine)
+    flat = da.from_delayed(maps, shape=(3, n_mask), dtype=np.float64)
+    return flat.map_blocks(_to_volume, grid.mask_flat, grid.shape, chunks=((3,), *((s,) for s in grid.shape)),
+                           dtype=np.float64)
+
+
+#: ALE's maps: NiMARE 0.22.1's ``stat``, ``p`` and ``z`` (``ALE().fit(...).maps``); ``z`` is ``z_map`` in the
+#: Dataset (a variable cannot share the z coordinate's name) and written as ``{outroot}_z.nii.gz``.
+MAP_NAMES = ("stat", "p", "z_map")
+MAP_LONG_NAMES = {
+    "stat": "activation likelihood estimate of the selected studies, 1 - prod(1 - MA)",
+    "p": "p of the ALE under the approximate null (Eickhoff et al. 2012)",
+    "z_map": "one-tailed z of p (NiMARE's z map)",
+}
+REFERENCE = "NiMARE 0.22.1 ALE (null_method='approximate') on the studies get_studies_by_mask selects"
+
+
+def seed(act, seed, threshold=None, *, r: float = 6.0, select: str | None = None, k: int | None = None,
+         preset: str | None = None, engine: str = "auto"):
+    """An ALE MACM: the studies selected by the seed, and the ALE of them alone (``stat``, ``p``, ``z``).
+
+    What ``act.coact.seed(roi)`` does on an ALE cube.  The selection rule is
+    ``"focus"`` by default (a reported focus inside the ROI: NiMARE's
+    ``get_studies_by_mask`` under ``preset="nimare"``); any rule of
+    :func:`xcoact.coact.seed` may be given.  The maps equal NiMARE 0.22.1's
+    ``ALE().fit(dset.slice(ids))`` on the selected ids.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``stat``, ``p``, ``z`` (float64, ``x, y, z``, lazy; 0 outside the
+        brain mask), ``roi``, the rule's per-study score, ``selected_id``
+        and ``sample_size (selected)`` (NaN for a fixed FWHM); ``attrs`` hold
+        the provenance (kernel and its sizing, selection, counts).
+    """
+    from ._version import __version__
+    from .coact import _grid, _preset_of, _result, _single_score, cube_token
+    from .roi import describe_seed, is_batch, is_coords, roi_mask
+    from .select import check_rule
+
+    if is_batch(seed):
+        raise ParameterError("the ALE of a seed takes one seed (an ROI image or coordinates forming one ROI); run a "
+                             "list of seeds one by one.")
+    kernel = _cube_kernel(act)
+    pre = _preset_of(act, preset)
+    rule = check_rule("focus" if select is None else select, threshold, r=r, k=k, coords=is_coords(seed))
+    grid = _grid(act)
+    roi = roi_mask(seed, grid, r)
+    n_roi = roi.attrs["n_roi"]
+    score = _single_score(act, rule, pre, seed, roi, r, grid)
+    selected = rule.select(score, n_roi, seed_name=roi.attrs["seed"])
+    n_sel = int(selected.sum())
+    stack = seed_stats(act, selected, engine=engine)
+    ds = _result(act, grid, list(MAP_NAMES), {n: (("x", "y", "z"), stack[i]) for i, n in enumerate(MAP_NAMES)})
+    for name in MAP_NAMES:
+        ds[name].attrs["long_name"] = MAP_LONG_NAMES[name]
+    ids = act["study"].values[selected]
+    ds["roi"] = roi.variable
+    ds[rule.score_name] = ("study", score)
+    ds[rule.score_name].attrs["long_name"] = rule.score_long_name
+    ds["selected_id"] = ("selected", ids)
+    ds["selected_id"].attrs["long_name"] = "ids of the selected studies"
+    sizes = [np.nan if kernel is None or kernel.size_of(s) is None else kernel.size_of(s) for s in ids]
+    ds["sample_size"] = ("selected", np.asarray(sizes, dtype=np.float64))
+    ds["sample_size"].attrs["long_name"] = "subjects of each selected study (its ALE kernel's width)"
+    sizing = {k: v for k, v in act.attrs.items() if k in ("sample_size", "fwhm")}
+    ds.attrs = {
+        "title": "xcoact ALE coactivation maps (MACM)",
+        "analysis": "ALE seed coactivation",
+        "database": str(act.attrs.get("database", "")),
+        "cube": cube_token(act),
+        "kernel": "ale",
+        **sizing,
+        **rule.attrs(n_roi),
+        "preset": pre.name,
+        "null_method": "approximate",
+        "n_studies": int(act.sizes["study"]),
+        "n_selected": n_sel,
+        "n_unselected": int(selected.size - n_sel),
+        "n_roi": int(n_roi),
+        "seed": describe_seed(seed, r),
+        **({"seed_r": float(r)} if is_coords(seed) else {}),
+        "maps": ", ".join(MAP_NAMES),
+        "reference": REFERENCE,
+        "xcoact_version": __version__,
+    }
+    return ds
+
+
+def _cube_kernel(act) -> ALEKernel | None:
+    """The ALE kernel of a cube, from its first chunk (None when the cube no longer carries chunks)."""
+    from .blocks import ActivationBlock, is_block_cube, pieces_of
+    from .counts import canonical
+
+    data = canonical(act)
+    if not is_block_cube(data):
+        return None
+    meta = data._meta
+    if isinstance(meta, ActivationBlock):
+        for piece in pieces_of(meta):
+            if isinstance(piece.chunk.kernel, ALEKernel):
+                return piece.chunk.kernel
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _numba_place_touched():
+    """Compiled: one study's MA into a zeroed scratch map, its voxels and values listed and the scratch reset."""
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def place(scratch, support, centres, offsets, values, out_idx, out_val):  # pragma: no cover - compiled
+        n = 0
+        for c in range(centres.shape[0]):
+            for k in range(offsets.shape[0]):
+                col = support[centres[c] + offsets[k]]
+                if col >= 0 and values[k] > scratch[col]:
+                    if scratch[col] == 0:
+                        out_idx[n] = col
+                        n += 1
+                    scratch[col] = values[k]
+        for i in range(n):
+            out_val[i] = scratch[out_idx[i]]
+            scratch[out_idx[i]] = 0
+        return n
+
+    return place
+
+
+def _chunk_log_sums(chunk) -> np.ndarray:
+    """Sum over a chunk's studies of ``log1p(-MA)`` per in-mask voxel, each study's MA made and dropped at once."""
+    grid, kernel = chunk.grid, chunk.kernel
+    sums = np.zeros(grid.n_mask)
+    place = _numba_place_touched()
+    if place is None:
+        for s in range(chunk.n_studies):
+            lo, hi = chunk.peak_ptr[s], chunk.peak_ptr[s + 1]
+            idx, values = kernel.study_map(chunk.ijk[lo:hi], grid, None if chunk.studies is None else chunk.studies[s])
+            sums[idx] += np.log1p(-values.astype(np.float32))  # float32 log1p, float64 sum: NiMARE's ALE
+        return sums
+    # the same placement as study_ma, without a fresh map per study
+    scratch = np.zeros(grid.n_mask, dtype=np.float32)
+    out_idx = np.zeros(grid.n_mask, dtype=np.int64)
+    out_val = np.zeros(grid.n_mask, dtype=np.float32)
+    padded = tuple(int(n) + 2 * _PAD for n in grid.shape)
+    strides = np.array([padded[1] * padded[2], padded[2], 1])
+    support = _placement(grid)
+    zoom = _zoom_root(grid.voxel_size)
+    for s in range(chunk.n_studies):
+        ijk = chunk.ijk[chunk.peak_ptr[s]:chunk.peak_ptr[s + 1]]
+        if kernel.fwhm is not None:
+            pattern = _stored_kernel(kernel.fwhm, zoom, True)
+        else:
+            size = kernel.size_of(None if chunk.studies is None else chunk.studies[s])
+            pattern = _stored_kernel(ale_fwhm(size), zoom, False)
+        reach = pattern.shape[0] // 2
+        near = np.all((ijk >= -reach) & (ijk < np.asarray(grid.shape) + reach), axis=1)
+        if not near.any():
+            continue
+        centres = (ijk[near] + _PAD) @ strides
+        n = place(scratch, support, centres, _flat_offsets(pattern.shape[0], padded), pattern.reshape(-1), out_idx, out_val)
+        sums[out_idx[:n]] += np.log1p(-out_val[:n])  # float32 log1p, float64 sum: NiMARE's ALE
+    return sums
+
+
+def _stat_volume(parts, mask_flat: np.ndarray, shape: tuple) -> np.ndarray:
+    sums = np.zeros(mask_flat.size)
+    for part in parts:
+        sums += part
+    stat = (1.0 - np.exp(sums)).astype(np.float32).astype(np.float64)
+    return _to_volume(stat[None], mask_flat, shape)[0]
+
+
+def database_ale(db, *, sample_size: float | None = None, fwhm: float | None = None, preset="nimare",
+                 grid: Grid | None = None, studies_per_task: int = 256):
+    """The ALE statistic of every study of a database, streamed: each study's MA is made, added and dropped.
+
+    For a whole database (e.g. Neurosynth v7's 14,371 studies) the ALE cube's
+    rows would take several GB (an ALE kernel reaches thousands of voxels per
+    focus); this map needs none of them kept.  One Dask task per
+    ``studies_per_task`` studies returns their summed ``log1p(-MA)``; the
+    result is ``1 - exp`` of the total, NiMARE's ``stat`` of ``ALE().fit``
+    on all studies (float32 values).  ``p`` and ``z`` are not computed: the
+    approximate null of thousands of studies costs bins x bins per study.
+
+    Parameters
+    ----------
+    db : xarray.Dataset or path
+        A coordinate table or a database path (:func:`xcoact.read_database`).
+    sample_size, fwhm : float, optional
+        The kernel's size for every study; neither: each study's sample size from the table.
+    preset : {"nimare", "neurosynth"} or Preset
+        Grid, mask and peak transform (NiMARE's by default).
+    grid : Grid, optional
+        Another grid and mask.
+    studies_per_task : int
+        Studies per task (memory per task: one study's MA at a time, plus the sums).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``stat`` over ``(x, y, z)`` (0 outside the mask), lazy.
+    """
+    import dask
+    import dask.array as da
+    import xarray as xr
+
+    from .cube import DatabasePeaks
+    from .presets import get_preset
+
+    if isinstance(db, (str, bytes)) or hasattr(db, "__fspath__"):
+        from .readers import read_database
+
+        db = read_database(db)
+    pre = get_preset(preset)
+    grid = grid or pre.grid()
+    if isinstance(studies_per_task, bool) or not isinstance(studies_per_task, (int, np.integer)) or studies_per_task < 1:
+        raise ParameterError(f"studies_per_task={studies_per_task!r}; expected an int >= 1, e.g. 256.")
+    kernel = ALEKernel(sample_size, fwhm, grid.voxel_size).bind(db)
+    peaks = DatabasePeaks(db, grid, None, peak_transform=pre.peak_transform, kernel=kernel)
+    n = peaks.n_studies
+    parts = [dask.delayed(_chunk_log_sums, pure=True)(peaks.chunk(s0, min(n, s0 + studies_per_task)))
+             for s0 in range(0, n, studies_per_task)]
+    total = dask.delayed(_stat_volume, pure=True)(parts, grid.mask_flat, grid.shape)
+    vol = da.from_delayed(total, shape=grid.shape, dtype=np.float64)
+    return xr.DataArray(vol, dims=("x", "y", "z"), coords={k: (k, v, {"units": "mm"}) for k, v in grid.coords().items()},
+                        name="stat", attrs={"long_name": "ALE of every study of the database", "kernel": "ale",
+                                            "database": str(db.attrs.get("database", "")), "n_studies": n,
+                                            **{k: v for k, v in kernel.attrs().items() if k in ("sample_size", "fwhm")}})

@@ -58,6 +58,14 @@ def _get_parser() -> argparse.ArgumentParser:
                     help="coordinate database (Neurosynth, v7, Sleuth or NiMARE JSON); the bundled 100-study sample if omitted")
     co.add_argument("--kernel-r", type=float, default=None,
                     help="radius in mm of each peak's sphere in the database (default: the preset's, 6 for Neurosynth)")
+    co.add_argument("--kernel", choices=("mkda", "ale"), default="mkda",
+                    help="mkda (default): binary spheres and chi-square maps; ale: an ALE MACM, the ALE of the selected "
+                         "studies (NiMARE 0.22.1's ALE), written as {outroot}_stat, _p and _z.nii.gz")
+    size = co.add_mutually_exclusive_group()
+    size.add_argument("--sample-size", type=float, default=None, metavar="N",
+                      help="--kernel ale: one sample size for every study (default: each study's, from the database)")
+    size.add_argument("--fwhm", type=float, default=None, metavar="MM",
+                      help="--kernel ale: one kernel FWHM in mm for every study")
     co.add_argument("--q", type=float, default=0.01, help="FDR rate (default 0.01)")
     co.add_argument("--prior", type=float, default=0.5, help="uniform prior for the *_given_pF maps (default 0.5)")
     co.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -247,6 +255,12 @@ def _coactivation(args) -> int:
         raise ParameterError("--labels names atlas labels and needs --by-label.")
     if args.no_nifti and not (args.netcdf or args.zarr or args.plot):
         raise ParameterError("--no-nifti leaves nothing to write; add --netcdf PATH, --zarr PATH or --plot.")
+    ale = args.kernel == "ale"
+    if (args.sample_size is not None or args.fwhm is not None) and not ale:
+        raise ParameterError("--sample-size and --fwhm size the ALE kernel; add --kernel ale, or drop them.")
+    if ale and args.kernel_r is not None:
+        raise ParameterError("--kernel-r is a sphere radius; the ALE kernel is sized by --sample-size or --fwhm (or "
+                             "each study's sample size in the database). Drop --kernel-r.")
     _check_outputs(args)  # before the database is read: a typo in a folder fails at once
     database = args.database or datasets.sample_database_path()
     threshold = None if args.threshold is None else _parse_threshold(args.threshold)
@@ -256,7 +270,10 @@ def _coactivation(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         db = read_database(database)
-        act = activations(db, r=args.kernel_r, preset=args.preset)
+        if ale:
+            act = activations(db, preset=args.preset, kernel="ale", sample_size=args.sample_size, fwhm=args.fwhm)
+        else:
+            act = activations(db, r=args.kernel_r, preset=args.preset)
         ds = seed(act, seed_arg, threshold, r=args.r, q=args.q, prior=args.prior, by_label=args.by_label,
                   labels=args.labels, separate=args.separate, dtype="float32" if args.float32 else "float64",
                   layout=args.layout, select=args.select, k=args.k)
@@ -264,7 +281,7 @@ def _coactivation(args) -> int:
         print(f"warning: {w.message}", file=sys.stderr)
     ds.attrs["command"] = args.command_line  # into the sidecars and the netCDF attrs
     print(f"database: {database}{' (bundled sample)' if args.database is None else ''}")
-    print(f"studies in the database: {db.attrs['n_studies']} ({db.attrs['n_peaks']} peaks, kernel r = {act.attrs['r']:g} mm, "
+    print(f"studies in the database: {db.attrs['n_studies']} ({db.attrs['n_peaks']} peaks, {_kernel_words(act)}, "
           f"preset {args.preset})")
     a = ds.attrs
     if "seed" in ds.dims:
@@ -306,6 +323,18 @@ def _coactivation(args) -> int:
         print(f"  ... and {len(files) - 40} more")
     print(f"done in {time.perf_counter() - t0:.2f} s")
     return 0
+
+
+def _kernel_words(act) -> str:
+    """The cube's kernel for the run's summary line."""
+    a = act.attrs
+    if a.get("kernel") != "ale":
+        return f"kernel r = {a['r']:g} mm"
+    if "fwhm" in a and "sample_size" not in a:
+        return f"kernel ALE (FWHM {a['fwhm']:g} mm for every study)"
+    if isinstance(a.get("sample_size"), float):
+        return f"kernel ALE (sample size {a['sample_size']:g} for every study)"
+    return "kernel ALE (each study's sample size)"
 
 
 def _progress_bar(minimum: float):

@@ -284,6 +284,9 @@ def seed(
     >>> float(maps["pFgA"].max()) <= 1.0
     True
     """
+    if isinstance(act, xr.DataArray) and act.attrs.get("kernel") == "ale":  # an ALE MACM (xcoact.ale.seed)
+        return _ale_seed(act, seed, threshold, r=r, select=select, k=k, preset=preset, by_label=by_label,
+                         separate=separate, fwe=fwe)
     _check_cube(act)
     q = _check_unit_interval(q, "q", "0.01")
     prior = _check_unit_interval(prior, "prior", "0.5")
@@ -330,6 +333,18 @@ def seed(
 
         ds = _fwe(ds, act, n_iter=fwe, seed=fwe_seed)
     return ds
+
+
+def _ale_seed(act, seed, threshold, *, r, select, k, preset, by_label, separate, fwe) -> xr.Dataset:
+    """``seed`` on an ALE cube: one seed, no chi-square options (see :func:`xcoact.ale.seed`)."""
+    from .ale import seed as ale_seed
+
+    if by_label or separate or is_batch(seed):
+        raise ParameterError("an ALE cube's seed analysis takes one seed (one ROI); by_label=, separate= and lists of "
+                             "seeds apply to the MKDA maps. Run the seeds one by one.")
+    if fwe is not None:
+        raise ParameterError("fwe= on an ALE seed is not available here; the ALE maps carry their approximate-null p and z.")
+    return ale_seed(act, seed, threshold, r=r, select=select, k=k, preset=preset)
 
 
 def _single_score(act, rule: SelectionRule, pre: Preset, seed, roi: xr.DataArray, r, grid: Grid) -> np.ndarray:

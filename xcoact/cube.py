@@ -90,6 +90,8 @@ def activations(
     grid: Grid | None = None,
     chunks: dict | None = None,
     kernel: str | Kernel = "mkda",
+    sample_size: float | None = None,
+    fwhm: float | None = None,
 ) -> xr.DataArray:
     """The lazy study x voxel activation cube of a coordinate database.
 
@@ -124,6 +126,12 @@ def activations(
         :class:`~xcoact.kernels.Kernel` (it carries its parameters; ``r`` is
         then not given).  A kernel with values gives a cube of its dtype;
         the coactivation analyses read binary maps (``act.astype(bool)``).
+        ``"ale"``: each study's ALE modelled activation (float32, NiMARE
+        0.22.1's ``ALEKernel``), sized by the table's per-study sample sizes
+        unless ``sample_size`` or ``fwhm`` is given (see :mod:`xcoact.ale`).
+    sample_size, fwhm : float, optional
+        For ``kernel="ale"`` only: one sample size (subjects) or one FWHM (mm)
+        for every study, e.g. for Neurosynth, whose files record no sizes.
 
     Returns
     -------
@@ -166,6 +174,10 @@ def activations(
     _check_coordinates(db)
     preset = get_preset(preset)
     grid = grid or preset.grid()
+    if sample_size is not None or fwhm is not None:
+        from .ale import ale_kernel_for
+
+        kernel = ale_kernel_for(kernel, r, sample_size, fwhm, grid)
     kern = get_kernel(kernel, r, preset, grid)
     if isinstance(kernel, SphereKernel):
         r = kernel.r  # the binary sphere as an object: the boolean route with its radius

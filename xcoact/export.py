@@ -78,10 +78,15 @@ def to_volumes(ds: xr.Dataset) -> xr.Dataset:
     return out
 
 
+#: Maps whose file name is not their variable name: ALE's z map (NiMARE's "z") cannot be a variable "z" beside
+#: the z coordinate, so it is "z_map" in a Dataset and "{outroot}_z.nii.gz" on disk.
+FILE_NAMES = {"z_map": "z"}
+
+
 def nifti_paths(outroot, names: Sequence[str]) -> dict[str, str]:
-    """``{name: f"{outroot}_{name}.nii.gz"}``, Neurosynth's file naming."""
+    """``{name: f"{outroot}_{name}.nii.gz"}``, Neurosynth's file naming (see :data:`FILE_NAMES`)."""
     root = os.fspath(outroot)
-    return {n: f"{root}_{n}.nii.gz" for n in names}
+    return {n: f"{root}_{FILE_NAMES.get(n, n)}.nii.gz" for n in names}
 
 
 def _check_target_dir(path: str, *, command_line: bool = False) -> str:

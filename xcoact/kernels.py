@@ -540,10 +540,16 @@ def _kda(r, preset, grid: Grid) -> KDAKernel:
     return KDAKernel(preset.kernel_r if r is None else r, grid.voxel_size)
 
 
+def _ale(r, preset, grid: Grid) -> Kernel:
+    from .ale import ale_kernel_for
+
+    return ale_kernel_for("ale", r, None, None, grid)  # sized by the table's sample sizes (bind)
+
+
 #: Kernels by name for ``xcoact.activations(db, kernel=name)``: ``factory(r, preset, grid) -> Kernel``
 #: (``r`` None: the kernel's or the preset's default).  ``"mkda"``
 #: (the default, binary spheres) is not here: it is the boolean route itself.
-KERNELS = {"kda": _kda}
+KERNELS = {"kda": _kda, "ale": _ale}
 
 
 def get_kernel(kernel, r, preset, grid: Grid) -> Kernel | None:
