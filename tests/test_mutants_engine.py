@@ -281,6 +281,14 @@ def test_study_chunk_token_follows_its_content():
     assert dask.base.tokenize(a) != dask.base.tokenize(other_kernel)
     other_grid = StudyChunk(a.ijk, a.xyz, a.codes, 10, a.offsets, xcoact.Grid(GRID.shape, _AFFINE))
     assert dask.base.tokenize(a) != dask.base.tokenize(other_grid)
+    # the same peaks given to other studies are another chunk
+    regrouped = StudyChunk(a.ijk, a.xyz, np.sort((a.codes + 1) % 10), 10, a.offsets, GRID)
+    assert dask.base.tokenize(a) != dask.base.tokenize(regrouped)
+
+
+def test_study_chunk_memory_is_its_peaks_until_rows_are_built():
+    chunk = _chunk()
+    assert chunk.nbytes() == chunk.ijk.nbytes + chunk.xyz.nbytes + chunk.codes.nbytes + chunk.peak_ptr.nbytes
 
 
 # --------------------------------------------------------------------------------------
@@ -449,7 +457,7 @@ def test_stacked_blocks_of_several_chunks(chunk_and_dense):
     assert isinstance(deeper, StackedBlocks) and len(deeper.parts) == 3
     assert np.array_equal(np.asarray(deeper), np.concatenate([dense, dense[:2]]))
     # indexing a stack: rows from one part, from both (in any order), none; space too
-    for key in (np.s_[1:4], np.s_[7:], np.s_[[8, 1, 2, 9, 0]], np.s_[4:8, 2:5], np.s_[::-3], np.s_[np.zeros(0, dtype=int), :],
+    for key in (np.s_[1:4], np.s_[7:], np.s_[[8, 1, 2, 9, 0]], np.s_[4:8, 2:5], np.s_[::-3], np.s_[np.zeros(0, dtype=int), 2:5],
                 np.s_[np.arange(10) % 3 == 0, ..., 1:]):
         got = stacked[key]
         assert isinstance(got, ActivationBlock), key
@@ -459,6 +467,8 @@ def test_stacked_blocks_of_several_chunks(chunk_and_dense):
     t = stacked.transpose(1, 2, 0, 3)
     assert isinstance(t, StackedBlocks) and np.array_equal(np.asarray(t), dense.transpose(1, 2, 0, 3))
     assert np.array_equal(np.asarray(t[:, :, 5:8]), dense.transpose(1, 2, 0, 3)[:, :, 5:8])
+    none = t[1:3, :, np.zeros(0, dtype=int)]
+    assert none.shape == (2, 6, 0, 5) and np.asarray(none).shape == (2, 6, 0, 5)
     # parts showing different voxels cannot stack
     assert StackedBlocks.join([first[:, 1:], second[:, 2:]]) is None
     back = pickle.loads(pickle.dumps(stacked))
@@ -565,15 +575,24 @@ def test_selected_counts(cube, oracle, view):
     sel, every = counts.selected_counts(act, selected, grid_of(act))
     assert sel.compute().tolist() == flat[selected].sum(axis=0).tolist()
     assert every.compute().tolist() == flat.sum(axis=0).tolist()
-    # int 0/1 selection is a selection too
-    sel, _ = counts.selected_counts(act, selected.astype(int), grid_of(act))
-    assert sel.compute().tolist() == flat[selected].sum(axis=0).tolist()
+    # any truthy value selects a study once, whatever its type
+    for as_given in (selected.astype(int), selected * 3, selected * 0.5):
+        sel, every = counts.selected_counts(act, as_given, grid_of(act))
+        assert sel.dtype == np.int32 and every.dtype == np.int32
+        assert sel.compute().tolist() == flat[selected].sum(axis=0).tolist()
 
 
-def test_counts_of_no_studies(cube):
-    act = cube.isel(study=[])
-    got = counts.grouped_counts(act, np.zeros((2, 0), dtype=np.int64), grid_of(act)).compute()
-    assert got.shape == (2, GRID.n_mask) and not got.any()
+@pytest.mark.parametrize("stacked", [False, True])
+def test_counts_of_no_studies(cube, stacked):
+    base = _VIEWS["one block"](cube) if stacked else cube
+    for act in (base.isel(study=[]), base.isel(study=[], x=slice(2, 6)), base.transpose("x", "study", "z", "y").isel(study=[])):
+        grid = grid_of(act)
+        got = counts.grouped_counts(act, np.zeros((2, 0), dtype=np.int64), grid).compute()
+        assert got.shape == (2, grid.n_mask) and not got.any()
+        roi = xr.DataArray(np.ones(grid.shape, dtype=bool), dims=("x", "y", "z"), coords=grid.coords())
+        assert counts.overlap_counts(act, roi, grid).shape == (0,)
+        rois = [SeedROI(str(i), grid.mask_flat[i::3], "test") for i in range(3)]
+        assert counts.roi_overlaps(act, rois, grid).shape == (3, 0)
 
 
 def test_study_scores_from_the_chunks(cube):
