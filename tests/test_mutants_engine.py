@@ -414,16 +414,29 @@ def test_block_operators_and_ufuncs_are_dense(chunk_and_dense):
         hash(block)
 
 
+_BASES = {
+    "whole": lambda x: x,
+    "cropped": lambda x: x[1:9, 1:6, ::-1, [4, 0, 2]],
+    "transposed": lambda x: np.transpose(x[:, 2:], (2, 0, 3, 1)),
+}
+
+
 @pytest.mark.parametrize("axis", [0, 1, 2, 3, -1])
-def test_blocks_of_one_chunk_concatenate_to_a_view(chunk_and_dense, axis):
+@pytest.mark.parametrize("base", list(_BASES))
+def test_blocks_of_one_chunk_concatenate_to_a_view(chunk_and_dense, axis, base):
     chunk, dense = chunk_and_dense
-    block = ActivationBlock(chunk)
+    block = _BASES[base](ActivationBlock(chunk))
+    expected = _BASES[base](dense)
     cut = [slice(None)] * 4
-    n = dense.shape[axis]
+    n = expected.shape[axis]
     parts = [block[tuple(cut[:axis % 4] + [slice(0, 2)])], block[tuple(cut[:axis % 4] + [slice(2, n)])]]
-    for joined in (np.concatenate(parts, axis=axis), np.concatenate(parts, axis), blocks.concatenate_blocks(parts, axis)):
+    joins = [np.concatenate(parts, axis=axis), np.concatenate(parts, axis), blocks.concatenate_blocks(parts, axis)]
+    if axis == 0:
+        joins.append(blocks.concatenate_blocks(parts))  # along the first axis by default
+    for joined in joins:
         assert isinstance(joined, ActivationBlock) and not isinstance(joined, StackedBlocks)
-        assert np.array_equal(np.asarray(joined), dense)
+        assert joined.shape == expected.shape
+        assert np.array_equal(np.asarray(joined), expected)
 
 
 def test_blocks_that_share_no_view_concatenate_densely(chunk_and_dense):
@@ -503,6 +516,9 @@ def test_dask_sizes_and_joins_blocks(chunk_and_dense):
     assert isinstance(got, np.ndarray) and np.array_equal(got, np.concatenate([dense[:4, :3], dense[5:9, 3:]], axis=1))
     empty = blocks.empty_block(block.chunk)
     assert empty.shape == (0, 0, 0, 0) and np.asarray(empty).shape == (0, 0, 0, 0)
+    for none in (empty, block[:0], block[:, 2:2].T):
+        got = blocks.as_dense(none)
+        assert got.dtype == bool and got.shape == none.shape and np.asarray(none).dtype == bool
     assert not blocks.is_block_cube(da.zeros((2, 2)))
     assert not blocks.is_block_cube(np.zeros((2, 2)))
 
