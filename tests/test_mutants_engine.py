@@ -432,7 +432,7 @@ def test_blocks_of_one_chunk_concatenate_to_a_view(chunk_and_dense, axis, base):
     parts = [block[tuple(cut[:axis % 4] + [slice(0, 2)])], block[tuple(cut[:axis % 4] + [slice(2, n)])]]
     joins = [np.concatenate(parts, axis=axis), np.concatenate(parts, axis), blocks.concatenate_blocks(parts, axis)]
     if axis == 0:
-        joins.append(blocks.concatenate_blocks(parts))  # along the first axis by default
+        joins += [blocks.concatenate_blocks(parts), np.concatenate(parts)]  # along the first axis by default
     for joined in joins:
         assert isinstance(joined, ActivationBlock) and not isinstance(joined, StackedBlocks)
         assert joined.shape == expected.shape
@@ -464,6 +464,8 @@ def test_stacked_blocks_of_several_chunks(chunk_and_dense):
     assert np.array_equal(np.asarray(stacked), dense) and np.array_equal(stacked.dense(), dense)
     assert stacked.shape == dense.shape and len(stacked.rows) == 10
     assert blocks.pieces_of(stacked) == stacked.pieces() and blocks.pieces_of(first) == [first]
+    assert stacked.is_full_view() and stacked.is_canonical and not stacked[:, 1:].is_full_view()
+    assert stacked.view_mask_voxels().tolist() == GRID.mask_index.tolist()
     # stacking a stack keeps a flat list of parts
     third = ActivationBlock(_chunk())[:2]
     deeper = blocks.concatenate_blocks([stacked, third], 0)
