@@ -212,9 +212,9 @@ def test_study_chunk_peaks_rows_totals_and_columns():
     assert chunk.rows_bytes_estimate() == int(14 * 33 * 0.7 * 4)
 
 
-def test_study_chunk_columns_of_many_studies_keep_study_numbers():
+@pytest.mark.parametrize("n", [65_537, 70_000])
+def test_study_chunk_columns_of_many_studies_keep_study_numbers(n):
     """Past 65,536 studies a uint16 study number would wrap: the by-voxel copy must widen."""
-    n = 70_000
     codes = np.array([0, n - 1])
     chunk = StudyChunk(np.array([[3, 3, 2], [3, 3, 2]]), np.zeros((2, 3)), codes, n, np.array([[0, 0, 0]]), GRID)
     colptr, study = chunk.cols()
