@@ -169,6 +169,9 @@ def test_sparse_rows_of_nothing():
     assert ptr.tolist() == [0] * 5 and idx.size == 0 and idx.dtype == np.int32
     ptr, idx = blocks.sparse_rows(np.zeros((0, 3), int), np.zeros(0, int), 0, sphere_offsets(R, (2, 2, 2)), GRID)
     assert ptr.tolist() == [0] and idx.size == 0
+    # a kernel of no offsets paints nothing
+    ptr, idx = blocks.sparse_rows(np.array([[3, 3, 2], [1, 1, 1]]), np.array([0, 2]), 3, np.zeros((0, 3), int), GRID)
+    assert ptr.tolist() == [0, 0, 0, 0] and idx.size == 0
     # a study whose only peak is far away has an empty row; its neighbour's row is unaffected
     ptr, idx = blocks.sparse_rows(np.array([[50, 50, 50], [3, 3, 2]]), np.array([0, 1]), 2, np.array([[0, 0, 0]]), GRID)
     assert ptr.tolist() == [0, 0, 1] and idx.tolist() == [GRID.mask_index[np.ravel_multi_index((3, 3, 2), GRID.shape)]]
