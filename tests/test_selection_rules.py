@@ -329,6 +329,7 @@ AMYGDALA = xcoact.datasets.amygdala_roi_path()
     (dict(seed=[[0, 20, 28]], select="distance", r=0), r"r=0 is not a valid distance for select='distance'; expected a number of mm > 0"),
 ])
 def test_rule_parameter_errors(sample_cube, kwargs, message):
+    kwargs = dict(kwargs)  # the parameters are shared: a second pytest run in one process (mutmut) sees them again
     seed = kwargs.pop("seed")
     with pytest.raises(ParameterError, match=message) as err:
         sample_cube.coact.seed(seed, **kwargs)
