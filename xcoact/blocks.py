@@ -312,12 +312,13 @@ class StudyChunk:
         from .kernels import roi_overlap
 
         self._overlaps += 1
+        # a study's map is inside the brain mask: ROI voxels outside it are never active (both routes agree)
+        roi_flat = roi_flat[self.grid.mask_index[roi_flat] >= 0]
         # the by-voxel copy costs a transpose of the rows: worth it from the second seed on, not for the first
         # a kernel whose support is not its offsets around the peaks: the rows say where a study is active
         from_rows = self.kernel is not None and not self.kernel.exact_support
         if self._cols is not None or (self.built and self._overlaps > 1) or from_rows:
             voxels = self.grid.mask_index[roi_flat]
-            voxels = voxels[voxels >= 0]
             colptr, study = self.cols()
             return np.bincount(study[ranges(colptr[voxels], colptr[voxels + 1])], minlength=self.n_studies)
         if self._by_i is None:
