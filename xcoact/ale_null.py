@@ -148,6 +148,7 @@ class _Foci:
         self.kernel_of = np.asarray(kernel_of, dtype=np.int64)
         self.offsets = np.concatenate(offsets).astype(np.int64)
         self.values = np.concatenate(values).astype(np.float32)
+        self.logs = np.log1p(-self.values)  # float32, as ale._stat takes it: a lookup, not a log per voxel
         self.kptr = np.asarray(kptr, dtype=np.int64)
         self.reach = np.asarray(reach, dtype=np.int64)[self.kernel_of][self.study]  # per focus
         self.strides = np.array([self.padded[1] * self.padded[2], self.padded[2], 1], dtype=np.int64)
@@ -185,7 +186,7 @@ def _numba_sums():
         return None
 
     @numba.njit(cache=True, nogil=True)
-    def sums_of(centres, ptr, kernel_of, kptr, offsets, values, support, ma, sums, seen, scratch, touched):  # pragma: no cover - compiled
+    def sums_of(centres, ptr, kernel_of, kptr, offsets, values, logs, support, ma, lg, sums, seen, scratch, touched):  # pragma: no cover - compiled
         n_all = 0
         for s in range(ptr.shape[0] - 1):
             k = kernel_of[s]
@@ -202,11 +203,13 @@ def _numba_sums():
                             scratch[n_s] = col
                             n_s += 1
                             ma[col] = v
+                            lg[col] = logs[q]
                         elif v > ma[col]:
                             ma[col] = v
+                            lg[col] = logs[q]
             for t in range(n_s):
                 col = scratch[t]
-                sums[col] += np.log1p(-ma[col])  # float32 log1p, summed in float64, as ale._stat
+                sums[col] += lg[col]  # numpy's float32 log1p(-MA), summed in float64, as ale._stat
                 ma[col] = 0
                 if not seen[col]:
                     seen[col] = True
@@ -231,7 +234,7 @@ class _Engine:
 
     def buffers(self):
         n = self.foci.grid.n_mask
-        return (np.zeros(n, dtype=np.float32), np.zeros(n), np.zeros(n, dtype=np.bool_),
+        return (np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32), np.zeros(n), np.zeros(n, dtype=np.bool_),
                 np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
 
     def stat(self, ijk: np.ndarray, buf) -> tuple[np.ndarray, np.ndarray]:
@@ -241,10 +244,10 @@ class _Engine:
             dense = ale._stat(studies, f.grid.n_mask)
             idx = np.flatnonzero(dense)
             return idx, dense[idx]
-        ma, sums, seen, scratch, touched = buf
-        n = self.compiled(f.centres(ijk), f.ptr, f.kernel_of, f.kptr, f.offsets, f.values, self.support,
-                          ma, sums, seen, scratch, touched)
-        idx = np.sort(touched[:n])
+        ma, lg, sums, seen, scratch, touched = buf
+        n = self.compiled(f.centres(ijk), f.ptr, f.kernel_of, f.kptr, f.offsets, f.values, f.logs, self.support,
+                          ma, lg, sums, seen, scratch, touched)
+        idx = touched[:n]  # in order of first touch; callers that need them sorted sort them
         stat = (1.0 - np.exp(sums[idx])).astype(np.float32)
         sums[idx] = 0.0
         seen[idx] = False
@@ -506,11 +509,12 @@ def _log_terms(ma, n_mask: int):
 
 
 def _group_stat(terms, members, n_mask: int) -> np.ndarray:
+    """A group's ALE in float64 (NiMARE keeps a relabelled group's ALE in float64, its observed one in float32)."""
     sums = np.zeros(n_mask)
     for s in members:
         idx, logs = terms[s]
         sums[idx] += logs
-    return (1.0 - np.exp(sums)).astype(np.float32)
+    return 1.0 - np.exp(sums)
 
 
 def ale_subtraction(ma1, ma2, n_mask: int, *, n_iter: int = 5000, seed: int = 0,
@@ -541,7 +545,9 @@ def ale_subtraction(ma1, ma2, n_mask: int, *, n_iter: int = 5000, seed: int = 0,
         ``[1/n, 1 - 1/n]``), ``z_desc-group1MinusGroup2`` (two-tailed z of p,
         signed + where the difference lies in the upper tail),
         ``logp_desc-group1MinusGroup2``, and ``values_level-voxel`` (each
-        relabelling's largest ``|difference|``, float32).
+        relabelling's largest ``|difference|``, float32).  As in NiMARE, a
+        relabelling's difference is kept in float64 and compared with the
+        observed one rounded to float32.
     """
     if isinstance(n_mask, bool) or not isinstance(n_mask, (int, np.integer)) or n_mask < 1:
         raise ParameterError(f"n_mask={n_mask!r}; expected the number of in-mask voxels, an int >= 1.")
@@ -552,13 +558,15 @@ def ale_subtraction(ma1, ma2, n_mask: int, *, n_iter: int = 5000, seed: int = 0,
     seed = _check_seed(seed)
     n_workers = _check_workers(n_workers)
     n_total = len(terms)
-    diff = _group_stat(terms, range(n1), n_mask) - _group_stat(terms, range(n1, n_total), n_mask)
+    diff = (_group_stat(terms, range(n1), n_mask).astype(np.float32)
+            - _group_stat(terms, range(n1, n_total), n_mask).astype(np.float32))
 
     def one(i):
         order = np.arange(n_total)
         _iteration_rng(seed, i).shuffle(order)
-        it = _group_stat(terms, order[:n1], n_mask) - _group_stat(terms, order[n1:], n_mask)
-        return it
+        # in float64, compared with the float32 observed difference, as NiMARE does: where the groups' ALEs
+        # nearly cancel, the float32 rounding of the observed difference decides many comparisons
+        return _group_stat(terms, order[:n1], n_mask) - _group_stat(terms, order[n1:], n_mask)
 
     upper = np.zeros(n_mask, dtype=np.uint32)
     lower = np.zeros(n_mask, dtype=np.uint32)
