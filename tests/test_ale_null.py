@@ -164,7 +164,7 @@ def test_fwe_null_is_the_same_however_the_iterations_are_split(data):
 
 def test_compiled_and_numpy_iterations_give_the_same_bits(data):
     pytest.importorskip("numba")
-    kw = dict(sample_size=data.n, threshold=0.01146, seed=2, n_iter=3)
+    kw = dict(sample_size=data.n, threshold=0.01146, seed=2, n_iter=12)
     a = ale_null.fwe_null(data.ijk, data.study, data.grid, engine="numba", **kw)
     b = ale_null.fwe_null(data.ijk, data.study, data.grid, engine="numpy", **kw)
     for name in NULLS:

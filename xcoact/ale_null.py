@@ -153,6 +153,13 @@ class _Foci:
         self.reach = np.asarray(reach, dtype=np.int64)[self.kernel_of][self.study]  # per focus
         self.strides = np.array([self.padded[1] * self.padded[2], self.padded[2], 1], dtype=np.int64)
 
+    def truncated(self, delta: float):
+        """The kernels without their values below ``delta``: (kptr, offsets, values, logs)."""
+        keep = self.values >= delta
+        counts = np.add.reduceat(keep, self.kptr[:-1]) if keep.size else np.zeros(0, dtype=np.int64)
+        kptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return kptr, self.offsets[keep], self.values[keep], self.logs[keep]
+
     @staticmethod
     def _per_study(value, name: str, n_studies: int):
         if value is None:
@@ -220,6 +227,50 @@ def _numba_sums():
     return sums_of
 
 
+@functools.lru_cache(maxsize=1)
+def _numba_exact():
+    """The compiled exact ALE sums at candidate voxels only (None without numba)."""
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def exact_at(centres, near, ptr, kernel_of, kptr, offsets, logs, values, support, cand,
+                 m, lg, csum, scratch):  # pragma: no cover - compiled
+        for s in range(ptr.shape[0] - 1):
+            k = kernel_of[s]
+            n_s = 0
+            for f in range(ptr[s], ptr[s + 1]):
+                if not near[f]:
+                    continue
+                c = centres[f]
+                for q in range(kptr[k], kptr[k + 1]):
+                    col = support[c + offsets[q]]
+                    if col >= 0:
+                        pos = cand[col]
+                        if pos >= 0:
+                            v = values[q]
+                            if m[pos] == 0:
+                                scratch[n_s] = pos
+                                n_s += 1
+                                m[pos] = v
+                                lg[pos] = logs[q]
+                            elif v > m[pos]:
+                                m[pos] = v
+                                lg[pos] = logs[q]
+            for t in range(n_s):
+                pos = scratch[t]
+                csum[pos] += lg[pos]  # the same terms, in the same study order, as the full pass
+                m[pos] = 0
+
+    return exact_at
+
+
+#: Block edge (voxels) of the coarse map that tells which foci lie within a kernel's reach of a candidate.
+_BLOCK = 8
+
+
 class _Engine:
     """The ALE of relocated foci, sparse: (in-mask indices, float32 ALE there)."""
 
@@ -253,6 +304,71 @@ class _Engine:
         seen[idx] = False
         keep = stat > 0
         return idx[keep], stat[keep]
+
+
+    def screen(self, threshold: float):
+        """Prepare :meth:`above`: kernels cut at a value small enough that the cut cannot hide a supra-threshold voxel.
+
+        Dropping kernel values below ``delta`` lowers a study's MA at a voxel only
+        where its MA is below ``delta`` (a larger maximum is kept), so the log-sum
+        rises by at most ``-log1p(-delta)`` per study: with ``delta`` chosen so
+        that all studies together move it by a quarter of ``-log(1 - threshold)``,
+        every voxel whose exact ALE exceeds the threshold has a cut-kernel log-sum
+        below three quarters of ``log(1 - threshold)``.
+        """
+        f = self.foci
+        l_thr = math.log1p(-float(threshold))
+        delta = -math.expm1(0.25 * l_thr / f.n_studies)
+        self.cut = (0.75 * l_thr + 1e-7, l_thr - 1e-7)  # candidates, and "some cut-kernel voxel is above"
+        self.trunc = f.truncated(np.float32(delta))
+        self.exact = _numba_exact()
+        shape = np.asarray(f.padded)
+        self.blocks_shape = tuple(int(b) for b in -(-shape // _BLOCK))
+        self.mask_padded = np.column_stack(np.unravel_index(f.grid.mask_flat, f.grid.shape)) + ale._PAD
+        self.kreach = np.asarray([int(round((n ** (1 / 3)))) // 2 for n in np.diff(f.kptr)], dtype=np.int64)
+
+    def above(self, ijk: np.ndarray, buf, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """Exact ALE (float32) at a set of voxels holding every voxel above ``threshold`` and the map's maximum.
+
+        Falls back to :meth:`stat` (every voxel) when no voxel exceeds the
+        threshold, as then the maximum may lie anywhere.
+        """
+        f = self.foci
+        if self.compiled is None or self.exact is None:
+            return self.stat(ijk, buf)
+        ma, lg, sums, seen, scratch, touched = buf
+        centres = f.centres(ijk)
+        kptr, offsets, values, logs = self.trunc
+        n = self.compiled(centres, f.ptr, f.kernel_of, kptr, offsets, values, logs, self.support,
+                          ma, lg, sums, seen, scratch, touched)
+        idx = touched[:n]
+        approx = sums[idx]
+        sums[idx] = 0.0
+        seen[idx] = False
+        if not n or approx.min() >= self.cut[1]:
+            return self.stat(ijk, buf)
+        cand = idx[approx < self.cut[0]]
+        # foci within reach of a candidate: a coarse map of the blocks holding candidates
+        blocks = np.zeros(self.blocks_shape, dtype=bool)
+        blocks[tuple((self.mask_padded[cand] // _BLOCK).T)] = True
+        padded = ijk + ale._PAD
+        reach = self.kreach[f.kernel_of][f.study][:, None]
+        lo = np.clip((padded - reach) // _BLOCK, 0, np.asarray(self.blocks_shape) - 1)
+        hi = np.clip((padded + reach) // _BLOCK, 0, np.asarray(self.blocks_shape) - 1)
+        summed = np.pad(blocks, ((1, 0), (1, 0), (1, 0))).cumsum(0).cumsum(1).cumsum(2)  # a summed-volume table
+        a, b = lo, hi + 1
+        count = (summed[b[:, 0], b[:, 1], b[:, 2]] - summed[a[:, 0], b[:, 1], b[:, 2]] - summed[b[:, 0], a[:, 1], b[:, 2]]
+                 - summed[b[:, 0], b[:, 1], a[:, 2]] + summed[a[:, 0], a[:, 1], b[:, 2]] + summed[a[:, 0], b[:, 1], a[:, 2]]
+                 + summed[b[:, 0], a[:, 1], a[:, 2]] - summed[a[:, 0], a[:, 1], a[:, 2]])
+        near = (count > 0) & (centres >= 0)
+        pos = np.full(f.grid.n_mask, -1, dtype=np.int64)
+        pos[cand] = np.arange(cand.size)
+        csum = np.zeros(cand.size)
+        self.exact(centres, near, f.ptr, f.kernel_of, f.kptr, f.offsets, f.logs, f.values, self.support, pos,
+                   np.zeros(cand.size, dtype=np.float32), np.zeros(cand.size, dtype=np.float32), csum,
+                   np.zeros(cand.size, dtype=np.int64))
+        stat = (1.0 - np.exp(csum)).astype(np.float32)
+        return cand, stat
 
 
 def _run(iterations: range, one, n_workers: int):
@@ -371,6 +487,8 @@ def fwe_null(ijk, study, grid: Grid, *, sample_size=None, fwhm=None, threshold: 
     seed = _check_seed(seed)
     n_workers = _check_workers(n_workers)
     run = _Engine(foci, engine)
+    if threshold is not None:
+        run.screen(threshold)
     mask_ijk = np.column_stack(np.unravel_index(grid.mask_flat, grid.shape))
     n_foci = len(foci.ijk)
     local = {}
@@ -380,10 +498,12 @@ def fwe_null(ijk, study, grid: Grid, *, sample_size=None, fwhm=None, threshold: 
 
         buf = local.setdefault(threading.get_ident(), run.buffers())
         draw = _iteration_rng(seed, i).integers(0, grid.n_mask, size=n_foci)
-        idx, stat = run.stat(mask_ijk[draw], buf)
-        top = float(stat.max()) if stat.size else 0.0
         if threshold is None:
-            return top, 0, 0.0
+            idx, stat = run.stat(mask_ijk[draw], buf)
+            return (float(stat.max()) if stat.size else 0.0), 0, 0.0
+        # the exact ALE only where it can exceed the threshold (and so hold the maximum), see _Engine.screen
+        idx, stat = run.above(mask_ijk[draw], buf, threshold)
+        top = float(stat.max()) if stat.size else 0.0
         return (top, *_cluster_measures(idx, stat, threshold, grid))
 
     rows = np.asarray(_run(iterations, one, n_workers), dtype=np.float64).reshape(-1, 3)
