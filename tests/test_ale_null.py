@@ -169,6 +169,12 @@ def test_compiled_and_numpy_iterations_give_the_same_bits(data):
     b = ale_null.fwe_null(data.ijk, data.study, data.grid, engine="numpy", **kw)
     for name in NULLS:
         assert np.array_equal(a[name], b[name]), name
+    # a threshold no iteration reaches: the screened path falls back to the whole map for the maximum
+    high = {**kw, "threshold": 0.5, "n_iter": 3}
+    a = ale_null.fwe_null(data.ijk, data.study, data.grid, engine="numba", **high)
+    b = ale_null.fwe_null(data.ijk, data.study, data.grid, engine="numpy", **high)
+    assert np.array_equal(a["values_level-voxel"], b["values_level-voxel"]) and a["values_level-voxel"].min() > 0
+    assert (a["values_desc-size_level-cluster"] == 0).all() and (a["values_desc-mass_level-cluster"] == 0).all()
     # and one iteration's whole ALE map, voxel for voxel
     foci = ale_null._Foci(data.ijk, data.study, data.grid, data.n, None)
     for engine in ("numba", "numpy"):

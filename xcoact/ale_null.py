@@ -229,45 +229,80 @@ def _numba_sums():
 
 @functools.lru_cache(maxsize=1)
 def _numba_exact():
-    """The compiled exact ALE sums at candidate voxels only (None without numba)."""
+    """The compiled exact ALE sums at candidate voxels only, from the foci near each (None without numba)."""
     try:
         import numba
     except ImportError:
         return None
 
     @numba.njit(cache=True, nogil=True)
-    def exact_at(centres, near, ptr, kernel_of, kptr, offsets, logs, values, support, cand,
-                 m, lg, csum, scratch):  # pragma: no cover - compiled
-        for s in range(ptr.shape[0] - 1):
-            k = kernel_of[s]
-            n_s = 0
-            for f in range(ptr[s], ptr[s + 1]):
-                if not near[f]:
-                    continue
-                c = centres[f]
-                for q in range(kptr[k], kptr[k + 1]):
-                    col = support[c + offsets[q]]
-                    if col >= 0:
-                        pos = cand[col]
-                        if pos >= 0:
+    def exact_at(cand, foci, study, kernel_of, kptr, width, values, logs, block, nb, max_reach,
+                 n_studies):  # pragma: no cover - compiled
+        # the foci bucketed by block (a counting sort), so that each candidate visits only the foci near it
+        n_blocks = nb[0] * nb[1] * nb[2]
+        head = np.zeros(n_blocks + 1, dtype=np.int64)
+        which = np.empty(foci.shape[0], dtype=np.int64)
+        for f in range(foci.shape[0]):
+            b = ((foci[f, 0] // block) * nb[1] + foci[f, 1] // block) * nb[2] + foci[f, 2] // block
+            which[f] = b
+            head[b + 1] += 1
+        for b in range(n_blocks):
+            head[b + 1] += head[b]
+        fill = head.copy()
+        order = np.empty(foci.shape[0], dtype=np.int64)
+        for f in range(foci.shape[0]):  # foci in study order within each block
+            order[fill[which[f]]] = f
+            fill[which[f]] += 1
+        m = np.zeros(n_studies, dtype=np.float32)
+        lg = np.zeros(n_studies, dtype=np.float32)
+        touched = np.empty(n_studies, dtype=np.int64)
+        out = np.zeros(cand.shape[0])
+        for c in range(cand.shape[0]):
+            nt = 0
+            lo0, hi0 = max(0, (cand[c, 0] - max_reach) // block), min(nb[0] - 1, (cand[c, 0] + max_reach) // block)
+            lo1, hi1 = max(0, (cand[c, 1] - max_reach) // block), min(nb[1] - 1, (cand[c, 1] + max_reach) // block)
+            lo2, hi2 = max(0, (cand[c, 2] - max_reach) // block), min(nb[2] - 1, (cand[c, 2] + max_reach) // block)
+            for b0 in range(lo0, hi0 + 1):
+                for b1 in range(lo1, hi1 + 1):
+                    for b2 in range(lo2, hi2 + 1):
+                        b = (b0 * nb[1] + b1) * nb[2] + b2
+                        for t in range(head[b], head[b + 1]):
+                            f = order[t]
+                            s = study[f]
+                            k = kernel_of[s]
+                            w = width[k]
+                            r = w // 2
+                            d0 = cand[c, 0] - foci[f, 0]
+                            d1 = cand[c, 1] - foci[f, 1]
+                            d2 = cand[c, 2] - foci[f, 2]
+                            if abs(d0) > r or abs(d1) > r or abs(d2) > r:
+                                continue
+                            q = kptr[k] + ((d0 + r) * w + (d1 + r)) * w + (d2 + r)
                             v = values[q]
-                            if m[pos] == 0:
-                                scratch[n_s] = pos
-                                n_s += 1
-                                m[pos] = v
-                                lg[pos] = logs[q]
-                            elif v > m[pos]:
-                                m[pos] = v
-                                lg[pos] = logs[q]
-            for t in range(n_s):
-                pos = scratch[t]
-                csum[pos] += lg[pos]  # the same terms, in the same study order, as the full pass
-                m[pos] = 0
+                            if v == 0:
+                                continue
+                            if m[s] == 0:
+                                touched[nt] = s
+                                nt += 1
+                                m[s] = v
+                                lg[s] = logs[q]
+                            elif v > m[s]:
+                                m[s] = v
+                                lg[s] = logs[q]
+            ts = np.sort(touched[:nt])
+            total = 0.0
+            for i in range(nt):  # the same terms in the same study order as the full pass: the same bits
+                total += lg[ts[i]]
+                m[ts[i]] = 0
+            out[c] = total
+        return out
 
     return exact_at
 
 
-#: Block edge (voxels) of the coarse map that tells which foci lie within a kernel's reach of a candidate.
+#: Share of the threshold's log-sum the kernel cut may hide: smaller cuts less kernel but leaves fewer candidates.
+_SHARE = 0.1
+#: Block edge (voxels) of the buckets the exact pass finds a candidate's nearby foci in.
 _BLOCK = 8
 
 
@@ -312,20 +347,19 @@ class _Engine:
         Dropping kernel values below ``delta`` lowers a study's MA at a voxel only
         where its MA is below ``delta`` (a larger maximum is kept), so the log-sum
         rises by at most ``-log1p(-delta)`` per study: with ``delta`` chosen so
-        that all studies together move it by a quarter of ``-log(1 - threshold)``,
+        that all studies together move it by at most ``_SHARE`` (0.1) of ``-log(1 - threshold)``,
         every voxel whose exact ALE exceeds the threshold has a cut-kernel log-sum
-        below three quarters of ``log(1 - threshold)``.
+        below ``(1 - _SHARE) log(1 - threshold)``.
         """
         f = self.foci
         l_thr = math.log1p(-float(threshold))
-        delta = -math.expm1(0.25 * l_thr / f.n_studies)
-        self.cut = (0.75 * l_thr + 1e-7, l_thr - 1e-7)  # candidates, and "some cut-kernel voxel is above"
+        delta = -math.expm1(_SHARE * l_thr / f.n_studies)
+        self.cut = ((1 - _SHARE) * l_thr + 1e-7, l_thr - 1e-7)  # candidates, and "some cut-kernel voxel is above"
         self.trunc = f.truncated(np.float32(delta))
         self.exact = _numba_exact()
-        shape = np.asarray(f.padded)
-        self.blocks_shape = tuple(int(b) for b in -(-shape // _BLOCK))
-        self.mask_padded = np.column_stack(np.unravel_index(f.grid.mask_flat, f.grid.shape)) + ale._PAD
-        self.kreach = np.asarray([int(round((n ** (1 / 3)))) // 2 for n in np.diff(f.kptr)], dtype=np.int64)
+        self.blocks = -(-np.asarray(f.padded, dtype=np.int64) // _BLOCK)
+        self.mask_padded = np.column_stack(np.unravel_index(f.grid.mask_flat, f.grid.shape)).astype(np.int64) + ale._PAD
+        self.widths = np.asarray([int(round(n ** (1 / 3))) for n in np.diff(f.kptr)], dtype=np.int64)
 
     def above(self, ijk: np.ndarray, buf, threshold: float) -> tuple[np.ndarray, np.ndarray]:
         """Exact ALE (float32) at a set of voxels holding every voxel above ``threshold`` and the map's maximum.
@@ -348,25 +382,8 @@ class _Engine:
         if not n or approx.min() >= self.cut[1]:
             return self.stat(ijk, buf)
         cand = idx[approx < self.cut[0]]
-        # foci within reach of a candidate: a coarse map of the blocks holding candidates
-        blocks = np.zeros(self.blocks_shape, dtype=bool)
-        blocks[tuple((self.mask_padded[cand] // _BLOCK).T)] = True
-        padded = ijk + ale._PAD
-        reach = self.kreach[f.kernel_of][f.study][:, None]
-        lo = np.clip((padded - reach) // _BLOCK, 0, np.asarray(self.blocks_shape) - 1)
-        hi = np.clip((padded + reach) // _BLOCK, 0, np.asarray(self.blocks_shape) - 1)
-        summed = np.pad(blocks, ((1, 0), (1, 0), (1, 0))).cumsum(0).cumsum(1).cumsum(2)  # a summed-volume table
-        a, b = lo, hi + 1
-        count = (summed[b[:, 0], b[:, 1], b[:, 2]] - summed[a[:, 0], b[:, 1], b[:, 2]] - summed[b[:, 0], a[:, 1], b[:, 2]]
-                 - summed[b[:, 0], b[:, 1], a[:, 2]] + summed[a[:, 0], a[:, 1], b[:, 2]] + summed[a[:, 0], b[:, 1], a[:, 2]]
-                 + summed[b[:, 0], a[:, 1], a[:, 2]] - summed[a[:, 0], a[:, 1], a[:, 2]])
-        near = (count > 0) & (centres >= 0)
-        pos = np.full(f.grid.n_mask, -1, dtype=np.int64)
-        pos[cand] = np.arange(cand.size)
-        csum = np.zeros(cand.size)
-        self.exact(centres, near, f.ptr, f.kernel_of, f.kptr, f.offsets, f.logs, f.values, self.support, pos,
-                   np.zeros(cand.size, dtype=np.float32), np.zeros(cand.size, dtype=np.float32), csum,
-                   np.zeros(cand.size, dtype=np.int64))
+        csum = self.exact(self.mask_padded[cand], ijk + ale._PAD, f.study, f.kernel_of, f.kptr, self.widths,
+                          f.values, f.logs, _BLOCK, self.blocks, int(self.widths.max() // 2), f.n_studies)
         stat = (1.0 - np.exp(csum)).astype(np.float32)
         return cand, stat
 
