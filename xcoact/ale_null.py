@@ -513,7 +513,9 @@ def fwe_null(ijk, study, grid: Grid, *, sample_size=None, fwhm=None, threshold: 
     def one(i):
         import threading
 
-        buf = local.setdefault(threading.get_ident(), run.buffers())
+        buf = local.get(threading.get_ident())
+        if buf is None:  # one set of scratch arrays per thread, kept across its iterations
+            buf = local[threading.get_ident()] = run.buffers()
         draw = _iteration_rng(seed, i).integers(0, grid.n_mask, size=n_foci)
         if threshold is None:
             idx, stat = run.stat(mask_ijk[draw], buf)
@@ -775,7 +777,9 @@ def ale_scale(ijk, study, grid: Grid, base_ijk, *, sample_size=None, fwhm=None, 
     def one(i):
         import threading
 
-        buf = local.setdefault(threading.get_ident(), run.buffers())
+        buf = local.get(threading.get_ident())
+        if buf is None:  # one set of scratch arrays per thread, kept across its iterations
+            buf = local[threading.get_ident()] = run.buffers()
         draw = _iteration_rng(seed, i).integers(0, len(base), size=n_foci)
         return run.stat(base[draw], buf)
 
