@@ -31,9 +31,13 @@ draw for draw (NiMARE draws all iterations from one stream).
 The ALE of an iteration is built without materialising its studies' maps:
 each study's kernels are placed with a running maximum into one scratch
 array, ``log1p(-MA)`` added to the iteration's sums and the scratch cleared,
-touching only the kernels' voxels.  That runs compiled with numba when it is
-installed and through :func:`xcoact.ale.study_ma` otherwise, with the same
-operations in the same order (the tests check both give the same bits).
+touching only the kernels' voxels.  For the FWE null, which needs only the
+largest ALE and the voxels above the cluster-forming threshold, a pass with
+cut kernels screens the voxels first and the exact ALE is summed only at the
+candidates it leaves (:meth:`_Engine.screen`).  That runs compiled with numba
+when it is installed and through :func:`xcoact.ale.study_ma` (every voxel)
+otherwise, with the same terms in the same order (the tests check both give
+the same bits).
 """
 
 from __future__ import annotations
@@ -389,7 +393,7 @@ class _Engine:
 
 
 def _run(iterations: range, one, n_workers: int):
-    """``one(i, buffers)`` for every iteration, in ``n_workers`` threads (the compiled loops release the GIL)."""
+    """``one(i)`` for every iteration, in order, in ``n_workers`` threads (the compiled loops release the GIL)."""
     if n_workers <= 1 or len(iterations) < 2 * n_workers:
         return [one(i) for i in iterations]
     parts = np.array_split(np.asarray(iterations), n_workers)
