@@ -1,0 +1,804 @@
+"""Monte Carlo inference for ALE: FWE correction, subtraction and SCALE (NiMARE 0.22.1's procedures).
+
+Three permutation procedures over the array functions of :mod:`xcoact.ale`,
+each a re-derivation of NiMARE 0.22.1's on plain numpy inputs:
+
+1. **FWE** (:func:`ale_fwe`, built from :func:`fwe_null` and :func:`fwe_maps`):
+   ``ALE.correct_fwe_montecarlo`` of ``nimare.meta.cbma.base``.  In every
+   iteration each focus moves to a uniformly drawn in-mask voxel, keeping its
+   study's kernel; the iteration keeps its largest ALE and, at the
+   cluster-forming threshold (the ALE whose upper tail under the approximate
+   null first falls to ``voxel_thresh``), its largest cluster's size (voxels)
+   and mass (the sum of ``ALE - threshold`` over the cluster); clusters are
+   face-connected.  The observed map's voxels and clusters get the upper-tail
+   p of those maxima (``nimare.stats.null_to_p``), as ``logp`` (-log10 p) and
+   one-tailed ``z`` maps under NiMARE's names.
+2. **Subtraction** (:func:`ale_subtraction`): ``ALESubtraction`` with its
+   defaults (no inference masks, voxel-level only): ``ALE1 - ALE2`` at every
+   in-mask voxel against the differences of random relabellings of the pooled
+   studies, two-sided ``p = 2 min(upper, lower)`` from the exceedance counts,
+   ``z`` signed by the side the observed difference lies on.
+3. **SCALE** (:func:`ale_scale`): specific coactivation (Langner et al. 2014):
+   each focus replaced by a focus drawn from a reference pool (the database's
+   foci), the observed ALE's exceedance count over the iterations as its p.
+
+Monte Carlo results are reproducible from ``seed``: iteration ``i`` draws
+from its own generator, ``numpy.random.default_rng(SeedSequence(seed,
+spawn_key=(i,)))``, so a run split into ranges of iterations (across Dask
+tasks or workers) gives the same numbers as one run.  They are not NiMARE's
+draw for draw (NiMARE draws all iterations from one stream).
+
+The ALE of an iteration is built without materialising its studies' maps:
+each study's kernels are placed with a running maximum into one scratch
+array, ``log1p(-MA)`` added to the iteration's sums and the scratch cleared,
+touching only the kernels' voxels.  For the FWE null, which needs only the
+largest ALE and the voxels above the cluster-forming threshold, a pass with
+cut kernels screens the voxels first and the exact ALE is summed only at the
+candidates it leaves (:meth:`_Engine.screen`).  That runs compiled with numba
+when it is installed and through :func:`xcoact.ale.study_ma` (every voxel)
+otherwise, with the same terms in the same order (the tests check both give
+the same bits).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from scipy import ndimage, special
+
+from . import ale
+from .errors import ParameterError
+from .space import Grid
+
+__all__ = [
+    "ale_fwe",
+    "ale_scale",
+    "ale_subtraction",
+    "cluster_threshold",
+    "fwe_maps",
+    "fwe_null",
+    "permutation_p",
+]
+
+#: NiMARE's face connectivity (``generate_binary_structure(3, 1)``).
+_FACES = ndimage.generate_binary_structure(3, 1)
+
+
+def _label(binary: np.ndarray) -> tuple[np.ndarray, int]:
+    """Face-connected components of a 3-D boolean array: (labels, count).
+
+    To be replaced by the project's labeller.
+    """
+    return ndimage.label(binary, _FACES)
+
+
+# -- inputs ---------------------------------------------------------------------------------------
+
+
+def _iteration_rng(seed: int, i: int) -> np.random.Generator:
+    """Iteration ``i``'s own generator: independent of how iterations are split into runs."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(i),)))
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ParameterError(f"seed={seed!r}; expected an int >= 0 (the same seed gives the same Monte Carlo null).")
+    return int(seed)
+
+
+def _check_iterations(iterations, name: str = "n_iter") -> range:
+    if isinstance(iterations, range):
+        if iterations.step != 1 or iterations.start < 0 or len(iterations) < 1:
+            raise ParameterError(f"{name}={iterations!r}; expected a non-empty range(start, stop) with start >= 0.")
+        return iterations
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
+        raise ParameterError(f"{name}={iterations!r}; expected an int >= 1 (the number of Monte Carlo iterations).")
+    return range(int(iterations))
+
+
+class _Foci:
+    """Foci grouped by study, with each study's kernel, ready for placement."""
+
+    def __init__(self, ijk, study, grid: Grid, sample_size, fwhm):
+        ijk = np.asarray(ijk)
+        if ijk.ndim != 2 or ijk.shape[1] != 3 or (ijk.size and not np.issubdtype(ijk.dtype, np.integer)):
+            raise ParameterError(f"ijk must be an (n, 3) integer array of voxel indices; got {ijk.dtype} of shape {ijk.shape}.")
+        study = np.asarray(study)
+        if study.shape != (len(ijk),) or (study.size and not np.issubdtype(study.dtype, np.integer)):
+            raise ParameterError(f"study must hold one integer study code per focus ({len(ijk)}); got {study.dtype} of shape {study.shape}.")
+        if not len(ijk):
+            raise ParameterError("ijk holds no focus; ALE needs at least one study's foci.")
+        if study.min() < 0:
+            raise ParameterError(f"study codes must be >= 0 (0..n_studies-1, the order studies are combined); got {study.min()}.")
+        n_studies = int(study.max()) + 1
+        present = np.bincount(study, minlength=n_studies) > 0
+        if not present.all():
+            raise ParameterError(f"study codes must run over 0..{n_studies - 1} without gaps; code {np.flatnonzero(~present)[0]} has no focus.")
+        sizes = self._per_study(sample_size, "sample_size", n_studies)
+        widths = self._per_study(fwhm, "fwhm", n_studies)
+        if (sizes is None) == (widths is None):
+            raise ParameterError(
+                f"sample_size={sample_size!r}, fwhm={fwhm!r}: give exactly one; the ALE kernel is sized either by a "
+                "study's number of subjects (e.g. sample_size=20) or by a fixed width in mm (e.g. fwhm=10)."
+            )
+        order = np.argsort(study, kind="stable")
+        self.grid = grid
+        self.ijk = ijk[order].astype(np.int64)
+        self.study = study[order]
+        self.n_studies = n_studies
+        self.ptr = np.searchsorted(self.study, np.arange(n_studies + 1)).astype(np.int64)
+        self.kwargs = [{"sample_size": float(s)} for s in sizes] if widths is None else [{"fwhm": float(w)} for w in widths]
+        # each distinct kernel once, flattened for the compiled placement
+        zoom = ale._zoom_root(grid.voxel_size)
+        keys, kernel_of = [], []
+        for kw in self.kwargs:
+            fwhm_mm, given = ale._resolve_fwhm(kw.get("sample_size"), kw.get("fwhm"))
+            key = (fwhm_mm, given)
+            if key not in keys:
+                keys.append(key)
+            kernel_of.append(keys.index(key))
+        self.padded = tuple(int(n) + 2 * ale._PAD for n in grid.shape)
+        offsets, values, kptr, reach = [], [], [0], []
+        for fwhm_mm, given in keys:
+            kernel = ale._stored_kernel(fwhm_mm, zoom, given)
+            offsets.append(ale._flat_offsets(kernel.shape[0], self.padded))
+            values.append(kernel.reshape(-1))
+            kptr.append(kptr[-1] + kernel.size)
+            reach.append(kernel.shape[0] // 2)
+        self.kernel_of = np.asarray(kernel_of, dtype=np.int64)
+        self.offsets = np.concatenate(offsets).astype(np.int64)
+        self.values = np.concatenate(values).astype(np.float32)
+        self.logs = np.log1p(-self.values)  # float32, as ale._stat takes it: a lookup, not a log per voxel
+        self.kptr = np.asarray(kptr, dtype=np.int64)
+        self.reach = np.asarray(reach, dtype=np.int64)[self.kernel_of][self.study]  # per focus
+        self.strides = np.array([self.padded[1] * self.padded[2], self.padded[2], 1], dtype=np.int64)
+
+    def truncated(self, delta: float):
+        """The kernels without their values below ``delta``: (kptr, offsets, values, logs)."""
+        keep = self.values >= delta
+        counts = np.add.reduceat(keep, self.kptr[:-1]) if keep.size else np.zeros(0, dtype=np.int64)
+        kptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return kptr, self.offsets[keep], self.values[keep], self.logs[keep]
+
+    @staticmethod
+    def _per_study(value, name: str, n_studies: int):
+        if value is None:
+            return None
+        arr = np.asarray(value, dtype=np.float64) if not isinstance(value, str) else np.asarray([np.nan])
+        if arr.ndim == 0:
+            arr = np.full(n_studies, float(arr))
+        if arr.shape != (n_studies,) or not np.isfinite(arr).all() or (arr <= 0).any():
+            raise ParameterError(f"{name} must be a number > 0 or one per study ({n_studies}), all finite and > 0; got {value!r}.")
+        return arr
+
+    def centres(self, ijk: np.ndarray) -> np.ndarray:
+        """Padded flat index of each focus voxel, -1 where its kernel cannot reach the grid."""
+        near = np.all((ijk >= -self.reach[:, None]) & (ijk < np.asarray(self.grid.shape) + self.reach[:, None]), axis=1)
+        return np.where(near, (ijk + ale._PAD) @ self.strides, -1)
+
+    def ma(self, ijk: np.ndarray) -> list:
+        """Each study's sparse MA with its foci at ``ijk`` (rows in this object's order)."""
+        return [ale.study_ma(ijk[self.ptr[s]:self.ptr[s + 1]], self.grid, **self.kwargs[s]) for s in range(self.n_studies)]
+
+
+# -- the per-iteration ALE --------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _numba_sums():
+    """The compiled ALE sums of one set of foci (None without numba)."""
+    try:
+        import numba
+    except ImportError:  # numba is optional: the numpy path gives the same numbers, slower
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def sums_of(centres, ptr, kernel_of, kptr, offsets, values, logs, support, ma, lg, sums, seen, scratch, touched):  # pragma: no cover - compiled
+        n_all = 0
+        for s in range(ptr.shape[0] - 1):
+            k = kernel_of[s]
+            n_s = 0
+            for f in range(ptr[s], ptr[s + 1]):
+                c = centres[f]
+                if c < 0:
+                    continue
+                for q in range(kptr[k], kptr[k + 1]):
+                    col = support[c + offsets[q]]
+                    if col >= 0:
+                        v = values[q]
+                        if ma[col] == 0:
+                            scratch[n_s] = col
+                            n_s += 1
+                            ma[col] = v
+                            lg[col] = logs[q]
+                        elif v > ma[col]:
+                            ma[col] = v
+                            lg[col] = logs[q]
+            for t in range(n_s):
+                col = scratch[t]
+                sums[col] += lg[col]  # numpy's float32 log1p(-MA), summed in float64, as ale._stat
+                ma[col] = 0
+                if not seen[col]:
+                    seen[col] = True
+                    touched[n_all] = col
+                    n_all += 1
+        return n_all
+
+    return sums_of
+
+
+@functools.lru_cache(maxsize=1)
+def _numba_exact():
+    """The compiled exact ALE sums at candidate voxels only, from the foci near each (None without numba)."""
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def exact_at(cand, foci, study, kernel_of, kptr, width, values, logs, block, nb, max_reach,
+                 n_studies):  # pragma: no cover - compiled
+        # the foci bucketed by block (a counting sort), so that each candidate visits only the foci near it
+        n_blocks = nb[0] * nb[1] * nb[2]
+        head = np.zeros(n_blocks + 1, dtype=np.int64)
+        which = np.empty(foci.shape[0], dtype=np.int64)
+        for f in range(foci.shape[0]):
+            b = ((foci[f, 0] // block) * nb[1] + foci[f, 1] // block) * nb[2] + foci[f, 2] // block
+            which[f] = b
+            head[b + 1] += 1
+        for b in range(n_blocks):
+            head[b + 1] += head[b]
+        fill = head.copy()
+        order = np.empty(foci.shape[0], dtype=np.int64)
+        for f in range(foci.shape[0]):  # foci in study order within each block
+            order[fill[which[f]]] = f
+            fill[which[f]] += 1
+        m = np.zeros(n_studies, dtype=np.float32)
+        lg = np.zeros(n_studies, dtype=np.float32)
+        touched = np.empty(n_studies, dtype=np.int64)
+        out = np.zeros(cand.shape[0])
+        for c in range(cand.shape[0]):
+            nt = 0
+            lo0, hi0 = max(0, (cand[c, 0] - max_reach) // block), min(nb[0] - 1, (cand[c, 0] + max_reach) // block)
+            lo1, hi1 = max(0, (cand[c, 1] - max_reach) // block), min(nb[1] - 1, (cand[c, 1] + max_reach) // block)
+            lo2, hi2 = max(0, (cand[c, 2] - max_reach) // block), min(nb[2] - 1, (cand[c, 2] + max_reach) // block)
+            for b0 in range(lo0, hi0 + 1):
+                for b1 in range(lo1, hi1 + 1):
+                    for b2 in range(lo2, hi2 + 1):
+                        b = (b0 * nb[1] + b1) * nb[2] + b2
+                        for t in range(head[b], head[b + 1]):
+                            f = order[t]
+                            s = study[f]
+                            k = kernel_of[s]
+                            w = width[k]
+                            r = w // 2
+                            d0 = cand[c, 0] - foci[f, 0]
+                            d1 = cand[c, 1] - foci[f, 1]
+                            d2 = cand[c, 2] - foci[f, 2]
+                            if abs(d0) > r or abs(d1) > r or abs(d2) > r:
+                                continue
+                            q = kptr[k] + ((d0 + r) * w + (d1 + r)) * w + (d2 + r)
+                            v = values[q]
+                            if v == 0:
+                                continue
+                            if m[s] == 0:
+                                touched[nt] = s
+                                nt += 1
+                                m[s] = v
+                                lg[s] = logs[q]
+                            elif v > m[s]:
+                                m[s] = v
+                                lg[s] = logs[q]
+            ts = np.sort(touched[:nt])
+            total = 0.0
+            for i in range(nt):  # the same terms in the same study order as the full pass: the same bits
+                total += lg[ts[i]]
+                m[ts[i]] = 0
+            out[c] = total
+        return out
+
+    return exact_at
+
+
+#: Share of the threshold's log-sum the kernel cut may hide: smaller cuts less kernel but leaves fewer candidates.
+_SHARE = 0.1
+#: Block edge (voxels) of the buckets the exact pass finds a candidate's nearby foci in.
+_BLOCK = 8
+
+
+class _Engine:
+    """The ALE of relocated foci, sparse: (in-mask indices, float32 ALE there)."""
+
+    def __init__(self, foci: _Foci, engine: str):
+        if engine not in ("auto", "numba", "numpy"):
+            raise ParameterError(f"engine={engine!r}; expected 'auto', 'numba' or 'numpy'.")
+        self.foci = foci
+        self.compiled = _numba_sums() if engine in ("auto", "numba") else None
+        if self.compiled is None and engine == "numba":
+            raise ParameterError("engine='numba' but numba is not installed; install numba or use engine='numpy'.")
+        self.support = ale._placement(foci.grid)
+
+    def buffers(self):
+        n = self.foci.grid.n_mask
+        return (np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32), np.zeros(n), np.zeros(n, dtype=np.bool_),
+                np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
+
+    def stat(self, ijk: np.ndarray, buf) -> tuple[np.ndarray, np.ndarray]:
+        f = self.foci
+        if self.compiled is None:
+            studies = [(i, v.astype(np.float32)) for i, v in f.ma(ijk)]
+            dense = ale._stat(studies, f.grid.n_mask)
+            idx = np.flatnonzero(dense)
+            return idx, dense[idx]
+        ma, lg, sums, seen, scratch, touched = buf
+        n = self.compiled(f.centres(ijk), f.ptr, f.kernel_of, f.kptr, f.offsets, f.values, f.logs, self.support,
+                          ma, lg, sums, seen, scratch, touched)
+        idx = touched[:n]  # in order of first touch; callers that need them sorted sort them
+        stat = (1.0 - np.exp(sums[idx])).astype(np.float32)
+        sums[idx] = 0.0
+        seen[idx] = False
+        keep = stat > 0
+        return idx[keep], stat[keep]
+
+
+    def screen(self, threshold: float):
+        """Prepare :meth:`above`: kernels cut at a value small enough that the cut cannot hide a supra-threshold voxel.
+
+        Dropping kernel values below ``delta`` lowers a study's MA at a voxel only
+        where its MA is below ``delta`` (a larger maximum is kept), so the log-sum
+        rises by at most ``-log1p(-delta)`` per study: with ``delta`` chosen so
+        that all studies together move it by at most ``_SHARE`` (0.1) of ``-log(1 - threshold)``,
+        every voxel whose exact ALE exceeds the threshold has a cut-kernel log-sum
+        below ``(1 - _SHARE) log(1 - threshold)``.
+        """
+        f = self.foci
+        l_thr = math.log1p(-float(threshold))
+        delta = -math.expm1(_SHARE * l_thr / f.n_studies)
+        self.cut = ((1 - _SHARE) * l_thr + 1e-7, l_thr - 1e-7)  # candidates, and "some cut-kernel voxel is above"
+        self.trunc = f.truncated(np.float32(delta))
+        self.exact = _numba_exact()
+        self.blocks = -(-np.asarray(f.padded, dtype=np.int64) // _BLOCK)
+        self.mask_padded = np.column_stack(np.unravel_index(f.grid.mask_flat, f.grid.shape)).astype(np.int64) + ale._PAD
+        self.widths = np.asarray([int(round(n ** (1 / 3))) for n in np.diff(f.kptr)], dtype=np.int64)
+
+    def above(self, ijk: np.ndarray, buf, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """Exact ALE (float32) at a set of voxels holding every voxel above ``threshold`` and the map's maximum.
+
+        Falls back to :meth:`stat` (every voxel) when no voxel exceeds the
+        threshold, as then the maximum may lie anywhere.
+        """
+        f = self.foci
+        if self.compiled is None or self.exact is None:
+            return self.stat(ijk, buf)
+        ma, lg, sums, seen, scratch, touched = buf
+        centres = f.centres(ijk)
+        kptr, offsets, values, logs = self.trunc
+        n = self.compiled(centres, f.ptr, f.kernel_of, kptr, offsets, values, logs, self.support,
+                          ma, lg, sums, seen, scratch, touched)
+        idx = touched[:n]
+        approx = sums[idx]
+        sums[idx] = 0.0
+        seen[idx] = False
+        if not n or approx.min() >= self.cut[1]:
+            return self.stat(ijk, buf)
+        cand = idx[approx < self.cut[0]]
+        csum = self.exact(self.mask_padded[cand], ijk + ale._PAD, f.study, f.kernel_of, f.kptr, self.widths,
+                          f.values, f.logs, _BLOCK, self.blocks, int(self.widths.max() // 2), f.n_studies)
+        stat = (1.0 - np.exp(csum)).astype(np.float32)
+        return cand, stat
+
+
+def _run(iterations: range, one, n_workers: int):
+    """``one(i)`` for every iteration, in order, in ``n_workers`` threads (the compiled loops release the GIL)."""
+    if n_workers <= 1 or len(iterations) < 2 * n_workers:
+        return [one(i) for i in iterations]
+    parts = np.array_split(np.asarray(iterations), n_workers)
+    with ThreadPoolExecutor(n_workers) as pool:
+        done = list(pool.map(lambda part: [one(int(i)) for i in part], parts))
+    return [r for part in done for r in part]
+
+
+def _check_workers(n_workers) -> int:
+    if isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
+        raise ParameterError(f"n_workers={n_workers!r}; expected an int >= 1 (threads running iterations).")
+    return int(n_workers)
+
+
+# -- FWE ------------------------------------------------------------------------------------------
+
+
+def cluster_threshold(bins: np.ndarray, weights: np.ndarray, voxel_thresh: float = 0.001) -> float:
+    """The cluster-forming ALE threshold: NiMARE's ``_p_to_summarystat`` on the approximate null.
+
+    The bin before the first whose upper-tail probability is at most
+    ``voxel_thresh`` (so that the threshold errs on the conservative side).
+
+    Parameters
+    ----------
+    bins, weights : arrays
+        The approximate null (:func:`xcoact.ale.ale_null`).
+    voxel_thresh : float
+        Uncorrected voxel-level p, in (0, 1); NiMARE's default 0.001.
+
+    Returns
+    -------
+    float
+        An ALE value (a bin centre); voxels with ALE above it form clusters.
+    """
+    voxel_thresh = _check_p(voxel_thresh, "voxel_thresh")
+    weights = np.asarray(weights, dtype=np.float64).ravel()
+    if weights.sum() <= 0:
+        return float(bins[0])
+    tail = np.cumsum(weights[::-1])[::-1]
+    tail /= tail[0]
+    below = np.flatnonzero(tail <= voxel_thresh)
+    if below.size == 0:
+        return float(bins[-1])
+    return float(bins[max(0, below[0] - 1)])
+
+
+def _check_p(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 < value < 1:
+        raise ParameterError(f"{name}={value!r}; expected a p-value strictly between 0 and 1, e.g. {name}=0.001.")
+    return float(value)
+
+
+def _cluster_measures(idx: np.ndarray, stat: np.ndarray, threshold: float, grid: Grid):
+    """Largest face-connected cluster's size and mass among in-mask voxels with ALE > threshold."""
+    threshold = np.float64(threshold)  # compared in float64, as NiMARE's float64 bin centre
+    above = stat > threshold
+    if not above.any():
+        return 0, 0.0
+    ijk = np.column_stack(np.unravel_index(grid.mask_flat[idx[above]], grid.shape))
+    lo = ijk.min(axis=0)
+    box = np.zeros(tuple(ijk.max(axis=0) - lo + 1), dtype=bool)
+    box[tuple((ijk - lo).T)] = True  # the bounding box of the supra-threshold voxels holds all their clusters
+    labels, n = _label(box)
+    which = labels[tuple((ijk - lo).T)]
+    sizes = np.bincount(which, minlength=n + 1)[1:]
+    masses = np.bincount(which, weights=stat[above].astype(np.float64) - threshold, minlength=n + 1)[1:]
+    return int(sizes.max()), float(masses.max())
+
+
+def fwe_null(ijk, study, grid: Grid, *, sample_size=None, fwhm=None, threshold: float | None = None,
+             n_iter: int | range = 5000, seed: int = 0, engine: str = "auto",
+             n_workers: int = 1) -> dict[str, np.ndarray]:
+    """Monte Carlo maxima of ALE under NiMARE's null: every focus moved to a random in-mask voxel.
+
+    Parameters
+    ----------
+    ijk : (n_foci, 3) int array
+        The foci as voxel indices on ``grid`` (only their count per study
+        matters: each is replaced by a random voxel).
+    study : (n_foci,) int array
+        Each focus's study, codes ``0..n_studies-1`` in the order the studies
+        are combined.
+    grid : xcoact.space.Grid
+        The grid and its mask: the voxels foci are drawn from and the ALE is over.
+    sample_size, fwhm : float or (n_studies,) array
+        The studies' kernels (:func:`xcoact.ale.study_ma`); exactly one.
+    threshold : float, optional
+        Cluster-forming ALE (:func:`cluster_threshold`); None for the
+        voxel-level maxima only.
+    n_iter : int or range
+        Iterations ``0..n_iter-1``, or the ``range`` of them to run (a share of
+        a larger run: results are the same however a run is split).
+    seed : int
+        Seed of the iterations' generators.
+    engine : {"auto", "numba", "numpy"}
+        Compiled or numpy ALE (same results).
+    n_workers : int
+        Threads running iterations.
+
+    Returns
+    -------
+    dict of (n,) float32 arrays, one entry per iteration
+        ``"values_level-voxel"`` (largest ALE), and with a ``threshold``
+        ``"values_desc-size_level-cluster"`` (voxels) and
+        ``"values_desc-mass_level-cluster"`` (sum of ALE - threshold) of the
+        largest cluster (0 when no voxel exceeds it); NiMARE's
+        ``null_distributions_`` names without ``_corr-fwe_method-montecarlo``.
+    """
+    foci = _Foci(ijk, study, grid, sample_size, fwhm)
+    iterations = _check_iterations(n_iter)
+    seed = _check_seed(seed)
+    n_workers = _check_workers(n_workers)
+    run = _Engine(foci, engine)
+    if threshold is not None:
+        run.screen(threshold)
+    mask_ijk = np.column_stack(np.unravel_index(grid.mask_flat, grid.shape))
+    n_foci = len(foci.ijk)
+    local = {}
+
+    def one(i):
+        import threading
+
+        buf = local.get(threading.get_ident())
+        if buf is None:  # one set of scratch arrays per thread, kept across its iterations
+            buf = local[threading.get_ident()] = run.buffers()
+        draw = _iteration_rng(seed, i).integers(0, grid.n_mask, size=n_foci)
+        if threshold is None:
+            idx, stat = run.stat(mask_ijk[draw], buf)
+            return (float(stat.max()) if stat.size else 0.0), 0, 0.0
+        # the exact ALE only where it can exceed the threshold (and so hold the maximum), see _Engine.screen
+        idx, stat = run.above(mask_ijk[draw], buf, threshold)
+        top = float(stat.max()) if stat.size else 0.0
+        return (top, *_cluster_measures(idx, stat, threshold, grid))
+
+    rows = np.asarray(_run(iterations, one, n_workers), dtype=np.float64).reshape(-1, 3)
+    out = {"values_level-voxel": rows[:, 0].astype(np.float32)}
+    if threshold is not None:
+        out["values_desc-size_level-cluster"] = rows[:, 1].astype(np.float32)
+        out["values_desc-mass_level-cluster"] = rows[:, 2].astype(np.float32)
+    return out
+
+
+def permutation_p(values: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """Upper-tail p of each value against a sample of a null (NiMARE's ``null_to_p(tail="upper")``).
+
+    ``1 - (number of null values < value) / n``, clipped to ``[1/n, 1 - 1/n]``.
+    """
+    null = np.sort(np.asarray(null))
+    if null.size == 0:
+        raise ParameterError("the null holds no value; run at least one iteration.")
+    p = 1.0 - np.searchsorted(null, np.asarray(values), side="left") / null.size
+    smallest = 1.0 / null.size
+    return np.maximum(smallest, np.minimum(p, 1.0 - smallest))
+
+
+def _logp(p: np.ndarray) -> np.ndarray:
+    """-log10 p in float32 (NiMARE's ``_p_to_logp_values``: p clipped to float32's positive range)."""
+    p = np.clip(np.asarray(p, dtype=np.float32), np.nextafter(np.float32(0), np.float32(1)), np.float32(1))
+    return -np.log10(p)
+
+
+def _z_two(p: np.ndarray) -> np.ndarray:
+    """Two-tailed z (unsigned) of p, through log p (NiMARE's ``p_to_z(tail="two")``)."""
+    p = np.clip(np.asarray(p, dtype=np.float64), np.nextafter(0.0, 1.0), 1.0)
+    return -special.ndtri_exp(np.log(p) - np.log(2.0)) + 0.0
+
+
+def fwe_maps(stat: np.ndarray, grid: Grid, null: dict, threshold: float | None = None) -> dict[str, np.ndarray]:
+    """Voxel- and cluster-level FWE-corrected maps of an ALE map, as NiMARE's ``correct_fwe_montecarlo``.
+
+    Parameters
+    ----------
+    stat : (n_mask,) array
+        The observed ALE over the in-mask voxels (:func:`xcoact.ale.ale_maps`).
+    grid : xcoact.space.Grid
+    null : dict
+        :func:`fwe_null`'s output (all iterations).
+    threshold : float, optional
+        The cluster-forming ALE the null's cluster maxima were taken at; needed
+        for the cluster-level maps.
+
+    Returns
+    -------
+    dict of (n_mask,) arrays
+        ``logp_level-voxel``, ``z_level-voxel`` and, with a threshold,
+        ``logp_desc-size_level-cluster``, ``z_desc-size_level-cluster``,
+        ``logp_desc-mass_level-cluster``, ``z_desc-mass_level-cluster``
+        (``logp`` = -log10 p in float32, ``z`` one-tailed in float64).  A
+        voxel's cluster-level p is that of its cluster's size or mass (ALE >
+        threshold, face-connected); voxels outside clusters get the largest
+        p, ``1 - 1/n``.
+    """
+    stat = np.asarray(stat)
+    if stat.shape != (grid.n_mask,):
+        raise ParameterError(f"stat has shape {stat.shape}; expected ({grid.n_mask},), one value per in-mask voxel.")
+    p_voxel = permutation_p(stat.astype(np.float32), null["values_level-voxel"])
+    out = {"logp_level-voxel": _logp(p_voxel), "z_level-voxel": ale.p_to_z(p_voxel)}
+    if threshold is None:
+        return out
+    if "values_desc-size_level-cluster" not in null:
+        raise ParameterError("null has no cluster maxima; run fwe_null with the cluster-forming threshold.")
+    threshold = np.float64(threshold)  # compared and subtracted in float64, as NiMARE's float64 bin centre
+    volume = np.zeros(grid.shape, dtype=np.float32)
+    volume.reshape(-1)[grid.mask_flat] = stat
+    above = volume > threshold
+    labels, n = _label(above)
+    which = labels.reshape(-1)[grid.mask_flat]
+    sizes = np.bincount(which, minlength=n + 1).astype(np.float64)
+    masses = np.bincount(which, weights=np.where(which > 0, stat.astype(np.float32).astype(np.float64) - threshold, 0.0), minlength=n + 1)
+    sizes[0] = masses[0] = 0.0  # outside clusters: the null's smallest maximum or less, p = 1 - 1/n
+    for name, values in (("size", sizes), ("mass", masses)):
+        p = permutation_p(values, null[f"values_desc-{name}_level-cluster"])[which]
+        out[f"logp_desc-{name}_level-cluster"] = _logp(p)
+        out[f"z_desc-{name}_level-cluster"] = ale.p_to_z(p)
+    return out
+
+
+def ale_fwe(ijk, study, grid: Grid, *, sample_size=None, fwhm=None, n_iter: int = 5000, seed: int = 0,
+            voxel_thresh: float = 0.001, vfwe_only: bool = False, engine: str = "auto",
+            n_workers: int = 1) -> dict:
+    """ALE with NiMARE's Monte Carlo FWE correction (``FWECorrector(method="montecarlo")``) in one call.
+
+    Parameters are those of :func:`fwe_null`; ``voxel_thresh`` is the
+    cluster-forming uncorrected p (NiMARE's default 0.001) and ``vfwe_only``
+    skips the cluster level.
+
+    Returns
+    -------
+    dict
+        ``stat``, ``p``, ``z`` (:func:`xcoact.ale.ale_maps` of the studies in
+        code order), the corrected maps of :func:`fwe_maps`, the null's arrays
+        of :func:`fwe_null` and ``threshold`` (the cluster-forming ALE, None
+        with ``vfwe_only``).
+    """
+    foci = _Foci(ijk, study, grid, sample_size, fwhm)
+    voxel_thresh = _check_p(voxel_thresh, "voxel_thresh")
+    ma = foci.ma(foci.ijk)
+    maps = ale.ale_maps(ma, grid.n_mask, engine=engine)
+    threshold = None
+    if not vfwe_only:
+        bins, weights = ale.ale_null(ma, grid.n_mask, engine=engine)
+        threshold = cluster_threshold(bins, weights, voxel_thresh)
+    kernels = {"sample_size": sample_size} if fwhm is None else {"fwhm": fwhm}
+    null = fwe_null(ijk, study, grid, **kernels, threshold=threshold, n_iter=n_iter, seed=seed, engine=engine,
+                    n_workers=n_workers)
+    return {**maps, **fwe_maps(maps["stat"], grid, null, threshold), **null, "threshold": threshold}
+
+
+# -- subtraction ----------------------------------------------------------------------------------
+
+
+def _log_terms(ma, n_mask: int):
+    """Each study's (indices, float32 log1p(-MA)) for summing ALE."""
+    return [(idx, np.log1p(-vals)) for idx, vals in ale._as_study_list(ma, n_mask)]
+
+
+def _group_stat(terms, members, n_mask: int) -> np.ndarray:
+    """A group's ALE in float64 (NiMARE keeps a relabelled group's ALE in float64, its observed one in float32)."""
+    sums = np.zeros(n_mask)
+    for s in members:
+        idx, logs = terms[s]
+        sums[idx] += logs
+    return 1.0 - np.exp(sums)
+
+
+def ale_subtraction(ma1, ma2, n_mask: int, *, n_iter: int = 5000, seed: int = 0,
+                    n_workers: int = 1) -> dict[str, np.ndarray]:
+    """ALE of group 1 minus group 2 against random relabellings: NiMARE's ``ALESubtraction`` (defaults).
+
+    Parameters
+    ----------
+    ma1, ma2 : sequence of (index, values)
+        Each group's studies' sparse MA (:func:`xcoact.ale.study_ma`), each
+        group in the order its ALE is summed.
+    n_mask : int
+        Number of in-mask voxels.
+    n_iter : int
+        Relabellings: each shuffles the pooled studies (group 1, then group 2)
+        and takes the first ``len(ma1)`` as group 1.
+    seed : int
+        Seed of the iterations' generators (iteration ``i``: its own).
+    n_workers : int
+        Threads running iterations.
+
+    Returns
+    -------
+    dict
+        ``stat_desc-group1MinusGroup2`` (float32 ``ALE1 - ALE2`` at every
+        in-mask voxel), ``p_desc-group1MinusGroup2`` (float32, two-sided:
+        ``2 min(#(null >= diff), #(null <= diff)) / n_iter`` clipped to
+        ``[1/n, 1 - 1/n]``), ``z_desc-group1MinusGroup2`` (two-tailed z of p,
+        signed + where the difference lies in the upper tail),
+        ``logp_desc-group1MinusGroup2``, and ``values_level-voxel`` (each
+        relabelling's largest ``|difference|``, float32).  As in NiMARE, a
+        relabelling's difference is kept in float64 and compared with the
+        observed one rounded to float32.
+    """
+    if isinstance(n_mask, bool) or not isinstance(n_mask, (int, np.integer)) or n_mask < 1:
+        raise ParameterError(f"n_mask={n_mask!r}; expected the number of in-mask voxels, an int >= 1.")
+    n_mask = int(n_mask)
+    terms = _log_terms(list(ma1), n_mask) + _log_terms(list(ma2), n_mask)
+    n1 = len(list(ma1))
+    iterations = _check_iterations(n_iter)
+    seed = _check_seed(seed)
+    n_workers = _check_workers(n_workers)
+    n_total = len(terms)
+    diff = (_group_stat(terms, range(n1), n_mask).astype(np.float32)
+            - _group_stat(terms, range(n1, n_total), n_mask).astype(np.float32))
+
+    def one(i):
+        order = np.arange(n_total)
+        _iteration_rng(seed, i).shuffle(order)
+        # in float64, compared with the float32 observed difference, as NiMARE does: where the groups' ALEs
+        # nearly cancel, the float32 rounding of the observed difference decides many comparisons
+        return _group_stat(terms, order[:n1], n_mask) - _group_stat(terms, order[n1:], n_mask)
+
+    upper = np.zeros(n_mask, dtype=np.uint32)
+    lower = np.zeros(n_mask, dtype=np.uint32)
+    top = np.empty(len(iterations), dtype=np.float32)
+    # in blocks, so that no more than a block's difference maps are held at once
+    block = max(1, 64 * n_workers)
+    for b in range(0, len(iterations), block):
+        part = iterations[b:b + block]
+        for j, it in enumerate(_run(part, one, n_workers)):
+            upper += it >= diff
+            lower += it <= diff
+            top[b + j] = np.abs(it).max()
+    n = len(iterations)
+    smallest = 1.0 / n
+    p = 2.0 * np.minimum(upper / n, lower / n)
+    p = np.maximum(smallest, np.minimum(p, 1.0 - smallest)).astype(np.float32)
+    sign = np.sign(lower.astype(np.int64) - upper.astype(np.int64)).astype(np.float32)
+    return {
+        "stat_desc-group1MinusGroup2": diff,
+        "p_desc-group1MinusGroup2": p,
+        "z_desc-group1MinusGroup2": _z_two(p) * sign,
+        "logp_desc-group1MinusGroup2": _logp(p),
+        "values_level-voxel": top,
+    }
+
+
+# -- SCALE ----------------------------------------------------------------------------------------
+
+
+def ale_scale(ijk, study, grid: Grid, base_ijk, *, sample_size=None, fwhm=None, n_iter: int = 5000,
+              seed: int = 0, engine: str = "auto", n_workers: int = 1) -> dict[str, np.ndarray]:
+    """Specific coactivation (SCALE): the ALE against the database's base rate, as NiMARE's ``SCALE``.
+
+    Parameters
+    ----------
+    ijk, study, grid, sample_size, fwhm, engine, n_workers
+        As :func:`fwe_null`: the selected studies' foci and kernels.
+    base_ijk : (m, 3) int array
+        The reference pool: every focus of the database as a voxel on ``grid``
+        (NiMARE's ``xyz`` argument through its ``mm2vox``); each iteration
+        replaces every focus by one drawn from it, uniformly with replacement.
+    n_iter : int
+        Iterations.
+    seed : int
+        Seed of the iterations' generators.
+
+    Returns
+    -------
+    dict of (n_mask,) arrays
+        ``stat`` (the observed ALE, float32 values), ``p`` (float32: the share
+        of iterations whose ALE at the voxel is >= the observed one, clipped to
+        ``[1/n, 1 - 1/n]``), ``z`` (one-tailed), ``logp``; and
+        ``values_level-voxel`` (each iteration's largest ALE, float32, for
+        NiMARE's voxel-level FWE of SCALE).
+    """
+    foci = _Foci(ijk, study, grid, sample_size, fwhm)
+    base = np.asarray(base_ijk)
+    if base.ndim != 2 or base.shape[1] != 3 or not len(base) or not np.issubdtype(base.dtype, np.integer):
+        raise ParameterError(f"base_ijk must be a non-empty (m, 3) integer array of the database's foci as voxels; got {base.dtype} of shape {base.shape}.")
+    base = base.astype(np.int64)
+    iterations = _check_iterations(n_iter)
+    seed = _check_seed(seed)
+    n_workers = _check_workers(n_workers)
+    run = _Engine(foci, engine)
+    stat = ale._stat([(i, v.astype(np.float32)) for i, v in foci.ma(foci.ijk)], grid.n_mask)
+    n_foci = len(foci.ijk)
+    local = {}
+
+    def one(i):
+        import threading
+
+        buf = local.get(threading.get_ident())
+        if buf is None:  # one set of scratch arrays per thread, kept across its iterations
+            buf = local[threading.get_ident()] = run.buffers()
+        draw = _iteration_rng(seed, i).integers(0, len(base), size=n_foci)
+        return run.stat(base[draw], buf)
+
+    counts = np.zeros(grid.n_mask, dtype=np.uint32)
+    top = np.empty(len(iterations), dtype=np.float32)
+    block = max(1, 64 * n_workers)
+    zero = stat == 0  # an iteration's ALE is 0 where it places nothing: >= the observed only there
+    for b in range(0, len(iterations), block):
+        for j, (idx, vals) in enumerate(_run(iterations[b:b + block], one, n_workers)):
+            counts[idx] += vals >= stat[idx]
+            counts[zero] += 1
+            counts[idx[zero[idx]]] -= 1  # those voxels were counted by their own value above
+            top[b + j] = vals.max() if vals.size else 0.0
+    n = len(iterations)
+    smallest = 1.0 / n
+    p = counts.astype(np.float32) / n
+    p = np.maximum(smallest, np.minimum(p, 1.0 - smallest)).astype(np.float32)
+    return {"stat": stat.astype(np.float64), "p": p, "z": ale.p_to_z(p), "logp": _logp(p), "values_level-voxel": top}
