@@ -48,9 +48,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from scipy import ndimage, special
+from scipy import special
 
-from . import ale
+from . import ale, components
 from .errors import ParameterError
 from .space import Grid
 
@@ -64,16 +64,13 @@ __all__ = [
     "permutation_p",
 ]
 
-#: NiMARE's face connectivity (``generate_binary_structure(3, 1)``).
-_FACES = ndimage.generate_binary_structure(3, 1)
-
-
 def _label(binary: np.ndarray) -> tuple[np.ndarray, int]:
-    """Face-connected components of a 3-D boolean array: (labels, count).
+    """Face-connected components of a 3-D boolean array: (labels, count), NiMARE's connectivity.
 
-    To be replaced by the project's labeller.
+    The project's one labeller (:func:`xcoact.components.label`), identical to
+    ``ndimage.label`` with ``generate_binary_structure(3, 1)``.
     """
-    return ndimage.label(binary, _FACES)
+    return components.label(binary, connectivity=6)
 
 
 # -- inputs ---------------------------------------------------------------------------------------
