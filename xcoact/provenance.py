@@ -7,7 +7,8 @@ that from a result Dataset's provenance attrs, without computing any map:
 * :func:`describe_map` -- a map name's long name, units and NeuroVault map
   type (``"Z"``, ``"P"`` or ``"Other"``);
 * :func:`sidecar` -- the JSON sidecar written beside each NIfTI file by
-  :func:`xcoact.to_nifti` (database and its sha256, parameters, counts,
+  :func:`xcoact.to_nifti` (database and its sha256, parameters with the
+  kernel and its sizes, counts,
   selected study ids, software versions, map type, the command line);
 * :func:`bids_name` -- a file-name stem made of BIDS-style ``key-value``
   entities (``stat-z_desc-associationFDR001_statmap``), for
@@ -31,7 +32,7 @@ import xarray as xr
 
 from .errors import OutputError
 
-__all__ = ["describe_map", "sidecar", "bids_name", "seed_entity", "with_cf_attributes", "CONVENTIONS"]
+__all__ = ["describe_map", "sidecar", "kernel_parameters", "bids_name", "seed_entity", "with_cf_attributes", "CONVENTIONS"]
 
 #: The netCDF ``Conventions`` attribute written by :func:`xcoact.to_netcdf`.
 CONVENTIONS = "CF-1.8"
@@ -236,7 +237,38 @@ def _plain(value):
 
 _PARAMETERS = ("r", "seed_r", "select", "selection", "threshold", "threshold_kind", "preset", "q", "prior",
                "min_studies", "k", "layout", "by_label", "separate")
+_KERNEL_SIZES = ("r", "sample_size", "fwhm")
 _COUNTS = ("n_studies", "n_selected", "n_unselected", "n_roi", "max_overlap", "n_seeds", "n_valid_seeds")
+
+
+def kernel_parameters(attrs: dict, ds: xr.Dataset | None = None) -> dict:
+    """The kernel a result's maps were made with, and its sizes, from the result's attrs.
+
+    A result without a ``kernel`` attr (or with ``"binary sphere"``) was made
+    with the binary spheres of radius ``r``: ``{"kernel": "mkda", "r": r}``.
+    Another kernel keeps its name and whichever of ``r``, ``sample_size``
+    and ``fwhm`` it records (ALE: the fixed sample size and its FWHM, or
+    ``"per study ..."``, with ``sample_sizes`` of the selected studies taken
+    from ``ds["sample_size"]``).  A result with neither a kernel nor ``r``
+    gives ``{}``.
+
+    Examples
+    --------
+    >>> kernel_parameters({"r": 6.0, "preset": "neurosynth"})
+    {'kernel': 'mkda', 'r': 6.0}
+    >>> kernel_parameters({"kernel": "ale", "sample_size": 20.0, "fwhm": 9.24})
+    {'kernel': 'ale', 'sample_size': 20.0, 'fwhm': 9.24}
+    """
+    kernel = attrs.get("kernel")
+    if kernel in (None, "binary sphere"):
+        if attrs.get("r") is None:
+            return {}
+        kernel = "mkda"  # the binary sphere kernel is MKDA's (xcoact.kernels.MKDAKernel)
+    out = {"kernel": kernel, **{k: attrs[k] for k in _KERNEL_SIZES if attrs.get(k) is not None}}
+    per_study = isinstance(out.get("sample_size"), str)
+    if per_study and ds is not None and "sample_size" in ds and ds["sample_size"].dims == ("selected",):
+        out["sample_sizes"] = [_plain(v) for v in ds["sample_size"].values.tolist()]  # in selected_ids' order
+    return out
 
 
 def sidecar(ds: xr.Dataset, name: str, seed=None, *, software: dict | None = None) -> dict:
@@ -259,7 +291,8 @@ def sidecar(ds: xr.Dataset, name: str, seed=None, *, software: dict | None = Non
         JSON-ready: ``map``, ``map_type`` (NeuroVault's ``"Z"``, ``"P"`` or
         ``"Other"``), ``description``, ``units``, ``analysis``,
         ``analysis_level`` (``"meta-analysis"``), ``seed``, ``database`` and
-        ``database_sha256``, ``parameters``, ``counts``, ``selected_ids``,
+        ``database_sha256``, ``parameters`` (the kernel and its sizes, see
+        :func:`kernel_parameters`, then the analysis's options), ``counts``, ``selected_ids``,
         ``fwe`` (when corrected), ``command`` (when run from the command
         line), ``software`` (every version), ``created`` (UTC), ``provenance``
         (every attr of the Dataset).
@@ -296,7 +329,7 @@ def sidecar(ds: xr.Dataset, name: str, seed=None, *, software: dict | None = Non
         "seed": seed_info,
         "database": database,
         "database_sha256": database_checksum(database) if database else None,
-        "parameters": {k: attrs[k] for k in _PARAMETERS if k in attrs},
+        "parameters": {**kernel_parameters(attrs, ds), **{k: attrs[k] for k in _PARAMETERS if k in attrs}},
         "counts": counts,
         "selected_ids": None if ids is None else [_plain(v) for v in np.asarray(ids).tolist()],
         "reference": attrs.get("reference"),
