@@ -16,7 +16,7 @@ from ._version import __version__
 __all__ = ["versions", "show_versions", "DEPENDENCIES", "OPTIONAL"]
 
 #: The core dependencies, as named in pyproject.toml's ``dependencies`` (distribution names).
-DEPENDENCIES = ("numpy", "scipy", "pandas", "xarray", "dask", "nibabel", "netCDF4", "zarr", "matplotlib")
+DEPENDENCIES = ("numpy", "scipy", "pandas", "xarray", "dask", "nibabel", "netCDF4", "zarr", "matplotlib", "numba")
 #: Optional packages xcoact uses when they are installed (extras, progress bars, the NiMARE preset's checks).
 OPTIONAL = ("distributed", "numcodecs", "tqdm", "nilearn", "nimare", "ipykernel")
 
