@@ -1224,7 +1224,9 @@ def _cube_of(maps, act):
     if act is None:
         raise ParameterError("ALE FWE needs the cube the maps were computed from, and these maps no longer carry it "
                              "(read from a file?); pass it: maps.coact.fwe(act=xcoact.activations(db, kernel='ale'), n_iter=1000).")
-    if maps.attrs.get("cube") is not None and str(maps.attrs["cube"]) != cube_token(act):
+    # the cube token does not tell kernel sizes apart: compare the sizing the maps record too
+    sizing = [(str(maps.attrs.get(k)), str(act.attrs.get(k))) for k in ("sample_size", "fwhm")]
+    if (maps.attrs.get("cube") is not None and str(maps.attrs["cube"]) != cube_token(act)) or any(a != b for a, b in sizing):
         raise ParameterError("act is not the cube these ALE maps were computed from (attrs['cube'] differs); pass that cube.")
     return act
 
