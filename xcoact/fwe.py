@@ -499,6 +499,9 @@ def fwe(
     ----------
     maps : xarray.Dataset
         The result of :func:`xcoact.seed` (one seed) or :func:`xcoact.contrast`.
+        An ALE seed's maps (``attrs["kernel"] == "ale"``) get NiMARE's Monte
+        Carlo FWE instead (:func:`xcoact.ale.fwe`: ``n_iter``, ``seed`` and
+        ``cluster_p`` only).
     act : xarray.DataArray, optional
         The cube the maps were computed from; found by itself while that cube
         is alive in this session.
