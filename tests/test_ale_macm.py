@@ -183,8 +183,8 @@ def test_ale_seed_refuses_chi_square_options():
     roi = xcoact.datasets.amygdala_roi_path()
     with pytest.raises(ParameterError, match="an ALE cube's seed analysis takes one seed"):
         act.coact.seed(roi, separate=True)
-    with pytest.raises(ParameterError, match="fwe= on an ALE seed is not available here"):
-        act.coact.seed(roi, fwe=10)
+    with pytest.raises(ParameterError, match="n_iter='bonferroni' applies to the MKDA permutation test only"):
+        act.coact.seed(roi, fwe="bonferroni")  # fwe=N runs NiMARE's Monte Carlo FWE (tests/test_ale_doors.py)
 
 
 # -- the command line -----------------------------------------------------------------------------

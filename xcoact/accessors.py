@@ -31,18 +31,20 @@ class CoactDataArrayAccessor:
              k: int | None = None, q: float = 0.01, prior: float = 0.5, by_label: bool = False, labels=None,
              separate: bool = False, dtype: MapDtype = "float64", layout: Layout = "volume",
              preset: PresetName | None = None,
-             fwe: int | str | None = None, fwe_seed: int | None = None) -> xr.Dataset:
+             fwe: int | str | None = None, fwe_seed: int | None = None, null: str | None = None,
+             n_iter: int | None = None, null_seed: int | None = None) -> xr.Dataset:
         """Coactivation maps of a seed, or of many; see :func:`xcoact.seed`."""
         return _coact.seed(self._obj, seed, threshold, r=r, select=select, k=k, q=q, prior=prior, by_label=by_label,
                            labels=labels, separate=separate, dtype=dtype, layout=layout, preset=preset, fwe=fwe,
-                           fwe_seed=fwe_seed)
+                           fwe_seed=fwe_seed, null=null, n_iter=n_iter, null_seed=null_seed)
 
     def contrast(self, seed_a, seed_b, threshold: float | int | None = None, *, r: float = 6.0,
                  select: SelectRule | None = None, k: int | None = None, both: BothRule = "exclude", q: float = 0.01,
-                 prior: float = 0.5, dtype: MapDtype = "float64", preset: PresetName | None = None) -> xr.Dataset:
+                 prior: float = 0.5, dtype: MapDtype = "float64", preset: PresetName | None = None,
+                 n_iter: int | None = None, seed: int | None = None) -> xr.Dataset:
         """Maps of the studies seed A selects vs those seed B selects; see :func:`xcoact.contrast`."""
         return _coact.contrast(self._obj, seed_a, seed_b, threshold, r=r, select=select, k=k, both=both, q=q,
-                               prior=prior, dtype=dtype, preset=preset)
+                               prior=prior, dtype=dtype, preset=preset, n_iter=n_iter, seed=seed)
 
     def coactivation(self, seed, threshold: float | int | None = None, *, outroot, r: float = 6.0,
                      select: SelectRule | None = None, k: int | None = None, q: float = 0.01, prior: float = 0.5,

@@ -1142,3 +1142,280 @@ def database_ale(db, *, sample_size: float | None = None, fwhm: float | None = N
                         name="stat", attrs={"long_name": "ALE of every study of the database", "kernel": "ale",
                                             "database": str(db.attrs.get("database", "")), "n_studies": n,
                                             **{k: v for k, v in kernel.attrs().items() if k in ("sample_size", "fwhm")}})
+
+
+# -- Monte Carlo doors (issue 13 points 4-5): a cube's foci handed to xcoact.ale_null ------------------------
+
+
+def _foci_of(act, selected: np.ndarray):
+    """The selected studies' foci of an ALE cube, as :mod:`xcoact.ale_null` takes them.
+
+    Returns ``(ijk, study, sizing, peaks)``: the foci's voxels and study codes
+    ``0..n-1`` in sorted-id order (NiMARE's, as :func:`seed_stats` combines
+    them; studies without a focus have an MA of 0 and are left out), the
+    kernels' sizing (``{"fwhm": w}`` or ``{"sample_size": per-study array}``)
+    and every peak of the cube (:func:`xcoact.counts.cube_peaks`, computed now).
+    """
+    from .counts import cube_peaks
+
+    kernel = _cube_kernel(act)
+    peaks = cube_peaks(act)
+    if kernel is None or peaks is None:
+        raise ParameterError("ALE Monte Carlo inference needs the ALE cube as built by xcoact.activations(db, kernel='ale') "
+                             "(it reads the studies' foci and kernels from it); this cube is not one.")
+    ids = np.asarray(act["study"].values)
+    where = np.flatnonzero(np.asarray(selected, dtype=bool))
+    where = where[np.argsort(np.array([str(_plain(s)) for s in ids[where]], dtype=object), kind="stable")]
+    counts = np.diff(peaks.peak_ptr)
+    where = where[counts[where] > 0]
+    if not where.size:
+        raise ParameterError("no selected study has a focus: ALE Monte Carlo inference needs at least one.")
+    ijk = np.concatenate([peaks.ijk[peaks.peak_ptr[s]:peaks.peak_ptr[s + 1]] for s in where])
+    study = np.repeat(np.arange(where.size), counts[where])
+    if kernel.fwhm is not None:
+        sizing = {"fwhm": kernel.fwhm}
+    else:
+        sizing = {"sample_size": np.array([kernel.size_of(ids[s]) for s in where], dtype=np.float64)}
+    return ijk, study, sizing, peaks
+
+
+def _volume(values: np.ndarray, mask_flat: np.ndarray, shape: tuple) -> np.ndarray:
+    """In-mask values as a volume of their own dtype, 0 outside the mask."""
+    out = np.zeros(int(np.prod(shape)), dtype=values.dtype)
+    out[mask_flat] = values
+    return out.reshape(shape)
+
+
+def _lazy_maps(result, names: dict, grid: Grid) -> dict:
+    """Lazy ``(x, y, z)`` volumes of a delayed dict's in-mask maps (``names``: key -> dtype); computed together, one run."""
+    import dask.array as da
+
+    return {key: da.from_delayed(result[key], shape=(grid.n_mask,), dtype=dtype).map_blocks(
+        _volume, grid.mask_flat, grid.shape, chunks=tuple((s,) for s in grid.shape), dtype=dtype)
+        for key, dtype in names.items()}
+
+
+def _check_mc(n_iter, seed) -> tuple[int, int]:
+    """``n_iter`` (default NiMARE's 5000) and ``seed`` (None: fresh entropy, recorded) of a Monte Carlo door."""
+    from . import ale_null
+
+    n_iter = 5000 if n_iter is None else n_iter
+    if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
+        raise ParameterError(f"n_iter={n_iter!r}; expected an int >= 1 (Monte Carlo iterations, e.g. 5000).")
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2**63))
+    return int(n_iter), ale_null._check_seed(seed)
+
+
+def _selection(act, maps) -> np.ndarray:
+    """The studies of an ALE seed result, as a mask over the cube's studies."""
+    ids = np.asarray(act["study"].values)
+    selected = np.isin(ids, np.asarray(maps["selected_id"].values))
+    if int(selected.sum()) != maps.sizes["selected"]:
+        raise ParameterError("the maps' selected studies are not all in this cube; pass the cube the maps came from.")
+    return selected
+
+
+def _cube_of(maps, act):
+    """The ALE cube of a result: given, or the one it carries; the one it was computed from."""
+    from .coact import cube_of, cube_token
+
+    act = cube_of(maps) if act is None else act
+    if act is None:
+        raise ParameterError("ALE FWE needs the cube the maps were computed from, and these maps no longer carry it "
+                             "(read from a file?); pass it: maps.coact.fwe(act=xcoact.activations(db, kernel='ale'), n_iter=1000).")
+    # the cube token does not tell kernel sizes apart: compare the sizing the maps record too
+    sizing = [(str(maps.attrs.get(k)), str(act.attrs.get(k))) for k in ("sample_size", "fwhm")]
+    if (maps.attrs.get("cube") is not None and str(maps.attrs["cube"]) != cube_token(act)) or any(a != b for a, b in sizing):
+        raise ParameterError("act is not the cube these ALE maps were computed from (attrs['cube'] differs); pass that cube.")
+    return act
+
+
+#: ``maps.coact.fwe`` parameters of the MKDA permutation test only, with their defaults.
+_MKDA_ONLY = {"alpha": 0.05, "connectivity": 26, "early_stop": False, "batch_size": 50}
+
+
+def fwe(maps, act=None, *, n_iter=1000, seed=None, cluster_p: float = 0.001, engine: str = "auto", **mkda):
+    """``maps.coact.fwe(n_iter=, seed=)`` on an ALE seed: NiMARE's Monte Carlo FWE (:func:`xcoact.ale_null.ale_fwe`).
+
+    The selected studies' foci (sorted-id order) go to ``ale_fwe`` with the
+    cube's kernels; ``cluster_p`` is its ``voxel_thresh`` (the
+    cluster-forming p).  Returns ``maps`` with the corrected maps under
+    ale_null's names (``logp_level-voxel``, ``z_level-voxel``,
+    ``logp_desc-{size,mass}_level-cluster``, ``z_desc-{size,mass}_level-cluster``),
+    the null maxima (dim ``iteration``) and attrs ``fwe_method``,
+    ``fwe_n_iter``, ``fwe_seed``, ``fwe_threshold`` (the cluster-forming ALE),
+    ``fwe_cluster_p``.  Computes now (as the MKDA :func:`xcoact.fwe.fwe`):
+    about n_iter x the time of one ALE of the selected foci.
+    """
+    from . import ale_null
+    from .roi import grid_of
+
+    if maps.attrs.get("analysis") != "ALE seed coactivation" or maps.attrs.get("null_method") != "approximate":
+        raise ParameterError("fwe on ALE maps applies to one ALE seed's maps (act.coact.seed(roi) on an ALE cube); "
+                             "an ALE contrast or SCALE result carries its own permutation p.")
+    given = {k: v for k, v in mkda.items() if k == "progress" and v or k != "progress" and v != _MKDA_ONLY[k]}
+    if given or isinstance(n_iter, str):
+        what = ", ".join(f"{k}={v!r}" for k, v in given.items()) or f"n_iter={n_iter!r}"
+        raise ParameterError(f"{what} applies to the MKDA permutation test only; ALE FWE (NiMARE's Monte Carlo, face "
+                             "connectivity) takes n_iter=, seed= and cluster_p= (the cluster-forming p).")
+    act = _cube_of(maps, act)
+    n_iter, seed = _check_mc(n_iter, seed)
+    ijk, study, sizing, peaks = _foci_of(act, _selection(act, maps))
+    grid = grid_of(act)
+    out = ale_null.ale_fwe(ijk, study, peaks.grid, **sizing, n_iter=n_iter, seed=seed, voxel_thresh=cluster_p,
+                           engine=engine)
+    ds = maps.copy()
+    for key, values in out.items():
+        if key.startswith(("logp_", "z_")):
+            ds[key] = (("x", "y", "z"), _volume(values, grid.mask_flat, grid.shape), {"long_name": f"{key} (NiMARE's "
+                       "Monte Carlo FWE)"})
+        elif key.startswith("values_"):
+            ds[key] = ("iteration", values, {"long_name": f"null maximum per iteration ({key})"})
+    ds.attrs.update({"fwe_method": "montecarlo (NiMARE 0.22.1 ALE.correct_fwe_montecarlo)", "fwe_n_iter": n_iter,
+                     "fwe_seed": seed, "fwe_cluster_p": float(cluster_p),
+                     "fwe_threshold": float("nan") if out["threshold"] is None else float(out["threshold"])})
+    return ds
+
+
+#: ALESubtraction's maps as ale_null returns them, and their dtypes.
+SUBTRACTION_MAPS = {"stat_desc-group1MinusGroup2": np.float32, "p_desc-group1MinusGroup2": np.float32,
+                    "z_desc-group1MinusGroup2": np.float64, "logp_desc-group1MinusGroup2": np.float32}
+
+
+def _ma_of(ijk, study, sizing, grid: Grid) -> list:
+    """Each study's sparse MA (:func:`study_ma`), in code order."""
+    ptr = np.searchsorted(study, np.arange(int(study.max()) + 2))
+    out = []
+    for s in range(ptr.size - 1):
+        size = {k: (v[s] if np.ndim(v) else v) for k, v in sizing.items()}
+        out.append(study_ma(ijk[ptr[s]:ptr[s + 1]], grid, **{k: float(v) for k, v in size.items()}))
+    return out
+
+
+def _subtraction(a, b, grid: Grid, n_iter: int, seed: int) -> dict:
+    from . import ale_null
+
+    return ale_null.ale_subtraction(_ma_of(*a, grid), _ma_of(*b, grid), grid.n_mask, n_iter=n_iter, seed=seed)
+
+
+def contrast(act, seed_a, seed_b, threshold=None, *, r: float = 6.0, select: str | None = None, k: int | None = None,
+             both: str = "exclude", preset: str | None = None, n_iter: int | None = None, seed: int | None = None):
+    """``act.coact.contrast(a, b)`` on an ALE cube: NiMARE's ``ALESubtraction`` (:func:`xcoact.ale_null.ale_subtraction`).
+
+    Each seed selects studies as :func:`seed` does (``"focus"`` by default);
+    ``both`` handles studies both select as :func:`xcoact.contrast`.  Group A
+    minus group B, each in sorted-id order, against ``n_iter`` random
+    relabellings (default 5000, NiMARE's) from ``seed`` (None: fresh entropy,
+    in ``attrs["null_seed"]``).  The selections are computed now; the maps are
+    lazy, one Dask task for all of them (n_iter x two ALEs of the pooled studies).
+    """
+    import dask
+
+    from .coact import BOTH_RULES, _grid, _preset_of, _result, _single_score, cube_token
+    from .errors import SelectionError
+    from .roi import describe_seed, is_batch, is_coords, roi_mask
+    from .select import check_rule
+
+    if not isinstance(both, str) or both not in BOTH_RULES:
+        raise ParameterError(f"both={both!r} is not known; expected one of {', '.join(map(repr, BOTH_RULES))}.")
+    for name, s in (("seed_a", seed_a), ("seed_b", seed_b)):
+        if is_batch(s):
+            raise ParameterError(f"{name} is a list of seeds; a contrast takes one seed on each side.")
+    n_iter, seed = _check_mc(n_iter, seed)
+    pre = _preset_of(act, preset)
+    rule = check_rule("focus" if select is None else select, threshold, r=r, k=k,
+                      coords=is_coords(seed_a) and is_coords(seed_b))
+    grid = _grid(act)
+    picks, n_rois = [], []
+    for s in (seed_a, seed_b):
+        roi = roi_mask(s, grid, r)
+        n_rois.append(int(roi.attrs["n_roi"]))
+        picks.append(rule.select(_single_score(act, rule, pre, s, roi, r, grid), roi.attrs["n_roi"],
+                                 seed_name=roi.attrs["seed"]))
+    in_a, in_b = picks
+    overlap = in_a & in_b
+    ids = np.asarray(act["study"].values)
+    if overlap.any() and both == "error":
+        raise SelectionError(f"{int(overlap.sum())} studies are selected by both seeds (e.g. {ids[overlap][:5].tolist()}); "
+                             "choose both='exclude', 'a' or 'b'.")
+    if both in ("exclude", "b"):
+        in_a = in_a & ~overlap
+    if both in ("exclude", "a"):
+        in_b = in_b & ~overlap
+    for label, group in (("A", in_a), ("B", in_b)):
+        if not group.any():
+            raise SelectionError(f"group {label} of the ALE contrast is empty after both={both!r}; use both='a' or 'b', "
+                                 "or other seeds.")
+    a, b = _foci_of(act, in_a), _foci_of(act, in_b)
+    peaks_grid = a[3].grid
+    result = dask.delayed(_subtraction, pure=True)(a[:3], b[:3], peaks_grid, n_iter, seed)
+    lazy = _lazy_maps(result, SUBTRACTION_MAPS, grid)
+    ds = _result(act, grid, list(lazy), {n: (("x", "y", "z"), v) for n, v in lazy.items()})
+    ds["group"] = ("study", np.where(in_a, 1, np.where(in_b, 2, 0)).astype(np.int8),
+                   {"long_name": "1: group A, 2: group B, 0: neither (or excluded)"})
+    ds["selected_id"] = ("selected", ids[in_a], {"long_name": "ids of the group A studies"})
+    ds["selected_b_id"] = ("selected_b", ids[in_b], {"long_name": "ids of the group B studies"})
+    ds.attrs = {
+        "title": "xcoact ALE subtraction (NiMARE's ALESubtraction)",
+        "analysis": "ALE contrast (seed A minus seed B)",
+        "database": str(act.attrs.get("database", "")),
+        "cube": cube_token(act),
+        "kernel": "ale",
+        **{key: v for key, v in act.attrs.items() if key in ("sample_size", "fwhm")},
+        **rule.attrs(n_rois[0]),
+        "n_roi_a": n_rois[0],
+        "n_roi_b": n_rois[1],
+        "preset": pre.name,
+        "seed_a": describe_seed(seed_a, r),
+        "seed_b": describe_seed(seed_b, r),
+        "n_a": int(in_a.sum()),
+        "n_b": int(in_b.sum()),
+        "n_both": int(overlap.sum()),
+        "both": both,
+        "null_method": "label permutation",
+        "n_iter": n_iter,
+        "null_seed": seed,
+        "maps": ", ".join(lazy),
+        "reference": "NiMARE 0.22.1 ALESubtraction (defaults) of the two selections",
+    }
+    return ds
+
+
+#: SCALE's maps as ale_null returns them (``z`` as ``z_map``: a variable cannot share the z coordinate's name).
+SCALE_MAPS = {"stat": np.float64, "p": np.float32, "z": np.float64, "logp": np.float32}
+
+
+def _scale(ijk, study, sizing, grid: Grid, base, n_iter: int, seed: int) -> dict:
+    from . import ale_null
+
+    return ale_null.ale_scale(ijk, study, grid, base, **sizing, n_iter=n_iter, seed=seed)
+
+
+def scale(maps, act, *, n_iter: int | None = None, seed: int | None = None):
+    """``act.coact.seed(roi, null="scale")``: an ALE seed's maps replaced by SCALE's (:func:`xcoact.ale_null.ale_scale`).
+
+    The selected studies' foci (sorted-id order) against ``n_iter`` draws
+    (default 5000) from every focus of the cube (the database's foci, NiMARE's
+    ``SCALE(xyz=...)``), from ``seed`` (None: fresh entropy, in
+    ``attrs["null_seed"]``).  Lazy: one Dask task computes ``stat``, ``p``,
+    ``z_map`` and ``logp`` together (n_iter ALEs of the selected foci).
+    """
+    import dask
+
+    from .roi import grid_of
+
+    n_iter, seed = _check_mc(n_iter, seed)
+    ijk, study, sizing, peaks = _foci_of(act, _selection(act, maps))
+    grid = grid_of(act)
+    result = dask.delayed(_scale, pure=True)(ijk, study, sizing, peaks.grid, peaks.ijk, n_iter, seed)
+    lazy = _lazy_maps(result, SCALE_MAPS, grid)
+    ds = maps.copy()
+    for key, values in lazy.items():
+        name = "z_map" if key == "z" else key
+        ds[name] = (("x", "y", "z"), values, {"long_name": f"SCALE {key} (specific coactivation vs the database's foci)"})
+    ds.attrs.update({"analysis": "ALE seed coactivation (SCALE)", "null_method": "scale", "n_iter": n_iter,
+                     "null_seed": seed, "maps": "stat, p, z_map, logp",
+                     "reference": "NiMARE 0.22.1 SCALE(xyz=every focus of the database) on the studies "
+                                  "get_studies_by_mask selects"})
+    return ds

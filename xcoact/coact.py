@@ -168,6 +168,9 @@ def seed(
     preset: str | None = None,
     fwe: int | str | None = None,
     fwe_seed: int | None = None,
+    null: str | None = None,
+    n_iter: int | None = None,
+    null_seed: int | None = None,
 ) -> xr.Dataset:
     """Coactivation maps of a seed (or of many): selected studies vs all other studies.
 
@@ -234,6 +237,13 @@ def seed(
         one seed only).
     fwe_seed : int, optional
         Seed of the permutations (reproducible runs).
+    null : {"scale"}, optional
+        ALE cubes only: ``"scale"`` gives NiMARE's SCALE maps (specific
+        coactivation against the database's foci, :func:`xcoact.ale.scale`)
+        instead of the approximate-null ``p`` and ``z``.
+    n_iter, null_seed : int, optional
+        With ``null="scale"``: Monte Carlo iterations (default 5000) and their
+        seed (``seed`` names the ROI here).
 
     Returns
     -------
@@ -286,7 +296,10 @@ def seed(
     """
     if isinstance(act, xr.DataArray) and act.attrs.get("kernel") == "ale":  # an ALE MACM (xcoact.ale.seed)
         return _ale_seed(act, seed, threshold, r=r, select=select, k=k, preset=preset, by_label=by_label,
-                         separate=separate, fwe=fwe)
+                         separate=separate, fwe=fwe, fwe_seed=fwe_seed, null=null, n_iter=n_iter, null_seed=null_seed)
+    if null is not None or n_iter is not None or null_seed is not None:
+        raise ParameterError("null=, n_iter= and null_seed= apply to ALE cubes (xcoact.activations(db, kernel='ale')); "
+                             "for the MKDA maps' permutation null use fwe= and fwe_seed=.")
     _check_cube(act)
     q = _check_unit_interval(q, "q", "0.01")
     prior = _check_unit_interval(prior, "prior", "0.5")
@@ -335,16 +348,27 @@ def seed(
     return ds
 
 
-def _ale_seed(act, seed, threshold, *, r, select, k, preset, by_label, separate, fwe) -> xr.Dataset:
+def _ale_seed(act, seed, threshold, *, r, select, k, preset, by_label, separate, fwe, fwe_seed, null, n_iter,
+              null_seed) -> xr.Dataset:
     """``seed`` on an ALE cube: one seed, no chi-square options (see :func:`xcoact.ale.seed`)."""
+    from . import ale
     from .ale import seed as ale_seed
 
     if by_label or separate or is_batch(seed):
         raise ParameterError("an ALE cube's seed analysis takes one seed (one ROI); by_label=, separate= and lists of "
                              "seeds apply to the MKDA maps. Run the seeds one by one.")
+    if null not in (None, "scale"):
+        raise ParameterError(f"null={null!r} is not known; expected None (the approximate null) or 'scale' (SCALE).")
+    if null is None and (n_iter is not None or null_seed is not None):
+        raise ParameterError("n_iter= and null_seed= apply with null='scale'; for Monte Carlo FWE use fwe= and fwe_seed=.")
+    if null is not None and fwe is not None:
+        raise ParameterError("fwe= corrects the approximate-null ALE maps; null='scale' gives its own Monte Carlo p. Use one.")
+    ds = ale_seed(act, seed, threshold, r=r, select=select, k=k, preset=preset)
+    if null == "scale":
+        return ale.scale(ds, act, n_iter=n_iter, seed=null_seed)
     if fwe is not None:
-        raise ParameterError("fwe= on an ALE seed is not available here; the ALE maps carry their approximate-null p and z.")
-    return ale_seed(act, seed, threshold, r=r, select=select, k=k, preset=preset)
+        return ale.fwe(ds, act, n_iter=fwe, seed=fwe_seed)
+    return ds
 
 
 def _single_score(act, rule: SelectionRule, pre: Preset, seed, roi: xr.DataArray, r, grid: Grid) -> np.ndarray:
@@ -620,6 +644,8 @@ def contrast(
     prior: float = 0.5,
     dtype="float64",
     preset: str | None = None,
+    n_iter: int | None = None,
+    seed: int | None = None,
 ) -> xr.Dataset:
     """Coactivation maps of the studies seed A selects against those seed B selects.
 
@@ -641,6 +667,10 @@ def contrast(
         in ``both_id``), counted in A only, in B only, or an error.  They are
         never counted twice: Neurosynth 0.3.8 counts them in both groups,
         which can give probabilities above 1 (its issue #85).
+    n_iter, seed : int, optional
+        ALE cubes only: the contrast is NiMARE's ``ALESubtraction``
+        (:func:`xcoact.ale.contrast`) with this many label permutations
+        (default 5000) drawn from ``seed``.
 
     Returns
     -------
@@ -674,6 +704,14 @@ def contrast(
     >>> c.attrs["n_a"] + c.attrs["n_b"] + c.attrs["n_both"] <= 100
     True
     """
+    if isinstance(act, xr.DataArray) and act.attrs.get("kernel") == "ale":  # NiMARE's ALESubtraction
+        from .ale import contrast as ale_contrast
+
+        return ale_contrast(act, seed_a, seed_b, threshold, r=r, select=select, k=k, both=both, preset=preset,
+                            n_iter=n_iter, seed=seed)
+    if n_iter is not None or seed is not None:
+        raise ParameterError("n_iter= and seed= apply to ALE cubes' contrasts (ALESubtraction); the MKDA contrast "
+                             "needs none (for its FWE: maps.coact.fwe(n_iter=, seed=)).")
     _check_cube(act)
     q = _check_unit_interval(q, "q", "0.01")
     prior = _check_unit_interval(prior, "prior", "0.5")

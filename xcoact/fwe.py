@@ -499,6 +499,9 @@ def fwe(
     ----------
     maps : xarray.Dataset
         The result of :func:`xcoact.seed` (one seed) or :func:`xcoact.contrast`.
+        An ALE seed's maps (``attrs["kernel"] == "ale"``) get NiMARE's Monte
+        Carlo FWE instead (:func:`xcoact.ale.fwe`: ``n_iter``, ``seed`` and
+        ``cluster_p`` only).
     act : xarray.DataArray, optional
         The cube the maps were computed from; found by itself while that cube
         is alive in this session.
@@ -551,6 +554,11 @@ def fwe(
     Neurosynth v7 release (14,371 studies), spread over the cores Dask uses;
     see docs/performance.md.
     """
+    if maps.attrs.get("kernel") == "ale":  # NiMARE's Monte Carlo FWE of an ALE seed (xcoact.ale.fwe)
+        from .ale import fwe as ale_fwe
+
+        return ale_fwe(maps, act, n_iter=n_iter, seed=seed, cluster_p=cluster_p, alpha=alpha, connectivity=connectivity,
+                       early_stop=early_stop, batch_size=batch_size, progress=progress)
     act = _check_cube_of(maps, act)
     alpha = _check_p(alpha, "alpha", "0.05")
     grid = grid_of(act)
