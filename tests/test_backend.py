@@ -17,7 +17,7 @@ from dask.callbacks import Callback
 
 import xcoact
 from conftest import data_file
-from xcoact.backend import TABLE_VARIABLES, XcoactBackendEntrypoint, open_database, to_table
+from xcoact.backend import OPTIONAL_TABLE_VARIABLES, TABLE_VARIABLES, XcoactBackendEntrypoint, open_database, to_table
 from xcoact.blocks import is_block_cube
 from xcoact.warnings import XcoactWarning
 
@@ -61,7 +61,7 @@ def test_open_dataset_equals_read_database_and_activations(fmt, engine):
     db, act = _expected(path)
     ds = _quiet(xr.open_dataset, path, engine=engine)
     assert ds.attrs["format"] == fmt
-    assert set(ds.data_vars) == {*TABLE_VARIABLES.values(), "activations"}
+    assert set(ds.data_vars) == {*TABLE_VARIABLES.values(), "activations", *(v for v in OPTIONAL_TABLE_VARIABLES if v in db)}
     xr.testing.assert_identical(to_table(ds), db)
     for old, new in TABLE_VARIABLES.items():
         np.testing.assert_array_equal(ds[new].values, db[old].values)

@@ -99,7 +99,7 @@ class _Once:
         self.action, self.at, self.fired, self.starts = action, at, 0, 0
 
     def __call__(self, dsk):
-        if any("_block_scores" in str(key) for key in dsk):
+        if any(part in str(key) for key in dsk for part in ("_block_scores", "_all_scores")):
             return  # the seed's selection (per-study scores, computed at the call), not the outputs' maps
         self.starts += 1
         if self.starts == self.at:

@@ -28,12 +28,14 @@ from .kernels import check_radius
 from .readers import _head, read_database, sniff_format
 from .space import Grid
 
-__all__ = ["XcoactBackendEntrypoint", "open_database", "to_table", "TABLE_VARIABLES"]
+__all__ = ["XcoactBackendEntrypoint", "open_database", "to_table", "TABLE_VARIABLES", "OPTIONAL_TABLE_VARIABLES"]
 
 #: Coordinate-table variable -> its name in the opened Dataset.  The table's
 #: peak coordinates are renamed because ``x``, ``y``, ``z`` are the cube's
 #: voxel-centre coordinates.
 TABLE_VARIABLES = {"study_id": "study_id", "x": "peak_x", "y": "peak_y", "z": "peak_z", "space": "space", "line": "line"}
+#: The table's optional per-peak variables (xcoact.table), kept under their own names when the source has them.
+OPTIONAL_TABLE_VARIABLES = ("sample_size", "analysis_name")
 
 
 def open_database(
@@ -109,6 +111,9 @@ def open_database(
         {new: table[old].variable for old, new in TABLE_VARIABLES.items() if new not in drop},
         attrs=dict(table.attrs),
     )
+    for name in OPTIONAL_TABLE_VARIABLES:
+        if name in table and name not in drop:
+            ds[name] = table[name].variable
     if "activations" not in drop:
         cube = activations(table, r=r, preset=preset, grid=grid, chunks=cube_chunks)
         if "brain_mask" in drop:
@@ -122,7 +127,8 @@ def to_table(ds: xr.Dataset) -> xr.Dataset:
     """The coordinate table (as :func:`xcoact.read_database` returns it) of an opened Dataset.
 
     Renames ``peak_x``, ``peak_y``, ``peak_z`` back to ``x``, ``y``, ``z`` and
-    keeps only the table's variables and attrs.
+    keeps only the table's variables (the optional ``sample_size`` and
+    ``analysis_name`` too, when present) and attrs.
     """
     missing = [new for new in TABLE_VARIABLES.values() if new not in ds]
     if missing:
@@ -130,6 +136,9 @@ def to_table(ds: xr.Dataset) -> xr.Dataset:
             f"the Dataset lacks the table variable(s) {missing}; open it with engine='xcoact' without dropping them."
         )
     table = xr.Dataset({old: ds[new].variable for old, new in TABLE_VARIABLES.items()})
+    for name in OPTIONAL_TABLE_VARIABLES:
+        if name in ds:
+            table[name] = ds[name].variable
     table.attrs = {k: ds.attrs[k] for k in ("database", "format", "n_peaks", "n_studies") if k in ds.attrs}
     return table
 
