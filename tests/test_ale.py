@@ -10,7 +10,6 @@ Sleuth datasets' GingerALE mask, the MNI152 mask for the bundled sample.
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 
@@ -33,6 +32,7 @@ from xcoact.space import Grid
 from xcoact.stats_nimare import _nimare_peak_xyz
 from xcoact.table import study_index
 from xcoact.warnings import XcoactWarning
+from nimare_support import NIMARE_MARKS, grid_of, quiet_nimare  # noqa: F401 (an autouse fixture)
 
 TOL = 1e-5
 DATA = os.path.join(os.path.dirname(__file__), "data")
@@ -42,22 +42,8 @@ SLEUTH_FILES = {
     "semantic": os.path.join(DATA, "semantic_knowledge_children.txt"),
 }
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-]
+pytestmark = NIMARE_MARKS
 
-
-@pytest.fixture(scope="module", autouse=True)
-def quiet():
-    logging.disable(logging.WARNING)  # NiMARE's notes on deprecated Datasets and missing metadata
-    yield
-    logging.disable(logging.NOTSET)
-
-
-def grid_of(img) -> Grid:
-    return Grid(img.shape, img.affine, np.asarray(img.dataobj) > 0, name="NiMARE mask")
 
 
 # -- the kernel -----------------------------------------------------------------------------------

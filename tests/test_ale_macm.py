@@ -9,7 +9,6 @@ and ``ALE().fit(dset.slice(ids))`` after ``get_studies_by_mask`` the maps.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import warnings
 
@@ -26,27 +25,14 @@ from xcoact.cli import main
 from xcoact.errors import ParameterError
 from xcoact.space import Grid
 from xcoact.warnings import XcoactWarning
+from nimare_support import NIMARE_MARKS, grid_of, quiet_nimare  # noqa: F401 (an autouse fixture)
 
 TOL = 1e-5
 DATA = os.path.join(os.path.dirname(__file__), "data")
 SEMANTIC = os.path.join(DATA, "semantic_knowledge_children.txt")
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-]
+pytestmark = NIMARE_MARKS
 
-
-@pytest.fixture(scope="module", autouse=True)
-def quiet():
-    logging.disable(logging.WARNING)  # NiMARE's notes on deprecated Datasets and missing metadata
-    yield
-    logging.disable(logging.NOTSET)
-
-
-def grid_of(img) -> Grid:
-    return Grid(img.shape, img.affine, np.asarray(img.dataobj) > 0, name="NiMARE mask")
 
 
 def sample_dataset() -> Dataset:

@@ -10,9 +10,7 @@ Sleuth test file of 21 experiments (tests/data), read by xcoact's reader.
 
 from __future__ import annotations
 
-import logging
 import os
-import warnings
 
 import numpy as np
 import pytest
@@ -26,24 +24,14 @@ from xcoact.errors import ParameterError
 from xcoact.readers import read_database
 from xcoact.space import Grid
 from xcoact.table import study_index
+from nimare_support import NIMARE_MARKS, grid_of, quiet_nimare  # noqa: F401 (an autouse fixture)
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 SEMANTIC = os.path.join(DATA, "semantic_knowledge_children.txt")
 N_ITER = 200
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::UserWarning"),
-]
+pytestmark = NIMARE_MARKS
 
-
-@pytest.fixture(scope="module", autouse=True)
-def quiet():
-    logging.disable(logging.WARNING)
-    os.environ.setdefault("TQDM_DISABLE", "1")
-    yield
-    logging.disable(logging.NOTSET)
 
 
 class Semantic:
@@ -52,7 +40,7 @@ class Semantic:
     def __init__(self):
         self.dset = convert_sleuth_to_dataset(SEMANTIC)
         img = self.dset.masker.mask_img
-        self.grid = Grid(img.shape, img.affine, np.asarray(img.dataobj) > 0, name="NiMARE mask")
+        self.grid = grid_of(img)
         table = read_database(SEMANTIC)
         studies, codes = study_index(table["study_id"].values)
         self.ids = [f"{s}-analysis_1" for s in studies]  # NiMARE's ids of this file's experiments
