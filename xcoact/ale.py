@@ -946,21 +946,17 @@ def seed(act, seed, threshold=None, *, r: float = 6.0, select: str | None = None
         the provenance (kernel and its sizing, selection, counts).
     """
     from ._version import __version__
-    from .coact import _grid, _preset_of, _result, _single_score, cube_token
-    from .roi import describe_seed, is_batch, is_coords, roi_mask
-    from .select import check_rule
+    from .coact import _preset_of, _result, cube_token, select_for_seed
+    from .roi import describe_seed, is_batch, is_coords
 
     if is_batch(seed):
         raise ParameterError("the ALE of a seed takes one seed (an ROI image or coordinates forming one ROI); run a "
                              "list of seeds one by one.")
     kernel = _cube_kernel(act)
     pre = _preset_of(act, preset)
-    rule = check_rule("focus" if select is None else select, threshold, r=r, k=k, coords=is_coords(seed))
-    grid = _grid(act)
-    roi = roi_mask(seed, grid, r)
+    rule, grid, roi, score, selected = select_for_seed(act, seed, pre, "focus" if select is None else select,
+                                                       threshold, r, k)
     n_roi = roi.attrs["n_roi"]
-    score = _single_score(act, rule, pre, seed, roi, r, grid)
-    selected = rule.select(score, n_roi, seed_name=roi.attrs["seed"])
     n_sel = int(selected.sum())
     stack = seed_stats(act, selected, engine=engine)
     ds = _result(act, grid, list(MAP_NAMES), {n: (("x", "y", "z"), stack[i]) for i, n in enumerate(MAP_NAMES)})

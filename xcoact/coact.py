@@ -315,12 +315,9 @@ def seed(
         raise ParameterError("layout='voxel' applies to batches of seeds (separate=True, by_label=True or a list of seeds); "
                              "one seed's maps are volumes (x, y, z).")
     pre = _preset_of(act, preset)
-    rule = check_rule(pre.select if select is None else select, threshold, r=r, k=k, coords=is_coords(seed))
-    grid = _grid(act)
-    roi = roi_mask(seed, grid, r)
+    rule, grid, roi, score, selected = select_for_seed(act, seed, pre, pre.select if select is None else select,
+                                                       threshold, r, k)
     n_roi = roi.attrs["n_roi"]
-    score = _single_score(act, rule, pre, seed, roi, r, grid)
-    selected = rule.select(score, n_roi, seed_name=roi.attrs["seed"])
     n_sel = int(selected.sum())
     n_uns = int(selected.size - n_sel)
 
@@ -346,6 +343,21 @@ def seed(
 
         ds = _fwe(ds, act, n_iter=fwe, seed=fwe_seed)
     return ds
+
+
+def select_for_seed(act: xr.DataArray, seed, pre, select: str, threshold, r, k):
+    """One seed's selection on a cube: ``(rule, grid, roi, score, selected)``.
+
+    The rule checked, the ROI aligned with the cube's grid, each study's
+    score (from the cube's blocks) and the selected studies (bool per study);
+    the MKDA and the ALE seeds both start here.
+    """
+    rule = check_rule(select, threshold, r=r, k=k, coords=is_coords(seed))
+    grid = _grid(act)
+    roi = roi_mask(seed, grid, r)
+    score = _single_score(act, rule, pre, seed, roi, r, grid)
+    selected = rule.select(score, roi.attrs["n_roi"], seed_name=roi.attrs["seed"])
+    return rule, grid, roi, score, selected
 
 
 def _ale_seed(act, seed, threshold, *, r, select, k, preset, by_label, separate, fwe, fwe_seed, null, n_iter,
