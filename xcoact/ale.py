@@ -1308,9 +1308,8 @@ def contrast(act, seed_a, seed_b, threshold=None, *, r: float = 6.0, select: str
     """
     import dask
 
-    from .coact import BOTH_RULES, _grid, _preset_of, _result, _single_score, cube_token
-    from .errors import SelectionError
-    from .roi import describe_seed, is_batch, is_coords, roi_mask
+    from .coact import BOTH_RULES, _grid, _preset_of, _result, contrast_groups, cube_token
+    from .roi import describe_seed, is_batch, is_coords
     from .select import check_rule
 
     if not isinstance(both, str) or both not in BOTH_RULES:
@@ -1323,26 +1322,9 @@ def contrast(act, seed_a, seed_b, threshold=None, *, r: float = 6.0, select: str
     rule = check_rule("focus" if select is None else select, threshold, r=r, k=k,
                       coords=is_coords(seed_a) and is_coords(seed_b))
     grid = _grid(act)
-    picks, n_rois = [], []
-    for s in (seed_a, seed_b):
-        roi = roi_mask(s, grid, r)
-        n_rois.append(int(roi.attrs["n_roi"]))
-        picks.append(rule.select(_single_score(act, rule, pre, s, roi, r, grid), roi.attrs["n_roi"],
-                                 seed_name=roi.attrs["seed"]))
-    in_a, in_b = picks
-    overlap = in_a & in_b
+    in_a, in_b, overlap, rois, _ = contrast_groups(act, (seed_a, seed_b), pre, rule, grid, r, both)
     ids = np.asarray(act["study"].values)
-    if overlap.any() and both == "error":
-        raise SelectionError(f"{int(overlap.sum())} studies are selected by both seeds (e.g. {ids[overlap][:5].tolist()}); "
-                             "choose both='exclude', 'a' or 'b'.")
-    if both in ("exclude", "b"):
-        in_a = in_a & ~overlap
-    if both in ("exclude", "a"):
-        in_b = in_b & ~overlap
-    for label, group in (("A", in_a), ("B", in_b)):
-        if not group.any():
-            raise SelectionError(f"group {label} of the ALE contrast is empty after both={both!r}; use both='a' or 'b', "
-                                 "or other seeds.")
+    n_rois = [int(roi.attrs["n_roi"]) for roi in rois]
     a, b = _foci_of(act, in_a), _foci_of(act, in_b)
     peaks_grid = a[3].grid
     result = dask.delayed(_subtraction, pure=True)(a[:3], b[:3], peaks_grid, n_iter, seed)

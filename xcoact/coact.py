@@ -360,6 +360,42 @@ def select_for_seed(act: xr.DataArray, seed, pre, select: str, threshold, r, k):
     return rule, grid, roi, score, selected
 
 
+def contrast_groups(act: xr.DataArray, seeds, pre, rule, grid, r, both: str):
+    """The two groups of a contrast: ``(in_a, in_b, overlap, rois, scores)``.
+
+    Each seed's selection by ``rule``; studies selected by both are an error
+    (``both="error"``), left out (``"exclude"``) or counted in one group
+    (``"a"``, ``"b"``); an empty group is an error.  The MKDA and the ALE
+    contrasts both start here.
+    """
+    rois, picks, scores = [], [], []
+    for s in seeds:
+        roi = roi_mask(s, grid, r)
+        score = _single_score(act, rule, pre, s, roi, r, grid)
+        picks.append(rule.select(score, roi.attrs["n_roi"], seed_name=roi.attrs["seed"]))
+        rois.append(roi)
+        scores.append(score)
+    in_a, in_b = picks
+    overlap = in_a & in_b
+    ids = np.asarray(act["study"].values)
+    if overlap.any() and both == "error":
+        raise SelectionError(
+            f"{int(overlap.sum())} studies are selected by both seeds (e.g. {ids[overlap][:5].tolist()}); "
+            "choose both='exclude' (leave them out), 'a' or 'b' (count them in one group)."
+        )
+    if both in ("exclude", "b"):
+        in_a = in_a & ~overlap
+    if both in ("exclude", "a"):
+        in_b = in_b & ~overlap
+    for label, group in (("A", in_a), ("B", in_b)):
+        if not group.any():
+            raise SelectionError(
+                f"group {label} of the contrast is empty: every study seed {label} selects ({int(overlap.sum())}) is "
+                f"also selected by the other seed and both={both!r} leaves it out. Use both='a' or 'b', or other seeds."
+            )
+    return in_a, in_b, overlap, rois, scores
+
+
 def _ale_seed(act, seed, threshold, *, r, select, k, preset, by_label, separate, fwe, fwe_seed, null, n_iter,
               null_seed) -> xr.Dataset:
     """``seed`` on an ALE cube: one seed, no chi-square options (see :func:`xcoact.ale.seed`)."""
@@ -736,31 +772,8 @@ def contrast(
     pre = _preset_of(act, preset)
     rule = check_rule(pre.select if select is None else select, threshold, r=r, k=k, coords=is_coords(seed_a) and is_coords(seed_b))
     grid = _grid(act)
-    rois, picks, scores = [], [], []
-    for s in (seed_a, seed_b):
-        roi = roi_mask(s, grid, r)
-        score = _single_score(act, rule, pre, s, roi, r, grid)
-        picks.append(rule.select(score, roi.attrs["n_roi"], seed_name=roi.attrs["seed"]))
-        rois.append(roi)
-        scores.append(score)
-    in_a, in_b = picks
-    overlap = in_a & in_b
+    in_a, in_b, overlap, rois, scores = contrast_groups(act, (seed_a, seed_b), pre, rule, grid, r, both)
     ids = act["study"].values
-    if overlap.any() and both == "error":
-        raise SelectionError(
-            f"{int(overlap.sum())} studies are selected by both seeds (e.g. {ids[overlap][:5].tolist()}); "
-            "choose both='exclude' (leave them out), 'a' or 'b' (count them in one group)."
-        )
-    if both in ("exclude", "b"):
-        in_a = in_a & ~overlap
-    if both in ("exclude", "a"):
-        in_b = in_b & ~overlap
-    for label, group in (("A", in_a), ("B", in_b)):
-        if not group.any():
-            raise SelectionError(
-                f"group {label} of the contrast is empty: every study seed {label} selects ({int(overlap.sum())}) is "
-                f"also selected by the other seed and both={both!r} leaves it out. Use both='a' or 'b', or other seeds."
-            )
     n_a, n_b = int(in_a.sum()), int(in_b.sum())
     names = pre.map_names(q, prior)
     # the maps take a and the total a + b over the two groups only
