@@ -179,7 +179,7 @@ def activations(
 
         kernel = ale_kernel_for(kernel, r, sample_size, fwhm, grid)
     kern = get_kernel(kernel, r, preset, grid)
-    if isinstance(kernel, SphereKernel):
+    if type(kernel) is SphereKernel:
         r = kernel.r  # the binary sphere as an object: the boolean route with its radius
     if kern is not None:
         kern = kern.bind(db)

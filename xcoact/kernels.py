@@ -465,7 +465,7 @@ class SphereKernel(Kernel):
         return np.unique(voxel), None
 
 
-class KDAKernel(Kernel):
+class KDAKernel(SphereKernel):
     """Kernel density analysis (KDA): per voxel, the number of the study's foci within ``r`` mm.
 
     Every focus is a binary sphere of radius ``r`` mm with value 1 and a
@@ -478,11 +478,6 @@ class KDAKernel(Kernel):
     name = "kda"
     dtype = np.dtype(np.int32)
     combine = "sum"
-    exact_support = True
-
-    def __init__(self, r: float, voxel_size=(2.0, 2.0, 2.0)):
-        self.r = check_radius(r)
-        self.offsets = sphere_offsets(self.r, voxel_size)
 
     def study_map(self, ijk, grid, study=None):
         _, _, voxel = focus_voxels(ijk, self.offsets, grid)
