@@ -142,6 +142,16 @@ def row_counts(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, m: int
     return by_row @ np.ones(rows.size, dtype=dtype)
 
 
+def dense_by_study(data: da.Array, itemsize: int | None = None) -> da.Array:
+    """A dense cube rechunked to whole volumes, a few dozen studies per block (about 64 MB each).
+
+    A reduction over a dense cube reads every voxel of a study at once;
+    ``itemsize`` defaults to the cube's own.
+    """
+    volume = int(np.prod(data.shape[1:])) * (data.dtype.itemsize if itemsize is None else itemsize)
+    return data.rechunk({0: max(1, (1 << 26) // max(1, volume)), 1: -1, 2: -1, 3: -1})
+
+
 def grouped_counts(act: xr.DataArray, weights, grid: Grid, *, groups_per_chunk: int | None = None,
                    op: str | None = None) -> da.Array:
     """Per in-mask voxel, the summed weights of the active studies of each group (lazy).
@@ -194,9 +204,7 @@ def grouped_counts(act: xr.DataArray, weights, grid: Grid, *, groups_per_chunk: 
     dtype = np.int32 if integer else np.float64
     mask_flat = np.zeros(0, dtype=np.int64)
     if not is_block_cube(data):
-        # a dense block holds whole volumes: a few dozen studies each keeps it near 64 MB
-        per_block = max(1, (1 << 26) // max(1, int(np.prod(data.shape[1:]))))
-        data = data.rechunk({0: per_block, 1: -1, 2: -1, 3: -1})
+        data = dense_by_study(data)
         mask_flat = grid.mask_flat
     per = n_groups if not groups_per_chunk else int(groups_per_chunk)
     w = da.from_array(weights, chunks=(max(1, per), data.chunks[0]), name=False)
@@ -260,8 +268,7 @@ def _grouped_values(data: da.Array, weights: np.ndarray, grid: Grid, op: str, gr
     dtype = np.int32 if integer else np.float64
     mask_flat = np.zeros(0, dtype=np.int64)
     if not is_block_cube(data):
-        per_block = max(1, (1 << 26) // max(1, 8 * int(np.prod(data.shape[1:]))))  # float64 blocks near 64 MB
-        data = data.rechunk({0: per_block, 1: -1, 2: -1, 3: -1})
+        data = dense_by_study(data, itemsize=8)  # the values are read as float64
         mask_flat = grid.mask_flat
     per = weights.shape[0] if not groups_per_chunk else int(groups_per_chunk)
     w = da.from_array(weights, chunks=(max(1, per), data.chunks[0]), name=False)

@@ -47,7 +47,7 @@ from scipy import stats as _sstats
 from . import stats as _stats
 from .blocks import ActivationBlock, pieces_of, ranges
 from .components import CONNECTIVITY, VoxelLabeller, compiled
-from .counts import canonical, grouped_counts
+from .counts import canonical, dense_by_study, grouped_counts
 from .errors import ParameterError
 from .progress import progress_bar
 from .roi import grid_of
@@ -246,7 +246,7 @@ def _runs_node(act: xr.DataArray, grid):
     """A graph node that builds :func:`_study_runs` from the cube's own blocks (on a worker, under distributed)."""
     data = canonical(act)
     if not isinstance(data._meta, ActivationBlock):
-        data = data.rechunk({0: max(1, (1 << 26) // max(1, int(np.prod(data.shape[1:])))), 1: -1, 2: -1, 3: -1})
+        data = dense_by_study(data)
     blocks = list(data.to_delayed(optimize_graph=False).ravel())
     return dask.delayed(_study_runs, pure=True)(blocks, grid.mask_flat)
 
