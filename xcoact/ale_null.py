@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -79,6 +79,19 @@ def _label(binary: np.ndarray) -> tuple[np.ndarray, int]:
 def _iteration_rng(seed: int, i: int) -> np.random.Generator:
     """Iteration ``i``'s own generator: independent of how iterations are split into runs."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(int(i),)))
+
+
+class _ThreadScratch:
+    """One set of scratch arrays per thread, made on its first iteration and kept for its next ones."""
+
+    def __init__(self, make):
+        self._make, self._local = make, threading.local()
+
+    def get(self):
+        buf = getattr(self._local, "buf", None)
+        if buf is None:
+            buf = self._local.buf = self._make()
+        return buf
 
 
 def _check_seed(seed) -> int:
@@ -509,14 +522,10 @@ def fwe_null(ijk, study, grid: Grid, *, sample_size=None, fwhm=None, threshold: 
         run.screen(threshold)
     mask_ijk = np.column_stack(np.unravel_index(grid.mask_flat, grid.shape))
     n_foci = len(foci.ijk)
-    local = {}
+    scratch = _ThreadScratch(run.buffers)
 
     def one(i):
-        import threading
-
-        buf = local.get(threading.get_ident())
-        if buf is None:  # one set of scratch arrays per thread, kept across its iterations
-            buf = local[threading.get_ident()] = run.buffers()
+        buf = scratch.get()
         draw = _iteration_rng(seed, i).integers(0, grid.n_mask, size=n_foci)
         if threshold is None:
             idx, stat = run.stat(mask_ijk[draw], buf)
@@ -773,14 +782,10 @@ def ale_scale(ijk, study, grid: Grid, base_ijk, *, sample_size=None, fwhm=None, 
     run = _Engine(foci, engine)
     stat = ale._stat([(i, v.astype(np.float32)) for i, v in foci.ma(foci.ijk)], grid.n_mask)
     n_foci = len(foci.ijk)
-    local = {}
+    scratch = _ThreadScratch(run.buffers)
 
     def one(i):
-        import threading
-
-        buf = local.get(threading.get_ident())
-        if buf is None:  # one set of scratch arrays per thread, kept across its iterations
-            buf = local[threading.get_ident()] = run.buffers()
+        buf = scratch.get()
         draw = _iteration_rng(seed, i).integers(0, len(base), size=n_foci)
         return run.stat(base[draw], buf)
 
