@@ -117,6 +117,7 @@ EXPECTED: dict[tuple[str, int], list] = {
     ("ale", 1): ["8 of 100 studies selected", "['stat', 'p', 'z_map']",
                  "['amygdala_ale_p.nii.gz', 'amygdala_ale_stat.nii.gz', 'amygdala_ale_z.nii.gz']"],
     ("ale", 2): ["100 0.0722"],
+    ("ale", 3): ["True True 8 2"],
 }
 
 
