@@ -128,7 +128,8 @@ def _add_sharing_commands(sub) -> None:
     rp = sub.add_parser(
         "report", help="write the HTML report of maps saved with --netcdf or --zarr",
         description="Read a result written by 'xcoact coactivation --netcdf' (or --zarr, to_netcdf, to_zarr) and write "
-                    "a self-contained HTML report: parameters, counts, figure, cluster table, methods.",
+                    "a self-contained HTML report: parameters, counts, figure, cluster table, methods (of a parcellation saved "
+                    "with xcoact.to_netcdf: the labels per K, the criteria per K and the suggested K).",
     )
     rp.add_argument("maps", metavar="MAPS.nc", help="the netCDF file (or Zarr store) of a result")
     rp.add_argument("-o", "--output", required=True, metavar="REPORT.html", help="the HTML file to write")
@@ -415,17 +416,21 @@ def _open_result(path: str):
 def _report(args) -> int:
     from .errors import ParameterError
     from .export import map_variables
-    from .report import report
+    from .report import is_parcellation, report
 
     ds = _open_result(args.maps)
-    if not map_variables(ds):
+    parcels = is_parcellation(ds)
+    if not parcels and not map_variables(ds):
         raise ParameterError(f"{args.maps} holds no maps (float (x, y, z) variables); is it a result of xcoact coactivation?")
+    options = {"subpeaks": args.subpeaks, "min_distance": args.min_distance, "atlas": args.atlas,
+               "atlas_labels": args.atlas_labels}
+    if parcels:  # only the cluster flags given away from their defaults reach the report, which refuses them
+        defaults = {"subpeaks": 0, "min_distance": 8.0, "atlas": None, "atlas_labels": None}
+        options = {k: v for k, v in options.items() if v != defaults[k]} or None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         path = report(ds, args.output, name=args.map, seed=args.report_seed, threshold=args.threshold,
-                      metadata=args.metadata, title=args.title, overwrite=args.overwrite,
-                      cluster_options={"subpeaks": args.subpeaks, "min_distance": args.min_distance, "atlas": args.atlas,
-                                       "atlas_labels": args.atlas_labels})
+                      metadata=args.metadata, title=args.title, overwrite=args.overwrite, cluster_options=options)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print(f"report written: {path}")

@@ -34,7 +34,8 @@ from .errors import DatabaseError, DatabaseFileError, DatabaseFileNotFoundError,
 from .export import write_atomically
 from .plot import MAX_SEEDS, default_threshold, plot, png_bytes, seed_label, selection_text, threshold_text
 
-__all__ = ["report", "report_html", "read_metadata", "methods_text", "REFERENCES"]
+__all__ = ["report", "report_html", "read_metadata", "methods_text", "parcellation_methods_text", "is_parcellation",
+           "REFERENCES"]
 
 #: The works the methods paragraph cites, by key, in citation order.
 REFERENCES = {
@@ -63,6 +64,26 @@ REFERENCES = {
         "Benjamini Y, Hochberg Y (1995). Controlling the false discovery rate: a practical and powerful approach "
         "to multiple testing. Journal of the Royal Statistical Society, Series B 57(1):289-300.",
         "10.1111/j.2517-6161.1995.tb02031.x",
+    ),
+    "bzdok2013": (
+        "Bzdok D, Laird AR, Zilles K, Fox PT, Eickhoff SB (2013). An investigation of the structural, connectional, "
+        "and functional subspecialization in the human amygdala. Human Brain Mapping 34(12):3247-3266.",
+        "10.1002/hbm.22138",
+    ),
+    "clos2013": (
+        "Clos M, Amunts K, Laird AR, Fox PT, Eickhoff SB (2013). Tackling the multifunctional nature of Broca's "
+        "region meta-analytically: co-activation-based parcellation of area 44. NeuroImage 83:174-188.",
+        "10.1016/j.neuroimage.2013.06.041",
+    ),
+    "eickhoff2015": (
+        "Eickhoff SB, Thirion B, Varoquaux G, Bzdok D (2015). Connectivity-based parcellation: critique and "
+        "implications. Human Brain Mapping 36(12):4771-4792.",
+        "10.1002/hbm.22933",
+    ),
+    "meila2007": (
+        "Meila M (2007). Comparing clusterings - an information based distance. Journal of Multivariate Analysis "
+        "98(5):873-895.",
+        "10.1016/j.jmva.2006.11.013",
     ),
     "xarray": (
         "Hoyer S, Hamman J (2017). xarray: N-D labeled arrays and datasets in Python. "
@@ -353,6 +374,11 @@ def report_html(
     max_studies = validate.integer(max_studies, "max_studies", 1, allow_none=True)
     if isinstance(ds, xr.DataArray) or not isinstance(ds, xr.Dataset):
         raise ParameterError(f"report needs a result Dataset of xcoact.seed (with its attrs); got {type(ds).__name__}.")
+    if is_parcellation(ds):
+        return _parcellation_html(ds, title=title, dpi=dpi, plot_kwargs=plot_kwargs, given={
+            "name": name, "metadata": metadata, "seed": seed, "threshold": threshold, "max_studies": max_studies,
+            "max_clusters": max_clusters, "connectivity": connectivity, "min_size": min_size,
+            "cluster_options": cluster_options})
     name = pick_map(ds, name)
     auto = threshold is None
     threshold = default_threshold(ds, name) if threshold is None else validate.finite(threshold, "threshold", _CLUSTER_THRESHOLD, minimum=0)
@@ -408,19 +434,150 @@ def report_html(
         counts=_counts_section(ds, table, name, labels),
         clusters=clusters_html,
         studies=_selected_section(ds, titles, max_studies, labels, shown_seeds, seed, one),
-        references="\n".join(f'<li>{_e(REFERENCES[k][0])} doi:<a href="https://doi.org/{_e(REFERENCES[k][1])}">'
-                             f"{_e(REFERENCES[k][1])}</a></li>" for k in keys),
-        provenance=_kv_table([(str(k), v if isinstance(v, (numbers.Number, str)) else str(v)) for k, v in a.items()]
-                             + [("report made with xcoact", __version__)]),
+        references=_references_html(keys),
+        provenance=_provenance_html(a),
         versions=_versions_table(),
     )
     return _template().substitute(page)
 
 
-@functools.lru_cache(maxsize=1)
-def _template() -> string.Template:
-    """The page (``xcoact/templates/report.html``): the CSS and the sections, with ``$`` fields."""
-    return string.Template((resources.files("xcoact") / "templates" / "report.html").read_text(encoding="utf-8"))
+@functools.lru_cache(maxsize=2)
+def _template(page: str = "report.html") -> string.Template:
+    """A page of ``xcoact/templates/`` (the CSS and the sections, with ``$`` fields)."""
+    return string.Template((resources.files("xcoact") / "templates" / page).read_text(encoding="utf-8"))
+
+
+# --- the report of a coactivation-based parcellation ---------------------------------------------------
+
+#: What a parcellation report cannot show: the options of the coactivation report and their defaults.
+_NOT_FOR_PARCELLATION = {"name": None, "metadata": None, "seed": None, "threshold": None, "max_studies": None,
+                         "max_clusters": 100, "connectivity": 26, "min_size": 1, "cluster_options": None}
+
+
+def is_parcellation(ds) -> bool:
+    """Whether ``ds`` is a result of :func:`xcoact.parcellate.parcellate` (labels per K and the criteria)."""
+    return (isinstance(ds, xr.Dataset) and "k" in ds.dims and "labels" in ds and "criteria" in ds
+            and "k_suggested" in ds and set(ds["labels"].dims) == {"k", "x", "y", "z"})
+
+
+def parcellation_methods_text(ds: xr.Dataset) -> tuple[str, list[str]]:
+    """A methods paragraph for a parcellation, generated from its ``attrs``, and the references it cites.
+
+    Returns
+    -------
+    text : str
+        Plain text (not escaped); citations appear as ``[1]``, ``[2]``, ...
+    keys : list of str
+        Keys of :data:`REFERENCES`, in citation order.
+    """
+    a = ds.attrs
+    keys: list[str] = []
+
+    def cite(key: str) -> str:
+        if key not in keys:
+            keys.append(key)
+        return f"[{keys.index(key) + 1}]"
+
+    filters = ", ".join(_plain(f) for f in np.atleast_1d(ds["filter"].values)) if "filter" in ds.coords else "?"
+    unit = "studies" if a.get("select", "nearest") == "nearest" else "mm"
+    ks = ", ".join(str(int(k)) for k in ds["k"].values)
+    text = " ".join([
+        f"The region ({seed_label(a.get('roi', '?'))}, {a.get('n_roi', '?')} voxels) was parcellated by "
+        f"meta-analytic coactivation-based parcellation (Bzdok et al., 2013 {cite('bzdok2013')}; Clos et al., 2013 "
+        f"{cite('clos2013')}) with xcoact {a.get('xcoact_version', __version__)}, with xarray {cite('xarray')} and "
+        f"Dask, on the coordinate database {a.get('database', 'not recorded')} ({a.get('n_studies', '?')} studies; "
+        f"peaks as spheres of radius {_plain(a.get('r', '?'))} mm, the MKDA kernel {cite('mkda')}).",
+        f"For each voxel of the region, a pool of studies was formed: {a.get('pooling', '?')}, for the filter sizes "
+        f"{filters} ({unit}); {a.get('n_pooled_studies', '?')} studies entered at least one pool.",
+        f"Each pool's coactivation profile over the brain (profile {a.get('profile', '?')!s}) was compared between "
+        f"voxels by {a.get('similarity', '?')}.",
+        f"The voxels were clustered by {a.get('clustering', '?')}, with {a.get('n_init', '?')} restarts "
+        f"(random seed {a.get('seed', '?')}), for K = {ks}.",
+        f"Solutions were combined across filter sizes by {a.get('matching', '?')}, over the contiguous range of filter "
+        f"sizes with the fewest deviants (filter_range={a.get('filter_range', '?')!s}).",
+        f"The number of clusters was chosen from the criteria of the CBP literature (Eickhoff et al., 2015 "
+        f"{cite('eickhoff2015')}): the percentage of deviant voxels, the variation of information between "
+        f"neighbouring K (log base {a.get('vi_log_base', 2)}, Meila 2007 {cite('meila2007')}), the mean silhouette, "
+        f"the hierarchy index and the change of the inter/intra-cluster distance ratio; {a.get('k_rule', '?')}.",
+    ])
+    return text, keys
+
+
+def _parcellation_html(ds: xr.Dataset, *, title, dpi, plot_kwargs, given: dict) -> str:
+    """The report of a parcellation result (see :func:`report`)."""
+    from .parcellate import criteria_table, figure
+
+    refused = [k for k, v in given.items() if v is not None and v != _NOT_FOR_PARCELLATION[k]]
+    extra = sorted(set(plot_kwargs or {}) - {"cut"})
+    if refused or extra:
+        raise ParameterError(
+            f"{', '.join(refused + [f'plot_kwargs[{k!r}]' for k in extra])}: not options of a parcellation report "
+            "(it shows the label maps per K, the criteria table and the methods; it has no map, threshold, cluster "
+            "table or selected studies). Leave them out; plot_kwargs may hold 'cut' (the coronal slice, mm)."
+        )
+    dpi = validate.integer(dpi, "dpi", 1)
+    ds = ds.compute()
+    ks = [int(k) for k in ds["k"].values]
+    missing = [n for n in ("voxel_x", "voxel_y", "voxel_z") if n not in ds.coords]
+    if missing or not ks:
+        raise ParameterError(f"the parcellation result lacks {missing or ['any K']}; report the Dataset that "
+                             "xcoact.parcellate.parcellate returns (or its netCDF file), not a selection of it.")
+    a = ds.attrs
+    suggested = int(ds["k_suggested"].values)
+    table = criteria_table(ds)
+    table.insert(0, "K", [f"{k} (suggested)" if k == suggested else str(k) for k in table.index])
+    # a criterion that needs K-1 or K+1 has no value at the ends of the K range
+    table = table.drop(columns="suggested")
+    table = table.astype(object).where(table.notna(), "n/a (edge of the K range)")
+    voted = (ds["filter"].values[np.asarray(ds["in_range"].values, dtype=bool)]
+             if "in_range" in ds and "filter" in ds.coords else a.get("filters_voted", []))
+    text, keys = parcellation_methods_text(ds)
+    roi = seed_label(a.get("roi", "?"))
+    fields = {
+        "heading": title if title is not None else f"Parcellation report: {roi}",
+        "version": __version__,
+        "made": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "k_suggested": suggested,
+        "k_rule": a.get("k_rule", "not recorded"),
+        "figure_alt": f"labels per K and criteria against K, {roi}",
+        "methods": text,
+    }
+    page = {k: _e(v) for k, v in fields.items()}
+    page.update(
+        style=_style(),
+        image=base64.b64encode(png_bytes(figure(ds, **(plot_kwargs or {})), dpi=dpi)).decode("ascii"),
+        summary=_kv_table([
+            ("database", str(a.get("database", "not recorded"))),
+            ("studies in the database", a.get("n_studies", "?")),
+            ("region", str(a.get("roi", "?"))),
+            ("region voxels", a.get("n_roi", "?")),
+            ("studies in any pool", a.get("n_pooled_studies", "?")),
+            ("K computed", ", ".join(map(str, ks))),
+            ("suggested K", suggested),
+            ("filter sizes voted", ", ".join(_plain(v) for v in np.atleast_1d(voted)) or "not recorded"),
+        ]),
+        criteria=_frame_table(table),
+        references=_references_html(keys),
+        provenance=_provenance_html(a),
+        versions=_versions_table(),
+    )
+    return _template("parcellation.html").substitute(page)
+
+
+def _references_html(keys: list[str]) -> str:
+    return "\n".join(f'<li>{_e(REFERENCES[k][0])} doi:<a href="https://doi.org/{_e(REFERENCES[k][1])}">'
+                     f"{_e(REFERENCES[k][1])}</a></li>" for k in keys)
+
+
+def _provenance_html(a: Mapping) -> str:
+    return _kv_table([(str(k), v if isinstance(v, (numbers.Number, str)) else str(v)) for k, v in a.items()]
+                     + [("report made with xcoact", __version__)])
+
+
+def _style() -> str:
+    """The ``<style>`` element of the coactivation report's page, so both reports look alike."""
+    text = _template().template
+    return text[text.index("<style>"):text.index("</style>") + len("</style>")]
 
 
 def _counts_section(ds: xr.Dataset, table: pd.DataFrame, name: str, labels: list[str]) -> str:
