@@ -212,6 +212,18 @@ def _threshold_rule(attrs: Mapping) -> str:
         return f"more than {threshold} of the seed's voxels"
 
 
+class _Citations:
+    """Numbered citations ``[1]``, ``[2]``, ... in the order of first use; ``keys`` lists the cited references."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] = []
+
+    def __call__(self, key: str) -> str:
+        if key not in self.keys:
+            self.keys.append(key)
+        return f"[{self.keys.index(key) + 1}]"
+
+
 def methods_text(ds: xr.Dataset, name: str | None = None, threshold: float = 0.0,
                  connectivity: int = 26) -> tuple[str, list[str]]:
     """A methods paragraph for a result, generated from its ``attrs``, and the references it cites.
@@ -224,12 +236,8 @@ def methods_text(ds: xr.Dataset, name: str | None = None, threshold: float = 0.0
         Keys of :data:`REFERENCES`, in citation order.
     """
     a = ds.attrs
-    keys: list[str] = []
-
-    def cite(key: str) -> str:
-        if key not in keys:
-            keys.append(key)
-        return f"[{keys.index(key) + 1}]"
+    cite = _Citations()
+    keys = cite.keys
 
     name = pick_map(ds, name) if name is None else name
     batch = "seed" in ds.dims
@@ -471,12 +479,8 @@ def parcellation_methods_text(ds: xr.Dataset) -> tuple[str, list[str]]:
         Keys of :data:`REFERENCES`, in citation order.
     """
     a = ds.attrs
-    keys: list[str] = []
-
-    def cite(key: str) -> str:
-        if key not in keys:
-            keys.append(key)
-        return f"[{keys.index(key) + 1}]"
+    cite = _Citations()
+    keys = cite.keys
 
     filters = ", ".join(_plain(f) for f in np.atleast_1d(ds["filter"].values)) if "filter" in ds.coords else "?"
     unit = "studies" if a.get("select", "nearest") == "nearest" else "mm"
