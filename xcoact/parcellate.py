@@ -104,7 +104,7 @@ CRITERIA = (
     "vi_prev_bits",      # variation of information (bits) between the votes at K-1 and K
     "vi_next_bits",      # ... between K and K+1
     "silhouette",        # mean silhouette of the vote, distance 1 - r (r averaged over the kept filters)
-    "hierarchy_pct",     # % of voxels not in the dominant K-1 parent cluster of their K cluster
+    "hierarchy_pct",     # % of voxels not in the dominant K-1 parent cluster of their K cluster (NaN at K = 2)
     "distance_ratio",    # mean inter-cluster / mean intra-cluster distance
     "ratio_change_pct",  # % change of distance_ratio from K-1 to K
     "votes",             # how many criteria favour K (see suggest_k)
@@ -116,9 +116,12 @@ _REFERENCES = (
 )
 
 _K_RULE = (
-    "each criterion votes for the K where it is best among K-1 and K+1 (the neighbours computed): "
-    "deviants_pct lowest, silhouette highest, hierarchy_pct lowest, ratio_change_pct highest, and "
-    "vi_next_bits > vi_prev_bits; k_suggested is the K with the most votes, the smallest on a tie"
+    "candidates are the K whose deviants_pct is at most that of K-1 and lower than that of K+1 (the last K computed "
+    "is never one); each K gets a vote for being a candidate and one from each criterion where it is best among K-1 "
+    "and K+1 (the neighbours computed): silhouette highest, hierarchy_pct lowest (not defined at K = 2, where it "
+    "would be 0 by construction), ratio_change_pct highest, and vi_next_bits > vi_prev_bits; k_suggested is the "
+    "candidate with the most votes, the smallest on a tie (with no candidate, the K with the most votes); xcoact's "
+    "combination of the published criteria, not a published rule"
 )
 
 
@@ -688,30 +691,56 @@ def _best_among_neighbours(values: np.ndarray, higher: bool) -> np.ndarray:
     return out
 
 
+def _stable(deviants: np.ndarray) -> np.ndarray:
+    """Where the deviants criterion holds: no more deviants than at K-1, and more at K+1 (the next split is less stable)."""
+    out = np.zeros(len(deviants), dtype=bool)
+    for i, v in enumerate(deviants):
+        if not np.isfinite(v) or i + 1 >= len(deviants) or not np.isfinite(deviants[i + 1]):
+            continue  # the last K of the table (or one next to a missing value): whether K+1 gets worse is unknown
+        before = i == 0 or not np.isfinite(deviants[i - 1]) or v <= deviants[i - 1]
+        out[i] = before and deviants[i + 1] > v
+    return out
+
+
 def suggest_k(ks, criteria: np.ndarray) -> tuple[int, np.ndarray]:
     """The suggested K and each K's votes, from the criteria table ``(len(ks), len(CRITERIA))``.
 
-    Each criterion votes for a K where it is at least as good as at the
-    neighbouring K's of the table (K-1 and K+1 when computed): the lowest
-    ``deviants_pct`` (stable across filter sizes), the highest
-    ``silhouette`` (compact, separated clusters), the lowest
-    ``hierarchy_pct`` (K nests in K-1), the highest ``ratio_change_pct``
-    (the split to K separated the clusters most), and ``vi_next_bits >
-    vi_prev_bits`` (going on to K+1 changes the partition more than reaching
-    K did).  The suggested K has the most votes; the smallest K on a tie
-    (parsimony).
+    ``ks`` are consecutive numbers of clusters (the table's rows); K-1 and
+    K+1 are the neighbouring rows.
+
+    1. **Stability gate** (the deviants criterion as Chase et al. 2020
+       describe it: not more deviants than K-1, more at K+1; without their
+       significance test): the candidates are the K where ``deviants_pct``
+       is at most its value at K-1 (when computed) and lower than at K+1.
+       The last K of the table is never a candidate (K+1 is unknown).
+    2. **Votes**: one for being a candidate, and one from each of the other
+       criteria where K is at least as good as its computed neighbours: the
+       highest ``silhouette``, the lowest ``hierarchy_pct`` (not defined at
+       K = 2), the highest ``ratio_change_pct``, and ``vi_next_bits >
+       vi_prev_bits`` (going on to K+1 changes the partition more than
+       reaching K did).  A NaN gives no vote and is left out of its
+       neighbours' comparisons.
+    3. ``k_suggested``: the candidate with the most votes, the smallest on
+       a tie (parsimony); with no candidate, the K with the most votes.
+
+    This combination is xcoact's, not a published rule: the published
+    description we could check (Chase et al. 2020, as NiMARE's unfinished
+    ``CoordCBP`` quotes it) states each criterion's condition but no way of
+    combining them (see docs/parcellation.md).
     """
     ks = list(ks)
     col = {name: i for i, name in enumerate(CRITERIA)}
     c = np.asarray(criteria, dtype=np.float64)
+    stable = _stable(c[:, col["deviants_pct"]])
     votes = (
-        _best_among_neighbours(c[:, col["deviants_pct"]], higher=False).astype(int)
+        stable.astype(int)
         + _best_among_neighbours(c[:, col["silhouette"]], higher=True)
         + _best_among_neighbours(c[:, col["hierarchy_pct"]], higher=False)
         + _best_among_neighbours(c[:, col["ratio_change_pct"]], higher=True)
         + np.nan_to_num(c[:, col["vi_next_bits"]] > c[:, col["vi_prev_bits"]]).astype(int)
     )
-    return ks[int(np.argmax(votes))], votes
+    pool = np.flatnonzero(stable) if stable.any() else np.arange(len(ks))
+    return ks[int(pool[np.argmax(votes[pool])])], votes
 
 
 # --- the analysis task -----------------------------------------------------------------------------
@@ -765,7 +794,10 @@ def _analyse(gram_parts, pools_by_filter, union, ks, n_init, seed, filter_range,
         prev = by_k.get(k - 1, np.ones(n_roi, dtype=np.int64) if k == 2 else None)
         if prev is not None:
             crit[ik, col["vi_prev_bits"]] = variation_of_information(prev, by_k[k])
-            crit[ik, col["hierarchy_pct"]] = hierarchy_index(by_k[k], prev)
+            if k > 2:
+                # under the one-cluster "parent" of K = 2 every voxel is in its parent: 0 by construction, which
+                # would hand K = 2 a vote it did not earn (the hierarchy criterion compares two real solutions)
+                crit[ik, col["hierarchy_pct"]] = hierarchy_index(by_k[k], prev)
         if k + 1 in by_k:
             crit[ik, col["vi_next_bits"]] = variation_of_information(by_k[k], by_k[k + 1])
         if k - 1 in ratio and np.isfinite(ratio[k - 1]) and ratio[k - 1] > 0:
