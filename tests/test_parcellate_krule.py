@@ -91,3 +91,12 @@ def test_suggested_k_is_the_candidate_with_most_votes_not_the_overall_winner():
 def test_the_rule_text_in_attrs_is_the_code_rule(result):
     assert result.attrs["k_rule"] == parc._K_RULE
     assert "candidate" in parc._K_RULE and "not a published rule" in parc._K_RULE
+
+
+def test_methods_text_cites_the_source_of_the_criteria_wording(result):
+    from xcoact import report as report_module
+
+    text, keys = report_module.parcellation_methods_text(result)
+    assert {"bzdok2013", "clos2013", "eickhoff2015", "chase2020", "meila2007"} <= set(keys)
+    assert report_module.REFERENCES["chase2020"][1] == "10.1002/hbm.25014"
+    assert "Chase et al., 2020" in text and parc._K_RULE in text

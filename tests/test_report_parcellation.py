@@ -43,7 +43,7 @@ def test_report_holds_criteria_suggested_k_rule_image_and_references(res, tmp_pa
     # every criterion value of every K, as the table formats it
     for i, kk in enumerate(res["k"].values):
         label = f"{kk} (suggested)" if kk == k else str(kk)
-        shown = [report_module._num(v) if np.isfinite(v) else "n/a (edge of the K range)"
+        shown = [report_module._num(v) if np.isfinite(v) else "n/a (not defined at this K)"
                  for v in res["criteria"].values[i]]
         assert rows[label] == shown
     assert "silhouette" in page and "vi_next_bits" in page and ">nan<" not in page

@@ -16,7 +16,8 @@ the criteria reviewed by Eickhoff et al. (2015), on the batched engine:
 3. **Similarity.**  Pearson correlation between the profiles of every pair of
    ROI voxels; distance ``1 - r``.
 4. **Clustering.**  k-means with the correlation distance (MATLAB's
-   ``kmeans(..., 'Distance', 'correlation')``, which the CBP papers ran) for
+   ``kmeans(..., 'Distance', 'correlation')``; the correlation distance is
+   the published one, the k-means details are not verified in the papers) for
    each ``K``, with ``n_init`` seeded k-means++ restarts; the restart with the
    smallest summed distance wins.
 5. **Consensus.**  For each ``K`` the solutions of the filter sizes are
@@ -55,8 +56,17 @@ parcellation of area 44. NeuroImage 83:174-188.
 Eickhoff SB, Thirion B, Varoquaux G, Bzdok D (2015). Connectivity-based
 parcellation: critique and implications. Hum Brain Mapp 36:4771-4792.
 
+Chase HW, Grace AA, Fox PT, Phillips ML, Eickhoff SB (2020). Functional
+differentiation in the human ventromedial frontal lobe: a data-driven
+parcellation. Hum Brain Mapp 41:3266-3283 (the wording of the filter-range
+and K criteria, as NiMARE's unfinished CoordCBP quotes it).
+
 Meila M (2007). Comparing clusterings - an information based distance.
 J Multivar Anal 98:873-895 (variation of information).
+
+The default values (filter sizes, restarts, K range) and the rule combining
+the criteria are xcoact's reading, not verified against the papers' methods:
+see docs/parcellation.md, "What the defaults rest on".
 """
 
 from __future__ import annotations
@@ -87,12 +97,12 @@ __all__ = [
     "PROFILES",
 ]
 
-#: Filter sizes (studies per pool): 20 to 200 in steps of 5, the range of the MACM-CBP papers
-#: (Bzdok et al. 2013; Clos et al. 2013 sample the same range).
+#: Filter sizes (studies per pool): 20 to 200 in steps of 5.  Our reading of the MACM-CBP papers
+#: (Bzdok et al. 2013; Clos et al. 2013), not verified against their methods (docs/parcellation.md).
 DEFAULT_FILTERS = tuple(range(20, 201, 5))
 
-#: k-means restarts per (filter size, K).  The papers ran MATLAB's kmeans with repeated random
-#: starts; 50 k-means++ starts is our default (raise it for a final analysis: cost is linear).
+#: k-means restarts per (filter size, K): ours (the papers' number of restarts is not verified);
+#: raise it for a final analysis, the cost is linear in it.
 DEFAULT_N_INIT = 50
 
 #: Coactivation profiles a pool can have (see :func:`parcellate`).
@@ -112,7 +122,8 @@ CRITERIA = (
 
 _REFERENCES = (
     "Bzdok et al. 2013 Hum Brain Mapp 34:3247; Clos et al. 2013 NeuroImage 83:174; "
-    "Eickhoff et al. 2015 Hum Brain Mapp 36:4771; Meila 2007 J Multivar Anal 98:873"
+    "Eickhoff et al. 2015 Hum Brain Mapp 36:4771; Chase et al. 2020 Hum Brain Mapp 41:3266; "
+    "Meila 2007 J Multivar Anal 98:873"
 )
 
 _K_RULE = (
@@ -298,7 +309,7 @@ def _check_select(select) -> None:
     if select not in ("nearest", "distance"):
         raise ParameterError(
             f"select={select!r} is not a pooling rule of parcellate; expected 'nearest' (the N studies with the "
-            "nearest peak, the published default) or 'distance' (the studies with a peak within a radius in mm)."
+            "nearest peak, the default) or 'distance' (the studies with a peak within a radius in mm)."
         )
 
 
@@ -842,7 +853,7 @@ def parcellate(
     k : int or iterable of int, default range(2, 10)
         Numbers of clusters, each >= 2.
     filters : iterable, default :data:`DEFAULT_FILTERS` (20, 25, ..., 200)
-        Pool sizes in studies (``select="nearest"``, the published 20 to 200
+        Pool sizes in studies (``select="nearest"``, our reading of the papers: 20 to 200
         in steps of 5), or radii in mm (``select="distance"``).
     select : {"nearest", "distance"}, default "nearest"
         How a voxel's pool is drawn: the N studies whose nearest peak is
@@ -1216,7 +1227,7 @@ def add_cli(sub) -> None:
     p.add_argument("--seed", required=True, metavar="ROI.nii.gz", help="the ROI image to parcellate")
     p.add_argument("--k", default="2-9", help="numbers of clusters: a range 2-9 (default) or a list 2,3,5")
     p.add_argument("--filters", default="20-200:5",
-                   help="pool sizes in studies: 20-200:5 (default, the published range) or a list")
+                   help="pool sizes in studies: 20-200:5 (default, our reading of the papers' range) or a list")
     p.add_argument("--profile", choices=PROFILES, default="mkda", help="coactivation profile of a pool (default mkda)")
     p.add_argument("--n-init", type=int, default=DEFAULT_N_INIT, help=f"k-means restarts (default {DEFAULT_N_INIT})")
     p.add_argument("--random-seed", type=int, default=0, help="seed of the k-means restarts (default 0)")

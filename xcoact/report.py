@@ -80,6 +80,11 @@ REFERENCES = {
         "implications. Human Brain Mapping 36(12):4771-4792.",
         "10.1002/hbm.22933",
     ),
+    "chase2020": (
+        "Chase HW, Grace AA, Fox PT, Phillips ML, Eickhoff SB (2020). Functional differentiation in the human "
+        "ventromedial frontal lobe: a data-driven parcellation. Human Brain Mapping 41(12):3266-3283.",
+        "10.1002/hbm.25014",
+    ),
     "meila2007": (
         "Meila M (2007). Comparing clusterings - an information based distance. Journal of Multivariate Analysis "
         "98(5):873-895.",
@@ -500,7 +505,8 @@ def parcellation_methods_text(ds: xr.Dataset) -> tuple[str, list[str]]:
         f"Solutions were combined across filter sizes by {a.get('matching', '?')}, over the contiguous range of filter "
         f"sizes with the fewest deviants (filter_range={a.get('filter_range', '?')!s}).",
         f"The number of clusters was chosen from the criteria of the CBP literature (Eickhoff et al., 2015 "
-        f"{cite('eickhoff2015')}): the percentage of deviant voxels, the variation of information between "
+        f"{cite('eickhoff2015')}; Chase et al., 2020 {cite('chase2020')}): the percentage of deviant voxels, the "
+        f"variation of information between "
         f"neighbouring K (log base {a.get('vi_log_base', 2)}, Meila 2007 {cite('meila2007')}), the mean silhouette, "
         f"the hierarchy index and the change of the inter/intra-cluster distance ratio; {a.get('k_rule', '?')}.",
     ])
@@ -530,9 +536,9 @@ def _parcellation_html(ds: xr.Dataset, *, title, dpi, plot_kwargs, given: dict) 
     suggested = int(ds["k_suggested"].values)
     table = criteria_table(ds)
     table.insert(0, "K", [f"{k} (suggested)" if k == suggested else str(k) for k in table.index])
-    # a criterion that needs K-1 or K+1 has no value at the ends of the K range
+    # a criterion that needs K-1 or K+1 has no value at the ends of the K range, the hierarchy index none at K = 2
     table = table.drop(columns="suggested")
-    table = table.astype(object).where(table.notna(), "n/a (edge of the K range)")
+    table = table.astype(object).where(table.notna(), "n/a (not defined at this K)")
     voted = (ds["filter"].values[np.asarray(ds["in_range"].values, dtype=bool)]
              if "in_range" in ds and "filter" in ds.coords else a.get("filters_voted", []))
     text, keys = parcellation_methods_text(ds)
