@@ -9,7 +9,8 @@ One command::
 Parcellates the bundled amygdala ROI (``xcoact/data/amygdala_roi.nii.gz``, 366
 voxels) with 10 filter sizes (20, 40, ..., 200 studies) and K = 2..9, and
 prints, as one JSON line and a small table, the wall time and peak resident
-memory (VmHWM of this process) of:
+memory (VmHWM of this process), and the 1-minute load average before and after
+(the machine may be shared: say so with the numbers), of:
 
 1. ``read + build``  xcoact.read_database + xcoact.activations (r = 6)
 2. ``call``          act.coact.parcellate(...) (the pools: distance of every ROI voxel to every study)
@@ -66,7 +67,8 @@ def main(argv=None) -> int:
 
     ks, filters = _parse_range(args.k, "--k"), _parse_range(args.filters, "--filters")
     roi = xcoact.datasets.amygdala_roi_path()
-    out = {"database": args.database, "roi": "amygdala_roi.nii.gz", "filters": filters, "k": ks, "n_init": args.n_init}
+    out = {"database": args.database, "roi": "amygdala_roi.nii.gz", "filters": filters, "k": ks, "n_init": args.n_init,
+           "cpus": os.cpu_count(), "load_average_start": round(os.getloadavg()[0], 2)}
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -80,6 +82,7 @@ def main(argv=None) -> int:
         "n_studies": int(act.sizes["study"]), "n_roi": res.attrs["n_roi"], "n_pooled_studies": res.attrs["n_pooled_studies"],
         "read_build_s": round(t1 - t0, 2), "call_s": round(t2 - t1, 2), "compute_s": round(t3 - t2, 2),
         "parcellate_total_s": round(t3 - t1, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
+        "load_average_after_local": round(os.getloadavg()[0], 2),
         "k_suggested": int(res["k_suggested"]),
         "filters_voted": [int(f) for f in res["filter"].values[res["in_range"].values]],
     })
@@ -91,6 +94,7 @@ def main(argv=None) -> int:
             t4 = time.perf_counter()
             other = act.coact.parcellate(roi, k=ks, filters=filters, n_init=args.n_init).compute()
             out["distributed_s"] = round(time.perf_counter() - t4, 2)
+            out["load_average_after_distributed"] = round(os.getloadavg()[0], 2)
         out["distributed_identical_labels"] = bool(
             np.array_equal(other["labels"].values, res["labels"].values)
             and np.array_equal(other["filter_labels"].values, res["filter_labels"].values)

@@ -57,6 +57,10 @@ myst_enable_extensions = ["colon_fence"]
 # and executed here, on the bundled sample, so the site shows what they print
 # and draw. "force": every build runs them, nothing is cached between builds.
 # A cell that raises fails the build (warnings are errors).
+# One exception: examples/parcellation_v7.ipynb is committed with the outputs of a
+# Neurosynth v7 run (not in the repository; no network here) and sets
+# {"mystnb": {"execution_mode": "off"}} in its metadata, so it is shown as stored
+# (tests/test_notebook_parcellation.py re-runs it on the sample and checks them).
 nb_execution_mode = "force"
 nb_execution_timeout = 300
 nb_execution_raise_on_error = True

@@ -110,7 +110,7 @@ EXPECTED: dict[tuple[str, int], list] = {
     ("sharing", 4): ["INSTALLED VERSIONS", _any(r"xcoact: +\S+")],
     ("sharing", 6): ["[5 rows x 10 columns]"],
     # parcellation.md
-    ("parcellation", 0): ["366 ROI voxels, 5 filter sizes, 68 pooled studies", "suggested K: 3", "3 [2.0, 3.0, 2.0, 1.0]"],
+    ("parcellation", 0): ["366 ROI voxels, 5 filter sizes, 68 pooled studies", "suggested K: 3", "3 [1.0, 3.0, 2.0, 1.0]"],
     ("parcellation", 1): ["['cluster_1', 'cluster_2'] True ['r', 'n_studies']"],
     # ale.md
     ("ale", 0): ["float32 ale 9.24"],
