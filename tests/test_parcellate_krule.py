@@ -100,3 +100,9 @@ def test_methods_text_cites_the_source_of_the_criteria_wording(result):
     assert {"bzdok2013", "clos2013", "eickhoff2015", "chase2020", "meila2007"} <= set(keys)
     assert report_module.REFERENCES["chase2020"][1] == "10.1002/hbm.25014"
     assert "Chase et al., 2020" in text and parc._K_RULE in text
+
+
+def test_figure_title_names_the_roi_not_its_path(result):
+    fig = parc.figure(result)
+    title = fig._suptitle.get_text()
+    assert "Coactivation-based parcellation of roi (" in title and "/" not in title.split(";")[0]

@@ -1194,7 +1194,10 @@ def figure(result: xr.Dataset, *, cut: float | None = None):
         ax.set_title(label, fontsize=8)
         ax.set_xticks(ks)
         ax.tick_params(labelsize=7)
-    fig.suptitle(f"Coactivation-based parcellation of {res.attrs.get('roi', 'the ROI')} "
+    from .plot import seed_label
+
+    # the ROI's short label (an image's file stem), not the path of the machine that computed it
+    fig.suptitle(f"Coactivation-based parcellation of {seed_label(res.attrs.get('roi', 'the ROI'))} "
                  f"({res.attrs.get('n_roi')} voxels); suggested K = {suggested}", fontsize=9)
     return fig
 
