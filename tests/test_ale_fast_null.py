@@ -1,0 +1,145 @@
+"""The fast approximate null of ALE (issue 13, speed) against NiMARE 0.22.1's own building blocks.
+
+The compiled bin combination adds each study's pairs of bins as runs of one
+shift (contiguous slices) instead of pair by pair; the per-study histograms are
+made once per cube chunk from its sparse MA values.  Both must give NiMARE's
+numbers bit for bit: ``nimare.meta.cbma.null_utils._update_ale_histogram`` and
+``_study_ma_histogram`` are the references.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+from nimare.meta.cbma.null_utils import _study_ma_histogram, _update_ale_histogram  # noqa: E402
+
+import xcoact  # noqa: E402
+from xcoact import ale  # noqa: E402
+from xcoact.presets import nimare_mni152_2mm  # noqa: E402
+from xcoact.warnings import XcoactWarning  # noqa: E402
+from nimare_support import NIMARE_MARKS, quiet_nimare  # noqa: E402, F401 (an autouse fixture)
+
+pytestmark = NIMARE_MARKS
+
+
+def _centres(n_bins: int) -> np.ndarray:
+    return np.round(np.arange(n_bins) * 1e-5, 5)
+
+
+def _nimare(ale_idx, ale_p, exp_idx, exp_p, centres):
+    out = np.zeros(centres.size)
+    inv_step = 1 / (centres[1] - centres[0])
+    return _update_ale_histogram(ale_idx, ale_p, exp_idx, exp_p, centres, inv_step, centres.size, out)
+
+
+def _random_hist(rng, n_bins: int, top: int, n_nonzero: int, zeros: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    idx = np.unique(rng.integers(1, top, size=n_nonzero))
+    if zeros:
+        idx = np.r_[0, idx]
+    p = rng.random(idx.size)
+    return idx.astype(np.int64), p / p.sum()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_compiled_combination_is_nimares_update_bit_for_bit(seed):
+    """Every bin (no cut): NiMARE's pair-by-pair update, the same bits, on sparse and gapped histograms."""
+    rng = np.random.default_rng(seed)
+    n_bins = int(rng.integers(3000, 9000))
+    centres = _centres(n_bins)
+    inv_step = 1 / (centres[1] - centres[0])
+    a_idx, a_p = _random_hist(rng, n_bins, n_bins // 2, int(rng.integers(5, 2000)), zeros=bool(seed % 2))
+    e_idx, e_p = _random_hist(rng, n_bins, int(rng.integers(50, 2500)), int(rng.integers(1, 60)))
+    combine = ale._numba_combine()
+    ours = combine(a_idx, a_p, e_idx, e_p, centres, inv_step, n_bins, n_bins - 1)
+    assert ours[-1] == 0.0 and ours.size == n_bins + 1
+    assert np.array_equal(ours[:-1], _nimare(a_idx, a_p, e_idx, e_p, centres))
+
+
+@pytest.mark.parametrize("upto", [0, 1, 700, 1500, 2999])
+def test_compiled_combination_cut_keeps_the_bins_below_and_lumps_the_rest(upto):
+    rng = np.random.default_rng(upto)
+    centres = _centres(3000)
+    a_idx, a_p = _random_hist(rng, 3000, 1400, 900)
+    e_idx, e_p = _random_hist(rng, 3000, 1500, 40)
+    keep = a_idx <= upto
+    full = _nimare(a_idx[keep], a_p[keep], e_idx, e_p, centres)
+    ours = ale._numba_combine()(a_idx[keep], a_p[keep], e_idx, e_p, centres, 1 / (centres[1] - centres[0]), 3000, upto)
+    assert ours.size == upto + 2
+    assert np.array_equal(ours[: upto + 1], full[: upto + 1])
+    assert ours[-1] == pytest.approx(full[upto + 1:].sum(), rel=1e-12, abs=1e-300)
+
+
+def _sample_cube():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", XcoactWarning)
+        return xcoact.activations(xcoact.datasets.sample_database_path(), preset="nimare", kernel="ale", sample_size=12)
+
+
+def test_the_null_of_real_studies_is_nimares_fold_bit_for_bit():
+    """Real MA histograms (the bundled sample), folded study by study: NiMARE's loop over its update, same bits."""
+    grid = nimare_mni152_2mm()
+    table = xcoact.read_database(xcoact.datasets.sample_database_path())
+    from xcoact.stats_nimare import _nimare_peak_xyz
+    from xcoact.table import study_index
+
+    _, codes = study_index(table["study_id"].values)
+    ijk = grid.xyz_to_ijk(_nimare_peak_xyz(np.column_stack([table[c].values for c in "xyz"]), table["space"].values))
+    ma = [ale.study_ma(ijk[codes == s], grid, sample_size=8 + s % 30) for s in range(40)]
+    studies = ale._as_study_list(ma, grid.n_mask)
+    bins, ours = ale._null(studies, grid.n_mask, "numba")
+    study_max = np.array([v.max() for _, v in studies], dtype=np.float32)
+    centres = ale._bins(study_max)
+    inv_step = 1 / (centres[1] - centres[0])
+    want = None
+    for _, values in studies:
+        hist = _study_ma_histogram(values, grid.n_mask - values.size, 1.0 / grid.n_mask, inv_step, centres.size)
+        if want is None:
+            want = hist
+            continue
+        a, e = np.flatnonzero(want > 0), np.flatnonzero(hist > 0)
+        want = _update_ale_histogram(a, want[a], e, hist[e], centres, inv_step, centres.size, np.zeros(centres.size))
+    assert np.array_equal(bins, centres) and ours[-1] == 0
+    assert np.array_equal(ours[:-1], want)
+
+
+def test_chunk_histograms_are_nimares_study_histograms_and_made_once():
+    act = _sample_cube()
+    from xcoact.blocks import pieces_of
+    from xcoact.counts import canonical
+
+    block = canonical(act).to_delayed(optimize_graph=False).ravel()[0].compute()
+    chunk = next(iter(pieces_of(block))).chunk
+    got = ale._chunk_hists(chunk)
+    assert ale._chunk_hists(chunk) is got  # kept beside the chunk
+    indptr, _ = chunk.rows()
+    values = chunk.values()
+    n_mask, n_bins = chunk.grid.n_mask, 2000
+    inv_step = 1 / np.round(1e-5, 5)
+    assert len(got) == chunk.n_studies
+    for row, (bins, counts, n_values, top) in enumerate(got):
+        v = values[indptr[row]:indptr[row + 1]]
+        assert n_values == v.size and top == (v.max() if v.size else 0) and top.dtype == np.float32
+        dense = np.zeros(n_bins)
+        dense[bins] = counts
+        dense[0] += n_mask - n_values
+        dense *= 1.0 / n_mask
+        want = _study_ma_histogram(v.astype(np.float32), n_mask - v.size, 1.0 / n_mask, inv_step, n_bins)
+        assert np.array_equal(dense, want), row
+
+
+def test_seed_maps_without_the_compiled_helpers_are_the_same(monkeypatch):
+    """The numpy fallbacks (no numba) of the histograms and the log sums give the same maps."""
+    act = _sample_cube()
+    roi = xcoact.datasets.amygdala_roi_path()
+    fast = act.coact.seed(roi).compute()
+    slow_act = _sample_cube()  # fresh chunks: their histograms made again, by numpy
+    monkeypatch.setattr(ale, "_numba_count_bins", lambda: None)
+    monkeypatch.setattr(ale, "_numba_scatter_add", lambda: None)
+    slow = slow_act.coact.seed(roi).compute()
+    for name in ("stat", "p", "z_map"):
+        assert np.array_equal(fast[name].values, slow[name].values), name
+    assert fast["z_map"].values.max() > 3
