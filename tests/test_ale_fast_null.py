@@ -36,6 +36,19 @@ def _nimare(ale_idx, ale_p, exp_idx, exp_p, centres):
     return _update_ale_histogram(ale_idx, ale_p, exp_idx, exp_p, centres, inv_step, centres.size, out)
 
 
+def _compiled(a_idx, a_p, e_idx, e_p, centres, upto):
+    """The compiled step on a running null given sparse: its output (bins 0..upto, then the lumped mass)."""
+    dense = np.zeros(upto + 2)
+    dense[a_idx] = a_p
+    out = np.zeros(upto + 2)
+    lo, hi = (int(a_idx[0]), int(a_idx[-1])) if a_idx.size else (upto + 1, upto)
+    new_lo, new_hi = ale._numba_combine()(dense, lo, hi, e_idx, e_p, centres, 1 / (centres[1] - centres[0]),
+                                          centres.size, upto, out)
+    nz = np.flatnonzero(out[: upto + 1])
+    assert (new_lo, new_hi) == ((nz[0], nz[-1]) if nz.size else (upto + 1, upto))
+    return out
+
+
 def _random_hist(rng, n_bins: int, top: int, n_nonzero: int, zeros: bool = True) -> tuple[np.ndarray, np.ndarray]:
     idx = np.unique(rng.integers(1, top, size=n_nonzero))
     if zeros:
@@ -50,11 +63,9 @@ def test_compiled_combination_is_nimares_update_bit_for_bit(seed):
     rng = np.random.default_rng(seed)
     n_bins = int(rng.integers(3000, 9000))
     centres = _centres(n_bins)
-    inv_step = 1 / (centres[1] - centres[0])
     a_idx, a_p = _random_hist(rng, n_bins, n_bins // 2, int(rng.integers(5, 2000)), zeros=bool(seed % 2))
     e_idx, e_p = _random_hist(rng, n_bins, int(rng.integers(50, 2500)), int(rng.integers(1, 60)))
-    combine = ale._numba_combine()
-    ours = combine(a_idx, a_p, e_idx, e_p, centres, inv_step, n_bins, n_bins - 1)
+    ours = _compiled(a_idx, a_p, e_idx, e_p, centres, n_bins - 1)
     assert ours[-1] == 0.0 and ours.size == n_bins + 1
     assert np.array_equal(ours[:-1], _nimare(a_idx, a_p, e_idx, e_p, centres))
 
@@ -67,7 +78,7 @@ def test_compiled_combination_cut_keeps_the_bins_below_and_lumps_the_rest(upto):
     e_idx, e_p = _random_hist(rng, 3000, 1500, 40)
     keep = a_idx <= upto
     full = _nimare(a_idx[keep], a_p[keep], e_idx, e_p, centres)
-    ours = ale._numba_combine()(a_idx[keep], a_p[keep], e_idx, e_p, centres, 1 / (centres[1] - centres[0]), 3000, upto)
+    ours = _compiled(a_idx[keep], a_p[keep], e_idx, e_p, centres, upto)
     assert ours.size == upto + 2
     assert np.array_equal(ours[: upto + 1], full[: upto + 1])
     assert ours[-1] == pytest.approx(full[upto + 1:].sum(), rel=1e-12, abs=1e-300)

@@ -468,6 +468,14 @@ def _combine_numpy(ale_idx, ale_p, exp_idx, exp_p, centres, inv_step, n_bins, up
     return out
 
 
+def _step_numpy(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out) -> tuple[int, int]:
+    """:func:`_combine_numpy` of the running null's nonzero bins into ``out`` (zero on entry); the new nonzero range."""
+    a = lo + np.flatnonzero(null[lo:hi + 1])
+    if a.size:
+        out += _combine_numpy(a, null[a], exp_idx, exp_p, centres, inv_step, n_bins, upto)
+    return _nonzero_range(out[: upto + 1])
+
+
 def _make_numba_combine():
     try:
         import numba
@@ -475,7 +483,9 @@ def _make_numba_combine():
         return None
 
     @numba.njit(cache=True, nogil=True)
-    def combine(ale_idx, ale_p, exp_idx, exp_p, centres, inv_step, n_bins, upto):  # pragma: no cover - compiled
+    def combine(dense, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out):  # pragma: no cover - compiled
+        # dense: the running null over 0..upto (nonzero within lo..hi; its empty bins add 0.0, which changes no
+        # sum); out: zero on entry, receives bins 0..upto and the pairs landing above upto in out[upto + 1]
         def target(a, keep, centres, inv_step, n_bins, upto):
             # the bin of the pair (exp bin with 1 - centre = keep, running-null bin a): NiMARE's arithmetic, clipped and
             # lumped as _combine_numpy
@@ -490,13 +500,8 @@ def _make_numba_combine():
                 t = upto + 1
             return t
 
-        out = np.zeros(upto + 2)
-        if ale_idx.shape[0] == 0:
-            return out
-        lo, hi = ale_idx[0], ale_idx[-1]
-        dense = np.zeros(hi - lo + 1)  # the running null over lo..hi; its empty bins add 0.0, which changes no sum
-        for j in range(ale_idx.shape[0]):
-            dense[ale_idx[j] - lo] = ale_p[j]
+        if lo > hi:
+            return lo, hi
         top = min(upto + 1, n_bins - 1)  # the largest target: the lumped bin, or the last bin
         for i in range(exp_idx.shape[0]):
             c_e = centres[exp_idx[i]]
@@ -543,13 +548,20 @@ def _make_numba_combine():
                         bad = mid
                 # views indexed from 0: the compiler can drop negative-index checks and vectorise the loop
                 dst = out[a + shift:good + 1 + shift]
-                src = dense[a - lo:good + 1 - lo]
+                src = dense[a:good + 1]
                 for k in range(src.shape[0]):
                     dst[k] += pe * src[k]
                 a = good + 1
             for b in range(tail, hi + 1):
-                out[top] += pe * dense[b - lo]
-        return out
+                out[top] += pe * dense[b]
+        # the new nonzero range: targets never fall below lo (a pair lands at or above its running-null bin)
+        new_lo = lo
+        while new_lo <= upto and out[new_lo] == 0.0:
+            new_lo += 1
+        new_hi = min(upto, hi + exp_idx.max())  # a pair lands at most e bins above its running-null bin
+        while new_hi >= new_lo and out[new_hi] == 0.0:
+            new_hi -= 1
+        return new_lo, new_hi
 
     return combine
 
@@ -612,7 +624,7 @@ def _combiner(engine: str):
     if combine is None:
         if engine == "numba":
             raise ParameterError("engine='numba' but numba is not installed; install numba or use engine='numpy'.")
-        combine = _combine_numpy
+        combine = _step_numpy
     return combine
 
 
@@ -626,33 +638,56 @@ def _null(studies, n_mask: int, engine: str, upto: int | None = None):
     returned weights have ``upto + 2`` entries, the last the lumped mass
     (``upto=None``: every bin, and a last entry 0).
     """
-    combine = _combiner(engine)
     study_max = np.array([v.max() if v.size else 0.0 for _, v in studies], dtype=np.float32)
 
     def hists(inv_step, n_bins):
         for _, values in studies:
-            yield _study_hist(values, n_mask, inv_step, n_bins)
+            hist = _study_hist(values, n_mask, inv_step, n_bins)
+            nz = np.flatnonzero(hist)
+            yield nz, hist[nz], hist.sum()
 
-    return _fold(hists, study_max, combine, upto)
+    return _fold(hists, study_max, engine, upto)
 
 
-def _fold(hists, study_max: np.ndarray, combine, upto: int | None):
-    """The null from the studies' histograms (``hists(inv_step, n_bins)`` yields them in combination order)."""
+def _fold(hists, study_max: np.ndarray, engine: str, upto: int | None):
+    """The null from the studies' histograms, in the order ``hists(inv_step, n_bins)`` yields them.
+
+    Each histogram comes sparse: ``(bins, probabilities, total)``, the bins
+    ascending and ``total`` its probabilities' sum (the factor of the mass
+    lumped above ``upto``).  The running null is kept dense over ``0..upto``
+    with its nonzero range ``lo..hi``; a step costs the study's bins times
+    that range.
+    """
     centres = _bins(study_max).astype(np.float64)
     n_bins = centres.size
     inv_step = 1 / (centres[1] - centres[0])
     upto = n_bins - 1 if upto is None else min(int(upto), n_bins - 1)
-    null = None
-    for hist in hists(inv_step, n_bins):
+    step = _combiner(engine)
+    null = spare = None
+    lo = hi = spare_lo = spare_hi = 0
+    for e_idx, e_p, total in hists(inv_step, n_bins):
         if null is None:
-            null = np.append(hist[: upto + 1], hist[upto + 1:].sum())
+            null = np.zeros(upto + 2)
+            spare = np.zeros(upto + 2)
+            below = e_idx <= upto
+            null[e_idx[below]] = e_p[below]
+            null[-1] = e_p[~below].sum()
+            lo, hi = _nonzero_range(null[: upto + 1])
             continue
-        a = np.flatnonzero(null[: upto + 1] > 0)
-        e = np.flatnonzero(hist > 0)
         above = null[-1]
-        null = combine(a, null[a], e, hist[e], centres, inv_step, n_bins, upto)
-        null[-1] += above * hist.sum()
+        spare[spare_lo:spare_hi + 1] = 0.0  # the buffer's old nonzero range: all of it is 0 now
+        spare[-1] = 0.0
+        new_lo, new_hi = step(null, lo, hi, e_idx, e_p, centres, inv_step, n_bins, upto, spare)
+        spare[-1] += above * total
+        null, spare = spare, null
+        spare_lo, spare_hi, lo, hi = lo, hi, new_lo, new_hi
     return centres, null
+
+
+def _nonzero_range(values: np.ndarray) -> tuple[int, int]:
+    """First and last index of a nonzero value (``(n, n - 1)`` when there is none)."""
+    nz = np.flatnonzero(values)
+    return (int(nz[0]), int(nz[-1])) if nz.size else (values.size, values.size - 1)
 
 
 def _round_half_up(x: np.ndarray) -> np.ndarray:
@@ -984,16 +1019,26 @@ def _seed_maps(parts, order: np.ndarray, n_mask: int, engine: str) -> np.ndarray
     stat = (1.0 - np.exp(sums)).astype(np.float32)
     study_max = np.array([h[3] for h in hists], dtype=np.float32)
 
-    def dense(inv_step, n_bins):
+    recip = 1.0 / n_mask
+
+    def sparse(inv_step, n_bins):
         for bins, counts, n_values, _ in hists:
-            hist = np.zeros(n_bins)
-            np.add.at(hist, np.minimum(bins, n_bins - 1), counts.astype(np.float64))
-            hist[0] += n_mask - n_values
-            hist *= 1.0 / n_mask
-            yield hist
+            # the zeros of the mask and the values nearest bin 0 share bin 0 (NiMARE's counts, then its scaling)
+            counts = counts.astype(np.float64)
+            if bins.size and bins[0] == 0:
+                counts[0] += n_mask - n_values
+            else:
+                bins, counts = np.r_[0, bins], np.r_[float(n_mask - n_values), counts]
+            if bins[-1] >= n_bins:  # never for a study's own bins (n_bins reaches its maximum); clipped as NiMARE
+                merged = np.bincount(np.minimum(bins, n_bins - 1), weights=counts)
+                bins = np.flatnonzero(merged)
+                counts = merged[bins]
+            keep = counts > 0
+            p = counts[keep] * recip
+            yield bins[keep], p, p.sum()
 
     top = int(_round_half_up(np.array([float(stat.max()) * HIST_STEPS]))[0])
-    bins, weights = _fold(dense, study_max, _combiner(engine), top + 1)
+    bins, weights = _fold(sparse, study_max, engine, top + 1)
     p = _tail_p(stat, weights, bins)
     return np.stack([stat.astype(np.float64), p, p_to_z(p)])
 
@@ -1157,79 +1202,164 @@ def _cube_kernel(act) -> ALEKernel | None:
     return None
 
 
+@functools.lru_cache(maxsize=4)
+def _mask_runs(grid: Grid) -> tuple:
+    """The brain mask as runs along the last axis: ``(run_ptr, k0, k1, base)``.
+
+    Runs ``run_ptr[r]:run_ptr[r + 1]`` of grid row ``r = i * ny + j`` cover
+    voxels ``k0..k1`` (inclusive), in-mask indices ``base..base + k1 - k0``.
+    A kernel is placed row by row on these (no per-voxel lookup: a few kB per
+    grid row instead of the padded box's 15 MB).
+    """
+    nx, ny, nz = (int(n) for n in grid.shape)
+    rows = grid.mask.reshape(nx * ny, nz)
+    padded = np.zeros((nx * ny, nz + 2), dtype=np.int8)
+    padded[:, 1:-1] = rows
+    step = np.diff(padded, axis=1)
+    row_of, start = np.nonzero(step == 1)
+    _, stop = np.nonzero(step == -1)  # both in row order, then k order: the runs pair up
+    k0, k1 = start.astype(np.int64), stop.astype(np.int64) - 1
+    # in-mask index of a run's first voxel: voxels of the mask before it, in C order
+    before = np.concatenate([[0], np.cumsum(rows.sum(axis=1))])[row_of]
+    within = np.cumsum(k1 - k0 + 1) - (k1 - k0 + 1)
+    first_run = np.searchsorted(row_of, row_of)
+    base = before + within - within[first_run]
+    run_ptr = np.searchsorted(row_of, np.arange(nx * ny + 1))
+    out = (run_ptr.astype(np.int64), k0, k1, base.astype(np.int64))
+    for a in out:
+        a.setflags(write=False)
+    return out
+
+
 @functools.lru_cache(maxsize=1)
-def _numba_place_touched():
-    """Compiled: one study's MA into a zeroed scratch map, its voxels and values listed and the scratch reset."""
+def _numba_study_logs():
+    """Compiled: one study's MA placed run by run (the largest kernel value per voxel), its ``log1p(-MA)`` added and its bins counted."""
     try:
         import numba
     except ImportError:
         return None
 
     @numba.njit(cache=True, nogil=True)
-    def place(scratch, support, centres, offsets, values, out_idx, out_val):  # pragma: no cover - compiled
+    def study_logs(best, winner, run_ptr, run_k0, run_k1, run_base, nx, ny, foci, width, values, logs, bins, touched,
+                   sums, counts):  # pragma: no cover - compiled
+        # best[col]: the largest kernel value placed at col so far (0: none), winner[col] its kernel entry; only a
+        # larger value replaces one, so best is study_ma's maximum over the foci
+        reach = width // 2
         n = 0
-        for c in range(centres.shape[0]):
-            for k in range(offsets.shape[0]):
-                col = support[centres[c] + offsets[k]]
-                if col >= 0 and values[k] > scratch[col]:
-                    if scratch[col] == 0:
-                        out_idx[n] = col
-                        n += 1
-                    scratch[col] = values[k]
-        for i in range(n):
-            out_val[i] = scratch[out_idx[i]]
-            scratch[out_idx[i]] = 0
-        return n
+        for c in range(foci.shape[0]):
+            fi, fj, fk = foci[c, 0], foci[c, 1], foci[c, 2]
+            for di in range(width):
+                i = fi + di - reach
+                if i < 0 or i >= nx:
+                    continue
+                for dj in range(width):
+                    j = fj + dj - reach
+                    if j < 0 or j >= ny:
+                        continue
+                    r = i * ny + j
+                    entry = (di * width + dj) * width - (fk - reach)  # the kernel entry of voxel k is entry + k
+                    for q in range(run_ptr[r], run_ptr[r + 1]):
+                        lo = max(run_k0[q], fk - reach)
+                        hi = min(run_k1[q], fk + reach)
+                        shift = run_base[q] - run_k0[q]  # the in-mask index of voxel k is shift + k
+                        for k in range(lo, hi + 1):
+                            v = values[entry + k]
+                            col = shift + k
+                            if v > best[col]:
+                                if best[col] == 0:
+                                    touched[n] = col
+                                    n += 1
+                                best[col] = v
+                                winner[col] = entry + k
+        top = np.float32(0.0)
+        for t in range(n):
+            col = touched[t]
+            e = winner[col]
+            sums[col] += np.float64(logs[e])  # the entry's float32 log1p(-value), added in float64: NiMARE's ALE
+            counts[bins[e]] += 1
+            if best[col] > top:
+                top = best[col]
+            best[col] = 0
+        return n, top
 
-    return place
+    return study_logs
 
 
-def _chunk_log_sums(chunk) -> np.ndarray:
-    """Sum over a chunk's studies of ``log1p(-MA)`` per in-mask voxel, each study's MA made and dropped at once."""
+@functools.lru_cache(maxsize=64)
+def _pattern_tables(fwhm_mm: float, zoom_root: float, given: bool) -> tuple:
+    """A kernel's width and its entries (C order): float32 values, ``log1p(-value)`` and nearest bins.
+
+    The logs are numpy's float32 ``log1p`` of the float32 values (what the
+    study's MA values would give), the bins :func:`_nearest` of them (width
+    1e-5): a study's MA is made of these entries, so its sums and histogram
+    come from them without another pass over its values.
+    """
+    kernel = _stored_kernel(fwhm_mm, zoom_root, given)
+    values = np.ascontiguousarray(kernel.reshape(-1), dtype=np.float32)
+    logs = np.log1p(-values)
+    bins = _nearest(values.astype(np.float64) * (1 / np.round(1 / HIST_STEPS, 5)), np.iinfo(np.int64).max)
+    for a in (values, logs, bins):
+        a.setflags(write=False)
+    return kernel.shape[0], values, logs, bins
+
+
+def _chunk_parts(chunk) -> tuple:
+    """A chunk's share of a database's ALE: ``(log_sums, hists)``, each study's MA made and dropped at once.
+
+    ``log_sums``: sum over the chunk's studies of ``log1p(-MA)`` per in-mask
+    voxel (float64); ``hists``: per study, ``(bins, counts, n_values, max)``
+    of its MA values (as :func:`_block_parts`), for the approximate null.
+    """
     grid, kernel = chunk.grid, chunk.kernel
     sums = np.zeros(grid.n_mask)
-    place = _numba_place_touched()
-    if place is None:
+    hists = []
+    inv_step = 1 / np.round(1 / HIST_STEPS, 5)
+    study_logs = _numba_study_logs()
+    if study_logs is None:
         for s in range(chunk.n_studies):
             lo, hi = chunk.peak_ptr[s], chunk.peak_ptr[s + 1]
             idx, values = kernel.study_map(chunk.ijk[lo:hi], grid, None if chunk.studies is None else chunk.studies[s])
-            sums[idx] += np.log1p(-values.astype(np.float32))  # float32 log1p, float64 sum: NiMARE's ALE
-        return sums
-    # the same placement as study_ma, without a fresh map per study
-    scratch = np.zeros(grid.n_mask, dtype=np.float32)
-    out_idx = np.zeros(grid.n_mask, dtype=np.int64)
-    out_val = np.zeros(grid.n_mask, dtype=np.float32)
-    padded = tuple(int(n) + 2 * _PAD for n in grid.shape)
-    strides = np.array([padded[1] * padded[2], padded[2], 1])
-    support = _placement(grid)
+            v = values.astype(np.float32)
+            sums[idx] += np.log1p(-v)  # float32 log1p, float64 sum: NiMARE's ALE
+            counts = np.bincount(_nearest(v.astype(np.float64) * inv_step, np.iinfo(np.int64).max))
+            bins = np.flatnonzero(counts)
+            hists.append((bins, counts[bins], int(v.size), np.float32(v.max()) if v.size else np.float32(0)))
+        return sums, hists
+    best = np.zeros(grid.n_mask, dtype=np.float32)
+    winner = np.zeros(grid.n_mask, dtype=np.int32)
+    touched = np.zeros(grid.n_mask, dtype=np.int32)
+    counts = np.zeros(HIST_STEPS + 2, dtype=np.int64)
+    run_ptr, run_k0, run_k1, run_base = _mask_runs(grid)
+    nx, ny = int(grid.shape[0]), int(grid.shape[1])
     zoom = _zoom_root(grid.voxel_size)
     for s in range(chunk.n_studies):
-        ijk = chunk.ijk[chunk.peak_ptr[s]:chunk.peak_ptr[s + 1]]
+        foci = chunk.ijk[chunk.peak_ptr[s]:chunk.peak_ptr[s + 1]]
         if kernel.fwhm is not None:
-            pattern = _stored_kernel(kernel.fwhm, zoom, True)
+            width, values, logs, bins = _pattern_tables(kernel.fwhm, zoom, True)
         else:
             size = kernel.size_of(None if chunk.studies is None else chunk.studies[s])
-            pattern = _stored_kernel(ale_fwhm(size), zoom, False)
-        reach = pattern.shape[0] // 2
-        near = np.all((ijk >= -reach) & (ijk < np.asarray(grid.shape) + reach), axis=1)
-        if not near.any():
-            continue
-        centres = (ijk[near] + _PAD) @ strides
-        n = place(scratch, support, centres, _flat_offsets(pattern.shape[0], padded), pattern.reshape(-1), out_idx, out_val)
-        sums[out_idx[:n]] += np.log1p(-out_val[:n])  # float32 log1p, float64 sum: NiMARE's ALE
-    return sums
+            width, values, logs, bins = _pattern_tables(ale_fwhm(size), zoom, False)
+        n, top = study_logs(best, winner, run_ptr, run_k0, run_k1, run_base, nx, ny, foci, width, values, logs, bins,
+                            touched, sums, counts)
+        got = counts[: int(bins.max()) + 1]
+        where = np.flatnonzero(got)
+        hists.append((where, got[where].copy(), int(n), np.float32(top)))
+        got[:] = 0
+    return sums, hists
 
 
-def _stat_volume(parts, mask_flat: np.ndarray, shape: tuple) -> np.ndarray:
-    sums = np.zeros(mask_flat.size)
-    for part in parts:
-        sums += part
-    stat = (1.0 - np.exp(sums)).astype(np.float32).astype(np.float64)
-    return _to_volume(stat[None], mask_flat, shape)[0]
+def _database_maps(parts, order: np.ndarray, n_mask: int, null: bool, engine: str) -> np.ndarray:
+    """``(1 or 3, n_mask)``: the ALE ``stat`` of all studies (and ``p``, ``z`` from the null, sorted-id order)."""
+    sums = np.zeros(n_mask)
+    for part_sums, _ in parts:
+        sums += part_sums
+    if not null:
+        return (1.0 - np.exp(sums)).astype(np.float32).astype(np.float64)[None]
+    return _seed_maps(parts, order, n_mask, engine)
 
 
 def database_ale(db, *, sample_size: float | None = None, fwhm: float | None = None, preset="nimare",
-                 grid: Grid | None = None, studies_per_task: int = 256):
+                 grid: Grid | None = None, studies_per_task: int = 256, null: bool = False, engine: str = "auto"):
     """The ALE statistic of every study of a database, streamed: each study's MA is made, added and dropped.
 
     For a whole database (e.g. Neurosynth v7's 14,371 studies) the ALE cube's
@@ -1276,14 +1406,27 @@ def database_ale(db, *, sample_size: float | None = None, fwhm: float | None = N
     kernel = ALEKernel(sample_size, fwhm, grid.voxel_size).bind(db)
     peaks = DatabasePeaks(db, grid, None, peak_transform=pre.peak_transform, kernel=kernel)
     n = peaks.n_studies
-    parts = [dask.delayed(_chunk_log_sums, pure=True)(peaks.chunk(s0, min(n, s0 + studies_per_task)))
+    parts = [dask.delayed(_chunk_parts, pure=True)(peaks.chunk(s0, min(n, s0 + studies_per_task)))
              for s0 in range(0, n, studies_per_task)]
-    total = dask.delayed(_stat_volume, pure=True)(parts, grid.mask_flat, grid.shape)
-    vol = da.from_delayed(total, shape=grid.shape, dtype=np.float64)
-    return xr.DataArray(vol, dims=("x", "y", "z"), coords={k: (k, v, {"units": "mm"}) for k, v in grid.coords().items()},
-                        name="stat", attrs={"long_name": "ALE of every study of the database", "kernel": "ale",
-                                            "database": str(db.attrs.get("database", "")), "n_studies": n,
-                                            **{k: v for k, v in kernel.attrs().items() if k in ("sample_size", "fwhm")}})
+    order = np.argsort(np.array([str(_plain(s)) for s in peaks.studies], dtype=object), kind="stable")
+    names = ("stat", "p", "z_map") if null else ("stat",)
+    flat = da.from_delayed(dask.delayed(_database_maps, pure=True)(parts, order, grid.n_mask, bool(null), engine),
+                           shape=(len(names), grid.n_mask), dtype=np.float64)
+    stack = flat.map_blocks(_to_volume, grid.mask_flat, grid.shape, chunks=((len(names),), *((s,) for s in grid.shape)),
+                            dtype=np.float64)
+    coords = {k: (k, v, {"units": "mm"}) for k, v in grid.coords().items()}
+    attrs = {"kernel": "ale", "database": str(db.attrs.get("database", "")), "n_studies": n,
+             **{k: v for k, v in kernel.attrs().items() if k in ("sample_size", "fwhm")}}
+    stat = xr.DataArray(stack[0], dims=("x", "y", "z"), coords=coords, name="stat",
+                        attrs={"long_name": "ALE of every study of the database", **attrs})
+    if not null:
+        return stat
+    ds = xr.Dataset({"stat": stat}, attrs={"analysis": "ALE of every study of the database", **attrs,
+                                           "null_method": "approximate", "maps": ", ".join(MAP_NAMES),
+                                           "reference": "NiMARE 0.22.1 ALE (null_method='approximate') on every study"})
+    for i, name in enumerate(MAP_NAMES[1:], start=1):
+        ds[name] = (("x", "y", "z"), stack[i], {"long_name": MAP_LONG_NAMES[name]})
+    return ds
 
 
 # -- Monte Carlo doors (issue 13 points 4-5): a cube's foci handed to xcoact.ale_null ------------------------
