@@ -13,15 +13,13 @@ import warnings
 
 import numpy as np
 import pytest
+from nimare.meta.cbma.null_utils import _study_ma_histogram, _update_ale_histogram
 
-pytest.importorskip("numba")
-from nimare.meta.cbma.null_utils import _study_ma_histogram, _update_ale_histogram  # noqa: E402
-
-import xcoact  # noqa: E402
-from xcoact import ale  # noqa: E402
-from xcoact.presets import nimare_mni152_2mm  # noqa: E402
-from xcoact.warnings import XcoactWarning  # noqa: E402
-from nimare_support import NIMARE_MARKS, quiet_nimare  # noqa: E402, F401 (an autouse fixture)
+import xcoact
+from xcoact import ale
+from xcoact.presets import nimare_mni152_2mm
+from xcoact.warnings import XcoactWarning
+from nimare_support import NIMARE_MARKS, quiet_nimare  # noqa: F401 (an autouse fixture)
 
 pytestmark = NIMARE_MARKS
 
@@ -42,11 +40,18 @@ def _compiled(a_idx, a_p, e_idx, e_p, centres, upto):
     dense[a_idx] = a_p
     out = np.zeros(upto + 2)
     lo, hi = (int(a_idx[0]), int(a_idx[-1])) if a_idx.size else (upto + 1, upto)
-    new_lo, new_hi = ale._numba_combine()(dense, lo, hi, e_idx, e_p, centres, 1 / (centres[1] - centres[0]),
-                                          centres.size, upto, out)
+    new_lo, new_hi = ale._step_numba(dense, lo, hi, e_idx, e_p, centres, 1 / (centres[1] - centres[0]), centres.size,
+                                     upto, out)
     nz = np.flatnonzero(out[: upto + 1])
-    assert (new_lo, new_hi) == ((nz[0], nz[-1]) if nz.size else (upto + 1, upto))
+    assert (new_lo, new_hi) == (nz[0], nz[-1]) if nz.size else new_lo > new_hi
     return out
+
+
+@pytest.fixture(params=["one thread", "split"])
+def split(request, monkeypatch):
+    """Every step in one call, or every step split between two threads by target bin."""
+    monkeypatch.setattr(ale, "_SPLIT_PAIRS", 10**18 if request.param == "one thread" else 0)
+    return request.param
 
 
 def _random_hist(rng, n_bins: int, top: int, n_nonzero: int, zeros: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +63,7 @@ def _random_hist(rng, n_bins: int, top: int, n_nonzero: int, zeros: bool = True)
 
 
 @pytest.mark.parametrize("seed", range(6))
-def test_compiled_combination_is_nimares_update_bit_for_bit(seed):
+def test_compiled_combination_is_nimares_update_bit_for_bit(seed, split):
     """Every bin (no cut): NiMARE's pair-by-pair update, the same bits, on sparse and gapped histograms."""
     rng = np.random.default_rng(seed)
     n_bins = int(rng.integers(3000, 9000))
@@ -71,7 +76,7 @@ def test_compiled_combination_is_nimares_update_bit_for_bit(seed):
 
 
 @pytest.mark.parametrize("upto", [0, 1, 700, 1500, 2999])
-def test_compiled_combination_cut_keeps_the_bins_below_and_lumps_the_rest(upto):
+def test_compiled_combination_cut_keeps_the_bins_below_and_lumps_the_rest(upto, split):
     rng = np.random.default_rng(upto)
     centres = _centres(3000)
     a_idx, a_p = _random_hist(rng, 3000, 1400, 900)
@@ -90,7 +95,7 @@ def _sample_cube():
         return xcoact.activations(xcoact.datasets.sample_database_path(), preset="nimare", kernel="ale", sample_size=12)
 
 
-def test_the_null_of_real_studies_is_nimares_fold_bit_for_bit():
+def test_the_null_of_real_studies_is_nimares_fold_bit_for_bit(split):
     """Real MA histograms (the bundled sample), folded study by study: NiMARE's loop over its update, same bits."""
     grid = nimare_mni152_2mm()
     table = xcoact.read_database(xcoact.datasets.sample_database_path())
@@ -154,3 +159,59 @@ def test_seed_maps_without_the_compiled_helpers_are_the_same(monkeypatch):
     for name in ("stat", "p", "z_map"):
         assert np.array_equal(fast[name].values, slow[name].values), name
     assert fast["z_map"].values.max() > 3
+
+
+def _sample_dataset():
+    """The bundled Neurosynth sample as a NiMARE Dataset (ids '<pmid>-1'), as tests/test_ale_macm.py reads it."""
+    import pandas as pd
+    from nimare.dataset import Dataset
+
+    df = pd.read_table(xcoact.datasets.sample_database_path())
+    data = {}
+    for sid, rows in df.groupby("id", sort=False):
+        coords = {"space": rows["space"].iloc[0], **{c: rows[c].tolist() for c in "xyz"}}
+        data[str(sid)] = {"contrasts": {"1": {"coords": coords}}}
+    return Dataset(data)
+
+
+def test_database_ale_with_the_null_is_nimares_ale_of_every_study():
+    """database_ale(null=True): stat, p and z of all studies, NiMARE's ALE().fit on the whole sample."""
+    from nimare.meta.cbma.ale import ALE
+
+    result = ALE(kernel__sample_size=20).fit(_sample_dataset())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", XcoactWarning)
+        ds = ale.database_ale(xcoact.datasets.sample_database_path(), sample_size=20, studies_per_task=30, null=True)
+    assert list(ds.data_vars) == ["stat", "p", "z_map"] and ds.attrs["n_studies"] == 100
+    assert ds.attrs["null_method"] == "approximate" and type(ds["p"].data).__name__ == "Array"
+    mask = nimare_mni152_2mm().mask
+    got = ds.compute()
+    for ours, theirs in (("stat", "stat"), ("p", "p"), ("z_map", "z")):
+        want = result.get_map(theirs, return_type="array").astype(np.float64)
+        assert np.abs(got[ours].values[mask] - want).max() <= 1e-5, theirs
+    assert got["z_map"].values[mask].max() > 3
+    assert np.array_equal(got["stat"].values[mask].astype(np.float32), result.get_map("stat", return_type="array"))
+
+
+def test_database_parts_without_numba_are_the_same(monkeypatch):
+    """The compiled placement along the mask's runs: the same log sums and histograms as study_ma's maps."""
+    from xcoact.cube import DatabasePeaks
+    from xcoact.presets import get_preset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", XcoactWarning)
+        table = xcoact.read_database(xcoact.datasets.sample_database_path())
+    pre = get_preset("nimare")
+    grid = pre.grid()
+    sizes = {s: 6.0 + (i % 5) * 9 for i, s in enumerate(np.unique(table["study_id"].values))}
+    kernel = ale.ALEKernel(voxel_size=grid.voxel_size)
+    kernel.sizes = sizes  # each study its own kernel width
+    peaks = DatabasePeaks(table, grid, None, peak_transform=pre.peak_transform, kernel=kernel)
+    chunk = peaks.chunk(0, peaks.n_studies)
+    fast = ale._chunk_parts(chunk)
+    monkeypatch.setattr(ale, "_numba_study_logs", lambda: None)
+    slow = ale._chunk_parts(chunk)
+    assert np.array_equal(fast[0], slow[0]) and len(fast[1]) == len(slow[1]) == peaks.n_studies
+    for a, b in zip(fast[1], slow[1], strict=True):
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2:] == b[2:]
+    assert sum(h[2] for h in fast[1]) > 1000

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import weakref
 from collections.abc import Sequence
 
@@ -483,9 +484,10 @@ def _make_numba_combine():
         return None
 
     @numba.njit(cache=True, nogil=True)
-    def combine(dense, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out):  # pragma: no cover - compiled
+    def combine(dense, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out, t_min, t_max):  # pragma: no cover
         # dense: the running null over 0..upto (nonzero within lo..hi; its empty bins add 0.0, which changes no
-        # sum); out: zero on entry, receives bins 0..upto and the pairs landing above upto in out[upto + 1]
+        # sum); out: receives the pairs whose bin (0..upto, or upto + 1 for those landing above upto) lies in
+        # [t_min, t_max], each bin's in NiMARE's order, so that disjoint windows can run at once
         def target(a, keep, centres, inv_step, n_bins, upto):
             # the bin of the pair (exp bin with 1 - centre = keep, running-null bin a): NiMARE's arithmetic, clipped and
             # lumped as _combine_numpy
@@ -500,20 +502,43 @@ def _make_numba_combine():
                 t = upto + 1
             return t
 
-        if lo > hi:
-            return lo, hi
         top = min(upto + 1, n_bins - 1)  # the largest target: the lumped bin, or the last bin
+        if lo > hi or t_min > t_max:
+            return
         for i in range(exp_idx.shape[0]):
             c_e = centres[exp_idx[i]]
             keep = 1.0 - c_e
             pe = exp_p[i]
-            # the target is non-decreasing in a: the running-null bins sent to `top` are a tail, found by bisection
-            if target(hi, keep, centres, inv_step, n_bins, upto) < top:
-                tail = hi + 1
-            elif target(lo, keep, centres, inv_step, n_bins, upto) == top:
-                tail = lo
+            # the target is non-decreasing in a: the bins sending pairs into [t_min, t_max] are a range, and those
+            # sent to `top` a tail of it; each end found by bisection
+            if target(hi, keep, centres, inv_step, n_bins, upto) < t_min or target(lo, keep, centres, inv_step, n_bins,
+                                                                                     upto) > t_max:
+                continue
+            first, last = lo, hi
+            if target(lo, keep, centres, inv_step, n_bins, upto) < t_min:
+                good, bad = lo, hi  # target(good) < t_min <= target(bad)
+                while bad - good > 1:
+                    mid = (good + bad) // 2
+                    if target(mid, keep, centres, inv_step, n_bins, upto) < t_min:
+                        good = mid
+                    else:
+                        bad = mid
+                first = bad
+            if target(hi, keep, centres, inv_step, n_bins, upto) > t_max:
+                good, bad = lo, hi  # target(good) <= t_max < target(bad)
+                while bad - good > 1:
+                    mid = (good + bad) // 2
+                    if target(mid, keep, centres, inv_step, n_bins, upto) <= t_max:
+                        good = mid
+                    else:
+                        bad = mid
+                last = good
+            if target(last, keep, centres, inv_step, n_bins, upto) < top:
+                tail = last + 1
+            elif target(first, keep, centres, inv_step, n_bins, upto) == top:
+                tail = first
             else:
-                good, bad = lo, hi  # target(good) < top <= target(bad)
+                good, bad = first, last  # target(good) < top <= target(bad)
                 while bad - good > 1:
                     mid = (good + bad) // 2
                     if target(mid, keep, centres, inv_step, n_bins, upto) < top:
@@ -524,19 +549,19 @@ def _make_numba_combine():
             # below the tail the target is a + shift with a shift that steps down by one every 1 / c_e bins (it
             # never steps up: the target grows by at most one per bin, as keep < 1): each run of one shift is a
             # contiguous axpy, its pairs added in NiMARE's order (a ascending)
-            a = lo
+            a = first
             while a < tail:
                 shift = target(a, keep, centres, inv_step, n_bins, upto) - a
-                last = tail - 1
+                end = tail - 1
                 if c_e > 0.0:
                     # predicted end of the run (exact: shift = round(c_e * inv_step - c_e * a)), then checked
                     guess = int(np.floor((c_e * inv_step - shift + 0.5) / c_e))
-                    guess = max(a, min(last, guess))
+                    guess = max(a, min(end, guess))
                 else:
-                    guess = last
+                    guess = end
                 if target(guess, keep, centres, inv_step, n_bins, upto) - guess == shift:
-                    good, bad = guess, last + 1
-                    if guess < last and target(guess + 1, keep, centres, inv_step, n_bins, upto) - guess - 1 != shift:
+                    good, bad = guess, end + 1
+                    if guess < end and target(guess + 1, keep, centres, inv_step, n_bins, upto) - guess - 1 != shift:
                         bad = guess + 1
                 else:
                     good, bad = a, guess
@@ -552,18 +577,62 @@ def _make_numba_combine():
                 for k in range(src.shape[0]):
                     dst[k] += pe * src[k]
                 a = good + 1
-            for b in range(tail, hi + 1):
+            for b in range(tail, last + 1):
                 out[top] += pe * dense[b]
-        # the new nonzero range: targets never fall below lo (a pair lands at or above its running-null bin)
+
+    return combine
+
+
+#: Pairs of bins of one step above which the compiled step splits its bins between two threads.
+_SPLIT_PAIRS = 2_000_000
+
+
+@functools.lru_cache(maxsize=1)
+def _split_pool():
+    """One helper thread for the second half of a large step (the caller's thread runs the first)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="xcoact-ale-null")
+
+
+def _step_numba(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out) -> tuple[int, int]:
+    """The compiled step of :func:`_fold`: ``null`` with one study's bins into ``out`` (zero on entry).
+
+    A large step is split by target bin: two threads each add the pairs
+    landing in their half of the bins (every bin is written by one thread, in
+    NiMARE's order, so the result has the same bits).  Returns the new nonzero
+    range of bins ``0..upto``.
+    """
+    combine = _numba_combine()
+    top = min(upto + 1, n_bins - 1)
+    reach = min(top, hi + int(exp_idx.max()))  # a pair lands at most its study bin above its running-null bin
+    if (hi - lo + 1) * exp_idx.size >= _SPLIT_PAIRS and (os.cpu_count() or 1) > 1 and reach > lo:
+        mid = (lo + reach) // 2
+        second = _split_pool().submit(combine, null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out,
+                                      mid + 1, upto + 1)
+        combine(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out, 0, mid)
+        second.result()
+    else:
+        combine(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out, 0, upto + 1)
+    return _numba_bounds()(out, lo, reach, upto)
+
+
+@functools.lru_cache(maxsize=1)
+def _numba_bounds():
+    """Compiled: the first and last nonzero of ``out[lo..min(reach, upto)]`` (bins below lo receive nothing)."""
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def bounds(out, lo, reach, upto):  # pragma: no cover - compiled
         new_lo = lo
         while new_lo <= upto and out[new_lo] == 0.0:
             new_lo += 1
-        new_hi = min(upto, hi + exp_idx.max())  # a pair lands at most e bins above its running-null bin
+        new_hi = min(upto, reach)
         while new_hi >= new_lo and out[new_hi] == 0.0:
             new_hi -= 1
         return new_lo, new_hi
 
-    return combine
+    return bounds
 
 
 @functools.lru_cache(maxsize=1)
@@ -617,15 +686,14 @@ def ale_null(ma, n_mask: int, *, engine: str = "auto") -> tuple[np.ndarray, np.n
 
 
 def _combiner(engine: str):
-    """The bin-pair combination of ``engine``."""
+    """The fold step of ``engine`` (see :func:`_fold`)."""
     if engine not in ("auto", "numba", "numpy"):
         raise ParameterError(f"engine={engine!r}; expected 'auto', 'numba' or 'numpy'.")
-    combine = _numba_combine() if engine in ("auto", "numba") else None
-    if combine is None:
-        if engine == "numba":
-            raise ParameterError("engine='numba' but numba is not installed; install numba or use engine='numpy'.")
-        combine = _step_numpy
-    return combine
+    if engine in ("auto", "numba") and _numba_combine() is not None:
+        return _step_numba
+    if engine == "numba":
+        raise ParameterError("engine='numba' but numba is not installed; install numba or use engine='numpy'.")
+    return _step_numpy
 
 
 def _null(studies, n_mask: int, engine: str, upto: int | None = None):
@@ -1233,15 +1301,19 @@ def _mask_runs(grid: Grid) -> tuple:
 
 @functools.lru_cache(maxsize=1)
 def _numba_study_logs():
-    """Compiled: one study's MA placed run by run (the largest kernel value per voxel), its ``log1p(-MA)`` added and its bins counted."""
+    """Compiled: one study's MA placed run by run (the largest kernel value per voxel), its ``log1p(-MA)`` added.
+
+    Also counts the voxels whose MA is each kernel entry's value (its
+    histogram, binned afterwards).
+    """
     try:
         import numba
     except ImportError:
         return None
 
     @numba.njit(cache=True, nogil=True)
-    def study_logs(best, winner, run_ptr, run_k0, run_k1, run_base, nx, ny, foci, width, values, logs, bins, touched,
-                   sums, counts):  # pragma: no cover - compiled
+    def study_logs(best, winner, run_ptr, run_k0, run_k1, run_base, nx, ny, foci, width, values, logs, touched, sums,
+                   used):  # pragma: no cover - compiled
         # best[col]: the largest kernel value placed at col so far (0: none), winner[col] its kernel entry; only a
         # larger value replaces one, so best is study_ma's maximum over the foci
         reach = width // 2
@@ -1271,16 +1343,13 @@ def _numba_study_logs():
                                     n += 1
                                 best[col] = v
                                 winner[col] = entry + k
-        top = np.float32(0.0)
         for t in range(n):
             col = touched[t]
             e = winner[col]
             sums[col] += np.float64(logs[e])  # the entry's float32 log1p(-value), added in float64: NiMARE's ALE
-            counts[bins[e]] += 1
-            if best[col] > top:
-                top = best[col]
+            used[e] += 1  # voxels whose MA is this entry's value (binned per study afterwards)
             best[col] = 0
-        return n, top
+        return n
 
     return study_logs
 
@@ -1328,10 +1397,11 @@ def _chunk_parts(chunk) -> tuple:
     best = np.zeros(grid.n_mask, dtype=np.float32)
     winner = np.zeros(grid.n_mask, dtype=np.int32)
     touched = np.zeros(grid.n_mask, dtype=np.int32)
-    counts = np.zeros(HIST_STEPS + 2, dtype=np.int64)
     run_ptr, run_k0, run_k1, run_base = _mask_runs(grid)
     nx, ny = int(grid.shape[0]), int(grid.shape[1])
     zoom = _zoom_root(grid.voxel_size)
+    used = np.zeros(_CUBE**3, dtype=np.int64)
+    empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0, np.float32(0))
     for s in range(chunk.n_studies):
         foci = chunk.ijk[chunk.peak_ptr[s]:chunk.peak_ptr[s + 1]]
         if kernel.fwhm is not None:
@@ -1339,12 +1409,16 @@ def _chunk_parts(chunk) -> tuple:
         else:
             size = kernel.size_of(None if chunk.studies is None else chunk.studies[s])
             width, values, logs, bins = _pattern_tables(ale_fwhm(size), zoom, False)
-        n, top = study_logs(best, winner, run_ptr, run_k0, run_k1, run_base, nx, ny, foci, width, values, logs, bins,
-                            touched, sums, counts)
-        got = counts[: int(bins.max()) + 1]
-        where = np.flatnonzero(got)
-        hists.append((where, got[where].copy(), int(n), np.float32(top)))
-        got[:] = 0
+        n = study_logs(best, winner, run_ptr, run_k0, run_k1, run_base, nx, ny, foci, width, values, logs, touched,
+                       sums, used)
+        entries = np.flatnonzero(used[: values.size])
+        if not entries.size:
+            hists.append(empty)
+            continue
+        counts = np.bincount(bins[entries], weights=used[entries]).astype(np.int64)
+        where = np.flatnonzero(counts)
+        hists.append((where, counts[where], int(n), np.float32(values[entries].max())))
+        used[entries] = 0
     return sums, hists
 
 
