@@ -17,6 +17,7 @@ from nimare.meta.cbma.null_utils import _study_ma_histogram, _update_ale_histogr
 
 import xcoact
 from xcoact import ale
+from xcoact.errors import ParameterError
 from xcoact.presets import nimare_mni152_2mm
 from xcoact.warnings import XcoactWarning
 from nimare_support import NIMARE_MARKS, quiet_nimare  # noqa: F401 (an autouse fixture)
@@ -215,3 +216,13 @@ def test_database_parts_without_numba_are_the_same(monkeypatch):
     for a, b in zip(fast[1], slow[1], strict=True):
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2:] == b[2:]
     assert sum(h[2] for h in fast[1]) > 1000
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"null": "yes"}, "null='yes'; expected True (stat, p and z) or False (stat only)."),
+    ({"null": True, "engine": "fast"}, "engine='fast'; expected 'auto', 'numba' or 'numpy'."),
+])
+def test_database_ale_checks_its_null_options(kwargs, message):
+    with pytest.raises(ParameterError) as err:
+        ale.database_ale(xcoact.datasets.sample_database_path(), fwhm=10, **kwargs)
+    assert str(err.value) == message

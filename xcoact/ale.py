@@ -1434,15 +1434,21 @@ def _database_maps(parts, order: np.ndarray, n_mask: int, null: bool, engine: st
 
 def database_ale(db, *, sample_size: float | None = None, fwhm: float | None = None, preset="nimare",
                  grid: Grid | None = None, studies_per_task: int = 256, null: bool = False, engine: str = "auto"):
-    """The ALE statistic of every study of a database, streamed: each study's MA is made, added and dropped.
+    """The ALE of every study of a database, streamed: each study's MA is made, added and dropped.
 
     For a whole database (e.g. Neurosynth v7's 14,371 studies) the ALE cube's
     rows would take several GB (an ALE kernel reaches thousands of voxels per
-    focus); this map needs none of them kept.  One Dask task per
-    ``studies_per_task`` studies returns their summed ``log1p(-MA)``; the
-    result is ``1 - exp`` of the total, NiMARE's ``stat`` of ``ALE().fit``
-    on all studies (float32 values).  ``p`` and ``z`` are not computed: the
-    approximate null of thousands of studies costs bins x bins per study.
+    focus); these maps need none of them kept.  One Dask task per
+    ``studies_per_task`` studies returns their summed ``log1p(-MA)`` and each
+    study's MA histogram (a few dozen bins); ``stat`` is ``1 - exp`` of the
+    total, NiMARE's ``stat`` of ``ALE().fit`` on all studies (float32 values).
+    With ``null=True`` the histograms are folded into the approximate null in
+    sorted-id order (NiMARE's; one task, its large steps on two threads) and
+    ``p`` and ``z`` follow, as :func:`seed_stats` does for a seed's studies:
+    NiMARE's ``p`` and ``z`` of ``ALE().fit`` on all studies.  The null of
+    thousands of studies spans most of its bins, so it costs about the
+    studies' bins times 1e5 bins per study (Neurosynth v7: about 5e10 bin
+    pairs, the larger part of the run).
 
     Parameters
     ----------
@@ -1456,11 +1462,17 @@ def database_ale(db, *, sample_size: float | None = None, fwhm: float | None = N
         Another grid and mask.
     studies_per_task : int
         Studies per task (memory per task: one study's MA at a time, plus the sums).
+    null : bool
+        Also ``p`` and ``z`` from the approximate null.
+    engine : {"auto", "numba", "numpy"}
+        The null's bin combination (see :func:`ale_null`).
 
     Returns
     -------
-    xarray.DataArray
-        ``stat`` over ``(x, y, z)`` (0 outside the mask), lazy.
+    xarray.DataArray or xarray.Dataset
+        ``stat`` over ``(x, y, z)`` (0 outside the mask), lazy; with
+        ``null=True`` a Dataset of ``stat``, ``p`` and ``z_map`` (as an ALE
+        seed's maps), computed together.
     """
     import dask
     import dask.array as da
@@ -1477,6 +1489,9 @@ def database_ale(db, *, sample_size: float | None = None, fwhm: float | None = N
     grid = grid or pre.grid()
     if isinstance(studies_per_task, bool) or not isinstance(studies_per_task, (int, np.integer)) or studies_per_task < 1:
         raise ParameterError(f"studies_per_task={studies_per_task!r}; expected an int >= 1, e.g. 256.")
+    if not isinstance(null, (bool, np.bool_)):
+        raise ParameterError(f"null={null!r}; expected True (stat, p and z) or False (stat only).")
+    _combiner(engine)  # a bad engine fails here, not in the task
     kernel = ALEKernel(sample_size, fwhm, grid.voxel_size).bind(db)
     peaks = DatabasePeaks(db, grid, None, peak_transform=pre.peak_transform, kernel=kernel)
     n = peaks.n_studies
