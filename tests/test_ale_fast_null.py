@@ -48,10 +48,12 @@ def _compiled(a_idx, a_p, e_idx, e_p, centres, upto):
     return out
 
 
-@pytest.fixture(params=["one thread", "split"])
+@pytest.fixture(params=["one thread", "split", "small windows"])
 def split(request, monkeypatch):
-    """Every step in one call, or every step split between two threads by target bin."""
+    """Every step in one call, split between two threads by target bin, or also cut into 5-bin target windows."""
     monkeypatch.setattr(ale, "_SPLIT_PAIRS", 10**18 if request.param == "one thread" else 0)
+    if request.param == "small windows":
+        monkeypatch.setattr(ale, "_WINDOW", 5)
     return request.param
 
 

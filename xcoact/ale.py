@@ -484,7 +484,8 @@ def _make_numba_combine():
         return None
 
     @numba.njit(cache=True, nogil=True)
-    def combine(dense, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out, t_min, t_max):  # pragma: no cover
+    def combine(dense, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out, t_min, t_max,
+                window):  # pragma: no cover - compiled
         # dense: the running null over 0..upto (nonzero within lo..hi; its empty bins add 0.0, which changes no
         # sum); out: receives the pairs whose bin (0..upto, or upto + 1 for those landing above upto) lies in
         # [t_min, t_max], each bin's in NiMARE's order, so that disjoint windows can run at once
@@ -505,84 +506,95 @@ def _make_numba_combine():
         top = min(upto + 1, n_bins - 1)  # the largest target: the lumped bin, or the last bin
         if lo > hi or t_min > t_max:
             return
-        for i in range(exp_idx.shape[0]):
-            c_e = centres[exp_idx[i]]
-            keep = 1.0 - c_e
-            pe = exp_p[i]
-            # the target is non-decreasing in a: the bins sending pairs into [t_min, t_max] are a range, and those
-            # sent to `top` a tail of it; each end found by bisection
-            if target(hi, keep, centres, inv_step, n_bins, upto) < t_min or target(lo, keep, centres, inv_step, n_bins,
-                                                                                     upto) > t_max:
-                continue
-            first, last = lo, hi
-            if target(lo, keep, centres, inv_step, n_bins, upto) < t_min:
-                good, bad = lo, hi  # target(good) < t_min <= target(bad)
-                while bad - good > 1:
-                    mid = (good + bad) // 2
-                    if target(mid, keep, centres, inv_step, n_bins, upto) < t_min:
-                        good = mid
-                    else:
-                        bad = mid
-                first = bad
-            if target(hi, keep, centres, inv_step, n_bins, upto) > t_max:
-                good, bad = lo, hi  # target(good) <= t_max < target(bad)
-                while bad - good > 1:
-                    mid = (good + bad) // 2
-                    if target(mid, keep, centres, inv_step, n_bins, upto) <= t_max:
-                        good = mid
-                    else:
-                        bad = mid
-                last = good
-            if target(last, keep, centres, inv_step, n_bins, upto) < top:
-                tail = last + 1
-            elif target(first, keep, centres, inv_step, n_bins, upto) == top:
-                tail = first
+        n_e = exp_idx.shape[0]
+        # per study bin: the next running-null bin to add, and the last one (the target is non-decreasing in a,
+        # so the bins sending pairs into [t_min, t_max] are a range; its ends found by bisection)
+        nxt = np.empty(n_e, dtype=np.int64)
+        last = np.empty(n_e, dtype=np.int64)
+        for i in range(n_e):
+            keep = 1.0 - centres[exp_idx[i]]
+            first, final = lo, hi
+            if target(hi, keep, centres, inv_step, n_bins, upto) < t_min or target(
+                    lo, keep, centres, inv_step, n_bins, upto) > t_max:
+                first, final = hi + 1, hi
             else:
-                good, bad = first, last  # target(good) < top <= target(bad)
-                while bad - good > 1:
-                    mid = (good + bad) // 2
-                    if target(mid, keep, centres, inv_step, n_bins, upto) < top:
-                        good = mid
+                if target(lo, keep, centres, inv_step, n_bins, upto) < t_min:
+                    good, bad = lo, hi  # target(good) < t_min <= target(bad)
+                    while bad - good > 1:
+                        mid = (good + bad) // 2
+                        if target(mid, keep, centres, inv_step, n_bins, upto) < t_min:
+                            good = mid
+                        else:
+                            bad = mid
+                    first = bad
+                if target(hi, keep, centres, inv_step, n_bins, upto) > t_max:
+                    good, bad = lo, hi  # target(good) <= t_max < target(bad)
+                    while bad - good > 1:
+                        mid = (good + bad) // 2
+                        if target(mid, keep, centres, inv_step, n_bins, upto) <= t_max:
+                            good = mid
+                        else:
+                            bad = mid
+                    final = good
+            nxt[i], last[i] = first, final
+        # target windows of _WINDOW bins, one after the other: a window's bins and the running-null bins sending
+        # pairs there stay in the core's cache while every study bin adds its pairs (a bin lies in one window, so
+        # it still receives its pairs study bin by study bin, each in a ascending: NiMARE's order)
+        w0 = t_min
+        while w0 <= t_max:
+            w1 = min(t_max, w0 + window - 1)
+            for i in range(n_e):
+                c_e = centres[exp_idx[i]]
+                keep = 1.0 - c_e
+                pe = exp_p[i]
+                a = nxt[i]
+                end = last[i]
+                while a <= end:
+                    t_a = target(a, keep, centres, inv_step, n_bins, upto)
+                    if t_a > w1:
+                        break
+                    if t_a == top:  # every later bin lands on top too
+                        for b in range(a, end + 1):
+                            out[top] += pe * dense[b]
+                        a = end + 1
+                        break
+                    # a run of one shift (the target is a + shift; the shift steps down by one every 1 / c_e bins and
+                    # never up, as keep < 1), cut at the window's end: a contiguous axpy
+                    shift = t_a - a
+                    stop = min(end, w1 - shift)
+                    if c_e > 0.0:
+                        # predicted end of the run (exact: shift = round(c_e * inv_step - c_e * a)), then checked
+                        guess = int(np.floor((c_e * inv_step - shift + 0.5) / c_e))
+                        guess = max(a, min(stop, guess))
                     else:
-                        bad = mid
-                tail = bad
-            # below the tail the target is a + shift with a shift that steps down by one every 1 / c_e bins (it
-            # never steps up: the target grows by at most one per bin, as keep < 1): each run of one shift is a
-            # contiguous axpy, its pairs added in NiMARE's order (a ascending)
-            a = first
-            while a < tail:
-                shift = target(a, keep, centres, inv_step, n_bins, upto) - a
-                end = tail - 1
-                if c_e > 0.0:
-                    # predicted end of the run (exact: shift = round(c_e * inv_step - c_e * a)), then checked
-                    guess = int(np.floor((c_e * inv_step - shift + 0.5) / c_e))
-                    guess = max(a, min(end, guess))
-                else:
-                    guess = end
-                if target(guess, keep, centres, inv_step, n_bins, upto) - guess == shift:
-                    good, bad = guess, end + 1
-                    if guess < end and target(guess + 1, keep, centres, inv_step, n_bins, upto) - guess - 1 != shift:
-                        bad = guess + 1
-                else:
-                    good, bad = a, guess
-                while bad - good > 1:
-                    mid = (good + bad) // 2
-                    if target(mid, keep, centres, inv_step, n_bins, upto) - mid == shift:
-                        good = mid
+                        guess = stop
+                    if target(guess, keep, centres, inv_step, n_bins, upto) - guess == shift:
+                        good, bad = guess, stop + 1
+                        if guess < stop and target(guess + 1, keep, centres, inv_step, n_bins,
+                                                   upto) - guess - 1 != shift:
+                            bad = guess + 1
                     else:
-                        bad = mid
-                # views indexed from 0: the compiler can drop negative-index checks and vectorise the loop
-                dst = out[a + shift:good + 1 + shift]
-                src = dense[a:good + 1]
-                for k in range(src.shape[0]):
-                    dst[k] += pe * src[k]
-                a = good + 1
-            for b in range(tail, last + 1):
-                out[top] += pe * dense[b]
+                        good, bad = a, guess
+                    while bad - good > 1:
+                        mid = (good + bad) // 2
+                        if target(mid, keep, centres, inv_step, n_bins, upto) - mid == shift:
+                            good = mid
+                        else:
+                            bad = mid
+                    # views indexed from 0: the compiler can drop negative-index checks and vectorise the loop
+                    dst = out[a + shift:good + 1 + shift]
+                    src = dense[a:good + 1]
+                    for k in range(src.shape[0]):
+                        dst[k] += pe * src[k]
+                    a = good + 1
+                nxt[i] = a
+            w0 = w1 + 1
 
     return combine
 
 
+#: Target bins per window of the compiled step (its bins and their sources, 2 x 8 x 4096 bytes, stay in cache).
+_WINDOW = 4096
 #: Pairs of bins of one step above which the compiled step splits its bins between two threads.
 _SPLIT_PAIRS = 2_000_000
 
@@ -609,11 +621,11 @@ def _step_numba(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, o
     if (hi - lo + 1) * exp_idx.size >= _SPLIT_PAIRS and (os.cpu_count() or 1) > 1 and reach > lo:
         mid = (lo + reach) // 2
         second = _split_pool().submit(combine, null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out,
-                                      mid + 1, upto + 1)
-        combine(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out, 0, mid)
+                                      mid + 1, upto + 1, _WINDOW)
+        combine(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out, 0, mid, _WINDOW)
         second.result()
     else:
-        combine(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out, 0, upto + 1)
+        combine(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out, 0, upto + 1, _WINDOW)
     return _numba_bounds()(out, lo, reach, upto)
 
 
