@@ -21,6 +21,7 @@ from xcoact.errors import ParameterError
 from xcoact.presets import nimare_mni152_2mm
 from xcoact.warnings import XcoactWarning
 from nimare_support import NIMARE_MARKS, quiet_nimare  # noqa: F401 (an autouse fixture)
+from test_ale_macm import sample_dataset
 
 pytestmark = NIMARE_MARKS
 
@@ -164,24 +165,11 @@ def test_seed_maps_without_the_compiled_helpers_are_the_same(monkeypatch):
     assert fast["z_map"].values.max() > 3
 
 
-def _sample_dataset():
-    """The bundled Neurosynth sample as a NiMARE Dataset (ids '<pmid>-1'), as tests/test_ale_macm.py reads it."""
-    import pandas as pd
-    from nimare.dataset import Dataset
-
-    df = pd.read_table(xcoact.datasets.sample_database_path())
-    data = {}
-    for sid, rows in df.groupby("id", sort=False):
-        coords = {"space": rows["space"].iloc[0], **{c: rows[c].tolist() for c in "xyz"}}
-        data[str(sid)] = {"contrasts": {"1": {"coords": coords}}}
-    return Dataset(data)
-
-
 def test_database_ale_with_the_null_is_nimares_ale_of_every_study():
     """database_ale(null=True): stat, p and z of all studies, NiMARE's ALE().fit on the whole sample."""
     from nimare.meta.cbma.ale import ALE
 
-    result = ALE(kernel__sample_size=20).fit(_sample_dataset())
+    result = ALE(kernel__sample_size=20).fit(sample_dataset())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", XcoactWarning)
         ds = ale.database_ale(xcoact.datasets.sample_database_path(), sample_size=20, studies_per_task=30, null=True)
