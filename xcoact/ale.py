@@ -1366,7 +1366,7 @@ def _numba_study_logs():
     return study_logs
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
 def _pattern_tables(fwhm_mm: float, zoom_root: float, given: bool) -> tuple:
     """A kernel's width and its entries (C order): float32 values, ``log1p(-value)`` and nearest bins.
 
