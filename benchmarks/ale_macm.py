@@ -5,6 +5,7 @@ Two commands (run under ``nice -n 5`` on a shared machine; the load average is p
 
     python3 benchmarks/ale_macm.py macm    # an ALE MACM map warm, ~150 selected studies, against NiMARE
     python3 benchmarks/ale_macm.py v7      # ALE of all of Neurosynth v7, fixed sample size, cold
+    python3 benchmarks/ale_macm.py v7 --null   # the same with p and z (the approximate null of every study)
 
 ``macm``: the NeuroStore n-back/flanker collection bundled for the tests
 (``tests/data/nback_flanker_*.tsv.gz``, 320 studies), every study with
@@ -13,15 +14,19 @@ Two commands (run under ``nice -n 5`` on a shared machine; the load average is p
 the seed a sphere (default 13 mm around pre-SMA, (0, 16, 46) mm), studies with
 a focus in it.  Timed, best of ``--repeat``, after one run that builds the
 cube's rows (warm): ``act.coact.seed(roi).compute()`` (selection, ALE, null,
-p, z).  NiMARE's ``ALE(kernel__sample_size=N).fit(dset.slice(ids))`` on the
+p, z); the process's CPU time of the same runs is printed beside the wall
+time (on a shared machine the CPU time is the steadier number).  NiMARE's
+``ALE(kernel__sample_size=N).fit(dset.slice(ids))`` on the
 same studies is timed once after a warm-up; the largest |difference| of stat,
 p and z is printed.
 
 ``v7``: :func:`xcoact.ale.database_ale` of the v7 coordinates
 (``--v7``, default ``/tmp/xcoact-bench-data/neurosynth-v7/...``), every study
 with ``--sample-size`` subjects, from reading the file to the computed map, in
-a fresh process (cold: numba's compiled functions come from its disk cache).
-Peak memory is the process's maximum resident set size.
+a fresh process (cold: numba's compiled functions come from its disk cache);
+``--null`` adds ``p`` and ``z`` (``database_ale(null=True)``: every study's MA
+histogram folded into the approximate null, sorted-id order, as NiMARE).
+Wall and CPU time; peak memory is the process's maximum resident set size.
 """
 
 from __future__ import annotations
@@ -66,11 +71,12 @@ def macm(args) -> None:
     t0 = time.perf_counter()
     ds = act.coact.seed(roi).compute()
     first = time.perf_counter() - t0
-    times = []
+    times, cpu = [], []
     for _ in range(args.repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ds = act.coact.seed(roi).compute()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     n_sel = ds.attrs["n_selected"]
 
     dset = convert_neurosynth_to_dataset(coords, str(DATA / "nback_flanker_metadata.tsv.gz"))
@@ -85,7 +91,8 @@ def macm(args) -> None:
                for o, t in (("stat", "stat"), ("p", "p"), ("z_map", "z")))
     print(f"ALE MACM, {n_sel} of {ds.attrs['n_studies']} studies selected (NiMARE: {len(ids)})")
     print(f"xcoact first seed (builds the cube's rows): {first:.3f} s")
-    print(f"xcoact warm seed, best of {args.repeat}: {min(times):.3f} s (all: {', '.join(f'{t:.3f}' for t in times)})")
+    print(f"xcoact warm seed, best of {args.repeat}: {min(times):.3f} s (all: {', '.join(f'{t:.3f}' for t in times)}); "
+          f"CPU {min(cpu):.3f} s")
     print(f"NiMARE ALE().fit: {theirs:.3f} s; ratio {theirs / min(times):.1f}x")
     print(f"max |xcoact - NiMARE| of stat, p, z: {diff:.2g}")
     print(f"peak RSS: {_peak_mb():.0f} MB; load average: {os.getloadavg()}")
@@ -95,15 +102,16 @@ def v7(args) -> None:
     import xcoact
     from xcoact import ale
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     table = xcoact.read_database(args.v7, format="neurosynth-v7")
-    t_read = time.perf_counter() - t0
-    stat = ale.database_ale(table, sample_size=args.sample_size)
-    values = stat.values
-    total = time.perf_counter() - t0
+    t_read, c_read = time.perf_counter() - t0, time.process_time() - c0
+    out = ale.database_ale(table, sample_size=args.sample_size, null=args.null).compute()
+    total, cpu = time.perf_counter() - t0, time.process_time() - c0
+    values = (out["stat"] if args.null else out).values
     print(f"ALE of all of Neurosynth v7: {table.attrs['n_studies']} studies, {table.attrs['n_peaks']} foci, "
-          f"sample size {args.sample_size:g}")
-    print(f"cold: {total:.1f} s (read {t_read:.1f} s, ALE {total - t_read:.1f} s); max ALE {values.max():.4f}")
+          f"sample size {args.sample_size:g}, maps: {'stat, p, z' if args.null else 'stat'}")
+    print(f"cold: {total:.1f} s (read {t_read:.1f} s, ALE {total - t_read:.1f} s); CPU {cpu:.1f} s (read {c_read:.1f} s); "
+          f"max ALE {values.max():.4f}" + (f", max z {float(out['z_map'].max()):.2f}" if args.null else ""))
     print(f"peak RSS: {_peak_mb():.0f} MB; load average: {os.getloadavg()}")
 
 
@@ -115,6 +123,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sample-size", type=float, default=20)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--v7", default=V7, help="Neurosynth v7 coordinates file")
+    parser.add_argument("--null", action="store_true", help="v7: p and z too (the approximate null of every study)")
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
     warnings.simplefilter("ignore")

@@ -36,14 +36,21 @@ rounds to bins): NiMARE combines studies in sorted-id order, and
 
 The bin combination is the costly step (bins of the study times bins of the
 running null, for every study).  It runs compiled with numba when numba is
-installed (NiMARE depends on it) and in numpy otherwise, with the same
-operations in the same order, so both give the same bits.
+installed (NiMARE depends on it) and in numpy otherwise.  Compiled, a study's
+bin ``e`` sends running-null bin ``a`` to ``a + shift`` with a shift that
+steps down by one every ``1 / centre(e)`` bins, so the pairs are added as
+contiguous runs of one shift (each run's ends found by NiMARE's own
+arithmetic), in NiMARE's order: the same bits as its pair-by-pair loop, at
+vector speed.  The per-study histograms (the nonzero MA values' bins; the
+zeros of the mask are counted, not binned) are made once per cube chunk.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import os
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -462,6 +469,14 @@ def _combine_numpy(ale_idx, ale_p, exp_idx, exp_p, centres, inv_step, n_bins, up
     return out
 
 
+def _step_numpy(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out) -> tuple[int, int]:
+    """:func:`_combine_numpy` of the running null's nonzero bins into ``out`` (zero on entry); the new nonzero range."""
+    a = lo + np.flatnonzero(null[lo:hi + 1])
+    if a.size:
+        out += _combine_numpy(a, null[a], exp_idx, exp_p, centres, inv_step, n_bins, upto)
+    return _nonzero_range(out[: upto + 1])
+
+
 def _make_numba_combine():
     try:
         import numba
@@ -469,25 +484,167 @@ def _make_numba_combine():
         return None
 
     @numba.njit(cache=True, nogil=True)
-    def combine(ale_idx, ale_p, exp_idx, exp_p, centres, inv_step, n_bins, upto):  # pragma: no cover - compiled
-        out = np.zeros(upto + 2)
-        for i in range(exp_idx.shape[0]):
+    def combine(dense, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out, t_min, t_max,
+                window):  # pragma: no cover - compiled
+        # dense: the running null over 0..upto (nonzero within lo..hi; its empty bins add 0.0, which changes no
+        # sum); out: receives the pairs whose bin (0..upto, or upto + 1 for those landing above upto) lies in
+        # [t_min, t_max], each bin's in NiMARE's order, so that disjoint windows can run at once
+        def target(a, keep, centres, inv_step, n_bins, upto):
+            # the bin of the pair (exp bin with 1 - centre = keep, running-null bin a): NiMARE's arithmetic, clipped and
+            # lumped as _combine_numpy
+            scaled = (1.0 - keep * (1.0 - centres[a])) * inv_step
+            floor = np.floor(scaled)
+            t = int(floor) + (1 if scaled - floor >= 0.5 else 0)
+            if t < 0:
+                t = 0
+            elif t >= n_bins:
+                t = n_bins - 1
+            if t > upto:
+                t = upto + 1
+            return t
+
+        top = min(upto + 1, n_bins - 1)  # the largest target: the lumped bin, or the last bin
+        if lo > hi or t_min > t_max:
+            return
+        n_e = exp_idx.shape[0]
+        # per study bin: the next running-null bin to add, and the last one (the target is non-decreasing in a,
+        # so the bins sending pairs into [t_min, t_max] are a range; its ends found by bisection)
+        nxt = np.empty(n_e, dtype=np.int64)
+        last = np.empty(n_e, dtype=np.int64)
+        for i in range(n_e):
             keep = 1.0 - centres[exp_idx[i]]
-            pe = exp_p[i]
-            for j in range(ale_idx.shape[0]):
-                scaled = (1.0 - keep * (1.0 - centres[ale_idx[j]])) * inv_step
-                floor = np.floor(scaled)
-                t = int(floor) + (1 if scaled - floor >= 0.5 else 0)
-                if t < 0:
-                    t = 0
-                elif t >= n_bins:
-                    t = n_bins - 1
-                if t > upto:
-                    t = upto + 1
-                out[t] += pe * ale_p[j]
-        return out
+            first, final = lo, hi
+            if target(hi, keep, centres, inv_step, n_bins, upto) < t_min or target(
+                    lo, keep, centres, inv_step, n_bins, upto) > t_max:
+                first, final = hi + 1, hi
+            else:
+                if target(lo, keep, centres, inv_step, n_bins, upto) < t_min:
+                    good, bad = lo, hi  # target(good) < t_min <= target(bad)
+                    while bad - good > 1:
+                        mid = (good + bad) // 2
+                        if target(mid, keep, centres, inv_step, n_bins, upto) < t_min:
+                            good = mid
+                        else:
+                            bad = mid
+                    first = bad
+                if target(hi, keep, centres, inv_step, n_bins, upto) > t_max:
+                    good, bad = lo, hi  # target(good) <= t_max < target(bad)
+                    while bad - good > 1:
+                        mid = (good + bad) // 2
+                        if target(mid, keep, centres, inv_step, n_bins, upto) <= t_max:
+                            good = mid
+                        else:
+                            bad = mid
+                    final = good
+            nxt[i], last[i] = first, final
+        # target windows of _WINDOW bins, one after the other: a window's bins and the running-null bins sending
+        # pairs there stay in the core's cache while every study bin adds its pairs (a bin lies in one window, so
+        # it still receives its pairs study bin by study bin, each in a ascending: NiMARE's order)
+        w0 = t_min
+        while w0 <= t_max:
+            w1 = min(t_max, w0 + window - 1)
+            for i in range(n_e):
+                c_e = centres[exp_idx[i]]
+                keep = 1.0 - c_e
+                pe = exp_p[i]
+                a = nxt[i]
+                end = last[i]
+                while a <= end:
+                    t_a = target(a, keep, centres, inv_step, n_bins, upto)
+                    if t_a > w1:
+                        break
+                    if t_a == top:  # every later bin lands on top too
+                        for b in range(a, end + 1):
+                            out[top] += pe * dense[b]
+                        a = end + 1
+                        break
+                    # a run of one shift (the target is a + shift; the shift steps down by one every 1 / c_e bins and
+                    # never up, as keep < 1), cut at the window's end: a contiguous axpy
+                    shift = t_a - a
+                    stop = min(end, w1 - shift)
+                    if c_e > 0.0:
+                        # predicted end of the run (exact: shift = round(c_e * inv_step - c_e * a)), then checked
+                        guess = int(np.floor((c_e * inv_step - shift + 0.5) / c_e))
+                        guess = max(a, min(stop, guess))
+                    else:
+                        guess = stop
+                    if target(guess, keep, centres, inv_step, n_bins, upto) - guess == shift:
+                        good, bad = guess, stop + 1
+                        if guess < stop and target(guess + 1, keep, centres, inv_step, n_bins,
+                                                   upto) - guess - 1 != shift:
+                            bad = guess + 1
+                    else:
+                        good, bad = a, guess
+                    while bad - good > 1:
+                        mid = (good + bad) // 2
+                        if target(mid, keep, centres, inv_step, n_bins, upto) - mid == shift:
+                            good = mid
+                        else:
+                            bad = mid
+                    # views indexed from 0: the compiler can drop negative-index checks and vectorise the loop
+                    dst = out[a + shift:good + 1 + shift]
+                    src = dense[a:good + 1]
+                    for k in range(src.shape[0]):
+                        dst[k] += pe * src[k]
+                    a = good + 1
+                nxt[i] = a
+            w0 = w1 + 1
 
     return combine
+
+
+#: Target bins per window of the compiled step (its bins and their sources, 2 x 8 x 4096 bytes, stay in cache).
+_WINDOW = 4096
+#: Pairs of bins of one step above which the compiled step splits its bins between two threads.
+_SPLIT_PAIRS = 2_000_000
+
+
+@functools.lru_cache(maxsize=1)
+def _split_pool():
+    """One helper thread for the second half of a large step (the caller's thread runs the first)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="xcoact-ale-null")
+
+
+def _step_numba(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out) -> tuple[int, int]:
+    """The compiled step of :func:`_fold`: ``null`` with one study's bins into ``out`` (zero on entry).
+
+    A large step is split by target bin: two threads each add the pairs
+    landing in their half of the bins (every bin is written by one thread, in
+    NiMARE's order, so the result has the same bits).  Returns the new nonzero
+    range of bins ``0..upto``.
+    """
+    combine = _numba_combine()
+    top = min(upto + 1, n_bins - 1)
+    reach = min(top, hi + int(exp_idx.max()))  # a pair lands at most its study bin above its running-null bin
+    if (hi - lo + 1) * exp_idx.size >= _SPLIT_PAIRS and (os.cpu_count() or 1) > 1 and reach > lo:
+        mid = (lo + reach) // 2
+        second = _split_pool().submit(combine, null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out,
+                                      mid + 1, upto + 1, _WINDOW)
+        combine(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out, 0, mid, _WINDOW)
+        second.result()
+    else:
+        combine(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out, 0, upto + 1, _WINDOW)
+    return _numba_bounds()(out, lo, reach, upto)
+
+
+@functools.lru_cache(maxsize=1)
+def _numba_bounds():
+    """Compiled: the first and last nonzero of ``out[lo..min(reach, upto)]`` (bins below lo receive nothing)."""
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def bounds(out, lo, reach, upto):  # pragma: no cover - compiled
+        new_lo = lo
+        while new_lo <= upto and out[new_lo] == 0.0:
+            new_lo += 1
+        new_hi = min(upto, reach)
+        while new_hi >= new_lo and out[new_hi] == 0.0:
+            new_hi -= 1
+        return new_lo, new_hi
+
+    return bounds
 
 
 @functools.lru_cache(maxsize=1)
@@ -541,15 +698,14 @@ def ale_null(ma, n_mask: int, *, engine: str = "auto") -> tuple[np.ndarray, np.n
 
 
 def _combiner(engine: str):
-    """The bin-pair combination of ``engine``."""
+    """The fold step of ``engine`` (see :func:`_fold`)."""
     if engine not in ("auto", "numba", "numpy"):
         raise ParameterError(f"engine={engine!r}; expected 'auto', 'numba' or 'numpy'.")
-    combine = _numba_combine() if engine in ("auto", "numba") else None
-    if combine is None:
-        if engine == "numba":
-            raise ParameterError("engine='numba' but numba is not installed; install numba or use engine='numpy'.")
-        combine = _combine_numpy
-    return combine
+    if engine in ("auto", "numba") and _numba_combine() is not None:
+        return _step_numba
+    if engine == "numba":
+        raise ParameterError("engine='numba' but numba is not installed; install numba or use engine='numpy'.")
+    return _step_numpy
 
 
 def _null(studies, n_mask: int, engine: str, upto: int | None = None):
@@ -562,33 +718,56 @@ def _null(studies, n_mask: int, engine: str, upto: int | None = None):
     returned weights have ``upto + 2`` entries, the last the lumped mass
     (``upto=None``: every bin, and a last entry 0).
     """
-    combine = _combiner(engine)
     study_max = np.array([v.max() if v.size else 0.0 for _, v in studies], dtype=np.float32)
 
     def hists(inv_step, n_bins):
         for _, values in studies:
-            yield _study_hist(values, n_mask, inv_step, n_bins)
+            hist = _study_hist(values, n_mask, inv_step, n_bins)
+            nz = np.flatnonzero(hist)
+            yield nz, hist[nz], hist.sum()
 
-    return _fold(hists, study_max, combine, upto)
+    return _fold(hists, study_max, engine, upto)
 
 
-def _fold(hists, study_max: np.ndarray, combine, upto: int | None):
-    """The null from the studies' histograms (``hists(inv_step, n_bins)`` yields them in combination order)."""
+def _fold(hists, study_max: np.ndarray, engine: str, upto: int | None):
+    """The null from the studies' histograms, in the order ``hists(inv_step, n_bins)`` yields them.
+
+    Each histogram comes sparse: ``(bins, probabilities, total)``, the bins
+    ascending and ``total`` its probabilities' sum (the factor of the mass
+    lumped above ``upto``).  The running null is kept dense over ``0..upto``
+    with its nonzero range ``lo..hi``; a step costs the study's bins times
+    that range.
+    """
     centres = _bins(study_max).astype(np.float64)
     n_bins = centres.size
     inv_step = 1 / (centres[1] - centres[0])
     upto = n_bins - 1 if upto is None else min(int(upto), n_bins - 1)
-    null = None
-    for hist in hists(inv_step, n_bins):
+    step = _combiner(engine)
+    null = spare = None
+    lo = hi = spare_lo = spare_hi = 0
+    for e_idx, e_p, total in hists(inv_step, n_bins):
         if null is None:
-            null = np.append(hist[: upto + 1], hist[upto + 1:].sum())
+            null = np.zeros(upto + 2)
+            spare = np.zeros(upto + 2)
+            below = e_idx <= upto
+            null[e_idx[below]] = e_p[below]
+            null[-1] = e_p[~below].sum()
+            lo, hi = _nonzero_range(null[: upto + 1])
             continue
-        a = np.flatnonzero(null[: upto + 1] > 0)
-        e = np.flatnonzero(hist > 0)
         above = null[-1]
-        null = combine(a, null[a], e, hist[e], centres, inv_step, n_bins, upto)
-        null[-1] += above * hist.sum()
+        spare[spare_lo:spare_hi + 1] = 0.0  # the buffer's old nonzero range: all of it is 0 now
+        spare[-1] = 0.0
+        new_lo, new_hi = step(null, lo, hi, e_idx, e_p, centres, inv_step, n_bins, upto, spare)
+        spare[-1] += above * total
+        null, spare = spare, null
+        spare_lo, spare_hi, lo, hi = lo, hi, new_lo, new_hi
     return centres, null
+
+
+def _nonzero_range(values: np.ndarray) -> tuple[int, int]:
+    """First and last index of a nonzero value (``(n, n - 1)`` when there is none)."""
+    nz = np.flatnonzero(values)
+    return (int(nz[0]), int(nz[-1])) if nz.size else (values.size, values.size - 1)
 
 
 def _round_half_up(x: np.ndarray) -> np.ndarray:
@@ -797,13 +976,14 @@ def _block_parts(block, selected: np.ndarray) -> tuple:
     Returns ``(log_sums, hists)``: ``log_sums`` (n_mask,) float64 (None if no
     study of the block is selected) and, per selected study in block order,
     ``(bins, counts, n_values, max)`` - its in-mask MA values' nearest bins of
-    width 1e-5 (:func:`_nearest`) and their counts.
+    width 1e-5 (:func:`_nearest`) and their counts, made once per chunk
+    (:func:`_chunk_hists`).
     """
     from .blocks import pieces_of
 
     sums = None
     hists = []
-    inv_step = 1 / np.round(1 / HIST_STEPS, 5)  # 1 / (centres[1] - centres[0]) of every null's bins
+    scatter = _numba_scatter_add()
     start = 0
     for piece in pieces_of(block):
         n = len(piece.rows)
@@ -814,16 +994,97 @@ def _block_parts(block, selected: np.ndarray) -> tuple:
         chunk = piece.chunk
         indptr, indices = chunk.rows()
         values = chunk.values()
+        table = _chunk_hists(chunk)
         if sums is None:
             sums = np.zeros(chunk.grid.n_mask)
+        buf = np.empty(int(np.diff(indptr)[rows].max()), dtype=np.float32)
         for row in rows:
             lo, hi = indptr[row], indptr[row + 1]
-            v = values[lo:hi].astype(np.float32, copy=False)
-            sums[indices[lo:hi]] += np.log1p(-v)  # log1p in float32, added in float64: NiMARE's ALE
-            counts = np.bincount(_nearest(v.astype(np.float64) * inv_step, np.iinfo(np.int64).max))
-            bins = np.flatnonzero(counts)
-            hists.append((bins, counts[bins], int(v.size), np.float32(v.max()) if v.size else np.float32(0)))
+            logs = buf[:hi - lo]
+            np.negative(values[lo:hi], out=logs, dtype=np.float32)
+            np.log1p(logs, out=logs)  # log1p in float32, added in float64: NiMARE's ALE
+            if scatter is None:
+                sums[indices[lo:hi]] += logs  # a study's voxels are distinct
+            else:
+                scatter(sums, indices[lo:hi], logs)
+            hists.append(table[row])
     return sums, hists
+
+
+#: Each chunk's per-study MA histograms (:func:`_chunk_hists`), made on first use and dropped with the chunk.
+_HISTS = weakref.WeakKeyDictionary()
+
+
+def _chunk_hists(chunk) -> list:
+    """Per study of an ALE chunk: ``(bins, counts, n_values, max)`` of its MA values on bins of width 1e-5.
+
+    The values' nearest bins (:func:`_nearest`, as NiMARE's ``_study_ma_histogram``;
+    the zeros of the rest of the mask are counted by the null, not binned),
+    their counts, the number of values and their maximum (float32).  They
+    depend on the chunk only, so they are made once, on the first seed, and kept
+    beside the chunk's rows.
+    """
+    got = _HISTS.get(chunk)
+    if got is not None:
+        return got
+    indptr, _ = chunk.rows()
+    values = chunk.values()
+    inv_step = 1 / np.round(1 / HIST_STEPS, 5)  # 1 / (centres[1] - centres[0]) of every null's bins
+    count = _numba_count_bins()
+    got = []
+    scratch = np.zeros(HIST_STEPS + 2, dtype=np.int64)  # MA < 1: its nearest bin is at most HIST_STEPS
+    for row in range(indptr.size - 1):
+        v = values[indptr[row]:indptr[row + 1]].astype(np.float32, copy=False)
+        if not v.size:
+            got.append((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0, np.float32(0)))
+            continue
+        if count is None:
+            counts = np.bincount(_nearest(v.astype(np.float64) * inv_step, np.iinfo(np.int64).max))
+        else:
+            counts = scratch[:count(v, inv_step, scratch) + 1]
+        bins = np.flatnonzero(counts)
+        got.append((bins, counts[bins].copy(), int(v.size), np.float32(v.max())))
+        counts[:] = 0
+    return _HISTS.setdefault(chunk, got)
+
+
+@functools.lru_cache(maxsize=1)
+def _numba_count_bins():
+    """Compiled: a study's MA values counted into ``scratch`` by nearest bin (:func:`_nearest`); returns the top bin."""
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def count(values, inv_step, scratch):  # pragma: no cover - compiled
+        top = 0
+        for k in range(values.shape[0]):
+            scaled = np.float64(values[k]) * inv_step
+            floor = np.floor(scaled)
+            t = int(floor) + (1 if scaled - floor >= 0.5 else 0)
+            scratch[t] += 1
+            if t > top:
+                top = t
+        return top
+
+    return count
+
+
+@functools.lru_cache(maxsize=1)
+def _numba_scatter_add():
+    """Compiled ``sums[index] += values`` (float32 values added in float64; the index has no repeats)."""
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    @numba.njit(cache=True, nogil=True)
+    def scatter(sums, index, values):  # pragma: no cover - compiled
+        for k in range(index.shape[0]):
+            sums[index[k]] += np.float64(values[k])
+
+    return scatter
 
 
 def _seed_maps(parts, order: np.ndarray, n_mask: int, engine: str) -> np.ndarray:
@@ -838,16 +1099,26 @@ def _seed_maps(parts, order: np.ndarray, n_mask: int, engine: str) -> np.ndarray
     stat = (1.0 - np.exp(sums)).astype(np.float32)
     study_max = np.array([h[3] for h in hists], dtype=np.float32)
 
-    def dense(inv_step, n_bins):
+    recip = 1.0 / n_mask
+
+    def sparse(inv_step, n_bins):
         for bins, counts, n_values, _ in hists:
-            hist = np.zeros(n_bins)
-            np.add.at(hist, np.minimum(bins, n_bins - 1), counts.astype(np.float64))
-            hist[0] += n_mask - n_values
-            hist *= 1.0 / n_mask
-            yield hist
+            # the zeros of the mask and the values nearest bin 0 share bin 0 (NiMARE's counts, then its scaling)
+            counts = counts.astype(np.float64)
+            if bins.size and bins[0] == 0:
+                counts[0] += n_mask - n_values
+            else:
+                bins, counts = np.r_[0, bins], np.r_[float(n_mask - n_values), counts]
+            if bins[-1] >= n_bins:  # never for a study's own bins (n_bins reaches its maximum); clipped as NiMARE
+                merged = np.bincount(np.minimum(bins, n_bins - 1), weights=counts)
+                bins = np.flatnonzero(merged)
+                counts = merged[bins]
+            keep = counts > 0
+            p = counts[keep] * recip
+            yield bins[keep], p, p.sum()
 
     top = int(_round_half_up(np.array([float(stat.max()) * HIST_STEPS]))[0])
-    bins, weights = _fold(dense, study_max, _combiner(engine), top + 1)
+    bins, weights = _fold(sparse, study_max, engine, top + 1)
     p = _tail_p(stat, weights, bins)
     return np.stack([stat.astype(np.float64), p, p_to_z(p)])
 
@@ -1011,88 +1282,185 @@ def _cube_kernel(act) -> ALEKernel | None:
     return None
 
 
+@functools.lru_cache(maxsize=4)
+def _mask_runs(grid: Grid) -> tuple:
+    """The brain mask as runs along the last axis: ``(run_ptr, k0, k1, base)``.
+
+    Runs ``run_ptr[r]:run_ptr[r + 1]`` of grid row ``r = i * ny + j`` cover
+    voxels ``k0..k1`` (inclusive), in-mask indices ``base..base + k1 - k0``.
+    A kernel is placed row by row on these (no per-voxel lookup: a few kB per
+    grid row instead of the padded box's 15 MB).
+    """
+    nx, ny, nz = (int(n) for n in grid.shape)
+    rows = grid.mask.reshape(nx * ny, nz)
+    padded = np.zeros((nx * ny, nz + 2), dtype=np.int8)
+    padded[:, 1:-1] = rows
+    step = np.diff(padded, axis=1)
+    row_of, start = np.nonzero(step == 1)
+    _, stop = np.nonzero(step == -1)  # both in row order, then k order: the runs pair up
+    k0, k1 = start.astype(np.int64), stop.astype(np.int64) - 1
+    # in-mask index of a run's first voxel: voxels of the mask before it, in C order
+    before = np.concatenate([[0], np.cumsum(rows.sum(axis=1))])[row_of]
+    within = np.cumsum(k1 - k0 + 1) - (k1 - k0 + 1)
+    first_run = np.searchsorted(row_of, row_of)
+    base = before + within - within[first_run]
+    run_ptr = np.searchsorted(row_of, np.arange(nx * ny + 1))
+    out = (run_ptr.astype(np.int64), k0, k1, base.astype(np.int64))
+    for a in out:
+        a.setflags(write=False)
+    return out
+
+
 @functools.lru_cache(maxsize=1)
-def _numba_place_touched():
-    """Compiled: one study's MA into a zeroed scratch map, its voxels and values listed and the scratch reset."""
+def _numba_study_logs():
+    """Compiled: one study's MA placed run by run (the largest kernel value per voxel), its ``log1p(-MA)`` added.
+
+    Also counts the voxels whose MA is each kernel entry's value (its
+    histogram, binned afterwards).
+    """
     try:
         import numba
     except ImportError:
         return None
 
     @numba.njit(cache=True, nogil=True)
-    def place(scratch, support, centres, offsets, values, out_idx, out_val):  # pragma: no cover - compiled
+    def study_logs(best, winner, run_ptr, run_k0, run_k1, run_base, nx, ny, foci, width, values, logs, touched, sums,
+                   used):  # pragma: no cover - compiled
+        # best[col]: the largest kernel value placed at col so far (0: none), winner[col] its kernel entry; only a
+        # larger value replaces one, so best is study_ma's maximum over the foci
+        reach = width // 2
         n = 0
-        for c in range(centres.shape[0]):
-            for k in range(offsets.shape[0]):
-                col = support[centres[c] + offsets[k]]
-                if col >= 0 and values[k] > scratch[col]:
-                    if scratch[col] == 0:
-                        out_idx[n] = col
-                        n += 1
-                    scratch[col] = values[k]
-        for i in range(n):
-            out_val[i] = scratch[out_idx[i]]
-            scratch[out_idx[i]] = 0
+        for c in range(foci.shape[0]):
+            fi, fj, fk = foci[c, 0], foci[c, 1], foci[c, 2]
+            for di in range(width):
+                i = fi + di - reach
+                if i < 0 or i >= nx:
+                    continue
+                for dj in range(width):
+                    j = fj + dj - reach
+                    if j < 0 or j >= ny:
+                        continue
+                    r = i * ny + j
+                    entry = (di * width + dj) * width - (fk - reach)  # the kernel entry of voxel k is entry + k
+                    for q in range(run_ptr[r], run_ptr[r + 1]):
+                        lo = max(run_k0[q], fk - reach)
+                        hi = min(run_k1[q], fk + reach)
+                        shift = run_base[q] - run_k0[q]  # the in-mask index of voxel k is shift + k
+                        for k in range(lo, hi + 1):
+                            v = values[entry + k]
+                            col = shift + k
+                            if v > best[col]:
+                                if best[col] == 0:
+                                    touched[n] = col
+                                    n += 1
+                                best[col] = v
+                                winner[col] = entry + k
+        for t in range(n):
+            col = touched[t]
+            e = winner[col]
+            sums[col] += np.float64(logs[e])  # the entry's float32 log1p(-value), added in float64: NiMARE's ALE
+            used[e] += 1  # voxels whose MA is this entry's value (binned per study afterwards)
+            best[col] = 0
         return n
 
-    return place
+    return study_logs
 
 
-def _chunk_log_sums(chunk) -> np.ndarray:
-    """Sum over a chunk's studies of ``log1p(-MA)`` per in-mask voxel, each study's MA made and dropped at once."""
+@functools.lru_cache(maxsize=256)
+def _pattern_tables(fwhm_mm: float, zoom_root: float, given: bool) -> tuple:
+    """A kernel's width and its entries (C order): float32 values, ``log1p(-value)`` and nearest bins.
+
+    The logs are numpy's float32 ``log1p`` of the float32 values (what the
+    study's MA values would give), the bins :func:`_nearest` of them (width
+    1e-5): a study's MA is made of these entries, so its sums and histogram
+    come from them without another pass over its values.
+    """
+    kernel = _stored_kernel(fwhm_mm, zoom_root, given)
+    values = np.ascontiguousarray(kernel.reshape(-1), dtype=np.float32)
+    logs = np.log1p(-values)
+    bins = _nearest(values.astype(np.float64) * (1 / np.round(1 / HIST_STEPS, 5)), np.iinfo(np.int64).max)
+    for a in (values, logs, bins):
+        a.setflags(write=False)
+    return kernel.shape[0], values, logs, bins
+
+
+def _chunk_parts(chunk) -> tuple:
+    """A chunk's share of a database's ALE: ``(log_sums, hists)``, each study's MA made and dropped at once.
+
+    ``log_sums``: sum over the chunk's studies of ``log1p(-MA)`` per in-mask
+    voxel (float64); ``hists``: per study, ``(bins, counts, n_values, max)``
+    of its MA values (as :func:`_block_parts`), for the approximate null.
+    """
     grid, kernel = chunk.grid, chunk.kernel
     sums = np.zeros(grid.n_mask)
-    place = _numba_place_touched()
-    if place is None:
+    hists = []
+    inv_step = 1 / np.round(1 / HIST_STEPS, 5)
+    study_logs = _numba_study_logs()
+    if study_logs is None:
         for s in range(chunk.n_studies):
             lo, hi = chunk.peak_ptr[s], chunk.peak_ptr[s + 1]
             idx, values = kernel.study_map(chunk.ijk[lo:hi], grid, None if chunk.studies is None else chunk.studies[s])
-            sums[idx] += np.log1p(-values.astype(np.float32))  # float32 log1p, float64 sum: NiMARE's ALE
-        return sums
-    # the same placement as study_ma, without a fresh map per study
-    scratch = np.zeros(grid.n_mask, dtype=np.float32)
-    out_idx = np.zeros(grid.n_mask, dtype=np.int64)
-    out_val = np.zeros(grid.n_mask, dtype=np.float32)
-    padded = tuple(int(n) + 2 * _PAD for n in grid.shape)
-    strides = np.array([padded[1] * padded[2], padded[2], 1])
-    support = _placement(grid)
+            v = values.astype(np.float32)
+            sums[idx] += np.log1p(-v)  # float32 log1p, float64 sum: NiMARE's ALE
+            counts = np.bincount(_nearest(v.astype(np.float64) * inv_step, np.iinfo(np.int64).max))
+            bins = np.flatnonzero(counts)
+            hists.append((bins, counts[bins], int(v.size), np.float32(v.max()) if v.size else np.float32(0)))
+        return sums, hists
+    best = np.zeros(grid.n_mask, dtype=np.float32)
+    winner = np.zeros(grid.n_mask, dtype=np.int32)
+    touched = np.zeros(grid.n_mask, dtype=np.int32)
+    run_ptr, run_k0, run_k1, run_base = _mask_runs(grid)
+    nx, ny = int(grid.shape[0]), int(grid.shape[1])
     zoom = _zoom_root(grid.voxel_size)
+    used = np.zeros(_CUBE**3, dtype=np.int64)
+    empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0, np.float32(0))
     for s in range(chunk.n_studies):
-        ijk = chunk.ijk[chunk.peak_ptr[s]:chunk.peak_ptr[s + 1]]
+        foci = chunk.ijk[chunk.peak_ptr[s]:chunk.peak_ptr[s + 1]]
         if kernel.fwhm is not None:
-            pattern = _stored_kernel(kernel.fwhm, zoom, True)
+            width, values, logs, bins = _pattern_tables(kernel.fwhm, zoom, True)
         else:
             size = kernel.size_of(None if chunk.studies is None else chunk.studies[s])
-            pattern = _stored_kernel(ale_fwhm(size), zoom, False)
-        reach = pattern.shape[0] // 2
-        near = np.all((ijk >= -reach) & (ijk < np.asarray(grid.shape) + reach), axis=1)
-        if not near.any():
+            width, values, logs, bins = _pattern_tables(ale_fwhm(size), zoom, False)
+        n = study_logs(best, winner, run_ptr, run_k0, run_k1, run_base, nx, ny, foci, width, values, logs, touched,
+                       sums, used)
+        entries = np.flatnonzero(used[: values.size])
+        if not entries.size:
+            hists.append(empty)
             continue
-        centres = (ijk[near] + _PAD) @ strides
-        n = place(scratch, support, centres, _flat_offsets(pattern.shape[0], padded), pattern.reshape(-1), out_idx, out_val)
-        sums[out_idx[:n]] += np.log1p(-out_val[:n])  # float32 log1p, float64 sum: NiMARE's ALE
-    return sums
+        counts = np.bincount(bins[entries], weights=used[entries]).astype(np.int64)
+        where = np.flatnonzero(counts)
+        hists.append((where, counts[where], int(n), np.float32(values[entries].max())))
+        used[entries] = 0
+    return sums, hists
 
 
-def _stat_volume(parts, mask_flat: np.ndarray, shape: tuple) -> np.ndarray:
-    sums = np.zeros(mask_flat.size)
-    for part in parts:
-        sums += part
-    stat = (1.0 - np.exp(sums)).astype(np.float32).astype(np.float64)
-    return _to_volume(stat[None], mask_flat, shape)[0]
+def _database_maps(parts, order: np.ndarray, n_mask: int, null: bool, engine: str) -> np.ndarray:
+    """``(1 or 3, n_mask)``: the ALE ``stat`` of all studies (and ``p``, ``z`` from the null, sorted-id order)."""
+    sums = np.zeros(n_mask)
+    for part_sums, _ in parts:
+        sums += part_sums
+    if not null:
+        return (1.0 - np.exp(sums)).astype(np.float32).astype(np.float64)[None]
+    return _seed_maps(parts, order, n_mask, engine)
 
 
 def database_ale(db, *, sample_size: float | None = None, fwhm: float | None = None, preset="nimare",
-                 grid: Grid | None = None, studies_per_task: int = 256):
-    """The ALE statistic of every study of a database, streamed: each study's MA is made, added and dropped.
+                 grid: Grid | None = None, studies_per_task: int = 256, null: bool = False, engine: str = "auto"):
+    """The ALE of every study of a database, streamed: each study's MA is made, added and dropped.
 
     For a whole database (e.g. Neurosynth v7's 14,371 studies) the ALE cube's
     rows would take several GB (an ALE kernel reaches thousands of voxels per
-    focus); this map needs none of them kept.  One Dask task per
-    ``studies_per_task`` studies returns their summed ``log1p(-MA)``; the
-    result is ``1 - exp`` of the total, NiMARE's ``stat`` of ``ALE().fit``
-    on all studies (float32 values).  ``p`` and ``z`` are not computed: the
-    approximate null of thousands of studies costs bins x bins per study.
+    focus); these maps need none of them kept.  One Dask task per
+    ``studies_per_task`` studies returns their summed ``log1p(-MA)`` and each
+    study's MA histogram (a few dozen bins); ``stat`` is ``1 - exp`` of the
+    total, NiMARE's ``stat`` of ``ALE().fit`` on all studies (float32 values).
+    With ``null=True`` the histograms are folded into the approximate null in
+    sorted-id order (NiMARE's; one task, its large steps on two threads) and
+    ``p`` and ``z`` follow, as :func:`seed_stats` does for a seed's studies:
+    NiMARE's ``p`` and ``z`` of ``ALE().fit`` on all studies.  The null of
+    thousands of studies spans most of its bins, so it costs about the
+    studies' bins times 1e5 bins per study (Neurosynth v7: about 5e10 bin
+    pairs, the larger part of the run).
 
     Parameters
     ----------
@@ -1106,11 +1474,17 @@ def database_ale(db, *, sample_size: float | None = None, fwhm: float | None = N
         Another grid and mask.
     studies_per_task : int
         Studies per task (memory per task: one study's MA at a time, plus the sums).
+    null : bool
+        Also ``p`` and ``z`` from the approximate null.
+    engine : {"auto", "numba", "numpy"}
+        The null's bin combination (see :func:`ale_null`).
 
     Returns
     -------
-    xarray.DataArray
-        ``stat`` over ``(x, y, z)`` (0 outside the mask), lazy.
+    xarray.DataArray or xarray.Dataset
+        ``stat`` over ``(x, y, z)`` (0 outside the mask), lazy; with
+        ``null=True`` a Dataset of ``stat``, ``p`` and ``z_map`` (as an ALE
+        seed's maps), computed together.
     """
     import dask
     import dask.array as da
@@ -1127,17 +1501,33 @@ def database_ale(db, *, sample_size: float | None = None, fwhm: float | None = N
     grid = grid or pre.grid()
     if isinstance(studies_per_task, bool) or not isinstance(studies_per_task, (int, np.integer)) or studies_per_task < 1:
         raise ParameterError(f"studies_per_task={studies_per_task!r}; expected an int >= 1, e.g. 256.")
+    if not isinstance(null, (bool, np.bool_)):
+        raise ParameterError(f"null={null!r}; expected True (stat, p and z) or False (stat only).")
+    _combiner(engine)  # a bad engine fails here, not in the task
     kernel = ALEKernel(sample_size, fwhm, grid.voxel_size).bind(db)
     peaks = DatabasePeaks(db, grid, None, peak_transform=pre.peak_transform, kernel=kernel)
     n = peaks.n_studies
-    parts = [dask.delayed(_chunk_log_sums, pure=True)(peaks.chunk(s0, min(n, s0 + studies_per_task)))
+    parts = [dask.delayed(_chunk_parts, pure=True)(peaks.chunk(s0, min(n, s0 + studies_per_task)))
              for s0 in range(0, n, studies_per_task)]
-    total = dask.delayed(_stat_volume, pure=True)(parts, grid.mask_flat, grid.shape)
-    vol = da.from_delayed(total, shape=grid.shape, dtype=np.float64)
-    return xr.DataArray(vol, dims=("x", "y", "z"), coords={k: (k, v, {"units": "mm"}) for k, v in grid.coords().items()},
-                        name="stat", attrs={"long_name": "ALE of every study of the database", "kernel": "ale",
-                                            "database": str(db.attrs.get("database", "")), "n_studies": n,
-                                            **{k: v for k, v in kernel.attrs().items() if k in ("sample_size", "fwhm")}})
+    order = np.argsort(np.array([str(_plain(s)) for s in peaks.studies], dtype=object), kind="stable")
+    names = ("stat", "p", "z_map") if null else ("stat",)
+    flat = da.from_delayed(dask.delayed(_database_maps, pure=True)(parts, order, grid.n_mask, bool(null), engine),
+                           shape=(len(names), grid.n_mask), dtype=np.float64)
+    stack = flat.map_blocks(_to_volume, grid.mask_flat, grid.shape, chunks=((len(names),), *((s,) for s in grid.shape)),
+                            dtype=np.float64)
+    coords = {k: (k, v, {"units": "mm"}) for k, v in grid.coords().items()}
+    attrs = {"kernel": "ale", "database": str(db.attrs.get("database", "")), "n_studies": n,
+             **{k: v for k, v in kernel.attrs().items() if k in ("sample_size", "fwhm")}}
+    stat = xr.DataArray(stack[0], dims=("x", "y", "z"), coords=coords, name="stat",
+                        attrs={"long_name": "ALE of every study of the database", **attrs})
+    if not null:
+        return stat
+    ds = xr.Dataset({"stat": stat}, attrs={"analysis": "ALE of every study of the database", **attrs,
+                                           "null_method": "approximate", "maps": ", ".join(MAP_NAMES),
+                                           "reference": "NiMARE 0.22.1 ALE (null_method='approximate') on every study"})
+    for i, name in enumerate(MAP_NAMES[1:], start=1):
+        ds[name] = (("x", "y", "z"), stack[i], {"long_name": MAP_LONG_NAMES[name]})
+    return ds
 
 
 # -- Monte Carlo doors (issue 13 points 4-5): a cube's foci handed to xcoact.ale_null ------------------------
