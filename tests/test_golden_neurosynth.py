@@ -19,7 +19,7 @@ import pytest
 import scipy
 
 import xcoact
-from xcoact.warnings import XcoactWarning
+from xcoact.errors import XcoactWarning
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 with open(os.path.join(GOLDEN, "cases.json")) as _fh:
@@ -28,7 +28,7 @@ CASES = {case["name"]: case for case in MANIFEST["cases"]}
 # z maps pass through scipy's chdtrc and ndtri: bit-identical under the scipy that made the files
 Z_RTOL = 0.0 if scipy.__version__ == MANIFEST["made_with"]["scipy"] else 1e-12
 
-pytestmark = pytest.mark.filterwarnings("ignore::xcoact.warnings.XcoactWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::xcoact.errors.XcoactWarning")
 
 
 def golden_maps(name: str) -> dict[str, np.ndarray]:

@@ -98,7 +98,7 @@ def open_database(
     --------
     >>> import warnings, xcoact
     >>> from xcoact.backend import open_database
-    >>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    >>> warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
     >>> ds = open_database(xcoact.datasets.sample_database_path())
     >>> dict(ds.sizes)
     {'peak': 2695, 'study': 100, 'x': 91, 'y': 109, 'z': 91}

@@ -33,7 +33,9 @@ ENGINES = ("matplotlib", "nilearn")
 
 
 def map_intent(name: str | None) -> str | None:
-    """The NIfTI intent of a map by its name: ``NIFTI_INTENT_ZSCORE``, ``NIFTI_INTENT_PVAL`` or None (probabilities, counts).
+    """The NIfTI intent of a map by its name.
+
+    ``NIFTI_INTENT_ZSCORE``, ``NIFTI_INTENT_PVAL`` or None (probabilities, counts).
 
     Examples
     --------
@@ -93,7 +95,7 @@ def nifti_image(volume: np.ndarray, affine: np.ndarray, *, name: str | None = No
 
 
 def _result(ds: xr.Dataset) -> xr.Dataset:
-    from .export import to_volumes
+    from .writers import to_volumes
 
     if not isinstance(ds, xr.Dataset):
         raise ParameterError(f"expected a result Dataset of xcoact.seed (or a batch), got {type(ds).__name__}.")
@@ -109,7 +111,7 @@ def to_nibabel(ds: xr.Dataset, name: str | None = None, seed: str | None = None)
         A result of :func:`xcoact.seed` (one seed, or a batch in either layout).
     name : str, optional
         The map; by default the FDR-thresholded association z map
-        (:func:`xcoact.clusters.pick_map`).
+        (:func:`xcoact.stats.clusters.pick_map`).
     seed : str, optional
         For a batch: the seed whose map to return (a 3-D image).  Without it
         a batch gives a 4-D image, one volume per seed in the order of
@@ -129,13 +131,13 @@ def to_nibabel(ds: xr.Dataset, name: str | None = None, seed: str | None = None)
     Examples
     --------
     >>> import warnings, xcoact
-    >>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    >>> warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
     >>> act = xcoact.activations(xcoact.datasets.sample_database_path(), r=6)
     >>> img = act.coact.seed([[0, 20, 28]], r=10, threshold=0.1).coact.to_nibabel("association-test_z")
     >>> img.shape, img.header.get_intent()[0]
     ((91, 109, 91), 'z score')
     """
-    from .clusters import pick_map
+    from .stats.clusters import pick_map
 
     ds = _result(ds)
     name = pick_map(ds, name)
@@ -178,7 +180,7 @@ def from_nibabel(img, like=None, *, name: str | None = None) -> xr.DataArray:
         float64, dims ``(x, y, z)`` (or ``(volume, x, y, z)`` for a 4-D image)
         with the grid's labels.  An image on the same voxel centres is aligned
         by label (0 where it has no voxel); one on another grid is resampled by
-        nearest neighbour, with a :class:`~xcoact.warnings.ResampleWarning`.
+        nearest neighbour, with a :class:`~xcoact.errors.ResampleWarning`.
         attrs: ``intent`` (nibabel's name of the header's intent, e.g.
         ``"z score"``) and ``descrip``.
 

@@ -26,9 +26,9 @@ import numpy as np
 import xarray as xr
 
 from .choices import PlotKind, PlotView
-from .clusters import map_volume, peak_index, pick_map
+from .stats.clusters import map_volume, peak_index, pick_map
 from .errors import OutputError, ParameterError
-from .export import write_atomically
+from .writers import write_atomically
 
 __all__ = ["plot", "to_png", "png_bytes", "seed_label", "threshold_text", "selection_text", "default_threshold",
            "display_threshold", "MAX_SHOWN_FRACTION"]
@@ -92,7 +92,10 @@ def _words(name: str) -> set[str]:
 
 
 def adjusted_z_map(name: str) -> bool:
-    """True for a map of z scores of FDR-*adjusted* p values (NiMARE's ``z_..._corr-FDR_...``), which is not thresholded."""
+    """True for a map of z scores of FDR-*adjusted* p values (NiMARE's ``z_..._corr-FDR_...``).
+
+    Such a map is not thresholded.
+    """
     return {"z", "corr", "fdr"} <= _words(name)
 
 
@@ -107,7 +110,8 @@ def default_threshold(ds: xr.Dataset, name: str) -> float:
     Examples
     --------
     >>> import xarray as xr
-    >>> round(default_threshold(xr.Dataset(attrs={"q": 0.05}), "z_desc-association_level-voxel_corr-FDR_method-indep"), 3)
+    >>> round(default_threshold(xr.Dataset(attrs={"q": 0.05}),
+    ...                         "z_desc-association_level-voxel_corr-FDR_method-indep"), 3)
     1.96
     """
     if not adjusted_z_map(name):
@@ -147,8 +151,10 @@ def display_threshold(ds: xr.Dataset, name: str, values: np.ndarray, mask: np.nd
     >>> threshold, note = display_threshold(xr.Dataset(), "association-test_z_FDR_0.01", vol)
     >>> threshold, int((vol > threshold).sum())
     (899.0, 100)
-    >>> note
-    "raised from 0 so that at most 10% of the brain (100 of 1,000 voxels) is shown; 999 voxels pass the map's own threshold"
+    >>> note.split("; ")[0]
+    'raised from 0 so that at most 10% of the brain (100 of 1,000 voxels) is shown'
+    >>> note.split("; ")[1]
+    "999 voxels pass the map's own threshold"
     """
     base = default_threshold(ds, name)
     values = np.asarray(values, dtype=np.float64)
@@ -338,7 +344,8 @@ def _cut_indices(vol: np.ndarray, labels: list[np.ndarray], mask: np.ndarray, cu
         half = abs(lab[1] - lab[0]) / 2 if lab.size > 1 else 0.5
         if not lab.min() - half <= c <= lab.max() + half:
             raise ParameterError(
-                f"cut={tuple(mm)}: {axis} = {c:g} mm lies outside the grid ({axis} from {lab.min():g} to {lab.max():g} mm)."
+                f"cut={tuple(mm)}: {axis} = {c:g} mm lies outside the grid "
+                f"({axis} from {lab.min():g} to {lab.max():g} mm)."
             )
         out.append(int(np.argmin(np.abs(lab - c))))
     return tuple(out)
@@ -490,7 +497,8 @@ def _check_display_threshold(threshold, ds, name: str) -> float:
         return default_threshold(ds, name)
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(threshold) or threshold < 0:
         raise ParameterError(
-            f"threshold={threshold!r} is not valid; expected a finite number >= 0 (voxels with |value| above it are shown)."
+            f"threshold={threshold!r} is not valid; expected a finite number >= 0 "
+            "(voxels with |value| above it are shown)."
         )
     return float(threshold)
 
@@ -520,7 +528,7 @@ def plot(
         A result of :func:`xcoact.seed` (one seed, or a batch in either layout).
     name : str, optional
         The map to draw; by default the FDR-thresholded association z map
-        (:func:`xcoact.clusters.pick_map`).
+        (:func:`xcoact.stats.clusters.pick_map`).
     seed : str or list of str, optional
         For a batch: one seed's name draws that seed like a single result; a
         list draws those seeds as small multiples.  By default the first
@@ -529,7 +537,7 @@ def plot(
         Where the orthogonal slices cross (the nearest voxel centre); by
         default the voxel of largest ``|value|`` (the peak; among tied
         voxels, the one nearest their centre of mass, see
-        :func:`xcoact.clusters.peak_index`).
+        :func:`xcoact.stats.clusters.peak_index`).
     threshold : float, optional
         Show only voxels with ``|value| > threshold``; by default, for one
         seed, :func:`display_threshold`: :func:`default_threshold` (every

@@ -46,7 +46,8 @@ def check_threshold(threshold) -> float | int:
         )
     if isinstance(threshold, (int, np.integer)):
         if threshold < 0:
-            raise ParameterError(f"threshold={threshold!r} is a negative voxel count; expected an int >= 0 (or a float proportion in [0, 1]).")
+            raise ParameterError(f"threshold={threshold!r} is a negative voxel count; expected an int >= 0 "
+                "(or a float proportion in [0, 1]).")
         return int(threshold)
     t = float(threshold)
     if not math.isfinite(t) or t < 0 or t > 1:
@@ -105,7 +106,8 @@ def select_studies(overlap: np.ndarray, n_roi: int, threshold, *, seed_name: str
             f"no study selected for {seed_name}: the largest overlap any of the {n} studies reached is "
             f"{best} of {n_roi} ROI voxels ({best / n_roi:.4g}), and threshold={threshold!r} needs more than "
             f"{'that many voxels' if isinstance(threshold, int) else 'that proportion'}. "
-            f"Lower the threshold below {best if isinstance(threshold, int) else round(best / n_roi, 6)} or use a larger ROI."
+            f"Lower the threshold below {best if isinstance(threshold, int) else round(best / n_roi, 6)} "
+            "or use a larger ROI."
         )
     if k == n:
         worst = int(overlap.min())
@@ -136,7 +138,7 @@ def warn_degenerate(problems: list[str], n_total: int, consequence: str, advice:
     """One warning listing the degenerate seeds or ROIs of a batch (the first 20 of them)."""
     import warnings
 
-    from .warnings import DegenerateSeedWarning, caller_stacklevel
+    from .errors import DegenerateSeedWarning, caller_stacklevel
 
     if problems:
         warnings.warn(
@@ -316,7 +318,8 @@ def check_rule(select="overlap", threshold=None, *, r=None, k=None, coords: bool
             raise ParameterError(f"r={r!r} is not a valid distance for select='distance'; expected a number of mm > 0 (e.g. r=10).")
         return SelectionRule("distance", r=float(r))
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ParameterError(f"k={k!r} is not valid for select='nearest'; expected the number of studies to select, an int >= 1 (e.g. k=100).")
+        raise ParameterError(f"k={k!r} is not valid for select='nearest'; expected the number of studies to select, "
+            "an int >= 1 (e.g. k=100).")
     return SelectionRule("nearest", k=int(k))
 
 

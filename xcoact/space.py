@@ -240,7 +240,7 @@ def mni152_2mm() -> Grid:
     """
     import nibabel as nib
 
-    path = resources.files("xcoact") / "data" / "MNI152_T1_2mm_brain.nii.gz"
+    path = resources.files("xcoact.datasets") / "data" / "MNI152_T1_2mm_brain.nii.gz"
     with resources.as_file(path) as p:
         img = nib.load(str(p))
         data = np.asarray(img.dataobj)

@@ -56,7 +56,10 @@ def finite(value, name: str, meaning: str, *, minimum: float | None = None) -> f
 
 
 def float_dtype(dtype, *, keep: bool = False, error: type[Exception] = ParameterError) -> np.dtype | None:
-    """``dtype`` as ``float32`` or ``float64`` (None: float64); with ``keep``, None (keep the maps' own) passes as None."""
+    """``dtype`` as ``float32`` or ``float64`` (None: float64).
+
+    With ``keep``, None (keep the maps' own) passes as None.
+    """
     if keep and dtype is None:
         return None
     try:

@@ -30,8 +30,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from .errors import ParameterError
-from .stats import count_pairs
+from ..errors import ParameterError
+from .neurosynth import count_pairs
 
 __all__ = [
     "MAP_NAMES",
@@ -115,7 +115,7 @@ P_FLOOR_F32 = float(np.nextafter(np.float32(0), np.float32(1)))
 def map_names(q: float = 0.01, prior: float = 0.5, *, aliases: bool = False) -> list[str]:
     """The map names of the NiMARE preset, in output order.
 
-    ``q`` is accepted for symmetry with :func:`xcoact.stats.map_names` and
+    ``q`` is accepted for symmetry with :func:`xcoact.stats.neurosynth.map_names` and
     ignored: NiMARE's FDR maps are adjusted p-values, not thresholded at a rate.
 
     Examples
@@ -441,7 +441,7 @@ def _nimare_peak_xyz(xyz: np.ndarray, space: np.ndarray) -> np.ndarray:
     -------
     (n, 3) float64 array of mm.
     """
-    from .table import ICBM_SPM2TAL, TAL_LABELS
+    from ..table import ICBM_SPM2TAL, TAL_LABELS
 
     xyz = np.array(xyz, dtype=np.float64).reshape(-1, 3)
     space = np.asarray(space).astype(str)

@@ -8,7 +8,7 @@ negative region that touch stay two clusters.  Voxels are connected by
 face, an edge or a corner (every voxel of the 3 x 3 x 3 block around a
 voxel), the convention of SPM and FSL's ``cluster``; 18 (faces and edges)
 and 6 (faces only) are available.  The components come from
-:mod:`xcoact.components`, the labeller cluster-level FWE uses too.
+:mod:`xcoact.stats.components`, the labeller cluster-level FWE uses too.
 
 :func:`cluster_table` is the array core (a numpy volume and its axis
 labels); :func:`clusters` is the labelled layer on result Datasets.
@@ -27,8 +27,8 @@ import xarray as xr
 
 from .components import CONNECTIVITY, structure
 from .components import label as label_components
-from .errors import ParameterError
-from .export import map_variables, to_volumes
+from ..errors import ParameterError
+from ..writers import map_variables, to_volumes
 
 __all__ = ["clusters", "cluster_table", "atlas_labels", "pick_map", "map_volume", "peak_index", "COLUMNS", "CONNECTIVITY"]
 
@@ -345,7 +345,7 @@ def atlas_labels(table: pd.DataFrame, atlas, labels=None, *, column: str = "atla
     >>> atlas_labels(t, atlas, ["Background", "left", "right"])["atlas_label"].tolist()
     ['left', 'right', '']
     """
-    from .roi import _image_values
+    from ..roi import _image_values
 
     values, name = _image_values(atlas)
     data = np.asarray(values.transpose("x", "y", "z").values)
@@ -372,7 +372,7 @@ def atlas_labels(table: pd.DataFrame, atlas, labels=None, *, column: str = "atla
 
 def _label_names(labels) -> dict[int, str]:
     """``{value: name}`` from a dict, a ``value name`` file, a list (position = value) or a DataFrame."""
-    from .roi import _read_lut
+    from ..roi import _read_lut
 
     if labels is None:
         return {}

@@ -366,7 +366,7 @@ def with_cf_attributes(ds: xr.Dataset) -> xr.Dataset:
     repeats the variable's name is replaced by :func:`describe_map`'s.  No
     data is touched (lazy variables stay lazy).
     """
-    from .export import map_variables
+    from .writers import map_variables
 
     out = ds.copy(deep=False)
     for name in map_variables(ds):
