@@ -11,6 +11,7 @@ import re
 import sys
 import time
 import warnings
+from typing import Any
 
 from ._version import __version__
 
@@ -359,7 +360,7 @@ def _fetch(args) -> int:
     from .datasets import fetch
 
     func = fetch.fetch_neurosynth if args.dataset == "neurosynth" else fetch.fetch_neuroquery
-    kw = {} if args.vocab is None else {"vocab": None if args.vocab.lower() == "none" else args.vocab}
+    kw: dict[str, Any] = {} if args.vocab is None else {"vocab": None if args.vocab.lower() == "none" else args.vocab}
     if args.release_version is not None:
         kw["version"] = args.release_version
     with _progress_logging(args.progress):
@@ -425,11 +426,11 @@ def _report(args) -> int:
     parcels = is_parcellation(ds)
     if not parcels and not map_variables(ds):
         raise ParameterError(f"{args.maps} holds no maps (float (x, y, z) variables); is it a result of xcoact coactivation?")
-    options = {"subpeaks": args.subpeaks, "min_distance": args.min_distance, "atlas": args.atlas,
-               "atlas_labels": args.atlas_labels}
+    options: dict[str, Any] | None = {"subpeaks": args.subpeaks, "min_distance": args.min_distance,
+                                      "atlas": args.atlas, "atlas_labels": args.atlas_labels}
     if parcels:  # only the cluster flags given away from their defaults reach the report, which refuses them
         defaults = {"subpeaks": 0, "min_distance": 8.0, "atlas": None, "atlas_labels": None}
-        options = {k: v for k, v in options.items() if v != defaults[k]} or None
+        options = {k: v for k, v in (options or {}).items() if v != defaults[k]} or None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         path = report(ds, args.output, name=args.map, seed=args.report_seed, threshold=args.threshold,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 
 __all__ = [
     "XcoactError",
@@ -153,7 +154,7 @@ def caller_stacklevel() -> int:
     from any depth (a reader, a helper of ``make_table``...): the warning then
     names the user's line, however xcoact's functions called each other.
     """
-    frame = sys._getframe(1)  # the function that is about to call warnings.warn
+    frame: types.FrameType | None = sys._getframe(1)  # the function that is about to call warnings.warn
     level = 1
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
         frame = frame.f_back

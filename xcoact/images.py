@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -20,6 +21,9 @@ import xarray as xr
 from ._version import __version__
 from .errors import ParameterError, RoiError
 from .space import affine_from_coords
+
+if TYPE_CHECKING:
+    import nibabel
 
 __all__ = ["nifti_image", "map_intent", "to_nibabel", "from_nibabel", "plot_nilearn", "view", "ENGINES"]
 
@@ -56,7 +60,7 @@ def _descrip(text: str) -> bytes:
 
 
 def nifti_image(volume: np.ndarray, affine: np.ndarray, *, name: str | None = None,
-                descrip: str | None = None) -> "nibabel.Nifti1Image":  # noqa: F821
+                descrip: str | None = None) -> "nibabel.Nifti1Image":
     """A float32 NIfTI-1 image of a map, with xcoact's header.
 
     Parameters
@@ -102,7 +106,7 @@ def _result(ds: xr.Dataset) -> xr.Dataset:
     return to_volumes(ds)
 
 
-def to_nibabel(ds: xr.Dataset, name: str | None = None, seed: str | None = None) -> "nibabel.Nifti1Image":  # noqa: F821
+def to_nibabel(ds: xr.Dataset, name: str | None = None, seed: str | None = None) -> "nibabel.Nifti1Image":
     """One map of a result as an in-memory ``nibabel.Nifti1Image`` (Niimg-like for nilearn).
 
     Parameters
@@ -201,7 +205,7 @@ def from_nibabel(img, like=None, *, name: str | None = None) -> xr.DataArray:
     if not (hasattr(img, "affine") and hasattr(img, "dataobj")):
         raise ParameterError(f"img of type {type(img).__name__} is not an image; expected a nibabel image or a NIfTI path.")
     grid = like if isinstance(like, Grid) else mni152_2mm() if like is None else grid_of(like)
-    header = getattr(img, "header", None)
+    header: Any = getattr(img, "header", None)
     # NIfTI headers carry an intent and a description; other formats (Analyze, MGH) do not
     intent = header.get_intent() if hasattr(header, "get_intent") else ("none", (), "")
     try:
@@ -216,7 +220,7 @@ def from_nibabel(img, like=None, *, name: str | None = None) -> xr.DataArray:
         vols = [image_to_dataarray(nib.Nifti1Image(np.asarray(img.dataobj[..., k]), img.affine), f"{where} volume {k}")
                 for k in range(shape[3])]
         data = np.stack([_align(v, grid, where) for v in vols])
-        dims = ("volume", "x", "y", "z")
+        dims: tuple[str, ...] = ("volume", "x", "y", "z")
     elif len(shape) in (3, 4):
         data = _align(image_to_dataarray(img, where), grid, where)
         dims = ("x", "y", "z")

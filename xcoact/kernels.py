@@ -342,7 +342,7 @@ class Kernel:
     """
 
     name = "kernel"
-    dtype = np.dtype(np.float64)
+    dtype: np.dtype = np.dtype(np.float64)
     combine = "max"
     offsets = np.zeros((1, 3), dtype=np.int64)
     exact_support = False

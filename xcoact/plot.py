@@ -290,14 +290,15 @@ def _norm_and_cmap(values: list[np.ndarray], threshold: float, vmax, cmap):
 
     from matplotlib.colors import Normalize
 
-    finite = [v[np.isfinite(v)] for v in values]
-    finite = np.concatenate(finite) if finite else np.zeros(0)
+    pieces = [v[np.isfinite(v)] for v in values]
+    finite = np.concatenate(pieces) if pieces else np.zeros(0)
     negative = bool((finite < -threshold).any()) if finite.size else False
     top = float(np.max(np.abs(finite))) if finite.size else 0.0
     if vmax is None:
         vmax = top if top > 0 else 1.0
-    if isinstance(vmax, bool) or not isinstance(vmax, numbers.Real) or not np.isfinite(vmax) or vmax <= 0:
+    if isinstance(vmax, bool) or not isinstance(vmax, numbers.Real) or not np.isfinite(float(vmax)) or vmax <= 0:
         raise ParameterError(f"vmax={vmax!r} is not valid; expected a finite number > 0 (the top of the colour scale).")
+    vmax = float(vmax)
     if negative:
         norm = Normalize(-vmax, vmax)
         name = cmap or "RdBu_r"
@@ -329,10 +330,13 @@ def _cut_indices(vol: np.ndarray, labels: list[np.ndarray], mask: np.ndarray, cu
         finite = np.where(np.isfinite(vol), np.abs(vol), 0.0)
         if finite.max() > 0:
             # ties at the top (a z cap) are broken by the ties' centre of mass, as the cluster table does
-            return peak_index(finite)
+            top = peak_index(finite)
+            assert top is not None  # the map has a finite maximum
+            return top
         # an empty map: cut through the centre of the brain mask
         centre = np.argwhere(mask).mean(axis=0) if mask.any() else (np.array(vol.shape) - 1) / 2
-        return tuple(int(round(c)) for c in centre)
+        i, j, k = (int(round(c)) for c in centre)
+        return i, j, k
     try:
         mm = [float(c) for c in cut]
     except (TypeError, ValueError):
@@ -348,7 +352,7 @@ def _cut_indices(vol: np.ndarray, labels: list[np.ndarray], mask: np.ndarray, cu
                 f"({axis} from {lab.min():g} to {lab.max():g} mm)."
             )
         out.append(int(np.argmin(np.abs(lab - c))))
-    return tuple(out)
+    return out[0], out[1], out[2]
 
 
 def _draw_glass(ax, proj: np.ndarray, outline: np.ndarray, h, v, norm, cmap, threshold):
@@ -416,10 +420,11 @@ def _single_figure(ds, vol: xr.DataArray, name: str, seed_text: str | None, coun
         for col, (axis, h, v, hn, vn) in enumerate(planes):
             ax = axes[rows.index("glass"), col]
             letter = "xyz"[axis]
-            image = _draw_glass(ax, projections[axis], mask.any(axis=axis), h, v, norm, colormap, threshold)
+            image = _draw_glass(ax, projections[axis], np.asarray(mask.any(axis=axis)), h, v, norm, colormap, threshold)
             ax.set_title(f"maximum |value| projection, {_VIEWS[letter]}", fontsize=9)
             ax.set_label(f"glass {letter}")
             _style(ax, h, v, hn, vn, lr=letter != "x")
+    assert image is not None  # at least one row of panels was drawn
     bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.75, pad=0.01)
     bar.set_label(_mpl_text(name), fontsize=9)
     head = title if title is not None else name + (f"  |  seed: {seed_text}" if seed_text is not None else "")
@@ -447,7 +452,7 @@ def _batch_figure(ds, vols: xr.DataArray, name: str, seeds: list[str], *, thresh
     h, v = [c for a, c in enumerate((x, y, z)) if a != axis]
     hn, vn = [c for c in "xyz" if c != view]
     mask = _mask_of(ds, vols.isel(seed=0, drop=True))
-    outline = mask.any(axis=axis)
+    outline = np.asarray(mask.any(axis=axis))
     labels = [str(s) for s in vols["seed"].values]
     projections: dict[str, np.ndarray] = {}
     for start in range(0, len(seeds), _SEEDS_PER_PASS):
@@ -462,6 +467,7 @@ def _batch_figure(ds, vols: xr.DataArray, name: str, seeds: list[str], *, thresh
     ncols = ncols or min(n, 6)
     if isinstance(ncols, bool) or not isinstance(ncols, numbers.Integral) or ncols < 1:
         raise ParameterError(f"ncols={ncols!r} is not valid; expected an integer >= 1.")
+    ncols = int(ncols)
     nrows = math.ceil(n / ncols)
     cell = 2.3 * (v.size / h.size) if h.size else 2.3
     if figsize is None:
@@ -483,6 +489,7 @@ def _batch_figure(ds, vols: xr.DataArray, name: str, seeds: list[str], *, thresh
         ax.remove()
     fig.supxlabel(f"{hn} (mm)", fontsize=9)
     fig.supylabel(f"{vn} (mm)", fontsize=9)
+    assert image is not None  # at least one seed was drawn
     bar = fig.colorbar(image, ax=used, shrink=0.9, pad=0.01)
     bar.set_label(_mpl_text(name), fontsize=8)
     shown = f"{n} seeds" if n == total else f"{n} of {total} seeds"
@@ -495,7 +502,8 @@ def _batch_figure(ds, vols: xr.DataArray, name: str, seeds: list[str], *, thresh
 def _check_display_threshold(threshold, ds, name: str) -> float:
     if threshold is None:
         return default_threshold(ds, name)
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(threshold) or threshold < 0:
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(float(threshold)) \
+            or threshold < 0:
         raise ParameterError(
             f"threshold={threshold!r} is not valid; expected a finite number >= 0 "
             "(voxels with |value| above it are shown)."

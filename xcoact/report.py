@@ -184,7 +184,7 @@ def read_metadata(metadata) -> dict[str, str]:
             f"{source}: no column(s) {missing}; found columns {[str(c) for c in table.columns][:20]}; "
             "expected 'id' and 'title' (as in Neurosynth v7's metadata.tsv.gz)."
         )
-    titles = {}
+    titles: dict = {}
     for sid, title in zip(table["id"].tolist(), table["title"].tolist()):
         if title is None or (isinstance(title, float) and np.isnan(title)):
             continue
@@ -622,7 +622,7 @@ def _selected_section(ds: xr.Dataset, titles, max_studies, labels: list[str], sh
                       one: bool) -> str:
     if one:
         if "seed" not in ds.dims:
-            ids = ds["selected_id"].values if "selected_id" in ds else []
+            ids: np.ndarray | list = ds["selected_id"].values if "selected_id" in ds else []
         else:
             ids = ds["study"].values[np.asarray(ds["selected"].sel(seed=ds["seed"].values[labels.index(str(seed))]))]
         return f"<p>{len(ids):,} studies selected.</p>\n{_studies_table(ids, titles, max_studies)}"

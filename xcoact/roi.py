@@ -27,7 +27,7 @@ from .errors import ResampleWarning, caller_stacklevel
 
 
 if TYPE_CHECKING:
-    import nibabel
+    import nibabel.spatialimages
 
 __all__ = ["roi_mask", "seed_set", "is_batch", "is_atlas", "SeedROI", "image_to_dataarray", "grid_of", "Seed", "describe_seed"]
 

@@ -59,11 +59,12 @@ def check_threshold(threshold) -> float | int:
     return t
 
 
-def overlap_rule(overlap: np.ndarray, n_roi: int, threshold: float | int) -> np.ndarray:
+def overlap_rule(overlap: np.ndarray, n_roi: int | None, threshold: float | int) -> np.ndarray:
     """:ref:`semantics-selection`: ``overlap > t`` for an int, ``overlap / n_roi > t`` for a float (strict)."""
     overlap = np.asarray(overlap)
     if isinstance(threshold, (int, np.integer)):
         return overlap > threshold
+    assert n_roi is not None  # a proportion of the ROI needs its size
     return overlap.astype(np.float64) / n_roi > threshold
 
 
@@ -201,8 +202,10 @@ class SelectionRule(NamedTuple):
             out["threshold"] = self.threshold
             out["threshold_kind"] = threshold_kind(self.threshold)
         elif self.rule == "distance":
+            assert self.r is not None  # set for this rule by check_rule
             out["select_r"] = float(self.r)
         elif self.rule == "nearest":
+            assert self.k is not None  # set for this rule by check_rule
             out["select_k"] = int(self.k)
         return out
 
@@ -210,6 +213,7 @@ class SelectionRule(NamedTuple):
         """Which studies the rule selects, given each study's score (bool per study)."""
         score = np.asarray(score)
         if self.rule == "overlap":
+            assert self.threshold is not None  # set for this rule by check_rule
             return overlap_rule(score, n_roi, self.threshold)
         if self.rule == "focus":
             return score > 0
@@ -237,6 +241,7 @@ class SelectionRule(NamedTuple):
     def select(self, score: np.ndarray, n_roi: int | None = None, *, seed_name: str = "seed") -> np.ndarray:
         """:meth:`apply`, raising a :class:`SelectionError` that says how to fix a degenerate selection."""
         if self.rule == "overlap":
+            assert n_roi is not None  # its messages name the ROI's size; the analyses always pass it
             return select_studies(score, n_roi, self.threshold, seed_name=seed_name)
         score = np.asarray(score)
         selected = self.apply(score, n_roi)

@@ -241,7 +241,7 @@ def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None, samp
         labels, first, counts = np.unique(space[unknown].astype(str), return_index=True, return_counts=True)
         desc = ", ".join(f"{quote(str(lab))}: {int(c)} row(s)" for lab, c in zip(labels, counts))
         rows = np.flatnonzero(unknown)[first]
-        where = ", ".join(f"{quote(str(lab))} at {_where(r, lines)}" for lab, r in zip(labels, rows))
+        where = ", ".join(f"{quote(str(lab))} at {_where(int(r), lines)}" for lab, r in zip(labels, rows))
         warnings.warn(
             f"{database}: unknown space label(s) {desc}; those coordinates were used as they are "
             "(as Neurosynth does). Known labels: MNI (kept) and TAL/T88/Talairach (moved to MNI). "

@@ -8,6 +8,7 @@ rather than writing their own).
 from __future__ import annotations
 
 import numbers
+from typing import Literal, overload
 
 import numpy as np
 
@@ -20,6 +21,10 @@ def _is_number(value) -> bool:
     return not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real)
 
 
+@overload
+def integer(value, name: str, minimum: int, *, allow_none: Literal[False] = ...) -> int: ...
+@overload
+def integer(value, name: str, minimum: int, *, allow_none: bool) -> int | None: ...
 def integer(value, name: str, minimum: int, *, allow_none: bool = False) -> int | None:
     """``value`` as an int >= ``minimum`` (None passes when ``allow_none``)."""
     if value is None and allow_none:

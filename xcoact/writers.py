@@ -43,7 +43,7 @@ __all__ = ["to_nifti", "to_netcdf", "to_zarr", "write_outputs", "check_outputs",
 def map_variables(ds: xr.Dataset) -> list[str]:
     """The map variables of a result Dataset (the float (x, y, z) or (seed, x, y, z) ones), in order."""
     return [
-        n for n, v in ds.data_vars.items()
+        str(n) for n, v in ds.data_vars.items()
         if set(v.dims) in ({"x", "y", "z"}, {"seed", "x", "y", "z"}, {"seed", "voxel"}) and v.dtype.kind == "f"
     ]
 

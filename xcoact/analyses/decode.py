@@ -182,7 +182,7 @@ class TermMapCache:
         return {"max_bytes": self._max_bytes, "owner": self.owner}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["max_bytes"], owner=state["owner"])
+        TermMapCache.__init__(self, state["max_bytes"], owner=state["owner"])
 
     def __deepcopy__(self, memo) -> "TermMapCache":
         return TermMapCache(self._max_bytes, owner=self.owner)
@@ -686,7 +686,7 @@ def _identity(obj: xr.DataArray) -> str:
     """
     data = obj.data
     ident = data.name if isinstance(data, dask.array.Array) else tokenize(np.asarray(data))
-    return tokenize(ident, obj.dims, *((name, obj[name].values) for name in sorted(obj.coords)))
+    return tokenize(ident, obj.dims, *((name, obj[name].values) for name in sorted(obj.coords, key=str)))
 
 
 def _carriers(act: xr.DataArray, features: xr.DataArray, names: list[str], threshold: float) -> np.ndarray:

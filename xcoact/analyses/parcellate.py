@@ -1081,7 +1081,7 @@ def write(result: xr.Dataset, outroot, *, overwrite: bool = False, dpi: int = 10
     check_outputs([(p, "file", name) for name, p in paths.items()], overwrite=overwrite)
     result = result.compute()
     affine = affine_from_coords(result["x"].values, result["y"].values, result["z"].values)
-    writers = {}
+    writers: dict = {}
     for k in result["k"].values:
         img = _label_image(result["labels"].sel(k=k).transpose("x", "y", "z").values, affine, int(k))
         writers[paths[f"k{int(k)}"]] = lambda tmp, img=img: nib.save(img, tmp)
@@ -1202,8 +1202,7 @@ def run_cli(args) -> int:
     import time
     import warnings
 
-    from . import activations, read_database
-    from .. import datasets
+    from .. import activations, datasets, read_database
 
     t0 = time.perf_counter()
     database = args.database or datasets.sample_database_path()

@@ -107,7 +107,7 @@ def _in_mask(grid: Grid, xyz: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pool_xyz(pool) -> tuple[np.ndarray, str]:
+def _pool_xyz(pool) -> tuple[np.ndarray, str | None]:
     """The pool's MNI peaks as an (n, 3) array, and its name for provenance."""
     from ..readers import read_database
 

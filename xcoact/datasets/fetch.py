@@ -47,11 +47,15 @@ import warnings
 from collections.abc import Mapping
 from importlib import resources
 from types import MappingProxyType
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from .. import validate
 from .._version import __version__
+
+if TYPE_CHECKING:
+    from ..readers import Format
 from ..errors import (
     ChecksumError,
     DownloadError,
@@ -330,6 +334,7 @@ def _source(base: tuple[str, str | None], dataset: str, version: int, entry: Man
     if kind == "upstream":
         spec = _DATASETS[dataset]
         return "url", _UPSTREAM.format(repository=entry.repository, commit=spec["commit"], path=entry.path)
+    assert root is not None  # only the upstream source has no root
     if kind == "dir":
         return "file", _mirror_file(root, dataset, version, entry.name)
     return "url", f"{root}/{dataset}-v{version}/{urllib.parse.quote(entry.name)}"
@@ -634,7 +639,7 @@ def _convert(coordinates: str, fmt: str, path: str, stamp: str) -> None:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        table = read_database(coordinates, format=fmt)
+        table = read_database(coordinates, format=cast("Format", fmt))  # a format name of _DATASETS
     records = [[w.category.__name__, str(w.message)] for w in caught if issubclass(w.category, XcoactWarning)]
     for w in caught:  # anything else (a library's deprecation, ...) is passed on now, not stored
         if not issubclass(w.category, XcoactWarning):

@@ -103,6 +103,7 @@ def _studyset_url(base, studyset_id: str) -> tuple[str, str]:
     if base is None:
         return "url", f"{NEUROSTORE_API}/studysets/{urllib.parse.quote(studyset_id)}?nested=true"
     kind, root = _fetch._resolve_base(base)
+    assert root is not None  # a base was given, so it has a root
     if kind == "dir":
         return "file", os.path.join(root, "studysets", f"{studyset_id}.json")
     return "url", f"{root}/studysets/{urllib.parse.quote(studyset_id)}?nested=true"

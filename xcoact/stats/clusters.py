@@ -20,6 +20,7 @@ from __future__ import annotations
 import numbers
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -102,10 +103,9 @@ def peak_index(volume: np.ndarray) -> tuple[int, int, int] | None:
     if not np.isfinite(top):
         return None
     tied = np.argwhere(values == top)
-    if len(tied) == 1:
-        return tuple(int(i) for i in tied[0])
-    distance = ((tied - tied.mean(axis=0)) ** 2).sum(axis=1)
-    return tuple(int(i) for i in tied[int(np.argmin(distance))])
+    best = tied[0] if len(tied) == 1 else tied[int(np.argmin(((tied - tied.mean(axis=0)) ** 2).sum(axis=1)))]
+    i, j, k = (int(v) for v in best)
+    return i, j, k
 
 
 def _tied_peaks(signed: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
@@ -131,7 +131,7 @@ def _tied_peaks(signed: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
 
 
 def _check_threshold(threshold) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(threshold) or threshold < 0:
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(float(threshold)) or threshold < 0:
         raise ParameterError(
             f"threshold={threshold!r} is not valid; expected a finite number >= 0 (clusters are the voxels with "
             "value > threshold, and separately those with value < -threshold)."
@@ -265,7 +265,7 @@ def cluster_table(
 def _check_subpeaks(subpeaks, min_distance) -> tuple[int, float]:
     if isinstance(subpeaks, bool) or not isinstance(subpeaks, numbers.Integral) or subpeaks < 0:
         raise ParameterError(f"subpeaks={subpeaks!r} is not valid; expected an integer >= 0 (secondary peaks per cluster).")
-    if isinstance(min_distance, bool) or not isinstance(min_distance, numbers.Real) or not np.isfinite(min_distance) \
+    if isinstance(min_distance, bool) or not isinstance(min_distance, numbers.Real) or not np.isfinite(float(min_distance)) \
             or min_distance < 0:
         raise ParameterError(f"min_distance={min_distance!r} is not valid; expected a distance in mm >= 0 (e.g. 8).")
     return int(subpeaks), float(min_distance)
@@ -294,7 +294,8 @@ def _subpeaks(signed, labels, label, peak, local, coords, n: int, min_distance: 
             break
         if all(np.sqrt(((point - k) ** 2).sum()) >= min_distance for k in kept):
             kept.append(point)
-            out.append(tuple(int(v) for v in idx))
+            vi, vj, vk = (int(v) for v in idx)
+            out.append((vi, vj, vk))
     return out
 
 
@@ -476,7 +477,8 @@ def clusters(
         raise ParameterError("atlas_labels names the values of an atlas image; pass the image too: atlas=...")
     vol = map_volume(ds, name, seed)
     coords = [vol[c].values for c in "xyz"]
-    opts = {"connectivity": connectivity, "min_size": min_size, "subpeaks": subpeaks, "min_distance": min_distance}
+    opts: dict[str, Any] = {"connectivity": connectivity, "min_size": min_size, "subpeaks": subpeaks,
+                            "min_distance": min_distance}
     if "seed" not in vol.dims:
         table = cluster_table(vol.values, coords, threshold, **opts)
     else:

@@ -319,11 +319,11 @@ def null_statistics(runs: StudyRuns, plan: NullPlan, pool: np.ndarray, n_perm: i
     for i in range(n_perm):
         picks[i] = pool[rng.choice(n_pool, small, replace=False)]
     n_vox = plan.total.size
-    total = plan.total
+    total: np.ndarray = plan.total
     # 16-bit counts when the drawn group allows: the difference array then stays in a core's cache
     count_dtype = np.int16 if small < 2**15 else np.int32
     diff = np.zeros(n_vox + 1, dtype=count_dtype)
-    drawn = np.zeros(n_vox, dtype=count_dtype)
+    drawn: np.ndarray = np.zeros(n_vox, dtype=count_dtype)
     found = np.zeros((4, n_vox), dtype=np.int64)
     n_found = np.zeros(4, dtype=np.int64)
     scratch = plan.labeller.scratch()
@@ -584,7 +584,9 @@ def fwe(
     if connectivity not in CONNECTIVITY:
         raise ParameterError(f"connectivity={connectivity!r} is not valid; expected 6 (faces), 18 (edges) or 26 (corners).")
     if seed is None:
-        seed = int(np.random.SeedSequence().entropy % (2**63))
+        entropy = np.random.SeedSequence().entropy
+        assert isinstance(entropy, int)  # drawn from the OS when none is given
+        seed = entropy % (2**63)
     seed = _check_int(seed, "seed", 0, "0")
     chi2_threshold = float(_sstats.chi2.isf(cluster_p, 1))
     z_threshold = math.sqrt(chi2_threshold)

@@ -373,10 +373,10 @@ def mkda_chi2_maps(
     row1 = n - row0
     with np.errstate(divide="ignore", invalid="ignore"):
         numerator = n * (fa * n_uns - fb * n_sel) ** 2
-        denominator = row0 * row1 * n_sel * n_uns
-        chi2 = numerator / denominator
-    chi2[denominator == 0] = 2.0
-    tests["association"] = (chi2, np.sign(pAgF - pAgU))
+        denom = row0 * row1 * n_sel * n_uns
+        assoc = numerator / denom
+    assoc[denom == 0] = 2.0
+    tests["association"] = (assoc, np.sign(pAgF - pAgU))
 
     stats = {}
     for label, (chi2, sign) in tests.items():
