@@ -1,6 +1,6 @@
 """One set of test formulas and one labeller, shared by the maps, the cluster tables and the FWE permutations.
 
-- the chi-square and sign of both tests come from ``xcoact.stats`` for the maps and for FWE: the observed
+- the chi-square and sign of both tests come from ``xcoact.stats.neurosynth`` for the maps and for FWE: the observed
   chi-square of ``fwe`` turned into z is the seed's z map, bit for bit;
 - a permutation's statistics (study runs, lookup tables, the compiled labeller) equal a plain evaluation of
   the same labelling (dense counts -> ``stats.chi2_and_sign`` -> ``cluster_labels``), bit for bit;

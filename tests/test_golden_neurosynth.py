@@ -181,7 +181,7 @@ def test_coactivation_writes_neurosynths_files(name, cubes, mask, tmp_path):
 
 def test_pair_table_fallback_gives_neurosynths_maps(cubes, mask, monkeypatch):
     """The sort-based route of stats.count_pairs (databases past 2**23 count pairs), forced on a golden case."""
-    monkeypatch.setattr(xcoact.stats, "_PAIR_TABLE_MAX", 0)
+    monkeypatch.setattr(xcoact.stats.neurosynth, "_PAIR_TABLE_MAX", 0)
     case = CASES["sgacc_n5_q0.02"]
     seed, kwargs = seed_call(case)
     ds = cubes[6].coact.seed(seed, **kwargs).compute()

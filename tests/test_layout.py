@@ -1,7 +1,7 @@
 """The package layout: every module is reachable under its own name, and no name shadows a module.
 
-``xcoact.fwe`` and ``xcoact.matrix`` are the public functions; their modules live under
-``xcoact.stats`` and ``xcoact.analyses``, so ``import xcoact.x.y`` and ``xcoact.x.y`` always give the
+``xcoact.fwe`` and ``xcoact.matrix`` are the public functions; their modules live in the
+``stats`` and ``analyses`` packages, so ``import xcoact.x.y`` and ``xcoact.x.y`` always give the
 same module. The warning classes live in ``xcoact.errors`` (a module named ``warnings`` read like the
 standard library's).
 """

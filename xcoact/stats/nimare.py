@@ -1,6 +1,6 @@
 """Counts -> NiMARE 0.22.1's ``MKDAChi2`` maps, with p in log space.
 
-The ``preset="nimare"`` counterpart of :mod:`xcoact.stats`.  Everything here
+The ``preset="nimare"`` counterpart of :mod:`xcoact.stats.neurosynth`.  Everything here
 works on 1-D float64 arrays over the in-mask voxels and takes the same counts:
 ``a``, the selected studies active at each voxel, and ``b``, the unselected
 ones.  The formulas are NiMARE's (``nimare/meta/cbma/mkda.py``
