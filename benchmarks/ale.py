@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark of an ALE map (stat, p, z; approximate null): xcoact.ale against NiMARE 0.22.1 on the same studies.
+"""Benchmark of an ALE map (stat, p, z; approximate null): xcoact.stats.ale against NiMARE 0.22.1 on the same studies.
 
 One command::
 
@@ -19,8 +19,8 @@ functions cached on both sides):
 
 - NiMARE: ``ALE(kernel__sample_size=N).fit(dset.slice(ids))`` (kernel, MA maps,
   stat, approximate null, p, z).
-- xcoact: from the studies' voxel foci, :func:`xcoact.ale.study_ma` per study
-  and :func:`xcoact.ale.ale_maps`.  Reading the file and putting the foci on
+- xcoact: from the studies' voxel foci, :func:`xcoact.stats.ale.study_ma` per study
+  and :func:`xcoact.stats.ale.ale_maps`.  Reading the file and putting the foci on
   voxels are not timed (the engine does them once per database).
 
 Printed: both times, their ratio, and the largest |xcoact - NiMARE| of stat,
@@ -59,9 +59,9 @@ def main(argv=None) -> int:
     from nimare.meta.cbma.ale import ALE
 
     import xcoact
-    from xcoact import ale
+    from xcoact.stats import ale
     from xcoact.presets import nimare_mni152_2mm
-    from xcoact.stats_nimare import _nimare_peak_xyz
+    from xcoact.stats.nimare import _nimare_peak_xyz
     from xcoact.table import study_index
 
     coords = str(DATA / "nback_flanker_coordinates.tsv.gz")
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     print(f"studies selected: {len(ids)} of {len(dset.ids)} ({n_foci} foci), sample size {args.sample_size}, "
           f"seed {tuple(args.center)} r = {args.r:g} mm, grid {grid.n_mask} in-mask voxels")
     print(f"NiMARE 0.22.1 ALE().fit     : {theirs_t:7.3f} s  (first run {theirs_first:.3f} s)")
-    print(f"xcoact.ale ({args.engine:5s}) maps : {ours_t:7.3f} s  (first run {ours_first:.3f} s)")
+    print(f"xcoact.stats.ale ({args.engine:5s}) maps : {ours_t:7.3f} s  (first run {ours_first:.3f} s)")
     print(f"ratio NiMARE / xcoact       : {theirs_t / ours_t:7.2f}x")
     print("max |xcoact - NiMARE|       : " + ", ".join(f"{k} {v:.2g}" for k, v in diffs.items()))
     return 0 if max(diffs.values()) <= 1e-5 else 1

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark of ALE Monte Carlo FWE (voxel + cluster level): xcoact.ale_null against NiMARE 0.22.1.
+"""Benchmark of ALE Monte Carlo FWE (voxel + cluster level): xcoact.stats.ale_null against NiMARE 0.22.1.
 
 One command::
 
@@ -19,7 +19,7 @@ load average is printed with them):
 - NiMARE: ``FWECorrector(method="montecarlo", n_iters=K, voxel_thresh=0.001)``
   on ``ALE(kernel__sample_size=N).fit(...)``, one core (its default), per
   iteration over ``--nimare-iter`` iterations.
-- xcoact: :func:`xcoact.ale_null.fwe_null` (voxel maxima and cluster size /
+- xcoact: :func:`xcoact.stats.ale_null.fwe_null` (voxel maxima and cluster size /
   mass maxima at NiMARE's cluster-forming threshold), ``--workers`` threads,
   ``--iter`` iterations; plus the threshold (approximate null) and the
   corrected maps, timed apart.
@@ -72,9 +72,9 @@ def main(argv=None) -> int:
     import nibabel as nib
 
     import xcoact
-    from xcoact import ale, ale_null
+    from xcoact.stats import ale, ale_null
     from xcoact.presets import nimare_mni152_2mm
-    from xcoact.stats_nimare import _nimare_peak_xyz
+    from xcoact.stats.nimare import _nimare_peak_xyz
     from xcoact.table import study_index
 
     coords = str(DATA / "nback_flanker_coordinates.tsv.gz")

@@ -20,7 +20,7 @@ time (on a shared machine the CPU time is the steadier number).  NiMARE's
 same studies is timed once after a warm-up; the largest |difference| of stat,
 p and z is printed.
 
-``v7``: :func:`xcoact.ale.database_ale` of the v7 coordinates
+``v7``: :func:`xcoact.stats.ale.database_ale` of the v7 coordinates
 (``--v7``, default ``/tmp/xcoact-bench-data/neurosynth-v7/...``), every study
 with ``--sample-size`` subjects, from reading the file to the computed map, in
 a fresh process (cold: numba's compiled functions come from its disk cache);
@@ -100,7 +100,7 @@ def macm(args) -> None:
 
 def v7(args) -> None:
     import xcoact
-    from xcoact import ale
+    from xcoact.stats import ale
 
     t0, c0 = time.perf_counter(), time.process_time()
     table = xcoact.read_database(args.v7, format="neurosynth-v7")

@@ -160,7 +160,8 @@ def parent(args) -> int:
     print(f"xcoact {xcoact.__version__}; {os.cpu_count()} cores; release {release}")
     if not args.skip_full:
         full = _run(["--part", "full", "--n-iter", str(args.n_iter), *common])
-        print(f"\nNeurosynth v7, {full['studies']:,} studies, seed {SEED} r=10 threshold 0.1 -> {full['selected']:,} selected")
+        print(f"\nNeurosynth v7, {full['studies']:,} studies, seed {SEED} r=10 threshold 0.1 "
+            f"-> {full['selected']:,} selected")
         print(f"  {full['n_iter']:,} permutations (voxel + cluster size/mass FWE, both tests): {full['seconds']:.1f} s "
               f"({full['ms_per_perm']:.1f} ms per permutation; CPU {full['cpu_ms_per_perm']:.1f} ms per permutation), "
               f"peak RSS {full['peak_mb']:.0f} MB, smallest p {full['min_p']:.2g}, "
@@ -175,7 +176,8 @@ def parent(args) -> int:
         theirs = _run(["--part", "quarter-nimare", "--quarter", quarter, "--nimare-iter", str(args.nimare_iter),
                        "--selected", json.dumps(ours["selected_ids"]), *common])
     ratio = theirs["s_per_perm"] / ours["s_per_perm"]
-    print(f"\n1/4 scale: first {ours['studies']:,} studies of v7, {ours['selected']} selected, kernel r = 6 mm on both sides")
+    print(f"\n1/4 scale: first {ours['studies']:,} studies of v7, {ours['selected']} selected, "
+        "kernel r = 6 mm on both sides")
     print(f"  xcoact:        {1000 * ours['s_per_perm']:.1f} ms per permutation ({ours['n_iter']} iterations), "
           f"peak RSS {ours['peak_mb']:.0f} MB")
     print(f"  NiMARE 0.22.1: {1000 * theirs['s_per_perm']:.0f} ms per permutation ({theirs['n_iter']} iterations, "

@@ -6,7 +6,7 @@ One command::
     python3 benchmarks/parcellate.py [--database PATH] [--filters 20-200:20] [--k 2-9] [--n-init 50]
                                      [--distributed]
 
-Parcellates the bundled amygdala ROI (``xcoact/data/amygdala_roi.nii.gz``, 366
+Parcellates the bundled amygdala ROI (``xcoact/datasets/data/amygdala_roi.nii.gz``, 366
 voxels) with 10 filter sizes (20, 40, ..., 200 studies) and K = 2..9, and
 prints, as one JSON line and a small table, the wall time and peak resident
 memory (VmHWM of this process), and the 1-minute load average before and after
@@ -55,13 +55,13 @@ def main(argv=None) -> int:
     import numpy as np
 
     import xcoact
-    from xcoact.parcellate import _parse_range
+    from xcoact.analyses.parcellate import _parse_range
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--database", default=DEFAULT_DB)
     p.add_argument("--filters", default="20-200:20", help="pool sizes (default 20-200:20: 10 sizes)")
     p.add_argument("--k", default="2-9")
-    p.add_argument("--n-init", type=int, default=xcoact.parcellate.DEFAULT_N_INIT)
+    p.add_argument("--n-init", type=int, default=xcoact.analyses.parcellate.DEFAULT_N_INIT)
     p.add_argument("--distributed", action="store_true", help="also run on a 2-worker LocalCluster and compare labels")
     args = p.parse_args(argv)
 

@@ -254,7 +254,7 @@ def child_prepare(args) -> int:
     from xcoact.readers import write_database
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+        warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
         pool = xcoact.read_database(args.release)
     for size in parse_sizes(args.prepare):
         n = n_studies_of(size)
@@ -275,7 +275,7 @@ def child_run(args) -> int:
     """Benchmark one database (``--only``) and print JSON lines."""
     t_import = time.perf_counter()
     import dask
-    import numpy as np
+    import numpy as np  # noqa: F401  (its import time is part of t_import)
 
     import xcoact
     t_import = time.perf_counter() - t_import
@@ -291,7 +291,7 @@ def child_run(args) -> int:
     emit("start", size=size, path=path, format=fmt, file_bytes=file_bytes, import_seconds=t_import,
          xcoact_source=source_digest(),
          rss_after_import_mb=rss_mb(), scheduler=str(dask.config.get("scheduler", "threads (default)")))
-    warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
     # 1. read
     with Step("read") as st:
         db = xcoact.read_database(path)
@@ -389,7 +389,7 @@ def child_run(args) -> int:
     store = os.path.join(args.out, f"batch-{size}.zarr")
     shutil.rmtree(store, ignore_errors=True)
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", xcoact.warnings.DegenerateSeedWarning)
+        warnings.simplefilter("always", xcoact.errors.DegenerateSeedWarning)
         with Step("batch") as st:
             t0 = time.perf_counter()
             extra = {} if args.layout == "volume" else {"layout": args.layout}
@@ -403,7 +403,7 @@ def child_run(args) -> int:
                              requested_seeds=args.batch_seeds, reduced=reduced, projected_seconds=projected,
                              seeds_per_second=n_batch / st.seconds, store_disk_bytes=disk,
                              store_apparent_bytes=apparent, n_valid_seeds=n_valid,
-                             degenerate_warnings=sum(issubclass(w.category, xcoact.warnings.DegenerateSeedWarning)
+                             degenerate_warnings=sum(issubclass(w.category, xcoact.errors.DegenerateSeedWarning)
                                                      for w in caught)))
     shutil.rmtree(store, ignore_errors=True)
     emit("done", size=size)
@@ -491,7 +491,8 @@ def fmt_table(size: str, recs: list[dict], args) -> str:
             note = (f"median of {len(s['all_seconds'])}; {s['ratio_to_persisted_local']:.2f}x the persisted local cube; "
                     f"persist + first seed {s['persist_and_first_seconds']:.1f} s; peak = the larger worker's")
         elif name == "batch":
-            note = (f"{s['n_seeds']} seeds: {s['seeds_per_second']:.1f} seeds/s; store {s['store_disk_bytes'] / 1e6:,.0f} MB "
+            note = (f"{s['n_seeds']} seeds: {s['seeds_per_second']:.1f} seeds/s; "
+                f"store {s['store_disk_bytes'] / 1e6:,.0f} MB "
                     f"on disk; seed() {s['seed_call_seconds']:.2f} s + compute/write {s['write_seconds']:.2f} s; "
                     f"{s['n_valid_seeds']} valid")
             if s["reduced"]:

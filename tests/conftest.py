@@ -21,7 +21,7 @@ sys.path.insert(0, HERE)  # for `import reference` (the loop-based oracle)
 import reference  # noqa: E402
 
 import xcoact  # noqa: E402
-from xcoact.warnings import XcoactWarning  # noqa: E402
+from xcoact.errors import XcoactWarning  # noqa: E402
 
 DATA = os.path.join(HERE, "data")
 

@@ -74,7 +74,7 @@ def sphere_offsets(r: float) -> List[Voxel]:
     """
     r = float(r)
     if not (r >= 0.0) or math.isinf(r):
-        raise ValueError("radius must be a finite number >= 0, got %r" % (r,))
+        raise ValueError(f"radius must be a finite number >= 0, got {r!r}")
     # No offset with |d| > r/2 can qualify; search one step further to be safe.
     reach = int(math.floor(r / VOXEL_SIZE_MM)) + 1
     offsets: List[Voxel] = []
@@ -97,7 +97,7 @@ def _in_box(v: Voxel, shape: Sequence[int] = GRID_SHAPE) -> bool:
 def _check_mask(mask: np.ndarray) -> np.ndarray:
     mask = np.asarray(mask)
     if mask.shape != GRID_SHAPE:
-        raise ValueError("mask must have shape %s, got %s" % (GRID_SHAPE, mask.shape))
+        raise ValueError(f"mask must have shape {GRID_SHAPE}, got {mask.shape}")
     return mask.astype(bool)
 
 
@@ -179,7 +179,7 @@ def roi_from_image(data: np.ndarray, mask: np.ndarray) -> Set[Voxel]:
     mask = _check_mask(mask)
     data = np.asarray(data, dtype=np.float64)
     if data.shape != GRID_SHAPE:
-        raise ValueError("image must have shape %s, got %s" % (GRID_SHAPE, data.shape))
+        raise ValueError(f"image must have shape {GRID_SHAPE}, got {data.shape}")
     # Trivial elementwise part done with numpy; NaN > 0 is False anyway,
     # but make the rule explicit.
     positive = np.zeros(GRID_SHAPE, dtype=bool)
@@ -346,7 +346,7 @@ def coactivation_maps(maps: Dict[Hashable, Set[Voxel]],
     selected_set = set(selected)
     unknown = [s for s in selected_set if s not in maps]
     if unknown:
-        raise ValueError("selected ids not in maps: %r" % (sorted(map(str, unknown))[:5],))
+        raise ValueError(f"selected ids not in maps: {sorted(map(str, unknown))[:5]!r}")
     n_f = 0
     for s in study_ids:
         if s in selected_set:
@@ -531,8 +531,8 @@ def _self_check_small() -> None:
     tol = 1e-12
 
     def show(v: Voxel) -> None:
-        print("  voxel %s:" % (v,),
-              ", ".join("%s=%.6g" % (k, res[k][v]) for k in res))
+        print(f"  voxel {v}:",
+              ", ".join(f"{k}={res[k][v]:.6g}" for k in res))
 
     # Voxel L = (44,60,35): S1 yes, S2 yes (neighbour of c), S3 no
     # (2 voxels = 4 mm from c_right).  a = 1, b = 1.
@@ -612,7 +612,7 @@ def _self_check_small() -> None:
         except ValueError:
             pass
         else:
-            raise AssertionError("expected ValueError for selection %r" % (bad,))
+            raise AssertionError(f"expected ValueError for selection {bad!r}")
     try:
         roi_from_coords([[500.0, 0.0, 0.0]], 2, mask)
     except ValueError:
@@ -670,7 +670,7 @@ def _timing_on_sample() -> None:
             peaks.append((row[col["id"]], float(x), float(y), float(z)))
 
     mask = np.asarray(nib.load(template).get_fdata()) > 0
-    print("peaks: %d, mask voxels: %d" % (len(peaks), int(mask.sum())))
+    print(f"peaks: {len(peaks)}, mask voxels: {int(mask.sum())}")
 
     t0 = time.perf_counter()
     maps = study_maps(peaks, mask, 6)
@@ -680,12 +680,11 @@ def _timing_on_sample() -> None:
     t2 = time.perf_counter()
     res = coactivation_maps(maps, chosen, mask, q=0.01, prior=0.5)
     t3 = time.perf_counter()
-    print("studies: %d, roi voxels: %d, selected: %d" % (len(maps), len(roi), len(chosen)))
-    print("time: study_maps %.2f s, roi+select %.2f s, coactivation_maps %.2f s, total %.2f s"
-          % (t1 - t0, t2 - t1, t3 - t2, t3 - t0))
+    print(f"studies: {len(maps)}, roi voxels: {len(roi)}, selected: {len(chosen)}")
+    print(f"time: study_maps {t1 - t0:.2f} s, roi+select {t2 - t1:.2f} s, "
+          f"coactivation_maps {t3 - t2:.2f} s, total {t3 - t0:.2f} s")
     for name, arr in res.items():
-        print("  %-28s nonzero=%7d  min=% .4f  max=% .4f"
-              % (name, int(np.count_nonzero(arr)), arr.min(), arr.max()))
+        print(f"  {name:<28s} nonzero={int(np.count_nonzero(arr)):7d}  min={arr.min(): .4f}  max={arr.max(): .4f}")
 
 
 if __name__ == "__main__":

@@ -24,14 +24,14 @@ from nimare.meta.utils import compute_ale_ma, get_ale_kernel
 from nimare.utils import get_template
 
 import xcoact
-from xcoact import ale
+from xcoact.stats import ale
 from xcoact.errors import ParameterError
 from xcoact.presets import nimare_mni152_2mm
 from xcoact.readers import read_database
 from xcoact.space import Grid
-from xcoact.stats_nimare import _nimare_peak_xyz
+from xcoact.stats.nimare import _nimare_peak_xyz
 from xcoact.table import study_index
-from xcoact.warnings import XcoactWarning
+from xcoact.errors import XcoactWarning
 from nimare_support import NIMARE_MARKS, grid_of, quiet_nimare  # noqa: F401 (an autouse fixture)
 
 TOL = 1e-5

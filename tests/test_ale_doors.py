@@ -2,7 +2,7 @@
 
 ``maps.coact.fwe`` on an ALE seed, ``act.coact.contrast`` on an ALE cube and
 ``act.coact.seed(roi, null="scale")`` must give exactly what the
-:mod:`xcoact.ale_null` functions give on the same foci (the selected studies'
+:mod:`xcoact.stats.ale_null` functions give on the same foci (the selected studies'
 peaks in sorted-id order, each with its kernel) and the same seed.
 """
 
@@ -15,16 +15,16 @@ import numpy as np
 import pytest
 
 import xcoact
-from xcoact import ale, ale_null
+from xcoact.stats import ale, ale_null
 from xcoact.counts import cube_peaks
 from xcoact.errors import ParameterError
-from xcoact.warnings import XcoactWarning
+from xcoact.errors import XcoactWarning
 
 AMYGDALA = xcoact.datasets.amygdala_roi_path()
 SGACC = xcoact.datasets.sgacc_roi_path()
 SEMANTIC = os.path.join(os.path.dirname(__file__), "data", "semantic_knowledge_children.txt")
 
-pytestmark = pytest.mark.filterwarnings("ignore::xcoact.warnings.XcoactWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::xcoact.errors.XcoactWarning")
 
 
 @pytest.fixture(scope="module")

@@ -16,10 +16,10 @@ import pytest
 from nimare.meta.cbma.null_utils import _study_ma_histogram, _update_ale_histogram
 
 import xcoact
-from xcoact import ale
+from xcoact.stats import ale
 from xcoact.errors import ParameterError
 from xcoact.presets import nimare_mni152_2mm
-from xcoact.warnings import XcoactWarning
+from xcoact.errors import XcoactWarning
 from nimare_support import NIMARE_MARKS, quiet_nimare  # noqa: F401 (an autouse fixture)
 from test_ale_macm import sample_dataset
 
@@ -103,7 +103,7 @@ def test_the_null_of_real_studies_is_nimares_fold_bit_for_bit(split):
     """Real MA histograms (the bundled sample), folded study by study: NiMARE's loop over its update, same bits."""
     grid = nimare_mni152_2mm()
     table = xcoact.read_database(xcoact.datasets.sample_database_path())
-    from xcoact.stats_nimare import _nimare_peak_xyz
+    from xcoact.stats.nimare import _nimare_peak_xyz
     from xcoact.table import study_index
 
     _, codes = study_index(table["study_id"].values)

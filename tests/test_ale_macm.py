@@ -24,7 +24,7 @@ import xcoact
 from xcoact.cli import main
 from xcoact.errors import ParameterError
 from xcoact.space import Grid
-from xcoact.warnings import XcoactWarning
+from xcoact.errors import XcoactWarning
 from nimare_support import NIMARE_MARKS, grid_of, quiet_nimare  # noqa: F401 (an autouse fixture)
 
 TOL = 1e-5
@@ -148,7 +148,7 @@ def test_ale_seed_is_nimares_ale_on_a_sleuth_file():
 
 
 def _sizes(table):
-    from xcoact.ale import study_sample_sizes
+    from xcoact.stats.ale import study_sample_sizes
 
     return study_sample_sizes(table)[1]
 
@@ -207,8 +207,8 @@ def test_cli_ale_needs_a_size_for_a_database_without_one(tmp_path, capsys):
 
 
 def test_database_ale_streams_nimares_stat_of_all_studies():
-    """xcoact.ale.database_ale (no cube kept): NiMARE's ALE stat of every study, float32 for float32."""
-    from xcoact.ale import database_ale
+    """xcoact.stats.ale.database_ale (no cube kept): NiMARE's ALE stat of every study, float32 for float32."""
+    from xcoact.stats.ale import database_ale
     from xcoact.presets import nimare_mni152_2mm
 
     result = ALE(kernel__sample_size=20).fit(sample_dataset())

@@ -19,7 +19,7 @@ from nimare.io import convert_sleuth_to_dataset
 from nimare.meta.cbma.ale import ALE, SCALE, ALESubtraction
 from scipy import stats
 
-from xcoact import ale, ale_null
+from xcoact.stats import ale, ale_null
 from xcoact.errors import ParameterError
 from xcoact.readers import read_database
 from xcoact.space import Grid

@@ -19,7 +19,7 @@ import pytest
 import xcoact
 import xcoact.readers
 from xcoact import accessors, datasets, errors
-from xcoact import warnings as xwarnings
+from xcoact import errors as xwarnings
 from xcoact.cli import main
 
 API = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "docs", "api.md")
@@ -80,7 +80,7 @@ def _expected() -> list[tuple[str, str]]:
         out += [(cls.__name__, n) for n in vars(cls) if not n.startswith("_")]
     out += [("xcoact.readers", n) for n in _public_functions(xcoact.readers.__all__)]
     out += [("xcoact.errors", n) for n in errors.__all__]
-    out += [("xcoact.warnings", n) for n in xwarnings.__all__]
+    out += [("xcoact.errors", n) for n in xwarnings.__all__]
     out += [("xcoact.datasets", n) for n in datasets.__all__]
     return out
 

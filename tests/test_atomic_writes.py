@@ -327,7 +327,7 @@ def _library_fault(writer: str, monkeypatch, exc: BaseException, fired: list):
 
                 m.setattr(netCDF4_.BaseNetCDF4Array, "__setitem__", setitem)
             elif writer == "zarr":
-                import xcoact.export as export
+                import xcoact.writers as export
 
                 real = export._fenced_put
 
@@ -525,7 +525,7 @@ def _child_main(argv: list[str]) -> None:
         if mode == "fsize":
             @contextlib.contextmanager
             def fault(_folder, limit=largest // 2):
-                info["limit"] = limit
+                info["limit"] = limit  # noqa: B023  (defined and used in this iteration)
                 old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death
                 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
                 resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
@@ -545,7 +545,7 @@ def _child_main(argv: list[str]) -> None:
                     while fill > 0:
                         fill -= fh.write(block[: min(len(block), fill)])
                 st = os.statvfs(root)
-                info["free"] = st.f_bavail * st.f_frsize
+                info["free"] = st.f_bavail * st.f_frsize  # noqa: B023  (defined and used in this iteration)
                 try:
                     yield
                 finally:
@@ -710,7 +710,7 @@ def _run_late(write, folder: str, late: _LateWriter) -> BaseException:
 
 
 def test_zarr_chunk_writes_still_running_after_a_failure_leave_nothing(lazy_batch, tmp_path, monkeypatch):
-    import xcoact.export as export
+    import xcoact.writers as export
 
     folder = str(tmp_path)
     lazy_batch.isel(seed=[0]).coact.to_zarr(tmp_path / "b.zarr")  # the earlier version

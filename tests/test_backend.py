@@ -19,7 +19,7 @@ import xcoact
 from conftest import data_file
 from xcoact.backend import OPTIONAL_TABLE_VARIABLES, TABLE_VARIABLES, XcoactBackendEntrypoint, open_database, to_table
 from xcoact.blocks import is_block_cube
-from xcoact.warnings import XcoactWarning
+from xcoact.errors import XcoactWarning
 
 DATABASES = {
     "neurosynth": xcoact.datasets.sample_database_path(),

@@ -25,7 +25,7 @@ import xcoact
 from xcoact.errors import DatabaseError, DatabaseFileError, OutputError, RoiError
 from xcoact.readers import read_database
 from xcoact.table import tal_to_mni
-from xcoact.warnings import EmptyStudyWarning, MixedSpaceWarning, OutOfBoxWarning, OutsideBrainWarning, XcoactWarning
+from xcoact.errors import EmptyStudyWarning, MixedSpaceWarning, OutOfBoxWarning, OutsideBrainWarning, XcoactWarning
 
 HEADER = "id\tx\ty\tz\tspace\n"
 V7_HEADER = "id\ttable_id\ttable_num\tpeak_id\tx\ty\tz\n"
@@ -167,7 +167,7 @@ def test_real_samples_have_no_far_peaks(sample_table):
 
 def test_unknown_space_names_the_first_line_of_each_label(tmp_path):
     path = write(tmp_path, "database.txt", HEADER + "1\t0\t0\t0\tMNI\n1\t1\t1\t1\tSPM\n2\t2\t2\t2\tfoo\n2\t3\t3\t3\tfoo\n")
-    table, msgs = caught(xcoact.warnings.SpaceWarning, read_database, path)
+    table, msgs = caught(xcoact.errors.SpaceWarning, read_database, path)
     assert msgs == [
         f"{path}: unknown space label(s) 'SPM': 1 row(s), 'foo': 2 row(s); those coordinates were used as they are "
         "(as Neurosynth does). Known labels: MNI (kept) and TAL/T88/Talairach (moved to MNI). "

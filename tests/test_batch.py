@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 import xcoact
-from xcoact.warnings import DegenerateSeedWarning
+from xcoact.errors import DegenerateSeedWarning
 
 AMY = xcoact.datasets.amygdala_roi_path()
 SGACC = xcoact.datasets.sgacc_roi_path()
@@ -96,7 +96,7 @@ def test_batch_writes_netcdf_and_nifti_per_seed(sample_cube, tmp_path):
     np.testing.assert_allclose(np.asarray(img.dataobj), ds["pFgA"].sel(seed="0_20_28").values.astype(np.float32))
 
 
-@pytest.mark.filterwarnings("ignore::xcoact.warnings.OutOfBoxWarning")
+@pytest.mark.filterwarnings("ignore::xcoact.errors.OutOfBoxWarning")
 def test_batch_selection_is_computed_but_maps_stay_lazy(sample_table, monkeypatch):
     """The selection is computed at the call (building the chunk's rows once); the maps wait for compute."""
     import dask.array as dsa

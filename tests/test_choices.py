@@ -9,7 +9,8 @@ import pytest
 import xarray as xr
 
 import xcoact
-from xcoact import choices, coact, images, presets, select
+from xcoact import choices, images, presets, select
+from xcoact.analyses import coactivation as coact
 from xcoact import plot as xplot
 from xcoact.accessors import CoactDataArrayAccessor, CoactDatasetAccessor
 from xcoact.errors import ParameterError

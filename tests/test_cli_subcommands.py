@@ -170,7 +170,7 @@ def test_a_good_fetch_leaves_no_lock_file_either(tmp_path):
 
 
 def test_the_lock_is_exclusive_and_a_waiter_relocks_a_removed_file(tmp_path):
-    from xcoact.fetch import _locked
+    from xcoact.datasets.fetch import _locked
 
     order = []
     inside = threading.Event()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from xcoact.counts import row_counts
-from xcoact.stats import coactivation_maps, fdr_threshold, one_way_p, p_to_z, pair_maps, two_way_p
+from xcoact.stats.neurosynth import coactivation_maps, fdr_threshold, one_way_p, p_to_z, pair_maps, two_way_p
 
 
 def _csr(rng, n_rows: int, m: int, max_len: int):

@@ -60,7 +60,7 @@ def test_cube_dims_labels_and_backing(sample_cube, sample_table):
     assert act.attrs["r"] == 6.0 and act.attrs["n_studies"] == 100
 
 
-@pytest.mark.filterwarnings("ignore::xcoact.warnings.OutOfBoxWarning")
+@pytest.mark.filterwarnings("ignore::xcoact.errors.OutOfBoxWarning")
 def test_building_and_selecting_compute_nothing(sample_table, recorded_blocks):
     with raise_if_dask_computes():
         act = xcoact.activations(sample_table, r=6)
@@ -106,7 +106,7 @@ def test_cube_matches_loop_oracle(sample_cube, sample_table, mni_mask):
         assert got == expected[sid], f"study {sid}"
 
 
-@pytest.mark.filterwarnings("ignore::xcoact.warnings.OutOfBoxWarning")
+@pytest.mark.filterwarnings("ignore::xcoact.errors.OutOfBoxWarning")
 def test_sparse_rows_agree_with_dense_cube(sample_table, sample_cube):
     """Each chunk's sparse rows are its studies' dense maps, in-mask voxel numbers ascending."""
     src = cube_peaks(sample_cube)
@@ -120,7 +120,7 @@ def test_sparse_rows_agree_with_dense_cube(sample_table, sample_cube):
             np.testing.assert_array_equal(indices[indptr[s]:indptr[s + 1]], np.flatnonzero(dense[s0 + s]))
 
 
-@pytest.mark.filterwarnings("ignore::xcoact.warnings.OutOfBoxWarning")
+@pytest.mark.filterwarnings("ignore::xcoact.errors.OutOfBoxWarning")
 @pytest.mark.parametrize("chunks", [{"study": 7, "x": 10, "y": 50, "z": 91}, {"study": 100, "x": 91, "y": 109, "z": 91}])
 def test_chunking_never_changes_the_cube(sample_table, sample_cube, chunks):
     other = xcoact.activations(sample_table, r=6, chunks=chunks)
@@ -158,7 +158,7 @@ def test_overlap_from_peaks_equals_dense_overlap(sample_cube, seed, r):
     assert fast.sum() > 0
 
 
-@pytest.mark.filterwarnings("ignore::xcoact.warnings.OutOfBoxWarning")
+@pytest.mark.filterwarnings("ignore::xcoact.errors.OutOfBoxWarning")
 def test_overlap_by_voxel_index_equals_peaks_route(sample_table):
     """Once a chunk's rows are built, overlaps come from their by-voxel (CSC) copy: same numbers."""
     src = cube_peaks(xcoact.activations(sample_table, r=6))
@@ -172,7 +172,7 @@ def test_overlap_by_voxel_index_equals_peaks_route(sample_table):
         np.testing.assert_array_equal(src.overlap(roi), peaks_route)
 
 
-@pytest.mark.filterwarnings("ignore::xcoact.warnings.OutOfBoxWarning")
+@pytest.mark.filterwarnings("ignore::xcoact.errors.OutOfBoxWarning")
 def test_first_map_builds_each_chunk_once_and_later_seeds_reuse_it(sample_table, monkeypatch):
     """The rows are seed-independent state held by the cube's graph: built once per chunk."""
     from xcoact import blocks
@@ -187,7 +187,7 @@ def test_first_map_builds_each_chunk_once_and_later_seeds_reuse_it(sample_table,
     assert len(calls) == 5  # reused
 
 
-@pytest.mark.filterwarnings("ignore::xcoact.warnings.OutOfBoxWarning")
+@pytest.mark.filterwarnings("ignore::xcoact.errors.OutOfBoxWarning")
 def test_persist_holds_sparse_blocks_not_dense_ones(sample_table):
     act = xcoact.activations(sample_table, r=6).persist()
     assert is_block_cube(act.data)

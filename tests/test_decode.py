@@ -23,10 +23,10 @@ import xarray as xr
 import reference
 import xcoact
 from conftest import _mni_mask, _oracle_study_maps, data_file
-from xcoact import decode as xdecode
+from xcoact.analyses import decode as xdecode
 from xcoact import features as xfeatures
-from xcoact.coact import meta
-from xcoact.decode import TermMapCache, decode, expand_terms, profile, term_ids
+from xcoact.analyses.coactivation import meta
+from xcoact.analyses.decode import TermMapCache, decode, expand_terms, profile, term_ids
 from xcoact.features import read_features
 
 PROB_TOL = 1e-9
@@ -209,7 +209,7 @@ def test_v7_errors(tmp_path):
     odd.write_bytes(open(V7_NPZ, "rb").read())
     with pytest.raises(xcoact.ParameterError, match="pass vocabulary="):
         read_features(odd)
-    with pytest.raises(xcoact.ParameterError, match="apply to the v7 '.npz' features only"):
+    with pytest.raises(xcoact.ParameterError, match=r"apply to the v7 '.npz' features only"):
         read_features(FEATURES_TXT, vocabulary=V7_VOCAB)
     with pytest.raises(xcoact.ParameterError, match="not a known features format"):
         read_features(FEATURES_TXT, format="csv")
@@ -273,7 +273,7 @@ def test_meta_errors(sample_cube):
     with pytest.raises(xcoact.ParameterError, match="q=2"):
         sample_cube.coact.meta(study[:5], q=2)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+        warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
         nimare_cube = xcoact.activations(xcoact.datasets.sample_database_path(), preset="nimare")
     with pytest.raises(xcoact.ParameterError, match="built with preset='nimare'"):
         nimare_cube.coact.meta(study[:5])
@@ -424,7 +424,7 @@ def test_cache_is_bounded_and_least_recently_used():
 def test_decode_warns_for_terms_without_a_map(sample_cube, features_txt):
     seed = sample_cube.coact.seed(xcoact.datasets.amygdala_roi_path(), threshold=0.1)
     # at 0.3 only one study carries 'pain' (0.677) and one 'working memory' (0.315); none 'emotion' (max 0.254)
-    with pytest.warns(xcoact.warnings.DegenerateSeedWarning, match=r"1 of 3 terms give no map, r = NaN: 'emotion' \(no study"):
+    with pytest.warns(xcoact.errors.DegenerateSeedWarning, match=r"1 of 3 terms give no map, r = NaN: 'emotion' \(no study"):
         table = seed.coact.decode(features_txt, act=sample_cube, threshold=0.3)
     assert table.index[-1] == "emotion" and np.isnan(table.loc["emotion", "r"])
     assert np.isfinite(table["r"].iloc[:2]).all() and table["n_studies"].to_dict() == {"pain": 1, "working memory": 1, "emotion": 0}
@@ -524,7 +524,7 @@ def test_profile_errors(sample_cube, features_txt):
 
 
 def test_term_and_decode_find_the_databases_own_features(sample_cube, features_txt):
-    from xcoact.decode import features_for
+    from xcoact.analyses.decode import features_for
 
     found = features_for(sample_cube)
     assert list(found["term"].values) == list(features_txt["term"].values)
@@ -540,7 +540,7 @@ def test_term_and_decode_find_the_databases_own_features(sample_cube, features_t
 
 
 def test_v7_release_features_are_found_beside_the_coordinates(tmp_path):
-    from xcoact.decode import _features_beside
+    from xcoact.analyses.decode import _features_beside
 
     coords = tmp_path / "data-neurosynth_version-7_coordinates.tsv.gz"
     coords.write_bytes(b"")
@@ -559,7 +559,7 @@ def test_no_features_known_says_how_to_pass_them(tmp_path):
     db = tmp_path / "database.txt"
     shutil.copy(xcoact.datasets.sample_database_path(), db)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+        warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
         act = xcoact.activations(str(db), r=6)
     with pytest.raises(xcoact.ParameterError, match=r"no term features are known for this cube's database .*database\.txt.*"
                        r"pass features=xcoact\.read_features"):

@@ -29,7 +29,7 @@ def client():
 
 @pytest.fixture(scope="module")
 def cube(sample_table):
-    with pytest.warns(xcoact.warnings.OutOfBoxWarning):
+    with pytest.warns(xcoact.errors.OutOfBoxWarning):
         return xcoact.activations(sample_table, r=6)
 
 

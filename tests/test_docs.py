@@ -43,11 +43,11 @@ DOCUMENTED = [
     "xcoact.Grid",
     "xcoact.accessors.CoactDataArrayAccessor.seed",
     "xcoact.accessors.CoactDatasetAccessor.to_nifti",
-    "xcoact.export.write_atomically",
+    "xcoact.writers.write_atomically",
     "xcoact.datasets.sample_database_path",
     "xcoact.datasets.synthetic",
     "xcoact.errors.XcoactError",
-    "xcoact.warnings.XcoactWarning",
+    "xcoact.errors.XcoactWarning",
 ]
 
 

@@ -58,7 +58,7 @@ def client():
 
 def test_persisted_cube_keeps_rows_on_the_workers_and_gives_the_local_maps(client, sample_table):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+        warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
         local_cube = xcoact.activations(sample_table, r=6, chunks={"study": 25})
     want = [local_cube.coact.seed(s, r=10, threshold=0.1).compute(scheduler="threads") for s in SEEDS]
 
@@ -73,7 +73,7 @@ def test_persisted_cube_keeps_rows_on_the_workers_and_gives_the_local_maps(clien
     builds = []
     for seed, expected in zip(SEEDS, want):
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+            warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
             got = cube.coact.seed(seed, r=10, threshold=0.1).compute()
         assert got["selected_id"].values.tolist() == expected["selected_id"].values.tolist()
         for name in expected.coact.maps:
@@ -90,7 +90,7 @@ def test_persisted_cube_keeps_rows_on_the_workers_and_gives_the_local_maps(clien
 
 def test_tasks_of_a_seed_run_on_the_workers(client, sample_table):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+        warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
         cube = xcoact.activations(sample_table, r=6, chunks={"study": 50}).persist()
         distributed.wait(cube.data)
         with distributed.get_task_stream(client) as stream:

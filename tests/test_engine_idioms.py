@@ -29,7 +29,7 @@ MAPS = ["pA", "pAgF", "pFgA", "uniformity-test_z", "association-test_z", "associ
 @pytest.fixture(scope="module")
 def cube(sample_table):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+        warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
         return xcoact.activations(sample_table, r=6)
 
 
@@ -46,7 +46,7 @@ def reference(cube):
 
 def _maps(act, seed=SEED):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+        warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
         return act.coact.seed(seed, r=10, threshold=0.1).compute()
 
 
@@ -79,7 +79,7 @@ def test_idioms_keep_sparse_blocks_and_the_numbers(cube, reference, idiom):
 
 def test_dense_general_route_gives_the_same_maps(dense, reference):
     assert not is_block_cube(dense.chunk().data)
-    _same_maps(_maps(dense), reference, names=[n for n in reference.coact.maps])
+    _same_maps(_maps(dense), reference, names=list(reference.coact.maps))
 
 
 def test_study_subset_equals_a_database_of_those_studies(cube, sample_table):
@@ -88,7 +88,7 @@ def test_study_subset_equals_a_database_of_those_studies(cube, sample_table):
     assert is_block_cube(sub.data)
     table = sample_table.isel(peak=np.flatnonzero(np.isin(sample_table["study_id"].values, keep)))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+        warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
         own = xcoact.activations(table, r=6)
     got, want = _maps(sub), _maps(own)
     assert got.attrs["n_studies"] == len(keep)

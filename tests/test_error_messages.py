@@ -29,7 +29,7 @@ from xcoact.errors import (
 from xcoact.readers import read_database, sniff_format
 from xcoact.select import check_threshold
 from xcoact.table import make_table
-from xcoact.warnings import XcoactWarning
+from xcoact.errors import XcoactWarning
 
 AFFINE_MNI = np.array([[-2.0, 0, 0, 90], [0, 2.0, 0, -126], [0, 0, 2.0, -72], [0, 0, 0, 1]])
 HEADER = "id\tx\ty\tz\tspace\n"

@@ -22,9 +22,9 @@ import pytest
 import reference
 import xcoact
 from conftest import _mni_mask, _oracle_study_maps
-from xcoact import stats
+from xcoact.stats import neurosynth as stats
 
-pytestmark = pytest.mark.filterwarnings("ignore::xcoact.warnings.XcoactWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::xcoact.errors.XcoactWarning")
 
 PROB_TOL = 1e-9
 Z_TOL = 1e-6

@@ -20,8 +20,8 @@ import xarray as xr
 
 import xcoact
 from xcoact.errors import OutputError
-from xcoact.export import map_variables
-from xcoact.provenance import with_cf_attributes
+from xcoact.writers import map_variables
+from xcoact.result import with_cf_attributes
 
 SEED = [[0, 20, 28]]
 

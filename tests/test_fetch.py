@@ -33,12 +33,12 @@ import scipy.sparse
 import xarray as xr
 
 import xcoact
-import xcoact.fetch as fetch
+import xcoact.datasets.fetch as fetch
 from xcoact.errors import ChecksumError, DownloadError, OutputError, ParameterError, XcoactError
-from xcoact.fetch import Release, default_data_dir, fetch_neuroquery, fetch_neurosynth, git_blob_sha1, read_manifest
+from xcoact.datasets.fetch import Release, default_data_dir, fetch_neuroquery, fetch_neurosynth, git_blob_sha1, read_manifest
 from xcoact.readers import read_database, sniff_format, write_database
 from xcoact.table import make_table
-from xcoact.warnings import SpaceWarning, XcoactWarning
+from xcoact.errors import SpaceWarning, XcoactWarning
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RELEASES = os.path.join(HERE, "data", "releases")
@@ -687,6 +687,6 @@ def test_fetchers_are_in_datasets_and_imported_lazily():
     assert {"fetch_neurosynth", "fetch_neuroquery"} <= set(xcoact.datasets.__all__)
     with pytest.raises(AttributeError, match="fetch_nothing"):
         xcoact.datasets.fetch_nothing  # noqa: B018
-    code = "import sys, xcoact; print('xcoact.fetch' in sys.modules)"
+    code = "import sys, xcoact; print('xcoact.datasets.fetch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"

@@ -16,7 +16,7 @@ reader too when sniffing picks another format (NeuroQuery's reader, which the
 sniffing may pick, gets a light pass as well).  The properties:
 an exception that escapes is an :class:`xcoact.XcoactError` that is also the
 builtin it mirrors (``ValueError``/``OSError``...) and names the file; every
-warning is an :class:`xcoact.warnings.XcoactWarning`; a successful read meets
+warning is an :class:`xcoact.errors.XcoactWarning`; a successful read meets
 the table contract of :mod:`xcoact.table`.  Files that are valid by
 construction must also read back exactly as generated, study ids as written
 (``17.1`` and ``17.10``, ``0012`` and ``12`` stay apart); every well-formed
@@ -52,7 +52,7 @@ from hypothesis import strategies as st
 import xcoact
 from xcoact.readers import read_database, sniff_format
 from xcoact.table import tal_to_mni
-from xcoact.warnings import XcoactWarning
+from xcoact.errors import XcoactWarning
 
 
 #: Multiplies every budget: ``XCOACT_FUZZ_SCALE=20 pytest tests/test_fuzz_readers.py`` fuzzes
@@ -543,7 +543,7 @@ def nimare_doc(draw):
     doc = {}
     for s in range(draw(st.integers(0 if noise else 1, 4))):
         contrasts = {}
-        for c in range(draw(st.integers(0 if noise else 1, 3))):
+        for _ in range(draw(st.integers(0 if noise else 1, 3))):
             n = draw(st.integers(0 if noise else 1, 5))
             coords = {}
             for axis in "xyz":

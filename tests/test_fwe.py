@@ -27,8 +27,8 @@ from scipy import stats as sstats
 
 import xcoact
 from xcoact.errors import ParameterError
-from xcoact.components import VoxelLabeller
-from xcoact.fwe import TESTS, cluster_labels
+from xcoact.stats.components import VoxelLabeller
+from xcoact.stats.fwe import TESTS, cluster_labels
 
 from test_contrast import R, SEED_A, SEED_B
 

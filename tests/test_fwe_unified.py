@@ -1,10 +1,10 @@
 """One set of test formulas and one labeller, shared by the maps, the cluster tables and the FWE permutations.
 
-- the chi-square and sign of both tests come from ``xcoact.stats`` for the maps and for FWE: the observed
+- the chi-square and sign of both tests come from ``xcoact.stats.neurosynth`` for the maps and for FWE: the observed
   chi-square of ``fwe`` turned into z is the seed's z map, bit for bit;
 - a permutation's statistics (study runs, lookup tables, the compiled labeller) equal a plain evaluation of
   the same labelling (dense counts -> ``stats.chi2_and_sign`` -> ``cluster_labels``), bit for bit;
-- ``xcoact.components.label`` is ``scipy.ndimage.label``, array for array, and the cluster table's sizes are
+- ``xcoact.stats.components.label`` is ``scipy.ndimage.label``, array for array, and the cluster table's sizes are
   the FWE path's sizes on the same map;
 - the cube's layout (reordered, dense) does not change the null.
 """
@@ -21,14 +21,14 @@ from scipy import ndimage, special
 from scipy import stats as sstats
 
 import xcoact
-from xcoact import stats
-from xcoact.clusters import cluster_table
-from xcoact.components import Labeller, VoxelLabeller, label, structure
+from xcoact.stats import neurosynth as stats
+from xcoact.stats.clusters import cluster_table
+from xcoact.stats.components import Labeller, VoxelLabeller, label, structure
 from xcoact.roi import grid_of
 
 from test_contrast import R, SEED_A, SEED_B
 
-fwe_mod = importlib.import_module("xcoact.fwe")  # the module (xcoact.fwe is also the function)
+fwe_mod = importlib.import_module("xcoact.stats.fwe")  # the module (xcoact.fwe is also the function)
 
 DACC = [[0, 20, 28]]
 THR = float(sstats.chi2.isf(0.001, 1))

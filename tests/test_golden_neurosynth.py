@@ -19,7 +19,7 @@ import pytest
 import scipy
 
 import xcoact
-from xcoact.warnings import XcoactWarning
+from xcoact.errors import XcoactWarning
 
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden")
 with open(os.path.join(GOLDEN, "cases.json")) as _fh:
@@ -28,7 +28,7 @@ CASES = {case["name"]: case for case in MANIFEST["cases"]}
 # z maps pass through scipy's chdtrc and ndtri: bit-identical under the scipy that made the files
 Z_RTOL = 0.0 if scipy.__version__ == MANIFEST["made_with"]["scipy"] else 1e-12
 
-pytestmark = pytest.mark.filterwarnings("ignore::xcoact.warnings.XcoactWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::xcoact.errors.XcoactWarning")
 
 
 def golden_maps(name: str) -> dict[str, np.ndarray]:
@@ -181,7 +181,7 @@ def test_coactivation_writes_neurosynths_files(name, cubes, mask, tmp_path):
 
 def test_pair_table_fallback_gives_neurosynths_maps(cubes, mask, monkeypatch):
     """The sort-based route of stats.count_pairs (databases past 2**23 count pairs), forced on a golden case."""
-    monkeypatch.setattr(xcoact.stats, "_PAIR_TABLE_MAX", 0)
+    monkeypatch.setattr(xcoact.stats.neurosynth, "_PAIR_TABLE_MAX", 0)
     case = CASES["sgacc_n5_q0.02"]
     seed, kwargs = seed_call(case)
     ds = cubes[6].coact.seed(seed, **kwargs).compute()

@@ -22,7 +22,7 @@ import pytest
 import xcoact
 from xcoact.cli import main
 from xcoact.kernels import MAX_SPHERE_VOXELS, sphere_offsets
-from xcoact.warnings import XcoactWarning
+from xcoact.errors import XcoactWarning
 
 MNI_AFFINE = np.array([[-2.0, 0, 0, 90], [0, 2, 0, -126], [0, 0, 2, -72], [0, 0, 0, 1]])
 SHAPE = (91, 109, 91)

@@ -13,10 +13,10 @@ import xarray as xr
 from scipy import stats
 
 import xcoact
-from xcoact.coact import _grid
+from xcoact.analyses.coactivation import _grid
 from xcoact.errors import ParameterError
 from xcoact.blocks import is_block_cube
-from xcoact.warnings import DegenerateSeedWarning
+from xcoact.errors import DegenerateSeedWarning
 
 AMY = xcoact.datasets.amygdala_roi_path()
 SGACC = xcoact.datasets.sgacc_roi_path()

@@ -1,4 +1,4 @@
-"""Tests written to kill the surviving mutants of xcoact/stats.py and xcoact/select.py.
+"""Tests written to kill the surviving mutants of xcoact/stats/neurosynth.py and xcoact/select.py.
 
 ``tox -e mutation`` (docs/mutation.md) lists the mutants the rest of the
 suite let through; each test here names what it pins.  The expected values
@@ -19,10 +19,10 @@ import pytest
 from scipy import stats as sstats
 
 import xcoact
-from xcoact import stats
+from xcoact.stats import neurosynth as stats
 from xcoact.errors import SelectionError
 from xcoact.table import make_table
-from xcoact.warnings import DegenerateSeedWarning
+from xcoact.errors import DegenerateSeedWarning
 
 # --------------------------------------------------------------------------------------
 # stats: the two chi-square tests, p -> z, the nine maps
@@ -313,7 +313,7 @@ def test_focus_at_the_first_voxel_and_peaks_outside_the_box():
     """A peak in voxel 0 of the grid counts; a peak outside the grid's box is in no ROI, not in voxel 1."""
     peaks = make_table([1, 2, 3, 3], [0, -4, 100, 4], [0, -4, 0, 4], [0, -4, 0, 4], ["MNI"] * 4,
                        database="corner", fmt="demo")
-    with pytest.warns(xcoact.warnings.OutOfBoxWarning):
+    with pytest.warns(xcoact.errors.OutOfBoxWarning):
         cube = xcoact.activations(peaks, r=2, grid=_SMALL)
     corner = cube.coact.seed([[-4, -4, -4]], r=1, select="focus")  # the ROI is voxel 0 alone
     assert corner.attrs["n_roi"] == 1

@@ -92,7 +92,7 @@ def _oracle_cube(act: xr.DataArray) -> xr.DataArray:
 
 def _cube(**chunks) -> xr.DataArray:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+        warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
         return xcoact.activations(_table(), r=R, grid=GRID, chunks=chunks or None)
 
 

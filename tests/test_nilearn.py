@@ -22,7 +22,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 import xcoact  # noqa: E402
 from xcoact.errors import ParameterError, RoiError  # noqa: E402
-from xcoact.warnings import ResampleWarning, XcoactWarning  # noqa: E402
+from xcoact.errors import ResampleWarning, XcoactWarning  # noqa: E402
 
 SEED = [[0, 20, 28]]
 Z = "association-test_z_FDR_0.01"

@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 
 import xcoact
-import xcoact.fetch as fetch
+import xcoact.datasets.fetch as fetch
 from test_fetch import ReleaseServer
 from xcoact.errors import ChecksumError, DatabaseError, DownloadError, ParameterError
-from xcoact.neurostore import fetch_neurostore
+from xcoact.datasets.neurostore import fetch_neurostore
 from xcoact.readers import read_database, sniff_format
 from xcoact.table import tal_to_mni
-from xcoact.warnings import EmptyStudyWarning, SpaceWarning, XcoactWarning
+from xcoact.errors import EmptyStudyWarning, SpaceWarning, XcoactWarning
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")

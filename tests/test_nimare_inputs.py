@@ -16,11 +16,11 @@ import pandas as pd
 import pytest
 
 import xcoact
-import xcoact.fetch as fetch
+import xcoact.datasets.fetch as fetch
 from xcoact.errors import ChecksumError, DatabaseError, DownloadError, ParameterError
-from xcoact.fetch import fetch_neurosynth
+from xcoact.datasets.fetch import fetch_neurosynth
 from xcoact.table import tal_to_mni
-from xcoact.warnings import EmptyStudyWarning, SpaceWarning, XcoactWarning
+from xcoact.errors import EmptyStudyWarning, SpaceWarning, XcoactWarning
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")

@@ -36,12 +36,12 @@ import scipy.stats
 import xarray as xr
 
 import xcoact
-from xcoact import stats, stats_nimare
+from xcoact.stats import neurosynth as stats, nimare as stats_nimare
 from xcoact.errors import ParameterError
 from xcoact.counts import cube_peaks
 from xcoact.kernels import sphere_offsets
 from xcoact.presets import PRESETS, Preset, focus_selected, get_preset, mixed_space_studies, nimare_mni152_2mm
-from xcoact.warnings import MixedSpaceWarning, XcoactWarning
+from xcoact.errors import MixedSpaceWarning, XcoactWarning
 
 import nimare  # noqa: E402  (the test extra; xcoact itself never imports it)
 from nimare.correct import FDRCorrector
@@ -96,7 +96,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::FutureWarning"),
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
     pytest.mark.filterwarnings("ignore::RuntimeWarning"),
-    pytest.mark.filterwarnings("ignore::xcoact.warnings.XcoactWarning"),
+    pytest.mark.filterwarnings("ignore::xcoact.errors.XcoactWarning"),
 ]
 
 
@@ -151,7 +151,7 @@ def _roi_flat(path, grid) -> np.ndarray:
 
 
 def test_mask_is_nimares_resource_file():
-    ours = os.path.join(os.path.dirname(xcoact.__file__), "data", "nimare_mni152_2mm_mask.nii.gz")
+    ours = os.path.join(os.path.dirname(xcoact.__file__), "datasets", "data", "nimare_mni152_2mm_mask.nii.gz")
     theirs = os.path.join(get_resource_path(), "templates", "tpl-MNI152NLin6Asym_res-02_desc-brain_mask.nii.gz")
     with open(ours, "rb") as f, open(theirs, "rb") as g:
         assert hashlib.sha256(f.read()).hexdigest() == hashlib.sha256(g.read()).hexdigest()
@@ -353,7 +353,7 @@ def test_default_preset_is_neurosynth():
 
 
 def test_xcoact_never_imports_nimare():
-    code = "import sys, xcoact, xcoact.presets, xcoact.stats_nimare; print('nimare' in sys.modules)"
+    code = "import sys, xcoact, xcoact.presets, xcoact.stats.nimare; print('nimare' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert nimare.__version__ == "0.22.1"

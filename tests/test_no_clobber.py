@@ -30,7 +30,7 @@ import xarray as xr
 from dask.callbacks import Callback
 
 import xcoact
-import xcoact.export as export
+import xcoact.writers as export
 from xcoact.errors import OutputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(xcoact.__file__)))
@@ -346,7 +346,7 @@ def test_cli_checks_the_fwe_maps_before_the_permutations_run(tmp_path, capsys):
     os.remove(taken)
     # the names checked are the names written
     assert main([*CLI_SEED, "--outroot", str(root), "--fwe", "20", "--fwe-seed", "1"]) == 0
-    written = {n for n in os.listdir(tmp_path)}
+    written = set(os.listdir(tmp_path))
     from xcoact.cli import _fwe_map_names
 
     expected = {f"f_{n}{ext}" for n in xcoact.map_names() + _fwe_map_names(20) for ext in (".nii.gz", ".json")}

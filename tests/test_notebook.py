@@ -25,7 +25,7 @@ nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
 import xcoact  # noqa: E402
-from xcoact.warnings import XcoactWarning  # noqa: E402
+from xcoact.errors import XcoactWarning  # noqa: E402
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples")
 #: Notebooks committed WITH outputs, and why: they show a run on data CI does not have. Their own test file

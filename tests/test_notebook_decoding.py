@@ -25,7 +25,7 @@ pytest.importorskip("ipykernel")
 
 import xcoact  # noqa: E402
 from conftest import _mni_mask, data_file  # noqa: E402
-from xcoact.warnings import XcoactWarning  # noqa: E402
+from xcoact.errors import XcoactWarning  # noqa: E402
 
 NOTEBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples", "decoding.ipynb")
 

@@ -38,8 +38,8 @@ nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
 import xcoact  # noqa: E402
-from xcoact import parcellate as parc  # noqa: E402
-from xcoact.fetch import read_manifest  # noqa: E402
+from xcoact.analyses import parcellate as parc# noqa: E402
+from xcoact.datasets.fetch import read_manifest  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
 NOTEBOOK = os.path.join(ROOT, "examples", "parcellation_v7.ipynb")

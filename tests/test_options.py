@@ -11,7 +11,7 @@ from unittest import mock
 import pytest
 
 import xcoact
-import xcoact.decode as xdecode
+import xcoact.analyses.decode as xdecode
 from xcoact.features import read_features
 
 
@@ -53,7 +53,7 @@ def _spy(monkeypatch) -> mock.Mock:
     return spy
 
 
-@pytest.mark.filterwarnings("ignore::xcoact.warnings.XcoactWarning")
+@pytest.mark.filterwarnings("ignore::xcoact.errors.XcoactWarning")
 def test_term_maps_live_with_the_cube_and_follow_the_budget(sample_cube, features, monkeypatch):
     spy = _spy(monkeypatch)
     maps = sample_cube.coact.seed(xcoact.datasets.amygdala_roi_path(), threshold=0.1)
@@ -75,7 +75,7 @@ def test_term_maps_live_with_the_cube_and_follow_the_budget(sample_cube, feature
         assert spy.call_count == 12 and xdecode.term_map_cache(fresh).info()["maps"] == 0
 
 
-@pytest.mark.filterwarnings("ignore::xcoact.warnings.XcoactWarning")
+@pytest.mark.filterwarnings("ignore::xcoact.errors.XcoactWarning")
 def test_the_maps_go_when_the_cube_goes(sample_table, features):
     act = xcoact.activations(sample_table, r=6)
     maps = act.coact.seed(xcoact.datasets.amygdala_roi_path(), threshold=0.1).compute()
@@ -87,7 +87,7 @@ def test_the_maps_go_when_the_cube_goes(sample_table, features):
     assert store() is None
 
 
-@pytest.mark.filterwarnings("ignore::xcoact.warnings.XcoactWarning")
+@pytest.mark.filterwarnings("ignore::xcoact.errors.XcoactWarning")
 def test_a_cube_with_term_maps_still_copies_and_pickles(sample_table, features):
     act = xcoact.activations(sample_table, r=6)
     maps = act.coact.seed(xcoact.datasets.amygdala_roi_path(), threshold=0.1)

@@ -1,4 +1,4 @@
-"""Coactivation-based parcellation (xcoact.parcellate): each step against an independent computation.
+"""Coactivation-based parcellation (xcoact.analyses.parcellate): each step against an independent computation.
 
 Pools and profiles are checked against the single-seed route (``act.coact.seed``
 with ``select="nearest"``), the correlations against ``numpy.corrcoef`` of the
@@ -21,7 +21,7 @@ import pytest
 import xarray as xr
 
 import xcoact
-from xcoact import parcellate as parc
+from xcoact.analyses import parcellate as parc
 from xcoact.errors import OutputError, ParameterError, SelectionError
 
 # scikit-learn (the "test" extra; NiMARE needs it too) is the independent reference of k-means, VI and silhouette

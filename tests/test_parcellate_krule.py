@@ -1,4 +1,4 @@
-"""The K-selection rule of xcoact.parcellate: the stability gate, and no hierarchy value (or vote) at K = 2.
+"""The K-selection rule of xcoact.analyses.parcellate: the stability gate, and no hierarchy value (or vote) at K = 2.
 
 At K = 2 the "parent" solution is the one-cluster partition, in which every voxel is
 in its dominant parent cluster: the hierarchy index would be 0 by construction and
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import xcoact
-from xcoact import parcellate as parc
+from xcoact.analyses import parcellate as parc
 
 from test_parcellate import _box_roi, _planted_database
 

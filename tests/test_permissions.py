@@ -85,7 +85,7 @@ def maps():
     import warnings
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+        warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
         act = xcoact.activations(xcoact.datasets.sample_database_path(), r=6)
     return act.coact.seed([[0, 20, 28]], r=10, threshold=0.1)
 
@@ -98,7 +98,7 @@ def _unreadable_copy(source: str, path: str) -> str:
 
 def test_database_without_read_permission(workdir):
     path = _unreadable_copy(xcoact.datasets.sample_database_path(), os.path.join(workdir, "database.txt"))
-    with pytest.warns(xcoact.warnings.SpaceWarning):
+    with pytest.warns(xcoact.errors.SpaceWarning):
         assert xcoact.read_database(path).attrs["n_studies"] == 100  # root reads it
     got = _as_nobody(lambda: xcoact.read_database(path), path, os.O_RDONLY)
     assert got["errno"] == errno.EACCES

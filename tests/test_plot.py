@@ -125,7 +125,7 @@ def test_colour_bar_matches_the_map(amygdala_maps):
     assert bars[0].get_ylim() == pytest.approx((0.0, top))              # a positive map: 0 .. peak
     # a map with negative values gets a symmetric scale
     fig = plot(amygdala_maps, "association-test_z", threshold=1.0, kind="slices")
-    bar = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"][0]
+    bar = next(ax for ax in fig.axes if ax.get_label() == "<colorbar>")
     top = float(np.nanmax(np.abs(amygdala_maps["association-test_z"].values)))
     assert bar.get_ylim() == pytest.approx((-top, top))
 
@@ -149,9 +149,9 @@ def test_cut_in_mm_and_errors(amygdala_maps):
     assert titles == ["axial, z = 28 mm", "coronal, y = 20 mm", "sagittal, x = -24 mm"]
     with pytest.raises(ParameterError, match=r"cut=.*x = 200 mm lies outside the grid \(x from -90 to 90 mm\)"):
         plot(amygdala_maps, cut=(200, 0, 0))
-    with pytest.raises(ParameterError, match="name='nope' is not a map.*association-test_z_FDR_0.01"):
+    with pytest.raises(ParameterError, match=r"name='nope' is not a map.*association-test_z_FDR_0.01"):
         plot(amygdala_maps, "nope")
-    with pytest.raises(ParameterError, match="kind='3d'.*'all', 'slices', 'glass'"):
+    with pytest.raises(ParameterError, match=r"kind='3d'.*'all', 'slices', 'glass'"):
         plot(amygdala_maps, kind="3d")
     with pytest.raises(ParameterError, match="threshold=-1"):
         plot(amygdala_maps, threshold=-1)

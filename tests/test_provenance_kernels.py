@@ -15,8 +15,8 @@ import pytest
 
 import xcoact
 from xcoact.cli import main
-from xcoact.provenance import kernel_parameters
-from xcoact.warnings import XcoactWarning
+from xcoact.result import kernel_parameters
+from xcoact.errors import XcoactWarning
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 SEMANTIC = os.path.join(DATA, "semantic_knowledge_children.txt")

@@ -20,12 +20,12 @@ import pytest
 import xarray as xr
 
 import xcoact
-from xcoact import decode as xdecode
-from xcoact.clusters import cluster_table, clusters, peak_index, pick_map
+from xcoact.analyses import decode as xdecode
+from xcoact.stats.clusters import cluster_table, clusters, peak_index, pick_map
 from xcoact.features import read_features
 from xcoact.plot import MAX_SHOWN_FRACTION, display_threshold, plot, png_bytes
 from xcoact.report import report_html
-from xcoact.warnings import LargeRoiWarning
+from xcoact.errors import LargeRoiWarning
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)

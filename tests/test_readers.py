@@ -22,7 +22,7 @@ from conftest import data_file
 
 import xcoact
 from xcoact.readers import FORMATS, read_database, sniff_format
-from xcoact.warnings import EmptyStudyWarning, SpaceWarning, XcoactWarning
+from xcoact.errors import EmptyStudyWarning, SpaceWarning, XcoactWarning
 
 SAMPLE = xcoact.datasets.sample_database_path()
 V7 = data_file("data-neurosynth_version-7_coordinates.tsv.gz")

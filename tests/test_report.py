@@ -20,7 +20,7 @@ import pytest
 import xarray as xr
 
 import xcoact
-from xcoact.clusters import cluster_table, clusters, pick_map
+from xcoact.stats.clusters import cluster_table, clusters, pick_map
 from xcoact.errors import DatabaseError, DatabaseFileNotFoundError, OutputError, ParameterError
 from xcoact.report import read_metadata, report, report_html
 
@@ -174,7 +174,7 @@ def test_read_metadata_path_and_dataframe():
 
 
 def test_metadata_errors(tmp_path):
-    with pytest.raises(DatabaseFileNotFoundError, match="nope.tsv: metadata file not found"):
+    with pytest.raises(DatabaseFileNotFoundError, match=r"nope.tsv: metadata file not found"):
         read_metadata(tmp_path / "nope.tsv")
     bad = tmp_path / "meta.tsv"
     bad.write_text("id\tname\n1\tx\n")

@@ -19,8 +19,8 @@ import xarray as xr
 import reference
 import xcoact
 from xcoact.errors import DatabaseFileNotFoundError, ParameterError, RoiError
-from xcoact.export import map_variables
-from xcoact.warnings import ResampleWarning
+from xcoact.writers import map_variables
+from xcoact.errors import ResampleWarning
 
 LAS = np.array([[-2.0, 0, 0, 90], [0, 2.0, 0, -126], [0, 0, 2.0, -72], [0, 0, 0, 1]])
 RAS = np.array([[2.0, 0, 0, -90], [0, 2.0, 0, -126], [0, 0, 2.0, -72], [0, 0, 0, 1]])

@@ -19,7 +19,7 @@ import pytest
 from xcoact.errors import DatabaseError, ParameterError
 from xcoact.readers import read_database, write_database
 from xcoact.table import make_table, study_index
-from xcoact.warnings import XcoactWarning
+from xcoact.errors import XcoactWarning
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 SLEUTH = os.path.join(DATA, "sleuth_example.txt")
@@ -93,7 +93,7 @@ def test_nimare_json_sample_sizes_are_nimares(tmp_path):
     finally:
         logging.disable(logging.NOTSET)
     theirs = {i: float(np.mean(v)) for i, v in zip(dset.metadata["id"], dset.metadata["sample_sizes"])}
-    assert len(ids) == 21 and {i: s for i, s in zip(ids, sizes)} == theirs
+    assert len(ids) == 21 and dict(zip(ids, sizes)) == theirs
     assert len(set(sizes)) > 1
 
 

@@ -31,7 +31,7 @@ import reference
 import xcoact
 from conftest import _oracle_study_maps
 from xcoact.errors import ParameterError, SelectionError, XcoactError
-from xcoact.warnings import DegenerateSeedWarning
+from xcoact.errors import DegenerateSeedWarning
 
 PROB_TOL = 1e-9
 Z_TOL = 1e-6

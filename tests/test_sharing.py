@@ -23,7 +23,7 @@ import pytest
 import xarray as xr
 
 import xcoact
-import xcoact.provenance as provenance
+import xcoact.result as provenance
 from xcoact.errors import OutputError
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
@@ -113,7 +113,7 @@ def test_classifiers_python_versions_and_zarr_cap():
     versions = [c.rsplit(" :: ", 1)[1] for c in project["classifiers"] if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)]
     assert versions and versions[0] == ".".join(minimum)
     assert "License :: OSI Approved :: MIT License" not in project["classifiers"]  # the SPDX `license` says it
-    zarr_req = [r for r in project["dependencies"] if _dist_name(r) == "zarr"][0]
+    zarr_req = next(r for r in project["dependencies"] if _dist_name(r) == "zarr")
     assert "<4" in zarr_req  # the fenced store wraps zarr 3's store API: pinned below the next major
     import zarr
 
@@ -225,7 +225,7 @@ def test_naming_is_validated(maps, tmp_path):
 
 
 def test_bids_names_are_distinct_and_alphanumeric_for_every_preset():
-    from xcoact import stats_nimare
+    from xcoact.stats import nimare as stats_nimare
 
     for names in (xcoact.map_names(), xcoact.map_names(q=0.05, prior=0.3), list(stats_nimare.MAP_NAMES)):
         stems = [provenance.bids_name(n) for n in names]
@@ -354,11 +354,11 @@ def test_fetchers_log_and_show_each_download(tmp_path, caplog, capsys, monkeypat
 
     releases = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "releases")
     monkeypatch.delenv("XCOACT_MIRROR", raising=False)
-    with caplog.at_level(logging.INFO, logger="xcoact.fetch"):
+    with caplog.at_level(logging.INFO, logger="xcoact.datasets.fetch"):
         release = xcoact.datasets.fetch_neurosynth(7, tmp_path, base_url=releases, manifest=os.path.join(releases, "MANIFEST.tsv"),
                                                    convert=False, progress=True)
-    messages = [r.getMessage() for r in caplog.records if r.name == "xcoact.fetch"]
-    for role, path in release.files.items():
+    messages = [r.getMessage() for r in caplog.records if r.name == "xcoact.datasets.fetch"]
+    for _role, path in release.files.items():
         name = os.path.basename(path)
         assert any(m.startswith("xcoact: fetching ") and m.endswith(name) for m in messages), name
         size = os.path.getsize(path)

@@ -19,7 +19,7 @@ import xcoact
 from xcoact.datasets import SYNTHETIC_NB_SHAPE, synthetic
 from xcoact.errors import ParameterError
 from xcoact.table import make_table
-from xcoact.warnings import SpaceWarning, XcoactWarning
+from xcoact.errors import SpaceWarning, XcoactWarning
 
 V7 = data_file("data-neurosynth_version-7_coordinates.tsv.gz")
 
@@ -90,13 +90,13 @@ def test_meets_the_table_contract():
     assert np.all(np.diff(ids) >= 0) and set(np.diff(ids).tolist()) <= {0, 1}
 
 
-@pytest.mark.filterwarnings("ignore::xcoact.warnings.SpaceWarning")
+@pytest.mark.filterwarnings("ignore::xcoact.errors.SpaceWarning")
 def test_database_name_records_non_default_arguments():
     table = synthetic(3, pool=V7, seed=2, mean_peaks=5, jitter=2.5)
     assert table.attrs["database"] == f"synthetic(n_studies=3, seed=2, pool={V7!r}, mean_peaks=5, jitter=2.5)"
 
 
-@pytest.mark.filterwarnings("ignore::xcoact.warnings.SpaceWarning")
+@pytest.mark.filterwarnings("ignore::xcoact.errors.SpaceWarning")
 def test_same_arguments_give_an_identical_table():
     xr.testing.assert_identical(synthetic(250, seed=7), synthetic(250, seed=7))
     xr.testing.assert_identical(synthetic(40, pool=V7, seed=1, jitter=3), synthetic(40, pool=V7, seed=1, jitter=3))

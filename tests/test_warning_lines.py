@@ -7,7 +7,7 @@ import warnings
 import pytest
 
 import xcoact
-from xcoact.warnings import DegenerateSeedWarning, OutOfBoxWarning, XcoactWarning
+from xcoact.errors import DegenerateSeedWarning, OutOfBoxWarning, XcoactWarning
 
 
 def _caught(fn):

@@ -29,9 +29,9 @@ from xcoact.counts import OPS, grouped_counts, overlap_counts
 from xcoact.kernels import FocusKernel, KDAKernel, Kernel, combine_foci, sphere_offsets
 from xcoact.roi import grid_of
 from xcoact.space import Grid
-from xcoact.warnings import XcoactWarning
+from xcoact.errors import XcoactWarning
 
-pytestmark = pytest.mark.filterwarnings("ignore::xcoact.warnings.XcoactWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::xcoact.errors.XcoactWarning")
 
 SHAPE = (12, 14, 10)
 AFFINE = np.array([[-2.0, 0, 0, 11], [0, 2.0, 0, -13], [0, 0, 2.0, -9], [0, 0, 0, 1]])

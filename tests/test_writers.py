@@ -24,7 +24,7 @@ import xcoact
 from xcoact.errors import OutputError, ParameterError
 from xcoact.readers import FORMATS, WRITERS, read_database, write_database
 from xcoact.table import make_table
-from xcoact.warnings import XcoactWarning
+from xcoact.errors import XcoactWarning
 
 #: Lancaster et al. (2007) icbm_spm2tal (MNI -> Talairach), written out from SPEC section 1.
 ICBM_SPM2TAL = np.array(
@@ -381,7 +381,7 @@ def test_failed_overwrite_keeps_the_old_file(tmp_path, monkeypatch, fmt):
 
 def test_v7_failure_on_the_second_file_removes_the_first(tmp_path, monkeypatch):
     calls = _fail_replace(monkeypatch, fail_on_call=2)
-    with pytest.raises(OutputError, match="db_coordinates.tsv: writing failed"):
+    with pytest.raises(OutputError, match=r"db_coordinates.tsv: writing failed"):
         write_database(_synthetic(), tmp_path / "db_coordinates.tsv", "neurosynth-v7")
     assert [os.path.basename(c) for c in calls] == ["db_metadata.tsv", "db_coordinates.tsv"]
     assert _listing(tmp_path) == []

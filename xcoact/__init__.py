@@ -1,7 +1,7 @@
 """xcoact: meta-analytic coactivation maps with xarray and Dask.
 
 >>> import warnings, xcoact
->>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+>>> warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
 >>> db = xcoact.read_database(xcoact.datasets.sample_database_path())
 >>> act = xcoact.activations(db, r=6)                      # lazy bool (study, x, y, z)
 >>> maps = act.coact.seed([[0, 20, 28]], r=10, threshold=0.1)
@@ -11,11 +11,11 @@
 """
 
 from . import accessors as _accessors  # noqa: F401  (registers .coact)
-from . import datasets, progress, provenance, warnings
+from . import datasets, progress as progress, result as result  # the modules, as xcoact.progress, xcoact.result
 from ._version import __version__
-from .coact import coactivation, contrast, meta, seed, seed_batch
+from .analyses.coactivation import coactivation, contrast, meta, seed, seed_batch
 from .features import read_features
-from .fwe import fwe
+from .stats.fwe import fwe
 from .cube import activations
 from .errors import (
     ArchiveError,
@@ -31,14 +31,14 @@ from .errors import (
     UnsafeArchiveError,
     XcoactError,
 )
-from .export import to_netcdf, to_nifti, to_zarr
-from .matrix import matrix
+from .writers import to_netcdf, to_nifti, to_zarr
+from .analyses.matrix import matrix
 from .options import get_options, set_options
 from .images import from_nibabel, to_nibabel
 from .readers import read_database, write_database
 from .roi import roi_mask
 from .space import Grid, mni152_2mm
-from .stats import map_names
+from .stats.neurosynth import map_names
 from .versions import show_versions
 
 __all__ = [

@@ -5,7 +5,7 @@ write.  A chunk write still running after another one failed (Dask raises at
 once; the other tasks go on in their threads or on their workers) would then
 bring back the temporary store the writer had just removed.  This store
 wraps a ``LocalStore`` through zarr's public :class:`zarr.storage.WrapperStore`
-and writes each key with :func:`xcoact.export._fenced_put`, which creates
+and writes each key with :func:`xcoact.writers._fenced_put`, which creates
 folders below the root but never the root: once the root is gone the write
 fails instead.
 """
@@ -17,7 +17,7 @@ import os
 
 from zarr.storage import LocalStore, WrapperStore
 
-from . import export
+from . import writers as export
 
 __all__ = ["FencedStore"]
 

@@ -10,12 +10,12 @@ import os
 
 import xarray as xr
 
-from . import coact as _coact
-from . import export as _export
-from . import parcellate as _parcellate
+from .analyses import coactivation as _coact
+from . import writers as _export
+from .analyses import parcellate as _parcellate
 from .choices import BothRule, Compressor, Layout, MapDtype, Naming, PlotEngine, PresetName, SelectRule
 from .errors import ParameterError
-from .matrix import matrix as _matrix  # the function: xcoact.matrix is rebound to it
+from .analyses.matrix import matrix as _matrix  # the function: xcoact.matrix is rebound to it
 
 __all__ = ["CoactDataArrayAccessor", "CoactDatasetAccessor"]
 
@@ -59,26 +59,29 @@ class CoactDataArrayAccessor:
         return _matrix(self._obj, rois, threshold, r=r, by_label=by_label, labels=labels, separate=separate)
 
     def meta(self, ids, *, q: float = 0.01, prior: float = 0.5, ids2=None) -> xr.Dataset:
-        """Meta-analysis maps of an explicit study selection; see :func:`xcoact.coact.meta`."""
+        """Meta-analysis maps of an explicit study selection; see :func:`xcoact.analyses.coactivation.meta`."""
         return _coact.meta(self._obj, ids, q=q, prior=prior, ids2=ids2)
 
     def term(self, term, features: xr.DataArray | None = None, threshold: float = 0.001, *, q: float = 0.01,
              prior: float = 0.5) -> xr.Dataset:
-        """Meta-analysis maps of the studies carrying a term; see :func:`xcoact.decode.term`."""
-        from . import decode as _decode
+        """Meta-analysis maps of the studies carrying a term; see :func:`xcoact.analyses.decode.term`."""
+        from .analyses import decode as _decode
 
         return _decode.term(self._obj, term, features, threshold, q=q, prior=prior)
 
     def parcellate(self, roi, k=range(2, 10), *, filters=_parcellate.DEFAULT_FILTERS, select: str = "nearest",
                    profile: str = "mkda", n_init: int = _parcellate.DEFAULT_N_INIT, seed: int = 0,
                    filter_range: str = "stable", r: float = 6.0, max_iter: int = 300, compute: bool = False) -> xr.Dataset:
-        """Coactivation-based parcellation of an ROI; see :func:`xcoact.parcellate.parcellate`."""
+        """Coactivation-based parcellation of an ROI; see :func:`xcoact.analyses.parcellate.parcellate`."""
         return _parcellate.parcellate(self._obj, roi, k, filters=filters, select=select, profile=profile, n_init=n_init,
                                       seed=seed, filter_range=filter_range, r=r, max_iter=max_iter, compute=compute)
 
     def profile(self, selection, features: xr.DataArray | None = None, threshold: float = 0.001, *, terms=None):
-        """Functional profile (terms the selected studies carry vs chance); see :func:`xcoact.decode.profile`."""
-        from . import decode as _decode
+        """Functional profile (terms the selected studies carry vs chance).
+
+        See :func:`xcoact.analyses.decode.profile`.
+        """
+        from .analyses import decode as _decode
 
         return _decode.profile(self._obj, selection, features, threshold, terms=terms)
 
@@ -93,14 +96,14 @@ class CoactDatasetAccessor:
     def fwe(self, act: xr.DataArray | None = None, *, n_iter: int | str = 1000, seed: int | None = None,
             alpha: float = 0.05, cluster_p: float = 0.001, connectivity: int = 26, early_stop: bool = False,
             batch_size: int = 50, progress: bool | None = None) -> xr.Dataset:
-        """Family-wise error corrected maps (permutation or Bonferroni); see :func:`xcoact.fwe.fwe`."""
-        from .fwe import fwe as _fwe
+        """Family-wise error corrected maps (permutation or Bonferroni); see :func:`xcoact.stats.fwe.fwe`."""
+        from .stats.fwe import fwe as _fwe
 
         return _fwe(self._obj, act, n_iter=n_iter, seed=seed, alpha=alpha, cluster_p=cluster_p,
                     connectivity=connectivity, early_stop=early_stop, batch_size=batch_size, progress=progress)
 
     def volumes(self) -> xr.Dataset:
-        """A ``layout="voxel"`` batch as ``(seed, x, y, z)`` maps, lazily; see :func:`xcoact.export.to_volumes`."""
+        """A ``layout="voxel"`` batch as ``(seed, x, y, z)`` maps, lazily; see :func:`xcoact.writers.to_volumes`."""
         return _export.to_volumes(self._obj)
 
     @property
@@ -111,7 +114,10 @@ class CoactDatasetAccessor:
     def to_nifti(self, outroot: str | os.PathLike, *, names=None, overwrite: bool = False, compute: bool = True,
                  seeds_per_pass: int = 4, naming: Naming = "neurosynth", sidecar: bool = True,
                  progress: bool | None = None):
-        """Write ``{outroot}_{name}.nii.gz`` and a JSON sidecar per map (per seed and map for a batch); see :func:`xcoact.to_nifti`."""
+        """Write ``{outroot}_{name}.nii.gz`` and a JSON sidecar per map (per seed and map for a batch).
+
+        See :func:`xcoact.to_nifti`.
+        """
         return _export.to_nifti(self._obj, outroot, names=names, overwrite=overwrite, compute=compute,
                                 seeds_per_pass=seeds_per_pass, naming=naming, sidecar=sidecar, progress=progress)
 
@@ -130,16 +136,16 @@ class CoactDatasetAccessor:
 
     def decode(self, features: xr.DataArray | None = None, act: xr.DataArray | None = None, *, terms=None, threshold: float | None = None,
                map: str | None = None, q: float | None = None, prior: float | None = None):
-        """Rank terms by the Pearson r of their maps with this result's map; see :func:`xcoact.decode.decode`.
+        """Rank terms by the Pearson r of their maps with this result's map; see :func:`xcoact.analyses.decode.decode`.
 
         ``act`` is the activation cube the term maps are computed from; by
         default the cube the result came from, which a result carries in
         memory (not after it was written to and read from a file).
         ``features`` defaults to the database's own
-        (:func:`xcoact.decode.features_for`).
+        (:func:`xcoact.analyses.decode.features_for`).
         """
-        from . import decode as _decode
-        from .coact import cube_of
+        from .analyses import decode as _decode
+        from .analyses.coactivation import cube_of
 
         act = cube_of(self._obj) if act is None else act
         if act is None:
@@ -162,7 +168,10 @@ class CoactDatasetAccessor:
         return plot_nilearn(self._obj, name, **kwargs) if engine == "nilearn" else plot(self._obj, name, **kwargs)
 
     def to_nibabel(self, name: str | None = None, seed: str | None = None):
-        """One map as an in-memory ``nibabel.Nifti1Image`` (a batch: 4-D, or one seed's); see :func:`xcoact.to_nibabel`."""
+        """One map as an in-memory ``nibabel.Nifti1Image`` (a batch: 4-D, or one seed's).
+
+        See :func:`xcoact.to_nibabel`.
+        """
         from .images import to_nibabel
 
         return to_nibabel(self._obj, name, seed)
@@ -174,14 +183,17 @@ class CoactDatasetAccessor:
         return view(self._obj, name, **kwargs)
 
     def clusters(self, name: str | None = None, **kwargs):
-        """The cluster table of a map (pandas DataFrame); see :func:`xcoact.clusters.clusters`."""
-        from .clusters import clusters
+        """The cluster table of a map (pandas DataFrame); see :func:`xcoact.stats.clusters.clusters`."""
+        from .stats.clusters import clusters
 
         return clusters(self._obj, name, **kwargs)
 
     def clusters_of(self, k: int) -> dict:
-        """A parcellation's K clusters as ROIs ``{"cluster_1": mask, ...}`` for ``act.coact.seed``; see :func:`xcoact.parcellate.clusters_of`."""
-        from .parcellate import clusters_of
+        """A parcellation's K clusters as ROIs ``{"cluster_1": mask, ...}`` for ``act.coact.seed``.
+
+        See :func:`xcoact.analyses.parcellate.clusters_of`.
+        """
+        from .analyses.parcellate import clusters_of
 
         return clusters_of(self._obj, k)
 

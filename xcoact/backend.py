@@ -25,7 +25,7 @@ from xarray.backends import BackendEntrypoint
 from .cube import activations
 from .errors import ParameterError
 from .kernels import check_radius
-from .readers import _head, read_database, sniff_format
+from .readers import Format, _head, read_database, sniff_format
 from .space import Grid
 
 __all__ = ["XcoactBackendEntrypoint", "open_database", "to_table", "TABLE_VARIABLES", "OPTIONAL_TABLE_VARIABLES"]
@@ -43,7 +43,7 @@ def open_database(
     *,
     r: float | None = None,
     preset: str = "neurosynth",
-    format: str | None = None,
+    format: Format | None = None,
     grid: Grid | None = None,
     cube_chunks: dict | None = None,
     drop_variables: str | Iterable[str] | None = None,
@@ -98,7 +98,7 @@ def open_database(
     --------
     >>> import warnings, xcoact
     >>> from xcoact.backend import open_database
-    >>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    >>> warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
     >>> ds = open_database(xcoact.datasets.sample_database_path())
     >>> dict(ds.sizes)
     {'peak': 2695, 'study': 100, 'x': 91, 'y': 109, 'z': 91}
@@ -182,7 +182,7 @@ class XcoactBackendEntrypoint(BackendEntrypoint):
         drop_variables: str | Iterable[str] | None = None,
         r: float | None = None,
         preset: str = "neurosynth",
-        format: str | None = None,
+        format: Format | None = None,
         grid: Grid | None = None,
         cube_chunks: dict | None = None,
     ) -> xr.Dataset:

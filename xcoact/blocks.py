@@ -636,7 +636,7 @@ class StackedBlocks(ActivationBlock):
 
     @classmethod
     def join(cls, blocks):
-        parts = []
+        parts: list = []
         for b in blocks:
             parts.extend(b.parts if isinstance(b, StackedBlocks) else [b])
         first = parts[0]

@@ -11,6 +11,7 @@ import re
 import sys
 import time
 import warnings
+from typing import Any
 
 from ._version import __version__
 
@@ -84,7 +85,7 @@ def _get_parser() -> argparse.ArgumentParser:
     bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar (default: when stderr is a terminal)")
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show a progress bar")
     _add_sharing_commands(sub)
-    from .parcellate import add_cli as _add_parcellate
+    from .analyses.parcellate import add_cli as _add_parcellate
 
     _add_parcellate(sub)
     return parser
@@ -211,7 +212,7 @@ def _parse_seed(values: list[str]):
 
 def _fwe_map_names(fwe) -> list[str]:
     """The maps ``--fwe`` adds (at fwe's default alpha, 0.05), so their files are checked before it runs."""
-    from .fwe import TESTS
+    from .stats.fwe import TESTS
 
     if fwe is None:
         return []
@@ -224,8 +225,11 @@ def _fwe_map_names(fwe) -> list[str]:
 
 
 def _outputs(args, ds=None, fwe=None) -> list[tuple[str, str, str]]:
-    """Every output of the run as ``(path, kind, label)``; without ``ds`` (maps not known yet) all but the NIfTI files."""
-    from .export import _planned_outputs, nifti_paths
+    """Every output of the run as ``(path, kind, label)``.
+
+    Without ``ds`` (maps not known yet): all but the NIfTI files.
+    """
+    from .writers import _planned_outputs, nifti_paths
 
     kw = {"netcdf": args.netcdf, "zarr": args.zarr, "png": f"{args.outroot}.png" if args.plot else None}
     if ds is None or args.no_nifti:
@@ -237,7 +241,7 @@ def _outputs(args, ds=None, fwe=None) -> list[tuple[str, str, str]]:
 
 def _check_outputs(args, ds=None, fwe=None) -> None:
     """Clashes, missing or read-only folders and existing outputs, all before any map is computed."""
-    from .export import _check_folders, check_outputs
+    from .writers import _check_folders, check_outputs
 
     if ds is None and not args.no_nifti:
         # the NIfTI names need the seeds, their folder does not ("out/" as outroot writes out/_pA.nii.gz)
@@ -250,7 +254,7 @@ def _coactivation(args) -> int:
 
     from . import activations, datasets, read_database, seed
     from .errors import ParameterError
-    from .export import write_outputs
+    from .writers import write_outputs
 
     if args.labels and not args.by_label:
         raise ParameterError("--labels names atlas labels and needs --by-label.")
@@ -305,7 +309,7 @@ def _coactivation(args) -> int:
         if "seed" not in ds.dims:
             ds = ds.compute()  # once, for every writer below
             if fwe is not None:
-                from .fwe import fwe as _fwe
+                from .stats.fwe import fwe as _fwe
 
                 ds = _fwe(ds, act, n_iter=fwe, seed=args.fwe_seed)
                 b = ds.attrs
@@ -353,10 +357,10 @@ def _exit_code(err: BaseException) -> int:
 
 
 def _fetch(args) -> int:
-    from . import fetch
+    from .datasets import fetch
 
     func = fetch.fetch_neurosynth if args.dataset == "neurosynth" else fetch.fetch_neuroquery
-    kw = {} if args.vocab is None else {"vocab": None if args.vocab.lower() == "none" else args.vocab}
+    kw: dict[str, Any] = {} if args.vocab is None else {"vocab": None if args.vocab.lower() == "none" else args.vocab}
     if args.release_version is not None:
         kw["version"] = args.release_version
     with _progress_logging(args.progress):
@@ -415,18 +419,18 @@ def _open_result(path: str):
 
 def _report(args) -> int:
     from .errors import ParameterError
-    from .export import map_variables
+    from .writers import map_variables
     from .report import is_parcellation, report
 
     ds = _open_result(args.maps)
     parcels = is_parcellation(ds)
     if not parcels and not map_variables(ds):
         raise ParameterError(f"{args.maps} holds no maps (float (x, y, z) variables); is it a result of xcoact coactivation?")
-    options = {"subpeaks": args.subpeaks, "min_distance": args.min_distance, "atlas": args.atlas,
-               "atlas_labels": args.atlas_labels}
+    options: dict[str, Any] | None = {"subpeaks": args.subpeaks, "min_distance": args.min_distance,
+                                      "atlas": args.atlas, "atlas_labels": args.atlas_labels}
     if parcels:  # only the cluster flags given away from their defaults reach the report, which refuses them
         defaults = {"subpeaks": 0, "min_distance": 8.0, "atlas": None, "atlas_labels": None}
-        options = {k: v for k, v in options.items() if v != defaults[k]} or None
+        options = {k: v for k, v in (options or {}).items() if v != defaults[k]} or None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         path = report(ds, args.output, name=args.map, seed=args.report_seed, threshold=args.threshold,
@@ -440,7 +444,7 @@ def _report(args) -> int:
 def _matrix(args) -> int:
     from . import activations, datasets, read_database, to_netcdf
     from .errors import OutputError
-    from .matrix import matrix
+    from .analyses.matrix import matrix
 
     if os.path.exists(args.output) and not args.overwrite:
         raise OutputError(f"{args.output} already exists; pass --overwrite to replace it.")
@@ -479,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _get_parser().parse_args(_rejoin_negative_coords(argv))
     args.command_line = shlex.join(["xcoact", *argv])
-    from .parcellate import run_cli as _parcellate
+    from .analyses.parcellate import run_cli as _parcellate
 
     handlers = {"coactivation": _coactivation, "fetch": _fetch, "report": _report, "matrix": _matrix,
                 "parcellate": _parcellate}

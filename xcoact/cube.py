@@ -25,7 +25,7 @@ from .kernels import Kernel, SphereKernel, check_radius, get_kernel, sphere_offs
 from .presets import Preset, get_preset, warn_mixed_spaces
 from .space import Grid
 from .table import study_index
-from .warnings import OutOfBoxWarning, caller_stacklevel
+from .errors import OutOfBoxWarning, caller_stacklevel
 
 __all__ = ["activations", "DEFAULT_CHUNKS"]
 
@@ -128,7 +128,7 @@ def activations(
         the coactivation analyses read binary maps (``act.astype(bool)``).
         ``"ale"``: each study's ALE modelled activation (float32, NiMARE
         0.22.1's ``ALEKernel``), sized by the table's per-study sample sizes
-        unless ``sample_size`` or ``fwhm`` is given (see :mod:`xcoact.ale`).
+        unless ``sample_size`` or ``fwhm`` is given (see :mod:`xcoact.stats.ale`).
     sample_size, fwhm : float, optional
         For ``kernel="ale"`` only: one sample size (subjects) or one FWHM (mm)
         for every study, e.g. for Neurosynth, whose files record no sizes.
@@ -151,7 +151,7 @@ def activations(
     Examples
     --------
     >>> import warnings, xcoact
-    >>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    >>> warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
     >>> act = xcoact.activations(xcoact.datasets.sample_database_path(), r=6)
     >>> dict(act.sizes)
     {'study': 100, 'x': 91, 'y': 109, 'z': 91}
@@ -175,7 +175,7 @@ def activations(
     preset = get_preset(preset)
     grid = grid or preset.grid()
     if sample_size is not None or fwhm is not None:
-        from .ale import ale_kernel_for
+        from .stats.ale import ale_kernel_for
 
         kernel = ale_kernel_for(kernel, r, sample_size, fwhm, grid)
     kern = get_kernel(kernel, r, preset, grid)
@@ -239,7 +239,7 @@ def activations(
         if cube.attrs.get("r") is None:
             del cube.attrs["r"]  # a kernel without a radius (e.g. Gaussians)
     if db.attrs.get("features"):
-        cube.attrs["features"] = str(db.attrs["features"])  # a release's term features (xcoact.decode.features_for)
+        cube.attrs["features"] = str(db.attrs["features"])  # a release's term features (xcoact.analyses.decode.features_for)
     return cube
 
 

@@ -203,7 +203,9 @@ def read_features(
     return features_from_matrix(matrix, study, terms, attrs=attrs)
 
 
-def features_from_matrix(matrix, study: Sequence, terms: Sequence[str], *, attrs: dict | None = None) -> xr.DataArray:
+def features_from_matrix(
+    matrix, study: Sequence | np.ndarray, terms: Sequence[str] | np.ndarray, *, attrs: dict | None = None
+) -> xr.DataArray:
     """Wrap a studies x terms matrix (scipy sparse or dense) as the lazy features DataArray.
 
     Parameters
@@ -301,7 +303,7 @@ def _read_features_txt(path: str) -> tuple[sp.csc_matrix, np.ndarray, list[str]]
 
 def _report_bad_rows(path: str, body: str, n_cols: int, terms: list[str]) -> None:
     """Name the malformed rows of a features.txt (up to ten), then raise."""
-    problems = []
+    problems: list[str] = []
     n_bad = 0
     for offset, line in enumerate(body.split("\n")):
         lineno = offset + 2

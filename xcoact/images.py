@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -20,6 +21,9 @@ import xarray as xr
 from ._version import __version__
 from .errors import ParameterError, RoiError
 from .space import affine_from_coords
+
+if TYPE_CHECKING:
+    import nibabel
 
 __all__ = ["nifti_image", "map_intent", "to_nibabel", "from_nibabel", "plot_nilearn", "view", "ENGINES"]
 
@@ -33,7 +37,9 @@ ENGINES = ("matplotlib", "nilearn")
 
 
 def map_intent(name: str | None) -> str | None:
-    """The NIfTI intent of a map by its name: ``NIFTI_INTENT_ZSCORE``, ``NIFTI_INTENT_PVAL`` or None (probabilities, counts).
+    """The NIfTI intent of a map by its name.
+
+    ``NIFTI_INTENT_ZSCORE``, ``NIFTI_INTENT_PVAL`` or None (probabilities, counts).
 
     Examples
     --------
@@ -54,7 +60,7 @@ def _descrip(text: str) -> bytes:
 
 
 def nifti_image(volume: np.ndarray, affine: np.ndarray, *, name: str | None = None,
-                descrip: str | None = None) -> "nibabel.Nifti1Image":  # noqa: F821
+                descrip: str | None = None) -> "nibabel.Nifti1Image":
     """A float32 NIfTI-1 image of a map, with xcoact's header.
 
     Parameters
@@ -93,14 +99,14 @@ def nifti_image(volume: np.ndarray, affine: np.ndarray, *, name: str | None = No
 
 
 def _result(ds: xr.Dataset) -> xr.Dataset:
-    from .export import to_volumes
+    from .writers import to_volumes
 
     if not isinstance(ds, xr.Dataset):
         raise ParameterError(f"expected a result Dataset of xcoact.seed (or a batch), got {type(ds).__name__}.")
     return to_volumes(ds)
 
 
-def to_nibabel(ds: xr.Dataset, name: str | None = None, seed: str | None = None) -> "nibabel.Nifti1Image":  # noqa: F821
+def to_nibabel(ds: xr.Dataset, name: str | None = None, seed: str | None = None) -> "nibabel.Nifti1Image":
     """One map of a result as an in-memory ``nibabel.Nifti1Image`` (Niimg-like for nilearn).
 
     Parameters
@@ -109,7 +115,7 @@ def to_nibabel(ds: xr.Dataset, name: str | None = None, seed: str | None = None)
         A result of :func:`xcoact.seed` (one seed, or a batch in either layout).
     name : str, optional
         The map; by default the FDR-thresholded association z map
-        (:func:`xcoact.clusters.pick_map`).
+        (:func:`xcoact.stats.clusters.pick_map`).
     seed : str, optional
         For a batch: the seed whose map to return (a 3-D image).  Without it
         a batch gives a 4-D image, one volume per seed in the order of
@@ -129,13 +135,13 @@ def to_nibabel(ds: xr.Dataset, name: str | None = None, seed: str | None = None)
     Examples
     --------
     >>> import warnings, xcoact
-    >>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    >>> warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
     >>> act = xcoact.activations(xcoact.datasets.sample_database_path(), r=6)
     >>> img = act.coact.seed([[0, 20, 28]], r=10, threshold=0.1).coact.to_nibabel("association-test_z")
     >>> img.shape, img.header.get_intent()[0]
     ((91, 109, 91), 'z score')
     """
-    from .clusters import pick_map
+    from .stats.clusters import pick_map
 
     ds = _result(ds)
     name = pick_map(ds, name)
@@ -178,7 +184,7 @@ def from_nibabel(img, like=None, *, name: str | None = None) -> xr.DataArray:
         float64, dims ``(x, y, z)`` (or ``(volume, x, y, z)`` for a 4-D image)
         with the grid's labels.  An image on the same voxel centres is aligned
         by label (0 where it has no voxel); one on another grid is resampled by
-        nearest neighbour, with a :class:`~xcoact.warnings.ResampleWarning`.
+        nearest neighbour, with a :class:`~xcoact.errors.ResampleWarning`.
         attrs: ``intent`` (nibabel's name of the header's intent, e.g.
         ``"z score"``) and ``descrip``.
 
@@ -199,7 +205,7 @@ def from_nibabel(img, like=None, *, name: str | None = None) -> xr.DataArray:
     if not (hasattr(img, "affine") and hasattr(img, "dataobj")):
         raise ParameterError(f"img of type {type(img).__name__} is not an image; expected a nibabel image or a NIfTI path.")
     grid = like if isinstance(like, Grid) else mni152_2mm() if like is None else grid_of(like)
-    header = getattr(img, "header", None)
+    header: Any = getattr(img, "header", None)
     # NIfTI headers carry an intent and a description; other formats (Analyze, MGH) do not
     intent = header.get_intent() if hasattr(header, "get_intent") else ("none", (), "")
     try:
@@ -214,7 +220,7 @@ def from_nibabel(img, like=None, *, name: str | None = None) -> xr.DataArray:
         vols = [image_to_dataarray(nib.Nifti1Image(np.asarray(img.dataobj[..., k]), img.affine), f"{where} volume {k}")
                 for k in range(shape[3])]
         data = np.stack([_align(v, grid, where) for v in vols])
-        dims = ("volume", "x", "y", "z")
+        dims: tuple[str, ...] = ("volume", "x", "y", "z")
     elif len(shape) in (3, 4):
         data = _align(image_to_dataarray(img, where), grid, where)
         dims = ("x", "y", "z")

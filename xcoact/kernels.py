@@ -342,7 +342,7 @@ class Kernel:
     """
 
     name = "kernel"
-    dtype = np.dtype(np.float64)
+    dtype: np.dtype = np.dtype(np.float64)
     combine = "max"
     offsets = np.zeros((1, 3), dtype=np.int64)
     exact_support = False
@@ -436,7 +436,7 @@ class Kernel:
     def __dask_tokenize__(self):
         from dask.base import tokenize
 
-        params = {k: v for k, v in sorted(vars(self).items())}
+        params = dict(sorted(vars(self).items()))
         return ("xcoact-kernel", type(self).__module__, type(self).__qualname__, tokenize(params))
 
     def __repr__(self) -> str:
@@ -536,7 +536,7 @@ def _kda(r, preset, grid: Grid) -> KDAKernel:
 
 
 def _ale(r, preset, grid: Grid) -> Kernel:
-    from .ale import ale_kernel_for
+    from .stats.ale import ale_kernel_for
 
     return ale_kernel_for("ale", r, None, None, grid)  # sized by the table's sample sizes (bind)
 

@@ -27,7 +27,7 @@ class set_options:
     Parameters
     ----------
     term_map_cache_bytes : int, default 536870912 (512 MiB)
-        How many bytes of term maps a cube keeps for :func:`xcoact.decode.decode`
+        How many bytes of term maps a cube keeps for :func:`xcoact.analyses.decode.decode`
         (in-mask float64 vectors, 1.8 MB each on the 2 mm grid, so 512 MiB is
         about 290 maps; decoding all 3,228 terms of Neurosynth v7 keeps every
         map only with about 5.9e9).  The least recently used maps go first;

@@ -26,9 +26,9 @@ import numpy as np
 import xarray as xr
 
 from .choices import PlotKind, PlotView
-from .clusters import map_volume, peak_index, pick_map
+from .stats.clusters import map_volume, peak_index, pick_map
 from .errors import OutputError, ParameterError
-from .export import write_atomically
+from .writers import write_atomically
 
 __all__ = ["plot", "to_png", "png_bytes", "seed_label", "threshold_text", "selection_text", "default_threshold",
            "display_threshold", "MAX_SHOWN_FRACTION"]
@@ -92,7 +92,10 @@ def _words(name: str) -> set[str]:
 
 
 def adjusted_z_map(name: str) -> bool:
-    """True for a map of z scores of FDR-*adjusted* p values (NiMARE's ``z_..._corr-FDR_...``), which is not thresholded."""
+    """True for a map of z scores of FDR-*adjusted* p values (NiMARE's ``z_..._corr-FDR_...``).
+
+    Such a map is not thresholded.
+    """
     return {"z", "corr", "fdr"} <= _words(name)
 
 
@@ -107,7 +110,8 @@ def default_threshold(ds: xr.Dataset, name: str) -> float:
     Examples
     --------
     >>> import xarray as xr
-    >>> round(default_threshold(xr.Dataset(attrs={"q": 0.05}), "z_desc-association_level-voxel_corr-FDR_method-indep"), 3)
+    >>> round(default_threshold(xr.Dataset(attrs={"q": 0.05}),
+    ...                         "z_desc-association_level-voxel_corr-FDR_method-indep"), 3)
     1.96
     """
     if not adjusted_z_map(name):
@@ -147,8 +151,10 @@ def display_threshold(ds: xr.Dataset, name: str, values: np.ndarray, mask: np.nd
     >>> threshold, note = display_threshold(xr.Dataset(), "association-test_z_FDR_0.01", vol)
     >>> threshold, int((vol > threshold).sum())
     (899.0, 100)
-    >>> note
-    "raised from 0 so that at most 10% of the brain (100 of 1,000 voxels) is shown; 999 voxels pass the map's own threshold"
+    >>> note.split("; ")[0]
+    'raised from 0 so that at most 10% of the brain (100 of 1,000 voxels) is shown'
+    >>> note.split("; ")[1]
+    "999 voxels pass the map's own threshold"
     """
     base = default_threshold(ds, name)
     values = np.asarray(values, dtype=np.float64)
@@ -284,14 +290,15 @@ def _norm_and_cmap(values: list[np.ndarray], threshold: float, vmax, cmap):
 
     from matplotlib.colors import Normalize
 
-    finite = [v[np.isfinite(v)] for v in values]
-    finite = np.concatenate(finite) if finite else np.zeros(0)
+    pieces = [v[np.isfinite(v)] for v in values]
+    finite = np.concatenate(pieces) if pieces else np.zeros(0)
     negative = bool((finite < -threshold).any()) if finite.size else False
     top = float(np.max(np.abs(finite))) if finite.size else 0.0
     if vmax is None:
         vmax = top if top > 0 else 1.0
-    if isinstance(vmax, bool) or not isinstance(vmax, numbers.Real) or not np.isfinite(vmax) or vmax <= 0:
+    if isinstance(vmax, bool) or not isinstance(vmax, numbers.Real) or not np.isfinite(float(vmax)) or vmax <= 0:
         raise ParameterError(f"vmax={vmax!r} is not valid; expected a finite number > 0 (the top of the colour scale).")
+    vmax = float(vmax)
     if negative:
         norm = Normalize(-vmax, vmax)
         name = cmap or "RdBu_r"
@@ -323,10 +330,13 @@ def _cut_indices(vol: np.ndarray, labels: list[np.ndarray], mask: np.ndarray, cu
         finite = np.where(np.isfinite(vol), np.abs(vol), 0.0)
         if finite.max() > 0:
             # ties at the top (a z cap) are broken by the ties' centre of mass, as the cluster table does
-            return peak_index(finite)
+            top = peak_index(finite)
+            assert top is not None  # the map has a finite maximum
+            return top
         # an empty map: cut through the centre of the brain mask
         centre = np.argwhere(mask).mean(axis=0) if mask.any() else (np.array(vol.shape) - 1) / 2
-        return tuple(int(round(c)) for c in centre)
+        i, j, k = (int(round(c)) for c in centre)
+        return i, j, k
     try:
         mm = [float(c) for c in cut]
     except (TypeError, ValueError):
@@ -338,10 +348,11 @@ def _cut_indices(vol: np.ndarray, labels: list[np.ndarray], mask: np.ndarray, cu
         half = abs(lab[1] - lab[0]) / 2 if lab.size > 1 else 0.5
         if not lab.min() - half <= c <= lab.max() + half:
             raise ParameterError(
-                f"cut={tuple(mm)}: {axis} = {c:g} mm lies outside the grid ({axis} from {lab.min():g} to {lab.max():g} mm)."
+                f"cut={tuple(mm)}: {axis} = {c:g} mm lies outside the grid "
+                f"({axis} from {lab.min():g} to {lab.max():g} mm)."
             )
         out.append(int(np.argmin(np.abs(lab - c))))
-    return tuple(out)
+    return out[0], out[1], out[2]
 
 
 def _draw_glass(ax, proj: np.ndarray, outline: np.ndarray, h, v, norm, cmap, threshold):
@@ -409,10 +420,11 @@ def _single_figure(ds, vol: xr.DataArray, name: str, seed_text: str | None, coun
         for col, (axis, h, v, hn, vn) in enumerate(planes):
             ax = axes[rows.index("glass"), col]
             letter = "xyz"[axis]
-            image = _draw_glass(ax, projections[axis], mask.any(axis=axis), h, v, norm, colormap, threshold)
+            image = _draw_glass(ax, projections[axis], np.asarray(mask.any(axis=axis)), h, v, norm, colormap, threshold)
             ax.set_title(f"maximum |value| projection, {_VIEWS[letter]}", fontsize=9)
             ax.set_label(f"glass {letter}")
             _style(ax, h, v, hn, vn, lr=letter != "x")
+    assert image is not None  # at least one row of panels was drawn
     bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.75, pad=0.01)
     bar.set_label(_mpl_text(name), fontsize=9)
     head = title if title is not None else name + (f"  |  seed: {seed_text}" if seed_text is not None else "")
@@ -440,7 +452,7 @@ def _batch_figure(ds, vols: xr.DataArray, name: str, seeds: list[str], *, thresh
     h, v = [c for a, c in enumerate((x, y, z)) if a != axis]
     hn, vn = [c for c in "xyz" if c != view]
     mask = _mask_of(ds, vols.isel(seed=0, drop=True))
-    outline = mask.any(axis=axis)
+    outline = np.asarray(mask.any(axis=axis))
     labels = [str(s) for s in vols["seed"].values]
     projections: dict[str, np.ndarray] = {}
     for start in range(0, len(seeds), _SEEDS_PER_PASS):
@@ -455,6 +467,7 @@ def _batch_figure(ds, vols: xr.DataArray, name: str, seeds: list[str], *, thresh
     ncols = ncols or min(n, 6)
     if isinstance(ncols, bool) or not isinstance(ncols, numbers.Integral) or ncols < 1:
         raise ParameterError(f"ncols={ncols!r} is not valid; expected an integer >= 1.")
+    ncols = int(ncols)
     nrows = math.ceil(n / ncols)
     cell = 2.3 * (v.size / h.size) if h.size else 2.3
     if figsize is None:
@@ -476,6 +489,7 @@ def _batch_figure(ds, vols: xr.DataArray, name: str, seeds: list[str], *, thresh
         ax.remove()
     fig.supxlabel(f"{hn} (mm)", fontsize=9)
     fig.supylabel(f"{vn} (mm)", fontsize=9)
+    assert image is not None  # at least one seed was drawn
     bar = fig.colorbar(image, ax=used, shrink=0.9, pad=0.01)
     bar.set_label(_mpl_text(name), fontsize=8)
     shown = f"{n} seeds" if n == total else f"{n} of {total} seeds"
@@ -488,9 +502,11 @@ def _batch_figure(ds, vols: xr.DataArray, name: str, seeds: list[str], *, thresh
 def _check_display_threshold(threshold, ds, name: str) -> float:
     if threshold is None:
         return default_threshold(ds, name)
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(threshold) or threshold < 0:
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(float(threshold)) \
+            or threshold < 0:
         raise ParameterError(
-            f"threshold={threshold!r} is not valid; expected a finite number >= 0 (voxels with |value| above it are shown)."
+            f"threshold={threshold!r} is not valid; expected a finite number >= 0 "
+            "(voxels with |value| above it are shown)."
         )
     return float(threshold)
 
@@ -520,7 +536,7 @@ def plot(
         A result of :func:`xcoact.seed` (one seed, or a batch in either layout).
     name : str, optional
         The map to draw; by default the FDR-thresholded association z map
-        (:func:`xcoact.clusters.pick_map`).
+        (:func:`xcoact.stats.clusters.pick_map`).
     seed : str or list of str, optional
         For a batch: one seed's name draws that seed like a single result; a
         list draws those seeds as small multiples.  By default the first
@@ -529,7 +545,7 @@ def plot(
         Where the orthogonal slices cross (the nearest voxel centre); by
         default the voxel of largest ``|value|`` (the peak; among tied
         voxels, the one nearest their centre of mass, see
-        :func:`xcoact.clusters.peak_index`).
+        :func:`xcoact.stats.clusters.peak_index`).
     threshold : float, optional
         Show only voxels with ``|value| > threshold``; by default, for one
         seed, :func:`display_threshold`: :func:`default_threshold` (every

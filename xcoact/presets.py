@@ -35,11 +35,11 @@ from typing import Callable, Literal
 
 import numpy as np
 
-from . import stats, stats_nimare
+from .stats import neurosynth as stats, nimare as stats_nimare
 from .errors import ParameterError
 from .space import Grid, mni152_2mm
 from .table import TAL_LABELS
-from .warnings import MixedSpaceWarning, caller_stacklevel
+from .errors import MixedSpaceWarning, caller_stacklevel
 
 __all__ = [
     "Preset",
@@ -72,7 +72,7 @@ def nimare_mni152_2mm() -> Grid:
     """
     import nibabel as nib
 
-    path = resources.files("xcoact") / "data" / "nimare_mni152_2mm_mask.nii.gz"
+    path = resources.files("xcoact.datasets") / "data" / "nimare_mni152_2mm_mask.nii.gz"
     with resources.as_file(path) as p:
         img = nib.load(str(p))
         data = np.asarray(img.dataobj)
@@ -250,7 +250,8 @@ def mixed_space_studies(study_id, space, moved_labels) -> np.ndarray:
 
     Examples
     --------
-    >>> mixed_space_studies([1, 1, 2, 2, 3], ["MNI", "TAL", "TAL", "Talairach", "UNKNOWN"], {"TAL", "Talairach"}).tolist()
+    >>> spaces = ["MNI", "TAL", "TAL", "Talairach", "UNKNOWN"]
+    >>> mixed_space_studies([1, 1, 2, 2, 3], spaces, {"TAL", "Talairach"}).tolist()
     [1]
     """
     study_id = np.asarray(study_id)
@@ -275,7 +276,7 @@ def warn_mixed_spaces(table, preset: Preset) -> np.ndarray:
     study from the metadata file and moves all of the study's peaks by it, so
     for a study with rows of both kinds the two place some peaks differently.
     Presets without a peak transform of their own (Neurosynth) return at once:
-    the reader's :class:`~xcoact.warnings.MixedSpaceWarning` covers them.
+    the reader's :class:`~xcoact.errors.MixedSpaceWarning` covers them.
 
     Parameters
     ----------

@@ -28,10 +28,10 @@ import xarray as xr
 
 from ._version import __version__
 from . import validate
-from .clusters import pick_map
-from .clusters import clusters as _clusters
+from .stats.clusters import pick_map
+from .stats.clusters import clusters as _clusters
 from .errors import DatabaseError, DatabaseFileError, DatabaseFileNotFoundError, OutputError, ParameterError
-from .export import write_atomically
+from .writers import write_atomically
 from .plot import MAX_SEEDS, default_threshold, plot, png_bytes, seed_label, selection_text, threshold_text
 
 __all__ = ["report", "report_html", "read_metadata", "methods_text", "parcellation_methods_text", "is_parcellation",
@@ -189,7 +189,7 @@ def read_metadata(metadata) -> dict[str, str]:
             f"{source}: no column(s) {missing}; found columns {[str(c) for c in table.columns][:20]}; "
             "expected 'id' and 'title' (as in Neurosynth v7's metadata.tsv.gz)."
         )
-    titles = {}
+    titles: dict = {}
     for sid, title in zip(table["id"].tolist(), table["title"].tolist()):
         if title is None or (isinstance(title, float) and np.isnan(title)):
             continue
@@ -359,7 +359,7 @@ def _clusters_section(table: pd.DataFrame, name: str, max_clusters: int) -> str:
     return _frame_table(shown, headers) + note
 
 
-#: How a cluster threshold is used (the end of the message for a bad one, as :func:`xcoact.clusters.clusters` words it).
+#: How a cluster threshold is used (the end of the message for a bad one, as :func:`xcoact.stats.clusters.clusters` words it).
 _CLUSTER_THRESHOLD = " (clusters are the voxels with value > threshold, and separately those with value < -threshold)"
 
 
@@ -468,7 +468,7 @@ _NOT_FOR_PARCELLATION = {"name": None, "metadata": None, "seed": None, "threshol
 
 
 def is_parcellation(ds) -> bool:
-    """Whether ``ds`` is a result of :func:`xcoact.parcellate.parcellate` (labels per K and the criteria)."""
+    """Whether ``ds`` is a result of :func:`xcoact.analyses.parcellate.parcellate` (labels per K and the criteria)."""
     return (isinstance(ds, xr.Dataset) and "k" in ds.dims and "labels" in ds and "criteria" in ds
             and "k_suggested" in ds and set(ds["labels"].dims) == {"k", "x", "y", "z"})
 
@@ -515,7 +515,7 @@ def parcellation_methods_text(ds: xr.Dataset) -> tuple[str, list[str]]:
 
 def _parcellation_html(ds: xr.Dataset, *, title, dpi, plot_kwargs, given: dict) -> str:
     """The report of a parcellation result (see :func:`report`)."""
-    from .parcellate import criteria_table, figure
+    from .analyses.parcellate import criteria_table, figure
 
     refused = [k for k, v in given.items() if v is not None and v != _NOT_FOR_PARCELLATION[k]]
     extra = sorted(set(plot_kwargs or {}) - {"cut"})
@@ -531,7 +531,7 @@ def _parcellation_html(ds: xr.Dataset, *, title, dpi, plot_kwargs, given: dict) 
     missing = [n for n in ("voxel_x", "voxel_y", "voxel_z") if n not in ds.coords]
     if missing or not ks:
         raise ParameterError(f"the parcellation result lacks {missing or ['any K']}; report the Dataset that "
-                             "xcoact.parcellate.parcellate returns (or its netCDF file), not a selection of it.")
+                             "xcoact.analyses.parcellate.parcellate returns (or its netCDF file), not a selection of it.")
     a = ds.attrs
     suggested = int(ds["k_suggested"].values)
     table = criteria_table(ds)
@@ -628,7 +628,7 @@ def _selected_section(ds: xr.Dataset, titles, max_studies, labels: list[str], sh
                       one: bool) -> str:
     if one:
         if "seed" not in ds.dims:
-            ids = ds["selected_id"].values if "selected_id" in ds else []
+            ids: np.ndarray | list = ds["selected_id"].values if "selected_id" in ds else []
         else:
             ids = ds["study"].values[np.asarray(ds["selected"].sel(seed=ds["seed"].values[labels.index(str(seed))]))]
         return f"<p>{len(ids):,} studies selected.</p>\n{_studies_table(ids, titles, max_studies)}"
@@ -644,7 +644,7 @@ def _selected_section(ds: xr.Dataset, titles, max_studies, labels: list[str], sh
 
 def _chosen_threshold(ds: xr.Dataset, name: str, seed) -> tuple[float, str]:
     """The display and cluster-forming threshold of one seed's map (see :func:`xcoact.plot.display_threshold`)."""
-    from .clusters import map_volume
+    from .stats.clusters import map_volume
     from .plot import _mask_on, display_threshold
 
     vol = map_volume(ds, name, seed).compute()
@@ -706,7 +706,7 @@ def report(
         The HTML file to write.
     name : str, optional
         The map of the figure and the cluster table; by default the
-        FDR-thresholded association z map (:func:`xcoact.clusters.pick_map`).
+        FDR-thresholded association z map (:func:`xcoact.stats.clusters.pick_map`).
     metadata : pandas.DataFrame or path, optional
         Study titles: a table with ``id`` and ``title`` columns, or a Neurosynth
         v7 ``metadata.tsv[.gz]`` (see :func:`read_metadata`).
@@ -729,7 +729,7 @@ def report(
     max_clusters : int, default 100
         Rows of the cluster table (per report), largest clusters first.
     connectivity : {26, 18, 6}, default 26
-        Cluster connectivity (see :mod:`xcoact.clusters`).
+        Cluster connectivity (see :mod:`xcoact.stats.clusters`).
     min_size : int, default 1
         Leave out clusters of fewer voxels.
     dpi : int, default 100
@@ -738,7 +738,7 @@ def report(
         More options for :func:`xcoact.plot.plot` (``cut``, ``vmax``,
         ``cmap``, ``kind``, ``view``).
     cluster_options : dict, optional
-        More options for the cluster table (:func:`xcoact.clusters.clusters`):
+        More options for the cluster table (:func:`xcoact.stats.clusters.clusters`):
         ``subpeaks``, ``min_distance``, ``atlas``, ``atlas_labels``.
 
     Returns

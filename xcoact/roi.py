@@ -15,7 +15,7 @@ import json
 import os
 import re
 import warnings
-from typing import NamedTuple, Union
+from typing import TYPE_CHECKING, NamedTuple, Union
 
 import numpy as np
 import xarray as xr
@@ -23,7 +23,11 @@ import xarray as xr
 from .errors import DatabaseFileNotFoundError, ParameterError, RoiError, quote
 from .kernels import check_radius, sphere_offsets
 from .space import LABEL_ATOL, Grid, affine_from_coords, axis_labels, axis_permutation, check_finite_affine
-from .warnings import ResampleWarning, caller_stacklevel
+from .errors import ResampleWarning, caller_stacklevel
+
+
+if TYPE_CHECKING:
+    import nibabel.spatialimages
 
 __all__ = ["roi_mask", "seed_set", "is_batch", "is_atlas", "SeedROI", "image_to_dataarray", "grid_of", "Seed", "describe_seed"]
 
@@ -54,7 +58,8 @@ def _load_image(path):
         img.get_fdata  # noqa: B018  (proxies load lazily; touch the header now)
     except Exception as err:  # nibabel raises many kinds for bad files
         raise RoiError(
-            f"{path}: could not be read as a NIfTI image ({type(err).__name__}: {_one_line(err)}). Expected a NIfTI-1 or "
+            f"{path}: could not be read as a NIfTI image ({type(err).__name__}: {_one_line(err)}). "
+            "Expected a NIfTI-1 or "
             "NIfTI-2 file (.nii or .nii.gz); if this is one, it is truncated or corrupt: save or download it "
             "again ('gzip -t' checks a .nii.gz)."
         ) from err
@@ -83,7 +88,8 @@ def image_to_dataarray(img, name: str = "image") -> xr.DataArray:
         data = np.asarray(img.dataobj)
     except Exception as err:
         raise RoiError(
-            f"{name}: the image data could not be read ({type(err).__name__}: {_one_line(err)}); the file may be truncated. "
+            f"{name}: the image data could not be read ({type(err).__name__}: {_one_line(err)}); "
+            "the file may be truncated. "
             "Save or download it again ('gzip -t' checks a .nii.gz)."
         ) from err
     while data.ndim > 3 and data.shape[-1] == 1:
@@ -236,7 +242,8 @@ def _lut_from_names(names, present=None) -> dict[int, str]:
     if present is None or len(present) != len(names):
         found = "the image's label values are unknown here" if present is None else f"the image has {len(present)} positive label value(s)"
         raise ParameterError(
-            f"labels: a list of {len(names)} name(s) whose first entry is not 'Background'; {found}. Expected nilearn's "
+            f"labels: a list of {len(names)} name(s) whose first entry is not 'Background'; {found}. "
+            "Expected nilearn's "
             "layout (labels[0] == 'Background', labels[i] names value i), one name per positive label value in "
             "ascending order, or a look-up table (a DataFrame with 'index' and 'name' columns, or {value: name})."
         )
@@ -338,7 +345,8 @@ def roi_mask(seed: Seed, grid: Grid, r: float | None = None, *, restrict: bool =
     ----------
     seed : str, path-like, nibabel image, xarray.DataArray, nilearn atlas, or (n, 3) array-like
         An ROI image (voxels > 0; several labels form one ROI, NaN ignored;
-        a nilearn atlas stands for its ``maps`` image), or MNI coordinates ``[[x, y, z], ...]`` grown into spheres of radius ``r``.
+        a nilearn atlas stands for its ``maps`` image), or MNI coordinates
+        ``[[x, y, z], ...]`` grown into spheres of radius ``r``.
     grid : Grid
         The cube's grid; the ROI is restricted to its brain mask.
     r : float, optional
@@ -388,7 +396,7 @@ def roi_mask(seed: Seed, grid: Grid, r: float | None = None, *, restrict: bool =
     )
 
 
-#: A seed covering more than this share of the brain mask gets a :class:`~xcoact.warnings.LargeRoiWarning`.
+#: A seed covering more than this share of the brain mask gets a :class:`~xcoact.errors.LargeRoiWarning`.
 LARGE_ROI_FRACTION = 0.5
 
 
@@ -396,7 +404,7 @@ def _warn_if_large(name: str, n: int, total: int, spheres: bool = False) -> None
     if total and n > LARGE_ROI_FRACTION * total:
         import warnings
 
-        from .warnings import LargeRoiWarning
+        from .errors import LargeRoiWarning
 
         hint = ("A radius this large gives this; use a smaller r if you meant a region." if spheres else
                 "A probabilistic map with a non-zero background (threshold it first, e.g. img > 0.5) or a T1 / "

@@ -46,7 +46,8 @@ def check_threshold(threshold) -> float | int:
         )
     if isinstance(threshold, (int, np.integer)):
         if threshold < 0:
-            raise ParameterError(f"threshold={threshold!r} is a negative voxel count; expected an int >= 0 (or a float proportion in [0, 1]).")
+            raise ParameterError(f"threshold={threshold!r} is a negative voxel count; expected an int >= 0 "
+                "(or a float proportion in [0, 1]).")
         return int(threshold)
     t = float(threshold)
     if not math.isfinite(t) or t < 0 or t > 1:
@@ -58,11 +59,12 @@ def check_threshold(threshold) -> float | int:
     return t
 
 
-def overlap_rule(overlap: np.ndarray, n_roi: int, threshold: float | int) -> np.ndarray:
+def overlap_rule(overlap: np.ndarray, n_roi: int | None, threshold: float | int) -> np.ndarray:
     """:ref:`semantics-selection`: ``overlap > t`` for an int, ``overlap / n_roi > t`` for a float (strict)."""
     overlap = np.asarray(overlap)
     if isinstance(threshold, (int, np.integer)):
         return overlap > threshold
+    assert n_roi is not None  # a proportion of the ROI needs its size
     return overlap.astype(np.float64) / n_roi > threshold
 
 
@@ -105,7 +107,8 @@ def select_studies(overlap: np.ndarray, n_roi: int, threshold, *, seed_name: str
             f"no study selected for {seed_name}: the largest overlap any of the {n} studies reached is "
             f"{best} of {n_roi} ROI voxels ({best / n_roi:.4g}), and threshold={threshold!r} needs more than "
             f"{'that many voxels' if isinstance(threshold, int) else 'that proportion'}. "
-            f"Lower the threshold below {best if isinstance(threshold, int) else round(best / n_roi, 6)} or use a larger ROI."
+            f"Lower the threshold below {best if isinstance(threshold, int) else round(best / n_roi, 6)} "
+            "or use a larger ROI."
         )
     if k == n:
         worst = int(overlap.min())
@@ -136,7 +139,7 @@ def warn_degenerate(problems: list[str], n_total: int, consequence: str, advice:
     """One warning listing the degenerate seeds or ROIs of a batch (the first 20 of them)."""
     import warnings
 
-    from .warnings import DegenerateSeedWarning, caller_stacklevel
+    from .errors import DegenerateSeedWarning, caller_stacklevel
 
     if problems:
         warnings.warn(
@@ -199,8 +202,10 @@ class SelectionRule(NamedTuple):
             out["threshold"] = self.threshold
             out["threshold_kind"] = threshold_kind(self.threshold)
         elif self.rule == "distance":
+            assert self.r is not None  # set for this rule by check_rule
             out["select_r"] = float(self.r)
         elif self.rule == "nearest":
+            assert self.k is not None  # set for this rule by check_rule
             out["select_k"] = int(self.k)
         return out
 
@@ -208,6 +213,7 @@ class SelectionRule(NamedTuple):
         """Which studies the rule selects, given each study's score (bool per study)."""
         score = np.asarray(score)
         if self.rule == "overlap":
+            assert self.threshold is not None  # set for this rule by check_rule
             return overlap_rule(score, n_roi, self.threshold)
         if self.rule == "focus":
             return score > 0
@@ -235,6 +241,7 @@ class SelectionRule(NamedTuple):
     def select(self, score: np.ndarray, n_roi: int | None = None, *, seed_name: str = "seed") -> np.ndarray:
         """:meth:`apply`, raising a :class:`SelectionError` that says how to fix a degenerate selection."""
         if self.rule == "overlap":
+            assert n_roi is not None  # its messages name the ROI's size; the analyses always pass it
             return select_studies(score, n_roi, self.threshold, seed_name=seed_name)
         score = np.asarray(score)
         selected = self.apply(score, n_roi)
@@ -316,7 +323,8 @@ def check_rule(select="overlap", threshold=None, *, r=None, k=None, coords: bool
             raise ParameterError(f"r={r!r} is not a valid distance for select='distance'; expected a number of mm > 0 (e.g. r=10).")
         return SelectionRule("distance", r=float(r))
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ParameterError(f"k={k!r} is not valid for select='nearest'; expected the number of studies to select, an int >= 1 (e.g. k=100).")
+        raise ParameterError(f"k={k!r} is not valid for select='nearest'; expected the number of studies to select, "
+            "an int >= 1 (e.g. k=100).")
     return SelectionRule("nearest", k=int(k))
 
 

@@ -91,7 +91,8 @@ def axis_permutation(affine: np.ndarray) -> tuple[int, int, int] | None:
     if not np.isfinite(lin).all() or not (big.sum(axis=0) == 1).all() or not (big.sum(axis=1) == 1).all():
         return None
     # row a (world axis) has its one entry in column perm[a] (voxel axis)
-    return tuple(int(np.flatnonzero(big[a])[0]) for a in range(3))
+    i, j, k = (int(np.flatnonzero(big[a])[0]) for a in range(3))
+    return i, j, k
 
 
 def affine_from_coords(x, y, z) -> np.ndarray:
@@ -218,7 +219,7 @@ class Grid:
 
     def __setstate__(self, state):
         mask = np.unpackbits(state["mask"], count=int(np.prod(state["shape"]))).reshape(state["shape"]).astype(bool)
-        self.__init__(state["shape"], state["affine"], mask, state["name"])
+        Grid.__init__(self, state["shape"], state["affine"], mask, state["name"])
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Grid) and self.token == other.token
@@ -240,7 +241,7 @@ def mni152_2mm() -> Grid:
     """
     import nibabel as nib
 
-    path = resources.files("xcoact") / "data" / "MNI152_T1_2mm_brain.nii.gz"
+    path = resources.files("xcoact.datasets") / "data" / "MNI152_T1_2mm_brain.nii.gz"
     with resources.as_file(path) as p:
         img = nib.load(str(p))
         data = np.asarray(img.dataobj)

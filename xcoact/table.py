@@ -28,7 +28,7 @@ Sources that record more carry it in optional per-peak variables:
     Sleuth (``// Subjects = N``), NiMARE JSON (``metadata.sample_sizes``, the
     mean of the list), NIMADS and NiMARE objects; present only when the source
     records at least one.  ALE kernels are sized by it
-    (:func:`xcoact.ale.ale_fwhm`).
+    (:func:`xcoact.stats.ale.ale_fwhm`).
 ``analysis_name`` : (peak,) str
     The NIMADS analysis name (:mod:`xcoact.readers.nimads`).
 """
@@ -42,7 +42,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import DatabaseError, quote
-from .warnings import MixedSpaceWarning, OutsideBrainWarning, SpaceWarning, caller_stacklevel
+from .errors import MixedSpaceWarning, OutsideBrainWarning, SpaceWarning, caller_stacklevel
 
 __all__ = [
     "TAL_TO_MNI",
@@ -140,15 +140,15 @@ def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None, samp
 
     Talairach rows (``TAL``, ``T88``, ``Talairach``; any case) are moved to
     MNI; MNI rows are kept; rows in any other space are kept untouched, as
-    Neurosynth does, with a :class:`~xcoact.warnings.SpaceWarning` naming each
+    Neurosynth does, with a :class:`~xcoact.errors.SpaceWarning` naming each
     label, its row count and its first line.
 
     Two more problems warn rather than fail, because one bad row must not stop
     a 500,000-peak database (:ref:`semantics-kernel`): a study whose rows carry
-    different space labels (:class:`~xcoact.warnings.MixedSpaceWarning`; each
+    different space labels (:class:`~xcoact.errors.MixedSpaceWarning`; each
     row is still moved by its own label), and peaks more than
     :data:`FAR_MARGIN_MM` mm outside the MNI152 box, far outside any brain
-    (:class:`~xcoact.warnings.OutsideBrainWarning`, naming the lines of the
+    (:class:`~xcoact.errors.OutsideBrainWarning`, naming the lines of the
     farthest ones; they are kept, as Neurosynth keeps them).
 
     Parameters
@@ -241,7 +241,7 @@ def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None, samp
         labels, first, counts = np.unique(space[unknown].astype(str), return_index=True, return_counts=True)
         desc = ", ".join(f"{quote(str(lab))}: {int(c)} row(s)" for lab, c in zip(labels, counts))
         rows = np.flatnonzero(unknown)[first]
-        where = ", ".join(f"{quote(str(lab))} at {_where(r, lines)}" for lab, r in zip(labels, rows))
+        where = ", ".join(f"{quote(str(lab))} at {_where(int(r), lines)}" for lab, r in zip(labels, rows))
         warnings.warn(
             f"{database}: unknown space label(s) {desc}; those coordinates were used as they are "
             "(as Neurosynth does). Known labels: MNI (kept) and TAL/T88/Talairach (moved to MNI). "

@@ -8,6 +8,7 @@ rather than writing their own).
 from __future__ import annotations
 
 import numbers
+from typing import Literal, overload
 
 import numpy as np
 
@@ -20,6 +21,10 @@ def _is_number(value) -> bool:
     return not isinstance(value, (bool, np.bool_)) and isinstance(value, numbers.Real)
 
 
+@overload
+def integer(value, name: str, minimum: int, *, allow_none: Literal[False] = ...) -> int: ...
+@overload
+def integer(value, name: str, minimum: int, *, allow_none: bool) -> int | None: ...
 def integer(value, name: str, minimum: int, *, allow_none: bool = False) -> int | None:
     """``value`` as an int >= ``minimum`` (None passes when ``allow_none``)."""
     if value is None and allow_none:
@@ -56,7 +61,10 @@ def finite(value, name: str, meaning: str, *, minimum: float | None = None) -> f
 
 
 def float_dtype(dtype, *, keep: bool = False, error: type[Exception] = ParameterError) -> np.dtype | None:
-    """``dtype`` as ``float32`` or ``float64`` (None: float64); with ``keep``, None (keep the maps' own) passes as None."""
+    """``dtype`` as ``float32`` or ``float64`` (None: float64).
+
+    With ``keep``, None (keep the maps' own) passes as None.
+    """
     if keep and dtype is None:
         return None
     try:

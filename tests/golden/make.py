@@ -5,7 +5,7 @@ see ``README.md`` in this folder for the pins)::
 
     nice ns-env/bin/python tests/golden/make.py            # writes into tests/golden/
 
-Each case runs Neurosynth's ``Dataset`` on ``xcoact/data/neurosynth_sample_database.txt``
+Each case runs Neurosynth's ``Dataset`` on ``xcoact/datasets/data/neurosynth_sample_database.txt``
 (brain mask: the bundled copy of its MNI152 2 mm template), selects studies with
 ``Dataset.get_studies`` exactly as ``network.coactivation`` does, and runs
 ``meta.MetaAnalysis``.  Where ``network.coactivation`` itself can express the
@@ -35,7 +35,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-DATA = os.path.join(REPO, "xcoact", "data")
+DATA = os.path.join(REPO, "xcoact", "datasets", "data")
 DATABASE = "neurosynth_sample_database.txt"
 TEMPLATE = "MNI152_T1_2mm_brain.nii.gz"
 
@@ -44,7 +44,7 @@ DACC_DLPFC = [[0, 20, 28], [-40, 20, 28]]
 # 9106283's nearest peak (4, -80, -8) is exactly 10 mm from this seed: inclusive (<=) vs strict (<) decides it
 AT_TEN_MM = [[4, -90, -8]]
 
-#: kind: "image" (an ROI file of xcoact/data), "sphere" (coordinates grown into spheres by
+#: kind: "image" (an ROI file of xcoact/datasets/data), "sphere" (coordinates grown into spheres by
 #: Neurosynth's own imageutils, then an image seed), "peaks" (coordinates, network.coactivation's
 #: route in 0.3.8: get_studies(peaks=..., r=...)).
 #: threshold: a float is a proportion of ROI voxels, an int a voxel count (Neurosynth's rule).
@@ -198,8 +198,8 @@ def main(argv=None) -> int:
             "python": platform.python_version(),
         },
         "date": datetime.date.today().isoformat(),
-        "database": f"xcoact/data/{DATABASE}",
-        "mask": f"xcoact/data/{TEMPLATE} (voxels != 0)",
+        "database": f"xcoact/datasets/data/{DATABASE}",
+        "mask": f"xcoact/datasets/data/{TEMPLATE} (voxels != 0)",
         "encoding": "NAME.npz holds 'rows' (float64, the distinct 9-tuples of map values, one column per "
                     "name in the case's 'maps') and 'index' (one per in-mask voxel, in C order of the "
                     "template's array); map j = rows[index, j]",

@@ -517,7 +517,7 @@ def write_files(writers: dict, *, overwrite: bool) -> list[str]:
         A target exists and ``overwrite`` is False, its directory is missing or
         read-only, or writing failed (an ``OSError``; the message names the file).
     """
-    from ..export import _check_target_dir, write_atomically
+    from ..writers import _check_target_dir, write_atomically
 
     paths = list(writers)
     for path in paths:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..errors import DatabaseError, OutputError, ParameterError, quote
 from ..table import make_table
-from ..warnings import EmptyStudyWarning, MixedSpaceWarning, SpaceWarning, caller_stacklevel
+from ..errors import EmptyStudyWarning, MixedSpaceWarning, SpaceWarning, caller_stacklevel
 from ._text import (
     check_cells,
     check_file,
@@ -95,7 +95,7 @@ def read_neurosynth_v7(path: str, metadata: str | None = None):
 def _drop_rows_without_peaks(path: str, cols: dict, lines: np.ndarray) -> tuple[dict, np.ndarray]:
     """Leave out rows that name a study but give no x, y and z at all (a study listed without peaks).
 
-    Such rows warn (:class:`~xcoact.warnings.EmptyStudyWarning`), as NiMARE
+    Such rows warn (:class:`~xcoact.errors.EmptyStudyWarning`), as NiMARE
     contrasts without coordinates do; a row with only some coordinates is
     left for :func:`parse_numbers` to report as an error.  A row with
     coordinates but no study id is an error.
@@ -135,7 +135,7 @@ def _space_lookup(metadata: str, meta: dict, meta_lines: np.ndarray) -> dict:
     """Each study id's space from the v7 metadata; the first row wins when an id is listed twice.
 
     An id listed with different spaces warns
-    (:class:`~xcoact.warnings.MixedSpaceWarning`), naming the lines.
+    (:class:`~xcoact.errors.MixedSpaceWarning`), naming the lines.
     """
     lookup: dict = {}
     first_line: dict = {}

@@ -8,8 +8,8 @@ Extra keys (authors, images, values, ...) are ignored.
 Each analysis with points becomes one study of the coordinate table, with
 NiMARE's id ``"{study id}-{analysis id}"``.  A point's ``space`` is kept as
 written (``"MNI"``, ``"TAL"``...; a missing space is ``"UNKNOWN"``, used as it
-is, with a :class:`~xcoact.warnings.SpaceWarning`).  Analyses without points
-are left out with an :class:`~xcoact.warnings.EmptyStudyWarning`.
+is, with a :class:`~xcoact.errors.SpaceWarning`).  Analyses without points
+are left out with an :class:`~xcoact.errors.EmptyStudyWarning`.
 
 Besides the table's usual variables the table holds, per peak,
 
@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import DatabaseError
 from ..table import make_table
-from ..warnings import EmptyStudyWarning, caller_stacklevel
+from ..errors import EmptyStudyWarning, caller_stacklevel
 from ._text import check_table, group_by_study, id_text, read_text, source_xyz, space_labels, study_sample_sizes, write_files
 
 __all__ = ["read_nimads", "nimads_table", "write_nimads"]

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import QUOTE_LIMIT, DatabaseError, first_few, quote
 from ..table import make_table
-from ..warnings import EmptyStudyWarning, caller_stacklevel
+from ..errors import EmptyStudyWarning, caller_stacklevel
 from ._text import (check_table, check_text_ids, check_unpadded, id_text, read_text, source_xyz, studies_with_one_space,
                     study_sample_sizes, write_files)
 from .nimads import _sample_size

@@ -23,7 +23,7 @@ import xarray as xr
 
 from ..errors import DatabaseError, ParameterError
 from ..table import make_table
-from ..warnings import EmptyStudyWarning, caller_stacklevel
+from ..errors import EmptyStudyWarning, caller_stacklevel
 from .nimads import _number, nimads_table
 
 __all__ = ["as_table", "coordinates_table", "is_database_object"]

@@ -15,7 +15,7 @@ same id are two experiments (two samples) that would merge into one study:
 they are an error naming both blocks' lines and sample sizes.  An experiment whose
 name is followed by a blank line and then another name (or the end of the
 file) has no coordinates: it is left out with an
-:class:`~xcoact.warnings.EmptyStudyWarning`.  A bare ``//`` line is a comment.
+:class:`~xcoact.errors.EmptyStudyWarning`.  A bare ``//`` line is a comment.
 
 An experiment's ``// Subjects = N`` (the last such line above its first
 coordinate line, as NiMARE reads it) becomes the ``sample_size`` of each of its
@@ -38,7 +38,7 @@ import numpy as np
 from ..errors import DatabaseError, ParameterError, first_few, quote
 from ..table import MNI_LABELS, TAL_LABELS, make_table
 from .nimads import _number
-from ..warnings import EmptyStudyWarning, caller_stacklevel
+from ..errors import EmptyStudyWarning, caller_stacklevel
 from ._text import (
     check_table,
     study_sample_sizes,

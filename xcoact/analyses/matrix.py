@@ -12,13 +12,13 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ._version import __version__
-from .coact import _check_cube, _grid
-from .counts import roi_overlaps
-from .kernels import check_radius
-from .roi import seed_set, uses_coords
-from .select import check_threshold, degenerate_reason, overlap_rule, threshold_kind, warn_degenerate
-from .stats import p_to_z, two_way_p
+from .._version import __version__
+from .coactivation import _check_cube, _grid
+from ..counts import roi_overlaps
+from ..kernels import check_radius
+from ..roi import seed_set, uses_coords
+from ..select import check_threshold, degenerate_reason, overlap_rule, threshold_kind, warn_degenerate
+from ..stats.neurosynth import p_to_z, two_way_p
 
 __all__ = ["matrix", "REFERENCE"]
 
@@ -142,7 +142,7 @@ def matrix(
     cube is computed.  The dense cube is never materialised.
 
     An ROI with no voxel in the brain mask, or active in no study or in every
-    study, gets a :class:`~xcoact.warnings.DegenerateSeedWarning`; its
+    study, gets a :class:`~xcoact.errors.DegenerateSeedWarning`; its
     ``phi`` and its ``z`` row are NaN (``n_both`` stays exact).
 
     Raises
@@ -155,7 +155,7 @@ def matrix(
     Examples
     --------
     >>> import warnings, xcoact
-    >>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    >>> warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
     >>> act = xcoact.activations(xcoact.datasets.sample_database_path(), r=6)
     >>> m = act.coact.matrix([xcoact.datasets.amygdala_roi_path(), [[0, 20, 28]]], r=10)
     >>> m["roi"].values.tolist(), m["n_active"].values.tolist(), int(m["n_both"][0, 1])

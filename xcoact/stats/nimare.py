@@ -1,6 +1,6 @@
 """Counts -> NiMARE 0.22.1's ``MKDAChi2`` maps, with p in log space.
 
-The ``preset="nimare"`` counterpart of :mod:`xcoact.stats`.  Everything here
+The ``preset="nimare"`` counterpart of :mod:`xcoact.stats.neurosynth`.  Everything here
 works on 1-D float64 arrays over the in-mask voxels and takes the same counts:
 ``a``, the selected studies active at each voxel, and ``b``, the unselected
 ones.  The formulas are NiMARE's (``nimare/meta/cbma/mkda.py``
@@ -30,8 +30,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-from .errors import ParameterError
-from .stats import count_pairs
+from ..errors import ParameterError
+from .neurosynth import count_pairs
 
 __all__ = [
     "MAP_NAMES",
@@ -115,7 +115,7 @@ P_FLOOR_F32 = float(np.nextafter(np.float32(0), np.float32(1)))
 def map_names(q: float = 0.01, prior: float = 0.5, *, aliases: bool = False) -> list[str]:
     """The map names of the NiMARE preset, in output order.
 
-    ``q`` is accepted for symmetry with :func:`xcoact.stats.map_names` and
+    ``q`` is accepted for symmetry with :func:`xcoact.stats.neurosynth.map_names` and
     ignored: NiMARE's FDR maps are adjusted p-values, not thresholded at a rate.
 
     Examples
@@ -373,10 +373,10 @@ def mkda_chi2_maps(
     row1 = n - row0
     with np.errstate(divide="ignore", invalid="ignore"):
         numerator = n * (fa * n_uns - fb * n_sel) ** 2
-        denominator = row0 * row1 * n_sel * n_uns
-        chi2 = numerator / denominator
-    chi2[denominator == 0] = 2.0
-    tests["association"] = (chi2, np.sign(pAgF - pAgU))
+        denom = row0 * row1 * n_sel * n_uns
+        assoc = numerator / denom
+    assoc[denom == 0] = 2.0
+    tests["association"] = (assoc, np.sign(pAgF - pAgU))
 
     stats = {}
     for label, (chi2, sign) in tests.items():
@@ -441,7 +441,7 @@ def _nimare_peak_xyz(xyz: np.ndarray, space: np.ndarray) -> np.ndarray:
     -------
     (n, 3) float64 array of mm.
     """
-    from .table import ICBM_SPM2TAL, TAL_LABELS
+    from ..table import ICBM_SPM2TAL, TAL_LABELS
 
     xyz = np.array(xyz, dtype=np.float64).reshape(-1, 3)
     space = np.asarray(space).astype(str)

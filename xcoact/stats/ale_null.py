@@ -1,6 +1,6 @@
 """Monte Carlo inference for ALE: FWE correction, subtraction and SCALE (NiMARE 0.22.1's procedures).
 
-Three permutation procedures over the array functions of :mod:`xcoact.ale`,
+Three permutation procedures over the array functions of :mod:`xcoact.stats.ale`,
 each a re-derivation of NiMARE 0.22.1's on plain numpy inputs:
 
 1. **FWE** (:func:`ale_fwe`, built from :func:`fwe_null` and :func:`fwe_maps`):
@@ -35,7 +35,7 @@ touching only the kernels' voxels.  For the FWE null, which needs only the
 largest ALE and the voxels above the cluster-forming threshold, a pass with
 cut kernels screens the voxels first and the exact ALE is summed only at the
 candidates it leaves (:meth:`_Engine.screen`).  That runs compiled with numba
-when it is installed and through :func:`xcoact.ale.study_ma` (every voxel)
+when it is installed and through :func:`xcoact.stats.ale.study_ma` (every voxel)
 otherwise, with the same terms in the same order (the tests check both give
 the same bits).
 """
@@ -51,8 +51,8 @@ import numpy as np
 from scipy import special
 
 from . import ale, components
-from .errors import ParameterError
-from .space import Grid
+from ..errors import ParameterError
+from ..space import Grid
 
 __all__ = [
     "ale_fwe",
@@ -67,7 +67,7 @@ __all__ = [
 def _label(binary: np.ndarray) -> tuple[np.ndarray, int]:
     """Face-connected components of a 3-D boolean array: (labels, count), NiMARE's connectivity.
 
-    The project's one labeller (:func:`xcoact.components.label`), identical to
+    The project's one labeller (:func:`xcoact.stats.components.label`), identical to
     ``ndimage.label`` with ``generate_binary_structure(3, 1)``.
     """
     return components.label(binary, connectivity=6)
@@ -430,7 +430,7 @@ def cluster_threshold(bins: np.ndarray, weights: np.ndarray, voxel_thresh: float
     Parameters
     ----------
     bins, weights : arrays
-        The approximate null (:func:`xcoact.ale.ale_null`).
+        The approximate null (:func:`xcoact.stats.ale.ale_null`).
     voxel_thresh : float
         Uncorrected voxel-level p, in (0, 1); NiMARE's default 0.001.
 
@@ -490,7 +490,7 @@ def fwe_null(ijk, study, grid: Grid, *, sample_size=None, fwhm=None, threshold: 
     grid : xcoact.space.Grid
         The grid and its mask: the voxels foci are drawn from and the ALE is over.
     sample_size, fwhm : float or (n_studies,) array
-        The studies' kernels (:func:`xcoact.ale.study_ma`); exactly one.
+        The studies' kernels (:func:`xcoact.stats.ale.study_ma`); exactly one.
     threshold : float, optional
         Cluster-forming ALE (:func:`cluster_threshold`); None for the
         voxel-level maxima only.
@@ -574,7 +574,7 @@ def fwe_maps(stat: np.ndarray, grid: Grid, null: dict, threshold: float | None =
     Parameters
     ----------
     stat : (n_mask,) array
-        The observed ALE over the in-mask voxels (:func:`xcoact.ale.ale_maps`).
+        The observed ALE over the in-mask voxels (:func:`xcoact.stats.ale.ale_maps`).
     grid : xcoact.space.Grid
     null : dict
         :func:`fwe_null`'s output (all iterations).
@@ -630,7 +630,7 @@ def ale_fwe(ijk, study, grid: Grid, *, sample_size=None, fwhm=None, n_iter: int 
     Returns
     -------
     dict
-        ``stat``, ``p``, ``z`` (:func:`xcoact.ale.ale_maps` of the studies in
+        ``stat``, ``p``, ``z`` (:func:`xcoact.stats.ale.ale_maps` of the studies in
         code order), the corrected maps of :func:`fwe_maps`, the null's arrays
         of :func:`fwe_null` and ``threshold`` (the cluster-forming ALE, None
         with ``vfwe_only``).
@@ -673,7 +673,7 @@ def ale_subtraction(ma1, ma2, n_mask: int, *, n_iter: int = 5000, seed: int = 0,
     Parameters
     ----------
     ma1, ma2 : sequence of (index, values)
-        Each group's studies' sparse MA (:func:`xcoact.ale.study_ma`), each
+        Each group's studies' sparse MA (:func:`xcoact.stats.ale.study_ma`), each
         group in the order its ALE is summed.
     n_mask : int
         Number of in-mask voxels.

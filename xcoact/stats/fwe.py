@@ -4,7 +4,7 @@ The permutation null keeps the group sizes and shuffles which studies are
 selected: each iteration draws ``n_selected`` studies at random from the
 studies of the analysis (every study for a seed; the studies of A and B for a
 contrast), counts their active studies per voxel and recomputes both tests
-with the formulas of the maps (:func:`xcoact.stats.chi2_and_sign`).
+with the formulas of the maps (:func:`xcoact.stats.neurosynth.chi2_and_sign`).
 Iterations run in batches, and batches are Dask tasks (any scheduler).  Each
 batch draws from its own random stream, derived from ``seed`` and the batch
 number, so a result does not depend on the scheduler, the number of threads
@@ -15,7 +15,7 @@ A permutation's work, all of it over the drawn studies or the in-mask voxels
 cube's rows kept as runs (:class:`StudyRuns`); each voxel is put above or
 below the cluster-forming threshold by table lookup (:class:`NullPlan`); the
 formulas are evaluated at the voxels above it; their clusters come from
-:mod:`xcoact.components`, the labeller of the cluster tables.  The numbers are
+:mod:`xcoact.stats.components`, the labeller of the cluster tables.  The numbers are
 those of a plain evaluation of each labelling, bit for bit.
 
 Per iteration three maxima are kept per test, over every tested voxel:
@@ -44,13 +44,13 @@ import numpy as np
 import xarray as xr
 from scipy import stats as _sstats
 
-from . import stats as _stats
-from .blocks import ActivationBlock, pieces_of, ranges
+from . import neurosynth as _stats
+from ..blocks import ActivationBlock, pieces_of, ranges
 from .components import CONNECTIVITY, VoxelLabeller, compiled
-from .counts import canonical, dense_by_study, grouped_counts
-from .errors import ParameterError
-from .progress import progress_bar
-from .roi import grid_of
+from ..counts import canonical, dense_by_study, grouped_counts
+from ..errors import ParameterError
+from ..progress import progress_bar
+from ..roi import grid_of
 
 __all__ = ["fwe", "TESTS", "null_statistics", "observed_statistics", "cluster_labels", "NullPlan", "StudyRuns"]
 
@@ -64,7 +64,9 @@ _STATS = ("max_chi2", "max_cluster_size", "max_cluster_mass")
 # --- statistics and clusters ---------------------------------------------------------------------------
 
 def observed_statistics(a: np.ndarray, total: np.ndarray, n_selected: int, n_pool: int, tested: np.ndarray):
-    """Chi-square and sign of both tests at every voxel (:func:`xcoact.stats.chi2_and_sign`), 0 where not tested.
+    """Chi-square and sign of both tests at every voxel, 0 where not tested.
+
+    See :func:`xcoact.stats.neurosynth.chi2_and_sign`.
 
     Parameters
     ----------
@@ -257,8 +259,8 @@ class NullPlan:
     The association chi-square of a voxel depends only on its count pair
     ``(a, total)`` (the group sizes are fixed), so which side of the
     cluster-forming threshold it falls on is tabulated once, for every ``a``
-    each distinct ``total`` allows (:func:`xcoact.stats.two_way_chi2` and
-    :func:`xcoact.stats.association_sign` on the pairs): a permutation then
+    each distinct ``total`` allows (:func:`xcoact.stats.neurosynth.two_way_chi2` and
+    :func:`xcoact.stats.neurosynth.association_sign` on the pairs): a permutation then
     classifies a voxel with one lookup, and evaluates the formula only at its
     suprathreshold voxels (for their masses).  The uniformity test's expected
     count moves with each permutation; its table over ``a`` is made per
@@ -317,11 +319,11 @@ def null_statistics(runs: StudyRuns, plan: NullPlan, pool: np.ndarray, n_perm: i
     for i in range(n_perm):
         picks[i] = pool[rng.choice(n_pool, small, replace=False)]
     n_vox = plan.total.size
-    total = plan.total
+    total: np.ndarray = plan.total
     # 16-bit counts when the drawn group allows: the difference array then stays in a core's cache
     count_dtype = np.int16 if small < 2**15 else np.int32
     diff = np.zeros(n_vox + 1, dtype=count_dtype)
-    drawn = np.zeros(n_vox, dtype=count_dtype)
+    drawn: np.ndarray = np.zeros(n_vox, dtype=count_dtype)
     found = np.zeros((4, n_vox), dtype=np.int64)
     n_found = np.zeros(4, dtype=np.int64)
     scratch = plan.labeller.scratch()
@@ -377,7 +379,7 @@ def _check_p(value, name: str, example: str) -> float:
 
 def _check_cube_of(maps: xr.Dataset, act) -> xr.DataArray:
     """The cube of an FWE run: given, and the one the maps were computed from."""
-    from .coact import _check_cube, cube_of, cube_token
+    from ..analyses.coactivation import _check_cube, cube_of, cube_token
 
     act = cube_of(maps) if act is None else act
     if act is None:
@@ -500,7 +502,7 @@ def fwe(
     maps : xarray.Dataset
         The result of :func:`xcoact.seed` (one seed) or :func:`xcoact.contrast`.
         An ALE seed's maps (``attrs["kernel"] == "ale"``) get NiMARE's Monte
-        Carlo FWE instead (:func:`xcoact.ale.fwe`: ``n_iter``, ``seed`` and
+        Carlo FWE instead (:func:`xcoact.stats.ale.fwe`: ``n_iter``, ``seed`` and
         ``cluster_p`` only).
     act : xarray.DataArray, optional
         The cube the maps were computed from; found by itself while that cube
@@ -554,7 +556,7 @@ def fwe(
     Neurosynth v7 release (14,371 studies), spread over the cores Dask uses;
     see docs/performance.md.
     """
-    if maps.attrs.get("kernel") == "ale":  # NiMARE's Monte Carlo FWE of an ALE seed (xcoact.ale.fwe)
+    if maps.attrs.get("kernel") == "ale":  # NiMARE's Monte Carlo FWE of an ALE seed (xcoact.stats.ale.fwe)
         from .ale import fwe as ale_fwe
 
         return ale_fwe(maps, act, n_iter=n_iter, seed=seed, cluster_p=cluster_p, alpha=alpha, connectivity=connectivity,
@@ -582,7 +584,9 @@ def fwe(
     if connectivity not in CONNECTIVITY:
         raise ParameterError(f"connectivity={connectivity!r} is not valid; expected 6 (faces), 18 (edges) or 26 (corners).")
     if seed is None:
-        seed = int(np.random.SeedSequence().entropy % (2**63))
+        entropy = np.random.SeedSequence().entropy
+        assert isinstance(entropy, int)  # drawn from the OS when none is given
+        seed = entropy % (2**63)
     seed = _check_int(seed, "seed", 0, "0")
     chi2_threshold = float(_sstats.chi2.isf(cluster_p, 1))
     z_threshold = math.sqrt(chi2_threshold)

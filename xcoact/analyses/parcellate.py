@@ -76,8 +76,8 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from ._version import __version__
-from .errors import ParameterError, SelectionError
+from .._version import __version__
+from ..errors import ParameterError, SelectionError
 
 __all__ = [
     "parcellate",
@@ -179,7 +179,7 @@ def _check_cube(act) -> None:
 
 def _roi_voxels(act: xr.DataArray, roi, r: float):
     """The ROI's mask, its in-mask voxels (flat grid indices, C order) and their centres in mm."""
-    from .roi import grid_of, roi_mask
+    from ..roi import grid_of, roi_mask
 
     grid = grid_of(act)
     mask = roi_mask(roi, grid, r)
@@ -198,7 +198,7 @@ def _distances(act: xr.DataArray, xyz: np.ndarray, reach=None) -> np.ndarray:
     ``reach`` (``("nearest", n)`` or ``("distance", mm)``) skips the peaks that
     cannot matter: a study farther than every pool can reach gets ``inf``.
     """
-    from .counts import study_scores
+    from ..counts import study_scores
 
     lo, hi = xyz.min(axis=0), xyz.max(axis=0)
 
@@ -344,7 +344,7 @@ def pool_profiles(act: xr.DataArray, roi, n, *, select: str = "nearest", profile
         float64 ``(voxel, mask_voxel)``: ``voxel`` is the ROI voxel's flat
         grid index, ``mask_voxel`` the flat index of each in-mask voxel.
     """
-    from .counts import grouped_counts
+    from ..counts import grouped_counts
 
     _check_cube(act)
     _check_select(select)
@@ -926,9 +926,9 @@ def parcellate(
     Memory: the pooled studies' sparse rows, their Gram matrix (pooled
     studies squared) and a few ``n_roi x n_roi`` matrices; no per-voxel map.
     """
-    from .coact import cube_token
-    from .counts import grouped_counts
-    from .roi import describe_seed
+    from .coactivation import cube_token
+    from ..counts import grouped_counts
+    from ..roi import describe_seed
 
     _check_cube(act)
     _check_select(select)
@@ -1050,7 +1050,7 @@ def clusters_of(result: xr.Dataset, k: int) -> dict[str, xr.DataArray]:
     ``act.coact.contrast(...)``.
     """
     if "labels" not in result or "k" not in result.dims:
-        raise ParameterError("clusters_of takes the Dataset that xcoact.parcellate.parcellate returns (with labels (k, x, y, z)).")
+        raise ParameterError("clusters_of takes the Dataset that xcoact.analyses.parcellate.parcellate returns (with labels (k, x, y, z)).")
     ks = [int(v) for v in result["k"].values]
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or int(k) not in ks:
         raise ParameterError(f"k={k!r} is not one of the parcellation's numbers of clusters {ks}.")
@@ -1101,7 +1101,7 @@ def write(result: xr.Dataset, outroot, *, overwrite: bool = False, dpi: int = 10
     NIfTI intent "label": 0 outside the ROI, 1..K), the criteria table
     (``{outroot}_criteria.tsv``) and a figure (``{outroot}_parcellation.png``,
     :func:`figure`).  Every path is checked before anything is computed, and
-    the files are placed together (:func:`xcoact.export.write_atomically`).
+    the files are placed together (:func:`xcoact.writers.write_atomically`).
 
     Returns
     -------
@@ -1116,15 +1116,15 @@ def write(result: xr.Dataset, outroot, *, overwrite: bool = False, dpi: int = 10
     """
     import nibabel as nib
 
-    from .export import check_outputs, write_atomically
-    from .plot import png_bytes
-    from .space import affine_from_coords
+    from ..writers import check_outputs, write_atomically
+    from ..plot import png_bytes
+    from ..space import affine_from_coords
 
     paths = output_paths(result, outroot)
     check_outputs([(p, "file", name) for name, p in paths.items()], overwrite=overwrite)
     result = result.compute()
     affine = affine_from_coords(result["x"].values, result["y"].values, result["z"].values)
-    writers = {}
+    writers: dict = {}
     for k in result["k"].values:
         img = _label_image(result["labels"].sel(k=k).transpose("x", "y", "z").values, affine, int(k))
         writers[paths[f"k{int(k)}"]] = lambda tmp, img=img: nib.save(img, tmp)
@@ -1194,7 +1194,7 @@ def figure(result: xr.Dataset, *, cut: float | None = None):
         ax.set_title(label, fontsize=8)
         ax.set_xticks(ks)
         ax.tick_params(labelsize=7)
-    from .plot import seed_label
+    from ..plot import seed_label
 
     # the ROI's short label (an image's file stem), not the path of the machine that computed it
     fig.suptitle(f"Coactivation-based parcellation of {seed_label(res.attrs.get('roi', 'the ROI'))} "
@@ -1248,7 +1248,7 @@ def run_cli(args) -> int:
     import time
     import warnings
 
-    from . import activations, datasets, read_database
+    from .. import activations, datasets, read_database
 
     t0 = time.perf_counter()
     database = args.database or datasets.sample_database_path()

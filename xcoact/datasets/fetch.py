@@ -3,7 +3,7 @@
 :func:`fetch_neurosynth` and :func:`fetch_neuroquery` download the files of
 the public ``neurosynth/neurosynth-data`` and ``neuroquery/neuroquery_data``
 GitHub repositories, at pinned commits, and check each one against the
-checksum pinned in ``xcoact/data/releases.tsv`` (sha256, or the git blob
+checksum pinned in ``xcoact/datasets/data/releases.tsv`` (sha256, or the git blob
 SHA-1 where no sha256 is listed).  What happens on each call:
 
 1. every file already in the cache is re-hashed (a few ms per MB); a file
@@ -47,12 +47,16 @@ import warnings
 from collections.abc import Mapping
 from importlib import resources
 from types import MappingProxyType
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
-from . import validate
-from ._version import __version__
-from .errors import (
+from .. import validate
+from .._version import __version__
+
+if TYPE_CHECKING:
+    from ..readers import Format
+from ..errors import (
     ChecksumError,
     DownloadError,
     OutputError,
@@ -131,7 +135,7 @@ _MANIFEST_COLUMNS = ("repository", "path", "size", "git_blob_sha1", "sha256")
 
 
 def read_manifest(path: str | os.PathLike | None = None) -> list[ManifestEntry]:
-    """Read a checksum manifest: the bundled ``xcoact/data/releases.tsv`` by default.
+    """Read a checksum manifest: the bundled ``xcoact/datasets/data/releases.tsv`` by default.
 
     The format is a tab-separated table with the header
     ``repository path size git_blob_sha1 sha256`` (lines starting with ``#``
@@ -154,14 +158,14 @@ def read_manifest(path: str | os.PathLike | None = None) -> list[ManifestEntry]:
 
     Examples
     --------
-    >>> from xcoact.fetch import read_manifest
+    >>> from xcoact.datasets.fetch import read_manifest
     >>> coords = [e for e in read_manifest() if e.name == "data-neurosynth_version-7_coordinates.tsv.gz"][0]
     >>> coords.repository, coords.size, coords.checksum[:15]
     ('neurosynth/neurosynth-data', 3587167, 'sha256:17135be3')
     """
     if path is None:
-        source = resources.files("xcoact") / "data" / "releases.tsv"
-        name, text = "xcoact/data/releases.tsv", source.read_text(encoding="utf-8")
+        source = resources.files("xcoact.datasets") / "data" / "releases.tsv"
+        name, text = "xcoact/datasets/data/releases.tsv", source.read_text(encoding="utf-8")
     else:
         name = os.fspath(path)
         try:
@@ -170,7 +174,7 @@ def read_manifest(path: str | os.PathLike | None = None) -> list[ManifestEntry]:
         except OSError as err:
             raise ParameterError(
                 f"manifest={name!r} cannot be read ({type(err).__name__}: {err}); expected a TSV with the header "
-                f"{' '.join(_MANIFEST_COLUMNS)!r}, like xcoact/data/releases.tsv."
+                f"{' '.join(_MANIFEST_COLUMNS)!r}, like xcoact/datasets/data/releases.tsv."
             ) from err
     numbered = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip() and not line.startswith("#")]
     if not numbered:
@@ -179,7 +183,8 @@ def read_manifest(path: str | os.PathLike | None = None) -> list[ManifestEntry]:
     cols = [c.strip() for c in header.split("\t")]
     if sorted(cols) != sorted(_MANIFEST_COLUMNS):
         raise ParameterError(
-            f"{name}, line {header_line}: columns {cols}; expected exactly {list(_MANIFEST_COLUMNS)} (any order, tab-separated)."
+            f"{name}, line {header_line}: columns {cols}; expected exactly {list(_MANIFEST_COLUMNS)} "
+            "(any order, tab-separated)."
         )
     out = []
     for lineno, line in numbered[1:]:
@@ -251,7 +256,7 @@ def default_data_dir() -> str:
     Examples
     --------
     >>> import os
-    >>> from xcoact.fetch import default_data_dir
+    >>> from xcoact.datasets.fetch import default_data_dir
     >>> os.path.basename(default_data_dir()) in ("xcoact", os.path.basename(os.environ.get("XCOACT_DATA", "")))
     True
     """
@@ -329,6 +334,7 @@ def _source(base: tuple[str, str | None], dataset: str, version: int, entry: Man
     if kind == "upstream":
         spec = _DATASETS[dataset]
         return "url", _UPSTREAM.format(repository=entry.repository, commit=spec["commit"], path=entry.path)
+    assert root is not None  # only the upstream source has no root
     if kind == "dir":
         return "file", _mirror_file(root, dataset, version, entry.name)
     return "url", f"{root}/{dataset}-v{version}/{urllib.parse.quote(entry.name)}"
@@ -370,7 +376,7 @@ def _verify(path: str, entry: ManifestEntry) -> tuple[bool, str]:
 
     An entry with no checksum (a NeuroStore studyset, which changes as it is
     edited) matches any file: the caller records the file's checksum and
-    checks the cache against that record (:mod:`xcoact.neurostore`).
+    checks the cache against that record (:mod:`xcoact.datasets.neurostore`).
     """
     size = os.path.getsize(path)
     if entry.sha256 is None and entry.git_blob_sha1 is None:
@@ -515,7 +521,7 @@ def _transfer_file(src: str, part: str, entry: ManifestEntry, bar=None) -> bool:
 def _download(kind: str, where: str, target: str, entry: ManifestEntry, *, retries: int, timeout: float,
               progress: bool | None = False) -> None:
     """Fetch one file to ``target`` through ``target.part``; rename only once its checksum matches."""
-    from .progress import byte_bar
+    from ..progress import byte_bar
 
     part = target + ".part"
     failures = 0
@@ -532,8 +538,10 @@ def _download(kind: str, where: str, target: str, entry: ManifestEntry, *, retri
             if failures > retries:
                 kept = os.path.getsize(part) if os.path.exists(part) else 0
                 raise DownloadError(
-                    f"{where}: the download failed {failures} time(s), the last with: {err}. {kept:,} byte(s) are kept in "
-                    f"{part}, which the next call resumes. Check the connection, or set ${ENV_MIRROR} (or base_url) to a "
+                    f"{where}: the download failed {failures} time(s), the last with: {err}. "
+                    f"{kept:,} byte(s) are kept in "
+                    f"{part}, which the next call resumes. Check the connection, "
+                    f"or set ${ENV_MIRROR} (or base_url) to a "
                     "mirror or a local copy of the release."
                 ) from err
             wait = min(_BACKOFF_S * 2 ** (failures - 1), _BACKOFF_MAX_S)
@@ -625,13 +633,13 @@ def _convert(coordinates: str, fmt: str, path: str, stamp: str) -> None:
     which reads back about 20x faster than parsing the text; the reader's
     warnings are kept in the attrs so :meth:`Release.table` can repeat them.
     """
-    from .export import write_atomically
-    from .readers import read_database
-    from .warnings import XcoactWarning
+    from ..writers import write_atomically
+    from ..readers import read_database
+    from ..errors import XcoactWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        table = read_database(coordinates, format=fmt)
+        table = read_database(coordinates, format=cast("Format", fmt))  # a format name of _DATASETS
     records = [[w.category.__name__, str(w.message)] for w in caught if issubclass(w.category, XcoactWarning)]
     for w in caught:  # anything else (a library's deprecation, ...) is passed on now, not stored
         if not issubclass(w.category, XcoactWarning):
@@ -657,7 +665,7 @@ def _load_table(path: str):
     """The coordinate table stored by :func:`_convert`, as :func:`xcoact.read_database` returned it."""
     import xarray as xr
 
-    from . import warnings as xwarnings
+    from .. import errors as xwarnings
 
     with xr.open_dataset(path, engine="netcdf4") as raw:
         ds = raw.load()
@@ -819,7 +827,7 @@ _COMMON_DOC = """
         checksum-verified whatever its source.
     manifest : str or path-like, optional
         A checksum manifest to use instead of the bundled
-        ``xcoact/data/releases.tsv`` (same columns; see :func:`read_manifest`).
+        ``xcoact/datasets/data/releases.tsv`` (same columns; see :func:`read_manifest`).
     convert : bool, default True
         Also store the coordinate table as netCDF now (once; reused later).
     retries : int, default 3
@@ -830,7 +838,7 @@ _COMMON_DOC = """
     progress : bool, optional
         A progress bar per downloaded file (with the optional ``tqdm``; see
         :mod:`xcoact.progress`); by default in a notebook or on a terminal.
-        Every download is also logged on the ``xcoact.fetch`` logger (INFO:
+        Every download is also logged on the ``xcoact.datasets.fetch`` logger (INFO:
         the URL fetched, then the size and path once verified).
 
     Returns

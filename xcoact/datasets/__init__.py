@@ -1,13 +1,13 @@
 """Data that ships with xcoact: the bundled real sample and ROIs, and synthetic databases.
 
-The files in ``xcoact/data`` are unmodified copies from two MIT-licensed
-packages (see ``xcoact/data/README.md``): Neurosynth 0.3.8's 100-study test
+The files in ``xcoact/datasets/data`` are unmodified copies from two MIT-licensed
+packages (see ``xcoact/datasets/data/README.md``): Neurosynth 0.3.8's 100-study test
 database and MNI152 2 mm template, its subgenual ACC mask, and NiMARE
 0.22.1's amygdala ROI.  :func:`synthetic` builds databases of any size by
 resampling real peaks; :func:`xcoact.readers.write_database` writes them in
 every format the readers read.  :func:`fetch_neurosynth` and
-:func:`fetch_neuroquery` download the full releases (see :mod:`xcoact.fetch`);
-:func:`fetch_neurostore` downloads a NeuroStore studyset (see :mod:`xcoact.neurostore`).
+:func:`fetch_neuroquery` download the full releases (see :mod:`xcoact.datasets.fetch`);
+:func:`fetch_neurostore` downloads a NeuroStore studyset (see :mod:`xcoact.datasets.neurostore`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from importlib import resources
 import numpy as np
 import xarray as xr
 
-from . import validate
-from .errors import ParameterError
-from .space import Grid, mni152_2mm
-from .warnings import caller_stacklevel
-from .table import make_table
+from .. import validate
+from ..errors import ParameterError
+from ..space import Grid, mni152_2mm
+from ..errors import caller_stacklevel
+from ..table import make_table
 
 __all__ = [
     "data_path",
@@ -38,7 +38,7 @@ __all__ = [
     "fetch_neurostore",
 ]
 
-#: Re-exported from :mod:`xcoact.fetch`, imported on first use (keeps ``import xcoact`` free of urllib/ssl).
+#: Re-exported from :mod:`xcoact.datasets.fetch`, imported on first use (keeps ``import xcoact`` free of urllib/ssl).
 _FETCHERS = ("fetch_neurosynth", "fetch_neuroquery")
 
 
@@ -56,9 +56,9 @@ def __getattr__(name: str):
 
 def data_path(name: str) -> str:
     """Absolute path of a bundled data file."""
-    path = resources.files("xcoact") / "data" / name
+    path = resources.files("xcoact.datasets") / "data" / name
     if not path.is_file():
-        available = sorted(p.name for p in (resources.files("xcoact") / "data").iterdir() if p.name != "README.md")
+        available = sorted(p.name for p in (resources.files("xcoact.datasets") / "data").iterdir() if p.name != "README.md")
         raise FileNotFoundError(f"no bundled data file {name!r}; available: {available}")
     return str(path)
 
@@ -107,9 +107,9 @@ def _in_mask(grid: Grid, xyz: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pool_xyz(pool) -> tuple[np.ndarray, str]:
+def _pool_xyz(pool) -> tuple[np.ndarray, str | None]:
     """The pool's MNI peaks as an (n, 3) array, and its name for provenance."""
-    from .readers import read_database
+    from ..readers import read_database
 
     if pool is None:
         return _sample_pool_xyz(), None
@@ -148,8 +148,8 @@ def _pool_xyz(pool) -> tuple[np.ndarray, str]:
 @functools.lru_cache(maxsize=1)
 def _sample_pool_xyz() -> np.ndarray:
     """The bundled sample's peaks (read once, its space warnings silenced), read-only."""
-    from .readers import read_database
-    from .warnings import XcoactWarning
+    from ..readers import read_database
+    from ..errors import XcoactWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", XcoactWarning)

@@ -366,7 +366,7 @@ def with_cf_attributes(ds: xr.Dataset) -> xr.Dataset:
     repeats the variable's name is replaced by :func:`describe_map`'s.  No
     data is touched (lazy variables stay lazy).
     """
-    from .export import map_variables
+    from .writers import map_variables
 
     out = ds.copy(deep=False)
     for name in map_variables(ds):
@@ -384,8 +384,8 @@ def with_cf_attributes(ds: xr.Dataset) -> xr.Dataset:
             out[c].attrs = attrs
     if "study" in out.coords:
         out["study"].attrs = {"long_name": "study id (PubMed id for Neurosynth)", **out["study"].attrs}
-    for name, var in out.data_vars.items():
-        if name not in map_variables(ds) and "long_name" not in var.attrs:
-            out[name].attrs = {**var.attrs, "long_name": name.replace("_", " ")}
+    for key, var in out.data_vars.items():
+        if key not in map_variables(ds) and "long_name" not in var.attrs:
+            out[key].attrs = {**var.attrs, "long_name": str(key).replace("_", " ")}
     out.attrs = {**out.attrs, "Conventions": out.attrs.get("Conventions", CONVENTIONS)}
     return out

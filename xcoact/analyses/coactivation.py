@@ -13,15 +13,15 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from ._version import __version__
-from .blocks import ActivationBlock
-from .counts import grouped_counts, overlap_counts, roi_overlaps, study_scores, view_to_grid_flat
-from .errors import ParameterError, SelectionError
-from .roi import Seed, SeedROI, describe_seed, grid_of, is_batch, is_coords, roi_mask, seed_set, uses_coords
-from .select import SelectionRule, check_rule, focus_counts, min_distances, warn_degenerate
-from .space import Grid
-from .presets import Preset, focus_selected, get_preset
-from .stats import map_names, pair_maps
+from .._version import __version__
+from ..blocks import ActivationBlock
+from ..counts import grouped_counts, overlap_counts, roi_overlaps, study_scores, view_to_grid_flat
+from ..errors import ParameterError, SelectionError
+from ..roi import Seed, SeedROI, describe_seed, grid_of, is_batch, is_coords, roi_mask, seed_set, uses_coords
+from ..select import SelectionRule, check_rule, focus_counts, min_distances, warn_degenerate
+from ..space import Grid
+from ..presets import Preset, focus_selected, get_preset
+from ..stats.neurosynth import map_names, pair_maps
 
 __all__ = ["seed", "seed_batch", "coactivation", "contrast", "REFERENCE"]
 
@@ -233,13 +233,13 @@ def seed(
         ``"nimare"`` gives NiMARE 0.22.1's MKDAChi2 maps under NiMARE's names.
     fwe : int or "bonferroni", optional
         Also compute family-wise error corrected maps now: this many
-        permutation iterations, or Bonferroni (see :func:`xcoact.fwe.fwe`;
+        permutation iterations, or Bonferroni (see :func:`xcoact.stats.fwe.fwe`;
         one seed only).
     fwe_seed : int, optional
         Seed of the permutations (reproducible runs).
     null : {"scale"}, optional
         ALE cubes only: ``"scale"`` gives NiMARE's SCALE maps (specific
-        coactivation against the database's foci, :func:`xcoact.ale.scale`)
+        coactivation against the database's foci, :func:`xcoact.stats.ale.scale`)
         instead of the approximate-null ``p`` and ``z``.
     n_iter, null_seed : int, optional
         With ``null="scale"``: Monte Carlo iterations (default 5000) and their
@@ -249,7 +249,7 @@ def seed(
     -------
     xarray.Dataset
         The nine maps (float64, dims ``x, y, z``, lazy: Dask), named as in
-        Neurosynth (see :func:`xcoact.stats.map_names`); ``roi`` (the seed
+        Neurosynth (see :func:`xcoact.stats.neurosynth.map_names`); ``roi`` (the seed
         mask), the rule's per-study score (``overlap``, ``peaks_in_roi`` or
         ``distance``, dim ``study``) and ``selected_id (selected)``.
         ``attrs`` hold the provenance: title, analysis, database, r (kernel
@@ -286,7 +286,7 @@ def seed(
     Examples
     --------
     >>> import warnings, xcoact
-    >>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    >>> warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
     >>> act = xcoact.activations(xcoact.datasets.sample_database_path(), r=6)
     >>> maps = act.coact.seed(xcoact.datasets.amygdala_roi_path(), threshold=0.1)
     >>> maps.attrs["n_roi"], maps.attrs["n_selected"]
@@ -294,7 +294,7 @@ def seed(
     >>> float(maps["pFgA"].max()) <= 1.0
     True
     """
-    if isinstance(act, xr.DataArray) and act.attrs.get("kernel") == "ale":  # an ALE MACM (xcoact.ale.seed)
+    if isinstance(act, xr.DataArray) and act.attrs.get("kernel") == "ale":  # an ALE MACM (xcoact.stats.ale.seed)
         return _ale_seed(act, seed, threshold, r=r, select=select, k=k, preset=preset, by_label=by_label,
                          separate=separate, fwe=fwe, fwe_seed=fwe_seed, null=null, n_iter=n_iter, null_seed=null_seed)
     if null is not None or n_iter is not None or null_seed is not None:
@@ -339,7 +339,7 @@ def seed(
         **({"max_overlap": int(score.max())} if rule.rule == "overlap" else {}),
     }
     if fwe is not None:
-        from .fwe import fwe as _fwe
+        from ..stats.fwe import fwe as _fwe
 
         ds = _fwe(ds, act, n_iter=fwe, seed=fwe_seed)
     return ds
@@ -398,9 +398,9 @@ def contrast_groups(act: xr.DataArray, seeds, pre, rule, grid, r, both: str):
 
 def _ale_seed(act, seed, threshold, *, r, select, k, preset, by_label, separate, fwe, fwe_seed, null, n_iter,
               null_seed) -> xr.Dataset:
-    """``seed`` on an ALE cube: one seed, no chi-square options (see :func:`xcoact.ale.seed`)."""
-    from . import ale
-    from .ale import seed as ale_seed
+    """``seed`` on an ALE cube: one seed, no chi-square options (see :func:`xcoact.stats.ale.seed`)."""
+    from ..stats import ale
+    from ..stats.ale import seed as ale_seed
 
     if by_label or separate or is_batch(seed):
         raise ParameterError("an ALE cube's seed analysis takes one seed (one ROI); by_label=, separate= and lists of "
@@ -573,7 +573,7 @@ def seed_batch(
         ``overlap (seed, study)`` and ``description (seed)``; provenance attrs
         as for one seed plus n_seeds, n_valid_seeds, by_label and separate.  A seed that selects no study (or every study, or has
         no voxel in the brain mask) gets NaN maps and a
-        :class:`~xcoact.warnings.DegenerateSeedWarning` naming it.
+        :class:`~xcoact.errors.DegenerateSeedWarning` naming it.
 
     Notes
     -----
@@ -717,7 +717,7 @@ def contrast(
         which can give probabilities above 1 (its issue #85).
     n_iter, seed : int, optional
         ALE cubes only: the contrast is NiMARE's ``ALESubtraction``
-        (:func:`xcoact.ale.contrast`) with this many label permutations
+        (:func:`xcoact.stats.ale.contrast`) with this many label permutations
         (default 5000) drawn from ``seed``.
 
     Returns
@@ -746,14 +746,14 @@ def contrast(
     Examples
     --------
     >>> import warnings, xcoact
-    >>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    >>> warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
     >>> act = xcoact.activations(xcoact.datasets.sample_database_path(), r=6)
     >>> c = act.coact.contrast(xcoact.datasets.amygdala_roi_path(), xcoact.datasets.sgacc_roi_path(), 0.05)
     >>> c.attrs["n_a"] + c.attrs["n_b"] + c.attrs["n_both"] <= 100
     True
     """
     if isinstance(act, xr.DataArray) and act.attrs.get("kernel") == "ale":  # NiMARE's ALESubtraction
-        from .ale import contrast as ale_contrast
+        from ..stats.ale import contrast as ale_contrast
 
         return ale_contrast(act, seed_a, seed_b, threshold, r=r, select=select, k=k, both=both, preset=preset,
                             n_iter=n_iter, seed=seed)
@@ -824,14 +824,14 @@ def coactivation(
     """Neurosynth's ``network.coactivation`` in one call: maps computed and written.
 
     Runs :func:`seed` and writes each map to ``{outroot}_{name}.nii.gz``
-    (see :func:`xcoact.export.to_nifti`).  Parameters as in :func:`seed`.
+    (see :func:`xcoact.writers.to_nifti`).  Parameters as in :func:`seed`.
 
     Returns
     -------
     xarray.Dataset
         The computed maps; ``attrs["files"]`` lists what was written.
     """
-    from .export import to_nifti
+    from ..writers import to_nifti
 
     ds = _seed(act, seed, threshold, r=r, select=select, k=k, q=q, prior=prior).compute()
     files = to_nifti(ds, outroot, overwrite=overwrite)
@@ -843,7 +843,7 @@ def _study_mask(act: xr.DataArray, ids, name: str) -> np.ndarray:
     """Which studies of the cube ``ids`` names, as a bool mask; unknown ids are an error."""
     import pandas as pd
 
-    from .errors import SelectionError
+    from ..errors import SelectionError
 
     if isinstance(ids, (str, bytes, int, np.integer)):
         ids = [ids]
@@ -935,13 +935,13 @@ def meta(act: xr.DataArray, ids, *, q: float = 0.01, prior: float = 0.5, ids2=No
     Examples
     --------
     >>> import warnings, xcoact
-    >>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    >>> warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
     >>> act = xcoact.activations(xcoact.datasets.sample_database_path(), r=6)
     >>> ds = act.coact.meta(act["study"].values[:10])
     >>> ds.attrs["analysis"], ds.attrs["n_selected"], ds.attrs["n_unselected"]
     ('meta-analysis', 10, 90)
     """
-    from .errors import SelectionError
+    from ..errors import SelectionError
 
     _check_cube(act)
     built = str(act.attrs.get("preset", "neurosynth"))

@@ -56,8 +56,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage, special
 
-from .errors import ParameterError, first_few, quote
-from .space import Grid
+from ..errors import ParameterError, first_few, quote
+from ..space import Grid
 
 __all__ = [
     "HIST_STEPS",
@@ -241,7 +241,7 @@ def study_sample_sizes(table) -> tuple[np.ndarray, np.ndarray]:
         message names the studies and says to pass a fixed ``sample_size=``
         or ``fwhm=`` instead.
     """
-    from .table import study_index
+    from ..table import study_index
 
     name = table.attrs.get("database", "the coordinate table")
     fixed = "pass a fixed kernel for every study instead (sample_size=N subjects, or fwhm=MM)"
@@ -856,7 +856,7 @@ def ale_maps(ma, n_mask: int, *, engine: str = "auto") -> dict[str, np.ndarray]:
 
 # -- the ALE kernel of the cube, and the ALE of a seed's studies ------------------------------------
 
-from .kernels import Kernel  # the kernel interface (kernels.py reaches this module lazily)
+from ..kernels import Kernel  # noqa: E402  (the kernel interface; kernels.py reaches this module lazily)
 
 
 class ALEKernel(Kernel):
@@ -979,7 +979,7 @@ def _block_parts(block, selected: np.ndarray) -> tuple:
     width 1e-5 (:func:`_nearest`) and their counts, made once per chunk
     (:func:`_chunk_hists`).
     """
-    from .blocks import pieces_of
+    from ..blocks import pieces_of
 
     sums = None
     hists = []
@@ -1155,9 +1155,9 @@ def seed_stats(act, selected: np.ndarray, *, engine: str = "auto"):
     import dask
     import dask.array as da
 
-    from .blocks import is_block_cube
-    from .counts import canonical
-    from .roi import grid_of
+    from ..blocks import is_block_cube
+    from ..counts import canonical
+    from ..roi import grid_of
 
     selected = np.asarray(selected, dtype=bool)
     data = canonical(act)
@@ -1205,7 +1205,7 @@ def seed(act, seed, threshold=None, *, r: float = 6.0, select: str | None = None
     What ``act.coact.seed(roi)`` does on an ALE cube.  The selection rule is
     ``"focus"`` by default (a reported focus inside the ROI: NiMARE's
     ``get_studies_by_mask`` under ``preset="nimare"``); any rule of
-    :func:`xcoact.coact.seed` may be given.  The maps equal NiMARE 0.22.1's
+    :func:`xcoact.analyses.coactivation.seed` may be given.  The maps equal NiMARE 0.22.1's
     ``ALE().fit(dset.slice(ids))`` on the selected ids.
 
     Returns
@@ -1216,9 +1216,9 @@ def seed(act, seed, threshold=None, *, r: float = 6.0, select: str | None = None
         and ``sample_size (selected)`` (NaN for a fixed FWHM); ``attrs`` hold
         the provenance (kernel and its sizing, selection, counts).
     """
-    from ._version import __version__
-    from .coact import _preset_of, _result, cube_token, select_for_seed
-    from .roi import describe_seed, is_batch, is_coords
+    from .._version import __version__
+    from ..analyses.coactivation import _preset_of, _result, cube_token, select_for_seed
+    from ..roi import describe_seed, is_batch, is_coords
 
     if is_batch(seed):
         raise ParameterError("the ALE of a seed takes one seed (an ROI image or coordinates forming one ROI); run a "
@@ -1268,8 +1268,8 @@ def seed(act, seed, threshold=None, *, r: float = 6.0, select: str | None = None
 
 def _cube_kernel(act) -> ALEKernel | None:
     """The ALE kernel of a cube, from its first chunk (None when the cube no longer carries chunks)."""
-    from .blocks import ActivationBlock, is_block_cube, pieces_of
-    from .counts import canonical
+    from ..blocks import ActivationBlock, is_block_cube, pieces_of
+    from ..counts import canonical
 
     data = canonical(act)
     if not is_block_cube(data):
@@ -1490,11 +1490,11 @@ def database_ale(db, *, sample_size: float | None = None, fwhm: float | None = N
     import dask.array as da
     import xarray as xr
 
-    from .cube import DatabasePeaks
-    from .presets import get_preset
+    from ..cube import DatabasePeaks
+    from ..presets import get_preset
 
     if isinstance(db, (str, bytes)) or hasattr(db, "__fspath__"):
-        from .readers import read_database
+        from ..readers import read_database
 
         db = read_database(db)
     pre = get_preset(preset)
@@ -1530,11 +1530,11 @@ def database_ale(db, *, sample_size: float | None = None, fwhm: float | None = N
     return ds
 
 
-# -- Monte Carlo doors (issue 13 points 4-5): a cube's foci handed to xcoact.ale_null ------------------------
+# -- Monte Carlo doors (issue 13 points 4-5): a cube's foci handed to xcoact.stats.ale_null ------------------------
 
 
 def _foci_of(act, selected: np.ndarray):
-    """The selected studies' foci of an ALE cube, as :mod:`xcoact.ale_null` takes them.
+    """The selected studies' foci of an ALE cube, as :mod:`xcoact.stats.ale_null` takes them.
 
     Returns ``(ijk, study, sizing, peaks)``: the foci's voxels and study codes
     ``0..n-1`` in sorted-id order (NiMARE's, as :func:`seed_stats` combines
@@ -1542,7 +1542,7 @@ def _foci_of(act, selected: np.ndarray):
     kernels' sizing (``{"fwhm": w}`` or ``{"sample_size": per-study array}``)
     and every peak of the cube (:func:`xcoact.counts.cube_peaks`, computed now).
     """
-    from .counts import cube_peaks
+    from ..counts import cube_peaks
 
     kernel = _cube_kernel(act)
     peaks = cube_peaks(act)
@@ -1604,7 +1604,7 @@ def _selection(act, maps) -> np.ndarray:
 
 def _cube_of(maps, act):
     """The ALE cube of a result: given, or the one it carries; the one it was computed from."""
-    from .coact import cube_of, cube_token
+    from ..analyses.coactivation import cube_of, cube_token
 
     act = cube_of(maps) if act is None else act
     if act is None:
@@ -1622,7 +1622,7 @@ _MKDA_ONLY = {"alpha": 0.05, "connectivity": 26, "early_stop": False, "batch_siz
 
 
 def fwe(maps, act=None, *, n_iter=1000, seed=None, cluster_p: float = 0.001, engine: str = "auto", **mkda):
-    """``maps.coact.fwe(n_iter=, seed=)`` on an ALE seed: NiMARE's Monte Carlo FWE (:func:`xcoact.ale_null.ale_fwe`).
+    """``maps.coact.fwe(n_iter=, seed=)`` on an ALE seed: NiMARE's Monte Carlo FWE (:func:`xcoact.stats.ale_null.ale_fwe`).
 
     The selected studies' foci (sorted-id order) go to ``ale_fwe`` with the
     cube's kernels; ``cluster_p`` is its ``voxel_thresh`` (the
@@ -1631,11 +1631,11 @@ def fwe(maps, act=None, *, n_iter=1000, seed=None, cluster_p: float = 0.001, eng
     ``logp_desc-{size,mass}_level-cluster``, ``z_desc-{size,mass}_level-cluster``),
     the null maxima (dim ``iteration``) and attrs ``fwe_method``,
     ``fwe_n_iter``, ``fwe_seed``, ``fwe_threshold`` (the cluster-forming ALE),
-    ``fwe_cluster_p``.  Computes now (as the MKDA :func:`xcoact.fwe.fwe`):
+    ``fwe_cluster_p``.  Computes now (as the MKDA :func:`xcoact.stats.fwe.fwe`):
     about n_iter x the time of one ALE of the selected foci.
     """
     from . import ale_null
-    from .roi import grid_of
+    from ..roi import grid_of
 
     if maps.attrs.get("analysis") != "ALE seed coactivation" or maps.attrs.get("null_method") != "approximate":
         raise ParameterError("fwe on ALE maps applies to one ALE seed's maps (act.coact.seed(roi) on an ALE cube); "
@@ -1687,7 +1687,7 @@ def _subtraction(a, b, grid: Grid, n_iter: int, seed: int) -> dict:
 
 def contrast(act, seed_a, seed_b, threshold=None, *, r: float = 6.0, select: str | None = None, k: int | None = None,
              both: str = "exclude", preset: str | None = None, n_iter: int | None = None, seed: int | None = None):
-    """``act.coact.contrast(a, b)`` on an ALE cube: NiMARE's ``ALESubtraction`` (:func:`xcoact.ale_null.ale_subtraction`).
+    """``act.coact.contrast(a, b)`` on an ALE cube: NiMARE's ``ALESubtraction`` (:func:`xcoact.stats.ale_null.ale_subtraction`).
 
     Each seed selects studies as :func:`seed` does (``"focus"`` by default);
     ``both`` handles studies both select as :func:`xcoact.contrast`.  Group A
@@ -1698,9 +1698,9 @@ def contrast(act, seed_a, seed_b, threshold=None, *, r: float = 6.0, select: str
     """
     import dask
 
-    from .coact import BOTH_RULES, _grid, _preset_of, _result, contrast_groups, cube_token
-    from .roi import describe_seed, is_batch, is_coords
-    from .select import check_rule
+    from ..analyses.coactivation import BOTH_RULES, _grid, _preset_of, _result, contrast_groups, cube_token
+    from ..roi import describe_seed, is_batch, is_coords
+    from ..select import check_rule
 
     if not isinstance(both, str) or both not in BOTH_RULES:
         raise ParameterError(f"both={both!r} is not known; expected one of {', '.join(map(repr, BOTH_RULES))}.")
@@ -1761,7 +1761,7 @@ def _scale(ijk, study, sizing, grid: Grid, base, n_iter: int, seed: int) -> dict
 
 
 def scale(maps, act, *, n_iter: int | None = None, seed: int | None = None):
-    """``act.coact.seed(roi, null="scale")``: an ALE seed's maps replaced by SCALE's (:func:`xcoact.ale_null.ale_scale`).
+    """``act.coact.seed(roi, null="scale")``: an ALE seed's maps replaced by SCALE's (:func:`xcoact.stats.ale_null.ale_scale`).
 
     The selected studies' foci (sorted-id order) against ``n_iter`` draws
     (default 5000) from every focus of the cube (the database's foci, NiMARE's
@@ -1771,7 +1771,7 @@ def scale(maps, act, *, n_iter: int | None = None, seed: int | None = None):
     """
     import dask
 
-    from .roi import grid_of
+    from ..roi import grid_of
 
     n_iter, seed = _check_mc(n_iter, seed)
     ijk, study, sizing, peaks = _foci_of(act, _selection(act, maps))

@@ -42,12 +42,12 @@ import pandas as pd
 import xarray as xr
 from dask.base import tokenize
 
-from . import coact as _coact
-from . import validate
-from .errors import ParameterError, SelectionError
-from .options import get_options
-from .stats import map_names
-from .warnings import DegenerateSeedWarning
+from . import coactivation as _coact
+from .. import validate
+from ..errors import ParameterError, SelectionError
+from ..options import get_options
+from ..stats.neurosynth import map_names
+from ..errors import DegenerateSeedWarning
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -81,9 +81,11 @@ def feature_threshold(features) -> float:
     --------
     >>> import xarray as xr
     >>> f = xr.DataArray([[0.5]], dims=("study", "term"))
-    >>> feature_threshold(f.assign_attrs(features="data-neurosynth_version-7_vocab-LDA50_source-abstract_type-weight_features.npz"))
+    >>> feature_threshold(
+    ...     f.assign_attrs(features="data-neurosynth_version-7_vocab-LDA50_source-abstract_type-weight_features.npz"))
     0.05
-    >>> feature_threshold(f.assign_attrs(features="data-neurosynth_version-7_vocab-terms_source-abstract_type-tfidf_features.npz"))
+    >>> feature_threshold(
+    ...     f.assign_attrs(features="data-neurosynth_version-7_vocab-terms_source-abstract_type-tfidf_features.npz"))
     0.001
     """
     attrs = getattr(features, "attrs", {}) or {}
@@ -180,7 +182,7 @@ class TermMapCache:
         return {"max_bytes": self._max_bytes, "owner": self.owner}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["max_bytes"], owner=state["owner"])
+        TermMapCache.__init__(self, state["max_bytes"], owner=state["owner"])
 
     def __deepcopy__(self, memo) -> "TermMapCache":
         return TermMapCache(self._max_bytes, owner=self.owner)
@@ -199,7 +201,7 @@ def term_map_cache(act: xr.DataArray) -> TermMapCache:
     Examples
     --------
     >>> import warnings, xcoact
-    >>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    >>> warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
     >>> act = xcoact.activations(xcoact.read_database(xcoact.datasets.sample_database_path()), r=6)
     >>> term_map_cache(act).info()["maps"]
     0
@@ -230,14 +232,14 @@ def _check_features(features) -> xr.DataArray:
 
 @functools.lru_cache(maxsize=4)
 def _read_cached(path: str, mtime: float) -> xr.DataArray:
-    from .features import read_features
+    from ..features import read_features
 
     return read_features(path)
 
 
 def _features_beside(database: str) -> str | None:
     """A term-features file that belongs with a database file, by the releases' naming."""
-    from . import datasets
+    from .. import datasets
 
     if not database:
         return None
@@ -337,7 +339,7 @@ def term_ids(features: xr.DataArray, term: str | Sequence[str], threshold: float
     --------
     >>> import xcoact
     >>> from xcoact.features import read_features
-    >>> from xcoact.decode import term_ids
+    >>> from xcoact.analyses.decode import term_ids
     >>> f = read_features(xcoact.datasets.data_path("neurosynth_sample_features.txt"))
     >>> term_ids(f, "pain").tolist()
     [10601675]
@@ -412,7 +414,7 @@ def term(
     Matches Neurosynth 0.3.8 ``meta.analyze_features`` for one feature:
     ``MetaAnalysis(dataset, dataset.get_studies(features=term,
     frequency_threshold=threshold), q=q, prior=prior)``.  The result equals
-    :func:`xcoact.coact.meta` of :func:`term_ids` (restricted to the cube's
+    :func:`xcoact.analyses.coactivation.meta` of :func:`term_ids` (restricted to the cube's
     studies).
 
     Parameters
@@ -433,7 +435,7 @@ def term(
     Returns
     -------
     xarray.Dataset
-        As :func:`xcoact.coact.meta`, plus ``term_weight (study)`` (the
+        As :func:`xcoact.analyses.coactivation.meta`, plus ``term_weight (study)`` (the
         summed weight of each cube study, 0 where the features do not list
         it), and attrs ``analysis`` (``"term meta-analysis"``), ``term``,
         ``terms`` (the names matched), ``feature_threshold``,
@@ -452,7 +454,7 @@ def term(
     --------
     >>> import warnings, xcoact
     >>> from xcoact.features import read_features
-    >>> warnings.simplefilter("ignore", xcoact.warnings.XcoactWarning)
+    >>> warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
     >>> act = xcoact.activations(xcoact.datasets.sample_database_path(), r=6)
     >>> f = read_features(xcoact.datasets.data_path("neurosynth_sample_features.txt"))
     >>> ds = act.coact.term("working memory", f)
@@ -529,7 +531,7 @@ def _pick_map(image, map_name, q, prior) -> tuple[xr.DataArray, str, float, floa
 
 
 def _coact_maps(ds: xr.Dataset) -> list[str]:
-    from .export import map_variables
+    from ..writers import map_variables
 
     return map_variables(ds)
 
@@ -605,8 +607,8 @@ def decode(
     Cost: eager.  Each term map is computed once per (features, term,
     threshold, map, q, prior) and kept by the cube (:func:`term_map_cache`;
     LRU, 512 MiB by default: ``xcoact.set_options(term_map_cache_bytes=...)``);
-    a second decode with the same cube object and inputs computes no map.  A term map costs what one seed's maps cost (one gather of the
-    selected studies' index entries and the statistics, once the cube's
+    a second decode with the same cube object and inputs computes no map.  A term map costs what one
+    seed's maps cost (one gather of the selected studies' index entries and the statistics, once the cube's
     index is cached).
     """
     features = _check_features(features_for(act) if features is None else features)
@@ -669,7 +671,8 @@ def decode(
         "database": str(act.attrs.get("database", "")),
         "n_voxels": int(mask_flat.size),
         "n_terms": len(names),
-        "reference": "Neurosynth 0.3.8 decode.Decoder(method='pearson', image_type='association-test_z', threshold=0.001)",
+        "reference": ("Neurosynth 0.3.8 decode.Decoder(method='pearson', image_type='association-test_z', "
+                      "threshold=0.001)"),
     }
     return out
 
@@ -683,7 +686,7 @@ def _identity(obj: xr.DataArray) -> str:
     """
     data = obj.data
     ident = data.name if isinstance(data, dask.array.Array) else tokenize(np.asarray(data))
-    return tokenize(ident, obj.dims, *((name, obj[name].values) for name in sorted(obj.coords)))
+    return tokenize(ident, obj.dims, *((name, obj[name].values) for name in sorted(obj.coords, key=str)))
 
 
 def _carriers(act: xr.DataArray, features: xr.DataArray, names: list[str], threshold: float) -> np.ndarray:

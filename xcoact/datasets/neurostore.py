@@ -12,7 +12,7 @@ against that record on every later call.  What happens on each call:
    re-hashed; a match is used as it is, without any request; a file that no
    longer matches its record is removed and downloaded again;
 2. otherwise the studyset is streamed to ``<file>.part`` through the same
-   transfer as :func:`xcoact.fetch.fetch_neurosynth` (https only, plus http on
+   transfer as :func:`xcoact.datasets.fetch.fetch_neurosynth` (https only, plus http on
    a loopback host and local mirrors; retries with backoff; a dropped
    connection resumed with ``Range``), checked to be a NIMADS studyset, renamed
    into place and recorded;
@@ -32,9 +32,9 @@ import re
 import urllib.parse
 
 from . import fetch as _fetch
-from . import validate
-from ._version import __version__
-from .errors import DownloadError, OutputError, ParameterError
+from .. import validate
+from .._version import __version__
+from ..errors import DownloadError, OutputError, ParameterError
 
 __all__ = ["fetch_neurostore", "NeurostoreStudyset", "NEUROSTORE_API"]
 
@@ -66,13 +66,16 @@ class NeurostoreStudyset:
 
     def table(self):
         """The coordinate table of the studyset (:func:`xcoact.read_database` with ``format="nimads"``)."""
-        from .readers import read_database
+        from ..readers import read_database
 
         return read_database(self.file, format="nimads")
 
 
 def _read_record(path: str) -> dict | None:
-    """The record beside a cached studyset, or None when it is missing or unreadable (then the file is fetched again)."""
+    """The record beside a cached studyset.
+
+    None when it is missing or unreadable (then the file is fetched again).
+    """
     try:
         with open(path, encoding="utf-8") as fh:
             record = json.load(fh)
@@ -100,6 +103,7 @@ def _studyset_url(base, studyset_id: str) -> tuple[str, str]:
     if base is None:
         return "url", f"{NEUROSTORE_API}/studysets/{urllib.parse.quote(studyset_id)}?nested=true"
     kind, root = _fetch._resolve_base(base)
+    assert root is not None  # a base was given, so it has a root
     if kind == "dir":
         return "file", os.path.join(root, "studysets", f"{studyset_id}.json")
     return "url", f"{root}/studysets/{urllib.parse.quote(studyset_id)}?nested=true"
@@ -231,7 +235,7 @@ def fetch_neurostore(
             "retrieved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "xcoact": __version__,
         }
-        from .export import write_atomically
+        from ..writers import write_atomically
 
         # the record goes first: a crash between the two renames leaves a file that fails its record (fetched again)
         write_atomically({record_path: lambda tmp: _write_json(tmp, record)})

@@ -43,7 +43,7 @@ __all__ = ["to_nifti", "to_netcdf", "to_zarr", "write_outputs", "check_outputs",
 def map_variables(ds: xr.Dataset) -> list[str]:
     """The map variables of a result Dataset (the float (x, y, z) or (seed, x, y, z) ones), in order."""
     return [
-        n for n, v in ds.data_vars.items()
+        str(n) for n, v in ds.data_vars.items()
         if set(v.dims) in ({"x", "y", "z"}, {"seed", "x", "y", "z"}, {"seed", "voxel"}) and v.dtype.kind == "f"
     ]
 
@@ -189,7 +189,7 @@ def check_outputs(
         keys.append(key)
         if kind == "zarr":
             stores[key] = label
-    for key, (path, kind, label) in zip(keys, outputs):
+    for key, (path, _kind, label) in zip(keys, outputs):
         inside = [s for s in stores if key.startswith(s + os.sep)]
         if inside:
             raise OutputError(f"{path} ({label}) lies inside the Zarr store of {stores[inside[0]]}; write it beside "
@@ -598,7 +598,7 @@ def _stage_volumes(group: _OutputGroup, volumes: dict[str, np.ndarray], paths: d
         group.add_file(paths[name], functools.partial(_save_nifti, volume=volume, affine=affine, name=name),
                        ".part.nii.gz")
     # each map's sidecar joins the same all-or-nothing group
-    from .provenance import sidecar_path
+    from .result import sidecar_path
 
     for name in volumes:
         json_path = sidecar_path(paths[name])
@@ -640,7 +640,7 @@ def _maps_only(paths: list[str], sidecars: dict | None) -> list[str]:
 
 def _orphan_sidecars(plan: list[dict], sidecars: dict) -> list[str]:
     """Existing sidecars whose map does not exist (a map and its sidecar count as one output)."""
-    from .provenance import sidecar_path
+    from .result import sidecar_path
 
     maps = {sidecar_path(p): p for paths in plan for p in paths.values()}
     return [j for j in sidecars if os.path.exists(j) and not os.path.exists(maps[j])]
@@ -648,15 +648,15 @@ def _orphan_sidecars(plan: list[dict], sidecars: dict) -> list[str]:
 
 def _sidecar_writers(sidecars: dict[str, dict] | None) -> dict:
     """``{json path: write(tmp)}``: the sidecars join the maps' all-or-nothing write."""
-    from .provenance import write_json
+    from .result import write_json
 
     return {path: functools.partial(write_json, content=content) for path, content in (sidecars or {}).items()}
 
 
 def _plan(ds: xr.Dataset, root: str, seeds: list, names: list[str], naming: str, sidecar: bool):
     """The NIfTI paths per seed, and ``{json path: sidecar}`` (empty without sidecars)."""
-    from .provenance import bids_paths, sidecar_path
-    from .provenance import sidecar as _sidecar
+    from .result import bids_paths, sidecar_path
+    from .result import sidecar as _sidecar
     from .versions import versions
 
     if naming not in ("neurosynth", "bids"):
@@ -691,7 +691,7 @@ def to_nifti(
 
     A batch result (with a ``seed`` dimension) writes one file per seed and
     map, ``{outroot}_{seed}_{name}.nii.gz``.  Beside each NIfTI file goes
-    ``<same name>.json`` (:func:`xcoact.provenance.sidecar`): the map type,
+    ``<same name>.json`` (:func:`xcoact.result.sidecar`): the map type,
     database and its sha256, parameters, counts, selected study ids, the
     versions of everything, and the command line when run from the CLI.
 
@@ -714,7 +714,7 @@ def to_nifti(
     naming : {"neurosynth", "bids"}, default "neurosynth"
         ``"bids"`` names the files with BIDS-style entities that NeuroVault
         and BIDS tools accept, ``{outroot}[_seed-<seed>]_stat-z_desc-associationFDR001_statmap.nii.gz``
-        (:func:`xcoact.provenance.bids_name`).
+        (:func:`xcoact.result.bids_name`).
     sidecar : bool, default True
         Write the JSON sidecars (in the same all-or-nothing step as the maps).
     progress : bool, optional
@@ -883,7 +883,7 @@ def to_netcdf(
     Notes
     -----
     Every map and coordinate gets ``long_name`` and ``units`` and the file a
-    ``Conventions`` attribute (:func:`xcoact.provenance.with_cf_attributes`).
+    ``Conventions`` attribute (:func:`xcoact.result.with_cf_attributes`).
 
     Cost: a lazy Dataset is computed chunk by chunk while it is written (for
     a batch, seed by seed), so every seed's maps are never in memory at once.
@@ -928,7 +928,7 @@ def _stage_netcdf(group: _OutputGroup, ds: xr.Dataset, path: str, dtype=None, zl
 
 
 def _cf(ds: xr.Dataset) -> xr.Dataset:
-    from .provenance import with_cf_attributes
+    from .result import with_cf_attributes
 
     return with_cf_attributes(ds)
 

@@ -8,7 +8,7 @@ negative region that touch stay two clusters.  Voxels are connected by
 face, an edge or a corner (every voxel of the 3 x 3 x 3 block around a
 voxel), the convention of SPM and FSL's ``cluster``; 18 (faces and edges)
 and 6 (faces only) are available.  The components come from
-:mod:`xcoact.components`, the labeller cluster-level FWE uses too.
+:mod:`xcoact.stats.components`, the labeller cluster-level FWE uses too.
 
 :func:`cluster_table` is the array core (a numpy volume and its axis
 labels); :func:`clusters` is the labelled layer on result Datasets.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import numbers
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,8 +28,8 @@ import xarray as xr
 
 from .components import CONNECTIVITY, structure
 from .components import label as label_components
-from .errors import ParameterError
-from .export import map_variables, to_volumes
+from ..errors import ParameterError
+from ..writers import map_variables, to_volumes
 
 __all__ = ["clusters", "cluster_table", "atlas_labels", "pick_map", "map_volume", "peak_index", "COLUMNS", "CONNECTIVITY"]
 
@@ -102,10 +103,9 @@ def peak_index(volume: np.ndarray) -> tuple[int, int, int] | None:
     if not np.isfinite(top):
         return None
     tied = np.argwhere(values == top)
-    if len(tied) == 1:
-        return tuple(int(i) for i in tied[0])
-    distance = ((tied - tied.mean(axis=0)) ** 2).sum(axis=1)
-    return tuple(int(i) for i in tied[int(np.argmin(distance))])
+    best = tied[0] if len(tied) == 1 else tied[int(np.argmin(((tied - tied.mean(axis=0)) ** 2).sum(axis=1)))]
+    i, j, k = (int(v) for v in best)
+    return i, j, k
 
 
 def _tied_peaks(signed: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
@@ -131,7 +131,7 @@ def _tied_peaks(signed: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
 
 
 def _check_threshold(threshold) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(threshold) or threshold < 0:
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(float(threshold)) or threshold < 0:
         raise ParameterError(
             f"threshold={threshold!r} is not valid; expected a finite number >= 0 (clusters are the voxels with "
             "value > threshold, and separately those with value < -threshold)."
@@ -265,7 +265,7 @@ def cluster_table(
 def _check_subpeaks(subpeaks, min_distance) -> tuple[int, float]:
     if isinstance(subpeaks, bool) or not isinstance(subpeaks, numbers.Integral) or subpeaks < 0:
         raise ParameterError(f"subpeaks={subpeaks!r} is not valid; expected an integer >= 0 (secondary peaks per cluster).")
-    if isinstance(min_distance, bool) or not isinstance(min_distance, numbers.Real) or not np.isfinite(min_distance) \
+    if isinstance(min_distance, bool) or not isinstance(min_distance, numbers.Real) or not np.isfinite(float(min_distance)) \
             or min_distance < 0:
         raise ParameterError(f"min_distance={min_distance!r} is not valid; expected a distance in mm >= 0 (e.g. 8).")
     return int(subpeaks), float(min_distance)
@@ -294,7 +294,8 @@ def _subpeaks(signed, labels, label, peak, local, coords, n: int, min_distance: 
             break
         if all(np.sqrt(((point - k) ** 2).sum()) >= min_distance for k in kept):
             kept.append(point)
-            out.append(tuple(int(v) for v in idx))
+            vi, vj, vk = (int(v) for v in idx)
+            out.append((vi, vj, vk))
     return out
 
 
@@ -345,7 +346,7 @@ def atlas_labels(table: pd.DataFrame, atlas, labels=None, *, column: str = "atla
     >>> atlas_labels(t, atlas, ["Background", "left", "right"])["atlas_label"].tolist()
     ['left', 'right', '']
     """
-    from .roi import _image_values
+    from ..roi import _image_values
 
     values, name = _image_values(atlas)
     data = np.asarray(values.transpose("x", "y", "z").values)
@@ -372,7 +373,7 @@ def atlas_labels(table: pd.DataFrame, atlas, labels=None, *, column: str = "atla
 
 def _label_names(labels) -> dict[int, str]:
     """``{value: name}`` from a dict, a ``value name`` file, a list (position = value) or a DataFrame."""
-    from .roi import _read_lut
+    from ..roi import _read_lut
 
     if labels is None:
         return {}
@@ -476,7 +477,8 @@ def clusters(
         raise ParameterError("atlas_labels names the values of an atlas image; pass the image too: atlas=...")
     vol = map_volume(ds, name, seed)
     coords = [vol[c].values for c in "xyz"]
-    opts = {"connectivity": connectivity, "min_size": min_size, "subpeaks": subpeaks, "min_distance": min_distance}
+    opts: dict[str, Any] = {"connectivity": connectivity, "min_size": min_size, "subpeaks": subpeaks,
+                            "min_distance": min_distance}
     if "seed" not in vol.dims:
         table = cluster_table(vol.values, coords, threshold, **opts)
     else:
