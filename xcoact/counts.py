@@ -297,8 +297,7 @@ def _sparse_summed(flat: list) -> np.ndarray | None:
             for piece, w in pieces:
                 out[g] += _piece_counts(piece, w[g:g + 1], crop=False)[0]
             continue
-        n_rows = sum(nz.size for _, nz in rows_of)
-        narrow = np.zeros(m, dtype=np.uint16 if n_rows <= np.iinfo(np.uint16).max else np.int32)
+        jobs = []
         for piece, nz in rows_of:
             if nz.size == 0:
                 continue
@@ -306,11 +305,38 @@ def _sparse_summed(flat: list) -> np.ndarray | None:
             if nz.size == chunk.n_studies and _is_whole_chunk(piece):
                 out[g] += chunk.totals()  # every study of the chunk: kept once built
             else:
-                indptr, indices = chunk.rows()
-                count_rows(indptr, indices, piece.rows[nz], narrow)
-        out[g] += narrow
+                jobs.append((*chunk.rows(), piece.rows[nz]))
+        for narrow in _count_jobs(jobs, m):
+            out[g] += narrow
     voxels = _in_mask_of_view(first)
     return out if voxels is None else out[:, voxels]
+
+
+#: Fewest selected rows per thread when a group's count is split over threads (see xcoact._threads).
+_ROWS_PER_THREAD = 256
+
+
+def _count_jobs(jobs: list, m: int) -> list[np.ndarray]:
+    """The rows of ``jobs`` (``(indptr, indices, rows)`` each) counted, in a few threads: one partial count each.
+
+    Each thread takes the same share of every job's rows and counts them into
+    its own accumulator (uint16 while the group has at most 65,535 rows); the
+    partial counts sum to the group's count.
+    """
+    from ._threads import split
+
+    n_rows = sum(rows.size for _, _, rows in jobs)
+    dtype = np.uint16 if n_rows <= np.iinfo(np.uint16).max else np.int32
+
+    def part(lo: int, hi: int) -> np.ndarray:
+        acc = np.zeros(m, dtype=dtype)
+        for indptr, indices, rows in jobs:
+            count_rows(indptr, indices, rows[rows.size * lo // n_rows:rows.size * hi // n_rows], acc)
+        return acc
+
+    if n_rows == 0:
+        return []
+    return split(part, n_rows, _ROWS_PER_THREAD)
 
 
 def _is_whole_chunk(piece: ActivationBlock) -> bool:
@@ -454,12 +480,18 @@ def study_scores(act: xr.DataArray, fn, n_out: int, dtype=np.int64) -> np.ndarra
         return None
     # the graph is tiny, so skip Dask's optimisation passes (they cost more)
     # pure=False: a key per call without hashing the arguments (the score function is a closure)
-    blocks = list(data.to_delayed(optimize_graph=False).ravel())
     if _local_scheduler():
-        # in this process a score is well under a millisecond per block: one task for all blocks costs
-        # less than scheduling one per block (the blocks themselves are still made by their own tasks)
-        (got,) = dask.compute(dask.delayed(_all_scores, pure=False)(blocks, fn, n_out, dtype), optimize_graph=False)
-        return got
+        # in this process a score is well under a millisecond per block: the blocks are made (or, persisted, taken)
+        # by running the cube's own graph here, in this thread, and scored in one go - a tiny graph, for which
+        # Dask's collection machinery would cost several times the work
+        from dask.core import flatten
+        from dask.local import get_sync
+        from dask.optimization import cull
+
+        keys = list(flatten(data.__dask_keys__()))
+        graph, _ = cull(dict(data.__dask_graph__()), keys)
+        return _all_scores(get_sync(graph, keys), fn, n_out, dtype)
+    blocks = list(data.to_delayed(optimize_graph=False).ravel())
     # elsewhere (a cluster) one task per block, run where the block is kept
     parts = [dask.delayed(_block_scores, pure=False)(b, fn, n_out, dtype) for b in blocks]
     got = dask.compute(*parts, optimize_graph=False)
