@@ -152,7 +152,7 @@ def _map_stack(act: xr.DataArray, grid: Grid, groups, n_sel: int, n_uns: int, q:
         bounds = np.cumsum([0, *data.chunks[0]])
         parts = [weights[:, bounds[i]:bounds[i + 1]] for i in range(len(keys))]
         token = tokenize(data.name, weights, *args)
-        task = f"coact-maps-{token}"
+        task = f"summed_counts-maps-{token}"  # the grouped counts and the statistics, in one task
         layers = dict(data.dask.layers)
         deps = dict(data.dask.dependencies)
         layers[task] = {task: (_blocks_maps, keys, parts, *args)}
