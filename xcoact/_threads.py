@@ -1,10 +1,10 @@
-"""The warm seed's heavy loops split over this machine's cores (counting, the chi-square p, writing the maps).
+"""The warm seed's long loops split over this machine's cores (counting the selected rows, the chi-square p).
 
 A seed's maps are one Dask task (their FDR needs every voxel at once), so on
-its own it would use one core.  Its three loops that cost milliseconds release
-the GIL (a compiled loop, a scipy ufunc, numpy's gathers), and :func:`split`
-runs one in a few threads of a small pool.  Calls from the pool's own threads
-run inline (no pool thread ever waits on the pool).
+its own it would use one core.  Two of its loops that cost milliseconds
+release the GIL (a compiled loop, a scipy ufunc), and :func:`split` runs one
+in a few threads of a small pool.  Calls from the pool's own threads run
+inline (no pool thread ever waits on the pool).
 """
 
 from __future__ import annotations
