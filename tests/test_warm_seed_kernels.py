@@ -197,3 +197,39 @@ def test_seed_maps_are_the_same_under_every_idiom_and_dtype(sample_table):
         for name in names:
             assert f32[name].dtype == np.float32
             assert np.array_equal(f32[name].values, ref[name].values.astype(np.float32))
+
+
+def test_grouped_counts_of_stacked_chunks_equal_the_dense_product(sample_table):
+    from xcoact.blocks import StackedBlocks
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cube = xcoact.activations(sample_table, r=6, chunks={"study": 10}).chunk({"study": 45})
+    assert isinstance(cube.data.blocks[0].compute(), StackedBlocks)  # several study chunks in one block
+    n = cube.sizes["study"]
+    weights = np.stack([np.random.default_rng(9).random(n) < 0.4, np.ones(n, dtype=bool)])
+    assert np.array_equal(grouped_counts(cube, weights, grid_of(cube)).compute(), _dense_counts(cube, weights))
+
+
+def test_fdr_threshold_does_not_depend_on_the_order_of_equal_p_values():
+    """The sort need not be stable: the threshold is the one a stable sort gives, ties or not."""
+    from xcoact.stats import fdr_threshold
+
+    def stable(p, q, counts):
+        order = np.argsort(p, kind="stable")
+        s, rank = p[order], np.cumsum(counts[order])
+        below = np.flatnonzero(s <= rank.astype(np.float64) * q / rank[-1])
+        return float(s[below[-1]]) if below.size else -1.0
+
+    rng = np.random.default_rng(0)
+    decided = 0
+    for _ in range(500):
+        n = int(rng.integers(1, 300))
+        p = rng.choice(rng.random(int(rng.integers(1, 20))) ** int(rng.integers(1, 8)), n)  # many ties
+        counts = rng.integers(1, 5, n)
+        q = float(rng.choice([0.01, 0.05, 0.2, 0.5]))
+        expected = stable(p, q, counts)
+        decided += expected > 0
+        assert fdr_threshold(p, q, counts) == expected
+        assert fdr_threshold(p, q) == stable(p, q, np.ones(n, dtype=np.int64))
+    assert 50 < decided < 500  # both outcomes occur
