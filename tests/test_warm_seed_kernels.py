@@ -233,3 +233,32 @@ def test_fdr_threshold_does_not_depend_on_the_order_of_equal_p_values():
         assert fdr_threshold(p, q, counts) == expected
         assert fdr_threshold(p, q) == stable(p, q, np.ones(n, dtype=np.int64))
     assert 50 < decided < 500  # both outcomes occur
+
+
+def test_a_first_selection_builds_the_rows_in_dask_tasks_and_later_ones_in_this_thread(sample_table, monkeypatch):
+    """Rows are built once per chunk by the cube's own tasks (in parallel); once built, scores skip Dask's machinery."""
+    import dask.local
+
+    import xcoact.counts
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cube = xcoact.activations(sample_table, r=6, chunks={"study": 25})
+    graph = dict(xcoact.counts.canonical(cube).__dask_graph__())
+    assert not xcoact.counts._blocks_ready(graph)  # nothing built yet
+    synced = []
+    original = dask.local.get_sync
+    monkeypatch.setattr(dask.local, "get_sync", lambda *a, **k: synced.append(1) or original(*a, **k))
+    first = xcoact.counts.overlap_counts(cube, _roi(cube), grid_of(cube))
+    assert not synced and xcoact.counts._blocks_ready(graph)  # the blocks' tasks built every chunk's rows
+    again = xcoact.counts.overlap_counts(cube, _roi(cube), grid_of(cube))
+    assert synced and np.array_equal(first, again)
+    held = cube.persist()
+    assert xcoact.counts._blocks_ready(dict(xcoact.counts.canonical(held).__dask_graph__()))
+    assert np.array_equal(xcoact.counts.overlap_counts(held, _roi(held), grid_of(held)), first)
+
+
+def _roi(cube):
+    from xcoact.roi import roi_mask
+
+    return roi_mask([[24, -4, -18]], grid_of(cube), 10)

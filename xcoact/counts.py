@@ -481,21 +481,45 @@ def study_scores(act: xr.DataArray, fn, n_out: int, dtype=np.int64) -> np.ndarra
     # the graph is tiny, so skip Dask's optimisation passes (they cost more)
     # pure=False: a key per call without hashing the arguments (the score function is a closure)
     if _local_scheduler():
-        # in this process a score is well under a millisecond per block: the blocks are made (or, persisted, taken)
-        # by running the cube's own graph here, in this thread, and scored in one go - a tiny graph, for which
-        # Dask's collection machinery would cost several times the work
         from dask.core import flatten
         from dask.local import get_sync
         from dask.optimization import cull
 
         keys = list(flatten(data.__dask_keys__()))
         graph, _ = cull(dict(data.__dask_graph__()), keys)
-        return _all_scores(get_sync(graph, keys), fn, n_out, dtype)
+        if _blocks_ready(graph):
+            # in this process a score is well under a millisecond per block, and the chunks hold their rows: the
+            # blocks are taken (persisted) or made as views by running the cube's own graph here, in this thread,
+            # and scored in one go - a tiny graph, for which Dask's collection machinery costs several times the work
+            return _all_scores(get_sync(graph, keys), fn, n_out, dtype)
     blocks = list(data.to_delayed(optimize_graph=False).ravel())
     # elsewhere (a cluster) one task per block, run where the block is kept
     parts = [dask.delayed(_block_scores, pure=False)(b, fn, n_out, dtype) for b in blocks]
     got = dask.compute(*parts, optimize_graph=False)
     return np.concatenate(got, axis=1) if got else np.zeros((n_out, 0), dtype=dtype)
+
+
+def _blocks_ready(graph: dict) -> bool:
+    """Whether making a cube's blocks from its graph is cheap: every chunk in it already holds its rows and totals.
+
+    A cube's first computation builds each chunk's rows as it makes the
+    chunk's block (one task per chunk, in parallel on Dask's threads); that
+    must not happen one chunk after another in a single thread.
+    """
+    from .blocks import StudyChunk
+
+    seen = False
+    for value in graph.values():
+        if isinstance(value, StudyChunk):
+            chunks = [value]
+        elif isinstance(value, ActivationBlock):
+            chunks = [piece.chunk for piece in pieces_of(value)]
+        else:
+            continue
+        seen = True
+        if not all(c.built and c._totals is not None for c in chunks):
+            return False
+    return seen
 
 
 def _all_scores(blocks: list, fn, n_out: int, dtype) -> np.ndarray:
