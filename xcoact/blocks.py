@@ -260,7 +260,7 @@ class StudyChunk:
         return self._rows is not None
 
     def cols(self) -> tuple[np.ndarray, np.ndarray]:
-        """The rows by voxel (CSC: ``colptr``, study rows): ROI overlaps as a gather."""
+        """The rows by voxel (CSC: ``colptr``, int32 unless the entries need int64; study rows): ROI overlaps as a gather."""
         got = self._cols
         if got is None:
             from scipy import sparse
@@ -271,7 +271,9 @@ class StudyChunk:
             ).tocsc()
             # study rows as uint16 when they fit (half the memory of int32; chunks are 1,024 studies by default)
             rows_dtype = np.uint16 if self.n_studies <= np.iinfo(np.uint16).max + 1 else np.int32
-            got = (mat.indptr.astype(np.int64), mat.indices.astype(rows_dtype))
+            # and the column pointers as int32 while the entries fit (a chunk's are 1.8 MB so on v7's mask, not 3.7 MB)
+            ptr_dtype = np.int32 if indices.size <= np.iinfo(np.int32).max else np.int64
+            got = (mat.indptr.astype(ptr_dtype), mat.indices.astype(rows_dtype))
             with self._lock:
                 self._cols = got
         return got

@@ -26,6 +26,8 @@ weighted count of studies whose value is not zero: the binary route).
 
 from __future__ import annotations
 
+import functools
+
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -92,7 +94,7 @@ def _block_counts(block, weights: np.ndarray, mask_flat: np.ndarray) -> np.ndarr
     return (weights.astype(dtype) @ dense.astype(dtype))[None]
 
 
-def _piece_counts(piece: ActivationBlock, w: np.ndarray) -> np.ndarray:
+def _piece_counts(piece: ActivationBlock, w: np.ndarray, crop: bool = True) -> np.ndarray:
     chunk = piece.chunk
     m = chunk.grid.n_mask
     indptr, indices = chunk.rows()
@@ -115,31 +117,48 @@ def _piece_counts(piece: ActivationBlock, w: np.ndarray) -> np.ndarray:
             picked = indices[ranges(indptr[rows], indptr[rows + 1])]
             lens = indptr[rows + 1] - indptr[rows]
             out[g] += np.bincount(picked, weights=np.repeat(wg[nz].astype(np.float64), lens), minlength=m).astype(out.dtype)
-    voxels = _in_mask_of_view(piece)
+    voxels = _in_mask_of_view(piece) if crop else None
     return out if voxels is None else out[:, voxels]
 
 
 def row_counts(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
     """Per voxel, how many of the CSR ``rows`` are active there: ``(m,)``, uint16 (or int32 past 65,535 rows).
 
-    The rows' voxel numbers are gathered by slices (no index array of every
-    entry) and summed by a sparse matrix-vector product in the counts' own
-    narrow integer type: about three times faster than ``np.bincount``,
-    which first widens every entry to 64 bits.
+    A count never exceeds the number of rows summed, so it fits this type
+    (see :func:`count_rows`).
     """
-    from scipy import sparse
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.zeros(m, dtype=np.uint16 if rows.size <= np.iinfo(np.uint16).max else np.int32)
+    count_rows(indptr, indices, rows, out)
+    return out
 
-    starts = indptr[rows]
-    stops = indptr[rows + 1]
-    ptr = np.zeros(rows.size + 1, dtype=np.int64)
-    np.cumsum(stops - starts, out=ptr[1:])
-    if rows.size == 0 or ptr[-1] == 0:
-        return np.zeros(m, dtype=np.int32)
-    picked = np.concatenate([indices[a:b] for a, b in zip(starts.tolist(), stops.tolist())])
-    # a count never exceeds the number of rows summed, so it fits this type
-    dtype = np.uint16 if rows.size <= np.iinfo(np.uint16).max else np.int32
-    by_row = sparse.csc_matrix((np.ones(picked.size, dtype=dtype), picked, ptr), shape=(m, rows.size))
-    return by_row @ np.ones(rows.size, dtype=dtype)
+
+def count_rows(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Add 1 to ``out`` at each voxel of each of the CSR ``rows`` (in place; ``out`` is returned).
+
+    A compiled loop over the rows' slices of ``indices``: no gathered copy of
+    the entries and no widening to 64 bits (``np.bincount``), and a narrow
+    ``out`` (uint16 for up to 65,535 rows) stays in cache.  The caller sizes
+    ``out`` so that no count overflows.
+    """
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    if rows.size:
+        _count_kernel()(np.ascontiguousarray(indptr, dtype=np.int64), indices, rows, out)
+    return out
+
+
+def _count_rows(indptr, indices, rows, out):  # compiled by _count_kernel(); plain Python so that import is cheap
+    for i in range(rows.size):
+        r = rows[i]
+        for k in range(indptr[r], indptr[r + 1]):
+            out[indices[k]] += 1
+
+
+@functools.cache
+def _count_kernel():
+    from .stats.components import compiled
+
+    return compiled(_count_rows)
 
 
 def dense_by_study(data: da.Array, itemsize: int | None = None) -> da.Array:
@@ -224,10 +243,17 @@ def grouped_counts(act: xr.DataArray, weights, grid: Grid, *, groups_per_chunk: 
 
 def _summed_counts(blocks, weights, mask_flat: np.ndarray) -> np.ndarray:
     """Counts of one chunk of groups over all study blocks (nested lists from ``blockwise``)."""
-    total = None
+    flat = []
     for block, w in zip(blocks, weights):
         while isinstance(block, list):  # the single spatial block of each study block
             block = block[0]
+        flat.append((block, w))
+    if flat and all(isinstance(b, ActivationBlock) for b, _ in flat):
+        got = _sparse_summed(flat)
+        if got is not None:
+            return got
+    total = None
+    for block, w in flat:
         part = _block_counts(block, w, mask_flat)[0]
         if total is None:
             total = part
@@ -236,6 +262,87 @@ def _summed_counts(blocks, weights, mask_flat: np.ndarray) -> np.ndarray:
         else:
             total = total + part
     return total
+
+
+def _sparse_summed(flat: list) -> np.ndarray | None:
+    """:func:`_summed_counts` of sparse blocks that show the same voxels: each group counted over all blocks at once.
+
+    A group of 0/1 weights is one accumulator for the whole cube, in 16 bits
+    while its studies number at most 65,535 (a count never exceeds them), that
+    a compiled loop increments at each selected row's voxels; a chunk whose
+    every study is in the group adds its kept totals instead.  Other weights
+    take the per-block route.  None when the blocks show different voxels.
+    """
+    pieces = []
+    for block, w in flat:
+        start = 0
+        for piece in pieces_of(block):
+            n = len(piece.rows)
+            pieces.append((piece, w[:, start:start + n]))
+            start += n
+    if not pieces:
+        return None
+    first = pieces[0][0]
+    if any(p.pos is not first.pos and not all(np.array_equal(a, b) for a, b in zip(p.pos, first.pos))
+           for p, _ in pieces[1:]):
+        return None
+    n_groups = pieces[0][1].shape[0]
+    integer = all(np.issubdtype(w.dtype, np.integer) or w.dtype == bool for _, w in pieces)
+    m = first.chunk.grid.n_mask
+    out = np.zeros((n_groups, m), dtype=np.int32 if integer else np.float64)
+    for g in range(n_groups):
+        rows_of = [(piece, np.flatnonzero(w[g])) for piece, w in pieces]
+        binary = integer and all(np.all(w[g, nz] == 1) for (_, w), (_, nz) in zip(pieces, rows_of))
+        if not binary:
+            for piece, w in pieces:
+                out[g] += _piece_counts(piece, w[g:g + 1], crop=False)[0]
+            continue
+        jobs = []
+        for piece, nz in rows_of:
+            if nz.size == 0:
+                continue
+            chunk = piece.chunk
+            if nz.size == chunk.n_studies and _is_whole_chunk(piece):
+                out[g] += chunk.totals()  # every study of the chunk: kept once built
+            else:
+                jobs.append((*chunk.rows(), piece.rows[nz]))
+        for narrow in _count_jobs(jobs, m):
+            out[g] += narrow
+    voxels = _in_mask_of_view(first)
+    return out if voxels is None else out[:, voxels]
+
+
+#: Fewest selected rows per thread when a group's count is split over threads (see xcoact._threads).
+_ROWS_PER_THREAD = 256
+
+
+def _count_jobs(jobs: list, m: int) -> list[np.ndarray]:
+    """The rows of ``jobs`` (``(indptr, indices, rows)`` each) counted, in a few threads: one partial count each.
+
+    Each thread takes the same share of every job's rows and counts them into
+    its own accumulator (uint16 while the group has at most 65,535 rows); the
+    partial counts sum to the group's count.
+    """
+    from ._threads import split
+
+    n_rows = sum(rows.size for _, _, rows in jobs)
+    dtype = np.uint16 if n_rows <= np.iinfo(np.uint16).max else np.int32
+
+    def part(lo: int, hi: int) -> np.ndarray:
+        acc = np.zeros(m, dtype=dtype)
+        for indptr, indices, rows in jobs:
+            count_rows(indptr, indices, rows[rows.size * lo // n_rows:rows.size * hi // n_rows], acc)
+        return acc
+
+    if n_rows == 0:
+        return []
+    return split(part, n_rows, _ROWS_PER_THREAD)
+
+
+def _is_whole_chunk(piece: ActivationBlock) -> bool:
+    rows = piece.rows
+    n = piece.chunk.n_studies
+    return len(rows) == n and (n == 0 or (rows[0] == 0 and rows[-1] == n - 1 and np.all(np.diff(rows) == 1)))
 
 
 #: The reductions of :func:`grouped_counts`: what one study with weight ``w`` and value ``v`` adds at a voxel.
@@ -373,16 +480,46 @@ def study_scores(act: xr.DataArray, fn, n_out: int, dtype=np.int64) -> np.ndarra
         return None
     # the graph is tiny, so skip Dask's optimisation passes (they cost more)
     # pure=False: a key per call without hashing the arguments (the score function is a closure)
-    blocks = list(data.to_delayed(optimize_graph=False).ravel())
     if _local_scheduler():
-        # in this process a score is well under a millisecond per block: one task for all blocks costs
-        # less than scheduling one per block (the blocks themselves are still made by their own tasks)
-        (got,) = dask.compute(dask.delayed(_all_scores, pure=False)(blocks, fn, n_out, dtype), optimize_graph=False)
-        return got
+        from dask.core import flatten
+        from dask.local import get_sync
+        from dask.optimization import cull
+
+        keys = list(flatten(data.__dask_keys__()))
+        graph, _ = cull(dict(data.__dask_graph__()), keys)
+        if _blocks_ready(graph):
+            # in this process a score is well under a millisecond per block, and the chunks hold their rows: the
+            # blocks are taken (persisted) or made as views by running the cube's own graph here, in this thread,
+            # and scored in one go - a tiny graph, for which Dask's collection machinery costs several times the work
+            return _all_scores(get_sync(graph, keys), fn, n_out, dtype)
+    blocks = list(data.to_delayed(optimize_graph=False).ravel())
     # elsewhere (a cluster) one task per block, run where the block is kept
     parts = [dask.delayed(_block_scores, pure=False)(b, fn, n_out, dtype) for b in blocks]
     got = dask.compute(*parts, optimize_graph=False)
     return np.concatenate(got, axis=1) if got else np.zeros((n_out, 0), dtype=dtype)
+
+
+def _blocks_ready(graph: dict) -> bool:
+    """Whether making a cube's blocks from its graph is cheap: every chunk in it already holds its rows and totals.
+
+    A cube's first computation builds each chunk's rows as it makes the
+    chunk's block (one task per chunk, in parallel on Dask's threads); that
+    must not happen one chunk after another in a single thread.
+    """
+    from .blocks import StudyChunk
+
+    seen = False
+    for value in graph.values():
+        if isinstance(value, StudyChunk):
+            chunks = [value]
+        elif isinstance(value, ActivationBlock):
+            chunks = [piece.chunk for piece in pieces_of(value)]
+        else:
+            continue
+        seen = True
+        if not all(c.built and c._totals is not None for c in chunks):
+            return False
+    return seen
 
 
 def _all_scores(blocks: list, fn, n_out: int, dtype) -> np.ndarray:

@@ -92,7 +92,30 @@ def two_way_p(a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected: int, 
     """
     chi2 = two_way_chi2(a, b, n_selected, n_unselected)
     # distinct (a, b) pairs give (nearly) distinct chi-squares: no point looking for repeats
-    return special.chdtrc(1, chi2) if distinct else chi2_sf_1dof(chi2)
+    return _chdtrc_1dof(chi2) if distinct else chi2_sf_1dof(chi2)
+
+
+#: Fewest chi-square values per thread when :func:`_chdtrc_1dof` splits its work (each costs about 0.3 us).
+_CHI2_PER_THREAD = 4096
+
+
+def _chdtrc_1dof(chi2: np.ndarray) -> np.ndarray:
+    """``special.chdtrc(1, chi2)``, value by value the same call, shared between a few threads for long arrays.
+
+    The incomplete gamma function is most of a seed's statistics (tens of
+    thousands of distinct count pairs); the ufunc releases the GIL.
+    """
+    from .._threads import split
+
+    chi2 = np.ascontiguousarray(chi2, dtype=np.float64)
+    out = np.empty_like(chi2)
+    flat_in, flat_out = chi2.reshape(-1), out.reshape(-1)
+
+    def part(lo, hi):
+        special.chdtrc(1, flat_in[lo:hi], out=flat_out[lo:hi])
+
+    split(part, flat_in.size, _CHI2_PER_THREAD)
+    return out
 
 
 def p_to_z(p: np.ndarray, sign: np.ndarray) -> np.ndarray:
@@ -128,7 +151,9 @@ def fdr_threshold(p: np.ndarray, q: float, counts: np.ndarray | None = None) -> 
     p = np.asarray(p, dtype=np.float64)
     if counts is None:
         counts = np.ones(p.size, dtype=np.int64)
-    order = np.argsort(p, kind="stable")
+    # any sort will do: within a run of equal p the last rank is the run's total whatever the order, and only
+    # a run's last rank can decide (an unstable sort is about 4x faster on a map's 30,000 distinct values)
+    order = np.argsort(p)
     s = p[order]
     rank = np.cumsum(counts[order])
     m = int(rank[-1]) if rank.size else 0
