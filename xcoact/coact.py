@@ -115,6 +115,8 @@ def _map_stack(act: xr.DataArray, grid: Grid, groups, n_sel: int, n_uns: int, q:
     # the counts' single block straight into one statistics task; each map is an item of its result, so no
     # map is sliced (and copied) out of a stack
     (key,) = counts.to_delayed(optimize_graph=False).ravel()
+    if not _local_scheduler():  # a cluster: the workers return in-mask maps, the client expands them
+        return _shipped_maps(key, n_sel, n_uns, q, prior, grid, dtype, pre.name, len(names))
     maps = dask.delayed(_counts_maps, pure=True, nout=len(names))(key, n_sel, n_uns, q, prior, grid, dtype, pre.name)
     return [da.from_delayed(m, grid.shape, dtype=dtype) for m in maps]
 
@@ -122,6 +124,56 @@ def _map_stack(act: xr.DataArray, grid: Grid, groups, n_sel: int, n_uns: int, q:
 def _counts_maps(counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype,
                  preset: str = "neurosynth") -> tuple[np.ndarray, ...]:
     return tuple(_maps_block(counts[0], counts[1], n_sel, n_uns, q, prior, grid, dtype, preset=preset))
+
+
+def _shipped_maps(key, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype, preset: str,
+                  n_maps: int) -> list[da.Array]:
+    """:func:`_map_stack`'s maps when Dask computes elsewhere (a cluster): :class:`~xcoact.mapchunk.InMaskMap` chunks.
+
+    The statistics run on the worker that holds the counts and give the maps
+    per count pair (9 x a few ten thousand values) with each in-mask voxel's
+    pair; each map's task picks its row (under 1 MB a map instead of a 7 MB
+    float64 volume), and reading the result (``.compute()``, ``.values``)
+    makes the volumes where it is read, with the same bits as the local route.
+    """
+    table = dask.delayed(_counts_in_mask, pure=True)(key, n_sel, n_uns, q, prior, grid, dtype, preset)
+    meta = np.empty((0,) * len(grid.shape), dtype=dtype)
+    return [da.from_delayed(dask.delayed(_one_map, pure=True)(table, k), grid.shape, dtype=dtype, meta=meta)
+            for k in range(n_maps)]
+
+
+def _counts_in_mask(counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype,
+                    preset: str) -> tuple:
+    """One seed's maps from its counts, in-mask: ``(values, pairs, mask_bits, shape)`` (:func:`_maps_block`'s arithmetic).
+
+    ``values`` is ``(n_maps, n_pairs)`` with ``pairs`` each in-mask voxel's
+    column, or ``(n_maps, n_mask)`` with ``pairs=None`` (presets whose
+    statistics are per voxel).
+    """
+    from .mapchunk import pair_numbers
+
+    bits = np.packbits(grid.mask.ravel())
+    a, total = counts[0], counts[1]
+    if preset == "neurosynth":
+        table, inverse = pair_maps(a, np.subtract(total, a, dtype=np.int64), n_sel, n_uns, q=q, prior=prior)
+        table = table.astype(dtype, copy=False)
+        return table, pair_numbers(inverse, table.shape[1]), bits, grid.shape
+    maps = get_preset(preset).maps(a, total, n_sel, n_uns, grid, q=q, prior=prior)
+    return np.stack([np.asarray(v) for v in maps.values()]).astype(dtype, copy=False), None, bits, grid.shape
+
+
+def _one_map(in_mask: tuple, k: int):
+    """Map ``k`` of :func:`_counts_in_mask`'s result as an :class:`~xcoact.mapchunk.InMaskMap`."""
+    from .mapchunk import InMaskMap
+
+    values, pairs, bits, shape = in_mask
+    return InMaskMap(np.ascontiguousarray(values[k]), pairs, bits, shape)
+
+
+def _local_scheduler() -> bool:
+    from .counts import _local_scheduler as local
+
+    return local()
 
 
 def _preset_of(act: xr.DataArray, preset) -> Preset:
