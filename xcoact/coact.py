@@ -577,14 +577,31 @@ def _group_maps(counts: np.ndarray, total: np.ndarray, n_sel: np.ndarray, valid:
 _VOXEL_SEEDS_PER_CHUNK = 4
 
 
-def _roi_block(voxels: np.ndarray, grid: Grid, layout: str = "volume") -> np.ndarray:
-    if layout == "voxel":
-        out = np.zeros(grid.n_mask, dtype=bool)
-        out[grid.mask_index[voxels]] = True
-        return out
-    out = np.zeros(int(np.prod(grid.shape)), dtype=bool)
-    out[voxels] = True
-    return out.reshape(grid.shape)
+def _roi_block(voxels: list[np.ndarray], grid: Grid, layout: str = "volume") -> np.ndarray:
+    """The ROI masks of a chunk of seeds: ``(n_seeds, *space)`` bool."""
+    size = grid.n_mask if layout == "voxel" else int(np.prod(grid.shape))
+    out = np.zeros((len(voxels), size), dtype=bool)
+    for i, v in enumerate(voxels):
+        out[i, grid.mask_index[v] if layout == "voxel" else v] = True
+    return out if layout == "voxel" else out.reshape(len(voxels), *grid.shape)
+
+
+def _roi_stack(rois: list[SeedROI], grid: Grid, layout: str, per: int, space: tuple) -> da.Array:
+    """The batch's ROI masks, lazy: one task (and one stored chunk) per ``per`` seeds, as the maps."""
+    import uuid
+
+    from dask.highlevelgraph import HighLevelGraph
+
+    if not rois:
+        return da.zeros((0, *space), dtype=bool)
+    # the graph written out: a thousand seeds are 250 tasks, with no tokenising of the voxel lists
+    name = f"roi-masks-{uuid.uuid4().hex}"
+    parts = [rois[i:i + per] for i in range(0, len(rois), per)]
+    zeros = (0,) * len(space)
+    graph = {(name, i, *zeros): (_roi_block, [roi.voxels for roi in part], grid, layout) for i, part in enumerate(parts)}
+    chunks = (tuple(len(p) for p in parts), *((n,) for n in space))
+    meta = np.empty((0,) * (1 + len(space)), dtype=bool)
+    return da.Array(HighLevelGraph.from_collections(name, graph, dependencies=()), name, chunks, dtype=bool, meta=meta)
 
 
 def seed_batch(
@@ -700,10 +717,7 @@ def seed_batch(
             "long_name": "flat (C-order) index of the in-mask voxel in the (x, y, z) grid",
             "note": "ds.coact.volumes() turns (seed, voxel) maps into (seed, x, y, z)",
         }))
-    roi_stack = da.stack(
-        [da.from_delayed(dask.delayed(_roi_block)(roi.voxels, grid, layout), space, dtype=bool) for roi in rois]
-    )
-    ds["roi"] = (("seed", *space_dims), roi_stack)
+    ds["roi"] = (("seed", *space_dims), _roi_stack(rois, grid, layout, per, space))
     ds["n_roi"] = ("seed", np.array([roi.voxels.size for roi in rois], dtype=np.int64))
     ds["n_selected"] = ("seed", np.where(valid, selected.sum(axis=1), 0).astype(np.int64))
     ds["valid"] = ("seed", valid)
