@@ -206,6 +206,15 @@ def batch_centres(n: int):
     return xyz.tolist()
 
 
+def _clear_transfer_log(dask_worker) -> None:
+    dask_worker.transfer_outgoing_log.clear()
+
+
+def _transfer_log_bytes(dask_worker) -> list[int]:
+    """Bytes of each transfer out of a worker (to another worker or a client) since the log was cleared."""
+    return [int(d["total"]) for d in dask_worker.transfer_outgoing_log]
+
+
 def warm_seeds(k: int) -> list:
     seeds = list(WARM_SEEDS[:k])
     if k > len(seeds):
@@ -368,15 +377,19 @@ def child_run(args) -> int:
             on_cluster.coact.seed(BENCH_SEED, r=SEED_R, threshold=THRESHOLD).compute()
             first = time.perf_counter() - t0
             c_times = []
+            # bytes the workers send (to each other and to this client) during the warm seeds
+            client.run(_clear_transfer_log)
             for s in warm_seeds(args.repeats):
                 t0 = time.perf_counter()
                 on_cluster.coact.seed(s, r=SEED_R, threshold=THRESHOLD).compute()
                 c_times.append(time.perf_counter() - t0)
+            sent = sum(sum(v) for v in client.run(_transfer_log_bytes).values())
             worker_peak = max(client.run(lambda: _status("VmHWM")).values())
             del on_cluster
         warm_c = statistics.median(c_times)
         emit("step", step="warm seed, 2-worker cluster", seconds=warm_c, peak_rss_mb=worker_peak, all_seconds=c_times,
-             persist_and_first_seconds=first, ratio_to_persisted_local=warm_c / local_warm)
+             persist_and_first_seconds=first, ratio_to_persisted_local=warm_c / local_warm,
+             bytes_sent_per_seed=sent / len(c_times))
 
     # 5. batch
     n_batch = args.batch_seeds
@@ -490,6 +503,9 @@ def fmt_table(size: str, recs: list[dict], args) -> str:
         elif name == "warm seed, 2-worker cluster":
             note = (f"median of {len(s['all_seconds'])}; {s['ratio_to_persisted_local']:.2f}x the persisted local cube; "
                     f"persist + first seed {s['persist_and_first_seconds']:.1f} s; peak = the larger worker's")
+            if "bytes_sent_per_seed" in s:
+                note += f"; workers sent {s['bytes_sent_per_seed'] / 1e6:.1f} MB a seed"
+
         elif name == "batch":
             note = (f"{s['n_seeds']} seeds: {s['seeds_per_second']:.1f} seeds/s; "
                 f"store {s['store_disk_bytes'] / 1e6:,.0f} MB "
@@ -564,7 +580,8 @@ def parent(args) -> int:
     print()
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
     print("settings: kernel r=6 mm; seeds: 10 mm spheres, threshold 0.1; "
-          f"warm seed = median over {args.repeats} seeds; batch = {args.batch_seeds} separate seeds, float32 Zarr (lz4), "
+          f"warm seed = median over {args.repeats} seeds; batch = {args.batch_seeds} separate seeds, float32 Zarr (to_zarr's "
+          f"default compressor), "
           f"layout {args.layout}")
     print("peak RSS MB = VmHWM / 1024 (MiB) of the benchmark subprocess, reset at the start of each step (includes the "
           "interpreter, libraries and data already held); CPU s = user + system CPU time of the step "

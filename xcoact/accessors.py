@@ -129,7 +129,7 @@ class CoactDatasetAccessor:
                                  progress=progress)
 
     def to_zarr(self, path: str | os.PathLike, *, overwrite: bool = False, dtype: MapDtype | None = None,
-                compressor: Compressor = "lz4", progress: bool | None = None) -> str:
+                compressor: Compressor = "auto", progress: bool | None = None) -> str:
         """Write the whole Dataset to a Zarr store atomically; see :func:`xcoact.to_zarr`."""
         return _export.to_zarr(self._obj, path, overwrite=overwrite, dtype=dtype, compressor=compressor,
                                progress=progress)

@@ -174,6 +174,13 @@ def _align(values: xr.DataArray, grid: Grid, name: str) -> np.ndarray:
 
 
 def _coords_seed(coords, r, grid: Grid) -> np.ndarray:
+    mask = np.zeros(grid.shape, dtype=bool)
+    mask.ravel()[_coords_flat(coords, r, grid)] = True
+    return mask
+
+
+def _coords_flat(coords, r, grid: Grid, offsets=None) -> np.ndarray:
+    """Flat grid indices of the spheres around MNI coordinates (repeats possible); ``offsets`` of radius ``r``."""
     xyz = np.asarray(coords, dtype=float)
     if xyz.ndim == 1:
         xyz = xyz[None]
@@ -191,11 +198,10 @@ def _coords_seed(coords, r, grid: Grid) -> np.ndarray:
             f"seed coordinate(s) {xyz[outside].tolist()} lie outside the grid; expected x in [{lo[0]}, {hi[0]}], "
             f"y in [{lo[1]}, {hi[1]}], z in [{lo[2]}, {hi[2]}] mm (MNI)."
         )
-    vox = (ijk[:, None, :] + sphere_offsets(r, grid.voxel_size)[None]).reshape(-1, 3)
+    offsets = sphere_offsets(r, grid.voxel_size) if offsets is None else offsets
+    vox = (ijk[:, None, :] + offsets[None]).reshape(-1, 3)
     vox = vox[grid.in_box(vox)]
-    mask = np.zeros(grid.shape, dtype=bool)
-    mask[vox[:, 0], vox[:, 1], vox[:, 2]] = True
-    return mask
+    return np.ravel_multi_index(tuple(vox.T), grid.shape)
 
 
 def is_coords(seed) -> bool:
@@ -604,9 +610,12 @@ def seed_set(seed, grid: Grid, r: float = 6.0, *, by_label: bool = False, labels
     elif separate:
         if not is_coords(seed):
             raise ParameterError("separate=True applies to coordinates [[x, y, z], ...]; pass a list of seeds for other kinds.")
+        # one sphere's voxels each, no grid-sized mask per seed (a batch has thousands)
+        offsets = sphere_offsets(check_radius(r), grid.voxel_size)
+        in_mask = grid.mask.ravel()
         for xyz in np.atleast_2d(np.asarray(seed, dtype=float)):
-            mask = _coords_seed([xyz], r, grid) & grid.mask
-            out.append(SeedROI(_fmt_xyz(xyz), np.flatnonzero(mask), describe_seed([xyz.tolist()], r), xyz[None]))
+            flat = np.unique(_coords_flat([xyz], r, grid, offsets))
+            out.append(SeedROI(_fmt_xyz(xyz), flat[in_mask[flat]], describe_seed([xyz.tolist()], r), xyz[None]))
     else:
         items = (list(seed.items()) if isinstance(seed, dict) and not is_atlas(seed)
                  else [(None, s) for s in (seed if is_batch(seed) else [seed])])

@@ -127,6 +127,9 @@ def _map_stack(act: xr.DataArray, grid: Grid, groups, n_sel: int, n_uns: int, q:
 
     weights = np.stack([np.asarray(g, dtype=bool) for g in groups])
     names = pre.map_names(q, prior)
+    if not _local_scheduler():  # a cluster: the workers return in-mask maps, the client expands them
+        (key,) = grouped_counts(act, weights, grid).to_delayed(optimize_graph=False).ravel()
+        return _shipped_maps(key, n_sel, n_uns, q, prior, grid, dtype, pre.name, len(names))
     args = (n_sel, n_uns, q, prior, grid, np.dtype(dtype), pre.name)
     data = canonical(act)
     if is_block_cube(data):
@@ -181,6 +184,56 @@ def _blocks_maps(blocks: list, weights: list, *args) -> tuple[np.ndarray, ...]:
 def _counts_maps(counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype,
                  preset: str = "neurosynth") -> tuple[np.ndarray, ...]:
     return tuple(_maps_block(counts[0], counts[1], n_sel, n_uns, q, prior, grid, dtype, preset=preset))
+
+
+def _shipped_maps(key, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype, preset: str,
+                  n_maps: int) -> list[da.Array]:
+    """:func:`_map_stack`'s maps when Dask computes elsewhere (a cluster): :class:`~xcoact.mapchunk.InMaskMap` chunks.
+
+    The statistics run on the worker that holds the counts and give the maps
+    per count pair (9 x a few ten thousand values) with each in-mask voxel's
+    pair; each map's task picks its row (under 1 MB a map instead of a 7 MB
+    float64 volume), and reading the result (``.compute()``, ``.values``)
+    makes the volumes where it is read, with the same bits as the local route.
+    """
+    table = dask.delayed(_counts_in_mask, pure=True)(key, n_sel, n_uns, q, prior, grid, dtype, preset)
+    meta = np.empty((0,) * len(grid.shape), dtype=dtype)
+    return [da.from_delayed(dask.delayed(_one_map, pure=True)(table, k), grid.shape, dtype=dtype, meta=meta)
+            for k in range(n_maps)]
+
+
+def _counts_in_mask(counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype,
+                    preset: str) -> tuple:
+    """One seed's maps from its counts, in-mask: ``(values, pairs, mask_bits, shape)`` (:func:`_maps_block`'s arithmetic).
+
+    ``values`` is ``(n_maps, n_pairs)`` with ``pairs`` each in-mask voxel's
+    column, or ``(n_maps, n_mask)`` with ``pairs=None`` (presets whose
+    statistics are per voxel).
+    """
+    from ..mapchunk import pair_numbers
+
+    bits = np.packbits(grid.mask.ravel())
+    a, total = counts[0], counts[1]
+    if preset == "neurosynth":
+        table, inverse = pair_maps(a, np.subtract(total, a, dtype=np.int64), n_sel, n_uns, q=q, prior=prior)
+        table = table.astype(dtype, copy=False)
+        return table, pair_numbers(inverse, table.shape[1]), bits, grid.shape
+    maps = get_preset(preset).maps(a, total, n_sel, n_uns, grid, q=q, prior=prior)
+    return np.stack([np.asarray(v) for v in maps.values()]).astype(dtype, copy=False), None, bits, grid.shape
+
+
+def _one_map(in_mask: tuple, k: int):
+    """Map ``k`` of :func:`_counts_in_mask`'s result as an :class:`~xcoact.mapchunk.InMaskMap`."""
+    from ..mapchunk import InMaskMap
+
+    values, pairs, bits, shape = in_mask
+    return InMaskMap(np.ascontiguousarray(values[k]), pairs, bits, shape)
+
+
+def _local_scheduler() -> bool:
+    from ..counts import _local_scheduler as local
+
+    return local()
 
 
 def _preset_of(act: xr.DataArray, preset) -> Preset:
@@ -584,14 +637,31 @@ def _group_maps(counts: np.ndarray, total: np.ndarray, n_sel: np.ndarray, valid:
 _VOXEL_SEEDS_PER_CHUNK = 4
 
 
-def _roi_block(voxels: np.ndarray, grid: Grid, layout: str = "volume") -> np.ndarray:
-    if layout == "voxel":
-        out = np.zeros(grid.n_mask, dtype=bool)
-        out[grid.mask_index[voxels]] = True
-        return out
-    out = np.zeros(int(np.prod(grid.shape)), dtype=bool)
-    out[voxels] = True
-    return out.reshape(grid.shape)
+def _roi_block(voxels: list[np.ndarray], grid: Grid, layout: str = "volume") -> np.ndarray:
+    """The ROI masks of a chunk of seeds: ``(n_seeds, *space)`` bool."""
+    size = grid.n_mask if layout == "voxel" else int(np.prod(grid.shape))
+    out = np.zeros((len(voxels), size), dtype=bool)
+    for i, v in enumerate(voxels):
+        out[i, grid.mask_index[v] if layout == "voxel" else v] = True
+    return out if layout == "voxel" else out.reshape(len(voxels), *grid.shape)
+
+
+def _roi_stack(rois: list[SeedROI], grid: Grid, layout: str, per: int, space: tuple) -> da.Array:
+    """The batch's ROI masks, lazy: one task (and one stored chunk) per ``per`` seeds, as the maps."""
+    import uuid
+
+    from dask.highlevelgraph import HighLevelGraph
+
+    if not rois:
+        return da.zeros((0, *space), dtype=bool)
+    # the graph written out: a thousand seeds are 250 tasks, with no tokenising of the voxel lists
+    name = f"roi-masks-{uuid.uuid4().hex}"
+    parts = [rois[i:i + per] for i in range(0, len(rois), per)]
+    zeros = (0,) * len(space)
+    graph = {(name, i, *zeros): (_roi_block, [roi.voxels for roi in part], grid, layout) for i, part in enumerate(parts)}
+    chunks = (tuple(len(p) for p in parts), *((n,) for n in space))
+    meta = np.empty((0,) * (1 + len(space)), dtype=bool)
+    return da.Array(HighLevelGraph.from_collections(name, graph, dependencies=()), name, chunks, dtype=bool, meta=meta)
 
 
 def seed_batch(
@@ -707,10 +777,7 @@ def seed_batch(
             "long_name": "flat (C-order) index of the in-mask voxel in the (x, y, z) grid",
             "note": "ds.coact.volumes() turns (seed, voxel) maps into (seed, x, y, z)",
         }))
-    roi_stack = da.stack(
-        [da.from_delayed(dask.delayed(_roi_block)(roi.voxels, grid, layout), space, dtype=bool) for roi in rois]
-    )
-    ds["roi"] = (("seed", *space_dims), roi_stack)
+    ds["roi"] = (("seed", *space_dims), _roi_stack(rois, grid, layout, per, space))
     ds["n_roi"] = ("seed", np.array([roi.voxels.size for roi in rois], dtype=np.int64))
     ds["n_selected"] = ("seed", np.where(valid, selected.sum(axis=1), 0).astype(np.int64))
     ds["valid"] = ("seed", valid)

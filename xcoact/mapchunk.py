@@ -1,0 +1,117 @@
+"""A seed's map as it travels from a cluster worker: in-mask values by count pair, expanded where it is read.
+
+Under ``dask.distributed`` a seed's nine float64 volumes are 65 MB (MNI152
+2 mm); the statistics behind them are one row of values per distinct count
+pair (a few tens of thousands) and each in-mask voxel's pair.  A map computed
+on a worker is therefore returned as an :class:`InMaskMap` - that row, the
+voxels' pair numbers (uint16 when there are at most 65,536 pairs) and the
+brain mask as bits - about 0.8 MB, and turned into the volume by the process
+that reads it: ``ds.compute()``, ``.values`` and ``.load()`` on the client
+(xarray converts it with :func:`numpy.asarray`), or a worker that writes it.
+The volume is made with the same operations as on the local route (a zero
+volume, the row gathered by the pair numbers, written at the in-mask voxels),
+so its values are the same bits.
+
+An ``InMaskMap`` acts as the array it stands for wherever Dask or NumPy
+meets it (indexing, ufuncs and operators, reductions, ``astype``): each of
+these makes the volume first.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.mixins import NDArrayOperatorsMixin
+
+__all__ = ["InMaskMap", "pair_numbers"]
+
+
+def pair_numbers(inverse: np.ndarray, n_pairs: int) -> np.ndarray:
+    """Each voxel's pair number in the narrowest unsigned type that holds ``n_pairs`` pairs."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if n_pairs <= np.iinfo(dtype).max + 1:
+            return inverse.astype(dtype, copy=False)
+    return inverse.astype(np.int64, copy=False)  # pragma: no cover - 2**32 pairs do not fit a brain
+
+
+class InMaskMap(NDArrayOperatorsMixin):
+    """One map volume held as in-mask values: ``values[pairs]`` at the mask's voxels, 0 elsewhere.
+
+    Parameters
+    ----------
+    values : (n_pairs,) or (n_mask,) array
+        The map's values, in the map's dtype: one per distinct count pair
+        (with ``pairs``), or one per in-mask voxel (``pairs=None``).
+    pairs : (n_mask,) unsigned int array or None
+        Each in-mask voxel's index into ``values`` (C order of the grid).
+    mask_bits : uint8 array
+        ``numpy.packbits`` of the brain mask, flattened in C order.
+    shape : tuple of int
+        The volume's shape.
+    """
+
+    __array_priority__ = 20  # above ndarray, so ``ndarray + InMaskMap`` comes here
+
+    def __init__(self, values: np.ndarray, pairs: np.ndarray | None, mask_bits: np.ndarray, shape: tuple):
+        self.values = values
+        self.pairs = pairs
+        self.mask_bits = mask_bits
+        self.shape = tuple(int(s) for s in shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.values.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the volume it stands for (what it becomes when read)."""
+        return self.size * self.dtype.itemsize
+
+    def __sizeof__(self) -> int:  # what it holds (Dask's and the workers' memory accounting)
+        held = self.values.nbytes + self.mask_bits.nbytes + (0 if self.pairs is None else self.pairs.nbytes)
+        return object.__sizeof__(self) + held
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        n = "per voxel" if self.pairs is None else f"{self.values.size} pairs"
+        return f"InMaskMap(shape={self.shape}, dtype={self.dtype}, {n})"
+
+    def volume(self) -> np.ndarray:
+        """The map as a dense array of ``shape`` (a new array each call)."""
+        out = np.zeros(self.size, dtype=self.dtype)
+        mask = np.unpackbits(self.mask_bits, count=self.size).view(bool)
+        out[mask] = self.values if self.pairs is None else self.values.take(self.pairs)
+        return out.reshape(self.shape)
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.volume()
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    # No __array_function__: xarray then turns the chunk into an ndarray when it stores a computed result,
+    # and NumPy functions convert it through __array__.
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        inputs = tuple(np.asarray(x) if isinstance(x, InMaskMap) else x for x in inputs)
+        if "out" in kwargs:
+            kwargs["out"] = tuple(np.asarray(x) if isinstance(x, InMaskMap) else x for x in kwargs["out"])
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+    def __getitem__(self, key):
+        return self.volume()[key]
+
+    def astype(self, dtype, **kwargs):
+        return self.volume().astype(dtype, **kwargs)
+
+    def reshape(self, *shape, **kwargs):
+        return self.volume().reshape(*shape, **kwargs)
+
+    def __reduce__(self):
+        return InMaskMap, (self.values, self.pairs, self.mask_bits, self.shape)
