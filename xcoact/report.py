@@ -19,7 +19,7 @@ import html
 import numbers
 import os
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 
 import numpy as np
@@ -130,7 +130,7 @@ def _id_key(value) -> str:
     if isinstance(value, numbers.Integral):
         return str(int(value))
     if isinstance(value, numbers.Real) and float(value).is_integer():
-        return str(int(value))
+        return str(int(value))  # type: ignore[call-overload]  # typeshed: Real.__trunc__ is not typed as int
     return str(value).strip()
 
 
@@ -260,8 +260,9 @@ def methods_text(ds: xr.Dataset, name: str | None = None, threshold: float = 0.0
         f"The coordinate database ({a.get('database', 'not recorded')}) held {a.get('n_studies', '?')} studies; "
         f"coordinates reported in Talairach space were moved to MNI space with the transform of Lancaster et al. "
         f"(2007) {cite('talairach')}.",
-        f"Each study's peaks were replaced by binary spheres of radius {_plain(a.get('r', '?'))} mm on the MNI152 2 mm grid "
-        f"(a binary kernel as in multilevel kernel density analysis {cite('mkda')}), and a study counted as active "
+        f"Each study's peaks were replaced by binary spheres of radius {_plain(a.get('r', '?'))} mm on the MNI152 "
+        f"2 mm grid (a binary kernel as in multilevel kernel density analysis {cite('mkda')}), and a study counted "
+        "as active "
         "at a voxel of the brain mask when any of its spheres covered it.",
     ]
     rule = _selection_sentence(a)
@@ -303,7 +304,7 @@ def methods_text(ds: xr.Dataset, name: str | None = None, threshold: float = 0.0
     return " ".join(parts), keys
 
 
-def _kv_table(rows: list[tuple[str, object]]) -> str:
+def _kv_table(rows: Sequence[tuple[str, object]]) -> str:
     body = "".join(f"<tr><th>{_e(k)}</th><td>{_num(v) if not isinstance(v, str) else _e(v)}</td></tr>" for k, v in rows)
     return f"<table>{body}</table>"
 
@@ -359,7 +360,8 @@ def _clusters_section(table: pd.DataFrame, name: str, max_clusters: int) -> str:
     return _frame_table(shown, headers) + note
 
 
-#: How a cluster threshold is used (the end of the message for a bad one, as :func:`xcoact.stats.clusters.clusters` words it).
+#: How a cluster threshold is used (the end of the message for a bad one, as
+#: :func:`xcoact.stats.clusters.clusters` words it).
 _CLUSTER_THRESHOLD = " (clusters are the voxels with value > threshold, and separately those with value < -threshold)"
 
 
@@ -496,19 +498,19 @@ def parcellation_methods_text(ds: xr.Dataset) -> tuple[str, list[str]]:
         f"{cite('clos2013')}) with xcoact {a.get('xcoact_version', __version__)}, with xarray {cite('xarray')} and "
         f"Dask, on the coordinate database {a.get('database', 'not recorded')} ({a.get('n_studies', '?')} studies; "
         f"peaks as spheres of radius {_plain(a.get('r', '?'))} mm, the MKDA kernel {cite('mkda')}).",
-        f"For each voxel of the region, a pool of studies was formed: {a.get('pooling', '?')}, for the filter sizes "
-        f"{filters} ({unit}); {a.get('n_pooled_studies', '?')} studies entered at least one pool.",
+        f"For each voxel of the region, a pool of studies was formed: {a.get('pooling', '?')}, for the filter "
+        f"sizes {filters} ({unit}); {a.get('n_pooled_studies', '?')} studies entered at least one pool.",
         f"Each pool's coactivation profile over the brain (profile {a.get('profile', '?')!s}) was compared between "
         f"voxels by {a.get('similarity', '?')}.",
         f"The voxels were clustered by {a.get('clustering', '?')}, with {a.get('n_init', '?')} restarts "
         f"(random seed {a.get('seed', '?')}), for K = {ks}.",
-        f"Solutions were combined across filter sizes by {a.get('matching', '?')}, over the contiguous range of filter "
-        f"sizes with the fewest deviants (filter_range={a.get('filter_range', '?')!s}).",
+        f"Solutions were combined across filter sizes by {a.get('matching', '?')}, over the contiguous range of "
+        f"filter sizes with the fewest deviants (filter_range={a.get('filter_range', '?')!s}).",
         f"The number of clusters was chosen from the criteria of the CBP literature (Eickhoff et al., 2015 "
         f"{cite('eickhoff2015')}; Chase et al., 2020 {cite('chase2020')}): the percentage of deviant voxels, the "
-        f"variation of information between "
-        f"neighbouring K (log base {a.get('vi_log_base', 2)}, Meila 2007 {cite('meila2007')}), the mean silhouette, "
-        f"the hierarchy index and the change of the inter/intra-cluster distance ratio; {a.get('k_rule', '?')}.",
+        f"variation of information between neighbouring K (log base {a.get('vi_log_base', 2)}, Meila 2007 "
+        f"{cite('meila2007')}), the mean silhouette, the hierarchy index and the change of the inter/intra-cluster "
+        f"distance ratio; {a.get('k_rule', '?')}.",
     ])
     return text, keys
 
@@ -655,7 +657,7 @@ def _readable_notes(ds: xr.Dataset, name: str, threshold: float, raised: str) ->
     """The thresholds chosen, in words, and whether the map is FWE-corrected (or how to make it so)."""
     shown = f"|value| > {threshold:.4g}" if threshold > 0 else "every non-zero voxel"
     lines = [f"Display and cluster-forming threshold: {shown}" + (f" ({raised})" if raised else "") + "."]
-    has_fwe = any("FWE" in n for n in ds.data_vars)
+    has_fwe = any("FWE" in str(n) for n in ds.data_vars)
     if "FWE" in name:
         lines.append("The map shown is family-wise error corrected.")
     elif has_fwe:

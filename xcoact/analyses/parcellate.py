@@ -163,7 +163,8 @@ def _check_filters(filters, select: str, n_studies: int) -> list:
     bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
            or not np.isfinite(v) or v <= 0]
     if bad:
-        raise ParameterError(f"filters={values!r}: {bad[:5]} are not valid radii for select='distance'; expected mm > 0, e.g. filters=[4, 6, 8].")
+        raise ParameterError(f"filters={values!r}: {bad[:5]} are not valid radii for select='distance'; "
+                             "expected mm > 0, e.g. filters=[4, 6, 8].")
     return sorted({float(v) for v in values})
 
 
@@ -231,6 +232,7 @@ def _distances(act: xr.DataArray, xyz: np.ndarray, reach=None) -> np.ndarray:
                 return _nearest_peaks(chunk.xyz[keep], chunk.codes[keep], chunk.n_studies, xyz)
 
             some = study_scores(act, near_score, len(xyz), np.float64)
+            assert some is not None  # the cube gave per_study: it is made of sparse blocks
             if np.isfinite(some).sum(axis=1).min() >= n:
                 limit = min(limit, float(np.sort(some, axis=1)[:, n - 1].max()))
 
@@ -316,9 +318,9 @@ def _check_select(select) -> None:
 def _check_profile(profile) -> None:
     if profile not in PROFILES:
         raise ParameterError(
-            f"profile={profile!r} is not known; expected 'mkda' (proportion of the pool's studies active at each voxel, "
-            "the default) or 'pFgA' (pool studies active there / all studies active there). ALE profiles are not "
-            "available yet."
+            f"profile={profile!r} is not known; expected 'mkda' (proportion of the pool's studies active at each "
+            "voxel, the default) or 'pFgA' (pool studies active there / all studies active there). ALE profiles are "
+            "not available yet."
         )
 
 
@@ -395,12 +397,12 @@ def _sparse_rows(block: np.ndarray, n_rows: int | None = None):
     n_rows = block.shape[0] * _BITS if n_rows is None else n_rows
     grp, vox = np.nonzero(block)
     bits = block[grp, vox].astype(np.uint64)
-    rows, cols = [], []
+    rows_of_bit, cols_of_bit = [], []
     for j in range(_BITS):
         on = ((bits >> np.uint64(j)) & np.uint64(1)).astype(bool)
-        rows.append(grp[on] * _BITS + j)
-        cols.append(vox[on])
-    rows, cols = np.concatenate(rows), np.concatenate(cols)
+        rows_of_bit.append(grp[on] * _BITS + j)
+        cols_of_bit.append(vox[on])
+    rows, cols = np.concatenate(rows_of_bit), np.concatenate(cols_of_bit)
     keep = rows < n_rows
     return sparse.csr_matrix((np.ones(int(keep.sum())), (rows[keep], cols[keep])), shape=(n_rows, block.shape[1]))
 
@@ -612,6 +614,7 @@ def _stable_range(dev: np.ndarray) -> np.ndarray:
             if best_key is None or key > best_key:
                 best, best_key = (start, i), key
             start = None
+    assert best is not None  # dev is finite and not empty: some filter is at most the median
     keep = np.zeros(len(dev), dtype=bool)
     keep[best[0]:best[1]] = True
     return keep
@@ -703,7 +706,8 @@ def _best_among_neighbours(values: np.ndarray, higher: bool) -> np.ndarray:
 
 
 def _stable(deviants: np.ndarray) -> np.ndarray:
-    """Where the deviants criterion holds: no more deviants than at K-1, and more at K+1 (the next split is less stable)."""
+    """Where the deviants criterion holds: no more deviants than at K-1, and more at K+1
+    (the next split is less stable)."""
     out = np.zeros(len(deviants), dtype=bool)
     for i, v in enumerate(deviants):
         if not np.isfinite(v) or i + 1 >= len(deviants) or not np.isfinite(deviants[i + 1]):
@@ -954,8 +958,9 @@ def parcellate(
         fi, vi = (int(v[0]) for v in np.nonzero(sizes == 0))
         nearest = float(_distances(act, xyz[vi:vi + 1]).min())
         raise SelectionError(
-            f"filter {filters[fi]:g} mm pools no study at {int((sizes[fi] == 0).sum())} ROI voxel(s) (select='distance'), "
-            f"e.g. at {xyz[vi].tolist()} mm, whose nearest peak is {nearest:.4g} mm away. Use larger radii."
+            f"filter {filters[fi]:g} mm pools no study at {int((sizes[fi] == 0).sum())} ROI voxel(s) "
+            f"(select='distance'), e.g. at {xyz[vi].tolist()} mm, whose nearest peak is {nearest:.4g} mm away. "
+            "Use larger radii."
         )
     union = np.unique(np.concatenate([np.concatenate(p) for p in pools]))
 
@@ -1025,7 +1030,8 @@ def parcellate(
         "filters": np.asarray(filters),
         "profile": profile,
         "similarity": "Pearson correlation of the pools' profiles over the brain mask; distance 1 - r",
-        "clustering": "k-means with the correlation distance (centre: mean of the standardised profiles), k-means++ starts",
+        "clustering": "k-means with the correlation distance (centre: mean of the standardised profiles), "
+                      "k-means++ starts",
         "n_init": int(n_init),
         "seed": int(seed),
         "filter_range": filter_range,
@@ -1050,7 +1056,8 @@ def clusters_of(result: xr.Dataset, k: int) -> dict[str, xr.DataArray]:
     ``act.coact.contrast(...)``.
     """
     if "labels" not in result or "k" not in result.dims:
-        raise ParameterError("clusters_of takes the Dataset that xcoact.analyses.parcellate.parcellate returns (with labels (k, x, y, z)).")
+        raise ParameterError("clusters_of takes the Dataset that xcoact.analyses.parcellate.parcellate returns "
+                             "(with labels (k, x, y, z)).")
     ks = [int(v) for v in result["k"].values]
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or int(k) not in ks:
         raise ParameterError(f"k={k!r} is not one of the parcellation's numbers of clusters {ks}.")

@@ -52,6 +52,7 @@ import math
 import os
 import weakref
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 from scipy import ndimage, special
@@ -392,7 +393,8 @@ def _as_study_list(ma, n_mask: int) -> list[tuple[np.ndarray, np.ndarray]]:
         if idx.size and (idx.min() < 0 or idx.max() >= n_mask):
             raise ParameterError(f"ma[{s}]: voxel indices must lie in [0, {n_mask}) (the in-mask voxels); got {idx.min()}..{idx.max()}.")
         if idx.size > 1 and not (np.diff(idx) > 0).all() and np.unique(idx).size < idx.size:
-            raise ParameterError(f"ma[{s}]: voxel indices repeat; expected each voxel once per study (its MA, the maximum over its foci).")
+            raise ParameterError(f"ma[{s}]: voxel indices repeat; expected each voxel once per study "
+                                 "(its MA, the maximum over its foci).")
         if vals.size and not ((vals >= 0) & (vals < 1)).all():
             raise ParameterError(f"ma[{s}]: MA values must lie in [0, 1); got {vals.min():g}..{vals.max():g}.")
         out.append((idx, vals.astype(np.float32)))
@@ -754,6 +756,7 @@ def _fold(hists, study_max: np.ndarray, engine: str, upto: int | None):
             null[-1] = e_p[~below].sum()
             lo, hi = _nonzero_range(null[: upto + 1])
             continue
+        assert spare is not None  # made with null, on the first study
         above = null[-1]
         spare[spare_lo:spare_hi + 1] = 0.0  # the buffer's old nonzero range: all of it is 0 now
         spare[-1] = 0.0
@@ -885,14 +888,14 @@ class ALEKernel(Kernel):
     exact_support = False
 
     def __init__(self, sample_size: float | None = None, fwhm: float | None = None,
-                 voxel_size: Sequence[float] = (2.0, 2.0, 2.0)):
+                 voxel_size: Sequence[float] | np.ndarray = (2.0, 2.0, 2.0)):
         if sample_size is not None and fwhm is not None:
             _resolve_fwhm(sample_size, fwhm)  # the error for both
         self.sample_size = None if sample_size is None else _check_positive(sample_size, "sample_size", "sample_size=20")
         self.fwhm = None if fwhm is None else _check_positive(fwhm, "fwhm", "fwhm=10")
         self.voxel_size = tuple(float(v) for v in np.abs(np.asarray(voxel_size, dtype=np.float64)).reshape(-1))
         _zoom_root(self.voxel_size)
-        self.sizes = None  # {study id: sample size}, set by bind() when sized by the table
+        self.sizes: dict[object, float] | None = None  # {study id: sample size}, set by bind() when sized by the table
         if self.sample_size is not None or self.fwhm is not None:
             self.offsets = kernel_support(self.sample_size, fwhm=self.fwhm, voxel_size=self.voxel_size)[0]
         else:
@@ -937,6 +940,7 @@ class ALEKernel(Kernel):
         return study_ma(ijk, grid, sample_size=self.size_of(study))
 
     def attrs(self) -> dict:
+        sizing: dict[str, object]
         if self.fwhm is not None:
             sizing = {"fwhm": self.fwhm}
         elif self.sample_size is not None:
@@ -994,6 +998,7 @@ def _block_parts(block, selected: np.ndarray) -> tuple:
         chunk = piece.chunk
         indptr, indices = chunk.rows()
         values = chunk.values()
+        assert values is not None  # an ALE chunk is valued: its studies' MA
         table = _chunk_hists(chunk)
         if sums is None:
             sums = np.zeros(chunk.grid.n_mask)
@@ -1012,7 +1017,7 @@ def _block_parts(block, selected: np.ndarray) -> tuple:
 
 
 #: Each chunk's per-study MA histograms (:func:`_chunk_hists`), made on first use and dropped with the chunk.
-_HISTS = weakref.WeakKeyDictionary()
+_HISTS: weakref.WeakKeyDictionary[object, list] = weakref.WeakKeyDictionary()
 
 
 def _chunk_hists(chunk) -> list:
@@ -1505,7 +1510,8 @@ def database_ale(db, *, sample_size: float | None = None, fwhm: float | None = N
         raise ParameterError(f"null={null!r}; expected True (stat, p and z) or False (stat only).")
     _combiner(engine)  # a bad engine fails here, not in the task
     kernel = ALEKernel(sample_size, fwhm, grid.voxel_size).bind(db)
-    peaks = DatabasePeaks(db, grid, None, peak_transform=pre.peak_transform, kernel=kernel)
+    # r is unused with a kernel (DatabasePeaks types it float for the sphere route)
+    peaks = DatabasePeaks(db, grid, cast(float, None), peak_transform=pre.peak_transform, kernel=kernel)
     n = peaks.n_studies
     parts = [dask.delayed(_chunk_parts, pure=True)(peaks.chunk(s0, min(n, s0 + studies_per_task)))
              for s0 in range(0, n, studies_per_task)]
@@ -1558,6 +1564,7 @@ def _foci_of(act, selected: np.ndarray):
         raise ParameterError("no selected study has a focus: ALE Monte Carlo inference needs at least one.")
     ijk = np.concatenate([peaks.ijk[peaks.peak_ptr[s]:peaks.peak_ptr[s + 1]] for s in where])
     study = np.repeat(np.arange(where.size), counts[where])
+    sizing: dict[str, float | np.ndarray]
     if kernel.fwhm is not None:
         sizing = {"fwhm": kernel.fwhm}
     else:
@@ -1573,7 +1580,8 @@ def _volume(values: np.ndarray, mask_flat: np.ndarray, shape: tuple) -> np.ndarr
 
 
 def _lazy_maps(result, names: dict, grid: Grid) -> dict:
-    """Lazy ``(x, y, z)`` volumes of a delayed dict's in-mask maps (``names``: key -> dtype); computed together, one run."""
+    """Lazy ``(x, y, z)`` volumes of a delayed dict's in-mask maps (``names``: key -> dtype);
+    computed together, one run."""
     import dask.array as da
 
     return {key: da.from_delayed(result[key], shape=(grid.n_mask,), dtype=dtype).map_blocks(
@@ -1589,7 +1597,9 @@ def _check_mc(n_iter, seed) -> tuple[int, int]:
     if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
         raise ParameterError(f"n_iter={n_iter!r}; expected an int >= 1 (Monte Carlo iterations, e.g. 5000).")
     if seed is None:
-        seed = int(np.random.SeedSequence().entropy % (2**63))
+        entropy = np.random.SeedSequence().entropy
+        assert isinstance(entropy, int)  # drawn fresh when none is given: an int
+        seed = int(entropy % (2**63))
     return int(n_iter), ale_null._check_seed(seed)
 
 
@@ -1622,7 +1632,8 @@ _MKDA_ONLY = {"alpha": 0.05, "connectivity": 26, "early_stop": False, "batch_siz
 
 
 def fwe(maps, act=None, *, n_iter=1000, seed=None, cluster_p: float = 0.001, engine: str = "auto", **mkda):
-    """``maps.coact.fwe(n_iter=, seed=)`` on an ALE seed: NiMARE's Monte Carlo FWE (:func:`xcoact.stats.ale_null.ale_fwe`).
+    """``maps.coact.fwe(n_iter=, seed=)`` on an ALE seed: NiMARE's Monte Carlo FWE
+    (:func:`xcoact.stats.ale_null.ale_fwe`).
 
     The selected studies' foci (sorted-id order) go to ``ale_fwe`` with the
     cube's kernels; ``cluster_p`` is its ``voxel_thresh`` (the
@@ -1682,12 +1693,15 @@ def _ma_of(ijk, study, sizing, grid: Grid) -> list:
 def _subtraction(a, b, grid: Grid, n_iter: int, seed: int) -> dict:
     from . import ale_null
 
-    return ale_null.ale_subtraction(_ma_of(*a, grid), _ma_of(*b, grid), grid.n_mask, n_iter=n_iter, seed=seed)
+    (ijk_a, study_a, sizing_a), (ijk_b, study_b, sizing_b) = a, b  # each group's (ijk, study, sizing)
+    return ale_null.ale_subtraction(_ma_of(ijk_a, study_a, sizing_a, grid), _ma_of(ijk_b, study_b, sizing_b, grid),
+                                    grid.n_mask, n_iter=n_iter, seed=seed)
 
 
 def contrast(act, seed_a, seed_b, threshold=None, *, r: float = 6.0, select: str | None = None, k: int | None = None,
              both: str = "exclude", preset: str | None = None, n_iter: int | None = None, seed: int | None = None):
-    """``act.coact.contrast(a, b)`` on an ALE cube: NiMARE's ``ALESubtraction`` (:func:`xcoact.stats.ale_null.ale_subtraction`).
+    """``act.coact.contrast(a, b)`` on an ALE cube: NiMARE's ``ALESubtraction``
+    (:func:`xcoact.stats.ale_null.ale_subtraction`).
 
     Each seed selects studies as :func:`seed` does (``"focus"`` by default);
     ``both`` handles studies both select as :func:`xcoact.contrast`.  Group A
@@ -1761,7 +1775,8 @@ def _scale(ijk, study, sizing, grid: Grid, base, n_iter: int, seed: int) -> dict
 
 
 def scale(maps, act, *, n_iter: int | None = None, seed: int | None = None):
-    """``act.coact.seed(roi, null="scale")``: an ALE seed's maps replaced by SCALE's (:func:`xcoact.stats.ale_null.ale_scale`).
+    """``act.coact.seed(roi, null="scale")``: an ALE seed's maps replaced by SCALE's
+    (:func:`xcoact.stats.ale_null.ale_scale`).
 
     The selected studies' foci (sorted-id order) against ``n_iter`` draws
     (default 5000) from every focus of the cube (the database's foci, NiMARE's
