@@ -206,7 +206,7 @@ def test_study_chunk_peaks_rows_totals_and_columns():
     assert totals.dtype == np.int32 and totals.tolist() == flat.sum(axis=0).tolist()
     assert chunk.nbytes() == peaks_only + indptr.nbytes + indices.nbytes + totals.nbytes
     colptr, study = chunk.cols()
-    assert colptr.dtype == np.int64 and colptr.size == GRID.n_mask + 1
+    assert colptr.dtype == np.int32 and colptr.size == GRID.n_mask + 1
     assert [sorted(study[colptr[v]:colptr[v + 1]].tolist()) for v in range(GRID.n_mask)] == \
         [np.flatnonzero(flat[:, v]).tolist() for v in range(GRID.n_mask)]
     assert np.iinfo(study.dtype).max >= chunk.n_studies
