@@ -424,8 +424,8 @@ def overlap_counts(act: xr.DataArray, roi: xr.DataArray, grid: Grid) -> np.ndarr
 
     Notes
     -----
-    Sparse blocks: from the by-voxel rows of each chunk once they are built,
-    else from the peaks whose sphere can reach the ROI.  Dense cubes: only
+    Sparse blocks: from the peaks whose sphere can reach the ROI (compiled
+    from a chunk's second overlap on; see :meth:`~xcoact.blocks.StudyChunk.overlap`).  Dense cubes: only
     the ROI's bounding box of the cube is computed.
     """
     roi = roi.transpose("x", "y", "z")
