@@ -146,3 +146,26 @@ def test_by_voxel_copy_is_the_transpose_with_32_bit_pointers():
     order = np.lexsort((rows_of, indices))
     np.testing.assert_array_equal(study, rows_of[order])
     np.testing.assert_array_equal(colptr, np.searchsorted(indices[order], np.arange(src.grid.n_mask + 1)))
+
+
+@pytest.mark.filterwarnings("ignore::xcoact.warnings.XcoactWarning")
+def test_seed_on_a_cluster_leaves_each_persisted_block_where_it_is():
+    """The grouped counts run per block on a cluster: no task pulls every block (rows and all) to one worker."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.Client(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None) as client:
+        cube = _sample_cube(chunks={"study": 20}).persist()
+        distributed.wait(cube.data)
+        keys = distributed.futures_of(cube.data)
+        before = client.who_has(keys)
+        assert len({w for ws in before.values() for w in ws}) == 2  # spread over both workers
+        maps = cube.coact.seed([[0, 20, 28]], r=10, threshold=0.1).compute()
+        again = cube.coact.seed([[-40, 20, 28]], r=10, threshold=0.1).compute()
+        after = client.who_has(keys)
+        # each block stays on its worker (Dask may copy one for a stolen task), and no worker holds them all
+        assert all(set(before[k]) <= set(after[k]) for k in before)
+        assert not any(all(w in ws for ws in after.values()) for w in client.scheduler_info()["workers"])
+    local = _sample_cube(chunks={"study": 20})
+    for got, seed in ((maps, [[0, 20, 28]]), (again, [[-40, 20, 28]])):
+        ref = local.coact.seed(seed, r=10, threshold=0.1).compute()
+        for name in ref.coact.maps:
+            np.testing.assert_array_equal(got[name].values, ref[name].values)
