@@ -363,33 +363,14 @@ def child_run(args) -> int:
          cpu_seconds=st.cpu / len(p_times))
     del held
 
-    # 4c. a 2-worker LocalCluster (2 GB each), the cube persisted on it
+    # 4c. a 2-worker LocalCluster (--cluster-memory each, 2 GB by default), the cube persisted on it
     if args.cluster:
-        from distributed import Client, LocalCluster
-
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="2GB", host="127.0.0.1",
-                          dashboard_address=None, silence_logs=40) as cluster, Client(cluster) as client:
-            t0 = time.perf_counter()
-            on_cluster = act.persist()
-            import distributed
-
-            distributed.wait(on_cluster.data)
-            on_cluster.coact.seed(BENCH_SEED, r=SEED_R, threshold=THRESHOLD).compute()
-            first = time.perf_counter() - t0
-            c_times = []
-            # bytes the workers send (to each other and to this client) during the warm seeds
-            client.run(_clear_transfer_log)
-            for s in warm_seeds(args.repeats):
-                t0 = time.perf_counter()
-                on_cluster.coact.seed(s, r=SEED_R, threshold=THRESHOLD).compute()
-                c_times.append(time.perf_counter() - t0)
-            sent = sum(sum(v) for v in client.run(_transfer_log_bytes).values())
-            worker_peak = max(client.run(lambda: _status("VmHWM")).values())
-            del on_cluster
-        warm_c = statistics.median(c_times)
-        emit("step", step="warm seed, 2-worker cluster", seconds=warm_c, peak_rss_mb=worker_peak, all_seconds=c_times,
-             persist_and_first_seconds=first, ratio_to_persisted_local=warm_c / local_warm,
-             bytes_sent_per_seed=sent / len(c_times))
+        # the local route's maps of the benchmark seed and the first warm seed (computed here, before the client
+        # exists): the cluster's must equal them
+        args.reference_maps = {json.dumps(s): act.coact.seed(s, r=SEED_R, threshold=THRESHOLD).compute()
+                               for s in (BENCH_SEED, warm_seeds(1)[0])}
+        cluster_step(act, args, local_warm)
+        del args.reference_maps
 
     # 5. batch
     n_batch = args.batch_seeds
@@ -421,6 +402,71 @@ def child_run(args) -> int:
     shutil.rmtree(store, ignore_errors=True)
     emit("done", size=size)
     return 0
+
+
+def _worker_events(client) -> dict:
+    """Per worker, the memory events of its log and its nanny's: pauses, spills, restarts, kills."""
+    patterns = {"paused": "Pausing worker", "spilled": "Unmanaged memory use is high", "restarted": "Restarting worker",
+                "killed": "exceeded 95% memory budget"}
+    logs = {**client.get_worker_logs(), **{f"nanny {k}": v for k, v in client.get_worker_logs(nanny=True).items()}}
+    return {key: sum(any(pat in msg for _, msg in lines) for lines in logs.values()) for key, pat in patterns.items()}
+
+
+def cluster_step(act, args, local_warm: float) -> None:
+    """Persist the cube on a 2-worker LocalCluster (``--cluster-memory`` each), run a first and further seeds.
+
+    Checks and prints: every seed completes, the workers are the ones started (none restarted), none paused
+    or was killed (their logs), the maps equal the local route's (computed before the cluster started), and
+    the larger worker's peak RSS against its memory limit.
+    """
+    import distributed
+    import numpy as np
+    from distributed import Client, LocalCluster
+
+    limit = args.cluster_memory
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=limit, host="127.0.0.1",
+                      dashboard_address=None, silence_logs=40) as cluster, Client(cluster) as client:
+        workers = sorted(client.scheduler_info()["workers"])
+        limit_bytes = max(w["memory_limit"] for w in client.scheduler_info()["workers"].values())
+        t0 = time.perf_counter()
+        on_cluster = act.persist()
+        distributed.wait(on_cluster.data)
+        persist_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        first_maps = on_cluster.coact.seed(BENCH_SEED, r=SEED_R, threshold=THRESHOLD).compute()
+        first = time.perf_counter() - t1
+        c_times, equal, max_diff = [], True, 0.0
+        client.run(_clear_transfer_log)  # bytes the workers send (to each other and to this client) in warm seeds
+        for s in warm_seeds(args.repeats):
+            t0 = time.perf_counter()
+            maps = on_cluster.coact.seed(s, r=SEED_R, threshold=THRESHOLD).compute()
+            c_times.append(time.perf_counter() - t0)
+            ref = args.reference_maps.get(json.dumps(s))
+            if ref is not None:
+                for name in ref.coact.maps:
+                    a, b = np.asarray(maps[name].values), np.asarray(ref[name].values)
+                    equal &= bool(np.array_equal(a, b, equal_nan=True))
+                    max_diff = max(max_diff, float(np.nanmax(np.abs(a - b))) if a.size else 0.0)
+        sent = sum(sum(v) for v in client.run(_transfer_log_bytes).values())
+        ref = args.reference_maps[json.dumps(BENCH_SEED)]
+        for name in ref.coact.maps:
+            a, b = np.asarray(first_maps[name].values), np.asarray(ref[name].values)
+            equal &= bool(np.array_equal(a, b, equal_nan=True))
+            max_diff = max(max_diff, float(np.nanmax(np.abs(a - b))))
+        peaks = client.run(lambda: _status("VmHWM"))
+        rss_now = client.run(lambda: _status("VmRSS"))
+        statuses = client.run(lambda dask_worker: str(dask_worker.status))
+        same_workers = sorted(client.scheduler_info()["workers"]) == workers
+        events = _worker_events(client)
+        del on_cluster
+    warm_c = statistics.median(c_times)
+    emit("step", step="warm seed, 2-worker cluster", seconds=warm_c, peak_rss_mb=max(peaks.values()), all_seconds=c_times,
+         persist_and_first_seconds=persist_s + first, persist_seconds=persist_s, first_seed_seconds=first,
+         ratio_to_persisted_local=warm_c / local_warm, memory_limit=limit, memory_limit_mb=limit_bytes / 2**20,
+         worker_peak_rss_mb=sorted(peaks.values()), worker_rss_end_mb=sorted(rss_now.values()),
+         worker_status=sorted(statuses.values()), same_workers=same_workers, events=events,
+         maps_equal_local=equal, max_abs_diff=max_diff, bytes_sent_per_seed=sent / len(c_times),
+         ok=bool(same_workers and equal and not any(events.values())))
 
 
 # --------------------------------------------------------------------------- parent
@@ -503,9 +549,17 @@ def fmt_table(size: str, recs: list[dict], args) -> str:
         elif name == "warm seed, 2-worker cluster":
             note = (f"median of {len(s['all_seconds'])}; {s['ratio_to_persisted_local']:.2f}x the persisted local cube; "
                     f"persist + first seed {s['persist_and_first_seconds']:.1f} s; peak = the larger worker's")
+            if "memory_limit" in s:
+                ev = s["events"]
+                note += (f"; memory_limit {s['memory_limit']} ({s['memory_limit_mb']:.0f} MB) per worker: persist "
+                         f"{s['persist_seconds']:.1f} s, first seed {s['first_seed_seconds']:.1f} s; worker peak RSS "
+                         f"{', '.join(f'{v:.0f}' for v in s['worker_peak_rss_mb'])} MB; status {'/'.join(s['worker_status'])}; "
+                         f"restarted {'no' if s['same_workers'] and not ev['restarted'] else 'YES'}, paused "
+                         f"{ev['paused']}, spill warnings {ev['spilled']}, killed {ev['killed']}; maps equal to the "
+                         f"local route: {'yes' if s['maps_equal_local'] else 'NO'} (max abs diff {s['max_abs_diff']:g}); "
+                         f"{'OK' if s['ok'] else 'FAILED'}")
             if "bytes_sent_per_seed" in s:
                 note += f"; workers sent {s['bytes_sent_per_seed'] / 1e6:.1f} MB a seed"
-
         elif name == "batch":
             note = (f"{s['n_seeds']} seeds: {s['seeds_per_second']:.1f} seeds/s; "
                 f"store {s['store_disk_bytes'] / 1e6:,.0f} MB "
@@ -543,7 +597,7 @@ def parent(args) -> int:
     os.makedirs(out, exist_ok=True)
     me = [sys.executable, os.path.abspath(__file__), "--release", args.release, "--out", out,
           "--batch-seeds", str(args.batch_seeds), "--repeats", str(args.repeats),
-          "--batch-budget", str(args.batch_budget), "--layout", args.layout, *(["--cluster"] if args.cluster else [])]
+          "--batch-budget", str(args.batch_budget), "--layout", args.layout, *(["--cluster", "--cluster-memory", args.cluster_memory] if args.cluster else [])]
     info = machine()
     print("xcoact benchmark: " + " ".join(["python3", "benchmarks/run.py", *sys.argv[1:]]))
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
@@ -624,12 +678,18 @@ def main(argv=None) -> int:
                         "voxels only, if this xcoact has it)")
     p.add_argument("--cluster", action="store_true",
                    help="also time warm seeds on a persisted cube on a 2-worker LocalCluster (2 GB each)")
+    p.add_argument("--cluster-memory", default=None, metavar="LIMIT",
+                   help="like --cluster, with this memory_limit per worker (e.g. 2GB; default 2GB): also checks that "
+                        "no worker restarted, paused or was killed and that the maps equal the local route's")
     p.add_argument("--json", default=None, help="also write every record to this JSON file")
     p.add_argument("--only", default=None, help=argparse.SUPPRESS)
     p.add_argument("--prepare", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.batch_seeds < 1 or args.repeats < 1:
         p.error("--batch-seeds and --repeats must be >= 1")
+    if args.cluster_memory is not None:
+        args.cluster = True
+    args.cluster_memory = args.cluster_memory or "2GB"
     args.release = resolve_release(args.release)
     if args.prepare is not None:
         return child_prepare(args)

@@ -160,7 +160,7 @@ def test_overlap_from_peaks_equals_dense_overlap(sample_cube, seed, r):
 
 @pytest.mark.filterwarnings("ignore::xcoact.errors.OutOfBoxWarning")
 def test_overlap_by_voxel_index_equals_peaks_route(sample_table):
-    """Once a chunk's rows are built, overlaps come from their by-voxel (CSC) copy: same numbers."""
+    """From the second overlap on, a chunk counts compiled from its peaks (no by-voxel copy): same numbers."""
     src = cube_peaks(xcoact.activations(sample_table, r=6))
     grid = xcoact.mni152_2mm()
     rois = [np.flatnonzero(xcoact.roi_mask(s, grid, 10).values)

@@ -32,8 +32,8 @@ from .space import Grid
 
 __all__ = ["StudyChunk", "ActivationBlock", "is_block_cube", "sparse_rows", "ranges"]
 
-#: Studies per scratch bitmap in :func:`sparse_rows` (128 x 228,453 voxels = 29 MB).
-_BITMAP_STUDIES = 128
+#: Studies per scratch bitmap in :func:`sparse_rows` (64 x 228,453 voxels = 15 MB, one per chunk being built).
+_BITMAP_STUDIES = 64
 
 
 def ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
@@ -77,7 +77,9 @@ def sparse_rows(ijk, codes, n_studies: int, offsets, grid: Grid) -> tuple[np.nda
     reach = np.abs(offsets).max(axis=0) if len(offsets) else np.zeros(3, dtype=np.int64)
     # two reaches: a kept peak lies up to one reach outside the grid, its sphere one more
     pad = 2 * reach
-    padded = np.pad(grid.mask_index.reshape(grid.shape), [(int(p), int(p)) for p in pad], constant_values=-1).ravel()
+    # int32 (in-mask numbers fit): half the memory of int64 while two chunks build at once
+    padded = np.pad(grid.mask_index.reshape(grid.shape).astype(np.int32), [(int(p), int(p)) for p in pad],
+                    constant_values=-1).ravel()
     pshape = np.asarray(grid.shape) + 2 * pad
     strides = np.array([pshape[1] * pshape[2], pshape[2], 1], dtype=np.int64)
     off_flat = offsets @ strides
@@ -307,32 +309,37 @@ class StudyChunk:
         """ROI voxels active in each study of the chunk, (n_studies,) int64.
 
         ``roi_flat`` holds the ROI's voxels as flat indices of the full grid.
-        From the second call on (rows built), a gather in the by-voxel copy of
-        the rows (built then, once); the first call, from the peaks whose
-        sphere can reach the ROI (no transpose of the rows for a single seed).
+        From the second call on (rows built), the rows of the studies with a
+        peak near the ROI, read where they can meet it
+        (:func:`~xcoact.kernels.rows_roi_overlap`); the first call, from those
+        peaks' spheres (:func:`~xcoact.kernels.roi_overlap`, nothing compiled).
+        A kernel whose support is not its offsets around the peaks reads the
+        rows by voxel (:meth:`cols`, built once and kept).
         """
         from .kernels import roi_overlap
 
         self._overlaps += 1
         # a study's map is inside the brain mask: ROI voxels outside it are never active (both routes agree)
         roi_flat = roi_flat[self.grid.mask_index[roi_flat] >= 0]
-        # the by-voxel copy costs a transpose of the rows: worth it from the second seed on, not for the first
         # a kernel whose support is not its offsets around the peaks: the rows say where a study is active
         from_rows = self.kernel is not None and not self.kernel.exact_support
-        if self._cols is not None or (self.built and self._overlaps > 1) or from_rows:
+        if from_rows:
             voxels = self.grid.mask_index[roi_flat]
             colptr, study = self.cols()
             return np.bincount(study[ranges(colptr[voxels], colptr[voxels + 1])], minlength=self.n_studies)
-        if self._by_i is None:
-            self._by_i = np.argsort(self.ijk[:, 0], kind="stable")
+        if self._overlaps > 1:
+            # from the second seed on, compiled (the first would pay the compilation): no by-voxel copy is kept
+            from .kernels import roi_overlap_compiled
+
+            return roi_overlap_compiled(self.ijk, self.codes, self.n_studies, self.offsets, roi_flat, self.grid)
         if len(roi_flat) == 0:
             return np.zeros(self.n_studies, dtype=np.int64)
-        # the ROI's bounding box only, peaks shifted to it (the order by i is unchanged by the shift)
+        # the ROI's bounding box only, peaks shifted to it
         ijk_roi = np.column_stack(np.unravel_index(roi_flat, self.grid.shape))
         lo = ijk_roi.min(axis=0)
         box = np.zeros(ijk_roi.max(axis=0) + 1 - lo, dtype=bool)
         box[tuple((ijk_roi - lo).T)] = True
-        return roi_overlap(self.ijk - lo, self.codes, self.n_studies, self.offsets, box, self._by_i)
+        return roi_overlap(self.ijk - lo, self.codes, self.n_studies, self.offsets, box)  # a box test of every peak: no order kept
 
 
 def _index_key(key, ndim: int) -> list:

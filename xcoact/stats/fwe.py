@@ -42,7 +42,6 @@ import time
 import dask
 import numpy as np
 import xarray as xr
-from scipy import stats as _sstats
 
 from . import neurosynth as _stats
 from ..blocks import ActivationBlock, pieces_of, ranges
@@ -588,6 +587,8 @@ def fwe(
         assert isinstance(entropy, int)  # drawn from the OS when none is given
         seed = entropy % (2**63)
     seed = _check_int(seed, "seed", 0, "0")
+    from scipy import stats as _sstats  # here, not at import: scipy.stats costs ~40 MB of RSS to `import xcoact`
+
     chi2_threshold = float(_sstats.chi2.isf(cluster_p, 1))
     z_threshold = math.sqrt(chi2_threshold)
     labeller = VoxelLabeller(grid.shape, grid.mask_flat, connectivity)
@@ -695,6 +696,8 @@ def _put(ds: xr.Dataset, name: str, values: np.ndarray, grid, fill: float, long_
 
 
 def _bonferroni(out: xr.Dataset, obs_chi2, tested, z_obs, alpha: float, grid) -> xr.Dataset:
+    from scipy import stats as _sstats
+
     m = int(tested.sum())
     # log-space survival: exact where p underflows double precision
     log_p = _sstats.chi2.logsf(obs_chi2, 1)
