@@ -73,6 +73,8 @@ def main(argv=None) -> int:
                              "the same seed ROI, sample size, iterations and seed saved them, else computed and saved")
     parser.add_argument("--nimare-nulls-only", action="store_true",
                         help="only compute (and with --nulls-dir save) NiMARE's --compare nulls; no timing")
+    parser.add_argument("--nimare-saved-only", action="store_true",
+                        help="compare against the NiMARE chunks saved in --nulls-dir only, running none")
     args = parser.parse_args(argv)
     if args.nimare_nulls_only and not (args.compare and args.nulls_dir):
         parser.error("--nimare-nulls-only needs --compare K and --nulls-dir DIR (where the nulls are saved)")
@@ -158,8 +160,7 @@ def main(argv=None) -> int:
 
     if args.compare:
         k = args.compare
-        theirs = _nimare_nulls(args, k, len(chosen), threshold, lambda: FWECorrector(
-            method="montecarlo", n_iters=k, voxel_thresh=0.001).transform(result).estimator.null_distributions_)
+        theirs = _nimare_nulls(args, k, len(chosen), threshold, est, result)
         if args.nimare_nulls_only:
             return 0
         t0 = time.perf_counter()
@@ -174,41 +175,80 @@ def _compare(ours: dict, theirs: dict, k: int) -> None:
     """KS statistic and p of each null, and the FWE thresholds (95th percentiles) with their Monte Carlo bands."""
     from scipy import stats
 
-    # a distribution-free 95 % band of the 95th percentile: order statistics k 0.95 -+ 1.96 sqrt(k 0.95 0.05)
-    half = 1.96 * np.sqrt(k * 0.95 * 0.05)
-    at = [max(0, int(np.floor(k * 0.95 - half)) - 1), min(k - 1, int(np.ceil(k * 0.95 + half)) - 1)]
+    def band(values):
+        # a distribution-free 95 % band of the 95th percentile: order statistics m 0.95 -+ 1.96 sqrt(m 0.95 0.05)
+        v = np.sort(values)
+        m = v.size
+        half = 1.96 * np.sqrt(m * 0.95 * 0.05)
+        lo, hi = max(0, int(np.floor(m * 0.95 - half)) - 1), min(m - 1, int(np.ceil(m * 0.95 + half)) - 1)
+        return f"{np.quantile(v, 0.95):.6g} [{v[lo]:.6g}, {v[hi]:.6g}]"
+
     for name in NULLS:
         ks = stats.ks_2samp(ours[name], theirs[name])
-        a, b = np.sort(ours[name]), np.sort(theirs[name])
-        print(f"{k} iterations, {name:32s}: KS D = {ks.statistic:.4f}, p = {ks.pvalue:.3f}; FWE threshold (95th "
-              f"percentile) xcoact {np.quantile(a, 0.95):.6g} [{a[at[0]]:.6g}, {a[at[1]]:.6g}], "
-              f"NiMARE {np.quantile(b, 0.95):.6g} [{b[at[0]]:.6g}, {b[at[1]]:.6g}]")
+        print(f"{len(ours[name])} / {len(theirs[name])} iterations, {name:32s}: KS D = {ks.statistic:.4f}, "
+              f"p = {ks.pvalue:.3f}; FWE threshold (95th percentile, 95 % band) xcoact {band(ours[name])}, "
+              f"NiMARE {band(theirs[name])}")
 
 
-def _nimare_nulls(args, k: int, n_studies: int, threshold: float, compute) -> dict:
-    """NiMARE's k-iteration null arrays: from ``--nulls-dir`` when saved there with these settings, else computed."""
-    tag = (f"nimare-fwe-nulls_k{k}_seed{args.seed}_n{args.sample_size}_c{'_'.join(f'{c:g}' for c in args.center)}"
-           f"_r{args.r:g}.npz")
-    path = Path(args.nulls_dir) / tag if args.nulls_dir else None
-    if path is not None and path.exists():
-        with np.load(path, allow_pickle=False) as saved:
-            if int(saved["n_studies"]) != n_studies or float(saved["threshold"]) != threshold:
-                raise SystemExit(f"{path} was saved for {int(saved['n_studies'])} studies at threshold "
-                                 f"{float(saved['threshold'])}, not {n_studies} at {threshold}; remove it to recompute")
-            print(f"NiMARE  {k} iterations' nulls loaded from {path} (saved {str(saved['date'])})")
-            return {name: saved[name] for name in NULLS}
-    t0, c0 = time.perf_counter(), time.process_time()
-    null = compute()
-    nulls = {name: np.asarray(null[f"{name}_corr-fwe_method-montecarlo"]) for name in NULLS}
-    t, c = time.perf_counter() - t0, time.process_time() - c0
-    print(f"NiMARE  FWE {k:5d} iter (nulls) : {t:8.2f} s wall, {c:8.2f} s CPU -> {1e3 * t / k:7.1f} ms/iteration")
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        part = path.with_suffix(".part.npz")
-        np.savez(part, **nulls, n_studies=n_studies, threshold=threshold, wall_s=t, cpu_s=c,
-                 date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
-        os.replace(part, path)  # never a half-written file under the name a later run loads
-        print(f"NiMARE  nulls saved to {path}")
+#: NiMARE's --compare iterations are run and saved in chunks of this many, each from its own seed, so that an
+#: interrupted run keeps what it finished and a later one carries on.
+CHUNK = 100
+
+
+def _nimare_nulls(args, k: int, n_studies: int, threshold: float, estimator, result) -> dict:
+    """NiMARE's k-iteration null arrays, in chunks: each loaded from ``--nulls-dir`` when saved there, else computed.
+
+    Chunk ``c`` (iterations ``c * CHUNK`` onwards) runs NiMARE's
+    ``FWECorrector(method="montecarlo")`` with the estimator's
+    ``random_state = 1_000_000 * seed + c`` (NiMARE builds a fresh generator from
+    it on each call): draws independent of other chunks', the same ones
+    whatever the order the chunks run in.  With ``--nimare-nulls-only`` a run
+    stops after the chunks it was asked for; otherwise the comparison uses
+    every chunk there is (so fewer than ``k`` when some are missing and
+    NiMARE is not run: the count is printed).
+    """
+    from nimare.correct import FWECorrector
+
+    folder = Path(args.nulls_dir) if args.nulls_dir else None
+    tag = f"seed{args.seed}_n{args.sample_size}_c{'_'.join(f'{c:g}' for c in args.center)}_r{args.r:g}"
+    parts = {name: [np.zeros(0, dtype=np.float32)] for name in NULLS}
+    spent = [0.0, 0.0, 0]
+    for c in range(-(-k // CHUNK)):
+        size = min(CHUNK, k - c * CHUNK)
+        path = folder / f"nimare-fwe-nulls_{tag}_chunk{c:03d}_k{size}.npz" if folder else None
+        if path is not None and path.exists():
+            with np.load(path, allow_pickle=False) as saved:
+                if int(saved["n_studies"]) != n_studies or float(saved["threshold"]) != threshold:
+                    raise SystemExit(f"{path} was saved for {int(saved['n_studies'])} studies at threshold "
+                                     f"{float(saved['threshold'])}, not {n_studies} at {threshold}; remove it")
+                for name in NULLS:
+                    parts[name].append(saved[name])
+            continue
+        if args.nimare_saved_only:
+            continue
+        estimator.random_state = result.estimator.random_state = 1_000_000 * args.seed + c
+        t0, c0 = time.perf_counter(), time.process_time()
+        null = FWECorrector(method="montecarlo", n_iters=size, voxel_thresh=0.001).transform(result)
+        null = null.estimator.null_distributions_
+        t, cpu = time.perf_counter() - t0, time.process_time() - c0
+        spent[0] += t
+        spent[1] += cpu
+        spent[2] += size
+        chunk = {name: np.asarray(null[f"{name}_corr-fwe_method-montecarlo"]) for name in NULLS}
+        for name in NULLS:
+            parts[name].append(chunk[name])
+        if path is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            part = path.with_suffix(".part.npz")
+            np.savez(part, **chunk, n_studies=n_studies, threshold=threshold, wall_s=t, cpu_s=cpu,
+                     date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+            os.replace(part, path)  # never a half-written file under the name a later run loads
+            print(f"NiMARE  chunk {c} ({size} iterations): {t:.1f} s wall, {cpu:.1f} s CPU -> {path.name}", flush=True)
+    if spent[2]:
+        print(f"NiMARE  FWE {spent[2]:5d} iter (nulls) : {spent[0]:8.2f} s wall, {spent[1]:8.2f} s CPU -> "
+              f"{1e3 * spent[0] / spent[2]:7.1f} ms/iteration wall, {1e3 * spent[1] / spent[2]:7.1f} ms CPU")
+    nulls = {name: np.concatenate(parts[name]) for name in NULLS}
+    print(f"NiMARE  {len(nulls[NULLS[0]])} iterations' nulls ({k - spent[2]} loaded from {folder})")
     return nulls
 
 

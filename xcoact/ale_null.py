@@ -255,7 +255,12 @@ def _numba_sums():
     return sums_of
 
 
-def _screen_sums(centres, kernel, rptr, row_off, row_len, row_at, row_logs, sums):  # compiled by _kernels()
+#: Length of the screening pass's runs: each run of a cut kernel is stored as pieces of exactly this many values
+#: (the last padded with zeros), a constant trip count the compiler turns into vector instructions.
+_RUN = 16
+
+
+def _screen_sums(centres, kernel, rptr, row_off, row_logs, sums):  # compiled by _kernels()
     """Add every focus's cut-kernel ``log1p(-MA)`` into ``sums`` (float32, the padded box), as runs along the last axis.
 
     Summed over foci, not maximised within a study: for these non-positive
@@ -268,8 +273,8 @@ def _screen_sums(centres, kernel, rptr, row_off, row_len, row_at, row_logs, sums
         k = kernel[f]
         for r in range(rptr[k], rptr[k + 1]):
             base = c + row_off[r]
-            at = row_at[r]
-            for t in range(row_len[r]):
+            at = r * _RUN
+            for t in range(_RUN):
                 sums[base + t] += row_logs[at + t]
 
 
@@ -372,7 +377,8 @@ class _Engine:
         buf = [np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32), np.zeros(n), np.zeros(n, dtype=np.bool_),
                np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)]
         if self.screened:  # the screening pass's box and the labeller's scratch
-            buf += [np.zeros(int(np.prod(self.box)), dtype=np.float32), None, self.labeller.scratch()]
+            # (a run's zero padding may reach _RUN - 1 voxels past the box's end)
+            buf += [np.zeros(int(np.prod(self.box)) + _RUN, dtype=np.float32), None, self.labeller.scratch()]
         return buf
 
     def stat(self, ijk: np.ndarray, buf) -> tuple[np.ndarray, np.ndarray]:
@@ -404,7 +410,7 @@ class _Engine:
         cut kernels over foci instead of taking each study's maximum only
         lowers that sum.  The cut kernels are runs along the last axis (a
         Gaussian's values above ``delta`` along a line are one run), placed in
-        the grid's box padded by the largest reach.
+        the box of the mask's voxels padded by the largest reach.
         """
         f = self.foci
         self.kernels = _kernels() if self.compiled is not None else None
@@ -415,9 +421,11 @@ class _Engine:
         self.slack = f.n_studies * -float(np.log1p(-delta)) * (1 + 1e-6)
         self.widths = np.asarray([int(round(n ** (1 / 3))) for n in np.diff(f.kptr)], dtype=np.int64)
         pad = int(self.widths.max() // 2)
-        self.box = tuple(int(n) + 2 * pad for n in f.grid.shape)
+        mask_ijk = np.column_stack(np.unravel_index(f.grid.mask_flat, f.grid.shape)).astype(np.int64)
+        corner = mask_ijk.min(axis=0)  # the box spans the mask's bounding box (foci are drawn in the mask)
+        self.box = tuple(int(n) + 2 * pad for n in mask_ijk.max(axis=0) - corner + 1)
         steps = np.array([self.box[1] * self.box[2], self.box[2], 1], dtype=np.int64)
-        rptr, row_off, row_len, row_logs = [0], [], [], []
+        rptr, row_off, row_logs = [0], [], []
         for k, w in enumerate(self.widths):
             r = int(w // 2)
             values = f.values[f.kptr[k]:f.kptr[k + 1]].reshape(w, w, w)
@@ -426,16 +434,17 @@ class _Engine:
                 for b in range(w):
                     keep = np.flatnonzero(values[a, b] >= delta)
                     if keep.size:  # from the first to the last kept value (more values only tighten the bound)
-                        lo, hi = int(keep[0]), int(keep[-1]) + 1
-                        row_off.append((a - r) * steps[0] + (b - r) * steps[1] + (lo - r))
-                        row_len.append(hi - lo)
-                        row_logs.append(logs[a, b, lo:hi])
+                        for lo in range(int(keep[0]), int(keep[-1]) + 1, _RUN):
+                            piece = np.zeros(_RUN, dtype=np.float32)  # zeros past the run add nothing
+                            hi = min(lo + _RUN, int(keep[-1]) + 1)
+                            piece[:hi - lo] = logs[a, b, lo:hi]
+                            row_off.append((a - r) * steps[0] + (b - r) * steps[1] + (lo - r))
+                            row_logs.append(piece)
             rptr.append(len(row_off))
         self.rows = (np.asarray(rptr, dtype=np.int64), np.asarray(row_off, dtype=np.int64),
-                     np.asarray(row_len, dtype=np.int64), np.cumsum([0] + row_len[:-1]).astype(np.int64),
-                     np.concatenate(row_logs).astype(np.float32))
+                     np.concatenate(row_logs))
         self.focus_kernel = f.kernel_of[f.study]
-        mask_ijk = np.column_stack(np.unravel_index(f.grid.mask_flat, f.grid.shape)).astype(np.int64) + pad
+        mask_ijk += pad - corner
         self.mask_box = mask_ijk  # in-mask voxels' coordinates in the padded box, C order
         self.mask_pos = mask_ijk @ steps
         self.labeller = _voxel_labeller(f.grid)
