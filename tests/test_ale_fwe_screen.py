@@ -102,3 +102,13 @@ def test_screening_bound_is_below_the_exact_log_sum(case):
                                                        f.ptr[1:-1]))], grid.n_mask))
     assert (bound <= exact + run.slack + 1e-5).all()
     assert (bound <= 0).all() and bound.min() < np.log1p(-threshold)
+
+
+def test_default_workers_use_the_cores_and_give_the_same_null(case):
+    grid, foci, study, sizes, threshold = case
+    kw = dict(sample_size=sizes, threshold=threshold, seed=8, n_iter=5)
+    assert ale_null._check_workers(None) >= 1
+    default = ale_null.fwe_null(foci, study, grid, **kw)
+    one = ale_null.fwe_null(foci, study, grid, n_workers=1, **kw)
+    for name in NULLS:
+        assert np.array_equal(default[name], one[name]), name

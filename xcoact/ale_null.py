@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -502,6 +503,8 @@ def _run(iterations: range, one, n_workers: int):
 
 
 def _check_workers(n_workers) -> int:
+    if n_workers is None:  # the cores this process may run on (results do not depend on it)
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
         raise ParameterError(f"n_workers={n_workers!r}; expected an int >= 1 (threads running iterations).")
     return int(n_workers)
@@ -569,7 +572,7 @@ def _cluster_measures(idx: np.ndarray, stat: np.ndarray, threshold: float, grid:
 
 def fwe_null(ijk, study, grid: Grid, *, sample_size=None, fwhm=None, threshold: float | None = None,
              n_iter: int | range = 5000, seed: int = 0, engine: str = "auto",
-             n_workers: int = 1) -> dict[str, np.ndarray]:
+             n_workers: int | None = None) -> dict[str, np.ndarray]:
     """Monte Carlo maxima of ALE under NiMARE's null: every focus moved to a random in-mask voxel.
 
     Parameters
@@ -594,8 +597,9 @@ def fwe_null(ijk, study, grid: Grid, *, sample_size=None, fwhm=None, threshold: 
         Seed of the iterations' generators.
     engine : {"auto", "numba", "numpy"}
         Compiled or numpy ALE (same results).
-    n_workers : int
-        Threads running iterations.
+    n_workers : int, optional
+        Threads running iterations; by default one per core this process may
+        use.  The results are the same for any number.
 
     Returns
     -------
@@ -712,7 +716,7 @@ def fwe_maps(stat: np.ndarray, grid: Grid, null: dict, threshold: float | None =
 
 def ale_fwe(ijk, study, grid: Grid, *, sample_size=None, fwhm=None, n_iter: int = 5000, seed: int = 0,
             voxel_thresh: float = 0.001, vfwe_only: bool = False, engine: str = "auto",
-            n_workers: int = 1) -> dict:
+            n_workers: int | None = None) -> dict:
     """ALE with NiMARE's Monte Carlo FWE correction (``FWECorrector(method="montecarlo")``) in one call.
 
     Parameters are those of :func:`fwe_null`; ``voxel_thresh`` is the
