@@ -182,13 +182,6 @@ class _Foci:
         self.reach = np.asarray(reach, dtype=np.int64)[self.kernel_of][self.study]  # per focus
         self.strides = np.array([self.padded[1] * self.padded[2], self.padded[2], 1], dtype=np.int64)
 
-    def truncated(self, delta: float):
-        """The kernels without their values below ``delta``: (kptr, offsets, values, logs)."""
-        keep = self.values >= delta
-        counts = np.add.reduceat(keep, self.kptr[:-1]) if keep.size else np.zeros(0, dtype=np.int64)
-        kptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return kptr, self.offsets[keep], self.values[keep], self.logs[keep]
-
     @staticmethod
     def _per_study(value, name: str, n_studies: int):
         if value is None:
@@ -468,18 +461,22 @@ class _Engine:
         pos = self.mask_pos[draw]
         order = np.argsort(pos)
         screen_sums(pos[order], self.focus_kernel[order], *self.rows, sums)
-        n, low = screen_candidates(sums, self.mask_pos, self.l_thr + self.slack + 1e-5, out)
+        n, low = screen_candidates(sums, self.mask_pos, self._widened(self.l_thr + self.slack), out)
         cand = out[:n].copy() if n else np.array([low], dtype=np.int64)
         foci = self.mask_box[draw]
         csum = exact_sums(self.mask_box[cand], foci, f.ptr, f.kernel_of, f.kptr, self.widths, f.logs, *self.box[:2])
         stat = (1.0 - np.exp(csum)).astype(np.float32)
         if not (stat > np.float64(threshold)).any():
-            n, _ = screen_candidates(sums, self.mask_pos, float(csum.min()) + self.slack + 1e-5, out)
+            n, _ = screen_candidates(sums, self.mask_pos, self._widened(float(csum.min()) + self.slack), out)
             cand = out[:n].copy()
             csum = exact_sums(self.mask_box[cand], foci, f.ptr, f.kernel_of, f.kptr, self.widths, f.logs, *self.box[:2])
             stat = (1.0 - np.exp(csum)).astype(np.float32)
         sums[:] = 0
         return cand, stat
+
+    def _widened(self, cut: float) -> float:
+        """``cut`` widened by the float32 screening sums' worst rounding error (at most one term per focus)."""
+        return cut + 1e-5 + len(self.foci.ijk) * 2.0 ** -24 * abs(cut)
 
     def mask_ijk(self, draw: np.ndarray) -> np.ndarray:
         grid = self.foci.grid
