@@ -248,7 +248,8 @@ def _nimare_nulls(args, k: int, n_studies: int, threshold: float, estimator, res
         print(f"NiMARE  FWE {spent[2]:5d} iter (nulls) : {spent[0]:8.2f} s wall, {spent[1]:8.2f} s CPU -> "
               f"{1e3 * spent[0] / spent[2]:7.1f} ms/iteration wall, {1e3 * spent[1] / spent[2]:7.1f} ms CPU")
     nulls = {name: np.concatenate(parts[name]) for name in NULLS}
-    print(f"NiMARE  {len(nulls[NULLS[0]])} iterations' nulls ({k - spent[2]} loaded from {folder})")
+    have = len(nulls[NULLS[0]])
+    print(f"NiMARE  {have} iterations' nulls ({have - spent[2]} loaded from {folder}, {spent[2]} run now)")
     return nulls
 
 
