@@ -30,8 +30,13 @@ load average is printed with them):
 
 Printed: per-iteration times, the ratio, the projected time of 5,000
 iterations, the peak resident memory of the xcoact run (measured before
-NiMARE runs in this process), and with ``--compare`` the two-sample KS p of
-each null and the 95th percentiles.
+NiMARE runs in this process), and with ``--compare K`` the two-sample KS
+statistic and p of each null (xcoact's K iterations from seed + 1 against
+NiMARE's) and the FWE thresholds (95th percentiles) with distribution-free
+95 % bands.  NiMARE's K iterations run in chunks of 100, each from its own
+``random_state`` and, with ``--nulls-dir``, saved there as it finishes and
+loaded by later runs: ``--nimare-nulls-only`` (in the background, niced)
+computes them, ``--nimare-saved-only`` compares against those saved so far.
 """
 
 from __future__ import annotations
