@@ -28,22 +28,37 @@ spawn_key=(i,)))``, so a run split into ranges of iterations (across Dask
 tasks or workers) gives the same numbers as one run.  They are not NiMARE's
 draw for draw (NiMARE draws all iterations from one stream).
 
-The ALE of an iteration is built without materialising its studies' maps:
-each study's kernels are placed with a running maximum into one scratch
-array, ``log1p(-MA)`` added to the iteration's sums and the scratch cleared,
-touching only the kernels' voxels.  For the FWE null, which needs only the
-largest ALE and the voxels above the cluster-forming threshold, a pass with
-cut kernels screens the voxels first and the exact ALE is summed only at the
-candidates it leaves (:meth:`_Engine.screen`).  That runs compiled with numba
-when it is installed and through :func:`xcoact.stats.ale.study_ma` (every voxel)
-otherwise, with the same terms in the same order (the tests check both give
-the same bits).
+The ALE of an iteration is built without materialising its studies' maps.
+For the FWE null, which needs only the largest ALE and the voxels above the
+cluster-forming threshold (an ALE value: no p map is made), each iteration
+
+1. screens: every focus's kernel, cut below a small value, is added into one
+   float32 box as runs along the last axis (foci sorted by position, no
+   per-study maximum: the sum bounds the log-sum of ``1 - MA`` from below);
+2. keeps the in-mask voxels whose bound is within the cut's slack of the
+   threshold's log-sum (every supra-threshold voxel, and so the maximum);
+3. sums the exact float32 ``log1p(-MA)`` of each study's largest MA at those
+   voxels only, in study order (:meth:`_Engine.above`);
+4. labels the supra-threshold ones (face connectivity,
+   :class:`xcoact.stats.components.VoxelLabeller`) for the largest cluster's size
+   and mass.
+
+When no voxel exceeds the threshold the exact sums are taken again wherever
+the bound allows the maximum.  The whole-map ALE (voxel level only, SCALE)
+places each study's kernels with a running maximum into a scratch array and
+adds ``log1p(-MA)`` to the iteration's sums, touching only the kernels'
+voxels.  Both run compiled with numba when it is installed and through
+:func:`xcoact.stats.ale.study_ma` (every voxel) otherwise, with the same terms in
+the same order (the tests check both give the same bits).  Iterations run in
+``n_workers`` threads (the compiled loops release the GIL), each with its own
+scratch arrays.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -167,13 +182,6 @@ class _Foci:
         self.reach = np.asarray(reach, dtype=np.int64)[self.kernel_of][self.study]  # per focus
         self.strides = np.array([self.padded[1] * self.padded[2], self.padded[2], 1], dtype=np.int64)
 
-    def truncated(self, delta: float):
-        """The kernels without their values below ``delta``: (kptr, offsets, values, logs)."""
-        keep = self.values >= delta
-        counts = np.add.reduceat(keep, self.kptr[:-1]) if keep.size else np.zeros(0, dtype=np.int64)
-        kptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return kptr, self.offsets[keep], self.values[keep], self.logs[keep]
-
     @staticmethod
     def _per_study(value, name: str, n_studies: int):
         if value is None:
@@ -241,83 +249,108 @@ def _numba_sums():
     return sums_of
 
 
+#: Length of the screening pass's runs: each run of a cut kernel is stored as pieces of exactly this many values
+#: (the last padded with zeros), a constant trip count the compiler turns into vector instructions.
+_RUN = 16
+
+
+def _screen_sums(centres, kernel, rptr, row_off, row_logs, sums):  # compiled by _kernels()
+    """Add every focus's cut-kernel ``log1p(-MA)`` into ``sums`` (float32, the padded box), as runs along the last axis.
+
+    Summed over foci, not maximised within a study: for these non-positive
+    terms a study's sum is at most its maximum's, so the result bounds the
+    ALE's log-sum from below with one pass and no per-study bookkeeping.  The
+    foci come sorted by position, so that consecutive kernels share cache lines.
+    """
+    for f in range(centres.size):
+        c = centres[f]
+        k = kernel[f]
+        for r in range(rptr[k], rptr[k + 1]):
+            base = c + row_off[r]
+            at = r * _RUN
+            for t in range(_RUN):
+                sums[base + t] += row_logs[at + t]
+
+
+def _screen_candidates(sums, mask_pos, cut, out):  # compiled by _kernels()
+    """In-mask voxels whose screening log-sum is at most ``cut`` (their mask numbers, ascending, into ``out``).
+
+    Returns their count and the mask number of the smallest log-sum.
+    """
+    n = 0
+    low = 0
+    for i in range(mask_pos.size):
+        v = sums[mask_pos[i]]
+        if v <= cut:
+            out[n] = i
+            n += 1
+        if v < sums[mask_pos[low]]:
+            low = i
+    return n, low
+
+
+def _exact_sums(cand, foci, ptr, kernel_of, kptr, width, logs, n0, n1):  # compiled by _kernels()
+    """Exact ALE log-sums (float64) at the voxels ``cand`` (padded coordinates, C order) of the foci ``foci``.
+
+    As the candidates are in C order, those of one plane ``i`` with ``j`` in
+    a window are consecutive: ``first[i, j]`` (the first candidate at or
+    after ``(i, j)``) gives them in two lookups, so a focus visits the
+    candidates its kernel reaches, plane by plane.  Per study the largest MA
+    (smallest float32 ``log1p(-MA)``) at a candidate is kept, then added to
+    its sum: the same terms in the same study order as
+    :func:`xcoact.stats.ale.ale_stat`, so the same bits.
+    """
+    n = cand.shape[0]
+    first = np.empty((n0, n1 + 1), dtype=np.int64)
+    t = 0
+    for i in range(n0):
+        for j in range(n1 + 1):
+            while t < n and (cand[t, 0] < i or (cand[t, 0] == i and cand[t, 1] < j)):
+                t += 1
+            first[i, j] = t
+    total = np.zeros(n)
+    row = np.zeros(n, dtype=np.float32)
+    touched = np.empty(n, dtype=np.int64)
+    for s in range(ptr.size - 1):
+        k = kernel_of[s]
+        w = width[k]
+        r = w // 2
+        at = kptr[k]
+        nt = 0
+        for f in range(ptr[s], ptr[s + 1]):
+            f0, f1, f2 = foci[f, 0], foci[f, 1], foci[f, 2]
+            for a in range(w):
+                i = f0 - r + a
+                for u in range(first[i, f1 - r], first[i, f1 + r + 1]):
+                    d2 = cand[u, 2] - f2
+                    if d2 < -r or d2 > r:
+                        continue
+                    lg = logs[at + (a * w + (cand[u, 1] - f1 + r)) * w + (d2 + r)]
+                    if lg < row[u]:
+                        if row[u] == 0:
+                            touched[nt] = u
+                            nt += 1
+                        row[u] = lg
+        for i in range(nt):  # numpy's float32 log1p(-MA), summed in float64 study by study, as ale._stat
+            u = touched[i]
+            total[u] += row[u]
+            row[u] = 0
+    return total
+
+
 @functools.lru_cache(maxsize=1)
-def _numba_exact():
-    """The compiled exact ALE sums at candidate voxels only, from the foci near each (None without numba)."""
+def _kernels():
+    """The compiled screening and exact passes of the FWE null (None without numba)."""
     try:
-        import numba
-    except ImportError:
+        import numba  # noqa: F401
+    except ImportError:  # numba is optional: the numpy path gives the same numbers, slower
         return None
-
-    @numba.njit(cache=True, nogil=True)
-    def exact_at(cand, foci, study, kernel_of, kptr, width, values, logs, block, nb, max_reach,
-                 n_studies):  # pragma: no cover - compiled
-        # the foci bucketed by block (a counting sort), so that each candidate visits only the foci near it
-        n_blocks = nb[0] * nb[1] * nb[2]
-        head = np.zeros(n_blocks + 1, dtype=np.int64)
-        which = np.empty(foci.shape[0], dtype=np.int64)
-        for f in range(foci.shape[0]):
-            b = ((foci[f, 0] // block) * nb[1] + foci[f, 1] // block) * nb[2] + foci[f, 2] // block
-            which[f] = b
-            head[b + 1] += 1
-        for b in range(n_blocks):
-            head[b + 1] += head[b]
-        fill = head.copy()
-        order = np.empty(foci.shape[0], dtype=np.int64)
-        for f in range(foci.shape[0]):  # foci in study order within each block
-            order[fill[which[f]]] = f
-            fill[which[f]] += 1
-        m = np.zeros(n_studies, dtype=np.float32)
-        lg = np.zeros(n_studies, dtype=np.float32)
-        touched = np.empty(n_studies, dtype=np.int64)
-        out = np.zeros(cand.shape[0])
-        for c in range(cand.shape[0]):
-            nt = 0
-            lo0, hi0 = max(0, (cand[c, 0] - max_reach) // block), min(nb[0] - 1, (cand[c, 0] + max_reach) // block)
-            lo1, hi1 = max(0, (cand[c, 1] - max_reach) // block), min(nb[1] - 1, (cand[c, 1] + max_reach) // block)
-            lo2, hi2 = max(0, (cand[c, 2] - max_reach) // block), min(nb[2] - 1, (cand[c, 2] + max_reach) // block)
-            for b0 in range(lo0, hi0 + 1):
-                for b1 in range(lo1, hi1 + 1):
-                    for b2 in range(lo2, hi2 + 1):
-                        b = (b0 * nb[1] + b1) * nb[2] + b2
-                        for t in range(head[b], head[b + 1]):
-                            f = order[t]
-                            s = study[f]
-                            k = kernel_of[s]
-                            w = width[k]
-                            r = w // 2
-                            d0 = cand[c, 0] - foci[f, 0]
-                            d1 = cand[c, 1] - foci[f, 1]
-                            d2 = cand[c, 2] - foci[f, 2]
-                            if abs(d0) > r or abs(d1) > r or abs(d2) > r:
-                                continue
-                            q = kptr[k] + ((d0 + r) * w + (d1 + r)) * w + (d2 + r)
-                            v = values[q]
-                            if v == 0:
-                                continue
-                            if m[s] == 0:
-                                touched[nt] = s
-                                nt += 1
-                                m[s] = v
-                                lg[s] = logs[q]
-                            elif v > m[s]:
-                                m[s] = v
-                                lg[s] = logs[q]
-            ts = np.sort(touched[:nt])
-            total = 0.0
-            for i in range(nt):  # the same terms in the same study order as the full pass: the same bits
-                total += lg[ts[i]]
-                m[ts[i]] = 0
-            out[c] = total
-        return out
-
-    return exact_at
+    return tuple(components.compiled(f) for f in (_screen_sums, _screen_candidates, _exact_sums))
 
 
-#: Share of the threshold's log-sum the kernel cut may hide: smaller cuts less kernel but leaves fewer candidates.
-_SHARE = 0.1
-#: Block edge (voxels) of the buckets the exact pass finds a candidate's nearby foci in.
-_BLOCK = 8
+#: Share of the threshold's log-sum the kernel cut may hide: larger cuts more kernel (a cheaper screening pass)
+#: but leaves more candidates (a dearer exact pass); 0.05 is near the least total on ~150 studies of sample size 20.
+_SHARE = 0.05
 
 
 class _Engine:
@@ -331,11 +364,16 @@ class _Engine:
         if self.compiled is None and engine == "numba":
             raise ParameterError("engine='numba' but numba is not installed; install numba or use engine='numpy'.")
         self.support = ale._placement(foci.grid)
+        self.screened = False
 
     def buffers(self):
         n = self.foci.grid.n_mask
-        return (np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32), np.zeros(n), np.zeros(n, dtype=np.bool_),
-                np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
+        buf = [np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32), np.zeros(n), np.zeros(n, dtype=np.bool_),
+               np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)]
+        if self.screened:  # the screening pass's box and the labeller's scratch
+            # (a run's zero padding may reach _RUN - 1 voxels past the box's end)
+            buf += [np.zeros(int(np.prod(self.box)) + _RUN, dtype=np.float32), None, self.labeller.scratch()]
+        return buf
 
     def stat(self, ijk: np.ndarray, buf) -> tuple[np.ndarray, np.ndarray]:
         f = self.foci
@@ -344,7 +382,7 @@ class _Engine:
             dense = ale._stat(studies, f.grid.n_mask)
             idx = np.flatnonzero(dense)
             return idx, dense[idx]
-        ma, lg, sums, seen, scratch, touched = buf
+        ma, lg, sums, seen, scratch, touched = buf[:6]
         n = self.compiled(f.centres(ijk), f.ptr, f.kernel_of, f.kptr, f.offsets, f.values, f.logs, self.support,
                           ma, lg, sums, seen, scratch, touched)
         idx = touched[:n]  # in order of first touch; callers that need them sorted sort them
@@ -354,52 +392,101 @@ class _Engine:
         keep = stat > 0
         return idx[keep], stat[keep]
 
-
     def screen(self, threshold: float):
         """Prepare :meth:`above`: kernels cut at a value small enough that the cut cannot hide a supra-threshold voxel.
 
         Dropping kernel values below ``delta`` lowers a study's MA at a voxel only
         where its MA is below ``delta`` (a larger maximum is kept), so the log-sum
         rises by at most ``-log1p(-delta)`` per study: with ``delta`` chosen so
-        that all studies together move it by at most ``_SHARE`` (0.1) of ``-log(1 - threshold)``,
-        every voxel whose exact ALE exceeds the threshold has a cut-kernel log-sum
-        below ``(1 - _SHARE) log(1 - threshold)``.
+        that all studies together move it by at most ``_SHARE`` of ``-log(1 - threshold)``
+        (the ``slack``), every voxel whose exact ALE exceeds the threshold has a
+        cut-kernel log-sum below ``log(1 - threshold) + slack``; summing the
+        cut kernels over foci instead of taking each study's maximum only
+        lowers that sum.  The cut kernels are runs along the last axis (a
+        Gaussian's values above ``delta`` along a line are one run), placed in
+        the box of the mask's voxels padded by the largest reach.
         """
         f = self.foci
-        l_thr = math.log1p(-float(threshold))
-        delta = -math.expm1(_SHARE * l_thr / f.n_studies)
-        self.cut = ((1 - _SHARE) * l_thr + 1e-7, l_thr - 1e-7)  # candidates, and "some cut-kernel voxel is above"
-        self.trunc = f.truncated(np.float32(delta))
-        self.exact = _numba_exact()
-        self.blocks = -(-np.asarray(f.padded, dtype=np.int64) // _BLOCK)
-        self.mask_padded = np.column_stack(np.unravel_index(f.grid.mask_flat, f.grid.shape)).astype(np.int64) + ale._PAD
+        self.kernels = _kernels() if self.compiled is not None else None
+        if self.kernels is None:
+            return
+        self.l_thr = math.log1p(-float(threshold))
+        delta = np.float32(-math.expm1(_SHARE * self.l_thr / f.n_studies))
+        self.slack = f.n_studies * -float(np.log1p(-delta)) * (1 + 1e-6)
         self.widths = np.asarray([int(round(n ** (1 / 3))) for n in np.diff(f.kptr)], dtype=np.int64)
+        pad = int(self.widths.max() // 2)
+        mask_ijk = np.column_stack(np.unravel_index(f.grid.mask_flat, f.grid.shape)).astype(np.int64)
+        corner = mask_ijk.min(axis=0)  # the box spans the mask's bounding box (foci are drawn in the mask)
+        self.box = tuple(int(n) + 2 * pad for n in mask_ijk.max(axis=0) - corner + 1)
+        steps = np.array([self.box[1] * self.box[2], self.box[2], 1], dtype=np.int64)
+        rptr, row_off, row_logs = [0], [], []
+        for k, w in enumerate(self.widths):
+            r = int(w // 2)
+            values = f.values[f.kptr[k]:f.kptr[k + 1]].reshape(w, w, w)
+            logs = f.logs[f.kptr[k]:f.kptr[k + 1]].reshape(w, w, w)
+            for a in range(w):
+                for b in range(w):
+                    keep = np.flatnonzero(values[a, b] >= delta)
+                    if keep.size:  # from the first to the last kept value (more values only tighten the bound)
+                        for lo in range(int(keep[0]), int(keep[-1]) + 1, _RUN):
+                            piece = np.zeros(_RUN, dtype=np.float32)  # zeros past the run add nothing
+                            hi = min(lo + _RUN, int(keep[-1]) + 1)
+                            piece[:hi - lo] = logs[a, b, lo:hi]
+                            row_off.append((a - r) * steps[0] + (b - r) * steps[1] + (lo - r))
+                            row_logs.append(piece)
+            rptr.append(len(row_off))
+        self.rows = (np.asarray(rptr, dtype=np.int64), np.asarray(row_off, dtype=np.int64),
+                     np.concatenate(row_logs))
+        self.focus_kernel = f.kernel_of[f.study]
+        mask_ijk += pad - corner
+        self.mask_box = mask_ijk  # in-mask voxels' coordinates in the padded box, C order
+        self.mask_pos = mask_ijk @ steps
+        self.labeller = _voxel_labeller(f.grid)
+        self.screened = True
 
-    def above(self, ijk: np.ndarray, buf, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-        """Exact ALE (float32) at a set of voxels holding every voxel above ``threshold`` and the map's maximum.
+    def above(self, draw: np.ndarray, buf, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+        """Exact ALE (float32) at in-mask voxels (ascending) holding every voxel above ``threshold`` and the maximum.
 
-        Falls back to :meth:`stat` (every voxel) when no voxel exceeds the
-        threshold, as then the maximum may lie anywhere.
+        ``draw`` gives each focus's in-mask voxel (a mask number).  The exact
+        ALE is computed at the voxels whose screening log-sum is within the
+        slack of the threshold's; when none of them exceeds it, the maximum may
+        lie anywhere, and the exact ALE is computed again at every voxel whose
+        screening log-sum is within the slack of the best found.
         """
         f = self.foci
-        if self.compiled is None or self.exact is None:
-            return self.stat(ijk, buf)
-        ma, lg, sums, seen, scratch, touched = buf
-        centres = f.centres(ijk)
-        kptr, offsets, values, logs = self.trunc
-        n = self.compiled(centres, f.ptr, f.kernel_of, kptr, offsets, values, logs, self.support,
-                          ma, lg, sums, seen, scratch, touched)
-        idx = touched[:n]
-        approx = sums[idx]
-        sums[idx] = 0.0
-        seen[idx] = False
-        if not n or approx.min() >= self.cut[1]:
-            return self.stat(ijk, buf)
-        cand = idx[approx < self.cut[0]]
-        csum = self.exact(self.mask_padded[cand], ijk + ale._PAD, f.study, f.kernel_of, f.kptr, self.widths,
-                          f.values, f.logs, _BLOCK, self.blocks, int(self.widths.max() // 2), f.n_studies)
+        if not self.screened:
+            return self.stat(self.mask_ijk(draw), buf)
+        screen_sums, screen_candidates, exact_sums = self.kernels
+        sums, out = buf[6], buf[4]
+        pos = self.mask_pos[draw]
+        order = np.argsort(pos)
+        screen_sums(pos[order], self.focus_kernel[order], *self.rows, sums)
+        n, low = screen_candidates(sums, self.mask_pos, self._widened(self.l_thr + self.slack), out)
+        cand = out[:n].copy() if n else np.array([low], dtype=np.int64)
+        foci = self.mask_box[draw]
+        csum = exact_sums(self.mask_box[cand], foci, f.ptr, f.kernel_of, f.kptr, self.widths, f.logs, *self.box[:2])
         stat = (1.0 - np.exp(csum)).astype(np.float32)
+        if not (stat > np.float64(threshold)).any():
+            n, _ = screen_candidates(sums, self.mask_pos, self._widened(float(csum.min()) + self.slack), out)
+            cand = out[:n].copy()
+            csum = exact_sums(self.mask_box[cand], foci, f.ptr, f.kernel_of, f.kptr, self.widths, f.logs, *self.box[:2])
+            stat = (1.0 - np.exp(csum)).astype(np.float32)
+        sums[:] = 0
         return cand, stat
+
+    def _widened(self, cut: float) -> float:
+        """``cut`` widened by the float32 screening sums' worst rounding error (at most one term per focus)."""
+        return cut + 1e-5 + len(self.foci.ijk) * 2.0 ** -24 * abs(cut)
+
+    def mask_ijk(self, draw: np.ndarray) -> np.ndarray:
+        grid = self.foci.grid
+        return np.column_stack(np.unravel_index(grid.mask_flat[draw], grid.shape))
+
+
+@functools.lru_cache(maxsize=4)
+def _voxel_labeller(grid: Grid) -> components.VoxelLabeller:
+    """Face-connected components of subsets of the grid's in-mask voxels (NiMARE's connectivity)."""
+    return components.VoxelLabeller(grid.shape, grid.mask_flat, connectivity=6)
 
 
 def _run(iterations: range, one, n_workers: int):
@@ -413,6 +500,8 @@ def _run(iterations: range, one, n_workers: int):
 
 
 def _check_workers(n_workers) -> int:
+    if n_workers is None:  # the cores this process may run on (results do not depend on it)
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
         raise ParameterError(f"n_workers={n_workers!r}; expected an int >= 1 (threads running iterations).")
     return int(n_workers)
@@ -457,26 +546,30 @@ def _check_p(value, name: str) -> float:
     return float(value)
 
 
-def _cluster_measures(idx: np.ndarray, stat: np.ndarray, threshold: float, grid: Grid):
-    """Largest face-connected cluster's size and mass among in-mask voxels with ALE > threshold."""
+def _cluster_measures(idx: np.ndarray, stat: np.ndarray, threshold: float, grid: Grid, scratch=None):
+    """Largest face-connected cluster's size and mass among in-mask voxels with ALE > threshold.
+
+    ``idx`` are in-mask voxel numbers (any order; the cluster sums run in
+    ascending order), ``stat`` the ALE there; ``scratch`` the labeller's
+    (:meth:`xcoact.stats.components.Labeller.scratch`), made when not given.
+    """
     threshold = np.float64(threshold)  # compared in float64, as NiMARE's float64 bin centre
     above = stat > threshold
     if not above.any():
         return 0, 0.0
-    ijk = np.column_stack(np.unravel_index(grid.mask_flat[idx[above]], grid.shape))
-    lo = ijk.min(axis=0)
-    box = np.zeros(tuple(ijk.max(axis=0) - lo + 1), dtype=bool)
-    box[tuple((ijk - lo).T)] = True  # the bounding box of the supra-threshold voxels holds all their clusters
-    labels, n = _label(box)
-    which = labels[tuple((ijk - lo).T)]
-    sizes = np.bincount(which, minlength=n + 1)[1:]
-    masses = np.bincount(which, weights=stat[above].astype(np.float64) - threshold, minlength=n + 1)[1:]
+    numbers, values = idx[above], stat[above]
+    if numbers.size > 1 and (np.diff(numbers) < 0).any():
+        order = np.argsort(numbers)
+        numbers, values = numbers[order], values[order]
+    n, which = _voxel_labeller(grid).label_voxels(numbers, scratch)
+    sizes = np.bincount(which, minlength=n)
+    masses = np.bincount(which, weights=values.astype(np.float64) - threshold, minlength=n)
     return int(sizes.max()), float(masses.max())
 
 
 def fwe_null(ijk, study, grid: Grid, *, sample_size=None, fwhm=None, threshold: float | None = None,
              n_iter: int | range = 5000, seed: int = 0, engine: str = "auto",
-             n_workers: int = 1) -> dict[str, np.ndarray]:
+             n_workers: int | None = None) -> dict[str, np.ndarray]:
     """Monte Carlo maxima of ALE under NiMARE's null: every focus moved to a random in-mask voxel.
 
     Parameters
@@ -501,8 +594,9 @@ def fwe_null(ijk, study, grid: Grid, *, sample_size=None, fwhm=None, threshold: 
         Seed of the iterations' generators.
     engine : {"auto", "numba", "numpy"}
         Compiled or numpy ALE (same results).
-    n_workers : int
-        Threads running iterations.
+    n_workers : int, optional
+        Threads running iterations; by default one per core this process may
+        use.  The results are the same for any number.
 
     Returns
     -------
@@ -520,7 +614,6 @@ def fwe_null(ijk, study, grid: Grid, *, sample_size=None, fwhm=None, threshold: 
     run = _Engine(foci, engine)
     if threshold is not None:
         run.screen(threshold)
-    mask_ijk = np.column_stack(np.unravel_index(grid.mask_flat, grid.shape))
     n_foci = len(foci.ijk)
     scratch = _ThreadScratch(run.buffers)
 
@@ -528,12 +621,12 @@ def fwe_null(ijk, study, grid: Grid, *, sample_size=None, fwhm=None, threshold: 
         buf = scratch.get()
         draw = _iteration_rng(seed, i).integers(0, grid.n_mask, size=n_foci)
         if threshold is None:
-            idx, stat = run.stat(mask_ijk[draw], buf)
+            idx, stat = run.stat(run.mask_ijk(draw), buf)
             return (float(stat.max()) if stat.size else 0.0), 0, 0.0
         # the exact ALE only where it can exceed the threshold (and so hold the maximum), see _Engine.screen
-        idx, stat = run.above(mask_ijk[draw], buf, threshold)
+        idx, stat = run.above(draw, buf, threshold)
         top = float(stat.max()) if stat.size else 0.0
-        return (top, *_cluster_measures(idx, stat, threshold, grid))
+        return (top, *_cluster_measures(idx, stat, threshold, grid, buf[8] if run.screened else None))
 
     rows = np.asarray(_run(iterations, one, n_workers), dtype=np.float64).reshape(-1, 3)
     out = {"values_level-voxel": rows[:, 0].astype(np.float32)}
@@ -620,7 +713,7 @@ def fwe_maps(stat: np.ndarray, grid: Grid, null: dict, threshold: float | None =
 
 def ale_fwe(ijk, study, grid: Grid, *, sample_size=None, fwhm=None, n_iter: int = 5000, seed: int = 0,
             voxel_thresh: float = 0.001, vfwe_only: bool = False, engine: str = "auto",
-            n_workers: int = 1) -> dict:
+            n_workers: int | None = None) -> dict:
     """ALE with NiMARE's Monte Carlo FWE correction (``FWECorrector(method="montecarlo")``) in one call.
 
     Parameters are those of :func:`fwe_null`; ``voxel_thresh`` is the
