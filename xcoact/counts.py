@@ -508,11 +508,11 @@ def study_scores(act: xr.DataArray, fn, n_out: int, dtype=np.int64) -> np.ndarra
             # and scored in one go - a tiny graph, for which Dask's collection machinery costs several times the work
             return _all_scores(get_sync(graph, keys), fn, n_out, dtype)
     blocks = list(data.to_delayed(optimize_graph=False).ravel())
-    # elsewhere (a cluster): one task for all blocks, on the worker holding them, where the grouped counts run;
-    # one task per block let the scheduler balance them onto the other worker, moving the blocks' rows (15 MB a
-    # v7 block) on the first seeds
-    (got,) = dask.compute(dask.delayed(_all_scores, pure=False)(blocks, fn, n_out, dtype), optimize_graph=False)
-    return got
+    # elsewhere (a cluster): one task per block, run where the block is kept (a single task over all blocks
+    # would pull every block, rows and all, onto one worker); only the scores travel
+    parts = [dask.delayed(_block_scores, pure=False)(b, fn, n_out, dtype) for b in blocks]
+    got = dask.compute(*parts, optimize_graph=False)
+    return np.concatenate(got, axis=1) if got else np.zeros((n_out, 0), dtype=dtype)
 
 
 def _blocks_ready(graph: dict) -> bool:
