@@ -72,6 +72,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--engine", choices=("auto", "numba", "numpy"), default="auto")
     parser.add_argument("--compare", type=int, default=0, help="iterations of a KS comparison of the nulls (0: none)")
+    parser.add_argument("--ours-runs", type=int, default=1,
+                        help="independent xcoact nulls (seeds seed+1, seed+2, ...) each compared with NiMARE's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--nulls-dir", default=None,
                         help="directory of NiMARE's --compare null arrays: loaded from there when an earlier run with "
@@ -168,11 +170,14 @@ def main(argv=None) -> int:
         theirs = _nimare_nulls(args, k, len(chosen), threshold, est, result)
         if args.nimare_nulls_only:
             return 0
-        t0 = time.perf_counter()
-        ours = ale_null.fwe_null(ijk, study, grid, sample_size=n, threshold=threshold, n_iter=k, seed=args.seed + 1,
-                                 n_workers=args.workers)
-        print(f"xcoact  fwe_null {k:5d} iter   : {time.perf_counter() - t0:8.2f} s wall (seed {args.seed + 1})")
-        _compare(ours, theirs, k)
+        # one comparison per xcoact seed, all against the same NiMARE null: with equal distributions the p values
+        # of independent runs spread evenly over (0, 1), so one small p among several is expected, a run of them not
+        for ours_seed in range(args.seed + 1, args.seed + 1 + args.ours_runs):
+            t0 = time.perf_counter()
+            ours = ale_null.fwe_null(ijk, study, grid, sample_size=n, threshold=threshold, n_iter=k, seed=ours_seed,
+                                     n_workers=args.workers)
+            print(f"xcoact  fwe_null {k:5d} iter   : {time.perf_counter() - t0:8.2f} s wall (seed {ours_seed})")
+            _compare(ours, theirs, k)
     return 0
 
 
