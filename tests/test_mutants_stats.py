@@ -33,7 +33,7 @@ def _uniformity_chi2(a: float, n_f: int, e: float) -> float:
     return (a - e) ** 2 / e + (a - e) ** 2 / (n_f - e)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _association_chi2(a: int, b: int, n_f: int, n_u: int) -> float:
     """Pearson chi-square of [[a, b], [n_F - a, n_U - b]]; a row no study (or every study) fills adds 1 a cell."""
     if a + b == 0 or a + b == n_f + n_u:
@@ -64,8 +64,8 @@ def _maps_by_scipy(a, b, n_f: int, n_u: int, q: float, prior: float) -> dict[str
     out = {name: np.zeros(a.size) for name in names}
     p_uni = np.empty(a.size)
     p_assoc = np.empty(a.size)
-    sf = functools.lru_cache(maxsize=None)(lambda chi2: float(sstats.chi2.sf(chi2, 1)))
-    for i, (ai, bi) in enumerate(zip(a.tolist(), b.tolist())):
+    sf = functools.cache(lambda chi2: float(sstats.chi2.sf(chi2, 1)))
+    for i, (ai, bi) in enumerate(zip(a.tolist(), b.tolist(), strict=True)):
         p_uni[i] = sf(_uniformity_chi2(ai, n_f, e))
         p_assoc[i] = sf(_association_chi2(ai, bi, n_f, n_u))
         out[names[5]][i] = _z(p_uni[i], ai - e)
@@ -191,12 +191,12 @@ def test_uniformity_fdr_threshold_with_the_largest_p_kept():
 def test_pair_maps_are_the_maps_per_distinct_pair(seed, n_vox, n_f, n_u, q, prior):
     a, b = _random_counts(seed, n_vox, n_f, n_u)
     table, inverse = stats.pair_maps(a, b, n_f, n_u, q=q, prior=prior)
-    pairs = set(zip(a.tolist(), b.tolist()))
+    pairs = set(zip(a.tolist(), b.tolist(), strict=True))
     assert table.shape == (9, len(pairs)) and table.dtype == np.float64
     assert inverse.shape == (n_vox,) and inverse.min() == 0 and inverse.max() == len(pairs) - 1
     # two voxels share a column exactly when they share a pair
     by_pair = {}
-    for pair, column in zip(zip(a.tolist(), b.tolist()), inverse.tolist()):
+    for pair, column in zip(zip(a.tolist(), b.tolist(), strict=True), inverse.tolist(), strict=True):
         assert by_pair.setdefault(pair, column) == column
     assert len(set(by_pair.values())) == len(pairs)
     maps = stats.coactivation_maps(a, b, n_f, n_u, q=q, prior=prior)
@@ -366,7 +366,19 @@ def test_count_pairs_recovers_every_voxel():
     ua, ub, inverse, counts = stats.count_pairs(a, b)
     np.testing.assert_array_equal(ua[inverse], a)
     np.testing.assert_array_equal(ub[inverse], b)
-    pairs = list(zip(ua.tolist(), ub.tolist()))
+    pairs = list(zip(ua.tolist(), ub.tolist(), strict=True))
     assert len(set(pairs)) == len(pairs)
-    for (x, y), c in zip(pairs, counts.tolist()):
+    for (x, y), c in zip(pairs, counts.tolist(), strict=True):
         assert c == int(np.sum((a == x) & (b == y)))
+
+
+def test_pair_maps_and_coactivation_maps_default_to_q_001_and_prior_05():
+    """The documented defaults: q = 0.01, prior = 0.5 (Neurosynth's), numerically and in the names."""
+    a, b = _random_counts(0, 400, 12, 80)
+    expected = _maps_by_scipy(a, b, 12, 80, 0.01, 0.5)
+    table, inverse = stats.pair_maps(a, b, 12, 80)
+    maps = stats.coactivation_maps(a, b, 12, 80)
+    assert list(maps) == list(expected) == stats.map_names(0.01, 0.5)
+    for row, (name, values) in enumerate(expected.items()):
+        np.testing.assert_allclose(table[row, inverse], values, rtol=1e-9, atol=0, err_msg=name)
+        np.testing.assert_allclose(maps[name], values, rtol=1e-9, atol=0, err_msg=name)
