@@ -9,13 +9,14 @@ docs/semantics.md ('Selecting studies'), through the public functions of
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
 import pytest
 
 import xcoact
-from xcoact.errors import ParameterError
+from xcoact.errors import ParameterError, SelectionError
 from xcoact.select import (
     check_rule,
     check_threshold,
@@ -150,4 +151,128 @@ def test_the_degenerate_seed_warning_names_the_callers_line(small_cube, call):
         call(small_cube)
     found = [w for w in caught if issubclass(w.category, DegenerateSeedWarning)]
     assert len(found) == 1 and "'-4_4_-4'" in str(found[0].message)
-    assert found[0].filename == __file__
+    # never a line of xcoact itself (the default stacklevel would name select.py)
+    package = os.path.dirname(os.path.abspath(xcoact.__file__))
+    assert not os.path.abspath(found[0].filename).startswith(package + os.sep), found[0].filename
+    if "MUTANT_UNDER_TEST" not in os.environ:
+        # but this file (under mutmut a trampoline of site-packages/mutmut sits between the caller and xcoact)
+        assert found[0].filename == __file__
+
+
+# --------------------------------------------------------------------------------------
+# check_rule: every message in full, the validated rule, its sentence and attrs
+# --------------------------------------------------------------------------------------
+
+_TAIL_R = "is not a valid distance for select='distance'; expected a number of mm > 0 (e.g. r=10)."
+_TAIL_K = "is not valid for select='nearest'; expected the number of studies to select, an int >= 1 (e.g. k=100)."
+_IMAGE = ("measures millimetres from seed coordinates, but this seed is an image; pass coordinates "
+          "[[x, y, z], ...], or use select='focus' (a peak inside the ROI) or 'overlap'.")
+
+
+@pytest.mark.parametrize(("select", "threshold", "kwargs", "message"), [
+    ("peaks", None, {},
+     "select='peaks' is not a known rule; expected one of 'overlap', 'focus', 'distance', 'nearest'."),
+    (3, None, {}, "select=3 is not a known rule; expected one of 'overlap', 'focus', 'distance', 'nearest'."),
+    ("focus", 0.1, {}, "threshold=0.1 applies to select='overlap' only; select='focus' selects every study with a peak "
+                       "inside the ROI."),
+    ("distance", 0.1, {"r": 5},
+     "threshold=0.1 applies to select='overlap' only; select='distance' uses r (mm) instead."),
+    ("nearest", 2, {"k": 3},
+     "threshold=2 applies to select='overlap' only; select='nearest' uses k (studies) instead."),
+    ("overlap", None, {"k": 3}, "k=3 applies to select='nearest' only (the number of studies to select)."),
+    ("distance", None, {"r": 5, "k": 3}, "k=3 applies to select='nearest' only (the number of studies to select)."),
+    ("distance", None, {"r": 5, "coords": False}, f"select='distance' {_IMAGE}"),
+    ("nearest", None, {"k": 5, "coords": False}, f"select='nearest' {_IMAGE}"),
+    ("distance", None, {}, f"r=None {_TAIL_R}"),
+    ("distance", None, {"r": 0}, f"r=0 {_TAIL_R}"),
+    ("distance", None, {"r": -2.0}, f"r=-2.0 {_TAIL_R}"),
+    ("distance", None, {"r": True}, f"r=True {_TAIL_R}"),
+    ("distance", None, {"r": float("inf")}, f"r=inf {_TAIL_R}"),
+    ("distance", None, {"r": float("nan")}, f"r=nan {_TAIL_R}"),
+    ("distance", None, {"r": "5"}, f"r='5' {_TAIL_R}"),
+    ("nearest", None, {}, f"k=None {_TAIL_K}"),
+    ("nearest", None, {"k": 0}, f"k=0 {_TAIL_K}"),
+    ("nearest", None, {"k": 2.5}, f"k=2.5 {_TAIL_K}"),
+    ("nearest", None, {"k": True}, f"k=True {_TAIL_K}"),
+    ("overlap", -1, {},
+     "threshold=-1 is a negative voxel count; expected an int >= 0 (or a float proportion in [0, 1])."),
+])
+def test_check_rule_messages_in_full(select, threshold, kwargs, message):
+    with pytest.raises(ParameterError) as err:
+        check_rule(select, threshold, **kwargs)
+    assert str(err.value) == message
+
+
+def test_check_rule_defaults_and_types():
+    assert check_rule() == ("overlap", 0.0, None, None) and type(check_rule().threshold) is float
+    assert check_rule("overlap", 3) == ("overlap", 3, None, None)
+    assert check_rule("focus") == ("focus", None, None, None)
+    assert check_rule("focus", coords=False) == ("focus", None, None, None)  # an image seed can use focus
+    assert check_rule("overlap", 0.2, coords=False) == ("overlap", 0.2, None, None)
+    rule = check_rule("distance", r=np.int64(4))
+    assert rule == ("distance", None, 4.0, None) and type(rule.r) is float
+    rule = check_rule("nearest", k=np.int64(2))
+    assert rule == ("nearest", None, None, 2) and type(rule.k) is int
+    assert check_rule("distance", r=0.5).r == 0.5
+
+
+@pytest.mark.parametrize(("rule", "n_roi", "attrs"), [
+    (("overlap", 0.0), 12, {"select": "overlap", "threshold": 0.0, "threshold_kind": "proportion", "selection":
+     "overlap: a study's activation covers more than a proportion 0 of the 12 ROI voxels (Neurosynth; see "
+     "docs/semantics.md, 'Selecting studies')"}),
+    (("overlap", 0.125), None, {"select": "overlap", "threshold": 0.125, "threshold_kind": "proportion", "selection":
+     "overlap: a study's activation covers more than a proportion 0.125 of the ROI voxels (Neurosynth; see "
+     "docs/semantics.md, 'Selecting studies')"}),
+    (("overlap", 3), 12, {"select": "overlap", "threshold": 3, "threshold_kind": "count", "selection":
+     "overlap: a study's activation covers more than 3 voxels of the 12 ROI voxels (Neurosynth; see "
+     "docs/semantics.md, 'Selecting studies')"}),
+    (("overlap", 3), None, {"select": "overlap", "threshold": 3, "threshold_kind": "count", "selection":
+     "overlap: a study's activation covers more than 3 voxels of the ROI voxels (Neurosynth; see "
+     "docs/semantics.md, 'Selecting studies')"}),
+    (("focus",), 12, {"select": "focus", "selection":
+     "focus: at least one reported peak inside the 12-voxel ROI (NiMARE get_studies_by_mask)"}),
+    (("distance", None, 2.5), 12, {"select": "distance", "select_r": 2.5, "selection":
+     "distance: at least one reported peak within 2.5 mm (inclusive) of a seed coordinate (Neurosynth 0.3.8 "
+     "get_studies(peaks=...), NiMARE get_studies_by_coordinate)"}),
+    (("nearest", None, None, 7), None, {"select": "nearest", "select_k": 7, "selection":
+     "nearest: the 7 studies whose nearest reported peak is closest to a seed coordinate (ties broken by database "
+     "order)"}),
+])
+def test_rule_attrs_and_sentences(rule, n_roi, attrs):
+    from xcoact.select import SelectionRule
+
+    got = SelectionRule(*rule).attrs(n_roi)
+    assert got == attrs
+    assert all(type(got[key]) is type(value) for key, value in attrs.items())
+    assert SelectionRule(*rule).describe(n_roi) == attrs["selection"]
+
+
+@pytest.mark.parametrize(("rule", "score", "message", "reason"), [
+    (check_rule("distance", r=5), [1.0, 2.25, 4.5],
+     "every one of the 3 studies has a peak within r=5 mm of S (select='distance'), so there are no unselected "
+     "studies to compare with. Lower r below 4.5 mm.",
+     "every study selected; nearest peak 1 mm, farthest study 4.5 mm"),
+    (check_rule("distance", r=0.5), [1.0001, 2.25, 4.0],
+     "no study selected for S with select='distance': the nearest reported peak of the 3 studies is 1 mm from the "
+     "seed, farther than r=0.5 mm. Raise r to at least 1.001.",
+     "no study selected; nearest peak 1 mm, farthest study 4 mm"),
+    (check_rule("nearest", k=5), [1.0, 2.0, 3.0],
+     "select='nearest' with k=5 selects every one of the 3 studies of S, so there are no unselected studies to "
+     "compare with. Use k < 3.", "every study selected; k=5 of 3 studies"),
+    (check_rule("focus"), [0, 0, 0],
+     "no study selected for S with select='focus': none of the 3 studies reports a peak inside the 9 ROI voxels. Use "
+     "a larger ROI, or select='overlap' (sphere coverage).",
+     "no study selected; 0 of 3 studies have a peak in the ROI"),
+    (check_rule("focus"), [1, 3, 1],
+     "every one of the 3 studies reports a peak inside the ROI of S (select='focus'), so there are no unselected "
+     "studies to compare with. Use a smaller ROI.", "every study selected; 3 of 3 studies have a peak in the ROI"),
+    (check_rule("overlap", 2), [3, 3, 3],
+     "every one of the 3 studies was selected for S: each covers the same 3 of 9 ROI voxels, so no threshold can "
+     "separate selected from unselected studies. Use a different ROI, or a database whose studies differ there.",
+     "every study selected; largest overlap 3 of 9 voxels"),
+])
+def test_degenerate_selections_say_why_and_how_to_fix_them(rule, score, message, reason):
+    with pytest.raises(SelectionError) as err:
+        rule.select(np.array(score), 9, seed_name="S")
+    assert str(err.value) == message
+    assert rule.degenerate(np.array(score), 9) == reason
