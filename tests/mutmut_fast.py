@@ -4,8 +4,9 @@
 file whose tests reach the mutated function: for ``stats.pair_maps`` or
 ``select.select_studies`` that is most of the test selection, tens of
 seconds of CPU per mutant before its first (fast) test fails.  This script
-runs, in one process, each mutant not yet checked against a few targeted
-test files only (``pytest -x``, fastest file first), and records the mutants
+collects a few targeted test files once and runs, in that one pytest session,
+each mutant not yet checked against their tests in order, up to the first
+failure (as ``pytest -x``), and records the mutants
 they kill as killed in mutmut's own cache (``mutants/xcoact/*.meta``, exit
 code 1, as ``mutmut run`` records a kill).  Every other mutant is left "not
 checked": ``mutmut run`` then checks it against the whole selection.  A kill
@@ -76,25 +77,47 @@ def main(argv: list[str]) -> int:
     sys.path.insert(0, os.getcwd())
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.getcwd())]
     import pytest
+    from _pytest.runner import runtestprotocol
 
-    args = [*test_files, "-x", "-q", "--tb=no", "--no-header", "-p", "no:cacheprovider", "-p", "no:randomly",
-            "--timeout=120"]
-    os.environ["MUTANT_UNDER_TEST"] = ""
-    if pytest.main(args) != 0:
+    survivors: list[str] = []
+
+    class Loop:
+        """One collection, then every mutant against the collected tests in order, stopping at a first failure."""
+
+        def __init__(self) -> None:
+            self.clean = True
+
+        @staticmethod
+        def fails(items) -> bool:
+            for item in items:
+                if any(report.failed for report in runtestprotocol(item, nextitem=None, log=False)):
+                    return True
+            return False
+
+        def pytest_runtestloop(self, session):
+            os.environ["MUTANT_UNDER_TEST"] = ""
+            if self.fails(session.items):
+                self.clean = False
+                return True
+            start = time.time()
+            for n, (meta, key) in enumerate(pending, 1):
+                os.environ["MUTANT_UNDER_TEST"] = key
+                killed = self.fails(session.items)
+                os.environ["MUTANT_UNDER_TEST"] = ""
+                if killed:
+                    _record(os.path.join("..", meta), key, 1)
+                else:
+                    survivors.append(key)
+                print(f"[{n}/{len(pending)}, {time.time() - start:.0f} s] {key}: {'killed' if killed else 'survived'}",
+                      flush=True)
+            return True
+
+    loop = Loop()
+    pytest.main([*test_files, "-q", "--no-header", "-p", "no:cacheprovider", "-p", "no:randomly", "--timeout=120"],
+                plugins=[loop])
+    if not loop.clean:
         print("the test files fail without a mutant: fix them first")
         return 1
-    survivors = []
-    start = time.time()
-    for n, (meta, key) in enumerate(pending, 1):
-        os.environ["MUTANT_UNDER_TEST"] = key
-        code = int(pytest.main(args))
-        os.environ["MUTANT_UNDER_TEST"] = ""
-        if code == 1:
-            _record(os.path.join("..", meta), key, 1)
-        else:
-            survivors.append(key)
-        print(f"[{n}/{len(pending)}, {time.time() - start:.0f} s] {key}: {'killed' if code == 1 else f'exit {code}'}",
-              flush=True)
     print(f"\n{len(pending) - len(survivors)} killed, {len(survivors)} left for `mutmut run`:")
     print(" ".join(survivors))
     return 0

@@ -58,6 +58,16 @@ def _bh_keep(p: np.ndarray, q: float) -> np.ndarray:
 
 
 def _maps_by_scipy(a, b, n_f: int, n_u: int, q: float, prior: float) -> dict[str, np.ndarray]:
+    key = (a.tobytes(), b.tobytes(), n_f, n_u, q, prior)
+    if key not in _TRANSCRIBED:  # independent of xcoact: once per process (a mutation run calls it per mutant)
+        _TRANSCRIBED[key] = _transcribe(a, b, n_f, n_u, q, prior)
+    return {name: values.copy() for name, values in _TRANSCRIBED[key].items()}
+
+
+_TRANSCRIBED: dict[tuple, dict[str, np.ndarray]] = {}
+
+
+def _transcribe(a, b, n_f: int, n_u: int, q: float, prior: float) -> dict[str, np.ndarray]:
     n = n_f + n_u
     e = float(np.mean(a))
     names = stats.map_names(q, prior)
@@ -103,120 +113,7 @@ CASES = [  # (seed, voxels, n_F, n_U, q, prior)
 ]
 
 
-@pytest.mark.parametrize(("seed", "n_vox", "n_f", "n_u", "q", "prior"), CASES)
-def test_coactivation_maps_equal_an_independent_transcription(seed, n_vox, n_f, n_u, q, prior):
-    a, b = _random_counts(seed, n_vox, n_f, n_u)
-    expected = _maps_by_scipy(a, b, n_f, n_u, q, prior)
-    got = stats.coactivation_maps(a, b, n_f, n_u, q=q, prior=prior)
-    assert list(got) == list(expected)
-    for name, values in expected.items():
-        assert got[name].dtype == np.float64 and got[name].shape == (n_vox,)
-        np.testing.assert_allclose(got[name], values, rtol=1e-9, atol=0, err_msg=name)
-    # the FDR maps keep exactly the voxels BH over every voxel keeps (and some, but not all, of them)
-    for test in ("uniformity", "association"):
-        fdr = got[f"{test}-test_z_FDR_{q}"]
-        kept = fdr != 0
-        np.testing.assert_array_equal(kept, expected[f"{test}-test_z_FDR_{q}"] != 0, err_msg=test)
-
-
-@pytest.mark.parametrize(("seed", "n_vox", "n_f", "n_u", "q", "prior"), CASES)
-def test_the_fdr_cases_are_not_trivial(seed, n_vox, n_f, n_u, q, prior):
-    """The cases above keep some voxels and drop others with a nonzero z, in both tests (so they test BH)."""
-    a, b = _random_counts(seed, n_vox, n_f, n_u)
-    expected = _maps_by_scipy(a, b, n_f, n_u, q, prior)
-    for test in ("uniformity", "association"):
-        z, fdr = expected[f"{test}-test_z"], expected[f"{test}-test_z_FDR_{q}"]
-        assert np.any(fdr != 0) and np.any((fdr == 0) & (z != 0)), test
-
-
-def test_uniformity_fdr_counts_every_voxel_of_a_count():
-    """BH's m is the number of voxels, not of distinct counts: many voxels sharing a count lower every bound.
-
-    Eleven voxels: ten at a = 0 (p_0) and one at a = 10 (p_10 < p_0), n_F = 20, e = 10 / 11.  With m = 11
-    the lone voxel's bound is q / 11; counted once per distinct value it would be q / 2.
-    """
-    a = np.array([0] * 10 + [10])
-    b = np.full(11, 5)
-    n_f, n_u = 20, 20
-    e = 10 / 11
-    p10 = sstats.chi2.sf(_uniformity_chi2(10, n_f, e), 1)
-    p0 = sstats.chi2.sf(_uniformity_chi2(0, n_f, e), 1)
-    assert p10 < p0
-    q = 1.5 * p10 * 11 / 2  # p10 <= q / 2, p10 > q / 11; and p0 > 11 q / 11 = q
-    assert p0 > q
-    maps = stats.coactivation_maps(a, b, n_f, n_u, q=q)
-    assert maps[f"uniformity-test_z_FDR_{q}"].tolist() == [0.0] * 11
-    # with q large enough that p10 <= q / 11, it is kept, and the voxels at a = 0 still are not (p0 > q)
-    q2 = 12 * p10
-    assert p0 > q2
-    maps = stats.coactivation_maps(a, b, n_f, n_u, q=q2)
-    fdr = maps[f"uniformity-test_z_FDR_{q2}"]
-    assert fdr[-1] == maps["uniformity-test_z"][-1] > 0 and fdr[:-1].tolist() == [0.0] * 10
-
-
-def test_association_fdr_counts_every_voxel_of_a_pair():
-    """The association family is every voxel too: repeated pairs raise the ranks of the pairs above them."""
-    a = np.array([6] + [1] * 9)
-    b = np.array([2] + [1] * 9)
-    n_f, n_u = 8, 40
-    p6 = sstats.chi2.sf(_association_chi2(6, 2, n_f, n_u), 1)
-    p1 = sstats.chi2.sf(_association_chi2(1, 1, n_f, n_u), 1)
-    assert p6 < p1
-    q = 1.5 * p6 * 10 / 2  # kept if m were 2 pairs, not with m = 10 voxels
-    assert p1 > q
-    maps = stats.coactivation_maps(a, b, n_f, n_u, q=q)
-    assert maps[f"association-test_z_FDR_{q}"].tolist() == [0.0] * 10
-    q2 = 11 * p6
-    maps = stats.coactivation_maps(a, b, n_f, n_u, q=q2)
-    fdr = maps[f"association-test_z_FDR_{q2}"]
-    assert fdr[0] == maps["association-test_z"][0] > 0 and fdr[1:].tolist() == [0.0] * 9
-
-
-def test_uniformity_fdr_threshold_with_the_largest_p_kept():
-    """Every voxel kept: the threshold is the largest p of the map (the last rank), not the first that qualifies."""
-    a = np.array([0, 0, 5, 5, 5, 9])
-    b = np.array([1, 2, 3, 4, 5, 6])
-    maps = stats.coactivation_maps(a, b, 10, 10, q=0.999999)
-    z = maps["uniformity-test_z"]
-    assert np.all(z != 0)
-    np.testing.assert_array_equal(maps["uniformity-test_z_FDR_0.999999"], z)
-
-
-# --------------------------------------------------------------------------------------
-# pair_maps: the maps per distinct pair, and which pair each voxel has
-# --------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("seed", "n_vox", "n_f", "n_u", "q", "prior"), CASES[:2])
-def test_pair_maps_are_the_maps_per_distinct_pair(seed, n_vox, n_f, n_u, q, prior):
-    a, b = _random_counts(seed, n_vox, n_f, n_u)
-    table, inverse = stats.pair_maps(a, b, n_f, n_u, q=q, prior=prior)
-    pairs = set(zip(a.tolist(), b.tolist(), strict=True))
-    assert table.shape == (9, len(pairs)) and table.dtype == np.float64
-    assert inverse.shape == (n_vox,) and inverse.min() == 0 and inverse.max() == len(pairs) - 1
-    # two voxels share a column exactly when they share a pair
-    by_pair = {}
-    for pair, column in zip(zip(a.tolist(), b.tolist(), strict=True), inverse.tolist(), strict=True):
-        assert by_pair.setdefault(pair, column) == column
-    assert len(set(by_pair.values())) == len(pairs)
-    maps = stats.coactivation_maps(a, b, n_f, n_u, q=q, prior=prior)
-    for row, name in enumerate(stats.map_names(q, prior)):
-        np.testing.assert_array_equal(table[row, inverse], maps[name], err_msg=name)
-
-
-def test_pair_maps_by_hand():
-    """Three voxels, two pairs: (0, 0) dead, (2, 1) twice; n_F = 2, n_U = 4, prior 0.25."""
-    table, inverse = stats.pair_maps(np.array([2, 0, 2]), np.array([1, 0, 1]), 2, 4, q=0.5, prior=0.25)
-    assert inverse[0] == inverse[2] != inverse[1]
-    dead, pair = table[:, inverse[1]], table[:, inverse[0]]
-    assert dead.tolist() == [0.0] * 9
-    # pA = 3/6, pAgF = 1, pFgA = 1 * (2/6) / (3/6) = 2/3, pA_given_pF = 0.25 + 0.75 / 4, pFgA_given_pF = 0.25 / that
-    np.testing.assert_allclose(pair[:5], [0.5, 1.0, 2 / 3, 0.4375, 0.25 / 0.4375], rtol=1e-15)
-    e = 4 / 3
-    z_uni = sstats.norm.isf(sstats.chi2.sf(_uniformity_chi2(2, 2, e), 1) / 2)
-    z_assoc = sstats.norm.isf(sstats.chi2.sf(_association_chi2(2, 1, 2, 4), 1) / 2)
-    np.testing.assert_allclose(pair[5:7], [z_uni, z_assoc], rtol=1e-12)
-
+# (the fast by-hand tests first: a mutant fails at its first failing test, and these take milliseconds)
 
 # --------------------------------------------------------------------------------------
 # the shared formulas: chi-squares and signs
@@ -370,6 +267,126 @@ def test_count_pairs_recovers_every_voxel():
     assert len(set(pairs)) == len(pairs)
     for (x, y), c in zip(pairs, counts.tolist(), strict=True):
         assert c == int(np.sum((a == x) & (b == y)))
+
+
+# --------------------------------------------------------------------------------------
+# the nine maps of random count tables against the transcription (slower: scipy voxel by voxel)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("seed", "n_vox", "n_f", "n_u", "q", "prior"), CASES)
+def test_coactivation_maps_equal_an_independent_transcription(seed, n_vox, n_f, n_u, q, prior):
+    a, b = _random_counts(seed, n_vox, n_f, n_u)
+    expected = _maps_by_scipy(a, b, n_f, n_u, q, prior)
+    got = stats.coactivation_maps(a, b, n_f, n_u, q=q, prior=prior)
+    assert list(got) == list(expected)
+    for name, values in expected.items():
+        assert got[name].dtype == np.float64 and got[name].shape == (n_vox,)
+        np.testing.assert_allclose(got[name], values, rtol=1e-9, atol=0, err_msg=name)
+    # the FDR maps keep exactly the voxels BH over every voxel keeps (and some, but not all, of them)
+    for test in ("uniformity", "association"):
+        fdr = got[f"{test}-test_z_FDR_{q}"]
+        kept = fdr != 0
+        np.testing.assert_array_equal(kept, expected[f"{test}-test_z_FDR_{q}"] != 0, err_msg=test)
+
+
+@pytest.mark.parametrize(("seed", "n_vox", "n_f", "n_u", "q", "prior"), CASES)
+def test_the_fdr_cases_are_not_trivial(seed, n_vox, n_f, n_u, q, prior):
+    """The cases above keep some voxels and drop others with a nonzero z, in both tests (so they test BH)."""
+    a, b = _random_counts(seed, n_vox, n_f, n_u)
+    expected = _maps_by_scipy(a, b, n_f, n_u, q, prior)
+    for test in ("uniformity", "association"):
+        z, fdr = expected[f"{test}-test_z"], expected[f"{test}-test_z_FDR_{q}"]
+        assert np.any(fdr != 0) and np.any((fdr == 0) & (z != 0)), test
+
+
+def test_uniformity_fdr_counts_every_voxel_of_a_count():
+    """BH's m is the number of voxels, not of distinct counts: many voxels sharing a count lower every bound.
+
+    Eleven voxels: ten at a = 0 (p_0) and one at a = 10 (p_10 < p_0), n_F = 20, e = 10 / 11.  With m = 11
+    the lone voxel's bound is q / 11; counted once per distinct value it would be q / 2.
+    """
+    a = np.array([0] * 10 + [10])
+    b = np.full(11, 5)
+    n_f, n_u = 20, 20
+    e = 10 / 11
+    p10 = sstats.chi2.sf(_uniformity_chi2(10, n_f, e), 1)
+    p0 = sstats.chi2.sf(_uniformity_chi2(0, n_f, e), 1)
+    assert p10 < p0
+    q = 1.5 * p10 * 11 / 2  # p10 <= q / 2, p10 > q / 11; and p0 > 11 q / 11 = q
+    assert p0 > q
+    maps = stats.coactivation_maps(a, b, n_f, n_u, q=q)
+    assert maps[f"uniformity-test_z_FDR_{q}"].tolist() == [0.0] * 11
+    # with q large enough that p10 <= q / 11, it is kept, and the voxels at a = 0 still are not (p0 > q)
+    q2 = 12 * p10
+    assert p0 > q2
+    maps = stats.coactivation_maps(a, b, n_f, n_u, q=q2)
+    fdr = maps[f"uniformity-test_z_FDR_{q2}"]
+    assert fdr[-1] == maps["uniformity-test_z"][-1] > 0 and fdr[:-1].tolist() == [0.0] * 10
+
+
+def test_association_fdr_counts_every_voxel_of_a_pair():
+    """The association family is every voxel too: repeated pairs raise the ranks of the pairs above them."""
+    a = np.array([6] + [1] * 9)
+    b = np.array([2] + [1] * 9)
+    n_f, n_u = 8, 40
+    p6 = sstats.chi2.sf(_association_chi2(6, 2, n_f, n_u), 1)
+    p1 = sstats.chi2.sf(_association_chi2(1, 1, n_f, n_u), 1)
+    assert p6 < p1
+    q = 1.5 * p6 * 10 / 2  # kept if m were 2 pairs, not with m = 10 voxels
+    assert p1 > q
+    maps = stats.coactivation_maps(a, b, n_f, n_u, q=q)
+    assert maps[f"association-test_z_FDR_{q}"].tolist() == [0.0] * 10
+    q2 = 11 * p6
+    maps = stats.coactivation_maps(a, b, n_f, n_u, q=q2)
+    fdr = maps[f"association-test_z_FDR_{q2}"]
+    assert fdr[0] == maps["association-test_z"][0] > 0 and fdr[1:].tolist() == [0.0] * 9
+
+
+def test_uniformity_fdr_threshold_with_the_largest_p_kept():
+    """Every voxel kept: the threshold is the largest p of the map (the last rank), not the first that qualifies."""
+    a = np.array([0, 0, 5, 5, 5, 9])
+    b = np.array([1, 2, 3, 4, 5, 6])
+    maps = stats.coactivation_maps(a, b, 10, 10, q=0.999999)
+    z = maps["uniformity-test_z"]
+    assert np.all(z != 0)
+    np.testing.assert_array_equal(maps["uniformity-test_z_FDR_0.999999"], z)
+
+
+# --------------------------------------------------------------------------------------
+# pair_maps: the maps per distinct pair, and which pair each voxel has
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("seed", "n_vox", "n_f", "n_u", "q", "prior"), CASES[:2])
+def test_pair_maps_are_the_maps_per_distinct_pair(seed, n_vox, n_f, n_u, q, prior):
+    a, b = _random_counts(seed, n_vox, n_f, n_u)
+    table, inverse = stats.pair_maps(a, b, n_f, n_u, q=q, prior=prior)
+    pairs = set(zip(a.tolist(), b.tolist(), strict=True))
+    assert table.shape == (9, len(pairs)) and table.dtype == np.float64
+    assert inverse.shape == (n_vox,) and inverse.min() == 0 and inverse.max() == len(pairs) - 1
+    # two voxels share a column exactly when they share a pair
+    by_pair = {}
+    for pair, column in zip(zip(a.tolist(), b.tolist(), strict=True), inverse.tolist(), strict=True):
+        assert by_pair.setdefault(pair, column) == column
+    assert len(set(by_pair.values())) == len(pairs)
+    maps = stats.coactivation_maps(a, b, n_f, n_u, q=q, prior=prior)
+    for row, name in enumerate(stats.map_names(q, prior)):
+        np.testing.assert_array_equal(table[row, inverse], maps[name], err_msg=name)
+
+
+def test_pair_maps_by_hand():
+    """Three voxels, two pairs: (0, 0) dead, (2, 1) twice; n_F = 2, n_U = 4, prior 0.25."""
+    table, inverse = stats.pair_maps(np.array([2, 0, 2]), np.array([1, 0, 1]), 2, 4, q=0.5, prior=0.25)
+    assert inverse[0] == inverse[2] != inverse[1]
+    dead, pair = table[:, inverse[1]], table[:, inverse[0]]
+    assert dead.tolist() == [0.0] * 9
+    # pA = 3/6, pAgF = 1, pFgA = 1 * (2/6) / (3/6) = 2/3, pA_given_pF = 0.25 + 0.75 / 4, pFgA_given_pF = 0.25 / that
+    np.testing.assert_allclose(pair[:5], [0.5, 1.0, 2 / 3, 0.4375, 0.25 / 0.4375], rtol=1e-15)
+    e = 4 / 3
+    z_uni = sstats.norm.isf(sstats.chi2.sf(_uniformity_chi2(2, 2, e), 1) / 2)
+    z_assoc = sstats.norm.isf(sstats.chi2.sf(_association_chi2(2, 1, 2, 4), 1) / 2)
+    np.testing.assert_allclose(pair[5:7], [z_uni, z_assoc], rtol=1e-12)
 
 
 def test_pair_maps_and_coactivation_maps_default_to_q_001_and_prior_05():
