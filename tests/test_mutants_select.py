@@ -276,3 +276,29 @@ def test_degenerate_selections_say_why_and_how_to_fix_them(rule, score, message,
         rule.select(np.array(score), 9, seed_name="S")
     assert str(err.value) == message
     assert rule.degenerate(np.array(score), 9) == reason
+
+
+_PROPORTION = ("a float threshold is the proportion of ROI voxels a study must cover (e.g. 0.1). For an absolute voxel "
+               "count pass an int (e.g. threshold=5).")
+_NOT_A_NUMBER = ("expected a proportion of ROI voxels in [0, 1] (a float, e.g. 0.1) or a voxel count >= 0 (an int, "
+                 "e.g. 5).")
+
+
+@pytest.mark.parametrize(("threshold", "message"), [
+    (-1, "threshold=-1 is a negative voxel count; expected an int >= 0 (or a float proportion in [0, 1])."),
+    (np.int64(-3), "threshold=np.int64(-3) is a negative voxel count; expected an int >= 0 (or a float proportion in "
+                   "[0, 1])."),
+    (1.5, f"threshold=1.5 is outside [0, 1]; {_PROPORTION}"),
+    (-0.1, f"threshold=-0.1 is outside [0, 1]; {_PROPORTION}"),
+    (float("nan"), f"threshold=nan is NaN or infinite, not a number in [0, 1]; {_PROPORTION}"),
+    (float("inf"), f"threshold=inf is NaN or infinite, not a number in [0, 1]; {_PROPORTION}"),
+    (True, f"threshold=True is not a number (a bool, which would silently count as 0 or 1 voxel); {_NOT_A_NUMBER}"),
+    (np.bool_(False), "threshold=np.False_ is not a number (a bool, which would silently count as 0 or 1 voxel); "
+                      f"{_NOT_A_NUMBER}"),
+    ("0.1", f"threshold='0.1' is not a number; {_NOT_A_NUMBER}"),
+    (None, f"threshold=None is not a number; {_NOT_A_NUMBER}"),
+])
+def test_check_threshold_messages_in_full(threshold, message):
+    with pytest.raises(ParameterError) as err:
+        check_threshold(threshold)
+    assert str(err.value) == message

@@ -399,3 +399,23 @@ def test_pair_maps_and_coactivation_maps_default_to_q_001_and_prior_05():
     for row, (name, values) in enumerate(expected.items()):
         np.testing.assert_allclose(table[row, inverse], values, rtol=1e-9, atol=0, err_msg=name)
         np.testing.assert_allclose(maps[name], values, rtol=1e-9, atol=0, err_msg=name)
+
+
+def test_count_pairs_past_the_table_size():
+    """Counts whose (a + b, a) table would pass 2**23 entries (about 10x Neurosynth): same pairs, by sorting."""
+    rng = np.random.default_rng(8)
+    a = np.concatenate([[0, 3000], rng.integers(0, 3000, 500)])
+    b = np.concatenate([[0, 1], rng.integers(0, 200, 500)])
+    assert (int((a + b).max()) + 1) * (int(a.max()) + 1) > 2**23
+    ua, ub, inverse, counts = stats.count_pairs(a, b)
+    assert inverse.shape == a.shape
+    np.testing.assert_array_equal(ua[inverse], a)
+    np.testing.assert_array_equal(ub[inverse], b)
+    pairs = list(zip(ua.tolist(), ub.tolist(), strict=True))
+    assert len(set(pairs)) == len(pairs)
+    assert counts.tolist() == [int(np.sum((a == x) & (b == y))) for x, y in pairs]
+
+
+def test_count_pairs_of_no_voxel():
+    empty = np.array([], dtype=np.int64)
+    assert all(x.size == 0 for x in stats.count_pairs(empty, empty))
