@@ -419,3 +419,13 @@ def test_count_pairs_past_the_table_size():
 def test_count_pairs_of_no_voxel():
     empty = np.array([], dtype=np.int64)
     assert all(x.size == 0 for x in stats.count_pairs(empty, empty))
+
+
+@pytest.mark.parametrize("prior", [0.0, 0.5, 1.0])
+def test_pair_maps_warn_nothing_at_dead_voxels_and_extreme_priors(prior):
+    """0/0 where no study is active (and where prior 0 or 1 empties P(A)) is expected: no RuntimeWarning."""
+    a, b = np.array([0, 2, 0, 3]), np.array([0, 0, 4, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table, inverse = stats.pair_maps(a, b, 3, 6, prior=prior)
+    assert table[:, inverse[0]].tolist() == [0.0] * 9
