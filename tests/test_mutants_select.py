@@ -302,3 +302,22 @@ def test_check_threshold_messages_in_full(threshold, message):
     with pytest.raises(ParameterError) as err:
         check_threshold(threshold)
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize(("overlap", "threshold", "message"), [
+    ([1, 2], 0.1, "every one of the 2 studies was selected for S (the smallest overlap is 1 of 3 ROI voxels), so there "
+                  "are no unselected studies to compare with. Raise the threshold above 0.333333."),
+    ([1, 2], 0, "every one of the 2 studies was selected for S (the smallest overlap is 1 of 3 ROI voxels), so there "
+                "are no unselected studies to compare with. Raise the threshold above 1."),
+    ([1, 0], 0.5, "no study selected for S: the largest overlap any of the 2 studies reached is 1 of 3 ROI voxels "
+                  "(0.3333), and threshold=0.5 needs more than that proportion. Lower the threshold below 0.333333 or "
+                  "use a larger ROI."),
+    ([2, 0], 3, "no study selected for S: the largest overlap any of the 2 studies reached is 2 of 3 ROI voxels "
+                "(0.6667), and threshold=3 needs more than that many voxels. Lower the threshold below 2 or use a "
+                "larger ROI."),
+])
+def test_select_studies_advice_rounds_to_six_decimals(overlap, threshold, message):
+    """The advised threshold is the overlap (a count) or its proportion rounded to 6 decimals (1/3 -> 0.333333)."""
+    with pytest.raises(SelectionError) as err:
+        select_studies(np.array(overlap), 3, threshold, seed_name="S")
+    assert str(err.value) == message
