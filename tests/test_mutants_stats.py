@@ -429,3 +429,12 @@ def test_pair_maps_warn_nothing_at_dead_voxels_and_extreme_priors(prior):
         warnings.simplefilter("error")
         table, inverse = stats.pair_maps(a, b, 3, 6, prior=prior)
     assert table[:, inverse[0]].tolist() == [0.0] * 9
+
+
+def test_pair_maps_of_no_voxel():
+    """A map of no voxel has no pair: an empty (9, 0) table (NumPy warns that the mean of nothing is NaN)."""
+    empty = np.array([], dtype=np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        table, inverse = stats.pair_maps(empty, empty, 3, 5)
+    assert table.shape == (9, 0) and inverse.shape == (0,)
