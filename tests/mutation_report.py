@@ -24,8 +24,9 @@ import re
 import subprocess
 import sys
 
-_LINE = re.compile(r"^\s+(?P<name>xcoact\.(?P<module>\w+)\.\S+): (?P<status>.+)$")
-_NAME = re.compile(r"`(xcoact\.\w+\.\S+?__mutmut_\d+)`")
+# the module is the dotted path before the mutated function (``x_name`` or ``xǁClassǁmethod``): ``stats.neurosynth``
+_LINE = re.compile(r"^\s+(?P<name>xcoact\.(?P<module>[\w.]+?)\.x[_ǁ]\S+): (?P<status>.+)$")
+_NAME = re.compile(r"`(xcoact\.[\w.]+?\.x[_ǁ]\S+?__mutmut_\d+)`")
 BEGIN = "<!-- mutation-report:begin (written by tests/mutation_report.py --write) -->"
 END = "<!-- mutation-report:end -->"
 
@@ -65,7 +66,7 @@ def report(counts: dict[str, collections.Counter], survivors: list[str], equival
         eq = sum(1 for name in survivors if name.startswith(f"xcoact.{module}.") and name in equivalent)
         denominator = checked - eq
         score = f"{100 * dead / denominator:.1f} %" if denominator else "-"
-        lines.append(f"| `xcoact/{module}.py` | {total} | {c['killed']} | {c['timeout']} | {c['survived']} | {eq} "
+        lines.append(f"| `xcoact/{module.replace('.', '/')}.py` | {total} | {c['killed']} | {c['timeout']} | {c['survived']} | {eq} "
                      f"| {c['no tests']} | {c['not checked']} | {score} |")
     other = {s for c in counts.values() for s in c} - {"killed", "timeout", "survived", "no tests", "not checked"}
     if other:

@@ -42,7 +42,7 @@ Prose naming `xcoact.stats.neurosynth.x_p_to_z__mutmut_3` is not a verdict.
 
 def test_summary_counts_each_status_per_module():
     counts, survivors = mutation_report.summary(RESULTS)
-    assert dict(counts["stats"]) == {"killed": 2, "survived": 2, "timeout": 1}
+    assert dict(counts["stats.neurosynth"]) == {"killed": 2, "survived": 2, "timeout": 1}
     assert dict(counts["select"]) == {"survived": 1, "no tests": 1}
     assert dict(counts["counts"]) == {"not checked": 1}
     assert survivors == ["xcoact.stats.neurosynth.x_p_to_z__mutmut_2", "xcoact.stats.neurosynth.x_p_to_z__mutmut_3",
