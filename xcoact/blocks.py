@@ -153,18 +153,18 @@ class StudyChunk:
         self.grid = grid
         self.studies = None if studies is None else np.asarray(studies)
         self._lock = threading.Lock()
-        self._rows = None
-        self._cols = None
-        self._totals = None
-        self._by_i = None
+        self._rows: tuple[np.ndarray, np.ndarray] | None = None  # (indptr, indices), see sparse_rows
+        self._cols: tuple[np.ndarray, np.ndarray] | None = None  # (colptr, study rows), see cols()
+        self._totals: np.ndarray | None = None
+        self._by_i: np.ndarray | None = None
         self._overlaps = 0
         # kernels with values (see xcoact.kernels.Kernel): the values beside the rows, their per-voxel sums, and
         # the chunk's boolean support (a chunk sharing these rows, see support())
         self.kernel = kernel
-        self._values = None
-        self._vtotals = None
-        self._support = None
-        self._support_of = None
+        self._values: np.ndarray | None = None
+        self._vtotals: np.ndarray | None = None
+        self._support: StudyChunk | None = None
+        self._support_of: StudyChunk | None = None
 
     def __getstate__(self):
         # the peaks only: a chunk travels as part of a graph, and the receiving process builds its rows
@@ -212,6 +212,7 @@ class StudyChunk:
                 elif self._rows is None:
                     self._rows = sparse_rows(self.ijk, self.codes, self.n_studies, self.offsets, self.grid)
                 got = self._rows
+            assert got is not None  # one of the branches above set the rows
         return got
 
     @property
@@ -254,6 +255,7 @@ class StudyChunk:
                 if self._support is None:
                     self._support = got
                 got = self._support
+            assert got is not None  # set just above, or by another thread before
         return got
 
     @property
@@ -262,7 +264,10 @@ class StudyChunk:
         return self._rows is not None
 
     def cols(self) -> tuple[np.ndarray, np.ndarray]:
-        """The rows by voxel (CSC: ``colptr``, int32 unless the entries need int64; study rows): ROI overlaps as a gather."""
+        """The rows by voxel (CSC: ``colptr``, int32 unless the entries need int64; study rows).
+
+        ROI overlaps read them as a gather.
+        """
         got = self._cols
         if got is None:
             from scipy import sparse
@@ -403,7 +408,8 @@ class ActivationBlock:
 
     @property
     def canonical_shape(self) -> tuple[int, int, int, int]:
-        return (len(self.rows), *(len(p) for p in self.pos))
+        pos_x, pos_y, pos_z = self.pos
+        return (len(self.rows), len(pos_x), len(pos_y), len(pos_z))
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -439,7 +445,10 @@ class ActivationBlock:
         return all(len(p) == n and (n == 0 or (p[0] == 0 and np.all(np.diff(p) == 1))) for p, n in zip(self.pos, self.chunk.grid.shape))
 
     def view_mask_voxels(self) -> np.ndarray:
-        """In-mask voxel numbers (of the full grid) at each view voxel, C order over the canonical view; -1 outside the mask."""
+        """In-mask voxel numbers (of the full grid) at each view voxel, C order over the canonical view.
+
+        -1 outside the mask.
+        """
         shape = self.chunk.grid.shape
         flat = (self.pos[0][:, None, None] * (shape[1] * shape[2]) + self.pos[1][None, :, None] * shape[2]
                 + self.pos[2][None, None, :])
@@ -506,12 +515,12 @@ class ActivationBlock:
         return ActivationBlock(self.chunk, got[0], got[1], self.perm)
 
     def transpose(self, *axes):
+        order: tuple | list | None = axes
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
-            axes = axes[0]
-        if not axes:
-            axes = tuple(reversed(range(self.ndim)))
-        axes = [a % self.ndim for a in axes]
-        return ActivationBlock(self.chunk, self.rows, self.pos, tuple(self.perm[a] for a in axes))
+            order = axes[0]  # transpose((1, 0, 2, 3)) as numpy's, besides transpose(1, 0, 2, 3)
+        if not order:
+            order = tuple(reversed(range(self.ndim)))
+        return ActivationBlock(self.chunk, self.rows, self.pos, tuple(self.perm[a % self.ndim] for a in order))
 
     @property
     def T(self):
@@ -545,10 +554,9 @@ class ActivationBlock:
     def __invert__(self):
         return np.logical_not(self)
 
+    # elementwise, as numpy's: so a block is unhashable (defining __eq__ sets __hash__ to None)
     def __eq__(self, other):  # noqa: D105
         return np.equal(self, other)
-
-    __hash__ = None
 
 
 def as_dense(block: ActivationBlock) -> np.ndarray:
@@ -686,11 +694,12 @@ class StackedBlocks(ActivationBlock):
         return pieces[0] if len(pieces) == 1 else StackedBlocks(pieces)
 
     def transpose(self, *axes):
+        order: tuple | list | None = axes
         if len(axes) == 1 and (axes[0] is None or isinstance(axes[0], (tuple, list))):
-            axes = axes[0]
-        if not axes:
-            axes = tuple(reversed(range(self.ndim)))
-        return StackedBlocks([p.transpose(axes) for p in self.parts])
+            order = axes[0]  # transpose((1, 0, 2, 3)) as numpy's, besides transpose(1, 0, 2, 3)
+        if not order:
+            order = tuple(reversed(range(self.ndim)))
+        return StackedBlocks([p.transpose(order) for p in self.parts])
 
     def pieces(self) -> list[ActivationBlock]:
         return list(self.parts)

@@ -62,7 +62,7 @@ def view_to_grid_flat(block: ActivationBlock, flat: np.ndarray) -> np.ndarray:
     return (block.pos[0][i] * full[1] + block.pos[1][j]) * full[2] + block.pos[2][k]
 
 
-def _in_mask_of_view(block: ActivationBlock) -> np.ndarray:
+def _in_mask_of_view(block: ActivationBlock) -> np.ndarray | None:
     """In-mask voxel numbers of the full grid at the view's in-mask voxels (C order of the view)."""
     if block.is_full_view():
         return None  # the identity: the view's in-mask order is the grid's
@@ -276,6 +276,7 @@ def _summed_counts(blocks, weights, mask_flat: np.ndarray) -> np.ndarray:
             total += part
         else:
             total = total + part
+    assert total is not None  # a chunk of groups spans one study block at least
     return total
 
 
@@ -357,7 +358,7 @@ def _count_jobs(jobs: list, m: int) -> list[np.ndarray]:
 def _is_whole_chunk(piece: ActivationBlock) -> bool:
     rows = piece.rows
     n = piece.chunk.n_studies
-    return len(rows) == n and (n == 0 or (rows[0] == 0 and rows[-1] == n - 1 and np.all(np.diff(rows) == 1)))
+    return len(rows) == n and (n == 0 or (rows[0] == 0 and rows[-1] == n - 1 and bool(np.all(np.diff(rows) == 1))))
 
 
 #: The reductions of :func:`grouped_counts`: what one study with weight ``w`` and value ``v`` adds at a voxel.
@@ -415,6 +416,7 @@ def _summed_values(blocks, weights, mask_flat: np.ndarray, op: str) -> np.ndarra
             block = block[0]
         part = _block_values(block, w, mask_flat, op)
         total = part if total is None else total + part
+    assert total is not None  # a chunk of groups spans one study block at least
     if op == "count" and np.issubdtype(weights[0].dtype, np.integer):
         return total.astype(np.int32)
     return total
@@ -431,14 +433,14 @@ def _block_values(block, weights: np.ndarray, mask_flat: np.ndarray, op: str) ->
             if nz.size:  # 0 * log1p(-1) would be NaN: studies out of the group are not read
                 out[g] = weights[g, nz].astype(np.float64) @ _op_terms(dense[nz], op)
         return out
-    out = None
+    total = None
     start = 0
     for piece in pieces_of(block):
         n = len(piece.rows)
         part = _piece_values(piece, weights[:, start:start + n], op)
         start += n
-        out = part if out is None else out + part
-    return np.zeros((n_groups, len(mask_flat)), dtype=np.float64) if out is None else out
+        total = part if total is None else total + part
+    return np.zeros((n_groups, len(mask_flat)), dtype=np.float64) if total is None else total
 
 
 def _piece_values(piece: ActivationBlock, w: np.ndarray, op: str) -> np.ndarray:
@@ -627,7 +629,9 @@ def roi_overlaps(act: xr.DataArray, rois, grid: Grid) -> np.ndarray:
             return res
 
         # int32 all the way: a batch of 1,000 seeds over v7 is 57 MB of scores (twice that as int64)
-        return study_scores(act, fn, len(rois), np.int32)
+        scores = study_scores(act, fn, len(rois), np.int32)
+        assert scores is not None  # a cube of sparse blocks has scores
+        return scores
     for i, roi in enumerate(rois):
         if roi.voxels.size == 0:
             continue
@@ -671,7 +675,8 @@ def _block_peaks(block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         start += len(rows)
     if not out:
         return np.zeros((0, 3), np.int64), np.zeros((0, 3)), np.zeros(0, np.int64)
-    return tuple(np.concatenate(parts) for parts in zip(*out))
+    ijk, xyz, row = zip(*out)
+    return np.concatenate(ijk), np.concatenate(xyz), np.concatenate(row)
 
 
 def cube_peaks(act: xr.DataArray):

@@ -417,7 +417,8 @@ class _OutputGroup:
         except BaseException as err:
             self._roll_back()
             self.discard()
-            if isinstance(err, FileExistsError) and not self.overwrite:
+            # (current is set: the error came from placing an entry)
+            if isinstance(err, FileExistsError) and not self.overwrite and self.current is not None:
                 raise _appeared_error(self.current, err)
             raise _reraise(err, self.current)
         for e in self.entries:

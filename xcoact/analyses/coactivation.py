@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import operator
 import os
+from typing import TYPE_CHECKING, Any, cast
 
 import dask
 import dask.array as da
@@ -23,6 +24,9 @@ from ..select import SelectionRule, check_rule, focus_counts, min_distances, war
 from ..space import Grid
 from ..presets import Preset, focus_selected, get_preset
 from ..stats.neurosynth import map_names, pair_maps
+
+if TYPE_CHECKING:
+    from dask.typing import Key
 
 __all__ = ["seed", "seed_batch", "coactivation", "contrast", "REFERENCE"]
 
@@ -40,10 +44,10 @@ def _check_cube(act) -> None:
     if act.dtype != bool and act.attrs.get("kernel", "binary sphere") != "binary sphere":
         kernel = act.attrs["kernel"]
         raise ParameterError(
-            f"act holds the {kernel!r} kernel's values ({act.dtype}); the coactivation maps count the studies active at "
-            f"each voxel. Analyse the kernel's binary maps with act.astype(bool) (a study active where its {kernel} value "
-            "is not 0: for kernel='kda' the cube of kernel='mkda' with the same r), or build xcoact.activations(db) "
-            "without kernel=."
+            f"act holds the {kernel!r} kernel's values ({act.dtype}); the coactivation maps count the studies "
+            "active at each voxel. Analyse the kernel's binary maps with act.astype(bool) (a study active where "
+            f"its {kernel} value is not 0: for kernel='kda' the cube of kernel='mkda' with the same r), or build "
+            "xcoact.activations(db) without kernel=."
         )
     if act.dtype != bool:
         raise ParameterError(f"act has dtype {act.dtype}; expected bool (study active at voxel).")
@@ -51,8 +55,9 @@ def _check_cube(act) -> None:
     if study is not None and not study.is_unique:
         dup = study[study.duplicated()].unique()[:5].tolist()
         raise ParameterError(
-            f"act has {int(study.duplicated().sum())} repeated study label(s) (e.g. {dup}); each study must appear once "
-            "or it would be counted twice. Drop the repeats, e.g. act.isel(study=~act.indexes['study'].duplicated())."
+            f"act has {int(study.duplicated().sum())} repeated study label(s) (e.g. {dup}); each study must appear "
+            "once or it would be counted twice. Drop the repeats, "
+            "e.g. act.isel(study=~act.indexes['study'].duplicated())."
         )
 
 
@@ -116,7 +121,7 @@ def _check_dtype(dtype) -> np.dtype:
 
 
 def _map_stack(act: xr.DataArray, grid: Grid, groups, n_sel: int, n_uns: int, q: float, prior: float, dtype,
-               pre: Preset) -> da.Array:
+               pre: Preset) -> list[da.Array]:
     """The maps of one analysis, lazy, a ``(x, y, z)`` array each: grouped counts of two groups, then the statistics.
 
     ``groups`` is ``[selected, compared]``: the studies whose activation is
@@ -204,7 +209,9 @@ def _shipped_maps(key, n_sel: int, n_uns: int, q: float, prior: float, grid: Gri
 
 def _counts_in_mask(counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype,
                     preset: str) -> tuple:
-    """One seed's maps from its counts, in-mask: ``(values, pairs, mask_bits, shape)`` (:func:`_maps_block`'s arithmetic).
+    """One seed's maps from its counts, in-mask: ``(values, pairs, mask_bits, shape)``.
+
+    The arithmetic is :func:`_maps_block`'s.
 
     ``values`` is ``(n_maps, n_pairs)`` with ``pairs`` each in-mask voxel's
     column, or ``(n_maps, n_mask)`` with ``pairs=None`` (presets whose
@@ -554,8 +561,11 @@ def _scores(act: xr.DataArray, rule: SelectionRule, rois: list[SeedROI], grid: G
         def fn(chunk, block):
             return focus_counts(chunk, [_full_flat(block, roi.voxels) for roi in rois])
     else:
+        # the callers refuse image seeds for the distance rules: every ROI has its coordinates
+        seeds_xyz = cast("list[np.ndarray]", [roi.xyz for roi in rois])
+
         def fn(chunk, block):
-            return min_distances(chunk, [roi.xyz for roi in rois])
+            return min_distances(chunk, seeds_xyz)
     got = study_scores(act, fn, len(rois), np.int32 if rule.rule == "focus" else np.float64)
     if got is None:
         raise ParameterError(
@@ -658,7 +668,7 @@ def _roi_stack(rois: list[SeedROI], grid: Grid, layout: str, per: int, space: tu
     name = f"roi-masks-{uuid.uuid4().hex}"
     parts = [rois[i:i + per] for i in range(0, len(rois), per)]
     zeros = (0,) * len(space)
-    graph = {(name, i, *zeros): (_roi_block, [roi.voxels for roi in part], grid, layout) for i, part in enumerate(parts)}
+    graph: dict[Key, Any] = {(name, i, *zeros): (_roi_block, [roi.voxels for roi in part], grid, layout) for i, part in enumerate(parts)}
     chunks = (tuple(len(p) for p in parts), *((n,) for n in space))
     meta = np.empty((0,) * (1 + len(space)), dtype=bool)
     return da.Array(HighLevelGraph.from_collections(name, graph, dependencies=()), name, chunks, dtype=bool, meta=meta)
@@ -700,15 +710,17 @@ def seed_batch(
         seed; ``roi (seed, x, y, z)`` (lazy), ``n_roi (seed)``,
         ``n_selected (seed)``, ``valid (seed)``, ``selected (seed, study)``,
         ``overlap (seed, study)`` and ``description (seed)``; provenance attrs
-        as for one seed plus n_seeds, n_valid_seeds, by_label and separate.  A seed that selects no study (or every study, or has
-        no voxel in the brain mask) gets NaN maps and a
+        as for one seed plus n_seeds, n_valid_seeds, by_label and separate.
+        A seed that selects no study (or every study, or has no voxel in the
+        brain mask) gets NaN maps and a
         :class:`~xcoact.errors.DegenerateSeedWarning` naming it.
 
     Notes
     -----
     Cost: the selections are computed now: from the peaks near each ROI (a
     few ms per seed) for fewer than 16 seeds, else by one sparse product per
-    study chunk over the index, which this call then builds (seconds, once).  Computing maps builds the per-study index once (the
+    study chunk over the index, which this call then builds (seconds, once).
+    Computing maps builds the per-study index once (the
     seed-independent step) and then costs one gather-and-count plus the
     statistics per seed; writers compute a few seeds at a time, so every
     seed's maps are never in memory together.
@@ -1098,7 +1110,8 @@ def meta(act: xr.DataArray, ids, *, q: float = 0.01, prior: float = 0.5, ids2=No
         if both.any():
             shared = act["study"].values[both]
             raise ParameterError(
-                f"ids and ids2 share {int(both.sum())} stud(y/ies) (e.g. {', '.join(repr(s) for s in shared[:5].tolist())}); "
+                f"ids and ids2 share {int(both.sum())} stud(y/ies) "
+                f"(e.g. {', '.join(repr(s) for s in shared[:5].tolist())}); "
                 "a contrast needs two disjoint lists. Remove them from one list."
             )
         n_uns = int(other.sum())

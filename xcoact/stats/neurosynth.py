@@ -50,7 +50,7 @@ def chi2_sf_1dof(chi2: np.ndarray) -> np.ndarray:
     return special.chdtrc(1, values)[inverse.reshape(chi2.shape)]
 
 
-def one_way_p(a: np.ndarray, n_selected: int, e: float | None = None) -> np.ndarray:
+def one_way_p(a: np.ndarray, n_selected: int, e: float | np.floating | None = None) -> np.ndarray:
     """Uniformity test: one-way chi-square of each voxel's count against the map mean.
 
     Parameters
@@ -294,7 +294,7 @@ def pair_maps(
 # --- the two tests' chi-square and sign: the one place their formulas live --------------------------
 # one_way_p, two_way_p, coactivation_maps and the permutations of xcoact.fwe all call these.
 
-def one_way_chi2(a: np.ndarray, n_selected: int, e: float) -> np.ndarray:
+def one_way_chi2(a: np.ndarray, n_selected: int, e: float | np.floating) -> np.ndarray:
     """Uniformity test's chi-square per voxel: observed ``(a, n_F - a)`` against expected ``(e, n_F - e)``.
 
     ``a`` is a float64 array; 0 where the statistic is not finite (``e`` is 0 or
@@ -318,17 +318,17 @@ def two_way_chi2(a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected: in
     total = float(n_selected + n_unselected)
     row = [a + b, (n_selected - a) + (n_unselected - b)]
     col = [a + (n_selected - a), b + (n_unselected - b)]
-    terms = [[None, None], [None, None]]
+    terms: list[list[np.ndarray]] = [[], []]  # terms[i][j], filled in that order
     with np.errstate(divide="ignore", invalid="ignore"):
         for i in range(2):
             for j in range(2):
                 exp = row[i] * col[j] / total
-                terms[i][j] = np.where(exp == 0, 1.0, (cells[i][j] - exp) ** 2 / exp)
+                terms[i].append(np.where(exp == 0, 1.0, (cells[i][j] - exp) ** 2 / exp))
     # Neurosynth's summation order (its table is the transpose of this one): the last bit of chi2 as in 0.3.8
     return (terms[0][0] + terms[0][1]) + (terms[1][0] + terms[1][1])
 
 
-def uniformity_sign(a: np.ndarray, e: float) -> np.ndarray:
+def uniformity_sign(a: np.ndarray, e: float | np.floating) -> np.ndarray:
     """Sign of the uniformity z: +1 where a voxel's count is above the expected ``e``."""
     return np.sign(np.asarray(a, dtype=np.float64) - e)
 
@@ -339,7 +339,7 @@ def association_sign(a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected
 
 
 def chi2_and_sign(a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected: int,
-              e: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+              e: float | np.floating | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Chi-square and sign of both tests at every voxel, from the counts.
 
     Parameters
