@@ -53,12 +53,16 @@ def _view(chunk: StudyChunk, lo, hi) -> ActivationBlock:
 class DatabasePeaks:
     """A database's peaks on a grid, sorted by study: what the cube's chunks are cut from."""
 
-    def __init__(self, table, grid: Grid, r: float, peak_transform=None, kernel: Kernel | None = None):
+    def __init__(self, table, grid: Grid, r: float | None, peak_transform=None, kernel: Kernel | None = None):
         self.r = check_radius(r) if kernel is None else r
         self.grid = grid
+        if kernel is None:
+            offsets = sphere_offsets(check_radius(r), grid.voxel_size)
+        else:
+            offsets = np.asarray(kernel.offsets, np.int64)
         self.database = table.attrs.get("database", "<table>")
         self.kernel = kernel
-        self.offsets = sphere_offsets(self.r, grid.voxel_size) if kernel is None else np.asarray(kernel.offsets, np.int64)
+        self.offsets = offsets
         studies, codes = study_index(table["study_id"].values)
         order = np.argsort(codes, kind="stable")
         self.studies = studies
@@ -248,7 +252,7 @@ def _cube_array(peaks: DatabasePeaks, name: str, all_chunks) -> da.Array:
     from dask.highlevelgraph import HighLevelGraph
 
     study_chunks, *space_chunks = all_chunks
-    layer = {}
+    layer: dict = {}  # chunk keys (str) and block keys (tuples)
     bounds = np.concatenate([[0], np.cumsum(study_chunks)])
     space_bounds = [np.concatenate([[0], np.cumsum(c)]) for c in space_chunks]
     for c in range(len(study_chunks)):

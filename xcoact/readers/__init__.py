@@ -82,8 +82,8 @@ def sniff_format(path) -> Format:
         return "nimare-json"
     if head.startswith(b"//"):
         return "sleuth"
-    first = head.split(b"\n", 1)[0].lower()
-    cols = [c.strip() for c in first.split(b"\t")]
+    header = head.split(b"\n", 1)[0].lower()
+    cols = [c.strip() for c in header.split(b"\t")]
     if b"table_name" in cols and b"peak_id" not in cols:
         return "neuroquery"
     if b"table_id" in cols or b"peak_id" in cols:

@@ -58,7 +58,7 @@ READ_CHUNK = 1 << 20
 
 #: The whole content of a file that can be read only once (a pipe, ``<(cat db)``, a FIFO, a
 #: device), read by :func:`read_database` before sniffing so the reader sees its first bytes too.
-_PRELOADED: contextvars.ContextVar[tuple[str, bytes] | None] = contextvars.ContextVar("xcoact_preloaded", default=None)
+_PRELOADED: contextvars.ContextVar[tuple[str, bytes | bytearray] | None] = contextvars.ContextVar("xcoact_preloaded", default=None)
 
 
 def is_regular_file(path: str) -> bool:
@@ -70,7 +70,7 @@ def is_regular_file(path: str) -> bool:
 
 
 @contextlib.contextmanager
-def preloaded(path: str, data: bytes):
+def preloaded(path: str, data: bytes | bytearray):
     """Serve ``data`` as the (decompressed) content of ``path`` to :func:`read_bytes` inside the block."""
     token = _PRELOADED.set((path, data))
     try:
@@ -86,7 +86,7 @@ def _binary_error(path: str, where: str = "") -> DatabaseError:
     )
 
 
-def read_bytes(path: str, head_only: bool = False) -> bytes:
+def read_bytes(path: str, head_only: bool = False) -> bytes | bytearray:
     """The file's bytes, gunzipped transparently, refusing binary data as soon as it shows.
 
     The first :data:`HEAD_BYTES` decompressed bytes are checked before the

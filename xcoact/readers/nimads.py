@@ -73,7 +73,7 @@ def _sample_size(*metadata) -> float:
         if isinstance(sizes, (list, tuple)) and sizes:
             values = [_number(v) for v in sizes]
             if all(v is not None for v in values):
-                return float(np.mean(values))
+                return float(np.mean(np.asarray(values, dtype=np.float64)))
         one = _number(meta.get("sample_size"))
         if one is not None:
             return one
@@ -165,8 +165,9 @@ def nimads_table(data, database: str, fmt: str = "nimads"):
         )
     if not ids:
         raise DatabaseError(f"{database}: no analysis has points; expected at least one analysis with coordinates.")
-    xyz = np.asarray(xyz, dtype=np.float64)
-    table = make_table(np.asarray(ids, dtype=object), xyz[:, 0], xyz[:, 1], xyz[:, 2], np.asarray(spaces, dtype=object),
+    points = np.asarray(xyz, dtype=np.float64)
+    table = make_table(np.asarray(ids, dtype=object), points[:, 0], points[:, 1], points[:, 2],
+                       np.asarray(spaces, dtype=object),
                        database=database, fmt=fmt)
     table["sample_size"] = ("peak", np.asarray(sizes, dtype=np.float64), {"long_name": "sample size of the analysis"})
     table["analysis_name"] = ("peak", np.asarray(names, dtype=str), {"long_name": "name of the analysis"})
@@ -235,7 +236,7 @@ def write_nimads(table, path, *, overwrite: bool = False) -> str:
         for s, key in enumerate(keys):
             lo, hi = bounds[s], bounds[s + 1]
             points = [{"coordinates": xyz[p].tolist(), "space": spaces[p]} for p in range(lo, hi)]
-            analysis = {"id": "1", "name": "1", "points": points}
+            analysis: dict[str, object] = {"id": "1", "name": "1", "points": points}
             if sizes is not None and math.isfinite(sizes[s]):
                 analysis["metadata"] = {"sample_size": float(sizes[s])}
             fh.write(("," if s else "") + "\n" + json.dumps({"id": key, "name": key, "analyses": [analysis]}))

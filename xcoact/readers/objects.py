@@ -52,7 +52,9 @@ def _mean_size(value) -> float:
     """A NiMARE ``sample_sizes`` cell (a list, or one number) as its mean; NaN when missing."""
     if isinstance(value, (list, tuple, np.ndarray)):
         values = [_number(v) for v in value]
-        return float(np.mean(values)) if values and all(v is not None for v in values) else float("nan")
+        if values and all(v is not None for v in values):
+            return float(np.mean(np.asarray(values, dtype=np.float64)))
+        return float("nan")
     one = _number(value)
     return float("nan") if one is None else one
 
@@ -114,7 +116,7 @@ def coordinates_table(coordinates: pd.DataFrame, metadata: pd.DataFrame | None =
         xyz = [v[~empty] for v in xyz]
     ids = coordinates[id_col].to_numpy()
     space = coordinates["space"].astype(object).where(coordinates["space"].notna(), "UNKNOWN").astype(str).to_numpy()
-    table = make_table(ids, *xyz, space, database=database, fmt=fmt)
+    table = make_table(ids, xyz[0], xyz[1], xyz[2], space, database=database, fmt=fmt)
     sizes = None
     if "sample_size" in cols:
         sizes = np.array([_mean_size(v) for v in coordinates["sample_size"]], dtype=np.float64)

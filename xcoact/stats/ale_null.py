@@ -456,6 +456,7 @@ class _Engine:
         f = self.foci
         if not self.screened:
             return self.stat(self.mask_ijk(draw), buf)
+        assert self.kernels is not None  # screened implies the compiled kernels
         screen_sums, screen_candidates, exact_sums = self.kernels
         sums, out = buf[6], buf[4]
         pos = self.mask_pos[draw]
