@@ -59,8 +59,8 @@ def main(argv=None) -> int:
     from nimare.meta.cbma.ale import ALE
 
     import xcoact
-    from xcoact.stats import ale
     from xcoact.presets import nimare_mni152_2mm
+    from xcoact.stats import ale
     from xcoact.stats.nimare import _nimare_peak_xyz
     from xcoact.table import study_index
 
@@ -104,8 +104,10 @@ def main(argv=None) -> int:
     theirs, theirs_first, theirs_t = best(run_nimare)
     diffs = {k: float(np.abs(ours[k] - theirs.get_map(k, return_type="array")).max()) for k in ("stat", "p", "z")}
 
-    print(f"studies selected: {len(ids)} of {len(dset.ids)} ({n_foci} foci), sample size {args.sample_size}, "
-          f"seed {tuple(args.center)} r = {args.r:g} mm, grid {grid.n_mask} in-mask voxels")
+    print(
+        f"studies selected: {len(ids)} of {len(dset.ids)} ({n_foci} foci), sample size {args.sample_size}, "
+        f"seed {tuple(args.center)} r = {args.r:g} mm, grid {grid.n_mask} in-mask voxels"
+    )
     print(f"NiMARE 0.22.1 ALE().fit     : {theirs_t:7.3f} s  (first run {theirs_first:.3f} s)")
     print(f"xcoact.stats.ale ({args.engine:5s}) maps : {ours_t:7.3f} s  (first run {ours_first:.3f} s)")
     print(f"ratio NiMARE / xcoact       : {theirs_t / ours_t:7.2f}x")

@@ -72,16 +72,29 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--engine", choices=("auto", "numba", "numpy"), default="auto")
     parser.add_argument("--compare", type=int, default=0, help="iterations of a KS comparison of the nulls (0: none)")
-    parser.add_argument("--ours-runs", type=int, default=1,
-                        help="independent xcoact nulls (seeds seed+1, seed+2, ...) each compared with NiMARE's")
+    parser.add_argument(
+        "--ours-runs",
+        type=int,
+        default=1,
+        help="independent xcoact nulls (seeds seed+1, seed+2, ...) each compared with NiMARE's",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--nulls-dir", default=None,
-                        help="directory of NiMARE's --compare null arrays: loaded from there when an earlier run with "
-                             "the same seed ROI, sample size, iterations and seed saved them, else computed and saved")
-    parser.add_argument("--nimare-nulls-only", action="store_true",
-                        help="only compute (and with --nulls-dir save) NiMARE's --compare nulls; no timing")
-    parser.add_argument("--nimare-saved-only", action="store_true",
-                        help="compare against the NiMARE chunks saved in --nulls-dir only, running none")
+    parser.add_argument(
+        "--nulls-dir",
+        default=None,
+        help="directory of NiMARE's --compare null arrays: loaded from there when an earlier run with "
+        "the same seed ROI, sample size, iterations and seed saved them, else computed and saved",
+    )
+    parser.add_argument(
+        "--nimare-nulls-only",
+        action="store_true",
+        help="only compute (and with --nulls-dir save) NiMARE's --compare nulls; no timing",
+    )
+    parser.add_argument(
+        "--nimare-saved-only",
+        action="store_true",
+        help="compare against the NiMARE chunks saved in --nulls-dir only, running none",
+    )
     args = parser.parse_args(argv)
     if args.nimare_nulls_only and not (args.compare and args.nulls_dir):
         parser.error("--nimare-nulls-only needs --compare K and --nulls-dir DIR (where the nulls are saved)")
@@ -92,8 +105,8 @@ def main(argv=None) -> int:
     import nibabel as nib
 
     import xcoact
-    from xcoact.stats import ale, ale_null
     from xcoact.presets import nimare_mni152_2mm
+    from xcoact.stats import ale, ale_null
     from xcoact.stats.nimare import _nimare_peak_xyz
     from xcoact.table import study_index
 
@@ -103,8 +116,9 @@ def main(argv=None) -> int:
     centres = nib.affines.apply_affine(grid.affine, np.indices(grid.shape).reshape(3, -1).T)
     inside = (np.linalg.norm(centres - np.asarray(args.center), axis=1) <= args.r).reshape(grid.shape)
     studies, codes = study_index(table["study_id"].values)
-    ijk_all = grid.xyz_to_ijk(_nimare_peak_xyz(np.column_stack([table[c].values for c in "xyz"]),
-                                               table["space"].values))
+    ijk_all = grid.xyz_to_ijk(
+        _nimare_peak_xyz(np.column_stack([table[c].values for c in "xyz"]), table["space"].values)
+    )
     at = np.clip(ijk_all, 0, np.asarray(grid.shape) - 1)
     chosen = sorted(np.unique(codes[inside[tuple(at.T)]]), key=lambda s: f"{studies[s]}-1")  # NiMARE's order
     keep = np.isin(codes, chosen)
@@ -113,9 +127,11 @@ def main(argv=None) -> int:
     study = np.array([rank[c] for c in codes[keep]])
     n = args.sample_size
     load = os.getloadavg()
-    print(f"studies selected: {len(chosen)} of {len(studies)} ({len(ijk)} foci), sample size {n}, seed "
-          f"{tuple(args.center)} r = {args.r:g} mm, grid {grid.n_mask} in-mask voxels; cores {os.cpu_count()}, "
-          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    print(
+        f"studies selected: {len(chosen)} of {len(studies)} ({len(ijk)} foci), sample size {n}, seed "
+        f"{tuple(args.center)} r = {args.r:g} mm, grid {grid.n_mask} in-mask voxels; cores {os.cpu_count()}, "
+        f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}"
+    )
 
     # -- xcoact -------------------------------------------------------------------------------------
     t0 = time.perf_counter()
@@ -127,8 +143,17 @@ def main(argv=None) -> int:
     if not args.nimare_nulls_only:
         ale_null.fwe_null(ijk, study, grid, sample_size=n, threshold=threshold, n_iter=2, seed=args.seed)  # compile
         t0, c0 = time.perf_counter(), time.process_time()
-        null = ale_null.fwe_null(ijk, study, grid, sample_size=n, threshold=threshold, n_iter=args.iter,
-                                 seed=args.seed, engine=args.engine, n_workers=args.workers)
+        null = ale_null.fwe_null(
+            ijk,
+            study,
+            grid,
+            sample_size=n,
+            threshold=threshold,
+            n_iter=args.iter,
+            seed=args.seed,
+            engine=args.engine,
+            n_workers=args.workers,
+        )
         t_null, c_null = time.perf_counter() - t0, time.process_time() - c0
         t0 = time.perf_counter()
         ale_null.fwe_maps(maps["stat"], grid, null, threshold)
@@ -136,8 +161,10 @@ def main(argv=None) -> int:
         rss = _rss_mb()
         per_ours = t_null / args.iter
         print(f"xcoact  map + threshold       : {t_fit:8.2f} s   (stat/p/z and the full approximate null)")
-        print(f"xcoact  fwe_null {args.iter:5d} iter   : {t_null:8.2f} s wall, {c_null:8.2f} s CPU, "
-              f"{args.workers} threads -> {1e3 * per_ours:7.1f} ms/iteration; corrected maps {t_maps:.2f} s")
+        print(
+            f"xcoact  fwe_null {args.iter:5d} iter   : {t_null:8.2f} s wall, {c_null:8.2f} s CPU, "
+            f"{args.workers} threads -> {1e3 * per_ours:7.1f} ms/iteration; corrected maps {t_maps:.2f} s"
+        )
         print(f"xcoact  peak RSS (process)    : {rss:8.0f} MB   load average now {os.getloadavg()[0]:.1f}")
 
     # -- NiMARE -------------------------------------------------------------------------------------
@@ -158,12 +185,18 @@ def main(argv=None) -> int:
         FWECorrector(method="montecarlo", n_iters=args.nimare_iter, voxel_thresh=0.001).transform(result)
         t_nim, c_nim = time.perf_counter() - t0, time.process_time() - c0
         per_nim = t_nim / args.nimare_iter
-        print(f"NiMARE  FWE {args.nimare_iter:5d} iter        : {t_nim:8.2f} s wall, {c_nim:8.2f} s CPU, 1 core "
-              f"-> {1e3 * per_nim:7.1f} ms/iteration")
-        print(f"ratio NiMARE / xcoact per iteration (wall): {per_nim / per_ours:6.1f}x; "
-              f"per CPU-second: {(c_nim / args.nimare_iter) / (c_null / args.iter):6.1f}x")
-        print(f"5,000 iterations projected   : xcoact {5000 * per_ours:7.0f} s, NiMARE {5000 * per_nim:7.0f} s; "
-              f"load average now {os.getloadavg()[0]:.1f}")
+        print(
+            f"NiMARE  FWE {args.nimare_iter:5d} iter        : {t_nim:8.2f} s wall, {c_nim:8.2f} s CPU, 1 core "
+            f"-> {1e3 * per_nim:7.1f} ms/iteration"
+        )
+        print(
+            f"ratio NiMARE / xcoact per iteration (wall): {per_nim / per_ours:6.1f}x; "
+            f"per CPU-second: {(c_nim / args.nimare_iter) / (c_null / args.iter):6.1f}x"
+        )
+        print(
+            f"5,000 iterations projected   : xcoact {5000 * per_ours:7.0f} s, NiMARE {5000 * per_nim:7.0f} s; "
+            f"load average now {os.getloadavg()[0]:.1f}"
+        )
 
     if args.compare:
         k = args.compare
@@ -174,8 +207,9 @@ def main(argv=None) -> int:
         # of independent runs spread evenly over (0, 1), so one small p among several is expected, a run of them not
         for ours_seed in range(args.seed + 1, args.seed + 1 + args.ours_runs):
             t0 = time.perf_counter()
-            ours = ale_null.fwe_null(ijk, study, grid, sample_size=n, threshold=threshold, n_iter=k, seed=ours_seed,
-                                     n_workers=args.workers)
+            ours = ale_null.fwe_null(
+                ijk, study, grid, sample_size=n, threshold=threshold, n_iter=k, seed=ours_seed, n_workers=args.workers
+            )
             print(f"xcoact  fwe_null {k:5d} iter   : {time.perf_counter() - t0:8.2f} s wall (seed {ours_seed})")
             _compare(ours, theirs, k)
     return 0
@@ -195,9 +229,11 @@ def _compare(ours: dict, theirs: dict, k: int) -> None:
 
     for name in NULLS:
         ks = stats.ks_2samp(ours[name], theirs[name])
-        print(f"{len(ours[name])} / {len(theirs[name])} iterations, {name:32s}: KS D = {ks.statistic:.4f}, "
-              f"p = {ks.pvalue:.3f}; FWE threshold (95th percentile, 95 % band) xcoact {band(ours[name])}, "
-              f"NiMARE {band(theirs[name])}")
+        print(
+            f"{len(ours[name])} / {len(theirs[name])} iterations, {name:32s}: KS D = {ks.statistic:.4f}, "
+            f"p = {ks.pvalue:.3f}; FWE threshold (95th percentile, 95 % band) xcoact {band(ours[name])}, "
+            f"NiMARE {band(theirs[name])}"
+        )
 
 
 #: NiMARE's --compare iterations are run and saved in chunks of this many, each from its own seed, so that an
@@ -229,8 +265,10 @@ def _nimare_nulls(args, k: int, n_studies: int, threshold: float, estimator, res
         if path is not None and path.exists():
             with np.load(path, allow_pickle=False) as saved:
                 if int(saved["n_studies"]) != n_studies or float(saved["threshold"]) != threshold:
-                    raise SystemExit(f"{path} was saved for {int(saved['n_studies'])} studies at threshold "
-                                     f"{float(saved['threshold'])}, not {n_studies} at {threshold}; remove it")
+                    raise SystemExit(
+                        f"{path} was saved for {int(saved['n_studies'])} studies at threshold "
+                        f"{float(saved['threshold'])}, not {n_studies} at {threshold}; remove it"
+                    )
                 for name in NULLS:
                     parts[name].append(saved[name])
             continue
@@ -250,13 +288,22 @@ def _nimare_nulls(args, k: int, n_studies: int, threshold: float, estimator, res
         if path is not None:
             folder.mkdir(parents=True, exist_ok=True)
             part = path.with_suffix(".part.npz")
-            np.savez(part, **chunk, n_studies=n_studies, threshold=threshold, wall_s=t, cpu_s=cpu,
-                     date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+            np.savez(
+                part,
+                **chunk,
+                n_studies=n_studies,
+                threshold=threshold,
+                wall_s=t,
+                cpu_s=cpu,
+                date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            )
             os.replace(part, path)  # never a half-written file under the name a later run loads
             print(f"NiMARE  chunk {c} ({size} iterations): {t:.1f} s wall, {cpu:.1f} s CPU -> {path.name}", flush=True)
     if spent[2]:
-        print(f"NiMARE  FWE {spent[2]:5d} iter (nulls) : {spent[0]:8.2f} s wall, {spent[1]:8.2f} s CPU -> "
-              f"{1e3 * spent[0] / spent[2]:7.1f} ms/iteration wall, {1e3 * spent[1] / spent[2]:7.1f} ms CPU")
+        print(
+            f"NiMARE  FWE {spent[2]:5d} iter (nulls) : {spent[0]:8.2f} s wall, {spent[1]:8.2f} s CPU -> "
+            f"{1e3 * spent[0] / spent[2]:7.1f} ms/iteration wall, {1e3 * spent[1] / spent[2]:7.1f} ms CPU"
+        )
     nulls = {name: np.concatenate(parts[name]) for name in NULLS}
     have = len(nulls[NULLS[0]])
     print(f"NiMARE  {have} iterations' nulls ({have - spent[2]} loaded from {folder}, {spent[2]} run now)")

@@ -87,12 +87,16 @@ def macm(args) -> None:
     result = ALE(kernel__sample_size=args.sample_size).fit(sub)
     theirs = time.perf_counter() - t0
     mask = ds["brain_mask"].values
-    diff = max(float(np.abs(ds[o].values[mask] - result.get_map(t, return_type="array")).max())
-               for o, t in (("stat", "stat"), ("p", "p"), ("z_map", "z")))
+    diff = max(
+        float(np.abs(ds[o].values[mask] - result.get_map(t, return_type="array")).max())
+        for o, t in (("stat", "stat"), ("p", "p"), ("z_map", "z"))
+    )
     print(f"ALE MACM, {n_sel} of {ds.attrs['n_studies']} studies selected (NiMARE: {len(ids)})")
     print(f"xcoact first seed (builds the cube's rows): {first:.3f} s")
-    print(f"xcoact warm seed, best of {args.repeat}: {min(times):.3f} s (all: {', '.join(f'{t:.3f}' for t in times)}); "
-          f"CPU {min(cpu):.3f} s")
+    print(
+        f"xcoact warm seed, best of {args.repeat}: {min(times):.3f} s (all: {', '.join(f'{t:.3f}' for t in times)}); "
+        f"CPU {min(cpu):.3f} s"
+    )
     print(f"NiMARE ALE().fit: {theirs:.3f} s; ratio {theirs / min(times):.1f}x")
     print(f"max |xcoact - NiMARE| of stat, p, z: {diff:.2g}")
     print(f"peak RSS: {_peak_mb():.0f} MB; load average: {os.getloadavg()}")
@@ -108,10 +112,15 @@ def v7(args) -> None:
     out = ale.database_ale(table, sample_size=args.sample_size, null=args.null).compute()
     total, cpu = time.perf_counter() - t0, time.process_time() - c0
     values = (out["stat"] if args.null else out).values
-    print(f"ALE of all of Neurosynth v7: {table.attrs['n_studies']} studies, {table.attrs['n_peaks']} foci, "
-          f"sample size {args.sample_size:g}, maps: {'stat, p, z' if args.null else 'stat'}")
-    print(f"cold: {total:.1f} s (read {t_read:.1f} s, ALE {total - t_read:.1f} s); CPU {cpu:.1f} s (read {c_read:.1f} s); "
-          f"max ALE {values.max():.4f}" + (f", max z {float(out['z_map'].max()):.2f}" if args.null else ""))
+    print(
+        f"ALE of all of Neurosynth v7: {table.attrs['n_studies']} studies, {table.attrs['n_peaks']} foci, "
+        f"sample size {args.sample_size:g}, maps: {'stat, p, z' if args.null else 'stat'}"
+    )
+    print(
+        f"cold: {total:.1f} s (read {t_read:.1f} s, ALE {total - t_read:.1f} s); CPU {cpu:.1f} s (read {c_read:.1f} "
+        "s); "
+        f"max ALE {values.max():.4f}" + (f", max z {float(out['z_map'].max()):.2f}" if args.null else "")
+    )
     print(f"peak RSS: {_peak_mb():.0f} MB; load average: {os.getloadavg()}")
 
 

@@ -77,16 +77,25 @@ def child_full(args) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     out = maps.coact.fwe(n_iter=args.n_iter, seed=0, batch_size=args.batch_size)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    _emit(part="full", studies=int(act.sizes["study"]), selected=int(maps.attrs["n_selected"]),
-          n_iter=args.n_iter, seconds=seconds, ms_per_perm=1000 * seconds / (args.n_iter - 1),
-          cpu_ms_per_perm=1000 * cpu / (args.n_iter - 1), load=[load, os.getloadavg()[0]],
-          peak_mb=_peak_mb(), min_p=out.attrs["fwe_min_p"],
-          significant_voxels={k: int((out[k] <= 0.05).sum()) for k in out.data_vars if "_p_FWE" in k})
+    _emit(
+        part="full",
+        studies=int(act.sizes["study"]),
+        selected=int(maps.attrs["n_selected"]),
+        n_iter=args.n_iter,
+        seconds=seconds,
+        ms_per_perm=1000 * seconds / (args.n_iter - 1),
+        cpu_ms_per_perm=1000 * cpu / (args.n_iter - 1),
+        load=[load, os.getloadavg()[0]],
+        peak_mb=_peak_mb(),
+        min_p=out.attrs["fwe_min_p"],
+        significant_voxels={k: int((out[k] <= 0.05).sum()) for k in out.data_vars if "_p_FWE" in k},
+    )
 
 
 def _quarter_table(release: str, out_dir: str) -> tuple[str, list]:
     """The first quarter of v7's studies as a Neurosynth database.txt (MNI: v7 is in MNI)."""
     import numpy as np
+
     import xcoact
 
     warnings.simplefilter("ignore")
@@ -110,9 +119,15 @@ def child_quarter_xcoact(args) -> None:
     t0 = time.perf_counter()
     maps.coact.fwe(n_iter=args.quarter_iter, seed=0, batch_size=args.batch_size)
     seconds = time.perf_counter() - t0
-    _emit(part="quarter-xcoact", studies=int(act.sizes["study"]), selected=int(maps.attrs["n_selected"]),
-          n_iter=args.quarter_iter, s_per_perm=seconds / (args.quarter_iter - 1), peak_mb=_peak_mb(),
-          selected_ids=[str(v) for v in maps["selected_id"].values])
+    _emit(
+        part="quarter-xcoact",
+        studies=int(act.sizes["study"]),
+        selected=int(maps.attrs["n_selected"]),
+        n_iter=args.quarter_iter,
+        s_per_perm=seconds / (args.quarter_iter - 1),
+        peak_mb=_peak_mb(),
+        selected_ids=[str(v) for v in maps["selected_id"].values],
+    )
 
 
 def child_quarter_nimare(args) -> None:
@@ -140,13 +155,18 @@ def child_quarter_nimare(args) -> None:
     t0 = time.perf_counter()
     FWECorrector(method="montecarlo", n_iters=args.nimare_iter, n_cores=1).transform(result)
     seconds = time.perf_counter() - t0
-    _emit(part="quarter-nimare", n_iter=args.nimare_iter, fit_seconds=fit, s_per_perm=seconds / args.nimare_iter,
-          peak_mb=_peak_mb())
+    _emit(
+        part="quarter-nimare",
+        n_iter=args.nimare_iter,
+        fit_seconds=fit,
+        s_per_perm=seconds / args.nimare_iter,
+        peak_mb=_peak_mb(),
+    )
 
 
 def _run(argv: list[str]) -> dict:
     proc = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True)
-    lines = [ln[len(MARK):] for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
+    lines = [ln[len(MARK) :] for ln in proc.stdout.splitlines() if ln.startswith(MARK)]
     if proc.returncode != 0 or not lines:
         raise SystemExit(f"benchmark part {argv[:2]} failed:\n{proc.stderr[-3000:]}")
     return json.loads(lines[-1])
@@ -160,28 +180,51 @@ def parent(args) -> int:
     print(f"xcoact {xcoact.__version__}; {os.cpu_count()} cores; release {release}")
     if not args.skip_full:
         full = _run(["--part", "full", "--n-iter", str(args.n_iter), *common])
-        print(f"\nNeurosynth v7, {full['studies']:,} studies, seed {SEED} r=10 threshold 0.1 "
-            f"-> {full['selected']:,} selected")
-        print(f"  {full['n_iter']:,} permutations (voxel + cluster size/mass FWE, both tests): {full['seconds']:.1f} s "
-              f"({full['ms_per_perm']:.1f} ms per permutation; CPU {full['cpu_ms_per_perm']:.1f} ms per permutation), "
-              f"peak RSS {full['peak_mb']:.0f} MB, smallest p {full['min_p']:.2g}, "
-              f"load average {full['load'][0]:.1f} -> {full['load'][1]:.1f}")
+        print(
+            f"\nNeurosynth v7, {full['studies']:,} studies, seed {SEED} r=10 threshold 0.1 "
+            f"-> {full['selected']:,} selected"
+        )
+        print(
+            f"  {full['n_iter']:,} permutations (voxel + cluster size/mass FWE, both tests): {full['seconds']:.1f} s "
+            f"({full['ms_per_perm']:.1f} ms per permutation; CPU {full['cpu_ms_per_perm']:.1f} ms per permutation), "
+            f"peak RSS {full['peak_mb']:.0f} MB, smallest p {full['min_p']:.2g}, "
+            f"load average {full['load'][0]:.1f} -> {full['load'][1]:.1f}"
+        )
         for k, v in full["significant_voxels"].items():
             print(f"    {k}: {v:,} voxels with p <= 0.05")
     if args.skip_quarter:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         quarter, _ = _quarter_table(release, tmp)
-        ours = _run(["--part", "quarter-xcoact", "--quarter", quarter, "--quarter-iter", str(args.quarter_iter), *common])
-        theirs = _run(["--part", "quarter-nimare", "--quarter", quarter, "--nimare-iter", str(args.nimare_iter),
-                       "--selected", json.dumps(ours["selected_ids"]), *common])
+        ours = _run(
+            ["--part", "quarter-xcoact", "--quarter", quarter, "--quarter-iter", str(args.quarter_iter), *common]
+        )
+        theirs = _run(
+            [
+                "--part",
+                "quarter-nimare",
+                "--quarter",
+                quarter,
+                "--nimare-iter",
+                str(args.nimare_iter),
+                "--selected",
+                json.dumps(ours["selected_ids"]),
+                *common,
+            ]
+        )
     ratio = theirs["s_per_perm"] / ours["s_per_perm"]
-    print(f"\n1/4 scale: first {ours['studies']:,} studies of v7, {ours['selected']} selected, "
-        "kernel r = 6 mm on both sides")
-    print(f"  xcoact:        {1000 * ours['s_per_perm']:.1f} ms per permutation ({ours['n_iter']} iterations), "
-          f"peak RSS {ours['peak_mb']:.0f} MB")
-    print(f"  NiMARE 0.22.1: {1000 * theirs['s_per_perm']:.0f} ms per permutation ({theirs['n_iter']} iterations, "
-          f"montecarlo, n_cores=1; fit {theirs['fit_seconds']:.1f} s), peak RSS {theirs['peak_mb']:.0f} MB")
+    print(
+        f"\n1/4 scale: first {ours['studies']:,} studies of v7, {ours['selected']} selected, "
+        "kernel r = 6 mm on both sides"
+    )
+    print(
+        f"  xcoact:        {1000 * ours['s_per_perm']:.1f} ms per permutation ({ours['n_iter']} iterations), "
+        f"peak RSS {ours['peak_mb']:.0f} MB"
+    )
+    print(
+        f"  NiMARE 0.22.1: {1000 * theirs['s_per_perm']:.0f} ms per permutation ({theirs['n_iter']} iterations, "
+        f"montecarlo, n_cores=1; fit {theirs['fit_seconds']:.1f} s), peak RSS {theirs['peak_mb']:.0f} MB"
+    )
     print(f"  ratio NiMARE / xcoact per permutation: {ratio:.0f}x")
     return 0
 

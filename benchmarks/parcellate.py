@@ -67,8 +67,15 @@ def main(argv=None) -> int:
 
     ks, filters = _parse_range(args.k, "--k"), _parse_range(args.filters, "--filters")
     roi = xcoact.datasets.amygdala_roi_path()
-    out = {"database": args.database, "roi": "amygdala_roi.nii.gz", "filters": filters, "k": ks, "n_init": args.n_init,
-           "cpus": os.cpu_count(), "load_average_start": round(os.getloadavg()[0], 2)}
+    out = {
+        "database": args.database,
+        "roi": "amygdala_roi.nii.gz",
+        "filters": filters,
+        "k": ks,
+        "n_init": args.n_init,
+        "cpus": os.cpu_count(),
+        "load_average_start": round(os.getloadavg()[0], 2),
+    }
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -78,19 +85,35 @@ def main(argv=None) -> int:
     t2 = time.perf_counter()
     res = res.compute()
     t3 = time.perf_counter()
-    out.update({
-        "n_studies": int(act.sizes["study"]), "n_roi": res.attrs["n_roi"], "n_pooled_studies": res.attrs["n_pooled_studies"],
-        "read_build_s": round(t1 - t0, 2), "call_s": round(t2 - t1, 2), "compute_s": round(t3 - t2, 2),
-        "parcellate_total_s": round(t3 - t1, 2), "peak_rss_mb": round(peak_rss_mb(), 1),
-        "load_average_after_local": round(os.getloadavg()[0], 2),
-        "k_suggested": int(res["k_suggested"]),
-        "filters_voted": [int(f) for f in res["filter"].values[res["in_range"].values]],
-    })
+    out.update(
+        {
+            "n_studies": int(act.sizes["study"]),
+            "n_roi": res.attrs["n_roi"],
+            "n_pooled_studies": res.attrs["n_pooled_studies"],
+            "read_build_s": round(t1 - t0, 2),
+            "call_s": round(t2 - t1, 2),
+            "compute_s": round(t3 - t2, 2),
+            "parcellate_total_s": round(t3 - t1, 2),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "load_average_after_local": round(os.getloadavg()[0], 2),
+            "k_suggested": int(res["k_suggested"]),
+            "filters_voted": [int(f) for f in res["filter"].values[res["in_range"].values]],
+        }
+    )
     if args.distributed:
         from distributed import Client, LocalCluster
 
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None, silence_logs=40) as cluster, Client(cluster):
+        with (
+            LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=40,
+            ) as cluster,
+            Client(cluster),
+        ):
             t4 = time.perf_counter()
             other = act.coact.parcellate(roi, k=ks, filters=filters, n_init=args.n_init).compute()
             out["distributed_s"] = round(time.perf_counter() - t4, 2)
@@ -102,8 +125,10 @@ def main(argv=None) -> int:
     print(json.dumps(out))
     crit = res["criteria"].to_pandas()
     print(crit.round(4).to_string())
-    print(f"parcellate: call {out['call_s']} s + compute {out['compute_s']} s = {out['parcellate_total_s']} s; "
-          f"peak RSS {out['peak_rss_mb']} MB; k_suggested {out['k_suggested']}")
+    print(
+        f"parcellate: call {out['call_s']} s + compute {out['compute_s']} s = {out['parcellate_total_s']} s; "
+        f"peak RSS {out['peak_rss_mb']} MB; k_suggested {out['k_suggested']}"
+    )
     return 0
 
 

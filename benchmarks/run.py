@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shutil
@@ -61,8 +60,16 @@ KERNEL_R = 6.0
 THRESHOLD = 0.1
 #: Warm seeds: a fixed list; more repeats than this draw extra in-mask centres (rng seed 1).
 WARM_SEEDS = [
-    [[-40, 20, 28]], [[40, -60, 0]], [[0, -50, 20]], [[-30, -90, 0]], [[20, 10, -10]],
-    [[-44, -60, 40]], [[0, 50, -10]], [[30, -20, 60]], [[-20, -4, -18]], [[50, 20, 0]],
+    [[-40, 20, 28]],
+    [[40, -60, 0]],
+    [[0, -50, 20]],
+    [[-30, -90, 0]],
+    [[20, 10, -10]],
+    [[-44, -60, 40]],
+    [[0, 50, -10]],
+    [[30, -20, 60]],
+    [[-20, -4, -18]],
+    [[50, 20, 0]],
 ]
 #: A batch projected (warm-seed median x seeds) to take longer than this runs with FALLBACK_SEEDS.
 BATCH_BUDGET_S = 20 * 60
@@ -72,6 +79,7 @@ MARK = "@@xcoact-bench "
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def emit(kind: str, **fields) -> None:
     """One JSON line for the parent (children only)."""
@@ -147,7 +155,9 @@ def parse_sizes(text: str) -> list[str]:
         try:
             factor = float(item)
         except ValueError:
-            raise SystemExit(f"--sizes: {item!r} is neither 'v7' nor a number (a multiple of v7's study count)") from None
+            raise SystemExit(
+                f"--sizes: {item!r} is neither 'v7' nor a number (a multiple of v7's study count)"
+            ) from None
         if not factor > 0:
             raise SystemExit(f"--sizes: {item!r} must be > 0")
         out.append(f"{factor:g}")
@@ -251,11 +261,20 @@ class Step:
         return False
 
     def record(self, **extra) -> dict:
-        return {"step": self.name, "seconds": self.seconds, "peak_rss_mb": self.peak, "cpu_seconds": self.cpu,
-                "loadavg_1min": self.load, "rss_before_mb": self.rss_before, "hwm_reset": self.reset, **extra}
+        return {
+            "step": self.name,
+            "seconds": self.seconds,
+            "peak_rss_mb": self.peak,
+            "cpu_seconds": self.cpu,
+            "loadavg_1min": self.load,
+            "rss_before_mb": self.rss_before,
+            "hwm_reset": self.reset,
+            **extra,
+        }
 
 
 # --------------------------------------------------------------------------- children
+
 
 def child_prepare(args) -> int:
     """Write the synthetic databases (``--prepare``): one read of v7 as the pool."""
@@ -273,9 +292,16 @@ def child_prepare(args) -> int:
         t1 = time.perf_counter()
         write_database(table, path, "neurosynth", overwrite=True)
         t2 = time.perf_counter()
-        emit("prepared", size=size, path=path, n_studies=int(table.attrs["n_studies"]),
-             n_peaks=int(table.attrs["n_peaks"]), bytes=os.path.getsize(path),
-             synth_seconds=t1 - t0, write_seconds=t2 - t1)
+        emit(
+            "prepared",
+            size=size,
+            path=path,
+            n_studies=int(table.attrs["n_studies"]),
+            n_peaks=int(table.attrs["n_peaks"]),
+            bytes=os.path.getsize(path),
+            synth_seconds=t1 - t0,
+            write_seconds=t2 - t1,
+        )
         del table
     return 0
 
@@ -287,6 +313,7 @@ def child_run(args) -> int:
     import numpy as np  # noqa: F401  (its import time is part of t_import)
 
     import xcoact
+
     t_import = time.perf_counter() - t_import
 
     size = args.only
@@ -297,9 +324,17 @@ def child_run(args) -> int:
         meta = Path(path.replace("_coordinates.tsv", "_metadata.tsv"))
         if meta.exists():
             file_bytes += meta.stat().st_size
-    emit("start", size=size, path=path, format=fmt, file_bytes=file_bytes, import_seconds=t_import,
-         xcoact_source=source_digest(),
-         rss_after_import_mb=rss_mb(), scheduler=str(dask.config.get("scheduler", "threads (default)")))
+    emit(
+        "start",
+        size=size,
+        path=path,
+        format=fmt,
+        file_bytes=file_bytes,
+        import_seconds=t_import,
+        xcoact_source=source_digest(),
+        rss_after_import_mb=rss_mb(),
+        scheduler=str(dask.config.get("scheduler", "threads (default)")),
+    )
     warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
     # 1. read
     with Step("read") as st:
@@ -320,13 +355,28 @@ def child_run(args) -> int:
         t_call = time.perf_counter() - t0
         ds = ds.compute()
     n_sel = int(ds.attrs["n_selected"])
-    emit("step", **st.record(seed_call_seconds=t_call, compute_seconds=st.seconds - t_call,
-                             n_selected=n_sel, n_roi=int(ds.attrs["n_roi"])))
+    emit(
+        "step",
+        **st.record(
+            seed_call_seconds=t_call,
+            compute_seconds=st.seconds - t_call,
+            n_selected=n_sel,
+            n_roi=int(ds.attrs["n_roi"]),
+        ),
+    )
     if size == "v7" and n_sel != V7_SELECTED:
-        emit("error", message=f"sanity check failed: the benchmark seed selected {n_sel} studies on v7, expected {V7_SELECTED}")
+        emit(
+            "error",
+            message=f"sanity check failed: the benchmark seed selected {n_sel} studies on v7, expected {V7_SELECTED}",
+        )
         return 2
-    emit("step", step="cold total", seconds=read_s + build_s + st.seconds,
-         peak_rss_mb=max(read_peak, build_peak, st.peak), cpu_seconds=read_cpu + build_cpu + st.cpu)
+    emit(
+        "step",
+        step="cold total",
+        seconds=read_s + build_s + st.seconds,
+        peak_rss_mb=max(read_peak, build_peak, st.peak),
+        cpu_seconds=read_cpu + build_cpu + st.cpu,
+    )
     del ds
 
     # 4. warm seeds
@@ -343,9 +393,20 @@ def child_run(args) -> int:
             sels.append(int(ds.attrs["n_selected"]))
             del ds
     warm = statistics.median(times)
-    emit("step", step="warm seed", seconds=warm, peak_rss_mb=st.peak, rss_before_mb=st.rss_before,
-         hwm_reset=st.reset, cpu_seconds=st.cpu / len(times), loadavg_1min=st.load, all_seconds=times,
-         seed_call_seconds=calls, n_selected=sels, seeds=warm_seeds(args.repeats))
+    emit(
+        "step",
+        step="warm seed",
+        seconds=warm,
+        peak_rss_mb=st.peak,
+        rss_before_mb=st.rss_before,
+        hwm_reset=st.reset,
+        cpu_seconds=st.cpu / len(times),
+        loadavg_1min=st.load,
+        all_seconds=times,
+        seed_call_seconds=calls,
+        n_selected=sels,
+        seeds=warm_seeds(args.repeats),
+    )
 
     # 4b. the persisted cube: its blocks (and their rows, built by the first seed) held in memory
     with Step("persist") as st:
@@ -359,16 +420,24 @@ def child_run(args) -> int:
             held.coact.seed(s, r=SEED_R, threshold=THRESHOLD).compute()
             p_times.append(time.perf_counter() - t0)
     local_warm = statistics.median(p_times)
-    emit("step", step="warm seed, persisted", seconds=local_warm, peak_rss_mb=st.peak, all_seconds=p_times,
-         cpu_seconds=st.cpu / len(p_times))
+    emit(
+        "step",
+        step="warm seed, persisted",
+        seconds=local_warm,
+        peak_rss_mb=st.peak,
+        all_seconds=p_times,
+        cpu_seconds=st.cpu / len(p_times),
+    )
     del held
 
     # 4c. a 2-worker LocalCluster (--cluster-memory each, 2 GB by default), the cube persisted on it
     if args.cluster:
         # the local route's maps of the benchmark seed and the first warm seed (computed here, before the client
         # exists): the cluster's must equal them
-        args.reference_maps = {json.dumps(s): act.coact.seed(s, r=SEED_R, threshold=THRESHOLD).compute()
-                               for s in (BENCH_SEED, warm_seeds(1)[0])}
+        args.reference_maps = {
+            json.dumps(s): act.coact.seed(s, r=SEED_R, threshold=THRESHOLD).compute()
+            for s in (BENCH_SEED, warm_seeds(1)[0])
+        }
         cluster_step(act, args, local_warm)
         del args.reference_maps
 
@@ -393,12 +462,22 @@ def child_run(args) -> int:
     n_valid = int(ds.attrs["n_valid_seeds"])
     del ds
     disk, apparent = dir_size(store)
-    emit("step", **st.record(seed_call_seconds=t_call, write_seconds=st.seconds - t_call, n_seeds=n_batch,
-                             requested_seeds=args.batch_seeds, reduced=reduced, projected_seconds=projected,
-                             seeds_per_second=n_batch / st.seconds, store_disk_bytes=disk,
-                             store_apparent_bytes=apparent, n_valid_seeds=n_valid,
-                             degenerate_warnings=sum(issubclass(w.category, xcoact.errors.DegenerateSeedWarning)
-                                                     for w in caught)))
+    emit(
+        "step",
+        **st.record(
+            seed_call_seconds=t_call,
+            write_seconds=st.seconds - t_call,
+            n_seeds=n_batch,
+            requested_seeds=args.batch_seeds,
+            reduced=reduced,
+            projected_seconds=projected,
+            seeds_per_second=n_batch / st.seconds,
+            store_disk_bytes=disk,
+            store_apparent_bytes=apparent,
+            n_valid_seeds=n_valid,
+            degenerate_warnings=sum(issubclass(w.category, xcoact.errors.DegenerateSeedWarning) for w in caught),
+        ),
+    )
     shutil.rmtree(store, ignore_errors=True)
     emit("done", size=size)
     return 0
@@ -406,8 +485,12 @@ def child_run(args) -> int:
 
 def _worker_events(client) -> dict:
     """Per worker, the memory events of its log and its nanny's: pauses, spills, restarts, kills."""
-    patterns = {"paused": "Pausing worker", "spilled": "Unmanaged memory use is high", "restarted": "Restarting worker",
-                "killed": "exceeded 95% memory budget"}
+    patterns = {
+        "paused": "Pausing worker",
+        "spilled": "Unmanaged memory use is high",
+        "restarted": "Restarting worker",
+        "killed": "exceeded 95% memory budget",
+    }
     logs = {**client.get_worker_logs(), **{f"nanny {k}": v for k, v in client.get_worker_logs(nanny=True).items()}}
     return {key: sum(any(pat in msg for _, msg in lines) for lines in logs.values()) for key, pat in patterns.items()}
 
@@ -424,8 +507,18 @@ def cluster_step(act, args, local_warm: float) -> None:
     from distributed import Client, LocalCluster
 
     limit = args.cluster_memory
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=limit, host="127.0.0.1",
-                      dashboard_address=None, silence_logs=40) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=limit,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=40,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         workers = sorted(client.scheduler_info()["workers"])
         limit_bytes = max(w["memory_limit"] for w in client.scheduler_info()["workers"].values())
         t0 = time.perf_counter()
@@ -460,16 +553,32 @@ def cluster_step(act, args, local_warm: float) -> None:
         events = _worker_events(client)
         del on_cluster
     warm_c = statistics.median(c_times)
-    emit("step", step="warm seed, 2-worker cluster", seconds=warm_c, peak_rss_mb=max(peaks.values()), all_seconds=c_times,
-         persist_and_first_seconds=persist_s + first, persist_seconds=persist_s, first_seed_seconds=first,
-         ratio_to_persisted_local=warm_c / local_warm, memory_limit=limit, memory_limit_mb=limit_bytes / 2**20,
-         worker_peak_rss_mb=sorted(peaks.values()), worker_rss_end_mb=sorted(rss_now.values()),
-         worker_status=sorted(statuses.values()), same_workers=same_workers, events=events,
-         maps_equal_local=equal, max_abs_diff=max_diff, bytes_sent_per_seed=sent / len(c_times),
-         ok=bool(same_workers and equal and not any(events.values())))
+    emit(
+        "step",
+        step="warm seed, 2-worker cluster",
+        seconds=warm_c,
+        peak_rss_mb=max(peaks.values()),
+        all_seconds=c_times,
+        persist_and_first_seconds=persist_s + first,
+        persist_seconds=persist_s,
+        first_seed_seconds=first,
+        ratio_to_persisted_local=warm_c / local_warm,
+        memory_limit=limit,
+        memory_limit_mb=limit_bytes / 2**20,
+        worker_peak_rss_mb=sorted(peaks.values()),
+        worker_rss_end_mb=sorted(rss_now.values()),
+        worker_status=sorted(statuses.values()),
+        same_workers=same_workers,
+        events=events,
+        maps_equal_local=equal,
+        max_abs_diff=max_diff,
+        bytes_sent_per_seed=sent / len(c_times),
+        ok=bool(same_workers and equal and not any(events.values())),
+    )
 
 
 # --------------------------------------------------------------------------- parent
+
 
 def machine() -> dict:
     import dask
@@ -490,14 +599,22 @@ def machine() -> dict:
     try:
         with open("/proc/meminfo") as fh:
             kb = int(next(line for line in fh if line.startswith("MemTotal")).split()[1])
-            mem = f"{kb / 1024 ** 2:.1f} GB"
+            mem = f"{kb / 1024**2:.1f} GB"
     except (OSError, StopIteration):
         pass
     return {
-        "nproc": os.cpu_count(), "cpu": cpu, "memory": mem, "platform": platform.platform(),
-        "python": platform.python_version(), "numpy": numpy.__version__, "dask": dask.__version__,
-        "xarray": xarray.__version__, "scipy": scipy.__version__, "zarr": zarr.__version__,
-        "xcoact": xcoact.__version__, "xcoact_source_sha1": source_digest(),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "memory": mem,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "dask": dask.__version__,
+        "xarray": xarray.__version__,
+        "scipy": scipy.__version__,
+        "zarr": zarr.__version__,
+        "xcoact": xcoact.__version__,
+        "xcoact_source_sha1": source_digest(),
     }
 
 
@@ -510,13 +627,19 @@ def run_child(cmd: list[str], tag: str) -> tuple[list[dict], int]:
         if not line.startswith(MARK):
             sys.stdout.write(line)
             continue
-        rec = json.loads(line[len(MARK):])
+        rec = json.loads(line[len(MARK) :])
         records.append(rec)
         if rec["kind"] == "step":
-            print(f"  [{tag}] {rec['step']:<11} {rec['seconds']:9.3f} s  peak RSS {rec['peak_rss_mb']:8.0f} MB", flush=True)
+            print(
+                f"  [{tag}] {rec['step']:<11} {rec['seconds']:9.3f} s  peak RSS {rec['peak_rss_mb']:8.0f} MB",
+                flush=True,
+            )
         elif rec["kind"] == "prepared":
-            print(f"  [{tag}] wrote {rec['path']} ({rec['n_studies']:,} studies, {rec['n_peaks']:,} peaks, "
-                  f"{rec['bytes'] / 1e6:.0f} MB) in {rec['synth_seconds'] + rec['write_seconds']:.1f} s", flush=True)
+            print(
+                f"  [{tag}] wrote {rec['path']} ({rec['n_studies']:,} studies, {rec['n_peaks']:,} peaks, "
+                f"{rec['bytes'] / 1e6:.0f} MB) in {rec['synth_seconds'] + rec['write_seconds']:.1f} s",
+                flush=True,
+            )
         elif rec["kind"] == "error":
             print(f"  [{tag}] ERROR: {rec['message']}", flush=True)
     return records, proc.wait()
@@ -528,46 +651,70 @@ def fmt_table(size: str, recs: list[dict], args) -> str:
     lines = [f"== {label_of(size)} =="]
     if "read" in steps:
         rd = steps["read"]
-        lines.append(f"file: {start.get('path')} [{start.get('format')}, {start.get('file_bytes', 0) / 1e6:.1f} MB]; "
-                     f"{rd['n_studies']:,} studies, {rd['n_peaks']:,} peaks")
+        lines.append(
+            f"file: {start.get('path')} [{start.get('format')}, {start.get('file_bytes', 0) / 1e6:.1f} MB]; "
+            f"{rd['n_studies']:,} studies, {rd['n_peaks']:,} peaks"
+        )
     rows = [("step", "seconds", "peak RSS MB", "RSS at start MB", "CPU s", "load", "notes")]
-    for name in ("read", "build", "first map", "cold total", "warm seed", "persist", "warm seed, persisted",
-                 "warm seed, 2-worker cluster", "batch"):
+    for name in (
+        "read",
+        "build",
+        "first map",
+        "cold total",
+        "warm seed",
+        "persist",
+        "warm seed, persisted",
+        "warm seed, 2-worker cluster",
+        "batch",
+    ):
         if name not in steps:
             continue
         s = steps[name]
         note = ""
         if name == "first map":
-            note = (f"seed() {s['seed_call_seconds']:.3f} s + compute {s['compute_seconds']:.3f} s; "
-                    f"n_selected {s['n_selected']:,}, n_roi {s['n_roi']}")
+            note = (
+                f"seed() {s['seed_call_seconds']:.3f} s + compute {s['compute_seconds']:.3f} s; "
+                f"n_selected {s['n_selected']:,}, n_roi {s['n_roi']}"
+            )
         elif name == "cold total":
             note = "read + build + first map; peak = max of the three"
         elif name == "warm seed":
             ts = s["all_seconds"]
-            note = (f"median of {len(ts)} (min {min(ts):.3f}, max {max(ts):.3f}); "
-                    f"seed() median {statistics.median(s['seed_call_seconds']):.3f} s")
+            note = (
+                f"median of {len(ts)} (min {min(ts):.3f}, max {max(ts):.3f}); "
+                f"seed() median {statistics.median(s['seed_call_seconds']):.3f} s"
+            )
         elif name == "warm seed, 2-worker cluster":
-            note = (f"median of {len(s['all_seconds'])}; {s['ratio_to_persisted_local']:.2f}x the persisted local cube; "
-                    f"persist + first seed {s['persist_and_first_seconds']:.1f} s; peak = the larger worker's")
+            note = (
+                f"median of {len(s['all_seconds'])}; {s['ratio_to_persisted_local']:.2f}x the persisted local cube; "
+                f"persist + first seed {s['persist_and_first_seconds']:.1f} s; peak = the larger worker's"
+            )
             if "memory_limit" in s:
                 ev = s["events"]
-                note += (f"; memory_limit {s['memory_limit']} ({s['memory_limit_mb']:.0f} MB) per worker: persist "
-                         f"{s['persist_seconds']:.1f} s, first seed {s['first_seed_seconds']:.1f} s; worker peak RSS "
-                         f"{', '.join(f'{v:.0f}' for v in s['worker_peak_rss_mb'])} MB; status {'/'.join(s['worker_status'])}; "
-                         f"restarted {'no' if s['same_workers'] and not ev['restarted'] else 'YES'}, paused "
-                         f"{ev['paused']}, spill warnings {ev['spilled']}, killed {ev['killed']}; maps equal to the "
-                         f"local route: {'yes' if s['maps_equal_local'] else 'NO'} (max abs diff {s['max_abs_diff']:g}); "
-                         f"{'OK' if s['ok'] else 'FAILED'}")
+                note += (
+                    f"; memory_limit {s['memory_limit']} ({s['memory_limit_mb']:.0f} MB) per worker: persist "
+                    f"{s['persist_seconds']:.1f} s, first seed {s['first_seed_seconds']:.1f} s; worker peak RSS "
+                    f"{', '.join(f'{v:.0f}' for v in s['worker_peak_rss_mb'])} MB; status "
+                    f"{'/'.join(s['worker_status'])}; "
+                    f"restarted {'no' if s['same_workers'] and not ev['restarted'] else 'YES'}, paused "
+                    f"{ev['paused']}, spill warnings {ev['spilled']}, killed {ev['killed']}; maps equal to the "
+                    f"local route: {'yes' if s['maps_equal_local'] else 'NO'} (max abs diff {s['max_abs_diff']:g}); "
+                    f"{'OK' if s['ok'] else 'FAILED'}"
+                )
             if "bytes_sent_per_seed" in s:
                 note += f"; workers sent {s['bytes_sent_per_seed'] / 1e6:.1f} MB a seed"
         elif name == "batch":
-            note = (f"{s['n_seeds']} seeds: {s['seeds_per_second']:.1f} seeds/s; "
+            note = (
+                f"{s['n_seeds']} seeds: {s['seeds_per_second']:.1f} seeds/s; "
                 f"store {s['store_disk_bytes'] / 1e6:,.0f} MB "
-                    f"on disk; seed() {s['seed_call_seconds']:.2f} s + compute/write {s['write_seconds']:.2f} s; "
-                    f"{s['n_valid_seeds']} valid")
+                f"on disk; seed() {s['seed_call_seconds']:.2f} s + compute/write {s['write_seconds']:.2f} s; "
+                f"{s['n_valid_seeds']} valid"
+            )
             if s["reduced"]:
-                note += (f"; REDUCED from {s['requested_seeds']} seeds: projected {s['projected_seconds']:.0f} s "
-                         f"(warm median x {s['requested_seeds']}) > {args.batch_budget:.0f} s budget")
+                note += (
+                    f"; REDUCED from {s['requested_seeds']} seeds: projected {s['projected_seconds']:.0f} s "
+                    f"(warm median x {s['requested_seeds']}) > {args.batch_budget:.0f} s budget"
+                )
         start_rss = f"{s['rss_before_mb']:.0f}" if "rss_before_mb" in s else "-"
         cpu = f"{s['cpu_seconds']:.3f}" if "cpu_seconds" in s else "-"
         load = f"{s['loadavg_1min']:.1f}" if "loadavg_1min" in s else "-"
@@ -590,14 +737,29 @@ def fmt_table(size: str, recs: list[dict], args) -> str:
 def parent(args) -> int:
     sizes = parse_sizes(args.sizes)
     if not os.path.exists(args.release):
-        raise SystemExit(f"{args.release}: Neurosynth v7 coordinates not found; pass --release PATH "
-                         f"or set ${ENV_RELEASE}.")
+        raise SystemExit(
+            f"{args.release}: Neurosynth v7 coordinates not found; pass --release PATH or set ${ENV_RELEASE}."
+        )
     made_out = args.out is None
     out = tempfile.mkdtemp(prefix="xcoact-bench-") if made_out else os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
-    me = [sys.executable, os.path.abspath(__file__), "--release", args.release, "--out", out,
-          "--batch-seeds", str(args.batch_seeds), "--repeats", str(args.repeats),
-          "--batch-budget", str(args.batch_budget), "--layout", args.layout, *(["--cluster", "--cluster-memory", args.cluster_memory] if args.cluster else [])]
+    me = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--release",
+        args.release,
+        "--out",
+        out,
+        "--batch-seeds",
+        str(args.batch_seeds),
+        "--repeats",
+        str(args.repeats),
+        "--batch-budget",
+        str(args.batch_budget),
+        "--layout",
+        args.layout,
+        *(["--cluster", "--cluster-memory", args.cluster_memory] if args.cluster else []),
+    ]
     info = machine()
     print("xcoact benchmark: " + " ".join(["python3", "benchmarks/run.py", *sys.argv[1:]]))
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
@@ -633,25 +795,34 @@ def parent(args) -> int:
                 shutil.rmtree(os.path.join(out, f"batch-{size}.zarr"), ignore_errors=True)
     print()
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()))
-    print("settings: kernel r=6 mm; seeds: 10 mm spheres, threshold 0.1; "
-          f"warm seed = median over {args.repeats} seeds; batch = {args.batch_seeds} separate seeds, float32 Zarr (to_zarr's "
-          f"default compressor), "
-          f"layout {args.layout}")
-    print("peak RSS MB = VmHWM / 1024 (MiB) of the benchmark subprocess, reset at the start of each step (includes the "
-          "interpreter, libraries and data already held); CPU s = user + system CPU time of the step "
-          "(all threads; per seed for the warm seed); load = 1-minute load average at the end of the step")
+    print(
+        "settings: kernel r=6 mm; seeds: 10 mm spheres, threshold 0.1; "
+        f"warm seed = median over {args.repeats} seeds; batch = {args.batch_seeds} separate seeds, float32 Zarr "
+        "(to_zarr's "
+        f"default compressor), "
+        f"layout {args.layout}"
+    )
+    print(
+        "peak RSS MB = VmHWM / 1024 (MiB) of the benchmark subprocess, reset at the start of each step (includes the "
+        "interpreter, libraries and data already held); CPU s = user + system CPU time of the step "
+        "(all threads; per seed for the warm seed); load = 1-minute load average at the end of the step"
+    )
     for size in sizes:
         print()
         print(fmt_table(size, results.get(size, []), args))
     digests = {r["xcoact_source"] for recs in results.values() for r in recs if r["kind"] == "start"}
     digests.add(source_digest())
     if len(digests) > 1:
-        print(f"\nWARNING: the xcoact sources changed during the run (digests {sorted(digests)}); "
-              "the databases were not all measured on the same code.")
+        print(
+            f"\nWARNING: the xcoact sources changed during the run (digests {sorted(digests)}); "
+            "the databases were not all measured on the same code."
+        )
     print(f"\ntotal wall time {time.perf_counter() - t_all:.0f} s", flush=True)
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"machine": info, "argv": sys.argv[1:], "release": args.release, "results": results}, fh, indent=1)
+            json.dump(
+                {"machine": info, "argv": sys.argv[1:], "release": args.release, "results": results}, fh, indent=1
+            )
         print(f"results written to {args.json}")
     if failed:
         print(f"FAILED: {', '.join(failed)}")
@@ -660,27 +831,52 @@ def parent(args) -> int:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--release", default=None,
-                   help=f"Neurosynth v7 coordinates file (default: ${ENV_RELEASE}, else fetched with "
-                        f"xcoact.datasets.fetch_neurosynth from $XCOACT_MIRROR or {DEFAULT_MIRROR} relative to the "
-                        "repository root)")
-    p.add_argument("--sizes", default="v7,0.25,10",
-                   help="comma-separated databases: 'v7' and/or multiples of v7's study count (default: v7,0.25,10)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--release",
+        default=None,
+        help=f"Neurosynth v7 coordinates file (default: ${ENV_RELEASE}, else fetched with "
+        f"xcoact.datasets.fetch_neurosynth from $XCOACT_MIRROR or {DEFAULT_MIRROR} relative to the "
+        "repository root)",
+    )
+    p.add_argument(
+        "--sizes",
+        default="v7,0.25,10",
+        help="comma-separated databases: 'v7' and/or multiples of v7's study count (default: v7,0.25,10)",
+    )
     p.add_argument("--batch-seeds", type=int, default=1000, help="seeds in the batch step (default 1000)")
     p.add_argument("--repeats", type=int, default=5, help="warm seeds whose median is reported (default 5)")
-    p.add_argument("--out", default=None, help="scratch directory (default: a fresh temporary directory, deleted at the end)")
-    p.add_argument("--batch-budget", type=float, default=BATCH_BUDGET_S,
-                   help=f"if warm median x batch seeds exceeds this many seconds, the batch runs {FALLBACK_SEEDS} seeds "
-                        f"(default {BATCH_BUDGET_S})")
-    p.add_argument("--layout", default="volume", choices=["volume", "voxel"],
-                   help="layout of the batch maps: 'volume' (x, y, z; the default of seed()) or 'voxel' (in-mask "
-                        "voxels only, if this xcoact has it)")
-    p.add_argument("--cluster", action="store_true",
-                   help="also time warm seeds on a persisted cube on a 2-worker LocalCluster (2 GB each)")
-    p.add_argument("--cluster-memory", default=None, metavar="LIMIT",
-                   help="like --cluster, with this memory_limit per worker (e.g. 2GB; default 2GB): also checks that "
-                        "no worker restarted, paused or was killed and that the maps equal the local route's")
+    p.add_argument(
+        "--out", default=None, help="scratch directory (default: a fresh temporary directory, deleted at the end)"
+    )
+    p.add_argument(
+        "--batch-budget",
+        type=float,
+        default=BATCH_BUDGET_S,
+        help=f"if warm median x batch seeds exceeds this many seconds, the batch runs {FALLBACK_SEEDS} seeds "
+        f"(default {BATCH_BUDGET_S})",
+    )
+    p.add_argument(
+        "--layout",
+        default="volume",
+        choices=["volume", "voxel"],
+        help="layout of the batch maps: 'volume' (x, y, z; the default of seed()) or 'voxel' (in-mask "
+        "voxels only, if this xcoact has it)",
+    )
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also time warm seeds on a persisted cube on a 2-worker LocalCluster (2 GB each)",
+    )
+    p.add_argument(
+        "--cluster-memory",
+        default=None,
+        metavar="LIMIT",
+        help="like --cluster, with this memory_limit per worker (e.g. 2GB; default 2GB): also checks that "
+        "no worker restarted, paused or was killed and that the maps equal the local route's",
+    )
     p.add_argument("--json", default=None, help="also write every record to this JSON file")
     p.add_argument("--only", default=None, help=argparse.SUPPRESS)
     p.add_argument("--prepare", default=None, help=argparse.SUPPRESS)

@@ -22,8 +22,12 @@ import warnings
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--release", default=os.environ.get(
-        "XCOACT_NEUROSYNTH_V7", "/tmp/xcoact-bench-data/neurosynth-v7/data-neurosynth_version-7_coordinates.tsv.gz"))
+    p.add_argument(
+        "--release",
+        default=os.environ.get(
+            "XCOACT_NEUROSYNTH_V7", "/tmp/xcoact-bench-data/neurosynth-v7/data-neurosynth_version-7_coordinates.tsv.gz"
+        ),
+    )
     p.add_argument("--repeats", type=int, default=3, help="passes over the warm seeds (default 3)")
     p.add_argument("--fresh", action="store_true", help="the cube as built (not persisted)")
     args = p.parse_args()
@@ -33,8 +37,8 @@ def main() -> int:
     from run import BENCH_SEED, KERNEL_R, SEED_R, THRESHOLD, warm_seeds
 
     import xcoact
-    from xcoact.analyses import coactivation as coact
     from xcoact import counts, roi
+    from xcoact.analyses import coactivation as coact
     from xcoact.stats import neurosynth as stats
 
     warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
@@ -96,8 +100,10 @@ def main() -> int:
     ms = lambda v: statistics.median(v) * 1e3  # noqa: E731
     print(f"{n} warm seeds ({'fresh' if args.fresh else 'persisted'} cube); load {os.getloadavg()[0]:.1f}")
     print(f"{'':40s} {'wall ms':>8s} {'CPU ms':>8s}   (medians)")
-    print(f"{'seed() + compute()':40s} {ms([a + b for a, b in zip(call_w, comp_w)]):8.1f} "
-          f"{ms([a + b for a, b in zip(call_c, comp_c)]):8.1f}")
+    print(
+        f"{'seed() + compute()':40s} {ms([a + b for a, b in zip(call_w, comp_w)]):8.1f} "
+        f"{ms([a + b for a, b in zip(call_c, comp_c)]):8.1f}"
+    )
     print(f"{'seed() call':40s} {ms(call_w):8.1f} {ms(call_c):8.1f}")
     print(f"{'.compute()':40s} {ms(comp_w):8.1f} {ms(comp_c):8.1f}")
     for label, v in steps.items():

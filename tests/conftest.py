@@ -18,10 +18,10 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)  # for `import reference` (the loop-based oracle)
 
-import reference  # noqa: E402
+import reference
 
-import xcoact  # noqa: E402
-from xcoact.errors import XcoactWarning  # noqa: E402
+import xcoact
+from xcoact.errors import XcoactWarning
 
 DATA = os.path.join(HERE, "data")
 
@@ -36,26 +36,26 @@ def data_file(name: str) -> str:
     return os.path.join(DATA, name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sample_table():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", XcoactWarning)
         return xcoact.read_database(xcoact.datasets.sample_database_path())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mni_mask() -> np.ndarray:
     return np.asarray(nib.load(xcoact.datasets.template_path()).dataobj) > 0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _oracle_study_maps():
     table = _sample_table()
     peaks = list(zip(table.study_id.values.tolist(), table.x.values, table.y.values, table.z.values))
     return reference.study_maps(peaks, _mni_mask(), 6)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _oracle(seed_key: str, threshold):
     """Oracle maps and selection for a named seed on the bundled sample (kernel r = 6)."""
     mask = _mni_mask()

@@ -48,15 +48,14 @@ def summary(results_text: str) -> tuple[dict[str, collections.Counter], list[str
 def explained(page: str) -> set[str]:
     """Mutant names given a verdict in a table row of ``page``, outside the generated part."""
     if BEGIN in page and END in page:
-        page = page[: page.index(BEGIN)] + page[page.index(END) + len(END):]
+        page = page[: page.index(BEGIN)] + page[page.index(END) + len(END) :]
     return {name for line in page.splitlines() if line.startswith("|") for name in _NAME.findall(line)}
 
 
 def report(counts: dict[str, collections.Counter], survivors: list[str], equivalent: set[str]) -> str:
     """The score table and the unexplained survivors, as Markdown."""
     lines = [
-        "| module | mutants | killed | timeout | survived | of which equivalent | no tests | not checked "
-        "| score |",
+        "| module | mutants | killed | timeout | survived | of which equivalent | no tests | not checked | score |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for module, c in sorted(counts.items()):
@@ -66,16 +65,19 @@ def report(counts: dict[str, collections.Counter], survivors: list[str], equival
         eq = sum(1 for name in survivors if name.startswith(f"xcoact.{module}.") and name in equivalent)
         denominator = checked - eq
         score = f"{100 * dead / denominator:.1f} %" if denominator else "-"
-        lines.append(f"| `xcoact/{module.replace('.', '/')}.py` | {total} | {c['killed']} | {c['timeout']} | {c['survived']} | {eq} "
-                     f"| {c['no tests']} | {c['not checked']} | {score} |")
+        lines.append(
+            f"| `xcoact/{module.replace('.', '/')}.py` | {total} | {c['killed']} | {c['timeout']} | {c['survived']} | {eq} "
+            f"| {c['no tests']} | {c['not checked']} | {score} |"
+        )
     other = {s for c in counts.values() for s in c} - {"killed", "timeout", "survived", "no tests", "not checked"}
     if other:
         lines.append("")
-        lines.append("Other statuses: " + ", ".join(
-            f"{s} {sum(c[s] for c in counts.values())}" for s in sorted(other)) + ".")
+        lines.append(
+            "Other statuses: " + ", ".join(f"{s} {sum(c[s] for c in counts.values())}" for s in sorted(other)) + "."
+        )
     unexplained = [name for name in survivors if name not in equivalent]
     lines.append("")
-    lines.append("Score: (killed + timeout) / (checked - equivalent); a mutant is checked unless \"not checked\".")
+    lines.append('Score: (killed + timeout) / (checked - equivalent); a mutant is checked unless "not checked".')
     lines.append("")
     if unexplained:
         lines.append(f"{len(unexplained)} survivor(s) without a verdict below (`mutmut show NAME` for the diff):")
@@ -101,7 +103,7 @@ def write(path: str, text: str) -> None:
         page = fh.read()
     if BEGIN not in page or END not in page:
         raise SystemExit(f"{path}: no '{BEGIN}' ... '{END}' markers to write the report between")
-    new = page[: page.index(BEGIN) + len(BEGIN)] + "\n\n" + text + "\n\n" + page[page.index(END):]
+    new = page[: page.index(BEGIN) + len(BEGIN)] + "\n\n" + text + "\n\n" + page[page.index(END) :]
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(new)
@@ -114,20 +116,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="also write the report into the page's marked part")
     parser.add_argument("--command", default="mutmut run", help="the command the results came from (recorded)")
     args = parser.parse_args(argv)
-    proc = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mutmut", "results", "--all", "true"], capture_output=True, text=True, check=True
+    )
     counts, survivors = summary(proc.stdout)
     with open(args.docs, encoding="utf-8") as fh:
         equivalent = explained(fh.read())
-    header = (f"`{args.command}` then `python tests/mutation_report.py`, "
-              f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, commit {_commit()}:")
+    header = (
+        f"`{args.command}` then `python tests/mutation_report.py`, "
+        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, commit {_commit()}:"
+    )
     text = header + "\n\n" + report(counts, survivors, equivalent)
     # the survivors of tests/mutmut_fast.py stay "not checked" until `mutmut run` checks them against the whole subset
-    waiting = [m["name"] for m in map(_LINE.match, proc.stdout.splitlines())
-               if m is not None and m["status"] == "not checked" and m["name"] in equivalent]
+    waiting = [
+        m["name"]
+        for m in map(_LINE.match, proc.stdout.splitlines())
+        if m is not None and m["status"] == "not checked" and m["name"] in equivalent
+    ]
     if waiting:
-        text += (f"\n\n{len(waiting)} mutant(s) not checked by `mutmut run` yet have a verdict below (they survived "
-                 "tests/mutmut_fast.py's first pass): " + ", ".join(f"`{name}`" for name in waiting) + ".")
+        text += (
+            f"\n\n{len(waiting)} mutant(s) not checked by `mutmut run` yet have a verdict below (they survived "
+            "tests/mutmut_fast.py's first pass): " + ", ".join(f"`{name}`" for name in waiting) + "."
+        )
     print(text)
     if args.write:
         write(args.docs, text)

@@ -64,7 +64,7 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 2
     split = argv.index("--")
-    patterns, test_files = argv[:split], argv[split + 1:]
+    patterns, test_files = argv[:split], argv[split + 1 :]
     recheck = "--recheck" in patterns
     patterns = [p for p in patterns if p != "--recheck"]
     if not os.path.isdir("mutants"):
@@ -108,13 +108,17 @@ def main(argv: list[str]) -> int:
                     _record(os.path.join("..", meta), key, 1)
                 else:
                     survivors.append(key)
-                print(f"[{n}/{len(pending)}, {time.time() - start:.0f} s] {key}: {'killed' if killed else 'survived'}",
-                      flush=True)
+                print(
+                    f"[{n}/{len(pending)}, {time.time() - start:.0f} s] {key}: {'killed' if killed else 'survived'}",
+                    flush=True,
+                )
             return True
 
     loop = Loop()
-    pytest.main([*test_files, "-q", "--no-header", "-p", "no:cacheprovider", "-p", "no:randomly", "--timeout=120"],
-                plugins=[loop])
+    pytest.main(
+        [*test_files, "-q", "--no-header", "-p", "no:cacheprovider", "-p", "no:randomly", "--timeout=120"],
+        plugins=[loop],
+    )
     if not loop.clean:
         print("the test files fail without a mutant: fix them first")
         return 1

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Dict, Hashable, Iterable, List, Sequence, Set, Tuple
+from collections.abc import Hashable, Iterable, Sequence
 
 import numpy as np
 from scipy.stats import chi2 as _chi2_dist
 from scipy.stats import norm as _norm_dist
 
-Voxel = Tuple[int, int, int]
+Voxel = tuple[int, int, int]
 
 #: Default grid of SPEC section 2 (MNI152, 2 mm).
-GRID_SHAPE: Tuple[int, int, int] = (91, 109, 91)
+GRID_SHAPE: tuple[int, int, int] = (91, 109, 91)
 VOXEL_SIZE_MM: float = 2.0
 
 #: Smallest p-value used when converting p to z (SPEC section 6).
@@ -49,6 +49,7 @@ MAP_NAMES_TEMPLATE = (
 # Section 2: peak -> voxel
 # --------------------------------------------------------------------------
 
+
 def peak_to_voxel(x: float, y: float, z: float) -> Voxel:
     """Voxel indices of an MNI mm coordinate on the default 2 mm grid.
 
@@ -66,7 +67,8 @@ def peak_to_voxel(x: float, y: float, z: float) -> Voxel:
 # Section 3: the sphere kernel and the per-study maps
 # --------------------------------------------------------------------------
 
-def sphere_offsets(r: float) -> List[Voxel]:
+
+def sphere_offsets(r: float) -> list[Voxel]:
     """Integer voxel offsets of the 'true sphere' of radius r mm (SPEC 3).
 
     Every (di, dj, dk) with sqrt((2di)^2 + (2dj)^2 + (2dk)^2) <= r.
@@ -77,13 +79,11 @@ def sphere_offsets(r: float) -> List[Voxel]:
         raise ValueError(f"radius must be a finite number >= 0, got {r!r}")
     # No offset with |d| > r/2 can qualify; search one step further to be safe.
     reach = int(math.floor(r / VOXEL_SIZE_MM)) + 1
-    offsets: List[Voxel] = []
+    offsets: list[Voxel] = []
     for di in range(-reach, reach + 1):
         for dj in range(-reach, reach + 1):
             for dk in range(-reach, reach + 1):
-                dist = math.sqrt((VOXEL_SIZE_MM * di) ** 2
-                                 + (VOXEL_SIZE_MM * dj) ** 2
-                                 + (VOXEL_SIZE_MM * dk) ** 2)
+                dist = math.sqrt((VOXEL_SIZE_MM * di) ** 2 + (VOXEL_SIZE_MM * dj) ** 2 + (VOXEL_SIZE_MM * dk) ** 2)
                 if dist <= r:
                     offsets.append((di, dj, dk))
     offsets.sort()
@@ -101,9 +101,9 @@ def _check_mask(mask: np.ndarray) -> np.ndarray:
     return mask.astype(bool)
 
 
-def _sphere_voxels(centre: Voxel, offsets: List[Voxel]) -> Set[Voxel]:
+def _sphere_voxels(centre: Voxel, offsets: list[Voxel]) -> set[Voxel]:
     """Sphere around a voxel, keeping only the part inside the grid box."""
-    out: Set[Voxel] = set()
+    out: set[Voxel] = set()
     ci, cj, ck = centre
     for di, dj, dk in offsets:
         v = (ci + di, cj + dj, ck + dk)
@@ -112,17 +112,17 @@ def _sphere_voxels(centre: Voxel, offsets: List[Voxel]) -> Set[Voxel]:
     return out
 
 
-def _restrict_to_mask(voxels: Iterable[Voxel], mask: np.ndarray) -> Set[Voxel]:
-    kept: Set[Voxel] = set()
+def _restrict_to_mask(voxels: Iterable[Voxel], mask: np.ndarray) -> set[Voxel]:
+    kept: set[Voxel] = set()
     for v in voxels:
         if mask[v]:
             kept.add(v)
     return kept
 
 
-def study_maps(peaks: Iterable[Tuple[Hashable, float, float, float]],
-               mask: np.ndarray,
-               r: float) -> Dict[Hashable, Set[Voxel]]:
+def study_maps(
+    peaks: Iterable[tuple[Hashable, float, float, float]], mask: np.ndarray, r: float
+) -> dict[Hashable, set[Voxel]]:
     """Binary activation map of every study, as a set of voxels (SPEC 3).
 
     ``peaks``: iterable of (study_id, x, y, z) in MNI mm.  Each study's map
@@ -134,13 +134,13 @@ def study_maps(peaks: Iterable[Tuple[Hashable, float, float, float]],
     """
     mask = _check_mask(mask)
     offsets = sphere_offsets(r)
-    union: Dict[Hashable, Set[Voxel]] = {}
+    union: dict[Hashable, set[Voxel]] = {}
     for study_id, x, y, z in peaks:
         if study_id not in union:
             union[study_id] = set()
         centre = peak_to_voxel(x, y, z)
         union[study_id] |= _sphere_voxels(centre, offsets)
-    maps: Dict[Hashable, Set[Voxel]] = {}
+    maps: dict[Hashable, set[Voxel]] = {}
     for study_id, voxels in union.items():
         maps[study_id] = _restrict_to_mask(voxels, mask)
     return maps
@@ -150,8 +150,8 @@ def study_maps(peaks: Iterable[Tuple[Hashable, float, float, float]],
 # Section 4: the seed ROI
 # --------------------------------------------------------------------------
 
-def roi_from_coords(coords: Iterable[Sequence[float]], r: float,
-                    mask: np.ndarray) -> Set[Voxel]:
+
+def roi_from_coords(coords: Iterable[Sequence[float]], r: float, mask: np.ndarray) -> set[Voxel]:
     """ROI grown from [x, y, z] mm coordinates (SPEC 4).
 
     Union of radius-r spheres (same rule as section 3) around the
@@ -160,7 +160,7 @@ def roi_from_coords(coords: Iterable[Sequence[float]], r: float,
     """
     mask = _check_mask(mask)
     offsets = sphere_offsets(r)
-    voxels: Set[Voxel] = set()
+    voxels: set[Voxel] = set()
     for c in coords:
         x, y, z = c
         voxels |= _sphere_voxels(peak_to_voxel(x, y, z), offsets)
@@ -170,7 +170,7 @@ def roi_from_coords(coords: Iterable[Sequence[float]], r: float,
     return roi
 
 
-def roi_from_image(data: np.ndarray, mask: np.ndarray) -> Set[Voxel]:
+def roi_from_image(data: np.ndarray, mask: np.ndarray) -> set[Voxel]:
     """ROI from an image already on the grid: voxels with data > 0 (SPEC 4).
 
     NaN voxels are ignored (never part of the ROI); the result is
@@ -185,7 +185,7 @@ def roi_from_image(data: np.ndarray, mask: np.ndarray) -> Set[Voxel]:
     positive = np.zeros(GRID_SHAPE, dtype=bool)
     finite = ~np.isnan(data)
     positive[finite] = data[finite] > 0
-    roi: Set[Voxel] = set()
+    roi: set[Voxel] = set()
     for i, j, k in np.argwhere(positive & mask):
         roi.add((int(i), int(j), int(k)))
     if not roi:
@@ -197,8 +197,8 @@ def roi_from_image(data: np.ndarray, mask: np.ndarray) -> Set[Voxel]:
 # Section 5: study selection
 # --------------------------------------------------------------------------
 
-def select(maps: Dict[Hashable, Set[Voxel]], roi: Set[Voxel],
-           threshold: float | int) -> List[Hashable]:
+
+def select(maps: dict[Hashable, set[Voxel]], roi: set[Voxel], threshold: float | int) -> list[Hashable]:
     """Studies whose map overlaps the ROI enough (SPEC 5), in ``maps`` order.
 
     overlap = |map & roi|.  Float threshold t: selected when
@@ -211,7 +211,7 @@ def select(maps: Dict[Hashable, Set[Voxel]], roi: Set[Voxel],
     if n_roi == 0:
         raise ValueError("empty ROI")
     is_count = isinstance(threshold, numbers.Integral)
-    selected: List[Hashable] = []
+    selected: list[Hashable] = []
     for study_id, voxels in maps.items():
         overlap = 0
         for v in roi:
@@ -229,6 +229,7 @@ def select(maps: Dict[Hashable, Set[Voxel]], roi: Set[Voxel],
 # --------------------------------------------------------------------------
 # Section 6: the maps
 # --------------------------------------------------------------------------
+
 
 def _sign(value: float) -> float:
     if value > 0:
@@ -293,7 +294,7 @@ def _z_from_p(p: float, sign: float) -> float:
     return z * sign
 
 
-def _bh_threshold(p_values: List[float], q: float) -> float | None:
+def _bh_threshold(p_values: list[float], q: float) -> float | None:
     """Benjamini-Hochberg cut-off over all m values (SPEC 6).
 
     Largest p_(k) (ascending order, k from 1) with p_(k) <= k * q / m;
@@ -309,7 +310,7 @@ def _bh_threshold(p_values: List[float], q: float) -> float | None:
     return threshold
 
 
-def map_names(q: float = 0.01, prior: float = 0.5) -> List[str]:
+def map_names(q: float = 0.01, prior: float = 0.5) -> list[str]:
     """The 9 output names of SPEC 6 for the given q and prior."""
     names = []
     for template in MAP_NAMES_TEMPLATE:
@@ -322,11 +323,13 @@ def map_names(q: float = 0.01, prior: float = 0.5) -> List[str]:
     return names
 
 
-def coactivation_maps(maps: Dict[Hashable, Set[Voxel]],
-                      selected: Iterable[Hashable],
-                      mask: np.ndarray,
-                      q: float = 0.01,
-                      prior: float = 0.5) -> Dict[str, np.ndarray]:
+def coactivation_maps(
+    maps: dict[Hashable, set[Voxel]],
+    selected: Iterable[Hashable],
+    mask: np.ndarray,
+    q: float = 0.01,
+    prior: float = 0.5,
+) -> dict[str, np.ndarray]:
     """The 9 coactivation maps of SPEC 6, as float64 arrays on the grid.
 
     N = number of studies in ``maps``; F = ``selected``; U = the others.
@@ -358,7 +361,7 @@ def coactivation_maps(maps: Dict[Hashable, Set[Voxel]],
         raise ValueError("every study is selected: nothing to compare with")
 
     # In-mask voxels, in C order.
-    voxels: List[Voxel] = [(int(i), int(j), int(k)) for i, j, k in np.argwhere(mask)]
+    voxels: list[Voxel] = [(int(i), int(j), int(k)) for i, j, k in np.argwhere(mask)]
     m = len(voxels)
     if m == 0:
         raise ValueError("empty mask")
@@ -379,21 +382,19 @@ def coactivation_maps(maps: Dict[Hashable, Set[Voxel]],
     e = sum_a / m
 
     names = map_names(q, prior)
-    (n_pA, n_pAgF, n_pFgA, n_pAprior, n_pFgAprior,
-     n_uz, n_az, n_uz_fdr, n_az_fdr) = names
-    out: Dict[str, np.ndarray] = {name: np.zeros(GRID_SHAPE, dtype=np.float64)
-                                  for name in names}
+    (n_pA, n_pAgF, n_pFgA, n_pAprior, n_pFgAprior, n_uz, n_az, n_uz_fdr, n_az_fdr) = names
+    out: dict[str, np.ndarray] = {name: np.zeros(GRID_SHAPE, dtype=np.float64) for name in names}
 
     pF = n_f / n_total
     # Scipy calls are memoised by (a, b): the values only depend on the
     # counts, and scalar scipy calls per voxel would be slow.
-    uni_cache: Dict[int, Tuple[float, float]] = {}
-    assoc_cache: Dict[Tuple[int, int], Tuple[float, float]] = {}
-    uni_p: List[float] = []
-    assoc_p: List[float] = []
-    uni_z_list: List[float] = []
-    assoc_z_list: List[float] = []
-    active: List[bool] = []
+    uni_cache: dict[int, tuple[float, float]] = {}
+    assoc_cache: dict[tuple[int, int], tuple[float, float]] = {}
+    uni_p: list[float] = []
+    assoc_p: list[float] = []
+    uni_z_list: list[float] = []
+    assoc_z_list: list[float] = []
+    active: list[bool] = []
 
     for v in voxels:
         a = int(a_count[v])
@@ -463,7 +464,8 @@ def coactivation_maps(maps: Dict[Hashable, Set[Voxel]],
 # Self-check
 # --------------------------------------------------------------------------
 
-def _voxel_to_mm(v: Voxel) -> Tuple[float, float, float]:
+
+def _voxel_to_mm(v: Voxel) -> tuple[float, float, float]:
     """Centre of voxel (i, j, k) in mm (SPEC 2)."""
     return (90.0 - 2 * v[0], -126.0 + 2 * v[1], -72.0 + 2 * v[2])
 
@@ -487,14 +489,16 @@ def _self_check_small() -> None:
     m = int(mask.sum())
     assert m == 1331
 
-    c = (45, 60, 35)           # centre voxel
-    c_right = (46, 60, 35)     # one voxel along +i
+    c = (45, 60, 35)  # centre voxel
+    c_right = (46, 60, 35)  # one voxel along +i
     x1, y1, z1 = _voxel_to_mm(c)
     x3, y3, z3 = _voxel_to_mm(c_right)
-    peaks = [("S1", x1, y1, z1),
-             ("S2", x1, y1, z1),
-             ("S3", x3, y3, z3),
-             ("S4", 500.0, 0.0, 0.0)]   # far outside the box: empty map
+    peaks = [
+        ("S1", x1, y1, z1),
+        ("S2", x1, y1, z1),
+        ("S3", x3, y3, z3),
+        ("S4", 500.0, 0.0, 0.0),
+    ]  # far outside the box: empty map
     maps = study_maps(peaks, mask, 2)
     assert list(maps) == ["S1", "S2", "S3", "S4"]
     assert len(maps["S1"]) == 7 and len(maps["S3"]) == 7 and maps["S4"] == set()
@@ -513,15 +517,24 @@ def _self_check_small() -> None:
     img[44, 60, 35] = 3.0
     img[45, 60, 35] = -1.0
     img[46, 60, 35] = np.nan
-    img[0, 0, 0] = 1.0          # outside the mask
+    img[0, 0, 0] = 1.0  # outside the mask
     assert roi_from_image(img, mask) == {(44, 60, 35)}
 
     # F = {S1}; U = {S2, S3}.  N = 3, nF = 1, nU = 2.
     res = coactivation_maps(maps, ["S1"], mask, q=0.01, prior=0.5)
-    assert sorted(res) == sorted([
-        "pA", "pAgF", "pFgA", "pA_given_pF=0.50", "pFgA_given_pF=0.50",
-        "uniformity-test_z", "association-test_z",
-        "uniformity-test_z_FDR_0.01", "association-test_z_FDR_0.01"])
+    assert sorted(res) == sorted(
+        [
+            "pA",
+            "pAgF",
+            "pFgA",
+            "pA_given_pF=0.50",
+            "pFgA_given_pF=0.50",
+            "uniformity-test_z",
+            "association-test_z",
+            "uniformity-test_z_FDR_0.01",
+            "association-test_z_FDR_0.01",
+        ]
+    )
     for name, arr in res.items():
         assert arr.shape == GRID_SHAPE and arr.dtype == np.float64
         assert not np.isnan(arr).any(), name
@@ -531,8 +544,7 @@ def _self_check_small() -> None:
     tol = 1e-12
 
     def show(v: Voxel) -> None:
-        print(f"  voxel {v}:",
-              ", ".join(f"{k}={res[k][v]:.6g}" for k in res))
+        print(f"  voxel {v}:", ", ".join(f"{k}={res[k][v]:.6g}" for k in res))
 
     # Voxel L = (44,60,35): S1 yes, S2 yes (neighbour of c), S3 no
     # (2 voxels = 4 mm from c_right).  a = 1, b = 1.
@@ -596,6 +608,7 @@ def _self_check_small() -> None:
 
     # Pearson chi-square cross-check against scipy on non-degenerate tables.
     from scipy.stats import chi2_contingency
+
     rng = np.random.default_rng(0)
     for _ in range(200):
         n_f_, n_u_ = int(rng.integers(1, 30)), int(rng.integers(1, 30))
@@ -625,10 +638,14 @@ def _self_check_small() -> None:
     print("small self-check OK")
 
 
-_TAL_TO_MNI_M = np.array([[0.9254, 0.0024, -0.0118, -1.0207],
-                          [-0.0048, 0.9316, -0.0871, -1.7667],
-                          [0.0152, 0.0883, 0.8924, 4.0926],
-                          [0.0, 0.0, 0.0, 1.0]])
+_TAL_TO_MNI_M = np.array(
+    [
+        [0.9254, 0.0024, -0.0118, -1.0207],
+        [-0.0048, 0.9316, -0.0871, -1.7667],
+        [0.0152, 0.0883, 0.8924, 4.0926],
+        [0.0, 0.0, 0.0, 1.0],
+    ]
+)
 
 
 def _timing_on_sample() -> None:
@@ -644,7 +661,8 @@ def _timing_on_sample() -> None:
     nib = None
     for attempt in range(6):
         try:
-            import nibabel as nib  # noqa: F811
+            import nibabel as nib
+
             break
         except ImportError:
             if attempt == 5:
@@ -681,8 +699,10 @@ def _timing_on_sample() -> None:
     res = coactivation_maps(maps, chosen, mask, q=0.01, prior=0.5)
     t3 = time.perf_counter()
     print(f"studies: {len(maps)}, roi voxels: {len(roi)}, selected: {len(chosen)}")
-    print(f"time: study_maps {t1 - t0:.2f} s, roi+select {t2 - t1:.2f} s, "
-          f"coactivation_maps {t3 - t2:.2f} s, total {t3 - t0:.2f} s")
+    print(
+        f"time: study_maps {t1 - t0:.2f} s, roi+select {t2 - t1:.2f} s, "
+        f"coactivation_maps {t3 - t2:.2f} s, total {t3 - t0:.2f} s"
+    )
     for name, arr in res.items():
         print(f"  {name:<28s} nonzero={int(np.count_nonzero(arr)):7d}  min={arr.min(): .4f}  max={arr.max(): .4f}")
 

@@ -12,11 +12,13 @@ import inspect
 import pytest
 
 import xcoact
-from xcoact import accessors, writers as export, images, report
-from xcoact.analyses import coactivation as coact, decode, parcellate
-from xcoact.stats.clusters import clusters as clusters_function
+from xcoact import accessors, images, report
+from xcoact import writers as export
+from xcoact.analyses import coactivation as coact
+from xcoact.analyses import decode, parcellate
 from xcoact.analyses.matrix import matrix as matrix_function
 from xcoact.plot import plot as plot_function
+from xcoact.stats.clusters import clusters as clusters_function
 from xcoact.stats.fwe import fwe as fwe_function
 
 DataArrayCoact = accessors.CoactDataArrayAccessor

@@ -22,17 +22,16 @@ from nimare.meta.cbma.ale import ALE
 from nimare.meta.kernel import ALEKernel
 from nimare.meta.utils import compute_ale_ma, get_ale_kernel
 from nimare.utils import get_template
+from nimare_support import NIMARE_MARKS, grid_of, quiet_nimare  # noqa: F401 (an autouse fixture)
 
 import xcoact
-from xcoact.stats import ale
-from xcoact.errors import ParameterError
+from xcoact.errors import ParameterError, XcoactWarning
 from xcoact.presets import nimare_mni152_2mm
 from xcoact.readers import read_database
 from xcoact.space import Grid
+from xcoact.stats import ale
 from xcoact.stats.nimare import _nimare_peak_xyz
 from xcoact.table import study_index
-from xcoact.errors import XcoactWarning
-from nimare_support import NIMARE_MARKS, grid_of, quiet_nimare  # noqa: F401 (an autouse fixture)
 
 TOL = 1e-5
 DATA = os.path.join(os.path.dirname(__file__), "data")
@@ -43,7 +42,6 @@ SLEUTH_FILES = {
 }
 
 pytestmark = NIMARE_MARKS
-
 
 
 # -- the kernel -----------------------------------------------------------------------------------
@@ -82,16 +80,32 @@ def test_kernel_support_is_nimares_placement():
     assert np.abs(offsets).max() == kernel.shape[0] // 2
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({}, ("sample_size=None, fwhm=None: give exactly one; the ALE kernel is sized either by a study's number of "
-          "subjects (e.g. sample_size=20) or by a fixed width in mm (e.g. fwhm=10).")),
-    ({"sample_size": 20, "fwhm": 10}, ("sample_size=20, fwhm=10: give exactly one; the ALE kernel is sized either "
-                                       "by a study's number of subjects (e.g. sample_size=20) or by a fixed width in "
-                                       "mm (e.g. fwhm=10).")),
-    ({"sample_size": 0}, "sample_size=0.0 is not valid; expected a finite number > 0, e.g. sample_size=20."),
-    ({"sample_size": float("nan")}, "sample_size=nan is not valid; expected a finite number > 0, e.g. sample_size=20."),
-    ({"fwhm": "10"}, "fwhm='10' is not a number; expected a finite number > 0, e.g. fwhm=10."),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (
+            {},
+            (
+                "sample_size=None, fwhm=None: give exactly one; the ALE kernel is sized either by a study's number of "
+                "subjects (e.g. sample_size=20) or by a fixed width in mm (e.g. fwhm=10)."
+            ),
+        ),
+        (
+            {"sample_size": 20, "fwhm": 10},
+            (
+                "sample_size=20, fwhm=10: give exactly one; the ALE kernel is sized either "
+                "by a study's number of subjects (e.g. sample_size=20) or by a fixed width in "
+                "mm (e.g. fwhm=10)."
+            ),
+        ),
+        ({"sample_size": 0}, "sample_size=0.0 is not valid; expected a finite number > 0, e.g. sample_size=20."),
+        (
+            {"sample_size": float("nan")},
+            "sample_size=nan is not valid; expected a finite number > 0, e.g. sample_size=20.",
+        ),
+        ({"fwhm": "10"}, "fwhm='10' is not a number; expected a finite number > 0, e.g. fwhm=10."),
+    ],
+)
 def test_kernel_parameters_are_checked(kwargs, message):
     with pytest.raises(ParameterError) as err:
         ale.ale_kernel(**kwargs)
@@ -211,12 +225,15 @@ def sleuth_id(name: str) -> str:
     return f"{name}-analysis_1"
 
 
-@pytest.mark.parametrize("name, roi", [
-    ("sleuth_example", None),
-    ("talairach", None),
-    ("semantic", None),
-    ("semantic", ((-40, 20, 30), 20.0)),  # left inferior frontal: a MACM-style selection
-])
+@pytest.mark.parametrize(
+    "name, roi",
+    [
+        ("sleuth_example", None),
+        ("talairach", None),
+        ("semantic", None),
+        ("semantic", ((-40, 20, 30), 20.0)),  # left inferior frontal: a MACM-style selection
+    ],
+)
 def test_ale_maps_match_nimare_on_its_sleuth_files(name, roi):
     path = SLEUTH_FILES[name]
     dset = convert_sleuth_to_dataset(path)
@@ -258,8 +275,10 @@ def test_ale_maps_match_nimare_on_the_bundled_sample_with_a_fixed_sample_size():
 
 def test_ale_stat_is_one_minus_the_product():
     grid = nimare_mni152_2mm()
-    ma = [ale.study_ma(np.array(f), grid, sample_size=n) for f, n in
-          (([[45, 60, 40], [30, 60, 40]], 10), ([[46, 60, 41]], 25), ([[20, 40, 30]], 15))]
+    ma = [
+        ale.study_ma(np.array(f), grid, sample_size=n)
+        for f, n in (([[45, 60, 40], [30, 60, 40]], 10), ([[46, 60, 41]], 25), ([[20, 40, 30]], 15))
+    ]
     dense = np.zeros((3, grid.n_mask))
     for row, (i, v) in enumerate(ma):
         dense[row, i] = v
@@ -282,26 +301,44 @@ def test_numpy_and_numba_engines_agree():
     pytest.importorskip("numba")
     grid = nimare_mni152_2mm()
     rng = np.random.default_rng(7)
-    ma = [ale.study_ma(rng.integers([30, 40, 30], [60, 80, 60], size=(rng.integers(1, 6), 3)), grid,
-                       sample_size=int(rng.integers(8, 40))) for _ in range(8)]
+    ma = [
+        ale.study_ma(
+            rng.integers([30, 40, 30], [60, 80, 60], size=(rng.integers(1, 6), 3)),
+            grid,
+            sample_size=int(rng.integers(8, 40)),
+        )
+        for _ in range(8)
+    ]
     a = ale.ale_maps(ma, grid.n_mask, engine="numba")
     b = ale.ale_maps(ma, grid.n_mask, engine="numpy")
     for name in ("stat", "p", "z"):
         np.testing.assert_allclose(a[name], b[name], rtol=1e-12, atol=1e-15, err_msg=name)
 
 
-@pytest.mark.parametrize("ma, n_mask, message", [
-    ([], 10, "ma holds no study; ALE needs at least one study's modelled activation."),
-    ([(np.array([0, 11]), np.array([0.1, 0.2]))], 10,
-     "ma[0]: voxel indices must lie in [0, 10) (the in-mask voxels); got 0..11."),
-    ([(np.array([0, 1]), np.array([0.1]))], 10, "ma[0]: 2 indices but 1 values; expected one value per index."),
-    ([(np.array([0]), np.array([1.5]))], 10, "ma[0]: MA values must lie in [0, 1); got 1.5..1.5."),
-    ([(np.array([0]), np.array([0.5]))], 0, "n_mask=0; expected the number of in-mask voxels, an int >= 1."),
-    ([(np.array([3, 1, 3]), np.array([0.1, 0.2, 0.3]))], 10,
-     "ma[0]: voxel indices repeat; expected each voxel once per study (its MA, the maximum over its foci)."),
-    ((np.array([0, 1]), np.array([0.1, 0.2])), 10,
-     "ma must be a list of (index, values) pairs, one per study; got a single pair."),
-])
+@pytest.mark.parametrize(
+    "ma, n_mask, message",
+    [
+        ([], 10, "ma holds no study; ALE needs at least one study's modelled activation."),
+        (
+            [(np.array([0, 11]), np.array([0.1, 0.2]))],
+            10,
+            "ma[0]: voxel indices must lie in [0, 10) (the in-mask voxels); got 0..11.",
+        ),
+        ([(np.array([0, 1]), np.array([0.1]))], 10, "ma[0]: 2 indices but 1 values; expected one value per index."),
+        ([(np.array([0]), np.array([1.5]))], 10, "ma[0]: MA values must lie in [0, 1); got 1.5..1.5."),
+        ([(np.array([0]), np.array([0.5]))], 0, "n_mask=0; expected the number of in-mask voxels, an int >= 1."),
+        (
+            [(np.array([3, 1, 3]), np.array([0.1, 0.2, 0.3]))],
+            10,
+            "ma[0]: voxel indices repeat; expected each voxel once per study (its MA, the maximum over its foci).",
+        ),
+        (
+            (np.array([0, 1]), np.array([0.1, 0.2])),
+            10,
+            "ma must be a list of (index, values) pairs, one per study; got a single pair.",
+        ),
+    ],
+)
 def test_ale_maps_inputs_are_checked(ma, n_mask, message):
     with pytest.raises(ParameterError) as err:
         ale.ale_maps(ma, n_mask)
@@ -317,11 +354,11 @@ def test_null_cut_at_the_largest_statistic_keeps_the_bins_below_bit_for_bit():
     bins, full = ale._null(studies, grid.n_mask, "auto")
     assert full[-1] == 0 and full.size == bins.size + 1
     top = 900
-    assert 0 < top < bins.size - 1000 and full[top + 1:].sum() > 0
+    assert 0 < top < bins.size - 1000 and full[top + 1 :].sum() > 0
     _, cut = ale._null(studies, grid.n_mask, "auto", upto=top)
     assert cut.size == top + 2
     assert np.array_equal(cut[: top + 1], full[: top + 1])
-    assert cut[-1] == pytest.approx(full[top + 1:].sum(), rel=1e-12)
+    assert cut[-1] == pytest.approx(full[top + 1 :].sum(), rel=1e-12)
     stat = np.linspace(0, top * 1e-5, 500).astype(np.float32)
     np.testing.assert_allclose(ale._tail_p(stat, cut, bins), ale.null_to_p(stat, bins, full[:-1]), rtol=1e-12)
 
@@ -341,8 +378,16 @@ def test_study_sample_sizes_from_the_table_and_the_errors_without_them(tmp_path)
         "files record none), so the ALE kernel of its 100 studies cannot be sized by them; pass a fixed kernel for "
         "every study instead (sample_size=N subjects, or fwhm=MM)."
     )
-    partial = make_table(["a", "b", "b", "c"], [1.0] * 4, [0.0] * 4, [0.0] * 4, ["MNI"] * 4, database="db.txt",
-                         fmt="test", sample_size=[10.0, np.nan, np.nan, 12.0])
+    partial = make_table(
+        ["a", "b", "b", "c"],
+        [1.0] * 4,
+        [0.0] * 4,
+        [0.0] * 4,
+        ["MNI"] * 4,
+        database="db.txt",
+        fmt="test",
+        sample_size=[10.0, np.nan, np.nan, 12.0],
+    )
     with pytest.raises(ParameterError) as err:
         ale.study_sample_sizes(partial)
     assert str(err.value) == (
@@ -350,8 +395,16 @@ def test_study_sample_sizes_from_the_table_and_the_errors_without_them(tmp_path)
         "the source (e.g. '// Subjects = N' in a Sleuth file) or pass a fixed kernel for every study instead "
         "(sample_size=N subjects, or fwhm=MM)."
     )
-    mixed = make_table(["a", "a"], [1.0, 2.0], [0.0] * 2, [0.0] * 2, ["MNI"] * 2, database="db.txt", fmt="test",
-                       sample_size=[10.0, 11.0])
+    mixed = make_table(
+        ["a", "a"],
+        [1.0, 2.0],
+        [0.0] * 2,
+        [0.0] * 2,
+        ["MNI"] * 2,
+        database="db.txt",
+        fmt="test",
+        sample_size=[10.0, 11.0],
+    )
     with pytest.raises(ParameterError, match="study 'a' has peaks with different sample sizes"):
         ale.study_sample_sizes(mixed)
 

@@ -15,10 +15,9 @@ import numpy as np
 import pytest
 
 import xcoact
-from xcoact.stats import ale, ale_null
 from xcoact.counts import cube_peaks
-from xcoact.errors import ParameterError
-from xcoact.errors import XcoactWarning
+from xcoact.errors import ParameterError, XcoactWarning
+from xcoact.stats import ale, ale_null
 
 AMYGDALA = xcoact.datasets.amygdala_roi_path()
 SGACC = xcoact.datasets.sgacc_roi_path()
@@ -46,7 +45,7 @@ def foci(act, ids):
     ijk, study = [], []
     for code, sid in enumerate(sorted(ids, key=str)):
         s = where[sid]
-        ijk.append(peaks.ijk[peaks.peak_ptr[s]:peaks.peak_ptr[s + 1]])
+        ijk.append(peaks.ijk[peaks.peak_ptr[s] : peaks.peak_ptr[s + 1]])
         study.append(np.full(len(ijk[-1]), code))
     return np.concatenate(ijk), np.concatenate(study), peaks
 
@@ -85,15 +84,18 @@ def test_fwe_via_seed_and_a_recorded_fresh_seed(act, maps):
     assert fresh.attrs["fwe_cluster_p"] == 0.01
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"alpha": 0.01}, r"alpha=0.01 applies to the MKDA permutation test only; ALE FWE .* takes n_iter=, seed="),
-    ({"connectivity": 6}, r"connectivity=6 applies to the MKDA permutation test only"),
-    ({"early_stop": True}, r"early_stop=True applies to the MKDA"),
-    ({"batch_size": 10}, r"batch_size=10 applies to the MKDA"),
-    ({"n_iter": "bonferroni"}, r"n_iter='bonferroni' applies to the MKDA"),
-    ({"n_iter": 0}, r"n_iter=0; expected an int >= 1"),
-    ({"seed": -1}, r"seed=-1; expected an int >= 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"alpha": 0.01}, r"alpha=0.01 applies to the MKDA permutation test only; ALE FWE .* takes n_iter=, seed="),
+        ({"connectivity": 6}, r"connectivity=6 applies to the MKDA permutation test only"),
+        ({"early_stop": True}, r"early_stop=True applies to the MKDA"),
+        ({"batch_size": 10}, r"batch_size=10 applies to the MKDA"),
+        ({"n_iter": "bonferroni"}, r"n_iter='bonferroni' applies to the MKDA"),
+        ({"n_iter": 0}, r"n_iter=0; expected an int >= 1"),
+        ({"seed": -1}, r"seed=-1; expected an int >= 0"),
+    ],
+)
 def test_fwe_refuses_mkda_only_parameters(maps, kwargs, message):
     with pytest.raises(ParameterError, match=message):
         maps.coact.fwe(**{"n_iter": 2, "seed": 0, **kwargs})
@@ -109,7 +111,9 @@ def test_fwe_refuses_other_ale_results_and_lost_cubes(act, maps):
         bare.coact.fwe(n_iter=2, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", XcoactWarning)
-        other = xcoact.activations(xcoact.datasets.sample_database_path(), preset="nimare", kernel="ale", sample_size=30)
+        other = xcoact.activations(
+            xcoact.datasets.sample_database_path(), preset="nimare", kernel="ale", sample_size=30
+        )
     with pytest.raises(ParameterError, match=r"not the cube these ALE maps were computed from"):
         maps.coact.fwe(act=other, n_iter=2, seed=0)
 
@@ -122,8 +126,12 @@ def test_contrast_on_an_ale_cube_is_ale_subtraction(act):
         ijk, study, peaks = foci(act, list(c[name].values))
         ma.append([ale.study_ma(ijk[study == s], peaks.grid, sample_size=20) for s in range(study.max() + 1)])
     direct = ale_null.ale_subtraction(ma[0], ma[1], peaks.grid.n_mask, n_iter=16, seed=9)
-    for name in ("stat_desc-group1MinusGroup2", "p_desc-group1MinusGroup2", "z_desc-group1MinusGroup2",
-                 "logp_desc-group1MinusGroup2"):
+    for name in (
+        "stat_desc-group1MinusGroup2",
+        "p_desc-group1MinusGroup2",
+        "z_desc-group1MinusGroup2",
+        "logp_desc-group1MinusGroup2",
+    ):
         values = in_mask(c, name, peaks.grid)
         np.testing.assert_array_equal(values, direct[name])
         assert c[name].dtype == direct[name].dtype

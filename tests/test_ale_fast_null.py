@@ -14,14 +14,13 @@ import warnings
 import numpy as np
 import pytest
 from nimare.meta.cbma.null_utils import _study_ma_histogram, _update_ale_histogram
-
-import xcoact
-from xcoact.stats import ale
-from xcoact.errors import ParameterError
-from xcoact.presets import nimare_mni152_2mm
-from xcoact.errors import XcoactWarning
 from nimare_support import NIMARE_MARKS, quiet_nimare  # noqa: F401 (an autouse fixture)
 from test_ale_macm import sample_dataset
+
+import xcoact
+from xcoact.errors import ParameterError, XcoactWarning
+from xcoact.presets import nimare_mni152_2mm
+from xcoact.stats import ale
 
 pytestmark = NIMARE_MARKS
 
@@ -42,8 +41,9 @@ def _compiled(a_idx, a_p, e_idx, e_p, centres, upto):
     dense[a_idx] = a_p
     out = np.zeros(upto + 2)
     lo, hi = (int(a_idx[0]), int(a_idx[-1])) if a_idx.size else (upto + 1, upto)
-    new_lo, new_hi = ale._step_numba(dense, lo, hi, e_idx, e_p, centres, 1 / (centres[1] - centres[0]), centres.size,
-                                     upto, out)
+    new_lo, new_hi = ale._step_numba(
+        dense, lo, hi, e_idx, e_p, centres, 1 / (centres[1] - centres[0]), centres.size, upto, out
+    )
     nz = np.flatnonzero(out[: upto + 1])
     assert (new_lo, new_hi) == (nz[0], nz[-1]) if nz.size else new_lo > new_hi
     return out
@@ -90,7 +90,7 @@ def test_compiled_combination_cut_keeps_the_bins_below_and_lumps_the_rest(upto, 
     ours = _compiled(a_idx[keep], a_p[keep], e_idx, e_p, centres, upto)
     assert ours.size == upto + 2
     assert np.array_equal(ours[: upto + 1], full[: upto + 1])
-    assert ours[-1] == pytest.approx(full[upto + 1:].sum(), rel=1e-12, abs=1e-300)
+    assert ours[-1] == pytest.approx(full[upto + 1 :].sum(), rel=1e-12, abs=1e-300)
 
 
 def _sample_cube():
@@ -141,7 +141,7 @@ def test_chunk_histograms_are_nimares_study_histograms_and_made_once():
     inv_step = 1 / np.round(1e-5, 5)
     assert len(got) == chunk.n_studies
     for row, (bins, counts, n_values, top) in enumerate(got):
-        v = values[indptr[row]:indptr[row + 1]]
+        v = values[indptr[row] : indptr[row + 1]]
         assert n_values == v.size and top == (v.max() if v.size else 0) and top.dtype == np.float32
         dense = np.zeros(n_bins)
         dense[bins] = counts
@@ -208,10 +208,13 @@ def test_database_parts_without_numba_are_the_same(monkeypatch):
     assert sum(h[2] for h in fast[1]) > 1000
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"null": "yes"}, "null='yes'; expected True (stat, p and z) or False (stat only)."),
-    ({"null": True, "engine": "fast"}, "engine='fast'; expected 'auto', 'numba' or 'numpy'."),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"null": "yes"}, "null='yes'; expected True (stat, p and z) or False (stat only)."),
+        ({"null": True, "engine": "fast"}, "engine='fast'; expected 'auto', 'numba' or 'numpy'."),
+    ],
+)
 def test_database_ale_checks_its_null_options(kwargs, message):
     with pytest.raises(ParameterError) as err:
         ale.database_ale(xcoact.datasets.sample_database_path(), fwhm=10, **kwargs)

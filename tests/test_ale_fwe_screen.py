@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xcoact.stats import ale, ale_null
 from xcoact.space import Grid
+from xcoact.stats import ale, ale_null
 
 pytest.importorskip("numba")
 
@@ -96,10 +96,17 @@ def test_screening_bound_is_below_the_exact_log_sum(case):
     order = np.argsort(pos)
     screen_sums(pos[order], run.focus_kernel[order], *run.rows, buf[6])
     bound = buf[6][run.mask_pos].astype(np.float64)
-    exact = np.log1p(-ale.ale_stat([ale.study_ma(grid_ijk, grid, sample_size=sizes[s]) for s, grid_ijk in
-                                    enumerate(np.split(np.column_stack(np.unravel_index(grid.mask_flat[draw],
-                                                                                        grid.shape)),
-                                                       f.ptr[1:-1]))], grid.n_mask))
+    exact = np.log1p(
+        -ale.ale_stat(
+            [
+                ale.study_ma(grid_ijk, grid, sample_size=sizes[s])
+                for s, grid_ijk in enumerate(
+                    np.split(np.column_stack(np.unravel_index(grid.mask_flat[draw], grid.shape)), f.ptr[1:-1])
+                )
+            ],
+            grid.n_mask,
+        )
+    )
     assert (bound <= exact + run.slack + 1e-5).all()
     assert (bound <= 0).all() and bound.min() < np.log1p(-threshold)
 

@@ -19,20 +19,18 @@ from nimare.dataset import Dataset
 from nimare.io import convert_sleuth_to_dataset
 from nimare.meta.cbma.ale import ALE
 from nimare.meta.kernel import ALEKernel
+from nimare_support import NIMARE_MARKS, grid_of, quiet_nimare  # noqa: F401 (an autouse fixture)
 
 import xcoact
 from xcoact.cli import main
-from xcoact.errors import ParameterError
+from xcoact.errors import ParameterError, XcoactWarning
 from xcoact.space import Grid
-from xcoact.errors import XcoactWarning
-from nimare_support import NIMARE_MARKS, grid_of, quiet_nimare  # noqa: F401 (an autouse fixture)
 
 TOL = 1e-5
 DATA = os.path.join(os.path.dirname(__file__), "data")
 SEMANTIC = os.path.join(DATA, "semantic_knowledge_children.txt")
 
 pytestmark = NIMARE_MARKS
-
 
 
 def sample_dataset() -> Dataset:
@@ -178,8 +176,21 @@ def test_ale_seed_refuses_chi_square_options():
 
 def test_cli_writes_the_three_ale_maps_and_prints_the_selection(tmp_path, capsys):
     out = tmp_path / "amy"
-    code = main(["coactivation", "--kernel", "ale", "--preset", "nimare", "--sample-size", "20",
-                 "--seed", xcoact.datasets.amygdala_roi_path(), "--outroot", str(out)])
+    code = main(
+        [
+            "coactivation",
+            "--kernel",
+            "ale",
+            "--preset",
+            "nimare",
+            "--sample-size",
+            "20",
+            "--seed",
+            xcoact.datasets.amygdala_roi_path(),
+            "--outroot",
+            str(out),
+        ]
+    )
     text = capsys.readouterr().out
     assert code == 0
     assert "kernel ALE (sample size 20 for every study), preset nimare" in text
@@ -189,27 +200,47 @@ def test_cli_writes_the_three_ale_maps_and_prints_the_selection(tmp_path, capsys
         assert img.shape == (91, 109, 91) and np.asarray(img.dataobj).max() > 0
     ds = sample_cube(sample_size=20).coact.seed(xcoact.datasets.amygdala_roi_path()).compute()
     assert np.array_equal(np.asarray(nib.load(f"{out}_z.nii.gz").dataobj), ds["z_map"].values.astype(np.float32))
-    assert sorted(os.listdir(tmp_path)) == sorted(f"amy_{n}{ext}" for n in ("stat", "p", "z") for ext in (".nii.gz", ".json"))
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        f"amy_{n}{ext}" for n in ("stat", "p", "z") for ext in (".nii.gz", ".json")
+    )
     side = json.loads((tmp_path / "amy_z.json").read_text())
     assert "ALE" in json.dumps(side) and "9185551" in json.dumps(side)  # the analysis and the selected ids
 
 
 def test_cli_ale_needs_a_size_for_a_database_without_one(tmp_path, capsys):
-    code = main(["coactivation", "--kernel", "ale", "--seed", xcoact.datasets.amygdala_roi_path(),
-                 "--outroot", str(tmp_path / "x")])
+    code = main(
+        [
+            "coactivation",
+            "--kernel",
+            "ale",
+            "--seed",
+            xcoact.datasets.amygdala_roi_path(),
+            "--outroot",
+            str(tmp_path / "x"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "no sample sizes" in err and "sample_size=N subjects, or fwhm=MM" in err
     assert os.listdir(tmp_path) == []
-    code = main(["coactivation", "--sample-size", "20", "--seed", xcoact.datasets.amygdala_roi_path(),
-                 "--outroot", str(tmp_path / "x")])
+    code = main(
+        [
+            "coactivation",
+            "--sample-size",
+            "20",
+            "--seed",
+            xcoact.datasets.amygdala_roi_path(),
+            "--outroot",
+            str(tmp_path / "x"),
+        ]
+    )
     assert code == 2 and "--sample-size and --fwhm size the ALE kernel; add --kernel ale" in capsys.readouterr().err
 
 
 def test_database_ale_streams_nimares_stat_of_all_studies():
     """xcoact.stats.ale.database_ale (no cube kept): NiMARE's ALE stat of every study, float32 for float32."""
-    from xcoact.stats.ale import database_ale
     from xcoact.presets import nimare_mni152_2mm
+    from xcoact.stats.ale import database_ale
 
     result = ALE(kernel__sample_size=20).fit(sample_dataset())
     with warnings.catch_warnings():

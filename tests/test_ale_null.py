@@ -17,21 +17,20 @@ import pytest
 from nimare.correct import FWECorrector
 from nimare.io import convert_sleuth_to_dataset
 from nimare.meta.cbma.ale import ALE, SCALE, ALESubtraction
+from nimare_support import NIMARE_MARKS, grid_of, quiet_nimare  # noqa: F401 (an autouse fixture)
 from scipy import stats
 
-from xcoact.stats import ale, ale_null
 from xcoact.errors import ParameterError
 from xcoact.readers import read_database
 from xcoact.space import Grid
+from xcoact.stats import ale, ale_null
 from xcoact.table import study_index
-from nimare_support import NIMARE_MARKS, grid_of, quiet_nimare  # noqa: F401 (an autouse fixture)
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 SEMANTIC = os.path.join(DATA, "semantic_knowledge_children.txt")
 N_ITER = 200
 
 pytestmark = NIMARE_MARKS
-
 
 
 class Semantic:
@@ -84,8 +83,14 @@ def ours_fwe(data):
 
 
 NULLS = ("values_level-voxel", "values_desc-size_level-cluster", "values_desc-mass_level-cluster")
-MAPS = ("logp_level-voxel", "z_level-voxel", "logp_desc-size_level-cluster", "z_desc-size_level-cluster",
-        "logp_desc-mass_level-cluster", "z_desc-mass_level-cluster")
+MAPS = (
+    "logp_level-voxel",
+    "z_level-voxel",
+    "logp_desc-size_level-cluster",
+    "z_desc-size_level-cluster",
+    "logp_desc-mass_level-cluster",
+    "z_desc-mass_level-cluster",
+)
 
 
 # -- FWE ------------------------------------------------------------------------------------------
@@ -187,9 +192,11 @@ def test_cluster_measures_of_a_known_volume():
     size, mass = ale_null._cluster_measures(idx, stat[idx], 0.1, grid)
     # the largest cluster by size is the pair; by mass the lone 0.9 voxel (0.8 > 0.4 + 0.3)
     assert size == 2 and mass == pytest.approx(0.8, abs=1e-6)
-    null = {"values_level-voxel": np.float32([0.3, 0.6, 0.95, 0.2]),
-            "values_desc-size_level-cluster": np.float32([1, 1, 3, 1]),
-            "values_desc-mass_level-cluster": np.float32([0.1, 0.85, 0.65, 0.75])}
+    null = {
+        "values_level-voxel": np.float32([0.3, 0.6, 0.95, 0.2]),
+        "values_desc-size_level-cluster": np.float32([1, 1, 3, 1]),
+        "values_desc-mass_level-cluster": np.float32([0.1, 0.85, 0.65, 0.75]),
+    }
     maps = ale_null.fwe_maps(stat, grid, null, 0.1)
     at = {ijk: grid.mask_index[np.ravel_multi_index(ijk, mask.shape)] for ijk in where}
     p = lambda name, ijk: 10 ** -float(maps[name][at[ijk]])  # noqa: E731
@@ -200,17 +207,27 @@ def test_cluster_measures_of_a_known_volume():
     assert p("logp_desc-size_level-cluster", (4, 4, 4)) == pytest.approx(0.75)  # below threshold: 1 - 1/n
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"n_iter": 0}, "n_iter=0; expected an int >= 1 (the number of Monte Carlo iterations)."),
-    ({"seed": -1}, "seed=-1; expected an int >= 0 (the same seed gives the same Monte Carlo null)."),
-    ({"n_workers": 0}, "n_workers=0; expected an int >= 1 (threads running iterations)."),
-    ({"sample_size": None}, ("sample_size=None, fwhm=None: give exactly one; the ALE kernel is sized either by a "
-                             "study's number of subjects (e.g. sample_size=20) or by a fixed width in mm "
-                             "(e.g. fwhm=10).")),
-    ({"sample_size": [10.0, 20.0]}, "sample_size must be a number > 0 or one per study (3), all finite and > 0; "
-                                    "got [10.0, 20.0]."),
-    ({"n_iter": range(5, 2)}, "n_iter=range(5, 2); expected a non-empty range(start, stop) with start >= 0."),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"n_iter": 0}, "n_iter=0; expected an int >= 1 (the number of Monte Carlo iterations)."),
+        ({"seed": -1}, "seed=-1; expected an int >= 0 (the same seed gives the same Monte Carlo null)."),
+        ({"n_workers": 0}, "n_workers=0; expected an int >= 1 (threads running iterations)."),
+        (
+            {"sample_size": None},
+            (
+                "sample_size=None, fwhm=None: give exactly one; the ALE kernel is sized either by a "
+                "study's number of subjects (e.g. sample_size=20) or by a fixed width in mm "
+                "(e.g. fwhm=10)."
+            ),
+        ),
+        (
+            {"sample_size": [10.0, 20.0]},
+            "sample_size must be a number > 0 or one per study (3), all finite and > 0; got [10.0, 20.0].",
+        ),
+        ({"n_iter": range(5, 2)}, "n_iter=range(5, 2); expected a non-empty range(start, stop) with start >= 0."),
+    ],
+)
 def test_fwe_null_inputs_are_checked(kwargs, message):
     grid = Grid((10, 10, 10), np.eye(4))
     ijk, study = np.array([[5, 5, 5], [4, 4, 4], [3, 3, 3]]), np.array([0, 1, 2])
@@ -311,5 +328,7 @@ def test_scale_agrees_with_nimares(data):
 def test_scale_base_rate_input_is_checked(data):
     with pytest.raises(ParameterError) as err:
         ale_null.ale_scale(data.ijk, data.study, data.grid, data.xyz, sample_size=data.n, n_iter=2)
-    assert str(err.value) == ("base_ijk must be a non-empty (m, 3) integer array of the database's foci as voxels; "
-                              "got float64 of shape (262, 3).")
+    assert str(err.value) == (
+        "base_ijk must be a non-empty (m, 3) integer array of the database's foci as voxels; "
+        "got float64 of shape (262, 3)."
+    )

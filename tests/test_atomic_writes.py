@@ -60,7 +60,7 @@ DACC = [[0, 20, 28]]
 # --------------------------------------------------------------------------- the data written
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _data() -> dict:
     """Two versions ("old", "new") of everything a writer writes, computed once per process."""
     import matplotlib
@@ -90,8 +90,10 @@ def _data() -> dict:
         figures[v] = fig
     # The HTML writer's text, made here instead of by report_html (about 3 s per call):
     # what is under test is how report() writes, not what it writes.
-    html = {v: "<html><body>\n" + f"<p>{v} {json.dumps(maps[v].attrs['seed'])}</p>\n" * 4000 + "</body></html>\n"
-            for v in ("old", "new")}
+    html = {
+        v: "<html><body>\n" + f"<p>{v} {json.dumps(maps[v].attrs['seed'])}</p>\n" * 4000 + "</body></html>\n"
+        for v in ("old", "new")
+    }
     return {"maps": maps, "batch": batches, "table": tables, "figure": figures, "html": html}
 
 
@@ -123,8 +125,9 @@ def _write_db(fmt: str, name: str):
 #: writer name -> write(version, folder) -> the files written
 WRITERS = {
     "nifti": lambda v, f: _data()["maps"][v].coact.to_nifti(os.path.join(f, "c"), overwrite=True),
-    "nifti-batch": lambda v, f: _data()["batch"][v].coact.to_nifti(os.path.join(f, "b"), overwrite=True,
-                                                                   seeds_per_pass=1),
+    "nifti-batch": lambda v, f: _data()["batch"][v].coact.to_nifti(
+        os.path.join(f, "b"), overwrite=True, seeds_per_pass=1
+    ),
     "netcdf": lambda v, f: [_data()["maps"][v].coact.to_netcdf(os.path.join(f, "maps.nc"), overwrite=True)],
     "zarr": lambda v, f: [_data()["maps"][v].coact.to_zarr(os.path.join(f, "maps.zarr"), overwrite=True)],
     "neurosynth": _write_db("neurosynth", "database.txt.gz"),
@@ -191,7 +194,7 @@ def _interrupt(writer: str, folder: str, fault) -> dict:
     with fault(folder):
         try:
             WRITERS[writer]("new", folder)
-        except BaseException as err:  # noqa: BLE001 - KeyboardInterrupt is one of the faults
+        except BaseException as err:
             error = err
     after = _snapshot(folder)
     return {
@@ -341,10 +344,11 @@ def _library_fault(writer: str, monkeypatch, exc: BaseException, fired: list):
                 # the text, PNG and HTML writers: their file objects fail after half the bytes
                 m.setattr(builtins, "open", _budget_open(folder, _new_bytes(writer) // 2, exc, state))
             yield
+
     return fault
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _new_bytes(writer: str) -> int:
     """Bytes of the new version of a writer's output (written once to a scratch directory)."""
     scratch = tempfile.mkdtemp(prefix="xcoact-size-")
@@ -389,7 +393,11 @@ def _budget_open(folder: str, nbytes: int, exc: BaseException, state: _Fired):
 
     def fake_open(file, mode="r", buffering=-1, encoding=None, errors=None, newline=None, closefd=True, opener=None):
         writing = isinstance(mode, str) and any(c in mode for c in "wxa+")
-        if writing and isinstance(file, (str, os.PathLike)) and os.path.abspath(os.fspath(file)).startswith(folder + os.sep):
+        if (
+            writing
+            and isinstance(file, (str, os.PathLike))
+            and os.path.abspath(os.fspath(file)).startswith(folder + os.sep)
+        ):
             state.count()
             raw = _BudgetFile(os.fspath(file), mode.replace("b", "").replace("t", ""))
             raw.budget = budget
@@ -523,6 +531,7 @@ def _child_main(argv: list[str]) -> None:
         info: dict = {}
 
         if mode == "fsize":
+
             @contextlib.contextmanager
             def fault(_folder, limit=largest // 2):
                 info["limit"] = limit  # noqa: B023  (defined and used in this iteration)
@@ -535,6 +544,7 @@ def _child_main(argv: list[str]) -> None:
                     resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
                     signal.signal(signal.SIGXFSZ, old_handler)
         else:
+
             @contextlib.contextmanager
             def fault(_folder, leave=max(4096, total // 2)):
                 ballast = os.path.join(root, "ballast")
@@ -583,8 +593,10 @@ def fsize_results(tmp_path_factory):
 
 #: mount a 256 MiB tmpfs on $1 and run the child there; the mount dies with the namespace
 _MOUNT = 'mount -t tmpfs -o size=256m xcoact-test "$1" && exec "$2" -c "$3" "$4" "$1" "$5"'
-_NAMESPACES = (["unshare", "--mount", "--propagation", "private"],
-               ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private"])
+_NAMESPACES = (
+    ["unshare", "--mount", "--propagation", "private"],
+    ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private"],
+)
 
 
 def _tmpfs_prefix(probe_dir: str) -> tuple[list[str] | None, str]:
@@ -593,8 +605,11 @@ def _tmpfs_prefix(probe_dir: str) -> tuple[list[str] | None, str]:
     if shutil.which("unshare") is None:
         return None, "the unshare program (util-linux) is not installed"
     for prefix in _NAMESPACES:
-        probe = subprocess.run([*prefix, "sh", "-c", 'mount -t tmpfs -o size=1m xcoact-probe "$1"', "sh", probe_dir],
-                               capture_output=True, text=True)
+        probe = subprocess.run(
+            [*prefix, "sh", "-c", 'mount -t tmpfs -o size=1m xcoact-probe "$1"', "sh", probe_dir],
+            capture_output=True,
+            text=True,
+        )
         if probe.returncode == 0:
             return prefix, ""
         why.append(f"{' '.join(prefix)}: {probe.stderr.strip() or probe.returncode}")
@@ -654,8 +669,13 @@ def lazy_batch():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         act = xcoact.activations(xcoact.read_database(xcoact.datasets.sample_database_path()), r=6)
-        return act.coact.seed([[0, 20, 28], [-40, 20, 28], [40, -60, 0], [0, -50, 20]], r=10, threshold=0.1,
-                              separate=True, dtype="float32")
+        return act.coact.seed(
+            [[0, 20, 28], [-40, 20, 28], [40, -60, 0], [0, -50, 20]],
+            r=10,
+            threshold=0.1,
+            separate=True,
+            dtype="float32",
+        )
 
 
 class _LateWriter:

@@ -13,10 +13,10 @@ import dask
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import data_file
 from dask.callbacks import Callback
 
 import xcoact
-from conftest import data_file
 from xcoact.backend import OPTIONAL_TABLE_VARIABLES, TABLE_VARIABLES, XcoactBackendEntrypoint, open_database, to_table
 from xcoact.blocks import is_block_cube
 from xcoact.errors import XcoactWarning
@@ -61,7 +61,11 @@ def test_open_dataset_equals_read_database_and_activations(fmt, engine):
     db, act = _expected(path)
     ds = _quiet(xr.open_dataset, path, engine=engine)
     assert ds.attrs["format"] == fmt
-    assert set(ds.data_vars) == {*TABLE_VARIABLES.values(), "activations", *(v for v in OPTIONAL_TABLE_VARIABLES if v in db)}
+    assert set(ds.data_vars) == {
+        *TABLE_VARIABLES.values(),
+        "activations",
+        *(v for v in OPTIONAL_TABLE_VARIABLES if v in db),
+    }
     xr.testing.assert_identical(to_table(ds), db)
     for old, new in TABLE_VARIABLES.items():
         np.testing.assert_array_equal(ds[new].values, db[old].values)
@@ -76,7 +80,9 @@ def test_open_dataset_equals_read_database_and_activations(fmt, engine):
         np.testing.assert_array_equal(cube.sum(("x", "y", "z")).values, act.sum(("x", "y", "z")).values)
         box = dict(x=slice(20, 0), y=slice(0, 30), z=slice(10, 40))
         np.testing.assert_array_equal(cube.sel(box).values, act.sel(box).values)
-    assert {k: ds.attrs[k] for k in ("r", "kernel", "grid", "preset")} == {k: act.attrs[k] for k in ("r", "kernel", "grid", "preset")}
+    assert {k: ds.attrs[k] for k in ("r", "kernel", "grid", "preset")} == {
+        k: act.attrs[k] for k in ("r", "kernel", "grid", "preset")
+    }
     assert ds.encoding["source"].endswith(path.rsplit("/", 1)[-1])
 
 

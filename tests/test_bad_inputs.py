@@ -22,10 +22,18 @@ import numpy as np
 import pytest
 
 import xcoact
-from xcoact.errors import DatabaseError, DatabaseFileError, OutputError, RoiError
+from xcoact.errors import (
+    DatabaseError,
+    DatabaseFileError,
+    EmptyStudyWarning,
+    MixedSpaceWarning,
+    OutOfBoxWarning,
+    OutsideBrainWarning,
+    RoiError,
+    XcoactWarning,
+)
 from xcoact.readers import read_database
 from xcoact.table import tal_to_mni
-from xcoact.errors import EmptyStudyWarning, MixedSpaceWarning, OutOfBoxWarning, OutsideBrainWarning, XcoactWarning
 
 HEADER = "id\tx\ty\tz\tspace\n"
 V7_HEADER = "id\ttable_id\ttable_num\tpeak_id\tx\ty\tz\n"
@@ -130,10 +138,17 @@ def test_coordinates_beyond_a_kilometre_are_an_error(tmp_path, space):
     path = write(tmp_path, "database.txt", HEADER + "\n".join(rows) + "\n")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no overflow warning on the way
-        with raises(DatabaseError, ValueError, "^" + re.escape(
+        with raises(
+            DatabaseError,
+            ValueError,
+            "^"
+            + re.escape(
                 f"{path}: 2 peak(s) have a coordinate beyond 1,000,000 mm in size (line 3: (0, 0, 1.6e+308); line 4: "
                 "(-2e+06, 5, 0)); that is no brain coordinate in any unit but a corrupt or mis-scaled value (peaks "
-                "far outside the brain but within that limit only warn). Fix or delete those rows.") + "$"):
+                "far outside the brain but within that limit only warn). Fix or delete those rows."
+            )
+            + "$",
+        ):
             read_database(path)
 
 
@@ -141,8 +156,9 @@ def test_make_table_warnings_point_at_its_caller():
     """Called directly (not through a reader), the warnings still name the caller's line."""
     from xcoact.table import make_table
 
-    table, msgs = caught(OutsideBrainWarning, make_table, [1, 1], [0, 0], [0, 500], [0, 0], ["MNI", "TAL"],
-                         database="tiny", fmt="test")
+    table, msgs = caught(
+        OutsideBrainWarning, make_table, [1, 1], [0, 0], [0, 500], [0, 0], ["MNI", "TAL"], database="tiny", fmt="test"
+    )
     assert msgs == [
         "tiny: 1 peak(s) in 1 stud(y/ies) lie far outside any brain (more than 20 mm outside the MNI152 box x in "
         f"[-90, 90], y in [-126, 90], z in [-72, 108] mm), farthest first: row 1 (study 1, MNI x={table.x.values[1]:g}, "
@@ -166,7 +182,9 @@ def test_real_samples_have_no_far_peaks(sample_table):
 
 
 def test_unknown_space_names_the_first_line_of_each_label(tmp_path):
-    path = write(tmp_path, "database.txt", HEADER + "1\t0\t0\t0\tMNI\n1\t1\t1\t1\tSPM\n2\t2\t2\t2\tfoo\n2\t3\t3\t3\tfoo\n")
+    path = write(
+        tmp_path, "database.txt", HEADER + "1\t0\t0\t0\tMNI\n1\t1\t1\t1\tSPM\n2\t2\t2\t2\tfoo\n2\t3\t3\t3\tfoo\n"
+    )
     table, msgs = caught(xcoact.errors.SpaceWarning, read_database, path)
     assert msgs == [
         f"{path}: unknown space label(s) 'SPM': 1 row(s), 'foo': 2 row(s); those coordinates were used as they are "
@@ -199,16 +217,23 @@ def test_neurosynth_v7_id_with_only_blank_coordinates_warns(tmp_path):
     coords = write(tmp_path, "x_coordinates.tsv", V7_HEADER + "1\t\t\t\t1\t2\t3\n2\t\t\t\t\t\t\n")
     write(tmp_path, "x_metadata.tsv", "id\tspace\n1\tMNI\n2\tMNI\n")
     table, msgs = caught(EmptyStudyWarning, read_database, coords)
-    assert len(msgs) == 1 and msgs[0].startswith(f"{coords}: 1 row(s) name a study but have no x, y or z (line 3: study '2')")
+    assert len(msgs) == 1 and msgs[0].startswith(
+        f"{coords}: 1 row(s) name a study but have no x, y or z (line 3: study '2')"
+    )
     assert table["study_id"].values.tolist() == [1]
 
 
 def test_partly_blank_coordinates_stay_an_error(tmp_path):
     """Only a row with no coordinate at all is an empty study; x without y and z is a broken row."""
     path = write(tmp_path, "database.txt", HEADER + "1\t0\t0\t0\tMNI\n2\t5\t\t\tMNI\n")
-    with raises(DatabaseError, ValueError, re.escape(
+    with raises(
+        DatabaseError,
+        ValueError,
+        re.escape(
             f"{path}: 1 row(s) with a non-numeric, NaN or infinite coordinate - line 3 column y: empty; "
-            "line 3 column z: empty.")):
+            "line 3 column z: empty."
+        ),
+    ):
         read_database(path)
 
 
@@ -216,15 +241,22 @@ def test_only_blank_coordinates_is_no_coordinates(tmp_path):
     path = write(tmp_path, "database.txt", HEADER + "1\t\t\t\tMNI\n")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EmptyStudyWarning)
-        with raises(DatabaseError, ValueError, re.escape(f"{path}: no coordinates found; expected at least one peak row")):
+        with raises(
+            DatabaseError, ValueError, re.escape(f"{path}: no coordinates found; expected at least one peak row")
+        ):
             read_database(path)
 
 
 def test_coordinates_without_a_study_id_is_an_error(tmp_path):
     path = write(tmp_path, "database.txt", HEADER + "1\t0\t0\t0\tMNI\n\t1\t1\t1\tMNI\n \t2\t2\t2\tMNI\n")
-    with raises(DatabaseError, ValueError, re.escape(
+    with raises(
+        DatabaseError,
+        ValueError,
+        re.escape(
             f"{path}: 2 row(s) have coordinates but an empty 'id' (line(s) 3, 4); every peak needs the id of its "
-            "study. Fill in the ids or delete those rows.")):
+            "study. Fill in the ids or delete those rows."
+        ),
+    ):
         read_database(path)
 
 
@@ -257,13 +289,21 @@ def test_sleuth_names_then_blank_then_coordinates_still_one_experiment(tmp_path)
 
 
 def test_sleuth_header_but_no_coordinates_names_the_experiments(tmp_path):
-    path = write(tmp_path, "sleuth.txt", "// Reference = MNI\n// Smith 2001: pain\n// Subjects = 12\n\n// Jones: heat\n")
+    path = write(
+        tmp_path, "sleuth.txt", "// Reference = MNI\n// Smith 2001: pain\n// Subjects = 12\n\n// Jones: heat\n"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error", XcoactWarning)  # the error says it all: no warning first
-        with raises(DatabaseError, ValueError, "^" + re.escape(
+        with raises(
+            DatabaseError,
+            ValueError,
+            "^"
+            + re.escape(
                 f"{path}: a Sleuth header but no coordinates; expected 'x y z' lines after each experiment name. "
-                "Found 2 experiment name(s) without coordinates (line 2: 'Smith 2001: pain'; line 5: 'Jones: heat').")
-                + "$"):
+                "Found 2 experiment name(s) without coordinates (line 2: 'Smith 2001: pain'; line 5: 'Jones: heat')."
+            )
+            + "$",
+        ):
             read_database(path)
 
 
@@ -274,13 +314,19 @@ def test_sleuth_bare_comment_line_is_not_a_name(tmp_path):
 
 
 def test_nimare_contrast_with_empty_coords_warns(tmp_path):
-    data = {"s1": {"contrasts": {"a": {"coords": {"space": "MNI", "x": [], "y": [], "z": []}},
-                                 "b": {"coords": {"space": "MNI", "x": [1], "y": [2], "z": [3]}}}}}
+    data = {
+        "s1": {
+            "contrasts": {
+                "a": {"coords": {"space": "MNI", "x": [], "y": [], "z": []}},
+                "b": {"coords": {"space": "MNI", "x": [1], "y": [2], "z": [3]}},
+            }
+        }
+    }
     path = write(tmp_path, "dataset.json", json.dumps(data))
     table, msgs = caught(EmptyStudyWarning, read_database, path)
     assert msgs == [
-        f"{path}: 1 contrast(s) without coordinates were left out: ['s1-a'] (no \"coords\", or empty \"x\", \"y\", "
-        "\"z\" lists). Add their coordinates, or ignore this if they report none."
+        f'{path}: 1 contrast(s) without coordinates were left out: [\'s1-a\'] (no "coords", or empty "x", "y", '
+        '"z" lists). Add their coordinates, or ignore this if they report none.'
     ]
     assert table["study_id"].values.tolist() == ["s1-b"]
 
@@ -309,8 +355,13 @@ def test_mixed_spaces_are_counted_past_five(tmp_path):
     rows = [f"{s}\t0\t0\t0\t{sp}" for s in range(7) for sp in ("MNI", "UNKNOWN")]
     path = write(tmp_path, "database.txt", HEADER + "\n".join(rows) + "\n")
     _, msgs = caught(MixedSpaceWarning, read_database, path)
-    assert len(msgs) == 1 and msgs[0].startswith(f"{path}: 7 stud(y/ies) report peaks in more than one space - study 0:")
-    assert "study 4: 'MNI' (1 row(s), first at line 10), 'UNKNOWN' (1 row(s), first at line 11); and 2 more. Each" in msgs[0]
+    assert len(msgs) == 1 and msgs[0].startswith(
+        f"{path}: 7 stud(y/ies) report peaks in more than one space - study 0:"
+    )
+    assert (
+        "study 4: 'MNI' (1 row(s), first at line 10), 'UNKNOWN' (1 row(s), first at line 11); and 2 more. Each"
+        in msgs[0]
+    )
 
 
 def test_sleuth_reference_changing_inside_an_experiment_warns(tmp_path):
@@ -335,15 +386,24 @@ def test_v7_metadata_listing_a_study_twice_with_different_spaces_warns(tmp_path)
 def test_v7_metadata_that_is_a_directory(tmp_path):
     coords = write(tmp_path, "x_coordinates.tsv", V7_HEADER + "1\t\t\t\t1\t2\t3\n")
     (tmp_path / "x_metadata.tsv").mkdir()
-    with raises(DatabaseFileError, OSError, re.escape(f"{tmp_path / 'x_metadata.tsv'}: is a directory; expected a database file")):
+    with raises(
+        DatabaseFileError,
+        OSError,
+        re.escape(f"{tmp_path / 'x_metadata.tsv'}: is a directory; expected a database file"),
+    ):
         read_database(coords)
 
 
 def test_v7_metadata_without_a_space_column(tmp_path):
     coords = write(tmp_path, "x_coordinates.tsv", V7_HEADER + "1\t\t\t\t1\t2\t3\n")
     meta = write(tmp_path, "x_metadata.tsv", "id\tdoi\n1\tn/a\n")
-    with raises(DatabaseError, ValueError, re.escape(
-            f"{meta}, line 1: missing column(s) 'space' for the Neurosynth v7 metadata format; found ['id', 'doi']")):
+    with raises(
+        DatabaseError,
+        ValueError,
+        re.escape(
+            f"{meta}, line 1: missing column(s) 'space' for the Neurosynth v7 metadata format; found ['id', 'doi']"
+        ),
+    ):
         read_database(coords)
 
 
@@ -377,10 +437,14 @@ def _nimare(x) -> dict:
 def test_nimare_hostile_json(tmp_path, text, found):
     path = write(tmp_path, "dataset.json", text)
     if found is None:
-        msg = re.escape(
-            f"{path}: JSON nested too deeply to read (more than Python's recursion limit of ") + r"\d+" + re.escape(
-            ' levels); a NiMARE dataset is 5 levels deep, {"study": {"contrasts": {"contrast": {"coords": {...}}}}}. '
-            "Check that this is the right file.")
+        msg = (
+            re.escape(f"{path}: JSON nested too deeply to read (more than Python's recursion limit of ")
+            + r"\d+"
+            + re.escape(
+                ' levels); a NiMARE dataset is 5 levels deep, {"study": {"contrasts": {"contrast": {"coords": {...}}}}}. '
+                "Check that this is the right file."
+            )
+        )
     else:
         msg = re.escape(f"{path}: at s -> contrasts -> c -> coords -> x: {found}")
     with raises(DatabaseError, ValueError, msg):
@@ -395,13 +459,25 @@ def test_nimare_hostile_json(tmp_path, text, found):
 def test_line_numbers_count_only_real_line_breaks(tmp_path):
     """U+2028, \\x85 and \\f inside a line do not shift the line numbers of a Sleuth file (str.splitlines would)."""
     path = write(tmp_path, "sleuth.txt", "// Reference = MNI\n// A:\u2028e\x85\n1 2 3\f\n1 2 x\n")
-    with raises(DatabaseError, ValueError, re.escape(f"{path}: 1 coordinate line(s) are not three finite numbers (line 4: '1 2 x')")):
+    with raises(
+        DatabaseError,
+        ValueError,
+        re.escape(f"{path}: 1 coordinate line(s) are not three finite numbers (line 4: '1 2 x')"),
+    ):
         read_database(path)
 
 
 def test_non_utf8_line_number_with_cr_line_breaks(tmp_path):
-    path = write(tmp_path, "database.txt", (HEADER.replace("\n", "\r") + "1\t0\t0\t0\tMNI\r2\t0\t0\t0\tcaf\xe9\r").encode("latin-1"))
-    with raises(DatabaseError, ValueError, re.escape(f"{path}, line 3: not valid UTF-8 text (byte 0xe9). Re-save the file as UTF-8.")):
+    path = write(
+        tmp_path,
+        "database.txt",
+        (HEADER.replace("\n", "\r") + "1\t0\t0\t0\tMNI\r2\t0\t0\t0\tcaf\xe9\r").encode("latin-1"),
+    )
+    with raises(
+        DatabaseError,
+        ValueError,
+        re.escape(f"{path}, line 3: not valid UTF-8 text (byte 0xe9). Re-save the file as UTF-8."),
+    ):
         read_database(path)
 
 
@@ -410,9 +486,16 @@ def test_first_row_longer_than_the_header(tmp_path):
     ("zip() argument 2 is shorter than argument 1"); extra cells are now ignored on every row, as the
     fast pass always did, and a bad cell is reported by line."""
     path = write(tmp_path, "database.txt", HEADER + "1\t10\t20\t30\tMNI\textra\textra\n2\tx\t21\t31\tMNI\n")
-    with raises(DatabaseError, ValueError, "^" + re.escape(
+    with raises(
+        DatabaseError,
+        ValueError,
+        "^"
+        + re.escape(
             f"{path}: 1 row(s) with a non-numeric, NaN or infinite coordinate - line 3 column x: 'x'. x, y and z "
-            "must be finite numbers in mm; fix or delete those rows.") + "$"):
+            "must be finite numbers in mm; fix or delete those rows."
+        )
+        + "$",
+    ):
         read_database(path)
     good = write(tmp_path, "good.txt", HEADER + "1\t10\t20\t30\tMNI\textra\textra\n2\t11\t21\t31\tMNI\n3\t\t\t\tMNI\n")
     table, _ = caught(EmptyStudyWarning, read_database, good)  # the blank row sends it down the careful pass
@@ -443,15 +526,25 @@ def roi_image(affine_mni):
 def test_roi_all_nan(grid_2mm, affine_mni, tmp_path):
     path = str(tmp_path / "nan.nii.gz")
     nib.save(nib.Nifti1Image(np.full(SHAPE, np.nan, dtype=np.float32), affine_mni), path)
-    with raises(RoiError, ValueError, "^" + re.escape(
+    with raises(
+        RoiError,
+        ValueError,
+        "^"
+        + re.escape(
             f"{path}: the ROI has no voxel inside the brain mask (voxels > 0 that fall in the 228453-voxel mask); "
             f"check its values, its space (MNI) and its affine. Found: every one of its {np.prod(SHAPE)} values is "
-            "NaN or infinite.") + "$"):
+            "NaN or infinite."
+        )
+        + "$",
+    ):
         xcoact.roi_mask(path, grid_2mm)
 
 
-@pytest.mark.parametrize("fill, found", [(0.0, "no value > 0 (values from 0 to 0)"),
-                                         (-2.5, "no value > 0 (values from -2.5 to -2.5)")], ids=["zeros", "negative"])
+@pytest.mark.parametrize(
+    "fill, found",
+    [(0.0, "no value > 0 (values from 0 to 0)"), (-2.5, "no value > 0 (values from -2.5 to -2.5)")],
+    ids=["zeros", "negative"],
+)
 def test_roi_without_positive_values(grid_2mm, affine_mni, tmp_path, fill, found):
     path = str(tmp_path / "roi.nii.gz")
     nib.save(nib.Nifti1Image(np.full(SHAPE, fill, dtype=np.float32), affine_mni), path)
@@ -464,25 +557,41 @@ def test_roi_outside_the_brain_says_how_many_voxels(grid_2mm, affine_mni, tmp_pa
     data[:3, :3, :3] = 1
     path = str(tmp_path / "corner.nii.gz")
     nib.save(nib.Nifti1Image(data, affine_mni), path)
-    with raises(RoiError, ValueError, re.escape("Found: 27 voxel(s) > 0, none inside the brain mask of the cube's grid.")):
+    with raises(
+        RoiError, ValueError, re.escape("Found: 27 voxel(s) > 0, none inside the brain mask of the cube's grid.")
+    ):
         xcoact.roi_mask(path, grid_2mm)
 
 
 def test_roi_4d_names_shape_and_fix(grid_2mm, affine_mni, tmp_path):
     path = str(tmp_path / "4d.nii.gz")
     nib.save(nib.Nifti1Image(np.ones((*SHAPE, 3), dtype=np.float32), affine_mni), path)
-    with raises(RoiError, ValueError, "^" + re.escape(
+    with raises(
+        RoiError,
+        ValueError,
+        "^"
+        + re.escape(
             f"{path}: image has shape (91, 109, 91, 3); expected a 3-D ROI (one volume). Select one volume first "
-            "(e.g. img.slicer[..., 0] in nibabel).") + "$"):
+            "(e.g. img.slicer[..., 0] in nibabel)."
+        )
+        + "$",
+    ):
         xcoact.roi_mask(path, grid_2mm)
 
 
 def test_roi_complex_names_dtype_and_fix(grid_2mm, affine_mni, tmp_path):
     path = str(tmp_path / "complex.nii.gz")
     nib.save(nib.Nifti1Image(np.ones(SHAPE, dtype=np.complex64), affine_mni), path)
-    with raises(RoiError, ValueError, "^" + re.escape(
+    with raises(
+        RoiError,
+        ValueError,
+        "^"
+        + re.escape(
             f"{path}: image is complex-valued (complex64); expected real values (voxels > 0 form the ROI). "
-            "Take its magnitude or real part first.") + "$"):
+            "Take its magnitude or real part first."
+        )
+        + "$",
+    ):
         xcoact.roi_mask(path, grid_2mm)
 
 
@@ -494,17 +603,29 @@ def test_truncated_nii_gz(grid_2mm, roi_image, tmp_path, cut):
     path = tmp_path / "roi.nii.gz"
     # cut the gzip stream in half, or a complete gzip stream of half the image
     path.write_bytes(raw[: len(raw) // 2] if cut == "compressed" else gzip.compress(gzip.decompress(raw)[:2_000_000]))
-    with raises(RoiError, ValueError, re.escape(f"{path}: the image data could not be read (") + r".*" + re.escape(
-            "); the file may be truncated. Save or download it again ('gzip -t' checks a .nii.gz).")):
+    with raises(
+        RoiError,
+        ValueError,
+        re.escape(f"{path}: the image data could not be read (")
+        + r".*"
+        + re.escape("); the file may be truncated. Save or download it again ('gzip -t' checks a .nii.gz)."),
+    ):
         xcoact.roi_mask(str(path), grid_2mm)
 
 
 def test_nii_gz_with_a_broken_header(grid_2mm, tmp_path):
     path = tmp_path / "roi.nii.gz"
     path.write_bytes(gzip.compress(b"\x5c\x01" + bytes(98)))  # 100 bytes of a 348-byte NIfTI-1 header
-    with raises(RoiError, ValueError, re.escape(f"{path}: could not be read as a NIfTI image (") + r".*" + re.escape(
+    with raises(
+        RoiError,
+        ValueError,
+        re.escape(f"{path}: could not be read as a NIfTI image (")
+        + r".*"
+        + re.escape(
             "Expected a NIfTI-1 or NIfTI-2 file (.nii or .nii.gz); if this is one, it is truncated or corrupt: save "
-            "or download it again ('gzip -t' checks a .nii.gz).")):
+            "or download it again ('gzip -t' checks a .nii.gz)."
+        ),
+    ):
         xcoact.roi_mask(str(path), grid_2mm)
 
 

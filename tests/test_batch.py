@@ -63,7 +63,9 @@ def test_atlas_by_label_with_lookup_table(sample_cube, tmp_path, affine_mni):
     ds = sample_cube.coact.seed(str(path), threshold=0.1, by_label=True, labels=str(lut)).compute()
     assert list(ds["seed"].values) == ["amygdala", "sgACC"]
     single = _single(sample_cube, AMY, threshold=0.1)
-    np.testing.assert_array_equal(ds["association-test_z"].sel(seed="amygdala").values, single["association-test_z"].values)
+    np.testing.assert_array_equal(
+        ds["association-test_z"].sel(seed="amygdala").values, single["association-test_z"].values
+    )
     # without by_label the same atlas is one lumped ROI, as in Neurosynth
     lumped = sample_cube.coact.seed(str(path), threshold=0.05)
     assert lumped.attrs["n_roi"] == int((atlas > 0).sum())
@@ -73,8 +75,10 @@ def test_atlas_by_label_with_lookup_table(sample_cube, tmp_path, affine_mni):
 
 
 def test_degenerate_seed_gives_nan_maps_and_a_warning(sample_cube):
-    with pytest.warns(DegenerateSeedWarning,
-                      match=r"1 of 2 seeds give NaN maps: 'amygdala_roi' \(no study selected; largest overlap 94 of 366 voxels\)"):
+    with pytest.warns(
+        DegenerateSeedWarning,
+        match=r"1 of 2 seeds give NaN maps: 'amygdala_roi' \(no study selected; largest overlap 94 of 366 voxels\)",
+    ):
         ds = sample_cube.coact.seed([AMY, SGACC], threshold=94)
     got = ds.compute()
     assert bool(np.isnan(got["pA"].sel(seed="amygdala_roi")).all())
@@ -124,8 +128,14 @@ def test_empty_list_and_bad_options(sample_cube):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(xcoact.RoiError, match="no positive label"):
-            sample_cube.coact.seed(xr.DataArray(np.zeros((2, 2, 2)), dims=("x", "y", "z"),
-                                                coords={"x": [0.0, 2.0], "y": [0.0, 2.0], "z": [0.0, 2.0]}), by_label=True)
+            sample_cube.coact.seed(
+                xr.DataArray(
+                    np.zeros((2, 2, 2)),
+                    dims=("x", "y", "z"),
+                    coords={"x": [0.0, 2.0], "y": [0.0, 2.0], "z": [0.0, 2.0]},
+                ),
+                by_label=True,
+            )
 
 
 def test_seed_names_never_collide():

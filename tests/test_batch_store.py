@@ -66,8 +66,13 @@ def test_auto_codec_per_map_and_values_equal(batch, tmp_path):
             np.testing.assert_array_equal(np.asarray(group[name][:]), want[name].values, err_msg=name)
         np.testing.assert_array_equal(a["roi"].values, want["roi"].values)
     # the few-valued maps are stored smaller than with the shuffle; the others as they are
-    size = {s: {n: sum(os.path.getsize(os.path.join(s, n, f)) for f in os.listdir(os.path.join(s, n)))
-                for n in ("pAgF", "pFgA")} for s in (auto, lz4)}
+    size = {
+        s: {
+            n: sum(os.path.getsize(os.path.join(s, n, f)) for f in os.listdir(os.path.join(s, n)))
+            for n in ("pAgF", "pFgA")
+        }
+        for s in (auto, lz4)
+    }
     assert size[auto]["pAgF"] < size[lz4]["pAgF"]
     assert size[auto]["pFgA"] >= want["pFgA"].nbytes
 
@@ -76,7 +81,7 @@ def test_every_chunk_is_stored_even_all_nan(cube, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
         # a threshold nothing reaches: every seed degenerate, every map chunk NaN
-        ds = cube.coact.seed(SEEDS[:5], r=10, threshold=10 ** 9, separate=True, dtype="float32", layout="voxel")
+        ds = cube.coact.seed(SEEDS[:5], r=10, threshold=10**9, separate=True, dtype="float32", layout="voxel")
     assert not ds["valid"].values.any()
     store = ds.coact.to_zarr(tmp_path / "nan.zarr")
     chunk_files = sorted(f for f in os.listdir(os.path.join(store, "pFgA")) if not f.startswith("."))

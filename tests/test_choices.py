@@ -10,9 +10,9 @@ import xarray as xr
 
 import xcoact
 from xcoact import choices, images, presets, select
-from xcoact.analyses import coactivation as coact
 from xcoact import plot as xplot
 from xcoact.accessors import CoactDataArrayAccessor, CoactDatasetAccessor
+from xcoact.analyses import coactivation as coact
 from xcoact.errors import ParameterError
 
 

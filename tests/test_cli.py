@@ -22,8 +22,19 @@ def run_cli(*args, cwd=None):
 
 def test_coordinates_on_bundled_sample(tmp_path, sample_cube):
     out = tmp_path / "coactivation_from_coords"
-    proc = run_cli("coactivation", "--seed", "0,20,28", "--seed", "-40,20,28", "--r", "10",
-                   "--threshold", "0.1", "--outroot", str(out))
+    proc = run_cli(
+        "coactivation",
+        "--seed",
+        "0,20,28",
+        "--seed",
+        "-40,20,28",
+        "--r",
+        "10",
+        "--threshold",
+        "0.1",
+        "--outroot",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     expected = sample_cube.coact.seed([[0, 20, 28], [-40, 20, 28]], r=10, threshold=0.1).compute()
     assert "studies in the database: 100" in proc.stdout
@@ -42,8 +53,21 @@ def test_image_seed_with_database_and_netcdf(tmp_path):
     db = xcoact.datasets.sample_database_path()
     out = tmp_path / "coactivation_from_image"
     nc = tmp_path / "maps.nc"
-    code = main(["coactivation", "--seed", xcoact.datasets.amygdala_roi_path(), "--threshold", "0.1",
-                 "--outroot", str(out), "--database", db, "--netcdf", str(nc)])
+    code = main(
+        [
+            "coactivation",
+            "--seed",
+            xcoact.datasets.amygdala_roi_path(),
+            "--threshold",
+            "0.1",
+            "--outroot",
+            str(out),
+            "--database",
+            db,
+            "--netcdf",
+            str(nc),
+        ]
+    )
     assert code == 0
     assert len(list(tmp_path.glob("coactivation_from_image_*.nii.gz"))) == 9
     import xarray as xr
@@ -54,8 +78,9 @@ def test_image_seed_with_database_and_netcdf(tmp_path):
 
 def test_errors_exit_2_with_message_and_no_partial_output(tmp_path):
     out = tmp_path / "none"
-    proc = run_cli("coactivation", "--seed", xcoact.datasets.amygdala_roi_path(), "--threshold", "1.0",
-                   "--outroot", str(out))
+    proc = run_cli(
+        "coactivation", "--seed", xcoact.datasets.amygdala_roi_path(), "--threshold", "1.0", "--outroot", str(out)
+    )
     assert proc.returncode == 2
     assert "no study selected" in proc.stderr and "largest overlap" in proc.stderr
     assert list(tmp_path.iterdir()) == []
@@ -86,8 +111,23 @@ def test_batch_of_coordinates_with_progress_and_zarr(tmp_path):
 
     out = tmp_path / "batch"
     store = tmp_path / "batch.zarr"
-    proc = run_cli("coactivation", "--seed", "0,20,28", "--seed", "-40,20,28", "--separate", "--r", "10",
-                   "--threshold", "0.1", "--outroot", str(out), "--zarr", str(store), "--progress")
+    proc = run_cli(
+        "coactivation",
+        "--seed",
+        "0,20,28",
+        "--seed",
+        "-40,20,28",
+        "--separate",
+        "--r",
+        "10",
+        "--threshold",
+        "0.1",
+        "--outroot",
+        str(out),
+        "--zarr",
+        str(store),
+        "--progress",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "seeds: 2 (2 with maps)" in proc.stdout
     assert "0_20_28: ROI voxels 515" in proc.stdout
@@ -102,8 +142,21 @@ def test_batch_of_coordinates_with_progress_and_zarr(tmp_path):
 def test_existing_netcdf_is_refused_before_anything_is_written(tmp_path):
     nc = tmp_path / "maps.nc"
     nc.write_bytes(b"old")
-    code = main(["coactivation", "--seed", "0,20,28", "--r", "10", "--threshold", "0.1",
-                 "--outroot", str(tmp_path / "x"), "--netcdf", str(nc)])
+    code = main(
+        [
+            "coactivation",
+            "--seed",
+            "0,20,28",
+            "--r",
+            "10",
+            "--threshold",
+            "0.1",
+            "--outroot",
+            str(tmp_path / "x"),
+            "--netcdf",
+            str(nc),
+        ]
+    )
     assert code == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["maps.nc"]
     assert nc.read_bytes() == b"old"

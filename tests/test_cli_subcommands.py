@@ -98,7 +98,9 @@ def test_usage_errors_exit_2(tmp_path, capsys):
 def test_a_database_that_cannot_be_read_exits_1(tmp_path, capsys):
     bad = tmp_path / "bad.txt"
     bad.write_text("this is not\ta coordinate table\n1\t2\n")
-    code = main(["matrix", "--seed", "0,20,28", "--seed", "-40,20,28", "--database", str(bad), "-o", str(tmp_path / "m.nc")])
+    code = main(
+        ["matrix", "--seed", "0,20,28", "--seed", "-40,20,28", "--database", str(bad), "-o", str(tmp_path / "m.nc")]
+    )
     assert code == 1
     assert str(bad) in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["bad.txt"]
@@ -109,13 +111,29 @@ def test_a_database_that_cannot_be_read_exits_1(tmp_path, capsys):
 
 def test_fetch_from_a_local_mirror(tmp_path, capsys):
     cache = tmp_path / "cache"
-    assert main(["fetch", "neurosynth", "--base-url", RELEASES, "--manifest", MANIFEST, "--data-dir", str(cache),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "fetch",
+                "neurosynth",
+                "--base-url",
+                RELEASES,
+                "--manifest",
+                MANIFEST,
+                "--data-dir",
+                str(cache),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     directory = cache / "neurosynth-v7"
     assert f"neurosynth v7: {directory}" in out
     names = sorted(os.listdir(directory))
-    assert names == sorted(os.listdir(os.path.join(RELEASES, "neurosynth-v7")) + ["data-neurosynth_version-7_coordinates.xcoact.nc"])
+    assert names == sorted(
+        os.listdir(os.path.join(RELEASES, "neurosynth-v7")) + ["data-neurosynth_version-7_coordinates.xcoact.nc"]
+    )
     for name in names:
         assert os.path.join(directory, name) in out
     with warnings.catch_warnings():
@@ -127,9 +145,26 @@ def test_fetch_from_a_local_mirror(tmp_path, capsys):
 def test_fetch_over_loopback_http_logs_each_download(loopback, tmp_path):
     cache = tmp_path / "cache"
     proc = subprocess.run(
-        [sys.executable, "-m", "xcoact.cli", "fetch", "neuroquery", "--base-url", loopback, "--manifest", MANIFEST,
-         "--data-dir", str(cache), "--vocab", "none", "--progress"],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.path.dirname(HERE)},
+        [
+            sys.executable,
+            "-m",
+            "xcoact.cli",
+            "fetch",
+            "neuroquery",
+            "--base-url",
+            loopback,
+            "--manifest",
+            MANIFEST,
+            "--data-dir",
+            str(cache),
+            "--vocab",
+            "none",
+            "--progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.path.dirname(HERE)},
     )
     assert proc.returncode == 0, proc.stderr
     assert f"fetching {loopback}/neuroquery-v1/data-neuroquery_version-1_coordinates.tsv.gz" in proc.stderr
@@ -142,9 +177,26 @@ def test_fetch_over_loopback_http_logs_each_download(loopback, tmp_path):
     ]
     # a second run downloads nothing
     again = subprocess.run(
-        [sys.executable, "-m", "xcoact.cli", "fetch", "neuroquery", "--base-url", loopback, "--manifest", MANIFEST,
-         "--data-dir", str(cache), "--vocab", "none", "--progress"],
-        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": os.path.dirname(HERE)},
+        [
+            sys.executable,
+            "-m",
+            "xcoact.cli",
+            "fetch",
+            "neuroquery",
+            "--base-url",
+            loopback,
+            "--manifest",
+            MANIFEST,
+            "--data-dir",
+            str(cache),
+            "--vocab",
+            "none",
+            "--progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.path.dirname(HERE)},
     )
     assert again.returncode == 0 and "fetching" not in again.stderr
 
@@ -206,8 +258,25 @@ def test_the_lock_is_exclusive_and_a_waiter_relocks_a_removed_file(tmp_path):
 
 def test_report_from_a_netcdf_result(tmp_path, capsys):
     nc = tmp_path / "maps.nc"
-    assert main(["coactivation", "--seed", "0,20,28", "--r", "10", "--threshold", "0.1", "--outroot", str(tmp_path / "m"),
-                 "--no-nifti", "--netcdf", str(nc)]) == 0
+    assert (
+        main(
+            [
+                "coactivation",
+                "--seed",
+                "0,20,28",
+                "--r",
+                "10",
+                "--threshold",
+                "0.1",
+                "--outroot",
+                str(tmp_path / "m"),
+                "--no-nifti",
+                "--netcdf",
+                str(nc),
+            ]
+        )
+        == 0
+    )
     html = tmp_path / "report.html"
     assert main(["report", str(nc), "-o", str(html)]) == 0
     assert f"report written: {html}" in capsys.readouterr().out
@@ -258,8 +327,22 @@ def test_matrix_of_coordinates_matches_the_api(tmp_path, sample_cube, capsys):
 
 def test_matrix_of_images(tmp_path):
     out = tmp_path / "m.nc"
-    assert main(["matrix", "--seed", xcoact.datasets.amygdala_roi_path(), "--seed", xcoact.datasets.sgacc_roi_path(),
-                 "--threshold", "0.05", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "matrix",
+                "--seed",
+                xcoact.datasets.amygdala_roi_path(),
+                "--seed",
+                xcoact.datasets.sgacc_roi_path(),
+                "--threshold",
+                "0.05",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     with xr.open_dataset(out) as got:
         assert got.sizes["roi"] == 2
         assert got["n_roi_voxels"].values.tolist()[0] == 366  # the amygdala ROI's in-mask voxels
@@ -274,14 +357,50 @@ def test_report_with_subpeaks_and_atlas_labels(tmp_path, capsys):
     lut = tmp_path / "atlas.txt"
     lut.write_text("1\tamygdala\n")
     nc = tmp_path / "amy.nc"
-    assert main(["coactivation", "--seed", xcoact.datasets.amygdala_roi_path(), "--threshold", "0.1", "--outroot",
-                 str(tmp_path / "amy"), "--no-nifti", "--netcdf", str(nc)]) == 0
+    assert (
+        main(
+            [
+                "coactivation",
+                "--seed",
+                xcoact.datasets.amygdala_roi_path(),
+                "--threshold",
+                "0.1",
+                "--outroot",
+                str(tmp_path / "amy"),
+                "--no-nifti",
+                "--netcdf",
+                str(nc),
+            ]
+        )
+        == 0
+    )
     html = tmp_path / "amy.html"
-    assert main(["report", str(nc), "-o", str(html), "--map", "association-test_z", "--threshold", "3",
-                 "--subpeaks", "2", "--atlas", str(atlas), "--atlas-labels", str(lut)]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(nc),
+                "-o",
+                str(html),
+                "--map",
+                "association-test_z",
+                "--threshold",
+                "3",
+                "--subpeaks",
+                "2",
+                "--atlas",
+                str(atlas),
+                "--atlas-labels",
+                str(lut),
+            ]
+        )
+        == 0
+    )
     text = html.read_text(encoding="utf-8")
     assert "<th>atlas label</th>" in text and "<th>peak</th>" in text
     assert "<td>amygdala</td>" in text
     with xr.open_dataset(nc) as ds:
-        table = ds.load().coact.clusters("association-test_z", threshold=3.0, subpeaks=2, atlas=str(atlas), atlas_labels=str(lut))
+        table = ds.load().coact.clusters(
+            "association-test_z", threshold=3.0, subpeaks=2, atlas=str(atlas), atlas_labels=str(lut)
+        )
     assert (table["atlas_label"] == "amygdala").sum() == text.count("<td>amygdala</td>")

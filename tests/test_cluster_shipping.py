@@ -31,8 +31,17 @@ WARM = [[-40, 20, 28]]
 def client():
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as c:
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as c,
+    ):
         c.wait_for_workers(2)
         yield c
 
@@ -98,8 +107,9 @@ def test_float32_and_lazy_operations_match_the_local_route(cluster_cube, local_c
     assert float(lazy["pA"].sum()) == float(want["pA"].sum())
     np.testing.assert_array_equal((lazy[z] > 3).values, (want[z] > 3).values)
     np.testing.assert_array_equal((2 * lazy["pFgA"] - lazy["pAgF"]).values, (2 * want["pFgA"] - want["pAgF"]).values)
-    np.testing.assert_array_equal(lazy["pFgA"].isel(x=45, z=slice(30, 50)).values,
-                                  want["pFgA"].isel(x=45, z=slice(30, 50)).values)
+    np.testing.assert_array_equal(
+        lazy["pFgA"].isel(x=45, z=slice(30, 50)).values, want["pFgA"].isel(x=45, z=slice(30, 50)).values
+    )
     np.testing.assert_array_equal(lazy[z].where(lazy[z] > 2).values, want[z].where(want[z] > 2).values)
     one = lazy["pFgA"].load()
     assert type(one.data) is np.ndarray

@@ -14,11 +14,11 @@ import warnings
 import nibabel as nib
 import numpy as np
 import pytest
-
 import reference
-import xcoact
 from conftest import _oracle_study_maps
 from test_selection_rules import _peaks, oracle_min_distance, oracle_nearest
+
+import xcoact
 from xcoact.errors import ParameterError, SelectionError
 
 PROB_TOL = 1e-9
@@ -111,8 +111,10 @@ def test_disjoint_seeds_give_the_same_maps_for_every_both_rule(sample_table, sam
     a = {s for s, d in oracle_min_distance(peaks, a_seed).items() if d <= 10}
     b = {s for s, d in oracle_min_distance(peaks, b_seed).items() if d <= 10}
     assert a and b and not a & b
-    results = [sample_cube.coact.contrast(a_seed, b_seed, r=10, select="distance", both=both).compute()
-               for both in ("exclude", "a", "b", "error")]
+    results = [
+        sample_cube.coact.contrast(a_seed, b_seed, r=10, select="distance", both=both).compute()
+        for both in ("exclude", "a", "b", "error")
+    ]
     assert results[0].attrs["n_both"] == 0 and results[0]["both_id"].size == 0
     for other in results[1:]:
         for name in results[0].coact.maps:
@@ -146,9 +148,13 @@ def test_nearest_rule_contrast_groups(sample_table, sample_cube):
 
 def test_empty_group_is_an_error(sample_table, sample_cube):
     a, _, _, _, _ = _groups(sample_table, "exclude")
-    with pytest.raises(SelectionError, match=(
+    with pytest.raises(
+        SelectionError,
+        match=(
             rf"group A of the contrast is empty: every study seed A selects \({len(a)}\) is also selected by the other "
-            r"seed and both='exclude' leaves it out\. Use both='a' or 'b', or other seeds\.")):
+            r"seed and both='exclude' leaves it out\. Use both='a' or 'b', or other seeds\."
+        ),
+    ):
         sample_cube.coact.contrast(SEED_A, SEED_A, r=R, select="distance")
     with pytest.raises(SelectionError, match=r"group B of the contrast is empty: .*both='a' leaves it out"):
         sample_cube.coact.contrast(SEED_A, SEED_A, r=R, select="distance", both="a")
@@ -161,17 +167,30 @@ def test_a_seed_that_selects_nothing_says_so(sample_cube):
         sample_cube.coact.contrast(SEED_A, [[0, -40, -60]], r=2, select="distance")
 
 
-@pytest.mark.parametrize("kwargs,error,message", [
-    (dict(both="neither"), ParameterError, r"both='neither' is not known; expected one of 'exclude', 'a', 'b', 'error'\."),
-    (dict(both=None), ParameterError, r"both=None is not known"),
-    (dict(seed_b=[xcoact.datasets.amygdala_roi_path(), xcoact.datasets.sgacc_roi_path()]), ParameterError,
-     r"seed_b is a list of seeds; a contrast takes one seed on each side\."),
-    (dict(seed_b=xcoact.datasets.sgacc_roi_path(), select="distance"), ParameterError,
-     r"select='distance' measures millimetres from seed coordinates, but this seed is an image"),
-    (dict(threshold=0.1, select="focus"), ParameterError, r"threshold=0\.1 applies to select='overlap' only"),
-    (dict(select="nearest"), ParameterError, r"k=None is not valid for select='nearest'"),
-    (dict(q=0), ParameterError, r"q=0 is not valid; expected a number strictly between 0 and 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs,error,message",
+    [
+        (
+            dict(both="neither"),
+            ParameterError,
+            r"both='neither' is not known; expected one of 'exclude', 'a', 'b', 'error'\.",
+        ),
+        (dict(both=None), ParameterError, r"both=None is not known"),
+        (
+            dict(seed_b=[xcoact.datasets.amygdala_roi_path(), xcoact.datasets.sgacc_roi_path()]),
+            ParameterError,
+            r"seed_b is a list of seeds; a contrast takes one seed on each side\.",
+        ),
+        (
+            dict(seed_b=xcoact.datasets.sgacc_roi_path(), select="distance"),
+            ParameterError,
+            r"select='distance' measures millimetres from seed coordinates, but this seed is an image",
+        ),
+        (dict(threshold=0.1, select="focus"), ParameterError, r"threshold=0\.1 applies to select='overlap' only"),
+        (dict(select="nearest"), ParameterError, r"k=None is not valid for select='nearest'"),
+        (dict(q=0), ParameterError, r"q=0 is not valid; expected a number strictly between 0 and 1"),
+    ],
+)
 def test_contrast_parameter_errors(sample_cube, kwargs, error, message):
     args = dict(seed_a=SEED_A, seed_b=SEED_B, r=R)
     args.update(kwargs)

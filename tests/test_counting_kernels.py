@@ -23,7 +23,7 @@ def test_row_counts_equal_bincount_of_the_gathered_rows(seed):
     m = 5_000
     indptr, indices = _csr(rng, 300, m, 400)
     rows = np.sort(rng.choice(300, size=120, replace=False))
-    expected = np.bincount(np.concatenate([indices[indptr[r]:indptr[r + 1]] for r in rows]), minlength=m)
+    expected = np.bincount(np.concatenate([indices[indptr[r] : indptr[r + 1]] for r in rows]), minlength=m)
     got = row_counts(indptr, indices, rows, m)
     assert got.shape == (m,)
     assert np.array_equal(got, expected)

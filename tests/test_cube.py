@@ -98,7 +98,9 @@ def test_cube_matches_loop_oracle(sample_cube, sample_table, mni_mask):
     """Every study's map equals the loop transcription of SPEC section 3."""
     import reference
 
-    peaks = list(zip(sample_table.study_id.values.tolist(), sample_table.x.values, sample_table.y.values, sample_table.z.values))
+    peaks = list(
+        zip(sample_table.study_id.values.tolist(), sample_table.x.values, sample_table.y.values, sample_table.z.values)
+    )
     expected = reference.study_maps(peaks, mni_mask, 6)
     dense = sample_cube.values
     for s, sid in enumerate(sample_cube.study.values.tolist()):
@@ -117,11 +119,13 @@ def test_sparse_rows_agree_with_dense_cube(sample_table, sample_cube):
         s0 = 30 * c
         indptr, indices = chunk.rows()
         for s in range(chunk.n_studies):
-            np.testing.assert_array_equal(indices[indptr[s]:indptr[s + 1]], np.flatnonzero(dense[s0 + s]))
+            np.testing.assert_array_equal(indices[indptr[s] : indptr[s + 1]], np.flatnonzero(dense[s0 + s]))
 
 
 @pytest.mark.filterwarnings("ignore::xcoact.errors.OutOfBoxWarning")
-@pytest.mark.parametrize("chunks", [{"study": 7, "x": 10, "y": 50, "z": 91}, {"study": 100, "x": 91, "y": 109, "z": 91}])
+@pytest.mark.parametrize(
+    "chunks", [{"study": 7, "x": 10, "y": 50, "z": 91}, {"study": 100, "x": 91, "y": 109, "z": 91}]
+)
 def test_chunking_never_changes_the_cube(sample_table, sample_cube, chunks):
     other = xcoact.activations(sample_table, r=6, chunks=chunks)
     assert other.data.chunks[0][0] == chunks["study"]
@@ -163,8 +167,10 @@ def test_overlap_by_voxel_index_equals_peaks_route(sample_table):
     """From the second overlap on, a chunk counts compiled from its peaks (no by-voxel copy): same numbers."""
     src = cube_peaks(xcoact.activations(sample_table, r=6))
     grid = xcoact.mni152_2mm()
-    rois = [np.flatnonzero(xcoact.roi_mask(s, grid, 10).values)
-            for s in ([[0, 20, 28]], [[-40, 20, 28], [40, -60, 0]], [[0, -100, 0]])]
+    rois = [
+        np.flatnonzero(xcoact.roi_mask(s, grid, 10).values)
+        for s in ([[0, 20, 28]], [[-40, 20, 28], [40, -60, 0]], [[0, -100, 0]])
+    ]
     before = [src.overlap(r) for r in rois]
     src.rows()
     assert src.built

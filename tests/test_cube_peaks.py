@@ -30,7 +30,7 @@ def test_overlap_ignores_roi_voxels_outside_the_mask_on_every_call():
     outside = np.flatnonzero(~np.asarray(grid.mask_flat, dtype=bool))
     # an ROI: study 0's active voxels plus every out-of-mask voxel of the grid
     indptr, indices = chunk.rows()[:2]
-    near = np.sort(inside[indices[indptr[0]:indptr[1]]])
+    near = np.sort(inside[indices[indptr[0] : indptr[1]]])
     roi = np.union1d(near, outside)
     first = chunk.overlap(roi)  # the peaks route: the first call
     second = chunk.overlap(roi)

@@ -17,14 +17,14 @@ import dask.array
 import numpy as np
 import pandas as pd
 import pytest
+import reference
 import scipy.sparse as sp
 import xarray as xr
-
-import reference
-import xcoact
 from conftest import _mni_mask, _oracle_study_maps, data_file
-from xcoact.analyses import decode as xdecode
+
+import xcoact
 from xcoact import features as xfeatures
+from xcoact.analyses import decode as xdecode
 from xcoact.analyses.coactivation import meta
 from xcoact.analyses.decode import TermMapCache, decode, expand_terms, profile, term_ids
 from xcoact.features import read_features
@@ -84,6 +84,7 @@ def _in_mask(ds, name):
 # --------------------------------------------------------------------------
 # readers
 # --------------------------------------------------------------------------
+
 
 def test_features_txt_matches_pandas(features_txt, frame_txt):
     f = features_txt
@@ -157,7 +158,10 @@ def _write(path, text):
 @pytest.mark.parametrize(
     "text, needles",
     [
-        ("pmid\tpain\temotion\n1\t0.1\t0.0\n2\tabc\t0.0\n3\t0.2\tnan\n", ["line 3, column 'pain': 'abc'", "line 4, column 'emotion'", "2 malformed row(s)"]),
+        (
+            "pmid\tpain\temotion\n1\t0.1\t0.0\n2\tabc\t0.0\n3\t0.2\tnan\n",
+            ["line 3, column 'pain': 'abc'", "line 4, column 'emotion'", "2 malformed row(s)"],
+        ),
         ("pmid\tpain\n1\t0.1\n2\t0.1\t0.3\n", ["line 3: 3 fields, the header has 2"]),
         ("pmid\tpain\n1\t0.1\n2\t0.0\n1\t0.3\n", ["rows share a study id", "'1' (line 2)", "'1' (line 4)"]),
         ("pmid\tpain\tpain\n1\t0.1\t0.2\n", ["line 1, column 3: term 'pain' repeats line 1, column 2"]),
@@ -219,6 +223,7 @@ def test_v7_errors(tmp_path):
 # meta: an explicit id list
 # --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("route", ["sparse", "dense"])
 def test_meta_of_a_real_id_list_equals_the_loop_oracle(sample_cube, frame_txt, route):
     # a real list: the studies Neurosynth's sample features tag with "working memory"
@@ -263,7 +268,9 @@ def test_meta_errors(sample_cube):
     with pytest.raises(xcoact.ParameterError) as info:
         sample_cube.coact.meta([int(study[0]), 123, 456, "abc"])
     msg = str(info.value)
-    assert "3 of 4 id(s) are not studies of the cube" in msg and "123" in msg and "'abc'" in msg and str(study[0]) in msg
+    assert (
+        "3 of 4 id(s) are not studies of the cube" in msg and "123" in msg and "'abc'" in msg and str(study[0]) in msg
+    )
     with pytest.raises(xcoact.SelectionError, match="ids is empty"):
         sample_cube.coact.meta([])
     with pytest.raises(xcoact.SelectionError, match="every one of the 100 studies"):
@@ -282,6 +289,7 @@ def test_meta_errors(sample_cube):
 # --------------------------------------------------------------------------
 # term selection and term maps
 # --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["pain", "emotion", "working memory"])
 def test_term_selection_is_weight_at_least_threshold(sample_cube, features_txt, frame_txt, name):
@@ -333,7 +341,9 @@ def test_term_on_v7_topics_ignores_studies_without_features(sample_cube):
 
 
 def test_term_errors(sample_cube, features_txt):
-    with pytest.raises(xcoact.ParameterError, match=r"term 'pian' is not in the features \(close matches: \['pain'\]\)"):
+    with pytest.raises(
+        xcoact.ParameterError, match=r"term 'pian' is not in the features \(close matches: \['pain'\]\)"
+    ):
         sample_cube.coact.term("pian", features_txt)
     with pytest.raises(xcoact.SelectionError, match=r"no study selected for term 'pain'.*largest weight 0\.676519"):
         sample_cube.coact.term("pain", features_txt, threshold=0.7)
@@ -351,6 +361,7 @@ def test_term_errors(sample_cube, features_txt):
 # --------------------------------------------------------------------------
 # decoding
 # --------------------------------------------------------------------------
+
 
 def _term_map(act, features, name, map_name="association-test_z"):
     return _in_mask(act.coact.term(name, features).compute(), map_name)
@@ -424,10 +435,16 @@ def test_cache_is_bounded_and_least_recently_used():
 def test_decode_warns_for_terms_without_a_map(sample_cube, features_txt):
     seed = sample_cube.coact.seed(xcoact.datasets.amygdala_roi_path(), threshold=0.1)
     # at 0.3 only one study carries 'pain' (0.677) and one 'working memory' (0.315); none 'emotion' (max 0.254)
-    with pytest.warns(xcoact.errors.DegenerateSeedWarning, match=r"1 of 3 terms give no map, r = NaN: 'emotion' \(no study"):
+    with pytest.warns(
+        xcoact.errors.DegenerateSeedWarning, match=r"1 of 3 terms give no map, r = NaN: 'emotion' \(no study"
+    ):
         table = seed.coact.decode(features_txt, act=sample_cube, threshold=0.3)
     assert table.index[-1] == "emotion" and np.isnan(table.loc["emotion", "r"])
-    assert np.isfinite(table["r"].iloc[:2]).all() and table["n_studies"].to_dict() == {"pain": 1, "working memory": 1, "emotion": 0}
+    assert np.isfinite(table["r"].iloc[:2]).all() and table["n_studies"].to_dict() == {
+        "pain": 1,
+        "working memory": 1,
+        "emotion": 0,
+    }
 
 
 def test_decode_a_dataarray_and_on_v7_topics(sample_cube):
@@ -447,7 +464,10 @@ def test_decode_errors(sample_cube, features_txt):
     seed = sample_cube.coact.seed([[0, 20, 28]], r=10, threshold=0.1)
     orphan = seed.copy()
     orphan.encoding.clear()  # as maps read back from a file: they no longer carry their cube
-    with pytest.raises(xcoact.ParameterError, match=r"no longer carries the one it came from .*pass it: maps\.coact\.decode\(features, act=act\)"):
+    with pytest.raises(
+        xcoact.ParameterError,
+        match=r"no longer carries the one it came from .*pass it: maps\.coact\.decode\(features, act=act\)",
+    ):
         orphan.coact.decode(features_txt)
     batch = sample_cube.coact.seed([[0, 20, 28], [-40, 20, 28]], r=10, threshold=0.1, separate=True)
     with pytest.raises(xcoact.ParameterError, match=r"Pick one first, e.g. .isel\(seed=0\)"):
@@ -466,6 +486,7 @@ def test_decode_errors(sample_cube, features_txt):
 # --------------------------------------------------------------------------
 # functional profile
 # --------------------------------------------------------------------------
+
 
 def _hypergeom_tail(k, n_total, big_k, n):
     """P(X >= k) for X ~ Hypergeometric(N, K, n), summed from binomial coefficients."""
@@ -502,10 +523,14 @@ def test_profile_on_v7_topics_of_a_term_selection(sample_cube, features_txt):
     chosen = wm["selected_id"].values
     k = (dense.loc[chosen] >= 0.05).sum()
     big_k = (dense >= 0.05).sum()
-    pd.testing.assert_series_equal(table["selected_with"].sort_index(), k.sort_index().rename("selected_with").rename_axis("term"),
-                                   check_dtype=False)
-    pd.testing.assert_series_equal(table["all_with"].sort_index(), big_k.sort_index().rename("all_with").rename_axis("term"),
-                                   check_dtype=False)
+    pd.testing.assert_series_equal(
+        table["selected_with"].sort_index(),
+        k.sort_index().rename("selected_with").rename_axis("term"),
+        check_dtype=False,
+    )
+    pd.testing.assert_series_equal(
+        table["all_with"].sort_index(), big_k.sort_index().rename("all_with").rename_axis("term"), check_dtype=False
+    )
 
 
 def test_profile_errors(sample_cube, features_txt):
@@ -561,6 +586,9 @@ def test_no_features_known_says_how_to_pass_them(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
         act = xcoact.activations(str(db), r=6)
-    with pytest.raises(xcoact.ParameterError, match=r"no term features are known for this cube's database .*database\.txt.*"
-                       r"pass features=xcoact\.read_features"):
+    with pytest.raises(
+        xcoact.ParameterError,
+        match=r"no term features are known for this cube's database .*database\.txt.*"
+        r"pass features=xcoact\.read_features",
+    ):
         act.coact.term("pain")

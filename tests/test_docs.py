@@ -25,8 +25,21 @@ DOCS = os.path.join(ROOT, "docs")
 EXAMPLES = os.path.join(ROOT, "examples")
 
 #: The hand-written pages (docs/NAME.md) the site must contain.
-PAGES = ["index", "api", "sharing", "semantics", "neurosynth", "nimare", "ale", "interop", "parcellation", "design",
-         "performance", "reliability", "mutation"]
+PAGES = [
+    "index",
+    "api",
+    "sharing",
+    "semantics",
+    "neurosynth",
+    "nimare",
+    "ale",
+    "interop",
+    "parcellation",
+    "design",
+    "performance",
+    "reliability",
+    "mutation",
+]
 #: The public API the generated reference must document (anchor ids Sphinx gives them).
 DOCUMENTED = [
     "xcoact.read_database",

@@ -61,44 +61,66 @@ def _any(pattern: str) -> re.Pattern:
 #: (page, block number) -> the lines the block must print (a str: that exact line; a pattern: a full match).
 EXPECTED: dict[tuple[str, int], list] = {
     # index.md
-    ("index", 0): ["4 of 100 studies selected",
-                   "['pA', 'pAgF', 'pFgA', 'pA_given_pF=0.50', 'pFgA_given_pF=0.50', 'uniformity-test_z', "
-                   "'association-test_z', 'uniformity-test_z_FDR_0.01', 'association-test_z_FDR_0.01']",
-                   "9 NIfTI files written"],
-    ("index", 1): ["366 ROI voxels, 9 studies selected",
-                   "[ 9185551  9412517  9620699  9988836 10197540 10234026 10594068 10632617",
-                   " 10792453]"],
+    ("index", 0): [
+        "4 of 100 studies selected",
+        "['pA', 'pAgF', 'pFgA', 'pA_given_pF=0.50', 'pFgA_given_pF=0.50', 'uniformity-test_z', "
+        "'association-test_z', 'uniformity-test_z_FDR_0.01', 'association-test_z_FDR_0.01']",
+        "9 NIfTI files written",
+    ],
+    ("index", 1): [
+        "366 ROI voxels, 9 studies selected",
+        "[ 9185551  9412517  9620699  9988836 10197540 10234026 10594068 10632617",
+        " 10792453]",
+    ],
     ("index", 2): [_any(r".*/coactivation_from_image_pA\.nii\.gz")],
     ("index", 3): ["['amygdala_roi' 'sgacc_mask' '0_20_28'] [9 1 4]"],
-    ("index", 4): ["[[9 0 1]", " [0 1 0]", " [1 0 4]]",
-                   "[[ 1.    -0.032  0.114]", " [-0.032  1.    -0.021]", " [ 0.114 -0.021  1.   ]]"],
+    ("index", 4): [
+        "[[9 0 1]",
+        " [0 1 0]",
+        " [1 0 4]]",
+        "[[ 1.    -0.032  0.114]",
+        " [-0.032  1.    -0.021]",
+        " [ 0.114 -0.021  1.   ]]",
+    ],
     # semantics.md
     ("semantics", 1): ["[[ 1.039  1.458 -4.748]]", "[10.         12.17687559] [20.    25.883]"],
     ("semantics", 2): ["[[44, 63, 36], [44, 63, 36], [45, 73, 50]]"],
     ("semantics", 3): ["123 515 81"],
     ("semantics", 4): ["1"],
-    ("semantics", 5): ["[True, False] [4, 0]", "True",
-                       "1 of 2 seeds give NaN maps: '20_-90_-30' (no study selected; largest overlap 15 of 318 voxels). "
-                       "Check their ROI or lower the threshold."],
+    ("semantics", 5): [
+        "[True, False] [4, 0]",
+        "True",
+        "1 of 2 seeds give NaN maps: '20_-90_-30' (no study selected; largest overlap 15 of 318 voxels). "
+        "Check their ROI or lower the threshold.",
+    ],
     ("semantics", 6): ["hand-checked values agree"],
     ("semantics", 7): ["['0_0_0', '4_4_4'] [[2, 0], [0, 1]]"],
     ("semantics", 8): ["[2] [0, 1, 0]", "[2.0, 2.0, 6.0] [1, 2]", "[1]"],
     ("semantics", 9): ["[1, 2, 0] 1"],
     ("semantics", 10): ["1832 0.04"],
     # neurosynth.md
-    ("neurosynth", 0): [_any(r".*amygdala_roi\.nii\.gz -> 9 studies"),
-                        '{"coordinates": [[0.0, 20.0, 28.0]], "r": 10} -> 4 studies',
-                        '{"coordinates": [[0.0, 20.0, 28.0], [-40.0, 20.0, 28.0]], "r": 10} -> 6 studies',
-                        "['coactivation_from_coords_association-test_z.nii.gz', "
-                        "'coactivation_from_coords_association-test_z_FDR_0.01.nii.gz', 'coactivation_from_coords_pA.nii.gz']"],
+    ("neurosynth", 0): [
+        _any(r".*amygdala_roi\.nii\.gz -> 9 studies"),
+        '{"coordinates": [[0.0, 20.0, 28.0]], "r": 10} -> 4 studies',
+        '{"coordinates": [[0.0, 20.0, 28.0], [-40.0, 20.0, 28.0]], "r": 10} -> 6 studies',
+        "['coactivation_from_coords_association-test_z.nii.gz', "
+        "'coactivation_from_coords_association-test_z_FDR_0.01.nii.gz', 'coactivation_from_coords_pA.nii.gz']",
+    ],
     ("neurosynth", 1): ["['image', 'dacc', 'two_regions'] [9, 4, 6]"],
-    ("neurosynth", 2): ["distance: at least one reported peak within 10 mm (inclusive) of a seed coordinate (Neurosynth "
-                        "0.3.8 get_studies(peaks=...), NiMARE get_studies_by_coordinate) 4", "in common: 3"],
+    ("neurosynth", 2): [
+        "distance: at least one reported peak within 10 mm (inclusive) of a seed coordinate (Neurosynth "
+        "0.3.8 get_studies(peaks=...), NiMARE get_studies_by_coordinate) 4",
+        "in common: 3",
+    ],
     # nimare.md
     ("nimare", 0): ["coverage > 0: 12 studies", "a focus in the ROI: 6 studies", "in both: 6"],
     ("nimare", 1): ["focus 8 ['z_desc-uniformity', 'z_desc-association']"],
-    ("nimare", 2): [_any(r".*database\.txt: 1 stud\(y/ies\) list peaks in more than one space under preset='nimare': "
-                         r"1 \('MNI': 1 peak, 'TAL': 1 peak\)")],
+    ("nimare", 2): [
+        _any(
+            r".*database\.txt: 1 stud\(y/ies\) list peaks in more than one space under preset='nimare': "
+            r"1 \('MNI': 1 peak, 'TAL': 1 peak\)"
+        )
+    ],
     # design.md
     ("design", 0): ["(1, 1, 1, 1)", "True", "False"],
     ("design", 1): ["4 Array", "True"],
@@ -110,12 +132,19 @@ EXPECTED: dict[tuple[str, int], list] = {
     ("sharing", 4): ["INSTALLED VERSIONS", _any(r"xcoact: +\S+")],
     ("sharing", 6): ["[5 rows x 10 columns]"],
     # parcellation.md
-    ("parcellation", 0): ["366 ROI voxels, 5 filter sizes, 68 pooled studies", "suggested K: 3", "3 [1.0, 3.0, 2.0, 1.0]"],
+    ("parcellation", 0): [
+        "366 ROI voxels, 5 filter sizes, 68 pooled studies",
+        "suggested K: 3",
+        "3 [1.0, 3.0, 2.0, 1.0]",
+    ],
     ("parcellation", 1): ["['cluster_1', 'cluster_2'] True ['r', 'n_studies']"],
     # ale.md
     ("ale", 0): ["float32 ale 9.24"],
-    ("ale", 1): ["8 of 100 studies selected", "['stat', 'p', 'z_map']",
-                 "['amygdala_ale_p.nii.gz', 'amygdala_ale_stat.nii.gz', 'amygdala_ale_z.nii.gz']"],
+    ("ale", 1): [
+        "8 of 100 studies selected",
+        "['stat', 'p', 'z_map']",
+        "['amygdala_ale_p.nii.gz', 'amygdala_ale_stat.nii.gz', 'amygdala_ale_z.nii.gz']",
+    ],
     ("ale", 2): ["100 0.0722"],
     ("ale", 3): ["True True 8 2"],
 }
@@ -152,7 +181,7 @@ class _Page:
                 mp.chdir(self.workdir)
                 try:
                     exec(compile(self.blocks[i], f"docs/{self.page}.md, python block {i}", "exec"), self.namespace)
-                except Exception as err:  # noqa: BLE001 - reported by the block's own test
+                except Exception as err:
                     error = err
             self.results.append((out.getvalue(), error))
         return self.results[n]

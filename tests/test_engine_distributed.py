@@ -25,8 +25,11 @@ def _built_rows(dask_worker) -> list[str]:
     """Keys of the cube blocks this worker holds whose chunk's rows are built (a moved block brings its rows)."""
     from xcoact.blocks import ActivationBlock, pieces_of
 
-    return [str(k) for k, v in dask_worker.data.items()
-            if isinstance(v, ActivationBlock) and all(p.chunk.built for p in pieces_of(v))]
+    return [
+        str(k)
+        for k, v in dask_worker.data.items()
+        if isinstance(v, ActivationBlock) and all(p.chunk.built for p in pieces_of(v))
+    ]
 
 
 def _count_builds(dask_worker) -> int:
@@ -50,8 +53,17 @@ def _install_build_counter(dask_worker) -> None:
 def client():
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as c:
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as c,
+    ):
         c.wait_for_workers(2)
         yield c
 
@@ -66,8 +78,11 @@ def test_persisted_cube_keeps_rows_on_the_workers_and_gives_the_local_maps(clien
     cube = local_cube.persist()  # with a client active: the blocks go to the workers
     distributed.wait(cube.data)
     # the cube's block keys are (name, i, j, k, l) tuples; the chunks' peaks are other (string) keys
-    held = client.run(lambda dask_worker: sum(1 for k in dask_worker.data
-                                             if isinstance(k, tuple) and str(k[0]).startswith("activations")))
+    held = client.run(
+        lambda dask_worker: sum(
+            1 for k in dask_worker.data if isinstance(k, tuple) and str(k[0]).startswith("activations")
+        )
+    )
     assert sum(held.values()) == 4 and all(n > 0 for n in held.values()), held  # spread over both workers
 
     builds = []

@@ -120,8 +120,10 @@ def test_persist_holds_blocks_whose_rows_are_kept(cube):
 def test_values_of_a_region_equal_the_dense_cube(cube, dense):
     region = dict(study=slice(10, 40), x=slice(30, -10), z=slice(-20, 10))
     np.testing.assert_array_equal(cube.sel(region).values, dense.sel(region).values)
-    np.testing.assert_array_equal(cube.sel(region).transpose("z", "study", "y", "x").values,
-                                  dense.sel(region).transpose("z", "study", "y", "x").values)
+    np.testing.assert_array_equal(
+        cube.sel(region).transpose("z", "study", "y", "x").values,
+        dense.sel(region).transpose("z", "study", "y", "x").values,
+    )
     assert int(cube.sum()) == int(dense.sum())
 
 

@@ -18,10 +18,10 @@ import warnings
 import nibabel as nib
 import numpy as np
 import pytest
-
 import reference
-import xcoact
 from conftest import _mni_mask, _oracle_study_maps
+
+import xcoact
 from xcoact.stats import neurosynth as stats
 
 pytestmark = pytest.mark.filterwarnings("ignore::xcoact.errors.XcoactWarning")
@@ -34,7 +34,7 @@ N_SELECTED = N_UNSELECTED = 50
 # -- q and prior against the loop oracle, on synthetic counts ---------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _synthetic():
     """2,000 voxels (a box of the grid) whose counts (a, b) spread the p-values over BH's range.
 
@@ -53,7 +53,7 @@ def _synthetic():
     return mask, maps, tuple(f"F{i}" for i in range(N_SELECTED)), a, b
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _synthetic_oracle(q: float, prior: float) -> dict[str, np.ndarray]:
     mask, maps, selected, _, _ = _synthetic()
     return {k: v[mask] for k, v in reference.coactivation_maps(maps, list(selected), mask, q=q, prior=prior).items()}
@@ -80,6 +80,7 @@ def test_q_and_prior_match_the_oracle(q, prior):
 @pytest.mark.parametrize("q", [0.01, 0.02, 0.04])
 def test_synthetic_counts_tell_q_from_half_and_one_and_a_half_q(q, test):
     """The oracle comparison above would catch an FDR rate halved or raised by half."""
+
     def survivors(rate):
         return np.count_nonzero(_synthetic_oracle(rate, 0.5)[f"{test}-test_z_FDR_{rate}"])
 
@@ -106,8 +107,9 @@ def _seed_vs_oracle(sample_cube, seed, roi, threshold, **kwargs):
     ds = sample_cube.coact.seed(seed, threshold=threshold, **kwargs).compute()
     assert ds.attrs["n_roi"] == len(roi)
     assert sorted(ds["selected_id"].values.tolist()) == sorted(selected)
-    _assert_close_to_oracle({n: ds[n].transpose("x", "y", "z").values[mask] for n in ds.coact.maps},
-                            {n: v[mask] for n, v in want.items()})
+    _assert_close_to_oracle(
+        {n: ds[n].transpose("x", "y", "z").values[mask] for n in ds.coact.maps}, {n: v[mask] for n, v in want.items()}
+    )
     return ds
 
 
@@ -266,8 +268,9 @@ def test_nimare_preset_prior_and_q(nimare_run):
         assert np.array_equal(np.isnan(got), np.isnan(theirs)), name
         assert np.nanmax(np.abs(got - theirs)) <= 1e-5, name
     default = act.coact.seed(roi).compute()
-    assert not np.allclose(default["prob_desc-FgA_prior"].values[grid_mask], maps["prob_desc-FgA_prior"].values[grid_mask],
-                           equal_nan=True), "prior changes the prior maps"
+    assert not np.allclose(
+        default["prob_desc-FgA_prior"].values[grid_mask], maps["prob_desc-FgA_prior"].values[grid_mask], equal_nan=True
+    ), "prior changes the prior maps"
     other_q = act.coact.seed(roi, prior=0.3, q=0.2).compute()
     for name in maps.coact.maps:  # NiMARE's FDR maps are adjusted p-values: q has no role
         np.testing.assert_array_equal(other_q[name].values, maps[name].values, err_msg=name)

@@ -12,16 +12,16 @@ import os
 import threading
 
 import dask
-from dask.delayed import Delayed
 import nibabel as nib
 import numpy as np
 import pytest
 import xarray as xr
+from dask.delayed import Delayed
 
 import xcoact
 from xcoact.errors import OutputError
-from xcoact.writers import map_variables
 from xcoact.result import with_cf_attributes
+from xcoact.writers import map_variables
 
 SEED = [[0, 20, 28]]
 
@@ -131,7 +131,12 @@ def test_nifti_voxels_sit_at_their_mm_labels(maps, tmp_path):
 def test_to_nifti_names_subset(maps, tmp_path):
     files = maps.coact.to_nifti(tmp_path / "c", names=["pA", "association-test_z"])
     assert files == [str(tmp_path / "c_pA.nii.gz"), str(tmp_path / "c_association-test_z.nii.gz")]
-    assert sorted(os.listdir(tmp_path)) == ["c_association-test_z.json", "c_association-test_z.nii.gz", "c_pA.json", "c_pA.nii.gz"]
+    assert sorted(os.listdir(tmp_path)) == [
+        "c_association-test_z.json",
+        "c_association-test_z.nii.gz",
+        "c_pA.json",
+        "c_pA.nii.gz",
+    ]
 
 
 def test_to_nifti_unknown_name_lists_the_maps(maps, tmp_path):
@@ -160,9 +165,7 @@ def test_compute_false_returns_a_delayed_that_writes_later(maps, tmp_path):
     files = task.compute()
     assert files == _expected_files(outroot)
     assert sorted(os.listdir(tmp_path)) == _with_sidecars(files)
-    np.testing.assert_array_equal(
-        np.asarray(nib.load(files[1]).dataobj), maps["pAgF"].values.astype(np.float32)
-    )
+    np.testing.assert_array_equal(np.asarray(nib.load(files[1]).dataobj), maps["pAgF"].values.astype(np.float32))
 
 
 def test_compute_false_does_not_compute(maps, tmp_path):

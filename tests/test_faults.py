@@ -31,8 +31,20 @@ distributed = pytest.importorskip("distributed")
 psutil = pytest.importorskip("psutil")  # a dependency of distributed
 
 #: twelve coordinate seeds, each its own seed (separate=True): one Dask chunk per seed
-CENTRES = [[0, 20, 28], [-40, 20, 28], [40, -60, 0], [0, -50, 20], [-30, -90, 0], [20, 10, -10],
-           [44, 20, 10], [-44, 20, 10], [0, 40, -10], [30, -30, 60], [-30, -30, 60], [0, -80, 10]]
+CENTRES = [
+    [0, 20, 28],
+    [-40, 20, 28],
+    [40, -60, 0],
+    [0, -50, 20],
+    [-30, -90, 0],
+    [20, 10, -10],
+    [44, 20, 10],
+    [-44, 20, 10],
+    [0, 40, -10],
+    [30, -30, 60],
+    [-30, -30, 60],
+    [0, -80, 10],
+]
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +67,17 @@ def client():
     from distributed import Client, LocalCluster
 
     # the killed worker's connections fail noisily; the test reads the scheduler's event log instead
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, silence_logs=logging.CRITICAL) as cluster, Client(cluster) as c:
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+        ) as cluster,
+        Client(cluster) as c,
+    ):
         c.wait_for_workers(2)
         yield c
 
@@ -80,8 +101,11 @@ def _progress(dask_scheduler, keys):
     """On the scheduler: how many of ``keys`` are finished, and what each worker holds and runs."""
     done = [k for k in keys if k in dask_scheduler.tasks and dask_scheduler.tasks[k].state == "memory"]
     workers = {
-        addr: {"processing": len(ws.processing), "holds": len(ws.has_what),
-               "holds_outputs": sum(1 for k in done if ws in dask_scheduler.tasks[k].who_has)}
+        addr: {
+            "processing": len(ws.processing),
+            "holds": len(ws.has_what),
+            "holds_outputs": sum(1 for k in done if ws in dask_scheduler.tasks[k].who_has),
+        }
         for addr, ws in dask_scheduler.workers.items()
     }
     return {"done": len(done), "workers": workers}
@@ -107,8 +131,11 @@ def _assert_died_mid_way(client, victim: str, pid: int, keys=()) -> dict:
     while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < proc_deadline, f"worker process {pid} is still alive"
         time.sleep(0.05)
-    removed = [m for _, m in client.get_events("all")
-               if isinstance(m, dict) and m.get("action") == "remove-worker" and m.get("worker") == victim]
+    removed = [
+        m
+        for _, m in client.get_events("all")
+        if isinstance(m, dict) and m.get("action") == "remove-worker" and m.get("worker") == victim
+    ]
     assert len(removed) == 1, f"the scheduler did not see {victim} leave: {removed}"
     event = removed[0]
     assert event["expected"] is False  # not a clean shutdown
@@ -127,8 +154,9 @@ def test_killed_worker_mid_batch_gives_identical_maps(batch, expected, client):
     started = time.monotonic()
     future = client.compute(batch)
     # a quarter of the output chunks (maps and ROIs) are finished, some of them on the worker that is killed
-    victim, progress = _kill_mid_way(client, keys, pids, started, future.done,
-                                     lambda p: len(keys) // 4 <= p["done"] < len(keys))
+    victim, progress = _kill_mid_way(
+        client, keys, pids, started, future.done, lambda p: len(keys) // 4 <= p["done"] < len(keys)
+    )
     got = future.result(timeout=300)
     event = _assert_died_mid_way(client, victim, pids[victim], keys)
     xr.testing.assert_identical(got, expected)
@@ -137,15 +165,21 @@ def test_killed_worker_mid_batch_gives_identical_maps(batch, expected, client):
     # the nanny started a new worker process in its place; the other one ran throughout
     survivor = next(a for a in pids if a != victim)
     assert client.run(os.getpid)[survivor] == pids[survivor]
-    print(f"\nkilled {victim} (pid {pids[victim]}) after {progress['done']} of {len(keys)} output chunks; "
-          f"{len(event['processing-tasks'])} task(s) running and {len(event['lost-computed-tasks'])} result(s) "
-          f"lost with it; total {time.monotonic() - started:.1f} s")
+    print(
+        f"\nkilled {victim} (pid {pids[victim]}) after {progress['done']} of {len(keys)} output chunks; "
+        f"{len(event['processing-tasks'])} task(s) running and {len(event['lost-computed-tasks'])} result(s) "
+        f"lost with it; total {time.monotonic() - started:.1f} s"
+    )
 
 
 def _chunk_files(folder) -> list[str]:
     """The chunk files of (seed, x, y, z) variables below ``folder`` (Zarr format 2 names them like ``pA/0.0.0.0``)."""
-    return [os.path.join(r, f) for r, _, fs in os.walk(folder) for f in fs
-            if f.count(".") == 3 and f.replace(".", "").isdigit()]
+    return [
+        os.path.join(r, f)
+        for r, _, fs in os.walk(folder)
+        for f in fs
+        if f.count(".") == 3 and f.replace(".", "").isdigit()
+    ]
 
 
 def test_killed_worker_during_zarr_write_gives_the_same_store(batch, expected, client, tmp_path):
@@ -158,7 +192,7 @@ def test_killed_worker_during_zarr_write_gives_the_same_store(batch, expected, c
     def write():
         try:
             result["path"] = batch.coact.to_zarr(target, dtype="float32")
-        except BaseException as err:  # noqa: BLE001 - reported below
+        except BaseException as err:
             result["error"] = err
 
     def ready(_progress):
@@ -191,6 +225,8 @@ def test_killed_worker_during_zarr_write_gives_the_same_store(batch, expected, c
 
     assert files(target) == files(undisturbed)
     assert len(_chunk_files(target)) == n_chunks
-    print(f"\nkilled {victim} with {result['written_at_kill']} of {n_chunks} map chunks in the store; "
-          f"{len(event['processing-tasks'])} task(s) running, {len(event['lost-computed-tasks'])} result(s) lost; "
-          f"total {time.monotonic() - started:.1f} s")
+    print(
+        f"\nkilled {victim} with {result['written_at_kill']} of {n_chunks} map chunks in the store; "
+        f"{len(event['processing-tasks'])} task(s) running, {len(event['lost-computed-tasks'])} result(s) lost; "
+        f"total {time.monotonic() - started:.1f} s"
+    )

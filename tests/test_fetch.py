@@ -34,11 +34,25 @@ import xarray as xr
 
 import xcoact
 import xcoact.datasets.fetch as fetch
-from xcoact.errors import ChecksumError, DownloadError, OutputError, ParameterError, XcoactError
-from xcoact.datasets.fetch import Release, default_data_dir, fetch_neuroquery, fetch_neurosynth, git_blob_sha1, read_manifest
+from xcoact.datasets.fetch import (
+    Release,
+    default_data_dir,
+    fetch_neuroquery,
+    fetch_neurosynth,
+    git_blob_sha1,
+    read_manifest,
+)
+from xcoact.errors import (
+    ChecksumError,
+    DownloadError,
+    OutputError,
+    ParameterError,
+    SpaceWarning,
+    XcoactError,
+    XcoactWarning,
+)
 from xcoact.readers import read_database, sniff_format, write_database
 from xcoact.table import make_table
-from xcoact.errors import SpaceWarning, XcoactWarning
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RELEASES = os.path.join(HERE, "data", "releases")
@@ -60,13 +74,14 @@ def fixture_bytes(folder: str, name: str) -> bytes:
 
 # ----------------------------------------------------------------------------- the server
 
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args):  # quiet
         pass
 
-    def do_GET(self):  # noqa: N802 (http.server's name)
+    def do_GET(self):
         srv = self.server.release_server
         path = self.path.split("?", 1)[0]
         action = srv.next_action(path)
@@ -210,6 +225,7 @@ def read_quiet(path, **kw):
 
 # ----------------------------------------------------------------------------- a good download
 
+
 def test_good_download_is_verified_cached_converted_and_reused(server, tmp_path, monkeypatch):
     release = ns(server, tmp_path)
 
@@ -222,12 +238,18 @@ def test_good_download_is_verified_cached_converted_and_reused(server, tmp_path,
         "vocabulary": str(directory / NS_VOCAB),
     }
     assert (release.coordinates, release.metadata, release.features, release.vocabulary) == (
-        release.files["coordinates"], release.files["metadata"], release.files["features"], release.files["vocabulary"])
+        release.files["coordinates"],
+        release.files["metadata"],
+        release.files["features"],
+        release.files["vocabulary"],
+    )
     for role, path in release.files.items():
         with open(path, "rb") as fh:
             assert fh.read() == fixture_bytes(NS, os.path.basename(path)), role
     assert not [n for n in listing(directory) if n.endswith(".part")]
-    assert sorted(r["path"] for r in server.log) == sorted(f"/{NS}/{n}" for n in (NS_COORDS, NS_META, NS_FEATURES, NS_VOCAB))
+    assert sorted(r["path"] for r in server.log) == sorted(
+        f"/{NS}/{n}" for n in (NS_COORDS, NS_META, NS_FEATURES, NS_VOCAB)
+    )
     assert all(r["range"] is None and r["status"] == 200 for r in server.log)
 
     # the release as a user reads it: the features are studies x terms, rows in metadata order
@@ -303,6 +325,7 @@ def test_neuroquery_release_and_its_reader(server, tmp_path):
 
 # ----------------------------------------------------------------------------- failures
 
+
 def test_corrupted_download_is_a_clear_error_and_nothing_is_cached(server, tmp_path):
     server.script(NS, NS_COORDS, "corrupt")
     good = fixture_bytes(NS, NS_COORDS)
@@ -345,7 +368,9 @@ def test_dropped_connection_resumes_with_a_range_request(server, tmp_path):
     server.script(NS, NS_COORDS, "drop")
     release = ns(server, tmp_path, vocab=None)
     first, second = server.requests(NS_COORDS)
-    assert first["range"] is None and first["action"] == "drop" and 0 < first["sent"] < len(fixture_bytes(NS, NS_COORDS))
+    assert (
+        first["range"] is None and first["action"] == "drop" and 0 < first["sent"] < len(fixture_bytes(NS, NS_COORDS))
+    )
     assert second["range"] == f"bytes={first['sent']}-" and second["status"] == 206
     with open(release.coordinates, "rb") as fh:
         assert fh.read() == fixture_bytes(NS, NS_COORDS)
@@ -471,10 +496,13 @@ def test_concurrent_fetches_share_one_download(server, tmp_path):
     for t in threads:
         t.join(60)
     assert not errors and len(results) == 3
-    assert sorted(r["path"] for r in server.log) == sorted(f"/{NS}/{n}" for n in (NS_COORDS, NS_META, NS_FEATURES, NS_VOCAB))
+    assert sorted(r["path"] for r in server.log) == sorted(
+        f"/{NS}/{n}" for n in (NS_COORDS, NS_META, NS_FEATURES, NS_VOCAB)
+    )
 
 
 # ----------------------------------------------------------------------------- what is refused
+
 
 @pytest.mark.parametrize("url", ["http://example.org/mirror", "http://10.0.0.7/releases", "ftp://127.0.0.1/releases"])
 def test_plain_http_to_a_remote_host_and_other_schemes_are_refused(tmp_path, url):
@@ -494,7 +522,9 @@ def test_the_mirror_variable_is_used_and_checked(server, tmp_path, monkeypatch):
 
 def test_redirects_are_held_to_the_same_rule(server, tmp_path):
     server.script(NS, NS_META, "redirect:http://example.invalid/evil.tsv.gz")
-    with pytest.raises(DownloadError, match=r"redirected to http://example.invalid/evil.tsv.gz, which is refused: plain http"):
+    with pytest.raises(
+        DownloadError, match=r"redirected to http://example.invalid/evil.tsv.gz, which is refused: plain http"
+    ):
         ns(server, tmp_path, vocab=None)
     assert NS_META not in listing(tmp_path / NS)
     server.script(NS, NS_META, f"redirect:{server.url}/{NS}/{NS_META}?moved=1")  # loopback: followed
@@ -530,6 +560,7 @@ def test_local_and_file_url_mirrors_are_verified_too(tmp_path):
 
 # ----------------------------------------------------------------------------- arguments, manifest, cache
 
+
 def test_cache_directory_defaults_and_overrides(server, tmp_path, monkeypatch):
     assert default_data_dir() == str(tmp_path / "default-cache")
     release = ns(server, None, vocab=None)
@@ -546,15 +577,28 @@ def test_cache_directory_defaults_and_overrides(server, tmp_path, monkeypatch):
 
 
 def test_argument_errors_list_what_is_valid(tmp_path):
-    with pytest.raises(ParameterError, match=r"version=8 is not a neurosynth release the manifest knows; available versions: \[3, 4, 5, 6, 7\]"):
+    with pytest.raises(
+        ParameterError,
+        match=r"version=8 is not a neurosynth release the manifest knows; available versions: \[3, 4, 5, 6, 7\]",
+    ):
         fetch_neurosynth(8, tmp_path)
     with pytest.raises(ParameterError, match=r"available versions: \[1\]"):
         fetch_neuroquery(2, tmp_path)
-    with pytest.raises(ParameterError, match=r"vocab='topics'.*available: vocab='LDA100' source='abstract', .*vocab='terms' source='abstract'"):
+    with pytest.raises(
+        ParameterError,
+        match=r"vocab='topics'.*available: vocab='LDA100' source='abstract', .*vocab='terms' source='abstract'",
+    ):
         fetch_neurosynth(7, tmp_path, vocab="topics")
     with pytest.raises(ParameterError, match=r"source='methods'.*vocab='neuroquery156521' source='body'"):
         fetch_neuroquery(1, tmp_path, source="methods")
-    for bad in (dict(retries=-1), dict(timeout=0), dict(version=True), dict(vocab=3), dict(convert="yes"), dict(data_dir=3)):
+    for bad in (
+        dict(retries=-1),
+        dict(timeout=0),
+        dict(version=True),
+        dict(vocab=3),
+        dict(convert="yes"),
+        dict(data_dir=3),
+    ):
         with pytest.raises(ParameterError):
             fetch_neurosynth(**{"data_dir": tmp_path, **bad})
     assert not (tmp_path / NS).exists()
@@ -596,11 +640,15 @@ def test_bundled_manifest_pins_every_release_file():
     # upstream addresses: the repository at the pinned commit
     upstream = ("upstream", None)
     assert fetch._source(upstream, "neurosynth", 7, coords) == (
-        "url", "https://raw.githubusercontent.com/neurosynth/neurosynth-data/209c33cd009d0b069398a802198b41b9c488b9b7/"
-        + NS_COORDS)
+        "url",
+        "https://raw.githubusercontent.com/neurosynth/neurosynth-data/209c33cd009d0b069398a802198b41b9c488b9b7/"
+        + NS_COORDS,
+    )
     assert fetch._source(upstream, "neuroquery", 1, nq["coordinates"]) == (
-        "url", "https://raw.githubusercontent.com/neuroquery/neuroquery_data/4580f86267fb7c14ac1f601e298cbed898d79f2d/data/"
-        + NQ_COORDS)
+        "url",
+        "https://raw.githubusercontent.com/neuroquery/neuroquery_data/4580f86267fb7c14ac1f601e298cbed898d79f2d/data/"
+        + NQ_COORDS,
+    )
 
 
 def test_git_blob_sha1_matches_git(tmp_path):
@@ -635,8 +683,15 @@ def test_stale_or_damaged_table_is_rebuilt(server, tmp_path, monkeypatch):
 
 def test_table_with_text_ids_and_many_labels_round_trips_through_the_cache(tmp_path):
     ids = ["Smith 2001: faces", "Smith 2001: faces", "Doe (2003)", "007", "Müller 2010"]
-    table = make_quiet(ids, [1.5, 2.0, -3.25, 4.0, 0.125], [0.1, 0.2, 0.3, 0.4, 0.5], [10.0, 20.0, 30.0, 40.0, 50.0],
-                       ["MNI", "MNI", "TAL", "UNKNOWN", "T88"], database="s", fmt="t")
+    table = make_quiet(
+        ids,
+        [1.5, 2.0, -3.25, 4.0, 0.125],
+        [0.1, 0.2, 0.3, 0.4, 0.5],
+        [10.0, 20.0, 30.0, 40.0, 50.0],
+        ["MNI", "MNI", "TAL", "UNKNOWN", "T88"],
+        database="s",
+        fmt="t",
+    )
     path = write_database(table, tmp_path / "db_coordinates.tsv.gz", "neurosynth-v7")
     nc = str(tmp_path / "table.nc")
     fetch._convert(path, "neurosynth-v7", nc, "stamp")

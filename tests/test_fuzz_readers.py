@@ -45,15 +45,13 @@ import numpy as np
 import pytest
 import xarray as xr
 from conftest import data_file
-from hypothesis import HealthCheck, settings
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xcoact
+from xcoact.errors import XcoactWarning
 from xcoact.readers import read_database, sniff_format
 from xcoact.table import tal_to_mni
-from xcoact.errors import XcoactWarning
-
 
 #: Multiplies every budget: ``XCOACT_FUZZ_SCALE=20 pytest tests/test_fuzz_readers.py`` fuzzes
 #: twenty times harder (and longer) for a one-off search; CI runs the budgets as written.
@@ -68,8 +66,12 @@ def fuzz(max_examples: int):
         derandomize=True,
         database=None,
         print_blob=False,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
-                               HealthCheck.function_scoped_fixture],
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+            HealthCheck.function_scoped_fixture,
+        ],
     )
 
 
@@ -125,7 +127,9 @@ def assert_contract(table, path: str, fmt: str) -> None:
 def assert_our_error(err: BaseException, paths: list[str]) -> None:
     """An XcoactError that also subclasses a builtin error, naming one of the files."""
     assert isinstance(err, xcoact.XcoactError), f"escaped: {type(err).__name__}: {err}"
-    builtins = [b for b in type(err).__mro__ if b.__module__ == "builtins" and b not in (Exception, BaseException, object)]
+    builtins = [
+        b for b in type(err).__mro__ if b.__module__ == "builtins" and b not in (Exception, BaseException, object)
+    ]
     assert builtins, type(err).__mro__
     assert isinstance(err, (ValueError, OSError)), type(err).__mro__
     msg = str(err)
@@ -160,6 +164,7 @@ def min_share_read(share: float):
     readers reach on the same (derandomized) examples, noted beside each
     test (``XCOACT_FUZZ_REPORT=1 pytest -s`` prints them).
     """
+
     def wrap(test):
         @functools.wraps(test)
         def run(*args, **kwargs):
@@ -171,7 +176,9 @@ def min_share_read(share: float):
             if os.environ.get("XCOACT_FUZZ_REPORT"):  # for measuring the shares quoted in the docstrings
                 print(f"\n{test.__name__}: {TALLY['read']} of {n} files read ({got:.1%})")
             assert got >= share, f"only {TALLY['read']} of {n} files read ({got:.0%}); expected at least {share:.0%}"
+
         return run
+
     return wrap
 
 
@@ -207,6 +214,7 @@ def same_examples_everywhere():
     """
     try:
         from hypothesis.internal.conjecture import providers
+
         original, cache = providers._get_local_constants, providers.CONSTANTS_CACHE.cache
         empty = providers.Constants()
     except (ImportError, AttributeError):  # another hypothesis layout: nothing to switch off
@@ -243,9 +251,43 @@ def clear(folder) -> None:
 # Byte-level mutation
 # --------------------------------------------------------------------------------------
 
-TOKENS = [b"\t", b"\n", b"\r", b"\r\n", b" ", b",", b";", b"nan", b"NaN", b"inf", b"-inf", b"1e999", b"-", b"",
-          b"\x00", b"\xff", b"\xef\xbb\xbf", b"\xc3", b'"', b"{", b"}", b"[", b"]", b":", b"null", b"true", b"//",
-          b"// Reference = Talairach", b"// Reference = XYZ", b"TAL", b"UNKNOWN", b"900", b"id", b"space", b"x"]
+TOKENS = [
+    b"\t",
+    b"\n",
+    b"\r",
+    b"\r\n",
+    b" ",
+    b",",
+    b";",
+    b"nan",
+    b"NaN",
+    b"inf",
+    b"-inf",
+    b"1e999",
+    b"-",
+    b"",
+    b"\x00",
+    b"\xff",
+    b"\xef\xbb\xbf",
+    b"\xc3",
+    b'"',
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b":",
+    b"null",
+    b"true",
+    b"//",
+    b"// Reference = Talairach",
+    b"// Reference = XYZ",
+    b"TAL",
+    b"UNKNOWN",
+    b"900",
+    b"id",
+    b"space",
+    b"x",
+]
 
 
 @st.composite
@@ -297,7 +339,9 @@ SLEUTH_SAMPLE = _gunzip(data_file("sleuth_example.txt"))
 with open(data_file("nimare_pain_dataset.json"), encoding="utf-8") as _fh:
     _pain = json.load(_fh)
 NIMARE_SAMPLE = json.dumps({k: _pain[k] for k in list(_pain)[:2]}, indent=1).encode()
-NEUROQUERY_SAMPLE = _head_lines(_gunzip(data_file("releases/neuroquery-v1/data-neuroquery_version-1_coordinates.tsv.gz")), 40)
+NEUROQUERY_SAMPLE = _head_lines(
+    _gunzip(data_file("releases/neuroquery-v1/data-neuroquery_version-1_coordinates.tsv.gz")), 40
+)
 
 
 @min_share_read(0.06)  # 13.5% of the files read
@@ -359,17 +403,46 @@ GOOD_NUMBERS = st.one_of(
     st.floats(-100, 100, allow_nan=False).map(repr),
     st.floats(-100, 100, allow_nan=False).map(lambda v: f"{v:.2f}"),
 )
-BAD_NUMBERS = st.sampled_from(["", " ", "nan", "NaN", "-inf", "Infinity", "1e999", "abc", "1,5", "0x10", "1_0", "--1",
-                               "\u2212" + "5", "\u0661\u0662", "1e-400", "900", "-1000", " 12 ", "+3", ".5", "5.",
-                               "1e300", "-2e6", "1.7e308"])
+BAD_NUMBERS = st.sampled_from(
+    [
+        "",
+        " ",
+        "nan",
+        "NaN",
+        "-inf",
+        "Infinity",
+        "1e999",
+        "abc",
+        "1,5",
+        "0x10",
+        "1_0",
+        "--1",
+        "\u2212" + "5",
+        "\u0661\u0662",
+        "1e-400",
+        "900",
+        "-1000",
+        " 12 ",
+        "+3",
+        ".5",
+        "5.",
+        "1e300",
+        "-2e6",
+        "1.7e308",
+    ]
+)
 WORD = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=6)
 ODD_TEXT = st.one_of(WORD, st.text(max_size=5))  # any unicode, control characters included
 #: Ids that look like numbers but differ as text: each must stay its own study (issue 11).
 NUMERIC_LOOKING_IDS = ["17.1", "17.10", "17.2", "0012", "12", "1e3", "1000", "+5", "5", "007", "7.0", "7", "-0", "0"]
-NUMERIC_IDS = st.one_of(st.sampled_from(NUMERIC_LOOKING_IDS), st.floats(0, 1e4, allow_nan=False).map(repr),
-                        st.integers(0, 99).map(lambda i: f"{i:03d}"))
-GOOD_IDS = st.one_of(st.integers(0, 10**12).map(str), st.integers(0, 5).map(str), st.sampled_from(["abc", "s-1", "0007"]),
-                     NUMERIC_IDS)
+NUMERIC_IDS = st.one_of(
+    st.sampled_from(NUMERIC_LOOKING_IDS),
+    st.floats(0, 1e4, allow_nan=False).map(repr),
+    st.integers(0, 99).map(lambda i: f"{i:03d}"),
+)
+GOOD_IDS = st.one_of(
+    st.integers(0, 10**12).map(str), st.integers(0, 5).map(str), st.sampled_from(["abc", "s-1", "0007"]), NUMERIC_IDS
+)
 BAD_IDS = st.one_of(st.sampled_from(["", " ", "-1", "1.0", " 7", "99999999999999999999"]), ODD_TEXT)
 GOOD_SPACES = st.sampled_from(["MNI", "TAL", "T88", "Talairach", "mni152", "ICBM", "tal", " MNI "])
 BAD_SPACES = st.one_of(st.sampled_from(["UNKNOWN", "", "SPM", "MNI305"]), ODD_TEXT)
@@ -458,7 +531,9 @@ def test_grammar_neurosynth_v7(workdir, data):
     """Reads 46% of the files; every well-formed one (noise 0) must read."""
     clear(workdir)
     noise = data.draw(NOISE)
-    coords = data.draw(tsv_text(("id", "table_id", "table_num", "peak_id", "x", "y", "z"), {**CELLS, "id": V7_IDS}, noise))
+    coords = data.draw(
+        tsv_text(("id", "table_id", "table_num", "peak_id", "x", "y", "z"), {**CELLS, "id": V7_IDS}, noise)
+    )
     raw, gz = encode(data.draw, coords, noise)
     path = put(workdir, "db_coordinates.tsv", raw, gz)
     paths = [path]
@@ -481,8 +556,13 @@ def sleuth_text(draw) -> tuple[int, str]:
     noise = draw(NOISE)
     lines = []
     if not noise or not one_in(draw, 10):
-        lines.append(draw(st.sampled_from(["// Reference = MNI", "// Reference = Talairach", "//Reference=TAL",
-                                           "// reference = mni"])))
+        lines.append(
+            draw(
+                st.sampled_from(
+                    ["// Reference = MNI", "// Reference = Talairach", "//Reference=TAL", "// reference = mni"]
+                )
+            )
+        )
 
     def how_many(hi):  # at least one, except now and then in a noisy file
         return draw(st.integers(0, hi)) if noise and one_in(draw, 6) else draw(st.integers(1, hi))
@@ -508,8 +588,22 @@ def sleuth_text(draw) -> tuple[int, str]:
             lines.append(sep.join(noisy(draw, noise, GOOD_NUMBERS, BAD_NUMBERS) for _ in range(n)))
         lines.append("")
         if noise and one_in(draw, 8):  # a stray line anywhere
-            lines.insert(draw(st.integers(0, len(lines))), draw(st.sampled_from(
-                ["// Reference = SPM", "// Reference =", "//", "//Subjects=x", "   ", "hello", "// Reference = Talairach"])))
+            lines.insert(
+                draw(st.integers(0, len(lines))),
+                draw(
+                    st.sampled_from(
+                        [
+                            "// Reference = SPM",
+                            "// Reference =",
+                            "//",
+                            "//Subjects=x",
+                            "   ",
+                            "hello",
+                            "// Reference = Talairach",
+                        ]
+                    )
+                ),
+            )
     return noise, draw(BREAKS).join(lines)
 
 
@@ -526,8 +620,10 @@ def test_grammar_sleuth(workdir, data):
         assert table is not None
 
 
-JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(), WORD)
-JSON_ANY = st.recursive(JSON_LEAF, lambda c: st.lists(c, max_size=3) | st.dictionaries(WORD, c, max_size=3), max_leaves=8)
+JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-(10**20), 10**20), st.floats(), WORD)
+JSON_ANY = st.recursive(
+    JSON_LEAF, lambda c: st.lists(c, max_size=3) | st.dictionaries(WORD, c, max_size=3), max_leaves=8
+)
 GOOD_JSON_NUMBERS = st.one_of(st.integers(-100, 100), st.floats(-100, 100))
 BAD_JSON_NUMBERS = st.one_of(st.floats(), st.integers(), st.integers(-(10**400), 10**400), JSON_ANY)
 
@@ -586,8 +682,9 @@ def test_grammar_nimare_json(workdir, data):
 COORD = st.integers(-80, 80).map(float) | st.floats(-80, 80, allow_nan=False, allow_subnormal=False)
 #: Study ids of valid files: small integers and ids that look like numbers but differ as text.
 VALID_IDS = st.one_of(st.integers(1, 6).map(str), st.sampled_from(NUMERIC_LOOKING_IDS))
-PEAKS = st.lists(st.tuples(VALID_IDS, COORD, COORD, COORD, st.sampled_from(["MNI", "TAL", "T88", "mni"])),
-                 min_size=1, max_size=15)
+PEAKS = st.lists(
+    st.tuples(VALID_IDS, COORD, COORD, COORD, st.sampled_from(["MNI", "TAL", "T88", "mni"])), min_size=1, max_size=15
+)
 
 
 def expected_xyz(peaks) -> np.ndarray:
@@ -602,19 +699,26 @@ def expected_xyz(peaks) -> np.ndarray:
 @given(peaks=PEAKS, newline=BREAKS, gz=st.booleans())
 def test_valid_neurosynth_reads_back_exactly(workdir, peaks, newline, gz):
     clear(workdir)
-    text = newline.join(["id\tx\ty\tz\tspace"] + [f"{i}\t{x!r}\t{y!r}\t{z!r}\t{s}" for i, x, y, z, s in peaks]) + newline
+    text = (
+        newline.join(["id\tx\ty\tz\tspace"] + [f"{i}\t{x!r}\t{y!r}\t{z!r}\t{s}" for i, x, y, z, s in peaks]) + newline
+    )
     table = read_both_ways(put(workdir, "database.txt", text.encode(), gz), "neurosynth")
     assert table is not None
     assert [str(i) for i in table["study_id"].values.tolist()] == [p[0] for p in peaks]  # as written: 17.1 != 17.10
     assert table.attrs["n_studies"] == len({p[0] for p in peaks})
     assert table["line"].values.tolist() == list(range(2, len(peaks) + 2))
     assert table["space"].values.tolist() == [p[4] for p in peaks]
-    np.testing.assert_allclose(np.column_stack([table[c].values for c in "xyz"]), expected_xyz(peaks), rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        np.column_stack([table[c].values for c in "xyz"]), expected_xyz(peaks), rtol=0, atol=1e-9
+    )
 
 
 @fuzz(250)
-@given(experiments=st.lists(st.lists(st.tuples(COORD, COORD, COORD), min_size=1, max_size=5), min_size=1, max_size=5),
-       reference=st.sampled_from(["MNI", "Talairach"]), sep=st.sampled_from(["\t", " ", ","]))
+@given(
+    experiments=st.lists(st.lists(st.tuples(COORD, COORD, COORD), min_size=1, max_size=5), min_size=1, max_size=5),
+    reference=st.sampled_from(["MNI", "Talairach"]),
+    sep=st.sampled_from(["\t", " ", ","]),
+)
 def test_valid_sleuth_reads_back_exactly(workdir, experiments, reference, sep):
     clear(workdir)
     lines, ids, xyz, numbers = [f"// Reference = {reference}"], [], [], []
@@ -636,7 +740,10 @@ def test_valid_sleuth_reads_back_exactly(workdir, experiments, reference, sep):
     np.testing.assert_allclose(np.column_stack([table[c].values for c in "xyz"]), want, rtol=0, atol=1e-9)
 
 
-EXPERIMENT_NAMES = st.one_of(st.sampled_from(NUMERIC_LOOKING_IDS), st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=8))
+EXPERIMENT_NAMES = st.one_of(
+    st.sampled_from(NUMERIC_LOOKING_IDS),
+    st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=8),
+)
 
 
 @fuzz(150)
@@ -657,12 +764,22 @@ def test_sleuth_repeated_experiment_name_is_refused_naming_both(workdir, names, 
         return
     with pytest.raises(xcoact.DatabaseError) as err:
         read_database(path)
-    assert f"at line {starts[repeat]} (Subjects = {10 + repeat}) and line {starts[-1]} (Subjects = {10 + len(names)})" in str(err.value)
+    assert (
+        f"at line {starts[repeat]} (Subjects = {10 + repeat}) and line {starts[-1]} (Subjects = {10 + len(names)})"
+        in str(err.value)
+    )
 
 
 @fuzz(150)
-@given(studies=st.lists(st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=4), min_size=1,
-                        max_size=4, unique=True), data=st.data())
+@given(
+    studies=st.lists(
+        st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=4),
+        min_size=1,
+        max_size=4,
+        unique=True,
+    ),
+    data=st.data(),
+)
 def test_nimare_contrast_id_made_twice_is_refused_naming_both(workdir, studies, data):
     """Study 'k-1' contrast '1' and study 'k' contrast '1-1' are both 'k-1-1': an error naming both places."""
     clear(workdir)
@@ -689,13 +806,26 @@ def test_nimare_contrast_id_made_twice_is_refused_naming_both(workdir, studies, 
 # --------------------------------------------------------------------------------------
 
 #: Text ids a writer must keep: no white space or control characters, no quote (NeuroQuery refuses those).
-TEXT_IDS = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FFF, blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"),
-                                 blacklist_characters='"'), min_size=1, max_size=8)
+TEXT_IDS = st.text(
+    st.characters(
+        min_codepoint=33,
+        max_codepoint=0x2FFF,
+        blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"),
+        blacklist_characters='"',
+    ),
+    min_size=1,
+    max_size=8,
+)
 WRITE_IDS = st.one_of(st.integers(0, 10**9).map(str), NUMERIC_IDS, TEXT_IDS)
 MNI_NAMES = ["MNI", "mni", "MNI152", "ICBM"]
 TAL_NAMES = ["TAL", "T88", "Talairach", "tal"]
-WRITE_FILES = {"neurosynth": "database.txt", "neurosynth-v7": "db_coordinates.tsv", "sleuth": "sleuth.txt",
-               "nimare-json": "dataset.json", "neuroquery": "nq_coordinates.tsv"}
+WRITE_FILES = {
+    "neurosynth": "database.txt",
+    "neurosynth-v7": "db_coordinates.tsv",
+    "sleuth": "sleuth.txt",
+    "nimare-json": "dataset.json",
+    "neuroquery": "nq_coordinates.tsv",
+}
 
 
 @st.composite
@@ -710,8 +840,9 @@ def written_tables(draw):
     xyz = np.array([p[1:] for p in peaks], dtype=float)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", XcoactWarning)
-        return xcoact.table.make_table(rows, xyz[:, 0], xyz[:, 1], xyz[:, 2], [label[i] for i in rows],
-                                       database="drawn", fmt="test")
+        return xcoact.table.make_table(
+            rows, xyz[:, 0], xyz[:, 1], xyz[:, 2], [label[i] for i in rows], database="drawn", fmt="test"
+        )
 
 
 def expected_back(table, fmt: str) -> dict:

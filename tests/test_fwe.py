@@ -12,7 +12,6 @@ drawing scheme, which the test has to follow to get the same permutations.
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 import warnings
@@ -24,19 +23,19 @@ import pytest
 import xarray as xr
 from scipy import ndimage
 from scipy import stats as sstats
+from test_contrast import SEED_A, SEED_B, R
 
 import xcoact
 from xcoact.errors import ParameterError
 from xcoact.stats.components import VoxelLabeller
 from xcoact.stats.fwe import TESTS, cluster_labels
 
-from test_contrast import R, SEED_A, SEED_B
-
 DACC = [[0, 20, 28]]
 STATS = ("max_chi2", "max_cluster_size", "max_cluster_mass")
 
 
 # --- the oracle ------------------------------------------------------------------------------------
+
 
 class DenseOracle:
     """Counts, chi-squares and clusters of any labelling, from the dense cube."""
@@ -147,19 +146,23 @@ def oracle(cube, mni_mask):
 
 def _cases(cube):
     return {
-        "seed": cube.coact.seed(DACC, 0.1, r=10),                                   # 4 of 100 selected
-        "complement": cube.coact.seed(DACC, select="nearest", k=60),                # 60 of 100: the 40 are drawn
+        "seed": cube.coact.seed(DACC, 0.1, r=10),  # 4 of 100 selected
+        "complement": cube.coact.seed(DACC, select="nearest", k=60),  # 60 of 100: the 40 are drawn
         "contrast": cube.coact.contrast(SEED_A, SEED_B, r=R, select="distance", both="a"),  # 18 vs 7
     }
 
 
 # --- (a) and (b): the null, the p maps, the clusters -----------------------------------------------
 
-@pytest.mark.parametrize("case,n_iter,batch", [
-    ("seed", 21, 8),         # batches of 8, 8 and 4
-    ("complement", 11, 4),   # 4, 4 and 2
-    ("contrast", 11, 3),     # 3, 3, 3 and 1
-])
+
+@pytest.mark.parametrize(
+    "case,n_iter,batch",
+    [
+        ("seed", 21, 8),  # batches of 8, 8 and 4
+        ("complement", 11, 4),  # 4, 4 and 2
+        ("contrast", 11, 3),  # 3, 3, 3 and 1
+    ],
+)
 def test_null_and_corrected_maps_equal_the_oracle(cube, oracle, mni_mask, case, n_iter, batch):
     ds = _cases(cube)[case]
     seed = 1234
@@ -235,6 +238,7 @@ def test_meta_contrast_pool_is_its_two_lists(cube, oracle):
 
 # --- (c) reproducibility across schedulers ---------------------------------------------------------
 
+
 def _fwe_vars(ds):
     return [n for n in ds.data_vars if "FWE" in n or n.endswith("_cluster") or n == "fwe_null"]
 
@@ -250,8 +254,12 @@ def test_reproducible_and_identical_under_every_scheduler(cube):
         threads = ds.coact.fwe(**kw)
         again = ds.coact.fwe(**kw)
         other = ds.coact.fwe(**{**kw, "seed": 8})
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, silence_logs=40) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, silence_logs=40
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         on_cluster = ds.coact.fwe(cube, **kw)
         assert client.status == "running"
     for result in (threads, again, on_cluster):
@@ -265,6 +273,7 @@ def test_reproducible_and_identical_under_every_scheduler(cube):
 
 
 # --- (d) early stopping --------------------------------------------------------------------------
+
 
 def test_early_stop_on_a_clearly_null_seed(cube, oracle):
     """One selected study: the exact permutation null is the 100 studies themselves, and this
@@ -310,6 +319,7 @@ def test_early_stop_that_cannot_settle_runs_everything(cube):
 
 # --- (e) clusters: signs apart, connectivity --------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def grid():
     return xcoact.space.mni152_2mm()
@@ -341,16 +351,19 @@ def test_positive_and_negative_blobs_that_touch_stay_apart(grid):
     assert {labels[v] for v in pos} == {1}
     assert {labels[v] for v in neg} == {-1}
     # the same two blobs with one sign are one cluster
-    same = _cluster(grid, {**pos, **{v: 1 for v in neg}})
+    same = _cluster(grid, {**pos, **dict.fromkeys(neg, 1)})
     assert len(set(same.values())) == 1
 
 
-@pytest.mark.parametrize("pair,joined", [
-    (((40, 60, 35), (41, 60, 35)), {6: True, 18: True, 26: True}),     # a face
-    (((40, 60, 35), (41, 61, 35)), {6: False, 18: True, 26: True}),    # an edge
-    (((40, 60, 35), (41, 61, 36)), {6: False, 18: False, 26: True}),   # a corner
-    (((40, 60, 35), (42, 60, 35)), {6: False, 18: False, 26: False}),  # a voxel apart
-])
+@pytest.mark.parametrize(
+    "pair,joined",
+    [
+        (((40, 60, 35), (41, 60, 35)), {6: True, 18: True, 26: True}),  # a face
+        (((40, 60, 35), (41, 61, 35)), {6: False, 18: True, 26: True}),  # an edge
+        (((40, 60, 35), (41, 61, 36)), {6: False, 18: False, 26: True}),  # a corner
+        (((40, 60, 35), (42, 60, 35)), {6: False, 18: False, 26: False}),  # a voxel apart
+    ],
+)
 def test_connectivity(grid, pair, joined):
     for connectivity, together in joined.items():
         labels = _cluster(grid, {pair[0]: 1, pair[1]: 1}, connectivity)
@@ -398,6 +411,7 @@ def test_connectivity_changes_the_null(cube):
 
 # --- (f) Bonferroni -------------------------------------------------------------------------------
 
+
 def test_bonferroni(cube, oracle, mni_mask):
     ds = cube.coact.seed(DACC, 0.1, r=10)
     out = ds.coact.fwe(n_iter="bonferroni", alpha=0.01)
@@ -419,19 +433,29 @@ def test_bonferroni(cube, oracle, mni_mask):
 
 # --- (g) parameter errors ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(n_iter=1), r"n_iter=1 is not valid; expected an int >= 2 \(e\.g\. n_iter=1000\)\."),
-    (dict(n_iter=2.5), r"n_iter=2\.5 is not valid; expected an int >= 2"),
-    (dict(n_iter=True), r"n_iter=True is not valid"),
-    (dict(n_iter="holm"), r"n_iter='holm' is not known; expected a number of iterations \(e\.g\. 1000\) or 'bonferroni'\."),
-    (dict(alpha=0), r"alpha=0 is not valid; expected a probability strictly between 0 and 1 \(e\.g\. alpha=0\.05\)\."),
-    (dict(alpha=1.5), r"alpha=1\.5 is not valid; expected a probability strictly between 0 and 1"),
-    (dict(alpha=True), r"alpha=True is not valid"),
-    (dict(cluster_p=1.0), r"cluster_p=1\.0 is not valid; expected a probability strictly between 0 and 1"),
-    (dict(connectivity=8), r"connectivity=8 is not valid; expected 6 \(faces\), 18 \(edges\) or 26 \(corners\)\."),
-    (dict(batch_size=0), r"batch_size=0 is not valid; expected an int >= 1"),
-    (dict(seed=-1), r"seed=-1 is not valid; expected an int >= 0"),
-])
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(n_iter=1), r"n_iter=1 is not valid; expected an int >= 2 \(e\.g\. n_iter=1000\)\."),
+        (dict(n_iter=2.5), r"n_iter=2\.5 is not valid; expected an int >= 2"),
+        (dict(n_iter=True), r"n_iter=True is not valid"),
+        (
+            dict(n_iter="holm"),
+            r"n_iter='holm' is not known; expected a number of iterations \(e\.g\. 1000\) or 'bonferroni'\.",
+        ),
+        (
+            dict(alpha=0),
+            r"alpha=0 is not valid; expected a probability strictly between 0 and 1 \(e\.g\. alpha=0\.05\)\.",
+        ),
+        (dict(alpha=1.5), r"alpha=1\.5 is not valid; expected a probability strictly between 0 and 1"),
+        (dict(alpha=True), r"alpha=True is not valid"),
+        (dict(cluster_p=1.0), r"cluster_p=1\.0 is not valid; expected a probability strictly between 0 and 1"),
+        (dict(connectivity=8), r"connectivity=8 is not valid; expected 6 \(faces\), 18 \(edges\) or 26 \(corners\)\."),
+        (dict(batch_size=0), r"batch_size=0 is not valid; expected an int >= 1"),
+        (dict(seed=-1), r"seed=-1 is not valid; expected an int >= 0"),
+    ],
+)
 def test_parameter_errors(cube, kwargs, message):
     ds = cube.coact.seed(DACC, 0.1, r=10)
     with pytest.raises(ParameterError, match=message):
@@ -440,7 +464,9 @@ def test_parameter_errors(cube, kwargs, message):
 
 def test_batches_are_refused(cube):
     batch = cube.coact.seed([[0, 20, 28], [-40, 20, 28]], 0.1, r=10, separate=True)
-    with pytest.raises(ParameterError, match=r"fwe needs the result of one seed .*for a batch, run it per seed: maps\.isel\(seed=i\)"):
+    with pytest.raises(
+        ParameterError, match=r"fwe needs the result of one seed .*for a batch, run it per seed: maps\.isel\(seed=i\)"
+    ):
         batch.coact.fwe(n_iter=5)
     with pytest.raises(ParameterError, match=r"fwe= applies to one seed at a time"):
         cube.coact.seed([[0, 20, 28], [-40, 20, 28]], 0.1, r=10, separate=True, fwe=5)
@@ -448,7 +474,9 @@ def test_batches_are_refused(cube):
 
 def test_missing_z_map_is_named(cube):
     ds = cube.coact.seed(DACC, 0.1, r=10).drop_vars("association-test_z")
-    with pytest.raises(ParameterError, match=r"the maps have no z map of the association test \('association-test_z'\)"):
+    with pytest.raises(
+        ParameterError, match=r"the maps have no z map of the association test \('association-test_z'\)"
+    ):
         ds.coact.fwe(n_iter=5)
 
 
@@ -465,9 +493,13 @@ def test_maps_read_from_a_file_ask_for_act(tmp_path):
     path = maps.coact.to_netcdf(tmp_path / "maps.nc")
     with xr.open_dataset(path) as from_file:
         loaded = from_file.load()
-    with pytest.raises(ParameterError, match=(
+    with pytest.raises(
+        ParameterError,
+        match=(
             r"these maps no longer carry it .*pass it: "
-            r"maps\.coact\.fwe\(act=xcoact\.activations\(db, \.\.\.\), n_iter=1000\)")):
+            r"maps\.coact\.fwe\(act=xcoact\.activations\(db, \.\.\.\), n_iter=1000\)"
+        ),
+    ):
         loaded.coact.fwe(n_iter=6, seed=5)
     got = loaded.coact.fwe(_cube_r8(), n_iter=6, seed=5, batch_size=5)
     np.testing.assert_array_equal(got["fwe_null"].values, expected["fwe_null"].values)
@@ -491,13 +523,16 @@ def test_fwe_aligns_reordered_maps_by_label(cube):
     got = moved.coact.fwe(n_iter="bonferroni")
     for name in ("association-test_p_bonferroni", "uniformity-test_p_bonferroni"):
         np.testing.assert_array_equal(got[name].transpose("x", "y", "z").sel(x=want["x"]).values, want[name].values)
-    assert not np.array_equal(got["association-test_p_bonferroni"].transpose("x", "y", "z").values,
-                              want["association-test_p_bonferroni"].values)  # really another order
+    assert not np.array_equal(
+        got["association-test_p_bonferroni"].transpose("x", "y", "z").values,
+        want["association-test_p_bonferroni"].values,
+    )  # really another order
     with pytest.raises(ParameterError, match=r"the maps' x labels are not the cube's"):
         maps.isel(x=slice(10, 60)).coact.fwe(n_iter="bonferroni")
 
 
 # --- (h) seed(..., fwe=) and (i) writing --------------------------------------------------------------
+
 
 def test_seed_with_fwe_equals_fwe_afterwards(cube):
     direct = cube.coact.seed(DACC, 0.1, r=10, fwe=11, fwe_seed=9)
@@ -516,7 +551,9 @@ def test_fwe_maps_are_written_to_nifti(cube, tmp_path):
         assert path in files
         img = nib.load(path)
         np.testing.assert_allclose(img.affine, xcoact.space.mni152_2mm().affine)
-        np.testing.assert_allclose(np.asarray(img.dataobj), out[name].transpose("x", "y", "z").values.astype(np.float32))
+        np.testing.assert_allclose(
+            np.asarray(img.dataobj), out[name].transpose("x", "y", "z").values.astype(np.float32)
+        )
     assert not any("fwe_null" in f for f in files)
     assert len(files) == 9 + 2 * 7
 
@@ -525,10 +562,32 @@ def test_cli_fwe(tmp_path, capsys):
     from xcoact.cli import main
 
     out = tmp_path / "dacc"
-    assert main(["coactivation", "--seed", "0,20,28", "--r", "10", "--threshold", "0.1", "--fwe", "11",
-                 "--fwe-seed", "3", "--outroot", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "coactivation",
+                "--seed",
+                "0,20,28",
+                "--r",
+                "10",
+                "--threshold",
+                "0.1",
+                "--fwe",
+                "11",
+                "--fwe-seed",
+                "3",
+                "--outroot",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "FWE: 11 permutations (seed 3), smallest p 0.091" in printed
     assert os.path.exists(f"{out}_association-test_p_FWE-voxel.nii.gz")
     assert main(["coactivation", "--seed", "0,20,28", "--fwe", "ten", "--outroot", str(tmp_path / "x")]) == 2
-    assert "--fwe 'ten' is not valid; expected a number of permutations (e.g. 1000) or 'bonferroni'." in capsys.readouterr().err
+    assert (
+        "--fwe 'ten' is not valid; expected a number of permutations (e.g. 1000) or 'bonferroni'."
+        in capsys.readouterr().err
+    )

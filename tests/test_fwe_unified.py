@@ -19,14 +19,13 @@ import numpy as np
 import pytest
 from scipy import ndimage, special
 from scipy import stats as sstats
+from test_contrast import SEED_A, SEED_B, R
 
 import xcoact
+from xcoact.roi import grid_of
 from xcoact.stats import neurosynth as stats
 from xcoact.stats.clusters import cluster_table
 from xcoact.stats.components import Labeller, VoxelLabeller, label, structure
-from xcoact.roi import grid_of
-
-from test_contrast import R, SEED_A, SEED_B
 
 fwe_mod = importlib.import_module("xcoact.stats.fwe")  # the module (xcoact.fwe is also the function)
 
@@ -48,8 +47,8 @@ def grid(cube):
 
 def _cases(cube):
     return {
-        "seed": cube.coact.seed(DACC, 0.1, r=10),                                   # 4 of 100 selected
-        "complement": cube.coact.seed(DACC, select="nearest", k=60),                # the 40 others are drawn
+        "seed": cube.coact.seed(DACC, 0.1, r=10),  # 4 of 100 selected
+        "complement": cube.coact.seed(DACC, select="nearest", k=60),  # the 40 others are drawn
         "contrast": cube.coact.contrast(SEED_A, SEED_B, r=R, select="distance", both="a"),
     }
 
@@ -61,6 +60,7 @@ def _setup(cube, grid, ds):
 
 
 # --- one set of formulas -----------------------------------------------------------------------------
+
 
 def test_chi2_and_sign_are_the_p_functions_formulas():
     rng = np.random.default_rng(0)
@@ -92,6 +92,7 @@ def test_fwe_observed_chi2_is_the_maps_z(cube, grid, case):
 
 # --- the permutations equal a plain evaluation ------------------------------------------------------
 
+
 def _plain_null(cube, grid, pool, n_sel, total, tested, n_perm, seed_seq, thr=THR, connectivity=26):
     """The null of one batch, evaluated the plain way: dense counts, the stats formulas, cluster_labels."""
     active = np.asarray(cube.transpose("study", "x", "y", "z").values)[:, grid.mask].astype(np.int64)
@@ -121,10 +122,15 @@ def _plain_null(cube, grid, pool, n_sel, total, tested, n_perm, seed_seq, thr=TH
     return np.array(rows), empty_assoc
 
 
-@pytest.mark.parametrize("case,thr", [
-    ("seed", THR), ("complement", THR), ("contrast", THR),
-    ("seed", 1e4),  # no cluster at all: the largest chi-square is then taken over every tested voxel
-])
+@pytest.mark.parametrize(
+    "case,thr",
+    [
+        ("seed", THR),
+        ("complement", THR),
+        ("contrast", THR),
+        ("seed", 1e4),  # no cluster at all: the largest chi-square is then taken over every tested voxel
+    ],
+)
 def test_null_statistics_equal_a_plain_evaluation(cube, grid, case, thr):
     ds = _cases(cube)[case]
     pool, n_sel, _, total, tested = _setup(cube, grid, ds)
@@ -167,16 +173,20 @@ def test_the_cube_layout_does_not_change_the_null(cube):
     ds = _cases(cube)["seed"].compute()
     kw = {"n_iter": 9, "seed": 4, "batch_size": 4}
     want = ds.coact.fwe(cube, **kw)
-    for other in (cube.sortby("x", ascending=False).transpose("z", "study", "y", "x"),
-                  cube.chunk({"study": 30}),
-                  cube.copy(data=np.asarray(cube.values))):
+    for other in (
+        cube.sortby("x", ascending=False).transpose("z", "study", "y", "x"),
+        cube.chunk({"study": 30}),
+        cube.copy(data=np.asarray(cube.values)),
+    ):
         got = ds.coact.fwe(other, **kw)
         np.testing.assert_array_equal(got["fwe_null"].values, want["fwe_null"].values)
-        np.testing.assert_array_equal(got["association-test_p_FWE-cluster-mass"].values,
-                                      want["association-test_p_FWE-cluster-mass"].values)
+        np.testing.assert_array_equal(
+            got["association-test_p_FWE-cluster-mass"].values, want["association-test_p_FWE-cluster-mass"].values
+        )
 
 
 # --- one labeller -----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("connectivity", [6, 18, 26])
 def test_label_is_ndimage_label(connectivity):

@@ -142,15 +142,21 @@ def test_explicit_neurosynth_preset_and_float32_match(cubes, mask):
         np.testing.assert_array_equal(got[mask], want.astype(np.float32), err_msg=map_name)
 
 
-@pytest.mark.parametrize("names", [
-    ("amygdala_p0.1", "sphere_dacc_r10_p0.1"),          # an image and coordinate spheres: threshold 0.1, r 10
-    ("peaks_dacc_r10", "peaks_dacc_dlpfc_r10"),         # network.coactivation's coordinate route
-])
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("amygdala_p0.1", "sphere_dacc_r10_p0.1"),  # an image and coordinate spheres: threshold 0.1, r 10
+        ("peaks_dacc_r10", "peaks_dacc_dlpfc_r10"),  # network.coactivation's coordinate route
+    ],
+)
 def test_batch_voxel_layout_float32_matches_neurosynth(names, cubes, mask):
     calls = [seed_call(CASES[n]) for n in names]
     kwargs = {**calls[0][1], **calls[1][1]}  # one image, or equal keyword arguments
-    ds = cubes[6].coact.seed({n: seed for n, (seed, _) in zip(names, calls)}, layout="voxel", dtype="float32",
-                             **kwargs).compute()
+    ds = (
+        cubes[6]
+        .coact.seed({n: seed for n, (seed, _) in zip(names, calls)}, layout="voxel", dtype="float32", **kwargs)
+        .compute()
+    )
     assert ds["voxel"].values.tolist() == np.flatnonzero(mask).tolist(), "in-mask voxels in C order"
     for n in names:
         one = ds.sel(seed=n)
@@ -168,7 +174,9 @@ def test_coactivation_writes_neurosynths_files(name, cubes, mask, tmp_path):
     seed, kwargs = seed_call(case)
     ds = xcoact.coactivation(cubes[6], seed, outroot=str(tmp_path / "golden"), **kwargs)
     # each map with its JSON sidecar
-    assert sorted(os.listdir(tmp_path)) == sorted(f"golden_{m}{ext}" for m in case["maps"] for ext in (".nii.gz", ".json"))
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        f"golden_{m}{ext}" for m in case["maps"] for ext in (".nii.gz", ".json")
+    )
     assert sorted(int(i) for i in ds["selected_id"].values) == case["selected_ids"]
     template = nib.load(xcoact.datasets.template_path())
     for map_name, want in golden_maps(name).items():

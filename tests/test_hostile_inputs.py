@@ -21,8 +21,8 @@ import pytest
 
 import xcoact
 from xcoact.cli import main
-from xcoact.kernels import MAX_SPHERE_VOXELS, sphere_offsets
 from xcoact.errors import XcoactWarning
+from xcoact.kernels import MAX_SPHERE_VOXELS, sphere_offsets
 
 MNI_AFFINE = np.array([[-2.0, 0, 0, 90], [0, 2, 0, -126], [0, 0, 2, -72], [0, 0, 0, 1]])
 SHAPE = (91, 109, 91)
@@ -86,8 +86,15 @@ def test_v7_ids_join_their_own_metadata_rows(tmp_path):
 
 
 def test_neuroquery_and_sleuth_keep_ids_as_written(tmp_path):
-    nq = "id\ttable_id\ttable_name\tx\ty\tz\n" + "".join(f"{s}\tt\tn\t1\t2\t3\n" for s in ("17.1", "17.10", "0012", "12"))
-    assert ids_of(quiet_read(write(tmp_path / "nq_coordinates.tsv", nq), format="neuroquery")) == ["17.1", "17.10", "0012", "12"]
+    nq = "id\ttable_id\ttable_name\tx\ty\tz\n" + "".join(
+        f"{s}\tt\tn\t1\t2\t3\n" for s in ("17.1", "17.10", "0012", "12")
+    )
+    assert ids_of(quiet_read(write(tmp_path / "nq_coordinates.tsv", nq), format="neuroquery")) == [
+        "17.1",
+        "17.10",
+        "0012",
+        "12",
+    ]
     sleuth = "// Reference = MNI\n// 17.1\n1 2 3\n\n// 17.10\n4 5 6\n\n// 0012\n1 1 1\n\n// 12\n2 2 2\n"
     assert ids_of(quiet_read(write(tmp_path / "s.txt", sleuth))) == ["17.1", "17.10", "0012", "12"]
 
@@ -104,8 +111,9 @@ WRITER_FILES = {
 @pytest.mark.parametrize("fmt", sorted(WRITER_FILES))
 def test_every_writer_round_trips_numeric_looking_ids(tmp_path, fmt):
     ids = ["17.1", "17.10", "0012", "12", "007", "7"]
-    table = xcoact.table.make_table(np.array(ids, dtype=object), np.arange(6.0), np.zeros(6), np.ones(6),
-                                    ["MNI"] * 6, database="ids", fmt="test")
+    table = xcoact.table.make_table(
+        np.array(ids, dtype=object), np.arange(6.0), np.zeros(6), np.ones(6), ["MNI"] * 6, database="ids", fmt="test"
+    )
     assert ids_of(table) == ids
     path = xcoact.write_database(table, tmp_path / WRITER_FILES[fmt], format=fmt)
     back = quiet_read(path, format=fmt)
@@ -116,8 +124,9 @@ def test_every_writer_round_trips_numeric_looking_ids(tmp_path, fmt):
 
 @pytest.mark.parametrize("bad", [" 12", "12 ", ""])
 def test_writers_refuse_ids_that_would_not_read_back_as_written(tmp_path, bad):
-    table = xcoact.table.make_table(np.array(["a", "b"], dtype=object), [0.0, 1], [0.0, 1], [0.0, 1], ["MNI"] * 2,
-                                    database="t", fmt="test")
+    table = xcoact.table.make_table(
+        np.array(["a", "b"], dtype=object), [0.0, 1], [0.0, 1], [0.0, 1], ["MNI"] * 2, database="t", fmt="test"
+    )
     table = table.assign(study_id=("peak", np.array(["a", bad], dtype=str)))
     for fmt in WRITER_FILES:
         with pytest.raises(xcoact.ParameterError, match=r"are empty or start or end with white space"):
@@ -129,9 +138,12 @@ def test_writers_refuse_ids_that_would_not_read_back_as_written(tmp_path, bad):
 # 4. Merged experiments
 # ---------------------------------------------------------------------------------------------
 
+
 def test_sleuth_blocks_with_one_name_are_refused_naming_both(tmp_path):
-    text = ("// Reference = MNI\n// Smith 2001: pain\n// Subjects = 10\n1 2 3\n4 5 6\n\n"
-            "// Jones: heat\n7 8 9\n\n// Smith 2001: pain\n// Subjects = 12\n10 11 12\n")
+    text = (
+        "// Reference = MNI\n// Smith 2001: pain\n// Subjects = 10\n1 2 3\n4 5 6\n\n"
+        "// Jones: heat\n7 8 9\n\n// Smith 2001: pain\n// Subjects = 12\n10 11 12\n"
+    )
     path = write(tmp_path / "sleuth.txt", text)
     with pytest.raises(xcoact.DatabaseError) as err:
         xcoact.read_database(path)
@@ -172,6 +184,7 @@ def test_nimare_contrast_ids_that_collide_are_refused_naming_both(tmp_path):
 # 8. Raw exceptions become xcoact errors; numpy scalars simply work
 # ---------------------------------------------------------------------------------------------
 
+
 def roi_data(dtype=np.uint8) -> np.ndarray:
     data = np.zeros(SHAPE, dtype=dtype)
     data[40:50, 60:70, 50:60] = 1
@@ -183,8 +196,11 @@ def test_roi_affine_with_nan_is_an_roi_error(tmp_path):
     affine[0, 3] = np.nan
     path = str(tmp_path / "nan.nii.gz")
     nib.save(nib.Nifti1Image(roi_data(), affine), path)
-    with pytest.raises(xcoact.RoiError, match=r"nan\.nii\.gz: the affine \[\[ -2\., 0\., 0\., nan\], .* holds NaN or infinite "
-                                              r"values .*Save the image again with a valid affine"):
+    with pytest.raises(
+        xcoact.RoiError,
+        match=r"nan\.nii\.gz: the affine \[\[ -2\., 0\., 0\., nan\], .* holds NaN or infinite "
+        r"values .*Save the image again with a valid affine",
+    ):
         xcoact.roi_mask(path, xcoact.mni152_2mm())
 
 
@@ -193,8 +209,11 @@ def test_rgb_roi_is_an_roi_error(tmp_path):
     rgb["R"][40:50, 60:70, 50:60] = 255
     path = str(tmp_path / "rgb.nii.gz")
     nib.save(nib.Nifti1Image(rgb, MNI_AFFINE), path)
-    with pytest.raises(xcoact.RoiError, match=r"rgb\.nii\.gz: image holds RGB voxels \(dtype .*\); expected one real "
-                                              r"value per voxel"):
+    with pytest.raises(
+        xcoact.RoiError,
+        match=r"rgb\.nii\.gz: image holds RGB voxels \(dtype .*\); expected one real "
+        r"value per voxel",
+    ):
         xcoact.roi_mask(path, xcoact.mni152_2mm())
 
 
@@ -241,6 +260,7 @@ def test_cli_reports_hostile_inputs_without_a_traceback(tmp_path, capsys):
 # 9. Memory bounded by the input, not by what it decompresses or converts to
 # ---------------------------------------------------------------------------------------------
 
+
 def traced_peak(fn) -> int:
     tracemalloc.start()
     try:
@@ -268,8 +288,11 @@ def test_binary_data_after_a_text_head_is_refused_naming_the_byte(tmp_path):
     text = neurosynth_text([str(i) for i in range(300)]).encode()
     path = tmp_path / "database.txt.gz"
     path.write_bytes(gzip.compress(text + bytes(3 << 20)))
-    with pytest.raises(xcoact.DatabaseError, match=rf"looks like binary data, not a text database \(a NUL byte at "
-                                                   rf"byte {len(text):,} of the text\)"):
+    with pytest.raises(
+        xcoact.DatabaseError,
+        match=rf"looks like binary data, not a text database \(a NUL byte at "
+        rf"byte {len(text):,} of the text\)",
+    ):
         xcoact.read_database(path)
 
 
@@ -317,6 +340,7 @@ def test_large_sphere_memory_is_that_of_its_offsets():
 # ---------------------------------------------------------------------------------------------
 # 10. Permuted axes, unsafe label names, long cells, pipes, seed numbers
 # ---------------------------------------------------------------------------------------------
+
 
 def test_permuted_axis_roi_gives_the_same_mask(tmp_path):
     """An LIA image (voxel axes j and k swapped) is reordered, not refused as oblique."""
@@ -374,11 +398,14 @@ def test_a_long_cell_is_quoted_cut_to_80_characters(tmp_path):
     assert len(msg) < 400
 
 
-@pytest.mark.parametrize("text, where", [
-    ("// Reference = MNI\n// a\n1 2 " + "3" * 10_000 + "x\n", "line 3: '1 2 333"),
-    ("id\tx\ty\tz\tspace\n1\t0\t0\t0\t" + "M" * 10_000 + "\n", "unknown space label(s) 'MMM"),
-    ("id\t" + "q" * 10_000 + "\ty\tz\tspace\n1\t0\t0\t0\tMNI\n", "found ['id', 'qqq"),
-])
+@pytest.mark.parametrize(
+    "text, where",
+    [
+        ("// Reference = MNI\n// a\n1 2 " + "3" * 10_000 + "x\n", "line 3: '1 2 333"),
+        ("id\tx\ty\tz\tspace\n1\t0\t0\t0\t" + "M" * 10_000 + "\n", "unknown space label(s) 'MMM"),
+        ("id\t" + "q" * 10_000 + "\ty\tz\tspace\n1\t0\t0\t0\tMNI\n", "found ['id', 'qqq"),
+    ],
+)
 def test_long_lines_labels_and_headers_are_cut_too(tmp_path, text, where):
     path = write(tmp_path / ("s.txt" if text.startswith("//") else "database.txt"), text)
     with warnings.catch_warnings(record=True) as caught:
@@ -427,7 +454,9 @@ def test_a_piped_database_error_names_the_right_line(tmp_path):
 @pytest.mark.parametrize("coords", ["1e1,20,28", "-4e1,20,28", "+10,.5e1,28.", "1E1 , 20 , 28"])
 def test_cli_seed_numbers_in_any_float_notation(tmp_path, capsys, coords):
     out = str(tmp_path / "m")
-    code = main(["coactivation", "--seed", coords, "--r", "10", "--threshold", "0.1", "--outroot", out, "--no-progress"])
+    code = main(
+        ["coactivation", "--seed", coords, "--r", "10", "--threshold", "0.1", "--outroot", out, "--no-progress"]
+    )
     stdout = capsys.readouterr().out
     assert code == 0, stdout
     assert "ROI voxels (in the brain mask): " in stdout

@@ -12,10 +12,10 @@ import warnings
 
 import numpy as np
 import pytest
-
 import reference
-import xcoact
 from conftest import COORD_SEEDS
+
+import xcoact
 
 PROB_TOL = 1e-9
 Z_TOL = 1e-6

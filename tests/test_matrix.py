@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import warnings
 
-import dask
 import nibabel as nib
 import numpy as np
 import pytest
@@ -14,9 +13,8 @@ from scipy import stats
 
 import xcoact
 from xcoact.analyses.coactivation import _grid
-from xcoact.errors import ParameterError
 from xcoact.blocks import is_block_cube
-from xcoact.errors import DegenerateSeedWarning
+from xcoact.errors import DegenerateSeedWarning, ParameterError
 
 AMY = xcoact.datasets.amygdala_roi_path()
 SGACC = xcoact.datasets.sgacc_roi_path()
@@ -157,15 +155,22 @@ def test_atlas_by_label_equals_list_of_its_parts(sample_cube, tmp_path, affine_m
     assert list(whole["roi"].values) == ["amygdala", "dacc", "sgACC"]
     assert whole.attrs["by_label"] == 1 and split.attrs["by_label"] == 0
     assert (whole["n_both"].values[~np.eye(3, dtype=bool)] > 0).any()
-    xr.testing.assert_identical(whole.drop_vars("description").drop_attrs(), split.drop_vars("description").drop_attrs())
+    xr.testing.assert_identical(
+        whole.drop_vars("description").drop_attrs(), split.drop_vars("description").drop_attrs()
+    )
     # label values without a table are named label_<value>
-    assert list(sample_cube.coact.matrix(str(path), 0.0, by_label=True)["roi"].values) == ["label_3", "label_5", "label_7"]
+    assert list(sample_cube.coact.matrix(str(path), 0.0, by_label=True)["roi"].values) == [
+        "label_3",
+        "label_5",
+        "label_7",
+    ]
 
 
 def test_rechunked_and_dense_cubes_give_identical_results(sample_cube):
     rechunked = sample_cube.chunk({"study": 30})
-    dense = xr.DataArray(sample_cube.values, dims=sample_cube.dims, coords=sample_cube.coords,
-                         attrs=sample_cube.attrs).chunk({"study": 40})
+    dense = xr.DataArray(
+        sample_cube.values, dims=sample_cube.dims, coords=sample_cube.coords, attrs=sample_cube.attrs
+    ).chunk({"study": 40})
     assert is_block_cube(rechunked.data)  # rechunking keeps the sparse blocks
     assert not is_block_cube(dense.data)  # really the dense route
     for threshold in (0.1, 5):
@@ -219,8 +224,11 @@ def test_bad_radius_and_cube_errors(sample_cube):
 
 def test_degenerate_rois_warn_and_give_nan(sample_cube):
     seeds = {"amygdala": AMY, "sgacc": SGACC, "dlpfc": DLPFC, "outside": [[-88, -120, -70]]}
-    with pytest.warns(DegenerateSeedWarning, match=r"2 of 4 ROIs give NaN phi and z: 'amygdala' \(active in no study; "
-                      r"largest overlap 94 of 366 voxels\); 'outside' \(no voxel in the brain mask\)"):
+    with pytest.warns(
+        DegenerateSeedWarning,
+        match=r"2 of 4 ROIs give NaN phi and z: 'amygdala' \(active in no study; "
+        r"largest overlap 94 of 366 voxels\); 'outside' \(no voxel in the brain mask\)",
+    ):
         m = xcoact.matrix(sample_cube, seeds, 94, r=R)
     n = m.attrs["n_studies"]
     assert m["n_active"].values.tolist()[0] == 0 and m["n_active"].values.tolist()[3] == 0

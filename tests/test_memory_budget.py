@@ -25,8 +25,19 @@ from xcoact.errors import XcoactWarning
 
 #: Modules `import xcoact` must not import: each costs tens of MB of RSS (scipy.stats about 40) or
 #: seconds, and only some analyses use them (imported there, on first use).
-HEAVY = ("scipy.stats", "matplotlib", "nibabel", "nilearn", "zarr", "netCDF4", "distributed", "sklearn",
-         "scipy.optimize", "scipy.interpolate", "scipy.integrate")
+HEAVY = (
+    "scipy.stats",
+    "matplotlib",
+    "nibabel",
+    "nilearn",
+    "zarr",
+    "netCDF4",
+    "distributed",
+    "sklearn",
+    "scipy.optimize",
+    "scipy.interpolate",
+    "scipy.integrate",
+)
 
 
 def test_import_leaves_heavy_optional_modules_unimported():
@@ -62,8 +73,15 @@ def _sample_cube(**kw):
 
 def _roi_sets(grid) -> list[np.ndarray]:
     """ROIs (flat grid indices) near the middle, at the box's edges, partly outside the mask, tiny and large."""
-    seeds = [([[0, 20, 28]], 10), ([[-40, 20, 28], [40, -60, 0]], 12), ([[20, -60, -40]], 12), ([[0, -100, 0]], 20),
-             ([[66, -20, 0]], 6), ([[0, 0, 0]], 2), ([[0, -20, 10]], 40)]
+    seeds = [
+        ([[0, 20, 28]], 10),
+        ([[-40, 20, 28], [40, -60, 0]], 12),
+        ([[20, -60, -40]], 12),
+        ([[0, -100, 0]], 20),
+        ([[66, -20, 0]], 6),
+        ([[0, 0, 0]], 2),
+        ([[0, -20, 10]], 40),
+    ]
     rois = [np.flatnonzero(xcoact.roi_mask(s, grid, r).values) for s, r in seeds]
     rng = np.random.default_rng(7)
     rois.append(rng.choice(grid.mask_flat, 300, replace=False))  # scattered voxels
@@ -86,8 +104,9 @@ def test_compiled_overlap_equals_peaks_route_and_dense_counts():
             lo = ijk_roi.min(axis=0)
             box = np.zeros(ijk_roi.max(axis=0) + 1 - lo, dtype=bool)
             box[tuple((ijk_roi - lo).T)] = True
-            np.testing.assert_array_equal(kernels.roi_overlap(src.ijk - lo, src.codes, src.n_studies, src.offsets, box),
-                                          expected)
+            np.testing.assert_array_equal(
+                kernels.roi_overlap(src.ijk - lo, src.codes, src.n_studies, src.offsets, box), expected
+            )
         got = kernels.roi_overlap_compiled(src.ijk, src.codes, src.n_studies, src.offsets, inside, grid)
         assert got.dtype == np.int64
         np.testing.assert_array_equal(got, expected)
@@ -101,8 +120,9 @@ def test_compiled_overlap_hands_large_rois_to_the_sort_route(monkeypatch):
     roi = np.flatnonzero(xcoact.roi_mask([[0, -20, 10]], grid, 40).values)
     small = kernels.roi_overlap_compiled(src.ijk, src.codes, src.n_studies, src.offsets, roi, grid)
     monkeypatch.setattr(kernels, "COMPILED_OVERLAP_PAIRS", 10)
-    np.testing.assert_array_equal(kernels.roi_overlap_compiled(src.ijk, src.codes, src.n_studies, src.offsets, roi, grid),
-                                  small)
+    np.testing.assert_array_equal(
+        kernels.roi_overlap_compiled(src.ijk, src.codes, src.n_studies, src.offsets, roi, grid), small
+    )
     assert small.sum() > 0
 
 

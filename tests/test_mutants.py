@@ -19,10 +19,9 @@ import pytest
 from scipy import stats as sstats
 
 import xcoact
+from xcoact.errors import DegenerateSeedWarning, SelectionError
 from xcoact.stats import neurosynth as stats
-from xcoact.errors import SelectionError
 from xcoact.table import make_table
-from xcoact.errors import DegenerateSeedWarning
 
 # --------------------------------------------------------------------------------------
 # stats: the two chi-square tests, p -> z, the nine maps
@@ -45,7 +44,9 @@ def test_one_way_p_by_hand():
     # integers in, float64 p out, one per voxel
     p = stats.one_way_p(np.array([0, 1, 2, 3], dtype=np.int32), 3)
     assert p.dtype == np.float64 and p.shape == (4,)
-    np.testing.assert_allclose(p, sstats.chi2.sf([(a - 1.5) ** 2 / 1.5 + (a - 1.5) ** 2 / 1.5 for a in range(4)], 1), rtol=1e-13)
+    np.testing.assert_allclose(
+        p, sstats.chi2.sf([(a - 1.5) ** 2 / 1.5 + (a - 1.5) ** 2 / 1.5 for a in range(4)], 1), rtol=1e-13
+    )
 
 
 @pytest.mark.parametrize("count", [0, 3])
@@ -103,8 +104,17 @@ def test_p_to_z_by_hand():
 
 def test_map_names_follow_q_and_prior_formatting():
     names = stats.map_names(0.05, 0.25)
-    assert names == ["pA", "pAgF", "pFgA", "pA_given_pF=0.25", "pFgA_given_pF=0.25", "uniformity-test_z",
-                     "association-test_z", "uniformity-test_z_FDR_0.05", "association-test_z_FDR_0.05"]
+    assert names == [
+        "pA",
+        "pAgF",
+        "pFgA",
+        "pA_given_pF=0.25",
+        "pFgA_given_pF=0.25",
+        "uniformity-test_z",
+        "association-test_z",
+        "uniformity-test_z_FDR_0.05",
+        "association-test_z_FDR_0.05",
+    ]
     assert stats.map_names() == stats.map_names(0.01, 0.5)
 
 
@@ -195,8 +205,9 @@ _SMALL = xcoact.Grid((5, 5, 5), [[2, 0, 0, -4], [0, 2, 0, -4], [0, 0, 2, -4], [0
 
 @pytest.fixture(scope="module")
 def small_cube():
-    peaks = make_table([1, 2, 2, 3], [0, 0, 4, 4], [0, 0, 0, 4], [0, 0, 0, 4], ["MNI"] * 4,
-                       database="three studies", fmt="demo")
+    peaks = make_table(
+        [1, 2, 2, 3], [0, 0, 4, 4], [0, 0, 0, 4], [0, 0, 0, 4], ["MNI"] * 4, database="three studies", fmt="demo"
+    )
     return xcoact.activations(peaks, r=2, grid=_SMALL)
 
 
@@ -207,19 +218,49 @@ _LONG_NAMES = {
 }
 
 
-@pytest.mark.parametrize(("rule", "selection", "score", "values", "extra"), [
-    (dict(threshold=0), "overlap: a study's activation covers more than 0 voxels of the 7 ROI voxels (Neurosynth; see docs/semantics.md, 'Selecting studies')",
-     "overlap", [7, 7, 0], {"threshold": 0, "threshold_kind": "count"}),
-    (dict(threshold=0.5), "overlap: a study's activation covers more than a proportion 0.5 of the 7 ROI voxels "
-     "(Neurosynth; see docs/semantics.md, 'Selecting studies')", "overlap", [7, 7, 0], {"threshold": 0.5, "threshold_kind": "proportion"}),
-    (dict(select="focus"), "focus: at least one reported peak inside the 7-voxel ROI (NiMARE get_studies_by_mask)",
-     "peaks_in_roi", [1, 1, 0], {}),
-    (dict(select="distance"), "distance: at least one reported peak within 2 mm (inclusive) of a seed coordinate "
-     "(Neurosynth 0.3.8 get_studies(peaks=...), NiMARE get_studies_by_coordinate)",
-     "distance", [0.0, 0.0, math.sqrt(48)], {"select_r": 2.0}),
-    (dict(select="nearest", k=1), "nearest: the 1 studies whose nearest reported peak is closest to a seed coordinate "
-     "(ties broken by database order)", "distance", [0.0, 0.0, math.sqrt(48)], {"select_k": 1}),
-])
+@pytest.mark.parametrize(
+    ("rule", "selection", "score", "values", "extra"),
+    [
+        (
+            dict(threshold=0),
+            "overlap: a study's activation covers more than 0 voxels of the 7 ROI voxels (Neurosynth; see docs/semantics.md, 'Selecting studies')",
+            "overlap",
+            [7, 7, 0],
+            {"threshold": 0, "threshold_kind": "count"},
+        ),
+        (
+            dict(threshold=0.5),
+            "overlap: a study's activation covers more than a proportion 0.5 of the 7 ROI voxels "
+            "(Neurosynth; see docs/semantics.md, 'Selecting studies')",
+            "overlap",
+            [7, 7, 0],
+            {"threshold": 0.5, "threshold_kind": "proportion"},
+        ),
+        (
+            dict(select="focus"),
+            "focus: at least one reported peak inside the 7-voxel ROI (NiMARE get_studies_by_mask)",
+            "peaks_in_roi",
+            [1, 1, 0],
+            {},
+        ),
+        (
+            dict(select="distance"),
+            "distance: at least one reported peak within 2 mm (inclusive) of a seed coordinate "
+            "(Neurosynth 0.3.8 get_studies(peaks=...), NiMARE get_studies_by_coordinate)",
+            "distance",
+            [0.0, 0.0, math.sqrt(48)],
+            {"select_r": 2.0},
+        ),
+        (
+            dict(select="nearest", k=1),
+            "nearest: the 1 studies whose nearest reported peak is closest to a seed coordinate "
+            "(ties broken by database order)",
+            "distance",
+            [0.0, 0.0, math.sqrt(48)],
+            {"select_k": 1},
+        ),
+    ],
+)
 def test_each_rule_states_itself_and_its_score(small_cube, rule, selection, score, values, extra):
     ds = small_cube.coact.seed([[0, 0, 0]], r=2, **rule)
     assert ds.attrs["select"] == rule.get("select", "overlap")
@@ -237,21 +278,36 @@ def test_each_rule_states_itself_and_its_score(small_cube, rule, selection, scor
 
 def test_batch_and_contrast_name_their_scores(small_cube):
     batch = small_cube.coact.seed([[0, 0, 0], [4, 4, 4]], r=2, threshold=0.0, separate=True)
-    assert batch.attrs["selection"] == ("overlap: a study's activation covers more than a proportion 0 of the ROI "
-                                        "voxels (Neurosynth; see docs/semantics.md, 'Selecting studies')")
+    assert batch.attrs["selection"] == (
+        "overlap: a study's activation covers more than a proportion 0 of the ROI "
+        "voxels (Neurosynth; see docs/semantics.md, 'Selecting studies')"
+    )
     assert batch["overlap"].attrs["long_name"] == _LONG_NAMES["overlap"]
     c = small_cube.coact.contrast([[0, 0, 0]], [[4, 4, 4]], r=2, select="distance")
     assert c["distance_a"].attrs["long_name"] == _LONG_NAMES["distance"] + " (seed A)"
     assert c["distance_b"].attrs["long_name"] == _LONG_NAMES["distance"] + " (seed B)"
 
 
-@pytest.mark.parametrize(("rule", "reason", "advice"), [
-    (dict(threshold=0.9), "no study selected; largest overlap 0 of 4 voxels", "Check their ROI or lower the threshold."),
-    (dict(select="focus"), "no study selected; 0 of 3 studies have a peak in the ROI",
-     "Check their ROI or the rule's parameters."),
-    (dict(select="distance"), f"no study selected; nearest peak {math.sqrt(48):.4g} mm, farthest study "
-     f"{math.sqrt(128):.4g} mm", "Check their ROI or the rule's parameters."),
-])
+@pytest.mark.parametrize(
+    ("rule", "reason", "advice"),
+    [
+        (
+            dict(threshold=0.9),
+            "no study selected; largest overlap 0 of 4 voxels",
+            "Check their ROI or lower the threshold.",
+        ),
+        (
+            dict(select="focus"),
+            "no study selected; 0 of 3 studies have a peak in the ROI",
+            "Check their ROI or the rule's parameters.",
+        ),
+        (
+            dict(select="distance"),
+            f"no study selected; nearest peak {math.sqrt(48):.4g} mm, farthest study {math.sqrt(128):.4g} mm",
+            "Check their ROI or the rule's parameters.",
+        ),
+    ],
+)
 def test_degenerate_seed_of_a_batch_says_why(small_cube, rule, reason, advice):
     with pytest.warns(DegenerateSeedWarning) as record:
         batch = xcoact.seed(small_cube, [[0, 0, 0], [-4, 4, -4]], r=2, separate=True, **rule)
@@ -264,8 +320,10 @@ def test_every_study_selected_by_nearest_in_a_batch(small_cube):
     with pytest.warns(DegenerateSeedWarning) as record:
         xcoact.seed(small_cube, [[0, 0, 0], [-4, 4, -4]], r=2, separate=True, select="nearest", k=3)
     (w,) = [w for w in record if w.category is DegenerateSeedWarning]
-    assert str(w.message) == ("2 of 2 seeds give NaN maps: '0_0_0' (every study selected; k=3 of 3 studies); "
-                              "'-4_4_-4' (every study selected; k=3 of 3 studies). Check their ROI or the rule's parameters.")
+    assert str(w.message) == (
+        "2 of 2 seeds give NaN maps: '0_0_0' (every study selected; k=3 of 3 studies); "
+        "'-4_4_-4' (every study selected; k=3 of 3 studies). Check their ROI or the rule's parameters."
+    )
 
 
 def test_degenerate_warning_names_the_first_twenty(small_cube):
@@ -286,8 +344,9 @@ def test_degenerate_warning_with_exactly_twenty_lists_them_all(small_cube):
         xcoact.seed(small_cube, [[0, 0, 0]] + far, r=1, separate=True, threshold=0.0)
     (w,) = [w for w in record if w.category is DegenerateSeedWarning]
     assert str(w.message).startswith("20 of 21 seeds give NaN maps: ")
-    assert str(w.message).endswith("'-4_2_4' (no study selected; largest overlap 0 of 1 voxels). Check their ROI or "
-                                   "lower the threshold.")
+    assert str(w.message).endswith(
+        "'-4_2_4' (no study selected; largest overlap 0 of 1 voxels). Check their ROI or lower the threshold."
+    )
 
 
 def test_a_seed_selecting_one_study_is_usable(small_cube):
@@ -303,16 +362,19 @@ def test_focus_every_study_counts_studies_not_peaks(small_cube):
     with pytest.warns(DegenerateSeedWarning) as record:
         batch = xcoact.seed(small_cube, [[2, 2, 2], [0, 0, 0]], r=6, separate=True, select="focus")
     (w,) = [w for w in record if w.category is DegenerateSeedWarning]
-    assert str(w.message) == ("1 of 2 seeds give NaN maps: '2_2_2' (every study selected; 3 of 3 studies have a peak "
-                              "in the ROI). Check their ROI or the rule's parameters.")
+    assert str(w.message) == (
+        "1 of 2 seeds give NaN maps: '2_2_2' (every study selected; 3 of 3 studies have a peak "
+        "in the ROI). Check their ROI or the rule's parameters."
+    )
     assert batch["peaks_in_roi"].values[0].tolist() == [1, 2, 1]
     assert np.issubdtype(batch["peaks_in_roi"].dtype, np.integer)
 
 
 def test_focus_at_the_first_voxel_and_peaks_outside_the_box():
     """A peak in voxel 0 of the grid counts; a peak outside the grid's box is in no ROI, not in voxel 1."""
-    peaks = make_table([1, 2, 3, 3], [0, -4, 100, 4], [0, -4, 0, 4], [0, -4, 0, 4], ["MNI"] * 4,
-                       database="corner", fmt="demo")
+    peaks = make_table(
+        [1, 2, 3, 3], [0, -4, 100, 4], [0, -4, 0, 4], [0, -4, 0, 4], ["MNI"] * 4, database="corner", fmt="demo"
+    )
     with pytest.warns(xcoact.errors.OutOfBoxWarning):
         cube = xcoact.activations(peaks, r=2, grid=_SMALL)
     corner = cube.coact.seed([[-4, -4, -4]], r=1, select="focus")  # the ROI is voxel 0 alone
@@ -327,9 +389,11 @@ def test_matrix_names_degenerate_rois(small_cube):
     with pytest.warns(DegenerateSeedWarning) as record:
         m = small_cube.coact.matrix([[0, 0, 0], [-4, 4, -4], [2, 2, 2]], 0.0, r=1, separate=True)
     (w,) = [w for w in record if w.category is DegenerateSeedWarning]
-    assert str(w.message) == ("2 of 3 ROIs give NaN phi and z: '-4_4_-4' (active in no study; largest overlap 0 of 1 "
-                              "voxels); '2_2_2' (active in no study; largest overlap 0 of 1 voxels). Check their ROI or "
-                              "change the threshold.")
+    assert str(w.message) == (
+        "2 of 3 ROIs give NaN phi and z: '-4_4_-4' (active in no study; largest overlap 0 of 1 "
+        "voxels); '2_2_2' (active in no study; largest overlap 0 of 1 voxels). Check their ROI or "
+        "change the threshold."
+    )
     assert m["n_active"].values.tolist() == [2, 0, 0]
     with pytest.warns(DegenerateSeedWarning) as record:
         small_cube.coact.matrix([[0, 0, 0], [0, 0, 2]], 0.0, r=6, separate=True)
@@ -338,19 +402,42 @@ def test_matrix_names_degenerate_rois(small_cube):
 
 
 # select_studies is public (docs/api.md, "Lower-level modules"); its default seed name is "seed".
-@pytest.mark.parametrize(("overlap", "threshold", "message"), [
-    ([0, 0], 0.1, "no study selected for seed: none of the 2 studies has an active voxel in its 10 ROI voxels (largest "
-     "overlap 0), so no threshold can select one. Use a larger or different ROI."),
-    ([], 0.1, "no study selected for seed: none of the 0 studies has an active voxel in its 10 ROI voxels (largest "
-     "overlap 0), so no threshold can select one. Use a larger or different ROI."),
-    ([3, 3, 3], 0, "every one of the 3 studies was selected for seed: each covers the same 3 of 10 ROI voxels, so no "
-     "threshold can separate selected from unselected studies. Use a different ROI, or a database whose studies differ "
-     "there."),
-    ([3, 5], 2, "every one of the 2 studies was selected for seed (the smallest overlap is 3 of 10 ROI voxels), so there "
-     "are no unselected studies to compare with. Raise the threshold above 3."),
-    ([3, 5], 0.2, "every one of the 2 studies was selected for seed (the smallest overlap is 3 of 10 ROI voxels), so "
-     "there are no unselected studies to compare with. Raise the threshold above 0.3."),
-])
+@pytest.mark.parametrize(
+    ("overlap", "threshold", "message"),
+    [
+        (
+            [0, 0],
+            0.1,
+            "no study selected for seed: none of the 2 studies has an active voxel in its 10 ROI voxels (largest "
+            "overlap 0), so no threshold can select one. Use a larger or different ROI.",
+        ),
+        (
+            [],
+            0.1,
+            "no study selected for seed: none of the 0 studies has an active voxel in its 10 ROI voxels (largest "
+            "overlap 0), so no threshold can select one. Use a larger or different ROI.",
+        ),
+        (
+            [3, 3, 3],
+            0,
+            "every one of the 3 studies was selected for seed: each covers the same 3 of 10 ROI voxels, so no "
+            "threshold can separate selected from unselected studies. Use a different ROI, or a database whose studies differ "
+            "there.",
+        ),
+        (
+            [3, 5],
+            2,
+            "every one of the 2 studies was selected for seed (the smallest overlap is 3 of 10 ROI voxels), so there "
+            "are no unselected studies to compare with. Raise the threshold above 3.",
+        ),
+        (
+            [3, 5],
+            0.2,
+            "every one of the 2 studies was selected for seed (the smallest overlap is 3 of 10 ROI voxels), so "
+            "there are no unselected studies to compare with. Raise the threshold above 0.3.",
+        ),
+    ],
+)
 def test_select_studies_degenerate_messages(overlap, threshold, message):
     from xcoact.select import select_studies
 
@@ -364,21 +451,27 @@ def test_selection_rule_default_seed_name():
 
     with pytest.raises(SelectionError) as err:
         check_rule("focus").select(np.array([0, 0]), 5)
-    assert str(err.value) == ("no study selected for seed with select='focus': none of the 2 studies reports a peak inside "
-                              "the 5 ROI voxels. Use a larger ROI, or select='overlap' (sphere coverage).")
+    assert str(err.value) == (
+        "no study selected for seed with select='focus': none of the 2 studies reports a peak inside "
+        "the 5 ROI voxels. Use a larger ROI, or select='overlap' (sphere coverage)."
+    )
 
 
 def test_degenerate_single_seeds_say_how_to_fix_them(small_cube):
     with pytest.raises(SelectionError) as err:
         small_cube.coact.seed([[2, 2, 2]], r=6, select="focus")
-    assert str(err.value) == ("every one of the 3 studies reports a peak inside the ROI of seed [[2.0, 2.0, 2.0]] (r=6 mm) "
-                              "(select='focus'), so there are no unselected studies to compare with. Use a smaller ROI.")
+    assert str(err.value) == (
+        "every one of the 3 studies reports a peak inside the ROI of seed [[2.0, 2.0, 2.0]] (r=6 mm) "
+        "(select='focus'), so there are no unselected studies to compare with. Use a smaller ROI."
+    )
     with pytest.raises(SelectionError) as err:
         small_cube.coact.seed([[-4, 4, -4]], r=2, select="distance")
     # nearest peak sqrt(48) = 6.9282 mm: the advice rounds it up to the next 1/1000 mm
-    assert str(err.value) == ("no study selected for seed [[-4.0, 4.0, -4.0]] (r=2 mm) with select='distance': the nearest "
-                              "reported peak of the 3 studies is 6.928 mm from the seed, farther than r=2 mm. Raise r to "
-                              "at least 6.929.")
+    assert str(err.value) == (
+        "no study selected for seed [[-4.0, 4.0, -4.0]] (r=2 mm) with select='distance': the nearest "
+        "reported peak of the 3 studies is 6.928 mm from the seed, farther than r=2 mm. Raise r to "
+        "at least 6.929."
+    )
 
 
 def test_batch_focus_sentence_without_an_roi_size(small_cube):

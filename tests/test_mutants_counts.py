@@ -37,8 +37,11 @@ def _values(n_studies: int = 7, seed: int = 0) -> np.ndarray:
 
 
 def _cube(values: np.ndarray, study_chunk: int, order=("study", "x", "y", "z")) -> xr.DataArray:
-    act = xr.DataArray(da.from_array(values, chunks=(study_chunk, -1, -1, -1)), dims=("study", "x", "y", "z"),
-                       coords={"study": np.arange(100, 100 + values.shape[0])})
+    act = xr.DataArray(
+        da.from_array(values, chunks=(study_chunk, -1, -1, -1)),
+        dims=("study", "x", "y", "z"),
+        coords={"study": np.arange(100, 100 + values.shape[0])},
+    )
     return act.transpose(*order)
 
 

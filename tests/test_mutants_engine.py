@@ -51,13 +51,17 @@ R = 4.0  # 2 voxels: 33 offsets
 #: a peak far outside (no voxel), corners, several peaks per study
 PEAKS = [
     (101, 0, 0, 0),
-    (102, 0, 0, 0), (102, 4, 2, -2),
+    (102, 0, 0, 0),
+    (102, 4, 2, -2),
     (103, -8, 0, 0),
     (104, 40, 40, 40),
     (105, 6, 6, 4),
-    (106, -6, -4, -4), (106, 2, 2, 2),
+    (106, -6, -4, -4),
+    (106, 2, 2, 2),
     (107, 2, -2, 0),
-    (108, 0, 4, -4), (108, -4, 4, 4), (108, 6, -4, 0),
+    (108, 0, 4, -4),
+    (108, -4, 4, 4),
+    (108, 6, -4, 0),
     (109, -2, 2, 2),
     (110, 4, 0, 2),
 ]
@@ -121,13 +125,16 @@ def test_the_oracle_is_not_trivial(cube, oracle):
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("starts", "stops"), [
-    ([3, 0, 5, 9], [5, 0, 8, 10]),
-    ([0], [4]),
-    ([7, 2], [7, 2]),
-    ([], []),
-    ([5, 1, 1], [6, 4, 2]),
-])
+@pytest.mark.parametrize(
+    ("starts", "stops"),
+    [
+        ([3, 0, 5, 9], [5, 0, 8, 10]),
+        ([0], [4]),
+        ([7, 2], [7, 2]),
+        ([], []),
+        ([5, 1, 1], [6, 4, 2]),
+    ],
+)
 def test_ranges_concatenates_aranges(starts, stops):
     got = blocks.ranges(np.asarray(starts, dtype=np.int64), np.asarray(stops, dtype=np.int64))
     expected = [v for a, b in zip(starts, stops) for v in range(a, b)]
@@ -146,8 +153,9 @@ def _rows_oracle(ijk, codes, n_studies, offsets, grid):
     return [np.flatnonzero(row).tolist() for row in flat]
 
 
-@pytest.mark.parametrize("offsets", [sphere_offsets(R, (2, 2, 2)), np.array([[0, 0, 0]]),
-                                     np.array([[0, 0, 0], [0, 0, 3], [-1, 0, 0]])])
+@pytest.mark.parametrize(
+    "offsets", [sphere_offsets(R, (2, 2, 2)), np.array([[0, 0, 0]]), np.array([[0, 0, 0], [0, 0, 3], [-1, 0, 0]])]
+)
 def test_sparse_rows_are_each_studys_sorted_voxels(offsets):
     """More studies than one scratch bitmap holds, studies without peaks, peaks near and far outside the box."""
     rng = np.random.default_rng(17)
@@ -160,7 +168,7 @@ def test_sparse_rows_are_each_studys_sorted_voxels(offsets):
     expected = _rows_oracle(ijk, codes, n_studies, offsets, GRID)
     assert got_ptr.dtype == np.int64 and got_ptr.shape == (n_studies + 1,) and got_ptr[0] == 0
     assert got_idx.dtype == np.int32
-    assert [got_idx[got_ptr[s]:got_ptr[s + 1]].tolist() for s in range(n_studies)] == expected
+    assert [got_idx[got_ptr[s] : got_ptr[s + 1]].tolist() for s in range(n_studies)] == expected
     assert sum(map(len, expected)) > 0 and any(not e for e in expected)
 
 
@@ -200,15 +208,18 @@ def test_study_chunk_peaks_rows_totals_and_columns():
     peaks_only = chunk.nbytes()
     indptr, indices = chunk.rows()
     assert chunk.built
-    assert [indices[indptr[s]:indptr[s + 1]].tolist() for s in range(10)] == [np.flatnonzero(r).tolist() for r in flat]
+    assert [indices[indptr[s] : indptr[s + 1]].tolist() for s in range(10)] == [
+        np.flatnonzero(r).tolist() for r in flat
+    ]
     assert chunk.rows() is chunk.rows()  # kept, not rebuilt
     totals = chunk.totals()
     assert totals.dtype == np.int32 and totals.tolist() == flat.sum(axis=0).tolist()
     assert chunk.nbytes() == peaks_only + indptr.nbytes + indices.nbytes + totals.nbytes
     colptr, study = chunk.cols()
     assert colptr.dtype == np.int32 and colptr.size == GRID.n_mask + 1  # int32 while the entries fit
-    assert [sorted(study[colptr[v]:colptr[v + 1]].tolist()) for v in range(GRID.n_mask)] == \
-        [np.flatnonzero(flat[:, v]).tolist() for v in range(GRID.n_mask)]
+    assert [sorted(study[colptr[v] : colptr[v + 1]].tolist()) for v in range(GRID.n_mask)] == [
+        np.flatnonzero(flat[:, v]).tolist() for v in range(GRID.n_mask)
+    ]
     assert np.iinfo(study.dtype).max >= chunk.n_studies
     assert chunk.nbytes() == peaks_only + indptr.nbytes + indices.nbytes + totals.nbytes + colptr.nbytes + study.nbytes
     # about 70 % of the peaks' sphere voxels, 4 bytes each
@@ -222,7 +233,7 @@ def test_study_chunk_columns_of_many_studies_keep_study_numbers(n):
     chunk = StudyChunk(np.array([[3, 3, 2], [3, 3, 2]]), np.zeros((2, 3)), codes, n, np.array([[0, 0, 0]]), GRID)
     colptr, study = chunk.cols()
     v = GRID.mask_index[np.ravel_multi_index((3, 3, 2), GRID.shape)]
-    assert sorted(study[colptr[v]:colptr[v + 1]].tolist()) == [0, n - 1]
+    assert sorted(study[colptr[v] : colptr[v + 1]].tolist()) == [0, n - 1]
     got = chunk.overlap(np.array([np.ravel_multi_index((3, 3, 2), GRID.shape)]))
     assert got.shape == (n,) and got[0] == 1 and got[n - 1] == 1 and got.sum() == 2
 
@@ -237,10 +248,12 @@ def test_study_chunk_overlap_every_call(calls):
     chunk = _chunk()
     dense = _chunk_dense(chunk)
     # ROIs hold in-mask voxels only (as xcoact.roi makes them)
-    rois = [_roi_flat((3, 2, 2), (3, 3, 2), (2, 2, 1), (0, 2, 0)),
-            GRID.mask_flat,
-            _roi_flat((6, 5, 3)),
-            np.zeros(0, dtype=np.int64)]
+    rois = [
+        _roi_flat((3, 2, 2), (3, 3, 2), (2, 2, 1), (0, 2, 0)),
+        GRID.mask_flat,
+        _roi_flat((6, 5, 3)),
+        np.zeros(0, dtype=np.int64),
+    ]
     if calls > 1:
         chunk.rows()
     for roi in rois * calls:
@@ -364,8 +377,18 @@ def test_block_views_index_like_numpy(chunk_and_dense, key, perm):
     assert isinstance(again, ActivationBlock) and np.array_equal(np.asarray(again), expected[::-1])
 
 
-@pytest.mark.parametrize("key", [np.s_[3], np.s_[:, 2], np.s_[None, 1:3], np.s_[..., np.int64(4)], np.s_[:, :, :, np.array(1)],
-                                 np.s_[[[1, 2]]], np.s_[:, [[1, 2]]]])
+@pytest.mark.parametrize(
+    "key",
+    [
+        np.s_[3],
+        np.s_[:, 2],
+        np.s_[None, 1:3],
+        np.s_[..., np.int64(4)],
+        np.s_[:, :, :, np.array(1)],
+        np.s_[[[1, 2]]],
+        np.s_[:, [[1, 2]]],
+    ],
+)
 def test_block_indexes_that_leave_the_view_are_dense(chunk_and_dense, key):
     chunk, dense = chunk_and_dense
     got = ActivationBlock(chunk)[key]
@@ -432,7 +455,7 @@ def test_blocks_of_one_chunk_concatenate_to_a_view(chunk_and_dense, axis, base):
     expected = _BASES[base](dense)
     cut = [slice(None)] * 4
     n = expected.shape[axis]
-    parts = [block[tuple(cut[:axis % 4] + [slice(0, 2)])], block[tuple(cut[:axis % 4] + [slice(2, n)])]]
+    parts = [block[tuple(cut[: axis % 4] + [slice(0, 2)])], block[tuple(cut[: axis % 4] + [slice(2, n)])]]
     joins = [np.concatenate(parts, axis=axis), np.concatenate(parts, axis), blocks.concatenate_blocks(parts, axis)]
     if axis == 0:
         joins += [blocks.concatenate_blocks(parts), np.concatenate(parts)]  # along the first axis by default
@@ -475,8 +498,15 @@ def test_stacked_blocks_of_several_chunks(chunk_and_dense):
     assert isinstance(deeper, StackedBlocks) and len(deeper.parts) == 3
     assert np.array_equal(np.asarray(deeper), np.concatenate([dense, dense[:2]]))
     # indexing a stack: rows from one part, from both (in any order), none; space too
-    for key in (np.s_[1:4], np.s_[7:], np.s_[[8, 1, 2, 9, 0]], np.s_[4:8, 2:5], np.s_[::-3], np.s_[np.zeros(0, dtype=int), 2:5],
-                np.s_[np.arange(10) % 3 == 0, ..., 1:]):
+    for key in (
+        np.s_[1:4],
+        np.s_[7:],
+        np.s_[[8, 1, 2, 9, 0]],
+        np.s_[4:8, 2:5],
+        np.s_[::-3],
+        np.s_[np.zeros(0, dtype=int), 2:5],
+        np.s_[np.arange(10) % 3 == 0, ..., 1:],
+    ):
         got = stacked[key]
         assert isinstance(got, ActivationBlock), key
         assert np.array_equal(np.asarray(got), dense[key]), key
@@ -561,7 +591,9 @@ _WEIGHTS = {
     "ones": lambda rng, n: np.ones((2, n), dtype=np.int64),
     "int": lambda rng, n: rng.integers(0, 4, (4, n)),
     "int32 one row": lambda rng, n: rng.integers(-2, 3, n).astype(np.int32),
-    "zero group": lambda rng, n: np.vstack([np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.int64), rng.integers(0, 2, n)]),
+    "zero group": lambda rng, n: np.vstack(
+        [np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.int64), rng.integers(0, 2, n)]
+    ),
     "float": lambda rng, n: rng.random((3, n)) * 3,
 }
 
@@ -606,7 +638,11 @@ def test_selected_counts(cube, oracle, view):
 @pytest.mark.parametrize("stacked", [False, True])
 def test_counts_of_no_studies(cube, stacked):
     base = _VIEWS["one block"](cube) if stacked else cube
-    for act in (base.isel(study=[]), base.isel(study=[], x=slice(2, 6)), base.transpose("x", "study", "z", "y").isel(study=[])):
+    for act in (
+        base.isel(study=[]),
+        base.isel(study=[], x=slice(2, 6)),
+        base.transpose("x", "study", "z", "y").isel(study=[]),
+    ):
         grid = grid_of(act)
         got = counts.grouped_counts(act, np.zeros((2, 0), dtype=np.int64), grid).compute()
         assert got.shape == (2, grid.n_mask) and not got.any()
@@ -618,10 +654,12 @@ def test_counts_of_no_studies(cube, stacked):
 
 def test_study_scores_from_the_chunks(cube):
     def peaks_and_first_i(chunk, block):
-        return np.stack([np.diff(chunk.peak_ptr), np.bincount(chunk.codes, weights=chunk.ijk[:, 0], minlength=chunk.n_studies)])
+        return np.stack(
+            [np.diff(chunk.peak_ptr), np.bincount(chunk.codes, weights=chunk.ijk[:, 0], minlength=chunk.n_studies)]
+        )
 
-    n_peaks = {sid: 0 for sid in range(101, 111)}
-    sum_i = {sid: 0 for sid in range(101, 111)}
+    n_peaks = dict.fromkeys(range(101, 111), 0)
+    sum_i = dict.fromkeys(range(101, 111), 0)
     for sid, x, y, z in PEAKS:
         n_peaks[sid] += 1
         sum_i[sid] += int(GRID.xyz_to_ijk(np.array([[x, y, z]], dtype=float))[0][0])
@@ -681,9 +719,13 @@ def test_roi_overlaps_per_study_and_roi(cube, oracle, view, many):
 def test_cube_peaks_in_the_cubes_study_order(cube):
     # cubes of one study block (with more, cube_peaks fails today: docs/mutation.md, "noticed")
     one = _cube()
-    views = {"one block": _VIEWS["one block"](cube), "studies picked": _VIEWS["studies picked"](cube),
-             "cropped": one.isel(x=slice(1, 6), z=slice(None, None, -1)), "transposed": one.transpose("y", "study", "z", "x"),
-             "reversed": one.isel(study=slice(None, None, -1))}
+    views = {
+        "one block": _VIEWS["one block"](cube),
+        "studies picked": _VIEWS["studies picked"](cube),
+        "cropped": one.isel(x=slice(1, 6), z=slice(None, None, -1)),
+        "transposed": one.transpose("y", "study", "z", "x"),
+        "reversed": one.isel(study=slice(None, None, -1)),
+    }
     for view, act in views.items():
         chunk = counts.cube_peaks(act)
         ids = act["study"].values.tolist()

@@ -45,26 +45,36 @@ def test_summary_counts_each_status_per_module():
     assert dict(counts["stats.neurosynth"]) == {"killed": 2, "survived": 2, "timeout": 1}
     assert dict(counts["select"]) == {"survived": 1, "no tests": 1}
     assert dict(counts["counts"]) == {"not checked": 1}
-    assert survivors == ["xcoact.stats.neurosynth.x_p_to_z__mutmut_2", "xcoact.stats.neurosynth.x_p_to_z__mutmut_3",
-                         "xcoact.select.xǁSelectionRuleǁapply__mutmut_4"]
+    assert survivors == [
+        "xcoact.stats.neurosynth.x_p_to_z__mutmut_2",
+        "xcoact.stats.neurosynth.x_p_to_z__mutmut_3",
+        "xcoact.select.xǁSelectionRuleǁapply__mutmut_4",
+    ]
 
 
 def test_verdicts_are_names_in_table_rows_outside_the_generated_part():
-    assert mutation_report.explained(PAGE) == {"xcoact.stats.neurosynth.x_p_to_z__mutmut_2",
-                                               "xcoact.select.xǁSelectionRuleǁapply__mutmut_4"}
+    assert mutation_report.explained(PAGE) == {
+        "xcoact.stats.neurosynth.x_p_to_z__mutmut_2",
+        "xcoact.select.xǁSelectionRuleǁapply__mutmut_4",
+    }
 
 
 def test_report_scores_and_lists_the_survivors_without_a_verdict():
     counts, survivors = mutation_report.summary(RESULTS)
     text = mutation_report.report(counts, survivors, mutation_report.explained(PAGE))
-    rows = {line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
-            for line in text.splitlines() if line.startswith("| `")}
+    rows = {
+        line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+        for line in text.splitlines()
+        if line.startswith("| `")
+    }
     # stats: 5 checked, 1 equivalent, 3 dead -> 3 / 4; select: 2 checked, 1 equivalent, 0 dead -> 0 / 1
     assert rows["`xcoact/stats/neurosynth.py`"] == ["5", "2", "1", "2", "1", "0", "0", "75.0 %"]
     assert rows["`xcoact/select.py`"] == ["2", "0", "0", "1", "1", "1", "0", "0.0 %"]
     assert rows["`xcoact/counts.py`"] == ["1", "0", "0", "0", "0", "0", "1", "-"]
-    assert text.endswith("1 survivor(s) without a verdict below (`mutmut show NAME` for the diff):\n\n"
-                         "- `xcoact.stats.neurosynth.x_p_to_z__mutmut_3`")
+    assert text.endswith(
+        "1 survivor(s) without a verdict below (`mutmut show NAME` for the diff):\n\n"
+        "- `xcoact.stats.neurosynth.x_p_to_z__mutmut_3`"
+    )
     assert mutation_report.report(counts, survivors[:1], {survivors[0]}).endswith("Every survivor has a verdict below.")
 
 
@@ -73,8 +83,9 @@ def test_write_replaces_only_the_generated_part(tmp_path):
     page.write_text(PAGE, encoding="utf-8")
     mutation_report.write(str(page), "NEW SCORE")
     text = page.read_text(encoding="utf-8")
-    assert text == PAGE.replace("old text naming `xcoact.stats.neurosynth.x_p_to_z__mutmut_3` (generated, not a verdict)",
-                                "NEW SCORE")
+    assert text == PAGE.replace(
+        "old text naming `xcoact.stats.neurosynth.x_p_to_z__mutmut_3` (generated, not a verdict)", "NEW SCORE"
+    )
     mutation_report.write(str(page), "AGAIN")
     assert page.read_text(encoding="utf-8") == text.replace("NEW SCORE", "AGAIN")
     (tmp_path / "plain.md").write_text("# no markers\n", encoding="utf-8")

@@ -123,15 +123,17 @@ CASES = [  # (seed, voxels, n_F, n_U, q, prior)
 def test_one_way_chi2_by_hand():
     a = np.array([0.0, 1.0, 2.0, 5.0])
     # e = 2, n_F = 5: (a - 2)^2 / 2 + (a - 2)^2 / 3
-    np.testing.assert_allclose(stats.one_way_chi2(a, 5, 2.0), [4 / 2 + 4 / 3, 1 / 2 + 1 / 3, 0.0, 9 / 2 + 9 / 3],
-                               rtol=1e-15)
+    np.testing.assert_allclose(
+        stats.one_way_chi2(a, 5, 2.0), [4 / 2 + 4 / 3, 1 / 2 + 1 / 3, 0.0, 9 / 2 + 9 / 3], rtol=1e-15
+    )
     # a non-integer expected count
     got = stats.one_way_chi2(np.array([3.0]), 4, 0.5)
     assert got[0] == pytest.approx(2.5**2 / 0.5 + 2.5**2 / 3.5, rel=1e-15)
 
 
-@pytest.mark.parametrize(("a", "n_f", "e"), [([0.0, 0.0], 3, 0.0), ([3.0, 3.0], 3, 3.0), ([1.0, 0.0], 3, 0.0),
-                                            ([2.0, 3.0], 3, 3.0)])
+@pytest.mark.parametrize(
+    ("a", "n_f", "e"), [([0.0, 0.0], 3, 0.0), ([3.0, 3.0], 3, 3.0), ([1.0, 0.0], 3, 0.0), ([2.0, 3.0], 3, 3.0)]
+)
 def test_one_way_chi2_not_finite_is_0_without_a_warning(a, n_f, e):
     """e = 0 or e = n_F: 0/0 or x/0, taken as 0 (no deviation can be tested) and not reported as a RuntimeWarning."""
     with warnings.catch_warnings():
@@ -140,8 +142,9 @@ def test_one_way_chi2_not_finite_is_0_without_a_warning(a, n_f, e):
     assert got.tolist() == [0.0, 0.0]
 
 
-@pytest.mark.parametrize(("a", "b", "n_f", "n_u"), [(3, 1, 5, 9), (0, 7, 4, 20), (4, 0, 4, 20), (2, 3, 10, 15),
-                                                    (1, 9, 2, 9)])
+@pytest.mark.parametrize(
+    ("a", "b", "n_f", "n_u"), [(3, 1, 5, 9), (0, 7, 4, 20), (4, 0, 4, 20), (2, 3, 10, 15), (1, 9, 2, 9)]
+)
 def test_two_way_chi2_equals_scipy(a, b, n_f, n_u):
     expected = sstats.chi2_contingency([[a, b], [n_f - a, n_u - b]], correction=False)[0]
     got = stats.two_way_chi2(np.array([a]), np.array([b]), n_f, n_u)
@@ -164,8 +167,9 @@ def test_two_way_chi2_of_integer_counts_is_true_division():
     b = np.array([2, 10], dtype=np.uint8)
     got = stats.two_way_chi2(a, b, 250, 300)
     for i in range(2):
-        expected = sstats.chi2_contingency([[int(a[i]), int(b[i])], [250 - int(a[i]), 300 - int(b[i])]],
-                                           correction=False)[0]
+        expected = sstats.chi2_contingency(
+            [[int(a[i]), int(b[i])], [250 - int(a[i]), 300 - int(b[i])]], correction=False
+        )[0]
         assert got[i] == pytest.approx(expected, rel=1e-13)
 
 
@@ -219,22 +223,26 @@ def test_chi2_sf_1dof_equals_scipy_in_any_shape():
 
 def test_one_way_p_of_an_expected_count_and_the_mean():
     a = np.array([0, 1, 5], dtype=np.int16)
-    np.testing.assert_allclose(stats.one_way_p(a, 5, 1.0),
-                               sstats.chi2.sf([_uniformity_chi2(x, 5, 1.0) for x in (0, 1, 5)], 1), rtol=1e-13)
+    np.testing.assert_allclose(
+        stats.one_way_p(a, 5, 1.0), sstats.chi2.sf([_uniformity_chi2(x, 5, 1.0) for x in (0, 1, 5)], 1), rtol=1e-13
+    )
     by_mean = sstats.chi2.sf([_uniformity_chi2(x, 5, 2.0) for x in (0, 1, 5)], 1)  # e = mean(a) = 2
     np.testing.assert_allclose(stats.one_way_p(a, 5), by_mean, rtol=1e-13)
 
 
-@pytest.mark.parametrize(("p", "q", "counts", "expected"), [
-    ([0.01, 0.02], 0.02, None, 0.02),  # both at their bound exactly (<=): the larger is the threshold
-    ([0.02, 0.01], 0.02, None, 0.02),  # input order does not matter
-    ([0.011, 0.5], 0.02, None, -1.0),  # 0.011 > 1 * 0.02 / 2: nothing
-    ([0.01, 0.5], 0.02, [1, 1], 0.01),
-    ([0.01, 0.5], 0.02, [3, 1], 0.01),  # 0.01 <= 3 * 0.02 / 4
-    ([0.012, 0.5], 0.02, [1, 1], -1.0),
-    ([0.012, 0.5], 0.02, [3, 1], 0.012),  # the counts raise the rank of the last 0.012 to 3 of m = 4
-    ([0.3, 0.03, 0.04], 0.1, [1, 2, 1], 0.04),  # ranks 2 (0.03), 3 (0.04 <= 0.075), 4 (0.3 > 0.1)
-])
+@pytest.mark.parametrize(
+    ("p", "q", "counts", "expected"),
+    [
+        ([0.01, 0.02], 0.02, None, 0.02),  # both at their bound exactly (<=): the larger is the threshold
+        ([0.02, 0.01], 0.02, None, 0.02),  # input order does not matter
+        ([0.011, 0.5], 0.02, None, -1.0),  # 0.011 > 1 * 0.02 / 2: nothing
+        ([0.01, 0.5], 0.02, [1, 1], 0.01),
+        ([0.01, 0.5], 0.02, [3, 1], 0.01),  # 0.01 <= 3 * 0.02 / 4
+        ([0.012, 0.5], 0.02, [1, 1], -1.0),
+        ([0.012, 0.5], 0.02, [3, 1], 0.012),  # the counts raise the rank of the last 0.012 to 3 of m = 4
+        ([0.3, 0.03, 0.04], 0.1, [1, 2, 1], 0.04),  # ranks 2 (0.03), 3 (0.04 <= 0.075), 4 (0.3 > 0.1)
+    ],
+)
 def test_fdr_threshold_by_hand_cases(p, q, counts, expected):
     got = stats.fdr_threshold(np.array(p), q, None if counts is None else np.array(counts))
     assert got == expected and isinstance(got, float)

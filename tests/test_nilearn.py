@@ -13,16 +13,15 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import nibabel as nib  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import xarray as xr  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from matplotlib.figure import Figure
 
-import xcoact  # noqa: E402
-from xcoact.errors import ParameterError, RoiError  # noqa: E402
-from xcoact.errors import ResampleWarning, XcoactWarning  # noqa: E402
+import xcoact
+from xcoact.errors import ParameterError, ResampleWarning, RoiError, XcoactWarning
 
 SEED = [[0, 20, 28]]
 Z = "association-test_z_FDR_0.01"
@@ -54,7 +53,7 @@ def label_image(values=(1, 2, 3)):
     grid = xcoact.mni152_2mm()
     data = np.zeros(grid.shape, dtype=np.int16)
     for v, (i, j, k) in zip(values, grid.xyz_to_ijk(np.array([[0, 20, 28], [40, -60, 40], [-40, -60, 40]]))):
-        data[i - 3:i + 4, j - 3:j + 4, k - 3:k + 4] = v
+        data[i - 3 : i + 4, j - 3 : j + 4, k - 3 : k + 4] = v
     return nib.Nifti1Image(data, grid.affine)
 
 
@@ -62,6 +61,7 @@ NAMES = ["Background", "dACC", "R_IPL", "L_IPL"]
 
 
 # ----------------------------------------------------------------------------- to_nibabel / to_nifti headers
+
 
 def test_to_nibabel_is_the_map_with_intent_and_description(maps, affine_mni):
     img = maps.coact.to_nibabel()  # the default map: the FDR association z map
@@ -102,7 +102,9 @@ def test_a_batch_is_a_4d_image_or_one_seed(batch):
     ipl = batch.coact.to_nibabel("association-test_z", seed="ipl")
     assert ipl.shape == (91, 109, 91)
     np.testing.assert_array_equal(ipl.get_fdata(), img.get_fdata()[..., 1])
-    np.testing.assert_array_equal(ipl.get_fdata(), batch["association-test_z"].sel(seed="ipl").values.astype(np.float32))
+    np.testing.assert_array_equal(
+        ipl.get_fdata(), batch["association-test_z"].sel(seed="ipl").values.astype(np.float32)
+    )
     with pytest.raises(ParameterError, match=r"seed='nope' is not a seed of this batch; its seeds: \['dacc', 'ipl'\]"):
         batch.coact.to_nibabel(seed="nope")
 
@@ -115,6 +117,7 @@ def test_a_single_result_refuses_a_seed_and_unknown_maps(maps):
 
 
 # ----------------------------------------------------------------------------- nilearn consumes the images
+
 
 def test_nilearn_masker_and_plotting_take_the_images(maps):
     from nilearn import plotting
@@ -144,7 +147,9 @@ def test_plot_with_nilearn(maps, batch):
     plt.close(fig)
     with pytest.raises(ParameterError, match=r"a batch holds 2 seeds; pass seed= \(one of \['dacc', 'ipl'\]\)"):
         batch.coact.plot("association-test_z", engine="nilearn")
-    with pytest.raises(ParameterError, match=r"engine='bokeh' is not known; expected one of \['matplotlib', 'nilearn'\]"):
+    with pytest.raises(
+        ParameterError, match=r"engine='bokeh' is not known; expected one of \['matplotlib', 'nilearn'\]"
+    ):
         maps.coact.plot(engine="bokeh")
 
 
@@ -159,6 +164,7 @@ def test_view_with_nilearn(maps, batch, tmp_path):
 
 # ----------------------------------------------------------------------------- from_nibabel
 
+
 def test_from_nibabel_puts_an_image_on_the_cube_labels(maps, cube, tmp_path):
     img = maps.coact.to_nibabel("pA")
     back = xcoact.from_nibabel(img, cube)
@@ -167,8 +173,9 @@ def test_from_nibabel_puts_an_image_on_the_cube_labels(maps, cube, tmp_path):
         np.testing.assert_array_equal(back[d].values, cube[d].values)
     np.testing.assert_array_equal(back.values, maps["pA"].values.astype(np.float32))
     # the same image stored RAS (x ascending) comes back identical: alignment is by label
-    ras = nib.Nifti1Image(np.flip(img.get_fdata(), 0), img.affine @ np.array(
-        [[-1, 0, 0, 90], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]))
+    ras = nib.Nifti1Image(
+        np.flip(img.get_fdata(), 0), img.affine @ np.array([[-1, 0, 0, 90], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    )
     assert ras.affine[0, 0] == 2.0
     xr.testing.assert_identical(xcoact.from_nibabel(ras, cube).drop_attrs(), back.drop_attrs())
     # a file, named after it; the default grid is MNI152 2 mm
@@ -188,10 +195,16 @@ def test_from_nibabel_takes_nilearn_outputs_4d_images_and_other_grids(maps, batc
     np.testing.assert_allclose(da.values, smoothed.get_fdata())
     four = xcoact.from_nibabel(batch.coact.to_nibabel("association-test_z"), cube)
     assert four.dims == ("volume", "x", "y", "z") and four.sizes["volume"] == 2
-    np.testing.assert_array_equal(four.isel(volume=1).values,
-                                  batch["association-test_z"].sel(seed="ipl").values.astype(np.float32))
-    coarse = image.resample_img(maps.coact.to_nibabel("pA"), target_affine=np.diag([4.0, 4.0, 4.0]),
-                                interpolation="nearest", force_resample=True, copy_header=True)
+    np.testing.assert_array_equal(
+        four.isel(volume=1).values, batch["association-test_z"].sel(seed="ipl").values.astype(np.float32)
+    )
+    coarse = image.resample_img(
+        maps.coact.to_nibabel("pA"),
+        target_affine=np.diag([4.0, 4.0, 4.0]),
+        interpolation="nearest",
+        force_resample=True,
+        copy_header=True,
+    )
     with pytest.warns(ResampleWarning, match=r"on another grid .* resampled to the cube's \(91, 109, 91\) grid"):
         on_cube = xcoact.from_nibabel(coarse, cube)
     assert on_cube.shape == (91, 109, 91)
@@ -200,6 +213,7 @@ def test_from_nibabel_takes_nilearn_outputs_4d_images_and_other_grids(maps, batc
 
 
 # ----------------------------------------------------------------------------- nilearn atlases as seeds
+
 
 def test_nilearn_atlases_name_their_labels(cube):
     from nilearn.datasets.atlas import Atlas
@@ -220,7 +234,11 @@ def test_nilearn_atlases_name_their_labels(cube):
     assert quiet(cube.coact.seed, img, 0.1, by_label=True, labels=NAMES)["seed"].values.tolist() == NAMES[1:]
     # names without "Background" go to the label values in ascending order
     odd = label_image((5, 7, 9))
-    assert quiet(cube.coact.seed, odd, 0.1, by_label=True, labels=["a", "b", "c"])["seed"].values.tolist() == ["a", "b", "c"]
+    assert quiet(cube.coact.seed, odd, 0.1, by_label=True, labels=["a", "b", "c"])["seed"].values.tolist() == [
+        "a",
+        "b",
+        "c",
+    ]
     matrix = cube.coact.matrix(atlases["Atlas with lut"], 0.1, by_label=True)
     assert matrix["roi"].values.tolist() == NAMES[1:]
     # without by_label, an atlas is one ROI: all its labelled voxels
@@ -233,14 +251,23 @@ def test_atlas_label_errors(cube):
     from sklearn.utils import Bunch
 
     img = label_image()
-    with pytest.raises(ParameterError, match=r"labels: a list of 2 name\(s\) whose first entry is not 'Background'; "
-                                             r"the image has 3 positive label value\(s\)"):
+    with pytest.raises(
+        ParameterError,
+        match=r"labels: a list of 2 name\(s\) whose first entry is not 'Background'; "
+        r"the image has 3 positive label value\(s\)",
+    ):
         quiet(cube.coact.seed, img, 0.1, by_label=True, labels=["a", "b"])
-    with pytest.raises(ParameterError, match=r"labels: a DataFrame with columns \['value', 'label'\]; expected a look-up "
-                                             r"table with 'index' \(label value\) and 'name' columns"):
+    with pytest.raises(
+        ParameterError,
+        match=r"labels: a DataFrame with columns \['value', 'label'\]; expected a look-up "
+        r"table with 'index' \(label value\) and 'name' columns",
+    ):
         quiet(cube.coact.seed, img, 0.1, by_label=True, labels=pd.DataFrame({"value": [1], "label": ["a"]}))
-    with pytest.raises(RoiError, match=r"'maps' is a list of 2 images \(a probabilistic or surface atlas\); expected one "
-                                       r"3-D label image"):
+    with pytest.raises(
+        RoiError,
+        match=r"'maps' is a list of 2 images \(a probabilistic or surface atlas\); expected one "
+        r"3-D label image",
+    ):
         quiet(cube.coact.seed, Bunch(maps=[img, img], labels=NAMES), 0.1, by_label=True)
     with pytest.raises(ParameterError, match=r"labels of type int is not understood"):
         quiet(cube.coact.seed, img, 0.1, by_label=True, labels=3)

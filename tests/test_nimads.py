@@ -16,15 +16,22 @@ import warnings
 
 import numpy as np
 import pytest
+from test_fetch import ReleaseServer
 
 import xcoact
 import xcoact.datasets.fetch as fetch
-from test_fetch import ReleaseServer
-from xcoact.errors import ChecksumError, DatabaseError, DownloadError, ParameterError
 from xcoact.datasets.neurostore import fetch_neurostore
+from xcoact.errors import (
+    ChecksumError,
+    DatabaseError,
+    DownloadError,
+    EmptyStudyWarning,
+    ParameterError,
+    SpaceWarning,
+    XcoactWarning,
+)
 from xcoact.readers import read_database, sniff_format
 from xcoact.table import tal_to_mni
-from xcoact.errors import EmptyStudyWarning, SpaceWarning, XcoactWarning
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
@@ -52,6 +59,7 @@ def first_by_study(table, var):
 
 
 # ----------------------------------------------------------------------------- the reader
+
 
 @pytest.mark.parametrize("path", FILES, ids=os.path.basename)
 def test_reader_matches_nimare_ids_points_and_sample_sizes(path):
@@ -121,15 +129,23 @@ def test_a_nimare_dataset_json_is_still_sniffed_as_nimare():
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (lambda d: d["studies"][1]["analyses"][0]["points"][2].update(coordinates=[1, 2]),
-         r"at studies\[1\] \(id 'pain_02.nidm'\) -> analyses\[0\] \(id '1'\) -> points\[2\] -> coordinates: "
-         r"found \[1, 2\]; expected a list of three numbers \[x, y, z\] in mm \(NIMADS studyset JSON\)"),
-        (lambda d: d["studies"][0]["analyses"][0]["points"][0].update(coordinates=[1, "a", 2]),
-         r"points\[0\] -> coordinates: found \[1, 'a', 2\]; expected a list of three numbers"),
-        (lambda d: d["studies"].__setitem__(0, {"name": "no id"}),
-         r"at studies\[0\]: found \{'name': 'no id'\}; expected a study object with an \"id\""),
-        (lambda d: d.pop("studies"),
-         r"at top level: found keys \['id', 'name'\]; expected an object with a \"studies\" list"),
+        (
+            lambda d: d["studies"][1]["analyses"][0]["points"][2].update(coordinates=[1, 2]),
+            r"at studies\[1\] \(id 'pain_02.nidm'\) -> analyses\[0\] \(id '1'\) -> points\[2\] -> coordinates: "
+            r"found \[1, 2\]; expected a list of three numbers \[x, y, z\] in mm \(NIMADS studyset JSON\)",
+        ),
+        (
+            lambda d: d["studies"][0]["analyses"][0]["points"][0].update(coordinates=[1, "a", 2]),
+            r"points\[0\] -> coordinates: found \[1, 'a', 2\]; expected a list of three numbers",
+        ),
+        (
+            lambda d: d["studies"].__setitem__(0, {"name": "no id"}),
+            r"at studies\[0\]: found \{'name': 'no id'\}; expected a study object with an \"id\"",
+        ),
+        (
+            lambda d: d.pop("studies"),
+            r"at top level: found keys \['id', 'name'\]; expected an object with a \"studies\" list",
+        ),
     ],
 )
 def test_malformed_studysets_name_the_place(tmp_path, edit, message):
@@ -237,8 +253,11 @@ def test_a_cached_file_that_fails_its_record_is_fetched_again(server, tmp_path):
 
 def test_a_pinned_checksum_is_enforced_and_nothing_is_cached_on_a_mismatch(server, tmp_path):
     wrong = "0" * 64
-    with pytest.raises(ChecksumError, match=rf"checksum mismatch for {re.escape(server.url)}/api/studysets/{SID}\?nested=true: "
-                       rf"expected sha256:{wrong}"):
+    with pytest.raises(
+        ChecksumError,
+        match=rf"checksum mismatch for {re.escape(server.url)}/api/studysets/{SID}\?nested=true: "
+        rf"expected sha256:{wrong}",
+    ):
         ns(server, tmp_path, sha256=wrong)
     assert cached(tmp_path) == []
     good = hashlib.sha256(raw_bytes()).hexdigest()
@@ -278,7 +297,9 @@ def test_dropped_connections_are_resumed_and_busy_servers_retried(server, tmp_pa
 
 def test_an_answer_that_is_not_a_studyset_is_refused_and_not_cached(server, tmp_path):
     server.files[f"/api/studysets/{SID}"] = b"<html>Service unavailable</html>"
-    with pytest.raises(DownloadError, match=r"the answer is not JSON .*expected a NIMADS studyset. Nothing was cached."):
+    with pytest.raises(
+        DownloadError, match=r"the answer is not JSON .*expected a NIMADS studyset. Nothing was cached."
+    ):
         ns(server, tmp_path)
     server.files[f"/api/studysets/{SID}"] = json.dumps({"message": "not found"}).encode()
     with pytest.raises(DownloadError, match=r"JSON with keys \['message'\], not a NIMADS studyset"):

@@ -17,10 +17,17 @@ import pytest
 
 import xcoact
 import xcoact.datasets.fetch as fetch
-from xcoact.errors import ChecksumError, DatabaseError, DownloadError, ParameterError
 from xcoact.datasets.fetch import fetch_neurosynth
+from xcoact.errors import (
+    ChecksumError,
+    DatabaseError,
+    DownloadError,
+    EmptyStudyWarning,
+    ParameterError,
+    SpaceWarning,
+    XcoactWarning,
+)
 from xcoact.table import tal_to_mni
-from xcoact.errors import EmptyStudyWarning, SpaceWarning, XcoactWarning
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
@@ -59,7 +66,9 @@ def test_a_nimare_dataset_keeps_ids_spaces_coordinates_and_sample_sizes(pain_dat
     assert table["space"].values.tolist() == coords["space"].tolist() == ["mni152_2mm"] * len(coords)
     for c in "xyz":
         np.testing.assert_array_equal(table[c].values, coords[c].to_numpy(dtype=float))
-    expected = dict(zip(pain_dataset.metadata["id"], (float(np.mean(s)) for s in pain_dataset.metadata["sample_sizes"])))
+    expected = dict(
+        zip(pain_dataset.metadata["id"], (float(np.mean(s)) for s in pain_dataset.metadata["sample_sizes"]))
+    )
     np.testing.assert_array_equal(table["sample_size"].values, [expected[i] for i in coords["id"]])
     assert expected["pain_01.nidm-1"] == 25.0
 
@@ -83,7 +92,10 @@ def test_a_studyset_object_reads_as_its_nimads_file():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", XcoactWarning)
         from_file = xcoact.read_database(SIZES)
-    assert from_object.attrs["format"] == "nimare-studyset" and from_object.attrs["database"] == "NiMARE Studyset 'zvE8LEQHAJxV'"
+    assert (
+        from_object.attrs["format"] == "nimare-studyset"
+        and from_object.attrs["database"] == "NiMARE Studyset 'zvE8LEQHAJxV'"
+    )
     for name in ("study_id", "x", "y", "z", "space", "sample_size", "analysis_name"):
         np.testing.assert_array_equal(from_object[name].values, from_file[name].values, err_msg=name)
     # Talairach points keep their label and are moved by xcoact's rule, not NiMARE's (see docs/nimare.md)
@@ -97,12 +109,16 @@ def test_the_coordinates_dataframe_and_a_hand_made_one(pain_dataset):
     table = xcoact.read_database(pain_dataset.coordinates)
     assert table.attrs["format"] == "dataframe" and "sample_size" not in table
     assert table["study_id"].values.tolist() == pain_dataset.coordinates["id"].tolist()
-    frame = pd.DataFrame({
-        "study_id": [101, 101, 202],
-        "x": [0, 10, -40], "y": [20, 20, -60], "z": [28, 30, 40],
-        "space": ["MNI", "MNI", "TAL"],
-        "sample_sizes": [[10, 20], [10, 20], [12]],
-    })
+    frame = pd.DataFrame(
+        {
+            "study_id": [101, 101, 202],
+            "x": [0, 10, -40],
+            "y": [20, 20, -60],
+            "z": [28, 30, 40],
+            "space": ["MNI", "MNI", "TAL"],
+            "sample_sizes": [[10, 20], [10, 20], [12]],
+        }
+    )
     table = xcoact.read_database(frame)
     assert table["study_id"].values.tolist() == [101, 101, 202]  # integer ids stay integers
     np.testing.assert_allclose([table[c].values[2] for c in "xyz"], tal_to_mni([[-40, -60, 40]])[0])
@@ -121,16 +137,22 @@ def test_experiments_without_coordinates_are_left_out_with_a_warning():
     raw["studies"][0]["analyses"][0]["points"] = []
     dset = nimare_quiet(convert_nimads_to_dataset, raw)
     assert dset.coordinates["x"].isna().sum() == 1  # NiMARE's placeholder row
-    with pytest.warns(EmptyStudyWarning, match=r"1 row\(s\) without coordinates \(x, y and z all NaN\) were left out, "
-                                               r"of \['pain_01.nidm-1'\]"):
+    with pytest.warns(
+        EmptyStudyWarning,
+        match=r"1 row\(s\) without coordinates \(x, y and z all NaN\) were left out, "
+        r"of \['pain_01.nidm-1'\]",
+    ):
         table = xcoact.read_database(dset)
     assert table.attrs["n_studies"] == 20 and "pain_01.nidm-1" not in set(table["study_id"].values)
 
 
 def test_bad_in_memory_inputs_are_clear_errors():
     frame = pd.DataFrame({"id": ["a"], "x": [0.0], "y": [0.0], "z": [0.0]})
-    with pytest.raises(DatabaseError, match=r"coordinates DataFrame: no column\(s\) \['space'\]; expected one row per "
-                                            r"peak .* \(add df\['space'\] = 'MNI' if every peak is in MNI\)"):
+    with pytest.raises(
+        DatabaseError,
+        match=r"coordinates DataFrame: no column\(s\) \['space'\]; expected one row per "
+        r"peak .* \(add df\['space'\] = 'MNI' if every peak is in MNI\)",
+    ):
         xcoact.read_database(frame)
     with pytest.raises(DatabaseError, match=r"no column\(s\) \['id \(or study_id\)', 'x'\]"):
         xcoact.read_database(pd.DataFrame({"y": [0.0], "z": [0.0], "space": ["MNI"]}))
@@ -139,14 +161,18 @@ def test_bad_in_memory_inputs_are_clear_errors():
         xcoact.read_database(bad)
     with pytest.raises(ParameterError, match=r"format='nimads' applies to files; a DataFrame is read as it is"):
         xcoact.read_database(frame.assign(space="MNI"), format="nimads")
-    with pytest.raises(ParameterError, match=r"a database of type int is not understood; expected a path to a database "
-                                             r"file, .* a NiMARE Dataset or Studyset"):
+    with pytest.raises(
+        ParameterError,
+        match=r"a database of type int is not understood; expected a path to a database "
+        r"file, .* a NiMARE Dataset or Studyset",
+    ):
         xcoact.read_database(42)
     with pytest.raises(ParameterError, match=r"db must be a coordinate table"):
         xcoact.activations(42)
 
 
 # ----------------------------------------------------------------------------- a NiMARE download folder as a mirror
+
 
 @pytest.fixture
 def nimare_folder(tmp_path, monkeypatch):
@@ -176,10 +202,23 @@ def test_a_damaged_file_in_a_nimare_folder_is_refused(nimare_folder, tmp_path):
         fh.seek(20)
         fh.write(b"\0\0\0")
     with pytest.raises(ChecksumError, match=rf"{name}: checksum mismatch for {nimare_folder / name}"):
-        fetch_neurosynth(7, tmp_path / "cache", base_url=nimare_folder.parent, vocab=None,
-                         manifest=os.path.join(RELEASES, "MANIFEST.tsv"))
+        fetch_neurosynth(
+            7,
+            tmp_path / "cache",
+            base_url=nimare_folder.parent,
+            vocab=None,
+            manifest=os.path.join(RELEASES, "MANIFEST.tsv"),
+        )
     os.remove(nimare_folder / name)
-    with pytest.raises(DownloadError, match=r"no such file in the mirror; expected <mirror>/<dataset>-v<version>/"
-                                            rf"{name} \(or, in a NiMARE download folder, <data_dir>/<dataset>/{name}\)"):
-        fetch_neurosynth(7, tmp_path / "cache", base_url=nimare_folder.parent, vocab=None,
-                         manifest=os.path.join(RELEASES, "MANIFEST.tsv"))
+    with pytest.raises(
+        DownloadError,
+        match=r"no such file in the mirror; expected <mirror>/<dataset>-v<version>/"
+        rf"{name} \(or, in a NiMARE download folder, <data_dir>/<dataset>/{name}\)",
+    ):
+        fetch_neurosynth(
+            7,
+            tmp_path / "cache",
+            base_url=nimare_folder.parent,
+            vocab=None,
+            manifest=os.path.join(RELEASES, "MANIFEST.tsv"),
+        )

@@ -29,21 +29,12 @@ import sys
 import warnings
 
 import nibabel as nib
+import nimare
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
 import xarray as xr
-
-import xcoact
-from xcoact.stats import neurosynth as stats, nimare as stats_nimare
-from xcoact.errors import ParameterError
-from xcoact.counts import cube_peaks
-from xcoact.kernels import sphere_offsets
-from xcoact.presets import PRESETS, Preset, focus_selected, get_preset, mixed_space_studies, nimare_mni152_2mm
-from xcoact.errors import MixedSpaceWarning, XcoactWarning
-
-import nimare  # noqa: E402  (the test extra; xcoact itself never imports it)
 from nimare.correct import FDRCorrector
 from nimare.dataset import Dataset
 from nimare.io import convert_neurosynth_to_dataset
@@ -51,6 +42,14 @@ from nimare.meta.cbma.mkda import MKDAChi2
 from nimare.meta.kernel import MKDAKernel
 from nimare.meta.utils import sphere_kernel_offsets
 from nimare.utils import get_resource_path, tal2mni
+
+import xcoact
+from xcoact.counts import cube_peaks
+from xcoact.errors import MixedSpaceWarning, ParameterError, XcoactWarning
+from xcoact.kernels import sphere_offsets
+from xcoact.presets import PRESETS, Preset, focus_selected, get_preset, mixed_space_studies, nimare_mni152_2mm
+from xcoact.stats import neurosynth as stats
+from xcoact.stats import nimare as stats_nimare
 
 TOL = 1e-5
 ROIS = {"amygdala": xcoact.datasets.amygdala_roi_path, "sgacc": xcoact.datasets.sgacc_roi_path}
@@ -220,7 +219,9 @@ def test_focus_selection_clips_far_peaks_like_nimare(quiet):
     roi[90, 63, 36] = 1  # x = 90 mm, the box's edge
     img = nib.Nifti1Image(roi, grid.affine)
     assert Dataset(data).get_studies_by_mask(img) == ["far-1"]
-    table = xcoact.table.make_table(["far", "near"], [500.0, 0.0], [0.0, 0.0], [0.0, 0.0], ["MNI", "MNI"], database="t", fmt="t")
+    table = xcoact.table.make_table(
+        ["far", "near"], [500.0, 0.0], [0.0, 0.0], [0.0, 0.0], ["MNI", "MNI"], database="t", fmt="t"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", XcoactWarning)
         act = xcoact.activations(table, preset="nimare")
@@ -293,10 +294,12 @@ def test_chi2_3000_keeps_exact_z_only_in_nimare_preset():
     maps = stats_nimare.mkda_chi2_maps(a, b, 1500, 1500)
     assert maps["chi2_desc-association"][0] == 3000.0
     assert maps["z_desc-association"][0] == np.sqrt(3000.0)
-    assert maps["logp_desc-association"][0] == pytest.approx(-_log_erfc_asymptotic(np.sqrt(1500)) / np.log(10), rel=1e-12)
-    assert maps["p_desc-association"][0] == stats_nimare.P_FLOOR_F32 == float(np.nextafter(np.float32(0), np.float32(1))), (
-        "p underflows: floored at the smallest float32, as NiMARE floors its p maps"
+    assert maps["logp_desc-association"][0] == pytest.approx(
+        -_log_erfc_asymptotic(np.sqrt(1500)) / np.log(10), rel=1e-12
     )
+    assert (
+        maps["p_desc-association"][0] == stats_nimare.P_FLOOR_F32 == float(np.nextafter(np.float32(0), np.float32(1)))
+    ), "p underflows: floored at the smallest float32, as NiMARE floors its p maps"
     z_fdr = maps["z_desc-association_level-voxel_corr-FDR_method-indep"][0]
     assert np.isfinite(z_fdr) and 50 < z_fdr < np.sqrt(3000.0)
     # Neurosynth's preset keeps its documented floor: p >= 1e-240, z capped near 33
@@ -322,7 +325,9 @@ def test_bh_adjustment_matches_per_test_definition():
 
 
 def test_get_preset_errors_name_the_valid_presets():
-    with pytest.raises(ParameterError, match=r"preset='spm' is not a known preset; expected one of \['neurosynth', 'nimare'\]"):
+    with pytest.raises(
+        ParameterError, match=r"preset='spm' is not a known preset; expected one of \['neurosynth', 'nimare'\]"
+    ):
         get_preset("spm")
     with pytest.raises(ValueError, match="known preset"):
         get_preset(None)
@@ -487,7 +492,9 @@ def strong(quiet):
     b = xcoact.datasets.synthetic(250, seed=2, mean_peaks=8)
     ids = np.concatenate([a["study_id"].values, b["study_id"].values + 150])
     xyz = {c: np.concatenate([a[c].values, b[c].values]) for c in "xyz"}
-    db = xcoact.table.make_table(ids, xyz["x"], xyz["y"], xyz["z"], ["MNI"] * ids.size, database="strong", fmt="synthetic")
+    db = xcoact.table.make_table(
+        ids, xyz["x"], xyz["y"], xyz["z"], ["MNI"] * ids.size, database="strong", fmt="synthetic"
+    )
     data = {}
     for sid in np.unique(ids):
         rows = ids == sid
@@ -504,7 +511,9 @@ def test_every_map_matches_on_synthetic_strong_effects(roi_name, strong, spheres
     assert (result.maps["p_desc-association"] == floor).sum() > 100, "association p at the float32 floor"
     assert (result.maps["p_desc-uniformity"] == floor).sum() > 1000
     # p between the floor and float32's smallest normal: a few bits of precision, as NiMARE reads them back
-    assert ((result.maps["p_desc-uniformity"] > floor) & (result.maps["p_desc-uniformity"] < np.finfo(np.float32).tiny)).any()
+    assert (
+        (result.maps["p_desc-uniformity"] > floor) & (result.maps["p_desc-uniformity"] < np.finfo(np.float32).tiny)
+    ).any()
     assert maps["z_desc-association"].max() > 14, "past z = 14.1, where float32 p runs out"
     assert _float64_fdr_error(maps) > TOL
 
@@ -537,8 +546,13 @@ def test_written_files_keep_nan_where_nimare_save_maps_writes_0(nback, tmp_path)
     dset, act = nback
     roi = xcoact.datasets.amygdala_roi_path()
     result, _ = _nimare_macm(dset, roi)
-    names = ["prob_desc-FgA", "prob_desc-FgA_prior", "z_desc-association",
-             "p_desc-association_level-voxel_corr-FDR_method-indep", "logp_desc-association_level-voxel_corr-FDR_method-indep"]
+    names = [
+        "prob_desc-FgA",
+        "prob_desc-FgA_prior",
+        "z_desc-association",
+        "p_desc-association_level-voxel_corr-FDR_method-indep",
+        "logp_desc-association_level-voxel_corr-FDR_method-indep",
+    ]
     result.save_maps(str(tmp_path / "nimare"), names=names)
     act.coact.seed(roi).coact.to_nifti(str(tmp_path / "amy"), names=names)
     mask = nimare_mni152_2mm().mask
@@ -599,8 +613,12 @@ def test_mixed_space_rule_is_nimares_labels_and_counts_past_five():
     labels = np.tile(["MNI", "Talairach"], n)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", XcoactWarning)
-        table = xcoact.table.make_table(ids, np.zeros(2 * n), np.zeros(2 * n), np.zeros(2 * n), labels, database="t", fmt="t")
-    with pytest.warns(MixedSpaceWarning, match=r"^t: 7 stud\(y/ies\) .*; 5 \('MNI': 1 peak, 'Talairach': 1 peak\); and 2 more\. "):
+        table = xcoact.table.make_table(
+            ids, np.zeros(2 * n), np.zeros(2 * n), np.zeros(2 * n), labels, database="t", fmt="t"
+        )
+    with pytest.warns(
+        MixedSpaceWarning, match=r"^t: 7 stud\(y/ies\) .*; 5 \('MNI': 1 peak, 'Talairach': 1 peak\); and 2 more\. "
+    ):
         xcoact.activations(table, preset="nimare")
 
 
@@ -622,7 +640,9 @@ def test_mixed_space_study_each_behaviour_as_documented(nback):
         xyz = study[["x", "y", "z"]].to_numpy(float)
         tal = (study["space"] == "TAL").to_numpy()
         xyz[tal] = tal2mni(xyz[tal])
-        by_row[sid] = {"contrasts": {"1": {"coords": {"space": "MNI", **{c: xyz[:, i].tolist() for i, c in enumerate("xyz")}}}}}
+        by_row[sid] = {
+            "contrasts": {"1": {"coords": {"space": "MNI", **{c: xyz[:, i].tolist() for i, c in enumerate("xyz")}}}}
+        }
     mask = nimare_mni152_2mm().mask
     per_row = MKDAKernel(r=10).transform(Dataset(by_row), return_type="array") > 0
     per_study = MKDAKernel(r=10).transform(dset.slice([f"{s}-1" for s in by_row]), return_type="array") > 0

@@ -112,8 +112,13 @@ class _Once:
 
 def _in_another_process(code: str, *args: str) -> None:
     """Run Python ``code`` in a new process (sys.argv[1:] = args) and wait for it."""
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": ROOT})
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -179,8 +184,11 @@ def test_zarr_never_renames_onto_what_appeared(what, renameat2, maps, tmp_path, 
     if not renameat2:
         monkeypatch.setattr(export, "_renameat2", lambda: None)  # as on a kernel or libc without it
     path = tmp_path / "maps.zarr"
-    make = {"empty directory": os.mkdir, "file": lambda p: open(p, "x").close(),
-            "broken link": lambda p: os.symlink("nowhere", p)}[what]
+    make = {
+        "empty directory": os.mkdir,
+        "file": lambda p: open(p, "x").close(),
+        "broken link": lambda p: os.symlink("nowhere", p),
+    }[what]
     hook = _Once(lambda: make(path))
     shown = f"{path} (a broken symbolic link to 'nowhere')" if what == "broken link" else path
     with hook.callback(), pytest.raises(OutputError, match="^" + appeared(shown) + "$"):
@@ -226,8 +234,14 @@ def test_write_atomically_without_overwrite_keeps_a_file_that_appeared(tmp_path)
 
 @pytest.mark.parametrize("writer", ["nifti", "netcdf", "zarr", "database", "png", "html"])
 def test_a_broken_symbolic_link_is_an_existing_output(writer, maps, tmp_path):
-    name = {"nifti": "c_pA.nii.gz", "netcdf": "maps.nc", "zarr": "maps.zarr", "database": "db.txt",
-            "png": "maps.png", "html": "report.html"}[writer]
+    name = {
+        "nifti": "c_pA.nii.gz",
+        "netcdf": "maps.nc",
+        "zarr": "maps.zarr",
+        "database": "db.txt",
+        "png": "maps.png",
+        "html": "report.html",
+    }[writer]
     os.symlink(tmp_path / "elsewhere", tmp_path / name)
     write = {
         "nifti": lambda: maps.coact.to_nifti(tmp_path / "c"),
@@ -242,7 +256,9 @@ def test_a_broken_symbolic_link_is_an_existing_output(writer, maps, tmp_path):
     assert str(tmp_path / name) in str(info.value)
     if writer in ("nifti", "netcdf", "zarr"):
         assert f"(a broken symbolic link to '{tmp_path / 'elsewhere'}')" in str(info.value)
-    assert _tree(tmp_path) == {name: f"link -> {tmp_path / 'elsewhere'}"}  # the link is kept, nothing written through it
+    assert _tree(tmp_path) == {
+        name: f"link -> {tmp_path / 'elsewhere'}"
+    }  # the link is kept, nothing written through it
 
 
 def _report(ds, path):
@@ -271,15 +287,29 @@ def _figure():
 def _cli(*args: str, cwd=None, prefix: list[str] | None = None, code: str | None = None) -> subprocess.CompletedProcess:
     """``xcoact`` in a new process (optionally under ``prefix``, e.g. unshare, or as a ``-c`` script)."""
     cmd = [sys.executable, "-m", "xcoact.cli", *args] if code is None else [sys.executable, "-c", code, *args]
-    return subprocess.run([*(prefix or []), *cmd], capture_output=True, text=True, timeout=300, cwd=cwd,
-                          env={**os.environ, "PYTHONPATH": ROOT})
+    return subprocess.run(
+        [*(prefix or []), *cmd],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )
 
 
 def test_two_cli_runs_on_one_outroot_the_second_fails_and_replaces_nothing(tmp_path, capsys):
     from xcoact.cli import main
 
     root = tmp_path / "run"
-    args = [*CLI_SEED, "--outroot", str(root), "--netcdf", str(tmp_path / "run.nc"), "--zarr", str(tmp_path / "run.zarr")]
+    args = [
+        *CLI_SEED,
+        "--outroot",
+        str(root),
+        "--netcdf",
+        str(tmp_path / "run.nc"),
+        "--zarr",
+        str(tmp_path / "run.zarr"),
+    ]
     second: dict = {}
 
     def run_the_other():
@@ -301,23 +331,40 @@ def test_two_cli_runs_on_one_outroot_the_second_fails_and_replaces_nothing(tmp_p
         assert nc.attrs["threshold"] == store.attrs["threshold"] == 0.05
 
 
-@pytest.mark.parametrize("clash, message", [
-    (["--netcdf", "{root}_pFgA.nii.gz"],
-     "{root}_pFgA.nii.gz: the same path is given for two outputs (the NIfTI map 'pFgA' and --netcdf); give each "
-     "output its own path."),
-    (["--netcdf", "{tmp}/maps", "--zarr", "{tmp}/maps"],
-     "{tmp}/maps: the same path is given for two outputs (--netcdf and --zarr); give each output its own path."),
-    (["--zarr", "{root}.png", "--plot"],
-     "{root}.png: the same path is given for two outputs (--zarr and --plot's PNG); give each output its own path."),
-    (["--zarr", "{tmp}/maps.zarr", "--netcdf", "{tmp}/maps.zarr/x.nc"],
-     "{tmp}/maps.zarr/x.nc (--netcdf) lies inside the Zarr store of --zarr; write it beside the store instead."),
-    (["--netcdf", "{tmp}/missing/deeper/x.nc"],
-     "{tmp}/missing/deeper: output directory does not exist; create it first (mkdir -p {tmp}/missing/deeper)."),
-    (["--zarr", "{tmp}/nodir/x.zarr"],
-     "{tmp}/nodir: output directory does not exist; create it first (mkdir -p {tmp}/nodir)."),
-    (["--outroot", "{tmp}/no dir/x"],
-     "{tmp}/no dir: output directory does not exist; create it first (mkdir -p '{tmp}/no dir')."),
-])
+@pytest.mark.parametrize(
+    "clash, message",
+    [
+        (
+            ["--netcdf", "{root}_pFgA.nii.gz"],
+            "{root}_pFgA.nii.gz: the same path is given for two outputs (the NIfTI map 'pFgA' and --netcdf); give each "
+            "output its own path.",
+        ),
+        (
+            ["--netcdf", "{tmp}/maps", "--zarr", "{tmp}/maps"],
+            "{tmp}/maps: the same path is given for two outputs (--netcdf and --zarr); give each output its own path.",
+        ),
+        (
+            ["--zarr", "{root}.png", "--plot"],
+            "{root}.png: the same path is given for two outputs (--zarr and --plot's PNG); give each output its own path.",
+        ),
+        (
+            ["--zarr", "{tmp}/maps.zarr", "--netcdf", "{tmp}/maps.zarr/x.nc"],
+            "{tmp}/maps.zarr/x.nc (--netcdf) lies inside the Zarr store of --zarr; write it beside the store instead.",
+        ),
+        (
+            ["--netcdf", "{tmp}/missing/deeper/x.nc"],
+            "{tmp}/missing/deeper: output directory does not exist; create it first (mkdir -p {tmp}/missing/deeper).",
+        ),
+        (
+            ["--zarr", "{tmp}/nodir/x.zarr"],
+            "{tmp}/nodir: output directory does not exist; create it first (mkdir -p {tmp}/nodir).",
+        ),
+        (
+            ["--outroot", "{tmp}/no dir/x"],
+            "{tmp}/no dir: output directory does not exist; create it first (mkdir -p '{tmp}/no dir').",
+        ),
+    ],
+)
 def test_cli_checks_every_output_before_computing(clash, message, tmp_path, capsys):
     from xcoact.cli import main
 
@@ -341,8 +388,10 @@ def test_cli_checks_the_fwe_maps_before_the_permutations_run(tmp_path, capsys):
     assert main([*CLI_SEED, "--outroot", str(root), "--fwe", "20", "--fwe-seed", "1"]) == 2
     out, err = capsys.readouterr()
     assert "FWE:" not in out  # refused before the permutations ran
-    assert err.splitlines()[-1] == (f"xcoact: error: 1 output file(s) already exist (e.g. {taken}); pass --overwrite "
-                                    "to replace them, or choose another path.")
+    assert err.splitlines()[-1] == (
+        f"xcoact: error: 1 output file(s) already exist (e.g. {taken}); pass --overwrite "
+        "to replace them, or choose another path."
+    )
     os.remove(taken)
     # the names checked are the names written
     assert main([*CLI_SEED, "--outroot", str(root), "--fwe", "20", "--fwe-seed", "1"]) == 0
@@ -354,9 +403,11 @@ def test_cli_checks_the_fwe_maps_before_the_permutations_run(tmp_path, capsys):
 
 
 #: limit the child's file size (the netCDF file is 67 MB, each NIfTI map about 140 kB), then run the CLI
-_FSIZE = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
-          "resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000)); "
-          "from xcoact.cli import main; sys.exit(main(sys.argv[1:]))")
+_FSIZE = (
+    "import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (2_000_000, 2_000_000)); "
+    "from xcoact.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 @pytest.mark.parametrize("earlier", [False, True], ids=["fresh", "overwrite"])
@@ -378,8 +429,10 @@ def test_cli_outputs_land_together_or_not_at_all_on_a_file_size_limit(earlier, o
 
 #: mount a read-only tmpfs on $1 in the child's own mount namespace, then run the CLI there
 _READ_ONLY = 'ro="$1"; py="$2"; shift 2; mount -t tmpfs -o ro,size=1m xcoact-ro "$ro" && exec "$py" -m xcoact.cli "$@"'
-_NAMESPACES = (["unshare", "--mount", "--propagation", "private"],
-               ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private"])
+_NAMESPACES = (
+    ["unshare", "--mount", "--propagation", "private"],
+    ["unshare", "--user", "--map-root-user", "--mount", "--propagation", "private"],
+)
 
 
 def _read_only_command(ro: str) -> list[str]:
@@ -397,14 +450,20 @@ def _read_only_command(ro: str) -> list[str]:
         why.append("the unshare program (util-linux) is not installed")
     else:
         for prefix in _NAMESPACES:
-            proc = subprocess.run([*prefix, "sh", "-c", 'mount -t tmpfs -o ro,size=1m xcoact-probe "$1"', "sh", ro],
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                [*prefix, "sh", "-c", 'mount -t tmpfs -o ro,size=1m xcoact-probe "$1"', "sh", ro],
+                capture_output=True,
+                text=True,
+            )
             if proc.returncode == 0:
                 return [*prefix, "sh", "-c", _READ_ONLY, "sh", ro, sys.executable]
             why.append(f"{' '.join(prefix)}: {proc.stderr.strip() or proc.returncode}")
-    pytest.fail("running as root, and cannot mount a read-only tmpfs in a private mount namespace, so a folder the "
-                f"kernel refuses to write cannot be made ({'; '.join(why)}). It needs `unshare` and the right to "
-                "mount; chmod is no test under root, who writes anyway.", pytrace=False)
+    pytest.fail(
+        "running as root, and cannot mount a read-only tmpfs in a private mount namespace, so a folder the "
+        f"kernel refuses to write cannot be made ({'; '.join(why)}). It needs `unshare` and the right to "
+        "mount; chmod is no test under root, who writes anyway.",
+        pytrace=False,
+    )
 
 
 def test_cli_zarr_in_a_read_only_folder_is_refused_before_anything_is_written(tmp_path):
@@ -414,28 +473,42 @@ def test_cli_zarr_in_a_read_only_folder_is_refused_before_anything_is_written(tm
     out.mkdir()
     args = [*CLI_SEED, "--outroot", str(out / "run"), "--zarr", str(ro / "run.zarr")]
     try:
-        proc = subprocess.run([*_read_only_command(str(ro)), *args], capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "PYTHONPATH": ROOT})
+        proc = subprocess.run(
+            [*_read_only_command(str(ro)), *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONPATH": ROOT},
+        )
     finally:
         os.chmod(ro, 0o755)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr == (f"xcoact: error: {ro}: output directory is not writable; choose another outroot, or give "
-                           "yourself write access to it.\n")
+    assert proc.stderr == (
+        f"xcoact: error: {ro}: output directory is not writable; choose another outroot, or give "
+        "yourself write access to it.\n"
+    )
     assert "studies in the database" not in proc.stdout  # found before the database was even read
     assert _tree(tmp_path) == {"ro": "dir", "out": "dir"}
 
 
 # --------------------------------------------------------------------------- item 7: the API
 
+
 def test_write_outputs_checks_every_output_first_with_a_python_hint(maps, tmp_path):
     hook = _Once(lambda: None)
     with hook.callback(), pytest.raises(OutputError) as info:
         export.write_outputs(maps, nifti=tmp_path / "c", netcdf=tmp_path / "nodir" / "c.nc")
-    assert str(info.value) == (f"{tmp_path / 'nodir'}: output directory does not exist; create it first "
-                               f"(e.g. os.makedirs({str(tmp_path / 'nodir')!r})).")
+    assert str(info.value) == (
+        f"{tmp_path / 'nodir'}: output directory does not exist; create it first "
+        f"(e.g. os.makedirs({str(tmp_path / 'nodir')!r}))."
+    )
     assert hook.starts == 0 and os.listdir(tmp_path) == []
-    with pytest.raises(OutputError, match=re.escape(
-            f"{tmp_path / 'c.zarr'}: the same path is given for two outputs (the netCDF file and the Zarr store)")):
+    with pytest.raises(
+        OutputError,
+        match=re.escape(
+            f"{tmp_path / 'c.zarr'}: the same path is given for two outputs (the netCDF file and the Zarr store)"
+        ),
+    ):
         export.write_outputs(maps, netcdf=tmp_path / "c.zarr", zarr=tmp_path / "c.zarr")
 
 
@@ -463,11 +536,21 @@ def test_write_outputs_with_overwrite_restores_every_earlier_output(maps, other,
         state.update(_tree(tmp_path))
 
     hook = _Once(swap_store)
-    with hook.callback(), pytest.raises(OutputError, match="^" + re.escape(
-            f"{tmp_path / 'c.zarr'}: is not a Zarr store (it appeared after the check); overwrite replaces only an "
-            "earlier Zarr store. Remove it yourself, or choose another path.") + "$"):
-        export.write_outputs(maps, nifti=tmp_path / "c", netcdf=tmp_path / "c.nc", zarr=tmp_path / "c.zarr",
-                             overwrite=True)
+    with (
+        hook.callback(),
+        pytest.raises(
+            OutputError,
+            match="^"
+            + re.escape(
+                f"{tmp_path / 'c.zarr'}: is not a Zarr store (it appeared after the check); overwrite replaces only an "
+                "earlier Zarr store. Remove it yourself, or choose another path."
+            )
+            + "$",
+        ),
+    ):
+        export.write_outputs(
+            maps, nifti=tmp_path / "c", netcdf=tmp_path / "c.nc", zarr=tmp_path / "c.zarr", overwrite=True
+        )
     assert len([n for n in state if n.endswith(".nii.gz")]) == 9
     # the nine maps and the netCDF file had been replaced when the store was refused: all are restored
     assert _tree(tmp_path) == state
@@ -477,23 +560,38 @@ def test_zarr_overwrite_refuses_what_is_not_a_zarr_store(maps, tmp_path):
     folder = tmp_path / "results"
     folder.mkdir()
     (folder / "thesis.tex").write_text("years of work")
-    with pytest.raises(OutputError, match="^" + re.escape(
+    with pytest.raises(
+        OutputError,
+        match="^"
+        + re.escape(
             f"{folder}: is a directory that is not a Zarr store; overwrite replaces only an earlier Zarr store (a "
             "directory with .zgroup or .zarray or .zmetadata or zarr.json). Remove it yourself, or choose another "
-            "path.") + "$"):
+            "path."
+        )
+        + "$",
+    ):
         maps.coact.to_zarr(folder, overwrite=True)
     (tmp_path / "f.zarr").write_text("a file")
     with pytest.raises(OutputError, match=re.escape(f"{tmp_path / 'f.zarr'}: is a file, not a Zarr store;")):
         maps.coact.to_zarr(tmp_path / "f.zarr", overwrite=True)
-    assert _tree(tmp_path) == {"results": "dir", os.path.join("results", "thesis.tex"): _sha(b"years of work"),
-                               "f.zarr": _sha(b"a file")}
+    assert _tree(tmp_path) == {
+        "results": "dir",
+        os.path.join("results", "thesis.tex"): _sha(b"years of work"),
+        "f.zarr": _sha(b"a file"),
+    }
 
 
 def test_netcdf_and_nifti_overwrite_refuse_a_directory(maps, tmp_path):
     (tmp_path / "maps.nc").mkdir()
-    with pytest.raises(OutputError, match="^" + re.escape(
+    with pytest.raises(
+        OutputError,
+        match="^"
+        + re.escape(
             f"{tmp_path / 'maps.nc'}: is a directory, and the netCDF file is a file; overwrite replaces only a file "
-            "there. Remove the directory yourself, or choose another path.") + "$"):
+            "there. Remove the directory yourself, or choose another path."
+        )
+        + "$",
+    ):
         maps.coact.to_netcdf(tmp_path / "maps.nc", overwrite=True)
     (tmp_path / "c_pA.nii.gz").mkdir()
     with pytest.raises(OutputError, match=re.escape("c_pA.nii.gz: is a directory, and the NIfTI map 'pA' is a file")):
@@ -529,8 +627,7 @@ def test_overwrite_true_replaces_a_broken_link_not_its_target(maps, tmp_path):
 
 
 def test_batch_with_a_threshold_beyond_int64_writes_netcdf_and_zarr(sample_cube, tmp_path):
-    batch = sample_cube.coact.seed([[0, 20, 28], [-40, 20, 28]], r=10, threshold=10**30, separate=True,
-                                   dtype="float32")
+    batch = sample_cube.coact.seed([[0, 20, 28], [-40, 20, 28]], r=10, threshold=10**30, separate=True, dtype="float32")
     assert batch.attrs["threshold"] == 10**30
     nc = batch.coact.to_netcdf(tmp_path / "b.nc")
     store = batch.coact.to_zarr(tmp_path / "b.zarr")
@@ -544,22 +641,42 @@ def test_batch_with_a_threshold_beyond_int64_writes_netcdf_and_zarr(sample_cube,
 def test_numpy_scalars_and_other_attribute_values_are_stored(maps, tmp_path):
     ds = maps[["pA"]].compute()
     ds.attrs = {
-        "f32": np.float32(1.5), "i64": np.int64(-3), "u64": np.uint64(2**64 - 1), "flag": np.bool_(True),
-        "yes": True, "none": None, "huge": -(10**40), "ints": [1, 2, 3], "mixed": [1, "a", None],
-        "arr": np.array([0.5, 1.5], dtype=np.float32), "nested": {"a": 1}, "name": np.str_("x"),
+        "f32": np.float32(1.5),
+        "i64": np.int64(-3),
+        "u64": np.uint64(2**64 - 1),
+        "flag": np.bool_(True),
+        "yes": True,
+        "none": None,
+        "huge": -(10**40),
+        "ints": [1, 2, 3],
+        "mixed": [1, "a", None],
+        "arr": np.array([0.5, 1.5], dtype=np.float32),
+        "nested": {"a": 1},
+        "name": np.str_("x"),
     }
     ds["pA"].attrs["scale"] = np.float64(2.0)
     ds["pA"].attrs["huge"] = 2**70
     expected = {
-        "f32": 1.5, "i64": -3, "u64": "18446744073709551615", "flag": 1, "yes": 1, "none": "None",
-        "huge": "-10000000000000000000000000000000000000000", "ints": [1, 2, 3], "mixed": '[1, "a", "None"]',
-        "arr": [0.5, 1.5], "nested": "{'a': 1}", "name": "x",
+        "f32": 1.5,
+        "i64": -3,
+        "u64": "18446744073709551615",
+        "flag": 1,
+        "yes": 1,
+        "none": "None",
+        "huge": "-10000000000000000000000000000000000000000",
+        "ints": [1, 2, 3],
+        "mixed": '[1, "a", "None"]',
+        "arr": [0.5, 1.5],
+        "nested": "{'a': 1}",
+        "name": "x",
     }
     nc = ds.coact.to_netcdf(tmp_path / "a.nc")
     store = ds.coact.to_zarr(tmp_path / "a.zarr")
     with xr.open_dataset(nc) as a, xr.open_zarr(store) as b:
         for back in (a, b):
-            got = {k: (np.asarray(v).tolist() if isinstance(v, (np.ndarray, list)) else v) for k, v in back.attrs.items()}
+            got = {
+                k: (np.asarray(v).tolist() if isinstance(v, (np.ndarray, list)) else v) for k, v in back.attrs.items()
+            }
             assert got.pop("Conventions", "CF-1.8") == "CF-1.8"  # the netCDF writer adds CF's marker
             assert got == expected
             assert back["pA"].attrs["scale"] == 2.0 and back["pA"].attrs["huge"] == str(2**70)

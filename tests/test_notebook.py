@@ -24,18 +24,21 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-import xcoact  # noqa: E402
-from xcoact.errors import XcoactWarning  # noqa: E402
+import xcoact
+from xcoact.errors import XcoactWarning
 
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples")
 #: Notebooks committed WITH outputs, and why: they show a run on data CI does not have. Their own test file
 #: executes them on the bundled sample and checks the stored outputs, so they are left out here.
 STORED_OUTPUTS = {
     "parcellation_v7.ipynb": "a real Neurosynth v7 run (v7 is not in the repository, CI has no network); "
-                             "tests/test_notebook_parcellation.py re-runs it on the sample and checks the stored outputs",
+    "tests/test_notebook_parcellation.py re-runs it on the sample and checks the stored outputs",
 }
-NOTEBOOKS = sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".ipynb") and f not in STORED_OUTPUTS) \
-    if os.path.isdir(EXAMPLES) else []
+NOTEBOOKS = (
+    sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".ipynb") and f not in STORED_OUTPUTS)
+    if os.path.isdir(EXAMPLES)
+    else []
+)
 
 #: The seeds of examples/seed_coactivation.ipynb: label -> (seed, seed radius).
 SEEDS = {
@@ -52,12 +55,17 @@ MANY_SEEDS = {
     "sgacc": (xcoact.datasets.sgacc_roi_path(), 6.0),
 }
 #: The matrix rows of that notebook: ROI name -> its seed in MANY_SEEDS.
-MATRIX_ROIS = {"amygdala": "amygdala", "sgacc": "sgacc", "dacc": "0_20_28",
-               "left_dlpfc": "-40_20_28", "right_dlpfc": "40_20_28"}
+MATRIX_ROIS = {
+    "amygdala": "amygdala",
+    "sgacc": "sgacc",
+    "dacc": "0_20_28",
+    "left_dlpfc": "-40_20_28",
+    "right_dlpfc": "40_20_28",
+}
 THRESHOLD = 0.1
 
 
-def _run(name: str, root) -> "nbformat.NotebookNode":
+def _run(name: str, root) -> nbformat.NotebookNode:
     """Run a copy of examples/<name> inside ``root``; return the executed notebook."""
     work = root / "run"
     scratch = root / "tmp"
@@ -66,7 +74,9 @@ def _run(name: str, root) -> "nbformat.NotebookNode":
     copy = work / name
     shutil.copyfile(os.path.join(EXAMPLES, name), copy)
     nb = nbformat.read(str(copy), as_version=4)
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(work)}})
+    client = nbclient.NotebookClient(
+        nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(work)}}
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TMPDIR", str(scratch))  # inherited by the kernel: tempfile.mkdtemp lands here
         client.execute()  # raises CellExecutionError on the first failing cell
@@ -93,17 +103,23 @@ def _code_cells(nb):
 
 def _stdout(nb) -> str:
     return "".join(
-        o.get("text", "") for c in _code_cells(nb) for o in c.outputs if o.output_type == "stream" and o.name == "stdout"
+        o.get("text", "")
+        for c in _code_cells(nb)
+        for o in c.outputs
+        if o.output_type == "stream" and o.name == "stdout"
     )
 
 
 def _stderr(nb) -> str:
     return "".join(
-        o.get("text", "") for c in _code_cells(nb) for o in c.outputs if o.output_type == "stream" and o.name == "stderr"
+        o.get("text", "")
+        for c in _code_cells(nb)
+        for o in c.outputs
+        if o.output_type == "stream" and o.name == "stderr"
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dense_cube():
     """The sample's cube, rechunked.
 
@@ -123,7 +139,7 @@ def _dense_seed(label: str):
     return _dense_cube().coact.seed(seed, threshold=THRESHOLD, r=r)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _independent_selection(label: str) -> tuple[int, int, list]:
     """(n_roi, n_selected, selected ids) of a notebook seed, via the dense route."""
     ds = _dense_seed(label)
@@ -142,7 +158,9 @@ def test_notebook_runs_clean(name, executed):
     for i, cell in enumerate(cells):
         assert cell.get("execution_count") is not None, f"{name}: code cell {i} did not run"
         errors = [o for o in cell.outputs if o.output_type == "error"]
-        assert not errors, f"{name}: code cell {i} produced an error: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+        assert not errors, (
+            f"{name}: code cell {i} produced an error: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+        )
     # Every temporary directory the notebook made was removed again.
     assert os.listdir(scratch) == [], f"{name} left files behind in its temporary directory: {os.listdir(scratch)}"
 
@@ -160,7 +178,9 @@ def test_seed_walkthrough_numbers(executed):
     assert set(printed) == set(SEEDS), f"expected selection lines for {sorted(SEEDS)}, found {sorted(printed)}"
     for label in SEEDS:
         n_roi, n_sel, ids = _independent_selection(label)
-        assert printed[label] == (n_roi, n_sel, 100), f"{label}: notebook printed {printed[label]}, expected {(n_roi, n_sel, 100)}"
+        assert printed[label] == (n_roi, n_sel, 100), (
+            f"{label}: notebook printed {printed[label]}, expected {(n_roi, n_sel, 100)}"
+        )
         assert 0 < n_sel < 100
     # The amygdala ids the notebook listed are the ones selected here.
     amygdala_ids = _independent_selection("amygdala")[2]
@@ -206,12 +226,16 @@ def test_many_seeds_and_matrix_numbers(executed):
     assert set(printed) == set(MANY_SEEDS), f"expected seed lines for {sorted(MANY_SEEDS)}, found {sorted(printed)}"
     for label in MANY_SEEDS:
         n_roi, n_sel, _ = _independent_selection(label)
-        assert printed[label] == (n_roi, n_sel, 100), f"{label}: notebook printed {printed[label]}, expected {(n_roi, n_sel, 100)}"
+        assert printed[label] == (n_roi, n_sel, 100), (
+            f"{label}: notebook printed {printed[label]}, expected {(n_roi, n_sel, 100)}"
+        )
         assert 0 < n_sel < 100
 
     # The matrix: n_both of two ROIs = the studies both single seeds select.
-    rows = {m.group(1): [int(v) for v in m.group(2).split(",")]
-            for m in re.finditer(r"^n_both row (\S+): \[([\d, ]+)\]$", out, re.MULTILINE)}
+    rows = {
+        m.group(1): [int(v) for v in m.group(2).split(",")]
+        for m in re.finditer(r"^n_both row (\S+): \[([\d, ]+)\]$", out, re.MULTILINE)
+    }
     assert list(rows) == list(MATRIX_ROIS), f"expected n_both rows {list(MATRIX_ROIS)}, found {list(rows)}"
     ids = {roi: set(_independent_selection(seed)[2]) for roi, seed in MATRIX_ROIS.items()}
     expected = {a: [len(ids[a] & ids[b]) for b in MATRIX_ROIS] for a in MATRIX_ROIS}
@@ -239,7 +263,9 @@ def test_distributed_numbers(executed):
 
     # Two worker processes on the loopback interface, each its own process.
     assert "n_workers=2" in out
-    workers = re.findall(r"tcp://127\.0\.0\.1:\d+: 1 thread, memory limit (\d+) MiB, pid (\d+) \(this notebook: (\d+)\)", out)
+    workers = re.findall(
+        r"tcp://127\.0\.0\.1:\d+: 1 thread, memory limit (\d+) MiB, pid (\d+) \(this notebook: (\d+)\)", out
+    )
     assert len(workers) == 2, out
     assert all(int(limit) <= 1024 for limit, _, _ in workers)
     assert len({pid for _, pid, _ in workers}) == 2

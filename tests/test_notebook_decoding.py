@@ -23,9 +23,10 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-import xcoact  # noqa: E402
-from conftest import _mni_mask, data_file  # noqa: E402
-from xcoact.errors import XcoactWarning  # noqa: E402
+from conftest import _mni_mask, data_file
+
+import xcoact
+from xcoact.errors import XcoactWarning
 
 NOTEBOOK = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples", "decoding.ipynb")
 
@@ -40,7 +41,9 @@ def out(tmp_path_factory):
     copy = work / "decoding.ipynb"
     shutil.copyfile(NOTEBOOK, copy)
     nb = nbformat.read(str(copy), as_version=4)
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(work)}})
+    client = nbclient.NotebookClient(
+        nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(work)}}
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TMPDIR", str(scratch))
         client.execute()
@@ -49,7 +52,9 @@ def out(tmp_path_factory):
         errors = [o for o in cell.outputs if o.output_type == "error"]
         assert not errors, f"code cell {i}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
     assert os.listdir(scratch) == [], "the notebook left temporary files behind"
-    return "".join(o.get("text", "") for c in cells for o in c.outputs if o.output_type == "stream" and o.name == "stdout")
+    return "".join(
+        o.get("text", "") for c in cells for o in c.outputs if o.output_type == "stream" and o.name == "stdout"
+    )
 
 
 @pytest.fixture(scope="module")

@@ -37,9 +37,9 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-import xcoact  # noqa: E402
-from xcoact.analyses import parcellate as parc# noqa: E402
-from xcoact.datasets.fetch import read_manifest  # noqa: E402
+import xcoact
+from xcoact.analyses import parcellate as parc
+from xcoact.datasets.fetch import read_manifest
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
 NOTEBOOK = os.path.join(ROOT, "examples", "parcellation_v7.ipynb")
@@ -51,14 +51,18 @@ def _code_cells(nb):
 
 
 def _stdout(nb) -> str:
-    return "".join(o.get("text", "") for c in _code_cells(nb) for o in c.outputs
-                   if o.output_type == "stream" and o.name == "stdout")
+    return "".join(
+        o.get("text", "")
+        for c in _code_cells(nb)
+        for o in c.outputs
+        if o.output_type == "stream" and o.name == "stdout"
+    )
 
 
 def _record(nb) -> dict:
     lines = [line for line in _stdout(nb).splitlines() if line.startswith("record: ")]
     assert len(lines) == 1, "the notebook printed no (or more than one) record line"
-    return json.loads(lines[0][len("record: "):])
+    return json.loads(lines[0][len("record: ") :])
 
 
 def _criteria(record) -> np.ndarray:
@@ -81,6 +85,7 @@ def stored():
 
 
 # --- the stored outputs (the v7 run) ------------------------------------------------------------------
+
 
 def test_docs_show_the_stored_outputs_not_a_rerun(stored):
     assert stored.metadata.get("mystnb", {}).get("execution_mode") == "off"
@@ -123,8 +128,12 @@ def test_the_stored_suggestion_follows_from_the_stored_criteria(stored):
     out = _stdout(stored)
     assert f"suggested K: {rec['k_suggested']}" in out
     # the table shown marks the same K, and lists every K of the record
-    table = next(o.data["text/plain"] for c in _code_cells(stored) for o in c.outputs
-                 if o.output_type == "execute_result" and "deviants_pct" in o.data.get("text/plain", ""))
+    table = next(
+        o.data["text/plain"]
+        for c in _code_cells(stored)
+        for o in c.outputs
+        if o.output_type == "execute_result" and "deviants_pct" in o.data.get("text/plain", "")
+    )
     marked = [int(m.group(1)) for m in re.finditer(r"^(\d+)\s+True\b", table, re.MULTILINE)]
     assert marked == [rec["k_suggested"]]
     listed = sorted({int(m.group(1)) for m in re.finditer(r"^(\d+)\s+(?:True|False)\b", table, re.MULTILINE)})
@@ -133,8 +142,12 @@ def test_the_stored_suggestion_follows_from_the_stored_criteria(stored):
 
 
 def test_the_stored_figure_is_a_png(stored):
-    pngs = [o.data["image/png"] for c in _code_cells(stored) for o in c.outputs
-            if o.output_type == "display_data" and "image/png" in o.data]
+    pngs = [
+        o.data["image/png"]
+        for c in _code_cells(stored)
+        for o in c.outputs
+        if o.output_type == "display_data" and "image/png" in o.data
+    ]
     assert len(pngs) == 1
     import base64
 
@@ -148,16 +161,23 @@ def test_the_run_is_from_a_commit_of_this_history_without_local_changes(stored):
     assert rec["package_modified_since_commit"] is False, "the run used uncommitted changes of the package"
     assert rec["parcellate_s"] > 0 and rec["peak_rss_mb"] > 0 and rec["cpus"] >= 1
     git = shutil.which("git")
-    inside = git and subprocess.run([git, "rev-parse", "--is-inside-work-tree"], cwd=ROOT, capture_output=True,
-                                    text=True).stdout.strip() == "true"
+    inside = (
+        git
+        and subprocess.run(
+            [git, "rev-parse", "--is-inside-work-tree"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        == "true"
+    )
     if not inside:  # an unpacked source archive: no history to look the commit up in
         return
-    ancestor = subprocess.run([git, "merge-base", "--is-ancestor", rec["commit"], "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True)
+    ancestor = subprocess.run(
+        [git, "merge-base", "--is-ancestor", rec["commit"], "HEAD"], cwd=ROOT, capture_output=True, text=True
+    )
     assert ancestor.returncode == 0, f"commit {rec['commit']} of the stored run is not in this checkout's history"
 
 
 # --- the same code on the bundled sample -----------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def on_sample(tmp_path_factory):
@@ -170,7 +190,9 @@ def on_sample(tmp_path_factory):
     nb = nbformat.read(str(copy), as_version=4)
     for cell in _code_cells(nb):  # run from the sources alone
         cell.outputs, cell.execution_count = [], None
-    client = nbclient.NotebookClient(nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(work)}})
+    client = nbclient.NotebookClient(
+        nb, kernel_name="python3", timeout=600, resources={"metadata": {"path": str(work)}}
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TMPDIR", str(scratch))
         mp.setenv("XCOACT_CBP_DATABASE", "sample")
@@ -189,8 +211,9 @@ def test_on_the_sample_it_runs_and_prints_what_the_api_returns(on_sample):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         act = xcoact.activations(xcoact.datasets.sample_database_path(), r=6)
-    res = act.coact.parcellate(xcoact.datasets.amygdala_roi_path(), k=rec["k"], filters=rec["filters"],
-                               n_init=rec["n_init"], compute=True)
+    res = act.coact.parcellate(
+        xcoact.datasets.amygdala_roi_path(), k=rec["k"], filters=rec["filters"], n_init=rec["n_init"], compute=True
+    )
     assert rec["k_suggested"] == res.attrs["k_suggested"]
     np.testing.assert_array_equal(_criteria(rec), res["criteria"].values)
     assert rec["filters_voted"] == [int(f) for f in res.attrs["filters_voted"]]

@@ -25,12 +25,16 @@ def test_set_options_is_validated_and_restores_on_exit():
     with xcoact.set_options(term_map_cache_bytes=1000):
         assert xcoact.get_options()["term_map_cache_bytes"] == 1000
     assert xcoact.get_options()["term_map_cache_bytes"] == before
-    with pytest.raises(xcoact.ParameterError, match=re.escape(
-            "'term_map_bytes' is not an xcoact setting; expected one of ['term_map_cache_bytes'].")):
+    with pytest.raises(
+        xcoact.ParameterError,
+        match=re.escape("'term_map_bytes' is not an xcoact setting; expected one of ['term_map_cache_bytes']."),
+    ):
         xcoact.set_options(term_map_bytes=0)
     for bad in (-1, 1.5, True, "1GB"):
-        with pytest.raises(xcoact.ParameterError, match=re.escape(
-                f"term_map_cache_bytes={bad!r} is not valid; expected an integer >= 0.")):
+        with pytest.raises(
+            xcoact.ParameterError,
+            match=re.escape(f"term_map_cache_bytes={bad!r} is not valid; expected an integer >= 0."),
+        ):
             xcoact.set_options(term_map_cache_bytes=bad)
     assert xcoact.get_options()["term_map_cache_bytes"] == before  # a refused call changes nothing
     with pytest.raises(TypeError):

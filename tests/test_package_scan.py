@@ -72,7 +72,9 @@ def scan_source(source: str, filename: str = "<snippet>") -> list[str]:
         elif isinstance(node, ast.Attribute):
             chain = _dotted(node).split(".")
             root = chain[0]
-            if PICKLE_MODULES.intersection(chain[:-1]) or node.attr in PICKLE_MODULES and isinstance(node.ctx, ast.Load):
+            if PICKLE_MODULES.intersection(chain[:-1]) or (
+                node.attr in PICKLE_MODULES and isinstance(node.ctx, ast.Load)
+            ):
                 report(node, f"{_dotted(node) or '.' + node.attr}")
             elif node.attr in ("read_pickle", "to_pickle"):
                 report(node, f".{node.attr}")
@@ -85,7 +87,13 @@ def scan_source(source: str, filename: str = "<snippet>") -> list[str]:
             for kw in node.keywords:
                 if kw.arg == "allow_pickle" and not _is_false(kw.value):
                     report(node, f"{name or 'a call'}(..., allow_pickle={ast.unparse(kw.value)})")
-            if name in ("yaml.unsafe_load", "yaml.full_load", "yaml.unsafe_load_all", "yaml.full_load_all", "torch.load"):
+            if name in (
+                "yaml.unsafe_load",
+                "yaml.full_load",
+                "yaml.unsafe_load_all",
+                "yaml.full_load_all",
+                "torch.load",
+            ):
                 report(node, f"{name}(...)")
             elif name in ("yaml.load", "yaml.load_all"):
                 loader = [kw.value for kw in node.keywords if kw.arg == "Loader"] + node.args[1:2]
@@ -176,7 +184,12 @@ def test_package_has_no_pickle_or_eval():
     files = package_files()
     # the scan sees the whole package, readers included
     names = {os.path.relpath(f, PACKAGE) for f in files}
-    assert {"__init__.py", "table.py", os.path.join("readers", "nimare.py"), os.path.join("readers", "_text.py")} <= names
+    assert {
+        "__init__.py",
+        "table.py",
+        os.path.join("readers", "nimare.py"),
+        os.path.join("readers", "_text.py"),
+    } <= names
     problems = []
     for path in files:
         with open(path, encoding="utf-8") as fh:

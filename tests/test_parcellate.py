@@ -29,6 +29,7 @@ from xcoact.errors import OutputError, ParameterError, SelectionError
 
 # --- fixtures --------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def cube():
     with warnings.catch_warnings():
@@ -82,6 +83,7 @@ def planted(tmp_path_factory):
 
 # --- pools and profiles vs the single-seed route -----------------------------------------------------
 
+
 def test_pools_are_the_studies_a_nearest_seed_selects(cube):
     """Each voxel's pool is what act.coact.seed([[x, y, z]], select="nearest", k=N) selects at its centre."""
     roi = xcoact.datasets.amygdala_roi_path()
@@ -102,7 +104,7 @@ def test_pruned_distances_give_the_pools_of_all_distances(cube, reach):
     full = parc._distances(cube, xyz)
     pruned = parc._distances(cube, xyz, reach)
     assert np.isinf(pruned).any() and np.isfinite(full).all()
-    for f in ([reach[1], max(1, reach[1] // 2)] if reach[0] == "nearest" else [reach[1], 4.0]):
+    for f in [reach[1], max(1, reach[1] // 2)] if reach[0] == "nearest" else [reach[1], 4.0]:
         a, b = parc._pools_of(full, f, reach[0]), parc._pools_of(pruned, f, reach[0])
         assert all(np.array_equal(x, y) for x, y in zip(a, b))
         assert all(np.array_equal(full[v, p], pruned[v, p]) for v, p in enumerate(a))
@@ -149,6 +151,7 @@ def test_gram_correlations_equal_corrcoef_of_the_profiles(cube, profile):
 
 
 # --- clustering and criteria against scikit-learn and hand values --------------------------------------
+
 
 def test_vi_of_the_issue_example_in_bits():
     assert parc.variation_of_information([1, 1, 1, 2, 2, 2, 2], [1, 1, 1, 1, 2, 2, 2]) == 0.9271749993818661
@@ -244,9 +247,9 @@ def test_hierarchy_index_and_distance_ratio_hand_values():
 def test_suggest_k_rule():
     crit = np.full((4, len(parc.CRITERIA)), np.nan)
     col = {n: i for i, n in enumerate(parc.CRITERIA)}
-    crit[:, col["deviants_pct"]] = [5, 1, 8, 9]        # K=3 best
+    crit[:, col["deviants_pct"]] = [5, 1, 8, 9]  # K=3 best
     crit[:, col["silhouette"]] = [0.2, 0.5, 0.3, 0.1]  # K=3 best
-    crit[:, col["hierarchy_pct"]] = [0, 0, 9, 12]      # K=2 and K=3 (ties count)
+    crit[:, col["hierarchy_pct"]] = [0, 0, 9, 12]  # K=2 and K=3 (ties count)
     crit[:, col["ratio_change_pct"]] = [np.nan, 30, 5, 1]
     crit[:, col["vi_prev_bits"]] = [1.0, 0.2, 0.9, 0.9]
     crit[:, col["vi_next_bits"]] = [0.2, 0.9, 0.9, np.nan]
@@ -256,6 +259,7 @@ def test_suggest_k_rule():
 
 
 # --- the whole procedure -----------------------------------------------------------------------------
+
 
 def test_planted_halves_are_recovered_at_k2_and_suggested(planted):
     act, roi = planted
@@ -349,9 +353,12 @@ def test_accessor_signature_matches_the_function():
         ({"select": "overlap"}, ParameterError, r"select='overlap' is not a pooling rule of parcellate"),
         ({"n_init": 0}, ParameterError, r"n_init=0 is not valid"),
         ({"filter_range": "best"}, ParameterError, r"filter_range='best' is not known"),
-        ({"select": "distance", "filters": [0.5]}, SelectionError,
-         r"filter 0.5 mm pools no study at \d+ ROI voxel\(s\) \(select='distance'\), e.g. at \[.*\] mm, whose nearest "
-         r"peak is [\d.]+ mm away. Use larger radii."),
+        (
+            {"select": "distance", "filters": [0.5]},
+            SelectionError,
+            r"filter 0.5 mm pools no study at \d+ ROI voxel\(s\) \(select='distance'\), e.g. at \[.*\] mm, whose nearest "
+            r"peak is [\d.]+ mm away. Use larger radii.",
+        ),
     ],
 )
 def test_bad_arguments_are_named(cube, kwargs, error, message):
@@ -367,12 +374,26 @@ def test_roi_smaller_than_k(cube, tmp_path):
 
 # --- outputs and the command line --------------------------------------------------------------------
 
+
 def test_cli_writes_label_images_criteria_and_figure(tmp_path, capsys):
     from xcoact.cli import main
 
     out = tmp_path / "amy"
-    rc = main(["parcellate", "--seed", xcoact.datasets.amygdala_roi_path(), "--k", "2-3", "--filters", "10,20,30",
-               "--n-init", "3", "--outroot", str(out)])
+    rc = main(
+        [
+            "parcellate",
+            "--seed",
+            xcoact.datasets.amygdala_roi_path(),
+            "--k",
+            "2-3",
+            "--filters",
+            "10,20,30",
+            "--n-init",
+            "3",
+            "--outroot",
+            str(out),
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     names = sorted(os.listdir(tmp_path))
     assert names == ["amy_criteria.tsv", "amy_k2_labels.nii.gz", "amy_k3_labels.nii.gz", "amy_parcellation.png"]
@@ -395,8 +416,21 @@ def test_cli_refuses_to_clobber_and_writes_nothing(tmp_path, capsys):
 
     out = tmp_path / "amy"
     (tmp_path / "amy_criteria.tsv").write_text("mine")
-    rc = main(["parcellate", "--seed", xcoact.datasets.amygdala_roi_path(), "--k", "2-3", "--filters", "10,20",
-               "--n-init", "2", "--outroot", str(out)])
+    rc = main(
+        [
+            "parcellate",
+            "--seed",
+            xcoact.datasets.amygdala_roi_path(),
+            "--k",
+            "2-3",
+            "--filters",
+            "10,20",
+            "--n-init",
+            "2",
+            "--outroot",
+            str(out),
+        ]
+    )
     assert rc == 2
     assert "amy_criteria.tsv" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["amy_criteria.tsv"]
@@ -445,8 +479,12 @@ def test_labels_identical_on_a_two_worker_local_cluster(planted):
     kw = dict(k=[2, 3], filters=[10, 20], n_init=3)
     with dask.config.set(scheduler="threads"):
         local = parc.parcellate(act, roi, **kw).compute()
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None, silence_logs=40) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, silence_logs=40
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         with distributed.get_task_stream(client) as stream:
             remote = parc.parcellate(act, roi, **kw).compute()
         ran = {t["worker"] for t in stream.data}
@@ -458,8 +496,7 @@ def test_labels_identical_on_a_two_worker_local_cluster(planted):
 
 def test_result_round_trips_through_netcdf(cube, tmp_path):
     """A computed parcellation written with xcoact.to_netcdf reads back whole; its clusters are still ROIs."""
-    res = cube.coact.parcellate(xcoact.datasets.amygdala_roi_path(), k=[2, 3], filters=[10, 20], n_init=2,
-                                compute=True)
+    res = cube.coact.parcellate(xcoact.datasets.amygdala_roi_path(), k=[2, 3], filters=[10, 20], n_init=2, compute=True)
     path = xcoact.to_netcdf(res, tmp_path / "parc.nc")
     with xr.open_dataset(path) as back:
         assert back["labels"].dtype == np.int16

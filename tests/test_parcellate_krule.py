@@ -14,11 +14,10 @@ import warnings
 
 import numpy as np
 import pytest
+from test_parcellate import _box_roi, _planted_database
 
 import xcoact
 from xcoact.analyses import parcellate as parc
-
-from test_parcellate import _box_roi, _planted_database
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +40,9 @@ def test_hierarchy_is_nan_at_k2_and_the_index_of_the_labels_above(result):
         want = parc.hierarchy_index(_voxel_labels(result, k), _voxel_labels(result, k - 1))
         assert crit.loc[k, "hierarchy_pct"] == pytest.approx(want, abs=1e-12)
     # VI against the one-cluster partition stays: it is the entropy of the K = 2 vote, a real comparison
-    assert crit.loc[2, "vi_prev_bits"] == pytest.approx(parc.variation_of_information(
-        np.ones(result.sizes["voxel"]), _voxel_labels(result, 2)))
+    assert crit.loc[2, "vi_prev_bits"] == pytest.approx(
+        parc.variation_of_information(np.ones(result.sizes["voxel"]), _voxel_labels(result, 2))
+    )
     assert "not defined at K = 2" in result.attrs["k_rule"]
 
 
@@ -76,8 +76,8 @@ def test_stability_gate_hand_values():
 def test_suggested_k_is_the_candidate_with_most_votes_not_the_overall_winner():
     col = {n: i for i, n in enumerate(parc.CRITERIA)}
     crit = np.full((4, len(parc.CRITERIA)), np.nan)
-    crit[:, col["deviants_pct"]] = [1.0, 2.0, 3.0, 4.0]      # rising: only K=2 is a candidate
-    crit[:, col["silhouette"]] = [0.5, 0.4, 0.6, 0.3]        # K=2 and K=4
+    crit[:, col["deviants_pct"]] = [1.0, 2.0, 3.0, 4.0]  # rising: only K=2 is a candidate
+    crit[:, col["silhouette"]] = [0.5, 0.4, 0.6, 0.3]  # K=2 and K=4
     crit[:, col["hierarchy_pct"]] = [np.nan, 8.0, 1.0, 9.0]  # K=4
     crit[:, col["ratio_change_pct"]] = [np.nan, 3.0, 20.0, 2.0]  # K=4
     k, votes = parc.suggest_k([2, 3, 4, 5], crit)

@@ -54,10 +54,10 @@ def _as_nobody(call, probe: str, flags: int) -> dict:
             try:
                 with dask.config.set(scheduler="synchronous"):  # a forked child has none of the parent's threads
                     call()
-            except Exception as err:  # noqa: BLE001 - reported to the parent
+            except Exception as err:
                 out.update(raised=type(err).__name__, message=str(err), mro=[c.__name__ for c in type(err).__mro__])
             os.write(write_end, json.dumps(out).encode())
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             status = 1
         finally:
             os._exit(status)
@@ -103,12 +103,16 @@ def test_database_without_read_permission(workdir):
     got = _as_nobody(lambda: xcoact.read_database(path), path, os.O_RDONLY)
     assert got["errno"] == errno.EACCES
     assert got["raised"] == "DatabaseFileError" and {"OSError", "ValueError", "XcoactError"} <= set(got["mro"])
-    assert got["message"] == f"{path}: not readable (permission denied); give yourself read access (chmod u+r) or copy the file."
+    assert (
+        got["message"]
+        == f"{path}: not readable (permission denied); give yourself read access (chmod u+r) or copy the file."
+    )
 
 
 def test_features_without_read_permission(workdir):
-    path = _unreadable_copy(os.path.join(ROOT, "tests", "data", "neurosynth_sample_features.txt"),
-                            os.path.join(workdir, "features.txt"))
+    path = _unreadable_copy(
+        os.path.join(ROOT, "tests", "data", "neurosynth_sample_features.txt"), os.path.join(workdir, "features.txt")
+    )
     assert xcoact.read_features(path).sizes["term"] == 3
     got = _as_nobody(lambda: xcoact.read_features(path), path, os.O_RDONLY)
     assert got["errno"] == errno.EACCES
@@ -127,19 +131,28 @@ def test_database_output_directory_without_write_permission(workdir):
     table = xcoact.datasets.synthetic(3, seed=0)
     xcoact.write_database(table, os.path.join(workdir, "as_root.txt"))  # root writes here
     folder = _read_only_dir(workdir, "out")
-    got = _as_nobody(lambda: xcoact.write_database(table, os.path.join(folder, "database.txt")),
-                     os.path.join(folder, "probe"), os.O_WRONLY | os.O_CREAT)
+    got = _as_nobody(
+        lambda: xcoact.write_database(table, os.path.join(folder, "database.txt")),
+        os.path.join(folder, "probe"),
+        os.O_WRONLY | os.O_CREAT,
+    )
     assert got["errno"] == errno.EACCES
     assert got["raised"] == "OutputError" and "OSError" in got["mro"]
-    assert got["message"] == f"{folder}: output directory is not writable; choose another outroot, or give yourself write access to it."
+    assert (
+        got["message"]
+        == f"{folder}: output directory is not writable; choose another outroot, or give yourself write access to it."
+    )
     assert os.listdir(folder) == []
 
 
 def test_nifti_maps_into_a_directory_without_write_permission(workdir, maps):
     assert len(maps.coact.to_nifti(os.path.join(workdir, "as_root"), names=["pFgA"])) == 1
     folder = _read_only_dir(workdir, "maps")
-    got = _as_nobody(lambda: maps.coact.to_nifti(os.path.join(folder, "dacc"), names=["pFgA"]),
-                     os.path.join(folder, "probe"), os.O_WRONLY | os.O_CREAT)
+    got = _as_nobody(
+        lambda: maps.coact.to_nifti(os.path.join(folder, "dacc"), names=["pFgA"]),
+        os.path.join(folder, "probe"),
+        os.O_WRONLY | os.O_CREAT,
+    )
     assert got["errno"] == errno.EACCES
     assert got["raised"] == "OutputError", got
     assert got["message"].startswith(f"{folder}: output directory is not writable"), got["message"]

@@ -37,8 +37,9 @@ def sphere_batch():
     """Three separate 10 mm spheres on the sample; the third lies outside the brain (a degenerate seed)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _cube().coact.seed({"dACC": [[0, 20, 28]], "l$dl$pfc": [[-40, 20, 28]], "outside": [[60, -100, 60]]},
-                                  r=10, threshold=0.1)
+        return _cube().coact.seed(
+            {"dACC": [[0, 20, 28]], "l$dl$pfc": [[-40, 20, 28]], "outside": [[60, -100, 60]]}, r=10, threshold=0.1
+        )
 
 
 def _peak_mm(ds, name):
@@ -56,15 +57,15 @@ def test_single_seed_png_headless_read_back(amygdala_maps, tmp_path):
     assert isinstance(fig, Figure)
     path = to_png(fig, tmp_path / "amygdala.png")
     assert path == str(tmp_path / "amygdala.png")
-    assert os.listdir(tmp_path) == ["amygdala.png"]          # no temporary file left
+    assert os.listdir(tmp_path) == ["amygdala.png"]  # no temporary file left
     with open(path, "rb") as fh:
         assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
     img = matplotlib.image.imread(path)
     w, h = fig.get_size_inches() * 80
     assert img.shape[:2] == (round(h), round(w))
     rgb = img[..., :3]
-    assert (rgb < 0.95).any(axis=-1).mean() > 0.2             # not blank: template, outlines, text
-    overlay = (rgb[..., 0] - rgb[..., 2]) > 0.5               # warm colours: only the map draws them
+    assert (rgb < 0.95).any(axis=-1).mean() > 0.2  # not blank: template, outlines, text
+    overlay = (rgb[..., 0] - rgb[..., 2]) > 0.5  # warm colours: only the map draws them
     assert overlay.sum() > 200
 
 
@@ -72,7 +73,7 @@ def test_never_imports_pyplot_or_switches_backend(amygdala_maps, tmp_path, monke
     import matplotlib
 
     before = matplotlib.rcParams._get_backend_or_none()
-    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)      # importing pyplot now fails
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # importing pyplot now fails
 
     def refuse(*args, **kwargs):
         raise AssertionError("xcoact must not select a matplotlib backend")
@@ -98,13 +99,15 @@ def test_axes_in_mm_on_grid_and_cut_through_peak(amygdala_maps):
     for ax in slices + glass:
         h, v = planes[ax.get_label()[-1]]
         assert ax.get_xlabel() == f"{h} (mm)" and ax.get_ylabel() == f"{v} (mm)"
-        for axis_name, ticks, labels in ((h, ax.get_xticks(), ax.get_xticklabels()),
-                                         (v, ax.get_yticks(), ax.get_yticklabels())):
+        for axis_name, ticks, labels in (
+            (h, ax.get_xticks(), ax.get_xticklabels()),
+            (v, ax.get_yticks(), ax.get_yticklabels()),
+        ):
             assert len(ticks) >= 2
-            assert set(np.round(ticks, 6)) <= grid[axis_name]          # every tick on a voxel centre
+            assert set(np.round(ticks, 6)) <= grid[axis_name]  # every tick on a voxel centre
             assert [float(t.get_text()) for t in labels] == pytest.approx(list(ticks))
         lab_h, lab_v = amygdala_maps[h].values, amygdala_maps[v].values
-        extent = ax.images[-1].get_extent()                             # voxel edges, in mm
+        extent = ax.images[-1].get_extent()  # voxel edges, in mm
         assert extent == pytest.approx([lab_h.min() - 1, lab_h.max() + 1, lab_v.min() - 1, lab_v.max() + 1])
 
 
@@ -122,7 +125,7 @@ def test_colour_bar_matches_the_map(amygdala_maps):
     assert len(bars) == 1
     assert bars[0].get_ylabel() == FDR
     top = float(np.nanmax(np.abs(amygdala_maps[FDR].values)))
-    assert bars[0].get_ylim() == pytest.approx((0.0, top))              # a positive map: 0 .. peak
+    assert bars[0].get_ylim() == pytest.approx((0.0, top))  # a positive map: 0 .. peak
     # a map with negative values gets a symmetric scale
     fig = plot(amygdala_maps, "association-test_z", threshold=1.0, kind="slices")
     bar = next(ax for ax in fig.axes if ax.get_label() == "<colorbar>")
@@ -133,18 +136,18 @@ def test_colour_bar_matches_the_map(amygdala_maps):
 def test_glass_brain_projects_signed_maximum(amygdala_maps):
     fig = plot(amygdala_maps, "association-test_z", threshold=1.0, kind="glass")
     axial = _axes(fig, "glass z")[0]
-    shown = axial.images[-1].get_array()            # (y, x) image, ascending mm
+    shown = axial.images[-1].get_array()  # (y, x) image, ascending mm
     values = amygdala_maps["association-test_z"].sortby(["x", "y"]).transpose("y", "x", "z").values
     idx = np.argmax(np.abs(values), axis=2)
     expected = np.take_along_axis(values, idx[..., None], axis=2)[..., 0]
     keep = np.abs(expected) > 1.0
     assert np.array_equal(~shown.mask, keep)
     np.testing.assert_array_equal(shown.data[keep], expected[keep])
-    assert (expected[keep] < 0).any()               # negative voxels are drawn with their sign
+    assert (expected[keep] < 0).any()  # negative voxels are drawn with their sign
 
 
 def test_cut_in_mm_and_errors(amygdala_maps):
-    fig = plot(amygdala_maps, cut=(-23.2, 20.9, 27.1), kind="slices")    # the nearest voxel centres
+    fig = plot(amygdala_maps, cut=(-23.2, 20.9, 27.1), kind="slices")  # the nearest voxel centres
     titles = sorted(ax.get_title() for ax in _axes(fig, "slice "))
     assert titles == ["axial, z = 28 mm", "coronal, y = 20 mm", "sagittal, x = -24 mm"]
     with pytest.raises(ParameterError, match=r"cut=.*x = 200 mm lies outside the grid \(x from -90 to 90 mm\)"):
@@ -165,8 +168,14 @@ def test_other_q_and_presets_pick_the_association_map(tmp_path):
     assert "association-test_z_FDR_0.05" in title and "FDR q = 0.05" in title
     # NiMARE's names: the FDR-corrected association z map wins over p, logp and the uncorrected z
     nimare = "_desc-association_level-voxel_corr-FDR_method-indep"
-    renamed = maps.rename({"association-test_z": "z_desc-association", "pA": "p" + nimare,
-                           "association-test_z_FDR_0.05": "z" + nimare, "pAgF": "logp" + nimare})
+    renamed = maps.rename(
+        {
+            "association-test_z": "z_desc-association",
+            "pA": "p" + nimare,
+            "association-test_z_FDR_0.05": "z" + nimare,
+            "pAgF": "logp" + nimare,
+        }
+    )
     title = plot(renamed, kind="glass")._suptitle.get_text()
     assert title.startswith("z" + nimare) and "FDR q = 0.05 (z of BH-adjusted p)" in title
     # NiMARE's FDR z maps are not zeroed: by default only |z| above the two-tailed z of q is shown
@@ -181,7 +190,7 @@ def test_batch_small_multiples(sphere_batch, tmp_path):
     assert "degenerate" in cells[2].get_title() and "dACC" in cells[0].get_title()
     assert "3 seeds" in fig._suptitle.get_text() and "FDR q = 0.01" in fig._suptitle.get_text()
     assert len([ax for ax in fig.axes if ax.get_label() == "<colorbar>"]) == 1
-    path = to_png(fig, tmp_path / "batch.png")                   # a "$" in a seed name renders literally
+    path = to_png(fig, tmp_path / "batch.png")  # a "$" in a seed name renders literally
     assert matplotlib.image.imread(path).shape[0] > 100
     assert len(_axes(plot(sphere_batch, seed=["outside", "dACC"]), "seed: ")) == 2
     fig = plot(sphere_batch, max_seeds=2)
@@ -196,8 +205,12 @@ def test_batch_small_multiples(sphere_batch, tmp_path):
 def test_batch_voxel_layout_draws_the_same(sphere_batch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        voxel = _cube().coact.seed({"dACC": [[0, 20, 28]], "l$dl$pfc": [[-40, 20, 28]], "outside": [[60, -100, 60]]},
-                                   r=10, threshold=0.1, layout="voxel")
+        voxel = _cube().coact.seed(
+            {"dACC": [[0, 20, 28]], "l$dl$pfc": [[-40, 20, 28]], "outside": [[60, -100, 60]]},
+            r=10,
+            threshold=0.1,
+            layout="voxel",
+        )
     a = [ax.images[-1].get_array() for ax in _axes(plot(sphere_batch, view="y"), "seed: ")]
     b = [ax.images[-1].get_array() for ax in _axes(plot(voxel, view="y"), "seed: ")]
     assert len(a) == len(b) == 3
@@ -228,7 +241,7 @@ def test_failed_png_write_leaves_no_partial_file(amygdala_maps, tmp_path, monkey
     target.write_bytes(b"the earlier figure")
 
     def half_written(self, fname, *args, **kwargs):
-        with open(fname, "wb") as fh:                 # some bytes reach the disk, then the save fails
+        with open(fname, "wb") as fh:  # some bytes reach the disk, then the save fails
             fh.write(b"\x89PNG\r\n\x1a\n" + b"\0" * 1000)
         raise error
 
@@ -248,9 +261,26 @@ def test_cli_plot_writes_png_beside_the_maps(tmp_path, capsys):
     # headless, with an interactive backend configured that cannot start without a display
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     proc = subprocess.run(
-        [sys.executable, "-m", "xcoact.cli", "coactivation", "--seed", "0,20,28", "--r", "10", "--threshold", "0.1",
-         "--outroot", str(out), "--plot", "--no-progress"],
-        capture_output=True, text=True, timeout=300, env={**env, "MPLBACKEND": "TkAgg"},
+        [
+            sys.executable,
+            "-m",
+            "xcoact.cli",
+            "coactivation",
+            "--seed",
+            "0,20,28",
+            "--r",
+            "10",
+            "--threshold",
+            "0.1",
+            "--outroot",
+            str(out),
+            "--plot",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**env, "MPLBACKEND": "TkAgg"},
     )
     assert proc.returncode == 0, proc.stderr
     png = tmp_path / "dacc.png"
@@ -261,8 +291,22 @@ def test_cli_plot_writes_png_beside_the_maps(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
     # the picture is checked with the other outputs before anything is computed
     (tmp_path / "only.png").write_bytes(b"keep")
-    status = main(["coactivation", "--seed", "0,20,28", "--r", "10", "--threshold", "0.1",
-                   "--outroot", str(tmp_path / "only"), "--plot", "--no-nifti", "--no-progress"])
+    status = main(
+        [
+            "coactivation",
+            "--seed",
+            "0,20,28",
+            "--r",
+            "10",
+            "--threshold",
+            "0.1",
+            "--outroot",
+            str(tmp_path / "only"),
+            "--plot",
+            "--no-nifti",
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert status == 2 and "already exist" in err and "only.png" in err
     assert (tmp_path / "only.png").read_bytes() == b"keep"

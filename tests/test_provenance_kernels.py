@@ -15,8 +15,8 @@ import pytest
 
 import xcoact
 from xcoact.cli import main
-from xcoact.result import kernel_parameters
 from xcoact.errors import XcoactWarning
+from xcoact.result import kernel_parameters
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 SEMANTIC = os.path.join(DATA, "semantic_knowledge_children.txt")
@@ -94,8 +94,21 @@ def test_kernel_parameters_from_attrs_only():
 def test_cli_ale_sidecar_names_the_kernel_and_sample_size(tmp_path, capsys):
     logging.disable(logging.WARNING)
     try:
-        code = main(["coactivation", "--kernel", "ale", "--preset", "nimare", "--sample-size", "20",
-                     "--seed", xcoact.datasets.amygdala_roi_path(), "--outroot", str(tmp_path / "amy")])
+        code = main(
+            [
+                "coactivation",
+                "--kernel",
+                "ale",
+                "--preset",
+                "nimare",
+                "--sample-size",
+                "20",
+                "--seed",
+                xcoact.datasets.amygdala_roi_path(),
+                "--outroot",
+                str(tmp_path / "amy"),
+            ]
+        )
     finally:
         logging.disable(logging.NOTSET)
     capsys.readouterr()

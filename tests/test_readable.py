@@ -21,15 +21,17 @@ import xarray as xr
 
 import xcoact
 from xcoact.analyses import decode as xdecode
-from xcoact.stats.clusters import cluster_table, clusters, peak_index, pick_map
+from xcoact.errors import LargeRoiWarning
 from xcoact.features import read_features
 from xcoact.plot import MAX_SHOWN_FRACTION, display_threshold, plot, png_bytes
 from xcoact.report import report_html
-from xcoact.errors import LargeRoiWarning
+from xcoact.stats.clusters import cluster_table, clusters, peak_index, pick_map
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-LDA_NPZ = os.path.join(HERE, "data", "lda50", "data-neurosynth_version-7_vocab-LDA50_source-abstract_type-weight_features.npz")
+LDA_NPZ = os.path.join(
+    HERE, "data", "lda50", "data-neurosynth_version-7_vocab-LDA50_source-abstract_type-weight_features.npz"
+)
 FDR = "association-test_z_FDR_0.01"
 
 
@@ -168,7 +170,9 @@ def test_the_batch_title_fits_the_figure(sample_cube):
 def test_topic_features_get_their_own_cut_off(sample_cube):
     lda = read_features(LDA_NPZ)
     assert xdecode.feature_threshold(lda) == 0.05
-    assert xdecode.feature_threshold(read_features(xcoact.datasets.data_path("neurosynth_sample_features.txt"))) == 0.001
+    assert (
+        xdecode.feature_threshold(read_features(xcoact.datasets.data_path("neurosynth_sample_features.txt"))) == 0.001
+    )
     seed = sample_cube.coact.seed(xcoact.datasets.sgacc_roi_path(), threshold=0.05)
     terms = ["5_*", "12_*", "20_*"]
     with warnings.catch_warnings():
@@ -188,7 +192,9 @@ def test_topic_features_get_their_own_cut_off(sample_cube):
 def test_a_brain_sized_roi_warns_with_its_size(sample_cube, tmp_path):
     template = nib.load(xcoact.datasets.template_path())
     n_mask = int(sample_cube.coact.seed([[0, 20, 28]], r=10, threshold=0.1)["brain_mask"].sum())
-    with pytest.warns(LargeRoiWarning, match=rf"the ROI covers {n_mask:,} of the {n_mask:,} brain-mask voxels \(100%\)"):
+    with pytest.warns(
+        LargeRoiWarning, match=rf"the ROI covers {n_mask:,} of the {n_mask:,} brain-mask voxels \(100%\)"
+    ):
         xcoact.roi_mask(template, xcoact.mni152_2mm())
     # a probabilistic map with a 0.5 background
     data = np.full(template.shape, 0.5, dtype=np.float32)
@@ -213,7 +219,7 @@ def test_report_lists_the_software_versions(maps):
 def test_index_page_documents_the_offline_route():
     with open(os.path.join(ROOT, "docs", "index.md"), encoding="utf-8") as fh:
         text = fh.read()
-    section = text[text.index("## Real data offline"):]
+    section = text[text.index("## Real data offline") :]
     assert "XCOACT_MIRROR" in section and "base_url" in section and "xcoact fetch" in section
 
 
@@ -240,7 +246,17 @@ def test_subpeaks_are_separated_local_maxima_of_their_cluster(sample_cube):
     name = "association-test_z"
     plain = maps.coact.clusters(name, threshold=3.0)
     table = maps.coact.clusters(name, threshold=3.0, subpeaks=3, min_distance=8.0)
-    assert list(table.columns) == ["cluster", "peak", "sign", "size_voxels", "size_mm3", "peak_x", "peak_y", "peak_z", "peak_value"]
+    assert list(table.columns) == [
+        "cluster",
+        "peak",
+        "sign",
+        "size_voxels",
+        "size_mm3",
+        "peak_x",
+        "peak_y",
+        "peak_z",
+        "peak_value",
+    ]
     main = table[table["peak"] == 1].drop(columns="peak").reset_index(drop=True)
     main["size_voxels"] = main["size_voxels"].astype(np.int64)
     assert main.equals(plain)  # the main rows are the table without subpeaks
@@ -250,8 +266,14 @@ def test_subpeaks_are_separated_local_maxima_of_their_cluster(sample_cube):
     xs, ys, zs = (maps[c].values for c in "xyz")
     labels, _ = ndimage.label(vol > 3.0, structure=np.ones((3, 3, 3)))
     for _, group in table[table["sign"] == 1].groupby("cluster"):
-        ijk = [(int(np.flatnonzero(xs == r.peak_x)[0]), int(np.flatnonzero(ys == r.peak_y)[0]),
-                int(np.flatnonzero(zs == r.peak_z)[0])) for r in group.itertuples()]
+        ijk = [
+            (
+                int(np.flatnonzero(xs == r.peak_x)[0]),
+                int(np.flatnonzero(ys == r.peak_y)[0]),
+                int(np.flatnonzero(zs == r.peak_z)[0]),
+            )
+            for r in group.itertuples()
+        ]
         label = labels[ijk[0]]
         assert group["peak"].tolist() == list(range(1, len(group) + 1))
         values = group["peak_value"].tolist()
@@ -293,8 +315,13 @@ def test_atlas_label_column_from_a_label_image_and_its_table(sample_cube, tmp_pa
     assert by_file["atlas_label"].tolist() == expected
     assert "amygdala" in expected and "" in expected
     # nilearn's two ways of naming labels: a list with "Background" first, and a lut table
-    by_list = maps.coact.clusters("association-test_z", threshold=3.0, subpeaks=2, atlas=nib.load(atlas),
-                                  atlas_labels=["Background", "amygdala", "subgenual ACC"])
+    by_list = maps.coact.clusters(
+        "association-test_z",
+        threshold=3.0,
+        subpeaks=2,
+        atlas=nib.load(atlas),
+        atlas_labels=["Background", "amygdala", "subgenual ACC"],
+    )
     lut_frame = pd.DataFrame({"index": [0, 1, 2], "name": ["Background", "amygdala", "subgenual ACC"]})
     by_frame = maps.coact.clusters("association-test_z", threshold=3.0, subpeaks=2, atlas=atlas, atlas_labels=lut_frame)
     assert by_list["atlas_label"].tolist() == expected == by_frame["atlas_label"].tolist()
@@ -308,7 +335,9 @@ def test_cluster_table_options_are_validated(maps, tmp_path):
         maps.coact.clusters(subpeaks=-1)
     with pytest.raises(xcoact.ParameterError, match=r"min_distance='8' is not valid; expected a distance in mm"):
         maps.coact.clusters(subpeaks=1, min_distance="8")
-    with pytest.raises(xcoact.ParameterError, match=r"atlas_labels names the values of an atlas image; pass the image too"):
+    with pytest.raises(
+        xcoact.ParameterError, match=r"atlas_labels names the values of an atlas image; pass the image too"
+    ):
         maps.coact.clusters(atlas_labels={1: "a"})
     prob = tmp_path / "prob.nii.gz"
     template = nib.load(xcoact.datasets.template_path())

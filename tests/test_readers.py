@@ -21,8 +21,8 @@ import xarray as xr
 from conftest import data_file
 
 import xcoact
-from xcoact.readers import FORMATS, read_database, sniff_format
 from xcoact.errors import EmptyStudyWarning, SpaceWarning, XcoactWarning
+from xcoact.readers import FORMATS, read_database, sniff_format
 
 SAMPLE = xcoact.datasets.sample_database_path()
 V7 = data_file("data-neurosynth_version-7_coordinates.tsv.gz")
@@ -99,7 +99,11 @@ READERS = [
 ]
 
 #: Optional per-peak variables of the contract (xcoact.table), by the formats that carry them.
-EXTRA_VARIABLES = {"nimads": {"sample_size", "analysis_name"}, "sleuth": {"sample_size"}, "nimare-json": {"sample_size"}}
+EXTRA_VARIABLES = {
+    "nimads": {"sample_size", "analysis_name"},
+    "sleuth": {"sample_size"},
+    "nimare-json": {"sample_size"},
+}
 
 
 def test_every_format_is_covered_by_the_conformance_test():
@@ -197,7 +201,11 @@ def test_neurosynth_sample_content():
     # first and last rows, by hand from the file
     assert raw[0]["id"] == "9106283" and labels[0] == "MNI"
     assert (table["study_id"].values[0], table["x"].values[0], table["y"].values[0], table["z"].values[0]) == (
-        9106283, -2.0, -98.0, -8.0)
+        9106283,
+        -2.0,
+        -98.0,
+        -8.0,
+    )
     assert table["study_id"].values[-1] == 10865107
     assert [table[c].values[-1] for c in "xyz"] == [-48.0, -20.0, 4.0]
 
@@ -274,18 +282,27 @@ def test_nimare_content_ids_are_study_dash_contrast():
 
 def test_nimare_tal_contrast_and_empty_contrast(tmp_path):
     data = {
-        "s1": {"contrasts": {"a": {"coords": {"space": "TAL", "x": [10.0, -20.0], "y": [0.0, 30.0], "z": [5.0, -5.0]}}}},
-        "s2": {"contrasts": {"b": {"coords": {"space": "MNI", "x": [], "y": [], "z": []}},
-                             "c": {"metadata": {"sample_sizes": [12]}},
-                             "d": {"coords": {"space": "MNI", "x": [1.0], "y": [2.0], "z": [3.0]}}}},
+        "s1": {
+            "contrasts": {"a": {"coords": {"space": "TAL", "x": [10.0, -20.0], "y": [0.0, 30.0], "z": [5.0, -5.0]}}}
+        },
+        "s2": {
+            "contrasts": {
+                "b": {"coords": {"space": "MNI", "x": [], "y": [], "z": []}},
+                "c": {"metadata": {"sample_sizes": [12]}},
+                "d": {"coords": {"space": "MNI", "x": [1.0], "y": [2.0], "z": [3.0]}},
+            }
+        },
     }
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(data))
-    with pytest.warns(EmptyStudyWarning, match=r"2 contrast\(s\) without coordinates were left out: \['s2-b', 's2-c'\]"):
+    with pytest.warns(
+        EmptyStudyWarning, match=r"2 contrast\(s\) without coordinates were left out: \['s2-b', 's2-c'\]"
+    ):
         table = read_database(path)
     assert table["study_id"].values.tolist() == ["s1-a", "s1-a", "s2-d"]
     np.testing.assert_allclose(
-        np.column_stack([table[c].values for c in "xyz"])[:2], tal2mni([[10, 0, 5], [-20, 30, -5]]), atol=1e-9)
+        np.column_stack([table[c].values for c in "xyz"])[:2], tal2mni([[10, 0, 5], [-20, 30, -5]]), atol=1e-9
+    )
     assert [table[c].values[2] for c in "xyz"] == [1.0, 2.0, 3.0]
 
 
@@ -307,13 +324,16 @@ def test_sleuth_content_ids_grouping_and_lines():
 @pytest.mark.parametrize("reference", ["// Reference = Talairach", "//Reference=talairach", "// Reference = TAL"])
 def test_sleuth_talairach_reference_moves_to_mni(tmp_path, reference):
     path = tmp_path / "tal.txt"
-    path.write_text(f"{reference}\n// Smith 2001: pain\n// Subjects = 12\n10 -20 30\n-4\t8\t12\n\n// Jones 2003: heat\n0 0 0\n")
+    path.write_text(
+        f"{reference}\n// Smith 2001: pain\n// Subjects = 12\n10 -20 30\n-4\t8\t12\n\n// Jones 2003: heat\n0 0 0\n"
+    )
     table = read_quiet(path)
     assert sniff_format(path) == "sleuth"
     assert table["study_id"].values.tolist() == ["Smith 2001: pain"] * 2 + ["Jones 2003: heat"]
     assert table["space"].values.tolist() == ["TAL"] * 3
     np.testing.assert_allclose(
-        np.column_stack([table[c].values for c in "xyz"]), tal2mni([[10, -20, 30], [-4, 8, 12], [0, 0, 0]]), atol=1e-9)
+        np.column_stack([table[c].values for c in "xyz"]), tal2mni([[10, -20, 30], [-4, 8, 12], [0, 0, 0]]), atol=1e-9
+    )
 
 
 def test_sleuth_mni_reference_is_kept_and_name_after_coords_starts_new_experiment(tmp_path):
@@ -393,8 +413,11 @@ def test_known_spaces_do_not_warn(path):
         read_database(path)
 
 
-@pytest.mark.parametrize("fmt, path", [("neurosynth", SAMPLE), ("sleuth", SLEUTH), ("nimare-json", NIMARE)],
-                         ids=["neurosynth", "sleuth", "nimare-json"])
+@pytest.mark.parametrize(
+    "fmt, path",
+    [("neurosynth", SAMPLE), ("sleuth", SLEUTH), ("nimare-json", NIMARE)],
+    ids=["neurosynth", "sleuth", "nimare-json"],
+)
 def test_gzip_is_transparent(tmp_path, fmt, path):
     gz = tmp_path / "copy.gz"
     with open(path, "rb") as src:

@@ -18,13 +18,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from conftest import data_file
 
 import xcoact
-from xcoact.stats.clusters import cluster_table, clusters, pick_map
 from xcoact.errors import DatabaseError, DatabaseFileNotFoundError, OutputError, ParameterError
 from xcoact.report import read_metadata, report, report_html
-
-from conftest import data_file
+from xcoact.stats.clusters import cluster_table, clusters, pick_map
 
 V7 = data_file("data-neurosynth_version-7_coordinates.tsv.gz")
 V7_META = data_file("data-neurosynth_version-7_metadata.tsv.gz")
@@ -57,28 +56,53 @@ def v7_maps(v7_cube):
 
 # --- clusters -------------------------------------------------------------------------------------
 
+
 def _two_blobs() -> np.ndarray:
     vol = np.zeros((10, 8, 6))
-    vol[2:4, 2:4, 2:4] = 2.0           # a positive 2 x 2 x 2 cube ...
-    vol[3, 3, 2] = 5.0                 # ... with its peak here
-    vol[4, 4, 4] = 1.5                 # touches the cube's corner (3, 3, 3) only diagonally
-    vol[1, 1, 1] = -1.0                # negative, touches the cube's corner (2, 2, 2) diagonally
+    vol[2:4, 2:4, 2:4] = 2.0  # a positive 2 x 2 x 2 cube ...
+    vol[3, 3, 2] = 5.0  # ... with its peak here
+    vol[4, 4, 4] = 1.5  # touches the cube's corner (3, 3, 3) only diagonally
+    vol[1, 1, 1] = -1.0  # negative, touches the cube's corner (2, 2, 2) diagonally
     vol[0, 1, 1] = -2.0
-    vol[0, 1, 0] = -6.0                # the negative peak
-    vol[8, 6, 4] = np.nan              # NaN belongs to no cluster
+    vol[0, 1, 0] = -6.0  # the negative peak
+    vol[8, 6, 4] = np.nan  # NaN belongs to no cluster
     return vol
 
 
 def test_two_blobs_26_connectivity():
     table = cluster_table(_two_blobs(), [X, Y, Z])
-    assert list(table.columns) == ["cluster", "sign", "size_voxels", "size_mm3", "peak_x", "peak_y", "peak_z",
-                                   "peak_value"]
+    assert list(table.columns) == [
+        "cluster",
+        "sign",
+        "size_voxels",
+        "size_mm3",
+        "peak_x",
+        "peak_y",
+        "peak_z",
+        "peak_value",
+    ]
     rows = table.to_dict("records")
     # positive: the 8-voxel cube plus the diagonal voxel; the negative neighbour stays apart (other sign)
-    assert rows[0] == {"cluster": 1, "sign": 1, "size_voxels": 9, "size_mm3": 72.0,
-                       "peak_x": 10.0 - 2 * 3, "peak_y": -20.0 + 2 * 3, "peak_z": 4.0 + 2 * 2, "peak_value": 5.0}
-    assert rows[1] == {"cluster": 2, "sign": -1, "size_voxels": 3, "size_mm3": 24.0,
-                       "peak_x": 10.0, "peak_y": -18.0, "peak_z": 4.0, "peak_value": -6.0}
+    assert rows[0] == {
+        "cluster": 1,
+        "sign": 1,
+        "size_voxels": 9,
+        "size_mm3": 72.0,
+        "peak_x": 10.0 - 2 * 3,
+        "peak_y": -20.0 + 2 * 3,
+        "peak_z": 4.0 + 2 * 2,
+        "peak_value": 5.0,
+    }
+    assert rows[1] == {
+        "cluster": 2,
+        "sign": -1,
+        "size_voxels": 3,
+        "size_mm3": 24.0,
+        "peak_x": 10.0,
+        "peak_y": -18.0,
+        "peak_z": 4.0,
+        "peak_value": -6.0,
+    }
     assert len(rows) == 2
 
 
@@ -95,8 +119,11 @@ def test_two_blobs_6_and_18_connectivity_split_the_corner_voxel():
 
 def _flood_fill(vol: np.ndarray, threshold: float, connectivity: int) -> list[tuple]:
     """Clusters by breadth-first search: (sign, size, peak index, peak value), unsorted."""
-    offsets = [d for d in itertools.product((-1, 0, 1), repeat=3)
-               if d != (0, 0, 0) and sum(map(abs, d)) <= {6: 1, 18: 2, 26: 3}[connectivity]]
+    offsets = [
+        d
+        for d in itertools.product((-1, 0, 1), repeat=3)
+        if d != (0, 0, 0) and sum(map(abs, d)) <= {6: 1, 18: 2, 26: 3}[connectivity]
+    ]
     out = []
     for sign in (1, -1):
         inside = np.nan_to_num(sign * vol) > threshold
@@ -126,8 +153,9 @@ def test_random_volume_matches_flood_fill(connectivity):
     vol[rng.random(vol.shape) < 0.05] = np.nan
     table = cluster_table(vol, [X, Y, Z], threshold=1.0, connectivity=connectivity)
     expected = _flood_fill(vol, 1.0, connectivity)
-    got = sorted(zip(table["sign"], table["size_voxels"], table["peak_x"], table["peak_y"], table["peak_z"],
-                     table["peak_value"]))
+    got = sorted(
+        zip(table["sign"], table["size_voxels"], table["peak_x"], table["peak_y"], table["peak_z"], table["peak_value"])
+    )
     want = sorted((s, n, X[i], Y[j], Z[k], v) for s, n, (i, j, k), v in expected)
     assert got == want
     assert table["size_voxels"].tolist() == sorted(table["size_voxels"], reverse=True)
@@ -154,17 +182,19 @@ def test_clusters_of_real_maps_and_batches(v7_maps, v7_cube):
     assert float(v7_maps[name].sel(x=top.peak_x, y=top.peak_y, z=top.peak_z)) == top.peak_value
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        batch = v7_cube.coact.seed({"a": [[40, -60, 40]], "b": [[0, 20, 28]], "out": [[60, -100, 60]]},
-                                   r=10, threshold=0.05)
+        batch = v7_cube.coact.seed(
+            {"a": [[40, -60, 40]], "b": [[0, 20, 28]], "out": [[60, -100, 60]]}, r=10, threshold=0.05
+        )
     both = clusters(batch, name)
     assert list(both.columns[:2]) == ["seed", "cluster"]
-    assert set(both["seed"]) <= {"a", "b"}                     # the degenerate seed's NaN map has no cluster
+    assert set(both["seed"]) <= {"a", "b"}  # the degenerate seed's NaN map has no cluster
     only_a = clusters(batch, name, seed="a")
     pd.testing.assert_frame_equal(only_a, table, check_exact=False)
     assert pick_map(batch) == "association-test_z_FDR_0.01"
 
 
 # --- metadata ---------------------------------------------------------------------------------------
+
 
 def test_read_metadata_path_and_dataframe():
     expected = _metadata_titles()
@@ -185,6 +215,7 @@ def test_metadata_errors(tmp_path):
 
 
 # --- the report ---------------------------------------------------------------------------------------
+
 
 class _Tags(HTMLParser):
     def __init__(self):
@@ -208,8 +239,12 @@ def test_report_single_seed_with_metadata(v7_maps, tmp_path):
     text = open(path, encoding="utf-8").read()
     a = v7_maps.attrs
     # counts
-    for label, value in [("studies in the database", 20), ("studies selected", a["n_selected"]),
-                         ("studies not selected", a["n_unselected"]), ("seed voxels in the brain mask", a["n_roi"])]:
+    for label, value in [
+        ("studies in the database", 20),
+        ("studies selected", a["n_selected"]),
+        ("studies not selected", a["n_unselected"]),
+        ("seed voxels in the brain mask", a["n_roi"]),
+    ]:
         assert f"<th>{label}</th><td>{value}</td>" in text
     # every selected study with its title from the metadata
     titles = _metadata_titles()
@@ -235,7 +270,7 @@ def test_report_single_seed_with_metadata(v7_maps, tmp_path):
 
 
 def test_empty_map_is_drawn_and_reported(v7_maps):
-    assert not v7_maps[FDR_ASSOC].values.any()                       # nothing survives FDR for this seed
+    assert not v7_maps[FDR_ASSOC].values.any()  # nothing survives FDR for this seed
     fig = v7_maps.coact.plot(dpi=40)
     assert fig._suptitle.get_text().endswith("; no voxel passes the threshold")
     text = report_html(v7_maps)
@@ -247,11 +282,13 @@ def test_report_cluster_table_matches_clusters(v7_maps, tmp_path):
     text = report_html(v7_maps, name=name, threshold=5.0)
     table = v7_maps.coact.clusters(name, threshold=5.0)
     section = text.split("<h2>Clusters</h2>", 1)[1].split("<h2>", 1)[0]
-    assert section.count("<tr>") == len(table) + 1 > 2                # header + one row per cluster
+    assert section.count("<tr>") == len(table) + 1 > 2  # header + one row per cluster
     first = next(table.itertuples())
-    assert (f'<td class="num">{first.size_voxels}</td><td class="num">{first.size_voxels * 8:,}</td>'
-            f'<td class="num">{first.peak_x:g}</td><td class="num">{first.peak_y:g}</td>'
-            f'<td class="num">{first.peak_z:g}</td><td class="num">{first.peak_value:.4g}</td>') in section
+    assert (
+        f'<td class="num">{first.size_voxels}</td><td class="num">{first.size_voxels * 8:,}</td>'
+        f'<td class="num">{first.peak_x:g}</td><td class="num">{first.peak_y:g}</td>'
+        f'<td class="num">{first.peak_z:g}</td><td class="num">{first.peak_value:.4g}</td>'
+    ) in section
     assert "<th>peak z</th>" in section and "|value| &gt; 5" in section
 
 
@@ -266,7 +303,7 @@ def test_report_escapes_user_strings(v7_cube, tmp_path):
     text = open(path, encoding="utf-8").read()
     tags = _tags(text)
     assert "<script" not in text.lower() and not any(tag in ("script", "b") for tag, _ in tags)
-    assert not any(key.startswith("on") for _, attrs in tags for key in attrs)       # no event handler
+    assert not any(key.startswith("on") for _, attrs in tags for key in attrs)  # no event handler
     assert [attrs["src"][:22] for tag, attrs in tags if tag == "img"] == ["data:image/png;base64,"]
     # the seed's name as the batch holds it ('/' made safe for file names), escaped
     assert batch["seed"].values[0].startswith("<script>alert('x')<")
@@ -307,7 +344,7 @@ def test_failed_html_write_leaves_no_partial_file(v7_maps, tmp_path, monkeypatch
     target.write_text("the earlier report")
 
     def half_written(tmp, text):
-        with open(tmp, "w", encoding="utf-8") as fh:          # half the report reaches the disk, then it fails
+        with open(tmp, "w", encoding="utf-8") as fh:  # half the report reaches the disk, then it fails
             fh.write(text[: len(text) // 2])
         raise error
 

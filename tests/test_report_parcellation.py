@@ -23,8 +23,9 @@ def res():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         act = xcoact.activations(xcoact.datasets.sample_database_path(), r=6)
-    return act.coact.parcellate(xcoact.datasets.amygdala_roi_path(), k=[2, 3, 4], filters=[10, 20], n_init=2,
-                                compute=True)
+    return act.coact.parcellate(
+        xcoact.datasets.amygdala_roi_path(), k=[2, 3, 4], filters=[10, 20], n_init=2, compute=True
+    )
 
 
 def _criteria_rows(page: str) -> dict[str, list[str]]:
@@ -43,8 +44,10 @@ def test_report_holds_criteria_suggested_k_rule_image_and_references(res, tmp_pa
     # every criterion value of every K, as the table formats it
     for i, kk in enumerate(res["k"].values):
         label = f"{kk} (suggested)" if kk == k else str(kk)
-        shown = [report_module._num(v) if np.isfinite(v) else "n/a (not defined at this K)"
-                 for v in res["criteria"].values[i]]
+        shown = [
+            report_module._num(v) if np.isfinite(v) else "n/a (not defined at this K)"
+            for v in res["criteria"].values[i]
+        ]
         assert rows[label] == shown
     assert "silhouette" in page and "vi_next_bits" in page and ">nan<" not in page
     assert html.escape(res.attrs["k_rule"]) in page
@@ -87,14 +90,17 @@ def test_write_is_all_or_nothing(res, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cbp.html"]
 
 
-@pytest.mark.parametrize("kwargs, named", [
-    ({"threshold": 2.0}, "threshold"),
-    ({"name": "labels"}, "name"),
-    ({"seed": "a"}, "seed"),
-    ({"max_clusters": 5}, "max_clusters"),
-    ({"cluster_options": {"subpeaks": 2}}, "cluster_options"),
-    ({"plot_kwargs": {"cmap": "hot"}}, "plot_kwargs['cmap']"),
-])
+@pytest.mark.parametrize(
+    "kwargs, named",
+    [
+        ({"threshold": 2.0}, "threshold"),
+        ({"name": "labels"}, "name"),
+        ({"seed": "a"}, "seed"),
+        ({"max_clusters": 5}, "max_clusters"),
+        ({"cluster_options": {"subpeaks": 2}}, "cluster_options"),
+        ({"plot_kwargs": {"cmap": "hot"}}, "plot_kwargs['cmap']"),
+    ],
+)
 def test_options_a_parcellation_report_cannot_show_are_refused(res, tmp_path, kwargs, named):
     with pytest.raises(ParameterError) as err:
         res.coact.report(tmp_path / "cbp.html", **kwargs)

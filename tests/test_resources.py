@@ -64,8 +64,11 @@ def _peak_rss() -> int:
 
 
 def _restart_events(dask_scheduler) -> list:
-    return [m for _, m in dask_scheduler.get_events("all")
-            if isinstance(m, dict) and m.get("action") in ("remove-worker", "restart-workers")]
+    return [
+        m
+        for _, m in dask_scheduler.get_events("all")
+        if isinstance(m, dict) and m.get("action") in ("remove-worker", "restart-workers")
+    ]
 
 
 def _nanny_memory_policy(dask_worker) -> dict:
@@ -75,7 +78,11 @@ def _nanny_memory_policy(dask_worker) -> dict:
 
 
 def _worker_state(dask_worker) -> dict:
-    return {"status": dask_worker.status.name, "peak": _peak_rss(), "pause": dask_worker.memory_manager.memory_pause_fraction}
+    return {
+        "status": dask_worker.status.name,
+        "peak": _peak_rss(),
+        "pause": dask_worker.memory_manager.memory_pause_fraction,
+    }
 
 
 def test_first_full_scale_map_in_a_1_5_gb_worker(full_scale_cube):
@@ -85,10 +92,20 @@ def test_first_full_scale_map_in_a_1_5_gb_worker(full_scale_cube):
     assert act.sizes["study"] == N_STUDIES
     assert act.nbytes > 12.9e9  # the dense cube that is never built
     t0 = time.monotonic()
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, memory_limit="1.5GB", host="127.0.0.1",
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit="1.5GB",
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         client.wait_for_workers(1)
-        (address, worker), = client.scheduler_info()["workers"].items()
+        ((address, worker),) = client.scheduler_info()["workers"].items()
         assert worker["memory_limit"] == LIMIT
         # the nanny enforces the limit: it kills its worker above memory_terminate_fraction (95 %) of it
         (nanny,) = client.run(_nanny_memory_policy, nanny=True).values()
@@ -124,10 +141,12 @@ def test_first_full_scale_map_in_a_1_5_gb_worker(full_scale_cube):
     for name in xcoact.map_names():
         assert np.array_equal(got[name].values, expected[name].values, equal_nan=True), name
     assert int(got.attrs["n_selected"]) > 100  # a real selection, not a degenerate one
-    print(f"\nfull scale ({N_STUDIES} studies, {act.nbytes / 1e9:.2f} GB dense cube): worker peak RSS "
-          f"{peak / 1e6:.0f} MB (at start {start_rss / 1e6:.0f} MB) of a {LIMIT / 1e9} GB limit; first map "
-          f"{on_worker:.1f} s on the worker ({cluster_time:.1f} s with the cluster), {threaded:.1f} s threaded; "
-          f"n_selected {int(got.attrs['n_selected'])}")
+    print(
+        f"\nfull scale ({N_STUDIES} studies, {act.nbytes / 1e9:.2f} GB dense cube): worker peak RSS "
+        f"{peak / 1e6:.0f} MB (at start {start_rss / 1e6:.0f} MB) of a {LIMIT / 1e9} GB limit; first map "
+        f"{on_worker:.1f} s on the worker ({cluster_time:.1f} s with the cluster), {threaded:.1f} s threaded; "
+        f"n_selected {int(got.attrs['n_selected'])}"
+    )
     # Above the pause threshold a worker stops running tasks until its memory drops; memory held by
     # the computation's own objects does not drop, so the final task may never run (seen here).
     assert peak < pause * LIMIT, (
@@ -151,8 +170,10 @@ def test_the_peaks_travel_once_per_graph(full_scale_cube):
     source = sum(len(pickle.dumps(v, protocol=5)) for v in cube_graph.values() if isinstance(v, StudyChunk))
     for label, result in [
         ("one seed", full_scale_cube.coact.seed(SEED, r=10, threshold=0.1)),
-        ("three seeds", full_scale_cube.coact.seed([[0, 20, 28], [-40, 20, 28], [40, -60, 0]], r=10,
-                                                    threshold=0.1, separate=True)),
+        (
+            "three seeds",
+            full_scale_cube.coact.seed([[0, 20, 28], [-40, 20, 28], [40, -60, 0]], r=10, threshold=0.1, separate=True),
+        ),
     ]:
         graph = dict(result.__dask_graph__())
         sizes = {k: len(pickle.dumps(task, protocol=5)) for k, task in graph.items()}

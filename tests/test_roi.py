@@ -14,13 +14,12 @@ import warnings
 import nibabel as nib
 import numpy as np
 import pytest
+import reference
 import xarray as xr
 
-import reference
 import xcoact
-from xcoact.errors import DatabaseFileNotFoundError, ParameterError, RoiError
+from xcoact.errors import DatabaseFileNotFoundError, ParameterError, ResampleWarning, RoiError
 from xcoact.writers import map_variables
-from xcoact.errors import ResampleWarning
 
 LAS = np.array([[-2.0, 0, 0, 90], [0, 2.0, 0, -126], [0, 0, 2.0, -72], [0, 0, 0, 1]])
 RAS = np.array([[2.0, 0, 0, -90], [0, 2.0, 0, -126], [0, 0, 2.0, -72], [0, 0, 0, 1]])
@@ -187,7 +186,9 @@ def test_coordinates_and_the_same_sphere_as_an_image_agree(form, grid, tmp_path)
     sphere = from_coords.values.astype(np.uint8)
     from_image = xcoact.roi_mask(FORMS[form](sphere, LAS, tmp_path), grid)
     _assert_mask(from_image, from_coords.values, grid)
-    assert from_image.attrs["n_roi"] == from_coords.attrs["n_roi"] == len(reference.roi_from_coords(coords, 10, grid.mask))
+    assert (
+        from_image.attrs["n_roi"] == from_coords.attrs["n_roi"] == len(reference.roi_from_coords(coords, 10, grid.mask))
+    )
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.float64])
@@ -269,7 +270,8 @@ def test_flipped_roi_gives_identical_maps(axis, sample_cube, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "centres,flip_x", [("integer", False), ("half", False), ("integer", True), ("half", True)],
+    "centres,flip_x",
+    [("integer", False), ("half", False), ("integer", True), ("half", True)],
     ids=["1mm-integer-LAS", "1mm-half-LAS", "1mm-integer-RAS", "1mm-half-RAS"],
 )
 def test_1mm_roi_is_resampled_exactly(centres, flip_x, grid, mni_mask, tmp_path):

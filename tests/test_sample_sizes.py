@@ -16,10 +16,9 @@ import warnings
 import numpy as np
 import pytest
 
-from xcoact.errors import DatabaseError, ParameterError
+from xcoact.errors import DatabaseError, ParameterError, XcoactWarning
 from xcoact.readers import read_database, write_database
 from xcoact.table import make_table, study_index
-from xcoact.errors import XcoactWarning
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 SLEUTH = os.path.join(DATA, "sleuth_example.txt")
@@ -55,8 +54,12 @@ def test_sleuth_keeps_each_blocks_subjects():
 
 
 def test_sleuth_block_without_subjects_is_nan_and_does_not_inherit(tmp_path):
-    path = write(tmp_path, "s.txt", "// Reference = MNI\n// A: one\n// Subjects = 12\n1 2 3\n4 5 6\n\n"
-                                    "// B: two\n7 8 9\n\n// C: three\n//Subjects=7.5\n0 0 0\n")
+    path = write(
+        tmp_path,
+        "s.txt",
+        "// Reference = MNI\n// A: one\n// Subjects = 12\n1 2 3\n4 5 6\n\n"
+        "// B: two\n7 8 9\n\n// C: three\n//Subjects=7.5\n0 0 0\n",
+    )
     ids, sizes = per_study(read_database(path))
     assert ids == ["A: one", "B: two", "C: three"]
     assert sizes[0] == 12.0 and np.isnan(sizes[1]) and sizes[2] == 7.5
@@ -124,8 +127,16 @@ def test_round_trip_keeps_sample_sizes(tmp_path, fmt):
 @pytest.mark.parametrize("fmt", ["sleuth", "nimare-json", "nimads"])
 def test_round_trip_keeps_unknown_and_fractional_sizes(tmp_path, fmt):
     sizes = np.array([12.0, 12.0, np.nan, 7.25, 1e-3 + 30])
-    table = make_table(["a", "a", "b", "c", "d"], [1.0, 2, 3, 4, 5], [0.0] * 5, [0.0] * 5, ["MNI"] * 5,
-                       database="t", fmt="test", sample_size=sizes)
+    table = make_table(
+        ["a", "a", "b", "c", "d"],
+        [1.0, 2, 3, 4, 5],
+        [0.0] * 5,
+        [0.0] * 5,
+        ["MNI"] * 5,
+        database="t",
+        fmt="test",
+        sample_size=sizes,
+    )
     back = read_database(write_database(table, tmp_path / NAMES[fmt], fmt))
     np.testing.assert_array_equal(back["sample_size"].values, sizes)
 
@@ -140,14 +151,24 @@ def test_sleuth_writer_layout_and_nimare_reads_it(tmp_path):
         lines = fh.read().split("\n")
     assert lines[1:4] == ["// arnoldussen2006nc", "// Subjects = 11", "13.807\t-46.707\t33.481"]
     theirs = convert_sleuth_to_dict(path)
-    got = {study: float(body["contrasts"]["analysis_1"]["metadata"]["sample_sizes"][0]) for study, body in theirs.items()}
+    got = {
+        study: float(body["contrasts"]["analysis_1"]["metadata"]["sample_sizes"][0]) for study, body in theirs.items()
+    }
     ids, sizes = per_study(table)
     assert got == dict(zip(ids, sizes))
 
 
 def test_writer_refuses_a_study_with_two_sample_sizes(tmp_path):
-    table = make_table(["a", "a"], [1.0, 2.0], [0.0, 0.0], [0.0, 0.0], ["MNI", "MNI"], database="t", fmt="test",
-                       sample_size=[10.0, 12.0])
+    table = make_table(
+        ["a", "a"],
+        [1.0, 2.0],
+        [0.0, 0.0],
+        [0.0, 0.0],
+        ["MNI", "MNI"],
+        database="t",
+        fmt="test",
+        sample_size=[10.0, 12.0],
+    )
     for fmt, name in (("sleuth", "Sleuth"), ("nimare-json", "NiMARE JSON"), ("nimads", "NIMADS")):
         with pytest.raises(ParameterError) as err:
             write_database(table, tmp_path / NAMES[fmt], fmt)
@@ -158,17 +179,31 @@ def test_writer_refuses_a_study_with_two_sample_sizes(tmp_path):
         assert not os.path.exists(tmp_path / NAMES[fmt])
 
 
-@pytest.mark.parametrize("sizes, message", [
-    ([10.0], "t: 1 sample size(s) for 2 peak(s); expected one per peak (NaN where unknown)."),
-    ([10.0, -1.0], ("t: sample size -1 (peak 1) is not a number of subjects; expected a finite number > 0, or NaN "
-                    "where unknown.")),
-    ([np.inf, 3.0], ("t: sample size inf (peak 0) is not a number of subjects; expected a finite number > 0, or "
-                     "NaN where unknown.")),
-])
+@pytest.mark.parametrize(
+    "sizes, message",
+    [
+        ([10.0], "t: 1 sample size(s) for 2 peak(s); expected one per peak (NaN where unknown)."),
+        (
+            [10.0, -1.0],
+            (
+                "t: sample size -1 (peak 1) is not a number of subjects; expected a finite number > 0, or NaN "
+                "where unknown."
+            ),
+        ),
+        (
+            [np.inf, 3.0],
+            (
+                "t: sample size inf (peak 0) is not a number of subjects; expected a finite number > 0, or "
+                "NaN where unknown."
+            ),
+        ),
+    ],
+)
 def test_make_table_checks_sample_sizes(sizes, message):
     with pytest.raises(DatabaseError) as err:
-        make_table(["a", "b"], [1.0, 2.0], [0.0, 0.0], [0.0, 0.0], ["MNI", "MNI"], database="t", fmt="test",
-                   sample_size=sizes)
+        make_table(
+            ["a", "b"], [1.0, 2.0], [0.0, 0.0], [0.0, 0.0], ["MNI", "MNI"], database="t", fmt="test", sample_size=sizes
+        )
     assert str(err.value) == message
 
 

@@ -26,12 +26,11 @@ import warnings
 import nibabel as nib
 import numpy as np
 import pytest
-
 import reference
-import xcoact
 from conftest import _oracle_study_maps
-from xcoact.errors import ParameterError, SelectionError, XcoactError
-from xcoact.errors import DegenerateSeedWarning
+
+import xcoact
+from xcoact.errors import DegenerateSeedWarning, ParameterError, SelectionError, XcoactError
 
 PROB_TOL = 1e-9
 Z_TOL = 1e-6
@@ -39,10 +38,12 @@ Z_TOL = 1e-6
 
 # --- oracles: plain loops over the coordinate table --------------------------------------------------
 
+
 def _peaks(table):
     """(study_id, x, y, z) rows in database order."""
-    return list(zip(table.study_id.values.tolist(), table.x.values.tolist(), table.y.values.tolist(),
-                    table.z.values.tolist()))
+    return list(
+        zip(table.study_id.values.tolist(), table.x.values.tolist(), table.y.values.tolist(), table.z.values.tolist())
+    )
 
 
 def _study_order(peaks):
@@ -139,7 +140,9 @@ def test_focus_uses_the_cubes_half_to_even_rounding(tiny_cube, mni_mask):
 
 def test_focus_every_study_is_a_clear_error(tiny_cube):
     everywhere = [[x, y, z] for _, x, y, z in TINY]
-    with pytest.raises(SelectionError, match=r"every one of the 6 studies reports a peak inside the ROI .*Use a smaller ROI"):
+    with pytest.raises(
+        SelectionError, match=r"every one of the 6 studies reports a peak inside the ROI .*Use a smaller ROI"
+    ):
         tiny_cube.coact.seed(everywhere, r=1, select="focus")
 
 
@@ -164,8 +167,9 @@ def test_cubes_whose_peaks_share_voxels_keep_their_own_millimetres(tmp_path):
     cubes = []
     for x in (1.0, 1.4):  # both round to voxel i = 44
         path = tmp_path / f"db_{x}.txt"
-        path.write_text("id\tx\ty\tz\tspace\n" + "".join(
-            f"{s}\t{x if s == 1 else px}\t{py}\t{pz}\tMNI\n" for s, px, py, pz in TINY))
+        path.write_text(
+            "id\tx\ty\tz\tspace\n" + "".join(f"{s}\t{x if s == 1 else px}\t{py}\t{pz}\tMNI\n" for s, px, py, pz in TINY)
+        )
         cubes.append(_quiet_cube(xcoact.read_database(str(path))))
     seed = [[0, 20, 38]]
     for cube, x in zip(cubes, (1.0, 1.4)):
@@ -175,6 +179,7 @@ def test_cubes_whose_peaks_share_voxels_keep_their_own_millimetres(tmp_path):
 
 
 # --- the rules on the bundled sample ---------------------------------------------------------------
+
 
 def test_focus_on_an_image_seed_matches_loop_oracle(sample_table, sample_cube, mni_mask):
     path = xcoact.datasets.amygdala_roi_path()
@@ -188,7 +193,10 @@ def test_focus_on_an_image_seed_matches_loop_oracle(sample_table, sample_cube, m
     np.testing.assert_array_equal(ds["peaks_in_roi"].values, [counts[s] for s in ds["study"].values.tolist()])
     a = ds.attrs
     assert a["select"] == "focus" and a["n_selected"] == len(expected) and a["n_roi"] == len(roi)
-    assert a["selection"] == f"focus: at least one reported peak inside the {len(roi)}-voxel ROI (NiMARE get_studies_by_mask)"
+    assert (
+        a["selection"]
+        == f"focus: at least one reported peak inside the {len(roi)}-voxel ROI (NiMARE get_studies_by_mask)"
+    )
     assert "threshold" not in a and "select_r" not in a and "select_k" not in a and "max_overlap" not in a
     assert "overlap" not in ds and ds["peaks_in_roi"].dims == ("study",)
     _assert_maps_equal_oracle(ds, expected, mni_mask)
@@ -244,8 +252,10 @@ def test_nearest_matches_loop_oracle(sample_table, sample_cube, k):
     assert _ids(ds) == oracle_nearest(_peaks(sample_table), coords, k)
     a = ds.attrs
     assert a["select"] == "nearest" and a["select_k"] == k and a["n_selected"] == k and a["n_unselected"] == 100 - k
-    assert a["selection"] == (f"nearest: the {k} studies whose nearest reported peak is closest to a seed coordinate "
-                              "(ties broken by database order)")
+    assert a["selection"] == (
+        f"nearest: the {k} studies whose nearest reported peak is closest to a seed coordinate "
+        "(ties broken by database order)"
+    )
     assert "threshold" not in a and "select_r" not in a
 
 
@@ -253,7 +263,7 @@ def _tie_seed(peaks):
     """A seed midway between two integer peaks of different studies, equally near to both studies."""
     integer = [p for p in peaks if all(float(v).is_integer() for v in p[1:])]
     for i, p in enumerate(integer[:400]):
-        for q in integer[i + 1:i + 400]:
+        for q in integer[i + 1 : i + 400]:
             if p[0] == q[0] or any((a - b) % 2 for a, b in zip(p[1:], q[1:])) or p[1:] == q[1:]:
                 continue
             seed = [[(a + b) / 2 for a, b in zip(p[1:], q[1:])]]
@@ -293,7 +303,9 @@ def test_overlap_is_the_default_rule(sample_cube):
     ds = sample_cube.coact.seed([[0, 20, 28]], 0.1, r=10)
     explicit = sample_cube.coact.seed([[0, 20, 28]], 0.1, r=10, select="overlap")
     assert _ids(ds) == _ids(explicit)
-    assert ds.attrs["select"] == "overlap" and ds.attrs["threshold"] == 0.1 and ds.attrs["threshold_kind"] == "proportion"
+    assert (
+        ds.attrs["select"] == "overlap" and ds.attrs["threshold"] == 0.1 and ds.attrs["threshold_kind"] == "proportion"
+    )
     assert ds.attrs["selection"].startswith("overlap: a study's activation covers more than a proportion 0.1 of the")
     assert "overlap" in ds and "select_r" not in ds.attrs
     # no threshold: Neurosynth's 0.0
@@ -305,29 +317,49 @@ def test_overlap_is_the_default_rule(sample_cube):
 AMYGDALA = xcoact.datasets.amygdala_roi_path()
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(seed=[[0, 20, 28]], threshold=0.1, select="focus"),
-     r"threshold=0\.1 applies to select='overlap' only; select='focus' selects every study with a peak inside the ROI"),
-    (dict(seed=[[0, 20, 28]], threshold=5, select="distance"),
-     r"threshold=5 applies to select='overlap' only; select='distance' uses r \(mm\) instead"),
-    (dict(seed=[[0, 20, 28]], threshold=0.0, select="nearest", k=3),
-     r"threshold=0\.0 applies to select='overlap' only; select='nearest' uses k \(studies\) instead"),
-    (dict(seed=[[0, 20, 28]], select="nearest"),
-     r"k=None is not valid for select='nearest'; expected the number of studies to select, an int >= 1"),
-    (dict(seed=[[0, 20, 28]], select="nearest", k=0), r"k=0 is not valid for select='nearest'"),
-    (dict(seed=[[0, 20, 28]], select="nearest", k=2.5), r"k=2\.5 is not valid for select='nearest'"),
-    (dict(seed=[[0, 20, 28]], select="nearest", k=True), r"k=True is not valid for select='nearest'"),
-    (dict(seed=[[0, 20, 28]], select="distance", k=3), r"k=3 applies to select='nearest' only"),
-    (dict(seed=[[0, 20, 28]], k=3), r"k=3 applies to select='nearest' only"),
-    (dict(seed=AMYGDALA, select="distance"),
-     r"select='distance' measures millimetres from seed coordinates, but this seed is an image; pass coordinates"),
-    (dict(seed=AMYGDALA, select="nearest", k=5),
-     r"select='nearest' measures millimetres from seed coordinates, but this seed is an image"),
-    (dict(seed=[[0, 20, 28]], select="peaks"),
-     r"select='peaks' is not a known rule; expected one of 'overlap', 'focus', 'distance', 'nearest'\."),
-    (dict(seed=[[0, 20, 28]], select=3), r"select=3 is not a known rule"),
-    (dict(seed=[[0, 20, 28]], select="distance", r=0), r"r=0 is not a valid distance for select='distance'; expected a number of mm > 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (
+            dict(seed=[[0, 20, 28]], threshold=0.1, select="focus"),
+            r"threshold=0\.1 applies to select='overlap' only; select='focus' selects every study with a peak inside the ROI",
+        ),
+        (
+            dict(seed=[[0, 20, 28]], threshold=5, select="distance"),
+            r"threshold=5 applies to select='overlap' only; select='distance' uses r \(mm\) instead",
+        ),
+        (
+            dict(seed=[[0, 20, 28]], threshold=0.0, select="nearest", k=3),
+            r"threshold=0\.0 applies to select='overlap' only; select='nearest' uses k \(studies\) instead",
+        ),
+        (
+            dict(seed=[[0, 20, 28]], select="nearest"),
+            r"k=None is not valid for select='nearest'; expected the number of studies to select, an int >= 1",
+        ),
+        (dict(seed=[[0, 20, 28]], select="nearest", k=0), r"k=0 is not valid for select='nearest'"),
+        (dict(seed=[[0, 20, 28]], select="nearest", k=2.5), r"k=2\.5 is not valid for select='nearest'"),
+        (dict(seed=[[0, 20, 28]], select="nearest", k=True), r"k=True is not valid for select='nearest'"),
+        (dict(seed=[[0, 20, 28]], select="distance", k=3), r"k=3 applies to select='nearest' only"),
+        (dict(seed=[[0, 20, 28]], k=3), r"k=3 applies to select='nearest' only"),
+        (
+            dict(seed=AMYGDALA, select="distance"),
+            r"select='distance' measures millimetres from seed coordinates, but this seed is an image; pass coordinates",
+        ),
+        (
+            dict(seed=AMYGDALA, select="nearest", k=5),
+            r"select='nearest' measures millimetres from seed coordinates, but this seed is an image",
+        ),
+        (
+            dict(seed=[[0, 20, 28]], select="peaks"),
+            r"select='peaks' is not a known rule; expected one of 'overlap', 'focus', 'distance', 'nearest'\.",
+        ),
+        (dict(seed=[[0, 20, 28]], select=3), r"select=3 is not a known rule"),
+        (
+            dict(seed=[[0, 20, 28]], select="distance", r=0),
+            r"r=0 is not a valid distance for select='distance'; expected a number of mm > 0",
+        ),
+    ],
+)
 def test_rule_parameter_errors(sample_cube, kwargs, message):
     kwargs = dict(kwargs)  # the parameters are shared: a second pytest run in one process (mutmut) sees them again
     seed = kwargs.pop("seed")
@@ -337,10 +369,14 @@ def test_rule_parameter_errors(sample_cube, kwargs, message):
 
 
 def test_batch_of_images_refuses_millimetre_rules(sample_cube):
-    with pytest.raises(ParameterError, match=r"select='distance' measures millimetres from seed coordinates, but this seed is an image"):
+    with pytest.raises(
+        ParameterError, match=r"select='distance' measures millimetres from seed coordinates, but this seed is an image"
+    ):
         sample_cube.coact.seed([AMYGDALA, xcoact.datasets.sgacc_roi_path()], select="distance")
     # a mixed batch names its image seeds
-    with pytest.raises(ParameterError, match=r"select='nearest' measures millimetres .*but seeds \['amygdala_roi'\] are images"):
+    with pytest.raises(
+        ParameterError, match=r"select='nearest' measures millimetres .*but seeds \['amygdala_roi'\] are images"
+    ):
         sample_cube.coact.seed([AMYGDALA, [[0, 20, 28]]], select="nearest", k=5)
 
 
@@ -363,7 +399,9 @@ def test_degenerate_selections_say_why(sample_table, sample_cube):
     assert "every one of the 100 studies has a peak within" in str(err.value)
     assert f"Lower r below {farthest:.4g} mm" in str(err.value)
     # nearest: k = every study
-    with pytest.raises(SelectionError, match=r"select='nearest' with k=100 selects every one of the 100 studies .*Use k < 100"):
+    with pytest.raises(
+        SelectionError, match=r"select='nearest' with k=100 selects every one of the 100 studies .*Use k < 100"
+    ):
         sample_cube.coact.seed([[0, 20, 28]], select="nearest", k=100)
     with pytest.raises(SelectionError, match=r"k=250 selects every one of the 100 studies"):
         sample_cube.coact.seed([[0, 20, 28]], select="nearest", k=250)
@@ -435,18 +473,36 @@ def test_degenerate_seed_of_a_batch_is_nan_with_a_warning(sample_table, sample_c
 
 # --- the command line ------------------------------------------------------------------------------
 
+
 def test_cli_prints_the_rule_and_the_count(sample_table, tmp_path):
     coords = [[0, 20, 28]]
     expected = {s for s, d in oracle_min_distance(_peaks(sample_table), coords).items() if d <= 10}
     out = tmp_path / "by_distance"
     proc = subprocess.run(
-        [sys.executable, "-m", "xcoact.cli", "coactivation", "--seed", "0,20,28", "--r", "10", "--select", "distance",
-         "--outroot", str(out)], capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "xcoact.cli",
+            "coactivation",
+            "--seed",
+            "0,20,28",
+            "--r",
+            "10",
+            "--select",
+            "distance",
+            "--outroot",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert ("selection rule: distance: at least one reported peak within 10 mm (inclusive) of a seed coordinate "
-            "(Neurosynth 0.3.8 get_studies(peaks=...), NiMARE get_studies_by_coordinate)") in lines
+    assert (
+        "selection rule: distance: at least one reported peak within 10 mm (inclusive) of a seed coordinate "
+        "(Neurosynth 0.3.8 get_studies(peaks=...), NiMARE get_studies_by_coordinate)"
+    ) in lines
     assert f"studies selected: {len(expected)} of 100" in lines
     assert os.path.exists(f"{out}_pFgA.nii.gz")
 
@@ -456,7 +512,21 @@ def test_cli_rule_errors_exit_2(capsys, tmp_path):
 
     assert main(["coactivation", "--seed", "0,20,28", "--select", "nearest", "--outroot", str(tmp_path / "x")]) == 2
     assert "xcoact: error: k=None is not valid for select='nearest'" in capsys.readouterr().err
-    assert main(["coactivation", "--seed", "0,20,28", "--select", "focus", "--threshold", "0.1",
-                 "--outroot", str(tmp_path / "x")]) == 2
+    assert (
+        main(
+            [
+                "coactivation",
+                "--seed",
+                "0,20,28",
+                "--select",
+                "focus",
+                "--threshold",
+                "0.1",
+                "--outroot",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )
     assert "threshold=0.1 applies to select='overlap' only" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())

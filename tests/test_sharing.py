@@ -110,7 +110,11 @@ def test_license_citation_and_changelog():
 def test_classifiers_python_versions_and_zarr_cap():
     project = _pyproject()["project"]
     minimum = re.match(r">=(\d+)\.(\d+)", project["requires-python"]).groups()
-    versions = [c.rsplit(" :: ", 1)[1] for c in project["classifiers"] if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)]
+    versions = [
+        c.rsplit(" :: ", 1)[1]
+        for c in project["classifiers"]
+        if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+    ]
     assert versions and versions[0] == ".".join(minimum)
     assert "License :: OSI Approved :: MIT License" not in project["classifiers"]  # the SPDX `license` says it
     zarr_req = next(r for r in project["dependencies"] if _dist_name(r) == "zarr")
@@ -126,7 +130,11 @@ def test_ci_builds_and_checks_the_distributions_after_the_tests():
     pytest_line = 'python3 -m venv .venv && .venv/bin/pip install -q -e ".[test]" && .venv/bin/python -m pytest\n'
     assert pytest_line in script
     assert 'if [ "$status" -eq 5 ]; then\n    echo "pytest collected no tests: failing" >&2\n    exit 1\nfi' in script
-    order = [script.index(pytest_line), script.index("-m build --sdist --wheel"), script.index("-m twine check --strict")]
+    order = [
+        script.index(pytest_line),
+        script.index("-m build --sdist --wheel"),
+        script.index("-m twine check --strict"),
+    ]
     assert order == sorted(order)
     assert script.count("exit 1") >= 3  # no tests, a failed build and a failed check each fail CI
     extra = [_dist_name(r) for r in _pyproject()["project"]["optional-dependencies"]["test"]]
@@ -153,7 +161,13 @@ def test_every_nifti_gets_a_sidecar_with_its_provenance(maps, tmp_path):
         assert side["database_sha256"] == sha
         assert side["parameters"]["threshold"] == 0.1 and side["parameters"]["seed_r"] == 10.0
         assert side["parameters"]["q"] == 0.01 and side["parameters"]["select"] == "overlap"
-        assert side["counts"] == {"n_studies": 100, "n_selected": 4, "n_unselected": 96, "n_roi": 515, "max_overlap": 90}
+        assert side["counts"] == {
+            "n_studies": 100,
+            "n_selected": 4,
+            "n_unselected": 96,
+            "n_roi": 515,
+            "max_overlap": 90,
+        }
         assert side["selected_ids"] == maps["selected_id"].values.tolist()
         assert side["seed"] == {"coordinates": [[0.0, 20.0, 28.0]], "r": 10}
         assert side["software"]["xcoact"] == xcoact.__version__
@@ -171,7 +185,9 @@ def test_batch_sidecars_carry_each_seeds_counts_and_bids_names(batch, tmp_path):
     z = tmp_path / "b_seed-m40x20x28_stat-z_desc-associationFDR001_statmap.nii.gz"
     assert str(z) in files
     for f in files:
-        assert re.fullmatch(r"b_seed-[A-Za-z0-9]+_stat-[a-z]+_desc-[A-Za-z0-9]+_statmap\.nii\.gz", os.path.basename(f)), f
+        assert re.fullmatch(
+            r"b_seed-[A-Za-z0-9]+_stat-[a-z]+_desc-[A-Za-z0-9]+_statmap\.nii\.gz", os.path.basename(f)
+        ), f
     np.testing.assert_array_equal(
         np.asarray(nib.load(z).dataobj),
         batch["association-test_z_FDR_0.01"].sel(seed="-40_20_28").values.astype(np.float32),
@@ -240,8 +256,19 @@ def test_command_line_runs_record_the_command(tmp_path):
     from xcoact.cli import main
 
     out = tmp_path / "cli"
-    args = ["coactivation", "--seed", "0,20,28", "--r", "10", "--threshold", "0.1", "--outroot", str(out),
-            "--netcdf", str(tmp_path / "cli.nc")]
+    args = [
+        "coactivation",
+        "--seed",
+        "0,20,28",
+        "--r",
+        "10",
+        "--threshold",
+        "0.1",
+        "--outroot",
+        str(out),
+        "--netcdf",
+        str(tmp_path / "cli.nc"),
+    ]
     assert main(args) == 0
     with open(f"{out}_pFgA.json") as fh:
         side = json.load(fh)
@@ -279,9 +306,14 @@ def test_netcdf_has_cf_attributes_and_is_compressed_by_default(maps, tmp_path):
 
 
 def test_cf_attributes_keep_informative_long_names():
-    ds = xr.Dataset({"association-test_p_FWE-voxel": (("x", "y", "z"), np.zeros((1, 1, 1)), {"long_name": "FWE p (voxel)"}),
-                     "pA": (("x", "y", "z"), np.zeros((1, 1, 1)), {"long_name": "pA"})},
-                    coords={"x": [0.0], "y": [0.0], "z": [0.0]}, attrs={"Conventions": "CF-1.10"})
+    ds = xr.Dataset(
+        {
+            "association-test_p_FWE-voxel": (("x", "y", "z"), np.zeros((1, 1, 1)), {"long_name": "FWE p (voxel)"}),
+            "pA": (("x", "y", "z"), np.zeros((1, 1, 1)), {"long_name": "pA"}),
+        },
+        coords={"x": [0.0], "y": [0.0], "z": [0.0]},
+        attrs={"Conventions": "CF-1.10"},
+    )
     out = provenance.with_cf_attributes(ds)
     assert out["association-test_p_FWE-voxel"].attrs["long_name"] == "FWE p (voxel)"
     assert out["pA"].attrs["long_name"] == "probability of activation at the voxel, P(A)"
@@ -355,8 +387,14 @@ def test_fetchers_log_and_show_each_download(tmp_path, caplog, capsys, monkeypat
     releases = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "releases")
     monkeypatch.delenv("XCOACT_MIRROR", raising=False)
     with caplog.at_level(logging.INFO, logger="xcoact.datasets.fetch"):
-        release = xcoact.datasets.fetch_neurosynth(7, tmp_path, base_url=releases, manifest=os.path.join(releases, "MANIFEST.tsv"),
-                                                   convert=False, progress=True)
+        release = xcoact.datasets.fetch_neurosynth(
+            7,
+            tmp_path,
+            base_url=releases,
+            manifest=os.path.join(releases, "MANIFEST.tsv"),
+            convert=False,
+            progress=True,
+        )
     messages = [r.getMessage() for r in caplog.records if r.name == "xcoact.datasets.fetch"]
     for _role, path in release.files.items():
         name = os.path.basename(path)

@@ -17,19 +17,18 @@ from scipy.spatial import cKDTree
 
 import xcoact
 from xcoact.datasets import SYNTHETIC_NB_SHAPE, synthetic
-from xcoact.errors import ParameterError
+from xcoact.errors import ParameterError, SpaceWarning, XcoactWarning
 from xcoact.table import make_table
-from xcoact.errors import SpaceWarning, XcoactWarning
 
 V7 = data_file("data-neurosynth_version-7_coordinates.tsv.gz")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _synthetic(n_studies: int, seed: int = 0, **kwargs) -> xr.Dataset:
     return synthetic(n_studies, seed=seed, **kwargs)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _v7_table() -> xr.Dataset:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", XcoactWarning)

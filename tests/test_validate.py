@@ -42,12 +42,16 @@ def test_real_and_finite():
 def test_unit_interval():
     assert validate.unit_interval(np.float32(0.25), "q", "0.01") == 0.25
     for bad in (0, 1, 1.5, True, "0.1"):
-        with _raises(ParameterError, f"q={bad!r} is not valid; expected a number strictly between 0 and 1 (e.g. q=0.01)."):
+        with _raises(
+            ParameterError, f"q={bad!r} is not valid; expected a number strictly between 0 and 1 (e.g. q=0.01)."
+        ):
             validate.unit_interval(bad, "q", "0.01")
 
 
 def test_float_dtype():
-    assert validate.float_dtype("float32") == np.dtype("float32") and validate.float_dtype(np.float64) == np.dtype("float64")
+    assert validate.float_dtype("float32") == np.dtype("float32") and validate.float_dtype(np.float64) == np.dtype(
+        "float64"
+    )
     assert validate.float_dtype(None, keep=True) is None and validate.float_dtype(None) == np.dtype("float64")
     for bad in ("int8", "no such type"):
         with _raises(ParameterError, f"dtype={bad!r} is not supported; expected 'float64' (default) or 'float32'."):

@@ -44,11 +44,11 @@ def test_count_rows_adds_to_what_is_there(dtype):
     out = np.full(m, 7, dtype=dtype)
     got = count_rows(indptr, indices, rows, out)
     assert got is out and got.dtype == dtype
-    expected = 7 + np.bincount(np.concatenate([indices[indptr[r]:indptr[r + 1]] for r in rows]), minlength=m)
+    expected = 7 + np.bincount(np.concatenate([indices[indptr[r] : indptr[r + 1]] for r in rows]), minlength=m)
     assert np.array_equal(got, expected)
     # a row given twice counts twice (the caller's rows are a multiset)
     again = count_rows(indptr, indices, np.array([rows[0], rows[0]]), np.zeros(m, dtype=dtype))
-    assert np.array_equal(again, 2 * np.bincount(indices[indptr[rows[0]]:indptr[rows[0] + 1]], minlength=m))
+    assert np.array_equal(again, 2 * np.bincount(indices[indptr[rows[0]] : indptr[rows[0] + 1]], minlength=m))
 
 
 def test_row_counts_is_16_bit_up_to_65535_rows():
@@ -127,8 +127,10 @@ def _idioms(cube):
     }
 
 
-@pytest.mark.parametrize("idiom", ["default", "many chunks", "subset", "unsorted subset", "transposed", "persisted",
-                                   "cropped", "spatial chunks"])
+@pytest.mark.parametrize(
+    "idiom",
+    ["default", "many chunks", "subset", "unsorted subset", "transposed", "persisted", "cropped", "spatial chunks"],
+)
 def test_grouped_counts_of_selections_equal_the_dense_product(sample_table, idiom, monkeypatch):
     import xcoact.counts
 
@@ -140,12 +142,14 @@ def test_grouped_counts_of_selections_equal_the_dense_product(sample_table, idio
         cube = _idioms(xcoact.activations(sample_table, r=6))[idiom]
     n = cube.sizes["study"]
     rng = np.random.default_rng(1)
-    weights = np.stack([
-        rng.random(n) < 0.3,                   # a seed's selection
-        np.ones(n, dtype=bool),                # every study (the chunks' kept totals)
-        np.zeros(n, dtype=bool),               # nobody
-        np.arange(n) < n // 3,                 # whole leading chunks and part of one
-    ])
+    weights = np.stack(
+        [
+            rng.random(n) < 0.3,  # a seed's selection
+            np.ones(n, dtype=bool),  # every study (the chunks' kept totals)
+            np.zeros(n, dtype=bool),  # nobody
+            np.arange(n) < n // 3,  # whole leading chunks and part of one
+        ]
+    )
     got = grouped_counts(cube, weights, grid_of(cube)).compute()
     assert got.dtype == np.int32
     assert np.array_equal(got, _dense_counts(cube, weights))

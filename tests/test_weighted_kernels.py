@@ -26,10 +26,10 @@ from hypothesis import strategies as st
 import xcoact
 from xcoact.blocks import ActivationBlock, StackedBlocks, is_block_cube, pieces_of
 from xcoact.counts import OPS, grouped_counts, overlap_counts
+from xcoact.errors import XcoactWarning
 from xcoact.kernels import FocusKernel, KDAKernel, Kernel, combine_foci, sphere_offsets
 from xcoact.roi import grid_of
 from xcoact.space import Grid
-from xcoact.errors import XcoactWarning
 
 pytestmark = pytest.mark.filterwarnings("ignore::xcoact.errors.XcoactWarning")
 
@@ -40,11 +40,12 @@ N_STUDIES = 24
 
 # -- a kernel of the tests' own: Gaussian-like values, a study's foci combined by the maximum -------------
 
+
 def _bump(sigma_vox: float = 1.2, reach: int = 2):
     """Offsets of a (2 reach + 1)^3 box and exp(-d^2 / 2 sigma^2) / 2 at each: values in (0, 0.5]."""
     g = np.arange(-reach, reach + 1)
     offsets = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
-    values = 0.5 * np.exp(-(offsets ** 2).sum(1) / (2 * sigma_vox ** 2))
+    values = 0.5 * np.exp(-(offsets**2).sum(1) / (2 * sigma_vox**2))
     return offsets, values
 
 
@@ -118,6 +119,7 @@ def _oracle(small, which: str) -> np.ndarray:
 
 # -- the representation --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("which", ["kda", "max"])
 def test_dense_values_equal_the_oracle_under_every_idiom(small, which):
     act = _cube(small, which, chunks={"study": 5})
@@ -173,6 +175,7 @@ def test_kernel_as_object_and_the_sphere_kernel_is_the_boolean_route(small):
     sphere = xcoact.activations(table, grid=grid, kernel=xcoact.kernels.SphereKernel(r))
     assert sphere.dtype == bool and sphere.attrs["r"] == r
     np.testing.assert_array_equal(sphere.values, kda_dense > 0)
+
     # the extension point's default chunk_maps (a loop over study_map) equals KDA's vectorised one
     class Looped(KDAKernel):
         chunk_maps = Kernel.chunk_maps
@@ -182,6 +185,7 @@ def test_kernel_as_object_and_the_sphere_kernel_is_the_boolean_route(small):
 
 
 # -- the reductions ------------------------------------------------------------------------------------
+
 
 def _dense_reduction(dense: np.ndarray, weights: np.ndarray, op: str) -> np.ndarray:
     out = np.zeros((weights.shape[0], dense.shape[1]))
@@ -200,16 +204,20 @@ def _check(got: np.ndarray, want: np.ndarray, exact: bool) -> None:
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("which,op", [("kda", "sum"), ("kda", "count"), ("max", "sum"), ("max", "count"),
-                                      ("max", "log1m_sum")])
+@pytest.mark.parametrize(
+    "which,op", [("kda", "sum"), ("kda", "count"), ("max", "sum"), ("max", "count"), ("max", "log1m_sum")]
+)
 @pytest.mark.parametrize("weights_kind", ["bool", "int", "float"])
 def test_grouped_reductions_equal_numpy_on_sparse_and_dense_cubes(small, which, op, weights_kind):
     act = _cube(small, which, chunks={"study": 7})
     grid = grid_of(act)
     dense = _oracle(small, which).reshape(N_STUDIES, -1)[:, grid.mask_flat]
     rng = np.random.default_rng(3)
-    weights = {"bool": rng.random((4, N_STUDIES)) < 0.5, "int": rng.integers(0, 4, (4, N_STUDIES)),
-               "float": rng.random((4, N_STUDIES)) * (rng.random((4, N_STUDIES)) < 0.7)}[weights_kind]
+    weights = {
+        "bool": rng.random((4, N_STUDIES)) < 0.5,
+        "int": rng.integers(0, 4, (4, N_STUDIES)),
+        "float": rng.random((4, N_STUDIES)) * (rng.random((4, N_STUDIES)) < 0.7),
+    }[weights_kind]
     weights[3] = 1  # every study: the chunks' kept value totals
     want = _dense_reduction(dense, np.asarray(weights), op)
     exact = which == "kda" or op == "count"
@@ -249,7 +257,8 @@ def test_default_op_sums_values_and_the_boolean_cube_keeps_its_integers(small):
     seed=st.integers(0, 2**16),
 )
 def test_chunking_transposing_subsetting_and_cropping_never_change_a_reduction(
-        small, which, op, study_chunk, x_chunk, order, subset, crop, seed):
+    small, which, op, study_chunk, x_chunk, order, subset, crop, seed
+):
     """Hypothesis: any chunking along study or space, dimension order, study subset (in any order) or box."""
     if which == "kda" and op == "log1m_sum":
         op = "sum"
@@ -274,8 +283,9 @@ def test_the_reductions_run_under_the_local_schedulers(small):
     weights = np.random.default_rng(1).random((2, N_STUDIES)) < 0.5
     want = grouped_counts(act, weights, grid, op="log1m_sum").compute(scheduler="sync")
     for scheduler in ("threads",):
-        np.testing.assert_array_equal(grouped_counts(act, weights, grid, op="log1m_sum").compute(scheduler=scheduler),
-                                      want, err_msg=scheduler)
+        np.testing.assert_array_equal(
+            grouped_counts(act, weights, grid, op="log1m_sum").compute(scheduler=scheduler), want, err_msg=scheduler
+        )
 
 
 def test_studies_from_several_chunks_stay_sparse_in_any_order_and_keep_their_values(small):
@@ -284,10 +294,12 @@ def test_studies_from_several_chunks_stay_sparse_in_any_order_and_keep_their_val
         act = _cube(small, which, chunks={"study": 5})
         want = _oracle(small, "kda")
         want = want > 0 if which == "mkda" else want
-        for idiom, index in [(lambda a: a.chunk({"study": 3}), slice(None)),
-                             (lambda a: a.isel(study=slice(2, 20)).chunk({"study": 12}), slice(2, 20)),
-                             (lambda a: a.chunk({"study": 12, "x": 5}).chunk({"x": -1}), slice(None)),
-                             (lambda a: a.isel(study=[17, 3, 9, 4, 22]), [17, 3, 9, 4, 22])]:
+        for idiom, index in [
+            (lambda a: a.chunk({"study": 3}), slice(None)),
+            (lambda a: a.isel(study=slice(2, 20)).chunk({"study": 12}), slice(2, 20)),
+            (lambda a: a.chunk({"study": 12, "x": 5}).chunk({"x": -1}), slice(None)),
+            (lambda a: a.isel(study=[17, 3, 9, 4, 22]), [17, 3, 9, 4, 22]),
+        ]:
             other = idiom(act)
             blocks = dask.compute(*other.data.to_delayed().ravel())
             assert all(isinstance(b, ActivationBlock) for b in blocks), [type(b).__name__ for b in blocks]
@@ -295,6 +307,7 @@ def test_studies_from_several_chunks_stay_sparse_in_any_order_and_keep_their_val
 
 
 # -- selection and the coactivation maps on a cube with values ------------------------------------------
+
 
 def test_selection_reads_the_binary_coverage_of_the_seed(small):
     for which in ("kda", "max"):
@@ -306,17 +319,22 @@ def test_selection_reads_the_binary_coverage_of_the_seed(small):
         got = overlap_counts(act, xr.DataArray(roi, dims=("x", "y", "z"), coords=grid.coords()), grid)
         np.testing.assert_array_equal(got, ((_oracle(small, which) != 0) & roi).sum((1, 2, 3)), err_msg=which)
         # twice: the second seed reads the chunk's rows by voxel
-        np.testing.assert_array_equal(overlap_counts(act, xr.DataArray(roi, dims=("x", "y", "z"), coords=grid.coords()),
-                                                     grid), got)
+        np.testing.assert_array_equal(
+            overlap_counts(act, xr.DataArray(roi, dims=("x", "y", "z"), coords=grid.coords()), grid), got
+        )
 
 
 def test_seed_on_a_kda_cube_names_the_kernel_and_what_works(sample_table):
     kda = xcoact.activations(sample_table, r=6, kernel="kda")
-    with pytest.raises(xcoact.ParameterError, match=(
+    with pytest.raises(
+        xcoact.ParameterError,
+        match=(
             r"^act holds the 'kda' kernel's values \(int32\); the coactivation maps count the studies active at each "
             r"voxel\. Analyse the kernel's binary maps with act\.astype\(bool\) \(a study active where its kda value is "
             r"not 0: for kernel='kda' the cube of kernel='mkda' with the same r\), or build xcoact\.activations\(db\) "
-            r"without kernel=\.$")):
+            r"without kernel=\.$"
+        ),
+    ):
         kda.coact.seed([[0, 20, 28]], r=10, threshold=0.1)
     # what the message says works: the binary maps give the MKDA maps, number for number, on the sparse route
     got = kda.astype(bool).coact.seed([[0, 20, 28]], r=10, threshold=0.1).compute()
@@ -328,18 +346,30 @@ def test_seed_on_a_kda_cube_names_the_kernel_and_what_works(sample_table):
 
 def test_bad_kernels_and_ops_are_refused_with_the_fix(small):
     table, grid, *_ = small
-    with pytest.raises(xcoact.ParameterError, match=r"^kernel='gauss' is not known; expected one of \['mkda', 'kda', 'ale'\] "
-                                                    r"or an xcoact\.kernels\.Kernel\.$"):
+    with pytest.raises(
+        xcoact.ParameterError,
+        match=r"^kernel='gauss' is not known; expected one of \['mkda', 'kda', 'ale'\] "
+        r"or an xcoact\.kernels\.Kernel\.$",
+    ):
         xcoact.activations(table, grid=grid, kernel="gauss")
-    with pytest.raises(xcoact.ParameterError, match=r"^r=6 was given with the kernel object <MaxBumpKernel 'maxbump'>, "
-                                                    r"which carries its own parameters; pass r to the kernel"):
+    with pytest.raises(
+        xcoact.ParameterError,
+        match=r"^r=6 was given with the kernel object <MaxBumpKernel 'maxbump'>, "
+        r"which carries its own parameters; pass r to the kernel",
+    ):
         xcoact.activations(table, r=6, grid=grid, kernel=MaxBumpKernel())
     kda = _cube(small, "kda")
-    with pytest.raises(xcoact.ParameterError, match=r"^op='mean' is not known; expected one of \['sum', 'count', "
-                                                    r"'log1m_sum'\]\.$"):
+    with pytest.raises(
+        xcoact.ParameterError,
+        match=r"^op='mean' is not known; expected one of \['sum', 'count', "
+        r"'log1m_sum'\]\.$",
+    ):
         grouped_counts(kda, np.ones(N_STUDIES, bool), grid, op="mean")
-    with pytest.raises(xcoact.ParameterError, match=r"^op='log1m_sum' sums log1p\(-value\) over probabilities in "
-                                                    r"\[0, 1\) \(ALE's modelled activation\); this cube holds int32 values\."):
+    with pytest.raises(
+        xcoact.ParameterError,
+        match=r"^op='log1m_sum' sums log1p\(-value\) over probabilities in "
+        r"\[0, 1\) \(ALE's modelled activation\); this cube holds int32 values\.",
+    ):
         grouped_counts(kda, np.ones(N_STUDIES, bool), grid, op="log1m_sum")
 
     class Twice(MaxBumpKernel):
@@ -348,11 +378,17 @@ def test_bad_kernels_and_ops_are_refused_with_the_fix(small):
             return np.r_[voxels, voxels[:1]], np.r_[values, values[:1]]
 
     act = xcoact.activations(table, grid=grid, kernel=Twice())  # lazy: the kernel runs when a block is made
-    with pytest.raises(xcoact.ParameterError, match=r"^kernel 'maxbump': study 0: study_map returned a voxel more than "
-                                                    r"once; combine the foci first \(see combine_foci\)\.$"):
+    with pytest.raises(
+        xcoact.ParameterError,
+        match=r"^kernel 'maxbump': study 0: study_map returned a voxel more than "
+        r"once; combine the foci first \(see combine_foci\)\.$",
+    ):
         act.compute()
-    with pytest.raises(xcoact.ParameterError, match=r"^values has shape \(2,\) \(float64\); expected one number per "
-                                                    r"offset \(1\)\.$"):
+    with pytest.raises(
+        xcoact.ParameterError,
+        match=r"^values has shape \(2,\) \(float64\); expected one number per "
+        r"offset \(1\)\.$",
+    ):
         FocusKernel([[0, 0, 0]], [1.0, 2.0])
 
 
@@ -371,6 +407,7 @@ def test_focus_kernel_is_the_max_kernel(small, monkeypatch, batch):
 
 
 # -- NiMARE 0.22.1's KDAKernel ---------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def nimare_sample():
@@ -400,8 +437,12 @@ def _assert_kda_is_nimares(dset, act, r) -> None:
     order = [row[f"{s}-1"] for s in act["study"].values]
     n = act.sizes["study"]
     step = 25  # a quarter of the dense int32 cube at a time
-    ours = np.concatenate([act.isel(study=slice(i, i + step)).values.reshape(-1, int(np.prod(grid.shape)))[:, grid.mask_flat]
-                           for i in range(0, n, step)])
+    ours = np.concatenate(
+        [
+            act.isel(study=slice(i, i + step)).values.reshape(-1, int(np.prod(grid.shape)))[:, grid.mask_flat]
+            for i in range(0, n, step)
+        ]
+    )
     assert ma.dtype == np.float32 and ours.dtype == np.int32
     np.testing.assert_array_equal(ours, ma[order])  # exactly: every count of every study at every voxel
     assert ma.max() > 10 and (ma > 1).sum() > 10_000  # overlapping foci really are summed
@@ -423,10 +464,14 @@ def test_kda_default_radius_is_the_presets_and_nimares(nimare_sample, sample_tab
 
 # -- a dask.distributed cluster (loopback) -------------------------------------------------------------
 
+
 def _valued_blocks(dask_worker) -> int:
     """Cube blocks this worker holds whose chunks keep their values."""
-    return sum(1 for v in dask_worker.data.values()
-               if isinstance(v, ActivationBlock) and all(p.chunk._values is not None for p in pieces_of(v)))
+    return sum(
+        1
+        for v in dask_worker.data.values()
+        if isinstance(v, ActivationBlock) and all(p.chunk._values is not None for p in pieces_of(v))
+    )
 
 
 def test_persisted_valued_cubes_reduce_on_a_cluster_as_locally(small):
@@ -435,11 +480,22 @@ def test_persisted_valued_cubes_reduce_on_a_cluster_as_locally(small):
 
     table, grid, r, kda_dense, max_dense = small
     offsets, values = _bump()
-    cases = [("kda", {"r": r, "kernel": "kda"}, "sum", kda_dense),
-             ("max", {"kernel": FocusKernel(offsets, values, combine="max")}, "log1m_sum", max_dense)]
+    cases = [
+        ("kda", {"r": r, "kernel": "kda"}, "sum", kda_dense),
+        ("max", {"kernel": FocusKernel(offsets, values, combine="max")}, "log1m_sum", max_dense),
+    ]
     weights = np.random.default_rng(5).random((3, N_STUDIES)) < 0.4
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         client.wait_for_workers(2)
         for name, kwargs, op, dense in cases:
             local = xcoact.activations(table, grid=grid, chunks={"study": 6}, **kwargs)

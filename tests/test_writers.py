@@ -21,10 +21,9 @@ import pytest
 import xarray as xr
 
 import xcoact
-from xcoact.errors import OutputError, ParameterError
+from xcoact.errors import OutputError, ParameterError, XcoactWarning
 from xcoact.readers import FORMATS, WRITERS, read_database, write_database
 from xcoact.table import make_table
-from xcoact.errors import XcoactWarning
 
 #: Lancaster et al. (2007) icbm_spm2tal (MNI -> Talairach), written out from SPEC section 1.
 ICBM_SPM2TAL = np.array(
@@ -89,8 +88,10 @@ ROUND_TRIPS = [
     (fmt, name)
     for fmt in FORMATS
     for name in (
-        ["sample-mni", "sample-tal", "synthetic", "mixed-tal"] if fmt == "sleuth"
-        else ["sample-mni", "sample-tal", "synthetic", "mixed"] if fmt == "neuroquery"  # MNI and Talairach rows only
+        ["sample-mni", "sample-tal", "synthetic", "mixed-tal"]
+        if fmt == "sleuth"
+        else ["sample-mni", "sample-tal", "synthetic", "mixed"]
+        if fmt == "neuroquery"  # MNI and Talairach rows only
         else ["sample", "synthetic", "mixed"]
     )
 ]
@@ -200,7 +201,9 @@ def test_neurosynth_rows_keep_order_and_lines_number_them(tmp_path):
 
 def test_string_ids_round_trip(tmp_path):
     ids = ["Smith 2001: faces", "Smith 2001: faces", "Doe (2003)", "007"]
-    table = make_table(ids, [1.5, 2.0, -3.25, 4.0], [0.1, 0.2, 0.3, 0.4], [10.0, 20.0, 30.0, 40.0], ["MNI"] * 4, database="s", fmt="t")
+    table = make_table(
+        ids, [1.5, 2.0, -3.25, 4.0], [0.1, 0.2, 0.3, 0.4], [10.0, 20.0, 30.0, 40.0], ["MNI"] * 4, database="s", fmt="t"
+    )
     assert table["study_id"].dtype.kind == "U"
     for fmt in FORMATS:
         back = read_quiet(write_database(table, tmp_path / NAMES[fmt], fmt))
@@ -209,7 +212,9 @@ def test_string_ids_round_trip(tmp_path):
 
 def test_sleuth_groups_a_studys_rows(tmp_path):
     """Studies whose rows are interleaved are written as one experiment each, in first-appearance order."""
-    table = make_table([5, 9, 5, 9, 3], [1.0, 2.0, 3.0, 4.0, 5.0], [0.0] * 5, [0.0] * 5, ["MNI"] * 5, database="i", fmt="t")
+    table = make_table(
+        [5, 9, 5, 9, 3], [1.0, 2.0, 3.0, 4.0, 5.0], [0.0] * 5, [0.0] * 5, ["MNI"] * 5, database="i", fmt="t"
+    )
     back = read_quiet(write_database(table, tmp_path / "s.txt", "sleuth"))
     assert back["study_id"].values.tolist() == [5, 5, 9, 9, 3]
     assert back["x"].values.tolist() == [1.0, 3.0, 2.0, 4.0, 5.0]
@@ -332,12 +337,15 @@ def test_failed_rename_leaves_nothing(tmp_path, monkeypatch, fmt):
     assert _listing(tmp_path) == []
 
 
-@pytest.mark.parametrize("fmt, module, function", [
-    ("neurosynth", "neurosynth", "format_floats"),
-    ("neurosynth-v7", "neurosynth", "format_floats"),
-    ("sleuth", "sleuth", "format_floats"),
-    ("nimare-json", None, None),
-])
+@pytest.mark.parametrize(
+    "fmt, module, function",
+    [
+        ("neurosynth", "neurosynth", "format_floats"),
+        ("neurosynth-v7", "neurosynth", "format_floats"),
+        ("sleuth", "sleuth", "format_floats"),
+        ("nimare-json", None, None),
+    ],
+)
 def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch, fmt, module, function):
     """An error half-way through the rows: the temporary file existed, and is gone afterwards."""
     import xcoact.readers._text as text
@@ -426,7 +434,10 @@ def test_v7_plain_metadata_beside_a_gz_one_is_refused(tmp_path):
 
 
 def test_unknown_format(tmp_path):
-    with pytest.raises(ParameterError, match=r"format='csv' is not a known database format; expected one of \['neuroquery', 'neurosynth'"):
+    with pytest.raises(
+        ParameterError,
+        match=r"format='csv' is not a known database format; expected one of \['neuroquery', 'neurosynth'",
+    ):
         write_database(_synthetic(), tmp_path / "x.csv", "csv")
     assert _listing(tmp_path) == []
 
@@ -439,7 +450,9 @@ def test_v7_path_must_end_in_coordinates_tsv(tmp_path, name):
 
 
 def test_sleuth_refuses_mixed_spaces_and_names_them(tmp_path):
-    with pytest.raises(ParameterError, match=r"one space, but .*'MNI': 1248 row\(s\), 'TAL': 1237 row\(s\), 'UNKNOWN': 210 row\(s\)"):
+    with pytest.raises(
+        ParameterError, match=r"one space, but .*'MNI': 1248 row\(s\), 'TAL': 1237 row\(s\), 'UNKNOWN': 210 row\(s\)"
+    ):
         write_database(_sample(), tmp_path / "s.txt", "sleuth")
     unknown = _only(_sample(), {"UNKNOWN"})
     with pytest.raises(ParameterError, match=r"'UNKNOWN': 210 row\(s\); expected all MNI"):
@@ -486,11 +499,14 @@ def test_tsv_refuses_tabs_and_line_breaks(tmp_path, fmt):
     assert _listing(tmp_path) == []
 
 
-@pytest.mark.parametrize("study, match", [
-    ("Reference = TAL", "would read back as a Sleuth Reference line"),
-    ("subjects = 12", "would read back as a Sleuth Subjects line"),
-    ("two\nlines", r"contain a line feed or carriage return"),
-])
+@pytest.mark.parametrize(
+    "study, match",
+    [
+        ("Reference = TAL", "would read back as a Sleuth Reference line"),
+        ("subjects = 12", "would read back as a Sleuth Subjects line"),
+        ("two\nlines", r"contain a line feed or carriage return"),
+    ],
+)
 def test_sleuth_refuses_ids_it_cannot_write(tmp_path, study, match):
     table = make_table([study, "ok"], [0.0, 1.0], [0.0] * 2, [0.0] * 2, ["MNI"] * 2, database="t", fmt="t")
     with pytest.raises(ParameterError, match=match):

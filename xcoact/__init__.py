@@ -11,11 +11,12 @@
 """
 
 from . import accessors as _accessors  # noqa: F401  (registers .coact)
-from . import datasets, progress as progress, result as result  # the modules, as xcoact.progress, xcoact.result
+from . import datasets  # the modules, as xcoact.progress, xcoact.result
+from . import progress as progress
+from . import result as result
 from ._version import __version__
 from .analyses.coactivation import coactivation, contrast, meta, seed, seed_batch
-from .features import read_features
-from .stats.fwe import fwe
+from .analyses.matrix import matrix
 from .cube import activations
 from .errors import (
     ArchiveError,
@@ -31,15 +32,16 @@ from .errors import (
     UnsafeArchiveError,
     XcoactError,
 )
-from .writers import to_netcdf, to_nifti, to_zarr
-from .analyses.matrix import matrix
-from .options import get_options, set_options
+from .features import read_features
 from .images import from_nibabel, to_nibabel
+from .options import get_options, set_options
 from .readers import read_database, write_database
 from .roi import roi_mask
 from .space import Grid, mni152_2mm
+from .stats.fwe import fwe
 from .stats.neurosynth import map_names
 from .versions import show_versions
+from .writers import to_netcdf, to_nifti, to_zarr
 
 __all__ = [
     "__version__",

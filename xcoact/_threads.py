@@ -34,8 +34,9 @@ def _pool() -> ThreadPoolExecutor:
     if _POOL is None:
         with _POOL_LOCK:
             if _POOL is None:
-                _POOL = ThreadPoolExecutor(max(1, n_workers() - 1), thread_name_prefix="xcoact-split",
-                                           initializer=_mark_inside)
+                _POOL = ThreadPoolExecutor(
+                    max(1, n_workers() - 1), thread_name_prefix="xcoact-split", initializer=_mark_inside
+                )
     return _POOL
 
 

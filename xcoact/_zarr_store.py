@@ -26,7 +26,7 @@ class FencedStore(WrapperStore[LocalStore]):
     """A ``LocalStore`` over an existing root that its writes never re-create."""
 
     @classmethod
-    def at(cls, root: str) -> "FencedStore":
+    def at(cls, root: str) -> FencedStore:
         """The store over ``root``, an existing (empty) directory."""
         return cls(LocalStore(root))
 

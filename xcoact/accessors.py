@@ -10,12 +10,12 @@ import os
 
 import xarray as xr
 
-from .analyses import coactivation as _coact
 from . import writers as _export
+from .analyses import coactivation as _coact
 from .analyses import parcellate as _parcellate
+from .analyses.matrix import matrix as _matrix  # the function: xcoact.matrix is rebound to it
 from .choices import BothRule, Compressor, Layout, MapDtype, Naming, PlotEngine, PresetName, SelectRule
 from .errors import ParameterError
-from .analyses.matrix import matrix as _matrix  # the function: xcoact.matrix is rebound to it
 
 __all__ = ["CoactDataArrayAccessor", "CoactDatasetAccessor"]
 
@@ -27,34 +27,114 @@ class CoactDataArrayAccessor:
     def __init__(self, obj: xr.DataArray):
         self._obj = obj
 
-    def seed(self, seed, threshold: float | int | None = None, *, r: float = 6.0, select: SelectRule | None = None,
-             k: int | None = None, q: float = 0.01, prior: float = 0.5, by_label: bool = False, labels=None,
-             separate: bool = False, dtype: MapDtype = "float64", layout: Layout = "volume",
-             preset: PresetName | None = None,
-             fwe: int | str | None = None, fwe_seed: int | None = None, null: str | None = None,
-             n_iter: int | None = None, null_seed: int | None = None) -> xr.Dataset:
+    def seed(
+        self,
+        seed,
+        threshold: float | int | None = None,
+        *,
+        r: float = 6.0,
+        select: SelectRule | None = None,
+        k: int | None = None,
+        q: float = 0.01,
+        prior: float = 0.5,
+        by_label: bool = False,
+        labels=None,
+        separate: bool = False,
+        dtype: MapDtype = "float64",
+        layout: Layout = "volume",
+        preset: PresetName | None = None,
+        fwe: int | str | None = None,
+        fwe_seed: int | None = None,
+        null: str | None = None,
+        n_iter: int | None = None,
+        null_seed: int | None = None,
+    ) -> xr.Dataset:
         """Coactivation maps of a seed, or of many; see :func:`xcoact.seed`."""
-        return _coact.seed(self._obj, seed, threshold, r=r, select=select, k=k, q=q, prior=prior, by_label=by_label,
-                           labels=labels, separate=separate, dtype=dtype, layout=layout, preset=preset, fwe=fwe,
-                           fwe_seed=fwe_seed, null=null, n_iter=n_iter, null_seed=null_seed)
+        return _coact.seed(
+            self._obj,
+            seed,
+            threshold,
+            r=r,
+            select=select,
+            k=k,
+            q=q,
+            prior=prior,
+            by_label=by_label,
+            labels=labels,
+            separate=separate,
+            dtype=dtype,
+            layout=layout,
+            preset=preset,
+            fwe=fwe,
+            fwe_seed=fwe_seed,
+            null=null,
+            n_iter=n_iter,
+            null_seed=null_seed,
+        )
 
-    def contrast(self, seed_a, seed_b, threshold: float | int | None = None, *, r: float = 6.0,
-                 select: SelectRule | None = None, k: int | None = None, both: BothRule = "exclude", q: float = 0.01,
-                 prior: float = 0.5, dtype: MapDtype = "float64", preset: PresetName | None = None,
-                 n_iter: int | None = None, seed: int | None = None) -> xr.Dataset:
+    def contrast(
+        self,
+        seed_a,
+        seed_b,
+        threshold: float | int | None = None,
+        *,
+        r: float = 6.0,
+        select: SelectRule | None = None,
+        k: int | None = None,
+        both: BothRule = "exclude",
+        q: float = 0.01,
+        prior: float = 0.5,
+        dtype: MapDtype = "float64",
+        preset: PresetName | None = None,
+        n_iter: int | None = None,
+        seed: int | None = None,
+    ) -> xr.Dataset:
         """Maps of the studies seed A selects vs those seed B selects; see :func:`xcoact.contrast`."""
-        return _coact.contrast(self._obj, seed_a, seed_b, threshold, r=r, select=select, k=k, both=both, q=q,
-                               prior=prior, dtype=dtype, preset=preset, n_iter=n_iter, seed=seed)
+        return _coact.contrast(
+            self._obj,
+            seed_a,
+            seed_b,
+            threshold,
+            r=r,
+            select=select,
+            k=k,
+            both=both,
+            q=q,
+            prior=prior,
+            dtype=dtype,
+            preset=preset,
+            n_iter=n_iter,
+            seed=seed,
+        )
 
-    def coactivation(self, seed, threshold: float | int | None = None, *, outroot, r: float = 6.0,
-                     select: SelectRule | None = None, k: int | None = None, q: float = 0.01, prior: float = 0.5,
-                     overwrite: bool = False) -> xr.Dataset:
+    def coactivation(
+        self,
+        seed,
+        threshold: float | int | None = None,
+        *,
+        outroot,
+        r: float = 6.0,
+        select: SelectRule | None = None,
+        k: int | None = None,
+        q: float = 0.01,
+        prior: float = 0.5,
+        overwrite: bool = False,
+    ) -> xr.Dataset:
         """Compute and write a seed's maps; see :func:`xcoact.coactivation`."""
-        return _coact.coactivation(self._obj, seed, threshold, outroot=outroot, r=r, select=select, k=k, q=q,
-                                   prior=prior, overwrite=overwrite)
+        return _coact.coactivation(
+            self._obj, seed, threshold, outroot=outroot, r=r, select=select, k=k, q=q, prior=prior, overwrite=overwrite
+        )
 
-    def matrix(self, rois, threshold: float | int = 0.1, *, r: float = 6.0, by_label: bool = False, labels=None,
-               separate: bool = False) -> xr.Dataset:
+    def matrix(
+        self,
+        rois,
+        threshold: float | int = 0.1,
+        *,
+        r: float = 6.0,
+        by_label: bool = False,
+        labels=None,
+        separate: bool = False,
+    ) -> xr.Dataset:
         """ROI x ROI coactivation matrix (n_both, phi, association z); see :func:`xcoact.matrix`."""
         return _matrix(self._obj, rois, threshold, r=r, by_label=by_label, labels=labels, separate=separate)
 
@@ -62,19 +142,50 @@ class CoactDataArrayAccessor:
         """Meta-analysis maps of an explicit study selection; see :func:`xcoact.analyses.coactivation.meta`."""
         return _coact.meta(self._obj, ids, q=q, prior=prior, ids2=ids2)
 
-    def term(self, term, features: xr.DataArray | None = None, threshold: float = 0.001, *, q: float = 0.01,
-             prior: float = 0.5) -> xr.Dataset:
+    def term(
+        self,
+        term,
+        features: xr.DataArray | None = None,
+        threshold: float = 0.001,
+        *,
+        q: float = 0.01,
+        prior: float = 0.5,
+    ) -> xr.Dataset:
         """Meta-analysis maps of the studies carrying a term; see :func:`xcoact.analyses.decode.term`."""
         from .analyses import decode as _decode
 
         return _decode.term(self._obj, term, features, threshold, q=q, prior=prior)
 
-    def parcellate(self, roi, k=range(2, 10), *, filters=_parcellate.DEFAULT_FILTERS, select: str = "nearest",
-                   profile: str = "mkda", n_init: int = _parcellate.DEFAULT_N_INIT, seed: int = 0,
-                   filter_range: str = "stable", r: float = 6.0, max_iter: int = 300, compute: bool = False) -> xr.Dataset:
+    def parcellate(
+        self,
+        roi,
+        k=range(2, 10),
+        *,
+        filters=_parcellate.DEFAULT_FILTERS,
+        select: str = "nearest",
+        profile: str = "mkda",
+        n_init: int = _parcellate.DEFAULT_N_INIT,
+        seed: int = 0,
+        filter_range: str = "stable",
+        r: float = 6.0,
+        max_iter: int = 300,
+        compute: bool = False,
+    ) -> xr.Dataset:
         """Coactivation-based parcellation of an ROI; see :func:`xcoact.analyses.parcellate.parcellate`."""
-        return _parcellate.parcellate(self._obj, roi, k, filters=filters, select=select, profile=profile, n_init=n_init,
-                                      seed=seed, filter_range=filter_range, r=r, max_iter=max_iter, compute=compute)
+        return _parcellate.parcellate(
+            self._obj,
+            roi,
+            k,
+            filters=filters,
+            select=select,
+            profile=profile,
+            n_init=n_init,
+            seed=seed,
+            filter_range=filter_range,
+            r=r,
+            max_iter=max_iter,
+            compute=compute,
+        )
 
     def profile(self, selection, features: xr.DataArray | None = None, threshold: float = 0.001, *, terms=None):
         """Functional profile (terms the selected studies carry vs chance).
@@ -93,14 +204,34 @@ class CoactDatasetAccessor:
     def __init__(self, obj: xr.Dataset):
         self._obj = obj
 
-    def fwe(self, act: xr.DataArray | None = None, *, n_iter: int | str = 1000, seed: int | None = None,
-            alpha: float = 0.05, cluster_p: float = 0.001, connectivity: int = 26, early_stop: bool = False,
-            batch_size: int = 50, progress: bool | None = None) -> xr.Dataset:
+    def fwe(
+        self,
+        act: xr.DataArray | None = None,
+        *,
+        n_iter: int | str = 1000,
+        seed: int | None = None,
+        alpha: float = 0.05,
+        cluster_p: float = 0.001,
+        connectivity: int = 26,
+        early_stop: bool = False,
+        batch_size: int = 50,
+        progress: bool | None = None,
+    ) -> xr.Dataset:
         """Family-wise error corrected maps (permutation or Bonferroni); see :func:`xcoact.stats.fwe.fwe`."""
         from .stats.fwe import fwe as _fwe
 
-        return _fwe(self._obj, act, n_iter=n_iter, seed=seed, alpha=alpha, cluster_p=cluster_p,
-                    connectivity=connectivity, early_stop=early_stop, batch_size=batch_size, progress=progress)
+        return _fwe(
+            self._obj,
+            act,
+            n_iter=n_iter,
+            seed=seed,
+            alpha=alpha,
+            cluster_p=cluster_p,
+            connectivity=connectivity,
+            early_stop=early_stop,
+            batch_size=batch_size,
+            progress=progress,
+        )
 
     def volumes(self) -> xr.Dataset:
         """A ``layout="voxel"`` batch as ``(seed, x, y, z)`` maps, lazily; see :func:`xcoact.writers.to_volumes`."""
@@ -111,31 +242,73 @@ class CoactDatasetAccessor:
         """Names of the map variables."""
         return _export.map_variables(self._obj)
 
-    def to_nifti(self, outroot: str | os.PathLike, *, names=None, overwrite: bool = False, compute: bool = True,
-                 seeds_per_pass: int = 4, naming: Naming = "neurosynth", sidecar: bool = True,
-                 progress: bool | None = None):
+    def to_nifti(
+        self,
+        outroot: str | os.PathLike,
+        *,
+        names=None,
+        overwrite: bool = False,
+        compute: bool = True,
+        seeds_per_pass: int = 4,
+        naming: Naming = "neurosynth",
+        sidecar: bool = True,
+        progress: bool | None = None,
+    ):
         """Write ``{outroot}_{name}.nii.gz`` and a JSON sidecar per map (per seed and map for a batch).
 
         See :func:`xcoact.to_nifti`.
         """
-        return _export.to_nifti(self._obj, outroot, names=names, overwrite=overwrite, compute=compute,
-                                seeds_per_pass=seeds_per_pass, naming=naming, sidecar=sidecar, progress=progress)
+        return _export.to_nifti(
+            self._obj,
+            outroot,
+            names=names,
+            overwrite=overwrite,
+            compute=compute,
+            seeds_per_pass=seeds_per_pass,
+            naming=naming,
+            sidecar=sidecar,
+            progress=progress,
+        )
 
-    def to_netcdf(self, path: str | os.PathLike, *, overwrite: bool = False, dtype: MapDtype | None = None,
-                  zlib_level: int = 1,
-                  progress: bool | None = None) -> str:
+    def to_netcdf(
+        self,
+        path: str | os.PathLike,
+        *,
+        overwrite: bool = False,
+        dtype: MapDtype | None = None,
+        zlib_level: int = 1,
+        progress: bool | None = None,
+    ) -> str:
         """Write the whole Dataset to netCDF atomically; see :func:`xcoact.to_netcdf`."""
-        return _export.to_netcdf(self._obj, path, overwrite=overwrite, dtype=dtype, zlib_level=zlib_level,
-                                 progress=progress)
+        return _export.to_netcdf(
+            self._obj, path, overwrite=overwrite, dtype=dtype, zlib_level=zlib_level, progress=progress
+        )
 
-    def to_zarr(self, path: str | os.PathLike, *, overwrite: bool = False, dtype: MapDtype | None = None,
-                compressor: Compressor = "auto", progress: bool | None = None) -> str:
+    def to_zarr(
+        self,
+        path: str | os.PathLike,
+        *,
+        overwrite: bool = False,
+        dtype: MapDtype | None = None,
+        compressor: Compressor = "auto",
+        progress: bool | None = None,
+    ) -> str:
         """Write the whole Dataset to a Zarr store atomically; see :func:`xcoact.to_zarr`."""
-        return _export.to_zarr(self._obj, path, overwrite=overwrite, dtype=dtype, compressor=compressor,
-                               progress=progress)
+        return _export.to_zarr(
+            self._obj, path, overwrite=overwrite, dtype=dtype, compressor=compressor, progress=progress
+        )
 
-    def decode(self, features: xr.DataArray | None = None, act: xr.DataArray | None = None, *, terms=None, threshold: float | None = None,
-               map: str | None = None, q: float | None = None, prior: float | None = None):
+    def decode(
+        self,
+        features: xr.DataArray | None = None,
+        act: xr.DataArray | None = None,
+        *,
+        terms=None,
+        threshold: float | None = None,
+        map: str | None = None,
+        q: float | None = None,
+        prior: float | None = None,
+    ):
         """Rank terms by the Pearson r of their maps with this result's map; see :func:`xcoact.analyses.decode.decode`.
 
         ``act`` is the activation cube the term maps are computed from; by

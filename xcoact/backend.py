@@ -17,7 +17,7 @@ files by their first bytes.
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 import xarray as xr
 from xarray.backends import BackendEntrypoint
@@ -33,7 +33,14 @@ __all__ = ["XcoactBackendEntrypoint", "open_database", "to_table", "TABLE_VARIAB
 #: Coordinate-table variable -> its name in the opened Dataset.  The table's
 #: peak coordinates are renamed because ``x``, ``y``, ``z`` are the cube's
 #: voxel-centre coordinates.
-TABLE_VARIABLES = {"study_id": "study_id", "x": "peak_x", "y": "peak_y", "z": "peak_z", "space": "space", "line": "line"}
+TABLE_VARIABLES = {
+    "study_id": "study_id",
+    "x": "peak_x",
+    "y": "peak_y",
+    "z": "peak_z",
+    "space": "space",
+    "line": "line",
+}
 #: The table's optional per-peak variables (xcoact.table), kept under their own names when the source has them.
 OPTIONAL_TABLE_VARIABLES = ("sample_size", "analysis_name")
 
@@ -172,7 +179,9 @@ class XcoactBackendEntrypoint(BackendEntrypoint):
     results, slower).
     """
 
-    description = "Coordinate-based meta-analysis databases (Neurosynth, Neurosynth v7, Sleuth, NiMARE JSON) with xcoact"
+    description = (
+        "Coordinate-based meta-analysis databases (Neurosynth, Neurosynth v7, Sleuth, NiMARE JSON) with xcoact"
+    )
     open_dataset_parameters = ("filename_or_obj", "drop_variables", "r", "preset", "format", "grid", "cube_chunks")
 
     def open_dataset(
@@ -195,8 +204,9 @@ class XcoactBackendEntrypoint(BackendEntrypoint):
             ) from None
         if isinstance(path, bytes):
             path = os.fsdecode(path)
-        return open_database(path, r=r, preset=preset, format=format, grid=grid, cube_chunks=cube_chunks,
-                             drop_variables=drop_variables)
+        return open_database(
+            path, r=r, preset=preset, format=format, grid=grid, cube_chunks=cube_chunks, drop_variables=drop_variables
+        )
 
     def guess_can_open(self, filename_or_obj) -> bool:
         try:

@@ -78,8 +78,9 @@ def sparse_rows(ijk, codes, n_studies: int, offsets, grid: Grid) -> tuple[np.nda
     # two reaches: a kept peak lies up to one reach outside the grid, its sphere one more
     pad = 2 * reach
     # int32 (in-mask numbers fit): half the memory of int64 while two chunks build at once
-    padded = np.pad(grid.mask_index.reshape(grid.shape).astype(np.int32), [(int(p), int(p)) for p in pad],
-                    constant_values=-1).ravel()
+    padded = np.pad(
+        grid.mask_index.reshape(grid.shape).astype(np.int32), [(int(p), int(p)) for p in pad], constant_values=-1
+    ).ravel()
     pshape = np.asarray(grid.shape) + 2 * pad
     strides = np.array([pshape[1] * pshape[2], pshape[2], 1], dtype=np.int64)
     off_flat = offsets @ strides
@@ -175,7 +176,7 @@ class StudyChunk:
         del state["_lock"]
         return state
 
-    def with_rows(self, rows, values=None) -> "StudyChunk":
+    def with_rows(self, rows, values=None) -> StudyChunk:
         """This chunk, its rows (and values) set (how a block that travelled between processes gets its rows back)."""
         if rows is not None and self._rows is None:
             if values is not None:
@@ -193,8 +194,12 @@ class StudyChunk:
         if self._support_of is not None:
             return ("xcoact-study-chunk-support", tokenize(self._support_of))
         if self.kernel is not None:
-            return ("xcoact-study-chunk", tokenize(self.ijk, self.codes, self.n_studies, self.offsets, self.grid.token,
-                                                  self.kernel, self.studies))
+            return (
+                "xcoact-study-chunk",
+                tokenize(
+                    self.ijk, self.codes, self.n_studies, self.offsets, self.grid.token, self.kernel, self.studies
+                ),
+            )
         return ("xcoact-study-chunk", tokenize(self.ijk, self.codes, self.n_studies, self.offsets, self.grid.token))
 
     def rows(self) -> tuple[np.ndarray, np.ndarray]:
@@ -205,8 +210,9 @@ class StudyChunk:
                 if self._rows is None and self._support_of is not None:
                     self._rows = self._support_of.rows()  # the support of a valued chunk: its rows
                 elif self._rows is None and self.kernel is not None:
-                    indptr, indices, values = self.kernel.chunk_maps(self.ijk, self.codes, self.n_studies, self.grid,
-                                                                     self.studies)
+                    indptr, indices, values = self.kernel.chunk_maps(
+                        self.ijk, self.codes, self.n_studies, self.grid, self.studies
+                    )
                     self._values = values  # before the rows: whoever sees the rows sees the values
                     self._rows = (indptr, indices)
                 elif self._rows is None:
@@ -248,8 +254,16 @@ class StudyChunk:
             return self
         got = self._support
         if got is None:
-            got = StudyChunk(self.ijk, self.xyz, self.codes, self.n_studies, self.offsets, self.grid, self.studies,
-                             kernel=self.kernel)
+            got = StudyChunk(
+                self.ijk,
+                self.xyz,
+                self.codes,
+                self.n_studies,
+                self.offsets,
+                self.grid,
+                self.studies,
+                kernel=self.kernel,
+            )
             got._support_of = self
             with self._lock:
                 if self._support is None:
@@ -344,7 +358,9 @@ class StudyChunk:
         lo = ijk_roi.min(axis=0)
         box = np.zeros(ijk_roi.max(axis=0) + 1 - lo, dtype=bool)
         box[tuple((ijk_roi - lo).T)] = True
-        return roi_overlap(self.ijk - lo, self.codes, self.n_studies, self.offsets, box)  # a box test of every peak: no order kept
+        return roi_overlap(
+            self.ijk - lo, self.codes, self.n_studies, self.offsets, box
+        )  # a box test of every peak: no order kept
 
 
 def _index_key(key, ndim: int) -> list:
@@ -388,7 +404,11 @@ class ActivationBlock:
     def __init__(self, chunk: StudyChunk, rows=None, pos=None, perm=(0, 1, 2, 3)):
         self.chunk = chunk
         self.rows = np.arange(chunk.n_studies) if rows is None else np.asarray(rows, dtype=np.int64)
-        self.pos = tuple(np.arange(n) for n in chunk.grid.shape) if pos is None else tuple(np.asarray(p, dtype=np.int64) for p in pos)
+        self.pos = (
+            tuple(np.arange(n) for n in chunk.grid.shape)
+            if pos is None
+            else tuple(np.asarray(p, dtype=np.int64) for p in pos)
+        )
         self.perm = tuple(int(p) for p in perm)
 
     def __reduce__(self):
@@ -442,7 +462,10 @@ class ActivationBlock:
 
     def is_full_view(self) -> bool:
         """Every voxel of the full grid, in the grid's order (no spatial crop or reorder)."""
-        return all(len(p) == n and (n == 0 or (p[0] == 0 and np.all(np.diff(p) == 1))) for p, n in zip(self.pos, self.chunk.grid.shape))
+        return all(
+            len(p) == n and (n == 0 or (p[0] == 0 and np.all(np.diff(p) == 1)))
+            for p, n in zip(self.pos, self.chunk.grid.shape)
+        )
 
     def view_mask_voxels(self) -> np.ndarray:
         """In-mask voxel numbers (of the full grid) at each view voxel, C order over the canonical view.
@@ -450,8 +473,11 @@ class ActivationBlock:
         -1 outside the mask.
         """
         shape = self.chunk.grid.shape
-        flat = (self.pos[0][:, None, None] * (shape[1] * shape[2]) + self.pos[1][None, :, None] * shape[2]
-                + self.pos[2][None, None, :])
+        flat = (
+            self.pos[0][:, None, None] * (shape[1] * shape[2])
+            + self.pos[1][None, :, None] * shape[2]
+            + self.pos[2][None, None, :]
+        )
         return self.chunk.grid.mask_index[flat.reshape(-1)]
 
     def __array__(self, dtype=None, copy=None):
@@ -555,7 +581,7 @@ class ActivationBlock:
         return np.logical_not(self)
 
     # elementwise, as numpy's: so a block is unhashable (defining __eq__ sets __hash__ to None)
-    def __eq__(self, other):  # noqa: D105
+    def __eq__(self, other):
         return np.equal(self, other)
 
 
@@ -680,7 +706,9 @@ class StackedBlocks(ActivationBlock):
         starts = np.flatnonzero(np.r_[True, part_of[1:] != part_of[:-1]]) if rows.size else np.zeros(0, int)
         for s, e in zip(starts, np.r_[starts[1:], rows.size]):
             i = part_of[s]
-            out.append(ActivationBlock(self.parts[i].chunk, self.parts[i].rows[rows[s:e] - bounds[i]], self.pos, self.perm))
+            out.append(
+                ActivationBlock(self.parts[i].chunk, self.parts[i].rows[rows[s:e] - bounds[i]], self.pos, self.perm)
+            )
         return out
 
     def __getitem__(self, key):

@@ -35,54 +35,114 @@ def _get_parser() -> argparse.ArgumentParser:
             "voxel with all other studies, and write the nine maps as {outroot}_{name}.nii.gz."
         ),
     )
-    co.add_argument("--seed", action="append", required=True, metavar="ROI.nii.gz|X,Y,Z",
-                    help="an ROI image, or MNI coordinates x,y,z; repeated coordinates form one seed (as in "
-                         "Neurosynth) unless --separate; repeated images are separate seeds")
-    co.add_argument("--threshold", default=None,
-                    help="--select overlap: proportion of the seed a study must exceed (e.g. 0.1), or an integer voxel "
-                         "count (default 0.0)")
-    co.add_argument("--preset", choices=("neurosynth", "nimare"), default="neurosynth",
-                    help="reproduce Neurosynth 0.3.8 (default; see docs/semantics.md) or NiMARE 0.22.1's MKDAChi2 MACM "
-                         "(kernel r = 10 mm, "
-                         "NiMARE's mask, focus-in-ROI selection, NiMARE's map names)")
-    co.add_argument("--select", choices=("overlap", "focus", "distance", "nearest"), default=None,
-                    help="study-selection rule (default: the preset's): overlap = activation covers more than --threshold "
-                         "of the seed (Neurosynth); focus = a reported peak inside the seed (NiMARE); distance = a peak "
-                         "within --r mm of a seed coordinate; nearest = the --k studies with the nearest peaks")
+    co.add_argument(
+        "--seed",
+        action="append",
+        required=True,
+        metavar="ROI.nii.gz|X,Y,Z",
+        help="an ROI image, or MNI coordinates x,y,z; repeated coordinates form one seed (as in "
+        "Neurosynth) unless --separate; repeated images are separate seeds",
+    )
+    co.add_argument(
+        "--threshold",
+        default=None,
+        help="--select overlap: proportion of the seed a study must exceed (e.g. 0.1), or an integer voxel "
+        "count (default 0.0)",
+    )
+    co.add_argument(
+        "--preset",
+        choices=("neurosynth", "nimare"),
+        default="neurosynth",
+        help="reproduce Neurosynth 0.3.8 (default; see docs/semantics.md) or NiMARE 0.22.1's MKDAChi2 MACM "
+        "(kernel r = 10 mm, "
+        "NiMARE's mask, focus-in-ROI selection, NiMARE's map names)",
+    )
+    co.add_argument(
+        "--select",
+        choices=("overlap", "focus", "distance", "nearest"),
+        default=None,
+        help="study-selection rule (default: the preset's): overlap = activation covers more than --threshold "
+        "of the seed (Neurosynth); focus = a reported peak inside the seed (NiMARE); distance = a peak "
+        "within --r mm of a seed coordinate; nearest = the --k studies with the nearest peaks",
+    )
     co.add_argument("--k", type=int, default=None, help="--select nearest: how many studies to select")
-    co.add_argument("--fwe", default=None, metavar="N|bonferroni",
-                    help="also write family-wise error corrected maps: N permutation iterations (e.g. 1000) or bonferroni")
+    co.add_argument(
+        "--fwe",
+        default=None,
+        metavar="N|bonferroni",
+        help="also write family-wise error corrected maps: N permutation iterations (e.g. 1000) or bonferroni",
+    )
     co.add_argument("--fwe-seed", type=int, default=None, help="random seed of the --fwe permutations (reproducible)")
     co.add_argument("--r", type=float, default=6.0, help="sphere radius in mm for coordinate seeds (default 6)")
     co.add_argument("--outroot", required=True, help="output prefix: files are {outroot}_{name}.nii.gz")
-    co.add_argument("--database", default=None,
-                    help="coordinate database (Neurosynth, v7, Sleuth or NiMARE JSON); the bundled 100-study sample if omitted")
-    co.add_argument("--kernel-r", type=float, default=None,
-                    help="radius in mm of each peak's sphere in the database (default: the preset's, 6 for Neurosynth)")
-    co.add_argument("--kernel", choices=("mkda", "ale"), default="mkda",
-                    help="mkda (default): binary spheres and chi-square maps; ale: an ALE MACM, the ALE of the selected "
-                         "studies (NiMARE 0.22.1's ALE), written as {outroot}_stat, _p and _z.nii.gz")
+    co.add_argument(
+        "--database",
+        default=None,
+        help="coordinate database (Neurosynth, v7, Sleuth or NiMARE JSON); the bundled 100-study sample if omitted",
+    )
+    co.add_argument(
+        "--kernel-r",
+        type=float,
+        default=None,
+        help="radius in mm of each peak's sphere in the database (default: the preset's, 6 for Neurosynth)",
+    )
+    co.add_argument(
+        "--kernel",
+        choices=("mkda", "ale"),
+        default="mkda",
+        help="mkda (default): binary spheres and chi-square maps; ale: an ALE MACM, the ALE of the selected "
+        "studies (NiMARE 0.22.1's ALE), written as {outroot}_stat, _p and _z.nii.gz",
+    )
     size = co.add_mutually_exclusive_group()
-    size.add_argument("--sample-size", type=float, default=None, metavar="N",
-                      help="--kernel ale: one sample size for every study (default: each study's, from the database)")
-    size.add_argument("--fwhm", type=float, default=None, metavar="MM",
-                      help="--kernel ale: one kernel FWHM in mm for every study")
+    size.add_argument(
+        "--sample-size",
+        type=float,
+        default=None,
+        metavar="N",
+        help="--kernel ale: one sample size for every study (default: each study's, from the database)",
+    )
+    size.add_argument(
+        "--fwhm", type=float, default=None, metavar="MM", help="--kernel ale: one kernel FWHM in mm for every study"
+    )
     co.add_argument("--q", type=float, default=0.01, help="FDR rate (default 0.01)")
     co.add_argument("--prior", type=float, default=0.5, help="uniform prior for the *_given_pF maps (default 0.5)")
     co.add_argument("--overwrite", action="store_true", help="replace existing output files")
     co.add_argument("--separate", action="store_true", help="each coordinate is its own seed (a batch)")
     co.add_argument("--by-label", action="store_true", help="the seed image is an atlas: one seed per positive label")
-    co.add_argument("--labels", default=None, metavar="LUT", help="label names for --by-label: a text file of 'value name' lines")
-    co.add_argument("--netcdf", default=None, metavar="PATH", help="also write every map and the provenance to this netCDF file")
-    co.add_argument("--zarr", default=None, metavar="PATH", help="also write every map and the provenance to this Zarr store")
+    co.add_argument(
+        "--labels", default=None, metavar="LUT", help="label names for --by-label: a text file of 'value name' lines"
+    )
+    co.add_argument(
+        "--netcdf", default=None, metavar="PATH", help="also write every map and the provenance to this netCDF file"
+    )
+    co.add_argument(
+        "--zarr", default=None, metavar="PATH", help="also write every map and the provenance to this Zarr store"
+    )
     co.add_argument("--no-nifti", action="store_true", help="write no NIfTI files (use with --netcdf or --zarr)")
-    co.add_argument("--plot", action="store_true",
-                    help="also draw the association z map (slices and glass brain; a batch as small multiples) to {outroot}.png")
-    co.add_argument("--layout", choices=("volume", "voxel"), default="volume",
-                    help="batch maps over x, y, z (default) or over the in-mask voxels only (faster, 4x smaller)")
-    co.add_argument("--float32", action="store_true", help="store the maps as float32, the precision of the NIfTI files (default float64)")
+    co.add_argument(
+        "--plot",
+        action="store_true",
+        help="also draw the association z map (slices and glass brain; a batch as small multiples) to {outroot}.png",
+    )
+    co.add_argument(
+        "--layout",
+        choices=("volume", "voxel"),
+        default="volume",
+        help="batch maps over x, y, z (default) or over the in-mask voxels only (faster, 4x smaller)",
+    )
+    co.add_argument(
+        "--float32",
+        action="store_true",
+        help="store the maps as float32, the precision of the NIfTI files (default float64)",
+    )
     bar = co.add_mutually_exclusive_group()
-    bar.add_argument("--progress", dest="progress", action="store_true", default=None, help="show a progress bar (default: when stderr is a terminal)")
+    bar.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="show a progress bar (default: when stderr is a terminal)",
+    )
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show a progress bar")
     _add_sharing_commands(sub)
     from .analyses.parcellate import add_cli as _add_parcellate
@@ -99,25 +159,39 @@ EXIT_USAGE = 2
 
 def _add_progress_flags(p: argparse.ArgumentParser) -> None:
     bar = p.add_mutually_exclusive_group()
-    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
-                     help="show progress (default: when stderr is a terminal)")
+    bar.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="show progress (default: when stderr is a terminal)",
+    )
     bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
 
 
 def _add_sharing_commands(sub) -> None:
     """The ``fetch``, ``report`` and ``matrix`` subcommands."""
     fe = sub.add_parser(
-        "fetch", help="download (once) and verify a Neurosynth or NeuroQuery release into the cache",
+        "fetch",
+        help="download (once) and verify a Neurosynth or NeuroQuery release into the cache",
         description="Download a release's files (checksum-verified, resumable, cached) and convert its coordinates "
-                    "to netCDF once; prints the paths. Offline: --base-url (or $XCOACT_MIRROR) names a mirror "
-                    "directory or URL holding <dataset>-v<version>/<file>.",
+        "to netCDF once; prints the paths. Offline: --base-url (or $XCOACT_MIRROR) names a mirror "
+        "directory or URL holding <dataset>-v<version>/<file>.",
     )
     fe.add_argument("dataset", choices=("neurosynth", "neuroquery"), help="which release")
-    fe.add_argument("--version", dest="release_version", type=int, default=None,
-                    help="release version (default: 7 for neurosynth, 1 for neuroquery)")
+    fe.add_argument(
+        "--version",
+        dest="release_version",
+        type=int,
+        default=None,
+        help="release version (default: 7 for neurosynth, 1 for neuroquery)",
+    )
     fe.add_argument("--data-dir", default=None, help="cache root (default: $XCOACT_DATA, else ~/.cache/xcoact)")
-    fe.add_argument("--vocab", default=None,
-                    help="features to fetch too (default: the dataset's; 'none' for coordinates and metadata only)")
+    fe.add_argument(
+        "--vocab",
+        default=None,
+        help="features to fetch too (default: the dataset's; 'none' for coordinates and metadata only)",
+    )
     fe.add_argument("--source", default="abstract", help="text the features come from (default abstract)")
     fe.add_argument("--base-url", default=None, help="a mirror: https:// URL, file:// URL or local directory")
     fe.add_argument("--manifest", default=None, help="a checksum manifest instead of the bundled one")
@@ -127,35 +201,51 @@ def _add_sharing_commands(sub) -> None:
     _add_progress_flags(fe)
 
     rp = sub.add_parser(
-        "report", help="write the HTML report of maps saved with --netcdf or --zarr",
+        "report",
+        help="write the HTML report of maps saved with --netcdf or --zarr",
         description="Read a result written by 'xcoact coactivation --netcdf' (or --zarr, to_netcdf, to_zarr) and write "
-                    "a self-contained HTML report: parameters, counts, figure, cluster table, methods (of a parcellation saved "
-                    "with xcoact.to_netcdf: the labels per K, the criteria per K and the suggested K).",
+        "a self-contained HTML report: parameters, counts, figure, cluster table, methods (of a parcellation saved "
+        "with xcoact.to_netcdf: the labels per K, the criteria per K and the suggested K).",
     )
     rp.add_argument("maps", metavar="MAPS.nc", help="the netCDF file (or Zarr store) of a result")
     rp.add_argument("-o", "--output", required=True, metavar="REPORT.html", help="the HTML file to write")
-    rp.add_argument("--map", default=None, help="the map of the figure and the cluster table (default: the corrected "
-                                                "association z map)")
+    rp.add_argument(
+        "--map",
+        default=None,
+        help="the map of the figure and the cluster table (default: the corrected association z map)",
+    )
     rp.add_argument("--seed", dest="report_seed", default=None, help="for a batch: the seed to report")
     rp.add_argument("--threshold", type=float, default=None, help="display and cluster threshold (default: the map's)")
     rp.add_argument("--metadata", default=None, help="a metadata table with study titles (Neurosynth metadata.tsv.gz)")
     rp.add_argument("--title", default=None, help="the report's heading")
     rp.add_argument("--subpeaks", type=int, default=0, help="secondary peaks per cluster in the table (default 0)")
     rp.add_argument("--min-distance", type=float, default=8.0, help="minimum distance in mm between peaks (default 8)")
-    rp.add_argument("--atlas", default=None, metavar="LABELS.nii.gz", help="a label image: the table names each peak's label")
-    rp.add_argument("--atlas-labels", default=None, metavar="LUT", help="names of the atlas's values: 'value name' lines")
+    rp.add_argument(
+        "--atlas", default=None, metavar="LABELS.nii.gz", help="a label image: the table names each peak's label"
+    )
+    rp.add_argument(
+        "--atlas-labels", default=None, metavar="LUT", help="names of the atlas's values: 'value name' lines"
+    )
     rp.add_argument("--overwrite", action="store_true", help="replace an existing report")
 
     mx = sub.add_parser(
-        "matrix", help="ROI x ROI coactivation matrix (n_both, phi, association z) to netCDF",
+        "matrix",
+        help="ROI x ROI coactivation matrix (n_both, phi, association z) to netCDF",
         description="For every pair of seeds, the studies active in both (a study is active in a seed when it covers "
-                    "more than THRESHOLD of it), the phi coefficient and the association z; written to netCDF.",
+        "more than THRESHOLD of it), the phi coefficient and the association z; written to netCDF.",
     )
-    mx.add_argument("--seed", action="append", required=True, metavar="ROI.nii.gz|X,Y,Z",
-                    help="an ROI image or MNI coordinates x,y,z; repeat for each ROI (coordinates are separate ROIs), or "
-                         "one atlas image with --by-label")
+    mx.add_argument(
+        "--seed",
+        action="append",
+        required=True,
+        metavar="ROI.nii.gz|X,Y,Z",
+        help="an ROI image or MNI coordinates x,y,z; repeat for each ROI (coordinates are separate ROIs), or "
+        "one atlas image with --by-label",
+    )
     mx.add_argument("-o", "--output", required=True, metavar="MATRIX.nc", help="the netCDF file to write")
-    mx.add_argument("--threshold", default="0.1", help="proportion of an ROI a study must exceed (default 0.1), or a voxel count")
+    mx.add_argument(
+        "--threshold", default="0.1", help="proportion of an ROI a study must exceed (default 0.1), or a voxel count"
+    )
     mx.add_argument("--r", type=float, default=6.0, help="sphere radius in mm for coordinate seeds (default 6)")
     mx.add_argument("--database", default=None, help="coordinate database; the bundled 100-study sample if omitted")
     mx.add_argument("--kernel-r", type=float, default=None, help="radius in mm of each peak's sphere (default 6)")
@@ -183,7 +273,9 @@ def _parse_threshold(text: str):
     try:
         return int(text) if re.fullmatch(r"\s*\d+\s*", text) else float(text)
     except ValueError:
-        raise ParameterError(f"--threshold {text!r} is not a number; expected a proportion like 0.1 or a voxel count like 5.") from None
+        raise ParameterError(
+            f"--threshold {text!r} is not a number; expected a proportion like 0.1 or a voxel count like 5."
+        ) from None
 
 
 def _parse_fwe(text: str | None):
@@ -201,12 +293,16 @@ def _parse_seed(values: list[str]):
 
     coords = [v for v in values if _COORD.match(v)]
     if coords and len(coords) != len(values):
-        raise ParameterError(f"--seed mixes coordinates and images ({values}); give either x,y,z coordinates or ROI images.")
+        raise ParameterError(
+            f"--seed mixes coordinates and images ({values}); give either x,y,z coordinates or ROI images."
+        )
     if coords:
         return [[float(c) for c in v.split(",")] for v in coords]
     for v in values:
         if "," in v and not v.endswith((".nii", ".nii.gz")):
-            raise ParameterError(f"--seed {v!r} is neither an image path nor x,y,z coordinates (three numbers, e.g. 0,20,28).")
+            raise ParameterError(
+                f"--seed {v!r} is neither an image path nor x,y,z coordinates (three numbers, e.g. 0,20,28)."
+            )
     return values[0] if len(values) == 1 else list(values)
 
 
@@ -219,9 +315,13 @@ def _fwe_map_names(fwe) -> list[str]:
     if fwe == "bonferroni":
         return [n for t in TESTS for n in (f"{t}-test_p_bonferroni", f"{t}-test_z_bonferroni_0.05")]
     levels = ("voxel", "cluster-size", "cluster-mass")
-    return [n for t in TESTS
-            for n in [f"{t}-test_p_FWE-{lv}" for lv in levels] + [f"{t}-test_z_FWE-{lv}_0.05" for lv in levels]
-            + [f"{t}-test_cluster"]]
+    return [
+        n
+        for t in TESTS
+        for n in [f"{t}-test_p_FWE-{lv}" for lv in levels]
+        + [f"{t}-test_z_FWE-{lv}_0.05" for lv in levels]
+        + [f"{t}-test_cluster"]
+    ]
 
 
 def _outputs(args, ds=None, fwe=None) -> list[tuple[str, str, str]]:
@@ -235,8 +335,9 @@ def _outputs(args, ds=None, fwe=None) -> list[tuple[str, str, str]]:
     if ds is None or args.no_nifti:
         return _planned_outputs(ds, **kw, command_line=True)
     fwe_files = nifti_paths(args.outroot, _fwe_map_names(fwe))
-    return (_planned_outputs(ds, nifti=args.outroot, **kw, command_line=True)
-            + [(path, "file", f"the NIfTI map {name!r}") for name, path in fwe_files.items()])
+    return _planned_outputs(ds, nifti=args.outroot, **kw, command_line=True) + [
+        (path, "file", f"the NIfTI map {name!r}") for name, path in fwe_files.items()
+    ]
 
 
 def _check_outputs(args, ds=None, fwe=None) -> None:
@@ -264,8 +365,10 @@ def _coactivation(args) -> int:
     if (args.sample_size is not None or args.fwhm is not None) and not ale:
         raise ParameterError("--sample-size and --fwhm size the ALE kernel; add --kernel ale, or drop them.")
     if ale and args.kernel_r is not None:
-        raise ParameterError("--kernel-r is a sphere radius; the ALE kernel is sized by --sample-size or --fwhm (or "
-                             "each study's sample size in the database). Drop --kernel-r.")
+        raise ParameterError(
+            "--kernel-r is a sphere radius; the ALE kernel is sized by --sample-size or --fwhm (or "
+            "each study's sample size in the database). Drop --kernel-r."
+        )
     _check_outputs(args)  # before the database is read: a typo in a folder fails at once
     database = args.database or datasets.sample_database_path()
     threshold = None if args.threshold is None else _parse_threshold(args.threshold)
@@ -279,15 +382,29 @@ def _coactivation(args) -> int:
             act = activations(db, preset=args.preset, kernel="ale", sample_size=args.sample_size, fwhm=args.fwhm)
         else:
             act = activations(db, r=args.kernel_r, preset=args.preset)
-        ds = seed(act, seed_arg, threshold, r=args.r, q=args.q, prior=args.prior, by_label=args.by_label,
-                  labels=args.labels, separate=args.separate, dtype="float32" if args.float32 else "float64",
-                  layout=args.layout, select=args.select, k=args.k)
+        ds = seed(
+            act,
+            seed_arg,
+            threshold,
+            r=args.r,
+            q=args.q,
+            prior=args.prior,
+            by_label=args.by_label,
+            labels=args.labels,
+            separate=args.separate,
+            dtype="float32" if args.float32 else "float64",
+            layout=args.layout,
+            select=args.select,
+            k=args.k,
+        )
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     ds.attrs["command"] = args.command_line  # into the sidecars and the netCDF attrs
     print(f"database: {database}{' (bundled sample)' if args.database is None else ''}")
-    print(f"studies in the database: {db.attrs['n_studies']} ({db.attrs['n_peaks']} peaks, {_kernel_words(act)}, "
-          f"preset {args.preset})")
+    print(
+        f"studies in the database: {db.attrs['n_studies']} ({db.attrs['n_peaks']} peaks, {_kernel_words(act)}, "
+        f"preset {args.preset})"
+    )
     a = ds.attrs
     if "seed" in ds.dims:
         print(f"seeds: {a['n_seeds']} ({a['n_valid_seeds']} with maps)")
@@ -316,11 +433,19 @@ def _coactivation(args) -> int:
                 if b["fwe_method"] == "bonferroni":
                     print(f"FWE: Bonferroni over {b['fwe_n_tested_voxels']} voxels, alpha {b['fwe_alpha']:g}")
                 else:
-                    print(f"FWE: {b['fwe_n_done']} permutations (seed {b['fwe_seed']}), smallest p {b['fwe_min_p']:.2g}, "
-                          f"{b['fwe_seconds']:.1f} s")
+                    print(
+                        f"FWE: {b['fwe_n_done']} permutations (seed {b['fwe_seed']}), smallest p {b['fwe_min_p']:.2g}, "
+                        f"{b['fwe_seconds']:.1f} s"
+                    )
         # every output is written under a temporary name and all are placed together, or none is
-        files = write_outputs(ds, nifti=None if args.no_nifti else args.outroot, netcdf=args.netcdf, zarr=args.zarr,
-                              png=f"{args.outroot}.png" if args.plot else None, overwrite=args.overwrite)
+        files = write_outputs(
+            ds,
+            nifti=None if args.no_nifti else args.outroot,
+            netcdf=args.netcdf,
+            zarr=args.zarr,
+            png=f"{args.outroot}.png" if args.plot else None,
+            overwrite=args.overwrite,
+        )
     print(f"files written ({len(files)}):")
     for f in files[:40]:
         print(f"  {f}")
@@ -364,9 +489,17 @@ def _fetch(args) -> int:
     if args.release_version is not None:
         kw["version"] = args.release_version
     with _progress_logging(args.progress):
-        release = func(data_dir=args.data_dir, source=args.source, base_url=args.base_url, manifest=args.manifest,
-                       convert=not args.no_convert, retries=args.retries, timeout=args.timeout,
-                       progress=args.progress, **kw)
+        release = func(
+            data_dir=args.data_dir,
+            source=args.source,
+            base_url=args.base_url,
+            manifest=args.manifest,
+            convert=not args.no_convert,
+            retries=args.retries,
+            timeout=args.timeout,
+            progress=args.progress,
+            **kw,
+        )
     print(f"{release.dataset} v{release.version}: {release.directory}")
     for role, path in release.files.items():
         print(f"  {role}: {path}")
@@ -414,27 +547,44 @@ def _open_result(path: str):
         with xr.open_dataset(path) as ds:
             return ds.load()
     except (OSError, ValueError, KeyError) as err:
-        raise DatabaseFileError(f"{path}: cannot be read as a result netCDF file or Zarr store ({type(err).__name__}: {err}).") from err
+        raise DatabaseFileError(
+            f"{path}: cannot be read as a result netCDF file or Zarr store ({type(err).__name__}: {err})."
+        ) from err
 
 
 def _report(args) -> int:
     from .errors import ParameterError
-    from .writers import map_variables
     from .report import is_parcellation, report
+    from .writers import map_variables
 
     ds = _open_result(args.maps)
     parcels = is_parcellation(ds)
     if not parcels and not map_variables(ds):
-        raise ParameterError(f"{args.maps} holds no maps (float (x, y, z) variables); is it a result of xcoact coactivation?")
-    options: dict[str, Any] | None = {"subpeaks": args.subpeaks, "min_distance": args.min_distance,
-                                      "atlas": args.atlas, "atlas_labels": args.atlas_labels}
+        raise ParameterError(
+            f"{args.maps} holds no maps (float (x, y, z) variables); is it a result of xcoact coactivation?"
+        )
+    options: dict[str, Any] | None = {
+        "subpeaks": args.subpeaks,
+        "min_distance": args.min_distance,
+        "atlas": args.atlas,
+        "atlas_labels": args.atlas_labels,
+    }
     if parcels:  # only the cluster flags given away from their defaults reach the report, which refuses them
         defaults = {"subpeaks": 0, "min_distance": 8.0, "atlas": None, "atlas_labels": None}
         options = {k: v for k, v in (options or {}).items() if v != defaults[k]} or None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        path = report(ds, args.output, name=args.map, seed=args.report_seed, threshold=args.threshold,
-                      metadata=args.metadata, title=args.title, overwrite=args.overwrite, cluster_options=options)
+        path = report(
+            ds,
+            args.output,
+            name=args.map,
+            seed=args.report_seed,
+            threshold=args.threshold,
+            metadata=args.metadata,
+            title=args.title,
+            overwrite=args.overwrite,
+            cluster_options=options,
+        )
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print(f"report written: {path}")
@@ -443,8 +593,8 @@ def _report(args) -> int:
 
 def _matrix(args) -> int:
     from . import activations, datasets, read_database, to_netcdf
-    from .errors import OutputError
     from .analyses.matrix import matrix
+    from .errors import OutputError
 
     if os.path.exists(args.output) and not args.overwrite:
         raise OutputError(f"{args.output} already exists; pass --overwrite to replace it.")
@@ -456,14 +606,24 @@ def _matrix(args) -> int:
         warnings.simplefilter("always")
         db = read_database(database)
         act = activations(db, r=args.kernel_r)
-        m = matrix(act, seeds if (coords or args.by_label or not isinstance(seeds, str)) else [seeds], threshold,
-                   r=args.r, by_label=args.by_label, labels=args.labels, separate=coords)
+        m = matrix(
+            act,
+            seeds if (coords or args.by_label or not isinstance(seeds, str)) else [seeds],
+            threshold,
+            r=args.r,
+            by_label=args.by_label,
+            labels=args.labels,
+            separate=coords,
+        )
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     m.attrs["command"] = args.command_line
     rois = [str(v) for v in m["roi"].values]
     print(f"database: {database}{' (bundled sample)' if args.database is None else ''}")
-    print(f"ROIs: {len(rois)}; studies active in each: " + ", ".join(f"{n} {int(k)}" for n, k in zip(rois[:20], m["n_active"].values)))
+    print(
+        f"ROIs: {len(rois)}; studies active in each: "
+        + ", ".join(f"{n} {int(k)}" for n, k in zip(rois[:20], m["n_active"].values))
+    )
     written = to_netcdf(m, args.output, overwrite=args.overwrite)
     print(f"matrix written: {written}")
     return 0
@@ -485,8 +645,13 @@ def main(argv: list[str] | None = None) -> int:
     args.command_line = shlex.join(["xcoact", *argv])
     from .analyses.parcellate import run_cli as _parcellate
 
-    handlers = {"coactivation": _coactivation, "fetch": _fetch, "report": _report, "matrix": _matrix,
-                "parcellate": _parcellate}
+    handlers = {
+        "coactivation": _coactivation,
+        "fetch": _fetch,
+        "report": _report,
+        "matrix": _matrix,
+        "parcellate": _parcellate,
+    }
     try:
         return handlers[args.command](args)
     except XcoactError as err:
@@ -494,8 +659,11 @@ def main(argv: list[str] | None = None) -> int:
         return _exit_code(err)
     except MemoryError:
         # a last line of defence: inputs are bounded where xcoact can see them coming
-        print("xcoact: error: out of memory; the database, ROI or radius is too large for this machine. Try a "
-              "smaller --r or --kernel-r, a smaller ROI image, or a machine with more memory.", file=sys.stderr)
+        print(
+            "xcoact: error: out of memory; the database, ROI or radius is too large for this machine. Try a "
+            "smaller --r or --kernel-r, a smaller ROI image, or a machine with more memory.",
+            file=sys.stderr,
+        )
         return 2
 
 

@@ -36,7 +36,17 @@ from .blocks import ActivationBlock, is_block_cube, pieces_of, ranges
 from .errors import ParameterError
 from .space import Grid
 
-__all__ = ["grouped_counts", "OPS", "selected_counts", "study_scores", "cube_peaks", "overlap_counts", "roi_overlaps", "ranges", "view_to_grid_flat"]
+__all__ = [
+    "grouped_counts",
+    "OPS",
+    "selected_counts",
+    "study_scores",
+    "cube_peaks",
+    "overlap_counts",
+    "roi_overlaps",
+    "ranges",
+    "view_to_grid_flat",
+]
 
 
 def canonical(act: xr.DataArray) -> da.Array:
@@ -82,7 +92,7 @@ def _block_counts(block, weights: np.ndarray, mask_flat: np.ndarray) -> np.ndarr
         start = 0
         for piece in pieces_of(block):
             n = len(piece.rows)
-            w = weights[:, start:start + n]
+            w = weights[:, start : start + n]
             start += n
             part = _piece_counts(piece, w)
             out = part if out is None else out + part
@@ -116,7 +126,9 @@ def _piece_counts(piece: ActivationBlock, w: np.ndarray, crop: bool = True) -> n
         else:
             picked = indices[ranges(indptr[rows], indptr[rows + 1])]
             lens = indptr[rows + 1] - indptr[rows]
-            out[g] += np.bincount(picked, weights=np.repeat(wg[nz].astype(np.float64), lens), minlength=m).astype(out.dtype)
+            out[g] += np.bincount(picked, weights=np.repeat(wg[nz].astype(np.float64), lens), minlength=m).astype(
+                out.dtype
+            )
     voxels = _in_mask_of_view(piece) if crop else None
     return out if voxels is None else out[:, voxels]
 
@@ -171,8 +183,9 @@ def dense_by_study(data: da.Array, itemsize: int | None = None) -> da.Array:
     return data.rechunk({0: max(1, (1 << 26) // max(1, volume)), 1: -1, 2: -1, 3: -1})
 
 
-def grouped_counts(act: xr.DataArray, weights, grid: Grid, *, groups_per_chunk: int | None = None,
-                   op: str | None = None) -> da.Array:
+def grouped_counts(
+    act: xr.DataArray, weights, grid: Grid, *, groups_per_chunk: int | None = None, op: str | None = None
+) -> da.Array:
     """Per in-mask voxel, the summed weights of the active studies of each group (lazy).
 
     On a cube with values the weights multiply each study's value (``op``).
@@ -231,17 +244,32 @@ def grouped_counts(act: xr.DataArray, weights, grid: Grid, *, groups_per_chunk: 
         # on a cluster a task over every study block would pull all the blocks, rows and all, to one worker
         # (a 10x cube's 2 GB): each block's partial counts are made where it is kept, then summed
         parts = da.blockwise(
-            _partial_counts, "gbm", data, "bxyz", w, "gb", mask_flat, None, new_axes={"m": m},
-            adjust_chunks={"b": 1}, concatenate=False, dtype=dtype, meta=np.empty((0, 0, 0), dtype=dtype),
+            _partial_counts,
+            "gbm",
+            data,
+            "bxyz",
+            w,
+            "gb",
+            mask_flat,
+            None,
+            new_axes={"m": m},
+            adjust_chunks={"b": 1},
+            concatenate=False,
+            dtype=dtype,
+            meta=np.empty((0, 0, 0), dtype=dtype),
         )
         return parts.sum(axis=1, dtype=dtype)
     # one task per chunk of groups sums over every study block: no per-block partial results wait in
     # memory for a sum tree (a 1,000-seed batch would hold thousands of them)
     return da.blockwise(
-        _summed_counts, "gm",
-        data, "bxyz",
-        w, "gb",
-        mask_flat, None,
+        _summed_counts,
+        "gm",
+        data,
+        "bxyz",
+        w,
+        "gb",
+        mask_flat,
+        None,
         new_axes={"m": m},
         concatenate=False,
         dtype=dtype,
@@ -294,13 +322,15 @@ def _sparse_summed(flat: list) -> np.ndarray | None:
         start = 0
         for piece in pieces_of(block):
             n = len(piece.rows)
-            pieces.append((piece, w[:, start:start + n]))
+            pieces.append((piece, w[:, start : start + n]))
             start += n
     if not pieces:
         return None
     first = pieces[0][0]
-    if any(p.pos is not first.pos and not all(np.array_equal(a, b) for a, b in zip(p.pos, first.pos))
-           for p, _ in pieces[1:]):
+    if any(
+        p.pos is not first.pos and not all(np.array_equal(a, b) for a, b in zip(p.pos, first.pos))
+        for p, _ in pieces[1:]
+    ):
         return None
     n_groups = pieces[0][1].shape[0]
     integer = all(np.issubdtype(w.dtype, np.integer) or w.dtype == bool for _, w in pieces)
@@ -311,7 +341,7 @@ def _sparse_summed(flat: list) -> np.ndarray | None:
         binary = integer and all(np.all(w[g, nz] == 1) for (_, w), (_, nz) in zip(pieces, rows_of))
         if not binary:
             for piece, w in pieces:
-                out[g] += _piece_counts(piece, w[g:g + 1], crop=False)[0]
+                out[g] += _piece_counts(piece, w[g : g + 1], crop=False)[0]
             continue
         jobs = []
         for piece, nz in rows_of:
@@ -347,7 +377,7 @@ def _count_jobs(jobs: list, m: int) -> list[np.ndarray]:
     def part(lo: int, hi: int) -> np.ndarray:
         acc = np.zeros(m, dtype=dtype)
         for indptr, indices, rows in jobs:
-            count_rows(indptr, indices, rows[rows.size * lo // n_rows:rows.size * hi // n_rows], acc)
+            count_rows(indptr, indices, rows[rows.size * lo // n_rows : rows.size * hi // n_rows], acc)
         return acc
 
     if n_rows == 0:
@@ -396,11 +426,16 @@ def _grouped_values(data: da.Array, weights: np.ndarray, grid: Grid, op: str, gr
     per = weights.shape[0] if not groups_per_chunk else int(groups_per_chunk)
     w = da.from_array(weights, chunks=(max(1, per), data.chunks[0]), name=False)
     return da.blockwise(
-        _summed_values, "gm",
-        data, "bxyz",
-        w, "gb",
-        mask_flat, None,
-        op, None,
+        _summed_values,
+        "gm",
+        data,
+        "bxyz",
+        w,
+        "gb",
+        mask_flat,
+        None,
+        op,
+        None,
         new_axes={"m": grid.n_mask},
         concatenate=False,
         dtype=dtype,
@@ -437,7 +472,7 @@ def _block_values(block, weights: np.ndarray, mask_flat: np.ndarray, op: str) ->
     start = 0
     for piece in pieces_of(block):
         n = len(piece.rows)
-        part = _piece_values(piece, weights[:, start:start + n], op)
+        part = _piece_values(piece, weights[:, start : start + n], op)
         start += n
         total = part if total is None else total + part
     return np.zeros((n_groups, len(mask_flat)), dtype=np.float64) if total is None else total
@@ -637,7 +672,9 @@ def roi_overlaps(act: xr.DataArray, rois, grid: Grid) -> np.ndarray:
             continue
         mask = np.zeros(int(np.prod(grid.shape)), dtype=bool)
         mask[roi.voxels] = True
-        out[i] = overlap_counts(act, xr.DataArray(mask.reshape(grid.shape), dims=("x", "y", "z"), coords=grid.coords()), grid)
+        out[i] = overlap_counts(
+            act, xr.DataArray(mask.reshape(grid.shape), dims=("x", "y", "z"), coords=grid.coords()), grid
+        )
     return out
 
 

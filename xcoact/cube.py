@@ -20,12 +20,11 @@ import xarray as xr
 from dask.base import tokenize
 
 from .blocks import ActivationBlock, StudyChunk, empty_block
-from .errors import ParameterError
+from .errors import OutOfBoxWarning, ParameterError, caller_stacklevel
 from .kernels import Kernel, SphereKernel, check_radius, get_kernel, sphere_offsets
 from .presets import Preset, get_preset, warn_mixed_spaces
 from .space import Grid
 from .table import study_index
-from .errors import OutOfBoxWarning, caller_stacklevel
 
 __all__ = ["activations", "DEFAULT_CHUNKS"]
 
@@ -82,8 +81,16 @@ class DatabasePeaks:
     def chunk(self, s0: int, s1: int) -> StudyChunk:
         """Studies ``[s0, s1)`` as a :class:`StudyChunk`."""
         p0, p1 = self.peak_ptr[s0], self.peak_ptr[s1]
-        return StudyChunk(self.ijk[p0:p1], self.xyz[p0:p1], self.codes[p0:p1] - s0, s1 - s0, self.offsets, self.grid,
-                          studies=self.studies[s0:s1], kernel=self.kernel)
+        return StudyChunk(
+            self.ijk[p0:p1],
+            self.xyz[p0:p1],
+            self.codes[p0:p1] - s0,
+            s1 - s0,
+            self.offsets,
+            self.grid,
+            studies=self.studies[s0:s1],
+            kernel=self.kernel,
+        )
 
 
 def activations(
@@ -173,7 +180,8 @@ def activations(
             db = as_table(db)
     if not isinstance(db, xr.Dataset) or "study_id" not in db:
         raise ParameterError(
-            f"db must be a coordinate table from xcoact.read_database (or a path to a database), got {type(db).__name__}."
+            "db must be a coordinate table from xcoact.read_database (or a path to a database), got "
+            f"{type(db).__name__}."
         )
     _check_coordinates(db)
     preset = get_preset(preset)
@@ -190,8 +198,12 @@ def activations(
     r = check_radius(preset.kernel_r if r is None else r) if kern is None else getattr(kern, "r", None)
     chunks = {**DEFAULT_CHUNKS, **(chunks or {})}
     for dim, size in chunks.items():
-        if (dim not in DEFAULT_CHUNKS or isinstance(size, bool) or not isinstance(size, (int, np.integer))
-                or (size < 1 and not (size == -1 and dim != "study"))):
+        if (
+            dim not in DEFAULT_CHUNKS
+            or isinstance(size, bool)
+            or not isinstance(size, (int, np.integer))
+            or (size < 1 and not (size == -1 and dim != "study"))
+        ):
             raise ParameterError(
                 f"chunks[{dim!r}]={size!r}: expected a positive int for each of {list(DEFAULT_CHUNKS)} "
                 "(-1 for a whole spatial axis)."
@@ -215,8 +227,9 @@ def activations(
     space_chunks = [_axis_chunks(grid.shape[a], int(chunks[d])) for a, d in enumerate("xyz")]
     all_chunks = (study_chunks, *space_chunks)
     # the mm coordinates and ids are part of the name: selection rules read them from the blocks
-    name = "activations-" + tokenize(peaks.ijk, peaks.codes, peaks.xyz, peaks.studies, r, grid.token, all_chunks,
-                                     *(() if kern is None else (kern,)))
+    name = "activations-" + tokenize(
+        peaks.ijk, peaks.codes, peaks.xyz, peaks.studies, r, grid.token, all_chunks, *(() if kern is None else (kern,))
+    )
     data = _cube_array(peaks, name, all_chunks)
     cube = xr.DataArray(
         data,
@@ -243,7 +256,9 @@ def activations(
         if cube.attrs.get("r") is None:
             del cube.attrs["r"]  # a kernel without a radius (e.g. Gaussians)
     if db.attrs.get("features"):
-        cube.attrs["features"] = str(db.attrs["features"])  # a release's term features (xcoact.analyses.decode.features_for)
+        cube.attrs["features"] = str(
+            db.attrs["features"]
+        )  # a release's term features (xcoact.analyses.decode.features_for)
     return cube
 
 
@@ -278,12 +293,15 @@ def _check_coordinates(db: xr.Dataset) -> None:
 
     missing = [c for c in ("x", "y", "z") if c not in db]
     if missing:
-        raise ParameterError(f"db has no {', '.join(missing)} variable(s); a coordinate table has study_id, x, y, z (mm).")
+        raise ParameterError(
+            f"db has no {', '.join(missing)} variable(s); a coordinate table has study_id, x, y, z (mm)."
+        )
     xyz = np.column_stack([np.asarray(db[c].values, dtype=np.float64) for c in ("x", "y", "z")])
     bad = ~np.isfinite(xyz).all(axis=1) | (np.abs(xyz) > MAX_ABS_MM).any(axis=1)
     if bad.any():
         rows = np.flatnonzero(bad)[:5].tolist()
         raise ParameterError(
             f"{db.attrs.get('database', 'db')}: {int(bad.sum())} peak(s) have a NaN, infinite or absurd coordinate "
-            f"(beyond {MAX_ABS_MM:g} mm; first rows {rows}); fix or drop them (xcoact.read_database checks files this way)."
+            f"(beyond {MAX_ABS_MM:g} mm; first rows {rows}); fix or drop them (xcoact.read_database checks files this "
+            "way)."
         )

@@ -33,7 +33,8 @@ import os
 import re
 import zipfile
 import zlib
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import dask
 import dask.array as da
@@ -78,8 +79,10 @@ def _read_bytes(path: str) -> bytes:
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as err:
-        raise DatabaseFileError(f"{path}: could not be read or decompressed ({type(err).__name__}: {err}); "
-                                "the file may be truncated or corrupt.") from err
+        raise DatabaseFileError(
+            f"{path}: could not be read or decompressed ({type(err).__name__}: {err}); "
+            "the file may be truncated or corrupt."
+        ) from err
     return raw
 
 
@@ -88,8 +91,9 @@ def _decode(path: str, raw: bytes) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
-        raise DatabaseError(f"{path}, line {line}: not valid UTF-8 text (byte 0x{raw[err.start]:02x}). "
-                            "Re-save the file as UTF-8.") from err
+        raise DatabaseError(
+            f"{path}, line {line}: not valid UTF-8 text (byte 0x{raw[err.start]:02x}). Re-save the file as UTF-8."
+        ) from err
 
 
 def companion_paths(npz_path: str | os.PathLike) -> tuple[str | None, str | None]:
@@ -189,7 +193,9 @@ def read_features(
     if format is None:
         format = _sniff(path)
     if format not in FEATURE_FORMATS:
-        raise ParameterError(f"format={format!r} is not a known features format; expected one of {list(FEATURE_FORMATS)}.")
+        raise ParameterError(
+            f"format={format!r} is not a known features format; expected one of {list(FEATURE_FORMATS)}."
+        )
     if format == "neurosynth":
         if vocabulary is not None or metadata is not None or ids is not None:
             raise ParameterError(
@@ -224,7 +230,9 @@ def features_from_matrix(
     study = _normalise_ids(np.asarray(study))
     terms = np.asarray([str(x) for x in terms], dtype=str)
     if len(study) != n or len(terms) != t:
-        raise ParameterError(f"a {n} x {t} features matrix needs {n} study ids and {t} terms; got {len(study)} and {len(terms)}.")
+        raise ParameterError(
+            f"a {n} x {t} features matrix needs {n} study ids and {t} terms; got {len(study)} and {len(terms)}."
+        )
     if t == 0 or n == 0:
         raise ParameterError(f"the features matrix is empty ({n} studies x {t} terms); expected at least one of each.")
     if not np.isfinite(matrix.data).all():
@@ -235,8 +243,14 @@ def features_from_matrix(
     name = "features-" + token
     # One graph key holds the matrix, so Dask ships it once, not once per block.
     held = dask.delayed(matrix, pure=True, name="features-matrix-" + token)
-    data = da.map_blocks(_dense_block, held, chunks=((n,), term_chunks), dtype=np.float64,
-                         meta=np.empty((0, 0), dtype=np.float64), name=name)
+    data = da.map_blocks(
+        _dense_block,
+        held,
+        chunks=((n,), term_chunks),
+        dtype=np.float64,
+        meta=np.empty((0, 0), dtype=np.float64),
+        name=name,
+    )
     return xr.DataArray(
         data,
         dims=("study", "term"),
@@ -261,31 +275,49 @@ def _dense_block(matrix: sp.csc_matrix, block_info=None) -> np.ndarray:
 # features.txt
 # --------------------------------------------------------------------------
 
+
 def _read_features_txt(path: str) -> tuple[sp.csc_matrix, np.ndarray, list[str]]:
     raw = _read_bytes(path)
     text = _decode(path, raw)
     if not text.strip():
-        raise DatabaseError(f"{path}: the file is empty; expected a tab-separated header 'pmid<TAB>term1<TAB>term2...' "
-                            "and one row of weights per study.")
+        raise DatabaseError(
+            f"{path}: the file is empty; expected a tab-separated header 'pmid<TAB>term1<TAB>term2...' "
+            "and one row of weights per study."
+        )
     if "\x00" in text[:4096]:
-        raise DatabaseError(f"{path}: looks like binary data, not a features.txt. For the v7 '.npz' features pass "
-                            "format='neurosynth-v7'.")
+        raise DatabaseError(
+            f"{path}: looks like binary data, not a features.txt. For the v7 '.npz' features pass "
+            "format='neurosynth-v7'."
+        )
     header_line, _, body = text.partition("\n")
     header = [h.strip() for h in header_line.rstrip("\r").split("\t")]
     if len(header) < 2:
-        raise DatabaseError(f"{path}, line 1: the header has {len(header)} tab-separated column(s) "
-                            f"({header_line[:80]!r}); expected the id column ('pmid') and at least one term.")
+        raise DatabaseError(
+            f"{path}, line 1: the header has {len(header)} tab-separated column(s) "
+            f"({header_line[:80]!r}); expected the id column ('pmid') and at least one term."
+        )
     terms = header[1:]
     _check_names(path, terms, lambda i: f"line 1, column {i + 2}")
     n_cols = len(header)
     if not body.strip():
-        raise DatabaseError(f"{path}: the header names {len(terms)} term(s) but no study row follows; expected one row "
-                            "of weights per study.")
+        raise DatabaseError(
+            f"{path}: the header names {len(terms)} term(s) but no study row follows; expected one row "
+            "of weights per study."
+        )
     try:
         blocks, ids = [], []
-        reader = pd.read_csv(io.StringIO(body), sep="\t", header=None, names=range(n_cols), dtype={0: str},
-                             keep_default_na=False, na_values={j: [""] for j in range(1, n_cols)},
-                             quoting=3, chunksize=_ROWS_PER_PASS, engine="c")
+        reader = pd.read_csv(
+            io.StringIO(body),
+            sep="\t",
+            header=None,
+            names=range(n_cols),
+            dtype={0: str},
+            keep_default_na=False,
+            na_values={j: [""] for j in range(1, n_cols)},
+            quoting=3,
+            chunksize=_ROWS_PER_PASS,
+            engine="c",
+        )
         for frame in reader:
             values = frame.iloc[:, 1:].to_numpy()
             first = frame[0].fillna("").str.strip()
@@ -334,7 +366,9 @@ def _report_bad_rows(path: str, body: str, n_cols: int, terms: list[str]) -> Non
         raise DatabaseError(f"{path}: could not be parsed as a tab-separated features table.")
     more = f"; and {n_bad - 10} more" if n_bad > 10 else ""
     raise DatabaseError(
-        f"{path}: {n_bad} malformed row(s) - " + "; ".join(problems) + more
+        f"{path}: {n_bad} malformed row(s) - "
+        + "; ".join(problems)
+        + more
         + ". Each row must hold a study id and one finite weight per term, tab-separated (no blank lines)."
     )
 
@@ -345,7 +379,9 @@ def _check_names(path: str, names: list[str], where) -> None:
         if not name:
             raise DatabaseError(f"{path}, {where(i)}: empty term name; every term needs a name.")
         if name in seen:
-            raise DatabaseError(f"{path}, {where(i)}: term {quote(name)} repeats {where(seen[name])}; each term must appear once.")
+            raise DatabaseError(
+                f"{path}, {where(i)}: term {quote(name)} repeats {where(seen[name])}; each term must appear once."
+            )
         seen[name] = i
 
 
@@ -361,6 +397,7 @@ def _check_unique_ids(path: str, study: np.ndarray, first_line: int) -> None:
 # --------------------------------------------------------------------------
 # v7 split release
 # --------------------------------------------------------------------------
+
 
 def _read_v7(path: str, vocabulary, metadata, ids) -> tuple[sp.csc_matrix, np.ndarray, list[str], dict]:
     try:
@@ -381,12 +418,17 @@ def _read_v7(path: str, vocabulary, metadata, ids) -> tuple[sp.csc_matrix, np.nd
                 "'{prefix}_vocab-{name}_source-..._features.npz'); pass vocabulary='..._vocabulary.txt'."
             )
         vocabulary = default_vocab
-    vocabulary = _check_path(vocabulary, "vocabulary", f"The terms of {os.path.basename(path)} are in its "
-                             "'*_vocabulary.txt', one a line; pass vocabulary=...")
+    vocabulary = _check_path(
+        vocabulary,
+        "vocabulary",
+        f"The terms of {os.path.basename(path)} are in its '*_vocabulary.txt', one a line; pass vocabulary=...",
+    )
     terms = _read_vocabulary(vocabulary)
     if len(terms) != t:
-        raise DatabaseError(f"{vocabulary}: {len(terms)} term(s), but {path} has {t} column(s); use the vocabulary "
-                            "of the same release and vocabulary name.")
+        raise DatabaseError(
+            f"{vocabulary}: {len(terms)} term(s), but {path} has {t} column(s); use the vocabulary "
+            "of the same release and vocabulary name."
+        )
     attrs = {"features": path, "format": "neurosynth-v7", "vocabulary": vocabulary}
     if ids is not None:
         if metadata is not None:
@@ -406,8 +448,10 @@ def _read_v7(path: str, vocabulary, metadata, ids) -> tuple[sp.csc_matrix, np.nd
         metadata = _check_path(metadata, "metadata", "Pass the '*_metadata.tsv.gz' of the same release.")
         study = _read_metadata_ids(metadata)
         if len(study) != n:
-            raise DatabaseError(f"{metadata}: {len(study)} stud(y/ies), but {path} has {n} row(s); row i of the "
-                                "matrix is the study on data row i of the metadata, so both must come from the same release.")
+            raise DatabaseError(
+                f"{metadata}: {len(study)} stud(y/ies), but {path} has {n} row(s); row i of the "
+                "matrix is the study on data row i of the metadata, so both must come from the same release."
+            )
         attrs["metadata"] = metadata
     return sp.csc_matrix(matrix), study, terms, attrs
 
@@ -431,7 +475,9 @@ def _read_metadata_ids(path: str) -> np.ndarray:
         raise DatabaseError(f"{path}: the metadata file is empty; expected a tab-separated header with an 'id' column.")
     header = [h.strip().lower() for h in lines[0].split("\t")]
     if "id" not in header:
-        raise DatabaseError(f"{path}, line 1: no 'id' column (found {header[:8]}); the v7 metadata starts 'id<TAB>doi<TAB>space...'.")
+        raise DatabaseError(
+            f"{path}, line 1: no 'id' column (found {header[:8]}); the v7 metadata starts 'id<TAB>doi<TAB>space...'."
+        )
     col = header.index("id")
     ids, where = [], []
     for lineno, line in enumerate(lines[1:], start=2):

@@ -59,8 +59,9 @@ def _descrip(text: str) -> bytes:
     return raw if len(raw) <= _DESCRIP_BYTES else raw[: _DESCRIP_BYTES - 3] + b"..."
 
 
-def nifti_image(volume: np.ndarray, affine: np.ndarray, *, name: str | None = None,
-                descrip: str | None = None) -> "nibabel.Nifti1Image":
+def nifti_image(
+    volume: np.ndarray, affine: np.ndarray, *, name: str | None = None, descrip: str | None = None
+) -> nibabel.Nifti1Image:
     """A float32 NIfTI-1 image of a map, with xcoact's header.
 
     Parameters
@@ -106,7 +107,7 @@ def _result(ds: xr.Dataset) -> xr.Dataset:
     return to_volumes(ds)
 
 
-def to_nibabel(ds: xr.Dataset, name: str | None = None, seed: str | None = None) -> "nibabel.Nifti1Image":
+def to_nibabel(ds: xr.Dataset, name: str | None = None, seed: str | None = None) -> nibabel.Nifti1Image:
     """One map of a result as an in-memory ``nibabel.Nifti1Image`` (Niimg-like for nilearn).
 
     Parameters
@@ -151,8 +152,10 @@ def to_nibabel(ds: xr.Dataset, name: str | None = None, seed: str | None = None)
         seeds = [str(s) for s in ds["seed"].values]
         if seed is not None:
             if str(seed) not in seeds:
-                raise ParameterError(f"seed={seed!r} is not a seed of this batch; its seeds: {seeds[:10]}"
-                                     f"{' ...' if len(seeds) > 10 else ''}.")
+                raise ParameterError(
+                    f"seed={seed!r} is not a seed of this batch; its seeds: {seeds[:10]}"
+                    f"{' ...' if len(seeds) > 10 else ''}."
+                )
             var = var.isel(seed=seeds.index(str(seed)))
             label = f"{name} seed {seed}"
         else:
@@ -203,7 +206,9 @@ def from_nibabel(img, like=None, *, name: str | None = None) -> xr.DataArray:
         where = getattr(img, "get_filename", lambda: None)() or type(img).__name__
         default = None
     if not (hasattr(img, "affine") and hasattr(img, "dataobj")):
-        raise ParameterError(f"img of type {type(img).__name__} is not an image; expected a nibabel image or a NIfTI path.")
+        raise ParameterError(
+            f"img of type {type(img).__name__} is not an image; expected a nibabel image or a NIfTI path."
+        )
     grid = like if isinstance(like, Grid) else mni152_2mm() if like is None else grid_of(like)
     header: Any = getattr(img, "header", None)
     # NIfTI headers carry an intent and a description; other formats (Analyze, MGH) do not
@@ -217,8 +222,10 @@ def from_nibabel(img, like=None, *, name: str | None = None) -> xr.DataArray:
     if len(shape) == 4 and shape[3] > 1:
         import nibabel as nib
 
-        vols = [image_to_dataarray(nib.Nifti1Image(np.asarray(img.dataobj[..., k]), img.affine), f"{where} volume {k}")
-                for k in range(shape[3])]
+        vols = [
+            image_to_dataarray(nib.Nifti1Image(np.asarray(img.dataobj[..., k]), img.affine), f"{where} volume {k}")
+            for k in range(shape[3])
+        ]
         data = np.stack([_align(v, grid, where) for v in vols])
         dims: tuple[str, ...] = ("volume", "x", "y", "z")
     elif len(shape) in (3, 4):
@@ -240,8 +247,17 @@ def _nilearn_plotting():
     return plotting
 
 
-def plot_nilearn(ds: xr.Dataset, name: str | None = None, *, seed: str | None = None, threshold: float | None = None,
-                 cut=None, title: str | None = None, figsize: tuple[float, float] | None = None, **kwargs):
+def plot_nilearn(
+    ds: xr.Dataset,
+    name: str | None = None,
+    *,
+    seed: str | None = None,
+    threshold: float | None = None,
+    cut=None,
+    title: str | None = None,
+    figsize: tuple[float, float] | None = None,
+    **kwargs,
+):
     """Draw a map with nilearn: a stat map (orthogonal slices) above a glass brain.
 
     Parameters
@@ -272,7 +288,9 @@ def plot_nilearn(ds: xr.Dataset, name: str | None = None, *, seed: str | None = 
     img = to_nibabel(ds, name, seed)
     if img.ndim != 3:
         seeds = [str(s) for s in ds["seed"].values]
-        raise ParameterError(f"a batch holds {len(seeds)} seeds; pass seed= (one of {seeds[:5]}) to draw one with nilearn.")
+        raise ParameterError(
+            f"a batch holds {len(seeds)} seeds; pass seed= (one of {seeds[:5]}) to draw one with nilearn."
+        )
     label = title if title is not None else img.header["descrip"].item().decode("ascii").split(" ", 2)[-1]
     extra = {} if threshold is None else {"threshold": threshold}
     fig, (top, bottom) = plt.subplots(2, 1, figsize=figsize or (9, 7))
@@ -281,8 +299,9 @@ def plot_nilearn(ds: xr.Dataset, name: str | None = None, *, seed: str | None = 
     return fig
 
 
-def view(ds: xr.Dataset, name: str | None = None, *, seed: str | None = None, threshold: float | str | None = None,
-         **kwargs):
+def view(
+    ds: xr.Dataset, name: str | None = None, *, seed: str | None = None, threshold: float | str | None = None, **kwargs
+):
     """nilearn's interactive viewer (``nilearn.plotting.view_img``) on a map, for notebooks.
 
     Parameters

@@ -20,8 +20,22 @@ import numpy as np
 from .errors import ParameterError
 from .space import Grid
 
-__all__ = ["sphere_offsets", "dense_block", "roi_overlap", "roi_overlap_compiled", "check_radius", "Kernel", "SphereKernel", "KDAKernel", "FocusKernel",
-           "KERNELS", "get_kernel", "combine_foci", "focus_voxels", "pattern_chunk_maps"]
+__all__ = [
+    "sphere_offsets",
+    "dense_block",
+    "roi_overlap",
+    "roi_overlap_compiled",
+    "check_radius",
+    "Kernel",
+    "SphereKernel",
+    "KDAKernel",
+    "FocusKernel",
+    "KERNELS",
+    "get_kernel",
+    "combine_foci",
+    "focus_voxels",
+    "pattern_chunk_maps",
+]
 
 
 def check_radius(r, name: str = "r") -> float:
@@ -75,7 +89,8 @@ def sphere_offsets(r: float, voxel_size=(2.0, 2.0, 2.0)) -> np.ndarray:
     reach_vox = r / vs
     if not (reach_vox <= MAX_SPHERE_VOXELS).all():
         raise ParameterError(
-            f"r={r:g} mm reaches {float(reach_vox.max()):,.0f} voxels of {float(vs[np.argmax(reach_vox)]):g} mm; spheres "
+            f"r={r:g} mm reaches {float(reach_vox.max()):,.0f} voxels of {float(vs[np.argmax(reach_vox)]):g} mm; "
+            "spheres "
             f"are limited to {MAX_SPHERE_VOXELS} voxels along any axis (340 mm at 2 mm, more than the MNI152 box's "
             "diagonal), so memory stays bounded. Pass a smaller r."
         )
@@ -177,7 +192,7 @@ def roi_overlap(ijk, codes, n_studies: int, offsets, roi, by_i=None) -> np.ndarr
     # sphere then never wraps around an edge, so no 3-D bounds test is needed.
     pad = 2 * reach
     padded = np.zeros(np.asarray(roi.shape) + 2 * pad, dtype=bool)
-    padded[pad[0]:pad[0] + roi.shape[0], pad[1]:pad[1] + roi.shape[1], pad[2]:pad[2] + roi.shape[2]] = roi
+    padded[pad[0] : pad[0] + roi.shape[0], pad[1] : pad[1] + roi.shape[1], pad[2] : pad[2] + roi.shape[2]] = roi
     strides = np.array([padded.shape[1] * padded.shape[2], padded.shape[2], 1])
     centre = (ijk[near] + pad) @ strides
     fv = centre[:, None] + (offsets @ strides)[None, :]
@@ -201,8 +216,14 @@ def _peaks_overlap(ijk, codes, offsets, reach, lo, hi, box, n_studies, n_roi):
         j = ijk[p, 1] - lo[1]
         k = ijk[p, 2] - lo[2]
         # a peak whose sphere cannot reach the ROI's box
-        if (i < -reach[0] or j < -reach[1] or k < -reach[2] or i >= hi[0] - lo[0] + reach[0]
-                or j >= hi[1] - lo[1] + reach[1] or k >= sy + reach[2]):
+        if (
+            i < -reach[0]
+            or j < -reach[1]
+            or k < -reach[2]
+            or i >= hi[0] - lo[0] + reach[0]
+            or j >= hi[1] - lo[1] + reach[1]
+            or k >= sy + reach[2]
+        ):
             continue
         s = codes[p]
         for o in range(offsets.shape[0]):
@@ -270,8 +291,17 @@ def roi_overlap_compiled(ijk, codes, n_studies: int, offsets, roi_flat, grid: Gr
     # each ROI voxel's position in the ROI, -1 elsewhere in its box
     box = np.full(int(np.prod(hi - lo)), -1, dtype=np.int64)
     box[np.ravel_multi_index(tuple((ijk_roi - lo).T), tuple(hi - lo))] = np.arange(n_roi)
-    return _peaks_overlap_kernel()(np.ascontiguousarray(ijk, dtype=np.int64), np.ascontiguousarray(codes, dtype=np.int64),
-                                   offsets, reach.astype(np.int64), lo, hi, box, int(n_studies), int(n_roi))
+    return _peaks_overlap_kernel()(
+        np.ascontiguousarray(ijk, dtype=np.int64),
+        np.ascontiguousarray(codes, dtype=np.int64),
+        offsets,
+        reach.astype(np.int64),
+        lo,
+        hi,
+        box,
+        int(n_studies),
+        int(n_roi),
+    )
 
 
 # -- kernels with values: the extension point of the weighted route ----------------------------------
@@ -480,7 +510,7 @@ class Kernel:
         indptr = np.zeros(n_studies + 1, dtype=np.int64)
         idx_parts, val_parts, valued = [], [], False
         for s in range(n_studies):
-            voxels, values = self.study_map(ijk[ptr[s]:ptr[s + 1]], grid, None if studies is None else studies[s])
+            voxels, values = self.study_map(ijk[ptr[s] : ptr[s + 1]], grid, None if studies is None else studies[s])
             voxels, values = self._checked(voxels, values, grid, None if studies is None else studies[s])
             valued |= values is not None
             idx_parts.append(voxels)
@@ -496,11 +526,15 @@ class Kernel:
         study = study.item() if isinstance(study, np.generic) else study
         where = f"kernel {self.name!r}: study {study!r}: study_map"
         if voxels.ndim != 1 or (voxels.size and not np.issubdtype(voxels.dtype, np.integer)):
-            raise ParameterError(f"{where} returned voxels of dtype {voxels.dtype}, shape {voxels.shape}; expected a 1-D "
-                                 "int array of in-mask voxel numbers.")
+            raise ParameterError(
+                f"{where} returned voxels of dtype {voxels.dtype}, shape {voxels.shape}; expected a 1-D "
+                "int array of in-mask voxel numbers."
+            )
         voxels = voxels.astype(np.int64)
         if voxels.size and (voxels.min() < 0 or voxels.max() >= grid.n_mask):
-            raise ParameterError(f"{where} returned voxel numbers outside 0..{grid.n_mask - 1} (the grid's in-mask voxels).")
+            raise ParameterError(
+                f"{where} returned voxel numbers outside 0..{grid.n_mask - 1} (the grid's in-mask voxels)."
+            )
         order = np.argsort(voxels, kind="stable")
         voxels = voxels[order]
         if voxels.size > 1 and np.any(voxels[1:] == voxels[:-1]):
@@ -509,14 +543,19 @@ class Kernel:
             return voxels, None
         values = np.asarray(values)
         if values.shape != (len(order),):
-            raise ParameterError(f"{where} returned {values.shape} values for {len(order)} voxels; expected one per voxel.")
+            raise ParameterError(
+                f"{where} returned {values.shape} values for {len(order)} voxels; expected one per voxel."
+            )
         values = values[order].astype(self.dtype)
         keep = values != 0
         return voxels[keep], values[keep]
 
     def attrs(self) -> dict:
         """What the cube records about the kernel (``kernel``, ``long_name``, parameters)."""
-        return {"kernel": self.name, "long_name": f"study modelled activation ({self.name} kernel, foci combined by {self.combine})"}
+        return {
+            "kernel": self.name,
+            "long_name": f"study modelled activation ({self.name} kernel, foci combined by {self.combine})",
+        }
 
     def __dask_tokenize__(self):
         from dask.base import tokenize
@@ -571,10 +610,16 @@ class KDAKernel(SphereKernel):
 
     def chunk_maps(self, ijk, codes, n_studies: int, grid: Grid, studies=None):
         """All studies of a chunk at once (:func:`pattern_chunk_maps` with a pattern of ones, summed)."""
-        return pattern_chunk_maps(ijk, codes, n_studies, grid, self.offsets, np.ones(len(self.offsets), self.dtype), "sum")
+        return pattern_chunk_maps(
+            ijk, codes, n_studies, grid, self.offsets, np.ones(len(self.offsets), self.dtype), "sum"
+        )
 
     def attrs(self) -> dict:
-        return {"kernel": self.name, "long_name": "study modelled activation (KDA: foci within r mm of the voxel)", "r": self.r}
+        return {
+            "kernel": self.name,
+            "long_name": "study modelled activation (KDA: foci within r mm of the voxel)",
+            "r": self.r,
+        }
 
 
 class FocusKernel(Kernel):
@@ -600,8 +645,10 @@ class FocusKernel(Kernel):
         self.offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 3)
         values = np.asarray(values)
         if values.shape != (len(self.offsets),) or not np.issubdtype(values.dtype, np.number):
-            raise ParameterError(f"values has shape {values.shape} ({values.dtype}); expected one number per offset "
-                                 f"({len(self.offsets)}).")
+            raise ParameterError(
+                f"values has shape {values.shape} ({values.dtype}); expected one number per offset "
+                f"({len(self.offsets)})."
+            )
         if combine not in ("max", "sum"):
             raise ParameterError(f"combine={combine!r} is not known; expected 'max' or 'sum'.")
         self.values = values
@@ -646,11 +693,14 @@ def get_kernel(kernel, r, preset, grid: Grid) -> Kernel | None:
     """
     if isinstance(kernel, Kernel):
         if r is not None:
-            raise ParameterError(f"r={r!r} was given with the kernel object {kernel!r}, which carries its own "
-                                 "parameters; pass r to the kernel, or kernel by name (e.g. kernel='kda', r=10).")
+            raise ParameterError(
+                f"r={r!r} was given with the kernel object {kernel!r}, which carries its own "
+                "parameters; pass r to the kernel, or kernel by name (e.g. kernel='kda', r=10)."
+            )
         return None if type(kernel) is SphereKernel else kernel
     if not isinstance(kernel, str) or (kernel.lower() != "mkda" and kernel.lower() not in KERNELS):
-        raise ParameterError(f"kernel={kernel!r} is not known; expected one of {['mkda', *KERNELS]} "
-                             "or an xcoact.kernels.Kernel.")
+        raise ParameterError(
+            f"kernel={kernel!r} is not known; expected one of {['mkda', *KERNELS]} or an xcoact.kernels.Kernel."
+        )
     name = kernel.lower()
     return None if name == "mkda" else KERNELS[name](r, preset, grid)

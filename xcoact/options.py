@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import MappingProxyType
-from typing import Any, Callable
+from typing import Any
 
 from . import validate
 from .errors import ParameterError
@@ -58,7 +59,7 @@ class set_options:
         self._old = {name: _OPTIONS[name] for name in new}
         _OPTIONS.update(new)
 
-    def __enter__(self) -> "set_options":
+    def __enter__(self) -> set_options:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -26,12 +26,21 @@ import numpy as np
 import xarray as xr
 
 from .choices import PlotKind, PlotView
-from .stats.clusters import map_volume, peak_index, pick_map
 from .errors import OutputError, ParameterError
+from .stats.clusters import map_volume, peak_index, pick_map
 from .writers import write_atomically
 
-__all__ = ["plot", "to_png", "png_bytes", "seed_label", "threshold_text", "selection_text", "default_threshold",
-           "display_threshold", "MAX_SHOWN_FRACTION"]
+__all__ = [
+    "plot",
+    "to_png",
+    "png_bytes",
+    "seed_label",
+    "threshold_text",
+    "selection_text",
+    "default_threshold",
+    "display_threshold",
+    "MAX_SHOWN_FRACTION",
+]
 
 _KINDS = typing.get_args(PlotKind)
 _VIEWS = {"x": "sagittal", "y": "coronal", "z": "axial"}
@@ -122,7 +131,9 @@ def default_threshold(ds: xr.Dataset, name: str) -> float:
     return float(-special.ndtri(q / 2))
 
 
-def display_threshold(ds: xr.Dataset, name: str, values: np.ndarray, mask: np.ndarray | None = None) -> tuple[float, str]:
+def display_threshold(
+    ds: xr.Dataset, name: str, values: np.ndarray, mask: np.ndarray | None = None
+) -> tuple[float, str]:
     """The default display and cluster-forming threshold of a computed map, and why (``""`` if not raised).
 
     Start from :func:`default_threshold` (what passes the map's correction);
@@ -166,8 +177,10 @@ def display_threshold(ds: xr.Dataset, name: str, values: np.ndarray, mask: np.nd
         return base, ""
     # the (limit + 1)-th largest |value|: strictly above it lie at most `limit` voxels
     raised = float(-np.partition(-magnitude, limit)[limit])
-    note = (f"raised from {base:.4g} so that at most {MAX_SHOWN_FRACTION:.0%} of the brain ({limit:,} of "
-            f"{int(inside.sum()):,} voxels) is shown; {passing:,} voxels pass the map's own threshold")
+    note = (
+        f"raised from {base:.4g} so that at most {MAX_SHOWN_FRACTION:.0%} of the brain ({limit:,} of "
+        f"{int(inside.sum()):,} voxels) is shown; {passing:,} voxels pass the map's own threshold"
+    )
     return max(raised, base), note
 
 
@@ -224,8 +237,7 @@ def _template() -> xr.DataArray:
 
     img = nib.load(template_path())
     x, y, z = axis_labels(img.affine, img.shape)
-    tpl = xr.DataArray(np.asarray(img.dataobj, dtype=np.float32), dims=("x", "y", "z"),
-                       coords={"x": x, "y": y, "z": z})
+    tpl = xr.DataArray(np.asarray(img.dataobj, dtype=np.float32), dims=("x", "y", "z"), coords={"x": x, "y": y, "z": z})
     return tpl.sortby(["x", "y", "z"])
 
 
@@ -287,7 +299,6 @@ def _style(ax, h: np.ndarray, v: np.ndarray, hname: str, vname: str, *, labels: 
 
 def _norm_and_cmap(values: list[np.ndarray], threshold: float, vmax, cmap):
     import matplotlib
-
     from matplotlib.colors import Normalize
 
     pieces = [v[np.isfinite(v)] for v in values]
@@ -308,7 +319,9 @@ def _norm_and_cmap(values: list[np.ndarray], threshold: float, vmax, cmap):
     try:
         colormap = matplotlib.colormaps[name] if isinstance(name, str) else name
     except KeyError:
-        raise ParameterError(f"cmap={name!r} is not a matplotlib colour map (e.g. 'RdBu_r', 'autumn', 'viridis').") from None
+        raise ParameterError(
+            f"cmap={name!r} is not a matplotlib colour map (e.g. 'RdBu_r', 'autumn', 'viridis')."
+        ) from None
     return norm, colormap.with_extremes(bad=(0, 0, 0, 0))
 
 
@@ -357,24 +370,51 @@ def _cut_indices(vol: np.ndarray, labels: list[np.ndarray], mask: np.ndarray, cu
 
 def _draw_glass(ax, proj: np.ndarray, outline: np.ndarray, h, v, norm, cmap, threshold):
     # the outline of the brain mask's shadow on this plane, over a faint fill
-    ax.imshow(np.where(outline, 1.0, np.nan).T, origin="lower", extent=_extent(h, v), cmap="Greys",
-              vmin=0, vmax=12, interpolation="nearest")
+    ax.imshow(
+        np.where(outline, 1.0, np.nan).T,
+        origin="lower",
+        extent=_extent(h, v),
+        cmap="Greys",
+        vmin=0,
+        vmax=12,
+        interpolation="nearest",
+    )
     if outline.any() and not outline.all():
         ax.contour(h, v, outline.T.astype(float), levels=[0.5], colors="0.35", linewidths=0.8)
-    return ax.imshow(_shown(proj, threshold).T, origin="lower", extent=_extent(h, v), cmap=cmap, norm=norm,
-                     interpolation="nearest")
+    return ax.imshow(
+        _shown(proj, threshold).T, origin="lower", extent=_extent(h, v), cmap=cmap, norm=norm, interpolation="nearest"
+    )
 
 
 def _mask_on(ds, vol: xr.DataArray) -> np.ndarray:
     """The brain mask in ``vol``'s own (x, y, z) order."""
-    mask = vol["brain_mask"] if "brain_mask" in vol.coords else (ds["brain_mask"] if "brain_mask" in ds.variables else None)
+    mask = (
+        vol["brain_mask"]
+        if "brain_mask" in vol.coords
+        else (ds["brain_mask"] if "brain_mask" in ds.variables else None)
+    )
     if mask is None:
         return np.isfinite(vol.values)
     return np.asarray(mask.astype(bool).transpose("x", "y", "z").sel(x=vol["x"], y=vol["y"], z=vol["z"]).values)
 
 
-def _single_figure(ds, vol: xr.DataArray, name: str, seed_text: str | None, counts: str, *, cut, threshold, vmax, cmap,
-                   kind, title, dpi, figsize, note: str = ""):
+def _single_figure(
+    ds,
+    vol: xr.DataArray,
+    name: str,
+    seed_text: str | None,
+    counts: str,
+    *,
+    cut,
+    threshold,
+    vmax,
+    cmap,
+    kind,
+    title,
+    dpi,
+    figsize,
+    note: str = "",
+):
     from matplotlib.figure import Figure
 
     vol = _ascending(vol).transpose("x", "y", "z")
@@ -407,10 +447,23 @@ def _single_figure(ds, vol: xr.DataArray, name: str, seed_text: str | None, coun
             ax = axes[rows.index("slices"), col]
             letter = "xyz"[axis]
             ax.set_facecolor("black")
-            ax.imshow(bg_slices[letter].T, origin="lower", extent=_extent(h, v), cmap="gray", vmin=0, vmax=top,
-                      interpolation="nearest")
-            image = ax.imshow(_shown(slices[letter], threshold).T, origin="lower", extent=_extent(h, v),
-                              cmap=colormap, norm=norm, interpolation="nearest")
+            ax.imshow(
+                bg_slices[letter].T,
+                origin="lower",
+                extent=_extent(h, v),
+                cmap="gray",
+                vmin=0,
+                vmax=top,
+                interpolation="nearest",
+            )
+            image = ax.imshow(
+                _shown(slices[letter], threshold).T,
+                origin="lower",
+                extent=_extent(h, v),
+                cmap=colormap,
+                norm=norm,
+                interpolation="nearest",
+            )
             ax.axvline(cuts[hn], color="0.85", lw=0.6, alpha=0.7)
             ax.axhline(cuts[vn], color="0.85", lw=0.6, alpha=0.7)
             ax.set_title(f"{_VIEWS[letter]}, {letter} = {cuts[letter]:g} mm", fontsize=9)
@@ -429,7 +482,9 @@ def _single_figure(ds, vol: xr.DataArray, name: str, seed_text: str | None, coun
     bar.set_label(_mpl_text(name), fontsize=9)
     head = title if title is not None else name + (f"  |  seed: {seed_text}" if seed_text is not None else "")
     empty = "" if _shown(values, threshold).count() else "; no voxel passes the threshold"
-    lines = [head, f"{threshold_text(ds, name, threshold)}{counts}{empty}"] + ([f"display threshold {note}"] if note else [])
+    lines = [head, f"{threshold_text(ds, name, threshold)}{counts}{empty}"] + (
+        [f"display threshold {note}"] if note else []
+    )
     fig.suptitle(_mpl_text(_wrap("\n".join(lines), figsize[0])), fontsize=10)
     return fig
 
@@ -442,8 +497,22 @@ def _wrap(text: str, width_in: float, fontsize: float = 10) -> str:
     return "\n".join(textwrap.fill(line, chars, break_on_hyphens=False) for line in text.split("\n"))
 
 
-def _batch_figure(ds, vols: xr.DataArray, name: str, seeds: list[str], *, threshold, vmax, cmap, view, ncols,
-                  title, dpi, figsize, total: int):
+def _batch_figure(
+    ds,
+    vols: xr.DataArray,
+    name: str,
+    seeds: list[str],
+    *,
+    threshold,
+    vmax,
+    cmap,
+    view,
+    ncols,
+    title,
+    dpi,
+    figsize,
+    total: int,
+):
     from matplotlib.figure import Figure
 
     axis = "xyz".index(view)
@@ -456,7 +525,7 @@ def _batch_figure(ds, vols: xr.DataArray, name: str, seeds: list[str], *, thresh
     labels = [str(s) for s in vols["seed"].values]
     projections: dict[str, np.ndarray] = {}
     for start in range(0, len(seeds), _SEEDS_PER_PASS):
-        part = seeds[start:start + _SEEDS_PER_PASS]
+        part = seeds[start : start + _SEEDS_PER_PASS]
         block = np.asarray(vols.isel(seed=[labels.index(s) for s in part]).values, dtype=np.float64)
         for s, vol in zip(part, block):
             projections[s] = _signed_mip(vol, axis)
@@ -502,8 +571,12 @@ def _batch_figure(ds, vols: xr.DataArray, name: str, seeds: list[str], *, thresh
 def _check_display_threshold(threshold, ds, name: str) -> float:
     if threshold is None:
         return default_threshold(ds, name)
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(float(threshold)) \
-            or threshold < 0:
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, numbers.Real)
+        or not np.isfinite(float(threshold))
+        or threshold < 0
+    ):
         raise ParameterError(
             f"threshold={threshold!r} is not valid; expected a finite number >= 0 "
             "(voxels with |value| above it are shown)."
@@ -615,14 +688,34 @@ def plot(
             labels = [str(s) for s in ds["seed"].values]
             pos = labels.index(str(seed))
             seed_text = str(seed)
-            counts = f"; {int(ds['n_selected'].values[pos])} of {ds.attrs.get('n_studies', '?')} studies selected" \
-                if "n_selected" in ds else ""
+            counts = (
+                f"; {int(ds['n_selected'].values[pos])} of {ds.attrs.get('n_studies', '?')} studies selected"
+                if "n_selected" in ds
+                else ""
+            )
         else:
             seed_text = seed_label(ds.attrs["seed"]) if "seed" in ds.attrs else None
-            counts = (f" ({ds.attrs['n_selected']} of {ds.attrs['n_studies']} studies)"
-                      if "n_selected" in ds.attrs and "n_studies" in ds.attrs else "")
-        return _single_figure(ds, vol, name, seed_text, counts, cut=cut, threshold=threshold, vmax=vmax, cmap=cmap,
-                              kind=kind, title=title, dpi=dpi, figsize=figsize, note=note)
+            counts = (
+                f" ({ds.attrs['n_selected']} of {ds.attrs['n_studies']} studies)"
+                if "n_selected" in ds.attrs and "n_studies" in ds.attrs
+                else ""
+            )
+        return _single_figure(
+            ds,
+            vol,
+            name,
+            seed_text,
+            counts,
+            cut=cut,
+            threshold=threshold,
+            vmax=vmax,
+            cmap=cmap,
+            kind=kind,
+            title=title,
+            dpi=dpi,
+            figsize=figsize,
+            note=note,
+        )
     labels = [str(s) for s in ds["seed"].values]
     if seed is None:
         seeds = labels[:max_seeds]
@@ -631,10 +724,25 @@ def plot(
         unknown = [s for s in seeds if s not in labels]
         if unknown or not seeds:
             shown = labels[:20] + (["..."] if len(labels) > 20 else [])
-            raise ParameterError(f"seed={list(seed)!r}: {unknown or 'no seed'} not in the batch; its seeds are {shown}.")
+            raise ParameterError(
+                f"seed={list(seed)!r}: {unknown or 'no seed'} not in the batch; its seeds are {shown}."
+            )
     vols = map_volume(ds, name)
-    return _batch_figure(ds, vols, name, seeds, threshold=threshold, vmax=vmax, cmap=cmap, view=view, ncols=ncols,
-                         title=title, dpi=dpi, figsize=figsize, total=len(labels))
+    return _batch_figure(
+        ds,
+        vols,
+        name,
+        seeds,
+        threshold=threshold,
+        vmax=vmax,
+        cmap=cmap,
+        view=view,
+        ncols=ncols,
+        title=title,
+        dpi=dpi,
+        figsize=figsize,
+        total=len(labels),
+    )
 
 
 def _savefig_defaults():
@@ -689,7 +797,9 @@ def to_png(obj, path: str | os.PathLike, *, overwrite: bool = False, dpi: int | 
 
     path = os.fspath(path)
     if os.path.lexists(path) and not overwrite:
-        raise OutputError(f"{path} already exists; pass overwrite=True (--overwrite on the command line) to replace it.")
+        raise OutputError(
+            f"{path} already exists; pass overwrite=True (--overwrite on the command line) to replace it."
+        )
     if isinstance(obj, Figure):
         if plot_kwargs:
             raise ParameterError(f"plot options {sorted(plot_kwargs)} apply to a Dataset, not to a finished Figure.")

@@ -29,17 +29,18 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Callable, Literal
+from typing import Literal
 
 import numpy as np
 
-from .stats import neurosynth as stats, nimare as stats_nimare
-from .errors import ParameterError
+from .errors import MixedSpaceWarning, ParameterError, caller_stacklevel
 from .space import Grid, mni152_2mm
+from .stats import neurosynth as stats
+from .stats import nimare as stats_nimare
 from .table import TAL_LABELS
-from .errors import MixedSpaceWarning, caller_stacklevel
 
 __all__ = [
     "Preset",
@@ -218,7 +219,11 @@ def focus_selected(source, roi) -> np.ndarray:
             raise ParameterError(f"roi mask has shape {roi.shape}; expected the grid's {grid.shape}.")
         lookup = roi.reshape(-1)
     else:
-        if roi.ndim != 1 or not np.issubdtype(roi.dtype, np.integer) or (roi.size and (roi.min() < 0 or roi.max() >= size)):
+        if (
+            roi.ndim != 1
+            or not np.issubdtype(roi.dtype, np.integer)
+            or (roi.size and (roi.min() < 0 or roi.max() >= size))
+        ):
             raise ParameterError(
                 f"roi must be flat voxel indices in [0, {size}) or a bool mask of shape {grid.shape}; "
                 f"got a {roi.dtype} array of shape {roi.shape}."
@@ -304,7 +309,11 @@ def warn_mixed_spaces(table, preset: Preset) -> np.ndarray:
     for sid in mixed[:_SHOWN]:
         labels, counts = np.unique(space[study_id == sid], return_counts=True)
         sid = sid.item() if isinstance(sid, np.generic) else sid
-        parts.append(f"{sid!r} (" + ", ".join(f"{str(lab)!r}: {int(c)} peak{'s' * (int(c) != 1)}" for lab, c in zip(labels, counts)) + ")")
+        parts.append(
+            f"{sid!r} ("
+            + ", ".join(f"{str(lab)!r}: {int(c)} peak{'s' * (int(c) != 1)}" for lab, c in zip(labels, counts))
+            + ")"
+        )
     more = f"; and {mixed.size - _SHOWN} more" if mixed.size > _SHOWN else ""
     moved = "/".join(sorted(preset.tal_labels))
     warnings.warn(

@@ -131,8 +131,16 @@ def byte_bar(progress: bool | None, total: int | None, desc: str, initial: int =
     if tqdm is None:
         yield _NoBar()
         return
-    bar = tqdm(total=total, initial=initial, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-               file=sys.stderr, leave=False)
+    bar = tqdm(
+        total=total,
+        initial=initial,
+        desc=desc,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        file=sys.stderr,
+        leave=False,
+    )
     try:
         yield bar
     finally:

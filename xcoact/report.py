@@ -26,16 +26,23 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ._version import __version__
 from . import validate
-from .stats.clusters import pick_map
-from .stats.clusters import clusters as _clusters
+from ._version import __version__
 from .errors import DatabaseError, DatabaseFileError, DatabaseFileNotFoundError, OutputError, ParameterError
-from .writers import write_atomically
 from .plot import MAX_SEEDS, default_threshold, plot, png_bytes, seed_label, selection_text, threshold_text
+from .stats.clusters import clusters as _clusters
+from .stats.clusters import pick_map
+from .writers import write_atomically
 
-__all__ = ["report", "report_html", "read_metadata", "methods_text", "parcellation_methods_text", "is_parcellation",
-           "REFERENCES"]
+__all__ = [
+    "report",
+    "report_html",
+    "read_metadata",
+    "methods_text",
+    "parcellation_methods_text",
+    "is_parcellation",
+    "REFERENCES",
+]
 
 #: The works the methods paragraph cites, by key, in citation order.
 REFERENCES = {
@@ -229,8 +236,9 @@ class _Citations:
         return f"[{self.keys.index(key) + 1}]"
 
 
-def methods_text(ds: xr.Dataset, name: str | None = None, threshold: float = 0.0,
-                 connectivity: int = 26) -> tuple[str, list[str]]:
+def methods_text(
+    ds: xr.Dataset, name: str | None = None, threshold: float = 0.0, connectivity: int = 26
+) -> tuple[str, list[str]]:
     """A methods paragraph for a result, generated from its ``attrs``, and the references it cites.
 
     Returns
@@ -249,12 +257,16 @@ def methods_text(ds: xr.Dataset, name: str | None = None, threshold: float = 0.0
     version = a.get("xcoact_version", __version__)
     nimare = a.get("preset") == "nimare"
     if nimare:
-        origin = (f"which reproduces the MKDA chi-square coactivation analysis of NiMARE 0.22.1 (Salo et al., 2023) "
-                  f"{cite('nimare')}, an implementation of the method of Neurosynth (Yarkoni et al., 2011) "
-                  f"{cite('neurosynth')}")
+        origin = (
+            f"which reproduces the MKDA chi-square coactivation analysis of NiMARE 0.22.1 (Salo et al., 2023) "
+            f"{cite('nimare')}, an implementation of the method of Neurosynth (Yarkoni et al., 2011) "
+            f"{cite('neurosynth')}"
+        )
     else:
-        origin = (f"which reproduces the coactivation analysis of Neurosynth 0.3.8 (Yarkoni et al., 2011) "
-                  f"{cite('neurosynth')}")
+        origin = (
+            f"which reproduces the coactivation analysis of Neurosynth 0.3.8 (Yarkoni et al., 2011) "
+            f"{cite('neurosynth')}"
+        )
     parts = [
         f"Coactivation maps were computed with xcoact {version}, {origin}, with xarray {cite('xarray')} and Dask.",
         f"The coordinate database ({a.get('database', 'not recorded')}) held {a.get('n_studies', '?')} studies; "
@@ -328,8 +340,12 @@ def _studies_table(ids, titles: dict[str, str] | None, max_studies: int | None) 
     if titles is None:
         frame = pd.DataFrame({"id": [_id_key(i) for i in shown]})
     else:
-        frame = pd.DataFrame({"id": [_id_key(i) for i in shown],
-                              "title": [titles.get(_id_key(i), "(not in the metadata)") for i in shown]})
+        frame = pd.DataFrame(
+            {
+                "id": [_id_key(i) for i in shown],
+                "title": [titles.get(_id_key(i), "(not in the metadata)") for i in shown],
+            }
+        )
     note = ""
     if len(shown) < len(ids):
         note = f'<p class="note">The first {len(shown):,} of {len(ids):,} studies (max_studies={max_studies}).</p>'
@@ -340,9 +356,17 @@ def _studies_table(ids, titles: dict[str, str] | None, max_studies: int | None) 
 
 
 _CLUSTER_HEADERS = {
-    "seed": "seed", "cluster": "cluster", "sign": "sign", "size_voxels": "size (voxels)", "size_mm3": "size (mm³)",
-    "peak_x": "peak x (mm)", "peak_y": "peak y (mm)", "peak_z": "peak z (mm)", "peak_value": "peak value",
-    "peak": "peak", "atlas_label": "atlas label",
+    "seed": "seed",
+    "cluster": "cluster",
+    "sign": "sign",
+    "size_voxels": "size (voxels)",
+    "size_mm3": "size (mm³)",
+    "peak_x": "peak x (mm)",
+    "peak_y": "peak y (mm)",
+    "peak_z": "peak z (mm)",
+    "peak_value": "peak value",
+    "peak": "peak",
+    "atlas_label": "atlas label",
 }
 
 
@@ -356,7 +380,9 @@ def _clusters_section(table: pd.DataFrame, name: str, max_clusters: int) -> str:
     shown["sign"] = np.where(shown["sign"] > 0, "+", "-")
     note = ""
     if len(shown) < len(table):
-        note = f'<p class="note">The {len(shown):,} largest of {len(table):,} clusters (max_clusters={max_clusters}).</p>'
+        note = (
+            f'<p class="note">The {len(shown):,} largest of {len(table):,} clusters (max_clusters={max_clusters}).</p>'
+        )
     return _frame_table(shown, headers) + note
 
 
@@ -390,13 +416,30 @@ def report_html(
     if isinstance(ds, xr.DataArray) or not isinstance(ds, xr.Dataset):
         raise ParameterError(f"report needs a result Dataset of xcoact.seed (with its attrs); got {type(ds).__name__}.")
     if is_parcellation(ds):
-        return _parcellation_html(ds, title=title, dpi=dpi, plot_kwargs=plot_kwargs, given={
-            "name": name, "metadata": metadata, "seed": seed, "threshold": threshold, "max_studies": max_studies,
-            "max_clusters": max_clusters, "connectivity": connectivity, "min_size": min_size,
-            "cluster_options": cluster_options})
+        return _parcellation_html(
+            ds,
+            title=title,
+            dpi=dpi,
+            plot_kwargs=plot_kwargs,
+            given={
+                "name": name,
+                "metadata": metadata,
+                "seed": seed,
+                "threshold": threshold,
+                "max_studies": max_studies,
+                "max_clusters": max_clusters,
+                "connectivity": connectivity,
+                "min_size": min_size,
+                "cluster_options": cluster_options,
+            },
+        )
     name = pick_map(ds, name)
     auto = threshold is None
-    threshold = default_threshold(ds, name) if threshold is None else validate.finite(threshold, "threshold", _CLUSTER_THRESHOLD, minimum=0)
+    threshold = (
+        default_threshold(ds, name)
+        if threshold is None
+        else validate.finite(threshold, "threshold", _CLUSTER_THRESHOLD, minimum=0)
+    )
     titles = read_metadata(metadata) if metadata is not None else None
     a = ds.attrs
     batch = "seed" in ds.dims
@@ -413,13 +456,31 @@ def report_html(
 
     fig = plot(ds, name, seed=seed, threshold=threshold, dpi=dpi, **(plot_kwargs or {}))
     if one:
-        table = _clusters(ds, name, threshold=threshold, seed=seed, connectivity=connectivity, min_size=min_size,
-                          **(cluster_options or {}))
+        table = _clusters(
+            ds,
+            name,
+            threshold=threshold,
+            seed=seed,
+            connectivity=connectivity,
+            min_size=min_size,
+            **(cluster_options or {}),
+        )
     else:
         table = pd.concat(
-            [_clusters(ds, name, threshold=threshold, seed=s, connectivity=connectivity, min_size=min_size,
-                       **(cluster_options or {}))
-             .assign(seed=s) for s in shown_seeds], ignore_index=True)
+            [
+                _clusters(
+                    ds,
+                    name,
+                    threshold=threshold,
+                    seed=s,
+                    connectivity=connectivity,
+                    min_size=min_size,
+                    **(cluster_options or {}),
+                ).assign(seed=s)
+                for s in shown_seeds
+            ],
+            ignore_index=True,
+        )
         table = table[["seed", *[c for c in table.columns if c != "seed"]]]
 
     label = (seed if seed is not None else f"{len(labels)} seeds") if batch else seed_label(a.get("seed", "?"))
@@ -427,12 +488,14 @@ def report_html(
     text, keys = methods_text(ds, name, threshold, connectivity)
     clusters_html = _clusters_section(table, name, max_clusters)
     if batch and seed is None and len(shown_seeds) < len(labels):
-        clusters_html = (f'<p class="note">The first {len(shown_seeds)} of {len(labels)} seeds; pass seed=... for '
-                         f"another.</p>\n{clusters_html}")
+        clusters_html = (
+            f'<p class="note">The first {len(shown_seeds)} of {len(labels)} seeds; pass seed=... for '
+            f"another.</p>\n{clusters_html}"
+        )
     fields = {
         "heading": heading,
         "version": __version__,
-        "made": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "made": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "map_name": name,
         "threshold_text": threshold_text(ds, name, threshold),
         "notes": _readable_notes(ds, name, threshold, raised),
@@ -465,14 +528,29 @@ def _template(page: str = "report.html") -> string.Template:
 # --- the report of a coactivation-based parcellation ---------------------------------------------------
 
 #: What a parcellation report cannot show: the options of the coactivation report and their defaults.
-_NOT_FOR_PARCELLATION = {"name": None, "metadata": None, "seed": None, "threshold": None, "max_studies": None,
-                         "max_clusters": 100, "connectivity": 26, "min_size": 1, "cluster_options": None}
+_NOT_FOR_PARCELLATION = {
+    "name": None,
+    "metadata": None,
+    "seed": None,
+    "threshold": None,
+    "max_studies": None,
+    "max_clusters": 100,
+    "connectivity": 26,
+    "min_size": 1,
+    "cluster_options": None,
+}
 
 
 def is_parcellation(ds) -> bool:
     """Whether ``ds`` is a result of :func:`xcoact.analyses.parcellate.parcellate` (labels per K and the criteria)."""
-    return (isinstance(ds, xr.Dataset) and "k" in ds.dims and "labels" in ds and "criteria" in ds
-            and "k_suggested" in ds and set(ds["labels"].dims) == {"k", "x", "y", "z"})
+    return (
+        isinstance(ds, xr.Dataset)
+        and "k" in ds.dims
+        and "labels" in ds
+        and "criteria" in ds
+        and "k_suggested" in ds
+        and set(ds["labels"].dims) == {"k", "x", "y", "z"}
+    )
 
 
 def parcellation_methods_text(ds: xr.Dataset) -> tuple[str, list[str]]:
@@ -492,26 +570,28 @@ def parcellation_methods_text(ds: xr.Dataset) -> tuple[str, list[str]]:
     filters = ", ".join(_plain(f) for f in np.atleast_1d(ds["filter"].values)) if "filter" in ds.coords else "?"
     unit = "studies" if a.get("select", "nearest") == "nearest" else "mm"
     ks = ", ".join(str(int(k)) for k in ds["k"].values)
-    text = " ".join([
-        f"The region ({seed_label(a.get('roi', '?'))}, {a.get('n_roi', '?')} voxels) was parcellated by "
-        f"meta-analytic coactivation-based parcellation (Bzdok et al., 2013 {cite('bzdok2013')}; Clos et al., 2013 "
-        f"{cite('clos2013')}) with xcoact {a.get('xcoact_version', __version__)}, with xarray {cite('xarray')} and "
-        f"Dask, on the coordinate database {a.get('database', 'not recorded')} ({a.get('n_studies', '?')} studies; "
-        f"peaks as spheres of radius {_plain(a.get('r', '?'))} mm, the MKDA kernel {cite('mkda')}).",
-        f"For each voxel of the region, a pool of studies was formed: {a.get('pooling', '?')}, for the filter "
-        f"sizes {filters} ({unit}); {a.get('n_pooled_studies', '?')} studies entered at least one pool.",
-        f"Each pool's coactivation profile over the brain (profile {a.get('profile', '?')!s}) was compared between "
-        f"voxels by {a.get('similarity', '?')}.",
-        f"The voxels were clustered by {a.get('clustering', '?')}, with {a.get('n_init', '?')} restarts "
-        f"(random seed {a.get('seed', '?')}), for K = {ks}.",
-        f"Solutions were combined across filter sizes by {a.get('matching', '?')}, over the contiguous range of "
-        f"filter sizes with the fewest deviants (filter_range={a.get('filter_range', '?')!s}).",
-        f"The number of clusters was chosen from the criteria of the CBP literature (Eickhoff et al., 2015 "
-        f"{cite('eickhoff2015')}; Chase et al., 2020 {cite('chase2020')}): the percentage of deviant voxels, the "
-        f"variation of information between neighbouring K (log base {a.get('vi_log_base', 2)}, Meila 2007 "
-        f"{cite('meila2007')}), the mean silhouette, the hierarchy index and the change of the inter/intra-cluster "
-        f"distance ratio; {a.get('k_rule', '?')}.",
-    ])
+    text = " ".join(
+        [
+            f"The region ({seed_label(a.get('roi', '?'))}, {a.get('n_roi', '?')} voxels) was parcellated by "
+            f"meta-analytic coactivation-based parcellation (Bzdok et al., 2013 {cite('bzdok2013')}; Clos et al., 2013 "
+            f"{cite('clos2013')}) with xcoact {a.get('xcoact_version', __version__)}, with xarray {cite('xarray')} and "
+            f"Dask, on the coordinate database {a.get('database', 'not recorded')} ({a.get('n_studies', '?')} studies; "
+            f"peaks as spheres of radius {_plain(a.get('r', '?'))} mm, the MKDA kernel {cite('mkda')}).",
+            f"For each voxel of the region, a pool of studies was formed: {a.get('pooling', '?')}, for the filter "
+            f"sizes {filters} ({unit}); {a.get('n_pooled_studies', '?')} studies entered at least one pool.",
+            f"Each pool's coactivation profile over the brain (profile {a.get('profile', '?')!s}) was compared between "
+            f"voxels by {a.get('similarity', '?')}.",
+            f"The voxels were clustered by {a.get('clustering', '?')}, with {a.get('n_init', '?')} restarts "
+            f"(random seed {a.get('seed', '?')}), for K = {ks}.",
+            f"Solutions were combined across filter sizes by {a.get('matching', '?')}, over the contiguous range of "
+            f"filter sizes with the fewest deviants (filter_range={a.get('filter_range', '?')!s}).",
+            f"The number of clusters was chosen from the criteria of the CBP literature (Eickhoff et al., 2015 "
+            f"{cite('eickhoff2015')}; Chase et al., 2020 {cite('chase2020')}): the percentage of deviant voxels, the "
+            f"variation of information between neighbouring K (log base {a.get('vi_log_base', 2)}, Meila 2007 "
+            f"{cite('meila2007')}), the mean silhouette, the hierarchy index and the change of the inter/intra-cluster "
+            f"distance ratio; {a.get('k_rule', '?')}.",
+        ]
+    )
     return text, keys
 
 
@@ -532,8 +612,10 @@ def _parcellation_html(ds: xr.Dataset, *, title, dpi, plot_kwargs, given: dict) 
     ks = [int(k) for k in ds["k"].values]
     missing = [n for n in ("voxel_x", "voxel_y", "voxel_z") if n not in ds.coords]
     if missing or not ks:
-        raise ParameterError(f"the parcellation result lacks {missing or ['any K']}; report the Dataset that "
-                             "xcoact.analyses.parcellate.parcellate returns (or its netCDF file), not a selection of it.")
+        raise ParameterError(
+            f"the parcellation result lacks {missing or ['any K']}; report the Dataset that "
+            "xcoact.analyses.parcellate.parcellate returns (or its netCDF file), not a selection of it."
+        )
     a = ds.attrs
     suggested = int(ds["k_suggested"].values)
     table = criteria_table(ds)
@@ -541,14 +623,17 @@ def _parcellation_html(ds: xr.Dataset, *, title, dpi, plot_kwargs, given: dict) 
     # a criterion that needs K-1 or K+1 has no value at the ends of the K range, the hierarchy index none at K = 2
     table = table.drop(columns="suggested")
     table = table.astype(object).where(table.notna(), "n/a (not defined at this K)")
-    voted = (ds["filter"].values[np.asarray(ds["in_range"].values, dtype=bool)]
-             if "in_range" in ds and "filter" in ds.coords else a.get("filters_voted", []))
+    voted = (
+        ds["filter"].values[np.asarray(ds["in_range"].values, dtype=bool)]
+        if "in_range" in ds and "filter" in ds.coords
+        else a.get("filters_voted", [])
+    )
     text, keys = parcellation_methods_text(ds)
     roi = seed_label(a.get("roi", "?"))
     fields = {
         "heading": title if title is not None else f"Parcellation report: {roi}",
         "version": __version__,
-        "made": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "made": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "k_suggested": suggested,
         "k_rule": a.get("k_rule", "not recorded"),
         "figure_alt": f"labels per K and criteria against K, {roi}",
@@ -558,16 +643,18 @@ def _parcellation_html(ds: xr.Dataset, *, title, dpi, plot_kwargs, given: dict) 
     page.update(
         style=_style(),
         image=base64.b64encode(png_bytes(figure(ds, **(plot_kwargs or {})), dpi=dpi)).decode("ascii"),
-        summary=_kv_table([
-            ("database", str(a.get("database", "not recorded"))),
-            ("studies in the database", a.get("n_studies", "?")),
-            ("region", str(a.get("roi", "?"))),
-            ("region voxels", a.get("n_roi", "?")),
-            ("studies in any pool", a.get("n_pooled_studies", "?")),
-            ("K computed", ", ".join(map(str, ks))),
-            ("suggested K", suggested),
-            ("filter sizes voted", ", ".join(_plain(v) for v in np.atleast_1d(voted)) or "not recorded"),
-        ]),
+        summary=_kv_table(
+            [
+                ("database", str(a.get("database", "not recorded"))),
+                ("studies in the database", a.get("n_studies", "?")),
+                ("region", str(a.get("roi", "?"))),
+                ("region voxels", a.get("n_roi", "?")),
+                ("studies in any pool", a.get("n_pooled_studies", "?")),
+                ("K computed", ", ".join(map(str, ks))),
+                ("suggested K", suggested),
+                ("filter sizes voted", ", ".join(_plain(v) for v in np.atleast_1d(voted)) or "not recorded"),
+            ]
+        ),
         criteria=_frame_table(table),
         references=_references_html(keys),
         provenance=_provenance_html(a),
@@ -577,57 +664,73 @@ def _parcellation_html(ds: xr.Dataset, *, title, dpi, plot_kwargs, given: dict) 
 
 
 def _references_html(keys: list[str]) -> str:
-    return "\n".join(f'<li>{_e(REFERENCES[k][0])} doi:<a href="https://doi.org/{_e(REFERENCES[k][1])}">'
-                     f"{_e(REFERENCES[k][1])}</a></li>" for k in keys)
+    return "\n".join(
+        f'<li>{_e(REFERENCES[k][0])} doi:<a href="https://doi.org/{_e(REFERENCES[k][1])}">'
+        f"{_e(REFERENCES[k][1])}</a></li>"
+        for k in keys
+    )
 
 
 def _provenance_html(a: Mapping) -> str:
-    return _kv_table([(str(k), v if isinstance(v, (numbers.Number, str)) else str(v)) for k, v in a.items()]
-                     + [("report made with xcoact", __version__)])
+    return _kv_table(
+        [(str(k), v if isinstance(v, (numbers.Number, str)) else str(v)) for k, v in a.items()]
+        + [("report made with xcoact", __version__)]
+    )
 
 
 def _style() -> str:
     """The ``<style>`` element of the coactivation report's page, so both reports look alike."""
     text = _template().template
-    return text[text.index("<style>"):text.index("</style>") + len("</style>")]
+    return text[text.index("<style>") : text.index("</style>") + len("</style>")]
 
 
 def _counts_section(ds: xr.Dataset, table: pd.DataFrame, name: str, labels: list[str]) -> str:
     a = ds.attrs
     if "seed" not in ds.dims:
         n_vox = int(((table["size_voxels"]).sum()) if not table.empty else 0)
-        return _kv_table([
+        return _kv_table(
+            [
+                ("database", str(a.get("database", "not recorded"))),
+                ("studies in the database", a.get("n_studies", "?")),
+                ("seed", str(a.get("seed", "?"))),
+                ("seed voxels in the brain mask", a.get("n_roi", "?")),
+                ("studies selected", a.get("n_selected", "?")),
+                ("studies not selected", a.get("n_unselected", "?")),
+                ("study selection", str(a.get("selection", selection_text(a)))),
+                *([("largest overlap with the seed (voxels)", a["max_overlap"])] if "max_overlap" in a else []),
+                (f"voxels shown in {name}", n_vox),
+                (
+                    "clusters (positive / negative)",
+                    f"{len(table)} ({int((table['sign'] > 0).sum())} / {int((table['sign'] < 0).sum())})",
+                ),
+            ]
+        )
+    summary = _kv_table(
+        [
             ("database", str(a.get("database", "not recorded"))),
             ("studies in the database", a.get("n_studies", "?")),
-            ("seed", str(a.get("seed", "?"))),
-            ("seed voxels in the brain mask", a.get("n_roi", "?")),
-            ("studies selected", a.get("n_selected", "?")),
-            ("studies not selected", a.get("n_unselected", "?")),
+            ("seeds", a.get("n_seeds", len(labels))),
+            ("seeds with maps", a.get("n_valid_seeds", "?")),
             ("study selection", str(a.get("selection", selection_text(a)))),
-            *([("largest overlap with the seed (voxels)", a["max_overlap"])] if "max_overlap" in a else []),
-            (f"voxels shown in {name}", n_vox),
-            ("clusters (positive / negative)",
-             f"{len(table)} ({int((table['sign'] > 0).sum())} / {int((table['sign'] < 0).sum())})"),
-        ])
-    summary = _kv_table([
-        ("database", str(a.get("database", "not recorded"))),
-        ("studies in the database", a.get("n_studies", "?")),
-        ("seeds", a.get("n_seeds", len(labels))),
-        ("seeds with maps", a.get("n_valid_seeds", "?")),
-        ("study selection", str(a.get("selection", selection_text(a)))),
-    ])
-    per_seed = pd.DataFrame({
-        "seed": labels,
-        "description": [str(d) for d in ds["description"].values] if "description" in ds else [""] * len(labels),
-        "seed voxels": [int(v) for v in ds["n_roi"].values] if "n_roi" in ds else [0] * len(labels),
-        "studies selected": [int(v) for v in ds["n_selected"].values] if "n_selected" in ds else [0] * len(labels),
-        "maps": ["yes" if v else "no (degenerate)" for v in ds["valid"].values] if "valid" in ds else [""] * len(labels),
-    })
+        ]
+    )
+    per_seed = pd.DataFrame(
+        {
+            "seed": labels,
+            "description": [str(d) for d in ds["description"].values] if "description" in ds else [""] * len(labels),
+            "seed voxels": [int(v) for v in ds["n_roi"].values] if "n_roi" in ds else [0] * len(labels),
+            "studies selected": [int(v) for v in ds["n_selected"].values] if "n_selected" in ds else [0] * len(labels),
+            "maps": ["yes" if v else "no (degenerate)" for v in ds["valid"].values]
+            if "valid" in ds
+            else [""] * len(labels),
+        }
+    )
     return summary + "\n" + _frame_table(per_seed)
 
 
-def _selected_section(ds: xr.Dataset, titles, max_studies, labels: list[str], shown_seeds: list[str], seed,
-                      one: bool) -> str:
+def _selected_section(
+    ds: xr.Dataset, titles, max_studies, labels: list[str], shown_seeds: list[str], seed, one: bool
+) -> str:
     if one:
         if "seed" not in ds.dims:
             ids: np.ndarray | list = ds["selected_id"].values if "selected_id" in ds else []
@@ -637,8 +740,10 @@ def _selected_section(ds: xr.Dataset, titles, max_studies, labels: list[str], sh
     parts = []
     for s in shown_seeds:
         ids = ds["study"].values[np.asarray(ds["selected"].values[labels.index(s)])]
-        parts.append(f"<details><summary>{_e(s)}: {len(ids):,} studies</summary>"
-                     f"{_studies_table(ids, titles, max_studies)}</details>")
+        parts.append(
+            f"<details><summary>{_e(s)}: {len(ids):,} studies</summary>"
+            f"{_studies_table(ids, titles, max_studies)}</details>"
+        )
     if len(shown_seeds) < len(labels):
         parts.append(f'<p class="note">The first {len(shown_seeds)} of {len(labels)} seeds.</p>')
     return "\n".join(parts)
@@ -646,8 +751,8 @@ def _selected_section(ds: xr.Dataset, titles, max_studies, labels: list[str], sh
 
 def _chosen_threshold(ds: xr.Dataset, name: str, seed) -> tuple[float, str]:
     """The display and cluster-forming threshold of one seed's map (see :func:`xcoact.plot.display_threshold`)."""
-    from .stats.clusters import map_volume
     from .plot import _mask_on, display_threshold
+    from .stats.clusters import map_volume
 
     vol = map_volume(ds, name, seed).compute()
     return display_threshold(ds, name, vol.values, _mask_on(ds, vol))
@@ -663,9 +768,11 @@ def _readable_notes(ds: xr.Dataset, name: str, threshold: float, raised: str) ->
     elif has_fwe:
         lines.append("Family-wise error corrected maps are in the result; pass name=... to show one.")
     else:
-        lines.append("No family-wise error correction was run: the map is FDR-corrected voxel by voxel. For a "
-                     "publication, add FWE-corrected maps with maps.coact.fwe(act, n_iter=10000, seed=0) "
-                     "(or --fwe 10000 on the command line); the report then shows them.")
+        lines.append(
+            "No family-wise error correction was run: the map is FDR-corrected voxel by voxel. For a "
+            "publication, add FWE-corrected maps with maps.coact.fwe(act, n_iter=10000, seed=0) "
+            "(or --fwe 10000 on the command line); the report then shows them."
+        )
     return " ".join(lines)
 
 
@@ -768,8 +875,20 @@ def report(
         raise OutputError(f"{folder}: output directory does not exist; create it first (e.g. os.makedirs({folder!r})).")
     if os.path.lexists(path) and not overwrite:
         raise OutputError(f"{path} already exists; pass overwrite=True to replace it, or choose another path.")
-    text = report_html(ds, name=name, metadata=metadata, seed=seed, threshold=threshold, title=title,
-                       max_studies=max_studies, max_clusters=max_clusters, connectivity=connectivity,
-                       min_size=min_size, dpi=dpi, plot_kwargs=plot_kwargs, cluster_options=cluster_options)
+    text = report_html(
+        ds,
+        name=name,
+        metadata=metadata,
+        seed=seed,
+        threshold=threshold,
+        title=title,
+        max_studies=max_studies,
+        max_clusters=max_clusters,
+        connectivity=connectivity,
+        min_size=min_size,
+        dpi=dpi,
+        plot_kwargs=plot_kwargs,
+        cluster_options=cluster_options,
+    )
     write_atomically({path: functools.partial(_write_html, text=text)}, suffix=".part.html", overwrite=overwrite)
     return path

@@ -32,7 +32,15 @@ import xarray as xr
 
 from .errors import OutputError
 
-__all__ = ["describe_map", "sidecar", "kernel_parameters", "bids_name", "seed_entity", "with_cf_attributes", "CONVENTIONS"]
+__all__ = [
+    "describe_map",
+    "sidecar",
+    "kernel_parameters",
+    "bids_name",
+    "seed_entity",
+    "with_cf_attributes",
+    "CONVENTIONS",
+]
 
 #: The netCDF ``Conventions`` attribute written by :func:`xcoact.to_netcdf`.
 CONVENTIONS = "CF-1.8"
@@ -183,8 +191,10 @@ def bids_paths(outroot, names, seed=None) -> dict[str, str]:
     seen: dict[str, str] = {}
     for n, p in paths.items():
         if p in seen:
-            raise OutputError(f"maps {seen[p]!r} and {n!r} get the same BIDS file name {os.path.basename(p)}; "
-                              "write them with naming='neurosynth'.")
+            raise OutputError(
+                f"maps {seen[p]!r} and {n!r} get the same BIDS file name {os.path.basename(p)}; "
+                "write them with naming='neurosynth'."
+            )
         seen[p] = n
     return paths
 
@@ -235,8 +245,22 @@ def _plain(value):
     return value
 
 
-_PARAMETERS = ("r", "seed_r", "select", "selection", "threshold", "threshold_kind", "preset", "q", "prior",
-               "min_studies", "k", "layout", "by_label", "separate")
+_PARAMETERS = (
+    "r",
+    "seed_r",
+    "select",
+    "selection",
+    "threshold",
+    "threshold_kind",
+    "preset",
+    "q",
+    "prior",
+    "min_studies",
+    "k",
+    "layout",
+    "by_label",
+    "separate",
+)
 _KERNEL_SIZES = ("r", "sample_size", "fwhm")
 _COUNTS = ("n_studies", "n_selected", "n_unselected", "n_roi", "max_overlap", "n_seeds", "n_valid_seeds")
 
@@ -334,7 +358,7 @@ def sidecar(ds: xr.Dataset, name: str, seed=None, *, software: dict | None = Non
         "selected_ids": None if ids is None else [_plain(v) for v in np.asarray(ids).tolist()],
         "reference": attrs.get("reference"),
         "software": software if software is not None else versions(),
-        "created": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "created": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
         "provenance": attrs,
     }
     fwe = {k: v for k, v in attrs.items() if k.startswith("fwe_")}
@@ -376,7 +400,11 @@ def with_cf_attributes(ds: xr.Dataset) -> xr.Dataset:
             attrs["long_name"] = desc["long_name"]
         attrs.setdefault("units", desc["units"])
         out[name].attrs = attrs
-    for c, axis in (("x", "left (-) to right (+)"), ("y", "posterior (-) to anterior (+)"), ("z", "inferior (-) to superior (+)")):
+    for c, axis in (
+        ("x", "left (-) to right (+)"),
+        ("y", "posterior (-) to anterior (+)"),
+        ("z", "inferior (-) to superior (+)"),
+    ):
         if c in out.coords:
             attrs = dict(out[c].attrs)
             attrs.setdefault("long_name", f"MNI {c} of the voxel centre, {axis}")

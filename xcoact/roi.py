@@ -20,16 +20,24 @@ from typing import TYPE_CHECKING, NamedTuple, Union
 import numpy as np
 import xarray as xr
 
-from .errors import DatabaseFileNotFoundError, ParameterError, RoiError, quote
+from .errors import DatabaseFileNotFoundError, ParameterError, ResampleWarning, RoiError, caller_stacklevel, quote
 from .kernels import check_radius, sphere_offsets
 from .space import LABEL_ATOL, Grid, affine_from_coords, axis_labels, axis_permutation, check_finite_affine
-from .errors import ResampleWarning, caller_stacklevel
-
 
 if TYPE_CHECKING:
     import nibabel.spatialimages
 
-__all__ = ["roi_mask", "seed_set", "is_batch", "is_atlas", "SeedROI", "image_to_dataarray", "grid_of", "Seed", "describe_seed"]
+__all__ = [
+    "roi_mask",
+    "seed_set",
+    "is_batch",
+    "is_atlas",
+    "SeedROI",
+    "image_to_dataarray",
+    "grid_of",
+    "Seed",
+    "describe_seed",
+]
 
 Seed = Union[str, os.PathLike, "nibabel.spatialimages.SpatialImage", xr.DataArray, list, tuple, np.ndarray]
 
@@ -52,7 +60,9 @@ def _load_image(path):
 
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise DatabaseFileNotFoundError(f"{path}: no such ROI image. Pass a NIfTI file (.nii or .nii.gz), e.g. 'my_roi_mask.nii.gz'.")
+        raise DatabaseFileNotFoundError(
+            f"{path}: no such ROI image. Pass a NIfTI file (.nii or .nii.gz), e.g. 'my_roi_mask.nii.gz'."
+        )
     try:
         img = nib.load(path)
         img.get_fdata  # noqa: B018  (proxies load lazily; touch the header now)
@@ -246,7 +256,11 @@ def _lut_from_names(names, present=None) -> dict[int, str]:
     if names and names[0].strip().lower() == "background":
         return {i: n for i, n in enumerate(names) if i > 0}
     if present is None or len(present) != len(names):
-        found = "the image's label values are unknown here" if present is None else f"the image has {len(present)} positive label value(s)"
+        found = (
+            "the image's label values are unknown here"
+            if present is None
+            else f"the image has {len(present)} positive label value(s)"
+        )
         raise ParameterError(
             f"labels: a list of {len(names)} name(s) whose first entry is not 'Background'; {found}. "
             "Expected nilearn's "
@@ -269,8 +283,10 @@ def _lut_from_frame(frame) -> dict[int, str]:
     try:
         values = [int(round(float(v))) for v in index]
     except (TypeError, ValueError):
-        raise ParameterError(f"labels: the look-up table's 'index' column holds non-numbers ({index[:5].tolist()}); "
-                             "expected the integer label values.") from None
+        raise ParameterError(
+            f"labels: the look-up table's 'index' column holds non-numbers ({index[:5].tolist()}); "
+            "expected the integer label values."
+        ) from None
     return dict(zip(values, names))
 
 
@@ -412,13 +428,17 @@ def _warn_if_large(name: str, n: int, total: int, spheres: bool = False) -> None
 
         from .errors import LargeRoiWarning
 
-        hint = ("A radius this large gives this; use a smaller r if you meant a region." if spheres else
-                "A probabilistic map with a non-zero background (threshold it first, e.g. img > 0.5) or a T1 / "
-                "brain image given as the seed gives this; pass the ROI itself.")
+        hint = (
+            "A radius this large gives this; use a smaller r if you meant a region."
+            if spheres
+            else "A probabilistic map with a non-zero background (threshold it first, e.g. img > 0.5) or a T1 / "
+            "brain image given as the seed gives this; pass the ROI itself."
+        )
         warnings.warn(
             f"{name}: the ROI covers {n:,} of the {total:,} brain-mask voxels ({100 * n / total:.0f}%), so studies "
             f"are selected by activation almost anywhere. {hint}",
-            LargeRoiWarning, stacklevel=caller_stacklevel(),
+            LargeRoiWarning,
+            stacklevel=caller_stacklevel(),
         )
 
 
@@ -478,7 +498,9 @@ def _read_lut(labels, present=None) -> dict[int, str]:
             except ValueError:
                 if lineno == 1:
                     continue  # a header line
-                raise ParameterError(f"{path}, line {lineno}: {quote(parts[0])} is not a label value; expected 'value name'.") from None
+                raise ParameterError(
+                    f"{path}, line {lineno}: {quote(parts[0])} is not a label value; expected 'value name'."
+                ) from None
             lut[value] = parts[1].strip() if len(parts) > 1 else f"label_{value}"
     return lut
 
@@ -535,8 +557,13 @@ def uses_coords(seeds, separate: bool = False) -> bool:
     """Whether any seed of a (batch) argument is grown from coordinates (so a radius applies)."""
     if separate or is_coords(seeds):
         return True
-    items = (seeds.values() if isinstance(seeds, dict) and not is_atlas(seeds)
-             else seeds if isinstance(seeds, (list, tuple)) else [])
+    items = (
+        seeds.values()
+        if isinstance(seeds, dict) and not is_atlas(seeds)
+        else seeds
+        if isinstance(seeds, (list, tuple))
+        else []
+    )
     return any(is_coords(v) for v in items)
 
 
@@ -549,7 +576,9 @@ def is_batch(seed, *, by_label: bool = False, separate: bool = False) -> bool:
     return False
 
 
-def seed_set(seed, grid: Grid, r: float = 6.0, *, by_label: bool = False, labels=None, separate: bool = False) -> list[SeedROI]:
+def seed_set(
+    seed, grid: Grid, r: float = 6.0, *, by_label: bool = False, labels=None, separate: bool = False
+) -> list[SeedROI]:
     """Expand a seed argument into named ROIs (the ``seed`` dimension of a batch).
 
     Parameters
@@ -609,7 +638,9 @@ def seed_set(seed, grid: Grid, r: float = 6.0, *, by_label: bool = False, labels
             raise RoiError(f"{name}: by_label=True but the atlas has no positive label value.")
     elif separate:
         if not is_coords(seed):
-            raise ParameterError("separate=True applies to coordinates [[x, y, z], ...]; pass a list of seeds for other kinds.")
+            raise ParameterError(
+                "separate=True applies to coordinates [[x, y, z], ...]; pass a list of seeds for other kinds."
+            )
         # one sphere's voxels each, no grid-sized mask per seed (a batch has thousands)
         offsets = sphere_offsets(check_radius(r), grid.voxel_size)
         in_mask = grid.mask.ravel()
@@ -617,8 +648,11 @@ def seed_set(seed, grid: Grid, r: float = 6.0, *, by_label: bool = False, labels
             flat = np.unique(_coords_flat([xyz], r, grid, offsets))
             out.append(SeedROI(_fmt_xyz(xyz), flat[in_mask[flat]], describe_seed([xyz.tolist()], r), xyz[None]))
     else:
-        items = (list(seed.items()) if isinstance(seed, dict) and not is_atlas(seed)
-                 else [(None, s) for s in (seed if is_batch(seed) else [seed])])
+        items = (
+            list(seed.items())
+            if isinstance(seed, dict) and not is_atlas(seed)
+            else [(None, s) for s in (seed if is_batch(seed) else [seed])]
+        )
         if not items:
             raise ParameterError("the list of seeds is empty; pass at least one seed.")
         for i, (key, one) in enumerate(items):
@@ -629,8 +663,14 @@ def seed_set(seed, grid: Grid, r: float = 6.0, *, by_label: bool = False, labels
                 mask = _align(_positive(values), grid, name)
             mask &= grid.mask
             xyz = np.atleast_2d(np.asarray(one, dtype=float)) if is_coords(one) else None
-            out.append(SeedROI(str(key) if key is not None else _default_name(one, i), np.flatnonzero(mask),
-                               describe_seed(one, r), xyz))
+            out.append(
+                SeedROI(
+                    str(key) if key is not None else _default_name(one, i),
+                    np.flatnonzero(mask),
+                    describe_seed(one, r),
+                    xyz,
+                )
+            )
     # names become file names ({outroot}_{name}_{map}.nii.gz): a '/' from an atlas's label table
     # would point into a folder that does not exist
     names = _unique_names([safe_name(s.name) for s in out])

@@ -39,15 +39,19 @@ def check_threshold(threshold) -> float | int:
     count >= 0 (Neurosynth 0.3.8 distinguishes the two by type).
     """
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):
-        kind = " (a bool, which would silently count as 0 or 1 voxel)" if isinstance(threshold, (bool, np.bool_)) else ""
+        kind = (
+            " (a bool, which would silently count as 0 or 1 voxel)" if isinstance(threshold, (bool, np.bool_)) else ""
+        )
         raise ParameterError(
             f"threshold={threshold!r} is not a number{kind}; expected a proportion of ROI voxels in [0, 1] "
             "(a float, e.g. 0.1) or a voxel count >= 0 (an int, e.g. 5)."
         )
     if isinstance(threshold, (int, np.integer)):
         if threshold < 0:
-            raise ParameterError(f"threshold={threshold!r} is a negative voxel count; expected an int >= 0 "
-                "(or a float proportion in [0, 1]).")
+            raise ParameterError(
+                f"threshold={threshold!r} is a negative voxel count; expected an int >= 0 "
+                "(or a float proportion in [0, 1])."
+            )
         return int(threshold)
     t = float(threshold)
     if not math.isfinite(t) or t < 0 or t > 1:
@@ -143,14 +147,17 @@ def warn_degenerate(problems: list[str], n_total: int, consequence: str, advice:
 
     if problems:
         warnings.warn(
-            f"{len(problems)} of {n_total} {consequence}: " + "; ".join(problems[:20])
-            + ("; ..." if len(problems) > 20 else "") + f". {advice}",
+            f"{len(problems)} of {n_total} {consequence}: "
+            + "; ".join(problems[:20])
+            + ("; ..." if len(problems) > 20 else "")
+            + f". {advice}",
             DegenerateSeedWarning,
             stacklevel=caller_stacklevel(),
         )
 
 
 # --- the named rules -------------------------------------------------------------------------------
+
 
 class SelectionRule(NamedTuple):
     """A study-selection rule and its parameters, validated.
@@ -182,18 +189,26 @@ class SelectionRule(NamedTuple):
             t = self.threshold
             of = f" of the {n_roi} ROI voxels" if n_roi is not None else " of the ROI voxels"
             if threshold_kind(t) == "count":
-                return (f"overlap: a study's activation covers more than {t} voxels{of} "
-                        "(Neurosynth; see docs/semantics.md, 'Selecting studies')")
-            return (f"overlap: a study's activation covers more than a proportion {t:g}{of} "
-                    "(Neurosynth; see docs/semantics.md, 'Selecting studies')")
+                return (
+                    f"overlap: a study's activation covers more than {t} voxels{of} "
+                    "(Neurosynth; see docs/semantics.md, 'Selecting studies')"
+                )
+            return (
+                f"overlap: a study's activation covers more than a proportion {t:g}{of} "
+                "(Neurosynth; see docs/semantics.md, 'Selecting studies')"
+            )
         if self.rule == "focus":
             of = f" {n_roi}-voxel" if n_roi is not None else ""
             return f"focus: at least one reported peak inside the{of} ROI (NiMARE get_studies_by_mask)"
         if self.rule == "distance":
-            return (f"distance: at least one reported peak within {self.r:g} mm (inclusive) of a seed coordinate "
-                    "(Neurosynth 0.3.8 get_studies(peaks=...), NiMARE get_studies_by_coordinate)")
-        return (f"nearest: the {self.k} studies whose nearest reported peak is closest to a seed coordinate "
-                "(ties broken by database order)")
+            return (
+                f"distance: at least one reported peak within {self.r:g} mm (inclusive) of a seed coordinate "
+                "(Neurosynth 0.3.8 get_studies(peaks=...), NiMARE get_studies_by_coordinate)"
+            )
+        return (
+            f"nearest: the {self.k} studies whose nearest reported peak is closest to a seed coordinate "
+            "(ties broken by database order)"
+        )
 
     def attrs(self, n_roi: int | None = None) -> dict:
         """Provenance attrs: ``select``, its parameters and ``selection`` (the sentence)."""
@@ -304,8 +319,11 @@ def check_rule(select="overlap", threshold=None, *, r=None, k=None, coords: bool
     if select != "overlap" and threshold is not None:
         raise ParameterError(
             f"threshold={threshold!r} applies to select='overlap' only; select={select!r} "
-            + {"focus": "selects every study with a peak inside the ROI.",
-               "distance": "uses r (mm) instead.", "nearest": "uses k (studies) instead."}[select]
+            + {
+                "focus": "selects every study with a peak inside the ROI.",
+                "distance": "uses r (mm) instead.",
+                "nearest": "uses k (studies) instead.",
+            }[select]
         )
     if select != "nearest" and k is not None:
         raise ParameterError(f"k={k!r} applies to select='nearest' only (the number of studies to select).")
@@ -319,12 +337,20 @@ def check_rule(select="overlap", threshold=None, *, r=None, k=None, coords: bool
     if select == "focus":
         return SelectionRule("focus")
     if select == "distance":
-        if isinstance(r, bool) or not isinstance(r, (int, float, np.integer, np.floating)) or not (math.isfinite(r) and r > 0):
-            raise ParameterError(f"r={r!r} is not a valid distance for select='distance'; expected a number of mm > 0 (e.g. r=10).")
+        if (
+            isinstance(r, bool)
+            or not isinstance(r, (int, float, np.integer, np.floating))
+            or not (math.isfinite(r) and r > 0)
+        ):
+            raise ParameterError(
+                f"r={r!r} is not a valid distance for select='distance'; expected a number of mm > 0 (e.g. r=10)."
+            )
         return SelectionRule("distance", r=float(r))
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ParameterError(f"k={k!r} is not valid for select='nearest'; expected the number of studies to select, "
-            "an int >= 1 (e.g. k=100).")
+        raise ParameterError(
+            f"k={k!r} is not valid for select='nearest'; expected the number of studies to select, "
+            "an int >= 1 (e.g. k=100)."
+        )
     return SelectionRule("nearest", k=int(k))
 
 

@@ -41,8 +41,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .errors import DatabaseError, quote
-from .errors import MixedSpaceWarning, OutsideBrainWarning, SpaceWarning, caller_stacklevel
+from .errors import DatabaseError, MixedSpaceWarning, OutsideBrainWarning, SpaceWarning, caller_stacklevel, quote
 
 __all__ = [
     "TAL_TO_MNI",
@@ -207,7 +206,9 @@ def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None, samp
         )
     bad = ~np.isfinite(xyz).all(axis=1)
     if bad.any():
-        where = ", ".join(f"line {ln}" if ln else f"row {r}" for r, ln in zip(np.flatnonzero(bad)[:10], lines[bad][:10]))
+        where = ", ".join(
+            f"line {ln}" if ln else f"row {r}" for r, ln in zip(np.flatnonzero(bad)[:10], lines[bad][:10])
+        )
         if bad.sum() > 10:
             where += f", and {int(bad.sum()) - 10} more"
         raise DatabaseError(
@@ -217,9 +218,9 @@ def make_table(ids, x, y, z, space, *, database: str, fmt: str, lines=None, samp
     huge = (np.abs(xyz) > MAX_ABS_MM).any(axis=1)
     if huge.any():
         rows = np.flatnonzero(huge)
-        where = "; ".join(
-            f"{_where(r, lines)}: ({', '.join(f'{v:g}' for v in xyz[r])})" for r in rows[:10]
-        ) + (f"; and {rows.size - 10} more" if rows.size > 10 else "")
+        where = "; ".join(f"{_where(r, lines)}: ({', '.join(f'{v:g}' for v in xyz[r])})" for r in rows[:10]) + (
+            f"; and {rows.size - 10} more" if rows.size > 10 else ""
+        )
         raise DatabaseError(
             f"{database}: {rows.size} peak(s) have a coordinate beyond {MAX_ABS_MM:,.0f} mm in size ({where}); "
             "that is no brain coordinate in any unit but a corrupt or mis-scaled value (peaks far outside the brain "
@@ -297,13 +298,19 @@ def checked_sample_sizes(values, n: int, database: str) -> np.ndarray:
     try:
         sizes = np.asarray(values, dtype=np.float64).reshape(-1)
     except (TypeError, ValueError) as err:
-        raise DatabaseError(f"{database}: sample sizes must be numbers ({err}); expected a number of subjects > 0 per peak, NaN where unknown.") from err
+        raise DatabaseError(
+            f"{database}: sample sizes must be numbers ({err}); expected a number of subjects > 0 per peak, NaN where "
+            "unknown."
+        ) from err
     if sizes.size != n:
-        raise DatabaseError(f"{database}: {sizes.size} sample size(s) for {n} peak(s); expected one per peak (NaN where unknown).")
+        raise DatabaseError(
+            f"{database}: {sizes.size} sample size(s) for {n} peak(s); expected one per peak (NaN where unknown)."
+        )
     bad = ~np.isnan(sizes) & ~(np.isfinite(sizes) & (sizes > 0))
     if bad.any():
         raise DatabaseError(
-            f"{database}: sample size {sizes[bad][0]:g} (peak {int(np.flatnonzero(bad)[0])}) is not a number of subjects; "
+            f"{database}: sample size {sizes[bad][0]:g} (peak {int(np.flatnonzero(bad)[0])}) is not a number of "
+            "subjects; "
             "expected a finite number > 0, or NaN where unknown."
         )
     return sizes
@@ -338,7 +345,8 @@ def _warn_mixed_spaces(database, studies, codes, kind, space, lines) -> None:
         labels, first, counts = np.unique(space[rows].astype(str), return_index=True, return_counts=True)
         order = np.argsort(first)
         desc = ", ".join(
-            f"{quote(str(labels[i]))} ({int(counts[i])} row(s), first at {_where(rows[first[i]], lines)})" for i in order
+            f"{quote(str(labels[i]))} ({int(counts[i])} row(s), first at {_where(rows[first[i]], lines)})"
+            for i in order
         )
         parts.append(f"study {quote(_py(studies[s]))}: {desc}")
     more = f"; and {mixed.size - _SHOWN} more" if mixed.size > _SHOWN else ""

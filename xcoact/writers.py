@@ -33,17 +33,27 @@ import xarray as xr
 
 from .choices import Compressor, MapDtype, Naming
 from .errors import OutputError
-from .validate import float_dtype
 from .space import affine_from_coords
+from .validate import float_dtype
 
-__all__ = ["to_nifti", "to_netcdf", "to_zarr", "write_outputs", "check_outputs", "to_volumes", "nifti_paths",
-           "map_variables", "atomic_path"]
+__all__ = [
+    "to_nifti",
+    "to_netcdf",
+    "to_zarr",
+    "write_outputs",
+    "check_outputs",
+    "to_volumes",
+    "nifti_paths",
+    "map_variables",
+    "atomic_path",
+]
 
 
 def map_variables(ds: xr.Dataset) -> list[str]:
     """The map variables of a result Dataset (the float (x, y, z) or (seed, x, y, z) ones), in order."""
     return [
-        str(n) for n, v in ds.data_vars.items()
+        str(n)
+        for n, v in ds.data_vars.items()
         if set(v.dims) in ({"x", "y", "z"}, {"seed", "x", "y", "z"}, {"seed", "voxel"}) and v.dtype.kind == "f"
     ]
 
@@ -71,8 +81,15 @@ def to_volumes(ds: xr.Dataset) -> xr.Dataset:
         data = da.asarray(var.transpose("seed", "voxel").data)
         data = data.rechunk({1: -1})
         fill = False if var.dtype == bool else 0
-        vol = data.map_blocks(_scatter, flat, shape, fill, chunks=(data.chunks[0], *[(n,) for n in shape]),
-                              new_axis=[2, 3], dtype=var.dtype)
+        vol = data.map_blocks(
+            _scatter,
+            flat,
+            shape,
+            fill,
+            chunks=(data.chunks[0], *[(n,) for n in shape]),
+            new_axis=[2, 3],
+            dtype=var.dtype,
+        )
         out[name] = (("seed", "x", "y", "z"), vol, var.attrs)
     out.attrs = {**ds.attrs, "layout": "volume"}
     return out
@@ -93,12 +110,16 @@ def _check_target_dir(path: str, *, command_line: bool = False) -> str:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         if os.path.lexists(folder):
-            raise OutputError(f"{folder}: is not a directory (a file or a broken link has that name); choose an "
-                              "output path inside a directory.")
+            raise OutputError(
+                f"{folder}: is not a directory (a file or a broken link has that name); choose an "
+                "output path inside a directory."
+            )
         hint = f"mkdir -p {shlex.quote(folder)}" if command_line else f"e.g. os.makedirs({folder!r})"
         raise OutputError(f"{folder}: output directory does not exist; create it first ({hint}).")
     if not os.access(folder, os.W_OK):
-        raise OutputError(f"{folder}: output directory is not writable; choose another outroot, or give yourself write access to it.")
+        raise OutputError(
+            f"{folder}: output directory is not writable; choose another outroot, or give yourself write access to it."
+        )
     return folder
 
 
@@ -183,8 +204,10 @@ def check_outputs(
         # the same file reached through a symlinked directory is the same output
         key = os.path.join(real(folder), os.path.basename(os.path.abspath(path)))
         if key in seen:
-            raise OutputError(f"{path}: the same path is given for two outputs ({seen[key]} and {label}); give each "
-                              "output its own path.")
+            raise OutputError(
+                f"{path}: the same path is given for two outputs ({seen[key]} and {label}); give each "
+                "output its own path."
+            )
         seen[key] = label
         keys.append(key)
         if kind == "zarr":
@@ -192,29 +215,36 @@ def check_outputs(
     for key, (path, _kind, label) in zip(keys, outputs):
         inside = [s for s in stores if key.startswith(s + os.sep)]
         if inside:
-            raise OutputError(f"{path} ({label}) lies inside the Zarr store of {stores[inside[0]]}; write it beside "
-                              "the store instead.")
+            raise OutputError(
+                f"{path} ({label}) lies inside the Zarr store of {stores[inside[0]]}; write it beside "
+                "the store instead."
+            )
     _check_folders([path for path, _, _ in outputs], command_line=command_line)
     flag = "--overwrite" if command_line else "overwrite=True (--overwrite on the command line)"
     existing = [path for path, _, _ in outputs if os.path.lexists(path)]
     if existing and not overwrite:
         if existing_message is None:
             existing_message = (
-                "{path} already exists; pass " + flag + " to replace it, or choose another path." if len(outputs) == 1
+                "{path} already exists; pass " + flag + " to replace it, or choose another path."
+                if len(outputs) == 1
                 else "{n} output file(s) already exist (e.g. {path}); pass " + flag + " to replace them, or choose "
-                     "another path."
+                "another path."
             )
         raise OutputError(existing_message.format(n=len(existing), path=_describe_existing(existing[0])))
     for path, kind, label in outputs:
-        if not os.path.lexists(path) or os.path.islink(path) and not os.path.exists(path):
+        if not os.path.lexists(path) or (os.path.islink(path) and not os.path.exists(path)):
             continue  # nothing there, or a broken link: replacing the link loses nothing
         if kind == "file" and os.path.isdir(path):
-            raise OutputError(f"{path}: is a directory, and {label} is a file; overwrite replaces only a file there. "
-                              "Remove the directory yourself, or choose another path.")
+            raise OutputError(
+                f"{path}: is a directory, and {label} is a file; overwrite replaces only a file there. "
+                "Remove the directory yourself, or choose another path."
+            )
         if kind == "zarr" and not _is_zarr_store(path):
             what = "a directory that is not a Zarr store" if os.path.isdir(path) else "a file, not a Zarr store"
-            raise OutputError(f"{path}: is {what}; overwrite replaces only an earlier Zarr store (a directory "
-                              f"with {' or '.join(_ZARR_MARKERS)}). Remove it yourself, or choose another path.")
+            raise OutputError(
+                f"{path}: is {what}; overwrite replaces only an earlier Zarr store (a directory "
+                f"with {' or '.join(_ZARR_MARKERS)}). Remove it yourself, or choose another path."
+            )
 
 
 def atomic_path(path: str, suffix: str = ".part") -> str:
@@ -245,7 +275,7 @@ _RENAME_NOREPLACE = 1
 _UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _renameat2():
     """libc's ``renameat2`` (Linux 3.15+, glibc 2.28+), or None where there is none."""
     if not sys.platform.startswith("linux"):
@@ -343,7 +373,7 @@ def _appeared_error(path: str, err: BaseException) -> OutputError:
 class _Entry:
     """One staged output: ``source`` (a temporary file or store) to be renamed to ``target``."""
 
-    __slots__ = ("target", "source", "is_dir", "container", "backup", "placed")
+    __slots__ = ("backup", "container", "is_dir", "placed", "source", "target")
 
     def __init__(self, target: str, source: str, is_dir: bool, container: str | None):
         self.target, self.source, self.is_dir, self.container = target, source, is_dir, container
@@ -373,7 +403,7 @@ class _OutputGroup:
         self.entries: list[_Entry] = []
         self.current: str | None = None
 
-    def __enter__(self) -> "_OutputGroup":
+    def __enter__(self) -> _OutputGroup:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -436,11 +466,15 @@ class _OutputGroup:
             return
         # checked before computing, but it may have appeared since: never move a user's directory away
         if e.is_dir and os.path.exists(e.target) and not _is_zarr_store(e.target):
-            raise OutputError(f"{e.target}: is not a Zarr store (it appeared after the check); overwrite replaces "
-                              "only an earlier Zarr store. Remove it yourself, or choose another path.")
+            raise OutputError(
+                f"{e.target}: is not a Zarr store (it appeared after the check); overwrite replaces "
+                "only an earlier Zarr store. Remove it yourself, or choose another path."
+            )
         if not e.is_dir and os.path.isdir(e.target):
-            raise OutputError(f"{e.target}: is a directory (it appeared after the check); overwrite replaces only a "
-                              "file there. Remove the directory yourself, or choose another path.")
+            raise OutputError(
+                f"{e.target}: is a directory (it appeared after the check); overwrite replaces only a "
+                "file there. Remove the directory yourself, or choose another path."
+            )
         if e.is_dir:
             e.backup = _fresh_name(e.target, ".old")
             os.rename(e.target, e.backup)  # a store, or a link (the link moves, not what it points to)
@@ -570,8 +604,10 @@ def _write_group(overwrite: bool, stage) -> list[str]:
 
 
 #: the message for existing NIfTI maps (``check_outputs`` fills in the count and the first path)
-_NIFTI_EXISTING = ("{n} output file(s) already exist (e.g. {path}); pass overwrite=True (--overwrite on the command "
-                   "line) to replace them, or choose another outroot.")
+_NIFTI_EXISTING = (
+    "{n} output file(s) already exist (e.g. {path}); pass overwrite=True (--overwrite on the command "
+    "line) to replace them, or choose another outroot."
+)
 
 
 def _nifti_plan(ds: xr.Dataset, outroot, names: Sequence[str] | None) -> tuple[list[str], list[dict[str, str]]]:
@@ -592,12 +628,18 @@ def _nifti_outputs(plan: list[dict[str, str]]) -> list[tuple[str, str, str]]:
     return [(path, "file", f"the NIfTI map {name!r}") for paths in plan for name, path in paths.items()]
 
 
-def _stage_volumes(group: _OutputGroup, volumes: dict[str, np.ndarray], paths: dict[str, str], affine,
-                   sidecars: dict[str, dict] | None = None) -> None:
+def _stage_volumes(
+    group: _OutputGroup,
+    volumes: dict[str, np.ndarray],
+    paths: dict[str, str],
+    affine,
+    sidecars: dict[str, dict] | None = None,
+) -> None:
     # the temporary suffix tells nibabel to gzip
     for name, volume in volumes.items():
-        group.add_file(paths[name], functools.partial(_save_nifti, volume=volume, affine=affine, name=name),
-                       ".part.nii.gz")
+        group.add_file(
+            paths[name], functools.partial(_save_nifti, volume=volume, affine=affine, name=name), ".part.nii.gz"
+        )
     # each map's sidecar joins the same all-or-nothing group
     from .result import sidecar_path
 
@@ -607,14 +649,21 @@ def _stage_volumes(group: _OutputGroup, volumes: dict[str, np.ndarray], paths: d
             group.add_file(json_path, _sidecar_writers({json_path: sidecars[json_path]})[json_path], ".part.json")
 
 
-def _stage_nifti_batch(group: _OutputGroup, maps: xr.Dataset, names: list[str], plan: list[dict], affine,
-                       per_pass: int, sidecars: dict | None = None) -> None:
+def _stage_nifti_batch(
+    group: _OutputGroup,
+    maps: xr.Dataset,
+    names: list[str],
+    plan: list[dict],
+    affine,
+    per_pass: int,
+    sidecars: dict | None = None,
+) -> None:
     # every file goes to a temporary name first and all are placed at the end, so a batch
     # failing part-way leaves the directory as it was (earlier versions included)
     for start in range(0, len(plan), per_pass):
         part = maps.isel(seed=slice(start, start + per_pass))
         values = dask.compute(*[da.asarray(part[n].data) for n in names])
-        for j, paths in enumerate(plan[start:start + per_pass]):
+        for j, paths in enumerate(plan[start : start + per_pass]):
             _stage_volumes(group, {n: v[j] for n, v in zip(names, values)}, paths, affine, sidecars)
 
 
@@ -624,8 +673,15 @@ def _nifti_stager(ds: xr.Dataset, names: list[str], plan: list[dict], per_pass: 
     batch = "seed" in ds.dims
     maps = ds[names].transpose(*(["seed"] if batch else []), "x", "y", "z")
     if batch:
-        return functools.partial(_stage_nifti_batch, maps=maps, names=names, plan=plan, affine=affine,
-                                 per_pass=max(1, int(per_pass)), sidecars=sidecars)
+        return functools.partial(
+            _stage_nifti_batch,
+            maps=maps,
+            names=names,
+            plan=plan,
+            affine=affine,
+            per_pass=max(1, int(per_pass)),
+            sidecars=sidecars,
+        )
 
     def stage(group: _OutputGroup) -> None:
         (stacked,) = dask.compute(da.stack([da.asarray(maps[n].data) for n in names]))
@@ -661,8 +717,10 @@ def _plan(ds: xr.Dataset, root: str, seeds: list, names: list[str], naming: str,
     from .versions import versions
 
     if naming not in ("neurosynth", "bids"):
-        raise OutputError(f"naming={naming!r} is not known; expected 'neurosynth' ({{outroot}}_{{name}}.nii.gz) or "
-                          "'bids' (BIDS-style entities, NeuroVault-friendly).")
+        raise OutputError(
+            f"naming={naming!r} is not known; expected 'neurosynth' ({{outroot}}_{{name}}.nii.gz) or "
+            "'bids' (BIDS-style entities, NeuroVault-friendly)."
+        )
     if naming == "bids":
         plan = [bids_paths(root, names, s) for s in seeds]
     else:
@@ -785,10 +843,17 @@ def _computed(task, progress):
         return task.compute()
 
 
-def _write_stack(stacked: np.ndarray, names: list[str], paths: dict[str, str], affine: np.ndarray,
-                 overwrite: bool, sidecars: dict[str, dict] | None = None) -> list[str]:
-    stage = functools.partial(_stage_volumes, volumes=dict(zip(names, stacked)), paths=paths, affine=affine,
-                              sidecars=sidecars)
+def _write_stack(
+    stacked: np.ndarray,
+    names: list[str],
+    paths: dict[str, str],
+    affine: np.ndarray,
+    overwrite: bool,
+    sidecars: dict[str, dict] | None = None,
+) -> list[str]:
+    stage = functools.partial(
+        _stage_volumes, volumes=dict(zip(names, stacked)), paths=paths, affine=affine, sidecars=sidecars
+    )
     return _maps_only(_write_group(overwrite, stage), sidecars)
 
 
@@ -897,12 +962,15 @@ def to_netcdf(
     float_dtype(dtype, keep=True, error=OutputError)
     _check_zlib(zlib_level)
     check_outputs([(path, "file", "the netCDF file")], overwrite=overwrite)
-    return _write_group(overwrite, functools.partial(_stage_netcdf, ds=ds, path=path, dtype=dtype, progress=progress,
-                                                     zlib_level=zlib_level))[0]
+    return _write_group(
+        overwrite,
+        functools.partial(_stage_netcdf, ds=ds, path=path, dtype=dtype, progress=progress, zlib_level=zlib_level),
+    )[0]
 
 
-def _stage_netcdf(group: _OutputGroup, ds: xr.Dataset, path: str, dtype=None, zlib_level: int = 0,
-                  progress: bool | None = None) -> None:
+def _stage_netcdf(
+    group: _OutputGroup, ds: xr.Dataset, path: str, dtype=None, zlib_level: int = 0, progress: bool | None = None
+) -> None:
     group.current = path
     extra = {"zlib": True, "complevel": int(zlib_level), "shuffle": True} if zlib_level else {}
     ds = _cf(ds)
@@ -1040,12 +1108,15 @@ def to_zarr(
         raise OutputError(f"compressor={compressor!r} is not known; expected one of {sorted(codecs)}.")
     path = os.fspath(path).rstrip(os.sep)
     check_outputs([(path, "zarr", "the Zarr store")], overwrite=overwrite)
-    return _write_group(overwrite, functools.partial(_stage_zarr, ds=ds, path=path, dtype=dtype, progress=progress,
-                                                     compressor=compressor))[0]
+    return _write_group(
+        overwrite,
+        functools.partial(_stage_zarr, ds=ds, path=path, dtype=dtype, progress=progress, compressor=compressor),
+    )[0]
 
 
-def _stage_zarr(group: _OutputGroup, ds: xr.Dataset, path: str, dtype=None, compressor: str = "auto",
-                progress: bool | None = None) -> None:
+def _stage_zarr(
+    group: _OutputGroup, ds: xr.Dataset, path: str, dtype=None, compressor: str = "auto", progress: bool | None = None
+) -> None:
     group.current = path
     codec = _zarr_codecs()[compressor]
     tmp = _atomic_dir(path, suffix=".part.zarr")
@@ -1063,8 +1134,9 @@ def _stage_zarr(group: _OutputGroup, ds: xr.Dataset, path: str, dtype=None, comp
         with _progress(progress, "writing Zarr"):
             # write_empty_chunks: every chunk is stored (no comparison of each chunk with the fill value first,
             # 2 ms a batch chunk; a chunk of NaN seeds is written as NaN, as it reads anyway)
-            _with_storable_attrs(ds).to_zarr(store, mode="w-", encoding=encoding, consolidated=True, zarr_format=2,
-                                             write_empty_chunks=True)
+            _with_storable_attrs(ds).to_zarr(
+                store, mode="w-", encoding=encoding, consolidated=True, zarr_format=2, write_empty_chunks=True
+            )
         # temporary chunk files of writers that died (a killed worker whose task ran again elsewhere)
         _sweep_partials(tmp)
     except BaseException as err:
@@ -1075,17 +1147,27 @@ def _stage_zarr(group: _OutputGroup, ds: xr.Dataset, path: str, dtype=None, comp
     group.add_tree(path, tmp)
 
 
-def _planned_outputs(ds: xr.Dataset, *, nifti=None, netcdf=None, zarr=None, png=None,
-                     names: Sequence[str] | None = None, command_line: bool = False) -> list[tuple[str, str, str]]:
+def _planned_outputs(
+    ds: xr.Dataset,
+    *,
+    nifti=None,
+    netcdf=None,
+    zarr=None,
+    png=None,
+    names: Sequence[str] | None = None,
+    command_line: bool = False,
+) -> list[tuple[str, str, str]]:
     """Every output :func:`write_outputs` would write, as ``(path, kind, label)`` for :func:`check_outputs`."""
     out = []
     if nifti is not None:
         vol = to_volumes(ds)
         _, plan = _nifti_plan(vol, nifti, names)
         out += _nifti_outputs(plan)
-    for path, kind, label, option in ((netcdf, "file", "the netCDF file", "--netcdf"),
-                                      (zarr, "zarr", "the Zarr store", "--zarr"),
-                                      (png, "file", "the PNG figure", "--plot's PNG")):
+    for path, kind, label, option in (
+        (netcdf, "file", "the netCDF file", "--netcdf"),
+        (zarr, "zarr", "the Zarr store", "--zarr"),
+        (png, "file", "the PNG figure", "--plot's PNG"),
+    ):
         if path is not None:
             path = os.fspath(path).rstrip(os.sep) if kind == "zarr" else os.fspath(path)
             out.append((path, kind, option if command_line else label))

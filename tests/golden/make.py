@@ -51,19 +51,44 @@ AT_TEN_MM = [[4, -90, -8]]
 CASES = [
     dict(name="amygdala_default", kind="image", seed="amygdala_roi.nii.gz", threshold=None),
     dict(name="amygdala_p0.1", kind="image", seed="amygdala_roi.nii.gz", threshold=0.1),
-    dict(name="amygdala_p0.1_q0.04_prior0.25", kind="image", seed="amygdala_roi.nii.gz", threshold=0.1, q=0.04, prior=0.25),
+    dict(
+        name="amygdala_p0.1_q0.04_prior0.25",
+        kind="image",
+        seed="amygdala_roi.nii.gz",
+        threshold=0.1,
+        q=0.04,
+        prior=0.25,
+    ),
     dict(name="sgacc_n0", kind="image", seed="sgacc_mask.nii.gz", threshold=0),
     dict(name="sgacc_n5_q0.02", kind="image", seed="sgacc_mask.nii.gz", threshold=5, q=0.02),
-    dict(name="sgacc_p0.05_q0.001_prior0.8", kind="image", seed="sgacc_mask.nii.gz", threshold=0.05, q=0.001, prior=0.8),
+    dict(
+        name="sgacc_p0.05_q0.001_prior0.8", kind="image", seed="sgacc_mask.nii.gz", threshold=0.05, q=0.001, prior=0.8
+    ),
     dict(name="sphere_dacc_r10_p0.1", kind="sphere", seed=DACC, r=10, threshold=0.1),
     dict(name="sphere_dacc_dlpfc_r10_n30_q0.05", kind="sphere", seed=DACC_DLPFC, r=10, threshold=30, q=0.05),
-    dict(name="sphere_dacc_dlpfc_r6_p0.1_q0.015_prior0.6", kind="sphere", seed=DACC_DLPFC, r=6, threshold=0.1, q=0.015, prior=0.6),
+    dict(
+        name="sphere_dacc_dlpfc_r6_p0.1_q0.015_prior0.6",
+        kind="sphere",
+        seed=DACC_DLPFC,
+        r=6,
+        threshold=0.1,
+        q=0.015,
+        prior=0.6,
+    ),
     dict(name="peaks_dacc_r10", kind="peaks", seed=DACC, r=10, threshold=0.1),
     dict(name="peaks_dacc_dlpfc_r10", kind="peaks", seed=DACC_DLPFC, r=10, threshold=0.1),
     dict(name="peaks_at_10mm_r10_q0.0025", kind="peaks", seed=AT_TEN_MM, r=10, threshold=0.1, q=0.0025),
     dict(name="kernel10_amygdala_p0.1", kind="image", seed="amygdala_roi.nii.gz", threshold=0.1, kernel_r=10),
-    dict(name="kernel10_sphere_dacc_r10_n20_q0.05_prior0.4", kind="sphere", seed=DACC, r=10, threshold=20, kernel_r=10,
-         q=0.05, prior=0.4),
+    dict(
+        name="kernel10_sphere_dacc_r10_n20_q0.05_prior0.4",
+        kind="sphere",
+        seed=DACC,
+        r=10,
+        threshold=20,
+        kernel_r=10,
+        q=0.05,
+        prior=0.4,
+    ),
 ]
 
 
@@ -87,7 +112,7 @@ def _shim() -> None:
     import pandas as pd
 
     if not hasattr(np, "round_"):
-        np.round_ = np.round
+        np.round = np.round
     for name in ("to_dense", "to_sparse"):
         if not hasattr(pd.DataFrame, name):
             setattr(pd.DataFrame, name, lambda self: self)
@@ -104,7 +129,9 @@ def _selection(dataset, case: dict):
         # network.coactivation's own call for a list of coordinates
         ids = dataset.get_studies(peaks=case["seed"], r=case["r"], activation_threshold=threshold)
         for other in (0.0, 1.0, 10_000):  # the threshold plays no part in this route
-            assert sorted(dataset.get_studies(peaks=case["seed"], r=case["r"], activation_threshold=other)) == sorted(ids)
+            assert sorted(dataset.get_studies(peaks=case["seed"], r=case["r"], activation_threshold=other)) == sorted(
+                ids
+            )
         return ids, None
     if case["kind"] == "image":
         mask = os.path.join(DATA, case["seed"])
@@ -112,8 +139,13 @@ def _selection(dataset, case: dict):
         # Neurosynth's own sphere growing (the recipe of its earlier get_ids_by_peaks): mm -> voxel
         # indices, hard spheres of radius r on the template's grid, then an image seed
         ijk = transformations.xyz_to_mat(np.array(case["seed"], dtype=float))
-        mask = imageutils.map_peaks_to_image(ijk, r=case["r"], vox_dims=dataset.masker.vox_dims,
-                                             dims=dataset.masker.dims, header=dataset.masker.get_header())
+        mask = imageutils.map_peaks_to_image(
+            ijk,
+            r=case["r"],
+            vox_dims=dataset.masker.vox_dims,
+            dims=dataset.masker.dims,
+            header=dataset.masker.get_header(),
+        )
     ids = dataset.get_studies(mask=mask, activation_threshold=threshold)
     n_roi = int(np.sum(dataset.masker.mask(mask, in_global_mask=True).astype(bool)))
     return ids, n_roi
@@ -134,8 +166,10 @@ def _via_network_coactivation(dataset, case: dict, names: list[str]) -> dict[str
         written = sorted(f for f in os.listdir(out))
         expected = sorted(f"golden_{n}.nii.gz" for n in names)
         assert written == expected, (written, expected)
-        return {n: np.asarray(nib.load(os.path.join(out, f"golden_{n}.nii.gz")).get_fdata(), dtype=np.float64).ravel()[mask]
-                for n in names}
+        return {
+            n: np.asarray(nib.load(os.path.join(out, f"golden_{n}.nii.gz")).get_fdata(), dtype=np.float64).ravel()[mask]
+            for n in names
+        }
 
 
 def run_case(dataset, case: dict) -> tuple[dict, dict[str, np.ndarray]]:
@@ -163,7 +197,9 @@ def run_case(dataset, case: dict) -> tuple[dict, dict[str, np.ndarray]]:
         "r": case.get("r"),
         "kernel_r": case.get("kernel_r", 6),
         "threshold": case["threshold"],
-        "threshold_kind": None if case["threshold"] is None else ("count" if isinstance(case["threshold"], int) else "proportion"),
+        "threshold_kind": None
+        if case["threshold"] is None
+        else ("count" if isinstance(case["threshold"], int) else "proportion"),
         "q": q,
         "prior": prior,
         "maps": names,
@@ -181,10 +217,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     _shim()
     warnings.simplefilter("ignore")
+    import neurosynth
     import nibabel
     import pandas
     import scipy
-    import neurosynth
     from neurosynth.base.dataset import Dataset
 
     version = getattr(neurosynth, "__version__", None)
@@ -193,16 +229,19 @@ def main(argv=None) -> int:
     datasets = {}
     manifest = {
         "made_with": {
-            "neurosynth": version, "numpy": np.__version__, "scipy": scipy.__version__,
-            "pandas": pandas.__version__, "nibabel": nibabel.__version__,
+            "neurosynth": version,
+            "numpy": np.__version__,
+            "scipy": scipy.__version__,
+            "pandas": pandas.__version__,
+            "nibabel": nibabel.__version__,
             "python": platform.python_version(),
         },
         "date": datetime.date.today().isoformat(),
         "database": f"xcoact/datasets/data/{DATABASE}",
         "mask": f"xcoact/datasets/data/{TEMPLATE} (voxels != 0)",
         "encoding": "NAME.npz holds 'rows' (float64, the distinct 9-tuples of map values, one column per "
-                    "name in the case's 'maps') and 'index' (one per in-mask voxel, in C order of the "
-                    "template's array); map j = rows[index, j]",
+        "name in the case's 'maps') and 'index' (one per in-mask voxel, in C order of the "
+        "template's array); map j = rows[index, j]",
         "cases": [],
     }
     for case in CASES:

@@ -19,10 +19,10 @@ from .._version import __version__
 from ..blocks import ActivationBlock, is_block_cube
 from ..counts import canonical, grouped_counts, overlap_counts, roi_overlaps, study_scores, view_to_grid_flat
 from ..errors import ParameterError, SelectionError
+from ..presets import Preset, focus_selected, get_preset
 from ..roi import Seed, SeedROI, describe_seed, grid_of, is_batch, is_coords, roi_mask, seed_set, uses_coords
 from ..select import SelectionRule, check_rule, focus_counts, min_distances, warn_degenerate
 from ..space import Grid
-from ..presets import Preset, focus_selected, get_preset
 from ..stats.neurosynth import map_names, pair_maps
 
 if TYPE_CHECKING:
@@ -38,9 +38,13 @@ CUBE_KEY = "xcoact_cube"
 
 def _check_cube(act) -> None:
     if not isinstance(act, xr.DataArray):
-        raise ParameterError(f"act must be the activation cube DataArray from xcoact.activations, got {type(act).__name__}.")
+        raise ParameterError(
+            f"act must be the activation cube DataArray from xcoact.activations, got {type(act).__name__}."
+        )
     if set(act.dims) != {"study", "x", "y", "z"}:
-        raise ParameterError(f"act has dims {act.dims}; expected ('study', 'x', 'y', 'z') as built by xcoact.activations.")
+        raise ParameterError(
+            f"act has dims {act.dims}; expected ('study', 'x', 'y', 'z') as built by xcoact.activations."
+        )
     if act.dtype != bool and act.attrs.get("kernel", "binary sphere") != "binary sphere":
         kernel = act.attrs["kernel"]
         raise ParameterError(
@@ -72,19 +76,37 @@ def cube_token(act: xr.DataArray) -> str:
 
     keys = ("database", "r", "kernel", "preset", "grid", "n_peaks")
     # order-independent: a sum of per-label hashes (the same cube transposed or sorted keeps its token)
-    labels = [(act.sizes[d], int(pd.util.hash_array(np.asarray(act[d].values)).sum(dtype=np.uint64)))
-              for d in ("study", "x", "y", "z")]
+    labels = [
+        (act.sizes[d], int(pd.util.hash_array(np.asarray(act[d].values)).sum(dtype=np.uint64)))
+        for d in ("study", "x", "y", "z")
+    ]
     return "cube-" + tokenize([str(act.attrs.get(k, "")) for k in keys], labels)
 
 
 def _check_unit_interval(value, name: str, example: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 < float(value) < 1:
-        raise ParameterError(f"{name}={value!r} is not valid; expected a number strictly between 0 and 1 (e.g. {name}={example}).")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not 0 < float(value) < 1
+    ):
+        raise ParameterError(
+            f"{name}={value!r} is not valid; expected a number strictly between 0 and 1 (e.g. {name}={example})."
+        )
     return float(value)
 
 
-def _maps_block(a: np.ndarray, total: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid,
-                dtype=np.float64, layout: str = "volume", preset: str = "neurosynth") -> np.ndarray:
+def _maps_block(
+    a: np.ndarray,
+    total: np.ndarray,
+    n_sel: int,
+    n_uns: int,
+    q: float,
+    prior: float,
+    grid: Grid,
+    dtype=np.float64,
+    layout: str = "volume",
+    preset: str = "neurosynth",
+) -> np.ndarray:
     if preset == "neurosynth":
         # the maps per distinct count pair, gathered once into the layout (cast first: the same values)
         table, inverse = pair_maps(a, np.subtract(total, a, dtype=np.int64), n_sel, n_uns, q=q, prior=prior)
@@ -120,8 +142,9 @@ def _check_dtype(dtype) -> np.dtype:
     return np.dtype(dtype)
 
 
-def _map_stack(act: xr.DataArray, grid: Grid, groups, n_sel: int, n_uns: int, q: float, prior: float, dtype,
-               pre: Preset) -> list[da.Array]:
+def _map_stack(
+    act: xr.DataArray, grid: Grid, groups, n_sel: int, n_uns: int, q: float, prior: float, dtype, pre: Preset
+) -> list[da.Array]:
     """The maps of one analysis, lazy, a ``(x, y, z)`` array each: grouped counts of two groups, then the statistics.
 
     ``groups`` is ``[selected, compared]``: the studies whose activation is
@@ -143,7 +166,7 @@ def _map_stack(act: xr.DataArray, grid: Grid, groups, n_sel: int, n_uns: int, q:
         # build and to schedule than a blockwise reduction, delayed and from_delayed
         keys = list(_flat_keys(data.__dask_keys__()))
         bounds = np.cumsum([0, *data.chunks[0]])
-        parts = [weights[:, bounds[i]:bounds[i + 1]] for i in range(len(keys))]
+        parts = [weights[:, bounds[i] : bounds[i + 1]] for i in range(len(keys))]
         token = tokenize(data.name, weights, *args)
         task = f"summed_counts-maps-{token}"  # the grouped counts and the statistics, in one task
         layers = dict(data.dask.layers)
@@ -186,13 +209,15 @@ def _blocks_maps(blocks: list, weights: list, *args) -> tuple[np.ndarray, ...]:
     return _counts_maps(_counts._summed_counts(blocks, weights, np.zeros(0, dtype=np.int64)), *args)
 
 
-def _counts_maps(counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype,
-                 preset: str = "neurosynth") -> tuple[np.ndarray, ...]:
+def _counts_maps(
+    counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype, preset: str = "neurosynth"
+) -> tuple[np.ndarray, ...]:
     return tuple(_maps_block(counts[0], counts[1], n_sel, n_uns, q, prior, grid, dtype, preset=preset))
 
 
-def _shipped_maps(key, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype, preset: str,
-                  n_maps: int) -> list[da.Array]:
+def _shipped_maps(
+    key, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype, preset: str, n_maps: int
+) -> list[da.Array]:
     """:func:`_map_stack`'s maps when Dask computes elsewhere (a cluster): :class:`~xcoact.mapchunk.InMaskMap` chunks.
 
     The statistics run on the worker that holds the counts and give the maps
@@ -203,12 +228,15 @@ def _shipped_maps(key, n_sel: int, n_uns: int, q: float, prior: float, grid: Gri
     """
     table = dask.delayed(_counts_in_mask, pure=True)(key, n_sel, n_uns, q, prior, grid, dtype, preset)
     meta = np.empty((0,) * len(grid.shape), dtype=dtype)
-    return [da.from_delayed(dask.delayed(_one_map, pure=True)(table, k), grid.shape, dtype=dtype, meta=meta)
-            for k in range(n_maps)]
+    return [
+        da.from_delayed(dask.delayed(_one_map, pure=True)(table, k), grid.shape, dtype=dtype, meta=meta)
+        for k in range(n_maps)
+    ]
 
 
-def _counts_in_mask(counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype,
-                    preset: str) -> tuple:
+def _counts_in_mask(
+    counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype, preset: str
+) -> tuple:
     """One seed's maps from its counts, in-mask: ``(values, pairs, mask_bits, shape)``.
 
     The arithmetic is :func:`_maps_block`'s.
@@ -263,8 +291,12 @@ def _grid(act: xr.DataArray) -> Grid:
     # index, token) are made once for the cube rather than once per analysis
     meta = getattr(act.data, "_meta", None)
     built = meta.chunk.grid if isinstance(meta, ActivationBlock) else None
-    if (built is not None and built.shape == grid.shape and np.array_equal(built.affine, grid.affine)
-            and np.array_equal(built.mask, grid.mask)):
+    if (
+        built is not None
+        and built.shape == grid.shape
+        and np.array_equal(built.affine, grid.affine)
+        and np.array_equal(built.mask, grid.mask)
+    ):
         return built
     return grid
 
@@ -414,39 +446,82 @@ def seed(
     True
     """
     if isinstance(act, xr.DataArray) and act.attrs.get("kernel") == "ale":  # an ALE MACM (xcoact.stats.ale.seed)
-        return _ale_seed(act, seed, threshold, r=r, select=select, k=k, preset=preset, by_label=by_label,
-                         separate=separate, fwe=fwe, fwe_seed=fwe_seed, null=null, n_iter=n_iter, null_seed=null_seed)
+        return _ale_seed(
+            act,
+            seed,
+            threshold,
+            r=r,
+            select=select,
+            k=k,
+            preset=preset,
+            by_label=by_label,
+            separate=separate,
+            fwe=fwe,
+            fwe_seed=fwe_seed,
+            null=null,
+            n_iter=n_iter,
+            null_seed=null_seed,
+        )
     if null is not None or n_iter is not None or null_seed is not None:
-        raise ParameterError("null=, n_iter= and null_seed= apply to ALE cubes (xcoact.activations(db, kernel='ale')); "
-                             "for the MKDA maps' permutation null use fwe= and fwe_seed=.")
+        raise ParameterError(
+            "null=, n_iter= and null_seed= apply to ALE cubes (xcoact.activations(db, kernel='ale')); "
+            "for the MKDA maps' permutation null use fwe= and fwe_seed=."
+        )
     _check_cube(act)
     q = _check_unit_interval(q, "q", "0.01")
     prior = _check_unit_interval(prior, "prior", "0.5")
     dtype = _check_dtype(dtype)
     if is_batch(seed, by_label=by_label, separate=separate):
         if fwe is not None:
-            raise ParameterError("fwe= applies to one seed at a time; run it per seed (maps.isel(seed=i) has no index).")
-        return seed_batch(act, seed, threshold, r=r, select=select, k=k, q=q, prior=prior, by_label=by_label,
-                          labels=labels, separate=separate, dtype=dtype, layout=layout, preset=preset)
+            raise ParameterError(
+                "fwe= applies to one seed at a time; run it per seed (maps.isel(seed=i) has no index)."
+            )
+        return seed_batch(
+            act,
+            seed,
+            threshold,
+            r=r,
+            select=select,
+            k=k,
+            q=q,
+            prior=prior,
+            by_label=by_label,
+            labels=labels,
+            separate=separate,
+            dtype=dtype,
+            layout=layout,
+            preset=preset,
+        )
     if layout not in ("volume", "voxel"):
-        raise ParameterError(f"layout={layout!r} is not known; expected 'volume' (maps over x, y, z) or 'voxel' (in-mask voxels).")
+        raise ParameterError(
+            f"layout={layout!r} is not known; expected 'volume' (maps over x, y, z) or 'voxel' (in-mask voxels)."
+        )
     if layout == "voxel":
-        raise ParameterError("layout='voxel' applies to batches of seeds (separate=True, by_label=True or a list of seeds); "
-                             "one seed's maps are volumes (x, y, z).")
+        raise ParameterError(
+            "layout='voxel' applies to batches of seeds (separate=True, by_label=True or a list of seeds); "
+            "one seed's maps are volumes (x, y, z)."
+        )
     pre = _preset_of(act, preset)
-    rule, grid, roi, score, selected = select_for_seed(act, seed, pre, pre.select if select is None else select,
-                                                       threshold, r, k)
+    rule, grid, roi, score, selected = select_for_seed(
+        act, seed, pre, pre.select if select is None else select, threshold, r, k
+    )
     n_roi = roi.attrs["n_roi"]
     n_sel = int(selected.sum())
     n_uns = int(selected.size - n_sel)
 
     names = pre.map_names(q, prior)
     stack = _map_stack(act, grid, [selected, np.ones_like(selected)], n_sel, n_uns, q, prior, dtype, pre)
-    ds = _result(act, grid, names, {name: (("x", "y", "z"), stack[i]) for i, name in enumerate(names)}, {
-        "roi": roi.variable,
-        rule.score_name: ("study", score, {"long_name": rule.score_long_name}),
-        "selected_id": ("selected", act["study"].values[selected], {"long_name": "ids of the selected studies"}),
-    })
+    ds = _result(
+        act,
+        grid,
+        names,
+        {name: (("x", "y", "z"), stack[i]) for i, name in enumerate(names)},
+        {
+            "roi": roi.variable,
+            rule.score_name: ("study", score, {"long_name": rule.score_long_name}),
+            "selected_id": ("selected", act["study"].values[selected], {"long_name": "ids of the selected studies"}),
+        },
+    )
     ds.attrs = {
         **_provenance(act, names, rule, r, q, prior, n_roi, pre),
         "analysis": "seed coactivation",
@@ -515,21 +590,28 @@ def contrast_groups(act: xr.DataArray, seeds, pre, rule, grid, r, both: str):
     return in_a, in_b, overlap, rois, scores
 
 
-def _ale_seed(act, seed, threshold, *, r, select, k, preset, by_label, separate, fwe, fwe_seed, null, n_iter,
-              null_seed) -> xr.Dataset:
+def _ale_seed(
+    act, seed, threshold, *, r, select, k, preset, by_label, separate, fwe, fwe_seed, null, n_iter, null_seed
+) -> xr.Dataset:
     """``seed`` on an ALE cube: one seed, no chi-square options (see :func:`xcoact.stats.ale.seed`)."""
     from ..stats import ale
     from ..stats.ale import seed as ale_seed
 
     if by_label or separate or is_batch(seed):
-        raise ParameterError("an ALE cube's seed analysis takes one seed (one ROI); by_label=, separate= and lists of "
-                             "seeds apply to the MKDA maps. Run the seeds one by one.")
+        raise ParameterError(
+            "an ALE cube's seed analysis takes one seed (one ROI); by_label=, separate= and lists of "
+            "seeds apply to the MKDA maps. Run the seeds one by one."
+        )
     if null not in (None, "scale"):
         raise ParameterError(f"null={null!r} is not known; expected None (the approximate null) or 'scale' (SCALE).")
     if null is None and (n_iter is not None or null_seed is not None):
-        raise ParameterError("n_iter= and null_seed= apply with null='scale'; for Monte Carlo FWE use fwe= and fwe_seed=.")
+        raise ParameterError(
+            "n_iter= and null_seed= apply with null='scale'; for Monte Carlo FWE use fwe= and fwe_seed=."
+        )
     if null is not None and fwe is not None:
-        raise ParameterError("fwe= corrects the approximate-null ALE maps; null='scale' gives its own Monte Carlo p. Use one.")
+        raise ParameterError(
+            "fwe= corrects the approximate-null ALE maps; null='scale' gives its own Monte Carlo p. Use one."
+        )
     ds = ale_seed(act, seed, threshold, r=r, select=select, k=k, preset=preset)
     if null == "scale":
         return ale.scale(ds, act, n_iter=n_iter, seed=null_seed)
@@ -547,7 +629,12 @@ def _single_score(act, rule: SelectionRule, pre: Preset, seed, roi: xr.DataArray
         got = study_scores(act, lambda chunk, block: focus_selected(chunk, _full_flat(block, full))[None], 1, np.int32)
         if got is not None:
             return got[0]
-    one = SeedROI("seed", np.flatnonzero(roi.values), "", np.atleast_2d(np.asarray(seed, dtype=float)) if is_coords(seed) else None)
+    one = SeedROI(
+        "seed",
+        np.flatnonzero(roi.values),
+        "",
+        np.atleast_2d(np.asarray(seed, dtype=float)) if is_coords(seed) else None,
+    )
     return _scores(act, rule, [one], grid, single_roi=roi)[0]
 
 
@@ -558,6 +645,7 @@ def _scores(act: xr.DataArray, rule: SelectionRule, rois: list[SeedROI], grid: G
             return overlap_counts(act, single_roi, grid)[None]
         return roi_overlaps(act, rois, grid)
     if rule.rule == "focus":
+
         def fn(chunk, block):
             return focus_counts(chunk, [_full_flat(block, roi.voxels) for roi in rois])
     else:
@@ -566,6 +654,7 @@ def _scores(act: xr.DataArray, rule: SelectionRule, rois: list[SeedROI], grid: G
 
         def fn(chunk, block):
             return min_distances(chunk, seeds_xyz)
+
     got = study_scores(act, fn, len(rois), np.int32 if rule.rule == "focus" else np.float64)
     if got is None:
         raise ParameterError(
@@ -584,7 +673,9 @@ def _full_flat(block, flat: np.ndarray) -> np.ndarray:
 def _result(act: xr.DataArray, grid: Grid, names: list[str], variables: dict, extra: dict | None = None) -> xr.Dataset:
     """A result Dataset: the map variables (then ``extra`` ones) on the cube's labels, with the brain mask."""
     # built in one go: every assignment to a Dataset is a merge, which costs more than the maps' graph
-    data_vars = {name: (*variables[name], {"long_name": name}) if name in names else variables[name] for name in variables}
+    data_vars = {
+        name: (*variables[name], {"long_name": name}) if name in names else variables[name] for name in variables
+    }
     data_vars.update(extra or {})
     ds = xr.Dataset(
         data_vars,
@@ -606,8 +697,16 @@ def cube_of(result: xr.Dataset) -> xr.DataArray | None:
     return act if isinstance(act, xr.DataArray) else None
 
 
-def _provenance(act: xr.DataArray, names: list[str], rule: SelectionRule, r: float, q: float, prior: float,
-                n_roi: int | None = None, pre: Preset | None = None) -> dict:
+def _provenance(
+    act: xr.DataArray,
+    names: list[str],
+    rule: SelectionRule,
+    r: float,
+    q: float,
+    prior: float,
+    n_roi: int | None = None,
+    pre: Preset | None = None,
+) -> dict:
     """The attrs every result carries: parameters, database, counts, version."""
     return {
         "title": "xcoact coactivation maps",
@@ -626,8 +725,19 @@ def _provenance(act: xr.DataArray, names: list[str], rule: SelectionRule, r: flo
     }
 
 
-def _group_maps(counts: np.ndarray, total: np.ndarray, n_sel: np.ndarray, valid: np.ndarray, n_studies: int,
-                q: float, prior: float, grid: Grid, dtype, layout: str, preset: str) -> np.ndarray:
+def _group_maps(
+    counts: np.ndarray,
+    total: np.ndarray,
+    n_sel: np.ndarray,
+    valid: np.ndarray,
+    n_studies: int,
+    q: float,
+    prior: float,
+    grid: Grid,
+    dtype,
+    layout: str,
+    preset: str,
+) -> np.ndarray:
     """The maps of a group of seeds from their counts: ``(n_maps, n_seeds_in_group, *space)`` (NaN where not valid)."""
     n_maps = len(get_preset(preset).map_names(q, prior))
     space = grid.shape if layout == "volume" else (grid.n_mask,)
@@ -635,8 +745,18 @@ def _group_maps(counts: np.ndarray, total: np.ndarray, n_sel: np.ndarray, valid:
     out = np.empty((n_maps, counts.shape[0], *space), dtype=dtype)
     for i in range(counts.shape[0]):
         if valid[i]:
-            out[:, i] = _maps_block(counts[i], total[0], int(n_sel[i]), n_studies - int(n_sel[i]), q, prior, grid,
-                                    dtype, layout, preset=preset)
+            out[:, i] = _maps_block(
+                counts[i],
+                total[0],
+                int(n_sel[i]),
+                n_studies - int(n_sel[i]),
+                q,
+                prior,
+                grid,
+                dtype,
+                layout,
+                preset=preset,
+            )
         else:
             out[:, i] = np.nan
     return out
@@ -666,9 +786,11 @@ def _roi_stack(rois: list[SeedROI], grid: Grid, layout: str, per: int, space: tu
         return da.zeros((0, *space), dtype=bool)
     # the graph written out: a thousand seeds are 250 tasks, with no tokenising of the voxel lists
     name = f"roi-masks-{uuid.uuid4().hex}"
-    parts = [rois[i:i + per] for i in range(0, len(rois), per)]
+    parts = [rois[i : i + per] for i in range(0, len(rois), per)]
     zeros = (0,) * len(space)
-    graph: dict[Key, Any] = {(name, i, *zeros): (_roi_block, [roi.voxels for roi in part], grid, layout) for i, part in enumerate(parts)}
+    graph: dict[Key, Any] = {
+        (name, i, *zeros): (_roi_block, [roi.voxels for roi in part], grid, layout) for i, part in enumerate(parts)
+    }
     chunks = (tuple(len(p) for p in parts), *((n,) for n in space))
     meta = np.empty((0,) * (1 + len(space)), dtype=bool)
     return da.Array(HighLevelGraph.from_collections(name, graph, dependencies=()), name, chunks, dtype=bool, meta=meta)
@@ -727,12 +849,16 @@ def seed_batch(
     """
     _check_cube(act)
     pre = _preset_of(act, preset)
-    rule = check_rule(pre.select if select is None else select, threshold, r=r, k=k, coords=separate or uses_coords(seeds, separate))
+    rule = check_rule(
+        pre.select if select is None else select, threshold, r=r, k=k, coords=separate or uses_coords(seeds, separate)
+    )
     q = _check_unit_interval(q, "q", "0.01")
     prior = _check_unit_interval(prior, "prior", "0.5")
     dtype = _check_dtype(dtype)
     if layout not in ("volume", "voxel"):
-        raise ParameterError(f"layout={layout!r} is not known; expected 'volume' (maps over x, y, z) or 'voxel' (in-mask voxels).")
+        raise ParameterError(
+            f"layout={layout!r} is not known; expected 'volume' (maps over x, y, z) or 'voxel' (in-mask voxels)."
+        )
     grid = _grid(act)
     rois = seed_set(seeds, grid, r, by_label=by_label, labels=labels, separate=separate)
     n_studies = act.sizes["study"]
@@ -756,7 +882,11 @@ def seed_batch(
             valid[i] = True
         else:
             problems.append(f"{roi.name!r} ({reason})")
-    advice = "Check their ROI or lower the threshold." if rule.rule == "overlap" else "Check their ROI or the rule's parameters."
+    advice = (
+        "Check their ROI or lower the threshold."
+        if rule.rule == "overlap"
+        else "Check their ROI or the rule's parameters."
+    )
     warn_degenerate(problems, len(rois), "seeds give NaN maps", advice)
 
     names = pre.map_names(q, prior)
@@ -770,25 +900,53 @@ def seed_batch(
     total = grouped_counts(act, np.ones((1, n_studies), dtype=bool), grid)
     n_sel = weights.sum(axis=1)
     space_ix = "abc"[: len(space)] if layout == "volume" else "v"
-    stack = da.blockwise(
-        _group_maps, "ks" + space_ix,
-        counts, "sm",
-        total, "tm",
-        da.from_array(n_sel, chunks=(counts.chunks[0],)), "s",
-        da.from_array(valid, chunks=(counts.chunks[0],)), "s",
-        n_studies, None, q, None, prior, None, grid, None, dtype, None, layout, None, pre.name, None,
-        new_axes={"k": len(names), **dict(zip(space_ix, space))},
-        concatenate=True,
-        dtype=dtype,
-        meta=np.empty((0,) * (2 + len(space)), dtype=dtype),
-    ) if len(rois) else da.zeros((len(names), 0, *space), dtype=dtype)
+    stack = (
+        da.blockwise(
+            _group_maps,
+            "ks" + space_ix,
+            counts,
+            "sm",
+            total,
+            "tm",
+            da.from_array(n_sel, chunks=(counts.chunks[0],)),
+            "s",
+            da.from_array(valid, chunks=(counts.chunks[0],)),
+            "s",
+            n_studies,
+            None,
+            q,
+            None,
+            prior,
+            None,
+            grid,
+            None,
+            dtype,
+            None,
+            layout,
+            None,
+            pre.name,
+            None,
+            new_axes={"k": len(names), **dict(zip(space_ix, space))},
+            concatenate=True,
+            dtype=dtype,
+            meta=np.empty((0,) * (2 + len(space)), dtype=dtype),
+        )
+        if len(rois)
+        else da.zeros((len(names), 0, *space), dtype=dtype)
+    )
     ds = _result(act, grid, names, {name: (("seed", *space_dims), stack[k]) for k, name in enumerate(names)})
     ds = ds.assign_coords(seed=[roi.name for roi in rois])
     if layout == "voxel":
-        ds = ds.assign_coords(voxel=("voxel", grid.mask_flat, {
-            "long_name": "flat (C-order) index of the in-mask voxel in the (x, y, z) grid",
-            "note": "ds.coact.volumes() turns (seed, voxel) maps into (seed, x, y, z)",
-        }))
+        ds = ds.assign_coords(
+            voxel=(
+                "voxel",
+                grid.mask_flat,
+                {
+                    "long_name": "flat (C-order) index of the in-mask voxel in the (x, y, z) grid",
+                    "note": "ds.coact.volumes() turns (seed, voxel) maps into (seed, x, y, z)",
+                },
+            )
+        )
     ds["roi"] = (("seed", *space_dims), _roi_stack(rois, grid, layout, per, space))
     ds["n_roi"] = ("seed", np.array([roi.voxels.size for roi in rois], dtype=np.int64))
     ds["n_selected"] = ("seed", np.where(valid, selected.sum(axis=1), 0).astype(np.int64))
@@ -893,11 +1051,14 @@ def contrast(
     if isinstance(act, xr.DataArray) and act.attrs.get("kernel") == "ale":  # NiMARE's ALESubtraction
         from ..stats.ale import contrast as ale_contrast
 
-        return ale_contrast(act, seed_a, seed_b, threshold, r=r, select=select, k=k, both=both, preset=preset,
-                            n_iter=n_iter, seed=seed)
+        return ale_contrast(
+            act, seed_a, seed_b, threshold, r=r, select=select, k=k, both=both, preset=preset, n_iter=n_iter, seed=seed
+        )
     if n_iter is not None or seed is not None:
-        raise ParameterError("n_iter= and seed= apply to ALE cubes' contrasts (ALESubtraction); the MKDA contrast "
-                             "needs none (for its FWE: maps.coact.fwe(n_iter=, seed=)).")
+        raise ParameterError(
+            "n_iter= and seed= apply to ALE cubes' contrasts (ALESubtraction); the MKDA contrast "
+            "needs none (for its FWE: maps.coact.fwe(n_iter=, seed=))."
+        )
     _check_cube(act)
     q = _check_unit_interval(q, "q", "0.01")
     prior = _check_unit_interval(prior, "prior", "0.5")
@@ -908,7 +1069,9 @@ def contrast(
         if is_batch(s):
             raise ParameterError(f"{name} is a list of seeds; a contrast takes one seed on each side.")
     pre = _preset_of(act, preset)
-    rule = check_rule(pre.select if select is None else select, threshold, r=r, k=k, coords=is_coords(seed_a) and is_coords(seed_b))
+    rule = check_rule(
+        pre.select if select is None else select, threshold, r=r, k=k, coords=is_coords(seed_a) and is_coords(seed_b)
+    )
     grid = _grid(act)
     in_a, in_b, overlap, rois, scores = contrast_groups(act, (seed_a, seed_b), pre, rule, grid, r, both)
     ids = act["study"].values
@@ -988,7 +1151,9 @@ def _study_mask(act: xr.DataArray, ids, name: str) -> np.ndarray:
     values = np.asarray(ids.values if isinstance(ids, (xr.DataArray, pd.Index, pd.Series)) else list(ids), dtype=object)
     study = act["study"].values
     if values.size == 0:
-        raise SelectionError(f"{name} is empty: no study selected, so there is nothing to compare. Pass at least one study id.")
+        raise SelectionError(
+            f"{name} is empty: no study selected, so there is nothing to compare. Pass at least one study id."
+        )
     if study.dtype.kind in "iu":
         # int ids (PubMed ids): accept ints and their decimal strings alike
         def as_int(v):
@@ -1132,7 +1297,9 @@ def meta(act: xr.DataArray, ids, *, q: float = 0.01, prior: float = 0.5, ids2=No
         "database": str(act.attrs.get("database", "")),
         "cube": cube_token(act),
         "r": float(act.attrs.get("r", np.nan)),
-        "selection": "explicit study ids" if other is None else "explicit study ids (ids) vs ids2; other studies left out",
+        "selection": "explicit study ids"
+        if other is None
+        else "explicit study ids (ids) vs ids2; other studies left out",
         "q": q,
         "prior": prior,
         "min_studies": 1,

@@ -33,7 +33,7 @@ import re
 import threading
 import warnings
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import dask
 import dask.array
@@ -42,12 +42,11 @@ import pandas as pd
 import xarray as xr
 from dask.base import tokenize
 
-from . import coactivation as _coact
 from .. import validate
-from ..errors import ParameterError, SelectionError
+from ..errors import DegenerateSeedWarning, ParameterError, SelectionError
 from ..options import get_options
 from ..stats.neurosynth import map_names
-from ..errors import DegenerateSeedWarning
+from . import coactivation as _coact
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -93,6 +92,7 @@ def feature_threshold(features) -> float:
     topic = attrs.get("feature_type") == "topic" or re.search(r"(^|_)vocab-LDA\d*(_|$)|(^|_)type-weight(_|$)", name)
     return TOPIC_THRESHOLD if topic else DEFAULT_THRESHOLD
 
+
 #: The map Neurosynth's Decoder correlates by default (``image_type``).
 DEFAULT_MAP = "association-test_z"
 
@@ -102,6 +102,7 @@ _NEUROSYNTH_SELECTION = "term weight >= threshold (Neurosynth 0.3.8 get_studies(
 # --------------------------------------------------------------------------
 # the bounded cache of term maps
 # --------------------------------------------------------------------------
+
 
 class TermMapCache:
     """A thread-safe LRU store of term maps (in-mask voxel vectors), bounded in bytes.
@@ -171,8 +172,13 @@ class TermMapCache:
     def info(self) -> dict:
         """``{"maps", "bytes", "max_bytes", "hits", "misses"}``."""
         with self._lock:
-            return {"maps": len(self._maps), "bytes": self._bytes, "max_bytes": self.max_bytes,
-                    "hits": self.hits, "misses": self.misses}
+            return {
+                "maps": len(self._maps),
+                "bytes": self._bytes,
+                "max_bytes": self.max_bytes,
+                "hits": self.hits,
+                "misses": self.misses,
+            }
 
     def __len__(self) -> int:
         return len(self._maps)
@@ -184,7 +190,7 @@ class TermMapCache:
     def __setstate__(self, state: dict) -> None:
         TermMapCache.__init__(self, state["max_bytes"], owner=state["owner"])
 
-    def __deepcopy__(self, memo) -> "TermMapCache":
+    def __deepcopy__(self, memo) -> TermMapCache:
         return TermMapCache(self._max_bytes, owner=self.owner)
 
 
@@ -219,9 +225,12 @@ def term_map_cache(act: xr.DataArray) -> TermMapCache:
 # terms and their studies
 # --------------------------------------------------------------------------
 
+
 def _check_features(features) -> xr.DataArray:
     if not isinstance(features, xr.DataArray) or set(features.dims) != {"study", "term"}:
-        what = f"a DataArray with dims {features.dims}" if isinstance(features, xr.DataArray) else type(features).__name__
+        what = (
+            f"a DataArray with dims {features.dims}" if isinstance(features, xr.DataArray) else type(features).__name__
+        )
         raise ParameterError(
             f"features must be the (study, term) DataArray from xcoact.features.read_features, got {what}."
         )
@@ -281,8 +290,11 @@ def features_for(act: xr.DataArray) -> xr.DataArray:
 
 
 def _check_threshold(threshold) -> float:
-    return validate.finite(threshold, "threshold", ": a study carries a term when its weight is >= threshold "
-                           f"(Neurosynth's default is {DEFAULT_THRESHOLD})")
+    return validate.finite(
+        threshold,
+        "threshold",
+        f": a study carries a term when its weight is >= threshold (Neurosynth's default is {DEFAULT_THRESHOLD})",
+    )
 
 
 def expand_terms(features: xr.DataArray, term: str | Sequence[str]) -> list[str]:
@@ -377,7 +389,9 @@ def _cube_weights(act, features, terms) -> tuple[np.ndarray, np.ndarray]:
     return out, has
 
 
-def _term_selection(act, features, terms: list[str], threshold: float, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _term_selection(
+    act, features, terms: list[str], threshold: float, label: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     weights, has = _cube_weights(act, features, terms)
     selected = weights >= threshold
     n, k = selected.size, int(selected.sum())
@@ -467,19 +481,23 @@ def term(
     selected, weights, has = _term_selection(act, features, terms, threshold, _label(terms, term))
     ds = _coact.meta(act, act["study"].values[selected], q=q, prior=prior)
     ds["term_weight"] = ("study", weights)
-    ds["term_weight"].attrs["long_name"] = f"summed weight of {', '.join(terms)} (0 where the features do not list the study)"
-    ds.attrs.update({
-        "title": "xcoact term meta-analysis maps",
-        "analysis": "term meta-analysis",
-        "term": term if isinstance(term, str) else ", ".join(term),
-        "terms": ", ".join(terms),
-        "feature_threshold": threshold,
-        "feature_selection": _NEUROSYNTH_SELECTION,
-        "selection": f"studies whose summed weight of the term is >= {threshold:g}",
-        "features": str(features.attrs.get("features", "")),
-        "n_feature_studies": int(has.sum()),
-        "reference": "Neurosynth 0.3.8 meta.analyze_features / MetaAnalysis (Yarkoni et al. 2011)",
-    })
+    ds["term_weight"].attrs["long_name"] = (
+        f"summed weight of {', '.join(terms)} (0 where the features do not list the study)"
+    )
+    ds.attrs.update(
+        {
+            "title": "xcoact term meta-analysis maps",
+            "analysis": "term meta-analysis",
+            "term": term if isinstance(term, str) else ", ".join(term),
+            "terms": ", ".join(terms),
+            "feature_threshold": threshold,
+            "feature_selection": _NEUROSYNTH_SELECTION,
+            "selection": f"studies whose summed weight of the term is >= {threshold:g}",
+            "features": str(features.attrs.get("features", "")),
+            "n_feature_studies": int(has.sum()),
+            "reference": "Neurosynth 0.3.8 meta.analyze_features / MetaAnalysis (Yarkoni et al. 2011)",
+        }
+    )
     return ds
 
 
@@ -487,8 +505,10 @@ def term(
 # decoding
 # --------------------------------------------------------------------------
 
-def _compute_term_map(act, features, terms: list[str], threshold: float, map_name: str, q: float, prior: float,
-                      mask_flat: np.ndarray) -> np.ndarray:
+
+def _compute_term_map(
+    act, features, terms: list[str], threshold: float, map_name: str, q: float, prior: float, mask_flat: np.ndarray
+) -> np.ndarray:
     """One term's map over the in-mask voxels; an empty array when no map exists (degenerate selection)."""
     try:
         selected, _, _ = _term_selection(act, features, terms, threshold, repr(terms))
@@ -645,15 +665,19 @@ def decode(
             m = _compute_term_map(act, features, [name], threshold, map_name, q, prior, mask_flat)
             store.put(key, m)
         if m.size == 0:
-            degenerate.append(f"{name!r} ({'no study' if n_with[i] == 0 else 'every study'} with weight >= {threshold:g})")
+            degenerate.append(
+                f"{name!r} ({'no study' if n_with[i] == 0 else 'every study'} with weight >= {threshold:g})"
+            )
             continue
         mc = m - m.mean()
         mnorm = float(np.sqrt(mc @ mc))
         r[i] = float(yc @ mc) / (ynorm * mnorm) if mnorm > 0 else np.nan
     if degenerate:
         warnings.warn(
-            f"{len(degenerate)} of {len(names)} terms give no map, r = NaN: " + "; ".join(degenerate[:20])
-            + ("; ..." if len(degenerate) > 20 else "") + ". Change the threshold to include them.",
+            f"{len(degenerate)} of {len(names)} terms give no map, r = NaN: "
+            + "; ".join(degenerate[:20])
+            + ("; ..." if len(degenerate) > 20 else "")
+            + ". Change the threshold to include them.",
             DegenerateSeedWarning,
             stacklevel=2,
         )
@@ -671,8 +695,9 @@ def decode(
         "database": str(act.attrs.get("database", "")),
         "n_voxels": int(mask_flat.size),
         "n_terms": len(names),
-        "reference": ("Neurosynth 0.3.8 decode.Decoder(method='pearson', image_type='association-test_z', "
-                      "threshold=0.001)"),
+        "reference": (
+            "Neurosynth 0.3.8 decode.Decoder(method='pearson', image_type='association-test_z', threshold=0.001)"
+        ),
     }
     return out
 
@@ -702,6 +727,7 @@ def _carriers(act: xr.DataArray, features: xr.DataArray, names: list[str], thres
 # --------------------------------------------------------------------------
 # functional profile
 # --------------------------------------------------------------------------
+
 
 def _selection_mask(act: xr.DataArray, selection) -> np.ndarray:
     if isinstance(selection, xr.Dataset):
@@ -779,7 +805,9 @@ def profile(
     f = features.sel(term=names) if terms is not None else features
     carry = f.isel(study=rows[has]) >= threshold
     sel_rows = selected[has]
-    k_feat, big_k_feat = dask.compute(carry.isel(study=np.flatnonzero(sel_rows)).sum("study").data, carry.sum("study").data)
+    k_feat, big_k_feat = dask.compute(
+        carry.isel(study=np.flatnonzero(sel_rows)).sum("study").data, carry.sum("study").data
+    )
     k = np.asarray(k_feat, dtype=np.int64)
     big_k = np.asarray(big_k_feat, dtype=np.int64)
     if 0.0 >= threshold:  # studies without features have weight 0, which then counts as carrying

@@ -8,17 +8,16 @@ matrix comes from the 2 x 2 table of two rows of ``S``.
 
 from __future__ import annotations
 
-
 import numpy as np
 import xarray as xr
 
 from .._version import __version__
-from .coactivation import _check_cube, _grid
 from ..counts import roi_overlaps
 from ..kernels import check_radius
 from ..roi import seed_set, uses_coords
 from ..select import check_threshold, degenerate_reason, overlap_rule, threshold_kind, warn_degenerate
 from ..stats.neurosynth import p_to_z, two_way_p
+from .coactivation import _check_cube, _grid
 
 __all__ = ["matrix", "REFERENCE"]
 

@@ -110,14 +110,14 @@ PROFILES = ("mkda", "pFgA")
 
 #: The criteria per K, in the ``criterion`` dimension of the result.
 CRITERIA = (
-    "deviants_pct",      # % of (voxel, filter) labels in the kept filter range that differ from the vote
-    "vi_prev_bits",      # variation of information (bits) between the votes at K-1 and K
-    "vi_next_bits",      # ... between K and K+1
-    "silhouette",        # mean silhouette of the vote, distance 1 - r (r averaged over the kept filters)
-    "hierarchy_pct",     # % of voxels not in the dominant K-1 parent cluster of their K cluster (NaN at K = 2)
-    "distance_ratio",    # mean inter-cluster / mean intra-cluster distance
+    "deviants_pct",  # % of (voxel, filter) labels in the kept filter range that differ from the vote
+    "vi_prev_bits",  # variation of information (bits) between the votes at K-1 and K
+    "vi_next_bits",  # ... between K and K+1
+    "silhouette",  # mean silhouette of the vote, distance 1 - r (r averaged over the kept filters)
+    "hierarchy_pct",  # % of voxels not in the dominant K-1 parent cluster of their K cluster (NaN at K = 2)
+    "distance_ratio",  # mean inter-cluster / mean intra-cluster distance
     "ratio_change_pct",  # % change of distance_ratio from K-1 to K
-    "votes",             # how many criteria favour K (see suggest_k)
+    "votes",  # how many criteria favour K (see suggest_k)
 )
 
 _REFERENCES = (
@@ -138,6 +138,7 @@ _K_RULE = (
 
 # --- validation ------------------------------------------------------------------------------------
 
+
 def _check_ks(k) -> list[int]:
     values = [k] if isinstance(k, (int, np.integer)) else (list(k) if hasattr(k, "__iter__") else [k])
     if not values or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 2 for v in values):
@@ -151,20 +152,32 @@ def _check_filters(filters, select: str, n_studies: int) -> list:
     except TypeError:
         values = [filters]
     if not values:
-        raise ParameterError("filters is empty; expected the pool sizes (studies) to use, e.g. filters=range(20, 201, 5).")
+        raise ParameterError(
+            "filters is empty; expected the pool sizes (studies) to use, e.g. filters=range(20, 201, 5)."
+        )
     if select == "nearest":
-        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v < n_studies]
+        bad = [
+            v for v in values if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v < n_studies
+        ]
         if bad:
             raise ParameterError(
                 f"filters={values!r}: {bad[:5]} are not valid pool sizes for select='nearest'; expected ints from 1 to "
                 f"{n_studies - 1} (fewer than the cube's {n_studies} studies), e.g. filters=range(20, 201, 5)."
             )
         return sorted({int(v) for v in values})
-    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
-           or not np.isfinite(v) or v <= 0]
+    bad = [
+        v
+        for v in values
+        if isinstance(v, bool)
+        or not isinstance(v, (int, float, np.integer, np.floating))
+        or not np.isfinite(v)
+        or v <= 0
+    ]
     if bad:
-        raise ParameterError(f"filters={values!r}: {bad[:5]} are not valid radii for select='distance'; "
-                             "expected mm > 0, e.g. filters=[4, 6, 8].")
+        raise ParameterError(
+            f"filters={values!r}: {bad[:5]} are not valid radii for select='distance'; "
+            "expected mm > 0, e.g. filters=[4, 6, 8]."
+        )
     return sorted({float(v) for v in values})
 
 
@@ -177,6 +190,7 @@ def _check_cube(act) -> None:
 
 
 # --- pools -----------------------------------------------------------------------------------------
+
 
 def _roi_voxels(act: xr.DataArray, roi, r: float):
     """The ROI's mask, its in-mask voxels (flat grid indices, C order) and their centres in mm."""
@@ -210,6 +224,7 @@ def _distances(act: xr.DataArray, xyz: np.ndarray, reach=None) -> np.ndarray:
     if reach is not None and reach[0] == "distance":
         limit = float(reach[1])
     elif reach is not None:
+
         def box_score(chunk, block):
             out = np.full((1, chunk.n_studies), np.inf)
             np.minimum.at(out[0], chunk.codes, to_box(chunk.xyz))
@@ -222,7 +237,7 @@ def _distances(act: xr.DataArray, xyz: np.ndarray, reach=None) -> np.ndarray:
             limit = float(np.sort(per_study[0])[n - 1] + np.linalg.norm(hi - lo))
             # a tighter one: the exact distances of the 2n studies nearest to the box; each voxel's n-th smallest
             # among them is at least its true n-th smallest, so no study beyond the largest of them is ever pooled
-            near = set(act["study"].values[np.argsort(per_study[0], kind="stable")[:2 * n]].tolist())
+            near = set(act["study"].values[np.argsort(per_study[0], kind="stable")[: 2 * n]].tolist())
 
             def near_score(chunk, block):
                 if chunk.studies is None:
@@ -261,12 +276,12 @@ def _nearest_peaks(peaks: np.ndarray, codes: np.ndarray, n_studies: int, xyz: np
     step = max(1, (1 << 21) // len(peaks))  # voxels per pass: about 16 MB per temporary
     px, py, pz = (np.ascontiguousarray(peaks[:, a]) for a in range(3))
     for a in range(0, len(xyz), step):
-        v = xyz[a:a + step]
+        v = xyz[a : a + step]
         # (dx^2 + dy^2) + dz^2: the order in which min_distances' sum over the 3 axes adds them
         d2 = (px[None, :] - v[:, 0:1]) ** 2
         d2 += (py[None, :] - v[:, 1:2]) ** 2
         d2 += (pz[None, :] - v[:, 2:3]) ** 2
-        out[a:a + step, studies] = np.sqrt(np.minimum.reduceat(d2, starts, axis=1))
+        out[a : a + step, studies] = np.sqrt(np.minimum.reduceat(d2, starts, axis=1))
     return out
 
 
@@ -324,8 +339,9 @@ def _check_profile(profile) -> None:
         )
 
 
-def pool_profiles(act: xr.DataArray, roi, n, *, select: str = "nearest", profile: str = "mkda", r: float = 6.0,
-                  voxels=None) -> xr.DataArray:
+def pool_profiles(
+    act: xr.DataArray, roi, n, *, select: str = "nearest", profile: str = "mkda", r: float = 6.0, voxels=None
+) -> xr.DataArray:
     """The coactivation profiles of some ROI voxels' pools, as maps over the in-mask voxels (lazy).
 
     What :func:`parcellate` correlates, made explicit for a few voxels (for
@@ -364,8 +380,13 @@ def pool_profiles(act: xr.DataArray, roi, n, *, select: str = "nearest", profile
     else:
         total = grouped_counts(act, np.ones((1, act.sizes["study"]), dtype=bool), grid)[0].astype(np.float64)
         maps = counts / da.where(total > 0, total, 1.0)[None, :]
-    return xr.DataArray(maps, dims=("voxel", "mask_voxel"), coords={"voxel": flat[take], "mask_voxel": grid.mask_flat},
-                        name="profile", attrs={"profile": profile, "filter": n, "select": select})
+    return xr.DataArray(
+        maps,
+        dims=("voxel", "mask_voxel"),
+        coords={"voxel": flat[take], "mask_voxel": grid.mask_flat},
+        name="profile",
+        attrs={"profile": profile, "filter": n, "select": select},
+    )
 
 
 # --- the study Gram matrix -------------------------------------------------------------------------
@@ -448,6 +469,7 @@ def _correlation(gram: np.ndarray, sums: np.ndarray, n_vox: float, pools) -> np.
 
 # --- k-means with the correlation distance ---------------------------------------------------------
 
+
 def _kpp(r: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """k-means++ centres (voxel indices) under the distance ``1 - r``."""
     n = r.shape[0]
@@ -462,8 +484,9 @@ def _kpp(r: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(centres)
 
 
-def kmeans_correlation(r: np.ndarray, k: int, *, n_init: int = DEFAULT_N_INIT, seed=0,
-                       max_iter: int = 300) -> tuple[np.ndarray, float]:
+def kmeans_correlation(
+    r: np.ndarray, k: int, *, n_init: int = DEFAULT_N_INIT, seed=0, max_iter: int = 300
+) -> tuple[np.ndarray, float]:
     """k-means with the correlation distance, from the correlation matrix alone.
 
     Each profile is centred and scaled to unit norm; a cluster's centre is
@@ -565,6 +588,7 @@ def _fill_empty(labels: np.ndarray, sim: np.ndarray, k: int) -> np.ndarray:
 
 # --- labels across filters -------------------------------------------------------------------------
 
+
 def match_labels(labels: np.ndarray, reference: np.ndarray, k: int) -> np.ndarray:
     """Relabel ``labels`` (0..k-1) to agree best with ``reference`` (Hungarian matching on their overlap)."""
     from scipy.optimize import linear_sum_assignment
@@ -616,7 +640,7 @@ def _stable_range(dev: np.ndarray) -> np.ndarray:
             start = None
     assert best is not None  # dev is finite and not empty: some filter is at most the median
     keep = np.zeros(len(dev), dtype=bool)
-    keep[best[0]:best[1]] = True
+    keep[best[0] : best[1]] = True
     return keep
 
 
@@ -629,6 +653,7 @@ def _canonical(vote: np.ndarray, k: int) -> np.ndarray:
 
 
 # --- criteria --------------------------------------------------------------------------------------
+
 
 def variation_of_information(a, b) -> float:
     """Variation of information between two partitions, in bits (log base 2; Meila 2007).
@@ -643,7 +668,9 @@ def variation_of_information(a, b) -> float:
     a = np.unique(np.asarray(a), return_inverse=True)[1].ravel()
     b = np.unique(np.asarray(b), return_inverse=True)[1].ravel()
     if a.size != b.size or a.size == 0:
-        raise ParameterError(f"variation_of_information needs two labelings of the same voxels; got {a.size} and {b.size} labels.")
+        raise ParameterError(
+            f"variation_of_information needs two labelings of the same voxels; got {a.size} and {b.size} labels."
+        )
     joint = np.zeros((a.max() + 1, b.max() + 1))
     np.add.at(joint, (a, b), 1.0)
     p = joint / a.size
@@ -760,6 +787,7 @@ def suggest_k(ks, criteria: np.ndarray) -> tuple[int, np.ndarray]:
 
 # --- the analysis task -----------------------------------------------------------------------------
 
+
 def _pool_matrix(pools: list[np.ndarray], union: np.ndarray):
     from scipy import sparse
 
@@ -819,8 +847,14 @@ def _analyse(gram_parts, pools_by_filter, union, ks, n_init, seed, filter_range,
             crit[ik, col["ratio_change_pct"]] = 100.0 * (ratio[k] - ratio[k - 1]) / ratio[k - 1]
     k_best, n_votes = suggest_k(ks, crit)
     crit[:, col["votes"]] = n_votes
-    return {"labels": votes.astype(np.int16), "filter_labels": per_filter, "criteria": crit, "in_range": keep,
-            "k_suggested": np.int64(k_best), "deviants_by_filter": dev_all}
+    return {
+        "labels": votes.astype(np.int16),
+        "filter_labels": per_filter,
+        "criteria": crit,
+        "in_range": keep,
+        "k_suggested": np.int64(k_best),
+        "deviants_by_filter": dev_all,
+    }
 
 
 def _volumes(labels: np.ndarray, flat: np.ndarray, shape) -> np.ndarray:
@@ -930,9 +964,9 @@ def parcellate(
     Memory: the pooled studies' sparse rows, their Gram matrix (pooled
     studies squared) and a few ``n_roi x n_roi`` matrices; no per-voxel map.
     """
-    from .coactivation import cube_token
     from ..counts import grouped_counts
     from ..roi import describe_seed
+    from .coactivation import cube_token
 
     _check_cube(act)
     _check_select(select)
@@ -943,7 +977,9 @@ def parcellate(
     if isinstance(n_init, bool) or not isinstance(n_init, (int, np.integer)) or n_init < 1:
         raise ParameterError(f"n_init={n_init!r} is not valid; expected an int >= 1 (k-means restarts, e.g. 50).")
     if filter_range not in ("stable", "all"):
-        raise ParameterError(f"filter_range={filter_range!r} is not known; expected 'stable' (fewest deviants) or 'all'.")
+        raise ParameterError(
+            f"filter_range={filter_range!r} is not known; expected 'stable' (fewest deviants) or 'all'."
+        )
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ParameterError(f"seed={seed!r} is not valid; expected an int >= 0.")
     grid, mask, flat, xyz = _roi_voxels(act, roi, r)
@@ -956,7 +992,7 @@ def parcellate(
     sizes = np.array([[len(p) for p in by_f] for by_f in pools], dtype=np.int64)
     if (sizes == 0).any():
         fi, vi = (int(v[0]) for v in np.nonzero(sizes == 0))
-        nearest = float(_distances(act, xyz[vi:vi + 1]).min())
+        nearest = float(_distances(act, xyz[vi : vi + 1]).min())
         raise SelectionError(
             f"filter {filters[fi]:g} mm pools no study at {int((sizes[fi] == 0).sum())} ROI voxel(s) "
             f"(select='distance'), e.g. at {xyz[vi].tolist()} mm, whose nearest peak is {nearest:.4g} mm away. "
@@ -967,19 +1003,21 @@ def parcellate(
     # the pooled studies' activation rows through the engine, 52 studies to a group (as bits of the weights)
     per = 8  # groups (of 52 studies) per task
     rows = grouped_counts(act, _packed_weights(union, n_studies), grid, groups_per_chunk=per)
-    parts = [dask.delayed(_sparse_rows, pure=True)(b, min(per * _BITS, len(union) - i * per * _BITS))
-             for i, b in enumerate(rows.to_delayed().ravel())]
+    parts = [
+        dask.delayed(_sparse_rows, pure=True)(b, min(per * _BITS, len(union) - i * per * _BITS))
+        for i, b in enumerate(rows.to_delayed().ravel())
+    ]
     total = grouped_counts(act, np.ones((1, n_studies), dtype=bool), grid) if profile == "pFgA" else None
     gram = dask.delayed(_gram, pure=True)(parts, total, profile)
-    out = dask.delayed(_analyse, pure=True)(gram, pools, union, ks, int(n_init), int(seed), filter_range,
-                                                       int(max_iter))
+    out = dask.delayed(_analyse, pure=True)(gram, pools, union, ks, int(n_init), int(seed), filter_range, int(max_iter))
 
     def lazy(key, shape, dtype):
         return da.from_delayed(out[key], shape, dtype=dtype)
 
     n_k, n_f, n_roi = len(ks), len(filters), len(flat)
-    volumes = da.from_delayed(dask.delayed(_volumes, pure=True)(out["labels"], flat, grid.shape), (n_k, *grid.shape),
-                              np.int16)
+    volumes = da.from_delayed(
+        dask.delayed(_volumes, pure=True)(out["labels"], flat, grid.shape), (n_k, *grid.shape), np.int16
+    )
     i, j, kk = np.unravel_index(flat, grid.shape)
     ds = xr.Dataset(
         {
@@ -1025,13 +1063,16 @@ def parcellate(
         "n_studies": int(n_studies),
         "n_pooled_studies": int(len(union)),
         "select": select,
-        "pooling": ("the N studies whose nearest peak is closest to the voxel centre" if select == "nearest"
-                    else "the studies with a peak within the radius of the voxel centre"),
+        "pooling": (
+            "the N studies whose nearest peak is closest to the voxel centre"
+            if select == "nearest"
+            else "the studies with a peak within the radius of the voxel centre"
+        ),
         "filters": np.asarray(filters),
         "profile": profile,
         "similarity": "Pearson correlation of the pools' profiles over the brain mask; distance 1 - r",
         "clustering": "k-means with the correlation distance (centre: mean of the standardised profiles), "
-                      "k-means++ starts",
+        "k-means++ starts",
         "n_init": int(n_init),
         "seed": int(seed),
         "filter_range": filter_range,
@@ -1056,8 +1097,10 @@ def clusters_of(result: xr.Dataset, k: int) -> dict[str, xr.DataArray]:
     ``act.coact.contrast(...)``.
     """
     if "labels" not in result or "k" not in result.dims:
-        raise ParameterError("clusters_of takes the Dataset that xcoact.analyses.parcellate.parcellate returns "
-                             "(with labels (k, x, y, z)).")
+        raise ParameterError(
+            "clusters_of takes the Dataset that xcoact.analyses.parcellate.parcellate returns "
+            "(with labels (k, x, y, z))."
+        )
     ks = [int(v) for v in result["k"].values]
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or int(k) not in ks:
         raise ParameterError(f"k={k!r} is not one of the parcellation's numbers of clusters {ks}.")
@@ -1071,6 +1114,7 @@ def clusters_of(result: xr.Dataset, k: int) -> dict[str, xr.DataArray]:
 
 
 # --- outputs: label images, criteria table, figure --------------------------------------------------
+
 
 def output_paths(result: xr.Dataset, outroot) -> dict[str, str]:
     """What :func:`write` writes: ``{outroot}_k{K}_labels.nii.gz`` per K, the criteria TSV and the PNG figure."""
@@ -1123,9 +1167,9 @@ def write(result: xr.Dataset, outroot, *, overwrite: bool = False, dpi: int = 10
     """
     import nibabel as nib
 
-    from ..writers import check_outputs, write_atomically
     from ..plot import png_bytes
     from ..space import affine_from_coords
+    from ..writers import check_outputs, write_atomically
 
     paths = output_paths(result, outroot)
     check_outputs([(p, "file", name) for name, p in paths.items()], overwrite=overwrite)
@@ -1154,8 +1198,8 @@ def figure(result: xr.Dataset, *, cut: float | None = None):
 
     A :class:`matplotlib.figure.Figure` (no pyplot), as :mod:`xcoact.plot` draws.
     """
-    from matplotlib.figure import Figure
     from matplotlib import colormaps
+    from matplotlib.figure import Figure
 
     res = result.compute() if any(isinstance(v.data, da.Array) for v in result.data_vars.values()) else result
     ks = [int(v) for v in res["k"].values]
@@ -1174,21 +1218,29 @@ def figure(result: xr.Dataset, *, cut: float | None = None):
     suggested = int(res["k_suggested"].values)
     for i, k in enumerate(ks):
         lab = res["labels"].sel(k=k).transpose("x", "y", "z")
-        for row, (fixed, value, h, v, hl, vl) in enumerate(
-            (("y", cy, "x", "z", xs, zs), ("z", cz, "x", "y", xs, ys))
-        ):
+        for row, (fixed, value, h, v, hl, vl) in enumerate((("y", cy, "x", "z", xs, zs), ("z", cz, "x", "y", xs, ys))):
             ax = fig.add_subplot(grid[row, i])
             sl = lab.sel({fixed: value}).sortby(h).sortby(v)
             data = np.ma.masked_equal(sl.transpose(v, h).values, 0)
             hv, vv = sl[h].values, sl[v].values
-            ax.imshow(data, origin="lower", cmap=cmap, vmin=1, vmax=cmap.N, interpolation="nearest",
-                      extent=(hv[0] - 1, hv[-1] + 1, vv[0] - 1, vv[-1] + 1))
+            ax.imshow(
+                data,
+                origin="lower",
+                cmap=cmap,
+                vmin=1,
+                vmax=cmap.N,
+                interpolation="nearest",
+                extent=(hv[0] - 1, hv[-1] + 1, vv[0] - 1, vv[-1] + 1),
+            )
             ax.set_xlim(*hl)
             ax.set_ylim(*vl)
             ax.tick_params(labelsize=6)
             if row == 0:
-                ax.set_title(f"K = {k}" + (" *" if k == suggested else ""), fontsize=9,
-                             fontweight="bold" if k == suggested else "normal")
+                ax.set_title(
+                    f"K = {k}" + (" *" if k == suggested else ""),
+                    fontsize=9,
+                    fontweight="bold" if k == suggested else "normal",
+                )
             if i == 0:
                 ax.set_ylabel(f"{fixed} = {value:g} mm\n{v} (mm)", fontsize=7)
     show = [("deviants_pct", "deviants (%)"), ("silhouette", "silhouette"), ("vi_next_bits", "VI K->K+1 (bits)")]
@@ -1204,12 +1256,16 @@ def figure(result: xr.Dataset, *, cut: float | None = None):
     from ..plot import seed_label
 
     # the ROI's short label (an image's file stem), not the path of the machine that computed it
-    fig.suptitle(f"Coactivation-based parcellation of {seed_label(res.attrs.get('roi', 'the ROI'))} "
-                 f"({res.attrs.get('n_roi')} voxels); suggested K = {suggested}", fontsize=9)
+    fig.suptitle(
+        f"Coactivation-based parcellation of {seed_label(res.attrs.get('roi', 'the ROI'))} "
+        f"({res.attrs.get('n_roi')} voxels); suggested K = {suggested}",
+        fontsize=9,
+    )
     return fig
 
 
 # --- command line (wired into xcoact.cli) -----------------------------------------------------------
+
 
 def _parse_range(text: str, what: str) -> list[int]:
     """``2-9``, ``2,3,5`` or ``20-200:5`` -> ints."""
@@ -1223,26 +1279,36 @@ def _parse_range(text: str, what: str) -> list[int]:
             return list(range(lo, hi + 1, step))
     elif re.fullmatch(r"\d+(,\d+)*", t):
         return [int(v) for v in t.split(",")]
-    raise ParameterError(f"{what} {text!r} is not valid; expected a range like 2-9, a step range like 20-200:5 or a list like 2,3,5.")
+    raise ParameterError(
+        f"{what} {text!r} is not valid; expected a range like 2-9, a step range like 20-200:5 or a list like 2,3,5."
+    )
 
 
 def add_cli(sub) -> None:
     """The ``xcoact parcellate`` subcommand."""
     p = sub.add_parser(
-        "parcellate", help="coactivation-based parcellation of an ROI: label images per K, criteria, figure",
+        "parcellate",
+        help="coactivation-based parcellation of an ROI: label images per K, criteria, figure",
         description="Cluster the voxels of an ROI by the coactivation profiles of the studies nearest to each voxel "
-                    "(Bzdok et al. 2013; Clos et al. 2013), for several numbers of clusters K; writes "
-                    "{outroot}_k{K}_labels.nii.gz, {outroot}_criteria.tsv and {outroot}_parcellation.png.",
+        "(Bzdok et al. 2013; Clos et al. 2013), for several numbers of clusters K; writes "
+        "{outroot}_k{K}_labels.nii.gz, {outroot}_criteria.tsv and {outroot}_parcellation.png.",
     )
     p.add_argument("--seed", required=True, metavar="ROI.nii.gz", help="the ROI image to parcellate")
     p.add_argument("--k", default="2-9", help="numbers of clusters: a range 2-9 (default) or a list 2,3,5")
-    p.add_argument("--filters", default="20-200:5",
-                   help="pool sizes in studies: 20-200:5 (default, our reading of the papers' range) or a list")
+    p.add_argument(
+        "--filters",
+        default="20-200:5",
+        help="pool sizes in studies: 20-200:5 (default, our reading of the papers' range) or a list",
+    )
     p.add_argument("--profile", choices=PROFILES, default="mkda", help="coactivation profile of a pool (default mkda)")
     p.add_argument("--n-init", type=int, default=DEFAULT_N_INIT, help=f"k-means restarts (default {DEFAULT_N_INIT})")
     p.add_argument("--random-seed", type=int, default=0, help="seed of the k-means restarts (default 0)")
-    p.add_argument("--filter-range", choices=("stable", "all"), default="stable",
-                   help="vote over the filter range with the fewest deviants (default) or over all filters")
+    p.add_argument(
+        "--filter-range",
+        choices=("stable", "all"),
+        default="stable",
+        help="vote over the filter range with the fewest deviants (default) or over all filters",
+    )
     p.add_argument("--outroot", required=True, help="output prefix")
     p.add_argument("--database", default=None, help="coordinate database; the bundled 100-study sample if omitted")
     p.add_argument("--kernel-r", type=float, default=None, help="radius in mm of each peak's sphere (default 6)")
@@ -1264,8 +1330,16 @@ def run_cli(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         act = activations(read_database(database), r=args.kernel_r)
-        res = parcellate(act, args.seed, ks, filters=filters, profile=args.profile, n_init=args.n_init,
-                         seed=args.random_seed, filter_range=args.filter_range)
+        res = parcellate(
+            act,
+            args.seed,
+            ks,
+            filters=filters,
+            profile=args.profile,
+            n_init=args.n_init,
+            seed=args.random_seed,
+            filter_range=args.filter_range,
+        )
         res.attrs["command"] = getattr(args, "command_line", "")
         files = write(res, args.outroot, overwrite=args.overwrite)
     for w in caught:

@@ -21,9 +21,8 @@ import numpy as np
 import xarray as xr
 
 from .. import validate
-from ..errors import ParameterError
+from ..errors import ParameterError, caller_stacklevel
 from ..space import Grid, mni152_2mm
-from ..errors import caller_stacklevel
 from ..table import make_table
 
 __all__ = [
@@ -58,7 +57,9 @@ def data_path(name: str) -> str:
     """Absolute path of a bundled data file."""
     path = resources.files("xcoact.datasets") / "data" / name
     if not path.is_file():
-        available = sorted(p.name for p in (resources.files("xcoact.datasets") / "data").iterdir() if p.name != "README.md")
+        available = sorted(
+            p.name for p in (resources.files("xcoact.datasets") / "data").iterdir() if p.name != "README.md"
+        )
         raise FileNotFoundError(f"no bundled data file {name!r}; available: {available}")
     return str(path)
 
@@ -148,8 +149,8 @@ def _pool_xyz(pool) -> tuple[np.ndarray, str | None]:
 @functools.lru_cache(maxsize=1)
 def _sample_pool_xyz() -> np.ndarray:
     """The bundled sample's peaks (read once, its space warnings silenced), read-only."""
-    from ..readers import read_database
     from ..errors import XcoactWarning
+    from ..readers import read_database
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", XcoactWarning)
@@ -241,7 +242,9 @@ def synthetic(
     if grid is None:
         grid = mni152_2mm()
     elif not isinstance(grid, Grid):
-        raise ParameterError(f"grid={type(grid).__name__} is not valid; expected an xcoact.Grid (or None for MNI152 2 mm).")
+        raise ParameterError(
+            f"grid={type(grid).__name__} is not valid; expected an xcoact.Grid (or None for MNI152 2 mm)."
+        )
     pool_xyz, pool_name = _pool_xyz(pool)
     keep = _in_mask(grid, pool_xyz)
     if not keep.any():

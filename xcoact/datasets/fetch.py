@@ -110,6 +110,7 @@ _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 # ----------------------------------------------------------------------------- manifest
 
+
 @dataclasses.dataclass(frozen=True)
 class ManifestEntry:
     """One release file and its pinned checksums (a row of ``releases.tsv``)."""
@@ -176,9 +177,13 @@ def read_manifest(path: str | os.PathLike | None = None) -> list[ManifestEntry]:
                 f"manifest={name!r} cannot be read ({type(err).__name__}: {err}); expected a TSV with the header "
                 f"{' '.join(_MANIFEST_COLUMNS)!r}, like xcoact/datasets/data/releases.tsv."
             ) from err
-    numbered = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip() and not line.startswith("#")]
+    numbered = [
+        (i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip() and not line.startswith("#")
+    ]
     if not numbered:
-        raise ParameterError(f"{name}: no header; expected the columns {' '.join(_MANIFEST_COLUMNS)!r} (tab-separated).")
+        raise ParameterError(
+            f"{name}: no header; expected the columns {' '.join(_MANIFEST_COLUMNS)!r} (tab-separated)."
+        )
     header_line, header = numbered[0]
     cols = [c.strip() for c in header.split("\t")]
     if sorted(cols) != sorted(_MANIFEST_COLUMNS):
@@ -190,7 +195,9 @@ def read_manifest(path: str | os.PathLike | None = None) -> list[ManifestEntry]:
     for lineno, line in numbered[1:]:
         cells = line.split("\t")
         if len(cells) != len(cols):
-            raise ParameterError(f"{name}, line {lineno}: {len(cells)} cell(s); expected {len(cols)} ({' '.join(cols)}).")
+            raise ParameterError(
+                f"{name}, line {lineno}: {len(cells)} cell(s); expected {len(cols)} ({' '.join(cols)})."
+            )
         row = dict(zip(cols, (c.strip() for c in cells)))
         problems = []
         if not row["repository"] or not row["path"]:
@@ -208,7 +215,9 @@ def read_manifest(path: str | os.PathLike | None = None) -> list[ManifestEntry]:
         if sha1 is not None and not re.fullmatch(r"[0-9a-f]{40}", sha1):
             problems.append(f"git_blob_sha1 {row['git_blob_sha1']!r} is not 40 hex digits")
         if sha256 is None and sha1 is None:
-            problems.append("no checksum (a sha256 or a git_blob_sha1 is required: xcoact never keeps an unverified file)")
+            problems.append(
+                "no checksum (a sha256 or a git_blob_sha1 is required: xcoact never keeps an unverified file)"
+            )
         if problems:
             raise ParameterError(f"{name}, line {lineno}: {'; '.join(problems)}.")
         out.append(ManifestEntry(row["repository"], row["path"], size, sha1, sha256))
@@ -219,7 +228,13 @@ def _release_entries(dataset: str, version: int, vocab: str | None, source: str,
     """The files of one release, by role: coordinates, metadata and (with ``vocab``) features, vocabulary, ..."""
     repository = _DATASETS[dataset]["repository"]
     by_name = {e.name: e for e in read_manifest(manifest) if e.repository == repository}
-    versions = sorted({int(m.group(1)) for n in by_name if (m := re.fullmatch(rf"data-{dataset}_version-(\d+)_coordinates\.tsv\.gz", n))})
+    versions = sorted(
+        {
+            int(m.group(1))
+            for n in by_name
+            if (m := re.fullmatch(rf"data-{dataset}_version-(\d+)_coordinates\.tsv\.gz", n))
+        }
+    )
     prefix = f"data-{dataset}_version-{version}_"
     if prefix + "coordinates.tsv.gz" not in by_name or prefix + "metadata.tsv.gz" not in by_name:
         raise ParameterError(
@@ -244,11 +259,14 @@ def _release_entries(dataset: str, version: int, vocab: str | None, source: str,
         if name in by_name:
             files[role] = by_name[name]
     if "vocabulary" not in files:
-        raise ParameterError(f"vocab={vocab!r}: the manifest lists features but no {prefix}vocab-{vocab}_vocabulary.txt.")
+        raise ParameterError(
+            f"vocab={vocab!r}: the manifest lists features but no {prefix}vocab-{vocab}_vocabulary.txt."
+        )
     return files
 
 
 # ----------------------------------------------------------------------------- places
+
 
 def default_data_dir() -> str:
     """The cache directory: ``$XCOACT_DATA``, else ``$XDG_CACHE_HOME/xcoact``, else ``~/.cache/xcoact``.
@@ -287,8 +305,10 @@ def _url_problem(url: str) -> str | None:
     if scheme == "http":
         if _is_loopback(parts.hostname):
             return None
-        return (f"plain http to {parts.hostname!r} is refused (the download could be altered on the way); "
-                "use https://, a file:// mirror, or http:// on a loopback address (127.0.0.1, localhost)")
+        return (
+            f"plain http to {parts.hostname!r} is refused (the download could be altered on the way); "
+            "use https://, a file:// mirror, or http:// on a loopback address (127.0.0.1, localhost)"
+        )
     return f"the scheme {scheme or '(none)'!r} is not supported; use https://, file:// or a local directory"
 
 
@@ -303,7 +323,9 @@ def _resolve_base(base_url) -> tuple[str, str | None]:
     if isinstance(base_url, os.PathLike):
         base_url = os.fspath(base_url)
     if not isinstance(base_url, str) or not base_url:
-        raise ParameterError(f"{what}={base_url!r} is not valid; expected a URL (https://..., file://...) or a local directory.")
+        raise ParameterError(
+            f"{what}={base_url!r} is not valid; expected a URL (https://..., file://...) or a local directory."
+        )
     if os.path.isdir(base_url):
         return "dir", os.path.abspath(base_url)
     parts = urllib.parse.urlsplit(base_url)
@@ -348,11 +370,16 @@ def _mirror_file(root: str, dataset: str, version: int, name: str) -> str:
     default), so that folder or its parent works as a mirror as it is; the
     files are checksum-verified like any other.
     """
-    layouts = (os.path.join(root, f"{dataset}-v{version}", name), os.path.join(root, dataset, name), os.path.join(root, name))
+    layouts = (
+        os.path.join(root, f"{dataset}-v{version}", name),
+        os.path.join(root, dataset, name),
+        os.path.join(root, name),
+    )
     return next((p for p in layouts if os.path.isfile(p)), layouts[0])
 
 
 # ----------------------------------------------------------------------------- checksums
+
 
 def git_blob_sha1(path: str) -> str:
     """The git blob SHA-1 of a file: ``sha1(b"blob <size>\\0" + content)``, what ``git hash-object`` prints."""
@@ -397,6 +424,7 @@ def _remove(path: str) -> None:
 
 # ----------------------------------------------------------------------------- transfer
 
+
 class _Retry(Exception):
     """A transient failure: the connection dropped, timed out, or the server answered 5xx."""
 
@@ -420,7 +448,11 @@ def _open(url: str, start: int, timeout: float):
     if start:
         headers["Range"] = f"bytes={start}-"
     # never send loopback traffic (tests, a local mirror) through a proxy from the environment
-    proxies = urllib.request.ProxyHandler({}) if _is_loopback(urllib.parse.urlsplit(url).hostname) else urllib.request.ProxyHandler()
+    proxies = (
+        urllib.request.ProxyHandler({})
+        if _is_loopback(urllib.parse.urlsplit(url).hostname)
+        else urllib.request.ProxyHandler()
+    )
     opener = urllib.request.build_opener(proxies, _CheckedRedirect)
     try:
         return opener.open(urllib.request.Request(url, headers=headers), timeout=timeout)
@@ -430,8 +462,11 @@ def _open(url: str, start: int, timeout: float):
             raise _Retry(f"HTTP {err.code} {err.reason}") from err
         if err.code == 416:
             raise _RangeRefused("HTTP 416 Range Not Satisfiable (the partial download was discarded)") from err
-        hint = (" (the file is not at this address; a mirror must hold <mirror>/<dataset>-v<version>/<file name>)"
-                if err.code == 404 else "")
+        hint = (
+            " (the file is not at this address; a mirror must hold <mirror>/<dataset>-v<version>/<file name>)"
+            if err.code == 404
+            else ""
+        )
         raise DownloadError(f"{url}: HTTP {err.code} {err.reason}{hint}.") from err
     except DownloadError:
         raise
@@ -483,7 +518,9 @@ def _transfer_http(url: str, part: str, entry: ManifestEntry, timeout: float, ba
                 try:
                     block = resp.read(_CHUNK)
                 except (http.client.HTTPException, OSError) as err:
-                    raise _Retry(f"connection lost after {start + received:,} bytes ({type(err).__name__}: {err})") from err
+                    raise _Retry(
+                        f"connection lost after {start + received:,} bytes ({type(err).__name__}: {err})"
+                    ) from err
                 if not block:
                     break
                 received += len(block)
@@ -518,8 +555,16 @@ def _transfer_file(src: str, part: str, entry: ManifestEntry, bar=None) -> bool:
     return False
 
 
-def _download(kind: str, where: str, target: str, entry: ManifestEntry, *, retries: int, timeout: float,
-              progress: bool | None = False) -> None:
+def _download(
+    kind: str,
+    where: str,
+    target: str,
+    entry: ManifestEntry,
+    *,
+    retries: int,
+    timeout: float,
+    progress: bool | None = False,
+) -> None:
     """Fetch one file to ``target`` through ``target.part``; rename only once its checksum matches."""
     from ..progress import byte_bar
 
@@ -531,8 +576,11 @@ def _download(kind: str, where: str, target: str, entry: ManifestEntry, *, retri
         try:
             start = os.path.getsize(part) if kind != "file" and os.path.exists(part) else 0
             with byte_bar(progress, entry.size, entry.name, initial=start) as bar:
-                resumed = (_transfer_file(where, part, entry, bar) if kind == "file"
-                           else _transfer_http(where, part, entry, timeout, bar))
+                resumed = (
+                    _transfer_file(where, part, entry, bar)
+                    if kind == "file"
+                    else _transfer_http(where, part, entry, timeout, bar)
+                )
         except _Retry as err:
             failures += 1
             if failures > retries:
@@ -604,11 +652,16 @@ def _locked(directory: str):
 
 # ----------------------------------------------------------------------------- conversion
 
+
 def _stamp(fmt: str, files: Mapping[str, ManifestEntry]) -> str:
     """What the converted table was made from; any change rebuilds it."""
     return json.dumps(
-        {"cache_format": CACHE_FORMAT, "xcoact": __version__, "reader": fmt,
-         "files": {files[r].name: files[r].checksum for r in ("coordinates", "metadata")}},
+        {
+            "cache_format": CACHE_FORMAT,
+            "xcoact": __version__,
+            "reader": fmt,
+            "files": {files[r].name: files[r].checksum for r in ("coordinates", "metadata")},
+        },
         sort_keys=True,
     )
 
@@ -633,9 +686,9 @@ def _convert(coordinates: str, fmt: str, path: str, stamp: str) -> None:
     which reads back about 20x faster than parsing the text; the reader's
     warnings are kept in the attrs so :meth:`Release.table` can repeat them.
     """
-    from ..writers import write_atomically
-    from ..readers import read_database
     from ..errors import XcoactWarning
+    from ..readers import read_database
+    from ..writers import write_atomically
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -696,6 +749,7 @@ def _load_table(path: str):
 
 
 # ----------------------------------------------------------------------------- API
+
 
 @dataclasses.dataclass(frozen=True)
 class Release:
@@ -760,8 +814,9 @@ class Release:
         return _load_table(self.table_path)
 
 
-def _fetch(dataset, version, data_dir, *, vocab, source, base_url, manifest, convert, retries, timeout,
-           progress=None) -> Release:
+def _fetch(
+    dataset, version, data_dir, *, vocab, source, base_url, manifest, convert, retries, timeout, progress=None
+) -> Release:
     version = validate.integer(version, "version", 1)
     retries = validate.integer(retries, "retries", 0)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
@@ -773,7 +828,9 @@ def _fetch(dataset, version, data_dir, *, vocab, source, base_url, manifest, con
     if not isinstance(convert, bool):
         raise ParameterError(f"convert={convert!r} is not valid; expected True or False.")
     if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
-        raise ParameterError(f"data_dir={data_dir!r} is not valid; expected a directory path (or None for {default_data_dir()}).")
+        raise ParameterError(
+            f"data_dir={data_dir!r} is not valid; expected a directory path (or None for {default_data_dir()})."
+        )
     entries = _release_entries(dataset, version, vocab, source, manifest)
     base = _resolve_base(base_url)
     root = default_data_dir() if data_dir is None else os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
@@ -797,7 +854,9 @@ def _fetch(dataset, version, data_dir, *, vocab, source, base_url, manifest, con
                 ok, got = _verify(target, entry)
                 if ok:
                     continue
-                logger.warning("xcoact: %s in the cache is %s, expected %s; fetching it again", target, got, _expected(entry))
+                logger.warning(
+                    "xcoact: %s in the cache is %s, expected %s; fetching it again", target, got, _expected(entry)
+                )
                 _remove(target)
             kind, where = _source(base, dataset, version, entry)
             _download(kind, where, target, entry, retries=retries, timeout=float(timeout), progress=progress)
@@ -895,8 +954,19 @@ def fetch_neurosynth(
     version : int, default 7
         3 to 7.
     """
-    return _fetch("neurosynth", version, data_dir, vocab=vocab, source=source, base_url=base_url,
-                  manifest=manifest, convert=convert, retries=retries, timeout=timeout, progress=progress)
+    return _fetch(
+        "neurosynth",
+        version,
+        data_dir,
+        vocab=vocab,
+        source=source,
+        base_url=base_url,
+        manifest=manifest,
+        convert=convert,
+        retries=retries,
+        timeout=timeout,
+        progress=progress,
+    )
 
 
 def fetch_neuroquery(
@@ -925,19 +995,42 @@ def fetch_neuroquery(
     version : int, default 1
         The only NeuroQuery release.
     """
-    return _fetch("neuroquery", version, data_dir, vocab=vocab, source=source, base_url=base_url,
-                  manifest=manifest, convert=convert, retries=retries, timeout=timeout, progress=progress)
+    return _fetch(
+        "neuroquery",
+        version,
+        data_dir,
+        vocab=vocab,
+        source=source,
+        base_url=base_url,
+        manifest=manifest,
+        convert=convert,
+        retries=retries,
+        timeout=timeout,
+        progress=progress,
+    )
 
 
 def _fill(func, dataset: str, vocab: str, sources: str) -> None:
     if func.__doc__ is None:  # python -OO
         return
     spec = _DATASETS[dataset]
-    common = _COMMON_DOC.format(dataset=dataset, vocab=vocab, sources=sources, repository=spec["repository"], commit=spec["commit"][:7])
+    common = _COMMON_DOC.format(
+        dataset=dataset, vocab=vocab, sources=sources, repository=spec["repository"], commit=spec["commit"][:7]
+    )
     func.__doc__ = func.__doc__.rstrip() + "\n" + common.strip("\n") + "\n"
 
 
-_fill(fetch_neurosynth, "neurosynth", "terms", " (Neurosynth has only 'abstract'); vocabularies: 'terms' "
-      "(tf-idf), 'LDA50', 'LDA100', 'LDA200', 'LDA400' (topic weights)")
-_fill(fetch_neuroquery, "neuroquery", "neuroquery7547", ": 'abstract', 'body', 'keywords', 'title' (word counts; "
-      "vocabularies 'neuroquery7547' and 'neuroquery156521'), or 'combined' (tf-idf, vocabulary 'neuroquery6308')")
+_fill(
+    fetch_neurosynth,
+    "neurosynth",
+    "terms",
+    " (Neurosynth has only 'abstract'); vocabularies: 'terms' "
+    "(tf-idf), 'LDA50', 'LDA100', 'LDA200', 'LDA400' (topic weights)",
+)
+_fill(
+    fetch_neuroquery,
+    "neuroquery",
+    "neuroquery7547",
+    ": 'abstract', 'body', 'keywords', 'title' (word counts; "
+    "vocabularies 'neuroquery7547' and 'neuroquery156521'), or 'combined' (tf-idf, vocabulary 'neuroquery6308')",
+)

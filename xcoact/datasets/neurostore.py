@@ -31,10 +31,10 @@ import os
 import re
 import urllib.parse
 
-from . import fetch as _fetch
 from .. import validate
 from .._version import __version__
 from ..errors import DownloadError, OutputError, ParameterError
+from . import fetch as _fetch
 
 __all__ = ["fetch_neurostore", "NeurostoreStudyset", "NEUROSTORE_API"]
 
@@ -92,9 +92,11 @@ def _check_pin(sha256) -> str | None:
     if sha256 is None:
         return None
     text = str(sha256).lower()
-    text = text[len("sha256:"):] if text.startswith("sha256:") else text
+    text = text[len("sha256:") :] if text.startswith("sha256:") else text
     if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", text):
-        raise ParameterError(f"sha256={sha256!r} is not valid; expected 64 hex digits (optionally prefixed 'sha256:') or None.")
+        raise ParameterError(
+            f"sha256={sha256!r} is not valid; expected 64 hex digits (optionally prefixed 'sha256:') or None."
+        )
     return text
 
 
@@ -115,12 +117,16 @@ def _check_studyset(path: str, where: str) -> None:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
     except (OSError, ValueError) as err:
-        raise DownloadError(f"{where}: the answer is not JSON ({type(err).__name__}: {err}); expected a NIMADS "
-                            "studyset. Nothing was cached.") from err
+        raise DownloadError(
+            f"{where}: the answer is not JSON ({type(err).__name__}: {err}); expected a NIMADS "
+            "studyset. Nothing was cached."
+        ) from err
     if not isinstance(data, dict) or not isinstance(data.get("studies"), list):
         found = f"keys {sorted(data)[:8]}" if isinstance(data, dict) else type(data).__name__
-        raise DownloadError(f"{where}: the answer is JSON with {found}, not a NIMADS studyset (no 'studies' list). "
-                            "Check the studyset id and base_url. Nothing was cached.")
+        raise DownloadError(
+            f"{where}: the answer is JSON with {found}, not a NIMADS studyset (no 'studies' list). "
+            "Check the studyset id and base_url. Nothing was cached."
+        )
 
 
 def fetch_neurostore(
@@ -217,8 +223,12 @@ def fetch_neurostore(
             if got == record["sha256"] and (pin is None or got == pin):
                 return _studyset(studyset_id, path, record_path, record)
             if got != record["sha256"]:
-                logger.warning("xcoact: %s is sha256:%s, but its record says sha256:%s; fetching it again",
-                               path, got, record["sha256"])
+                logger.warning(
+                    "xcoact: %s is sha256:%s, but its record says sha256:%s; fetching it again",
+                    path,
+                    got,
+                    record["sha256"],
+                )
         staged = path + ".new"
         entry = _fetch.ManifestEntry("neurostore", f"studysets/{studyset_id}", None, None, pin)
         try:
@@ -232,7 +242,7 @@ def fetch_neurostore(
             "url": where,
             "sha256": _fetch._sha256(staged),
             "size": os.path.getsize(staged),
-            "retrieved": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "retrieved": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             "xcoact": __version__,
         }
         from ..writers import write_atomically
@@ -250,5 +260,12 @@ def _write_json(path: str, record: dict) -> None:
 
 
 def _studyset(studyset_id: str, path: str, record_path: str, record: dict) -> NeurostoreStudyset:
-    return NeurostoreStudyset(studyset_id, path, record_path, str(record["sha256"]), int(record["size"]),
-                              str(record["url"]), str(record["retrieved"]))
+    return NeurostoreStudyset(
+        studyset_id,
+        path,
+        record_path,
+        str(record["sha256"]),
+        int(record["size"]),
+        str(record["url"]),
+        str(record["retrieved"]),
+    )

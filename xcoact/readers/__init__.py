@@ -54,8 +54,24 @@ def _head(path: str, n: int = 2048) -> bytes:
 #: The first key of a JSON object.
 _FIRST_JSON_KEY = re.compile(rb'\{\s*"((?:[^"\\]|\\.)*)"\s*:')
 #: Top-level keys of a NIMADS studyset (NeuroStore writes "id" first); a NiMARE dataset's keys are study ids.
-_NIMADS_KEYS = frozenset({b"id", b"name", b"studies", b"description", b"user", b"publication", b"doi", b"pmid",
-                          b"created_at", b"updated_at", b"authors", b"metadata", b"source", b"source_id"})
+_NIMADS_KEYS = frozenset(
+    {
+        b"id",
+        b"name",
+        b"studies",
+        b"description",
+        b"user",
+        b"publication",
+        b"doi",
+        b"pmid",
+        b"created_at",
+        b"updated_at",
+        b"authors",
+        b"metadata",
+        b"source",
+        b"source_id",
+    }
+)
 
 
 def sniff_format(path) -> Format:
@@ -137,7 +153,9 @@ def read_database(path, format: Format | None = None):
     """
     if not isinstance(path, (str, os.PathLike)):
         if format is not None:
-            raise ParameterError(f"format={format!r} applies to files; a {type(path).__name__} is read as it is (pass format=None).")
+            raise ParameterError(
+                f"format={format!r} applies to files; a {type(path).__name__} is read as it is (pass format=None)."
+            )
         return as_table(path)
     path = check_file(path)
     if format is not None and format not in FORMATS:

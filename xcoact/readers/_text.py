@@ -44,9 +44,13 @@ def check_file(path) -> str:
             "coordinates .tsv.gz, a Sleuth text file or a NiMARE dataset .json."
         )
     if os.path.isdir(path):
-        raise DatabaseFileError(f"{path}: is a directory; expected a database file, e.g. {os.path.join(path, 'database.txt')!r}.")
+        raise DatabaseFileError(
+            f"{path}: is a directory; expected a database file, e.g. {os.path.join(path, 'database.txt')!r}."
+        )
     if not os.access(path, os.R_OK):
-        raise DatabaseFileError(f"{path}: not readable (permission denied); give yourself read access (chmod u+r) or copy the file.")
+        raise DatabaseFileError(
+            f"{path}: not readable (permission denied); give yourself read access (chmod u+r) or copy the file."
+        )
     return path
 
 
@@ -58,7 +62,9 @@ READ_CHUNK = 1 << 20
 
 #: The whole content of a file that can be read only once (a pipe, ``<(cat db)``, a FIFO, a
 #: device), read by :func:`read_database` before sniffing so the reader sees its first bytes too.
-_PRELOADED: contextvars.ContextVar[tuple[str, bytes | bytearray] | None] = contextvars.ContextVar("xcoact_preloaded", default=None)
+_PRELOADED: contextvars.ContextVar[tuple[str, bytes | bytearray] | None] = contextvars.ContextVar(
+    "xcoact_preloaded", default=None
+)
 
 
 def is_regular_file(path: str) -> bool:
@@ -118,7 +124,8 @@ def read_bytes(path: str, head_only: bool = False) -> bytes | bytearray:
                 data += chunk
     except GZIP_ERRORS as err:
         raise DatabaseFileError(
-            f"{path}: could not be read or decompressed ({'zlib.error' if isinstance(err, zlib.error) else type(err).__name__}: "
+            f"{path}: could not be read or decompressed "
+            f"({'zlib.error' if isinstance(err, zlib.error) else type(err).__name__}: "
             f"{err}); the file may be truncated "
             "or corrupt. Download it again, or check it with 'gzip -t'."
         ) from err
@@ -138,8 +145,7 @@ def read_text(path: str) -> str:
     except UnicodeDecodeError as err:
         line = len(re.findall(rb"\r\n|\r|\n", raw[: err.start])) + 1
         raise DatabaseError(
-            f"{path}, line {line}: not valid UTF-8 text (byte 0x{raw[err.start]:02x}). "
-            "Re-save the file as UTF-8."
+            f"{path}, line {line}: not valid UTF-8 text (byte 0x{raw[err.start]:02x}). Re-save the file as UTF-8."
         ) from err
     return text
 
@@ -150,8 +156,9 @@ def _shown_header(header: list[str], n: int = 20) -> str:
     return f"[{shown}{f', ... ({len(header)} columns)' if len(header) > n else ''}]"
 
 
-def check_header(path: str, header: list[str], required: tuple[str, ...], fmt: str,
-                 example: str = "") -> tuple[list[str], dict[str, int]]:
+def check_header(
+    path: str, header: list[str], required: tuple[str, ...], fmt: str, example: str = ""
+) -> tuple[list[str], dict[str, int]]:
     """Lower-cased column names and their positions, refusing duplicated and missing required columns."""
     names = [h.strip().lower() for h in header]
     seen: dict[str, int] = {}
@@ -174,7 +181,9 @@ def check_header(path: str, header: list[str], required: tuple[str, ...], fmt: s
     return names, seen
 
 
-def parse_tsv(path: str, text: str, required: tuple[str, ...], fmt: str, numeric: tuple[str, ...] = ()) -> tuple[dict, np.ndarray]:
+def parse_tsv(
+    path: str, text: str, required: tuple[str, ...], fmt: str, numeric: tuple[str, ...] = ()
+) -> tuple[dict, np.ndarray]:
     """Parse a tab-separated table whose first line is a header.
 
     Column names are matched case-insensitively.  Returns the required
@@ -212,7 +221,9 @@ def parse_tsv(path: str, text: str, required: tuple[str, ...], fmt: str, numeric
         msg = str(err)
         m = re.search(r"line (\d+)", msg)
         where = f", line {m.group(1)}" if m else ""
-        raise DatabaseError(f"{path}{where}: malformed row ({msg}). Every row needs the header's columns, tab-separated.") from err
+        raise DatabaseError(
+            f"{path}{where}: malformed row ({msg}). Every row needs the header's columns, tab-separated."
+        ) from err
     frame.columns = [names[i] for i in sorted(seen[c] for c in required)]
     cols = {c: frame[c].fillna("").str.strip() for c in required}
     lineno = np.arange(2, len(frame) + 2, dtype=np.int64)
@@ -285,7 +296,10 @@ def parse_numbers(path: str, cols: dict, names: tuple[str, ...], lines: np.ndarr
     if problems:
         problems.sort()
         n_rows = int(bad_rows.sum())
-        shown = "; ".join(f"line {ln} column {c}: {quote(v)}" if v else f"line {ln} column {c}: empty" for ln, _, c, v in problems[:10])
+        shown = "; ".join(
+            f"line {ln} column {c}: {quote(v)}" if v else f"line {ln} column {c}: empty"
+            for ln, _, c, v in problems[:10]
+        )
         more = f"; and {n_values - 10} more value(s) not shown" if n_values > 10 else ""
         raise DatabaseError(
             f"{path}: {n_rows} row(s) with a non-numeric, NaN or infinite coordinate - {shown}{more}. "
@@ -345,7 +359,8 @@ def check_table(table, fmt: str) -> int:
     bad = ~np.isfinite(xyz).all(axis=1)
     if bad.any():
         raise ParameterError(
-            f"table: {int(bad.sum())} peak(s) have a NaN or infinite coordinate (e.g. peak {int(np.flatnonzero(bad)[0])}); "
+            f"table: {int(bad.sum())} peak(s) have a NaN or infinite coordinate (e.g. peak "
+            f"{int(np.flatnonzero(bad)[0])}); "
             "every x, y, z must be finite to be written. Drop those peaks first."
         )
     return int(n)
@@ -477,10 +492,12 @@ def study_sample_sizes(table, order, bounds, studies, fmt: str) -> np.ndarray | 
     if not sizes.size:
         return np.zeros(0)
     first = sizes[bounds[:-1]]
-    same = (sizes == np.repeat(first, np.diff(bounds))) | (np.isnan(sizes) & np.isnan(np.repeat(first, np.diff(bounds))))
+    same = (sizes == np.repeat(first, np.diff(bounds))) | (
+        np.isnan(sizes) & np.isnan(np.repeat(first, np.diff(bounds)))
+    )
     if not same.all():
         s = int(np.searchsorted(bounds, np.flatnonzero(~same)[0], side="right") - 1)
-        found = sorted({("unknown" if np.isnan(v) else f"{v:g}") for v in sizes[bounds[s]:bounds[s + 1]]})
+        found = sorted({("unknown" if np.isnan(v) else f"{v:g}") for v in sizes[bounds[s] : bounds[s + 1]]})
         raise ParameterError(
             f"table: study {quote(studies[s].item() if isinstance(studies[s], np.generic) else studies[s])} has peaks "
             f"with different sample sizes ({', '.join(found)}); the {fmt} format keeps one sample size per study. "
@@ -523,7 +540,9 @@ def write_files(writers: dict, *, overwrite: bool) -> list[str]:
     for path in paths:
         _check_target_dir(path)
         if os.path.isdir(path):
-            raise OutputError(f"{path}: is a directory; expected a file name, e.g. {os.path.join(path, 'database.txt')!r}.")
+            raise OutputError(
+                f"{path}: is a directory; expected a file name, e.g. {os.path.join(path, 'database.txt')!r}."
+            )
     existing = [p for p in paths if os.path.lexists(p)]  # a broken link too
     if existing and not overwrite:
         raise OutputError(
@@ -531,5 +550,6 @@ def write_files(writers: dict, *, overwrite: bool) -> list[str]:
             + (f" ({len(existing)} of the {len(paths)} files exist.)" if len(paths) > 1 else "")
         )
     # overwrite also decides the final renames: a file that appears meanwhile is not replaced
-    return write_atomically({p: functools.partial(_write_one, final=p, write=writers[p]) for p in paths},
-                            overwrite=overwrite)
+    return write_atomically(
+        {p: functools.partial(_write_one, final=p, write=writers[p]) for p in paths}, overwrite=overwrite
+    )

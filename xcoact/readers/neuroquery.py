@@ -21,7 +21,19 @@ import pandas as pd
 
 from ..errors import DatabaseError, ParameterError, quote
 from ..table import MNI_LABELS, TAL_LABELS, make_table
-from ._text import check_header, check_table, check_text_ids, format_floats, id_array, id_text, parse_numbers, read_text, row_chunks, space_labels, write_files
+from ._text import (
+    check_header,
+    check_table,
+    check_text_ids,
+    format_floats,
+    id_array,
+    id_text,
+    parse_numbers,
+    read_text,
+    row_chunks,
+    space_labels,
+    write_files,
+)
 
 #: The header of NeuroQuery v1's coordinates file.
 NEUROQUERY_HEADER = ("id", "table_id", "table_name", "x", "y", "z")
@@ -77,7 +89,9 @@ def read_neuroquery(path: str):
     empty_id = np.flatnonzero(cols["id"] == "")
     if empty_id.size:
         shown = ", ".join(str(ln) for ln in lines[empty_id[:10]])
-        raise DatabaseError(f"{path}: {empty_id.size} row(s) have an empty id (line(s) {shown}); every peak needs its study id.")
+        raise DatabaseError(
+            f"{path}: {empty_id.size} row(s) have an empty id (line(s) {shown}); every peak needs its study id."
+        )
     x, y, z = parse_numbers(path, cols, ("x", "y", "z"), lines)
     space = pd.Categorical.from_codes(np.zeros(len(x), dtype=np.int8), categories=["MNI"])
     return make_table(cols["id"], x, y, z, space, database=path, fmt="neuroquery", lines=lines)
@@ -119,7 +133,9 @@ def write_neuroquery(table, path, *, overwrite: bool = False) -> str:
     path = os.fspath(path)
     n = check_table(table, "NeuroQuery")
     labels, counts = np.unique(space_labels(table), return_counts=True)
-    other = [(str(lab), int(c)) for lab, c in zip(labels, counts) if str(lab).strip().upper() not in MNI_LABELS | TAL_LABELS]
+    other = [
+        (str(lab), int(c)) for lab, c in zip(labels, counts) if str(lab).strip().upper() not in MNI_LABELS | TAL_LABELS
+    ]
     if other:
         desc = ", ".join(f"{quote(lab)}: {c} row(s)" for lab, c in other)
         raise ParameterError(
@@ -127,7 +143,7 @@ def write_neuroquery(table, path, *, overwrite: bool = False) -> str:
             "Write the 'neurosynth' or 'neurosynth-v7' format, which keep the labels, or drop those rows."
         )
     ids = id_array(table)
-    check_text_ids(ids, "NeuroQuery", "\t\n\r\"")  # a leading quote would start a quoted cell
+    check_text_ids(ids, "NeuroQuery", '\t\n\r"')  # a leading quote would start a quoted cell
     xyz = np.column_stack([np.asarray(table[v].values, dtype=np.float64) for v in ("x", "y", "z")])
 
     def write(fh):

@@ -8,9 +8,17 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..errors import DatabaseError, OutputError, ParameterError, quote
+from ..errors import (
+    DatabaseError,
+    EmptyStudyWarning,
+    MixedSpaceWarning,
+    OutputError,
+    ParameterError,
+    SpaceWarning,
+    caller_stacklevel,
+    quote,
+)
 from ..table import make_table
-from ..errors import EmptyStudyWarning, MixedSpaceWarning, SpaceWarning, caller_stacklevel
 from ._text import (
     check_cells,
     check_file,
@@ -85,7 +93,8 @@ def read_neurosynth_v7(path: str, metadata: str | None = None):
         missing = sorted(i for i in ids.categories if i not in lookup)
         if missing:
             raise DatabaseError(
-                f"{metadata}: {len(missing)} study id(s) of {path} have no metadata row (e.g. [{', '.join(quote(m) for m in missing[:5])}]); "
+                f"{metadata}: {len(missing)} study id(s) of {path} have no metadata row (e.g. "
+                f"[{', '.join(quote(m) for m in missing[:5])}]); "
                 "each study needs its space. Use the metadata file of the same release."
             )
         space = np.asarray([lookup[i] for i in ids.categories], dtype=object)[ids.codes]
@@ -277,7 +286,9 @@ def write_neurosynth_v7(table, path, *, overwrite: bool = False) -> str:
 
     def write_metadata(fh):
         fh.write("\t".join(V7_METADATA_HEADER) + "\n")
-        fh.write("".join(f"{i}\tn/a\t{sp}\tn/a\tn/a\tn/a\tn/a\n" for i, sp in zip(id_text(studies), study_space.tolist())))
+        fh.write(
+            "".join(f"{i}\tn/a\t{sp}\tn/a\tn/a\tn/a\tn/a\n" for i, sp in zip(id_text(studies), study_space.tolist()))
+        )
 
     def write_coordinates(fh):
         fh.write("\t".join(V7_COORDINATE_HEADER) + "\n")

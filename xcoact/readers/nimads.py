@@ -35,10 +35,18 @@ import warnings
 
 import numpy as np
 
-from ..errors import DatabaseError
+from ..errors import DatabaseError, EmptyStudyWarning, caller_stacklevel
 from ..table import make_table
-from ..errors import EmptyStudyWarning, caller_stacklevel
-from ._text import check_table, group_by_study, id_text, read_text, source_xyz, space_labels, study_sample_sizes, write_files
+from ._text import (
+    check_table,
+    group_by_study,
+    id_text,
+    read_text,
+    source_xyz,
+    space_labels,
+    study_sample_sizes,
+    write_files,
+)
 
 __all__ = ["read_nimads", "nimads_table", "write_nimads"]
 
@@ -122,7 +130,7 @@ def nimads_table(data, database: str, fmt: str = "nimads"):
     """
     if not isinstance(data, dict) or not isinstance(data.get("studies"), list):
         found = type(data).__name__ if not isinstance(data, dict) else f"keys {sorted(data)[:8]}"
-        _fail(database, [], found, f'an object with a "studies" list, {_SCHEMA[:-len(" (NIMADS studyset JSON)")]}')
+        _fail(database, [], found, f'an object with a "studies" list, {_SCHEMA[: -len(" (NIMADS studyset JSON)")]}')
     ids, xyz, spaces, sizes, names = [], [], [], [], []
     empty = []
     for i, study in enumerate(data["studies"]):
@@ -166,9 +174,15 @@ def nimads_table(data, database: str, fmt: str = "nimads"):
     if not ids:
         raise DatabaseError(f"{database}: no analysis has points; expected at least one analysis with coordinates.")
     points = np.asarray(xyz, dtype=np.float64)
-    table = make_table(np.asarray(ids, dtype=object), points[:, 0], points[:, 1], points[:, 2],
-                       np.asarray(spaces, dtype=object),
-                       database=database, fmt=fmt)
+    table = make_table(
+        np.asarray(ids, dtype=object),
+        points[:, 0],
+        points[:, 1],
+        points[:, 2],
+        np.asarray(spaces, dtype=object),
+        database=database,
+        fmt=fmt,
+    )
     table["sample_size"] = ("peak", np.asarray(sizes, dtype=np.float64), {"long_name": "sample size of the analysis"})
     table["analysis_name"] = ("peak", np.asarray(names, dtype=str), {"long_name": "name of the analysis"})
     table.attrs["studyset_id"] = str(data.get("id") or "")
@@ -184,7 +198,8 @@ def read_nimads(path: str):
     except RecursionError:
         raise DatabaseError(
             f"{path}: JSON nested too deeply to read (more than Python's recursion limit of "
-            f"{sys.getrecursionlimit()} levels); a NIMADS studyset is a few levels deep. Check that this is the right file."
+            f"{sys.getrecursionlimit()} levels); a NIMADS studyset is a few levels deep. Check that this is the right "
+            "file."
         ) from None
     except json.JSONDecodeError as err:
         raise DatabaseError(
@@ -232,7 +247,10 @@ def write_nimads(table, path, *, overwrite: bool = False) -> str:
 
     def write(fh):
         name = str(table.attrs.get("studyset_name", table.attrs.get("database", "")))
-        fh.write("{" + f'"id": {json.dumps(str(table.attrs.get("studyset_id", "xcoact")))}, "name": {json.dumps(name)}, "studies": [')
+        fh.write(
+            "{" + f'"id": {json.dumps(str(table.attrs.get("studyset_id", "xcoact")))}, "name": {json.dumps(name)}, '
+            '"studies": ['
+        )
         for s, key in enumerate(keys):
             lo, hi = bounds[s], bounds[s + 1]
             points = [{"coordinates": xyz[p].tolist(), "space": spaces[p]} for p in range(lo, hi)]

@@ -23,13 +23,20 @@ import warnings
 
 import numpy as np
 
-from ..errors import QUOTE_LIMIT, DatabaseError, first_few, quote
+from ..errors import QUOTE_LIMIT, DatabaseError, EmptyStudyWarning, caller_stacklevel, first_few, quote
 from ..table import make_table
-from ..errors import EmptyStudyWarning, caller_stacklevel
-from ._text import (check_table, check_text_ids, check_unpadded, id_text, read_text, source_xyz, studies_with_one_space,
-                    study_sample_sizes, write_files)
+from ._text import (
+    check_table,
+    check_text_ids,
+    check_unpadded,
+    id_text,
+    read_text,
+    source_xyz,
+    studies_with_one_space,
+    study_sample_sizes,
+    write_files,
+)
 from .nimads import _sample_size
-
 
 #: The largest int a float64 holds without overflow (JSON ints are unbounded).
 _MAX_INT = int(sys.float_info.max)
@@ -45,7 +52,7 @@ def read_nimare_json(path: str):
     text = read_text(path)
     try:
         data = json.loads(text)
-    except RecursionError as err:
+    except RecursionError:
         raise DatabaseError(
             f"{path}: JSON nested too deeply to read (more than Python's recursion limit of "
             f"{sys.getrecursionlimit()} levels); a NiMARE dataset is 5 levels deep, "
@@ -111,6 +118,7 @@ def read_nimare_json(path: str):
             spaces += [space] * len(cols[0])
             sizes += [_sample_size(cbody.get("metadata"))] * len(cols[0])
     if clashes:
+
         def at(pair):
             return f"{quote(pair[0])} -> contrasts -> {quote(pair[1])}"
 
@@ -124,7 +132,8 @@ def read_nimare_json(path: str):
         shown_empty = [quote(e) for e in empty[:5]]
         more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""
         warnings.warn(
-            f"{path}: {len(empty)} contrast(s) without coordinates were left out: [{', '.join(shown_empty)}]{more} (no \"coords\", "
+            f"{path}: {len(empty)} contrast(s) without coordinates were left out: [{', '.join(shown_empty)}]{more} (no "
+            '"coords", '
             'or empty "x", "y", "z" lists). Add their coordinates, or ignore this if they report none.',
             EmptyStudyWarning,
             stacklevel=caller_stacklevel(),
@@ -133,7 +142,13 @@ def read_nimare_json(path: str):
         raise DatabaseError(f"{path}: no contrast has coordinates; expected at least one 'coords' with x, y, z lists.")
     known = not np.isnan(sizes).all()
     return make_table(
-        ids, np.concatenate(xs), np.concatenate(ys), np.concatenate(zs), spaces, database=path, fmt="nimare-json",
+        ids,
+        np.concatenate(xs),
+        np.concatenate(ys),
+        np.concatenate(zs),
+        spaces,
+        database=path,
+        fmt="nimare-json",
         sample_size=sizes if known else None,
     )
 
@@ -181,7 +196,12 @@ def write_nimare_json(table, path, *, overwrite: bool = False) -> str:
         fh.write("{")
         for s, key in enumerate(keys):
             block = xyz[bounds[s] : bounds[s + 1]]
-            coords = {"space": spaces[s], "x": block[:, 0].tolist(), "y": block[:, 1].tolist(), "z": block[:, 2].tolist()}
+            coords = {
+                "space": spaces[s],
+                "x": block[:, 0].tolist(),
+                "y": block[:, 1].tolist(),
+                "z": block[:, 2].tolist(),
+            }
             contrast = {"coords": coords}
             if sizes is not None and np.isfinite(sizes[s]):
                 contrast["metadata"] = {"sample_sizes": [_json_number(sizes[s])]}

@@ -21,9 +21,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..errors import DatabaseError, ParameterError
+from ..errors import DatabaseError, EmptyStudyWarning, ParameterError, caller_stacklevel
 from ..table import make_table
-from ..errors import EmptyStudyWarning, caller_stacklevel
 from .nimads import _number, nimads_table
 
 __all__ = ["as_table", "coordinates_table", "is_database_object"]
@@ -59,8 +58,13 @@ def _mean_size(value) -> float:
     return float("nan") if one is None else one
 
 
-def coordinates_table(coordinates: pd.DataFrame, metadata: pd.DataFrame | None = None, *,
-                      database: str = "coordinates DataFrame", fmt: str = "dataframe") -> xr.Dataset:
+def coordinates_table(
+    coordinates: pd.DataFrame,
+    metadata: pd.DataFrame | None = None,
+    *,
+    database: str = "coordinates DataFrame",
+    fmt: str = "dataframe",
+) -> xr.Dataset:
     """The coordinate table of a DataFrame of peaks, such as NiMARE's ``Dataset.coordinates``.
 
     Parameters
@@ -165,6 +169,7 @@ def as_table(db) -> xr.Dataset:
     if _is_nimare(db, "Studyset"):
         return nimads_table(db.to_dict(), database=f"NiMARE Studyset {db.id!r}", fmt="nimare-studyset")
     if _is_nimare(db, "Dataset"):
-        return coordinates_table(db.coordinates, db.metadata, database=f"NiMARE Dataset ({len(db.ids)} experiments)",
-                                 fmt="nimare-dataset")
+        return coordinates_table(
+            db.coordinates, db.metadata, database=f"NiMARE Dataset ({len(db.ids)} experiments)", fmt="nimare-dataset"
+        )
     raise ParameterError(f"a database of type {type(db).__name__} is not understood; expected {_ACCEPTED}.")

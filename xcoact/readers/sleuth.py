@@ -35,13 +35,10 @@ import warnings
 
 import numpy as np
 
-from ..errors import DatabaseError, ParameterError, first_few, quote
+from ..errors import DatabaseError, EmptyStudyWarning, ParameterError, caller_stacklevel, first_few, quote
 from ..table import MNI_LABELS, TAL_LABELS, make_table
-from .nimads import _number
-from ..errors import EmptyStudyWarning, caller_stacklevel
 from ._text import (
     check_table,
-    study_sample_sizes,
     check_text_ids,
     format_floats,
     group_by_study,
@@ -51,8 +48,10 @@ from ._text import (
     source_xyz,
     space_labels,
     split_lines,
+    study_sample_sizes,
     write_files,
 )
+from .nimads import _number
 
 _REFERENCE = re.compile(r"^//\s*reference\s*=\s*(\S+)", re.IGNORECASE)
 _SUBJECTS = re.compile(r"^//\s*subjects\s*=", re.IGNORECASE)
@@ -156,6 +155,7 @@ def read_sleuth(path: str):
             "each coordinate line must be 'x y z' in mm."
         )
     if repeated:
+
         def block(where):
             n = where[1]
             return f"line {where[0]}" + ("" if n is None else f" (Subjects = {n if n.isdigit() else quote(n)})")
@@ -191,8 +191,9 @@ def read_sleuth(path: str):
             stacklevel=caller_stacklevel(),
         )
     known = not np.isnan(sizes).all()
-    return make_table(ids, xs, ys, zs, spaces, database=path, fmt="sleuth", lines=lines,
-                      sample_size=sizes if known else None)
+    return make_table(
+        ids, xs, ys, zs, spaces, database=path, fmt="sleuth", lines=lines, sample_size=sizes if known else None
+    )
 
 
 def write_sleuth(table, path, *, overwrite: bool = False) -> str:

@@ -133,8 +133,9 @@ def _resolve_fwhm(sample_size, fwhm) -> tuple[float, bool]:
     return _check_positive(fwhm, "fwhm", "fwhm=10"), True
 
 
-def ale_kernel(sample_size: float | None = None, *, fwhm: float | None = None,
-               voxel_size: Sequence[float] = (2.0, 2.0, 2.0)) -> tuple[float, np.ndarray]:
+def ale_kernel(
+    sample_size: float | None = None, *, fwhm: float | None = None, voxel_size: Sequence[float] = (2.0, 2.0, 2.0)
+) -> tuple[float, np.ndarray]:
     """The ALE kernel on the grid: NiMARE's ``get_ale_kernel`` array.
 
     Parameters
@@ -203,8 +204,9 @@ def _stored_kernel(fwhm_mm: float, zoom_root: float, given: bool) -> np.ndarray:
     return out
 
 
-def kernel_support(sample_size: float | None = None, *, fwhm: float | None = None,
-                   voxel_size: Sequence[float] = (2.0, 2.0, 2.0)) -> tuple[np.ndarray, np.ndarray]:
+def kernel_support(
+    sample_size: float | None = None, *, fwhm: float | None = None, voxel_size: Sequence[float] = (2.0, 2.0, 2.0)
+) -> tuple[np.ndarray, np.ndarray]:
     """The kernel as offsets from the focus voxel and float32 values, as NiMARE places it.
 
     Returns
@@ -276,8 +278,9 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def study_ma(ijk, grid: Grid, *, sample_size: float | None = None,
-             fwhm: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def study_ma(
+    ijk, grid: Grid, *, sample_size: float | None = None, fwhm: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """One study's modelled activation (MA) map, sparse over the grid's in-mask voxels.
 
     The kernel (:func:`ale_kernel`, values in float32 as NiMARE stores them) is
@@ -314,7 +317,9 @@ def study_ma(ijk, grid: Grid, *, sample_size: float | None = None,
     """
     ijk = np.asarray(ijk)
     if ijk.ndim != 2 or ijk.shape[1] != 3 or (ijk.size and not np.issubdtype(ijk.dtype, np.integer)):
-        raise ParameterError(f"ijk must be an (n, 3) integer array of voxel indices; got {ijk.dtype} of shape {ijk.shape}.")
+        raise ParameterError(
+            f"ijk must be an (n, 3) integer array of voxel indices; got {ijk.dtype} of shape {ijk.shape}."
+        )
     fwhm_mm, given = _resolve_fwhm(sample_size, fwhm)
     kernel = _stored_kernel(fwhm_mm, _zoom_root(grid.voxel_size), given)
     if not len(ijk):
@@ -359,7 +364,9 @@ def _placement(grid: Grid) -> np.ndarray:
     """
     pad = _PAD
     out = np.full(tuple(np.asarray(grid.shape) + 2 * pad), -1, dtype=np.int32)
-    out[pad:pad + grid.shape[0], pad:pad + grid.shape[1], pad:pad + grid.shape[2]] = grid.mask_index.reshape(grid.shape)
+    out[pad : pad + grid.shape[0], pad : pad + grid.shape[1], pad : pad + grid.shape[2]] = grid.mask_index.reshape(
+        grid.shape
+    )
     out = out.reshape(-1)
     out.setflags(write=False)
     return out
@@ -385,16 +392,22 @@ def _as_study_list(ma, n_mask: int) -> list[tuple[np.ndarray, np.ndarray]]:
         try:
             idx, vals = pair
         except (TypeError, ValueError):
-            raise ParameterError(f"ma[{s}] is not an (index, values) pair; expected one per study, as study_ma returns.") from None
+            raise ParameterError(
+                f"ma[{s}] is not an (index, values) pair; expected one per study, as study_ma returns."
+            ) from None
         idx = np.asarray(idx, dtype=np.int64).reshape(-1)
         vals = np.asarray(vals, dtype=np.float64).reshape(-1)
         if idx.shape != vals.shape:
             raise ParameterError(f"ma[{s}]: {idx.size} indices but {vals.size} values; expected one value per index.")
         if idx.size and (idx.min() < 0 or idx.max() >= n_mask):
-            raise ParameterError(f"ma[{s}]: voxel indices must lie in [0, {n_mask}) (the in-mask voxels); got {idx.min()}..{idx.max()}.")
+            raise ParameterError(
+                f"ma[{s}]: voxel indices must lie in [0, {n_mask}) (the in-mask voxels); got {idx.min()}..{idx.max()}."
+            )
         if idx.size > 1 and not (np.diff(idx) > 0).all() and np.unique(idx).size < idx.size:
-            raise ParameterError(f"ma[{s}]: voxel indices repeat; expected each voxel once per study "
-                                 "(its MA, the maximum over its foci).")
+            raise ParameterError(
+                f"ma[{s}]: voxel indices repeat; expected each voxel once per study "
+                "(its MA, the maximum over its foci)."
+            )
         if vals.size and not ((vals >= 0) & (vals < 1)).all():
             raise ParameterError(f"ma[{s}]: MA values must lie in [0, 1); got {vals.min():g}..{vals.max():g}.")
         out.append((idx, vals.astype(np.float32)))
@@ -473,7 +486,7 @@ def _combine_numpy(ale_idx, ale_p, exp_idx, exp_p, centres, inv_step, n_bins, up
 
 def _step_numpy(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out) -> tuple[int, int]:
     """:func:`_combine_numpy` of the running null's nonzero bins into ``out`` (zero on entry); the new nonzero range."""
-    a = lo + np.flatnonzero(null[lo:hi + 1])
+    a = lo + np.flatnonzero(null[lo : hi + 1])
     if a.size:
         out += _combine_numpy(a, null[a], exp_idx, exp_p, centres, inv_step, n_bins, upto)
     return _nonzero_range(out[: upto + 1])
@@ -486,8 +499,9 @@ def _make_numba_combine():
         return None
 
     @numba.njit(cache=True, nogil=True)
-    def combine(dense, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out, t_min, t_max,
-                window):  # pragma: no cover - compiled
+    def combine(
+        dense, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out, t_min, t_max, window
+    ):  # pragma: no cover - compiled
         # dense: the running null over 0..upto (nonzero within lo..hi; its empty bins add 0.0, which changes no
         # sum); out: receives the pairs whose bin (0..upto, or upto + 1 for those landing above upto) lies in
         # [t_min, t_max], each bin's in NiMARE's order, so that disjoint windows can run at once
@@ -516,8 +530,10 @@ def _make_numba_combine():
         for i in range(n_e):
             keep = 1.0 - centres[exp_idx[i]]
             first, final = lo, hi
-            if target(hi, keep, centres, inv_step, n_bins, upto) < t_min or target(
-                    lo, keep, centres, inv_step, n_bins, upto) > t_max:
+            if (
+                target(hi, keep, centres, inv_step, n_bins, upto) < t_min
+                or target(lo, keep, centres, inv_step, n_bins, upto) > t_max
+            ):
                 first, final = hi + 1, hi
             else:
                 if target(lo, keep, centres, inv_step, n_bins, upto) < t_min:
@@ -572,8 +588,10 @@ def _make_numba_combine():
                         guess = stop
                     if target(guess, keep, centres, inv_step, n_bins, upto) - guess == shift:
                         good, bad = guess, stop + 1
-                        if guess < stop and target(guess + 1, keep, centres, inv_step, n_bins,
-                                                   upto) - guess - 1 != shift:
+                        if (
+                            guess < stop
+                            and target(guess + 1, keep, centres, inv_step, n_bins, upto) - guess - 1 != shift
+                        ):
                             bad = guess + 1
                     else:
                         good, bad = a, guess
@@ -584,8 +602,8 @@ def _make_numba_combine():
                         else:
                             bad = mid
                     # views indexed from 0: the compiler can drop negative-index checks and vectorise the loop
-                    dst = out[a + shift:good + 1 + shift]
-                    src = dense[a:good + 1]
+                    dst = out[a + shift : good + 1 + shift]
+                    src = dense[a : good + 1]
                     for k in range(src.shape[0]):
                         dst[k] += pe * src[k]
                     a = good + 1
@@ -622,8 +640,9 @@ def _step_numba(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, o
     reach = min(top, hi + int(exp_idx.max()))  # a pair lands at most its study bin above its running-null bin
     if (hi - lo + 1) * exp_idx.size >= _SPLIT_PAIRS and (os.cpu_count() or 1) > 1 and reach > lo:
         mid = (lo + reach) // 2
-        second = _split_pool().submit(combine, null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out,
-                                      mid + 1, upto + 1, _WINDOW)
+        second = _split_pool().submit(
+            combine, null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out, mid + 1, upto + 1, _WINDOW
+        )
         combine(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out, 0, mid, _WINDOW)
         second.result()
     else:
@@ -758,7 +777,7 @@ def _fold(hists, study_max: np.ndarray, engine: str, upto: int | None):
             continue
         assert spare is not None  # made with null, on the first study
         above = null[-1]
-        spare[spare_lo:spare_hi + 1] = 0.0  # the buffer's old nonzero range: all of it is 0 now
+        spare[spare_lo : spare_hi + 1] = 0.0  # the buffer's old nonzero range: all of it is 0 now
         spare[-1] = 0.0
         new_lo, new_hi = step(null, lo, hi, e_idx, e_p, centres, inv_step, n_bins, upto, spare)
         spare[-1] += above * total
@@ -887,11 +906,17 @@ class ALEKernel(Kernel):
     combine = "max"
     exact_support = False
 
-    def __init__(self, sample_size: float | None = None, fwhm: float | None = None,
-                 voxel_size: Sequence[float] | np.ndarray = (2.0, 2.0, 2.0)):
+    def __init__(
+        self,
+        sample_size: float | None = None,
+        fwhm: float | None = None,
+        voxel_size: Sequence[float] | np.ndarray = (2.0, 2.0, 2.0),
+    ):
         if sample_size is not None and fwhm is not None:
             _resolve_fwhm(sample_size, fwhm)  # the error for both
-        self.sample_size = None if sample_size is None else _check_positive(sample_size, "sample_size", "sample_size=20")
+        self.sample_size = (
+            None if sample_size is None else _check_positive(sample_size, "sample_size", "sample_size=20")
+        )
         self.fwhm = None if fwhm is None else _check_positive(fwhm, "fwhm", "fwhm=10")
         self.voxel_size = tuple(float(v) for v in np.abs(np.asarray(voxel_size, dtype=np.float64)).reshape(-1))
         _zoom_root(self.voxel_size)
@@ -922,7 +947,9 @@ class ALEKernel(Kernel):
         bound = ALEKernel(voxel_size=self.voxel_size)
         bound.sizes = {_plain(s): float(n) for s, n in zip(studies, sizes)}
         # the widest kernel (the smallest study) bounds where any study's values can reach
-        bound.offsets = kernel_support(float(sizes.min()), voxel_size=self.voxel_size)[0] if len(sizes) else self.offsets
+        bound.offsets = (
+            kernel_support(float(sizes.min()), voxel_size=self.voxel_size)[0] if len(sizes) else self.offsets
+        )
         return bound
 
     def size_of(self, study) -> float | None:
@@ -930,8 +957,10 @@ class ALEKernel(Kernel):
         if self.fixed:
             return self.sample_size
         if self.sizes is None:
-            raise ParameterError("this ALE kernel is sized by the coordinate table's sample sizes and was never bound "
-                                 "to a table; build the cube with xcoact.activations(db, kernel='ale').")
+            raise ParameterError(
+                "this ALE kernel is sized by the coordinate table's sample sizes and was never bound "
+                "to a table; build the cube with xcoact.activations(db, kernel='ale')."
+            )
         return self.sizes[_plain(study)]
 
     def study_map(self, ijk, grid: Grid, study=None):
@@ -947,12 +976,18 @@ class ALEKernel(Kernel):
             sizing = {"sample_size": self.sample_size, "fwhm": ale_fwhm(self.sample_size)}
         else:
             sizing = {"sample_size": "per study (the table's sample_size)"}
-        return {"kernel": self.name,
-                "long_name": "study modelled activation (ALE: the voxel-wise maximum of its foci's Gaussians)", **sizing}
+        return {
+            "kernel": self.name,
+            "long_name": "study modelled activation (ALE: the voxel-wise maximum of its foci's Gaussians)",
+            **sizing,
+        }
 
     def __repr__(self) -> str:
-        how = f"fwhm={self.fwhm:g}" if self.fwhm is not None else (
-            f"sample_size={self.sample_size:g}" if self.sample_size is not None else "sample sizes per study")
+        how = (
+            f"fwhm={self.fwhm:g}"
+            if self.fwhm is not None
+            else (f"sample_size={self.sample_size:g}" if self.sample_size is not None else "sample sizes per study")
+        )
         return f"<ALEKernel {how}>"
 
 
@@ -966,11 +1001,15 @@ def ale_kernel_for(kernel, r, sample_size, fwhm, grid: Grid) -> ALEKernel:
         with ``r`` (a sphere radius, which the ALE kernel does not have).
     """
     if not (isinstance(kernel, str) and kernel.lower() == "ale"):
-        raise ParameterError(f"sample_size={sample_size!r}, fwhm={fwhm!r} size the ALE kernel, but kernel={kernel!r}; "
-                             "pass kernel='ale' with them, or drop them.")
+        raise ParameterError(
+            f"sample_size={sample_size!r}, fwhm={fwhm!r} size the ALE kernel, but kernel={kernel!r}; "
+            "pass kernel='ale' with them, or drop them."
+        )
     if r is not None:
-        raise ParameterError(f"r={r!r} is a sphere radius; the ALE kernel has none (its width comes from sample_size= "
-                             "or fwhm=, or from each study's sample size in the table). Drop r.")
+        raise ParameterError(
+            f"r={r!r} is a sphere radius; the ALE kernel has none (its width comes from sample_size= "
+            "or fwhm=, or from each study's sample size in the table). Drop r."
+        )
     return ALEKernel(sample_size, fwhm, grid.voxel_size)
 
 
@@ -991,7 +1030,7 @@ def _block_parts(block, selected: np.ndarray) -> tuple:
     start = 0
     for piece in pieces_of(block):
         n = len(piece.rows)
-        rows = piece.rows[np.asarray(selected[start:start + n], dtype=bool)]
+        rows = piece.rows[np.asarray(selected[start : start + n], dtype=bool)]
         start += n
         if rows.size == 0:
             continue
@@ -1005,7 +1044,7 @@ def _block_parts(block, selected: np.ndarray) -> tuple:
         buf = np.empty(int(np.diff(indptr)[rows].max()), dtype=np.float32)
         for row in rows:
             lo, hi = indptr[row], indptr[row + 1]
-            logs = buf[:hi - lo]
+            logs = buf[: hi - lo]
             np.negative(values[lo:hi], out=logs, dtype=np.float32)
             np.log1p(logs, out=logs)  # log1p in float32, added in float64: NiMARE's ALE
             if scatter is None:
@@ -1039,14 +1078,14 @@ def _chunk_hists(chunk) -> list:
     got = []
     scratch = np.zeros(HIST_STEPS + 2, dtype=np.int64)  # MA < 1: its nearest bin is at most HIST_STEPS
     for row in range(indptr.size - 1):
-        v = values[indptr[row]:indptr[row + 1]].astype(np.float32, copy=False)
+        v = values[indptr[row] : indptr[row + 1]].astype(np.float32, copy=False)
         if not v.size:
             got.append((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0, np.float32(0)))
             continue
         if count is None:
             counts = np.bincount(_nearest(v.astype(np.float64) * inv_step, np.iinfo(np.int64).max))
         else:
-            counts = scratch[:count(v, inv_step, scratch) + 1]
+            counts = scratch[: count(v, inv_step, scratch) + 1]
         bins = np.flatnonzero(counts)
         got.append((bins, counts[bins].copy(), int(v.size), np.float32(v.max())))
         counts[:] = 0
@@ -1168,28 +1207,31 @@ def seed_stats(act, selected: np.ndarray, *, engine: str = "auto"):
     data = canonical(act)
     grid = grid_of(act)
     if not is_block_cube(data) or act.attrs.get("kernel") != "ale":
-        raise ParameterError("the ALE of a seed needs the ALE cube as built by xcoact.activations(db, kernel='ale') "
-                             "(its blocks keep each study's modelled activation); this cube is not one.")
+        raise ParameterError(
+            "the ALE of a seed needs the ALE cube as built by xcoact.activations(db, kernel='ale') "
+            "(its blocks keep each study's modelled activation); this cube is not one."
+        )
     if not selected.any():
         raise ParameterError("no study selected: the ALE of a seed needs at least one study.")
     full = data.to_delayed(optimize_graph=False).ravel()
     bounds = np.concatenate([[0], np.cumsum(data.chunks[0])])
     parts = []
     for b, block in enumerate(full):
-        sel = selected[bounds[b]:bounds[b + 1]]
+        sel = selected[bounds[b] : bounds[b + 1]]
         where = np.flatnonzero(sel)
         # a task per STUDIES_PER_TASK selected studies of the block, in order: the cores share a block's reading
         for start in range(0, where.size, STUDIES_PER_TASK):
             part = np.zeros_like(sel)
-            part[where[start:start + STUDIES_PER_TASK]] = True
+            part[where[start : start + STUDIES_PER_TASK]] = True
             parts.append(dask.delayed(_block_parts, pure=True)(block, part))
     ids = [str(_plain(s)) for s in act["study"].values[selected]]
     order = np.argsort(np.array(ids, dtype=object), kind="stable")
     n_mask = grid.n_mask
     maps = dask.delayed(_seed_maps, pure=True)(parts, order, n_mask, engine)
     flat = da.from_delayed(maps, shape=(3, n_mask), dtype=np.float64)
-    return flat.map_blocks(_to_volume, grid.mask_flat, grid.shape, chunks=((3,), *((s,) for s in grid.shape)),
-                           dtype=np.float64)
+    return flat.map_blocks(
+        _to_volume, grid.mask_flat, grid.shape, chunks=((3,), *((s,) for s in grid.shape)), dtype=np.float64
+    )
 
 
 #: ALE's maps: NiMARE 0.22.1's ``stat``, ``p`` and ``z`` (``ALE().fit(...).maps``); ``z`` is ``z_map`` in the
@@ -1203,8 +1245,17 @@ MAP_LONG_NAMES = {
 REFERENCE = "NiMARE 0.22.1 ALE (null_method='approximate') on the studies get_studies_by_mask selects"
 
 
-def seed(act, seed, threshold=None, *, r: float = 6.0, select: str | None = None, k: int | None = None,
-         preset: str | None = None, engine: str = "auto"):
+def seed(
+    act,
+    seed,
+    threshold=None,
+    *,
+    r: float = 6.0,
+    select: str | None = None,
+    k: int | None = None,
+    preset: str | None = None,
+    engine: str = "auto",
+):
     """An ALE MACM: the studies selected by the seed, and the ALE of them alone (``stat``, ``p``, ``z``).
 
     What ``act.coact.seed(roi)`` does on an ALE cube.  The selection rule is
@@ -1226,12 +1277,15 @@ def seed(act, seed, threshold=None, *, r: float = 6.0, select: str | None = None
     from ..roi import describe_seed, is_batch, is_coords
 
     if is_batch(seed):
-        raise ParameterError("the ALE of a seed takes one seed (an ROI image or coordinates forming one ROI); run a "
-                             "list of seeds one by one.")
+        raise ParameterError(
+            "the ALE of a seed takes one seed (an ROI image or coordinates forming one ROI); run a "
+            "list of seeds one by one."
+        )
     kernel = _cube_kernel(act)
     pre = _preset_of(act, preset)
-    rule, grid, roi, score, selected = select_for_seed(act, seed, pre, "focus" if select is None else select,
-                                                       threshold, r, k)
+    rule, grid, roi, score, selected = select_for_seed(
+        act, seed, pre, "focus" if select is None else select, threshold, r, k
+    )
     n_roi = roi.attrs["n_roi"]
     n_sel = int(selected.sum())
     stack = seed_stats(act, selected, engine=engine)
@@ -1329,8 +1383,9 @@ def _numba_study_logs():
         return None
 
     @numba.njit(cache=True, nogil=True)
-    def study_logs(best, winner, run_ptr, run_k0, run_k1, run_base, nx, ny, foci, width, values, logs, touched, sums,
-                   used):  # pragma: no cover - compiled
+    def study_logs(
+        best, winner, run_ptr, run_k0, run_k1, run_base, nx, ny, foci, width, values, logs, touched, sums, used
+    ):  # pragma: no cover - compiled
         # best[col]: the largest kernel value placed at col so far (0: none), winner[col] its kernel entry; only a
         # larger value replaces one, so best is study_ma's maximum over the foci
         reach = width // 2
@@ -1420,14 +1475,15 @@ def _chunk_parts(chunk) -> tuple:
     used = np.zeros(_CUBE**3, dtype=np.int64)
     empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0, np.float32(0))
     for s in range(chunk.n_studies):
-        foci = chunk.ijk[chunk.peak_ptr[s]:chunk.peak_ptr[s + 1]]
+        foci = chunk.ijk[chunk.peak_ptr[s] : chunk.peak_ptr[s + 1]]
         if kernel.fwhm is not None:
             width, values, logs, bins = _pattern_tables(kernel.fwhm, zoom, True)
         else:
             size = kernel.size_of(None if chunk.studies is None else chunk.studies[s])
             width, values, logs, bins = _pattern_tables(ale_fwhm(size), zoom, False)
-        n = study_logs(best, winner, run_ptr, run_k0, run_k1, run_base, nx, ny, foci, width, values, logs, touched,
-                       sums, used)
+        n = study_logs(
+            best, winner, run_ptr, run_k0, run_k1, run_base, nx, ny, foci, width, values, logs, touched, sums, used
+        )
         entries = np.flatnonzero(used[: values.size])
         if not entries.size:
             hists.append(empty)
@@ -1449,8 +1505,17 @@ def _database_maps(parts, order: np.ndarray, n_mask: int, null: bool, engine: st
     return _seed_maps(parts, order, n_mask, engine)
 
 
-def database_ale(db, *, sample_size: float | None = None, fwhm: float | None = None, preset="nimare",
-                 grid: Grid | None = None, studies_per_task: int = 256, null: bool = False, engine: str = "auto"):
+def database_ale(
+    db,
+    *,
+    sample_size: float | None = None,
+    fwhm: float | None = None,
+    preset="nimare",
+    grid: Grid | None = None,
+    studies_per_task: int = 256,
+    null: bool = False,
+    engine: str = "auto",
+):
     """The ALE of every study of a database, streamed: each study's MA is made, added and dropped.
 
     For a whole database (e.g. Neurosynth v7's 14,371 studies) the ALE cube's
@@ -1504,7 +1569,11 @@ def database_ale(db, *, sample_size: float | None = None, fwhm: float | None = N
         db = read_database(db)
     pre = get_preset(preset)
     grid = grid or pre.grid()
-    if isinstance(studies_per_task, bool) or not isinstance(studies_per_task, (int, np.integer)) or studies_per_task < 1:
+    if (
+        isinstance(studies_per_task, bool)
+        or not isinstance(studies_per_task, (int, np.integer))
+        or studies_per_task < 1
+    ):
         raise ParameterError(f"studies_per_task={studies_per_task!r}; expected an int >= 1, e.g. 256.")
     if not isinstance(null, (bool, np.bool_)):
         raise ParameterError(f"null={null!r}; expected True (stat, p and z) or False (stat only).")
@@ -1513,24 +1582,46 @@ def database_ale(db, *, sample_size: float | None = None, fwhm: float | None = N
     # r is unused with a kernel (DatabasePeaks types it float for the sphere route)
     peaks = DatabasePeaks(db, grid, cast(float, None), peak_transform=pre.peak_transform, kernel=kernel)
     n = peaks.n_studies
-    parts = [dask.delayed(_chunk_parts, pure=True)(peaks.chunk(s0, min(n, s0 + studies_per_task)))
-             for s0 in range(0, n, studies_per_task)]
+    parts = [
+        dask.delayed(_chunk_parts, pure=True)(peaks.chunk(s0, min(n, s0 + studies_per_task)))
+        for s0 in range(0, n, studies_per_task)
+    ]
     order = np.argsort(np.array([str(_plain(s)) for s in peaks.studies], dtype=object), kind="stable")
     names = ("stat", "p", "z_map") if null else ("stat",)
-    flat = da.from_delayed(dask.delayed(_database_maps, pure=True)(parts, order, grid.n_mask, bool(null), engine),
-                           shape=(len(names), grid.n_mask), dtype=np.float64)
-    stack = flat.map_blocks(_to_volume, grid.mask_flat, grid.shape, chunks=((len(names),), *((s,) for s in grid.shape)),
-                            dtype=np.float64)
+    flat = da.from_delayed(
+        dask.delayed(_database_maps, pure=True)(parts, order, grid.n_mask, bool(null), engine),
+        shape=(len(names), grid.n_mask),
+        dtype=np.float64,
+    )
+    stack = flat.map_blocks(
+        _to_volume, grid.mask_flat, grid.shape, chunks=((len(names),), *((s,) for s in grid.shape)), dtype=np.float64
+    )
     coords = {k: (k, v, {"units": "mm"}) for k, v in grid.coords().items()}
-    attrs = {"kernel": "ale", "database": str(db.attrs.get("database", "")), "n_studies": n,
-             **{k: v for k, v in kernel.attrs().items() if k in ("sample_size", "fwhm")}}
-    stat = xr.DataArray(stack[0], dims=("x", "y", "z"), coords=coords, name="stat",
-                        attrs={"long_name": "ALE of every study of the database", **attrs})
+    attrs = {
+        "kernel": "ale",
+        "database": str(db.attrs.get("database", "")),
+        "n_studies": n,
+        **{k: v for k, v in kernel.attrs().items() if k in ("sample_size", "fwhm")},
+    }
+    stat = xr.DataArray(
+        stack[0],
+        dims=("x", "y", "z"),
+        coords=coords,
+        name="stat",
+        attrs={"long_name": "ALE of every study of the database", **attrs},
+    )
     if not null:
         return stat
-    ds = xr.Dataset({"stat": stat}, attrs={"analysis": "ALE of every study of the database", **attrs,
-                                           "null_method": "approximate", "maps": ", ".join(MAP_NAMES),
-                                           "reference": "NiMARE 0.22.1 ALE (null_method='approximate') on every study"})
+    ds = xr.Dataset(
+        {"stat": stat},
+        attrs={
+            "analysis": "ALE of every study of the database",
+            **attrs,
+            "null_method": "approximate",
+            "maps": ", ".join(MAP_NAMES),
+            "reference": "NiMARE 0.22.1 ALE (null_method='approximate') on every study",
+        },
+    )
     for i, name in enumerate(MAP_NAMES[1:], start=1):
         ds[name] = (("x", "y", "z"), stack[i], {"long_name": MAP_LONG_NAMES[name]})
     return ds
@@ -1553,8 +1644,10 @@ def _foci_of(act, selected: np.ndarray):
     kernel = _cube_kernel(act)
     peaks = cube_peaks(act)
     if kernel is None or peaks is None:
-        raise ParameterError("ALE Monte Carlo inference needs the ALE cube as built by xcoact.activations(db, kernel='ale') "
-                             "(it reads the studies' foci and kernels from it); this cube is not one.")
+        raise ParameterError(
+            "ALE Monte Carlo inference needs the ALE cube as built by xcoact.activations(db, kernel='ale') "
+            "(it reads the studies' foci and kernels from it); this cube is not one."
+        )
     ids = np.asarray(act["study"].values)
     where = np.flatnonzero(np.asarray(selected, dtype=bool))
     where = where[np.argsort(np.array([str(_plain(s)) for s in ids[where]], dtype=object), kind="stable")]
@@ -1562,7 +1655,7 @@ def _foci_of(act, selected: np.ndarray):
     where = where[counts[where] > 0]
     if not where.size:
         raise ParameterError("no selected study has a focus: ALE Monte Carlo inference needs at least one.")
-    ijk = np.concatenate([peaks.ijk[peaks.peak_ptr[s]:peaks.peak_ptr[s + 1]] for s in where])
+    ijk = np.concatenate([peaks.ijk[peaks.peak_ptr[s] : peaks.peak_ptr[s + 1]] for s in where])
     study = np.repeat(np.arange(where.size), counts[where])
     sizing: dict[str, float | np.ndarray]
     if kernel.fwhm is not None:
@@ -1584,9 +1677,12 @@ def _lazy_maps(result, names: dict, grid: Grid) -> dict:
     computed together, one run."""
     import dask.array as da
 
-    return {key: da.from_delayed(result[key], shape=(grid.n_mask,), dtype=dtype).map_blocks(
-        _volume, grid.mask_flat, grid.shape, chunks=tuple((s,) for s in grid.shape), dtype=dtype)
-        for key, dtype in names.items()}
+    return {
+        key: da.from_delayed(result[key], shape=(grid.n_mask,), dtype=dtype).map_blocks(
+            _volume, grid.mask_flat, grid.shape, chunks=tuple((s,) for s in grid.shape), dtype=dtype
+        )
+        for key, dtype in names.items()
+    }
 
 
 def _check_mc(n_iter, seed) -> tuple[int, int]:
@@ -1618,12 +1714,18 @@ def _cube_of(maps, act):
 
     act = cube_of(maps) if act is None else act
     if act is None:
-        raise ParameterError("ALE FWE needs the cube the maps were computed from, and these maps no longer carry it "
-                             "(read from a file?); pass it: maps.coact.fwe(act=xcoact.activations(db, kernel='ale'), n_iter=1000).")
+        raise ParameterError(
+            "ALE FWE needs the cube the maps were computed from, and these maps no longer carry it "
+            "(read from a file?); pass it: maps.coact.fwe(act=xcoact.activations(db, kernel='ale'), n_iter=1000)."
+        )
     # the cube token does not tell kernel sizes apart: compare the sizing the maps record too
     sizing = [(str(maps.attrs.get(k)), str(act.attrs.get(k))) for k in ("sample_size", "fwhm")]
-    if (maps.attrs.get("cube") is not None and str(maps.attrs["cube"]) != cube_token(act)) or any(a != b for a, b in sizing):
-        raise ParameterError("act is not the cube these ALE maps were computed from (attrs['cube'] differs); pass that cube.")
+    if (maps.attrs.get("cube") is not None and str(maps.attrs["cube"]) != cube_token(act)) or any(
+        a != b for a, b in sizing
+    ):
+        raise ParameterError(
+            "act is not the cube these ALE maps were computed from (attrs['cube'] differs); pass that cube."
+        )
     return act
 
 
@@ -1645,39 +1747,57 @@ def fwe(maps, act=None, *, n_iter=1000, seed=None, cluster_p: float = 0.001, eng
     ``fwe_cluster_p``.  Computes now (as the MKDA :func:`xcoact.stats.fwe.fwe`):
     about n_iter x the time of one ALE of the selected foci.
     """
-    from . import ale_null
     from ..roi import grid_of
+    from . import ale_null
 
     if maps.attrs.get("analysis") != "ALE seed coactivation" or maps.attrs.get("null_method") != "approximate":
-        raise ParameterError("fwe on ALE maps applies to one ALE seed's maps (act.coact.seed(roi) on an ALE cube); "
-                             "an ALE contrast or SCALE result carries its own permutation p.")
-    given = {k: v for k, v in mkda.items() if k == "progress" and v or k != "progress" and v != _MKDA_ONLY[k]}
+        raise ParameterError(
+            "fwe on ALE maps applies to one ALE seed's maps (act.coact.seed(roi) on an ALE cube); "
+            "an ALE contrast or SCALE result carries its own permutation p."
+        )
+    given = {k: v for k, v in mkda.items() if (k == "progress" and v) or (k != "progress" and v != _MKDA_ONLY[k])}
     if given or isinstance(n_iter, str):
         what = ", ".join(f"{k}={v!r}" for k, v in given.items()) or f"n_iter={n_iter!r}"
-        raise ParameterError(f"{what} applies to the MKDA permutation test only; ALE FWE (NiMARE's Monte Carlo, face "
-                             "connectivity) takes n_iter=, seed= and cluster_p= (the cluster-forming p).")
+        raise ParameterError(
+            f"{what} applies to the MKDA permutation test only; ALE FWE (NiMARE's Monte Carlo, face "
+            "connectivity) takes n_iter=, seed= and cluster_p= (the cluster-forming p)."
+        )
     act = _cube_of(maps, act)
     n_iter, seed = _check_mc(n_iter, seed)
     ijk, study, sizing, peaks = _foci_of(act, _selection(act, maps))
     grid = grid_of(act)
-    out = ale_null.ale_fwe(ijk, study, peaks.grid, **sizing, n_iter=n_iter, seed=seed, voxel_thresh=cluster_p,
-                           engine=engine)
+    out = ale_null.ale_fwe(
+        ijk, study, peaks.grid, **sizing, n_iter=n_iter, seed=seed, voxel_thresh=cluster_p, engine=engine
+    )
     ds = maps.copy()
     for key, values in out.items():
         if key.startswith(("logp_", "z_")):
-            ds[key] = (("x", "y", "z"), _volume(values, grid.mask_flat, grid.shape), {"long_name": f"{key} (NiMARE's "
-                       "Monte Carlo FWE)"})
+            ds[key] = (
+                ("x", "y", "z"),
+                _volume(values, grid.mask_flat, grid.shape),
+                {"long_name": f"{key} (NiMARE's Monte Carlo FWE)"},
+            )
         elif key.startswith("values_"):
             ds[key] = ("iteration", values, {"long_name": f"null maximum per iteration ({key})"})
-    ds.attrs.update({"fwe_method": "montecarlo (NiMARE 0.22.1 ALE.correct_fwe_montecarlo)", "fwe_n_iter": n_iter,
-                     "fwe_seed": seed, "fwe_cluster_p": float(cluster_p),
-                     "fwe_threshold": float("nan") if out["threshold"] is None else float(out["threshold"])})
+    ds.attrs.update(
+        {
+            "fwe_method": "montecarlo (NiMARE 0.22.1 ALE.correct_fwe_montecarlo)",
+            "fwe_n_iter": n_iter,
+            "fwe_seed": seed,
+            "fwe_cluster_p": float(cluster_p),
+            "fwe_threshold": float("nan") if out["threshold"] is None else float(out["threshold"]),
+        }
+    )
     return ds
 
 
 #: ALESubtraction's maps as ale_null returns them, and their dtypes.
-SUBTRACTION_MAPS = {"stat_desc-group1MinusGroup2": np.float32, "p_desc-group1MinusGroup2": np.float32,
-                    "z_desc-group1MinusGroup2": np.float64, "logp_desc-group1MinusGroup2": np.float32}
+SUBTRACTION_MAPS = {
+    "stat_desc-group1MinusGroup2": np.float32,
+    "p_desc-group1MinusGroup2": np.float32,
+    "z_desc-group1MinusGroup2": np.float64,
+    "logp_desc-group1MinusGroup2": np.float32,
+}
 
 
 def _ma_of(ijk, study, sizing, grid: Grid) -> list:
@@ -1686,7 +1806,7 @@ def _ma_of(ijk, study, sizing, grid: Grid) -> list:
     out = []
     for s in range(ptr.size - 1):
         size = {k: (v[s] if np.ndim(v) else v) for k, v in sizing.items()}
-        out.append(study_ma(ijk[ptr[s]:ptr[s + 1]], grid, **{k: float(v) for k, v in size.items()}))
+        out.append(study_ma(ijk[ptr[s] : ptr[s + 1]], grid, **{k: float(v) for k, v in size.items()}))
     return out
 
 
@@ -1694,12 +1814,29 @@ def _subtraction(a, b, grid: Grid, n_iter: int, seed: int) -> dict:
     from . import ale_null
 
     (ijk_a, study_a, sizing_a), (ijk_b, study_b, sizing_b) = a, b  # each group's (ijk, study, sizing)
-    return ale_null.ale_subtraction(_ma_of(ijk_a, study_a, sizing_a, grid), _ma_of(ijk_b, study_b, sizing_b, grid),
-                                    grid.n_mask, n_iter=n_iter, seed=seed)
+    return ale_null.ale_subtraction(
+        _ma_of(ijk_a, study_a, sizing_a, grid),
+        _ma_of(ijk_b, study_b, sizing_b, grid),
+        grid.n_mask,
+        n_iter=n_iter,
+        seed=seed,
+    )
 
 
-def contrast(act, seed_a, seed_b, threshold=None, *, r: float = 6.0, select: str | None = None, k: int | None = None,
-             both: str = "exclude", preset: str | None = None, n_iter: int | None = None, seed: int | None = None):
+def contrast(
+    act,
+    seed_a,
+    seed_b,
+    threshold=None,
+    *,
+    r: float = 6.0,
+    select: str | None = None,
+    k: int | None = None,
+    both: str = "exclude",
+    preset: str | None = None,
+    n_iter: int | None = None,
+    seed: int | None = None,
+):
     """``act.coact.contrast(a, b)`` on an ALE cube: NiMARE's ``ALESubtraction``
     (:func:`xcoact.stats.ale_null.ale_subtraction`).
 
@@ -1723,8 +1860,9 @@ def contrast(act, seed_a, seed_b, threshold=None, *, r: float = 6.0, select: str
             raise ParameterError(f"{name} is a list of seeds; a contrast takes one seed on each side.")
     n_iter, seed = _check_mc(n_iter, seed)
     pre = _preset_of(act, preset)
-    rule = check_rule("focus" if select is None else select, threshold, r=r, k=k,
-                      coords=is_coords(seed_a) and is_coords(seed_b))
+    rule = check_rule(
+        "focus" if select is None else select, threshold, r=r, k=k, coords=is_coords(seed_a) and is_coords(seed_b)
+    )
     grid = _grid(act)
     in_a, in_b, overlap, rois, _ = contrast_groups(act, (seed_a, seed_b), pre, rule, grid, r, both)
     ids = np.asarray(act["study"].values)
@@ -1734,8 +1872,11 @@ def contrast(act, seed_a, seed_b, threshold=None, *, r: float = 6.0, select: str
     result = dask.delayed(_subtraction, pure=True)(a[:3], b[:3], peaks_grid, n_iter, seed)
     lazy = _lazy_maps(result, SUBTRACTION_MAPS, grid)
     ds = _result(act, grid, list(lazy), {n: (("x", "y", "z"), v) for n, v in lazy.items()})
-    ds["group"] = ("study", np.where(in_a, 1, np.where(in_b, 2, 0)).astype(np.int8),
-                   {"long_name": "1: group A, 2: group B, 0: neither (or excluded)"})
+    ds["group"] = (
+        "study",
+        np.where(in_a, 1, np.where(in_b, 2, 0)).astype(np.int8),
+        {"long_name": "1: group A, 2: group B, 0: neither (or excluded)"},
+    )
     ds["selected_id"] = ("selected", ids[in_a], {"long_name": "ids of the group A studies"})
     ds["selected_b_id"] = ("selected_b", ids[in_b], {"long_name": "ids of the group B studies"})
     ds.attrs = {
@@ -1796,9 +1937,20 @@ def scale(maps, act, *, n_iter: int | None = None, seed: int | None = None):
     ds = maps.copy()
     for key, values in lazy.items():
         name = "z_map" if key == "z" else key
-        ds[name] = (("x", "y", "z"), values, {"long_name": f"SCALE {key} (specific coactivation vs the database's foci)"})
-    ds.attrs.update({"analysis": "ALE seed coactivation (SCALE)", "null_method": "scale", "n_iter": n_iter,
-                     "null_seed": seed, "maps": "stat, p, z_map, logp",
-                     "reference": "NiMARE 0.22.1 SCALE(xyz=every focus of the database) on the studies "
-                                  "get_studies_by_mask selects"})
+        ds[name] = (
+            ("x", "y", "z"),
+            values,
+            {"long_name": f"SCALE {key} (specific coactivation vs the database's foci)"},
+        )
+    ds.attrs.update(
+        {
+            "analysis": "ALE seed coactivation (SCALE)",
+            "null_method": "scale",
+            "n_iter": n_iter,
+            "null_seed": seed,
+            "maps": "stat, p, z_map, logp",
+            "reference": "NiMARE 0.22.1 SCALE(xyz=every focus of the database) on the studies "
+            "get_studies_by_mask selects",
+        }
+    )
     return ds

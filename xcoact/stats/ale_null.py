@@ -65,9 +65,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from scipy import special
 
-from . import ale, components
 from ..errors import ParameterError
 from ..space import Grid
+from . import ale, components
 
 __all__ = [
     "ale_fwe",
@@ -78,6 +78,7 @@ __all__ = [
     "fwe_null",
     "permutation_p",
 ]
+
 
 def _label(binary: np.ndarray) -> tuple[np.ndarray, int]:
     """Face-connected components of a 3-D boolean array: (labels, count), NiMARE's connectivity.
@@ -131,18 +132,28 @@ class _Foci:
     def __init__(self, ijk, study, grid: Grid, sample_size, fwhm):
         ijk = np.asarray(ijk)
         if ijk.ndim != 2 or ijk.shape[1] != 3 or (ijk.size and not np.issubdtype(ijk.dtype, np.integer)):
-            raise ParameterError(f"ijk must be an (n, 3) integer array of voxel indices; got {ijk.dtype} of shape {ijk.shape}.")
+            raise ParameterError(
+                f"ijk must be an (n, 3) integer array of voxel indices; got {ijk.dtype} of shape {ijk.shape}."
+            )
         study = np.asarray(study)
         if study.shape != (len(ijk),) or (study.size and not np.issubdtype(study.dtype, np.integer)):
-            raise ParameterError(f"study must hold one integer study code per focus ({len(ijk)}); got {study.dtype} of shape {study.shape}.")
+            raise ParameterError(
+                f"study must hold one integer study code per focus ({len(ijk)}); got {study.dtype} of shape "
+                f"{study.shape}."
+            )
         if not len(ijk):
             raise ParameterError("ijk holds no focus; ALE needs at least one study's foci.")
         if study.min() < 0:
-            raise ParameterError(f"study codes must be >= 0 (0..n_studies-1, the order studies are combined); got {study.min()}.")
+            raise ParameterError(
+                f"study codes must be >= 0 (0..n_studies-1, the order studies are combined); got {study.min()}."
+            )
         n_studies = int(study.max()) + 1
         present = np.bincount(study, minlength=n_studies) > 0
         if not present.all():
-            raise ParameterError(f"study codes must run over 0..{n_studies - 1} without gaps; code {np.flatnonzero(~present)[0]} has no focus.")
+            raise ParameterError(
+                f"study codes must run over 0..{n_studies - 1} without gaps; code {np.flatnonzero(~present)[0]} has no "
+                "focus."
+            )
         sizes = self._per_study(sample_size, "sample_size", n_studies)
         widths = self._per_study(fwhm, "fwhm", n_studies)
         if (sizes is None) == (widths is None):
@@ -156,7 +167,9 @@ class _Foci:
         self.study = study[order]
         self.n_studies = n_studies
         self.ptr = np.searchsorted(self.study, np.arange(n_studies + 1)).astype(np.int64)
-        self.kwargs = [{"sample_size": float(s)} for s in sizes] if widths is None else [{"fwhm": float(w)} for w in widths]
+        self.kwargs = (
+            [{"sample_size": float(s)} for s in sizes] if widths is None else [{"fwhm": float(w)} for w in widths]
+        )
         # each distinct kernel once, flattened for the compiled placement
         zoom = ale._zoom_root(grid.voxel_size)
         keys, kernel_of = [], []
@@ -190,7 +203,9 @@ class _Foci:
         if arr.ndim == 0:
             arr = np.full(n_studies, float(arr))
         if arr.shape != (n_studies,) or not np.isfinite(arr).all() or (arr <= 0).any():
-            raise ParameterError(f"{name} must be a number > 0 or one per study ({n_studies}), all finite and > 0; got {value!r}.")
+            raise ParameterError(
+                f"{name} must be a number > 0 or one per study ({n_studies}), all finite and > 0; got {value!r}."
+            )
         return arr
 
     def centres(self, ijk: np.ndarray) -> np.ndarray:
@@ -200,7 +215,9 @@ class _Foci:
 
     def ma(self, ijk: np.ndarray) -> list:
         """Each study's sparse MA with its foci at ``ijk`` (rows in this object's order)."""
-        return [ale.study_ma(ijk[self.ptr[s]:self.ptr[s + 1]], self.grid, **self.kwargs[s]) for s in range(self.n_studies)]
+        return [
+            ale.study_ma(ijk[self.ptr[s] : self.ptr[s + 1]], self.grid, **self.kwargs[s]) for s in range(self.n_studies)
+        ]
 
 
 # -- the per-iteration ALE --------------------------------------------------------------------------
@@ -215,7 +232,9 @@ def _numba_sums():
         return None
 
     @numba.njit(cache=True, nogil=True)
-    def sums_of(centres, ptr, kernel_of, kptr, offsets, values, logs, support, ma, lg, sums, seen, scratch, touched):  # pragma: no cover - compiled
+    def sums_of(
+        centres, ptr, kernel_of, kptr, offsets, values, logs, support, ma, lg, sums, seen, scratch, touched
+    ):  # pragma: no cover - compiled
         n_all = 0
         for s in range(ptr.shape[0] - 1):
             k = kernel_of[s]
@@ -368,8 +387,14 @@ class _Engine:
 
     def buffers(self):
         n = self.foci.grid.n_mask
-        buf = [np.zeros(n, dtype=np.float32), np.zeros(n, dtype=np.float32), np.zeros(n), np.zeros(n, dtype=np.bool_),
-               np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)]
+        buf = [
+            np.zeros(n, dtype=np.float32),
+            np.zeros(n, dtype=np.float32),
+            np.zeros(n),
+            np.zeros(n, dtype=np.bool_),
+            np.zeros(n, dtype=np.int64),
+            np.zeros(n, dtype=np.int64),
+        ]
         if self.screened:  # the screening pass's box and the labeller's scratch
             # (a run's zero padding may reach _RUN - 1 voxels past the box's end)
             buf += [np.zeros(int(np.prod(self.box)) + _RUN, dtype=np.float32), None, self.labeller.scratch()]
@@ -383,8 +408,22 @@ class _Engine:
             idx = np.flatnonzero(dense)
             return idx, dense[idx]
         ma, lg, sums, seen, scratch, touched = buf[:6]
-        n = self.compiled(f.centres(ijk), f.ptr, f.kernel_of, f.kptr, f.offsets, f.values, f.logs, self.support,
-                          ma, lg, sums, seen, scratch, touched)
+        n = self.compiled(
+            f.centres(ijk),
+            f.ptr,
+            f.kernel_of,
+            f.kptr,
+            f.offsets,
+            f.values,
+            f.logs,
+            self.support,
+            ma,
+            lg,
+            sums,
+            seen,
+            scratch,
+            touched,
+        )
         idx = touched[:n]  # in order of first touch; callers that need them sorted sort them
         stat = (1.0 - np.exp(sums[idx])).astype(np.float32)
         sums[idx] = 0.0
@@ -422,8 +461,8 @@ class _Engine:
         rptr, row_off, row_logs = [0], [], []
         for k, w in enumerate(self.widths):
             r = int(w // 2)
-            values = f.values[f.kptr[k]:f.kptr[k + 1]].reshape(w, w, w)
-            logs = f.logs[f.kptr[k]:f.kptr[k + 1]].reshape(w, w, w)
+            values = f.values[f.kptr[k] : f.kptr[k + 1]].reshape(w, w, w)
+            logs = f.logs[f.kptr[k] : f.kptr[k + 1]].reshape(w, w, w)
             for a in range(w):
                 for b in range(w):
                     keep = np.flatnonzero(values[a, b] >= delta)
@@ -431,12 +470,11 @@ class _Engine:
                         for lo in range(int(keep[0]), int(keep[-1]) + 1, _RUN):
                             piece = np.zeros(_RUN, dtype=np.float32)  # zeros past the run add nothing
                             hi = min(lo + _RUN, int(keep[-1]) + 1)
-                            piece[:hi - lo] = logs[a, b, lo:hi]
+                            piece[: hi - lo] = logs[a, b, lo:hi]
                             row_off.append((a - r) * steps[0] + (b - r) * steps[1] + (lo - r))
                             row_logs.append(piece)
             rptr.append(len(row_off))
-        self.rows = (np.asarray(rptr, dtype=np.int64), np.asarray(row_off, dtype=np.int64),
-                     np.concatenate(row_logs))
+        self.rows = (np.asarray(rptr, dtype=np.int64), np.asarray(row_off, dtype=np.int64), np.concatenate(row_logs))
         self.focus_kernel = f.kernel_of[f.study]
         mask_ijk += pad - corner
         self.mask_box = mask_ijk  # in-mask voxels' coordinates in the padded box, C order
@@ -477,7 +515,7 @@ class _Engine:
 
     def _widened(self, cut: float) -> float:
         """``cut`` widened by the float32 screening sums' worst rounding error (at most one term per focus)."""
-        return cut + 1e-5 + len(self.foci.ijk) * 2.0 ** -24 * abs(cut)
+        return cut + 1e-5 + len(self.foci.ijk) * 2.0**-24 * abs(cut)
 
     def mask_ijk(self, draw: np.ndarray) -> np.ndarray:
         grid = self.foci.grid
@@ -568,9 +606,19 @@ def _cluster_measures(idx: np.ndarray, stat: np.ndarray, threshold: float, grid:
     return int(sizes.max()), float(masses.max())
 
 
-def fwe_null(ijk, study, grid: Grid, *, sample_size=None, fwhm=None, threshold: float | None = None,
-             n_iter: int | range = 5000, seed: int = 0, engine: str = "auto",
-             n_workers: int | None = None) -> dict[str, np.ndarray]:
+def fwe_null(
+    ijk,
+    study,
+    grid: Grid,
+    *,
+    sample_size=None,
+    fwhm=None,
+    threshold: float | None = None,
+    n_iter: int | range = 5000,
+    seed: int = 0,
+    engine: str = "auto",
+    n_workers: int | None = None,
+) -> dict[str, np.ndarray]:
     """Monte Carlo maxima of ALE under NiMARE's null: every focus moved to a random in-mask voxel.
 
     Parameters
@@ -703,7 +751,9 @@ def fwe_maps(stat: np.ndarray, grid: Grid, null: dict, threshold: float | None =
     labels, n = _label(above)
     which = labels.reshape(-1)[grid.mask_flat]
     sizes = np.bincount(which, minlength=n + 1).astype(np.float64)
-    masses = np.bincount(which, weights=np.where(which > 0, stat.astype(np.float32).astype(np.float64) - threshold, 0.0), minlength=n + 1)
+    masses = np.bincount(
+        which, weights=np.where(which > 0, stat.astype(np.float32).astype(np.float64) - threshold, 0.0), minlength=n + 1
+    )
     sizes[0] = masses[0] = 0.0  # outside clusters: the null's smallest maximum or less, p = 1 - 1/n
     for name, values in (("size", sizes), ("mass", masses)):
         p = permutation_p(values, null[f"values_desc-{name}_level-cluster"])[which]
@@ -712,9 +762,20 @@ def fwe_maps(stat: np.ndarray, grid: Grid, null: dict, threshold: float | None =
     return out
 
 
-def ale_fwe(ijk, study, grid: Grid, *, sample_size=None, fwhm=None, n_iter: int = 5000, seed: int = 0,
-            voxel_thresh: float = 0.001, vfwe_only: bool = False, engine: str = "auto",
-            n_workers: int | None = None) -> dict:
+def ale_fwe(
+    ijk,
+    study,
+    grid: Grid,
+    *,
+    sample_size=None,
+    fwhm=None,
+    n_iter: int = 5000,
+    seed: int = 0,
+    voxel_thresh: float = 0.001,
+    vfwe_only: bool = False,
+    engine: str = "auto",
+    n_workers: int | None = None,
+) -> dict:
     """ALE with NiMARE's Monte Carlo FWE correction (``FWECorrector(method="montecarlo")``) in one call.
 
     Parameters are those of :func:`fwe_null`; ``voxel_thresh`` is the
@@ -738,8 +799,9 @@ def ale_fwe(ijk, study, grid: Grid, *, sample_size=None, fwhm=None, n_iter: int 
         bins, weights = ale.ale_null(ma, grid.n_mask, engine=engine)
         threshold = cluster_threshold(bins, weights, voxel_thresh)
     kernels = {"sample_size": sample_size} if fwhm is None else {"fwhm": fwhm}
-    null = fwe_null(ijk, study, grid, **kernels, threshold=threshold, n_iter=n_iter, seed=seed, engine=engine,
-                    n_workers=n_workers)
+    null = fwe_null(
+        ijk, study, grid, **kernels, threshold=threshold, n_iter=n_iter, seed=seed, engine=engine, n_workers=n_workers
+    )
     return {**maps, **fwe_maps(maps["stat"], grid, null, threshold), **null, "threshold": threshold}
 
 
@@ -760,8 +822,9 @@ def _group_stat(terms, members, n_mask: int) -> np.ndarray:
     return 1.0 - np.exp(sums)
 
 
-def ale_subtraction(ma1, ma2, n_mask: int, *, n_iter: int = 5000, seed: int = 0,
-                    n_workers: int = 1) -> dict[str, np.ndarray]:
+def ale_subtraction(
+    ma1, ma2, n_mask: int, *, n_iter: int = 5000, seed: int = 0, n_workers: int = 1
+) -> dict[str, np.ndarray]:
     """ALE of group 1 minus group 2 against random relabellings: NiMARE's ``ALESubtraction`` (defaults).
 
     Parameters
@@ -801,8 +864,9 @@ def ale_subtraction(ma1, ma2, n_mask: int, *, n_iter: int = 5000, seed: int = 0,
     seed = _check_seed(seed)
     n_workers = _check_workers(n_workers)
     n_total = len(terms)
-    diff = (_group_stat(terms, range(n1), n_mask).astype(np.float32)
-            - _group_stat(terms, range(n1, n_total), n_mask).astype(np.float32))
+    diff = _group_stat(terms, range(n1), n_mask).astype(np.float32) - _group_stat(
+        terms, range(n1, n_total), n_mask
+    ).astype(np.float32)
 
     def one(i):
         order = np.arange(n_total)
@@ -817,7 +881,7 @@ def ale_subtraction(ma1, ma2, n_mask: int, *, n_iter: int = 5000, seed: int = 0,
     # in blocks, so that no more than a block's difference maps are held at once
     block = max(1, 64 * n_workers)
     for b in range(0, len(iterations), block):
-        part = iterations[b:b + block]
+        part = iterations[b : b + block]
         for j, it in enumerate(_run(part, one, n_workers)):
             upper += it >= diff
             lower += it <= diff
@@ -839,8 +903,19 @@ def ale_subtraction(ma1, ma2, n_mask: int, *, n_iter: int = 5000, seed: int = 0,
 # -- SCALE ----------------------------------------------------------------------------------------
 
 
-def ale_scale(ijk, study, grid: Grid, base_ijk, *, sample_size=None, fwhm=None, n_iter: int = 5000,
-              seed: int = 0, engine: str = "auto", n_workers: int = 1) -> dict[str, np.ndarray]:
+def ale_scale(
+    ijk,
+    study,
+    grid: Grid,
+    base_ijk,
+    *,
+    sample_size=None,
+    fwhm=None,
+    n_iter: int = 5000,
+    seed: int = 0,
+    engine: str = "auto",
+    n_workers: int = 1,
+) -> dict[str, np.ndarray]:
     """Specific coactivation (SCALE): the ALE against the database's base rate, as NiMARE's ``SCALE``.
 
     Parameters
@@ -868,7 +943,10 @@ def ale_scale(ijk, study, grid: Grid, base_ijk, *, sample_size=None, fwhm=None, 
     foci = _Foci(ijk, study, grid, sample_size, fwhm)
     base = np.asarray(base_ijk)
     if base.ndim != 2 or base.shape[1] != 3 or not len(base) or not np.issubdtype(base.dtype, np.integer):
-        raise ParameterError(f"base_ijk must be a non-empty (m, 3) integer array of the database's foci as voxels; got {base.dtype} of shape {base.shape}.")
+        raise ParameterError(
+            f"base_ijk must be a non-empty (m, 3) integer array of the database's foci as voxels; got {base.dtype} of "
+            f"shape {base.shape}."
+        )
     base = base.astype(np.int64)
     iterations = _check_iterations(n_iter)
     seed = _check_seed(seed)
@@ -888,7 +966,7 @@ def ale_scale(ijk, study, grid: Grid, base_ijk, *, sample_size=None, fwhm=None, 
     block = max(1, 64 * n_workers)
     zero = stat == 0  # an iteration's ALE is 0 where it places nothing: >= the observed only there
     for b in range(0, len(iterations), block):
-        for j, (idx, vals) in enumerate(_run(iterations[b:b + block], one, n_workers)):
+        for j, (idx, vals) in enumerate(_run(iterations[b : b + block], one, n_workers)):
             counts[idx] += vals >= stat[idx]
             counts[zero] += 1
             counts[idx[zero[idx]]] -= 1  # those voxels were counted by their own value above

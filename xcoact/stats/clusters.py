@@ -26,12 +26,21 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .components import CONNECTIVITY, structure
-from .components import label as label_components
 from ..errors import ParameterError
 from ..writers import map_variables, to_volumes
+from .components import CONNECTIVITY, structure
+from .components import label as label_components
 
-__all__ = ["clusters", "cluster_table", "atlas_labels", "pick_map", "map_volume", "peak_index", "COLUMNS", "CONNECTIVITY"]
+__all__ = [
+    "clusters",
+    "cluster_table",
+    "atlas_labels",
+    "pick_map",
+    "map_volume",
+    "peak_index",
+    "COLUMNS",
+    "CONNECTIVITY",
+]
 
 
 #: Columns of a cluster table, in order (a batch's table starts with ``seed``; ``subpeaks`` adds ``peak``
@@ -131,7 +140,12 @@ def _tied_peaks(signed: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
 
 
 def _check_threshold(threshold) -> float:
-    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(float(threshold)) or threshold < 0:
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, numbers.Real)
+        or not np.isfinite(float(threshold))
+        or threshold < 0
+    ):
         raise ParameterError(
             f"threshold={threshold!r} is not valid; expected a finite number >= 0 (clusters are the voxels with "
             "value > threshold, and separately those with value < -threshold)."
@@ -238,23 +252,37 @@ def cluster_table(
                 continue
             i, j, k = (int(p) for p in peak)
             extra = _subpeaks(signed, labels, label, peak, local, coords, subpeaks, min_distance) if subpeaks else []
-            rows.append({
-                "sign": sign,
-                "size_voxels": int(size),
-                "size_mm3": float(size) * voxel_mm3,
-                "peak_x": float(coords[0][i]),
-                "peak_y": float(coords[1][j]),
-                "peak_z": float(coords[2][k]),
-                "peak_value": float(volume[i, j, k]),
-                "_sub": [(float(coords[0][a]), float(coords[1][b]), float(coords[2][c]), float(volume[a, b, c]))
-                         for a, b, c in extra],
-            })
+            rows.append(
+                {
+                    "sign": sign,
+                    "size_voxels": int(size),
+                    "size_mm3": float(size) * voxel_mm3,
+                    "peak_x": float(coords[0][i]),
+                    "peak_y": float(coords[1][j]),
+                    "peak_z": float(coords[2][k]),
+                    "peak_value": float(volume[i, j, k]),
+                    "_sub": [
+                        (float(coords[0][a]), float(coords[1][b]), float(coords[2][c]), float(volume[a, b, c]))
+                        for a, b, c in extra
+                    ],
+                }
+            )
     table = pd.DataFrame(rows, columns=[*COLUMNS[1:], "_sub"])
-    table = table.astype({"sign": np.int64, "size_voxels": np.int64, "size_mm3": np.float64, "peak_x": np.float64,
-                          "peak_y": np.float64, "peak_z": np.float64, "peak_value": np.float64})
+    table = table.astype(
+        {
+            "sign": np.int64,
+            "size_voxels": np.int64,
+            "size_mm3": np.float64,
+            "peak_x": np.float64,
+            "peak_y": np.float64,
+            "peak_z": np.float64,
+            "peak_value": np.float64,
+        }
+    )
     if len(table):
-        order = np.lexsort((-table["sign"].to_numpy(), -table["peak_value"].abs().to_numpy(),
-                            -table["size_voxels"].to_numpy()))
+        order = np.lexsort(
+            (-table["sign"].to_numpy(), -table["peak_value"].abs().to_numpy(), -table["size_voxels"].to_numpy())
+        )
         table = table.iloc[order].reset_index(drop=True)
     table.insert(0, "cluster", np.arange(1, len(table) + 1, dtype=np.int64))
     if not subpeaks:
@@ -264,9 +292,15 @@ def cluster_table(
 
 def _check_subpeaks(subpeaks, min_distance) -> tuple[int, float]:
     if isinstance(subpeaks, bool) or not isinstance(subpeaks, numbers.Integral) or subpeaks < 0:
-        raise ParameterError(f"subpeaks={subpeaks!r} is not valid; expected an integer >= 0 (secondary peaks per cluster).")
-    if isinstance(min_distance, bool) or not isinstance(min_distance, numbers.Real) or not np.isfinite(float(min_distance)) \
-            or min_distance < 0:
+        raise ParameterError(
+            f"subpeaks={subpeaks!r} is not valid; expected an integer >= 0 (secondary peaks per cluster)."
+        )
+    if (
+        isinstance(min_distance, bool)
+        or not isinstance(min_distance, numbers.Real)
+        or not np.isfinite(float(min_distance))
+        or min_distance < 0
+    ):
         raise ParameterError(f"min_distance={min_distance!r} is not valid; expected a distance in mm >= 0 (e.g. 8).")
     return int(subpeaks), float(min_distance)
 
@@ -306,8 +340,18 @@ def _with_subpeak_rows(table: pd.DataFrame) -> pd.DataFrame:
         sub = rec.pop("_sub")
         rows.append({**rec, "peak": 1})
         for p, (x, y, z, v) in enumerate(sub, start=2):
-            rows.append({**rec, "peak": p, "size_voxels": pd.NA, "size_mm3": np.nan, "peak_x": x, "peak_y": y,
-                         "peak_z": z, "peak_value": v})
+            rows.append(
+                {
+                    **rec,
+                    "peak": p,
+                    "size_voxels": pd.NA,
+                    "size_mm3": np.nan,
+                    "peak_x": x,
+                    "peak_y": y,
+                    "peak_z": z,
+                    "peak_value": v,
+                }
+            )
     out = pd.DataFrame(rows, columns=["cluster", "peak", *COLUMNS[1:]])
     return out.astype({"cluster": np.int64, "peak": np.int64, "sign": np.int64, "size_voxels": "Int64"})
 
@@ -352,8 +396,10 @@ def atlas_labels(table: pd.DataFrame, atlas, labels=None, *, column: str = "atla
     data = np.asarray(values.transpose("x", "y", "z").values)
     finite = data[np.isfinite(data)]
     if finite.size and not np.allclose(finite, np.round(finite)):
-        raise ParameterError(f"{name}: an atlas needs integer label values; found non-integer values "
-                             "(a probabilistic map? pick its label image instead).")
+        raise ParameterError(
+            f"{name}: an atlas needs integer label values; found non-integer values "
+            "(a probabilistic map? pick its label image instead)."
+        )
     lut = _label_names(labels)
     axes = [np.asarray(values[c].values, dtype=np.float64) for c in "xyz"]
     out = []
@@ -477,8 +523,12 @@ def clusters(
         raise ParameterError("atlas_labels names the values of an atlas image; pass the image too: atlas=...")
     vol = map_volume(ds, name, seed)
     coords = [vol[c].values for c in "xyz"]
-    opts: dict[str, Any] = {"connectivity": connectivity, "min_size": min_size, "subpeaks": subpeaks,
-                            "min_distance": min_distance}
+    opts: dict[str, Any] = {
+        "connectivity": connectivity,
+        "min_size": min_size,
+        "subpeaks": subpeaks,
+        "min_distance": min_distance,
+    }
     if "seed" not in vol.dims:
         table = cluster_table(vol.values, coords, threshold, **opts)
     else:

@@ -43,13 +43,13 @@ import dask
 import numpy as np
 import xarray as xr
 
-from . import neurosynth as _stats
 from ..blocks import ActivationBlock, pieces_of, ranges
-from .components import CONNECTIVITY, VoxelLabeller, compiled
 from ..counts import canonical, dense_by_study, grouped_counts
 from ..errors import ParameterError
 from ..progress import progress_bar
 from ..roi import grid_of
+from . import neurosynth as _stats
+from .components import CONNECTIVITY, VoxelLabeller, compiled
 
 __all__ = ["fwe", "TESTS", "null_statistics", "observed_statistics", "cluster_labels", "NullPlan", "StudyRuns"]
 
@@ -61,6 +61,7 @@ _STATS = ("max_chi2", "max_cluster_size", "max_cluster_mass")
 
 
 # --- statistics and clusters ---------------------------------------------------------------------------
+
 
 def observed_statistics(a: np.ndarray, total: np.ndarray, n_selected: int, n_pool: int, tested: np.ndarray):
     """Chi-square and sign of both tests at every voxel, 0 where not tested.
@@ -92,8 +93,13 @@ def observed_statistics(a: np.ndarray, total: np.ndarray, n_selected: int, n_poo
     return chi2, sign
 
 
-def cluster_labels(chi2: np.ndarray, sign: np.ndarray, chi2_threshold: float, labeller: VoxelLabeller,
-                   scratch: np.ndarray | None = None) -> np.ndarray:
+def cluster_labels(
+    chi2: np.ndarray,
+    sign: np.ndarray,
+    chi2_threshold: float,
+    labeller: VoxelLabeller,
+    scratch: np.ndarray | None = None,
+) -> np.ndarray:
     """Cluster number per voxel: positive clusters 1, 2, ...; negative -1, -2, ...; 0 below threshold."""
     out = np.zeros(chi2.size, dtype=np.int64)
     for s in (1, -1):
@@ -110,6 +116,7 @@ def _extents(labeller: VoxelLabeller, vox: np.ndarray, weights: np.ndarray, scra
 
 
 # --- the permutation batches ----------------------------------------------------------------------
+
 
 def _count_runs(ptr, start, stop, picks, diff, out):  # compiled by _kernels()
     """Active picked studies per voxel: +1 at each run's start, -1 past its end, then a running sum."""
@@ -190,7 +197,7 @@ class StudyRuns:
         ptr = np.zeros(1 + sum(p.ptr.size - 1 for p in parts), dtype=np.int64)
         at, offset = 1, 0
         for p in parts:
-            ptr[at:at + p.ptr.size - 1] = p.ptr[1:] + offset
+            ptr[at : at + p.ptr.size - 1] = p.ptr[1:] + offset
             at += p.ptr.size - 1
             offset += int(p.ptr[-1])
         return cls(ptr, np.concatenate([p.start for p in parts]), np.concatenate([p.stop for p in parts]), n_voxels)
@@ -266,8 +273,15 @@ class NullPlan:
     permutation (a few hundred entries).
     """
 
-    def __init__(self, total: np.ndarray, tested: np.ndarray, n_selected: int, n_pool: int, chi2_threshold: float,
-                 labeller: VoxelLabeller):
+    def __init__(
+        self,
+        total: np.ndarray,
+        tested: np.ndarray,
+        n_selected: int,
+        n_pool: int,
+        chi2_threshold: float,
+        labeller: VoxelLabeller,
+    ):
         self.total = np.asarray(total, dtype=np.int32)
         self.tested = np.asarray(tested, dtype=bool)
         self.tested_idx = np.flatnonzero(self.tested)
@@ -294,7 +308,7 @@ class NullPlan:
             b = np.repeat(t_vals[r0:r1], lens[r0:r1]) - a
             chi2 = _stats.two_way_chi2(a, b, self.n_selected, self.n_unselected)
             sign = _stats.association_sign(a, b, self.n_selected, self.n_unselected)
-            table[off[r0]:off[r1]] = np.where(chi2 > self.chi2_threshold, sign, 0)
+            table[off[r0] : off[r1]] = np.where(chi2 > self.chi2_threshold, sign, 0)
             r0 = r1
         base = np.full(self.total.size, off[-1], dtype=np.int64)
         base[self.tested] = off[:-1][inv] - lo[inv]
@@ -341,7 +355,7 @@ def null_statistics(runs: StudyRuns, plan: NullPlan, pool: np.ndarray, n_perm: i
         uni_weight = np.sqrt(uni_chi2) - z_thr
         best_assoc = 0.0
         for row in range(4):
-            vox = found[row, :n_found[row]]
+            vox = found[row, : n_found[row]]
             if vox.size == 0:
                 continue
             if row < 2:
@@ -364,6 +378,7 @@ def null_statistics(runs: StudyRuns, plan: NullPlan, pool: np.ndarray, n_perm: i
 
 # --- the public call --------------------------------------------------------------------------------
 
+
 def _check_int(value, name: str, minimum: int, example: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ParameterError(f"{name}={value!r} is not valid; expected an int >= {minimum} (e.g. {name}={example}).")
@@ -371,8 +386,14 @@ def _check_int(value, name: str, minimum: int, example: str) -> int:
 
 
 def _check_p(value, name: str, example: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not 0 < float(value) < 1:
-        raise ParameterError(f"{name}={value!r} is not valid; expected a probability strictly between 0 and 1 (e.g. {name}={example}).")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not 0 < float(value) < 1
+    ):
+        raise ParameterError(
+            f"{name}={value!r} is not valid; expected a probability strictly between 0 and 1 (e.g. {name}={example})."
+        )
     return float(value)
 
 
@@ -421,7 +442,9 @@ def _groups(maps: xr.Dataset, studies: np.ndarray) -> tuple[np.ndarray, int]:
     if "group" in maps:  # a contrast: 1 = A (selected), 2 = B, 0 = in neither / excluded
         group = np.asarray(maps["group"].values)
         if len(group) != len(studies) or not np.array_equal(np.asarray(maps["study"].values), studies):
-            raise ParameterError("the maps' studies differ from the cube's; pass the cube they were computed from as act=.")
+            raise ParameterError(
+                "the maps' studies differ from the cube's; pass the cube they were computed from as act=."
+            )
         pool = np.flatnonzero(group > 0)
         return pool, int((group == 1).sum())
     if "selected_id" not in maps or "seed" in maps.dims:
@@ -434,9 +457,13 @@ def _groups(maps: xr.Dataset, studies: np.ndarray) -> tuple[np.ndarray, int]:
     try:
         chosen = np.array([pos[v] for v in ids.tolist()], dtype=np.int64)
     except KeyError as err:
-        raise ParameterError(f"selected study {err.args[0]!r} is not in the cube; pass the cube the maps came from as act=.") from None
+        raise ParameterError(
+            f"selected study {err.args[0]!r} is not in the cube; pass the cube the maps came from as act=."
+        ) from None
     if "contrast_id" in maps:  # meta(ids, ids2=...): the studies of neither list are left out, as in the maps
-        return np.flatnonzero(np.isin(studies, ids) | np.isin(studies, np.asarray(maps["contrast_id"].values))), int(chosen.size)
+        return np.flatnonzero(np.isin(studies, ids) | np.isin(studies, np.asarray(maps["contrast_id"].values))), int(
+            chosen.size
+        )
     return np.arange(len(studies)), int(chosen.size)
 
 
@@ -463,7 +490,9 @@ def _z_names(maps: xr.Dataset) -> dict[str, str]:
                 names[test] = cand
                 break
         else:
-            raise ParameterError(f"the maps have no z map of the {test} test ('{test}-test_z'); pass a seed or contrast result.")
+            raise ParameterError(
+                f"the maps have no z map of the {test} test ('{test}-test_z'); pass a seed or contrast result."
+            )
     return names
 
 
@@ -558,8 +587,18 @@ def fwe(
     if maps.attrs.get("kernel") == "ale":  # NiMARE's Monte Carlo FWE of an ALE seed (xcoact.stats.ale.fwe)
         from .ale import fwe as ale_fwe
 
-        return ale_fwe(maps, act, n_iter=n_iter, seed=seed, cluster_p=cluster_p, alpha=alpha, connectivity=connectivity,
-                       early_stop=early_stop, batch_size=batch_size, progress=progress)
+        return ale_fwe(
+            maps,
+            act,
+            n_iter=n_iter,
+            seed=seed,
+            cluster_p=cluster_p,
+            alpha=alpha,
+            connectivity=connectivity,
+            early_stop=early_stop,
+            batch_size=batch_size,
+            progress=progress,
+        )
     act = _check_cube_of(maps, act)
     alpha = _check_p(alpha, "alpha", "0.05")
     grid = grid_of(act)
@@ -575,13 +614,17 @@ def fwe(
     out = maps.copy()
     if isinstance(n_iter, str):
         if n_iter != "bonferroni":
-            raise ParameterError(f"n_iter={n_iter!r} is not known; expected a number of iterations (e.g. 1000) or 'bonferroni'.")
+            raise ParameterError(
+                f"n_iter={n_iter!r} is not known; expected a number of iterations (e.g. 1000) or 'bonferroni'."
+            )
         return _in_order_of(_bonferroni(out, obs_chi2, tested, z_obs, alpha, grid), original)
     n_iter = _check_int(n_iter, "n_iter", 2, "1000")
     cluster_p = _check_p(cluster_p, "cluster_p", "0.001")
     batch_size = _check_int(batch_size, "batch_size", 1, "50")
     if connectivity not in CONNECTIVITY:
-        raise ParameterError(f"connectivity={connectivity!r} is not valid; expected 6 (faces), 18 (edges) or 26 (corners).")
+        raise ParameterError(
+            f"connectivity={connectivity!r} is not valid; expected 6 (faces), 18 (edges) or 26 (corners)."
+        )
     if seed is None:
         entropy = np.random.SeedSequence().entropy
         assert isinstance(entropy, int)  # drawn from the OS when none is given
@@ -595,7 +638,9 @@ def fwe(
 
     started = time.perf_counter()
     runs = _runs_node(act, grid)
-    sizes = [batch_size] * ((n_iter - 1) // batch_size) + ([(n_iter - 1) % batch_size] if (n_iter - 1) % batch_size else [])
+    sizes = [batch_size] * ((n_iter - 1) // batch_size) + (
+        [(n_iter - 1) % batch_size] if (n_iter - 1) % batch_size else []
+    )
     root = np.random.SeedSequence(seed)
     streams = root.spawn(len(sizes))
     round_size = 2 * max(1, dask.config.get("num_workers", None) or 2) if early_stop else len(sizes)
@@ -627,7 +672,7 @@ def fwe(
     stopped = False
     for start in range(0, len(tasks), max(round_size, 1)):
         with progress_bar(progress, desc="FWE permutations"):  # progress=None: in notebooks and on terminals
-            results.extend(dask.compute(*tasks[start:start + round_size]))
+            results.extend(dask.compute(*tasks[start : start + round_size]))
         if early_stop and start + round_size < len(tasks):
             null = np.concatenate(results)
             if all(
@@ -660,29 +705,49 @@ def fwe(
             p_mass[lab != 0] = pm[where]
         base = f"{test}-test"
         for level, p in (("voxel", p_vox), ("cluster-size", p_size), ("cluster-mass", p_mass)):
-            _put(out, f"{base}_p_FWE-{level}", p, grid, 1.0,
-                 f"FWE-corrected p ({level.replace('-', ' ')}, {n_done} permutations)")
-            _put(out, f"{base}_z_FWE-{level}_{tag}", np.where(p <= alpha, z_obs[test], 0.0), grid, 0.0,
-                 f"{z_names[test]} where the {level.replace('-', ' ')} FWE p <= {tag}")
-        _put(out, f"{base}_cluster", lab.astype(np.float64), grid, 0.0,
-             f"clusters at two-sided p < {cluster_p:g} (positive 1, 2, ...; negative -1, -2, ...)")
+            _put(
+                out,
+                f"{base}_p_FWE-{level}",
+                p,
+                grid,
+                1.0,
+                f"FWE-corrected p ({level.replace('-', ' ')}, {n_done} permutations)",
+            )
+            _put(
+                out,
+                f"{base}_z_FWE-{level}_{tag}",
+                np.where(p <= alpha, z_obs[test], 0.0),
+                grid,
+                0.0,
+                f"{z_names[test]} where the {level.replace('-', ' ')} FWE p <= {tag}",
+            )
+        _put(
+            out,
+            f"{base}_cluster",
+            lab.astype(np.float64),
+            grid,
+            0.0,
+            f"clusters at two-sided p < {cluster_p:g} (positive 1, 2, ...; negative -1, -2, ...)",
+        )
     out["fwe_null"] = (("fwe_test", "iteration", "fwe_statistic"), null.transpose(1, 0, 2))
     out = out.assign_coords(fwe_test=list(TESTS), fwe_statistic=list(_STATS))
     out["fwe_null"].attrs["long_name"] = "per-permutation maxima (the observed labelling not included)"
-    out.attrs.update({
-        "fwe_method": "permutation (Monte Carlo label shuffle, group sizes kept)",
-        "fwe_n_iter": n_iter,
-        "fwe_n_done": n_done,
-        "fwe_seed": seed,
-        "fwe_alpha": alpha,
-        "fwe_cluster_p": cluster_p,
-        "fwe_cluster_z": z_threshold,
-        "fwe_connectivity": connectivity,
-        "fwe_min_p": 1.0 / n_done,
-        "fwe_stopped_early": int(stopped),
-        "fwe_seconds": round(seconds, 3),
-        "fwe_n_tested_voxels": int(tested.sum()),
-    })
+    out.attrs.update(
+        {
+            "fwe_method": "permutation (Monte Carlo label shuffle, group sizes kept)",
+            "fwe_n_iter": n_iter,
+            "fwe_n_done": n_done,
+            "fwe_seed": seed,
+            "fwe_alpha": alpha,
+            "fwe_cluster_p": cluster_p,
+            "fwe_cluster_z": z_threshold,
+            "fwe_connectivity": connectivity,
+            "fwe_min_p": 1.0 / n_done,
+            "fwe_stopped_early": int(stopped),
+            "fwe_seconds": round(seconds, 3),
+            "fwe_n_tested_voxels": int(tested.sum()),
+        }
+    )
     # back in the order the maps came in (the correction ran in the cube's own voxel order)
     return _in_order_of(out, original)
 
@@ -705,7 +770,13 @@ def _bonferroni(out: xr.Dataset, obs_chi2, tested, z_obs, alpha: float, grid) ->
         p = np.minimum(1.0, np.exp(np.minimum(log_p[ti] + math.log(m), 0.0)))
         p[~tested] = 1.0
         _put(out, f"{test}-test_p_bonferroni", p, grid, 1.0, f"Bonferroni-corrected p ({m} tested voxels)")
-        _put(out, f"{test}-test_z_bonferroni_{alpha:g}", np.where(p <= alpha, z_obs[test], 0.0), grid, 0.0,
-             f"z where the Bonferroni p <= {alpha:g}")
+        _put(
+            out,
+            f"{test}-test_z_bonferroni_{alpha:g}",
+            np.where(p <= alpha, z_obs[test], 0.0),
+            grid,
+            0.0,
+            f"z where the Bonferroni p <= {alpha:g}",
+        )
     out.attrs.update({"fwe_method": "bonferroni", "fwe_alpha": alpha, "fwe_n_tested_voxels": m})
     return out

@@ -10,8 +10,21 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-__all__ = ["map_names", "coactivation_maps", "pair_maps", "one_way_p", "two_way_p", "p_to_z", "fdr_threshold", "P_FLOOR",
-           "one_way_chi2", "two_way_chi2", "uniformity_sign", "association_sign", "chi2_and_sign"]
+__all__ = [
+    "map_names",
+    "coactivation_maps",
+    "pair_maps",
+    "one_way_p",
+    "two_way_p",
+    "p_to_z",
+    "fdr_threshold",
+    "P_FLOOR",
+    "one_way_chi2",
+    "two_way_chi2",
+    "uniformity_sign",
+    "association_sign",
+    "chi2_and_sign",
+]
 
 #: Neurosynth's floor for p before p -> z (float64 cannot go much lower).
 P_FLOOR = 1e-240
@@ -71,7 +84,9 @@ def one_way_p(a: np.ndarray, n_selected: int, e: float | np.floating | None = No
     return chi2_sf_1dof(one_way_chi2(a, n_selected, e))
 
 
-def two_way_p(a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected: int, *, distinct: bool = False) -> np.ndarray:
+def two_way_p(
+    a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected: int, *, distinct: bool = False
+) -> np.ndarray:
     """Association test: Pearson chi-square of the 2 x 2 table per voxel.
 
     The table is ``[[a, b], [n_F - a, n_U - b]]`` with no continuity
@@ -294,6 +309,7 @@ def pair_maps(
 # --- the two tests' chi-square and sign: the one place their formulas live --------------------------
 # one_way_p, two_way_p, coactivation_maps and the permutations of xcoact.fwe all call these.
 
+
 def one_way_chi2(a: np.ndarray, n_selected: int, e: float | np.floating) -> np.ndarray:
     """Uniformity test's chi-square per voxel: observed ``(a, n_F - a)`` against expected ``(e, n_F - e)``.
 
@@ -338,8 +354,9 @@ def association_sign(a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected
     return np.sign(np.asarray(a, dtype=np.float64) / n_selected - np.asarray(b, dtype=np.float64) / n_unselected)
 
 
-def chi2_and_sign(a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected: int,
-              e: float | np.floating | None = None) -> tuple[np.ndarray, np.ndarray]:
+def chi2_and_sign(
+    a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected: int, e: float | np.floating | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Chi-square and sign of both tests at every voxel, from the counts.
 
     Parameters
@@ -368,6 +385,8 @@ def chi2_and_sign(a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected: i
     """
     a64 = np.asarray(a).astype(np.float64)
     e = np.mean(a64) if e is None else e
-    chi2 = np.stack([one_way_chi2(a64, n_selected, e), two_way_chi2(np.asarray(a), np.asarray(b), n_selected, n_unselected)])
+    chi2 = np.stack(
+        [one_way_chi2(a64, n_selected, e), two_way_chi2(np.asarray(a), np.asarray(b), n_selected, n_unselected)]
+    )
     sign = np.stack([uniformity_sign(a64, e), association_sign(a, b, n_selected, n_unselected)]).astype(np.int8)
     return chi2, sign

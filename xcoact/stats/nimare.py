@@ -89,7 +89,9 @@ MAP_NAMES = (
 _FDR_SUFFIX = "_level-voxel_corr-FDR_method-indep"
 #: ``FDRCorrector(method="indep")`` maps (``MKDAChi2.correct_fdr_indep``), without its duplicate names.
 FDR_NAMES = tuple(
-    f"{kind}_desc-{label}{_FDR_SUFFIX}" for label in ("uniformity", "group2", "association") for kind in ("p", "z", "logp")
+    f"{kind}_desc-{label}{_FDR_SUFFIX}"
+    for label in ("uniformity", "group2", "association")
+    for kind in ("p", "z", "logp")
 )
 
 #: NiMARE's duplicate names -> the map they copy: ``group1`` is the selected group (the
