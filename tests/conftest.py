@@ -6,7 +6,9 @@ the slow oracle runs once per session.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import os
 import sys
 import warnings
@@ -34,6 +36,26 @@ COORD_SEEDS = {
 def data_file(name: str) -> str:
     """Path of a test fixture file in tests/data."""
     return os.path.join(DATA, name)
+
+
+@contextlib.contextmanager
+def loopback_cluster(silence_logs: int = logging.ERROR):
+    """A client of a real 2-worker ``LocalCluster`` (processes, one thread each) on 127.0.0.1, both workers up."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=silence_logs,
+        ) as cluster,
+        Client(cluster) as c,
+    ):
+        c.wait_for_workers(2)
+        yield c
 
 
 @functools.cache

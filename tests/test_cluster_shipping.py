@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import loopback_cluster
 
 import xcoact
 from xcoact.mapchunk import InMaskMap, pair_numbers
@@ -29,20 +30,7 @@ WARM = [[-40, 20, 28]]
 
 @pytest.fixture(scope="module")
 def client():
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as c,
-    ):
-        c.wait_for_workers(2)
+    with loopback_cluster(logging.ERROR) as c:
         yield c
 
 

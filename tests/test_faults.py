@@ -24,6 +24,7 @@ import dask
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import loopback_cluster
 
 import xcoact
 
@@ -64,21 +65,8 @@ def expected(batch):
 
 @pytest.fixture
 def client():
-    from distributed import Client, LocalCluster
-
     # the killed worker's connections fail noisily; the test reads the scheduler's event log instead
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            silence_logs=logging.CRITICAL,
-        ) as cluster,
-        Client(cluster) as c,
-    ):
-        c.wait_for_workers(2)
+    with loopback_cluster(logging.CRITICAL) as c:
         yield c
 
 
