@@ -159,7 +159,8 @@ def count_rows(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, out: n
     return out
 
 
-def _count_rows(indptr, indices, rows, out):  # compiled by _count_kernel(); plain Python so that import is cheap
+# compiled by _count_kernel() (plain Python so that import is cheap); not mutated: numba cannot compile mutmut's wrapper
+def _count_rows(indptr, indices, rows, out):  # pragma: no mutate block
     for i in range(rows.size):
         r = rows[i]
         for k in range(indptr[r], indptr[r + 1]):
