@@ -13,20 +13,24 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["split", "n_workers"]
+__all__ = ["split", "n_workers", "usable_cores"]
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 _INSIDE = threading.local()
 
 
-def n_workers() -> int:
-    """Threads :func:`split` uses: the cores this process may run on, at most 4."""
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it, else the machine's count)."""
     try:
-        cores = len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(cores, 4))
+        return os.cpu_count() or 1
+
+
+def n_workers() -> int:
+    """Threads :func:`split` uses: :func:`usable_cores`, at most 4."""
+    return min(usable_cores(), 4)
 
 
 def _pool() -> ThreadPoolExecutor:

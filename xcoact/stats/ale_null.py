@@ -58,13 +58,13 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import special
 
+from .._threads import usable_cores
 from ..errors import ParameterError
 from ..space import Grid
 from . import ale, components
@@ -540,7 +540,7 @@ def _run(iterations: range, one, n_workers: int):
 
 def _check_workers(n_workers) -> int:
     if n_workers is None:  # the cores this process may run on (results do not depend on it)
-        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return usable_cores()
     if isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
         raise ParameterError(f"n_workers={n_workers!r}; expected an int >= 1 (threads running iterations).")
     return int(n_workers)
