@@ -1,15 +1,7 @@
-"""Result Datasets -> NIfTI, netCDF and Zarr outputs, atomically and without clobbering.
+"""Result Datasets -> NIfTI, netCDF and Zarr outputs, all or nothing and without clobbering.
 
-Every writer checks all of its outputs before computing anything, writes
-them under temporary names beside their targets and renames them into place
-only when all are written, so a failure leaves no partial output.  All the
-outputs of one call (the nine maps of a seed, every map of a batch, or every
-format of :func:`write_outputs`) land together or not at all: the ones
-replaced are restored if a later rename fails.  Without ``overwrite`` the
-renames themselves refuse to replace anything (a hard link or
-``renameat2(RENAME_NOREPLACE)``), so an output that appeared after the check
-is kept and named.  A Zarr store (a directory) is built under a temporary
-name and renamed; netCDF goes through a temporary directory.
+Every output of a call is checked first, written under a temporary name beside its target and renamed into
+place only when all are written (docs/reliability.md, "Atomic outputs" and "Outputs are never clobbered").
 """
 
 from __future__ import annotations
@@ -254,17 +246,27 @@ def atomic_path(path: str, suffix: str = ".part") -> str:
     the umask (not :func:`tempfile.mkstemp`'s ``0o600``, which the renamed
     output would keep).
     """
+    return _fresh_temp(
+        path, suffix, "file", lambda tmp: os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    )
+
+
+def _atomic_dir(path: str, suffix: str) -> str:
+    """A fresh, empty directory beside ``path`` (same file system, so it can be renamed onto it)."""
+    return _fresh_temp(path, suffix, "directory", os.mkdir)
+
+
+def _fresh_temp(path: str, suffix: str, what: str, create) -> str:
     folder = _check_target_dir(path)
     prefix = os.path.join(folder, "." + os.path.basename(path) + ".")
     for _ in range(100):
         tmp = f"{prefix}{uuid.uuid4().hex[:12]}{suffix}"
         try:
-            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+            create(tmp)
         except FileExistsError:
             continue
-        os.close(fd)
         return tmp
-    raise OutputError(f"{folder}: could not create a temporary file beside {os.path.basename(path)}.")
+    raise OutputError(f"{folder}: could not create a temporary {what} beside {os.path.basename(path)}.")
 
 
 # --------------------------------------------------------------------------- placing without replacing
@@ -309,15 +311,8 @@ def _renameat2_noreplace(src: str, dst: str) -> bool:
 def _place_noreplace(src: str, dst: str) -> None:
     """Give ``src`` the name ``dst`` unless anything (a broken link too) has that name: FileExistsError then.
 
-    The check and the rename are one step, so a file that appears after any
-    earlier check is never replaced.  A file: a hard link to ``dst`` (fails
-    if the name is taken), then ``src`` is unlinked; where the file system
-    has no hard links, ``renameat2(RENAME_NOREPLACE)``; failing both, the
-    name is claimed with ``O_EXCL`` and the file renamed onto that claim.
-    A directory: ``renameat2(RENAME_NOREPLACE)``, else an empty directory is
-    made at ``dst`` (``mkdir`` fails if the name is taken) and ``src``
-    renamed onto it (a rename onto an *empty* directory succeeds on POSIX,
-    so the claim must be ours).
+    Check and rename are one step (a hard link, ``RENAME_NOREPLACE``, or a name claimed with ``O_EXCL`` /
+    ``mkdir`` first), so a file that appears after any earlier check is never replaced.
     """
     if os.path.isdir(src) and not os.path.islink(src):
         if _renameat2_noreplace(src, dst):
@@ -384,18 +379,8 @@ class _Entry:
 class _OutputGroup:
     """Outputs written under temporary names beside their targets, then placed all together or not at all.
 
-    :meth:`add_file` writes one file under a fresh hidden name (any error:
-    the group is discarded and an :class:`OutputError` names the output), and
-    :meth:`add_tree` adopts an output a writer built by itself (a Zarr store,
-    or netCDF's file in its temporary directory); :meth:`commit` renames
-    them all into place.  With
-    ``overwrite=False`` each rename refuses to replace anything
-    (:func:`_place_noreplace`), so an output that appeared since the check
-    is kept and the outputs already placed are taken back.  With
-    ``overwrite=True`` earlier outputs are set aside first (a hard link for a
-    file, a rename for a store) and restored if a later rename fails.
-    Use as a context manager: leaving it on an error discards every
-    temporary output.
+    With ``overwrite`` earlier outputs are set aside first and restored if a later rename fails; leaving the
+    context on an error discards every temporary output.
     """
 
     def __init__(self, *, overwrite: bool = False):
@@ -533,19 +518,13 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
-def _output_error(err: BaseException, path: str | None, what: str = "writing") -> BaseException:
+def _reraise(err: BaseException, path: str | None) -> BaseException:
     """The error to raise for a failed write: OSErrors become an OutputError naming the file."""
     if isinstance(err, OSError) and not isinstance(err, OutputError):
-        new = OutputError(f"{path}: {what} failed ({type(err).__name__}: {err}); nothing was written.")
+        new = OutputError(f"{path}: writing failed ({type(err).__name__}: {err}); nothing was written.")
         new.__cause__ = err
         return new
     return err
-
-
-def _reraise(err: BaseException, path: str | None) -> BaseException:
-    """``err`` as :func:`_output_error` makes it, to ``raise`` (keeping the traceback of the original)."""
-    new = _output_error(err, path)
-    return err if new is err else new
 
 
 def write_atomically(writers: dict, suffix: str = ".part", *, overwrite: bool = True) -> list[str]:
@@ -610,20 +589,6 @@ _NIFTI_EXISTING = (
 )
 
 
-def _nifti_plan(ds: xr.Dataset, outroot, names: Sequence[str] | None) -> tuple[list[str], list[dict[str, str]]]:
-    """The maps to write and, per seed (one entry for a single seed), ``{name: path}``."""
-    names = list(names) if names is not None else map_variables(ds)
-    missing = [n for n in names if n not in ds.data_vars]
-    if missing:
-        raise OutputError(f"no map(s) {missing} in the Dataset; available: {map_variables(ds)}.")
-    if not names:
-        raise OutputError("the Dataset holds no (x, y, z) float maps to write.")
-    root = os.fspath(outroot)
-    if "seed" not in ds.dims:
-        return names, [nifti_paths(root, names)]
-    return names, [nifti_paths(f"{root}_{s}", names) for s in ds["seed"].values]
-
-
 def _nifti_outputs(plan: list[dict[str, str]]) -> list[tuple[str, str, str]]:
     return [(path, "file", f"the NIfTI map {name!r}") for paths in plan for name, path in paths.items()]
 
@@ -635,18 +600,18 @@ def _stage_volumes(
     affine,
     sidecars: dict[str, dict] | None = None,
 ) -> None:
+    from .result import sidecar_path, write_json
+
     # the temporary suffix tells nibabel to gzip
     for name, volume in volumes.items():
         group.add_file(
             paths[name], functools.partial(_save_nifti, volume=volume, affine=affine, name=name), ".part.nii.gz"
         )
     # each map's sidecar joins the same all-or-nothing group
-    from .result import sidecar_path
-
     for name in volumes:
         json_path = sidecar_path(paths[name])
         if sidecars and json_path in sidecars:
-            group.add_file(json_path, _sidecar_writers({json_path: sidecars[json_path]})[json_path], ".part.json")
+            group.add_file(json_path, functools.partial(write_json, content=sidecars[json_path]), ".part.json")
 
 
 def _stage_nifti_batch(
@@ -703,24 +668,27 @@ def _orphan_sidecars(plan: list[dict], sidecars: dict) -> list[str]:
     return [j for j in sidecars if os.path.exists(j) and not os.path.exists(maps[j])]
 
 
-def _sidecar_writers(sidecars: dict[str, dict] | None) -> dict:
-    """``{json path: write(tmp)}``: the sidecars join the maps' all-or-nothing write."""
-    from .result import write_json
-
-    return {path: functools.partial(write_json, content=content) for path, content in (sidecars or {}).items()}
-
-
-def _plan(ds: xr.Dataset, root: str, seeds: list, names: list[str], naming: str, sidecar: bool):
-    """The NIfTI paths per seed, and ``{json path: sidecar}`` (empty without sidecars)."""
+def _plan(
+    ds: xr.Dataset, outroot, names: Sequence[str] | None, naming: str = "neurosynth", sidecar: bool = False
+) -> tuple[list[str], list[dict[str, str]], dict[str, dict]]:
+    """The maps to write, per seed (one entry for a single seed) ``{name: path}``, and ``{json path: sidecar}``."""
     from .result import bids_paths, sidecar_path
     from .result import sidecar as _sidecar
     from .versions import versions
 
+    names = list(names) if names is not None else map_variables(ds)
+    missing = [n for n in names if n not in ds.data_vars]
+    if missing:
+        raise OutputError(f"no map(s) {missing} in the Dataset; available: {map_variables(ds)}.")
+    if not names:
+        raise OutputError("the Dataset holds no (x, y, z) float maps to write.")
     if naming not in ("neurosynth", "bids"):
         raise OutputError(
             f"naming={naming!r} is not known; expected 'neurosynth' ({{outroot}}_{{name}}.nii.gz) or "
             "'bids' (BIDS-style entities, NeuroVault-friendly)."
         )
+    root = os.fspath(outroot)
+    seeds = [str(s) for s in ds["seed"].values] if "seed" in ds.dims else [None]
     if naming == "bids":
         plan = [bids_paths(root, names, s) for s in seeds]
     else:
@@ -731,7 +699,7 @@ def _plan(ds: xr.Dataset, root: str, seeds: list, names: list[str], naming: str,
         for s, paths in zip(seeds, plan):
             for n, path in paths.items():
                 sidecars[sidecar_path(path)] = _sidecar(ds, n, s, software=software)
-    return plan, sidecars
+    return names, plan, sidecars
 
 
 def to_nifti(
@@ -807,19 +775,19 @@ def to_nifti(
     runs writing to one outroot never silently replace each other's files.
     """
     ds = to_volumes(ds)
-    names, _ = _nifti_plan(ds, outroot, names)
-    root = os.fspath(outroot)
-    seeds = [str(s) for s in ds["seed"].values] if "seed" in ds.dims else [None]
-    plan, sidecars = _plan(ds, root, seeds, names, naming, sidecar)
+    names, plan, sidecars = _plan(ds, outroot, names, naming, sidecar)
     # a map and its sidecar count as one output: a leftover sidecar without its map blocks the write too
     outputs = _nifti_outputs(plan) + [(j, "file", "a map's JSON sidecar") for j in _orphan_sidecars(plan, sidecars)]
     check_outputs(outputs, overwrite=overwrite, existing_message=_NIFTI_EXISTING)
-    if seeds[0] is None:
+    if "seed" not in ds.dims:
         # one stacked array: the maps share their graph, so it is computed once; one task writes them
         affine = affine_from_coords(ds["x"].values, ds["y"].values, ds["z"].values)
         stacked = da.stack([da.asarray(ds[n].transpose("x", "y", "z").data) for n in names])
         task = dask.delayed(_write_stack)(stacked, names, plan[0], affine, overwrite, sidecars)
-        return _computed(task, progress) if compute else task
+        if not compute:
+            return task
+        with _progress(progress, "writing NIfTI"):
+            return task.compute()
     stage = _nifti_stager(ds, names, plan, seeds_per_pass, sidecars)
     if compute:
         with _progress(progress, "writing NIfTI"):
@@ -838,23 +806,10 @@ def _progress(progress, desc: str):
     return progress_bar(progress, desc=desc)
 
 
-def _computed(task, progress):
-    with _progress(progress, "writing NIfTI"):
-        return task.compute()
-
-
-def _write_stack(
-    stacked: np.ndarray,
-    names: list[str],
-    paths: dict[str, str],
-    affine: np.ndarray,
-    overwrite: bool,
-    sidecars: dict[str, dict] | None = None,
-) -> list[str]:
-    stage = functools.partial(
-        _stage_volumes, volumes=dict(zip(names, stacked)), paths=paths, affine=affine, sidecars=sidecars
-    )
-    return _maps_only(_write_group(overwrite, stage), sidecars)
+def _write_stack(stacked: np.ndarray, names: list[str], paths: dict, affine, overwrite: bool, sidecars) -> list[str]:
+    volumes = dict(zip(names, stacked))
+    stage = functools.partial(_stage_volumes, volumes=volumes, paths=paths, affine=affine, sidecars=sidecars)
+    return _write_nifti_group(overwrite, stage, sidecars)
 
 
 def _map_encoding(ds: xr.Dataset, dtype, extra: dict) -> dict:
@@ -878,14 +833,8 @@ _ATTR_ARRAY_KINDS = {np.dtype(t) for t in ("i1", "i2", "i4", "i8", "u1", "u2", "
 
 
 def _storable(value):
-    """An attribute value as netCDF-4 and Zarr can both store it.
-
-    Numbers and strings stay as they are (NumPy scalars become Python's);
-    ``bool`` becomes 0 / 1; an integer beyond int64 (e.g. a threshold of
-    ``10**30``) becomes its exact decimal text; a list of numbers or of
-    strings stays a list, other lists become JSON text; anything else
-    (``None``, a dict, a complex number) becomes its ``str``.
-    """
+    """An attribute value as netCDF-4 and Zarr can both store it: bools as 0 / 1, integers beyond int64 as
+    decimal text, lists of mixed items as JSON text, anything else that is not a number or a str as its ``str``."""
     if isinstance(value, np.ndarray) and value.dtype in _ATTR_ARRAY_KINDS and value.ndim == 1 and value.size:
         return value
     if isinstance(value, np.generic):
@@ -971,9 +920,11 @@ def to_netcdf(
 def _stage_netcdf(
     group: _OutputGroup, ds: xr.Dataset, path: str, dtype=None, zlib_level: int = 0, progress: bool | None = None
 ) -> None:
+    from .result import with_cf_attributes
+
     group.current = path
     extra = {"zlib": True, "complevel": int(zlib_level), "shuffle": True} if zlib_level else {}
-    ds = _cf(ds)
+    ds = with_cf_attributes(ds)
     # the file is built inside a temporary directory: once that is removed, a chunk task still
     # running after a failure cannot re-create the file (netCDF4's append mode would)
     tmpdir = _atomic_dir(path, suffix=".part")
@@ -994,12 +945,6 @@ def _stage_netcdf(
             ) from err
         raise
     group.add_tree(path, tmp, container=tmpdir)
-
-
-def _cf(ds: xr.Dataset) -> xr.Dataset:
-    from .result import with_cf_attributes
-
-    return with_cf_attributes(ds)
 
 
 def _is_netcdf_library_error(err: BaseException) -> bool:
@@ -1028,13 +973,9 @@ def _zarr_codecs() -> dict:
     }
 
 
-#: compressor="auto": Neurosynth maps of few distinct values - functions of a voxel's selected count alone
-#: (``pAgF``, the uniformity z), or mostly 0 (the FDR maps) - whose 4-byte values repeat: Blosc-LZ4 without
-#: byte shuffle stores them in 17-46% of their size (with the shuffle, 35-83%).
+#: compressor="auto" (see to_zarr): maps of few distinct values, Blosc-LZ4 without shuffle (with it: 35-83%)
 _FEW_VALUES = ("pAgF", "uniformity-test_z", "uniformity-test_z_FDR_", "association-test_z_FDR_")
-#: compressor="auto": maps of nearly as many values as voxels (functions of both counts); LZ4 keeps 79-86%
-#: of their bytes (measured on Neurosynth v7 seeds, float32) at most of the cost of writing them, so they
-#: are stored as they are.
+#: compressor="auto": maps of nearly as many values as voxels, stored as they are (measured on Neurosynth v7)
 _MANY_VALUES = ("pA", "pFgA", "association-test_z", "pA_given_pF=", "pFgA_given_pF=")
 
 
@@ -1160,9 +1101,7 @@ def _planned_outputs(
     """Every output :func:`write_outputs` would write, as ``(path, kind, label)`` for :func:`check_outputs`."""
     out = []
     if nifti is not None:
-        vol = to_volumes(ds)
-        _, plan = _nifti_plan(vol, nifti, names)
-        out += _nifti_outputs(plan)
+        out += _nifti_outputs(_plan(to_volumes(ds), nifti, names)[1])
     for path, kind, label, option in (
         (netcdf, "file", "the netCDF file", "--netcdf"),
         (zarr, "zarr", "the Zarr store", "--zarr"),
@@ -1235,9 +1174,7 @@ def write_outputs(
     def stage(group: _OutputGroup) -> None:
         if nifti is not None:
             vol = to_volumes(ds)
-            map_names, _ = _nifti_plan(vol, nifti, names)
-            seeds = [str(s) for s in vol["seed"].values] if "seed" in vol.dims else [None]
-            plan, found = _plan(vol, os.fspath(nifti), seeds, map_names, "neurosynth", True)
+            map_names, plan, found = _plan(vol, nifti, names, sidecar=True)
             sidecars.update(found)
             _nifti_stager(vol, map_names, plan, seeds_per_pass, sidecars)(group)
         if netcdf is not None:
@@ -1253,33 +1190,14 @@ def write_outputs(
     return _maps_only(_write_group(overwrite, stage), sidecars)
 
 
-def _atomic_dir(path: str, suffix: str) -> str:
-    """A fresh, empty directory beside ``path`` (same file system, so it can be renamed onto it)."""
-    folder = _check_target_dir(path)
-    prefix = os.path.join(folder, "." + os.path.basename(path) + ".")
-    for _ in range(100):
-        tmp = f"{prefix}{uuid.uuid4().hex[:12]}{suffix}"
-        try:
-            os.mkdir(tmp)
-        except FileExistsError:
-            continue
-        return tmp
-    raise OutputError(f"{folder}: could not create a temporary directory beside {os.path.basename(path)}.")
-
-
 _PARTIAL = ".xcoact-partial"
 
 
 def _remove_tree(root: str) -> None:
-    """Remove a temporary directory for good, although writers may still be running.
+    """Remove a temporary directory for good, although chunk writers may still be running after a failure.
 
-    When a chunk write fails, Dask raises at once while other chunk tasks are
-    still running (in threads here, or on workers).  They write below
-    ``root`` without ever creating it (Zarr through :class:`xcoact._zarr_store.FencedStore`;
-    netCDF opens a file inside it, and the library creates no directories):
-    once ``root`` is renamed away they fail instead of re-creating it.  The
-    renamed tree may still get a file from a write already under way, so
-    removal is retried until the tree is gone.
+    They never create ``root`` (see :func:`_fenced_put`), so once it is renamed away they fail; a write already
+    under way may still add a file, so removal is retried until the tree is gone.
     """
     if not os.path.lexists(root):
         return
