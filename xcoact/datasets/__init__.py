@@ -1,13 +1,5 @@
-"""Data that ships with xcoact: the bundled real sample and ROIs, and synthetic databases.
-
-The files in ``xcoact/datasets/data`` are unmodified copies from two MIT-licensed
-packages (see ``xcoact/datasets/data/README.md``): Neurosynth 0.3.8's 100-study test
-database and MNI152 2 mm template, its subgenual ACC mask, and NiMARE
-0.22.1's amygdala ROI.  :func:`synthetic` builds databases of any size by
-resampling real peaks; :func:`xcoact.readers.write_database` writes them in
-every format the readers read.  :func:`fetch_neurosynth` and
-:func:`fetch_neuroquery` download the full releases (see :mod:`xcoact.datasets.fetch`);
-:func:`fetch_neurostore` downloads a NeuroStore studyset (see :mod:`xcoact.datasets.neurostore`).
+"""Data that ships with xcoact (the bundled real sample and ROIs, see ``data/README.md``), synthetic databases
+resampled from real peaks, and the download entry points of :mod:`.fetch` and :mod:`.neurostore`.
 """
 
 from __future__ import annotations

@@ -1,31 +1,9 @@
-"""Download the Neurosynth and NeuroQuery releases, verify them, cache them, convert them once.
+"""Download the Neurosynth and NeuroQuery releases, verify them against pinned checksums, cache and convert them.
 
-:func:`fetch_neurosynth` and :func:`fetch_neuroquery` download the files of
-the public ``neurosynth/neurosynth-data`` and ``neuroquery/neuroquery_data``
-GitHub repositories, at pinned commits, and check each one against the
-checksum pinned in ``xcoact/datasets/data/releases.tsv`` (sha256, or the git blob
-SHA-1 where no sha256 is listed).  What happens on each call:
-
-1. every file already in the cache is re-hashed (a few ms per MB); a file
-   that no longer matches is removed and downloaded again;
-2. a missing file is streamed to ``<file>.part`` beside its target.  A
-   ``.part`` left by an interrupted download is resumed with an HTTP
-   ``Range`` request when the server supports it (else restarted); a dropped
-   connection or a 5xx answer is retried up to ``retries`` times with
-   exponential backoff;
-3. the file is renamed into place only once its size and checksum match; a
-   mismatch removes it and raises :class:`~xcoact.errors.ChecksumError`;
-4. the coordinates are read once with :func:`xcoact.read_database` and the
-   table is stored beside them as netCDF (written atomically); later calls
-   reuse it, and :meth:`Release.table` opens it in a fraction of the parse
-   time.
-
-Only ``https://`` URLs are fetched, plus ``http://`` on a loopback host (for
-tests), ``file://`` URLs and local directories (mirrors); redirects are held
-to the same rule.  No file of the releases is an archive (``.tsv.gz`` is
-one gzip-compressed table, read as such; ``.npz`` is opened by NumPy/SciPy),
-so nothing is ever extracted; should a release ever ship a tar archive, the
-standard library's ``tarfile.extractall(filter="data")`` is the safe way in.
+The files of the upstream repositories (at pinned commits) or of a mirror are streamed to ``<file>.part``
+(resumed, retried with backoff), renamed into place only once size and checksum match
+(``datasets/data/releases.tsv``), and the coordinates converted once to netCDF.  How the transport and the
+checks work, and why nothing is extracted: docs/reliability.md, "Downloads".
 """
 
 from __future__ import annotations
@@ -383,27 +361,20 @@ def _mirror_file(root: str, dataset: str, version: int, name: str) -> str:
 
 def git_blob_sha1(path: str) -> str:
     """The git blob SHA-1 of a file: ``sha1(b"blob <size>\\0" + content)``, what ``git hash-object`` prints."""
-    h = hashlib.sha1(f"blob {os.path.getsize(path)}\0".encode())
+    prefix = f"blob {os.path.getsize(path)}\0".encode()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, lambda: hashlib.sha1(prefix)).hexdigest()
 
 
 def _sha256(path: str) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _verify(path: str, entry: ManifestEntry) -> tuple[bool, str]:
     """(matches, what the file is: ``"sha256:<hex> (<n> bytes)"``).
 
-    An entry with no checksum (a NeuroStore studyset, which changes as it is
-    edited) matches any file: the caller records the file's checksum and
-    checks the cache against that record (:mod:`xcoact.datasets.neurostore`).
+    An entry with no checksum (a NeuroStore studyset, which changes as it is edited) matches any file.
     """
     size = os.path.getsize(path)
     if entry.sha256 is None and entry.git_blob_sha1 is None:
@@ -512,24 +483,15 @@ def _transfer_http(url: str, part: str, entry: ManifestEntry, timeout: float, ba
             raise DownloadError(f"{url}: unexpected HTTP status {status}; expected 200 or 206.")
         length = resp.headers.get("Content-Length")
         expected_body = int(length) if length and length.isdigit() else None
-        received = 0
         with open(part, mode) as fh:
-            while True:
+
+            def read() -> bytes:
                 try:
-                    block = resp.read(_CHUNK)
+                    return resp.read(_CHUNK)
                 except (http.client.HTTPException, OSError) as err:
-                    raise _Retry(
-                        f"connection lost after {start + received:,} bytes ({type(err).__name__}: {err})"
-                    ) from err
-                if not block:
-                    break
-                received += len(block)
-                if entry.size is not None and start + received > entry.size:
-                    fh.close()
-                    _cap(entry, start + received, part, url)
-                fh.write(block)
-                if bar is not None:
-                    bar.update(len(block))
+                    raise _Retry(f"connection lost after {fh.tell():,} bytes ({type(err).__name__}: {err})") from err
+
+            received = _copy(read, fh, start, entry, part, url, bar)
         if expected_body is not None and received < expected_body:
             raise _Retry(f"connection closed after {start + received:,} bytes, {expected_body - received:,} short")
     return status == 206
@@ -542,17 +504,23 @@ def _transfer_file(src: str, part: str, entry: ManifestEntry, bar=None) -> bool:
             f"{src}: no such file in the mirror; expected <mirror>/<dataset>-v<version>/{entry.name} (or, in a NiMARE "
             f"download folder, <data_dir>/<dataset>/{entry.name})."
         )
-    total = 0
     with open(src, "rb") as fin, open(part, "wb") as fout:
-        for block in iter(lambda: fin.read(_CHUNK), b""):
-            total += len(block)
-            if entry.size is not None and total > entry.size:
-                fout.close()
-                _cap(entry, total, part, src)
-            fout.write(block)
-            if bar is not None:
-                bar.update(len(block))
+        _copy(lambda: fin.read(_CHUNK), fout, 0, entry, part, src, bar)
     return False
+
+
+def _copy(read, fh, start: int, entry: ManifestEntry, part: str, where: str, bar) -> int:
+    """Write ``read()``'s blocks to ``fh`` until it gives none; the bytes received (cut off past the pinned size)."""
+    received = 0
+    for block in iter(read, b""):
+        received += len(block)
+        if entry.size is not None and start + received > entry.size:
+            fh.close()
+            _cap(entry, start + received, part, where)
+        fh.write(block)
+        if bar is not None:
+            bar.update(len(block))
+    return received
 
 
 def _download(
@@ -616,10 +584,7 @@ def _download(
 def _locked(directory: str):
     """Hold an exclusive lock on the release directory, so two processes never write the same ``.part``.
 
-    The ``.lock`` file is removed when the lock is released (after a success
-    or a failure), while it is still held: a process that was waiting for it
-    then holds a lock on a removed file, sees that the path no longer names
-    that file, and locks the path afresh.
+    The ``.lock`` file is removed while still held; a waiter that then holds a removed file locks the path afresh.
     """
     try:
         import fcntl
@@ -679,13 +644,8 @@ def _table_is_current(path: str, stamp: str) -> bool:
 
 
 def _convert(coordinates: str, fmt: str, path: str, stamp: str) -> None:
-    """Read the coordinates once and store the table as netCDF at ``path`` (atomically).
-
-    The space labels are stored as small integer codes (a JSON list of the
-    labels in the attrs) and the numeric columns zlib-compressed (level 1),
-    which reads back about 20x faster than parsing the text; the reader's
-    warnings are kept in the attrs so :meth:`Release.table` can repeat them.
-    """
+    """Read the coordinates once and store the table as netCDF at ``path`` (atomically): space labels as integer
+    codes, numbers zlib-compressed, the reader's warnings in the attrs so :meth:`Release.table` repeats them."""
     from ..errors import XcoactWarning
     from ..readers import read_database
     from ..writers import write_atomically
@@ -814,13 +774,28 @@ class Release:
         return _load_table(self.table_path)
 
 
+def _check_timeout(timeout) -> None:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ParameterError(f"timeout={timeout!r} is not valid; expected a number of seconds > 0.")
+
+
+def _make_cache_dir(directory: str) -> str:
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as err:
+        raise OutputError(
+            f"{directory}: cannot create the cache directory ({type(err).__name__}: {err}); pass data_dir= or set "
+            f"${ENV_DATA} to a writable directory."
+        ) from err
+    return directory
+
+
 def _fetch(
     dataset, version, data_dir, *, vocab, source, base_url, manifest, convert, retries, timeout, progress=None
 ) -> Release:
     version = validate.integer(version, "version", 1)
     retries = validate.integer(retries, "retries", 0)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ParameterError(f"timeout={timeout!r} is not valid; expected a number of seconds > 0.")
+    _check_timeout(timeout)
     if vocab is not None and not isinstance(vocab, str):
         raise ParameterError(f"vocab={vocab!r} is not valid; expected a vocabulary name (a str) or None.")
     if not isinstance(source, str):
@@ -834,14 +809,7 @@ def _fetch(
     entries = _release_entries(dataset, version, vocab, source, manifest)
     base = _resolve_base(base_url)
     root = default_data_dir() if data_dir is None else os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
-    directory = os.path.join(root, f"{dataset}-v{version}")
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as err:
-        raise OutputError(
-            f"{directory}: cannot create the cache directory ({type(err).__name__}: {err}); pass data_dir= or set "
-            f"${ENV_DATA} to a writable directory."
-        ) from err
+    directory = _make_cache_dir(os.path.join(root, f"{dataset}-v{version}"))
     if not os.access(directory, os.W_OK):
         raise OutputError(f"{directory}: the cache directory is not writable; pass data_dir= or set ${ENV_DATA}.")
     fmt = _DATASETS[dataset]["format"]

@@ -1,24 +1,8 @@
 """Download NeuroStore studysets (NIMADS JSON), cache them, and keep a checksum on record.
 
-NeuroStore (https://neurostore.org) serves each studyset at
-``https://neurostore.org/api/studysets/<id>?nested=true`` as NIMADS JSON, read
-by :func:`xcoact.readers.nimads.read_nimads`.  Studysets are edited in place,
-so no checksum can be pinned in advance as for the Neurosynth releases;
-instead :func:`fetch_neurostore` records the sha256 of what it downloaded
-beside the file (``studyset-<id>.record.json``) and checks the cached file
-against that record on every later call.  What happens on each call:
-
-1. with a cached file and its record (and ``refresh=False``), the file is
-   re-hashed; a match is used as it is, without any request; a file that no
-   longer matches its record is removed and downloaded again;
-2. otherwise the studyset is streamed to ``<file>.part`` through the same
-   transfer as :func:`xcoact.datasets.fetch.fetch_neurosynth` (https only, plus http on
-   a loopback host and local mirrors; retries with backoff; a dropped
-   connection resumed with ``Range``), checked to be a NIMADS studyset, renamed
-   into place and recorded;
-3. ``sha256=`` pins the content: a download that does not match raises
-   :class:`~xcoact.errors.ChecksumError` and nothing is cached, and a cached
-   file recorded with another checksum is fetched again.
+Studysets are edited in place, so no checksum can be pinned in advance: :func:`fetch_neurostore` records the
+sha256 of what it downloaded beside the file (``studyset-<id>.record.json``), checks the cached file against
+that record on every later call, and downloads through the transfer of :mod:`xcoact.datasets.fetch`.
 """
 
 from __future__ import annotations
@@ -33,7 +17,7 @@ import urllib.parse
 
 from .. import validate
 from .._version import __version__
-from ..errors import DownloadError, OutputError, ParameterError
+from ..errors import DownloadError, ParameterError
 from . import fetch as _fetch
 
 __all__ = ["fetch_neurostore", "NeurostoreStudyset", "NEUROSTORE_API"]
@@ -72,10 +56,7 @@ class NeurostoreStudyset:
 
 
 def _read_record(path: str) -> dict | None:
-    """The record beside a cached studyset.
-
-    None when it is missing or unreadable (then the file is fetched again).
-    """
+    """The record beside a cached studyset; None when it is missing or unreadable (then the file is fetched again)."""
     try:
         with open(path, encoding="utf-8") as fh:
             record = json.load(fh)
@@ -198,22 +179,14 @@ def fetch_neurostore(
         )
     pin = _check_pin(sha256)
     retries = validate.integer(retries, "retries", 0)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ParameterError(f"timeout={timeout!r} is not valid; expected a number of seconds > 0.")
+    _fetch._check_timeout(timeout)
     if not isinstance(refresh, bool):
         raise ParameterError(f"refresh={refresh!r} is not valid; expected True or False.")
     if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
         raise ParameterError(f"data_dir={data_dir!r} is not valid; expected a directory path (or None).")
     kind, where = _studyset_url(base_url, studyset_id)
     root = _fetch.default_data_dir() if data_dir is None else os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
-    directory = os.path.join(root, "neurostore")
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as err:
-        raise OutputError(
-            f"{directory}: cannot create the cache directory ({type(err).__name__}: {err}); pass data_dir= or set "
-            f"${_fetch.ENV_DATA} to a writable directory."
-        ) from err
+    directory = _fetch._make_cache_dir(os.path.join(root, "neurostore"))
     path = os.path.join(directory, f"studyset-{studyset_id}.json")
     record_path = os.path.join(directory, f"studyset-{studyset_id}.record.json")
     with _fetch._locked(directory):
