@@ -1,13 +1,6 @@
-"""A self-contained HTML report of a coactivation result.
-
-One file, no outside resource: the page is ``xcoact/templates/report.html``
-(its CSS inline) with the sections filled in, and the figure is embedded as a
-base64 PNG, so the report can be mailed, archived or opened offline.
-It states the parameters and provenance (from the result's ``attrs``), the
-counts, the selected studies (with their titles when metadata is given), the
-figure, the cluster table, and a methods paragraph with references, generated
-from the same ``attrs``.  Every string that comes from the user or a file is
-HTML-escaped; the report holds no script.
+"""A self-contained HTML report of a result: ``xcoact/templates/report.html`` filled with the parameters,
+provenance, counts, selected studies, the figure (an embedded PNG), the cluster table and a methods paragraph,
+all from the result's ``attrs``.  Every text from the user or a file is HTML-escaped; the report holds no script.
 """
 
 from __future__ import annotations
@@ -337,15 +330,9 @@ def _frame_table(frame: pd.DataFrame, headers: dict[str, str] | None = None) -> 
 def _studies_table(ids, titles: dict[str, str] | None, max_studies: int | None) -> str:
     ids = list(ids)
     shown = ids if max_studies is None else ids[:max_studies]
-    if titles is None:
-        frame = pd.DataFrame({"id": [_id_key(i) for i in shown]})
-    else:
-        frame = pd.DataFrame(
-            {
-                "id": [_id_key(i) for i in shown],
-                "title": [titles.get(_id_key(i), "(not in the metadata)") for i in shown],
-            }
-        )
+    frame = pd.DataFrame({"id": [_id_key(i) for i in shown]})
+    if titles is not None:
+        frame["title"] = [titles.get(key, "(not in the metadata)") for key in frame["id"]]
     note = ""
     if len(shown) < len(ids):
         note = f'<p class="note">The first {len(shown):,} of {len(ids):,} studies (max_studies={max_studies}).</p>'
@@ -355,17 +342,14 @@ def _studies_table(ids, titles: dict[str, str] | None, max_studies: int | None) 
     return _frame_table(frame) + note
 
 
+#: the cluster table's column headers, where they are not the column's name
 _CLUSTER_HEADERS = {
-    "seed": "seed",
-    "cluster": "cluster",
-    "sign": "sign",
     "size_voxels": "size (voxels)",
     "size_mm3": "size (mm³)",
     "peak_x": "peak x (mm)",
     "peak_y": "peak y (mm)",
     "peak_z": "peak z (mm)",
     "peak_value": "peak value",
-    "peak": "peak",
     "atlas_label": "atlas label",
 }
 
@@ -455,31 +439,12 @@ def report_html(
         threshold, raised = _chosen_threshold(ds, name, seed)
 
     fig = plot(ds, name, seed=seed, threshold=threshold, dpi=dpi, **(plot_kwargs or {}))
+    options = {"threshold": threshold, "connectivity": connectivity, "min_size": min_size, **(cluster_options or {})}
     if one:
-        table = _clusters(
-            ds,
-            name,
-            threshold=threshold,
-            seed=seed,
-            connectivity=connectivity,
-            min_size=min_size,
-            **(cluster_options or {}),
-        )
+        table = _clusters(ds, name, seed=seed, **options)
     else:
         table = pd.concat(
-            [
-                _clusters(
-                    ds,
-                    name,
-                    threshold=threshold,
-                    seed=s,
-                    connectivity=connectivity,
-                    min_size=min_size,
-                    **(cluster_options or {}),
-                ).assign(seed=s)
-                for s in shown_seeds
-            ],
-            ignore_index=True,
+            [_clusters(ds, name, seed=s, **options).assign(seed=s) for s in shown_seeds], ignore_index=True
         )
         table = table[["seed", *[c for c in table.columns if c != "seed"]]]
 
