@@ -1,13 +1,7 @@
 """Pictures of result maps with matplotlib: orthogonal slices, a glass brain, small multiples.
 
-Figures are built on :class:`matplotlib.figure.Figure` directly, never through
-``pyplot``: nothing here selects or changes the user's backend, no window
-opens, and saving renders with Agg, so plotting works the same on a headless
-server, in a notebook (a Figure displays itself) and in a script.
-
-All axes are in MNI millimetres, with the left hemisphere (negative ``x``) on
-the left (neurological convention).  Every tick sits on a voxel centre of the
-result's grid.
+Figures are built on :class:`matplotlib.figure.Figure`, never through ``pyplot`` (the user's backend is left
+alone, no window opens).  Axes are in MNI mm, left hemisphere on the left, ticks on voxel centres.
 """
 
 from __future__ import annotations
@@ -25,8 +19,10 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from . import validate
 from .choices import PlotKind, PlotView
 from .errors import OutputError, ParameterError
+from .roi import image_stem
 from .stats.clusters import map_volume, peak_index, pick_map
 from .writers import write_atomically
 
@@ -77,11 +73,7 @@ def seed_label(seed) -> str:
         coords = " + ".join("(" + ", ".join(f"{float(v):g}" for v in xyz) + ")" for xyz in parsed["coordinates"])
         r = parsed.get("r")
         return f"{coords}, r = {float(r):g} mm" if isinstance(r, (int, float)) else coords
-    base = os.path.basename(text.rstrip("/\\")) or text
-    for ext in (".nii.gz", ".nii", ".img", ".hdr"):
-        if base.endswith(ext):
-            return base[: -len(ext)]
-    return base
+    return image_stem(text.rstrip("/\\")) or text
 
 
 def _fdr_q(name: str, attrs: dict) -> str | None:
@@ -533,10 +525,7 @@ def _batch_figure(
     valid = dict(zip(labels, ds["valid"].values)) if "valid" in ds else {}
     norm, colormap = _norm_and_cmap(list(projections.values()), threshold, vmax, cmap)
     n = len(seeds)
-    ncols = ncols or min(n, 6)
-    if isinstance(ncols, bool) or not isinstance(ncols, numbers.Integral) or ncols < 1:
-        raise ParameterError(f"ncols={ncols!r} is not valid; expected an integer >= 1.")
-    ncols = int(ncols)
+    ncols = validate.integer(ncols or min(n, 6), "ncols", 1)
     nrows = math.ceil(n / ncols)
     cell = 2.3 * (v.size / h.size) if h.size else 2.3
     if figsize is None:
@@ -566,22 +555,6 @@ def _batch_figure(
     # wrapped to the figure's width: a batch of two seeds is a narrow figure
     fig.suptitle(_mpl_text(_wrap(f"{head}\n{threshold_text(ds, name, threshold)}", figsize[0])), fontsize=10)
     return fig
-
-
-def _check_display_threshold(threshold, ds, name: str) -> float:
-    if threshold is None:
-        return default_threshold(ds, name)
-    if (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, numbers.Real)
-        or not np.isfinite(float(threshold))
-        or threshold < 0
-    ):
-        raise ParameterError(
-            f"threshold={threshold!r} is not valid; expected a finite number >= 0 "
-            "(voxels with |value| above it are shown)."
-        )
-    return float(threshold)
 
 
 def plot(
@@ -668,13 +641,14 @@ def plot(
         raise ParameterError(f"kind={kind!r} is not known; expected one of {list(_KINDS)}.")
     if view not in _VIEWS:
         raise ParameterError(f"view={view!r} is not known; expected 'x' (sagittal), 'y' (coronal) or 'z' (axial).")
-    if isinstance(max_seeds, bool) or not isinstance(max_seeds, numbers.Integral) or max_seeds < 1:
-        raise ParameterError(f"max_seeds={max_seeds!r} is not valid; expected an integer >= 1.")
+    validate.integer(max_seeds, "max_seeds", 1)
     if isinstance(ds, xr.DataArray):
         ds = ds.to_dataset(name=ds.name or "map").assign_attrs(ds.attrs)
     name = pick_map(ds, name)
     auto = threshold is None
-    threshold = _check_display_threshold(threshold, ds, name)
+    if threshold is None:
+        threshold = default_threshold(ds, name)
+    threshold = validate.finite(threshold, "threshold", " (voxels with |value| above it are shown)", minimum=0)
     batch = "seed" in ds.dims
     if not batch or isinstance(seed, str):
         if not batch and seed is not None:
@@ -687,7 +661,7 @@ def plot(
         if batch:
             labels = [str(s) for s in ds["seed"].values]
             pos = labels.index(str(seed))
-            seed_text = str(seed)
+            seed_text: str | None = str(seed)
             counts = (
                 f"; {int(ds['n_selected'].values[pos])} of {ds.attrs.get('n_studies', '?')} studies selected"
                 if "n_selected" in ds
@@ -756,12 +730,11 @@ def _savefig_defaults():
 def png_bytes(fig, *, dpi: int | None = None) -> bytes:
     """The figure rendered as PNG bytes (Agg), e.g. to embed in HTML."""
     buf = io.BytesIO()
-    with _savefig_defaults():
-        fig.savefig(buf, format="png", dpi="figure" if dpi is None else dpi)
+    _save_png(buf, fig, dpi)
     return buf.getvalue()
 
 
-def _save_png(tmp: str, fig, dpi) -> None:
+def _save_png(tmp: str | io.BytesIO, fig, dpi) -> None:
     with _savefig_defaults():
         fig.savefig(tmp, format="png", dpi="figure" if dpi is None else dpi)
 

@@ -1,12 +1,6 @@
-"""Seeds -> boolean ROI masks on the cube's x/y/z coordinate labels.
-
-A seed may be a NIfTI path, a nibabel image, a DataArray with ``x, y, z``
-dims, a nilearn atlas (a Bunch with ``maps`` and ``labels`` / ``lut``), or
-MNI coordinates grown into spheres.  Images are aligned to the cube
-by coordinate *labels* (mm at voxel centres), so an ROI stored RAS (x
-ascending) and the same ROI stored LAS give the same mask.  An image on
-another grid is resampled by nearest neighbour (with a warning).  The ROI is
-every voxel with value > 0 (NaN ignored), restricted to the brain mask.
+"""Seeds (NIfTI paths, nibabel images, DataArrays, nilearn atlases, MNI coordinates grown into spheres) ->
+boolean ROI masks on the cube's x/y/z labels.  Images align by coordinate label (mm at voxel centres); another
+grid is resampled by nearest neighbour, with a warning.
 """
 
 from __future__ import annotations
@@ -20,7 +14,15 @@ from typing import TYPE_CHECKING, NamedTuple, Union
 import numpy as np
 import xarray as xr
 
-from .errors import DatabaseFileNotFoundError, ParameterError, ResampleWarning, RoiError, caller_stacklevel, quote
+from .errors import (
+    DatabaseFileNotFoundError,
+    LargeRoiWarning,
+    ParameterError,
+    ResampleWarning,
+    RoiError,
+    caller_stacklevel,
+    quote,
+)
 from .kernels import check_radius, sphere_offsets
 from .space import LABEL_ATOL, Grid, affine_from_coords, axis_labels, axis_permutation, check_finite_affine
 
@@ -136,11 +138,8 @@ def image_to_dataarray(img, name: str = "image") -> xr.DataArray:
 
 
 def _on_lattice(labels: np.ndarray, axis: int, grid: Grid) -> bool:
-    """Whether labels are voxel centres of the grid's lattice along an axis, at its spacing.
-
-    True for the grid itself, for a crop of it and for a larger field of view
-    on the same voxel centres: those align by label, with no resampling.
-    """
+    """Whether labels are voxel centres of the grid's lattice along an axis (the grid, a crop of it, or a larger
+    field of view on the same centres): those align by label, with no resampling."""
     step = float(grid.voxel_size[axis])
     if labels.size > 1 and not np.allclose(np.abs(np.diff(labels)), step, atol=LABEL_ATOL, rtol=0):
         return False
@@ -149,11 +148,8 @@ def _on_lattice(labels: np.ndarray, axis: int, grid: Grid) -> bool:
 
 
 def _align(values: xr.DataArray, grid: Grid, name: str) -> np.ndarray:
-    """Bring an (x, y, z) DataArray onto the grid by label; nearest neighbour if the grids differ.
-
-    Values keep their dtype (bool masks or integer atlas labels); cube voxels
-    the image does not cover are 0 / False.
-    """
+    """Bring an (x, y, z) DataArray onto the grid by label (nearest neighbour if the grids differ), keeping its
+    dtype; cube voxels the image does not cover are 0 / False."""
     zero = values.dtype.type(0)
     target = grid.coords()
     if all(_on_lattice(values[d].values, a, grid) for a, d in enumerate("xyz")):
@@ -245,13 +241,8 @@ def _atlas_image(atlas):
 
 
 def _lut_from_names(names, present=None) -> dict[int, str]:
-    """A nilearn ``labels`` list as ``{value: name}``.
-
-    nilearn's convention: the first entry ``"Background"`` names value 0 and
-    entry ``i`` names value ``i``.  Without that entry the names go, in order,
-    to the image's positive label values (ascending), which must then be as
-    many as the names.
-    """
+    """A nilearn ``labels`` list as ``{value: name}``: entry ``i`` names value ``i`` after a first "Background";
+    without it the names go, in order, to the image's positive label values (``present``, as many)."""
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
     if names and names[0].strip().lower() == "background":
         return {i: n for i, n in enumerate(names) if i > 0}
@@ -424,10 +415,6 @@ LARGE_ROI_FRACTION = 0.5
 
 def _warn_if_large(name: str, n: int, total: int, spheres: bool = False) -> None:
     if total and n > LARGE_ROI_FRACTION * total:
-        import warnings
-
-        from .errors import LargeRoiWarning
-
         hint = (
             "A radius this large gives this; use a smaller r if you meant a region."
             if spheres
@@ -456,14 +443,7 @@ def _fmt_xyz(xyz) -> str:
 
 
 def _read_lut(labels, present=None) -> dict[int, str]:
-    """A label lookup table as ``{value: name}``.
-
-    ``labels`` is a mapping, a text file of ``value name`` lines, a nilearn
-    ``labels`` list (see :func:`_lut_from_names`; ``present`` are the image's
-    positive label values), a look-up DataFrame (``index`` and ``name``
-    columns, nilearn's ``atlas.lut``), or a nilearn atlas (its ``lut``, else
-    its ``labels``).
-    """
+    """A label lookup table as ``{value: name}``, from any form :func:`seed_set`'s ``labels`` takes."""
     import pandas as pd
 
     if labels is None:
@@ -539,15 +519,20 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
+def image_stem(path: str) -> str:
+    """A path's file name without its image extension (``.nii.gz``, ``.nii``, ``.img``, ``.hdr``)."""
+    base = os.path.basename(path)
+    for ext in (".nii.gz", ".nii", ".img", ".hdr"):
+        if base.endswith(ext):
+            return base[: -len(ext)]
+    return base
+
+
 def _default_name(seed, i: int) -> str:
     if is_coords(seed):
         return "+".join(_fmt_xyz(c) for c in np.atleast_2d(np.asarray(seed, dtype=float)))
     if isinstance(seed, (str, os.PathLike)):
-        base = os.path.basename(os.fspath(seed))
-        for ext in (".nii.gz", ".nii", ".img", ".hdr"):
-            if base.endswith(ext):
-                return base[: -len(ext)]
-        return base
+        return image_stem(os.fspath(seed))
     if isinstance(seed, xr.DataArray) and seed.name is not None:
         return str(seed.name)
     return f"seed{i}"
