@@ -6,6 +6,8 @@ Parses arguments, calls the public functions, reports; nothing else.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import re
 import sys
@@ -14,6 +16,16 @@ import warnings
 from typing import Any
 
 from ._version import __version__
+from .errors import (
+    ArchiveError,
+    DatabaseError,
+    DatabaseFileError,
+    DatabaseFileNotFoundError,
+    DownloadError,
+    OutputError,
+    ParameterError,
+    XcoactError,
+)
 
 #: One number as a shell user writes it: 40, -40, +4.5, .5, 5., 1e1, -2.5E-1.
 _NUMBER = r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*"
@@ -135,15 +147,7 @@ def _get_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="store the maps as float32, the precision of the NIfTI files (default float64)",
     )
-    bar = co.add_mutually_exclusive_group()
-    bar.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_true",
-        default=None,
-        help="show a progress bar (default: when stderr is a terminal)",
-    )
-    bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show a progress bar")
+    _add_progress_flags(co, "a progress bar")
     _add_sharing_commands(sub)
     from .analyses.parcellate import add_cli as _add_parcellate
 
@@ -157,16 +161,11 @@ EXIT_DATA = 1
 EXIT_USAGE = 2
 
 
-def _add_progress_flags(p: argparse.ArgumentParser) -> None:
+def _add_progress_flags(p: argparse.ArgumentParser, what: str = "progress") -> None:
     bar = p.add_mutually_exclusive_group()
-    bar.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_true",
-        default=None,
-        help="show progress (default: when stderr is a terminal)",
-    )
-    bar.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
+    help_on = f"show {what} (default: when stderr is a terminal)"
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None, help=help_on)
+    bar.add_argument("--no-progress", dest="progress", action="store_false", help=f"never show {what}")
 
 
 def _add_sharing_commands(sub) -> None:
@@ -268,7 +267,6 @@ def _rejoin_negative_coords(argv: list[str]) -> list[str]:
 
 
 def _parse_threshold(text: str):
-    from .errors import ParameterError
 
     try:
         return int(text) if re.fullmatch(r"\s*\d+\s*", text) else float(text)
@@ -279,7 +277,6 @@ def _parse_threshold(text: str):
 
 
 def _parse_fwe(text: str | None):
-    from .errors import ParameterError
 
     if text is None or text == "bonferroni":
         return text
@@ -289,7 +286,6 @@ def _parse_fwe(text: str | None):
 
 
 def _parse_seed(values: list[str]):
-    from .errors import ParameterError
 
     coords = [v for v in values if _COORD.match(v)]
     if coords and len(coords) != len(values):
@@ -325,10 +321,7 @@ def _fwe_map_names(fwe) -> list[str]:
 
 
 def _outputs(args, ds=None, fwe=None) -> list[tuple[str, str, str]]:
-    """Every output of the run as ``(path, kind, label)``.
-
-    Without ``ds`` (maps not known yet): all but the NIfTI files.
-    """
+    """Every output of the run as ``(path, kind, label)``; without ``ds`` (maps not known yet) all but the NIfTI."""
     from .writers import _planned_outputs, nifti_paths
 
     kw = {"netcdf": args.netcdf, "zarr": args.zarr, "png": f"{args.outroot}.png" if args.plot else None}
@@ -351,10 +344,8 @@ def _check_outputs(args, ds=None, fwe=None) -> None:
 
 
 def _coactivation(args) -> int:
-    import contextlib
 
     from . import activations, datasets, read_database, seed
-    from .errors import ParameterError
     from .writers import write_outputs
 
     if args.labels and not args.by_label:
@@ -476,7 +467,6 @@ def _progress_bar(minimum: float):
 
 def _exit_code(err: BaseException) -> int:
     """1 when the data failed (a database or release that cannot be read or obtained), else 2 (usage)."""
-    from .errors import ArchiveError, DatabaseError, DownloadError
 
     return EXIT_DATA if isinstance(err, (DatabaseError, DownloadError, ArchiveError)) else EXIT_USAGE
 
@@ -508,36 +498,27 @@ def _fetch(args) -> int:
     return 0
 
 
+@contextlib.contextmanager
 def _progress_logging(progress: bool | None):
     """Show the fetchers' log lines ("fetching <url>") on stderr when progress is on."""
-    import contextlib
-    import logging
-
-    show = sys.stderr.isatty() if progress is None else progress
-    if not show:
-        return contextlib.nullcontext()
-
-    @contextlib.contextmanager
-    def attached():
-        logger = logging.getLogger("xcoact")
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        old = logger.level
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        try:
-            yield
-        finally:
-            logger.removeHandler(handler)
-            logger.setLevel(old)
-
-    return attached()
+    if not (sys.stderr.isatty() if progress is None else progress):
+        yield
+        return
+    logger = logging.getLogger("xcoact")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    old = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
 
 
 def _open_result(path: str):
     import xarray as xr
-
-    from .errors import DatabaseFileError, DatabaseFileNotFoundError
 
     if not os.path.exists(path):
         raise DatabaseFileNotFoundError(f"{path}: no such file; expected a result written with --netcdf (or --zarr).")
@@ -553,7 +534,6 @@ def _open_result(path: str):
 
 
 def _report(args) -> int:
-    from .errors import ParameterError
     from .report import is_parcellation, report
     from .writers import map_variables
 
@@ -594,7 +574,6 @@ def _report(args) -> int:
 def _matrix(args) -> int:
     from . import activations, datasets, read_database, to_netcdf
     from .analyses.matrix import matrix
-    from .errors import OutputError
 
     if os.path.exists(args.output) and not args.overwrite:
         raise OutputError(f"{args.output} already exists; pass --overwrite to replace it.")
@@ -637,8 +616,6 @@ def main(argv: list[str] | None = None) -> int:
     or release that cannot be read, downloaded or verified).
     """
     import shlex
-
-    from .errors import XcoactError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _get_parser().parse_args(_rejoin_negative_coords(argv))
