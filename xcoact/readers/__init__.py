@@ -55,22 +55,8 @@ def _head(path: str, n: int = 2048) -> bytes:
 _FIRST_JSON_KEY = re.compile(rb'\{\s*"((?:[^"\\]|\\.)*)"\s*:')
 #: Top-level keys of a NIMADS studyset (NeuroStore writes "id" first); a NiMARE dataset's keys are study ids.
 _NIMADS_KEYS = frozenset(
-    {
-        b"id",
-        b"name",
-        b"studies",
-        b"description",
-        b"user",
-        b"publication",
-        b"doi",
-        b"pmid",
-        b"created_at",
-        b"updated_at",
-        b"authors",
-        b"metadata",
-        b"source",
-        b"source_id",
-    }
+    b"id name studies description user publication doi pmid created_at updated_at authors metadata source "
+    b"source_id".split()
 )
 
 

@@ -218,17 +218,21 @@ def parse_tsv(
             index_col=False,
         )
     except (pd.errors.ParserError, ValueError) as err:
-        msg = str(err)
-        m = re.search(r"line (\d+)", msg)
-        where = f", line {m.group(1)}" if m else ""
-        raise DatabaseError(
-            f"{path}{where}: malformed row ({msg}). Every row needs the header's columns, tab-separated."
-        ) from err
+        raise malformed_row(path, err) from err
     frame.columns = [names[i] for i in sorted(seen[c] for c in required)]
     cols = {c: frame[c].fillna("").str.strip() for c in required}
     lineno = np.arange(2, len(frame) + 2, dtype=np.int64)
     keep = ~np.logical_and.reduce([cols[c].eq("").to_numpy() for c in required])
     return {c: cols[c].to_numpy(dtype=object)[keep] for c in required}, lineno[keep]
+
+
+def malformed_row(path: str, err: Exception, hint: str = "") -> DatabaseError:
+    """The error for a row pandas could not parse, naming its line when pandas does."""
+    m = re.search(r"line (\d+)", str(err))
+    where = f", line {m.group(1)}" if m else ""
+    return DatabaseError(
+        f"{path}{where}: malformed row ({err}). Every row needs the header's columns, tab-separated{hint}."
+    )
 
 
 def _parse_fast(text: str, required, numeric, names, seen):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import re
 
 import numpy as np
 import pandas as pd
@@ -28,6 +27,7 @@ from ._text import (
     format_floats,
     id_array,
     id_text,
+    malformed_row,
     parse_numbers,
     read_text,
     row_chunks,
@@ -70,13 +70,7 @@ def read_neuroquery(path: str):
             doublequote=True,
         )
     except (pd.errors.ParserError, ValueError) as err:
-        msg = str(err)
-        m = re.search(r"line (\d+)", msg)
-        where = f", line {m.group(1)}" if m else ""
-        raise DatabaseError(
-            f"{path}{where}: malformed row ({msg}). Every row needs the header's columns, tab-separated "
-            "(a cell holding a tab, a line break or a quote must be quoted)."
-        ) from err
+        raise malformed_row(path, err, " (a cell holding a tab, a line break or a quote must be quoted)") from err
     # a quoted cell holding line breaks shifts the lines of every later row
     breaks = np.zeros(len(frame), dtype=np.int64)
     for col in frame.columns:

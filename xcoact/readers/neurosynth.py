@@ -102,13 +102,8 @@ def read_neurosynth_v7(path: str, metadata: str | None = None):
 
 
 def _drop_rows_without_peaks(path: str, cols: dict, lines: np.ndarray) -> tuple[dict, np.ndarray]:
-    """Leave out rows that name a study but give no x, y and z at all (a study listed without peaks).
-
-    Such rows warn (:class:`~xcoact.errors.EmptyStudyWarning`), as NiMARE
-    contrasts without coordinates do; a row with only some coordinates is
-    left for :func:`parse_numbers` to report as an error.  A row with
-    coordinates but no study id is an error.
-    """
+    """Leave out, with an EmptyStudyWarning, rows that name a study but give no x, y and z at all; a row with
+    coordinates but no study id is an error (one with only some coordinates is :func:`parse_numbers`'s)."""
     if all(isinstance(cols[c], np.ndarray) and cols[c].dtype == np.float64 for c in "xyz"):
         return cols, lines  # the fast pass parsed every coordinate: none is blank
     blank = np.logical_and.reduce([np.asarray(cols[c], dtype=object) == "" for c in "xyz"])
@@ -141,11 +136,7 @@ def _drop_rows_without_peaks(path: str, cols: dict, lines: np.ndarray) -> tuple[
 
 
 def _space_lookup(metadata: str, meta: dict, meta_lines: np.ndarray) -> dict:
-    """Each study id's space from the v7 metadata; the first row wins when an id is listed twice.
-
-    An id listed with different spaces warns
-    (:class:`~xcoact.errors.MixedSpaceWarning`), naming the lines.
-    """
+    """Each study id's space from the v7 metadata; the first row wins (a MixedSpaceWarning when they differ)."""
     lookup: dict = {}
     first_line: dict = {}
     conflicts: dict = {}
