@@ -1,17 +1,10 @@
 """An xarray backend: ``xr.open_dataset(path, engine="xcoact")`` opens a coordinate database.
 
-The Dataset holds the coordinate table (dimension ``peak``) and the lazy
-activation cube ``activations (study, x, y, z)``, so one call gives both::
+The Dataset holds the coordinate table (dimension ``peak``) and the lazy activation cube
+``activations (study, x, y, z)``; every format :func:`xcoact.read_database` reads is accepted::
 
     ds = xr.open_dataset("database.txt", engine="xcoact", r=6)
     maps = ds["activations"].coact.seed([[0, 20, 28]], r=10, threshold=0.1)
-
-Every format :func:`xcoact.read_database` reads is accepted: a Neurosynth
-``database.txt``, a v7 ``*_coordinates.tsv.gz`` (with its metadata beside
-it), a Sleuth text file and a NiMARE dataset JSON.  The entry point is
-registered under ``xarray.backends`` in ``pyproject.toml``; with ``engine``
-omitted, :meth:`XcoactBackendEntrypoint.guess_can_open` recognises those
-files by their first bytes.
 """
 
 from __future__ import annotations

@@ -91,20 +91,11 @@ class ChecksumError(DownloadError):
 
 
 class ArchiveError(XcoactError, OSError):
-    """An archive cannot be extracted: it is unreadable, truncated or of an unsupported kind.
-
-    The message names the archive.  Nothing is left in or beside the target directory.
-    """
+    """An archive cannot be extracted.  No release is an archive, so nothing raises it; kept for callers' ``except``."""
 
 
 class UnsafeArchiveError(ArchiveError):
-    """An archive holds a member that would land outside the target directory, or is not a file, directory or link.
-
-    Absolute paths, ``..`` components that climb out, links resolving outside
-    the target, device files and FIFOs are refused.  The message names the
-    archive, each offending member and why; every member is checked before
-    anything is written, so a refused archive leaves nothing behind.
-    """
+    """An archive member would land outside the target directory.  Nothing raises it (see :class:`ArchiveError`)."""
 
 
 #: How many characters of a value from an input file a message quotes (a cell can be megabytes long).

@@ -1,13 +1,4 @@
-"""Result maps <-> in-memory nibabel images, for nilearn and any Niimg-like consumer.
-
-:func:`nifti_image` builds the one NIfTI header every output of xcoact
-carries (float32, mm, the grid's affine as MNI sform/qform, an intent code
-from the map's kind, a description); :func:`xcoact.to_nifti` saves these
-images, :func:`to_nibabel` returns them without touching the disk, and
-:func:`from_nibabel` brings an image back onto a cube's coordinate labels.
-:func:`plot_nilearn` and :func:`view` draw a map with nilearn (the optional
-``xcoact[nilearn]`` extra).
-"""
+"""Result maps <-> in-memory nibabel images (the one NIfTI header every output carries), and nilearn drawing."""
 
 from __future__ import annotations
 

@@ -1,21 +1,6 @@
 """What goes beside a map when it is shared: descriptions, JSON sidecars, BIDS-style names, CF attributes.
 
-A NIfTI file carries a grid and numbers; a reader of a shared map also needs
-to know what the numbers are and how they were made.  This module builds
-that from a result Dataset's provenance attrs, without computing any map:
-
-* :func:`describe_map` -- a map name's long name, units and NeuroVault map
-  type (``"Z"``, ``"P"`` or ``"Other"``);
-* :func:`sidecar` -- the JSON sidecar written beside each NIfTI file by
-  :func:`xcoact.to_nifti` (database and its sha256, parameters with the
-  kernel and its sizes, counts,
-  selected study ids, software versions, map type, the command line);
-* :func:`bids_name` -- a file-name stem made of BIDS-style ``key-value``
-  entities (``stat-z_desc-associationFDR001_statmap``), for
-  ``to_nifti(..., naming="bids")``: only letters and digits inside each
-  value, which NeuroVault and BIDS tools accept;
-* :func:`with_cf_attributes` -- ``long_name`` and ``units`` on every
-  variable and a ``Conventions`` attribute, for :func:`xcoact.to_netcdf`.
+All of it is built from a result Dataset's provenance attrs, without computing any map.
 """
 
 from __future__ import annotations
@@ -209,11 +194,8 @@ def sidecar_path(nifti_path: str) -> str:
 
 @functools.lru_cache(maxsize=32)
 def _sha256(path: str, size: int, mtime_ns: int) -> str:  # size and mtime: a changed file is hashed again
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def database_checksum(path: str) -> str | None:
@@ -245,21 +227,8 @@ def _plain(value):
     return value
 
 
-_PARAMETERS = (
-    "r",
-    "seed_r",
-    "select",
-    "selection",
-    "threshold",
-    "threshold_kind",
-    "preset",
-    "q",
-    "prior",
-    "min_studies",
-    "k",
-    "layout",
-    "by_label",
-    "separate",
+_PARAMETERS = tuple(
+    "r seed_r select selection threshold threshold_kind preset q prior min_studies k layout by_label separate".split()
 )
 _KERNEL_SIZES = ("r", "sample_size", "fwhm")
 _COUNTS = ("n_studies", "n_selected", "n_unselected", "n_roi", "max_overlap", "n_seeds", "n_valid_seeds")
