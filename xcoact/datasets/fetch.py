@@ -324,12 +324,8 @@ def _resolve_base(base_url) -> tuple[str, str | None]:
 
 
 def _source(base: tuple[str, str | None], dataset: str, version: int, entry: ManifestEntry) -> tuple[str, str]:
-    """(kind, where) of one file: kind ``"url"`` or ``"file"``.
-
-    Upstream files come from their repository at the pinned commit; a mirror
-    holds ``<mirror>/<dataset>-v<version>/<file name>`` (the cache layout).  A
-    local mirror may also be a NiMARE download folder (:func:`_mirror_file`).
-    """
+    """(kind, where) of one file, kind ``"url"`` or ``"file"``: the pinned upstream commit, or a mirror's
+    ``<mirror>/<dataset>-v<version>/<file name>`` (the cache layout; locally also NiMARE's, :func:`_mirror_file`)."""
     kind, root = base
     if kind == "upstream":
         spec = _DATASETS[dataset]
@@ -341,13 +337,8 @@ def _source(base: tuple[str, str | None], dataset: str, version: int, entry: Man
 
 
 def _mirror_file(root: str, dataset: str, version: int, name: str) -> str:
-    """Where a local mirror holds a file: xcoact's layout, else NiMARE's.
-
-    NiMARE's ``fetch_neurosynth(data_dir)`` / ``fetch_neuroquery`` keep the
-    same file names in ``<data_dir>/<dataset>/`` (``~/.nimare/neurosynth/`` by
-    default), so that folder or its parent works as a mirror as it is; the
-    files are checksum-verified like any other.
-    """
+    """Where a local mirror holds a file: xcoact's layout, else NiMARE's download folder (``<data_dir>/<dataset>/``,
+    ``~/.nimare/neurosynth/`` by default) or its parent; the files are verified like any other."""
     layouts = (
         os.path.join(root, f"{dataset}-v{version}", name),
         os.path.join(root, dataset, name),
