@@ -650,6 +650,7 @@ def plot(
         threshold = default_threshold(ds, name)
     threshold = validate.finite(threshold, "threshold", " (voxels with |value| above it are shown)", minimum=0)
     batch = "seed" in ds.dims
+    style = {"vmax": vmax, "cmap": cmap, "title": title, "dpi": dpi, "figsize": figsize}
     if not batch or isinstance(seed, str):
         if not batch and seed is not None:
             raise ParameterError(f"seed={seed!r} was given, but the result has no seed dimension (it is one seed).")
@@ -675,20 +676,7 @@ def plot(
                 else ""
             )
         return _single_figure(
-            ds,
-            vol,
-            name,
-            seed_text,
-            counts,
-            cut=cut,
-            threshold=threshold,
-            vmax=vmax,
-            cmap=cmap,
-            kind=kind,
-            title=title,
-            dpi=dpi,
-            figsize=figsize,
-            note=note,
+            ds, vol, name, seed_text, counts, cut=cut, kind=kind, note=note, threshold=threshold, **style
         )
     labels = [str(s) for s in ds["seed"].values]
     if seed is None:
@@ -702,21 +690,7 @@ def plot(
                 f"seed={list(seed)!r}: {unknown or 'no seed'} not in the batch; its seeds are {shown}."
             )
     vols = map_volume(ds, name)
-    return _batch_figure(
-        ds,
-        vols,
-        name,
-        seeds,
-        threshold=threshold,
-        vmax=vmax,
-        cmap=cmap,
-        view=view,
-        ncols=ncols,
-        title=title,
-        dpi=dpi,
-        figsize=figsize,
-        total=len(labels),
-    )
+    return _batch_figure(ds, vols, name, seeds, view=view, ncols=ncols, total=len(labels), threshold=threshold, **style)
 
 
 def _savefig_defaults():

@@ -937,19 +937,14 @@ def _stage_netcdf(
         _remove_tree(tmpdir)
         if isinstance(err, OSError) and not isinstance(err, OutputError):
             raise OutputError(f"{path}: writing netCDF failed ({err}); nothing was written.") from err
-        if _is_netcdf_library_error(err):
-            # HDF5 reports a full disk or a file size limit as a bare "HDF error", without errno
+        if type(err) is RuntimeError and str(err).startswith("NetCDF:"):
+            # netCDF4's library errors carry no errno: HDF5 reports a full disk or a file size limit as "HDF error"
             raise OutputError(
                 f"{path}: writing netCDF failed ({type(err).__name__}: {err}; {free} when it failed); nothing "
                 "was written. A full disk or a file size limit gives this error."
             ) from err
         raise
     group.add_tree(path, tmp, container=tmpdir)
-
-
-def _is_netcdf_library_error(err: BaseException) -> bool:
-    """netCDF4 raises ``RuntimeError("NetCDF: ...")`` for library errors that carry no errno."""
-    return type(err) is RuntimeError and str(err).startswith("NetCDF:")
 
 
 def _free_space(path: str) -> str:
