@@ -652,9 +652,7 @@ def plot(
     batch = "seed" in ds.dims
     style = {"vmax": vmax, "cmap": cmap, "title": title, "dpi": dpi, "figsize": figsize}
     if not batch or isinstance(seed, str):
-        if not batch and seed is not None:
-            raise ParameterError(f"seed={seed!r} was given, but the result has no seed dimension (it is one seed).")
-        vol = map_volume(ds, name, seed)
+        vol = map_volume(ds, name, seed)  # refuses a seed of a single result
         note = ""
         if auto:
             vol = vol.compute()
