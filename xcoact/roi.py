@@ -641,21 +641,14 @@ def seed_set(
         if not items:
             raise ParameterError("the list of seeds is empty; pass at least one seed.")
         for i, (key, one) in enumerate(items):
-            if is_coords(one):
+            xyz = np.atleast_2d(np.asarray(one, dtype=float)) if is_coords(one) else None
+            if xyz is not None:
                 mask = _coords_seed(one, r, grid)
             else:
                 values, name = _image_values(one)
                 mask = _align(_positive(values), grid, name)
-            mask &= grid.mask
-            xyz = np.atleast_2d(np.asarray(one, dtype=float)) if is_coords(one) else None
-            out.append(
-                SeedROI(
-                    str(key) if key is not None else _default_name(one, i),
-                    np.flatnonzero(mask),
-                    describe_seed(one, r),
-                    xyz,
-                )
-            )
+            label = str(key) if key is not None else _default_name(one, i)
+            out.append(SeedROI(label, np.flatnonzero(mask & grid.mask), describe_seed(one, r), xyz))
     # names become file names ({outroot}_{name}_{map}.nii.gz): a '/' from an atlas's label table
     # would point into a folder that does not exist
     names = _unique_names([safe_name(s.name) for s in out])

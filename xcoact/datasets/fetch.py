@@ -410,11 +410,7 @@ def _open(url: str, start: int, timeout: float):
     if start:
         headers["Range"] = f"bytes={start}-"
     # never send loopback traffic (tests, a local mirror) through a proxy from the environment
-    proxies = (
-        urllib.request.ProxyHandler({})
-        if _is_loopback(urllib.parse.urlsplit(url).hostname)
-        else urllib.request.ProxyHandler()
-    )
+    proxies = urllib.request.ProxyHandler({} if _is_loopback(urllib.parse.urlsplit(url).hostname) else None)
     opener = urllib.request.build_opener(proxies, _CheckedRedirect)
     try:
         return opener.open(urllib.request.Request(url, headers=headers), timeout=timeout)
