@@ -37,6 +37,8 @@ __all__ = [
 
 #: Bins per unit of MA / ALE in the approximate null (bin width 1e-5), as NiMARE.
 HIST_STEPS = 100000
+#: 1 / (centres[1] - centres[0]) of every null's bins.
+_INV_STEP = 1 / np.round(1 / HIST_STEPS, 5)
 #: Side of the cube the kernel is built in (voxels), as NiMARE.
 _CUBE = 31
 
@@ -961,29 +963,34 @@ _HISTS: weakref.WeakKeyDictionary[object, list] = weakref.WeakKeyDictionary()
 
 
 def _chunk_hists(chunk) -> list:
-    """Per study of an ALE chunk, ``(bins, counts, n_values, max)`` of its nonzero MA values; made once, kept."""
+    """Per study of an ALE chunk, its :func:`_hist`; made once, kept."""
     got = _HISTS.get(chunk)
     if got is not None:
         return got
     indptr, _ = chunk.rows()
     values = chunk.values()
-    inv_step = 1 / np.round(1 / HIST_STEPS, 5)  # 1 / (centres[1] - centres[0]) of every null's bins
     count = _numba_count_bins()
-    got = []
     scratch = np.zeros(HIST_STEPS + 2, dtype=np.int64)  # MA < 1: its nearest bin is at most HIST_STEPS
-    for row in range(indptr.size - 1):
-        v = values[indptr[row] : indptr[row + 1]].astype(np.float32, copy=False)
-        if not v.size:
-            got.append((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0, np.float32(0)))
-            continue
-        if count is None:
-            counts = np.bincount(_nearest(v.astype(np.float64) * inv_step, np.iinfo(np.int64).max))
-        else:
-            counts = scratch[: count(v, inv_step, scratch) + 1]
-        bins = np.flatnonzero(counts)
-        got.append((bins, counts[bins].copy(), int(v.size), np.float32(v.max())))
-        counts[:] = 0
+    got = [_hist(values[indptr[r] : indptr[r + 1]], count, scratch) for r in range(indptr.size - 1)]
     return _HISTS.setdefault(chunk, got)
+
+
+_NO_HIST = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0, np.float32(0))
+
+
+def _hist(values: np.ndarray, count=None, scratch=None) -> tuple:
+    """``(bins, counts, n_values, max)`` of a study's nonzero MA values (float32) by nearest bin."""
+    v = values.astype(np.float32, copy=False)
+    if not v.size:
+        return _NO_HIST
+    if count is None:
+        counts = np.bincount(_nearest(v.astype(np.float64) * _INV_STEP, np.iinfo(np.int64).max))
+    else:
+        counts = scratch[: count(v, _INV_STEP, scratch) + 1]
+    bins = np.flatnonzero(counts)
+    out = (bins, counts[bins].copy(), int(v.size), np.float32(v.max()))
+    counts[:] = 0
+    return out
 
 
 def _count(values, inv_step, scratch):  # compiled by _numba_count_bins()
@@ -1084,7 +1091,6 @@ def seed_stats(act, selected: np.ndarray, *, engine: str = "auto"):
         ``act`` is not an ALE cube, or no study is selected.
     """
     import dask
-    import dask.array as da
 
     from ..blocks import is_block_cube
     from ..counts import canonical
@@ -1112,12 +1118,7 @@ def seed_stats(act, selected: np.ndarray, *, engine: str = "auto"):
             parts.append(dask.delayed(_block_parts, pure=True)(block, part))
     ids = [str(_plain(s)) for s in act["study"].values[selected]]
     order = np.argsort(np.array(ids, dtype=object), kind="stable")
-    n_mask = grid.n_mask
-    maps = dask.delayed(_seed_maps, pure=True)(parts, order, n_mask, engine)
-    flat = da.from_delayed(maps, shape=(3, n_mask), dtype=np.float64)
-    return flat.map_blocks(
-        _volume, grid.mask_flat, grid.shape, chunks=((3,), *((s,) for s in grid.shape)), dtype=np.float64
-    )
+    return _lazy_volume(dask.delayed(_seed_maps, pure=True)(parts, order, grid.n_mask, engine), (3,), np.float64, grid)
 
 
 #: ALE's maps: NiMARE 0.22.1's ``stat``, ``p`` and ``z`` (``ALE().fit(...).maps``); ``z`` is ``z_map`` in the
@@ -1173,14 +1174,13 @@ def seed(
     ds["selected_id"] = ("selected", ids, {"long_name": "ids of the selected studies"})
     sizes = np.array([np.nan if kernel is None or kernel.size_of(s) is None else kernel.size_of(s) for s in ids])
     ds["sample_size"] = ("selected", sizes, {"long_name": "subjects of each selected study (its ALE kernel's width)"})
-    sizing = {k: v for k, v in act.attrs.items() if k in ("sample_size", "fwhm")}
     ds.attrs = {
         "title": "xcoact ALE coactivation maps (MACM)",
         "analysis": "ALE seed coactivation",
         "database": str(act.attrs.get("database", "")),
         "cube": cube_token(act),
         "kernel": "ale",
-        **sizing,
+        **{k: v for k, v in act.attrs.items() if k in ("sample_size", "fwhm")},
         **rule.attrs(n_roi),
         "preset": pre.name,
         "null_method": "approximate",
@@ -1292,7 +1292,7 @@ def _pattern_tables(fwhm_mm: float, zoom_root: float, given: bool) -> tuple:
     kernel = _stored_kernel(fwhm_mm, zoom_root, given)
     values = np.ascontiguousarray(kernel.reshape(-1), dtype=np.float32)
     logs = np.log1p(-values)
-    bins = _nearest(values.astype(np.float64) * (1 / np.round(1 / HIST_STEPS, 5)), np.iinfo(np.int64).max)
+    bins = _nearest(values.astype(np.float64) * _INV_STEP, np.iinfo(np.int64).max)
     for a in (values, logs, bins):
         a.setflags(write=False)
     return kernel.shape[0], values, logs, bins
@@ -1303,7 +1303,6 @@ def _chunk_parts(chunk) -> tuple:
     grid, kernel = chunk.grid, chunk.kernel
     sums = np.zeros(grid.n_mask)
     hists = []
-    inv_step = 1 / np.round(1 / HIST_STEPS, 5)
     study_logs = _numba_study_logs()
     if study_logs is None:
         for s in range(chunk.n_studies):
@@ -1311,9 +1310,7 @@ def _chunk_parts(chunk) -> tuple:
             idx, values = kernel.study_map(chunk.ijk[lo:hi], grid, None if chunk.studies is None else chunk.studies[s])
             v = values.astype(np.float32)
             sums[idx] += np.log1p(-v)  # float32 log1p, float64 sum: NiMARE's ALE
-            counts = np.bincount(_nearest(v.astype(np.float64) * inv_step, np.iinfo(np.int64).max))
-            bins = np.flatnonzero(counts)
-            hists.append((bins, counts[bins], int(v.size), np.float32(v.max()) if v.size else np.float32(0)))
+            hists.append(_hist(v))
         return sums, hists
     best = np.zeros(grid.n_mask, dtype=np.float32)
     winner = np.zeros(grid.n_mask, dtype=np.int32)
@@ -1322,7 +1319,6 @@ def _chunk_parts(chunk) -> tuple:
     nx, ny = int(grid.shape[0]), int(grid.shape[1])
     zoom = _zoom_root(grid.voxel_size)
     used = np.zeros(_CUBE**3, dtype=np.int64)
-    empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0, np.float32(0))
     for s in range(chunk.n_studies):
         foci = chunk.ijk[chunk.peak_ptr[s] : chunk.peak_ptr[s + 1]]
         if kernel.fwhm is not None:
@@ -1335,7 +1331,7 @@ def _chunk_parts(chunk) -> tuple:
         )
         entries = np.flatnonzero(used[: values.size])
         if not entries.size:
-            hists.append(empty)
+            hists.append(_NO_HIST)
             continue
         counts = np.bincount(bins[entries], weights=used[entries]).astype(np.int64)
         where = np.flatnonzero(counts)
@@ -1399,7 +1395,6 @@ def database_ale(
         A bad ``studies_per_task``, ``null`` or ``engine``, or a kernel that cannot be sized.
     """
     import dask
-    import dask.array as da
     import xarray as xr
 
     from ..cube import DatabasePeaks
@@ -1429,14 +1424,8 @@ def database_ale(
     ]
     order = np.argsort(np.array([str(_plain(s)) for s in peaks.studies], dtype=object), kind="stable")
     names = ("stat", "p", "z_map") if null else ("stat",)
-    flat = da.from_delayed(
-        dask.delayed(_database_maps, pure=True)(parts, order, grid.n_mask, bool(null), engine),
-        shape=(len(names), grid.n_mask),
-        dtype=np.float64,
-    )
-    stack = flat.map_blocks(
-        _volume, grid.mask_flat, grid.shape, chunks=((len(names),), *((s,) for s in grid.shape)), dtype=np.float64
-    )
+    maps = dask.delayed(_database_maps, pure=True)(parts, order, grid.n_mask, bool(null), engine)
+    stack = _lazy_volume(maps, (len(names),), np.float64, grid)
     coords = {k: (k, v, {"units": "mm"}) for k, v in grid.coords().items()}
     attrs = {
         "kernel": "ale",
@@ -1499,16 +1488,18 @@ def _foci_of(act, selected: np.ndarray):
     return ijk, study, sizing, peaks
 
 
-def _lazy_maps(result, names: dict, grid: Grid) -> dict:
-    """Lazy ``(x, y, z)`` volumes of a delayed dict's in-mask maps (``names``: key -> dtype), computed together."""
+def _lazy_volume(value, lead: tuple, dtype, grid: Grid):
+    """A delayed ``(*lead, n_mask)`` in-mask array as a lazy ``(*lead, x, y, z)`` volume, 0 outside the mask."""
     import dask.array as da
 
-    return {
-        key: da.from_delayed(result[key], shape=(grid.n_mask,), dtype=dtype).map_blocks(
-            _volume, grid.mask_flat, grid.shape, chunks=tuple((s,) for s in grid.shape), dtype=dtype
-        )
-        for key, dtype in names.items()
-    }
+    flat = da.from_delayed(value, shape=(*lead, grid.n_mask), dtype=dtype)
+    chunks = tuple((n,) for n in (*lead, *grid.shape))
+    return flat.map_blocks(_volume, grid.mask_flat, grid.shape, chunks=chunks, dtype=dtype)
+
+
+def _lazy_maps(result, names: dict, grid: Grid) -> dict:
+    """Lazy volumes of a delayed dict's in-mask maps (``names``: key -> dtype), computed together."""
+    return {key: _lazy_volume(result[key], (), dtype, grid) for key, dtype in names.items()}
 
 
 def _check_mc(n_iter, seed) -> tuple[int, int]:
@@ -1692,7 +1683,7 @@ def contrast(
         "database": str(act.attrs.get("database", "")),
         "cube": cube_token(act),
         "kernel": "ale",
-        **{key: v for key, v in act.attrs.items() if key in ("sample_size", "fwhm")},
+        **{k: v for k, v in act.attrs.items() if k in ("sample_size", "fwhm")},
         **rule.attrs(n_rois[0]),
         "n_roi_a": n_rois[0],
         "n_roi_b": n_rois[1],
