@@ -304,22 +304,9 @@ class _Engine:
             dense = ale._stat(studies, f.grid.n_mask)
             idx = np.flatnonzero(dense)
             return idx, dense[idx]
-        ma, lg, sums, seen, scratch, touched = buf[:6]
+        sums, seen, touched = buf[2], buf[3], buf[5]
         n = self.compiled(
-            f.centres(ijk),
-            f.ptr,
-            f.kernel_of,
-            f.kptr,
-            f.offsets,
-            f.values,
-            f.logs,
-            self.support,
-            ma,
-            lg,
-            sums,
-            seen,
-            scratch,
-            touched,
+            f.centres(ijk), f.ptr, f.kernel_of, f.kptr, f.offsets, f.values, f.logs, self.support, *buf[:6]
         )
         idx = touched[:n]  # in order of first touch; callers that need them sorted sort them
         stat = (1.0 - np.exp(sums[idx])).astype(np.float32)

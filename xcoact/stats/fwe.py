@@ -547,9 +547,7 @@ def fwe(
 
     started = time.perf_counter()
     runs = _runs_node(act, grid)
-    sizes = [batch_size] * ((n_iter - 1) // batch_size) + (
-        [(n_iter - 1) % batch_size] if (n_iter - 1) % batch_size else []
-    )
+    sizes = [min(batch_size, n_iter - 1 - start) for start in range(0, n_iter - 1, batch_size)]
     root = np.random.SeedSequence(seed)
     streams = root.spawn(len(sizes))
     round_size = 2 * max(1, dask.config.get("num_workers", None) or 2) if early_stop else len(sizes)
@@ -563,17 +561,17 @@ def fwe(
         for size, stream in zip(sizes, streams)
     ]
     scratch = labeller.scratch()
-    obs_labels = {}
-    obs_cluster = {}
-    for ti, test in enumerate(TESTS):
+    obs_labels, obs_keys, observed = [], [], []  # per test: observed max chi2, cluster sizes, cluster masses
+    for ti in range(len(TESTS)):
         lab = cluster_labels(obs_chi2[ti], obs_sign[ti], chi2_threshold, labeller, scratch)
-        obs_labels[test] = lab
         inside = np.flatnonzero(lab)
         keys, where = np.unique(lab[inside], return_inverse=True)
         # summed in voxel order, as null_statistics sums them
         size = np.bincount(where, minlength=keys.size).astype(np.float64)
         mass = np.bincount(where, weights=np.sqrt(obs_chi2[ti][inside]) - z_threshold, minlength=keys.size)
-        obs_cluster[test] = (keys, size, mass)
+        obs_labels.append(lab)
+        obs_keys.append(keys)
+        observed.append((obs_chi2[ti][tested], size, mass))
 
     results = []
     stopped = False
@@ -583,10 +581,9 @@ def fwe(
         if early_stop and start + round_size < len(tasks):
             null = np.concatenate(results)
             if all(
-                _settled(null[:, ti, 0], obs_chi2[ti][tested], n_iter, alpha)
-                and _settled(null[:, ti, 1], obs_cluster[test][1], n_iter, alpha)
-                and _settled(null[:, ti, 2], obs_cluster[test][2], n_iter, alpha)
-                for ti, test in enumerate(TESTS)
+                _settled(null[:, ti, k], obs, n_iter, alpha)
+                for ti in range(len(TESTS))
+                for k, obs in enumerate(observed[ti])
             ):
                 stopped = True
                 break
@@ -594,24 +591,19 @@ def fwe(
     n_done = null.shape[0] + 1
     seconds = time.perf_counter() - started
 
-    def corrected(null_values: np.ndarray, observed: np.ndarray) -> np.ndarray:
-        return _exceedances(null_values, observed) / n_done
-
     tag = f"{alpha:g}"
     for ti, test in enumerate(TESTS):
-        p_vox = np.ones(grid.n_mask)
-        p_vox[tested] = corrected(null[:, ti, 0], obs_chi2[ti][tested])
-        keys, size, mass = obs_cluster[test]
-        lab = obs_labels[test]
-        p_size = np.ones(grid.n_mask)
-        p_mass = np.ones(grid.n_mask)
-        if keys.size:
-            ps, pm = corrected(null[:, ti, 1], size), corrected(null[:, ti, 2], mass)
-            where = np.searchsorted(keys, lab[lab != 0])
-            p_size[lab != 0] = ps[where]
-            p_mass[lab != 0] = pm[where]
+        lab = obs_labels[ti]
+        inside = lab != 0
+        where = np.searchsorted(obs_keys[ti], lab[inside])
         base = f"{test}-test"
-        for level, p in (("voxel", p_vox), ("cluster-size", p_size), ("cluster-mass", p_mass)):
+        for k, level in enumerate(("voxel", "cluster-size", "cluster-mass")):
+            p = np.ones(grid.n_mask)
+            corrected = _exceedances(null[:, ti, k], observed[ti][k]) / n_done
+            if k == 0:
+                p[tested] = corrected
+            elif where.size:
+                p[inside] = corrected[where]
             what = level.replace("-", " ")
             _put(out, f"{base}_p_FWE-{level}", p, grid, 1.0, f"FWE-corrected p ({what}, {n_done} permutations)")
             z = np.where(p <= alpha, z_obs[test], 0.0)
