@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .. import validate
 from ..errors import ParameterError
 from ..writers import map_variables, to_volumes
 from .components import CONNECTIVITY, structure
@@ -136,17 +137,8 @@ def _tied_peaks(signed: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
 
 
 def _check_threshold(threshold) -> float:
-    if (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, numbers.Real)
-        or not np.isfinite(float(threshold))
-        or threshold < 0
-    ):
-        raise ParameterError(
-            f"threshold={threshold!r} is not valid; expected a finite number >= 0 (clusters are the voxels with "
-            "value > threshold, and separately those with value < -threshold)."
-        )
-    return float(threshold)
+    meaning = " (clusters are the voxels with value > threshold, and separately those with value < -threshold)"
+    return validate.finite(threshold, "threshold", meaning, minimum=0)
 
 
 def _check_connectivity(connectivity) -> int:
