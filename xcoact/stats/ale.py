@@ -331,6 +331,8 @@ def _flat_offsets(width: int, padded_shape: tuple) -> np.ndarray:
 
 
 def _as_study_list(ma, n_mask: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    if isinstance(n_mask, bool) or not isinstance(n_mask, (int, np.integer)) or n_mask < 1:
+        raise ParameterError(f"n_mask={n_mask!r}; expected the number of in-mask voxels, an int >= 1.")
     if isinstance(ma, tuple) and len(ma) == 2 and isinstance(ma[0], np.ndarray) and ma[0].ndim == 1:
         raise ParameterError("ma must be a list of (index, values) pairs, one per study; got a single pair.")
     out = []
@@ -790,10 +792,8 @@ def ale_maps(ma, n_mask: int, *, engine: str = "auto") -> dict[str, np.ndarray]:
     ParameterError
         ``n_mask`` is not an int >= 1, or ``ma`` is not one valid ``(index, values)`` pair per study.
     """
-    if isinstance(n_mask, bool) or not isinstance(n_mask, (int, np.integer)) or n_mask < 1:
-        raise ParameterError(f"n_mask={n_mask!r}; expected the number of in-mask voxels, an int >= 1.")
-    studies = _as_study_list(ma, int(n_mask))
-    stat, p, z = _stat_p_z(_stat(studies, int(n_mask)), lambda upto: _null(studies, int(n_mask), engine, upto))
+    studies = _as_study_list(ma, n_mask)
+    stat, p, z = _stat_p_z(_stat(studies, n_mask), lambda upto: _null(studies, n_mask, engine, upto))
     return {"stat": stat, "p": p, "z": z}
 
 

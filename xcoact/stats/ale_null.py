@@ -742,9 +742,6 @@ def ale_subtraction(
     ParameterError
         A bad ``n_mask``, MA pair, ``n_iter``, ``seed`` or ``n_workers``.
     """
-    if isinstance(n_mask, bool) or not isinstance(n_mask, (int, np.integer)) or n_mask < 1:
-        raise ParameterError(f"n_mask={n_mask!r}; expected the number of in-mask voxels, an int >= 1.")
-    n_mask = int(n_mask)
     terms = _log_terms(list(ma1), n_mask) + _log_terms(list(ma2), n_mask)
     n1 = len(list(ma1))
     iterations = _check_iterations(n_iter)
