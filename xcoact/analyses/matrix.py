@@ -148,17 +148,15 @@ def matrix(
     s = active.astype(np.int64)
     n_both = s @ s.T
     n_active = np.diag(n_both).copy()
-    n_i = np.broadcast_to(n_active[:, None], n_both.shape)
-    n_j = np.broadcast_to(n_active[None, :], n_both.shape)
-    phi = _phi(n_both, n_i, n_j, n_studies)
+    phi = _phi(n_both, n_active[:, None], n_active[None, :], n_studies)
     z = _association_z(n_both, n_active, n_studies)
 
     names = [roi.name for roi in found]
     dims = ("roi", "roi_other")
     ds = xr.Dataset(
         {
-            "n_both": (dims, n_both.astype(np.int64), {"long_name": "studies active in both ROIs"}),
-            "phi": (dims, phi.astype(np.float64), {"long_name": "phi coefficient of the two ROIs' study vectors"}),
+            "n_both": (dims, n_both, {"long_name": "studies active in both ROIs"}),
+            "phi": (dims, phi, {"long_name": "phi coefficient of the two ROIs' study vectors"}),
             "z": (dims, z, {"long_name": "association z: studies active in roi (F) vs active in roi_other (A)"}),
             "n_active": ("roi", n_active, {"long_name": "studies active in each ROI (selected by the overlap rule)"}),
             "n_roi_voxels": ("roi", n_voxels, {"long_name": "in-mask voxels of each ROI"}),
