@@ -369,19 +369,12 @@ def _align(act: xr.DataArray, features: xr.DataArray) -> tuple[np.ndarray, np.nd
     return rows, has
 
 
-def _cube_weights(act, features, terms) -> tuple[np.ndarray, np.ndarray]:
-    """Summed weight of ``terms`` for each cube study (0 where the features do not list it)."""
-    rows, has = _align(act, features)
-    w = _weights(features, terms)
-    out = np.zeros(len(rows), dtype=np.float64)
-    out[has] = w[rows[has]]
-    return out, has
-
-
 def _term_selection(
     act, features, terms: list[str], threshold: float, label: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    weights, has = _cube_weights(act, features, terms)
+    rows, has = _align(act, features)
+    weights = np.zeros(len(rows), dtype=np.float64)  # 0 where the features do not list the study
+    weights[has] = _weights(features, terms)[rows[has]]
     selected = weights >= threshold
     n, k = selected.size, int(selected.sum())
     if k == 0:
@@ -397,10 +390,6 @@ def _term_selection(
             f"above {weights.min():.6g}."
         )
     return selected, weights, has
-
-
-def _label(terms: list[str], query) -> str:
-    return repr(query) if isinstance(query, str) and [query] == terms else f"{query!r} ({', '.join(terms)})"
 
 
 def term(
@@ -459,7 +448,8 @@ def term(
     features = _check_features(features_for(act) if features is None else features)
     threshold = _check_threshold(threshold)
     terms = expand_terms(features, term)
-    selected, weights, has = _term_selection(act, features, terms, threshold, _label(terms, term))
+    label = repr(term) if isinstance(term, str) and [term] == terms else f"{term!r} ({', '.join(terms)})"
+    selected, weights, has = _term_selection(act, features, terms, threshold, label)
     ds = _coact.meta(act, act["study"].values[selected], q=q, prior=prior)
     ds["term_weight"] = ("study", weights)
     ds["term_weight"].attrs["long_name"] = (
