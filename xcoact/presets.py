@@ -120,7 +120,6 @@ PRESETS: dict[str, Preset] = {
         maps=_neurosynth_maps,
         map_names=stats.map_names,
         reference="Neurosynth 0.3.8 network.coactivation (MetaAnalysis, min_studies=1)",
-        peak_transform=None,
     ),
     "nimare": Preset(
         name="nimare",
