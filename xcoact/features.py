@@ -53,7 +53,8 @@ def _check_path(path, what: str, hint: str) -> str:
     return path
 
 
-def _read_bytes(path: str) -> bytes:
+def _read_text(path: str) -> str:
+    """The file as UTF-8 text, gunzipped transparently."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
@@ -64,10 +65,6 @@ def _read_bytes(path: str) -> bytes:
             f"{path}: could not be read or decompressed ({type(err).__name__}: {err}); "
             "the file may be truncated or corrupt."
         ) from err
-    return raw
-
-
-def _decode(path: str, raw: bytes) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -257,8 +254,7 @@ def _dense_block(matrix: sp.csc_matrix, block_info=None) -> np.ndarray:
 
 
 def _read_features_txt(path: str) -> tuple[sp.csc_matrix, np.ndarray, list[str]]:
-    raw = _read_bytes(path)
-    text = _decode(path, raw)
+    text = _read_text(path)
     if not text.strip():
         raise DatabaseError(
             f"{path}: the file is empty; expected a tab-separated header 'pmid<TAB>term1<TAB>term2...' "
@@ -433,7 +429,7 @@ def _read_v7(path: str, vocabulary, metadata, ids) -> tuple[sp.csc_matrix, np.nd
 
 
 def _read_vocabulary(path: str) -> list[str]:
-    text = _decode(path, _read_bytes(path))
+    text = _read_text(path)
     lines = text.splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
@@ -445,7 +441,7 @@ def _read_vocabulary(path: str) -> list[str]:
 
 
 def _read_metadata_ids(path: str) -> np.ndarray:
-    text = _decode(path, _read_bytes(path))
+    text = _read_text(path)
     lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise DatabaseError(f"{path}: the metadata file is empty; expected a tab-separated header with an 'id' column.")
