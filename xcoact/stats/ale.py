@@ -589,10 +589,10 @@ def _step_numba(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, o
         second.result()
     else:
         combine(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out, 0, upto + 1, _WINDOW)
-    return _numba_bounds()(out, lo, reach, upto)
+    return compiled(_bounds)(out, lo, reach, upto)
 
 
-def _bounds(out, lo, reach, upto):  # compiled by _numba_bounds()
+def _bounds(out, lo, reach, upto):  # compiled by _step_numba()
     """Compiled: the first and last nonzero of ``out[lo..min(reach, upto)]`` (bins below lo receive nothing)."""
     new_lo = lo
     while new_lo <= upto and out[new_lo] == 0.0:
@@ -601,11 +601,6 @@ def _bounds(out, lo, reach, upto):  # compiled by _numba_bounds()
     while new_hi >= new_lo and out[new_hi] == 0.0:
         new_hi -= 1
     return new_lo, new_hi
-
-
-@functools.cache
-def _numba_bounds():
-    return compiled(_bounds)
 
 
 def _place(ma, support, centres, offsets, values):  # compiled by _numba_place()
@@ -1342,12 +1337,10 @@ def _chunk_parts(chunk) -> tuple:
 
 def _database_maps(parts, order: np.ndarray, n_mask: int, null: bool, engine: str) -> np.ndarray:
     """``(1 or 3, n_mask)``: the ALE ``stat`` of all studies (and ``p``, ``z`` from the null, sorted-id order)."""
-    sums = np.zeros(n_mask)
-    for part_sums, _ in parts:
-        sums += part_sums
-    if not null:
-        return (1.0 - np.exp(sums)).astype(np.float32).astype(np.float64)[None]
-    return _seed_maps(parts, order, n_mask, engine)
+    if null:
+        return _seed_maps(parts, order, n_mask, engine)
+    sums = sum((part_sums for part_sums, _ in parts), np.zeros(n_mask))
+    return (1.0 - np.exp(sums)).astype(np.float32).astype(np.float64)[None]
 
 
 def database_ale(

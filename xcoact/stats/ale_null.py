@@ -151,7 +151,7 @@ class _Foci:
 
 def _sums_of(
     centres, ptr, kernel_of, kptr, offsets, values, logs, support, ma, lg, sums, seen, scratch, touched
-):  # compiled by _numba_sums()
+):  # compiled by _Engine
     """The ALE log-sums of one set of foci: each study's largest MA per voxel, its float32 log added."""
     n_all = 0
     for s in range(ptr.shape[0] - 1):
@@ -184,16 +184,11 @@ def _sums_of(
     return n_all
 
 
-@functools.cache
-def _numba_sums():
-    return components.compiled(_sums_of)
-
-
 #: Values per piece of a screening run (the last zero-padded): a constant trip count the compiler vectorises.
 _RUN = 16
 
 
-def _screen_sums(centres, kernel, rptr, row_off, row_logs, sums):  # compiled by _kernels()
+def _screen_sums(centres, kernel, rptr, row_off, row_logs, sums):  # compiled by _Engine.screen
     """Add every focus's cut-kernel ``log1p(-MA)`` into ``sums`` (float32): a lower bound of the ALE's log-sum."""
     for f in range(centres.size):
         c = centres[f]
@@ -205,7 +200,7 @@ def _screen_sums(centres, kernel, rptr, row_off, row_logs, sums):  # compiled by
                 sums[base + t] += row_logs[at + t]
 
 
-def _screen_candidates(sums, mask_pos, cut, out):  # compiled by _kernels()
+def _screen_candidates(sums, mask_pos, cut, out):  # compiled by _Engine.screen
     """In-mask voxels whose screening log-sum is at most ``cut`` into ``out``; their count, the smallest's number."""
     n = 0
     low = 0
@@ -219,7 +214,7 @@ def _screen_candidates(sums, mask_pos, cut, out):  # compiled by _kernels()
     return n, low
 
 
-def _exact_sums(cand, foci, ptr, kernel_of, kptr, width, logs, n0, n1):  # compiled by _kernels()
+def _exact_sums(cand, foci, ptr, kernel_of, kptr, width, logs, n0, n1):  # compiled by _Engine.screen
     """Exact ALE log-sums (float64) at the voxels ``cand`` (padded coordinates, C order): ale_stat's terms and order.
 
     ``first[i, j]``, the first candidate at or after ``(i, j)``, finds those a kernel reaches plane by plane.
@@ -262,12 +257,6 @@ def _exact_sums(cand, foci, ptr, kernel_of, kptr, width, logs, n0, n1):  # compi
     return total
 
 
-@functools.cache
-def _kernels():
-    """The compiled screening and exact passes of the FWE null."""
-    return tuple(components.compiled(f) for f in (_screen_sums, _screen_candidates, _exact_sums))
-
-
 #: Share of the threshold's log-sum the kernel cut may hide (more: a cheaper screen, more candidates).
 _SHARE = 0.05
 
@@ -279,7 +268,7 @@ class _Engine:
         if engine not in ("auto", "numba", "numpy"):
             raise ParameterError(f"engine={engine!r}; expected 'auto', 'numba' or 'numpy'.")
         self.foci = foci
-        self.compiled = _numba_sums() if engine in ("auto", "numba") else None
+        self.compiled = components.compiled(_sums_of) if engine in ("auto", "numba") else None
         self.support = ale._placement(foci.grid)
         self.screened = False
 
@@ -322,9 +311,9 @@ class _Engine:
         (``_SHARE`` of the threshold's); docs/ale.md has the argument.
         """
         f = self.foci
-        self.kernels = _kernels() if self.compiled is not None else None
-        if self.kernels is None:
+        if self.compiled is None:
             return
+        self.kernels = tuple(map(components.compiled, (_screen_sums, _screen_candidates, _exact_sums)))
         self.l_thr = math.log1p(-float(threshold))
         delta = np.float32(-math.expm1(_SHARE * self.l_thr / f.n_studies))
         self.slack = f.n_studies * -float(np.log1p(-delta)) * (1 + 1e-6)
@@ -367,7 +356,6 @@ class _Engine:
         f = self.foci
         if not self.screened:
             return self.stat(self.mask_ijk(draw), buf)
-        assert self.kernels is not None
         screen_sums, screen_candidates, exact_sums = self.kernels
         sums, out = buf[6], buf[4]
         pos = self.mask_pos[draw]

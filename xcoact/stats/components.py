@@ -24,7 +24,7 @@ def structure(connectivity: int = 26) -> np.ndarray:
     return ndimage.generate_binary_structure(3, CONNECTIVITY[connectivity])
 
 
-def _union_find(pos, row_offsets, reach, scratch):  # compiled by _kernel(); plain Python here so that import is cheap
+def _union_find(pos, row_offsets, reach, scratch):  # compiled on first use; plain Python here so that import is cheap
     """Component (0..n-1, in order of first voxel) of each voxel at the sorted padded positions ``pos``.
 
     A run along the last axis joins the runs of the forward rows ``pos + row_offsets[k]`` within ``reach[k]``;
@@ -82,19 +82,15 @@ def _union_find(pos, row_offsets, reach, scratch):  # compiled by _kernel(); pla
     return count, labels
 
 
+@functools.cache
 def compiled(func):
-    """``func`` compiled by numba (no GIL held), cached on disk; numba imported on first use (0.3 s, 60 MB)."""
+    """``func`` compiled by numba (no GIL held), once, cached on disk; numba imported on first use (0.3 s, 60 MB)."""
     import numba
 
     try:
         return numba.njit(cache=True, nogil=True)(func)
     except RuntimeError:  # no writable cache directory: compile in memory, per process
         return numba.njit(nogil=True)(func)
-
-
-@functools.cache
-def _kernel():
-    return compiled(_union_find)
 
 
 class Labeller:
@@ -155,7 +151,7 @@ class Labeller:
         if positions.size == 0:
             return 0, np.zeros(0, dtype=np.int64)
         scratch = self.scratch() if scratch is None else scratch
-        count, labels = _kernel()(positions, self.row_offsets, self.reach, scratch)
+        count, labels = compiled(_union_find)(positions, self.row_offsets, self.reach, scratch)
         return int(count), labels
 
 

@@ -8,7 +8,6 @@ random streams and early stopping.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 
@@ -82,7 +81,7 @@ def _extents(labeller: VoxelLabeller, vox: np.ndarray, weights: np.ndarray, scra
     return np.bincount(lab, minlength=n).astype(np.float64), np.bincount(lab, weights=weights, minlength=n)
 
 
-def _count_runs(ptr, start, stop, picks, diff, out):  # compiled by _kernels()
+def _count_runs(ptr, start, stop, picks, diff, out):  # compiled by StudyRuns.counts
     """Active picked studies per voxel: +1 at each run's start, -1 past its end, then a running sum."""
     for k in range(diff.size):
         diff[k] = 0
@@ -96,7 +95,7 @@ def _count_runs(ptr, start, stop, picks, diff, out):  # compiled by _kernels()
         out[v] = acc
 
 
-def _classify(a, tested, base, assoc_class, uni_class, uni_chi2, found, n_found):  # compiled by _kernels()
+def _classify(a, tested, base, assoc_class, uni_class, uni_chi2, found, n_found):  # compiled by null_statistics
     """Suprathreshold voxels into ``found`` (rows: uniformity +, -, association +, -); the largest uniformity chi2."""
     best = 0.0
     n_found[:] = 0
@@ -114,11 +113,6 @@ def _classify(a, tested, base, assoc_class, uni_class, uni_chi2, found, n_found)
             found[row, n_found[row]] = v
             n_found[row] += 1
     return best
-
-
-@functools.cache
-def _kernels():
-    return compiled(_count_runs), compiled(_classify)
 
 
 class StudyRuns:
@@ -158,7 +152,7 @@ class StudyRuns:
 
     def counts(self, picks: np.ndarray, diff: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Active studies per voxel among ``picks`` into ``out``; ``diff`` (``n_voxels + 1`` of its type): scratch."""
-        _kernels()[0](self.ptr, self.start, self.stop, picks, diff, out)
+        compiled(_count_runs)(self.ptr, self.start, self.stop, picks, diff, out)
         return out
 
 
@@ -265,7 +259,7 @@ def null_statistics(runs: StudyRuns, plan: NullPlan, pool: np.ndarray, n_perm: i
     Each permutation draws ``plan.n_selected`` of the ``pool``'s study numbers (the smaller group is counted);
     the statistics equal :func:`observed_statistics` and :func:`cluster_labels` of the draw, bit for bit.
     """
-    classify = _kernels()[1]
+    classify = compiled(_classify)
     rng = np.random.default_rng(seed_seq)
     n_pool, n_sel, n_u = pool.size, plan.n_selected, plan.n_unselected
     small = min(n_sel, n_pool - n_sel)
