@@ -1,28 +1,9 @@
-"""Term features: how strongly each study carries each term, as a ``(study, term)`` DataArray.
+"""Term features: how strongly each study carries each term, as a lazy ``(study, term)`` DataArray.
 
-Two layouts are read:
-
-- Neurosynth's ``features.txt``: tab-separated, a header whose first cell
-  names the id column (``pmid``) and whose other cells are the terms, then
-  one row per study with its weights (tf-idf in Neurosynth 0.3.8).
-- The Neurosynth v7 split release: a scipy sparse matrix in
-  ``{prefix}_vocab-{vocab}_source-{source}_type-{type}_features.npz`` with
-  one row per study and one column per term, the term names in
-  ``{prefix}_vocab-{vocab}_vocabulary.txt`` (one a line, in column order) and
-  the study of each row in the ``id`` column of ``{prefix}_metadata.tsv.gz``
-  (row *i* of the matrix is the study on data row *i* of the metadata; this is
-  how NiMARE's ``convert_neurosynth_to_dataset`` pairs them, and in the v7
-  release the metadata ids are also the order of first appearance in the
-  coordinates file).  NeuroQuery v1 uses the same layout.
-
-**Memory.** The weights are kept as one scipy CSC matrix (sparse: the v7
-term tf-idf matrix, 14,371 studies x 3,228 terms, would be 185 MB dense in
-float32 and 371 MB in float64).  The DataArray is a lazy Dask view of it
-whose blocks are dense float64, all studies by about 8 MB worth of terms, so
-selecting one term densifies one block and a reduction over all terms streams
-through the blocks one at a time.  float64 keeps every weight exactly as
-stored, so a threshold comparison (``weight >= 0.001``) selects the same
-studies as Neurosynth.
+Read from Neurosynth's ``features.txt`` or the v7 split release (a sparse ``*_features.npz``, its
+``*_vocabulary.txt`` and the ``id`` column of ``*_metadata.tsv.gz``, row *i* the study on data row *i*, as
+NiMARE pairs them; NeuroQuery v1 alike).  The weights are kept as one float64 CSC matrix (the v7 tf-idf
+matrix would be 371 MB dense) behind dense Dask blocks of about :data:`BLOCK_BYTES`, exact as stored.
 """
 
 from __future__ import annotations
@@ -72,7 +53,8 @@ def _check_path(path, what: str, hint: str) -> str:
     return path
 
 
-def _read_bytes(path: str) -> bytes:
+def _read_text(path: str) -> str:
+    """The file as UTF-8 text, gunzipped transparently."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
@@ -83,10 +65,6 @@ def _read_bytes(path: str) -> bytes:
             f"{path}: could not be read or decompressed ({type(err).__name__}: {err}); "
             "the file may be truncated or corrupt."
         ) from err
-    return raw
-
-
-def _decode(path: str, raw: bytes) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -99,11 +77,17 @@ def _decode(path: str, raw: bytes) -> str:
 def companion_paths(npz_path: str | os.PathLike) -> tuple[str | None, str | None]:
     """The vocabulary and metadata files that belong beside a v7 ``*_features.npz``.
 
-    ``data-neurosynth_version-7_vocab-LDA50_source-abstract_type-weight_features.npz``
-    pairs with ``data-neurosynth_version-7_vocab-LDA50_vocabulary.txt`` and
-    ``data-neurosynth_version-7_metadata.tsv.gz`` (or ``.tsv``) in the same
-    folder.  Either is None when the name does not follow the release's
-    pattern; the metadata is None when neither file exists.
+    ``{prefix}_vocab-{vocab}_..._features.npz`` pairs with ``{prefix}_vocab-{vocab}_vocabulary.txt`` and
+    ``{prefix}_metadata.tsv.gz`` (or ``.tsv``) in the same folder.
+
+    Parameters
+    ----------
+    npz_path : str or path-like
+
+    Returns
+    -------
+    vocabulary, metadata : str or None
+        Both None when the name does not follow the release's pattern; the metadata None when absent.
     """
     path = os.fspath(npz_path)
     folder, name = os.path.split(path)
@@ -139,47 +123,35 @@ def read_features(
     Parameters
     ----------
     path : str or path-like
-        A Neurosynth ``features.txt`` (tab-separated, first column the study
-        id, one column per term; gzip is read transparently) or a v7
-        ``*_features.npz`` sparse matrix.
+        A Neurosynth ``features.txt`` (tab-separated, first column the study id; gzip read transparently) or
+        a v7 ``*_features.npz`` sparse matrix.
     vocabulary : str or path-like, optional
-        v7 only: the term names, one a line, in column order.  By default the
-        ``*_vocabulary.txt`` of the same prefix and vocabulary beside ``path``.
+        v7 only: the term names, one a line; by default the ``*_vocabulary.txt`` beside ``path``.
     metadata : str or path-like, optional
-        v7 only: the metadata TSV whose ``id`` column names the study of each
-        matrix row, in order.  By default ``{prefix}_metadata.tsv.gz`` beside
-        ``path``.
+        v7 only: the TSV whose ``id`` column names each matrix row's study; by default the one beside ``path``.
     ids : sequence, optional
         v7 only: the study id of each matrix row, instead of ``metadata``.
     format : {"neurosynth", "neurosynth-v7"}, optional
-        Skip the guess (a zip archive or a ``.npz`` name is v7, anything else
-        ``features.txt``).
+        Skip the guess (a zip archive or a ``.npz`` name is v7, anything else ``features.txt``).
 
     Returns
     -------
     xarray.DataArray
-        Name ``features``, dims ``(study, term)``, float64, Dask-backed (one
-        block per ~8 MB of terms, see :data:`BLOCK_BYTES`).  ``study`` holds
-        the ids (int64 when all are whole numbers, as in the coordinate
-        table, else str), ``term`` the term names.  ``attrs``: ``features``
-        (the file), ``format``, ``vocabulary`` and ``metadata`` (v7),
-        ``n_studies``, ``n_terms``, ``nnz`` (stored non-zero weights).
+        ``features (study, term)``, float64, Dask-backed; ``study`` the ids (int64 when all are whole
+        numbers), ``term`` the names; ``attrs`` the files, ``format``, ``n_studies``, ``n_terms``, ``nnz``.
 
     Raises
     ------
     DatabaseFileNotFoundError
         A file does not exist.
     DatabaseError
-        A file cannot be parsed, or the files do not agree (rows vs metadata
-        ids, columns vs vocabulary); the message names the file and line.
+        A file cannot be parsed, or the files disagree; the message names the file and line.
     ParameterError
         An unknown ``format``, or companion files that cannot be found.
 
     Notes
     -----
-    Cost: the file is read now (eagerly; a features.txt is parsed
-    4,096 rows at a time straight into a sparse matrix); the DataArray's
-    dense blocks are built only when computed.
+    Cost: the file is read now; the dense blocks are built only when computed.
 
     Examples
     --------
@@ -224,6 +196,16 @@ def features_from_matrix(
         Term names, unique.
     attrs : dict, optional
         Provenance to keep in ``attrs``.
+
+    Returns
+    -------
+    xarray.DataArray
+        As :func:`read_features`.
+
+    Raises
+    ------
+    ParameterError
+        Ids or terms not matching the matrix, an empty matrix, or non-finite weights.
     """
     matrix = sp.csc_matrix(matrix, dtype=np.float64)
     n, t = matrix.shape
@@ -271,14 +253,8 @@ def _dense_block(matrix: sp.csc_matrix, block_info=None) -> np.ndarray:
     return matrix[:, t0:t1].toarray()
 
 
-# --------------------------------------------------------------------------
-# features.txt
-# --------------------------------------------------------------------------
-
-
 def _read_features_txt(path: str) -> tuple[sp.csc_matrix, np.ndarray, list[str]]:
-    raw = _read_bytes(path)
-    text = _decode(path, raw)
+    text = _read_text(path)
     if not text.strip():
         raise DatabaseError(
             f"{path}: the file is empty; expected a tab-separated header 'pmid<TAB>term1<TAB>term2...' "
@@ -329,7 +305,7 @@ def _read_features_txt(path: str) -> tuple[sp.csc_matrix, np.ndarray, list[str]]
         _report_bad_rows(path, body, n_cols, terms)
         raise  # unreachable: the careful pass raises
     study = np.concatenate(ids)
-    _check_unique_ids(path, study, first_line=2)
+    _check_unique_ids(path, study, np.arange(len(study)) + 2)
     return sp.vstack(blocks).tocsc(), study, terms
 
 
@@ -385,18 +361,14 @@ def _check_names(path: str, names: list[str], where) -> None:
         seen[name] = i
 
 
-def _check_unique_ids(path: str, study: np.ndarray, first_line: int) -> None:
+def _check_unique_ids(path: str, study: np.ndarray, lines: np.ndarray) -> None:
+    """Refuse repeated study ids, naming them and their ``lines``."""
     as_str = pd.Series(study.astype(str))
     dup = as_str.duplicated(keep=False).to_numpy()
     if dup.any():
         rows = np.flatnonzero(dup)
-        shown = ", ".join(f"{quote(as_str[r])} (line {r + first_line})" for r in rows[:10])
+        shown = ", ".join(f"{quote(as_str[r])} (line {lines[r]})" for r in rows[:10])
         raise DatabaseError(f"{path}: {len(rows)} rows share a study id - {shown}. Each study must have one row.")
-
-
-# --------------------------------------------------------------------------
-# v7 split release
-# --------------------------------------------------------------------------
 
 
 def _read_v7(path: str, vocabulary, metadata, ids) -> tuple[sp.csc_matrix, np.ndarray, list[str], dict]:
@@ -436,7 +408,7 @@ def _read_v7(path: str, vocabulary, metadata, ids) -> tuple[sp.csc_matrix, np.nd
         study = np.asarray(list(ids), dtype=object)
         if len(study) != n:
             raise ParameterError(f"ids has {len(study)} entries, but {path} has {n} row(s) (one per study).")
-        _check_unique_ids("ids", study, first_line=0)
+        _check_unique_ids("ids", study, np.arange(len(study)))
     else:
         if metadata is None:
             if default_meta is None:
@@ -457,7 +429,7 @@ def _read_v7(path: str, vocabulary, metadata, ids) -> tuple[sp.csc_matrix, np.nd
 
 
 def _read_vocabulary(path: str) -> list[str]:
-    text = _decode(path, _read_bytes(path))
+    text = _read_text(path)
     lines = text.splitlines()
     while lines and not lines[-1].strip():
         lines.pop()
@@ -469,7 +441,7 @@ def _read_vocabulary(path: str) -> list[str]:
 
 
 def _read_metadata_ids(path: str) -> np.ndarray:
-    text = _decode(path, _read_bytes(path))
+    text = _read_text(path)
     lines = text.splitlines()
     if not lines or not lines[0].strip():
         raise DatabaseError(f"{path}: the metadata file is empty; expected a tab-separated header with an 'id' column.")
@@ -490,10 +462,5 @@ def _read_metadata_ids(path: str) -> np.ndarray:
         ids.append(value)
         where.append(lineno)
     study = np.asarray(ids, dtype=object)
-    as_str = pd.Series(study)
-    dup = as_str.duplicated(keep=False).to_numpy()
-    if dup.any():
-        rows = np.flatnonzero(dup)
-        shown = ", ".join(f"{quote(study[r])} (line {where[r]})" for r in rows[:10])
-        raise DatabaseError(f"{path}: {len(rows)} rows share a study id - {shown}. Each study must have one row.")
+    _check_unique_ids(path, study, np.asarray(where))
     return study

@@ -1,28 +1,9 @@
 """Presets: the numbers of a reference implementation, held as data.
 
-A preset fixes everything that decides the numbers of an analysis besides the
-database and the seed: the kernel radius, the grid and its brain mask, how
-Talairach peaks reach MNI, how a peak's mm become a voxel, how studies are
-selected, and which maps are computed from the counts.
-
-``"neurosynth"`` (the default) is Neurosynth 0.3.8, as docs/semantics.md describes it.
-``"nimare"`` is NiMARE 0.22.1's ``MKDAChi2`` coactivation (MACM) analysis:
-
-============== ============================== =========================================
-               neurosynth                     nimare
-============== ============================== =========================================
-kernel         binary sphere, r = 6 mm        binary sphere (``MKDAKernel``), r = 10 mm
-grid           MNI152 2 mm, LAS, 228,453 vox  MNI152NLin6Asym 2 mm, RAS, 228,483 vox
-TAL -> MNI     ``inv(icbm_spm2tal)``          ``inv(icbm_other2tal)``, ``TAL`` labels only
-peak -> voxel  round half to even             round half to even (``utils.mm2vox``)
-selection      ROI overlap >= threshold       a focus in the ROI (``get_studies_by_mask``)
-min_studies    1 (dead voxels are 0)          none
-z              from p, floored at 1e-240      ``sign * sqrt(chi2)``, p in log space
-FDR            z where p <= BH threshold      BH-adjusted p, z and -log10 p maps
-============== ============================== =========================================
-
-NiMARE's mask holds every voxel of Neurosynth's and 30 more, all in the
-bottom slice (z = -72 mm).
+A preset fixes what decides an analysis's numbers besides the database and the seed: the kernel radius, the
+grid and mask, Talairach -> MNI, peak rounding, study selection and the maps.  ``"neurosynth"`` (the default)
+is Neurosynth 0.3.8 (docs/semantics.md); ``"nimare"`` NiMARE 0.22.1's ``MKDAChi2`` MACM (docs/nimare.md lists
+every difference).
 """
 
 from __future__ import annotations
@@ -60,11 +41,12 @@ _SHOWN = 5
 def nimare_mni152_2mm() -> Grid:
     """NiMARE's default grid: MNI152NLin6Asym 2 mm, 91 x 109 x 91, its brain mask.
 
-    The mask is the bundled ``nimare_mni152_2mm_mask.nii.gz``, a copy of
-    NiMARE 0.22.1's ``resources/templates/tpl-MNI152NLin6Asym_res-02_desc-brain_mask.nii.gz``
-    (what ``nimare.utils.get_template("mni152_2mm", mask="brain")`` loads):
-    228,483 voxels, on a RAS affine (x ascending from -90 mm), so the in-mask
-    voxels come in the order of NiMARE's masked arrays.
+    The bundled copy of NiMARE 0.22.1's ``tpl-MNI152NLin6Asym_res-02_desc-brain_mask.nii.gz``: 228,483 voxels,
+    RAS (x ascending), so the in-mask voxels come in the order of NiMARE's masked arrays.
+
+    Returns
+    -------
+    xcoact.space.Grid
 
     Examples
     --------
@@ -85,7 +67,6 @@ def _neurosynth_maps(a, total, n_sel, n_uns, grid=None, *, q=0.01, prior=0.5) ->
 
 
 def _nimare_maps(a, total, n_sel, n_uns, grid=None, *, q=0.01, prior=0.5) -> dict[str, np.ndarray]:
-    # q has no role: NiMARE's FDR maps are adjusted p-values
     return stats_nimare.mkda_chi2_maps(np.asarray(a), np.asarray(total) - np.asarray(a), n_sel, n_uns, prior=prior)
 
 
@@ -101,13 +82,9 @@ class Preset:
     grid : callable () -> Grid
         The grid and brain mask used when ``activations`` is given no ``grid``.
     tal_labels : frozenset of str
-        The ``space`` labels that affine applies to: compared in upper case by
-        Neurosynth's rule (``TAL``, ``T88``, ``TALAIRACH``), exactly by NiMARE's
-        (``TAL``, ``Talairach``; any other label is used as it is).
+        The Talairach ``space`` labels (Neurosynth's compared in upper case, NiMARE's exactly).
     select : {"overlap", "focus"}
-        ``"overlap"``: a study is selected when its activation covers at least
-        ``threshold`` of the ROI (Neurosynth); ``"focus"``: when one of its
-        peaks lies in the ROI (NiMARE's ``get_studies_by_mask``; no threshold).
+        The default selection rule: ROI coverage (Neurosynth) or a focus in the ROI (NiMARE).
     min_studies : int
         Voxels active in fewer studies are 0 in every map (0: no masking).
     maps : callable
@@ -117,8 +94,7 @@ class Preset:
     reference : str
         What the preset reproduces.
     peak_transform : callable or None
-        ``f(xyz, space) -> xyz``: moves the coordinate table's (MNI) mm to the
-        mm the reference uses, before the peaks are put on voxels.
+        ``f(xyz, space) -> xyz``: the table's (MNI) mm to the reference's, before peaks are put on voxels.
     """
 
     name: str
@@ -144,7 +120,6 @@ PRESETS: dict[str, Preset] = {
         maps=_neurosynth_maps,
         map_names=stats.map_names,
         reference="Neurosynth 0.3.8 network.coactivation (MetaAnalysis, min_studies=1)",
-        peak_transform=None,
     ),
     "nimare": Preset(
         name="nimare",
@@ -164,6 +139,14 @@ PRESETS: dict[str, Preset] = {
 
 def get_preset(preset: str | Preset) -> Preset:
     """The :class:`Preset` of a name (a Preset is returned as it is).
+
+    Parameters
+    ----------
+    preset : str or Preset
+
+    Returns
+    -------
+    Preset
 
     Raises
     ------
@@ -185,30 +168,24 @@ def get_preset(preset: str | Preset) -> Preset:
 def focus_selected(source, roi) -> np.ndarray:
     """Studies with at least one peak inside an ROI: NiMARE's ``Dataset.get_studies_by_mask``.
 
-    Each peak's voxel is its rounded voxel on the source's grid
-    (``source.ijk``), clipped into the grid's box as NiMARE clips it (a peak
-    beyond the box counts at the nearest edge voxel); a study is selected when
-    any of its peaks' voxels is in the ROI.
+    A peak beyond the grid's box counts at the nearest edge voxel, as NiMARE clips it.
 
     Parameters
     ----------
     source : xcoact.blocks.StudyChunk
-        A run of studies' peaks on the grid: a block's chunk, or the cube's peaks
-        (:func:`xcoact.counts.cube_peaks`).
+        A run of studies' peaks on the grid: a block's chunk, or :func:`xcoact.counts.cube_peaks`.
     roi : (n,) int array or bool array of ``source.grid.shape``
-        The ROI's voxels as flat C-order indices on the grid (or as a mask).
-        For NiMARE's numbers pass every voxel > 0 of the ROI image, not only
-        those inside the brain mask: NiMARE does not restrict the ROI to it.
+        The ROI's voxels as flat C-order indices, or a mask; for NiMARE's numbers every voxel > 0 of the
+        ROI image, the brain mask's or not.
 
     Returns
     -------
     (n_studies,) bool array, in ``source.studies`` order.
 
-    Notes
-    -----
-    NiMARE rounds each focus on the ROI image's own affine; on the same voxel
-    lattice (the bundled ROIs, LAS or RAS) numpy's half-to-even rounding lands
-    on the same voxel centre either way, so the selection is the same.
+    Raises
+    ------
+    ParameterError
+        ``roi`` is neither flat indices on the grid nor a mask of its shape.
     """
     grid = source.grid
     size = int(np.prod(grid.shape))
@@ -274,14 +251,8 @@ def mixed_space_studies(study_id, space, moved_labels) -> np.ndarray:
 def warn_mixed_spaces(table, preset: Preset) -> np.ndarray:
     """Warn once, naming them, about studies a preset's per-row peak transform treats as mixing spaces.
 
-    Under ``preset="nimare"`` xcoact moves each peak by its own ``space``
-    label (``TAL``/``Talairach`` with NiMARE's ``tal2mni``, other labels as
-    they are).  NiMARE's Neurosynth conversion
-    (``convert_neurosynth_to_dataset``/``_studyset``) takes one space per
-    study from the metadata file and moves all of the study's peaks by it, so
-    for a study with rows of both kinds the two place some peaks differently.
-    Presets without a peak transform of their own (Neurosynth) return at once:
-    the reader's :class:`~xcoact.errors.MixedSpaceWarning` covers them.
+    xcoact moves each peak by its own label; NiMARE's Neurosynth conversion by one space per study.  Presets
+    without a peak transform (Neurosynth) return at once: the reader's warning covers them.
 
     Parameters
     ----------
@@ -309,11 +280,8 @@ def warn_mixed_spaces(table, preset: Preset) -> np.ndarray:
     for sid in mixed[:_SHOWN]:
         labels, counts = np.unique(space[study_id == sid], return_counts=True)
         sid = sid.item() if isinstance(sid, np.generic) else sid
-        parts.append(
-            f"{sid!r} ("
-            + ", ".join(f"{str(lab)!r}: {int(c)} peak{'s' * (int(c) != 1)}" for lab, c in zip(labels, counts))
-            + ")"
-        )
+        rows = ", ".join(f"{str(lab)!r}: {int(c)} peak{'s' * (int(c) != 1)}" for lab, c in zip(labels, counts))
+        parts.append(f"{sid!r} ({rows})")
     more = f"; and {mixed.size - _SHOWN} more" if mixed.size > _SHOWN else ""
     moved = "/".join(sorted(preset.tal_labels))
     warnings.warn(

@@ -1,26 +1,7 @@
-"""Term meta-analysis and decoding: the other half of Neurosynth.
+"""Term meta-analysis (:func:`term`), decoding (:func:`decode`) and functional profiles (:func:`profile`).
 
-- :func:`term`: the nine maps of the studies that carry a term (Neurosynth
-  0.3.8 ``meta.analyze_features``: ``get_studies(features=term,
-  frequency_threshold=0.001)`` then ``MetaAnalysis``).
-- :func:`decode`: rank terms by the Pearson correlation, over the in-mask
-  voxels, between a result map and each term's map (Neurosynth 0.3.8
-  ``decode.Decoder(method="pearson", image_type="association-test_z",
-  threshold=0.001)``).  Each term map is computed once and kept by the
-  cube it was computed from (:func:`term_map_cache`), up to a budget in bytes.
-- :func:`profile`: a selection's functional profile, per term how many of the
-  selected studies carry it against how many would by chance.
-
-**Which studies carry a term.** Neurosynth 0.3.8's ``FeatureTable.get_ids``
-sums the weights of the requested features per study (``func=np.sum``;
-``*`` in a name is a wildcard) and keeps the studies with
-``weights >= threshold`` (inclusive, although its docstring says "sum >
-thresh"; ``Dataset.get_feature_counts`` also counts ``>= threshold``); the
-default ``frequency_threshold`` of ``Dataset.get_studies`` and of
-``analyze_features`` is 0.001.  xcoact does the same.  Studies of the cube
-that the features do not list carry no term (weight 0), as after Neurosynth's
-outer merge with ``fillna(0)``; feature rows for studies the cube does not
-hold are ignored, as ``MetaAnalysis`` intersects the ids with its image table.
+Neurosynth 0.3.8's ``meta.analyze_features`` and ``decode.Decoder``; a study carries a term when its summed
+weight is >= the threshold (docs/semantics.md, section 12).
 """
 
 from __future__ import annotations
@@ -64,17 +45,21 @@ __all__ = [
 
 #: Neurosynth 0.3.8's default feature (frequency) threshold.
 DEFAULT_THRESHOLD = 0.001
-#: :func:`decode`'s default cut-off for topic loadings (LDA): a study's topic weights sum to 1, so every
-#: study carries every topic above 0.001 and the tf-idf cut-off would select all of them.
+#: :func:`decode`'s default cut-off for topic loadings (LDA): they sum to 1 per study, so nearly all exceed 0.001.
 TOPIC_THRESHOLD = 0.05
 
 
 def feature_threshold(features) -> float:
     """The default cut-off for a feature type: 0.05 for topic loadings (LDA), else 0.001 (tf-idf, counts).
 
-    Topic features are recognised by their file name (Neurosynth v7's
-    ``vocab-LDA<n>`` or ``type-weight``) or by a ``feature_type`` attr of
-    ``"topic"``.
+    Parameters
+    ----------
+    features : xarray.DataArray
+        Topics are told by the file name (``vocab-LDA<n>``, ``type-weight``) or ``attrs["feature_type"]``.
+
+    Returns
+    -------
+    float
 
     Examples
     --------
@@ -99,31 +84,20 @@ DEFAULT_MAP = "association-test_z"
 _NEUROSYNTH_SELECTION = "term weight >= threshold (Neurosynth 0.3.8 get_studies(features=..., frequency_threshold=...))"
 
 
-# --------------------------------------------------------------------------
-# the bounded cache of term maps
-# --------------------------------------------------------------------------
-
-
 class TermMapCache:
-    """A thread-safe LRU store of term maps (in-mask voxel vectors), bounded in bytes.
-
-    A cube keeps one (:func:`term_map_cache`): keys identify the features, the
-    term(s), the threshold, the map name, ``q`` and ``prior``; values are
-    float64 vectors over the in-mask voxels (1.8 MB each on the 2 mm grid).
-    When adding a map would exceed the budget the least recently used maps are
-    dropped first.
+    """A thread-safe LRU store of term maps (float64 in-mask vectors, 1.8 MB on the 2 mm grid), bounded in bytes.
 
     Parameters
     ----------
     max_bytes : int, optional
-        The budget; by default the ``term_map_cache_bytes`` setting at the time
-        of each addition (:func:`xcoact.set_options`; 512 MiB unless changed).
-        0 keeps nothing.
+        The budget; by default the ``term_map_cache_bytes`` setting (:func:`xcoact.set_options`); 0 keeps nothing.
+    owner : str
+        The token of the cube the maps were computed from.
     """
 
     def __init__(self, max_bytes: int | None = None, *, owner: str = ""):
         self._max_bytes = None if max_bytes is None else int(max_bytes)
-        self.owner = owner  # the token of the cube the maps were computed from
+        self.owner = owner
         self._maps: OrderedDict = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -172,13 +146,9 @@ class TermMapCache:
     def info(self) -> dict:
         """``{"maps", "bytes", "max_bytes", "hits", "misses"}``."""
         with self._lock:
-            return {
-                "maps": len(self._maps),
-                "bytes": self._bytes,
-                "max_bytes": self.max_bytes,
-                "hits": self.hits,
-                "misses": self.misses,
-            }
+            return dict(
+                maps=len(self._maps), bytes=self._bytes, max_bytes=self.max_bytes, hits=self.hits, misses=self.misses
+            )
 
     def __len__(self) -> int:
         return len(self._maps)
@@ -199,10 +169,15 @@ _TERM_MAPS = "xcoact_term_maps"
 
 
 def term_map_cache(act: xr.DataArray) -> TermMapCache:
-    """The term maps ``act`` keeps for :func:`decode` (made empty on first use).
+    """The term maps ``act`` keeps for :func:`decode` (made empty on first use; a derived cube keeps its own).
 
-    The maps live with the cube object: they go when it goes, and a cube
-    derived from it (another selection of studies, a rechunk) keeps its own.
+    Parameters
+    ----------
+    act : xarray.DataArray
+
+    Returns
+    -------
+    TermMapCache
 
     Examples
     --------
@@ -219,11 +194,6 @@ def term_map_cache(act: xr.DataArray) -> TermMapCache:
         store = TermMapCache(owner=owner)
         act.encoding[_TERM_MAPS] = store
     return store
-
-
-# --------------------------------------------------------------------------
-# terms and their studies
-# --------------------------------------------------------------------------
 
 
 def _check_features(features) -> xr.DataArray:
@@ -268,11 +238,16 @@ def _features_beside(database: str) -> str | None:
 def features_for(act: xr.DataArray) -> xr.DataArray:
     """The term features of a cube's database, when xcoact can find them.
 
-    Looked up, in order: a ``features`` path in the cube's attrs; the bundled
-    sample's features for the bundled sample; beside the database file, the
-    release's term features (``data-neurosynth_version-7_vocab-terms_*_features.npz``,
-    else another vocabulary of the same release) or a ``features.txt``.  Read
-    once per file (lazily, see :func:`xcoact.features.read_features`).
+    The cube's ``attrs["features"]``; the bundled sample's; beside the database file, the release's
+    ``*_vocab-terms_*features.npz`` (else another vocabulary) or a ``features.txt``.  Read once per file.
+
+    Parameters
+    ----------
+    act : xarray.DataArray
+
+    Returns
+    -------
+    xarray.DataArray
 
     Raises
     ------
@@ -343,9 +318,23 @@ def _weights(features: xr.DataArray, terms: list[str]) -> np.ndarray:
 def term_ids(features: xr.DataArray, term: str | Sequence[str], threshold: float = DEFAULT_THRESHOLD) -> np.ndarray:
     """Ids of the studies of ``features`` that carry a term: summed weight >= ``threshold``.
 
-    Matches Neurosynth 0.3.8 ``Dataset.get_studies(features=term,
-    frequency_threshold=threshold)`` (``FeatureTable.get_ids`` with
-    ``func=np.sum``: ``weights >= threshold``).
+    Neurosynth 0.3.8's ``Dataset.get_studies(features=term, frequency_threshold=threshold)``.
+
+    Parameters
+    ----------
+    features : xarray.DataArray
+    term : str or sequence of str
+        As :func:`expand_terms`.
+    threshold : float, default 0.001
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    ParameterError
+        Bad features or threshold, or an unknown term.
 
     Examples
     --------
@@ -380,19 +369,12 @@ def _align(act: xr.DataArray, features: xr.DataArray) -> tuple[np.ndarray, np.nd
     return rows, has
 
 
-def _cube_weights(act, features, terms) -> tuple[np.ndarray, np.ndarray]:
-    """Summed weight of ``terms`` for each cube study (0 where the features do not list it)."""
-    rows, has = _align(act, features)
-    w = _weights(features, terms)
-    out = np.zeros(len(rows), dtype=np.float64)
-    out[has] = w[rows[has]]
-    return out, has
-
-
 def _term_selection(
     act, features, terms: list[str], threshold: float, label: str
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    weights, has = _cube_weights(act, features, terms)
+    rows, has = _align(act, features)
+    weights = np.zeros(len(rows), dtype=np.float64)  # 0 where the features do not list the study
+    weights[has] = _weights(features, terms)[rows[has]]
     selected = weights >= threshold
     n, k = selected.size, int(selected.sum())
     if k == 0:
@@ -410,10 +392,6 @@ def _term_selection(
     return selected, weights, has
 
 
-def _label(terms: list[str], query) -> str:
-    return repr(query) if isinstance(query, str) and [query] == terms else f"{query!r} ({', '.join(terms)})"
-
-
 def term(
     act: xr.DataArray,
     term: str | Sequence[str],
@@ -425,11 +403,8 @@ def term(
 ) -> xr.Dataset:
     """Meta-analysis maps of a term: the studies that carry it against all the others.
 
-    Matches Neurosynth 0.3.8 ``meta.analyze_features`` for one feature:
-    ``MetaAnalysis(dataset, dataset.get_studies(features=term,
-    frequency_threshold=threshold), q=q, prior=prior)``.  The result equals
-    :func:`xcoact.analyses.coactivation.meta` of :func:`term_ids` (restricted to the cube's
-    studies).
+    Neurosynth 0.3.8's ``meta.analyze_features`` for one feature: :func:`xcoact.analyses.coactivation.meta`
+    of :func:`term_ids` (restricted to the cube's studies).
 
     Parameters
     ----------
@@ -449,18 +424,13 @@ def term(
     Returns
     -------
     xarray.Dataset
-        As :func:`xcoact.analyses.coactivation.meta`, plus ``term_weight (study)`` (the
-        summed weight of each cube study, 0 where the features do not list
-        it), and attrs ``analysis`` (``"term meta-analysis"``), ``term``,
-        ``terms`` (the names matched), ``feature_threshold``,
-        ``feature_selection``, ``features`` (the features file) and
-        ``n_feature_studies`` (cube studies the features list).
+        As :func:`xcoact.analyses.coactivation.meta`, plus ``term_weight (study)`` and attrs ``term``,
+        ``terms`` (the names matched), ``feature_threshold``, ``features`` and ``n_feature_studies``.
 
     Raises
     ------
     ParameterError
-        An unknown term (close matches are suggested), bad features or
-        threshold, features that share no study with the cube.
+        An unknown term (close matches suggested), bad features or threshold, no study shared with the cube.
     SelectionError
         No study, or every study, carries the term.
 
@@ -478,32 +448,26 @@ def term(
     features = _check_features(features_for(act) if features is None else features)
     threshold = _check_threshold(threshold)
     terms = expand_terms(features, term)
-    selected, weights, has = _term_selection(act, features, terms, threshold, _label(terms, term))
+    label = repr(term) if isinstance(term, str) and [term] == terms else f"{term!r} ({', '.join(terms)})"
+    selected, weights, has = _term_selection(act, features, terms, threshold, label)
     ds = _coact.meta(act, act["study"].values[selected], q=q, prior=prior)
     ds["term_weight"] = ("study", weights)
     ds["term_weight"].attrs["long_name"] = (
         f"summed weight of {', '.join(terms)} (0 where the features do not list the study)"
     )
     ds.attrs.update(
-        {
-            "title": "xcoact term meta-analysis maps",
-            "analysis": "term meta-analysis",
-            "term": term if isinstance(term, str) else ", ".join(term),
-            "terms": ", ".join(terms),
-            "feature_threshold": threshold,
-            "feature_selection": _NEUROSYNTH_SELECTION,
-            "selection": f"studies whose summed weight of the term is >= {threshold:g}",
-            "features": str(features.attrs.get("features", "")),
-            "n_feature_studies": int(has.sum()),
-            "reference": "Neurosynth 0.3.8 meta.analyze_features / MetaAnalysis (Yarkoni et al. 2011)",
-        }
+        title="xcoact term meta-analysis maps",
+        analysis="term meta-analysis",
+        term=term if isinstance(term, str) else ", ".join(term),
+        terms=", ".join(terms),
+        feature_threshold=threshold,
+        feature_selection=_NEUROSYNTH_SELECTION,
+        selection=f"studies whose summed weight of the term is >= {threshold:g}",
+        features=str(features.attrs.get("features", "")),
+        n_feature_studies=int(has.sum()),
+        reference="Neurosynth 0.3.8 meta.analyze_features / MetaAnalysis (Yarkoni et al. 2011)",
     )
     return ds
-
-
-# --------------------------------------------------------------------------
-# decoding
-# --------------------------------------------------------------------------
 
 
 def _compute_term_map(
@@ -520,19 +484,21 @@ def _compute_term_map(
 
 
 def _pick_map(image, map_name, q, prior) -> tuple[xr.DataArray, str, float, float]:
+    """The map to decode, its name, ``q`` and ``prior`` (a Dataset's own by default)."""
+    from ..writers import map_variables
+
+    map_name = DEFAULT_MAP if map_name is None else map_name
     if isinstance(image, xr.Dataset):
         q = image.attrs.get("q", 0.01) if q is None else q
         prior = image.attrs.get("prior", 0.5) if prior is None else prior
-        map_name = DEFAULT_MAP if map_name is None else map_name
         if map_name not in image.data_vars:
             raise ParameterError(
-                f"map={map_name!r} is not a variable of the result; expected one of {list(_coact_maps(image))}."
+                f"map={map_name!r} is not a variable of the result; expected one of {list(map_variables(image))}."
             )
         image = image[map_name]
     elif isinstance(image, xr.DataArray):
         q = 0.01 if q is None else q
         prior = 0.5 if prior is None else prior
-        map_name = DEFAULT_MAP if map_name is None else map_name
     else:
         raise ParameterError(
             f"the map to decode must be a result Dataset (e.g. from act.coact.seed) or an (x, y, z) DataArray, "
@@ -550,12 +516,6 @@ def _pick_map(image, map_name, q, prior) -> tuple[xr.DataArray, str, float, floa
     return image, map_name, q, prior
 
 
-def _coact_maps(ds: xr.Dataset) -> list[str]:
-    from ..writers import map_variables
-
-    return map_variables(ds)
-
-
 def decode(
     image: xr.Dataset | xr.DataArray,
     features: xr.DataArray | None,
@@ -569,67 +529,46 @@ def decode(
 ) -> pd.DataFrame:
     """Rank terms by how well their meta-analysis maps match a result map.
 
-    Matches Neurosynth 0.3.8 ``decode.Decoder(dataset, method="pearson",
-    image_type="association-test_z", threshold=0.001).decode(image)``: for
-    each term, the Pearson correlation over the in-mask voxels (every voxel
-    of the grid's brain mask, zeros included) between the map and the term's
-    map of the same kind.
+    Neurosynth 0.3.8's ``decode.Decoder(method="pearson", image_type="association-test_z",
+    threshold=0.001).decode(image)``: the Pearson r over every in-mask voxel between the map and each term's.
 
     Parameters
     ----------
     image : xarray.Dataset or xarray.DataArray
-        A result Dataset (from ``seed``, ``meta``, ``term``, ...), whose
-        variable ``map`` is decoded, or one ``(x, y, z)`` map on the cube's
-        grid.
+        A result Dataset, whose variable ``map`` is decoded, or one ``(x, y, z)`` map on the cube's grid.
     features : xarray.DataArray
         The ``(study, term)`` weights from :func:`xcoact.features.read_features`.
     act : xarray.DataArray
-        The activation cube the term maps are computed from (the one the
-        result came from, so that both maps are on the same grid).
+        The activation cube the term maps are computed from (the result's).
     terms : sequence of str, optional
         The terms to rank (``*`` wildcards allowed); all terms by default.
     threshold : float, optional
-        A study carries a term when its weight is >= threshold.  By default
-        :func:`feature_threshold`: 0.001 (Neurosynth's) for tf-idf terms,
-        0.05 for topic loadings (LDA), whose weights are above 0.001 in
-        nearly every study.
+        A study carries a term when its weight is >= threshold; by default :func:`feature_threshold`.
     map : str, optional
-        Which of the nine maps to compare; ``"association-test_z"`` (Neurosynth's
-        default) unless given.
+        Which of the nine maps to compare; ``"association-test_z"`` (Neurosynth's default) unless given.
     q, prior : float, optional
-        Of the term maps; by default those of ``image`` (its attrs), else 0.01
-        and 0.5.  They matter only for the ``*_FDR_{q}`` and
-        ``*_given_pF={prior}`` maps.
+        Of the term maps; by default ``image``'s attrs, else 0.01 and 0.5.
 
     Returns
     -------
     pandas.DataFrame
-        Indexed by ``term``, sorted by ``r`` (highest first; terms without a
-        map last): ``r`` (Pearson r), ``n_studies`` (cube studies carrying the
-        term).  ``DataFrame.attrs`` holds the provenance (analysis
-        ``"decoding"``, method, map, threshold, q, prior, features, database,
-        n_voxels, n_terms, reference).
+        Indexed by ``term``, sorted by ``r`` (terms without a map last): ``r``, ``n_studies`` (cube studies
+        carrying the term); ``DataFrame.attrs`` the provenance.
 
     Warns
     -----
     DegenerateSeedWarning
-        Some terms are carried by no study of the cube (or by all of them):
-        they have no map and get ``r = NaN``.
+        Some terms are carried by no study of the cube (or by all): no map, ``r = NaN``.
 
     Raises
     ------
     ParameterError
-        Bad features, threshold, map name or terms; a map not on the cube's
-        grid, or constant over the in-mask voxels (r undefined).
+        Bad features, threshold, map name or terms; a map not on the cube's grid, or constant over the mask.
 
     Notes
     -----
-    Cost: eager.  Each term map is computed once per (features, term,
-    threshold, map, q, prior) and kept by the cube (:func:`term_map_cache`;
-    LRU, 512 MiB by default: ``xcoact.set_options(term_map_cache_bytes=...)``);
-    a second decode with the same cube object and inputs computes no map.  A term map costs what one
-    seed's maps cost (one gather of the selected studies' index entries and the statistics, once the cube's
-    index is cached).
+    Cost: eager; each term map (one seed's cost) is computed once per inputs and kept by the cube
+    (:func:`term_map_cache`, 512 MiB by default: ``xcoact.set_options(term_map_cache_bytes=...)``).
     """
     features = _check_features(features_for(act) if features is None else features)
     threshold = _check_threshold(feature_threshold(features) if threshold is None else threshold)
@@ -703,12 +642,7 @@ def decode(
 
 
 def _identity(obj: xr.DataArray) -> str:
-    """A cache key for a DataArray: its Dask name (or its values) with its dims and labels.
-
-    A Dask array's name is a hash of how it is built, so this never hashes the
-    cube's contents; it also avoids tokenizing the wrappers xarray puts around
-    a variable opened by a backend, which can be slow.
-    """
+    """A cache key for a DataArray: its Dask name (never the cube's contents) or values, its dims and labels."""
     data = obj.data
     ident = data.name if isinstance(data, dask.array.Array) else tokenize(np.asarray(data))
     return tokenize(ident, obj.dims, *((name, obj[name].values) for name in sorted(obj.coords, key=str)))
@@ -722,11 +656,6 @@ def _carriers(act: xr.DataArray, features: xr.DataArray, names: list[str], thres
     if 0.0 >= threshold:  # cube studies without features have weight 0, which then counts as carrying
         counts = counts + int((~has).sum())
     return counts
-
-
-# --------------------------------------------------------------------------
-# functional profile
-# --------------------------------------------------------------------------
 
 
 def _selection_mask(act: xr.DataArray, selection) -> np.ndarray:
@@ -757,24 +686,17 @@ def profile(
 ) -> pd.DataFrame:
     """Functional profile of a study selection: which terms its studies carry, against chance.
 
-    For each term, ``selected_with`` (k) counts the selected studies whose
-    weight is >= ``threshold``, ``all_with`` (K) the studies of the cube that
-    do; with ``n`` selected studies out of ``N``, the count expected by chance
-    is ``n * K / N``.  ``p`` is the one-sided hypergeometric probability of
-    at least ``k`` carriers among ``n`` studies drawn from ``N`` of which ``K``
-    carry the term (an enrichment test, not corrected for the number of
-    terms).
+    Per term, ``k`` of the ``n`` selected studies carry it and ``K`` of the cube's ``N``: expected by chance
+    ``n * K / N``, and ``p`` the one-sided hypergeometric P(X >= k) (not corrected for the number of terms).
 
     Parameters
     ----------
     act : xarray.DataArray
         The activation cube: its studies are the population ``N``.
     selection : xarray.Dataset or sequence of ids
-        A result with ``selected_id`` (from ``seed``, ``meta``, ``term``; one
-        seed of a batch via ``.sel(seed=...)``) or the study ids themselves.
+        A result with ``selected_id`` (one seed of a batch via ``.sel(seed=...)``), or study ids.
     features : xarray.DataArray
-        The ``(study, term)`` weights.  Cube studies that the features do not
-        list carry no term.
+        The ``(study, term)`` weights (cube studies they do not list carry no term).
     threshold : float, default 0.001
         A study carries a term when its weight is >= threshold.
     terms : sequence of str, optional
@@ -783,16 +705,17 @@ def profile(
     Returns
     -------
     pandas.DataFrame
-        Indexed by ``term``, sorted by ``p`` then by ``ratio`` (highest
-        first): ``selected_with``, ``fraction`` (k / n), ``expected``,
-        ``ratio`` (k / expected; NaN when no study carries the term),
-        ``all_with`` and ``p``.  ``DataFrame.attrs``: analysis
-        ``"functional profile"``, threshold, n_selected, n_studies,
-        n_feature_studies, features, database.
+        Indexed by ``term``, sorted by ``p`` then ``ratio``: ``selected_with``, ``fraction``, ``expected``,
+        ``ratio``, ``all_with`` and ``p``; ``DataFrame.attrs`` the provenance.
+
+    Raises
+    ------
+    ParameterError
+        Bad features, threshold, selection or terms.
 
     Notes
     -----
-    Cost: eager; one pass over the features' blocks (each densified once).
+    Cost: eager; one pass over the features' blocks.
     """
     from scipy.stats import hypergeom
 

@@ -1,9 +1,6 @@
-"""ROI x ROI coactivation matrix: how often the studies active in one ROI are active in another.
+"""ROI x ROI coactivation matrix: each entry from the 2 x 2 table of the studies active in two ROIs.
 
-A study is *active in* an ROI when the rule of :ref:`semantics-selection` selects it for
-that ROI (its ROI coverage is above the threshold).  With ``S`` the
-``(n_roi, n_studies)`` boolean matrix of those selections, every entry of the
-matrix comes from the 2 x 2 table of two rows of ``S``.
+A study is *active in* an ROI when :ref:`semantics-selection` selects it for that ROI.
 """
 
 from __future__ import annotations
@@ -66,27 +63,20 @@ def matrix(
     labels=None,
     separate: bool = False,
 ) -> xr.Dataset:
-    """ROI x ROI coactivation matrix of a set of ROIs.
+    """ROI x ROI coactivation matrix of a set of ROIs (docs/semantics.md, section 9).
 
-    A study is active in ROI ``i`` when it covers *more than* ``threshold``
-    of it (:ref:`semantics-selection`, the rule :func:`xcoact.seed` selects by).  For
-    every pair of ROIs ``(i, j)`` this gives the 2 x 2 table of studies
-    ``[[n11, n10], [n01, n00]]`` (active in both, in ``i`` only, in ``j``
-    only, in neither) and from it three numbers.
+    A study is active in ROI ``i`` when it covers *more than* ``threshold`` of it (the rule of
+    :func:`xcoact.seed`); each pair of ROIs gives the 2 x 2 table ``[[n11, n10], [n01, n00]]`` of studies.
 
     Parameters
     ----------
     act : xarray.DataArray
         The activation cube from :func:`xcoact.activations`.
     rois : list, tuple or dict of seeds, an atlas image, or coordinates
-        The ROIs, expanded exactly as :func:`xcoact.roi.seed_set` does: a
-        list or ``{name: seed}`` dict of seeds (images or coordinates), an
-        atlas image with ``by_label=True`` (one ROI per positive label), or
-        coordinates ``[[x, y, z], ...]`` with ``separate=True`` (one sphere
-        each).  A single seed gives a 1 x 1 matrix.
+        The ROIs, as :func:`xcoact.roi.seed_set` expands them (an atlas with ``by_label=True``, coordinates
+        with ``separate=True``); a single seed gives a 1 x 1 matrix.
     threshold : float or int, default 0.1
-        Proportion of the ROI's voxels (float, in [0, 1]) or number of voxels
-        (int) a study must cover, strictly, to be active in it.
+        Proportion (float in [0, 1]) or number (int) of the ROI's voxels a study must cover, strictly.
     r : float, default 6
         Sphere radius in mm for coordinate seeds.
     by_label : bool, default False
@@ -101,48 +91,19 @@ def matrix(
     xarray.Dataset
         dims ``("roi", "roi_other")``, both labelled by the ROI names:
 
-        * ``n_both`` (int64): studies active in both ROIs (``S @ S.T``); the
-          diagonal is ``n_active``;
-        * ``phi`` (float64): the phi coefficient, the Pearson correlation of
-          the two binary study vectors,
-          ``(n11 n00 - n10 n01) / sqrt((n11+n10)(n01+n00)(n11+n01)(n10+n00))``;
-          symmetric, 1 on the diagonal, NaN where a margin is 0 (an ROI
-          active in no study or in every study);
-        * ``z`` (float64): the association z of :ref:`semantics-maps` with
-          "selected" = active in ROI ``roi`` (F) and "active" = active in ROI
-          ``roi_other`` (A): ``a = n11``, ``b = n01``, ``n_F = n_i``,
-          ``n_U = N - n_i``; Pearson chi-square without continuity
-          correction (a cell with expected count 0 contributes 1.0, as in
-          Neurosynth), two-tailed p -> z with sign ``sign(a/n_F - b/n_U)``.
-          NaN in the rows of an ROI active in no study or in every study.
-          The values are symmetric where both ROIs have both margins (the
-          table's chi-square and the sign of ``n11 N - n_i n_j`` do not
-          depend on the order); the diagonal is the z of a study set against
-          itself (chi-square = N).  For a 2 x 2 table chi-square = N phi^2,
-          so ``z = sqrt(N) * phi`` wherever phi is defined (up to rounding
-          and the 1e-240 p floor, which caps ``|z|`` near 33.1); in the row of a
-          usable ROI, the column of an ROI active in no study or in every
-          study is 0;
-        * ``n_active (roi)``: studies active in each ROI;
-        * ``n_roi_voxels (roi)``: in-mask voxels of each ROI;
+        * ``n_both`` (int64): studies active in both ROIs (``S @ S.T``); the diagonal is ``n_active``;
+        * ``phi`` (float64): the phi coefficient of the two binary study vectors; NaN where a margin is 0;
+        * ``z`` (float64): the association z of :ref:`semantics-maps` with F = active in ``roi`` and A =
+          active in ``roi_other`` (``z = sqrt(N) * phi`` where phi is defined, up to the p floor); NaN in
+          the row of an ROI active in no study or in every study;
+        * ``n_active (roi)`` and ``n_roi_voxels (roi)``;
 
-        and a ``description (roi)`` coordinate.  ``attrs``: title, analysis,
-        database, r (kernel radius), threshold, threshold_kind, selection,
-        n_studies, n_rois, by_label, separate, reference, xcoact_version and,
-        for coordinate ROIs, seed_r.
+        a ``description (roi)`` coordinate and the provenance in ``attrs``.
 
     Notes
     -----
-    Cost: computed eagerly, as it is small (``n_roi x n_studies`` booleans,
-    then ``n_roi x n_roi`` tables).  On a cube of sparse blocks (also
-    rechunked, transposed or subset) the overlaps are one small task per
-    study block: a lookup per ROI in the chunk's rows, or from 16 ROIs on one
-    sparse product per chunk.  On a dense cube each ROI's bounding box of the
-    cube is computed.  The dense cube is never materialised.
-
-    An ROI with no voxel in the brain mask, or active in no study or in every
-    study, gets a :class:`~xcoact.errors.DegenerateSeedWarning`; its
-    ``phi`` and its ``z`` row are NaN (``n_both`` stays exact).
+    Cost: eager and small (``n_roi x n_studies`` booleans); the dense cube is never materialised.  A
+    degenerate ROI gets a :class:`~xcoact.errors.DegenerateSeedWarning` and NaN ``phi`` and ``z`` row.
 
     Raises
     ------
@@ -187,20 +148,18 @@ def matrix(
     s = active.astype(np.int64)
     n_both = s @ s.T
     n_active = np.diag(n_both).copy()
-    n_i = np.broadcast_to(n_active[:, None], n_both.shape)
-    n_j = np.broadcast_to(n_active[None, :], n_both.shape)
-    phi = _phi(n_both, n_i, n_j, n_studies)
+    phi = _phi(n_both, n_active[:, None], n_active[None, :], n_studies)
     z = _association_z(n_both, n_active, n_studies)
 
     names = [roi.name for roi in found]
     dims = ("roi", "roi_other")
     ds = xr.Dataset(
         {
-            "n_both": (dims, n_both.astype(np.int64)),
-            "phi": (dims, phi.astype(np.float64)),
-            "z": (dims, z.astype(np.float64)),
-            "n_active": ("roi", n_active.astype(np.int64)),
-            "n_roi_voxels": ("roi", n_voxels),
+            "n_both": (dims, n_both, {"long_name": "studies active in both ROIs"}),
+            "phi": (dims, phi, {"long_name": "phi coefficient of the two ROIs' study vectors"}),
+            "z": (dims, z, {"long_name": "association z: studies active in roi (F) vs active in roi_other (A)"}),
+            "n_active": ("roi", n_active, {"long_name": "studies active in each ROI (selected by the overlap rule)"}),
+            "n_roi_voxels": ("roi", n_voxels, {"long_name": "in-mask voxels of each ROI"}),
         },
         coords={
             "roi": names,
@@ -208,11 +167,6 @@ def matrix(
             "description": ("roi", np.array([roi.description for roi in found], dtype=str)),
         },
     )
-    ds["n_both"].attrs["long_name"] = "studies active in both ROIs"
-    ds["phi"].attrs["long_name"] = "phi coefficient of the two ROIs' study vectors"
-    ds["z"].attrs["long_name"] = "association z: studies active in roi (F) vs active in roi_other (A)"
-    ds["n_active"].attrs["long_name"] = "studies active in each ROI (selected by the overlap rule)"
-    ds["n_roi_voxels"].attrs["long_name"] = "in-mask voxels of each ROI"
     ds.attrs = {
         "title": "xcoact ROI coactivation matrix",
         "analysis": "ROI x ROI coactivation matrix",

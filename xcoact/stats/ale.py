@@ -1,48 +1,8 @@
-"""Activation likelihood estimation (ALE): kernels, modelled activation and the approximate null.
+"""Activation likelihood estimation (ALE): the kernel, modelled activation, the approximate null, p and z.
 
-The numbers are NiMARE 0.22.1's (``nimare.meta.utils.get_ale_kernel`` and
-``compute_ale_ma``, ``nimare.meta.cbma.ale.ALE`` with
-``null_method="approximate"``), re-derived here on plain numpy/scipy arrays:
-
-1. **Kernel** (:func:`ale_kernel`).  The full width at half maximum follows
-   Eickhoff et al. (2009, Hum Brain Mapp 30:2907-2926): a between-template
-   term (5.7 mm) and a between-subject term (11.6 mm / sqrt(N)), each turned
-   from a mean Euclidean distance into a FWHM (``d / (2 sqrt(2/pi)) *
-   sqrt(8 ln 2)``) and combined in quadrature.  In voxels it is divided by
-   ``sqrt(dx dy dz)`` in float32, as NiMARE divides by the square root of the
-   product of the header's zooms.  The kernel is a unit delta in the centre of
-   a 31^3 cube smoothed with ``scipy.ndimage.gaussian_filter`` (zero outside)
-   and cropped, on every axis, to the range where it exceeds machine epsilon
-   along the first axis.
-2. **Modelled activation** (:func:`study_ma`).  Each focus is a voxel (numpy's
-   half-to-even rounding of ``inv(affine) @ xyz``: :meth:`xcoact.space.Grid.xyz_to_ijk`);
-   the kernel, its values stored as float32 as NiMARE stores them, is centred
-   there (centre offset ``floor(shape / 2)``), cut at the grid's edges, and a
-   study's MA is the voxel-wise **maximum** over its foci, kept inside the
-   brain mask.
-3. **Statistics** (:func:`ale_maps`).  ``ALE = 1 - prod(1 - MA)`` over the
-   studies (``log1p`` in float32, summed in float64, the result in float32);
-   the approximate null of Eickhoff et al. (2012, NeuroImage 59:2349-2361):
-   each study's MA values over the whole mask form a histogram on bins of
-   1e-5 (zeros in bin 0; each value to its nearest bin centre, ties upwards),
-   and the histograms are combined study after study, every pair of bins
-   ``(a, b)`` adding its probability to the bin nearest ``1 - (1 - a)(1 - b)``.
-   ``p`` is the upper tail of that null at the ALE's bin (floored at the
-   smallest non-zero tail) and ``z`` the one-tailed normal quantile of ``p``.
-
-The approximate null is order-dependent in its last bits (each combination
-rounds to bins): NiMARE combines studies in sorted-id order, and
-:func:`ale_maps` in the order given.
-
-The bin combination is the costly step (bins of the study times bins of the
-running null, for every study).  It runs compiled with numba when numba is
-installed (NiMARE depends on it) and in numpy otherwise.  Compiled, a study's
-bin ``e`` sends running-null bin ``a`` to ``a + shift`` with a shift that
-steps down by one every ``1 / centre(e)`` bins, so the pairs are added as
-contiguous runs of one shift (each run's ends found by NiMARE's own
-arithmetic), in NiMARE's order: the same bits as its pair-by-pair loop, at
-vector speed.  The per-study histograms (the nonzero MA values' bins; the
-zeros of the mask are counted, not binned) are made once per cube chunk.
+NiMARE 0.22.1's numbers (``get_ale_kernel``, ``compute_ale_ma``, ``ALE(null_method="approximate")``) on
+numpy arrays, the ALE kernel of the cube (:class:`ALEKernel`), an ALE seed, a whole database's ALE, and the
+doors onto :mod:`xcoact.stats.ale_null`.  docs/ale.md gives the formulas and NiMARE's details kept here.
 """
 
 from __future__ import annotations
@@ -59,6 +19,7 @@ from scipy import ndimage, special
 
 from ..errors import ParameterError, first_few, quote
 from ..space import Grid
+from .components import compiled
 
 __all__ = [
     "HIST_STEPS",
@@ -76,11 +37,11 @@ __all__ = [
 
 #: Bins per unit of MA / ALE in the approximate null (bin width 1e-5), as NiMARE.
 HIST_STEPS = 100000
+#: 1 / (centres[1] - centres[0]) of every null's bins.
+_INV_STEP = 1 / np.round(1 / HIST_STEPS, 5)
 #: Side of the cube the kernel is built in (voxels), as NiMARE.
 _CUBE = 31
 
-#: mm -> FWHM factor of a mean Euclidean distance between matching points: 1 / (2 sqrt(2/pi)) * sqrt(8 ln 2).
-_ED_TO_FWHM = 1.0 / (2.0 * np.sqrt(2.0 / np.pi)) * np.sqrt(8.0 * np.log(2.0))
 #: Eickhoff et al. (2009): mean distance between templates (5.7 mm) and between subjects (11.6 mm).
 _TEMPLATE_MM = 5.7
 _SUBJECT_MM = 11.6
@@ -153,8 +114,7 @@ def ale_kernel(
     fwhm : float
         The FWHM in mm.
     kernel : (n, n, n) float64 array
-        The cropped kernel, peak in the centre voxel ``n // 2``; a copy (the
-        cached array is read-only).
+        The cropped kernel, peak in the centre voxel ``n // 2`` (a copy).
 
     Raises
     ------
@@ -181,8 +141,7 @@ def _zoom_root(voxel_size) -> float:
 
 @functools.lru_cache(maxsize=256)
 def _kernel(fwhm_mm: float, zoom_root: float, given: bool) -> np.ndarray:
-    # NiMARE divides a float64 FWHM (from a sample size) by the float32 zoom in float64, and a FWHM
-    # passed in as a Python number in float32 (numpy's promotion of a Python float with a float32)
+    # NiMARE divides a FWHM from a sample size in float64, one given in mm in float32 (numpy's promotion)
     fwhm_vox = (np.float32(fwhm_mm) if given else np.float64(fwhm_mm)) / np.float32(zoom_root)
     sigma = fwhm_vox * np.sqrt(2.0) / (np.sqrt(2.0 * np.log(2.0)) * 2.0)
     delta = np.zeros((_CUBE,) * 3)
@@ -281,20 +240,14 @@ def _plain(value):
 def study_ma(
     ijk, grid: Grid, *, sample_size: float | None = None, fwhm: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One study's modelled activation (MA) map, sparse over the grid's in-mask voxels.
+    """One study's modelled activation (MA): the voxel-wise maximum of its foci's kernels, in the mask.
 
-    The kernel (:func:`ale_kernel`, values in float32 as NiMARE stores them) is
-    placed at each focus voxel, cut at the grid's box, and the MA is the
-    voxel-wise maximum over the foci, restricted to ``grid.mask``.  Foci
-    outside the box add what of their kernel reaches into it.  This is the
-    per-study function of an ALE kernel: NiMARE's ``ALEKernel`` row of the
-    study.
+    NiMARE's ``ALEKernel`` row of the study; foci outside the box add what of their kernel reaches into it.
 
     Parameters
     ----------
     ijk : (n_foci, 3) int array
-        The study's foci as voxel indices on ``grid`` (e.g.
-        ``grid.xyz_to_ijk(xyz)``, NiMARE's rounding); may lie outside the box.
+        The study's foci as voxel indices on ``grid`` (``grid.xyz_to_ijk(xyz)``).
     grid : xcoact.space.Grid
     sample_size : float, optional
         The study's subjects (kernel width by :func:`ale_fwhm`).
@@ -304,22 +257,16 @@ def study_ma(
     Returns
     -------
     index : (k,) int64 array
-        In-mask voxel indices (positions in ``grid.mask_flat``), ascending,
-        each once.
+        In-mask voxel indices (positions in ``grid.mask_flat``), ascending.
     values : (k,) float64 array
         The MA there, > 0 (exactly float32 values).
 
     Raises
     ------
     ParameterError
-        Neither or both of ``sample_size`` and ``fwhm``, a value <= 0, or
-        ``ijk`` not of shape (n, 3) integers.
+        Neither or both of ``sample_size`` and ``fwhm``, a value <= 0, or ``ijk`` not (n, 3) integers.
     """
-    ijk = np.asarray(ijk)
-    if ijk.ndim != 2 or ijk.shape[1] != 3 or (ijk.size and not np.issubdtype(ijk.dtype, np.integer)):
-        raise ParameterError(
-            f"ijk must be an (n, 3) integer array of voxel indices; got {ijk.dtype} of shape {ijk.shape}."
-        )
+    ijk = _check_ijk(ijk)
     fwhm_mm, given = _resolve_fwhm(sample_size, fwhm)
     kernel = _stored_kernel(fwhm_mm, _zoom_root(grid.voxel_size), given)
     if not len(ijk):
@@ -340,12 +287,21 @@ def study_ma(
         place(ma, support, centres, offsets, values)
     else:
         for centre in centres:
-            cols = support[centre + offsets]  # in-mask index of each kernel voxel, -1 outside the mask or box
+            cols = support[centre + offsets]  # -1 outside the mask or box
             keep = cols >= 0
-            cols = cols[keep]
-            ma[cols] = np.maximum(ma[cols], values[keep])  # one focus's voxels are distinct: no repeated index
+            ma[cols[keep]] = np.maximum(ma[cols[keep]], values[keep])
     index = np.flatnonzero(ma)
     return index, ma[index].astype(np.float64)
+
+
+def _check_ijk(ijk) -> np.ndarray:
+    """Foci as an (n, 3) integer array of voxel indices, or the error saying what they are."""
+    ijk = np.asarray(ijk)
+    if ijk.ndim != 2 or ijk.shape[1] != 3 or (ijk.size and not np.issubdtype(ijk.dtype, np.integer)):
+        raise ParameterError(
+            f"ijk must be an (n, 3) integer array of voxel indices; got {ijk.dtype} of shape {ijk.shape}."
+        )
+    return ijk
 
 
 #: Padding of the placement lookup: twice the largest kernel's reach (the 31-voxel cube's 15).
@@ -354,19 +310,12 @@ _PAD = 2 * (_CUBE // 2)
 
 @functools.lru_cache(maxsize=4)
 def _placement(grid: Grid) -> np.ndarray:
-    """The grid's in-mask index (-1 outside the mask) in its box padded by :data:`_PAD` voxels on every side.
+    """The grid's in-mask index (-1 outside) in its box padded by :data:`_PAD` voxels, flat.
 
-    Twice the largest kernel reach, so that a focus up to one reach outside
-    the grid still has its whole kernel inside the padded box: kernels are
-    placed without bounds checks, and whatever falls off the grid reads -1.
-    One lookup per grid serves every kernel width (int32: 15 MB on the
-    MNI152 2 mm grid).
+    Kernels are placed without bounds checks: what falls off the grid reads -1.
     """
-    pad = _PAD
-    out = np.full(tuple(np.asarray(grid.shape) + 2 * pad), -1, dtype=np.int32)
-    out[pad : pad + grid.shape[0], pad : pad + grid.shape[1], pad : pad + grid.shape[2]] = grid.mask_index.reshape(
-        grid.shape
-    )
+    out = np.full(tuple(np.asarray(grid.shape) + 2 * _PAD), -1, dtype=np.int32)
+    out[tuple(slice(_PAD, _PAD + n) for n in grid.shape)] = grid.mask_index.reshape(grid.shape)
     out = out.reshape(-1)
     out.setflags(write=False)
     return out
@@ -381,10 +330,9 @@ def _flat_offsets(width: int, padded_shape: tuple) -> np.ndarray:
     return out
 
 
-# -- statistics -----------------------------------------------------------------------------------
-
-
 def _as_study_list(ma, n_mask: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    if isinstance(n_mask, bool) or not isinstance(n_mask, (int, np.integer)) or n_mask < 1:
+        raise ParameterError(f"n_mask={n_mask!r}; expected the number of in-mask voxels, an int >= 1.")
     if isinstance(ma, tuple) and len(ma) == 2 and isinstance(ma[0], np.ndarray) and ma[0].ndim == 1:
         raise ParameterError("ma must be a list of (index, values) pairs, one per study; got a single pair.")
     out = []
@@ -439,8 +387,7 @@ def ale_stat(ma, n_mask: int) -> np.ndarray:
 def _stat(studies, n_mask: int) -> np.ndarray:
     sums = np.zeros(n_mask)
     for idx, values in studies:
-        # a study's voxels are distinct, so this adds in NiMARE's order (its bincount over the rows)
-        sums[idx] += np.log1p(-values)  # log1p in float32, as of NiMARE's float32 data
+        sums[idx] += np.log1p(-values)  # float32 log1p, float64 sums in study order: NiMARE's
     return (1.0 - np.exp(sums)).astype(np.float32)
 
 
@@ -478,8 +425,7 @@ def _combine_numpy(ale_idx, ale_p, exp_idx, exp_p, centres, inv_step, n_bins, up
         e = slice(start, start + chunk)
         score = 1.0 - (1.0 - centres[exp_idx[e]])[:, None] * one_minus_ale[None, :]
         target = np.minimum(_nearest(score * inv_step, n_bins), upto + 1)
-        # bincount adds in array order (exp bins outer, running-null bins inner), as NiMARE's loops
-        # do; across chunks the partial sums are added to the total instead of one running sum
+        # bincount adds in NiMARE's loop order within a chunk; the chunks' partial sums are then added
         out += np.bincount(target.ravel(), weights=(exp_p[e][:, None] * ale_p[None, :]).ravel(), minlength=upto + 2)
     return out
 
@@ -492,7 +438,9 @@ def _step_numpy(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, o
     return _nonzero_range(out[: upto + 1])
 
 
-def _make_numba_combine():
+@functools.lru_cache(maxsize=1)
+def _numba_combine():
+    """The compiled bin combination of :func:`_step_numba` (None without numba)."""
     try:
         import numba
     except ImportError:  # numba is optional: the numpy path gives the same numbers, slower
@@ -628,13 +576,7 @@ def _split_pool():
 
 
 def _step_numba(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out) -> tuple[int, int]:
-    """The compiled step of :func:`_fold`: ``null`` with one study's bins into ``out`` (zero on entry).
-
-    A large step is split by target bin: two threads each add the pairs
-    landing in their half of the bins (every bin is written by one thread, in
-    NiMARE's order, so the result has the same bits).  Returns the new nonzero
-    range of bins ``0..upto``.
-    """
+    """The compiled step of :func:`_fold`; a large step's target bins are split between two threads (same bits)."""
     combine = _numba_combine()
     top = min(upto + 1, n_bins - 1)
     reach = min(top, hi + int(exp_idx.max()))  # a pair lands at most its study bin above its running-null bin
@@ -647,49 +589,32 @@ def _step_numba(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, o
         second.result()
     else:
         combine(null, lo, hi, exp_idx, exp_p, centres, inv_step, n_bins, upto, out, 0, upto + 1, _WINDOW)
-    return _numba_bounds()(out, lo, reach, upto)
+    return compiled(_bounds)(out, lo, reach, upto)
 
 
-@functools.lru_cache(maxsize=1)
-def _numba_bounds():
+def _bounds(out, lo, reach, upto):  # compiled by _step_numba()
     """Compiled: the first and last nonzero of ``out[lo..min(reach, upto)]`` (bins below lo receive nothing)."""
-    import numba
-
-    @numba.njit(cache=True, nogil=True)
-    def bounds(out, lo, reach, upto):  # pragma: no cover - compiled
-        new_lo = lo
-        while new_lo <= upto and out[new_lo] == 0.0:
-            new_lo += 1
-        new_hi = min(upto, reach)
-        while new_hi >= new_lo and out[new_hi] == 0.0:
-            new_hi -= 1
-        return new_lo, new_hi
-
-    return bounds
+    new_lo = lo
+    while new_lo <= upto and out[new_lo] == 0.0:
+        new_lo += 1
+    new_hi = min(upto, reach)
+    while new_hi >= new_lo and out[new_hi] == 0.0:
+        new_hi -= 1
+    return new_lo, new_hi
 
 
-@functools.lru_cache(maxsize=1)
-def _numba_combine():
-    return _make_numba_combine()
+def _place(ma, support, centres, offsets, values):  # compiled by _numba_place()
+    """The kernel placement of :func:`study_ma`: the largest kernel value at each in-mask voxel."""
+    for c in range(centres.shape[0]):
+        for k in range(offsets.shape[0]):
+            col = support[centres[c] + offsets[k]]
+            if col >= 0 and values[k] > ma[col]:
+                ma[col] = values[k]
 
 
-@functools.lru_cache(maxsize=1)
+@functools.cache
 def _numba_place():
-    """The compiled kernel placement of :func:`study_ma` (None without numba)."""
-    try:
-        import numba
-    except ImportError:
-        return None
-
-    @numba.njit(cache=True, nogil=True)
-    def place(ma, support, centres, offsets, values):  # pragma: no cover - compiled
-        for c in range(centres.shape[0]):
-            for k in range(offsets.shape[0]):
-                col = support[centres[c] + offsets[k]]
-                if col >= 0 and values[k] > ma[col]:
-                    ma[col] = values[k]
-
-    return place
+    return compiled(_place)
 
 
 def ale_null(ma, n_mask: int, *, engine: str = "auto") -> tuple[np.ndarray, np.ndarray]:
@@ -702,9 +627,7 @@ def ale_null(ma, n_mask: int, *, engine: str = "auto") -> tuple[np.ndarray, np.n
     n_mask : int
         Number of in-mask voxels (the voxels each study's histogram is over).
     engine : {"auto", "numba", "numpy"}
-        How bin pairs are combined: compiled (numba) or numpy; "auto" uses
-        numba when installed.  The numpy path adds a study's pairs in blocks,
-        so its sums may differ from the compiled one's in the last bits.
+        How bin pairs are combined: compiled ("auto") or numpy (its sums may differ in the last bits).
 
     Returns
     -------
@@ -730,14 +653,9 @@ def _combiner(engine: str):
 
 
 def _null(studies, n_mask: int, engine: str, upto: int | None = None):
-    """Bin centres and the null's weights, ``upto`` bins exactly and the mass above them lumped.
+    """Bin centres and the null's ``upto + 2`` weights, the last the mass above bin ``upto`` (lumped).
 
-    A pair of bins combines to a bin at or above both (``1 - (1 - a)(1 - b) >= a``),
-    so mass above bin ``upto`` never comes back below it: bins ``0..upto``
-    receive the same additions, in the same order, as when every bin is kept,
-    and only the total above matters to a p-value at or below ``upto``.  The
-    returned weights have ``upto + 2`` entries, the last the lumped mass
-    (``upto=None``: every bin, and a last entry 0).
+    Exact below: a pair of bins lands at or above both, so mass above ``upto`` never comes back.
     """
     study_max = np.array([v.max() if v.size else 0.0 for _, v in studies], dtype=np.float32)
 
@@ -751,13 +669,9 @@ def _null(studies, n_mask: int, engine: str, upto: int | None = None):
 
 
 def _fold(hists, study_max: np.ndarray, engine: str, upto: int | None):
-    """The null from the studies' histograms, in the order ``hists(inv_step, n_bins)`` yields them.
+    """The null from the sparse histograms ``(bins, probabilities, total)`` that ``hists(inv_step, n_bins)`` yields.
 
-    Each histogram comes sparse: ``(bins, probabilities, total)``, the bins
-    ascending and ``total`` its probabilities' sum (the factor of the mass
-    lumped above ``upto``).  The running null is kept dense over ``0..upto``
-    with its nonzero range ``lo..hi``; a step costs the study's bins times
-    that range.
+    The running null is dense over ``0..upto``, nonzero in ``lo..hi``: a step costs the study's bins times that.
     """
     centres = _bins(study_max).astype(np.float64)
     n_bins = centres.size
@@ -775,9 +689,9 @@ def _fold(hists, study_max: np.ndarray, engine: str, upto: int | None):
             null[-1] = e_p[~below].sum()
             lo, hi = _nonzero_range(null[: upto + 1])
             continue
-        assert spare is not None  # made with null, on the first study
+        assert spare is not None
         above = null[-1]
-        spare[spare_lo : spare_hi + 1] = 0.0  # the buffer's old nonzero range: all of it is 0 now
+        spare[spare_lo : spare_hi + 1] = 0.0
         spare[-1] = 0.0
         new_lo, new_hi = step(null, lo, hi, e_idx, e_p, centres, inv_step, n_bins, upto, spare)
         spare[-1] += above * total
@@ -803,13 +717,22 @@ def _round_half_up(x: np.ndarray) -> np.ndarray:
 def null_to_p(stat: np.ndarray, bins: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Upper-tail p of each statistic against a null histogram (NiMARE's ``nullhist_to_p``).
 
-    The tail probability at the statistic's bin (its nearest centre, halves up),
-    floored at the smallest non-zero tail, ceiling 1; p = 1 where the statistic
-    is 0.
+    The tail at the statistic's nearest bin (halves up), floored at the smallest non-zero tail; 1 where it is 0.
+
+    Parameters
+    ----------
+    stat : array
+    bins, weights : (n_bins,) arrays
+        The null (:func:`ale_null`).
 
     Returns
     -------
     float64 array like ``stat``.
+
+    Raises
+    ------
+    ParameterError
+        ``weights`` and ``bins`` differ in length, or a statistic lies past the null's bins.
     """
     stat = np.asarray(stat)
     if len(weights) != len(bins):
@@ -843,16 +766,12 @@ def p_to_z(p: np.ndarray) -> np.ndarray:
 
 
 def ale_maps(ma, n_mask: int, *, engine: str = "auto") -> dict[str, np.ndarray]:
-    """ALE, p and z over the in-mask voxels for a set of studies' MA maps (NiMARE's approximate-null ALE).
-
-    This is ``nimare.meta.cbma.ale.ALE(null_method="approximate").fit`` on the
-    studies whose MA maps are given (the result's ``stat``, ``p`` and ``z``).
+    """ALE, p and z over the in-mask voxels: NiMARE's ``ALE(null_method="approximate").fit`` on these studies.
 
     Parameters
     ----------
     ma : sequence of (index, values)
-        Each selected study's sparse MA (:func:`study_ma`), in the order the
-        null combines them (NiMARE's: sorted by study id).
+        Each selected study's sparse MA (:func:`study_ma`), in NiMARE's order (sorted study ids).
     n_mask : int
         Number of in-mask voxels.
     engine : {"auto", "numba", "numpy"}
@@ -861,19 +780,24 @@ def ale_maps(ma, n_mask: int, *, engine: str = "auto") -> dict[str, np.ndarray]:
     Returns
     -------
     dict
-        ``stat``, ``p``, ``z``: (n_mask,) float64 arrays.  ``stat`` holds
-        NiMARE's float32 values; ``p`` and ``z`` are computed in float64 from
-        them (NiMARE stores both rounded to float32).
+        ``stat``, ``p``, ``z``: (n_mask,) float64 arrays (``stat`` holds NiMARE's float32 values).
+
+    Raises
+    ------
+    ParameterError
+        ``n_mask`` is not an int >= 1, or ``ma`` is not one valid ``(index, values)`` pair per study.
     """
-    if isinstance(n_mask, bool) or not isinstance(n_mask, (int, np.integer)) or n_mask < 1:
-        raise ParameterError(f"n_mask={n_mask!r}; expected the number of in-mask voxels, an int >= 1.")
-    studies = _as_study_list(ma, int(n_mask))
-    stat = _stat(studies, int(n_mask))
-    # only bins up to the largest ALE's are needed one by one (see _null)
+    studies = _as_study_list(ma, n_mask)
+    stat, p, z = _stat_p_z(_stat(studies, n_mask), lambda upto: _null(studies, n_mask, engine, upto))
+    return {"stat": stat, "p": p, "z": z}
+
+
+def _stat_p_z(stat: np.ndarray, fold) -> np.ndarray:
+    """``(3, n)``: stat, p, z; ``fold(upto)`` is the null, exact up to the largest ALE's bin (+ 1 for rounding)."""
     top = int(_round_half_up(np.array([float(stat.max()) * HIST_STEPS]))[0])
-    bins, weights = _null(studies, int(n_mask), engine, upto=top + 1)  # + 1: a margin for the rounding
+    bins, weights = fold(top + 1)
     p = _tail_p(stat, weights, bins)
-    return {"stat": stat.astype(np.float64), "p": p, "z": p_to_z(p)}
+    return np.stack([stat.astype(np.float64), p, p_to_z(p)])
 
 
 # -- the ALE kernel of the cube, and the ALE of a seed's studies ------------------------------------
@@ -882,14 +806,10 @@ from ..kernels import Kernel  # noqa: E402  (the kernel interface; kernels.py re
 
 
 class ALEKernel(Kernel):
-    """The ALE kernel of :func:`xcoact.activations` (``kernel="ale"``): each study's modelled activation.
+    """The ALE kernel of :func:`xcoact.activations` (``kernel="ale"``): each study's :func:`study_ma`.
 
-    A study's map is :func:`study_ma` of its foci (NiMARE 0.22.1's
-    ``ALEKernel`` row of the study; values float32, as NiMARE stores them).
-    The kernel is sized by one of: a fixed ``sample_size`` for every study, a
-    fixed ``fwhm`` (mm), or - neither given - each study's own sample size,
-    read from the coordinate table's ``sample_size`` when the cube is built
-    (:meth:`bind`; :func:`study_sample_sizes`).
+    Sized by a fixed ``sample_size`` or ``fwhm``, or, neither given, by each study's sample size in the
+    coordinate table (:meth:`bind`).
 
     Parameters
     ----------
@@ -913,7 +833,7 @@ class ALEKernel(Kernel):
         voxel_size: Sequence[float] | np.ndarray = (2.0, 2.0, 2.0),
     ):
         if sample_size is not None and fwhm is not None:
-            _resolve_fwhm(sample_size, fwhm)  # the error for both
+            _resolve_fwhm(sample_size, fwhm)  # raises
         self.sample_size = (
             None if sample_size is None else _check_positive(sample_size, "sample_size", "sample_size=20")
         )
@@ -932,15 +852,7 @@ class ALEKernel(Kernel):
         return self.sample_size is not None or self.fwhm is not None
 
     def bind(self, table) -> ALEKernel:
-        """The kernel with each study's sample size from ``table`` (itself when sized by a fixed value).
-
-        Raises
-        ------
-        ParameterError
-            The table has no sample sizes, or some studies lack one: the
-            message names the database and says to pass ``sample_size=`` or
-            ``fwhm=``.
-        """
+        """The kernel with each study's sample size from ``table`` (:func:`study_sample_sizes`; itself if fixed)."""
         if self.fixed:
             return self
         studies, sizes = study_sample_sizes(table)
@@ -992,14 +904,7 @@ class ALEKernel(Kernel):
 
 
 def ale_kernel_for(kernel, r, sample_size, fwhm, grid: Grid) -> ALEKernel:
-    """The kernel of ``xcoact.activations(db, kernel="ale", sample_size=..., fwhm=...)``.
-
-    Raises
-    ------
-    ParameterError
-        ``sample_size`` or ``fwhm`` with a kernel other than ``"ale"``, or
-        with ``r`` (a sphere radius, which the ALE kernel does not have).
-    """
+    """The kernel of ``xcoact.activations(db, kernel="ale", sample_size=..., fwhm=...)``; refuses ``r``."""
     if not (isinstance(kernel, str) and kernel.lower() == "ale"):
         raise ParameterError(
             f"sample_size={sample_size!r}, fwhm={fwhm!r} size the ALE kernel, but kernel={kernel!r}; "
@@ -1014,14 +919,7 @@ def ale_kernel_for(kernel, r, sample_size, fwhm, grid: Grid) -> ALEKernel:
 
 
 def _block_parts(block, selected: np.ndarray) -> tuple:
-    """One study block's share of a seed's ALE: the selected studies' summed ``log1p(-MA)`` and MA histograms.
-
-    Returns ``(log_sums, hists)``: ``log_sums`` (n_mask,) float64 (None if no
-    study of the block is selected) and, per selected study in block order,
-    ``(bins, counts, n_values, max)`` - its in-mask MA values' nearest bins of
-    width 1e-5 (:func:`_nearest`) and their counts, made once per chunk
-    (:func:`_chunk_hists`).
-    """
+    """A block's share of a seed's ALE: the selected studies' summed ``log1p(-MA)`` (or None) and histograms."""
     from ..blocks import pieces_of
 
     sums = None
@@ -1037,7 +935,7 @@ def _block_parts(block, selected: np.ndarray) -> tuple:
         chunk = piece.chunk
         indptr, indices = chunk.rows()
         values = chunk.values()
-        assert values is not None  # an ALE chunk is valued: its studies' MA
+        assert values is not None
         table = _chunk_hists(chunk)
         if sums is None:
             sums = np.zeros(chunk.grid.n_mask)
@@ -1060,75 +958,63 @@ _HISTS: weakref.WeakKeyDictionary[object, list] = weakref.WeakKeyDictionary()
 
 
 def _chunk_hists(chunk) -> list:
-    """Per study of an ALE chunk: ``(bins, counts, n_values, max)`` of its MA values on bins of width 1e-5.
-
-    The values' nearest bins (:func:`_nearest`, as NiMARE's ``_study_ma_histogram``;
-    the zeros of the rest of the mask are counted by the null, not binned),
-    their counts, the number of values and their maximum (float32).  They
-    depend on the chunk only, so they are made once, on the first seed, and kept
-    beside the chunk's rows.
-    """
+    """Per study of an ALE chunk, its :func:`_hist`; made once, kept."""
     got = _HISTS.get(chunk)
     if got is not None:
         return got
     indptr, _ = chunk.rows()
     values = chunk.values()
-    inv_step = 1 / np.round(1 / HIST_STEPS, 5)  # 1 / (centres[1] - centres[0]) of every null's bins
     count = _numba_count_bins()
-    got = []
     scratch = np.zeros(HIST_STEPS + 2, dtype=np.int64)  # MA < 1: its nearest bin is at most HIST_STEPS
-    for row in range(indptr.size - 1):
-        v = values[indptr[row] : indptr[row + 1]].astype(np.float32, copy=False)
-        if not v.size:
-            got.append((np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0, np.float32(0)))
-            continue
-        if count is None:
-            counts = np.bincount(_nearest(v.astype(np.float64) * inv_step, np.iinfo(np.int64).max))
-        else:
-            counts = scratch[: count(v, inv_step, scratch) + 1]
-        bins = np.flatnonzero(counts)
-        got.append((bins, counts[bins].copy(), int(v.size), np.float32(v.max())))
-        counts[:] = 0
+    got = [_hist(values[indptr[r] : indptr[r + 1]], count, scratch) for r in range(indptr.size - 1)]
     return _HISTS.setdefault(chunk, got)
 
 
-@functools.lru_cache(maxsize=1)
-def _numba_count_bins():
+_NO_HIST = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0, np.float32(0))
+
+
+def _hist(values: np.ndarray, count=None, scratch=None) -> tuple:
+    """``(bins, counts, n_values, max)`` of a study's nonzero MA values (float32) by nearest bin."""
+    v = values.astype(np.float32, copy=False)
+    if not v.size:
+        return _NO_HIST
+    if count is None:
+        counts = np.bincount(_nearest(v.astype(np.float64) * _INV_STEP, np.iinfo(np.int64).max))
+    else:
+        counts = scratch[: count(v, _INV_STEP, scratch) + 1]
+    bins = np.flatnonzero(counts)
+    out = (bins, counts[bins].copy(), int(v.size), np.float32(v.max()))
+    counts[:] = 0
+    return out
+
+
+def _count(values, inv_step, scratch):  # compiled by _numba_count_bins()
     """Compiled: a study's MA values counted into ``scratch`` by nearest bin (:func:`_nearest`); returns the top bin."""
-    try:
-        import numba
-    except ImportError:
-        return None
-
-    @numba.njit(cache=True, nogil=True)
-    def count(values, inv_step, scratch):  # pragma: no cover - compiled
-        top = 0
-        for k in range(values.shape[0]):
-            scaled = np.float64(values[k]) * inv_step
-            floor = np.floor(scaled)
-            t = int(floor) + (1 if scaled - floor >= 0.5 else 0)
-            scratch[t] += 1
-            if t > top:
-                top = t
-        return top
-
-    return count
+    top = 0
+    for k in range(values.shape[0]):
+        scaled = np.float64(values[k]) * inv_step
+        floor = np.floor(scaled)
+        t = int(floor) + (1 if scaled - floor >= 0.5 else 0)
+        scratch[t] += 1
+        if t > top:
+            top = t
+    return top
 
 
-@functools.lru_cache(maxsize=1)
-def _numba_scatter_add():
+@functools.cache
+def _numba_count_bins():
+    return compiled(_count)
+
+
+def _scatter(sums, index, values):  # compiled by _numba_scatter_add()
     """Compiled ``sums[index] += values`` (float32 values added in float64; the index has no repeats)."""
-    try:
-        import numba
-    except ImportError:
-        return None
+    for k in range(index.shape[0]):
+        sums[index[k]] += np.float64(values[k])
 
-    @numba.njit(cache=True, nogil=True)
-    def scatter(sums, index, values):  # pragma: no cover - compiled
-        for k in range(index.shape[0]):
-            sums[index[k]] += np.float64(values[k])
 
-    return scatter
+@functools.cache
+def _numba_scatter_add():
+    return compiled(_scatter)
 
 
 def _seed_maps(parts, order: np.ndarray, n_mask: int, engine: str) -> np.ndarray:
@@ -1142,12 +1028,11 @@ def _seed_maps(parts, order: np.ndarray, n_mask: int, engine: str) -> np.ndarray
     hists = [hists[i] for i in order]  # NiMARE's order: sorted ids
     stat = (1.0 - np.exp(sums)).astype(np.float32)
     study_max = np.array([h[3] for h in hists], dtype=np.float32)
-
     recip = 1.0 / n_mask
 
     def sparse(inv_step, n_bins):
         for bins, counts, n_values, _ in hists:
-            # the zeros of the mask and the values nearest bin 0 share bin 0 (NiMARE's counts, then its scaling)
+            # the mask's zeros and the values nearest bin 0 share bin 0
             counts = counts.astype(np.float64)
             if bins.size and bins[0] == 0:
                 counts[0] += n_mask - n_values
@@ -1161,16 +1046,14 @@ def _seed_maps(parts, order: np.ndarray, n_mask: int, engine: str) -> np.ndarray
             p = counts[keep] * recip
             yield bins[keep], p, p.sum()
 
-    top = int(_round_half_up(np.array([float(stat.max()) * HIST_STEPS]))[0])
-    bins, weights = _fold(sparse, study_max, engine, top + 1)
-    p = _tail_p(stat, weights, bins)
-    return np.stack([stat.astype(np.float64), p, p_to_z(p)])
+    return _stat_p_z(stat, lambda upto: _fold(sparse, study_max, engine, upto))
 
 
-def _to_volume(values: np.ndarray, mask_flat: np.ndarray, shape: tuple) -> np.ndarray:
-    out = np.zeros((values.shape[0], int(np.prod(shape))))
-    out[:, mask_flat] = values
-    return out.reshape(values.shape[0], *shape)
+def _volume(values: np.ndarray, mask_flat: np.ndarray, shape: tuple) -> np.ndarray:
+    """In-mask values (along the last axis) as volumes of their own dtype, 0 outside the mask."""
+    out = np.zeros((*values.shape[:-1], int(np.prod(shape))), dtype=values.dtype)
+    out[..., mask_flat] = values
+    return out.reshape(*values.shape[:-1], *shape)
 
 
 #: Selected studies read per task by :func:`seed_stats` (their MA values, log sums and histograms).
@@ -1180,12 +1063,8 @@ STUDIES_PER_TASK = 32
 def seed_stats(act, selected: np.ndarray, *, engine: str = "auto"):
     """The ALE ``stat``, ``p`` and ``z`` of a cube's selected studies, lazy: a ``(3, x, y, z)`` Dask array.
 
-    One task per study block reads the block's rows (the selected studies'
-    MA values, built once per chunk and kept as every cube's rows are) and
-    returns their summed ``log1p(-MA)`` and per-study histograms; one last
-    task folds the histograms in sorted-id order (NiMARE's) into the
-    approximate null and turns the ALE into ``p`` and ``z``.  Nothing is
-    kept between calls.
+    A task per :data:`STUDIES_PER_TASK` selected studies of a block sums their ``log1p(-MA)`` and collects
+    their histograms; a last task folds these, in sorted-id order, into the null.
 
     Parameters
     ----------
@@ -1195,9 +1074,18 @@ def seed_stats(act, selected: np.ndarray, *, engine: str = "auto"):
         The studies whose ALE to compute (at least one).
     engine : {"auto", "numba", "numpy"}
         See :func:`ale_null`.
+
+    Returns
+    -------
+    dask.array.Array
+        ``(3, x, y, z)`` float64: stat, p, z (0 outside the mask).
+
+    Raises
+    ------
+    ParameterError
+        ``act`` is not an ALE cube, or no study is selected.
     """
     import dask
-    import dask.array as da
 
     from ..blocks import is_block_cube
     from ..counts import canonical
@@ -1219,19 +1107,13 @@ def seed_stats(act, selected: np.ndarray, *, engine: str = "auto"):
     for b, block in enumerate(full):
         sel = selected[bounds[b] : bounds[b + 1]]
         where = np.flatnonzero(sel)
-        # a task per STUDIES_PER_TASK selected studies of the block, in order: the cores share a block's reading
         for start in range(0, where.size, STUDIES_PER_TASK):
             part = np.zeros_like(sel)
             part[where[start : start + STUDIES_PER_TASK]] = True
             parts.append(dask.delayed(_block_parts, pure=True)(block, part))
     ids = [str(_plain(s)) for s in act["study"].values[selected]]
     order = np.argsort(np.array(ids, dtype=object), kind="stable")
-    n_mask = grid.n_mask
-    maps = dask.delayed(_seed_maps, pure=True)(parts, order, n_mask, engine)
-    flat = da.from_delayed(maps, shape=(3, n_mask), dtype=np.float64)
-    return flat.map_blocks(
-        _to_volume, grid.mask_flat, grid.shape, chunks=((3,), *((s,) for s in grid.shape)), dtype=np.float64
-    )
+    return _lazy_volume(dask.delayed(_seed_maps, pure=True)(parts, order, grid.n_mask, engine), (3,), np.float64, grid)
 
 
 #: ALE's maps: NiMARE 0.22.1's ``stat``, ``p`` and ``z`` (``ALE().fit(...).maps``); ``z`` is ``z_map`` in the
@@ -1256,21 +1138,10 @@ def seed(
     preset: str | None = None,
     engine: str = "auto",
 ):
-    """An ALE MACM: the studies selected by the seed, and the ALE of them alone (``stat``, ``p``, ``z``).
+    """``act.coact.seed(roi)`` on an ALE cube (an ALE MACM): NiMARE's ``ALE().fit`` on the selected studies.
 
-    What ``act.coact.seed(roi)`` does on an ALE cube.  The selection rule is
-    ``"focus"`` by default (a reported focus inside the ROI: NiMARE's
-    ``get_studies_by_mask`` under ``preset="nimare"``); any rule of
-    :func:`xcoact.analyses.coactivation.seed` may be given.  The maps equal NiMARE 0.22.1's
-    ``ALE().fit(dset.slice(ids))`` on the selected ids.
-
-    Returns
-    -------
-    xarray.Dataset
-        ``stat``, ``p``, ``z`` (float64, ``x, y, z``, lazy; 0 outside the
-        brain mask), ``roi``, the rule's per-study score, ``selected_id``
-        and ``sample_size (selected)`` (NaN for a fixed FWHM); ``attrs`` hold
-        the provenance (kernel and its sizing, selection, counts).
+    The rule is ``"focus"`` by default (NiMARE's ``get_studies_by_mask``); the result holds ``stat``, ``p``,
+    ``z_map`` (lazy), ``roi``, the rule's score, ``selected_id`` and ``sample_size`` (docs/ale.md).
     """
     from .._version import __version__
     from ..analyses.coactivation import _preset_of, _result, cube_token, select_for_seed
@@ -1294,21 +1165,17 @@ def seed(
         ds[name].attrs["long_name"] = MAP_LONG_NAMES[name]
     ids = act["study"].values[selected]
     ds["roi"] = roi.variable
-    ds[rule.score_name] = ("study", score)
-    ds[rule.score_name].attrs["long_name"] = rule.score_long_name
-    ds["selected_id"] = ("selected", ids)
-    ds["selected_id"].attrs["long_name"] = "ids of the selected studies"
-    sizes = [np.nan if kernel is None or kernel.size_of(s) is None else kernel.size_of(s) for s in ids]
-    ds["sample_size"] = ("selected", np.asarray(sizes, dtype=np.float64))
-    ds["sample_size"].attrs["long_name"] = "subjects of each selected study (its ALE kernel's width)"
-    sizing = {k: v for k, v in act.attrs.items() if k in ("sample_size", "fwhm")}
+    ds[rule.score_name] = ("study", score, {"long_name": rule.score_long_name})
+    ds["selected_id"] = ("selected", ids, {"long_name": "ids of the selected studies"})
+    sizes = np.array([np.nan if kernel is None or kernel.size_of(s) is None else kernel.size_of(s) for s in ids])
+    ds["sample_size"] = ("selected", sizes, {"long_name": "subjects of each selected study (its ALE kernel's width)"})
     ds.attrs = {
         "title": "xcoact ALE coactivation maps (MACM)",
         "analysis": "ALE seed coactivation",
         "database": str(act.attrs.get("database", "")),
         "cube": cube_token(act),
         "kernel": "ale",
-        **sizing,
+        **{k: v for k, v in act.attrs.items() if k in ("sample_size", "fwhm")},
         **rule.attrs(n_roi),
         "preset": pre.name,
         "null_method": "approximate",
@@ -1343,12 +1210,9 @@ def _cube_kernel(act) -> ALEKernel | None:
 
 @functools.lru_cache(maxsize=4)
 def _mask_runs(grid: Grid) -> tuple:
-    """The brain mask as runs along the last axis: ``(run_ptr, k0, k1, base)``.
+    """The brain mask as runs along z: runs ``run_ptr[r]:run_ptr[r + 1]`` of grid row ``r = i * ny + j``.
 
-    Runs ``run_ptr[r]:run_ptr[r + 1]`` of grid row ``r = i * ny + j`` cover
-    voxels ``k0..k1`` (inclusive), in-mask indices ``base..base + k1 - k0``.
-    A kernel is placed row by row on these (no per-voxel lookup: a few kB per
-    grid row instead of the padded box's 15 MB).
+    A run covers voxels ``k0..k1`` (inclusive), in-mask indices ``base..base + k1 - k0``.
     """
     nx, ny, nz = (int(n) for n in grid.shape)
     rows = grid.mask.reshape(nx * ny, nz)
@@ -1370,91 +1234,70 @@ def _mask_runs(grid: Grid) -> tuple:
     return out
 
 
-@functools.lru_cache(maxsize=1)
-def _numba_study_logs():
-    """Compiled: one study's MA placed run by run (the largest kernel value per voxel), its ``log1p(-MA)`` added.
-
-    Also counts the voxels whose MA is each kernel entry's value (its
-    histogram, binned afterwards).
-    """
-    try:
-        import numba
-    except ImportError:
-        return None
-
-    @numba.njit(cache=True, nogil=True)
-    def study_logs(
-        best, winner, run_ptr, run_k0, run_k1, run_base, nx, ny, foci, width, values, logs, touched, sums, used
-    ):  # pragma: no cover - compiled
-        # best[col]: the largest kernel value placed at col so far (0: none), winner[col] its kernel entry; only a
-        # larger value replaces one, so best is study_ma's maximum over the foci
-        reach = width // 2
-        n = 0
-        for c in range(foci.shape[0]):
-            fi, fj, fk = foci[c, 0], foci[c, 1], foci[c, 2]
-            for di in range(width):
-                i = fi + di - reach
-                if i < 0 or i >= nx:
+def _study_logs(
+    best, winner, run_ptr, run_k0, run_k1, run_base, nx, ny, foci, width, values, logs, touched, sums, used
+):  # compiled by _numba_study_logs()
+    """Compiled: one study's MA placed run by run, its ``log1p(-MA)`` added, its voxels counted per kernel entry."""
+    # best[col]: the largest kernel value placed at col so far (0: none), winner[col] its kernel entry; only a
+    # larger value replaces one, so best is study_ma's maximum over the foci
+    reach = width // 2
+    n = 0
+    for c in range(foci.shape[0]):
+        fi, fj, fk = foci[c, 0], foci[c, 1], foci[c, 2]
+        for di in range(width):
+            i = fi + di - reach
+            if i < 0 or i >= nx:
+                continue
+            for dj in range(width):
+                j = fj + dj - reach
+                if j < 0 or j >= ny:
                     continue
-                for dj in range(width):
-                    j = fj + dj - reach
-                    if j < 0 or j >= ny:
-                        continue
-                    r = i * ny + j
-                    entry = (di * width + dj) * width - (fk - reach)  # the kernel entry of voxel k is entry + k
-                    for q in range(run_ptr[r], run_ptr[r + 1]):
-                        lo = max(run_k0[q], fk - reach)
-                        hi = min(run_k1[q], fk + reach)
-                        shift = run_base[q] - run_k0[q]  # the in-mask index of voxel k is shift + k
-                        for k in range(lo, hi + 1):
-                            v = values[entry + k]
-                            col = shift + k
-                            if v > best[col]:
-                                if best[col] == 0:
-                                    touched[n] = col
-                                    n += 1
-                                best[col] = v
-                                winner[col] = entry + k
-        for t in range(n):
-            col = touched[t]
-            e = winner[col]
-            sums[col] += np.float64(logs[e])  # the entry's float32 log1p(-value), added in float64: NiMARE's ALE
-            used[e] += 1  # voxels whose MA is this entry's value (binned per study afterwards)
-            best[col] = 0
-        return n
+                r = i * ny + j
+                entry = (di * width + dj) * width - (fk - reach)  # the kernel entry of voxel k is entry + k
+                for q in range(run_ptr[r], run_ptr[r + 1]):
+                    lo = max(run_k0[q], fk - reach)
+                    hi = min(run_k1[q], fk + reach)
+                    shift = run_base[q] - run_k0[q]  # the in-mask index of voxel k is shift + k
+                    for k in range(lo, hi + 1):
+                        v = values[entry + k]
+                        col = shift + k
+                        if v > best[col]:
+                            if best[col] == 0:
+                                touched[n] = col
+                                n += 1
+                            best[col] = v
+                            winner[col] = entry + k
+    for t in range(n):
+        col = touched[t]
+        e = winner[col]
+        sums[col] += np.float64(logs[e])  # the entry's float32 log1p(-value), added in float64: NiMARE's ALE
+        used[e] += 1  # voxels whose MA is this entry's value (binned per study afterwards)
+        best[col] = 0
+    return n
 
-    return study_logs
+
+@functools.cache
+def _numba_study_logs():
+    return compiled(_study_logs)
 
 
 @functools.lru_cache(maxsize=256)
 def _pattern_tables(fwhm_mm: float, zoom_root: float, given: bool) -> tuple:
-    """A kernel's width and its entries (C order): float32 values, ``log1p(-value)`` and nearest bins.
-
-    The logs are numpy's float32 ``log1p`` of the float32 values (what the
-    study's MA values would give), the bins :func:`_nearest` of them (width
-    1e-5): a study's MA is made of these entries, so its sums and histogram
-    come from them without another pass over its values.
-    """
+    """A kernel's width and its entries (C order): float32 values, their float32 ``log1p(-value)`` and nearest bins."""
     kernel = _stored_kernel(fwhm_mm, zoom_root, given)
     values = np.ascontiguousarray(kernel.reshape(-1), dtype=np.float32)
     logs = np.log1p(-values)
-    bins = _nearest(values.astype(np.float64) * (1 / np.round(1 / HIST_STEPS, 5)), np.iinfo(np.int64).max)
+    bins = _nearest(values.astype(np.float64) * _INV_STEP, np.iinfo(np.int64).max)
     for a in (values, logs, bins):
         a.setflags(write=False)
     return kernel.shape[0], values, logs, bins
 
 
 def _chunk_parts(chunk) -> tuple:
-    """A chunk's share of a database's ALE: ``(log_sums, hists)``, each study's MA made and dropped at once.
-
-    ``log_sums``: sum over the chunk's studies of ``log1p(-MA)`` per in-mask
-    voxel (float64); ``hists``: per study, ``(bins, counts, n_values, max)``
-    of its MA values (as :func:`_block_parts`), for the approximate null.
-    """
+    """A chunk's share of a database's ALE, as :func:`_block_parts`; each study's MA made and dropped at once."""
     grid, kernel = chunk.grid, chunk.kernel
     sums = np.zeros(grid.n_mask)
     hists = []
-    inv_step = 1 / np.round(1 / HIST_STEPS, 5)
     study_logs = _numba_study_logs()
     if study_logs is None:
         for s in range(chunk.n_studies):
@@ -1462,9 +1305,7 @@ def _chunk_parts(chunk) -> tuple:
             idx, values = kernel.study_map(chunk.ijk[lo:hi], grid, None if chunk.studies is None else chunk.studies[s])
             v = values.astype(np.float32)
             sums[idx] += np.log1p(-v)  # float32 log1p, float64 sum: NiMARE's ALE
-            counts = np.bincount(_nearest(v.astype(np.float64) * inv_step, np.iinfo(np.int64).max))
-            bins = np.flatnonzero(counts)
-            hists.append((bins, counts[bins], int(v.size), np.float32(v.max()) if v.size else np.float32(0)))
+            hists.append(_hist(v))
         return sums, hists
     best = np.zeros(grid.n_mask, dtype=np.float32)
     winner = np.zeros(grid.n_mask, dtype=np.int32)
@@ -1473,7 +1314,6 @@ def _chunk_parts(chunk) -> tuple:
     nx, ny = int(grid.shape[0]), int(grid.shape[1])
     zoom = _zoom_root(grid.voxel_size)
     used = np.zeros(_CUBE**3, dtype=np.int64)
-    empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0, np.float32(0))
     for s in range(chunk.n_studies):
         foci = chunk.ijk[chunk.peak_ptr[s] : chunk.peak_ptr[s + 1]]
         if kernel.fwhm is not None:
@@ -1486,7 +1326,7 @@ def _chunk_parts(chunk) -> tuple:
         )
         entries = np.flatnonzero(used[: values.size])
         if not entries.size:
-            hists.append(empty)
+            hists.append(_NO_HIST)
             continue
         counts = np.bincount(bins[entries], weights=used[entries]).astype(np.int64)
         where = np.flatnonzero(counts)
@@ -1497,12 +1337,10 @@ def _chunk_parts(chunk) -> tuple:
 
 def _database_maps(parts, order: np.ndarray, n_mask: int, null: bool, engine: str) -> np.ndarray:
     """``(1 or 3, n_mask)``: the ALE ``stat`` of all studies (and ``p``, ``z`` from the null, sorted-id order)."""
-    sums = np.zeros(n_mask)
-    for part_sums, _ in parts:
-        sums += part_sums
-    if not null:
-        return (1.0 - np.exp(sums)).astype(np.float32).astype(np.float64)[None]
-    return _seed_maps(parts, order, n_mask, engine)
+    if null:
+        return _seed_maps(parts, order, n_mask, engine)
+    sums = sum((part_sums for part_sums, _ in parts), np.zeros(n_mask))
+    return (1.0 - np.exp(sums)).astype(np.float32).astype(np.float64)[None]
 
 
 def database_ale(
@@ -1516,21 +1354,10 @@ def database_ale(
     null: bool = False,
     engine: str = "auto",
 ):
-    """The ALE of every study of a database, streamed: each study's MA is made, added and dropped.
+    """The ALE of every study of a database (NiMARE's ``ALE().fit``), streamed: each study's MA made, added, dropped.
 
-    For a whole database (e.g. Neurosynth v7's 14,371 studies) the ALE cube's
-    rows would take several GB (an ALE kernel reaches thousands of voxels per
-    focus); these maps need none of them kept.  One Dask task per
-    ``studies_per_task`` studies returns their summed ``log1p(-MA)`` and each
-    study's MA histogram (a few dozen bins); ``stat`` is ``1 - exp`` of the
-    total, NiMARE's ``stat`` of ``ALE().fit`` on all studies (float32 values).
-    With ``null=True`` the histograms are folded into the approximate null in
-    sorted-id order (NiMARE's; one task, its large steps on two threads) and
-    ``p`` and ``z`` follow, as :func:`seed_stats` does for a seed's studies:
-    NiMARE's ``p`` and ``z`` of ``ALE().fit`` on all studies.  The null of
-    thousands of studies spans most of its bins, so it costs about the
-    studies' bins times 1e5 bins per study (Neurosynth v7: about 5e10 bin
-    pairs, the larger part of the run).
+    No cube is kept (an ALE cube of Neurosynth v7 would take several GB).  ``null=True`` also folds the
+    studies' histograms into the approximate null (costly for thousands of studies: docs/ale.md).
 
     Parameters
     ----------
@@ -1552,12 +1379,15 @@ def database_ale(
     Returns
     -------
     xarray.DataArray or xarray.Dataset
-        ``stat`` over ``(x, y, z)`` (0 outside the mask), lazy; with
-        ``null=True`` a Dataset of ``stat``, ``p`` and ``z_map`` (as an ALE
-        seed's maps), computed together.
+        ``stat`` over ``(x, y, z)`` (0 outside the mask), lazy; with ``null=True`` a Dataset of ``stat``,
+        ``p`` and ``z_map``.
+
+    Raises
+    ------
+    ParameterError
+        A bad ``studies_per_task``, ``null`` or ``engine``, or a kernel that cannot be sized.
     """
     import dask
-    import dask.array as da
     import xarray as xr
 
     from ..cube import DatabasePeaks
@@ -1579,7 +1409,6 @@ def database_ale(
         raise ParameterError(f"null={null!r}; expected True (stat, p and z) or False (stat only).")
     _combiner(engine)  # a bad engine fails here, not in the task
     kernel = ALEKernel(sample_size, fwhm, grid.voxel_size).bind(db)
-    # r is unused with a kernel (DatabasePeaks types it float for the sphere route)
     peaks = DatabasePeaks(db, grid, cast(float, None), peak_transform=pre.peak_transform, kernel=kernel)
     n = peaks.n_studies
     parts = [
@@ -1588,14 +1417,8 @@ def database_ale(
     ]
     order = np.argsort(np.array([str(_plain(s)) for s in peaks.studies], dtype=object), kind="stable")
     names = ("stat", "p", "z_map") if null else ("stat",)
-    flat = da.from_delayed(
-        dask.delayed(_database_maps, pure=True)(parts, order, grid.n_mask, bool(null), engine),
-        shape=(len(names), grid.n_mask),
-        dtype=np.float64,
-    )
-    stack = flat.map_blocks(
-        _to_volume, grid.mask_flat, grid.shape, chunks=((len(names),), *((s,) for s in grid.shape)), dtype=np.float64
-    )
+    maps = dask.delayed(_database_maps, pure=True)(parts, order, grid.n_mask, bool(null), engine)
+    stack = _lazy_volume(maps, (len(names),), np.float64, grid)
     coords = {k: (k, v, {"units": "mm"}) for k, v in grid.coords().items()}
     attrs = {
         "kernel": "ale",
@@ -1627,17 +1450,10 @@ def database_ale(
     return ds
 
 
-# -- Monte Carlo doors (issue 13 points 4-5): a cube's foci handed to xcoact.stats.ale_null ------------------------
-
-
 def _foci_of(act, selected: np.ndarray):
-    """The selected studies' foci of an ALE cube, as :mod:`xcoact.stats.ale_null` takes them.
+    """``(ijk, study, sizing, peaks)`` of the selected studies with foci, in sorted-id order, for :mod:`.ale_null`.
 
-    Returns ``(ijk, study, sizing, peaks)``: the foci's voxels and study codes
-    ``0..n-1`` in sorted-id order (NiMARE's, as :func:`seed_stats` combines
-    them; studies without a focus have an MA of 0 and are left out), the
-    kernels' sizing (``{"fwhm": w}`` or ``{"sample_size": per-study array}``)
-    and every peak of the cube (:func:`xcoact.counts.cube_peaks`, computed now).
+    ``sizing`` is ``{"fwhm": w}`` or ``{"sample_size": per-study array}``; ``peaks`` every peak of the cube.
     """
     from ..counts import cube_peaks
 
@@ -1665,24 +1481,18 @@ def _foci_of(act, selected: np.ndarray):
     return ijk, study, sizing, peaks
 
 
-def _volume(values: np.ndarray, mask_flat: np.ndarray, shape: tuple) -> np.ndarray:
-    """In-mask values as a volume of their own dtype, 0 outside the mask."""
-    out = np.zeros(int(np.prod(shape)), dtype=values.dtype)
-    out[mask_flat] = values
-    return out.reshape(shape)
+def _lazy_volume(value, lead: tuple, dtype, grid: Grid):
+    """A delayed ``(*lead, n_mask)`` in-mask array as a lazy ``(*lead, x, y, z)`` volume, 0 outside the mask."""
+    import dask.array as da
+
+    flat = da.from_delayed(value, shape=(*lead, grid.n_mask), dtype=dtype)
+    chunks = tuple((n,) for n in (*lead, *grid.shape))
+    return flat.map_blocks(_volume, grid.mask_flat, grid.shape, chunks=chunks, dtype=dtype)
 
 
 def _lazy_maps(result, names: dict, grid: Grid) -> dict:
-    """Lazy ``(x, y, z)`` volumes of a delayed dict's in-mask maps (``names``: key -> dtype);
-    computed together, one run."""
-    import dask.array as da
-
-    return {
-        key: da.from_delayed(result[key], shape=(grid.n_mask,), dtype=dtype).map_blocks(
-            _volume, grid.mask_flat, grid.shape, chunks=tuple((s,) for s in grid.shape), dtype=dtype
-        )
-        for key, dtype in names.items()
-    }
+    """Lazy volumes of a delayed dict's in-mask maps (``names``: key -> dtype), computed together."""
+    return {key: _lazy_volume(result[key], (), dtype, grid) for key, dtype in names.items()}
 
 
 def _check_mc(n_iter, seed) -> tuple[int, int]:
@@ -1694,7 +1504,7 @@ def _check_mc(n_iter, seed) -> tuple[int, int]:
         raise ParameterError(f"n_iter={n_iter!r}; expected an int >= 1 (Monte Carlo iterations, e.g. 5000).")
     if seed is None:
         entropy = np.random.SeedSequence().entropy
-        assert isinstance(entropy, int)  # drawn fresh when none is given: an int
+        assert isinstance(entropy, int)
         seed = int(entropy % (2**63))
     return int(n_iter), ale_null._check_seed(seed)
 
@@ -1718,7 +1528,7 @@ def _cube_of(maps, act):
             "ALE FWE needs the cube the maps were computed from, and these maps no longer carry it "
             "(read from a file?); pass it: maps.coact.fwe(act=xcoact.activations(db, kernel='ale'), n_iter=1000)."
         )
-    # the cube token does not tell kernel sizes apart: compare the sizing the maps record too
+    # the cube token does not tell kernel sizes apart
     sizing = [(str(maps.attrs.get(k)), str(act.attrs.get(k))) for k in ("sample_size", "fwhm")]
     if (maps.attrs.get("cube") is not None and str(maps.attrs["cube"]) != cube_token(act)) or any(
         a != b for a, b in sizing
@@ -1734,18 +1544,9 @@ _MKDA_ONLY = {"alpha": 0.05, "connectivity": 26, "early_stop": False, "batch_siz
 
 
 def fwe(maps, act=None, *, n_iter=1000, seed=None, cluster_p: float = 0.001, engine: str = "auto", **mkda):
-    """``maps.coact.fwe(n_iter=, seed=)`` on an ALE seed: NiMARE's Monte Carlo FWE
-    (:func:`xcoact.stats.ale_null.ale_fwe`).
+    """``maps.coact.fwe`` on an ALE seed: NiMARE's Monte Carlo FWE (:func:`.ale_null.ale_fwe`), computed now.
 
-    The selected studies' foci (sorted-id order) go to ``ale_fwe`` with the
-    cube's kernels; ``cluster_p`` is its ``voxel_thresh`` (the
-    cluster-forming p).  Returns ``maps`` with the corrected maps under
-    ale_null's names (``logp_level-voxel``, ``z_level-voxel``,
-    ``logp_desc-{size,mass}_level-cluster``, ``z_desc-{size,mass}_level-cluster``),
-    the null maxima (dim ``iteration``) and attrs ``fwe_method``,
-    ``fwe_n_iter``, ``fwe_seed``, ``fwe_threshold`` (the cluster-forming ALE),
-    ``fwe_cluster_p``.  Computes now (as the MKDA :func:`xcoact.stats.fwe.fwe`):
-    about n_iter x the time of one ALE of the selected foci.
+    ``cluster_p`` is ``ale_fwe``'s ``voxel_thresh``; the maps and attrs added are listed in docs/ale.md.
     """
     from ..roi import grid_of
     from . import ale_null
@@ -1800,8 +1601,9 @@ SUBTRACTION_MAPS = {
 }
 
 
-def _ma_of(ijk, study, sizing, grid: Grid) -> list:
-    """Each study's sparse MA (:func:`study_ma`), in code order."""
+def _ma_of(group: tuple, grid: Grid) -> list:
+    """Each study's sparse MA (:func:`study_ma`) of a group's ``(ijk, study, sizing)``, in code order."""
+    ijk, study, sizing = group
     ptr = np.searchsorted(study, np.arange(int(study.max()) + 2))
     out = []
     for s in range(ptr.size - 1):
@@ -1811,16 +1613,10 @@ def _ma_of(ijk, study, sizing, grid: Grid) -> list:
 
 
 def _subtraction(a, b, grid: Grid, n_iter: int, seed: int) -> dict:
+    """ALESubtraction of two groups, each ``(ijk, study, sizing)``."""
     from . import ale_null
 
-    (ijk_a, study_a, sizing_a), (ijk_b, study_b, sizing_b) = a, b  # each group's (ijk, study, sizing)
-    return ale_null.ale_subtraction(
-        _ma_of(ijk_a, study_a, sizing_a, grid),
-        _ma_of(ijk_b, study_b, sizing_b, grid),
-        grid.n_mask,
-        n_iter=n_iter,
-        seed=seed,
-    )
+    return ale_null.ale_subtraction(_ma_of(a, grid), _ma_of(b, grid), grid.n_mask, n_iter=n_iter, seed=seed)
 
 
 def contrast(
@@ -1837,15 +1633,10 @@ def contrast(
     n_iter: int | None = None,
     seed: int | None = None,
 ):
-    """``act.coact.contrast(a, b)`` on an ALE cube: NiMARE's ``ALESubtraction``
-    (:func:`xcoact.stats.ale_null.ale_subtraction`).
+    """``act.coact.contrast(a, b)`` on an ALE cube: NiMARE's ``ALESubtraction`` (:func:`.ale_null.ale_subtraction`).
 
-    Each seed selects studies as :func:`seed` does (``"focus"`` by default);
-    ``both`` handles studies both select as :func:`xcoact.contrast`.  Group A
-    minus group B, each in sorted-id order, against ``n_iter`` random
-    relabellings (default 5000, NiMARE's) from ``seed`` (None: fresh entropy,
-    in ``attrs["null_seed"]``).  The selections are computed now; the maps are
-    lazy, one Dask task for all of them (n_iter x two ALEs of the pooled studies).
+    Selections as :func:`seed`, ``both`` as :func:`xcoact.contrast`; ``n_iter`` relabellings (default 5000)
+    from ``seed`` (None: fresh entropy, recorded).  Selections now; the maps lazy, one task.
     """
     import dask
 
@@ -1885,7 +1676,7 @@ def contrast(
         "database": str(act.attrs.get("database", "")),
         "cube": cube_token(act),
         "kernel": "ale",
-        **{key: v for key, v in act.attrs.items() if key in ("sample_size", "fwhm")},
+        **{k: v for k, v in act.attrs.items() if k in ("sample_size", "fwhm")},
         **rule.attrs(n_rois[0]),
         "n_roi_a": n_rois[0],
         "n_roi_b": n_rois[1],
@@ -1909,30 +1700,24 @@ def contrast(
 SCALE_MAPS = {"stat": np.float64, "p": np.float32, "z": np.float64, "logp": np.float32}
 
 
-def _scale(ijk, study, sizing, grid: Grid, base, n_iter: int, seed: int) -> dict:
-    from . import ale_null
-
-    return ale_null.ale_scale(ijk, study, grid, base, **sizing, n_iter=n_iter, seed=seed)
-
-
 def scale(maps, act, *, n_iter: int | None = None, seed: int | None = None):
-    """``act.coact.seed(roi, null="scale")``: an ALE seed's maps replaced by SCALE's
-    (:func:`xcoact.stats.ale_null.ale_scale`).
+    """``act.coact.seed(roi, null="scale")``: an ALE seed's maps replaced by SCALE's (:func:`.ale_null.ale_scale`).
 
-    The selected studies' foci (sorted-id order) against ``n_iter`` draws
-    (default 5000) from every focus of the cube (the database's foci, NiMARE's
-    ``SCALE(xyz=...)``), from ``seed`` (None: fresh entropy, in
-    ``attrs["null_seed"]``).  Lazy: one Dask task computes ``stat``, ``p``,
-    ``z_map`` and ``logp`` together (n_iter ALEs of the selected foci).
+    Against ``n_iter`` draws (default 5000) from every focus of the cube, from ``seed`` (None: fresh
+    entropy, recorded); lazy, one task.
     """
     import dask
 
     from ..roi import grid_of
+    from . import ale_null
 
     n_iter, seed = _check_mc(n_iter, seed)
     ijk, study, sizing, peaks = _foci_of(act, _selection(act, maps))
     grid = grid_of(act)
-    result = dask.delayed(_scale, pure=True)(ijk, study, sizing, peaks.grid, peaks.ijk, n_iter, seed)
+    result = dask.delayed(ale_null.ale_scale, pure=True)(
+        ijk, study, peaks.grid, peaks.ijk, **sizing, n_iter=n_iter, seed=seed
+    )
+
     lazy = _lazy_maps(result, SCALE_MAPS, grid)
     ds = maps.copy()
     for key, values in lazy.items():

@@ -1,57 +1,10 @@
 """Monte Carlo inference for ALE: FWE correction, subtraction and SCALE (NiMARE 0.22.1's procedures).
 
-Three permutation procedures over the array functions of :mod:`xcoact.stats.ale`,
-each a re-derivation of NiMARE 0.22.1's on plain numpy inputs:
-
-1. **FWE** (:func:`ale_fwe`, built from :func:`fwe_null` and :func:`fwe_maps`):
-   ``ALE.correct_fwe_montecarlo`` of ``nimare.meta.cbma.base``.  In every
-   iteration each focus moves to a uniformly drawn in-mask voxel, keeping its
-   study's kernel; the iteration keeps its largest ALE and, at the
-   cluster-forming threshold (the ALE whose upper tail under the approximate
-   null first falls to ``voxel_thresh``), its largest cluster's size (voxels)
-   and mass (the sum of ``ALE - threshold`` over the cluster); clusters are
-   face-connected.  The observed map's voxels and clusters get the upper-tail
-   p of those maxima (``nimare.stats.null_to_p``), as ``logp`` (-log10 p) and
-   one-tailed ``z`` maps under NiMARE's names.
-2. **Subtraction** (:func:`ale_subtraction`): ``ALESubtraction`` with its
-   defaults (no inference masks, voxel-level only): ``ALE1 - ALE2`` at every
-   in-mask voxel against the differences of random relabellings of the pooled
-   studies, two-sided ``p = 2 min(upper, lower)`` from the exceedance counts,
-   ``z`` signed by the side the observed difference lies on.
-3. **SCALE** (:func:`ale_scale`): specific coactivation (Langner et al. 2014):
-   each focus replaced by a focus drawn from a reference pool (the database's
-   foci), the observed ALE's exceedance count over the iterations as its p.
-
-Monte Carlo results are reproducible from ``seed``: iteration ``i`` draws
-from its own generator, ``numpy.random.default_rng(SeedSequence(seed,
-spawn_key=(i,)))``, so a run split into ranges of iterations (across Dask
-tasks or workers) gives the same numbers as one run.  They are not NiMARE's
-draw for draw (NiMARE draws all iterations from one stream).
-
-The ALE of an iteration is built without materialising its studies' maps.
-For the FWE null, which needs only the largest ALE and the voxels above the
-cluster-forming threshold (an ALE value: no p map is made), each iteration
-
-1. screens: every focus's kernel, cut below a small value, is added into one
-   float32 box as runs along the last axis (foci sorted by position, no
-   per-study maximum: the sum bounds the log-sum of ``1 - MA`` from below);
-2. keeps the in-mask voxels whose bound is within the cut's slack of the
-   threshold's log-sum (every supra-threshold voxel, and so the maximum);
-3. sums the exact float32 ``log1p(-MA)`` of each study's largest MA at those
-   voxels only, in study order (:meth:`_Engine.above`);
-4. labels the supra-threshold ones (face connectivity,
-   :class:`xcoact.stats.components.VoxelLabeller`) for the largest cluster's size
-   and mass.
-
-When no voxel exceeds the threshold the exact sums are taken again wherever
-the bound allows the maximum.  The whole-map ALE (voxel level only, SCALE)
-places each study's kernels with a running maximum into a scratch array and
-adds ``log1p(-MA)`` to the iteration's sums, touching only the kernels'
-voxels.  Both run compiled with numba when it is installed and through
-:func:`xcoact.stats.ale.study_ma` (every voxel) otherwise, with the same terms in
-the same order (the tests check both give the same bits).  Iterations run in
-``n_workers`` threads (the compiled loops release the GIL), each with its own
-scratch arrays.
+:func:`ale_fwe` (``ALE.correct_fwe_montecarlo``, from :func:`fwe_null` and :func:`fwe_maps`),
+:func:`ale_subtraction` (``ALESubtraction``) and :func:`ale_scale` (``SCALE``) on numpy inputs.  Iteration ``i``
+draws from its own generator, so a run split into ranges gives the same numbers.  The FWE null screens each
+iteration with cut kernels and computes the exact ALE only where it can exceed the cluster-forming threshold;
+docs/ale.md describes the procedures, the screening and their agreement with NiMARE.
 """
 
 from __future__ import annotations
@@ -78,18 +31,6 @@ __all__ = [
     "fwe_null",
     "permutation_p",
 ]
-
-
-def _label(binary: np.ndarray) -> tuple[np.ndarray, int]:
-    """Face-connected components of a 3-D boolean array: (labels, count), NiMARE's connectivity.
-
-    The project's one labeller (:func:`xcoact.stats.components.label`), identical to
-    ``ndimage.label`` with ``generate_binary_structure(3, 1)``.
-    """
-    return components.label(binary, connectivity=6)
-
-
-# -- inputs ---------------------------------------------------------------------------------------
 
 
 def _iteration_rng(seed: int, i: int) -> np.random.Generator:
@@ -130,11 +71,7 @@ class _Foci:
     """Foci grouped by study, with each study's kernel, ready for placement."""
 
     def __init__(self, ijk, study, grid: Grid, sample_size, fwhm):
-        ijk = np.asarray(ijk)
-        if ijk.ndim != 2 or ijk.shape[1] != 3 or (ijk.size and not np.issubdtype(ijk.dtype, np.integer)):
-            raise ParameterError(
-                f"ijk must be an (n, 3) integer array of voxel indices; got {ijk.dtype} of shape {ijk.shape}."
-            )
+        ijk = ale._check_ijk(ijk)
         study = np.asarray(study)
         if study.shape != (len(ijk),) or (study.size and not np.issubdtype(study.dtype, np.integer)):
             raise ParameterError(
@@ -157,10 +94,7 @@ class _Foci:
         sizes = self._per_study(sample_size, "sample_size", n_studies)
         widths = self._per_study(fwhm, "fwhm", n_studies)
         if (sizes is None) == (widths is None):
-            raise ParameterError(
-                f"sample_size={sample_size!r}, fwhm={fwhm!r}: give exactly one; the ALE kernel is sized either by a "
-                "study's number of subjects (e.g. sample_size=20) or by a fixed width in mm (e.g. fwhm=10)."
-            )
+            ale._resolve_fwhm(sample_size, fwhm)  # raises: give exactly one
         order = np.argsort(study, kind="stable")
         self.grid = grid
         self.ijk = ijk[order].astype(np.int64)
@@ -170,15 +104,10 @@ class _Foci:
         self.kwargs = (
             [{"sample_size": float(s)} for s in sizes] if widths is None else [{"fwhm": float(w)} for w in widths]
         )
-        # each distinct kernel once, flattened for the compiled placement
         zoom = ale._zoom_root(grid.voxel_size)
-        keys, kernel_of = [], []
-        for kw in self.kwargs:
-            fwhm_mm, given = ale._resolve_fwhm(kw.get("sample_size"), kw.get("fwhm"))
-            key = (fwhm_mm, given)
-            if key not in keys:
-                keys.append(key)
-            kernel_of.append(keys.index(key))
+        pairs = [ale._resolve_fwhm(kw.get("sample_size"), kw.get("fwhm")) for kw in self.kwargs]
+        keys = list(dict.fromkeys(pairs))  # each distinct kernel once, in order of first use
+        kernel_of = [keys.index(key) for key in pairs]
         self.padded = tuple(int(n) + 2 * ale._PAD for n in grid.shape)
         offsets, values, kptr, reach = [], [], [0], []
         for fwhm_mm, given in keys:
@@ -190,7 +119,7 @@ class _Foci:
         self.kernel_of = np.asarray(kernel_of, dtype=np.int64)
         self.offsets = np.concatenate(offsets).astype(np.int64)
         self.values = np.concatenate(values).astype(np.float32)
-        self.logs = np.log1p(-self.values)  # float32, as ale._stat takes it: a lookup, not a log per voxel
+        self.logs = np.log1p(-self.values)  # float32, as ale._stat takes it
         self.kptr = np.asarray(kptr, dtype=np.int64)
         self.reach = np.asarray(reach, dtype=np.int64)[self.kernel_of][self.study]  # per focus
         self.strides = np.array([self.padded[1] * self.padded[2], self.padded[2], 1], dtype=np.int64)
@@ -220,67 +149,47 @@ class _Foci:
         ]
 
 
-# -- the per-iteration ALE --------------------------------------------------------------------------
+def _sums_of(
+    centres, ptr, kernel_of, kptr, offsets, values, logs, support, ma, lg, sums, seen, scratch, touched
+):  # compiled by _Engine
+    """The ALE log-sums of one set of foci: each study's largest MA per voxel, its float32 log added."""
+    n_all = 0
+    for s in range(ptr.shape[0] - 1):
+        k = kernel_of[s]
+        n_s = 0
+        for f in range(ptr[s], ptr[s + 1]):
+            c = centres[f]
+            if c < 0:
+                continue
+            for q in range(kptr[k], kptr[k + 1]):
+                col = support[c + offsets[q]]
+                if col >= 0:
+                    v = values[q]
+                    if ma[col] == 0:
+                        scratch[n_s] = col
+                        n_s += 1
+                        ma[col] = v
+                        lg[col] = logs[q]
+                    elif v > ma[col]:
+                        ma[col] = v
+                        lg[col] = logs[q]
+        for t in range(n_s):
+            col = scratch[t]
+            sums[col] += lg[col]  # numpy's float32 log1p(-MA), summed in float64, as ale._stat
+            ma[col] = 0
+            if not seen[col]:
+                seen[col] = True
+                touched[n_all] = col
+                n_all += 1
+    return n_all
 
 
-@functools.lru_cache(maxsize=1)
-def _numba_sums():
-    """The compiled ALE sums of one set of foci (None without numba)."""
-    try:
-        import numba
-    except ImportError:  # numba is optional: the numpy path gives the same numbers, slower
-        return None
-
-    @numba.njit(cache=True, nogil=True)
-    def sums_of(
-        centres, ptr, kernel_of, kptr, offsets, values, logs, support, ma, lg, sums, seen, scratch, touched
-    ):  # pragma: no cover - compiled
-        n_all = 0
-        for s in range(ptr.shape[0] - 1):
-            k = kernel_of[s]
-            n_s = 0
-            for f in range(ptr[s], ptr[s + 1]):
-                c = centres[f]
-                if c < 0:
-                    continue
-                for q in range(kptr[k], kptr[k + 1]):
-                    col = support[c + offsets[q]]
-                    if col >= 0:
-                        v = values[q]
-                        if ma[col] == 0:
-                            scratch[n_s] = col
-                            n_s += 1
-                            ma[col] = v
-                            lg[col] = logs[q]
-                        elif v > ma[col]:
-                            ma[col] = v
-                            lg[col] = logs[q]
-            for t in range(n_s):
-                col = scratch[t]
-                sums[col] += lg[col]  # numpy's float32 log1p(-MA), summed in float64, as ale._stat
-                ma[col] = 0
-                if not seen[col]:
-                    seen[col] = True
-                    touched[n_all] = col
-                    n_all += 1
-        return n_all
-
-    return sums_of
-
-
-#: Length of the screening pass's runs: each run of a cut kernel is stored as pieces of exactly this many values
-#: (the last padded with zeros), a constant trip count the compiler turns into vector instructions.
+#: Values per piece of a screening run (the last zero-padded): a constant trip count the compiler vectorises.
 _RUN = 16
 
 
-def _screen_sums(centres, kernel, rptr, row_off, row_logs, sums):  # compiled by _kernels()
-    """Add every focus's cut-kernel ``log1p(-MA)`` into ``sums`` (float32, the padded box), as runs along the last axis.
-
-    Summed over foci, not maximised within a study: for these non-positive
-    terms a study's sum is at most its maximum's, so the result bounds the
-    ALE's log-sum from below with one pass and no per-study bookkeeping.  The
-    foci come sorted by position, so that consecutive kernels share cache lines.
-    """
+def _screen_sums(centres, kernel, rptr, row_off, row_logs, sums):  # compiled by _Engine.screen
+    """Add every focus's cut-kernel ``log1p(-MA)`` into ``sums`` (float32): a lower bound of the ALE's log-sum."""
     for f in range(centres.size):
         c = centres[f]
         k = kernel[f]
@@ -291,11 +200,8 @@ def _screen_sums(centres, kernel, rptr, row_off, row_logs, sums):  # compiled by
                 sums[base + t] += row_logs[at + t]
 
 
-def _screen_candidates(sums, mask_pos, cut, out):  # compiled by _kernels()
-    """In-mask voxels whose screening log-sum is at most ``cut`` (their mask numbers, ascending, into ``out``).
-
-    Returns their count and the mask number of the smallest log-sum.
-    """
+def _screen_candidates(sums, mask_pos, cut, out):  # compiled by _Engine.screen
+    """In-mask voxels whose screening log-sum is at most ``cut`` into ``out``; their count, the smallest's number."""
     n = 0
     low = 0
     for i in range(mask_pos.size):
@@ -308,16 +214,10 @@ def _screen_candidates(sums, mask_pos, cut, out):  # compiled by _kernels()
     return n, low
 
 
-def _exact_sums(cand, foci, ptr, kernel_of, kptr, width, logs, n0, n1):  # compiled by _kernels()
-    """Exact ALE log-sums (float64) at the voxels ``cand`` (padded coordinates, C order) of the foci ``foci``.
+def _exact_sums(cand, foci, ptr, kernel_of, kptr, width, logs, n0, n1):  # compiled by _Engine.screen
+    """Exact ALE log-sums (float64) at the voxels ``cand`` (padded coordinates, C order): ale_stat's terms and order.
 
-    As the candidates are in C order, those of one plane ``i`` with ``j`` in
-    a window are consecutive: ``first[i, j]`` (the first candidate at or
-    after ``(i, j)``) gives them in two lookups, so a focus visits the
-    candidates its kernel reaches, plane by plane.  Per study the largest MA
-    (smallest float32 ``log1p(-MA)``) at a candidate is kept, then added to
-    its sum: the same terms in the same study order as
-    :func:`xcoact.stats.ale.ale_stat`, so the same bits.
+    ``first[i, j]``, the first candidate at or after ``(i, j)``, finds those a kernel reaches plane by plane.
     """
     n = cand.shape[0]
     first = np.empty((n0, n1 + 1), dtype=np.int64)
@@ -357,18 +257,7 @@ def _exact_sums(cand, foci, ptr, kernel_of, kptr, width, logs, n0, n1):  # compi
     return total
 
 
-@functools.lru_cache(maxsize=1)
-def _kernels():
-    """The compiled screening and exact passes of the FWE null (None without numba)."""
-    try:
-        import numba  # noqa: F401
-    except ImportError:  # numba is optional: the numpy path gives the same numbers, slower
-        return None
-    return tuple(components.compiled(f) for f in (_screen_sums, _screen_candidates, _exact_sums))
-
-
-#: Share of the threshold's log-sum the kernel cut may hide: larger cuts more kernel (a cheaper screening pass)
-#: but leaves more candidates (a dearer exact pass); 0.05 is near the least total on ~150 studies of sample size 20.
+#: Share of the threshold's log-sum the kernel cut may hide (more: a cheaper screen, more candidates).
 _SHARE = 0.05
 
 
@@ -379,9 +268,7 @@ class _Engine:
         if engine not in ("auto", "numba", "numpy"):
             raise ParameterError(f"engine={engine!r}; expected 'auto', 'numba' or 'numpy'.")
         self.foci = foci
-        self.compiled = _numba_sums() if engine in ("auto", "numba") else None
-        if self.compiled is None and engine == "numba":
-            raise ParameterError("engine='numba' but numba is not installed; install numba or use engine='numpy'.")
+        self.compiled = components.compiled(_sums_of) if engine in ("auto", "numba") else None
         self.support = ale._placement(foci.grid)
         self.screened = False
 
@@ -395,8 +282,7 @@ class _Engine:
             np.zeros(n, dtype=np.int64),
             np.zeros(n, dtype=np.int64),
         ]
-        if self.screened:  # the screening pass's box and the labeller's scratch
-            # (a run's zero padding may reach _RUN - 1 voxels past the box's end)
+        if self.screened:  # the screening box (a run's padding may reach _RUN - 1 past its end), the labeller's
             buf += [np.zeros(int(np.prod(self.box)) + _RUN, dtype=np.float32), None, self.labeller.scratch()]
         return buf
 
@@ -407,22 +293,9 @@ class _Engine:
             dense = ale._stat(studies, f.grid.n_mask)
             idx = np.flatnonzero(dense)
             return idx, dense[idx]
-        ma, lg, sums, seen, scratch, touched = buf[:6]
+        sums, seen, touched = buf[2], buf[3], buf[5]
         n = self.compiled(
-            f.centres(ijk),
-            f.ptr,
-            f.kernel_of,
-            f.kptr,
-            f.offsets,
-            f.values,
-            f.logs,
-            self.support,
-            ma,
-            lg,
-            sums,
-            seen,
-            scratch,
-            touched,
+            f.centres(ijk), f.ptr, f.kernel_of, f.kptr, f.offsets, f.values, f.logs, self.support, *buf[:6]
         )
         idx = touched[:n]  # in order of first touch; callers that need them sorted sort them
         stat = (1.0 - np.exp(sums[idx])).astype(np.float32)
@@ -432,23 +305,15 @@ class _Engine:
         return idx[keep], stat[keep]
 
     def screen(self, threshold: float):
-        """Prepare :meth:`above`: kernels cut at a value small enough that the cut cannot hide a supra-threshold voxel.
+        """Prepare :meth:`above`: kernels cut below ``delta``, small enough to hide no supra-threshold voxel.
 
-        Dropping kernel values below ``delta`` lowers a study's MA at a voxel only
-        where its MA is below ``delta`` (a larger maximum is kept), so the log-sum
-        rises by at most ``-log1p(-delta)`` per study: with ``delta`` chosen so
-        that all studies together move it by at most ``_SHARE`` of ``-log(1 - threshold)``
-        (the ``slack``), every voxel whose exact ALE exceeds the threshold has a
-        cut-kernel log-sum below ``log(1 - threshold) + slack``; summing the
-        cut kernels over foci instead of taking each study's maximum only
-        lowers that sum.  The cut kernels are runs along the last axis (a
-        Gaussian's values above ``delta`` along a line are one run), placed in
-        the box of the mask's voxels padded by the largest reach.
+        The cut raises a study's log-sum by at most ``-log1p(-delta)``, all studies by at most ``slack``
+        (``_SHARE`` of the threshold's); docs/ale.md has the argument.
         """
         f = self.foci
-        self.kernels = _kernels() if self.compiled is not None else None
-        if self.kernels is None:
+        if self.compiled is None:
             return
+        self.kernels = tuple(map(components.compiled, (_screen_sums, _screen_candidates, _exact_sums)))
         self.l_thr = math.log1p(-float(threshold))
         delta = np.float32(-math.expm1(_SHARE * self.l_thr / f.n_studies))
         self.slack = f.n_studies * -float(np.log1p(-delta)) * (1 + 1e-6)
@@ -466,9 +331,9 @@ class _Engine:
             for a in range(w):
                 for b in range(w):
                     keep = np.flatnonzero(values[a, b] >= delta)
-                    if keep.size:  # from the first to the last kept value (more values only tighten the bound)
+                    if keep.size:  # the first to the last kept value (more values only tighten the bound)
                         for lo in range(int(keep[0]), int(keep[-1]) + 1, _RUN):
-                            piece = np.zeros(_RUN, dtype=np.float32)  # zeros past the run add nothing
+                            piece = np.zeros(_RUN, dtype=np.float32)
                             hi = min(lo + _RUN, int(keep[-1]) + 1)
                             piece[: hi - lo] = logs[a, b, lo:hi]
                             row_off.append((a - r) * steps[0] + (b - r) * steps[1] + (lo - r))
@@ -485,16 +350,12 @@ class _Engine:
     def above(self, draw: np.ndarray, buf, threshold: float) -> tuple[np.ndarray, np.ndarray]:
         """Exact ALE (float32) at in-mask voxels (ascending) holding every voxel above ``threshold`` and the maximum.
 
-        ``draw`` gives each focus's in-mask voxel (a mask number).  The exact
-        ALE is computed at the voxels whose screening log-sum is within the
-        slack of the threshold's; when none of them exceeds it, the maximum may
-        lie anywhere, and the exact ALE is computed again at every voxel whose
-        screening log-sum is within the slack of the best found.
+        ``draw``: each focus's in-mask voxel.  When no candidate exceeds the threshold, the candidates within
+        the slack of the best exact log-sum are computed again (the maximum may lie there).
         """
         f = self.foci
         if not self.screened:
             return self.stat(self.mask_ijk(draw), buf)
-        assert self.kernels is not None  # screened implies the compiled kernels
         screen_sums, screen_candidates, exact_sums = self.kernels
         sums, out = buf[6], buf[4]
         pos = self.mask_pos[draw]
@@ -539,7 +400,7 @@ def _run(iterations: range, one, n_workers: int):
 
 
 def _check_workers(n_workers) -> int:
-    if n_workers is None:  # the cores this process may run on (results do not depend on it)
+    if n_workers is None:
         return usable_cores()
     if isinstance(n_workers, bool) or not isinstance(n_workers, (int, np.integer)) or n_workers < 1:
         raise ParameterError(f"n_workers={n_workers!r}; expected an int >= 1 (threads running iterations).")
@@ -552,8 +413,7 @@ def _check_workers(n_workers) -> int:
 def cluster_threshold(bins: np.ndarray, weights: np.ndarray, voxel_thresh: float = 0.001) -> float:
     """The cluster-forming ALE threshold: NiMARE's ``_p_to_summarystat`` on the approximate null.
 
-    The bin before the first whose upper-tail probability is at most
-    ``voxel_thresh`` (so that the threshold errs on the conservative side).
+    The bin before the first whose upper tail is at most ``voxel_thresh`` (erring conservative).
 
     Parameters
     ----------
@@ -566,6 +426,11 @@ def cluster_threshold(bins: np.ndarray, weights: np.ndarray, voxel_thresh: float
     -------
     float
         An ALE value (a bin centre); voxels with ALE above it form clusters.
+
+    Raises
+    ------
+    ParameterError
+        ``voxel_thresh`` is not in (0, 1).
     """
     voxel_thresh = _check_p(voxel_thresh, "voxel_thresh")
     weights = np.asarray(weights, dtype=np.float64).ravel()
@@ -586,12 +451,7 @@ def _check_p(value, name: str) -> float:
 
 
 def _cluster_measures(idx: np.ndarray, stat: np.ndarray, threshold: float, grid: Grid, scratch=None):
-    """Largest face-connected cluster's size and mass among in-mask voxels with ALE > threshold.
-
-    ``idx`` are in-mask voxel numbers (any order; the cluster sums run in
-    ascending order), ``stat`` the ALE there; ``scratch`` the labeller's
-    (:meth:`xcoact.stats.components.Labeller.scratch`), made when not given.
-    """
+    """Largest face-connected cluster's size and mass among in-mask voxels ``idx`` (any order) with ALE > threshold."""
     threshold = np.float64(threshold)  # compared in float64, as NiMARE's float64 bin centre
     above = stat > threshold
     if not above.any():
@@ -624,37 +484,34 @@ def fwe_null(
     Parameters
     ----------
     ijk : (n_foci, 3) int array
-        The foci as voxel indices on ``grid`` (only their count per study
-        matters: each is replaced by a random voxel).
+        The foci as voxel indices on ``grid`` (only their count per study matters).
     study : (n_foci,) int array
-        Each focus's study, codes ``0..n_studies-1`` in the order the studies
-        are combined.
+        Each focus's study, codes ``0..n_studies-1`` in the order the studies are combined.
     grid : xcoact.space.Grid
-        The grid and its mask: the voxels foci are drawn from and the ALE is over.
+        The voxels foci are drawn from and the ALE is over.
     sample_size, fwhm : float or (n_studies,) array
         The studies' kernels (:func:`xcoact.stats.ale.study_ma`); exactly one.
     threshold : float, optional
-        Cluster-forming ALE (:func:`cluster_threshold`); None for the
-        voxel-level maxima only.
+        Cluster-forming ALE (:func:`cluster_threshold`); None for the voxel-level maxima only.
     n_iter : int or range
-        Iterations ``0..n_iter-1``, or the ``range`` of them to run (a share of
-        a larger run: results are the same however a run is split).
+        Iterations ``0..n_iter-1``, or the ``range`` of them to run (the same however a run is split).
     seed : int
         Seed of the iterations' generators.
     engine : {"auto", "numba", "numpy"}
         Compiled or numpy ALE (same results).
     n_workers : int, optional
-        Threads running iterations; by default one per core this process may
-        use.  The results are the same for any number.
+        Threads running iterations (default: the usable cores; the results do not depend on it).
 
     Returns
     -------
     dict of (n,) float32 arrays, one entry per iteration
-        ``"values_level-voxel"`` (largest ALE), and with a ``threshold``
-        ``"values_desc-size_level-cluster"`` (voxels) and
-        ``"values_desc-mass_level-cluster"`` (sum of ALE - threshold) of the
-        largest cluster (0 when no voxel exceeds it); NiMARE's
-        ``null_distributions_`` names without ``_corr-fwe_method-montecarlo``.
+        ``"values_level-voxel"`` (largest ALE) and, with a ``threshold``, the largest cluster's
+        ``"values_desc-size_level-cluster"`` and ``"values_desc-mass_level-cluster"`` (0 without one).
+
+    Raises
+    ------
+    ParameterError
+        Bad foci, study codes, kernels, ``n_iter``, ``seed``, ``engine`` or ``n_workers``.
     """
     foci = _Foci(ijk, study, grid, sample_size, fwhm)
     iterations = _check_iterations(n_iter)
@@ -672,7 +529,6 @@ def fwe_null(
         if threshold is None:
             idx, stat = run.stat(run.mask_ijk(draw), buf)
             return (float(stat.max()) if stat.size else 0.0), 0, 0.0
-        # the exact ALE only where it can exceed the threshold (and so hold the maximum), see _Engine.screen
         idx, stat = run.above(draw, buf, threshold)
         top = float(stat.max()) if stat.size else 0.0
         return (top, *_cluster_measures(idx, stat, threshold, grid, buf[8] if run.screened else None))
@@ -688,13 +544,30 @@ def fwe_null(
 def permutation_p(values: np.ndarray, null: np.ndarray) -> np.ndarray:
     """Upper-tail p of each value against a sample of a null (NiMARE's ``null_to_p(tail="upper")``).
 
-    ``1 - (number of null values < value) / n``, clipped to ``[1/n, 1 - 1/n]``.
+    Parameters
+    ----------
+    values : array
+    null : (n,) array
+
+    Returns
+    -------
+    float64 array like ``values``
+        ``1 - #(null < value) / n``, clipped to ``[1/n, 1 - 1/n]``.
+
+    Raises
+    ------
+    ParameterError
+        The null is empty.
     """
     null = np.sort(np.asarray(null))
     if null.size == 0:
         raise ParameterError("the null holds no value; run at least one iteration.")
-    p = 1.0 - np.searchsorted(null, np.asarray(values), side="left") / null.size
-    smallest = 1.0 / null.size
+    return _clip_p(1.0 - np.searchsorted(null, np.asarray(values), side="left") / null.size, null.size)
+
+
+def _clip_p(p: np.ndarray, n: int) -> np.ndarray:
+    """``p`` clipped to ``[1/n, 1 - 1/n]``, NiMARE's bounds of a p from ``n`` iterations."""
+    smallest = 1.0 / n
     return np.maximum(smallest, np.minimum(p, 1.0 - smallest))
 
 
@@ -727,13 +600,14 @@ def fwe_maps(stat: np.ndarray, grid: Grid, null: dict, threshold: float | None =
     Returns
     -------
     dict of (n_mask,) arrays
-        ``logp_level-voxel``, ``z_level-voxel`` and, with a threshold,
-        ``logp_desc-size_level-cluster``, ``z_desc-size_level-cluster``,
-        ``logp_desc-mass_level-cluster``, ``z_desc-mass_level-cluster``
-        (``logp`` = -log10 p in float32, ``z`` one-tailed in float64).  A
-        voxel's cluster-level p is that of its cluster's size or mass (ALE >
-        threshold, face-connected); voxels outside clusters get the largest
-        p, ``1 - 1/n``.
+        ``logp_level-voxel``, ``z_level-voxel`` and, with a threshold, ``logp_`` and
+        ``z_desc-{size,mass}_level-cluster`` (``logp`` -log10 p in float32, ``z`` one-tailed); voxels outside
+        clusters get p = ``1 - 1/n``.
+
+    Raises
+    ------
+    ParameterError
+        ``stat`` is not one value per in-mask voxel, or the null lacks the cluster maxima a threshold needs.
     """
     stat = np.asarray(stat)
     if stat.shape != (grid.n_mask,):
@@ -748,7 +622,7 @@ def fwe_maps(stat: np.ndarray, grid: Grid, null: dict, threshold: float | None =
     volume = np.zeros(grid.shape, dtype=np.float32)
     volume.reshape(-1)[grid.mask_flat] = stat
     above = volume > threshold
-    labels, n = _label(above)
+    labels, n = components.label(above, connectivity=6)
     which = labels.reshape(-1)[grid.mask_flat]
     sizes = np.bincount(which, minlength=n + 1).astype(np.float64)
     masses = np.bincount(
@@ -778,17 +652,25 @@ def ale_fwe(
 ) -> dict:
     """ALE with NiMARE's Monte Carlo FWE correction (``FWECorrector(method="montecarlo")``) in one call.
 
-    Parameters are those of :func:`fwe_null`; ``voxel_thresh`` is the
-    cluster-forming uncorrected p (NiMARE's default 0.001) and ``vfwe_only``
-    skips the cluster level.
+    Parameters
+    ----------
+    ijk, study, grid, sample_size, fwhm, n_iter, seed, engine, n_workers
+        As :func:`fwe_null`.
+    voxel_thresh : float
+        The cluster-forming uncorrected p (NiMARE's default 0.001).
+    vfwe_only : bool
+        Skip the cluster level.
 
     Returns
     -------
     dict
-        ``stat``, ``p``, ``z`` (:func:`xcoact.stats.ale.ale_maps` of the studies in
-        code order), the corrected maps of :func:`fwe_maps`, the null's arrays
-        of :func:`fwe_null` and ``threshold`` (the cluster-forming ALE, None
-        with ``vfwe_only``).
+        ``stat``, ``p``, ``z`` (:func:`xcoact.stats.ale.ale_maps`), :func:`fwe_maps`, :func:`fwe_null`'s arrays
+        and ``threshold`` (the cluster-forming ALE, None with ``vfwe_only``).
+
+    Raises
+    ------
+    ParameterError
+        As :func:`fwe_null`, or ``voxel_thresh`` not in (0, 1).
     """
     foci = _Foci(ijk, study, grid, sample_size, fwhm)
     voxel_thresh = _check_p(voxel_thresh, "voxel_thresh")
@@ -803,9 +685,6 @@ def ale_fwe(
         ijk, study, grid, **kernels, threshold=threshold, n_iter=n_iter, seed=seed, engine=engine, n_workers=n_workers
     )
     return {**maps, **fwe_maps(maps["stat"], grid, null, threshold), **null, "threshold": threshold}
-
-
-# -- subtraction ----------------------------------------------------------------------------------
 
 
 def _log_terms(ma, n_mask: int):
@@ -830,34 +709,27 @@ def ale_subtraction(
     Parameters
     ----------
     ma1, ma2 : sequence of (index, values)
-        Each group's studies' sparse MA (:func:`xcoact.stats.ale.study_ma`), each
-        group in the order its ALE is summed.
+        Each group's studies' sparse MA (:func:`xcoact.stats.ale.study_ma`), in the order it is summed.
     n_mask : int
         Number of in-mask voxels.
     n_iter : int
-        Relabellings: each shuffles the pooled studies (group 1, then group 2)
-        and takes the first ``len(ma1)`` as group 1.
+        Relabellings of the pooled studies (the first ``len(ma1)`` of a shuffle are group 1).
     seed : int
-        Seed of the iterations' generators (iteration ``i``: its own).
+        Seed of the iterations' generators.
     n_workers : int
         Threads running iterations.
 
     Returns
     -------
     dict
-        ``stat_desc-group1MinusGroup2`` (float32 ``ALE1 - ALE2`` at every
-        in-mask voxel), ``p_desc-group1MinusGroup2`` (float32, two-sided:
-        ``2 min(#(null >= diff), #(null <= diff)) / n_iter`` clipped to
-        ``[1/n, 1 - 1/n]``), ``z_desc-group1MinusGroup2`` (two-tailed z of p,
-        signed + where the difference lies in the upper tail),
-        ``logp_desc-group1MinusGroup2``, and ``values_level-voxel`` (each
-        relabelling's largest ``|difference|``, float32).  As in NiMARE, a
-        relabelling's difference is kept in float64 and compared with the
-        observed one rounded to float32.
+        ``stat_``, ``p_`` (two-sided), ``z_`` (signed) and ``logp_desc-group1MinusGroup2`` over the in-mask
+        voxels, and ``values_level-voxel`` (each relabelling's largest ``|difference|``).
+
+    Raises
+    ------
+    ParameterError
+        A bad ``n_mask``, MA pair, ``n_iter``, ``seed`` or ``n_workers``.
     """
-    if isinstance(n_mask, bool) or not isinstance(n_mask, (int, np.integer)) or n_mask < 1:
-        raise ParameterError(f"n_mask={n_mask!r}; expected the number of in-mask voxels, an int >= 1.")
-    n_mask = int(n_mask)
     terms = _log_terms(list(ma1), n_mask) + _log_terms(list(ma2), n_mask)
     n1 = len(list(ma1))
     iterations = _check_iterations(n_iter)
@@ -871,15 +743,13 @@ def ale_subtraction(
     def one(i):
         order = np.arange(n_total)
         _iteration_rng(seed, i).shuffle(order)
-        # in float64, compared with the float32 observed difference, as NiMARE does: where the groups' ALEs
-        # nearly cancel, the float32 rounding of the observed difference decides many comparisons
+        # float64, compared with the float32 observed difference, as NiMARE
         return _group_stat(terms, order[:n1], n_mask) - _group_stat(terms, order[n1:], n_mask)
 
     upper = np.zeros(n_mask, dtype=np.uint32)
     lower = np.zeros(n_mask, dtype=np.uint32)
     top = np.empty(len(iterations), dtype=np.float32)
-    # in blocks, so that no more than a block's difference maps are held at once
-    block = max(1, 64 * n_workers)
+    block = max(1, 64 * n_workers)  # difference maps held at once
     for b in range(0, len(iterations), block):
         part = iterations[b : b + block]
         for j, it in enumerate(_run(part, one, n_workers)):
@@ -887,9 +757,7 @@ def ale_subtraction(
             lower += it <= diff
             top[b + j] = np.abs(it).max()
     n = len(iterations)
-    smallest = 1.0 / n
-    p = 2.0 * np.minimum(upper / n, lower / n)
-    p = np.maximum(smallest, np.minimum(p, 1.0 - smallest)).astype(np.float32)
+    p = _clip_p(2.0 * np.minimum(upper / n, lower / n), n).astype(np.float32)
     sign = np.sign(lower.astype(np.int64) - upper.astype(np.int64)).astype(np.float32)
     return {
         "stat_desc-group1MinusGroup2": diff,
@@ -898,9 +766,6 @@ def ale_subtraction(
         "logp_desc-group1MinusGroup2": _logp(p),
         "values_level-voxel": top,
     }
-
-
-# -- SCALE ----------------------------------------------------------------------------------------
 
 
 def ale_scale(
@@ -923,9 +788,7 @@ def ale_scale(
     ijk, study, grid, sample_size, fwhm, engine, n_workers
         As :func:`fwe_null`: the selected studies' foci and kernels.
     base_ijk : (m, 3) int array
-        The reference pool: every focus of the database as a voxel on ``grid``
-        (NiMARE's ``xyz`` argument through its ``mm2vox``); each iteration
-        replaces every focus by one drawn from it, uniformly with replacement.
+        Every focus of the database as a voxel (NiMARE's ``xyz``); each iteration redraws every focus from it.
     n_iter : int
         Iterations.
     seed : int
@@ -934,11 +797,13 @@ def ale_scale(
     Returns
     -------
     dict of (n_mask,) arrays
-        ``stat`` (the observed ALE, float32 values), ``p`` (float32: the share
-        of iterations whose ALE at the voxel is >= the observed one, clipped to
-        ``[1/n, 1 - 1/n]``), ``z`` (one-tailed), ``logp``; and
-        ``values_level-voxel`` (each iteration's largest ALE, float32, for
-        NiMARE's voxel-level FWE of SCALE).
+        ``stat``, ``p`` (the share of iterations at least as large, clipped), ``z``, ``logp``; and
+        ``values_level-voxel`` (each iteration's largest ALE).
+
+    Raises
+    ------
+    ParameterError
+        As :func:`fwe_null`, or ``base_ijk`` not a non-empty (m, 3) integer array.
     """
     foci = _Foci(ijk, study, grid, sample_size, fwhm)
     base = np.asarray(base_ijk)
@@ -972,7 +837,5 @@ def ale_scale(
             counts[idx[zero[idx]]] -= 1  # those voxels were counted by their own value above
             top[b + j] = vals.max() if vals.size else 0.0
     n = len(iterations)
-    smallest = 1.0 / n
-    p = counts.astype(np.float32) / n
-    p = np.maximum(smallest, np.minimum(p, 1.0 - smallest)).astype(np.float32)
+    p = _clip_p(counts.astype(np.float32) / n, n).astype(np.float32)
     return {"stat": stat.astype(np.float64), "p": p, "z": ale.p_to_z(p), "logp": _logp(p), "values_level-voxel": top}

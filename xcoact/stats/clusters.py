@@ -1,18 +1,9 @@
 """Cluster tables: the connected suprathreshold regions of a map, with their peaks.
 
-A cluster is a connected component of the voxels whose value exceeds the
-threshold (positive clusters) or lies below minus the threshold (negative
-clusters); the two signs are labelled separately, so a positive and a
-negative region that touch stay two clusters.  Voxels are connected by
-**26-connectivity** by default: two voxels are neighbours when they share a
-face, an edge or a corner (every voxel of the 3 x 3 x 3 block around a
-voxel), the convention of SPM and FSL's ``cluster``; 18 (faces and edges)
-and 6 (faces only) are available.  The components come from
-:mod:`xcoact.stats.components`, the labeller cluster-level FWE uses too.
-
-:func:`cluster_table` is the array core (a numpy volume and its axis
-labels); :func:`clusters` is the labelled layer on result Datasets.
-:func:`pick_map` chooses the map that the plots, tables and reports show.
+Positive (``value > threshold``) and negative (``value < -threshold``) clusters are labelled separately, by
+26-connectivity by default (SPM's and FSL's; 18 and 6 too), with :mod:`xcoact.stats.components`, the labeller
+of cluster-level FWE.  :func:`cluster_table` is the array core, :func:`clusters` the layer on result Datasets,
+:func:`pick_map` the map that plots, tables and reports show.
 """
 
 from __future__ import annotations
@@ -26,6 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .. import validate
 from ..errors import ParameterError
 from ..writers import map_variables, to_volumes
 from .components import CONNECTIVITY, structure
@@ -51,14 +43,18 @@ COLUMNS = ["cluster", "sign", "size_voxels", "size_mm3", "peak_x", "peak_y", "pe
 def pick_map(ds: xr.Dataset, name: str | None = None) -> str:
     """The map to show: ``name`` if given, else the corrected association z map.
 
-    Without ``name``, the first FWE-corrected association z map when the
-    result has them (``association-test_z_FWE-voxel_0.05`` after
-    :func:`xcoact.fwe`: the voxel-level one), else the first map whose name
-    has the words ``association``, ``z`` and ``FDR`` (``association-test_z_FDR_0.01`` for the default ``q``;
-    ``z_desc-association_level-voxel_corr-FDR_method-indep`` in NiMARE's
-    naming), else the first with ``association`` and ``z``, else the first
-    with ``z``, else the first map.  Words are split at any character other
-    than a letter or digit, case ignored.
+    Without ``name``, the first map whose name has the words ``association``, ``z`` and ``FWE``; else
+    ``association``, ``z`` and ``FDR``; else ``association`` and ``z``; else ``z``; else the first map (words
+    split at any character but a letter or digit, case ignored).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+    name : str, optional
+
+    Returns
+    -------
+    str
 
     Raises
     ------
@@ -82,7 +78,6 @@ def pick_map(ds: xr.Dataset, name: str | None = None) -> str:
             f"the Dataset holds no map (a float variable over (x, y, z), (seed, x, y, z) or (seed, voxel)); "
             f"its variables are {list(ds.data_vars)}."
         )
-    # whole words, so the "z" of a NiMARE name (z_desc-association_...) counts but a z inside a word does not
     words = {n: set(re.split(r"[^0-9a-z]+", n.lower())) for n in names}
     for wanted in ({"association", "z", "fwe"}, {"association", "z", "fdr"}, {"association", "z"}, {"z"}):
         for n in names:
@@ -92,14 +87,17 @@ def pick_map(ds: xr.Dataset, name: str | None = None) -> str:
 
 
 def peak_index(volume: np.ndarray) -> tuple[int, int, int] | None:
-    """Index of the largest value; among tied voxels, the one nearest the centre of mass of the ties.
+    """Index of the largest value; among tied voxels, the one nearest the ties' centre of mass.
 
-    Large databases cap z (p underflows near z = 33 in float64), so hundreds
-    of voxels can share the top value and "the first in array order" would
-    be an arbitrary corner of them.  The rule here: take every voxel holding
-    the maximum, compute their centre of mass (unweighted, in voxel units;
-    the grid is isotropic), and return the tied voxel nearest it (the first
-    in array order if two are equally near).  None when no value is finite.
+    Capped z maps can hold hundreds of tied maxima; the first in array order if two are equally near.
+
+    Parameters
+    ----------
+    volume : (nx, ny, nz) array
+
+    Returns
+    -------
+    tuple of three ints, or None when no value is finite
 
     Examples
     --------
@@ -130,7 +128,6 @@ def _tied_peaks(signed: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     where = np.argwhere(top)  # array order
     owner = labels[top] - 1
     distance = ((where - centres[owner]) ** 2).sum(axis=1)
-    # per cluster the nearest tied voxel, the first in array order among equals (stable sort)
     order = np.lexsort((distance, owner))
     first = np.ones(order.size, dtype=bool)
     first[1:] = owner[order][1:] != owner[order][:-1]
@@ -140,17 +137,8 @@ def _tied_peaks(signed: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
 
 
 def _check_threshold(threshold) -> float:
-    if (
-        isinstance(threshold, bool)
-        or not isinstance(threshold, numbers.Real)
-        or not np.isfinite(float(threshold))
-        or threshold < 0
-    ):
-        raise ParameterError(
-            f"threshold={threshold!r} is not valid; expected a finite number >= 0 (clusters are the voxels with "
-            "value > threshold, and separately those with value < -threshold)."
-        )
-    return float(threshold)
+    meaning = " (clusters are the voxels with value > threshold, and separately those with value < -threshold)"
+    return validate.finite(threshold, "threshold", meaning, minimum=0)
 
 
 def _check_connectivity(connectivity) -> int:
@@ -181,36 +169,29 @@ def cluster_table(
     coords : sequence of three 1-D arrays
         The mm coordinate of each index along x, y and z (ascending or descending).
     threshold : float, default 0
-        Positive clusters hold the voxels with ``value > threshold``, negative
-        ones those with ``value < -threshold`` (strict, so 0 keeps every
-        non-zero voxel of an FDR-thresholded map).
+        Positive clusters hold ``value > threshold``, negative ones ``value < -threshold`` (strict: 0 keeps
+        every non-zero voxel of an FDR-thresholded map).
     connectivity : {26, 18, 6}, default 26
         Which neighbours connect: 26 shares a face, edge or corner.
     min_size : int, default 1
         Smaller clusters are left out.
     subpeaks : int, default 0
-        Also list up to this many secondary peaks per cluster: local maxima
-        of the cluster (no neighbour, by ``connectivity``, holds a larger
-        value), strongest first, each at least ``min_distance`` mm from the
-        main peak and from every subpeak kept before it (the rule of FSL's
-        ``cluster`` and nilearn's cluster tables).  Their rows follow their
-        cluster's, with the same ``cluster`` and ``sign``, a ``peak`` column
-        counting 1 (the main peak), 2, 3, ..., and no size (``<NA>``/NaN, so
-        that sizes still sum to the voxels shown).
+        Also list up to this many local maxima per cluster, strongest first, each ``min_distance`` mm from
+        the peaks kept before (FSL's and nilearn's rule): rows after their cluster's, a ``peak`` column
+        (1 the main peak, 2, 3, ...) and no size.
     min_distance : float, default 8
         Minimum distance in mm between the peaks of one cluster (subpeaks only).
 
     Returns
     -------
     pandas.DataFrame
-        One row per cluster with the columns ``cluster`` (1, 2, ... in the
-        row order), ``sign`` (+1 or -1), ``size_voxels``, ``size_mm3``,
-        ``peak_x``, ``peak_y``, ``peak_z`` (mm, the voxel with the largest
-        value, or the most negative one for a negative cluster; on a tie the
-        tied voxel nearest the ties' centre of mass, see :func:`peak_index`)
-        and ``peak_value`` (the map value there: a z
-        score for the z maps).  Rows are sorted by size, largest first, then
-        by ``|peak_value|``, then positive before negative.
+        One row per cluster: :data:`COLUMNS` (the peak by :func:`peak_index`, the most negative voxel for a
+        negative cluster), sorted by size, largest first, then ``|peak_value|``, then positive first.
+
+    Raises
+    ------
+    ParameterError
+        A volume that is not 3-D, ``coords`` not matching it, or a bad option.
 
     Examples
     --------
@@ -239,9 +220,8 @@ def cluster_table(
     finite = np.where(np.isfinite(volume), volume, 0.0)
     rows = []
     for sign in (1, -1):
-        # the sign flip turns negative clusters into positive ones: one code path for both
-        signed = sign * finite
-        labels, n = label_components(signed > threshold, connectivity)  # the labeller of cluster-level FWE too
+        signed = sign * finite  # negative clusters made positive: one code path for both
+        labels, n = label_components(signed > threshold, connectivity)
         if n == 0:
             continue
         sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
@@ -268,17 +248,7 @@ def cluster_table(
                 }
             )
     table = pd.DataFrame(rows, columns=[*COLUMNS[1:], "_sub"])
-    table = table.astype(
-        {
-            "sign": np.int64,
-            "size_voxels": np.int64,
-            "size_mm3": np.float64,
-            "peak_x": np.float64,
-            "peak_y": np.float64,
-            "peak_z": np.float64,
-            "peak_value": np.float64,
-        }
-    )
+    table = table.astype(dict.fromkeys(COLUMNS[1:3], np.int64) | dict.fromkeys(COLUMNS[3:], np.float64))
     if len(table):
         order = np.lexsort(
             (-table["sign"].to_numpy(), -table["peak_value"].abs().to_numpy(), -table["size_voxels"].to_numpy())
@@ -339,19 +309,8 @@ def _with_subpeak_rows(table: pd.DataFrame) -> pd.DataFrame:
     for rec in table.to_dict("records"):
         sub = rec.pop("_sub")
         rows.append({**rec, "peak": 1})
-        for p, (x, y, z, v) in enumerate(sub, start=2):
-            rows.append(
-                {
-                    **rec,
-                    "peak": p,
-                    "size_voxels": pd.NA,
-                    "size_mm3": np.nan,
-                    "peak_x": x,
-                    "peak_y": y,
-                    "peak_z": z,
-                    "peak_value": v,
-                }
-            )
+        for p, peak in enumerate(sub, start=2):
+            rows.append({**rec, "peak": p, "size_voxels": pd.NA, "size_mm3": np.nan, **dict(zip(COLUMNS[4:], peak))})
     out = pd.DataFrame(rows, columns=["cluster", "peak", *COLUMNS[1:]])
     return out.astype({"cluster": np.int64, "peak": np.int64, "sign": np.int64, "size_voxels": "Int64"})
 
@@ -364,22 +323,22 @@ def atlas_labels(table: pd.DataFrame, atlas, labels=None, *, column: str = "atla
     table : pandas.DataFrame
         A cluster table (``peak_x``, ``peak_y``, ``peak_z`` in MNI mm).
     atlas : str, path-like, nibabel image or xarray.DataArray
-        A label image in MNI space (integer values; 0 is background), on
-        any grid: each peak reads the voxel whose centre is nearest it.
+        A label image in MNI space (integer values, 0 background), on any grid: a peak reads its nearest voxel.
     labels : dict, str or path-like, list or pandas.DataFrame, optional
-        The names of the values: ``{value: name}``; a text file of
-        ``value name`` lines; a list whose position is the value (nilearn's
-        ``labels``, ``"Background"`` first); or a table with ``index`` and
-        ``name`` columns (nilearn's ``lut``).  Without it the value itself is
-        the label.
+        The values' names: ``{value: name}``, a file of ``value name`` lines, a list indexed by value
+        (nilearn's ``labels``) or a table with ``index`` and ``name`` (nilearn's ``lut``); default the value.
     column : str, default "atlas_label"
         The new column's name.
 
     Returns
     -------
     pandas.DataFrame
-        A copy with ``column`` added: the name of the label at the peak,
-        ``""`` for the background (0) and for peaks outside the image.
+        A copy with ``column`` added: the label at the peak, ``""`` for the background and outside the image.
+
+    Raises
+    ------
+    ParameterError
+        An atlas with non-integer values, or labels that name no values.
 
     Examples
     --------
@@ -438,9 +397,22 @@ def _label_names(labels) -> dict[int, str]:
 def map_volume(ds: xr.Dataset | xr.DataArray, name: str | None = None, seed=None) -> xr.DataArray:
     """One map as an ``(x, y, z)`` DataArray (still lazy), from a result or a batch.
 
-    ``seed`` names the seed of a batch (its ``seed`` label); a batch without
-    ``seed`` returns ``(seed, x, y, z)``.  A ``layout="voxel"`` batch is turned
-    into volumes first.
+    Parameters
+    ----------
+    ds : xarray.Dataset or xarray.DataArray
+    name : str, optional
+        The map (:func:`pick_map`).
+    seed : optional
+        The seed of a batch; without it a batch gives ``(seed, x, y, z)``.
+
+    Returns
+    -------
+    xarray.DataArray
+
+    Raises
+    ------
+    ParameterError
+        ``seed`` is not one of the batch, or given for one seed, or the map is not over ``(x, y, z)``.
     """
     if isinstance(ds, xr.DataArray):
         da3 = ds
@@ -478,41 +450,35 @@ def clusters(
     Parameters
     ----------
     ds : xarray.Dataset or xarray.DataArray
-        A result of :func:`xcoact.seed` (one seed or a batch), or one map
-        over ``(x, y, z)``.
+        A result of :func:`xcoact.seed` (one seed or a batch), or one map over ``(x, y, z)``.
     name : str, optional
-        The map; by default the FDR-thresholded association z map
-        (:func:`pick_map`).
+        The map; by default the corrected association z map (:func:`pick_map`).
     threshold : float, default 0
-        Clusters hold the voxels with ``value > threshold`` (positive) or
-        ``value < -threshold`` (negative); 0 keeps every voxel that survived
-        the FDR threshold of a ``*_FDR_*`` map.
+        See :func:`cluster_table`.
     seed : str, optional
-        For a batch: the seed whose table to make (as for one result, without
-        a ``seed`` column); by default every seed's, one after another, with a
-        first column ``seed`` (seeds whose maps are NaN contribute no row).
+        For a batch, the seed whose table to make; by default every seed's, with a first column ``seed``.
     connectivity : {26, 18, 6}, default 26
         Voxels sharing a face, edge or corner (26) are connected.
     min_size : int, default 1
         Leave out clusters of fewer voxels.
     subpeaks : int, default 0
-        Secondary peaks per cluster, at least ``min_distance`` mm apart (see
-        :func:`cluster_table`).
+        Secondary peaks per cluster (see :func:`cluster_table`).
     min_distance : float, default 8
         Minimum distance in mm between the peaks of one cluster.
     atlas : str, path-like, nibabel image or DataArray, optional
-        A label image: adds the column ``atlas_label``, the label at each
-        peak (see :func:`atlas_labels`).
+        A label image: adds ``atlas_label``, the label at each peak (:func:`atlas_labels`).
     atlas_labels : dict, path, list or DataFrame, optional
-        The names of the atlas's values (a ``value name`` file, nilearn's
-        ``labels`` list or ``lut`` table).
+        The names of the atlas's values.
 
     Returns
     -------
     pandas.DataFrame
-        The columns of :data:`COLUMNS` (with ``seed`` first for a batch,
-        ``peak`` with subpeaks, ``atlas_label`` with an atlas), sorted by
-        size, largest first.
+        :data:`COLUMNS` (``seed`` first for a batch, ``peak`` with subpeaks, ``atlas_label`` with an atlas).
+
+    Raises
+    ------
+    ParameterError
+        A bad option, or ``atlas_labels`` without ``atlas``.
 
     Notes
     -----
@@ -523,12 +489,9 @@ def clusters(
         raise ParameterError("atlas_labels names the values of an atlas image; pass the image too: atlas=...")
     vol = map_volume(ds, name, seed)
     coords = [vol[c].values for c in "xyz"]
-    opts: dict[str, Any] = {
-        "connectivity": connectivity,
-        "min_size": min_size,
-        "subpeaks": subpeaks,
-        "min_distance": min_distance,
-    }
+    opts: dict[str, Any] = dict(
+        connectivity=connectivity, min_size=min_size, subpeaks=subpeaks, min_distance=min_distance
+    )
     if "seed" not in vol.dims:
         table = cluster_table(vol.values, coords, threshold, **opts)
     else:

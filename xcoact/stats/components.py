@@ -1,18 +1,8 @@
 """Connected components of voxel sets: the one labeller of cluster tables and cluster-level FWE.
 
-Two voxels are neighbours when they share a face (``connectivity=6``), a face
-or an edge (18), or a face, an edge or a corner (26: the whole 3 x 3 x 3 block,
-the convention of SPM and FSL's ``cluster``).  Components are numbered in C
-order of their first voxel, as :func:`scipy.ndimage.label` numbers them, so
-:func:`label` returns exactly ``ndimage.label(binary, structure(connectivity))``.
-
-The work is a union-find over the set's runs of voxels along the last axis
-(each run looks at the runs of its forward neighbouring rows in a padded
-copy of the grid), compiled with numba: its cost follows the number of
-voxels in the set, not the size of the volume, which is what a permutation
-null needs (thousands of sets per run).  :class:`Labeller` keeps what one
-grid needs (the neighbour rows and a scratch volume) for repeated calls;
-:func:`label` is the one-volume form.
+Neighbours share a face (``connectivity=6``), an edge too (18) or a corner too (26); :func:`label` equals
+``ndimage.label(binary, structure(connectivity))``, numbering included.  A compiled union-find over the set's
+runs along the last axis costs what the set holds, not the volume: what a permutation null needs.
 """
 
 from __future__ import annotations
@@ -34,16 +24,11 @@ def structure(connectivity: int = 26) -> np.ndarray:
     return ndimage.generate_binary_structure(3, CONNECTIVITY[connectivity])
 
 
-def _union_find(pos, row_offsets, reach, scratch):  # compiled by _kernel(); plain Python here so that import is cheap
+def _union_find(pos, row_offsets, reach, scratch):  # compiled on first use; plain Python here so that import is cheap
     """Component (0..n-1, in order of first voxel) of each voxel at the sorted padded positions ``pos``.
 
-    The voxels are taken as runs along the last axis (consecutive positions;
-    the padding ends every run at its row), and a run is joined with the runs
-    of the forward neighbouring rows (``pos + row_offsets[k]``) that overlap
-    it widened by ``reach[k]`` voxels: a few lookups per voxel instead of one
-    per neighbour.  ``scratch`` is -1 everywhere on entry and is left so.
-    Every root is the smallest run number of its component, so numbering
-    roots in ascending order numbers components in C order of their first voxel.
+    A run along the last axis joins the runs of the forward rows ``pos + row_offsets[k]`` within ``reach[k]``;
+    roots are the smallest run numbers, hence C order.  ``scratch`` is -1 on entry and left so.
     """
     n = pos.size
     run_of = np.empty(n, dtype=np.int64)
@@ -97,23 +82,15 @@ def _union_find(pos, row_offsets, reach, scratch):  # compiled by _kernel(); pla
     return count, labels
 
 
+@functools.cache
 def compiled(func):
-    """``func`` compiled by numba (no GIL held), its machine code cached on disk for the next process.
-
-    numba is imported here, on the first use of a kernel, not with xcoact
-    (its import costs about 0.3 s and 60 MB).
-    """
+    """``func`` compiled by numba (no GIL held), once, cached on disk; numba imported on first use (0.3 s, 60 MB)."""
     import numba
 
     try:
         return numba.njit(cache=True, nogil=True)(func)
-    except RuntimeError:  # no writable cache directory (numba's own message): compile in memory, per process
+    except RuntimeError:  # no writable cache directory: compile in memory, per process
         return numba.njit(nogil=True)(func)
-
-
-@functools.cache
-def _kernel():
-    return compiled(_union_find)
 
 
 class Labeller:
@@ -127,10 +104,8 @@ class Labeller:
 
     Notes
     -----
-    A set is given as sorted positions in the grid padded by one voxel on
-    every side (:meth:`positions`), so that a neighbour offset never wraps
-    around an edge.  One scratch volume (:meth:`scratch`, int32 over the
-    padded grid) serves any number of calls, one thread at a time.
+    Sets are sorted positions in the grid padded by one voxel (:meth:`positions`: no offset wraps an edge);
+    one :meth:`scratch` volume serves any number of calls, one thread at a time.
     """
 
     def __init__(self, shape, connectivity: int = 26):
@@ -142,8 +117,7 @@ class Labeller:
         self.size = int(np.prod(padded))
         steps = np.array([padded[1] * padded[2], padded[2], 1], dtype=np.int64)
         self._steps = steps
-        # the forward neighbouring rows (each pair of rows is seen once) and how far along the last axis
-        # a neighbour may lie in each: a face step leaves one more step for the last axis than an edge step
+        # the forward neighbouring rows (each pair seen once) and how far along the last axis a neighbour lies
         rank = CONNECTIVITY[connectivity]
         rows, reach = [], []
         for di, dj in ((0, 1), (1, -1), (1, 0), (1, 1)):
@@ -177,7 +151,7 @@ class Labeller:
         if positions.size == 0:
             return 0, np.zeros(0, dtype=np.int64)
         scratch = self.scratch() if scratch is None else scratch
-        count, labels = _kernel()(positions, self.row_offsets, self.reach, scratch)
+        count, labels = compiled(_union_find)(positions, self.row_offsets, self.reach, scratch)
         return int(count), labels
 
 

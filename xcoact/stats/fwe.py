@@ -1,41 +1,13 @@
 """Family-wise error control of coactivation maps: permutation (Monte Carlo) and Bonferroni.
 
-The permutation null keeps the group sizes and shuffles which studies are
-selected: each iteration draws ``n_selected`` studies at random from the
-studies of the analysis (every study for a seed; the studies of A and B for a
-contrast), counts their active studies per voxel and recomputes both tests
-with the formulas of the maps (:func:`xcoact.stats.neurosynth.chi2_and_sign`).
-Iterations run in batches, and batches are Dask tasks (any scheduler).  Each
-batch draws from its own random stream, derived from ``seed`` and the batch
-number, so a result does not depend on the scheduler, the number of threads
-or on early stopping.
-
-A permutation's work, all of it over the drawn studies or the in-mask voxels
-(:func:`null_statistics`): the drawn studies' voxels are counted from the
-cube's rows kept as runs (:class:`StudyRuns`); each voxel is put above or
-below the cluster-forming threshold by table lookup (:class:`NullPlan`); the
-formulas are evaluated at the voxels above it; their clusters come from
-:mod:`xcoact.stats.components`, the labeller of the cluster tables.  The numbers are
-those of a plain evaluation of each labelling, bit for bit.
-
-Per iteration three maxima are kept per test, over every tested voxel:
-
-* voxel level: the largest chi-square (equivalently the largest ``|z|``,
-  uncapped, so the 1e-240 floor of Neurosynth's p-values creates no ties);
-* cluster level: clusters are the connected sets of voxels with two-sided
-  ``p < cluster_p`` (chi-square above ``chi2.isf(cluster_p, 1)``), positive
-  and negative effects formed separately so they never merge; the largest
-  cluster size (voxels) and the largest cluster mass (sum over the cluster of
-  ``|z| - z_threshold``).
-
-Corrected p-values count the observed labelling as one of the ``n_iter``
-iterations (Phipson & Smyth 2010): ``p = (1 + #{null max >= observed}) /
-n_iter``, so the smallest attainable p is ``1 / n_iter``.
+Each permutation draws the selected studies anew (group sizes kept), counts them from the cube's rows kept as
+runs (:class:`StudyRuns`), classifies the voxels by table (:class:`NullPlan`) and keeps, per test, the largest
+chi-square, cluster size and cluster mass.  docs/semantics.md ("FWE") states the null, the p-values, the
+random streams and early stopping.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 
@@ -60,13 +32,8 @@ TESTS = ("uniformity", "association")
 _STATS = ("max_chi2", "max_cluster_size", "max_cluster_mass")
 
 
-# --- statistics and clusters ---------------------------------------------------------------------------
-
-
 def observed_statistics(a: np.ndarray, total: np.ndarray, n_selected: int, n_pool: int, tested: np.ndarray):
-    """Chi-square and sign of both tests at every voxel, 0 where not tested.
-
-    See :func:`xcoact.stats.neurosynth.chi2_and_sign`.
+    """Chi-square and sign of both tests at every voxel (:func:`.neurosynth.chi2_and_sign`), 0 where not tested.
 
     Parameters
     ----------
@@ -82,8 +49,7 @@ def observed_statistics(a: np.ndarray, total: np.ndarray, n_selected: int, n_poo
     Returns
     -------
     chi2 : (2, n_voxels) float64 array
-        Uniformity (one-way) and association (Pearson 2 x 2, no continuity
-        correction) chi-square, exactly those of the maps' z (:ref:`semantics-maps`).
+        Uniformity and association chi-square, those of the maps' z (:ref:`semantics-maps`).
     sign : (2, n_voxels) int8 array
     """
     a = np.asarray(a, dtype=np.int64)
@@ -115,10 +81,7 @@ def _extents(labeller: VoxelLabeller, vox: np.ndarray, weights: np.ndarray, scra
     return np.bincount(lab, minlength=n).astype(np.float64), np.bincount(lab, weights=weights, minlength=n)
 
 
-# --- the permutation batches ----------------------------------------------------------------------
-
-
-def _count_runs(ptr, start, stop, picks, diff, out):  # compiled by _kernels()
+def _count_runs(ptr, start, stop, picks, diff, out):  # compiled by StudyRuns.counts
     """Active picked studies per voxel: +1 at each run's start, -1 past its end, then a running sum."""
     for k in range(diff.size):
         diff[k] = 0
@@ -132,12 +95,8 @@ def _count_runs(ptr, start, stop, picks, diff, out):  # compiled by _kernels()
         out[v] = acc
 
 
-def _classify(a, tested, base, assoc_class, uni_class, uni_chi2, found, n_found):  # compiled by _kernels()
-    """Suprathreshold voxels per test and sign, by table lookup; returns the largest uniformity chi-square.
-
-    ``found`` rows: uniformity positive, negative, association positive, negative
-    (voxel numbers, ascending); ``n_found`` their lengths.
-    """
+def _classify(a, tested, base, assoc_class, uni_class, uni_chi2, found, n_found):  # compiled by null_statistics
+    """Suprathreshold voxels into ``found`` (rows: uniformity +, -, association +, -); the largest uniformity chi2."""
     best = 0.0
     n_found[:] = 0
     for v in range(a.size):
@@ -156,20 +115,11 @@ def _classify(a, tested, base, assoc_class, uni_class, uni_chi2, found, n_found)
     return best
 
 
-@functools.cache
-def _kernels():
-    return compiled(_count_runs), compiled(_classify)
-
-
 class StudyRuns:
-    """The study x voxel activations as runs of consecutive in-mask voxel numbers, per study.
+    """Each study's active in-mask voxels as runs ``[start, stop)``, study ``s``'s at ``ptr[s]:ptr[s + 1]``.
 
-    Sphere unions are made of short lines along z, so a study's voxels form
-    runs (4.5 voxels on average for Neurosynth v7 at r = 6 mm): counting a
-    study adds +1 at each run's start and -1 past its end (a difference
-    array summed once per permutation), half the work and memory of one
-    entry per voxel.  ``ptr[s]:ptr[s + 1]`` are study ``s``'s runs,
-    ``[start, stop)`` each.
+    Sphere unions are short lines along z (4.5 voxels a run on Neurosynth v7 at r = 6 mm): a study is counted
+    by +1 at each run's start and -1 past its end, half the work of one entry per voxel.
     """
 
     def __init__(self, ptr: np.ndarray, start: np.ndarray, stop: np.ndarray, n_voxels: int):
@@ -186,10 +136,8 @@ class StudyRuns:
         first[row_starts[:-1][lengths > 0]] = True
         at = np.flatnonzero(first)
         del first
-        last = np.empty_like(at)  # each run's last voxel: the one before the next run's first
-        last[:-1] = at[1:] - 1
-        last[-1:] = n - 1
-        ptr = np.searchsorted(at, row_starts).astype(np.int64)  # runs before each study's first voxel
+        last = np.append(at[1:] - 1, n - 1) if at.size else at  # a run ends before the next one starts
+        ptr = np.searchsorted(at, row_starts).astype(np.int64)
         return cls(ptr, cols[at].astype(np.int32), (cols[last] + 1).astype(np.int32), n_voxels)
 
     @classmethod
@@ -203,11 +151,8 @@ class StudyRuns:
         return cls(ptr, np.concatenate([p.start for p in parts]), np.concatenate([p.stop for p in parts]), n_voxels)
 
     def counts(self, picks: np.ndarray, diff: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """Active studies per voxel among ``picks`` (study numbers) into ``out`` (``n_voxels`` integers).
-
-        ``diff`` (``n_voxels + 1`` integers of ``out``'s type, which must hold ``len(picks)``) is scratch.
-        """
-        _kernels()[0](self.ptr, self.start, self.stop, picks, diff, out)
+        """Active studies per voxel among ``picks`` into ``out``; ``diff`` (``n_voxels + 1`` of its type): scratch."""
+        compiled(_count_runs)(self.ptr, self.start, self.stop, picks, diff, out)
         return out
 
 
@@ -223,7 +168,7 @@ def _block_runs(block, mask_flat: np.ndarray) -> StudyRuns:
         rows = piece.rows
         lengths = (indptr[rows + 1] - indptr[rows]).astype(np.int64)
         if np.array_equal(rows, np.arange(indptr.size - 1)):
-            cols = indices  # every study of the chunk in order: its rows as they are, no copy
+            cols = indices  # the whole chunk in order: no copy
         else:
             cols = indices[ranges(indptr[rows], indptr[rows + 1])]
         n_cols = piece.chunk.grid.n_mask
@@ -260,17 +205,10 @@ def _runs_node(act: xr.DataArray, grid):
 
 
 class NullPlan:
-    """What every permutation of one FWE run shares: the counts of the analysis, the tests' fixed tables, the labeller.
+    """What every permutation of one FWE run shares: the analysis's counts, the association table, the labeller.
 
-    The association chi-square of a voxel depends only on its count pair
-    ``(a, total)`` (the group sizes are fixed), so which side of the
-    cluster-forming threshold it falls on is tabulated once, for every ``a``
-    each distinct ``total`` allows (:func:`xcoact.stats.neurosynth.two_way_chi2` and
-    :func:`xcoact.stats.neurosynth.association_sign` on the pairs): a permutation then
-    classifies a voxel with one lookup, and evaluates the formula only at its
-    suprathreshold voxels (for their masses).  The uniformity test's expected
-    count moves with each permutation; its table over ``a`` is made per
-    permutation (a few hundred entries).
+    A voxel's association chi-square depends only on ``(a, total)``, so its side of the cluster-forming
+    threshold is tabulated once for every pair; the uniformity table moves with each permutation's mean.
     """
 
     def __init__(
@@ -318,13 +256,10 @@ class NullPlan:
 def null_statistics(runs: StudyRuns, plan: NullPlan, pool: np.ndarray, n_perm: int, seed_seq) -> np.ndarray:
     """One batch of permutations: ``(n_perm, 2 tests, 3 statistics)`` null maxima.
 
-    ``pool`` holds the study numbers of the analysis; each permutation picks
-    ``plan.n_selected`` of them at random (the smaller group is drawn and
-    counted, the other follows from the totals).  The statistics are those of
-    :func:`observed_statistics` and the clusters those of :func:`cluster_labels`,
-    found through :class:`NullPlan`'s tables: the same numbers, bit for bit.
+    Each permutation draws ``plan.n_selected`` of the ``pool``'s study numbers (the smaller group is counted);
+    the statistics equal :func:`observed_statistics` and :func:`cluster_labels` of the draw, bit for bit.
     """
-    classify = _kernels()[1]
+    classify = compiled(_classify)
     rng = np.random.default_rng(seed_seq)
     n_pool, n_sel, n_u = pool.size, plan.n_selected, plan.n_unselected
     small = min(n_sel, n_pool - n_sel)
@@ -333,7 +268,7 @@ def null_statistics(runs: StudyRuns, plan: NullPlan, pool: np.ndarray, n_perm: i
         picks[i] = pool[rng.choice(n_pool, small, replace=False)]
     n_vox = plan.total.size
     total: np.ndarray = plan.total
-    # 16-bit counts when the drawn group allows: the difference array then stays in a core's cache
+    # 16-bit counts when the drawn group allows: the difference array stays in cache
     count_dtype = np.int16 if small < 2**15 else np.int32
     diff = np.zeros(n_vox + 1, dtype=count_dtype)
     drawn: np.ndarray = np.zeros(n_vox, dtype=count_dtype)
@@ -345,7 +280,6 @@ def null_statistics(runs: StudyRuns, plan: NullPlan, pool: np.ndarray, n_perm: i
     for i in range(n_perm):
         runs.counts(np.sort(picks[i]), diff, drawn)
         a = drawn if small == n_sel else total - drawn
-        # the mean of a over every voxel, as chi2_and_sign takes it (an integer sum: exact in any order)
         e = float(a.sum(dtype=np.int64)) / n_vox
         values = np.arange(int(a.max(initial=0)) + 1, dtype=np.float64)
         uni_chi2 = _stats.one_way_chi2(values, n_sel, e)
@@ -368,15 +302,11 @@ def null_statistics(runs: StudyRuns, plan: NullPlan, pool: np.ndarray, n_perm: i
             t = row // 2
             out[i, t, 1] = max(out[i, t, 1], float(size.max()))
             out[i, t, 2] = max(out[i, t, 2], float(mass.max()))
-        if n_found[2] + n_found[3] == 0 and plan.tested_idx.size:
-            # nothing above the threshold: the largest chi-square is found among every tested voxel
+        if n_found[2] + n_found[3] == 0 and plan.tested_idx.size:  # nothing above: the maximum is elsewhere
             at = plan.tested_idx
             best_assoc = max(best_assoc, float(_stats.two_way_chi2(a[at], total[at] - a[at], n_sel, n_u).max()))
         out[i, 1, 0] = best_assoc
     return out
-
-
-# --- the public call --------------------------------------------------------------------------------
 
 
 def _check_int(value, name: str, minimum: int, example: str) -> int:
@@ -528,77 +458,50 @@ def fwe(
     Parameters
     ----------
     maps : xarray.Dataset
-        The result of :func:`xcoact.seed` (one seed) or :func:`xcoact.contrast`.
-        An ALE seed's maps (``attrs["kernel"] == "ale"``) get NiMARE's Monte
-        Carlo FWE instead (:func:`xcoact.stats.ale.fwe`: ``n_iter``, ``seed`` and
-        ``cluster_p`` only).
+        The result of :func:`xcoact.seed` (one seed) or :func:`xcoact.contrast`; an ALE seed's maps get
+        NiMARE's Monte Carlo FWE instead (:func:`xcoact.stats.ale.fwe`: ``n_iter``, ``seed``, ``cluster_p``).
     act : xarray.DataArray, optional
-        The cube the maps were computed from; found by itself while that cube
-        is alive in this session.
+        The cube the maps were computed from; found by itself while that cube is alive.
     n_iter : int or "bonferroni", default 1000
-        Iterations of the permutation null, the observed labelling included
-        (so ``n_iter - 1`` random ones; the smallest attainable p is
-        ``1 / n_iter``).  ``"bonferroni"``: no permutations; p-values times
-        the number of tested voxels.
+        Iterations, the observed labelling included (the smallest p is ``1 / n_iter``); ``"bonferroni"``:
+        p-values times the number of tested voxels.
     seed : int, optional
-        Seed of the random streams; the same seed gives the same null.  None
-        draws fresh entropy (recorded in ``attrs["fwe_seed"]`` so the run can
-        be repeated).
+        Seed of the random streams; None draws fresh entropy (recorded in ``attrs["fwe_seed"]``).
     alpha : float, default 0.05
         Level of the thresholded maps and of early stopping.
     cluster_p : float, default 0.001
         Cluster-forming threshold, a two-sided voxel p-value.
     connectivity : {6, 18, 26}, default 26
-        Voxels touching by a face (6), an edge (18) or a corner (26) are neighbours.
+        Neighbours by a face (6), an edge (18) or a corner (26).
     early_stop : bool, default False
-        Stop once no remaining iteration can change any decision at ``alpha``
-        (voxel and cluster level, both tests); the decisions then equal those
-        of the full run, and the p-values are computed from the iterations done.
+        Stop once no remaining iteration can change a decision at ``alpha`` (p from the iterations done).
     batch_size : int, default 50
         Permutations per Dask task.
     progress : bool, optional
-        Show a progress bar of the permutations (:mod:`xcoact.progress`);
-        by default in a notebook or on a terminal.
+        Show a progress bar (:mod:`xcoact.progress`); by default in a notebook or on a terminal.
 
     Returns
     -------
     xarray.Dataset
-        ``maps`` with, per test (``uniformity``, ``association``), a p map and a
-        thresholded z map per level: ``{test}-test_p_FWE-voxel``,
-        ``{test}-test_z_FWE-voxel_{alpha}``, ``{test}-test_p_FWE-cluster-size``,
-        ``{test}-test_z_FWE-cluster-size_{alpha}``,
-        ``{test}-test_p_FWE-cluster-mass``, ``{test}-test_z_FWE-cluster-mass_{alpha}``
-        and ``{test}-test_cluster`` (cluster numbers, positive 1, 2, ...,
-        negative -1, -2, ...); the null maxima ``fwe_null (fwe_test,
-        iteration, fwe_statistic)``; attrs ``fwe_*`` (method, n_iter, n_done,
-        seed, alpha, cluster_p, cluster_z, connectivity, min_p, stopped_early,
-        seconds).  With ``"bonferroni"``: ``{test}-test_p_bonferroni`` and
+        ``maps`` with, per test and level (``voxel``, ``cluster-size``, ``cluster-mass``),
+        ``{test}-test_p_FWE-{level}`` and ``{test}-test_z_FWE-{level}_{alpha}``, ``{test}-test_cluster``, the
+        null maxima ``fwe_null`` and ``fwe_*`` attrs; with ``"bonferroni"`` ``{test}-test_p_bonferroni`` and
         ``{test}-test_z_bonferroni_{alpha}``.
+
+    Raises
+    ------
+    ParameterError
+        No cube, another cube, cropped or batch maps, or a bad argument.
 
     Notes
     -----
-    Cost: computes now.  The cube's rows are turned into runs once (about
-    80 MB for Neurosynth v7); each permutation counts the drawn studies' runs,
-    classifies the in-mask voxels by table and labels the voxels above the
-    cluster-forming threshold: about 9-13 ms of CPU per permutation on the
-    Neurosynth v7 release (14,371 studies), spread over the cores Dask uses;
-    see docs/performance.md.
+    Cost: computes now; about 9-13 ms of CPU per permutation on Neurosynth v7 (docs/performance.md).
     """
-    if maps.attrs.get("kernel") == "ale":  # NiMARE's Monte Carlo FWE of an ALE seed (xcoact.stats.ale.fwe)
+    if maps.attrs.get("kernel") == "ale":
         from .ale import fwe as ale_fwe
 
-        return ale_fwe(
-            maps,
-            act,
-            n_iter=n_iter,
-            seed=seed,
-            cluster_p=cluster_p,
-            alpha=alpha,
-            connectivity=connectivity,
-            early_stop=early_stop,
-            batch_size=batch_size,
-            progress=progress,
-        )
+        mkda: dict = {"alpha": alpha, "connectivity": connectivity, "early_stop": early_stop, "batch_size": batch_size}
+        return ale_fwe(maps, act, n_iter=n_iter, seed=seed, cluster_p=cluster_p, progress=progress, **mkda)
     act = _check_cube_of(maps, act)
     alpha = _check_p(alpha, "alpha", "0.05")
     grid = grid_of(act)
@@ -627,7 +530,7 @@ def fwe(
         )
     if seed is None:
         entropy = np.random.SeedSequence().entropy
-        assert isinstance(entropy, int)  # drawn from the OS when none is given
+        assert isinstance(entropy, int)
         seed = entropy % (2**63)
     seed = _check_int(seed, "seed", 0, "0")
     from scipy import stats as _sstats  # here, not at import: scipy.stats costs ~40 MB of RSS to `import xcoact`
@@ -638,35 +541,31 @@ def fwe(
 
     started = time.perf_counter()
     runs = _runs_node(act, grid)
-    sizes = [batch_size] * ((n_iter - 1) // batch_size) + (
-        [(n_iter - 1) % batch_size] if (n_iter - 1) % batch_size else []
-    )
+    sizes = [min(batch_size, n_iter - 1 - start) for start in range(0, n_iter - 1, batch_size)]
     root = np.random.SeedSequence(seed)
     streams = root.spawn(len(sizes))
     round_size = 2 * max(1, dask.config.get("num_workers", None) or 2) if early_stop else len(sizes)
-    if round_size < len(sizes):
-        # several rounds: the runs are built once and kept (on the workers, under distributed)
+    if round_size < len(sizes):  # several rounds: the runs built once and kept
         (runs,) = dask.persist(runs)
-    # shared inputs as single graph nodes: stored (or sent to workers) once, not once per task
+    # shared inputs as single graph nodes: sent once, not once per task
     plan = dask.delayed(NullPlan(total, tested, n_sel, pool.size, chi2_threshold, labeller))
     shared_pool = dask.delayed(pool, pure=True)
     tasks = [
         dask.delayed(null_statistics, pure=True)(runs, plan, shared_pool, size, stream)
         for size, stream in zip(sizes, streams)
     ]
-    # observed clusters (the statistics early stopping must settle)
     scratch = labeller.scratch()
-    obs_labels = {}
-    obs_cluster = {}
-    for ti, test in enumerate(TESTS):
+    obs_labels, obs_keys, observed = [], [], []  # per test: observed max chi2, cluster sizes, cluster masses
+    for ti in range(len(TESTS)):
         lab = cluster_labels(obs_chi2[ti], obs_sign[ti], chi2_threshold, labeller, scratch)
-        obs_labels[test] = lab
         inside = np.flatnonzero(lab)
         keys, where = np.unique(lab[inside], return_inverse=True)
-        # sizes and masses summed in voxel order, as null_statistics sums them
+        # summed in voxel order, as null_statistics sums them
         size = np.bincount(where, minlength=keys.size).astype(np.float64)
         mass = np.bincount(where, weights=np.sqrt(obs_chi2[ti][inside]) - z_threshold, minlength=keys.size)
-        obs_cluster[test] = (keys, size, mass)
+        obs_labels.append(lab)
+        obs_keys.append(keys)
+        observed.append((obs_chi2[ti][tested], size, mass))
 
     results = []
     stopped = False
@@ -676,10 +575,9 @@ def fwe(
         if early_stop and start + round_size < len(tasks):
             null = np.concatenate(results)
             if all(
-                _settled(null[:, ti, 0], obs_chi2[ti][tested], n_iter, alpha)
-                and _settled(null[:, ti, 1], obs_cluster[test][1], n_iter, alpha)
-                and _settled(null[:, ti, 2], obs_cluster[test][2], n_iter, alpha)
-                for ti, test in enumerate(TESTS)
+                _settled(null[:, ti, k], obs, n_iter, alpha)
+                for ti in range(len(TESTS))
+                for k, obs in enumerate(observed[ti])
             ):
                 stopped = True
                 break
@@ -687,40 +585,23 @@ def fwe(
     n_done = null.shape[0] + 1
     seconds = time.perf_counter() - started
 
-    def corrected(null_values: np.ndarray, observed: np.ndarray) -> np.ndarray:
-        return _exceedances(null_values, observed) / n_done
-
     tag = f"{alpha:g}"
     for ti, test in enumerate(TESTS):
-        p_vox = np.ones(grid.n_mask)
-        p_vox[tested] = corrected(null[:, ti, 0], obs_chi2[ti][tested])
-        keys, size, mass = obs_cluster[test]
-        lab = obs_labels[test]
-        p_size = np.ones(grid.n_mask)
-        p_mass = np.ones(grid.n_mask)
-        if keys.size:
-            ps, pm = corrected(null[:, ti, 1], size), corrected(null[:, ti, 2], mass)
-            where = np.searchsorted(keys, lab[lab != 0])
-            p_size[lab != 0] = ps[where]
-            p_mass[lab != 0] = pm[where]
+        lab = obs_labels[ti]
+        inside = lab != 0
+        where = np.searchsorted(obs_keys[ti], lab[inside])
         base = f"{test}-test"
-        for level, p in (("voxel", p_vox), ("cluster-size", p_size), ("cluster-mass", p_mass)):
-            _put(
-                out,
-                f"{base}_p_FWE-{level}",
-                p,
-                grid,
-                1.0,
-                f"FWE-corrected p ({level.replace('-', ' ')}, {n_done} permutations)",
-            )
-            _put(
-                out,
-                f"{base}_z_FWE-{level}_{tag}",
-                np.where(p <= alpha, z_obs[test], 0.0),
-                grid,
-                0.0,
-                f"{z_names[test]} where the {level.replace('-', ' ')} FWE p <= {tag}",
-            )
+        for k, level in enumerate(("voxel", "cluster-size", "cluster-mass")):
+            p = np.ones(grid.n_mask)
+            corrected = _exceedances(null[:, ti, k], observed[ti][k]) / n_done
+            if k == 0:
+                p[tested] = corrected
+            elif where.size:
+                p[inside] = corrected[where]
+            what = level.replace("-", " ")
+            _put(out, f"{base}_p_FWE-{level}", p, grid, 1.0, f"FWE-corrected p ({what}, {n_done} permutations)")
+            z = np.where(p <= alpha, z_obs[test], 0.0)
+            _put(out, f"{base}_z_FWE-{level}_{tag}", z, grid, 0.0, f"{z_names[test]} where the {what} FWE p <= {tag}")
         _put(
             out,
             f"{base}_cluster",
@@ -748,12 +629,11 @@ def fwe(
             "fwe_n_tested_voxels": int(tested.sum()),
         }
     )
-    # back in the order the maps came in (the correction ran in the cube's own voxel order)
-    return _in_order_of(out, original)
+    return _in_order_of(out, original)  # the order the maps came in
 
 
 def _put(ds: xr.Dataset, name: str, values: np.ndarray, grid, fill: float, long_name: str) -> None:
-    # p maps are 1 outside the brain mask (0 would read as significant), other maps 0
+    """``ds[name]``: in-mask ``values`` as a volume, ``fill`` outside (1 for p maps, so never significant)."""
     vol = np.full(grid.shape, fill)
     vol[grid.mask] = values
     ds[name] = xr.DataArray(vol, dims=("x", "y", "z"), coords={d: ds[d] for d in "xyz"})
@@ -770,13 +650,7 @@ def _bonferroni(out: xr.Dataset, obs_chi2, tested, z_obs, alpha: float, grid) ->
         p = np.minimum(1.0, np.exp(np.minimum(log_p[ti] + math.log(m), 0.0)))
         p[~tested] = 1.0
         _put(out, f"{test}-test_p_bonferroni", p, grid, 1.0, f"Bonferroni-corrected p ({m} tested voxels)")
-        _put(
-            out,
-            f"{test}-test_z_bonferroni_{alpha:g}",
-            np.where(p <= alpha, z_obs[test], 0.0),
-            grid,
-            0.0,
-            f"z where the Bonferroni p <= {alpha:g}",
-        )
+        z = np.where(p <= alpha, z_obs[test], 0.0)
+        _put(out, f"{test}-test_z_bonferroni_{alpha:g}", z, grid, 0.0, f"z where the Bonferroni p <= {alpha:g}")
     out.attrs.update({"fwe_method": "bonferroni", "fwe_alpha": alpha, "fwe_n_tested_voxels": m})
     return out

@@ -1,28 +1,9 @@
 """Counts -> NiMARE 0.22.1's ``MKDAChi2`` maps, with p in log space.
 
-The ``preset="nimare"`` counterpart of :mod:`xcoact.stats.neurosynth`.  Everything here
-works on 1-D float64 arrays over the in-mask voxels and takes the same counts:
-``a``, the selected studies active at each voxel, and ``b``, the unselected
-ones.  The formulas are NiMARE's (``nimare/meta/cbma/mkda.py``
-``MKDAChi2._fit``, ``nimare/stats.py`` ``one_way``/``two_way_counts``/
-``nlogp_fdr``, ``nimare/transforms.py``), written out again here so that xcoact
-never imports NiMARE.  Where NiMARE differs from Neurosynth 0.3.8:
-
-- ``z = sign * sqrt(chi2)`` with no cap and no floor; ``p`` is evaluated as
-  ``log p`` (:func:`chi2_logsf_1dof`) and only exponentiated for the ``p_``
-  maps, so ``z`` and ``logp`` stay exact far past where ``p`` underflows.
-- no ``min_studies`` masking: voxels no study activates keep their values
-  (``chi2_desc-association`` is 2 there, ``prob_desc-FgA`` is NaN, 0 / 0).
-- FDR maps are Benjamini-Hochberg *adjusted* p maps over the whole mask (with
-  their z and ``-log10 p``), not thresholded z maps.
-
-NiMARE stores every map as float32 (its ``MetaResult`` casts them); these are
-float64, so they agree with NiMARE's to float32 rounding.  One step depends on
-that rounding: ``MKDAChi2.correct_fdr_indep`` adjusts the p map *as stored*
-(float32), and the stored ``logp`` map where p sits at the float32 floor, so
-Benjamini-Hochberg sees ties and p-values that float64 would not.
-:func:`nimare_stored_logp` rebuilds exactly those inputs, so the FDR maps are
-NiMARE's too, voxel for voxel.
+The ``preset="nimare"`` counterpart of :mod:`xcoact.stats.neurosynth`, on the same counts ``a`` (selected
+studies active per in-mask voxel) and ``b`` (unselected).  NiMARE's formulas written out (xcoact never imports
+NiMARE): no cap on z, no ``min_studies``, FDR as Benjamini-Hochberg adjusted p of the float32 maps NiMARE
+stores; docs/nimare.md lists the differences from Neurosynth.
 """
 
 from __future__ import annotations
@@ -46,11 +27,8 @@ __all__ = [
     "mkda_chi2_maps",
 ]
 
-#: Lancaster et al. (2007), Hum Brain Mapp 28:1194-1205, ``icbm_other2tal``
-#: (MNI -> Talairach for brains normalised to templates other than SPM's and
-#: FSL's).  NiMARE's ``utils.tal2mni`` moves ``TAL`` coordinates to MNI with its
-#: inverse; Neurosynth uses the inverse of ``icbm_spm2tal`` instead
-#: (:data:`xcoact.table.TAL_TO_MNI`).
+#: Lancaster et al. (2007), Hum Brain Mapp 28:1194-1205, ``icbm_other2tal``; NiMARE's ``utils.tal2mni`` moves
+#: ``TAL`` coordinates to MNI with its inverse (Neurosynth: :data:`xcoact.table.TAL_TO_MNI`).
 ICBM_OTHER2TAL = np.array(
     [
         [0.9357, 0.0029, -0.0072, -1.0423],
@@ -117,8 +95,18 @@ P_FLOOR_F32 = float(np.nextafter(np.float32(0), np.float32(1)))
 def map_names(q: float = 0.01, prior: float = 0.5, *, aliases: bool = False) -> list[str]:
     """The map names of the NiMARE preset, in output order.
 
-    ``q`` is accepted for symmetry with :func:`xcoact.stats.neurosynth.map_names` and
-    ignored: NiMARE's FDR maps are adjusted p-values, not thresholded at a rate.
+    Parameters
+    ----------
+    q : float
+        Ignored (NiMARE's FDR maps are adjusted p, not thresholded); as :func:`.neurosynth.map_names`.
+    prior : float
+        Ignored.
+    aliases : bool
+        Also NiMARE's duplicate names (:data:`ALIASES`).
+
+    Returns
+    -------
+    list of str
 
     Examples
     --------
@@ -136,12 +124,8 @@ def map_names(q: float = 0.01, prior: float = 0.5, *, aliases: bool = False) -> 
 def chi2_logsf_1dof(chi2: np.ndarray) -> np.ndarray:
     """Natural log of the chi-square (1 dof) upper tail, finite where p underflows.
 
-    ``P(X > c) = erfc(y)``, ``y = sqrt(c / 2)``; its log is taken directly
-    where ``erfc`` is a normal float, and as ``log 2 + log Phi(-y sqrt 2)``
-    (``log_ndtr``) past about ``c = 1,290``, where it would be denormal or
-    zero.  Capped at 0 (rounding can exceed ``log 1`` at ``c`` near 0).  The
-    operations are NiMARE's (``transforms.chi2_to_nlogp``), in its order, so
-    the values are its float64 values bit for bit.
+    ``log erfc(sqrt(c / 2))``, and ``log 2 + log_ndtr(-sqrt(c))`` past about ``c = 1,290``; capped at 0.
+    NiMARE's operations (``transforms.chi2_to_nlogp``) in its order: its float64 values bit for bit.
 
     Parameters
     ----------
@@ -168,10 +152,15 @@ def chi2_logsf_1dof(chi2: np.ndarray) -> np.ndarray:
 
 
 def logp_to_z(logp: np.ndarray) -> np.ndarray:
-    """Two-tailed ``log p`` -> unsigned z, without leaving log space.
+    """Two-tailed ``log p`` -> unsigned z, ``-ndtri_exp(log p - log 2)``: no underflow, no cap.
 
-    ``z = -Phi^-1(p / 2)`` computed as ``-ndtri_exp(log p - log 2)``: no
-    underflow, no cap.
+    Parameters
+    ----------
+    logp : (n,) array
+
+    Returns
+    -------
+    (n,) float64 array
 
     Examples
     --------
@@ -192,9 +181,7 @@ def bh_adjust_logp(logp: np.ndarray, counts: np.ndarray | None = None) -> np.nda
     logp : (n,) float array
         ``log p`` of each test; with ``counts``, the distinct values of the map.
     counts : (n,) int array, optional
-        How many tests carry each value (``m = counts.sum()``).  Tied tests all
-        take the adjustment of the last rank of their run, so adjusting each
-        distinct value at its cumulative count gives the per-test result.
+        How many tests carry each value (``m = counts.sum()``; ties take their run's last rank).
 
     Returns
     -------
@@ -221,15 +208,8 @@ def bh_adjust_logp(logp: np.ndarray, counts: np.ndarray | None = None) -> np.nda
 def nimare_stored_logp(logp: np.ndarray) -> np.ndarray:
     """The ``log p`` NiMARE's ``MKDAChi2.correct_fdr_indep`` reads back from its float32 maps.
 
-    NiMARE does not adjust the float64 p-values it computed: it reads the
-    ``p_desc-*`` map as its ``MetaResult`` stored it (``exp(log p)`` cast to
-    float32, floored at :data:`P_FLOOR_F32`) and takes its log in float64;
-    where that p sits at the floor it takes ``-ln(10)`` times the stored
-    float32 ``logp_desc-*`` map (``-log10 p``) instead.  This rebuilds those
-    inputs from the exact ``log p``.  float32 keeps 24 bits of p, and fewer
-    below 1.2e-38 (denormals, down to one bit at the floor), so distinct
-    float64 p-values become ties and small ones move by up to a few percent;
-    Benjamini-Hochberg's ranks and running minimum follow those inputs.
+    The log of the stored float32 ``p_desc-*`` map, or at its floor ``-ln 10`` times the stored
+    ``logp_desc-*`` map: float32's ties and rounding, which Benjamini-Hochberg then follows (docs/nimare.md).
 
     Parameters
     ----------
@@ -260,7 +240,7 @@ def nimare_stored_logp(logp: np.ndarray) -> np.ndarray:
 
 
 def _p_map32(logp: np.ndarray) -> np.ndarray:
-    # the p map as NiMARE's MetaResult stores it: cast to float32, then floored at float32's smallest positive
+    # the p map as NiMARE's MetaResult stores it: float32, floored at float32's smallest positive
     return np.clip(np.exp(logp).astype(np.float32), np.float32(P_FLOOR_F32), np.float32(1.0))
 
 
@@ -293,11 +273,7 @@ def _check_counts(a, b, n_selected, n_unselected) -> tuple[np.ndarray, np.ndarra
 def mkda_chi2_maps(
     a: np.ndarray, b: np.ndarray, n_selected: int, n_unselected: int, *, prior: float = 0.5, aliases: bool = False
 ) -> dict[str, np.ndarray]:
-    """NiMARE 0.22.1's ``MKDAChi2`` maps and their ``FDRCorrector(method="indep")`` maps.
-
-    Matches ``MKDAChi2(kernel__r=10).fit(selected, unselected)`` followed by
-    ``FDRCorrector(method="indep").transform(...)``, to float32 rounding
-    (NiMARE stores float32; these are float64).
+    """NiMARE 0.22.1's ``MKDAChi2`` maps and their ``FDRCorrector(method="indep")`` maps (to float32 rounding).
 
     Parameters
     ----------
@@ -316,24 +292,15 @@ def mkda_chi2_maps(
     -------
     dict of name -> (n_voxels,) float64 array, in :func:`map_names` order.
 
+    Raises
+    ------
+    ParameterError
+        Counts of different shapes or out of range, or group sizes < 1.
+
     Notes
     -----
-    With ``p_F = n_F / n``: ``prob_desc-A = (a + b) / n``, ``AgF = a / n_F``,
-    ``AgU = b / n_U``, ``FgA = AgF p_F / A`` (NaN where ``a + b = 0``),
-    ``AgF_prior = prior AgF + (1 - prior) AgU``, ``FgA_prior = AgF prior / AgF_prior``.
-    Uniformity: ``chi2 = (a - e)^2 n_F / (e (n_F - e))``, ``e`` the mean of
-    ``a`` over the mask (0 where ``e`` is 0 or ``n_F``), ``z = sqrt(chi2)
-    sign(a - e)``; ``group2`` is the same test on ``b``.  Association:
-    ``chi2 = n (a n_U - b n_F)^2 / ((a + b)(n - a - b) n_F n_U)``, 2 where that
-    denominator is 0, ``z = sqrt(chi2) sign(AgF - AgU)``.  ``p`` is the 1-dof
-    upper tail, evaluated as ``log p``; ``p`` maps are floored at
-    :data:`P_FLOOR_F32` as NiMARE's are, ``logp`` maps are ``-log10 p``.  FDR:
-    Benjamini-Hochberg adjusted ``log p`` over every in-mask voxel, of the
-    inputs NiMARE reads back from its float32 maps (:func:`nimare_stored_logp`),
-    reported as p (floored likewise), z (signed like the uncorrected z) and
-    ``-log10 p``.  Every value depends only on the voxel's ``(a, b)``
-    (and the map means), so the formulas run once per distinct pair: the same
-    floating-point operations as per voxel.
+    The formulas are in docs/nimare.md; they run once per distinct ``(a, b)`` pair, with the operations they
+    would apply per voxel.
 
     Examples
     --------
@@ -363,7 +330,6 @@ def mkda_chi2_maps(
         pAgF_prior = prior * pAgF + (1 - prior) * pAgU
         pFgA_prior = pAgF * prior / pAgF_prior
 
-    out: dict[str, np.ndarray] = {}
     tests = {}
     for label, counts_, mean, n_group in (("uniformity", fa, mean_a, n_sel), ("group2", fb, mean_b, n_uns)):
         denominator = mean * (n_group - mean)
@@ -380,16 +346,6 @@ def mkda_chi2_maps(
     assoc[denom == 0] = 2.0
     tests["association"] = (assoc, np.sign(pAgF - pAgU))
 
-    stats = {}
-    for label, (chi2, sign) in tests.items():
-        logp = chi2_logsf_1dof(chi2)
-        stats[label] = {
-            "z": np.sqrt(chi2) * sign,
-            "chi2": chi2,
-            "p": _p_map(logp),
-            "logp": _logp10_map(logp),
-            "_logp": logp,
-        }
     values = {
         "prob_desc-A": pA,
         "prob_desc-AgF": pAgF,
@@ -398,50 +354,28 @@ def mkda_chi2_maps(
         "prob_desc-AgF_prior": pAgF_prior,
         "prob_desc-FgA_prior": pFgA_prior,
     }
-    for label, s in stats.items():
-        for kind in ("z", "chi2", "p", "logp"):
-            values[f"{kind}_desc-{label}"] = s[kind]
+    for label, (chi2, sign) in tests.items():
+        logp = chi2_logsf_1dof(chi2)
+        z = np.sqrt(chi2) * sign
+        values.update({f"z_desc-{label}": z, f"chi2_desc-{label}": chi2})
+        values.update({f"p_desc-{label}": _p_map(logp), f"logp_desc-{label}": _logp10_map(logp)})
         # NiMARE adjusts the p it stored (float32), not the float64 p: same inputs, same ties and minima
-        adjusted = bh_adjust_logp(nimare_stored_logp(s["_logp"]), counts)
+        adjusted = bh_adjust_logp(nimare_stored_logp(logp), counts)
         values[f"p_desc-{label}{_FDR_SUFFIX}"] = _p_map(adjusted)
-        # signed like the stored z map (np.sign of it, as NiMARE takes it)
-        values[f"z_desc-{label}{_FDR_SUFFIX}"] = logp_to_z(adjusted) * np.sign(s["z"])
+        values[f"z_desc-{label}{_FDR_SUFFIX}"] = logp_to_z(adjusted) * np.sign(z)  # signed as the stored z
         values[f"logp_desc-{label}{_FDR_SUFFIX}"] = _logp10_map(adjusted)
-    for name in map_names():
-        out[name] = values[name][inverse]
+    out = {name: values[name][inverse] for name in map_names()}
     if aliases:
         for alias, name in ALIASES.items():
             out[alias] = out[name].copy()
     return out
 
 
-# -- peaks -> voxels under the NiMARE preset ------------------------------------------------------
-
-
 def _nimare_peak_xyz(xyz: np.ndarray, space: np.ndarray) -> np.ndarray:
-    """Peak mm as NiMARE places them, from xcoact's table coordinates.
+    """Peak mm as NiMARE places them, from the table's (MNI) ``xyz`` and its ``space`` labels.
 
-    xcoact's table holds ``TAL`` rows already moved to MNI by Neurosynth's rule
-    (``inv(icbm_spm2tal)``, :data:`xcoact.table.TAL_TO_MNI`).  For the rows NiMARE
-    moves (labels exactly ``TAL`` or ``Talairach``) the original Talairach mm are
-    recovered as ``icbm_spm2tal @ mni`` and moved with NiMARE's
-    ``inv(icbm_other2tal)``, in NiMARE's order of operations.  The recovery costs
-    a few ulps (at most 4.3e-14 mm on the bundled sample, whose nearest voxel
-    boundary is 1.3e-5 voxel away), so the voxel a peak lands on is NiMARE's.
-    Rows with other Talairach labels (``T88``, lower case) are returned to their
-    original mm, which NiMARE uses untransformed; MNI and unknown labels are
-    unchanged, as in both.
-
-    Parameters
-    ----------
-    xyz : (n, 3) float array
-        The table's (MNI) coordinates.
-    space : (n,) array of str
-        The table's ``space`` labels, as written in the source.
-
-    Returns
-    -------
-    (n, 3) float64 array of mm.
+    Talairach rows are taken back (``icbm_spm2tal @ mni``, a few ulps); NiMARE moves those labelled exactly
+    ``TAL`` or ``Talairach`` with ``inv(icbm_other2tal)`` in its order, and keeps the others' original mm.
     """
     from ..table import ICBM_SPM2TAL, TAL_LABELS
 
