@@ -240,26 +240,9 @@ def grouped_counts(
         data = dense_by_study(data)
         mask_flat = grid.mask_flat
     per = n_groups if not groups_per_chunk else int(groups_per_chunk)
-    w = da.from_array(weights, chunks=(max(1, per), data.chunks[0]), name=False)
     if not _local_scheduler():
-        # on a cluster a task over every study block would pull all the blocks, rows and all, to one worker
-        # (a 10x cube's 2 GB): each block's partial counts are made where it is kept, then summed
-        parts = da.blockwise(
-            _partial_counts,
-            "gbm",
-            data,
-            "bxyz",
-            w,
-            "gb",
-            mask_flat,
-            None,
-            new_axes={"m": m},
-            adjust_chunks={"b": 1},
-            concatenate=False,
-            dtype=dtype,
-            meta=np.empty((0, 0, 0), dtype=dtype),
-        )
-        return parts.sum(axis=1, dtype=dtype)
+        return _placed_counts(data, weights, mask_flat, max(1, per), m, dtype)
+    w = da.from_array(weights, chunks=(max(1, per), data.chunks[0]), name=False)
     # one task per chunk of groups sums over every study block: no per-block partial results wait in
     # memory for a sum tree (a 1,000-seed batch would hold thousands of them)
     return da.blockwise(
@@ -278,11 +261,90 @@ def grouped_counts(
     )
 
 
-def _partial_counts(block, weights, mask_flat: np.ndarray) -> np.ndarray:
-    """One study block's counts of a chunk of groups, ``(groups, 1, voxels)`` (the cluster route)."""
-    while isinstance(block, list):  # the single spatial block of the study block
-        block = block[0]
-    return _block_counts(block, weights, mask_flat)[0][:, None, :]
+def _by_worker(data: da.Array) -> tuple[list[list[int]], str | None]:
+    """The study blocks' numbers grouped by the cluster worker that holds them (a block alone where none does),
+    and the worker holding the most of them (None if none)."""
+    from dask.base import get_scheduler
+    from dask.core import flatten
+
+    keys = list(flatten(data.__dask_keys__()))
+    client = getattr(get_scheduler(), "__self__", None)  # a dask.distributed Client computes through its .get
+    where: dict = {}
+    if client is not None and hasattr(client, "who_has"):
+        from distributed import futures_of
+
+        futures = futures_of(data)  # a persisted cube's blocks
+        where = client.who_has(futures) if futures else {}
+    groups: dict = {}
+    for i, key in enumerate(keys):
+        holders = sorted(where.get(key) or ())
+        groups.setdefault(holders[0] if holders else i, []).append(i)
+    held = [w for w in groups if isinstance(w, str)]
+    return list(groups.values()), max(held, key=lambda w: len(groups[w]), default=None)
+
+
+def worker_parts(data: da.Array, weights: np.ndarray, mask_flat: np.ndarray, per: int) -> tuple[dict, list, str | None]:
+    """The tasks of :func:`grouped_counts` on a cluster: one per chunk of groups and worker, over the blocks it holds.
+
+    Each runs where its blocks are kept (a task over every block would pull them, rows and all, to one
+    worker) and gives one count vector per group, 16-bit where they fit.  Returns the tasks, their keys
+    per chunk of groups, and the worker holding most blocks (where their sum is best made).
+    """
+    from dask.base import tokenize
+    from dask.core import flatten
+
+    keys = list(flatten(data.__dask_keys__()))  # one spatial block per study block (canonical)
+    groups, home = _by_worker(data)
+    bounds = np.cumsum([0, *data.chunks[0]])
+    part = f"worker-counts-{tokenize(data.name, weights, mask_flat, per)}"
+    layer: dict = {}
+    parts = []
+    for i, g0 in enumerate(range(0, weights.shape[0], per)):
+        w = weights[g0 : g0 + per]
+        for j, group in enumerate(groups):
+            blocks = [w[:, bounds[b] : bounds[b + 1]] for b in group]
+            layer[(part, i, j)] = (_worker_counts, [keys[b] for b in group], blocks, mask_flat)
+        parts.append([(part, i, j) for j in range(len(groups))])
+    return layer, parts, home
+
+
+def _placed_counts(data: da.Array, weights: np.ndarray, mask_flat: np.ndarray, per: int, m: int, dtype) -> da.Array:
+    """:func:`grouped_counts` on a cluster: :func:`worker_parts`, then one task per chunk of groups adds them."""
+    layer, parts, home = worker_parts(data, weights, mask_flat, per)
+    name = "grouped-" + parts[0][0][0]
+    added = {(name, i, 0): (_added, keys, np.dtype(dtype)) for i, keys in enumerate(parts)}
+    sizes = tuple(min(per, weights.shape[0] - g0) for g0 in range(0, weights.shape[0], per))
+    return da.Array(placed(data, layer, added, home), name, chunks=(sizes, (m,)), meta=np.empty((0, 0), dtype=dtype))
+
+
+def placed(data: da.Array, parts: dict, tasks: dict, home: str | None):
+    """``data``'s graph with :func:`worker_parts`' tasks and ``tasks`` on them, run on ``home`` if it is up.
+
+    So a seed's counts are added, and its maps made, where most of them are (no hop between workers).
+    """
+    from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+
+    part, name = next(iter(parts))[0], next(iter(tasks))[0]
+    layers, deps = dict(data.dask.layers), dict(data.dask.dependencies)
+    layers[part], deps[part] = MaterializedLayer(parts), set(data.__dask_layers__())
+    pin = {"workers": [home], "allow_other_workers": True} if home else None
+    layers[name], deps[name] = MaterializedLayer(tasks, annotations=pin), {part}
+    return HighLevelGraph(layers, deps)
+
+
+def _worker_counts(blocks, weights, mask_flat: np.ndarray) -> np.ndarray:
+    """:func:`_summed_counts` of one worker's blocks, as uint16 when every count fits (half the bytes to send)."""
+    out = _summed_counts(blocks, weights, mask_flat)
+    if out.dtype.kind in "iu" and out.size and 0 <= out.min() and out.max() <= np.iinfo(np.uint16).max:
+        return out.astype(np.uint16)
+    return out
+
+
+def _added(parts: list, dtype) -> np.ndarray:
+    total = parts[0].astype(dtype)
+    for p in parts[1:]:
+        total += p
+    return total
 
 
 def _summed_counts(blocks, weights, mask_flat: np.ndarray) -> np.ndarray:
@@ -546,11 +608,15 @@ def study_scores(act: xr.DataArray, fn, n_out: int, dtype=np.int64) -> np.ndarra
             # and scored in one go - a tiny graph, for which Dask's collection machinery costs several times the work
             return _all_scores(get_sync(graph, keys), fn, n_out, dtype)
     blocks = list(data.to_delayed(optimize_graph=False).ravel())
-    # elsewhere (a cluster): one task per block, run where the block is kept (a single task over all blocks
+    # elsewhere (a cluster): one task per worker over the blocks it keeps (a single task over all blocks
     # would pull every block, rows and all, onto one worker); only the scores travel
-    parts = [dask.delayed(_block_scores, pure=False)(b, fn, n_out, dtype) for b in blocks]
-    got = dask.compute(*parts, optimize_graph=False)
-    return np.concatenate(got, axis=1) if got else np.zeros((n_out, 0), dtype=dtype)
+    groups, _ = _by_worker(data)
+    parts = [dask.delayed(_all_scores, pure=False)([blocks[i] for i in g], fn, n_out, dtype) for g in groups]
+    per_block: dict = {}
+    for group, got in zip(groups, dask.compute(*parts, optimize_graph=False)):
+        cuts = np.cumsum([data.chunks[0][i] for i in group])[:-1]
+        per_block.update(zip(group, np.split(got, cuts, axis=1)))
+    return np.concatenate([per_block[i] for i in range(len(blocks))], axis=1) if blocks else np.zeros((n_out, 0), dtype)
 
 
 def _blocks_ready(graph: dict) -> bool:
