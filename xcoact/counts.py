@@ -261,9 +261,9 @@ def grouped_counts(
     )
 
 
-def _by_worker(data: da.Array) -> tuple[list[list[int]], str | None]:
+def _by_worker(data: da.Array) -> tuple[list[list[int]], int]:
     """The study blocks' numbers grouped by the cluster worker that holds them (a block alone where none does),
-    and the worker holding the most of them (None if none)."""
+    and which group is the largest held one."""
     from dask.base import get_scheduler
     from dask.core import flatten
 
@@ -279,57 +279,43 @@ def _by_worker(data: da.Array) -> tuple[list[list[int]], str | None]:
     for i, key in enumerate(keys):
         holders = sorted(where.get(key) or ())
         groups.setdefault(holders[0] if holders else i, []).append(i)
-    held = [w for w in groups if isinstance(w, str)]
-    return list(groups.values()), max(held, key=lambda w: len(groups[w]), default=None)
+    held = [len(g) if isinstance(w, str) else 0 for w, g in groups.items()]
+    return list(groups.values()), int(np.argmax(held))
 
 
-def worker_parts(data: da.Array, weights: np.ndarray, mask_flat: np.ndarray, per: int) -> tuple[dict, list, str | None]:
-    """The tasks of :func:`grouped_counts` on a cluster: one per chunk of groups and worker, over the blocks it holds.
+def _placed_counts(data: da.Array, weights: np.ndarray, mask_flat: np.ndarray, per: int, m: int, dtype) -> da.Array:
+    """:func:`grouped_counts` on a cluster: per chunk of groups, one task per worker over the blocks it keeps.
 
-    Each runs where its blocks are kept (a task over every block would pull them, rows and all, to one
-    worker) and gives one count vector per group, 16-bit where they fit.  Returns the tasks, their keys
-    per chunk of groups, and the worker holding most blocks (where their sum is best made).
+    A task over every block would pull them, rows and all, to one worker.  Each other worker's task sends
+    its counts (16-bit where they fit) to the task of the worker holding most blocks, which counts its own
+    and adds them (Dask runs a task where most of its inputs' bytes are: there).
     """
     from dask.base import tokenize
     from dask.core import flatten
+    from dask.highlevelgraph import HighLevelGraph
 
     keys = list(flatten(data.__dask_keys__()))  # one spatial block per study block (canonical)
     groups, home = _by_worker(data)
     bounds = np.cumsum([0, *data.chunks[0]])
-    part = f"worker-counts-{tokenize(data.name, weights, mask_flat, per)}"
-    layer: dict = {}
-    parts = []
+    token = tokenize(data.name, weights, mask_flat, per)
+    part, name = f"worker-counts-{token}", f"grouped-counts-{token}"
+    parts: dict = {}
+    added: dict = {}
+
+    def task(g0: int, group: list[int]) -> tuple:
+        return [keys[b] for b in group], [weights[g0 : g0 + per, bounds[b] : bounds[b + 1]] for b in group], mask_flat
+
     for i, g0 in enumerate(range(0, weights.shape[0], per)):
-        w = weights[g0 : g0 + per]
-        for j, group in enumerate(groups):
-            blocks = [w[:, bounds[b] : bounds[b + 1]] for b in group]
-            layer[(part, i, j)] = (_worker_counts, [keys[b] for b in group], blocks, mask_flat)
-        parts.append([(part, i, j) for j in range(len(groups))])
-    return layer, parts, home
-
-
-def _placed_counts(data: da.Array, weights: np.ndarray, mask_flat: np.ndarray, per: int, m: int, dtype) -> da.Array:
-    """:func:`grouped_counts` on a cluster: :func:`worker_parts`, then one task per chunk of groups adds them."""
-    layer, parts, home = worker_parts(data, weights, mask_flat, per)
-    name = "grouped-" + parts[0][0][0]
-    added = {(name, i, 0): (_added, keys, np.dtype(dtype)) for i, keys in enumerate(parts)}
-    sizes = tuple(min(per, weights.shape[0] - g0) for g0 in range(0, weights.shape[0], per))
-    return da.Array(placed(data, layer, added, home), name, chunks=(sizes, (m,)), meta=np.empty((0, 0), dtype=dtype))
-
-
-def placed(data: da.Array, parts: dict, tasks: dict, home: str | None):
-    """``data``'s graph with :func:`worker_parts`' tasks and ``tasks`` on them, run on ``home`` if it is up.
-
-    So a seed's counts are added, and its maps made, where most of them are (no hop between workers).
-    """
-    from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
-
-    part, name = next(iter(parts))[0], next(iter(tasks))[0]
+        others = [(part, i, j) for j in range(len(groups)) if j != home]
+        parts.update({key: (_worker_counts, *task(g0, groups[key[2]])) for key in others})
+        added[(name, i, 0)] = (_home_counts, *task(g0, groups[home]), others, np.dtype(dtype))
     layers, deps = dict(data.dask.layers), dict(data.dask.dependencies)
-    layers[part], deps[part] = MaterializedLayer(parts), set(data.__dask_layers__())
-    pin = {"workers": [home], "allow_other_workers": True} if home else None
-    layers[name], deps[name] = MaterializedLayer(tasks, annotations=pin), {part}
-    return HighLevelGraph(layers, deps)
+    layers[name], deps[name] = added, set(data.__dask_layers__())
+    if parts:
+        layers[part], deps[part] = parts, set(data.__dask_layers__())
+        deps[name].add(part)
+    sizes = tuple(min(per, weights.shape[0] - g0) for g0 in range(0, weights.shape[0], per))
+    return da.Array(HighLevelGraph(layers, deps), name, chunks=(sizes, (m,)), meta=np.empty((0, 0), dtype=dtype))
 
 
 def _worker_counts(blocks, weights, mask_flat: np.ndarray) -> np.ndarray:
@@ -340,9 +326,10 @@ def _worker_counts(blocks, weights, mask_flat: np.ndarray) -> np.ndarray:
     return out
 
 
-def _added(parts: list, dtype) -> np.ndarray:
-    total = parts[0].astype(dtype)
-    for p in parts[1:]:
+def _home_counts(blocks, weights, mask_flat: np.ndarray, parts: list, dtype) -> np.ndarray:
+    """The home worker's counts of its blocks plus the other workers' (see :func:`_placed_counts`)."""
+    total = _summed_counts(blocks, weights, mask_flat).astype(dtype, copy=False)
+    for p in parts:
         total += p
     return total
 

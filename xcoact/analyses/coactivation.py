@@ -218,29 +218,25 @@ def _shipped_maps(
 ) -> list[da.Array]:
     """:func:`_map_stack`'s maps when Dask computes elsewhere (a cluster): :class:`~xcoact.mapchunk.InMaskMap` chunks.
 
-    The statistics run on the worker that adds the counts (the one holding most of the cube's blocks) and
-    give the maps per count pair with each in-mask voxel's pair; each map's task, there too, picks its row
-    (under 1 MB a map instead of a 7 MB float64 volume), which arrives as the volume where it is read.
+    The statistics run in the task that adds the counts, on the worker holding most of the cube's blocks,
+    and give the maps per count pair with each in-mask voxel's pair; each map's task picks its row (under
+    1 MB a map instead of a 7 MB float64 volume), which arrives as the volume where it is read.
     """
     from dask.base import tokenize
-    from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+    from dask.highlevelgraph import HighLevelGraph
 
     (key,) = _flat_keys(counts.__dask_keys__())
-    added = counts.dask.layers[counts.name]  # one task, on the worker holding most blocks (counts.placed)
     token = tokenize(counts.name, n_sel, n_uns, q, prior, grid, np.dtype(dtype), preset)
     table = f"in-mask-maps-{token}"
     layers, deps = dict(counts.dask.layers), dict(counts.dask.dependencies)
-    # the counts are added in the statistics' task (one hop less)
-    layers[table] = MaterializedLayer(
-        {table: (_counts_in_mask, added[key], n_sel, n_uns, q, prior, grid, dtype, preset)},
-        annotations=added.annotations,
-    )
+    # the statistics in the counts' task (on the worker holding most blocks, see counts.grouped_counts): one hop less
+    layers[table] = {
+        table: (_counts_in_mask, layers.pop(counts.name)[key], n_sel, n_uns, q, prior, grid, dtype, preset)
+    }
     deps[table] = deps.pop(counts.name)
-    del layers[counts.name]
-    pin = added.annotations
     outs = [f"{name}-{token}" for name in names]
     for k, out in enumerate(outs):
-        layers[out] = MaterializedLayer({(out,) + (0,) * len(grid.shape): (_one_map, table, k)}, annotations=pin)
+        layers[out] = {(out,) + (0,) * len(grid.shape): (_one_map, table, k)}
         deps[out] = {table}
     graph = HighLevelGraph(layers, deps)
     meta = np.empty((0,) * len(grid.shape), dtype=dtype)
