@@ -262,12 +262,10 @@ def grouped_counts(
 
 
 def _by_worker(data: da.Array) -> tuple[list[list[int]], int]:
-    """The study blocks' numbers grouped by the cluster worker that holds them (a block alone where none does),
-    and which group is the largest held one."""
+    """The study blocks grouped by the worker holding them (alone where none does), and the largest group held."""
     from dask.base import get_scheduler
     from dask.core import flatten
 
-    keys = list(flatten(data.__dask_keys__()))
     client = getattr(get_scheduler(), "__self__", None)  # a dask.distributed Client computes through its .get
     where: dict = {}
     if client is not None and hasattr(client, "who_has"):
@@ -276,7 +274,7 @@ def _by_worker(data: da.Array) -> tuple[list[list[int]], int]:
         futures = futures_of(data)  # a persisted cube's blocks
         where = client.who_has(futures) if futures else {}
     groups: dict = {}
-    for i, key in enumerate(keys):
+    for i, key in enumerate(flatten(data.__dask_keys__())):
         holders = sorted(where.get(key) or ())
         groups.setdefault(holders[0] if holders else i, []).append(i)
     held = [len(g) if isinstance(w, str) else 0 for w, g in groups.items()]
@@ -319,19 +317,12 @@ def _placed_counts(data: da.Array, weights: np.ndarray, mask_flat: np.ndarray, p
 
 
 def _worker_counts(blocks, weights, mask_flat: np.ndarray) -> np.ndarray:
-    """:func:`_summed_counts` of one worker's blocks, as uint16 when every count fits (half the bytes to send)."""
-    out = _summed_counts(blocks, weights, mask_flat)
-    if out.dtype.kind in "iu" and out.size and 0 <= out.min() and out.max() <= np.iinfo(np.uint16).max:
-        return out.astype(np.uint16)
-    return out
+    out = _summed_counts(blocks, weights, mask_flat)  # sent to the home worker's task: 16-bit where the counts fit
+    return out.astype(np.uint16) if out.dtype.kind in "iu" and out.size and 0 <= out.min() <= out.max() < 65536 else out
 
 
 def _home_counts(blocks, weights, mask_flat: np.ndarray, parts: list, dtype) -> np.ndarray:
-    """The home worker's counts of its blocks plus the other workers' (see :func:`_placed_counts`)."""
-    total = _summed_counts(blocks, weights, mask_flat).astype(dtype, copy=False)
-    for p in parts:
-        total += p
-    return total
+    return sum(parts, _summed_counts(blocks, weights, mask_flat).astype(dtype))  # its own blocks' and the others'
 
 
 def _summed_counts(blocks, weights, mask_flat: np.ndarray) -> np.ndarray:
