@@ -282,12 +282,8 @@ def _by_worker(data: da.Array) -> tuple[list[list[int]], int]:
 
 
 def _placed_counts(data: da.Array, weights: np.ndarray, mask_flat: np.ndarray, per: int, m: int, dtype) -> da.Array:
-    """:func:`grouped_counts` on a cluster: per chunk of groups, one task per worker over the blocks it keeps.
-
-    A task over every block would pull them, rows and all, to one worker.  Each other worker's task sends
-    its counts (16-bit where they fit) to the task of the worker holding most blocks, which counts its own
-    and adds them (Dask runs a task where most of its inputs' bytes are: there).
-    """
+    """:func:`grouped_counts` on a cluster: per chunk of groups one task per worker over the blocks it keeps (no
+    block moves); the one holding most blocks adds the others' counts (Dask runs a task where its inputs' bytes are)."""
     from dask.base import tokenize
     from dask.core import flatten
     from dask.highlevelgraph import HighLevelGraph

@@ -87,7 +87,7 @@ class InMaskMap(NDArrayOperatorsMixin):
 
     def volume(self) -> np.ndarray:
         """The map as a dense array of ``shape`` (a new array each call)."""
-        return _volume(self.values, self.pairs, self.mask_bits, self.shape)
+        return _volume(*self.__reduce__()[1])
 
     def __array__(self, dtype=None, copy=None):
         out = self.volume()
