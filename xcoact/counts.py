@@ -240,26 +240,9 @@ def grouped_counts(
         data = dense_by_study(data)
         mask_flat = grid.mask_flat
     per = n_groups if not groups_per_chunk else int(groups_per_chunk)
-    w = da.from_array(weights, chunks=(max(1, per), data.chunks[0]), name=False)
     if not _local_scheduler():
-        # on a cluster a task over every study block would pull all the blocks, rows and all, to one worker
-        # (a 10x cube's 2 GB): each block's partial counts are made where it is kept, then summed
-        parts = da.blockwise(
-            _partial_counts,
-            "gbm",
-            data,
-            "bxyz",
-            w,
-            "gb",
-            mask_flat,
-            None,
-            new_axes={"m": m},
-            adjust_chunks={"b": 1},
-            concatenate=False,
-            dtype=dtype,
-            meta=np.empty((0, 0, 0), dtype=dtype),
-        )
-        return parts.sum(axis=1, dtype=dtype)
+        return _placed_counts(data, weights, mask_flat, max(1, per), m, dtype)
+    w = da.from_array(weights, chunks=(max(1, per), data.chunks[0]), name=False)
     # one task per chunk of groups sums over every study block: no per-block partial results wait in
     # memory for a sum tree (a 1,000-seed batch would hold thousands of them)
     return da.blockwise(
@@ -278,11 +261,64 @@ def grouped_counts(
     )
 
 
-def _partial_counts(block, weights, mask_flat: np.ndarray) -> np.ndarray:
-    """One study block's counts of a chunk of groups, ``(groups, 1, voxels)`` (the cluster route)."""
-    while isinstance(block, list):  # the single spatial block of the study block
-        block = block[0]
-    return _block_counts(block, weights, mask_flat)[0][:, None, :]
+def _by_worker(data: da.Array) -> tuple[list[list[int]], int]:
+    """The study blocks grouped by the worker holding them (alone where none does), and the largest group held."""
+    from dask.base import get_scheduler
+    from dask.core import flatten
+
+    client = getattr(get_scheduler(), "__self__", None)  # a dask.distributed Client computes through its .get
+    where: dict = {}
+    if client is not None and hasattr(client, "who_has"):
+        from distributed import futures_of
+
+        futures = futures_of(data)  # a persisted cube's blocks
+        where = client.who_has(futures) if futures else {}
+    groups: dict = {}
+    for i, key in enumerate(flatten(data.__dask_keys__())):
+        holders = sorted(where.get(key) or ())
+        groups.setdefault(holders[0] if holders else i, []).append(i)
+    held = [len(g) if isinstance(w, str) else 0 for w, g in groups.items()]
+    return list(groups.values()), int(np.argmax(held))
+
+
+def _placed_counts(data: da.Array, weights: np.ndarray, mask_flat: np.ndarray, per: int, m: int, dtype) -> da.Array:
+    """:func:`grouped_counts` on a cluster: per chunk of groups one task per worker over the blocks it keeps (no
+    block moves); the one holding most blocks adds the others' counts (Dask runs a task where its inputs' bytes are)."""
+    from dask.base import tokenize
+    from dask.core import flatten
+    from dask.highlevelgraph import HighLevelGraph
+
+    keys = list(flatten(data.__dask_keys__()))  # one spatial block per study block (canonical)
+    groups, home = _by_worker(data)
+    bounds = np.cumsum([0, *data.chunks[0]])
+    token = tokenize(data.name, weights, mask_flat, per)
+    part, name = f"worker-counts-{token}", f"grouped-counts-{token}"
+    parts: dict = {}
+    added: dict = {}
+
+    def task(g0: int, group: list[int]) -> tuple:
+        return [keys[b] for b in group], [weights[g0 : g0 + per, bounds[b] : bounds[b + 1]] for b in group], mask_flat
+
+    for i, g0 in enumerate(range(0, weights.shape[0], per)):
+        others = [(part, i, j) for j in range(len(groups)) if j != home]
+        parts.update({key: (_worker_counts, *task(g0, groups[key[2]])) for key in others})
+        added[(name, i, 0)] = (_home_counts, *task(g0, groups[home]), others, np.dtype(dtype))
+    layers, deps = dict(data.dask.layers), dict(data.dask.dependencies)
+    layers[name], deps[name] = added, set(data.__dask_layers__())
+    if parts:
+        layers[part], deps[part] = parts, set(data.__dask_layers__())
+        deps[name].add(part)
+    sizes = tuple(min(per, weights.shape[0] - g0) for g0 in range(0, weights.shape[0], per))
+    return da.Array(HighLevelGraph(layers, deps), name, chunks=(sizes, (m,)), meta=np.empty((0, 0), dtype=dtype))
+
+
+def _worker_counts(blocks, weights, mask_flat: np.ndarray) -> np.ndarray:
+    out = _summed_counts(blocks, weights, mask_flat)  # sent to the home worker's task: 16-bit where the counts fit
+    return out.astype(np.uint16) if out.dtype.kind in "iu" and out.size and 0 <= out.min() <= out.max() < 65536 else out
+
+
+def _home_counts(blocks, weights, mask_flat: np.ndarray, parts: list, dtype) -> np.ndarray:
+    return sum(parts, _summed_counts(blocks, weights, mask_flat).astype(dtype))  # its own blocks' and the others'
 
 
 def _summed_counts(blocks, weights, mask_flat: np.ndarray) -> np.ndarray:
@@ -546,11 +582,15 @@ def study_scores(act: xr.DataArray, fn, n_out: int, dtype=np.int64) -> np.ndarra
             # and scored in one go - a tiny graph, for which Dask's collection machinery costs several times the work
             return _all_scores(get_sync(graph, keys), fn, n_out, dtype)
     blocks = list(data.to_delayed(optimize_graph=False).ravel())
-    # elsewhere (a cluster): one task per block, run where the block is kept (a single task over all blocks
+    # elsewhere (a cluster): one task per worker over the blocks it keeps (a single task over all blocks
     # would pull every block, rows and all, onto one worker); only the scores travel
-    parts = [dask.delayed(_block_scores, pure=False)(b, fn, n_out, dtype) for b in blocks]
-    got = dask.compute(*parts, optimize_graph=False)
-    return np.concatenate(got, axis=1) if got else np.zeros((n_out, 0), dtype=dtype)
+    groups, _ = _by_worker(data)
+    parts = [dask.delayed(_all_scores, pure=False)([blocks[i] for i in g], fn, n_out, dtype) for g in groups]
+    per_block: dict = {}
+    for group, got in zip(groups, dask.compute(*parts, optimize_graph=False)):
+        cuts = np.cumsum([data.chunks[0][i] for i in group])[:-1]
+        per_block.update(zip(group, np.split(got, cuts, axis=1)))
+    return np.concatenate([per_block[i] for i in range(len(blocks))], axis=1) if blocks else np.zeros((n_out, 0), dtype)
 
 
 def _blocks_ready(graph: dict) -> bool:

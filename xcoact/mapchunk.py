@@ -5,16 +5,16 @@ Under ``dask.distributed`` a seed's nine float64 volumes are 65 MB (MNI152
 pair (a few tens of thousands) and each in-mask voxel's pair.  A map computed
 on a worker is therefore returned as an :class:`InMaskMap` - that row, the
 voxels' pair numbers (uint16 when there are at most 65,536 pairs) and the
-brain mask as bits - about 0.8 MB, and turned into the volume by the process
-that reads it: ``ds.compute()``, ``.values`` and ``.load()`` on the client
-(xarray converts it with :func:`numpy.asarray`), or a worker that writes it.
-The volume is made with the same operations as on the local route (a zero
-volume, the row gathered by the pair numbers, written at the in-mask voxels),
-so its values are the same bits.
+brain mask as bits - about 0.8 MB.  It is pickled in that form and unpickled
+as the volume (an ndarray), so whatever receives it - the client's
+``ds.compute()``, ``.values``, ``ds["pFgA"].data.compute()``, another worker -
+gets a plain array.  The volume is made with the same operations as on the
+local route (a zero volume, the row gathered by the pair numbers, written at
+the in-mask voxels), so its values are the same bits.
 
-An ``InMaskMap`` acts as the array it stands for wherever Dask or NumPy
-meets it (indexing, ufuncs and operators, reductions, ``astype``): each of
-these makes the volume first.
+On the worker that made it, an ``InMaskMap`` acts as the array it stands for
+wherever Dask or NumPy meets it (indexing, ufuncs and operators, reductions,
+``astype``): each of these makes the volume first.
 """
 
 from __future__ import annotations
@@ -87,10 +87,7 @@ class InMaskMap(NDArrayOperatorsMixin):
 
     def volume(self) -> np.ndarray:
         """The map as a dense array of ``shape`` (a new array each call)."""
-        out = np.zeros(self.size, dtype=self.dtype)
-        mask = np.unpackbits(self.mask_bits, count=self.size).view(bool)
-        out[mask] = self.values if self.pairs is None else self.values.take(self.pairs)
-        return out.reshape(self.shape)
+        return _volume(*self.__reduce__()[1])
 
     def __array__(self, dtype=None, copy=None):
         out = self.volume()
@@ -113,5 +110,12 @@ class InMaskMap(NDArrayOperatorsMixin):
     def reshape(self, *shape, **kwargs):
         return self.volume().reshape(*shape, **kwargs)
 
-    def __reduce__(self):
-        return InMaskMap, (self.values, self.pairs, self.mask_bits, self.shape)
+    def __reduce__(self):  # travels compact, arrives as the volume (a client's chunk, another worker's input)
+        return _volume, (self.values, self.pairs, self.mask_bits, self.shape)
+
+
+def _volume(values: np.ndarray, pairs: np.ndarray | None, mask_bits: np.ndarray, shape: tuple) -> np.ndarray:
+    size = int(np.prod(shape))
+    out = np.zeros(size, dtype=values.dtype)
+    out[np.unpackbits(mask_bits, count=size).view(bool)] = values if pairs is None else values.take(pairs)
+    return out.reshape(shape)

@@ -10,7 +10,6 @@ import operator
 import os
 from typing import TYPE_CHECKING, Any, cast
 
-import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -156,8 +155,7 @@ def _map_stack(
     weights = np.stack([np.asarray(g, dtype=bool) for g in groups])
     names = pre.map_names(q, prior)
     if not _local_scheduler():  # a cluster: the workers return in-mask maps, the client expands them
-        (key,) = grouped_counts(act, weights, grid).to_delayed(optimize_graph=False).ravel()
-        return _shipped_maps(key, n_sel, n_uns, q, prior, grid, dtype, pre.name, len(names))
+        return _shipped_maps(grouped_counts(act, weights, grid), n_sel, n_uns, q, prior, grid, dtype, pre.name, names)
     args = (n_sel, n_uns, q, prior, grid, np.dtype(dtype), pre.name)
     data = canonical(act)
     if is_block_cube(data):
@@ -216,22 +214,33 @@ def _counts_maps(
 
 
 def _shipped_maps(
-    key, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype, preset: str, n_maps: int
+    counts: da.Array, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype, preset: str, names: list
 ) -> list[da.Array]:
     """:func:`_map_stack`'s maps when Dask computes elsewhere (a cluster): :class:`~xcoact.mapchunk.InMaskMap` chunks.
 
-    The statistics run on the worker that holds the counts and give the maps
-    per count pair (9 x a few ten thousand values) with each in-mask voxel's
-    pair; each map's task picks its row (under 1 MB a map instead of a 7 MB
-    float64 volume), and reading the result (``.compute()``, ``.values``)
-    makes the volumes where it is read, with the same bits as the local route.
+    The statistics run in the task that adds the counts, on the worker holding most of the cube's blocks,
+    and give the maps per count pair with each in-mask voxel's pair; each map's task picks its row (under
+    1 MB a map instead of a 7 MB float64 volume), which arrives as the volume where it is read.
     """
-    table = dask.delayed(_counts_in_mask, pure=True)(key, n_sel, n_uns, q, prior, grid, dtype, preset)
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    (key,) = _flat_keys(counts.__dask_keys__())
+    token = tokenize(counts.name, n_sel, n_uns, q, prior, grid, np.dtype(dtype), preset)
+    table = f"in-mask-maps-{token}"
+    layers, deps = dict(counts.dask.layers), dict(counts.dask.dependencies)
+    # the statistics in the counts' task (on the worker holding most blocks, see counts.grouped_counts): one hop less
+    layers[table] = {
+        table: (_counts_in_mask, layers.pop(counts.name)[key], n_sel, n_uns, q, prior, grid, dtype, preset)
+    }
+    deps[table] = deps.pop(counts.name)
+    outs = [f"{name}-{token}" for name in names]
+    for k, out in enumerate(outs):
+        layers[out] = {(out,) + (0,) * len(grid.shape): (_one_map, table, k)}
+        deps[out] = {table}
+    graph = HighLevelGraph(layers, deps)
     meta = np.empty((0,) * len(grid.shape), dtype=dtype)
-    return [
-        da.from_delayed(dask.delayed(_one_map, pure=True)(table, k), grid.shape, dtype=dtype, meta=meta)
-        for k in range(n_maps)
-    ]
+    return [da.Array(graph, out, chunks=tuple((n,) for n in grid.shape), meta=meta) for out in outs]
 
 
 def _counts_in_mask(
