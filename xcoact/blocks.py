@@ -121,9 +121,9 @@ def sparse_rows(ijk, codes, n_studies: int, offsets, grid: Grid, packed: bool = 
     return indptr, indices
 
 
-def _count_dtype(n: int) -> type:
+def _count_dtype(n: int) -> np.dtype:
     """The narrowest type for a count of at most ``n``: uint16, or int32."""
-    return np.uint16 if n <= np.iinfo(np.uint16).max else np.int32
+    return np.dtype(np.uint16 if n <= np.iinfo(np.uint16).max else np.int32)
 
 
 def n_pages(n_mask: int) -> int:
