@@ -59,11 +59,8 @@ def sparse_rows(ijk, codes, n_studies: int, offsets, grid: Grid, packed: bool = 
     offsets : (n_offsets, 3) int array
     grid : Grid
     packed : bool
-        Split each row into pages of 65,536 voxels, as a binary chunk keeps it:
-        ``indptr`` then has ``n_studies * P + 1`` entries (``P = n_pages(n_mask)``),
-        row ``s * P + p`` holding study ``s``'s voxels ``v`` with
-        ``v >> 16 == p``, and ``indices`` is ``v & 0xFFFF`` (uint16; half the
-        memory, the entries in the same order).
+        As a binary chunk keeps them: row ``s * P + p`` (``P = n_pages(n_mask)``) holds study ``s``'s
+        voxels ``v`` with ``v >> 16 == p`` as ``v & 0xFFFF`` (uint16), the entries in the same order.
 
     Returns
     -------
@@ -137,8 +134,7 @@ def unpack_rows(ptr: np.ndarray, low: np.ndarray, pages: int) -> tuple[np.ndarra
         return ptr, low
     indices = low.astype(np.int32)
     if pages > 1:
-        n = (ptr.size - 1) // pages
-        indices += np.repeat(np.tile(np.arange(pages, dtype=np.int32) << 16, n), np.diff(ptr))
+        indices += np.repeat(np.tile(np.arange(pages, dtype=np.int32) << 16, (ptr.size - 1) // pages), np.diff(ptr))
     return ptr[::pages], indices
 
 
@@ -233,10 +229,7 @@ class StudyChunk:
         return ("xcoact-study-chunk", tokenize(self.ijk, self.codes, self.n_studies, self.offsets, self.grid.token))
 
     def paged(self) -> tuple[np.ndarray, np.ndarray, int]:
-        """The kept rows, built on first use: ``(ptr, low, pages)``, see :func:`sparse_rows` ``(packed=True)``.
-
-        A chunk with values keeps int32 CSR instead: ``(indptr, indices, 1)``.
-        """
+        """The kept rows, built on first use: :func:`sparse_rows` ``(packed=True)`` and its pages (valued: int32, 1)."""
         got = self._rows
         if got is None:
             with self._lock:
@@ -344,7 +337,6 @@ class StudyChunk:
 
             ptr, low, pages = self.paged()
             got = np.zeros(self.grid.n_mask, dtype=_count_dtype(self.n_studies))
-            # counted from the kept rows by the compiled loop: no int32 copy of the chunk's rows
             _count_kernel()(np.asarray(ptr, np.int64), low, np.arange(self.n_studies, dtype=np.int64), pages, got)
             with self._lock:
                 self._totals = got

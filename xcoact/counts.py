@@ -150,12 +150,11 @@ def row_counts(ptr: np.ndarray, low: np.ndarray, rows: np.ndarray, m: int, pages
 def count_rows(ptr: np.ndarray, low: np.ndarray, rows: np.ndarray, out: np.ndarray, pages: int = 1) -> np.ndarray:
     """Add 1 to ``out`` at each voxel of each of the ``rows`` (in place; ``out`` is returned).
 
-    The rows are CSR (``pages=1``: ``ptr`` the indptr, ``low`` the voxel
-    numbers) or a binary chunk's 16-bit pages (:func:`xcoact.blocks.sparse_rows`).
-    A compiled loop over the rows' pages: no gathered copy of the entries, no
-    widening to 64 bits (``np.bincount``), and a narrow ``out`` (uint16 for up
-    to 65,535 rows) stays in cache.  The caller sizes ``out`` so that no
-    count overflows.
+    The rows are CSR (``pages=1``) or a binary chunk's 16-bit pages
+    (:meth:`xcoact.blocks.StudyChunk.paged`).  A compiled loop: no gathered
+    copy of the entries, no widening to 64 bits (``np.bincount``), and a
+    narrow ``out`` (uint16 for up to 65,535 rows) stays in cache.  The caller
+    sizes ``out`` so that no count overflows.
     """
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     if rows.size:
