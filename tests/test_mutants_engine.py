@@ -211,19 +211,20 @@ def test_study_chunk_peaks_rows_totals_and_columns():
     assert [indices[indptr[s] : indptr[s + 1]].tolist() for s in range(10)] == [
         np.flatnonzero(r).tolist() for r in flat
     ]
-    assert chunk.rows() is chunk.rows()  # kept, not rebuilt
+    assert chunk.paged()[1] is chunk.paged()[1] and chunk.paged()[1].dtype == np.uint16  # kept 16-bit, not rebuilt
+    kept = sum(a.nbytes for a in chunk.paged()[:2])
     totals = chunk.totals()
-    assert totals.dtype == np.int32 and totals.tolist() == flat.sum(axis=0).tolist()
-    assert chunk.nbytes() == peaks_only + indptr.nbytes + indices.nbytes + totals.nbytes
+    assert totals.dtype == np.uint16 and totals.tolist() == flat.sum(axis=0).tolist()
+    assert chunk.nbytes() == peaks_only + kept + totals.nbytes
     colptr, study = chunk.cols()
     assert colptr.dtype == np.int32 and colptr.size == GRID.n_mask + 1  # int32 while the entries fit
     assert [sorted(study[colptr[v] : colptr[v + 1]].tolist()) for v in range(GRID.n_mask)] == [
         np.flatnonzero(flat[:, v]).tolist() for v in range(GRID.n_mask)
     ]
     assert np.iinfo(study.dtype).max >= chunk.n_studies
-    assert chunk.nbytes() == peaks_only + indptr.nbytes + indices.nbytes + totals.nbytes + colptr.nbytes + study.nbytes
-    # about 70 % of the peaks' sphere voxels, 4 bytes each
-    assert chunk.rows_bytes_estimate() == int(14 * 33 * 0.7 * 4)
+    assert chunk.nbytes() == peaks_only + kept + totals.nbytes + colptr.nbytes + study.nbytes
+    # about 70 % of the peaks' sphere voxels, 2 bytes each
+    assert chunk.rows_bytes_estimate() == int(14 * 33 * 0.7 * 2)
 
 
 @pytest.mark.parametrize("n", [65_537, 70_000])
@@ -278,10 +279,10 @@ def test_study_chunk_pickles_its_peaks_only():
     assert [a.tolist() for a in back.rows()] == [a.tolist() for a in chunk.rows()]
     # with_rows sets rows only where none are built
     fresh = pickle.loads(pickle.dumps(chunk))
-    assert fresh.with_rows(chunk.rows()) is fresh and fresh.built and fresh.rows() is chunk.rows()
+    assert fresh.with_rows(chunk._rows) is fresh and fresh.built and fresh.paged()[1] is chunk.paged()[1]
     other = _chunk()
-    own = other.rows()
-    assert other.with_rows(chunk.rows()).rows() is own
+    own = other.paged()[1]
+    assert other.with_rows(chunk._rows).paged()[1] is own
     assert _chunk().with_rows(None).built is False
 
 

@@ -5,7 +5,7 @@ Each Dask block of a cube built by :func:`xcoact.activations` is an
 z, in which axis order) onto a :class:`StudyChunk`, the peaks of a run of
 studies with their sparse voxel rows.  A block costs a few kilobytes until its
 rows are needed; the rows of a chunk are built from the peaks once and then
-kept by the chunk (4 bytes per active study-voxel pair, about 180 MB for all of
+kept by the chunk (2 bytes per active study-voxel pair, about 91 MB for all of
 Neurosynth v7 at r = 6 mm).
 
 The block is a duck array: indexing with slices or integer arrays along any
@@ -30,7 +30,7 @@ import numpy as np
 
 from .space import Grid
 
-__all__ = ["StudyChunk", "ActivationBlock", "is_block_cube", "sparse_rows", "ranges"]
+__all__ = ["StudyChunk", "ActivationBlock", "is_block_cube", "sparse_rows", "unpack_rows", "ranges"]
 
 #: Studies per scratch bitmap in :func:`sparse_rows` (64 x 228,453 voxels = 15 MB, one per chunk being built).
 _BITMAP_STUDIES = 64
@@ -46,7 +46,7 @@ def ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) + shift
 
 
-def sparse_rows(ijk, codes, n_studies: int, offsets, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+def sparse_rows(ijk, codes, n_studies: int, offsets, grid: Grid, packed: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Per-study sorted in-mask voxel numbers (CSR layout) of a run of studies' sphere unions.
 
     Parameters
@@ -58,6 +58,9 @@ def sparse_rows(ijk, codes, n_studies: int, offsets, grid: Grid) -> tuple[np.nda
     n_studies : int
     offsets : (n_offsets, 3) int array
     grid : Grid
+    packed : bool
+        As a binary chunk keeps them: row ``s * P + p`` (``P = n_pages(n_mask)``) holds study ``s``'s
+        voxels ``v`` with ``v >> 16 == p`` as ``v & 0xFFFF`` (uint16), the entries in the same order.
 
     Returns
     -------
@@ -70,7 +73,8 @@ def sparse_rows(ijk, codes, n_studies: int, offsets, grid: Grid) -> tuple[np.nda
     codes = np.asarray(codes, dtype=np.int64)
     ijk = np.asarray(ijk, dtype=np.int64)
     offsets = np.asarray(offsets, dtype=np.int64)
-    counts = np.zeros(n_studies, dtype=np.int64)
+    pages = n_pages(m) if packed else 1
+    counts = np.zeros(n_studies * pages, dtype=np.int64)
     pieces = []
     # Flat indices on the grid padded by the sphere's reach: a peak's sphere voxels are then one add away
     # (no 3-D bounds test per voxel), and padding voxels map to -1 like voxels outside the mask.
@@ -104,12 +108,34 @@ def sparse_rows(ijk, codes, n_studies: int, offsets, grid: Grid) -> tuple[np.nda
         key = np.flatnonzero(used)
         used[key] = False  # reset only what was set
         study = key // m
-        pieces.append((key - study * m).astype(np.int32))
-        counts[s0:s1] = np.bincount(study, minlength=s1 - s0)
-    indptr = np.zeros(n_studies + 1, dtype=np.int64)
+        voxel = key - study * m
+        pieces.append(voxel.astype(np.uint16 if packed else np.int32))
+        sub = study * pages + (voxel >> 16) if packed else study
+        counts[s0 * pages : s1 * pages] = np.bincount(sub, minlength=(s1 - s0) * pages)
+    indptr = np.zeros(counts.size + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
-    indices = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
+    indices = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.uint16 if packed else np.int32)
     return indptr, indices
+
+
+def _count_dtype(n: int) -> np.dtype:
+    """The narrowest type for a count of at most ``n``: uint16, or int32."""
+    return np.dtype(np.uint16 if n <= np.iinfo(np.uint16).max else np.int32)
+
+
+def n_pages(n_mask: int) -> int:
+    """Pages of 65,536 voxels that hold ``n_mask`` in-mask voxel numbers (at least one)."""
+    return max(1, -(-int(n_mask) // 65536))
+
+
+def unpack_rows(ptr: np.ndarray, low: np.ndarray, pages: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of :func:`sparse_rows` ``(packed=True)`` as ``(indptr, indices)``, int32 (as they are if not packed)."""
+    if low.dtype != np.uint16:
+        return ptr, low
+    indices = low.astype(np.int32)
+    if pages > 1:
+        indices += np.repeat(np.tile(np.arange(pages, dtype=np.int32) << 16, (ptr.size - 1) // pages), np.diff(ptr))
+    return ptr[::pages], indices
 
 
 class StudyChunk:
@@ -202,13 +228,13 @@ class StudyChunk:
             )
         return ("xcoact-study-chunk", tokenize(self.ijk, self.codes, self.n_studies, self.offsets, self.grid.token))
 
-    def rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """CSR rows of the chunk (see :func:`sparse_rows`); built on first use and kept."""
+    def paged(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """The kept rows, built on first use: :func:`sparse_rows` ``(packed=True)`` and its pages (valued: int32, 1)."""
         got = self._rows
         if got is None:
             with self._lock:
                 if self._rows is None and self._support_of is not None:
-                    self._rows = self._support_of.rows()  # the support of a valued chunk: its rows
+                    self._rows = self._support_of.paged()[:2]  # the support of a valued chunk: its rows
                 elif self._rows is None and self.kernel is not None:
                     indptr, indices, values = self.kernel.chunk_maps(
                         self.ijk, self.codes, self.n_studies, self.grid, self.studies
@@ -216,10 +242,14 @@ class StudyChunk:
                     self._values = values  # before the rows: whoever sees the rows sees the values
                     self._rows = (indptr, indices)
                 elif self._rows is None:
-                    self._rows = sparse_rows(self.ijk, self.codes, self.n_studies, self.offsets, self.grid)
+                    self._rows = sparse_rows(self.ijk, self.codes, self.n_studies, self.offsets, self.grid, packed=True)
                 got = self._rows
             assert got is not None  # one of the branches above set the rows
-        return got
+        return got[0], got[1], n_pages(self.grid.n_mask) if got[1].dtype == np.uint16 else 1
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """CSR rows of the chunk (see :func:`sparse_rows`), int32: decoded from :meth:`paged` (a copy if packed)."""
+        return unpack_rows(*self.paged())
 
     @property
     def dtype(self) -> np.dtype:
@@ -232,7 +262,7 @@ class StudyChunk:
         """The kernel's value at each entry of the rows' ``indices`` (None for binary maps); built with the rows."""
         if self.kernel is None or self._support_of is not None:
             return None
-        self.rows()
+        self.paged()
         return self._values
 
     def value_totals(self) -> np.ndarray:
@@ -300,18 +330,21 @@ class StudyChunk:
         return got
 
     def totals(self) -> np.ndarray:
-        """Active studies of the chunk per in-mask voxel (int32), kept."""
+        """Active studies of the chunk per in-mask voxel (uint16 up to 65,535 studies, else int32), kept."""
         got = self._totals
         if got is None:
-            _, indices = self.rows()
-            got = np.bincount(indices, minlength=self.grid.n_mask).astype(np.int32)
+            from .counts import _count_kernel
+
+            ptr, low, pages = self.paged()
+            got = np.zeros(self.grid.n_mask, dtype=_count_dtype(self.n_studies))
+            _count_kernel()(np.asarray(ptr, np.int64), low, np.arange(self.n_studies, dtype=np.int64), pages, got)
             with self._lock:
                 self._totals = got
         return got
 
     def rows_bytes_estimate(self) -> int:
-        """About what the rows will take once built (each sphere about 70 % new after the union, int32)."""
-        per_entry = 4 if self.dtype == bool else 4 + self.dtype.itemsize
+        """About what the rows will take once built (each sphere about 70 % new after the union, 16 bits)."""
+        per_entry = 2 if self.kernel is None else 4 + (0 if self.dtype == bool else self.dtype.itemsize)
         return int(len(self.ijk) * len(self.offsets) * 0.7 * per_entry)
 
     def nbytes(self) -> int:

@@ -32,7 +32,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from .blocks import ActivationBlock, is_block_cube, pieces_of, ranges
+from .blocks import ActivationBlock, _count_dtype, is_block_cube, pieces_of, ranges
 from .errors import ParameterError
 from .space import Grid
 
@@ -107,7 +107,7 @@ def _block_counts(block, weights: np.ndarray, mask_flat: np.ndarray) -> np.ndarr
 def _piece_counts(piece: ActivationBlock, w: np.ndarray, crop: bool = True) -> np.ndarray:
     chunk = piece.chunk
     m = chunk.grid.n_mask
-    indptr, indices = chunk.rows()
+    decoded = None  # the int32 rows, decoded only for weights other than 0/1
     integer = np.issubdtype(w.dtype, np.integer) or w.dtype == bool
     rows_all = piece.rows
     full_chunk = len(rows_all) == chunk.n_studies and np.array_equal(rows_all, np.arange(chunk.n_studies))
@@ -122,8 +122,10 @@ def _piece_counts(piece: ActivationBlock, w: np.ndarray, crop: bool = True) -> n
             continue
         rows = rows_all[nz]
         if integer and np.all(wg[nz] == 1):
-            out[g] = row_counts(indptr, indices, rows, m)
+            ptr, low, pages = chunk.paged()
+            out[g] = row_counts(ptr, low, rows, m, pages)
         else:
+            indptr, indices = decoded = decoded or chunk.rows()
             picked = indices[ranges(indptr[rows], indptr[rows + 1])]
             lens = indptr[rows + 1] - indptr[rows]
             out[g] += np.bincount(picked, weights=np.repeat(wg[nz].astype(np.float64), lens), minlength=m).astype(
@@ -133,38 +135,40 @@ def _piece_counts(piece: ActivationBlock, w: np.ndarray, crop: bool = True) -> n
     return out if voxels is None else out[:, voxels]
 
 
-def row_counts(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, m: int) -> np.ndarray:
-    """Per voxel, how many of the CSR ``rows`` are active there: ``(m,)``, uint16 (or int32 past 65,535 rows).
+def row_counts(ptr: np.ndarray, low: np.ndarray, rows: np.ndarray, m: int, pages: int = 1) -> np.ndarray:
+    """Per voxel, how many of the ``rows`` are active there: ``(m,)``, uint16 (or int32 past 65,535 rows).
 
-    A count never exceeds the number of rows summed, so it fits this type
-    (see :func:`count_rows`).
+    The rows as :func:`count_rows` reads them.  A count never exceeds the
+    number of rows summed, so it fits this type.
     """
     rows = np.asarray(rows, dtype=np.int64)
-    out = np.zeros(m, dtype=np.uint16 if rows.size <= np.iinfo(np.uint16).max else np.int32)
-    count_rows(indptr, indices, rows, out)
+    out = np.zeros(m, dtype=_count_dtype(rows.size))
+    count_rows(ptr, low, rows, out, pages)
     return out
 
 
-def count_rows(indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Add 1 to ``out`` at each voxel of each of the CSR ``rows`` (in place; ``out`` is returned).
+def count_rows(ptr: np.ndarray, low: np.ndarray, rows: np.ndarray, out: np.ndarray, pages: int = 1) -> np.ndarray:
+    """Add 1 to ``out`` at each voxel of each of the ``rows`` (in place; ``out`` is returned).
 
-    A compiled loop over the rows' slices of ``indices``: no gathered copy of
-    the entries and no widening to 64 bits (``np.bincount``), and a narrow
-    ``out`` (uint16 for up to 65,535 rows) stays in cache.  The caller sizes
-    ``out`` so that no count overflows.
+    The rows are CSR (``pages=1``) or a binary chunk's 16-bit pages
+    (:meth:`xcoact.blocks.StudyChunk.paged`).  A compiled loop: no gathered
+    copy of the entries, no widening to 64 bits (``np.bincount``), and a
+    narrow ``out`` (uint16 for up to 65,535 rows) stays in cache.  The caller
+    sizes ``out`` so that no count overflows.
     """
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     if rows.size:
-        _count_kernel()(np.ascontiguousarray(indptr, dtype=np.int64), indices, rows, out)
+        _count_kernel()(np.ascontiguousarray(ptr, dtype=np.int64), low, rows, int(pages), out)
     return out
 
 
 # compiled by _count_kernel() (plain Python so that import is cheap); not mutated: numba cannot compile mutmut's wrapper
-def _count_rows(indptr, indices, rows, out):  # pragma: no mutate block
+def _count_rows(ptr, low, rows, pages, out):  # pragma: no mutate block
     for i in range(rows.size):
-        r = rows[i]
-        for k in range(indptr[r], indptr[r + 1]):
-            out[indices[k]] += 1
+        r = rows[i] * pages
+        for p in range(pages):
+            for k in range(ptr[r + p], ptr[r + p + 1]):
+                out[(p << 16) + low[k]] += 1
 
 
 @functools.cache
@@ -388,7 +392,7 @@ def _sparse_summed(flat: list) -> np.ndarray | None:
             if nz.size == chunk.n_studies and _is_whole_chunk(piece):
                 out[g] += chunk.totals()  # every study of the chunk: kept once built
             else:
-                jobs.append((*chunk.rows(), piece.rows[nz]))
+                jobs.append((*chunk.paged(), piece.rows[nz]))
         for narrow in _count_jobs(jobs, m):
             out[g] += narrow
     voxels = _in_mask_of_view(first)
@@ -400,7 +404,7 @@ _ROWS_PER_THREAD = 256
 
 
 def _count_jobs(jobs: list, m: int) -> list[np.ndarray]:
-    """The rows of ``jobs`` (``(indptr, indices, rows)`` each) counted, in a few threads: one partial count each.
+    """The rows of ``jobs`` (``(ptr, low, pages, rows)``, see :func:`count_rows`) counted in a few threads.
 
     Each thread takes the same share of every job's rows and counts them into
     its own accumulator (uint16 while the group has at most 65,535 rows); the
@@ -408,13 +412,13 @@ def _count_jobs(jobs: list, m: int) -> list[np.ndarray]:
     """
     from ._threads import split
 
-    n_rows = sum(rows.size for _, _, rows in jobs)
-    dtype = np.uint16 if n_rows <= np.iinfo(np.uint16).max else np.int32
+    n_rows = sum(job[-1].size for job in jobs)
+    dtype = _count_dtype(n_rows)
 
     def part(lo: int, hi: int) -> np.ndarray:
         acc = np.zeros(m, dtype=dtype)
-        for indptr, indices, rows in jobs:
-            count_rows(indptr, indices, rows[rows.size * lo // n_rows : rows.size * hi // n_rows], acc)
+        for ptr, low, pages, rows in jobs:
+            count_rows(ptr, low, rows[rows.size * lo // n_rows : rows.size * hi // n_rows], acc, pages)
         return acc
 
     if n_rows == 0:

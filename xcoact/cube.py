@@ -44,7 +44,7 @@ def _view(chunk: StudyChunk, lo, hi) -> ActivationBlock:
     The rows are built here, once per chunk in a process (the chunk keeps
     them), so a persisted block holds them wherever Dask keeps it.
     """
-    chunk.rows()
+    chunk.paged()
     chunk.totals()  # every analysis's "all studies" group: built here too, one chunk per task, in parallel
     return ActivationBlock(chunk, None, tuple(np.arange(a, b) for a, b in zip(lo, hi)))
 
