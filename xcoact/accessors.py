@@ -170,6 +170,8 @@ class CoactDataArrayAccessor:
         r: float = 6.0,
         max_iter: int = 300,
         compute: bool = False,
+        sample_size: float | None = None,
+        fwhm: float | None = None,
     ) -> xr.Dataset:
         """Coactivation-based parcellation of an ROI; see :func:`xcoact.analyses.parcellate.parcellate`."""
         return _parcellate.parcellate(
@@ -185,6 +187,8 @@ class CoactDataArrayAccessor:
             r=r,
             max_iter=max_iter,
             compute=compute,
+            sample_size=sample_size,
+            fwhm=fwhm,
         )
 
     def profile(self, selection, features: xr.DataArray | None = None, threshold: float = 0.001, *, terms=None):
