@@ -127,7 +127,7 @@ def test_profiles_are_the_single_seed_maps(cube, profile, name):
         assert prof[row].max() > 0
 
 
-@pytest.mark.parametrize("profile", parc.PROFILES)
+@pytest.mark.parametrize("profile", ["mkda", "pFgA"])  # ALE profiles: tests/test_parcellate_ale.py
 def test_gram_correlations_equal_corrcoef_of_the_profiles(cube, profile):
     """The correlations from the study Gram matrix are numpy.corrcoef of the explicit profiles."""
     roi = xcoact.datasets.amygdala_roi_path()

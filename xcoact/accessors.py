@@ -365,6 +365,10 @@ class CoactDatasetAccessor:
 
         return clusters(self._obj, name, **kwargs)
 
+    def load(self) -> xr.Dataset:
+        """Compute in place; a parcellation also gets ``attrs["k_suggested"]`` (see ``parcellate.load``)."""
+        return _parcellate.load(self._obj)
+
     def clusters_of(self, k: int) -> dict:
         """A parcellation's K clusters as ROIs ``{"cluster_1": mask, ...}`` for ``act.coact.seed``.
 

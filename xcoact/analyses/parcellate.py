@@ -84,6 +84,7 @@ __all__ = [
     "pool_ids",
     "pool_profiles",
     "clusters_of",
+    "load",
     "kmeans_correlation",
     "variation_of_information",
     "silhouette",
@@ -511,7 +512,7 @@ def _pearson(cross: np.ndarray, s: np.ndarray, n_vox: float) -> np.ndarray:
 # --- ALE profiles ----------------------------------------------------------------------------------
 
 #: x-planes of the grid per task of the ALE profiles (each task places the pooled studies' kernels near its slab).
-_SLAB = 8
+_SLAB = 4
 
 
 def _pooled_foci(act: xr.DataArray, union: np.ndarray):
@@ -548,22 +549,22 @@ def _ale_slab(data, kernel, grid, x0: int, x1: int):
     ``log1p(-MA)`` is the previous one's plus a sparse product) and the rows
     of its distinct pools (only those profiles are formed).
     """
-    from scipy import sparse
-
     from ..space import Grid
 
     foci, ids, steps, firsts = data
     # the slab as a grid of its own: its in-mask voxels are the grid's, in the same order, and a study's MA there
     # (foci beyond the slab add what of their kernel reaches into it) costs the slab's voxels, not the grid's
     sub = Grid((x1 - x0, *grid.shape[1:]), grid.affine, grid.mask[x0:x1])
-    idx, logs = zip(*(_ale_logs(ijk - [x0, 0, 0], study, kernel, sub) for ijk, study in zip(foci, ids)))
-    ptr = np.concatenate([[0], np.cumsum([len(i) for i in idx])])
-    slab = sparse.csr_matrix((np.concatenate(logs), np.concatenate(idx), ptr), shape=(len(foci), sub.n_mask)).tocsc()
+    logs = (_ale_logs(ijk - [x0, 0, 0], study, kernel, sub) for ijk, study in zip(foci, ids))
+    rows = [(i.astype(np.int32), v) for i, v in logs]  # int32 voxels, float32 logs: 8 bytes an entry
     cross = [np.zeros((len(f), len(f))) for f in firsts]
     sums = [np.zeros(len(f)) for f in firsts]
     width = max(256, min(4096, (1 << 23) // max(1, len(foci))))  # voxels per dense block of study logs (<= 64 MB)
     for a in range(0, sub.n_mask, width):
-        block = slab[:, a : a + width].toarray()
+        block = np.zeros((len(rows), min(width, sub.n_mask - a)))
+        for row, (idx, values) in zip(block, rows):
+            lo, hi = np.searchsorted(idx, [a, a + width])
+            row[idx[lo:hi] - a] = values[lo:hi]
         pooled = np.zeros((steps[0].shape[0], block.shape[1]))
         for f, (step, first) in enumerate(zip(steps, firsts)):
             pooled += step @ block
@@ -1043,14 +1044,16 @@ def parcellate(
         closest to the voxel centre (ties to the earlier study, as
         ``act.coact.seed(..., select="nearest", k=N)``), or every study with a
         peak within the radius.
-    profile : {"mkda", "pFgA"}, default "mkda"
+    profile : {"mkda", "pFgA", "ale"}, default "mkda"
         The coactivation profile of a pool over the brain mask.  ``"mkda"``:
         the proportion of the pool's studies active at each voxel (the MKDA
-        density, Neurosynth's ``pAgF``); the default because it is the
-        engine's MKDA analogue of the unthresholded ALE maps the CBP papers
-        correlated, and does not depend on studies outside the pool.
+        density, Neurosynth's ``pAgF``); the default: it needs no sample
+        sizes and is the cheapest (an exact study Gram matrix; see the Notes).
         ``"pFgA"``: pool studies active there / all studies active there.
-        ALE profiles will be offered once xcoact computes ALE.
+        ``"ale"``: the ALE map of the pool's studies, ``1 - prod(1 - MA)``
+        (:mod:`xcoact.stats.ale`), the profile of the CBP papers; on an ALE
+        cube (``kernel="ale"``) with its kernel, on a boolean cube with
+        ``sample_size`` or ``fwhm``.
     n_init : int, default :data:`DEFAULT_N_INIT`
         k-means++ restarts per filter size and K.
     seed : int, default 0
@@ -1066,8 +1069,11 @@ def parcellate(
     max_iter : int, default 300
         k-means iterations at most.
     compute : bool, default False
-        Compute now and also put ``k_suggested`` and the kept filter sizes in
-        ``attrs`` (a lazy result holds them as variables only).
+        Compute now (:func:`load`): the result then also holds
+        ``attrs["k_suggested"]`` and ``attrs["filters_voted"]``.
+    sample_size, fwhm : float, optional
+        ``profile="ale"`` on a boolean cube: the ALE kernel's size for every
+        study (subjects, or mm), as ``xcoact.activations(..., kernel="ale")``.
 
     Returns
     -------
@@ -1082,7 +1088,9 @@ def parcellate(
         ``pool_size (filter, voxel)``; ``roi (x, y, z)``; attrs with the
         provenance (procedure, parameters, the K rule, references).
         ``labels``, ``criteria``, ``filter_labels``, ``in_range`` and
-        ``k_suggested`` are lazy (one Dask graph) unless ``compute=True``.
+        ``k_suggested`` are lazy (one Dask graph) unless ``compute=True``;
+        ``attrs["k_suggested"]`` exists only once computed by :func:`load`
+        (``compute=True``, ``res.coact.load()``, :func:`write`).
 
     Raises
     ------
@@ -1234,11 +1242,22 @@ def parcellate(
         "reference": _REFERENCES,
         "xcoact_version": __version__,
     }
-    if compute:
-        ds = ds.compute()
-        ds.attrs["k_suggested"] = int(ds["k_suggested"])
-        ds.attrs["filters_voted"] = np.asarray(ds["filter"].values[ds["in_range"].values])
-    return ds
+    return load(ds) if compute else ds
+
+
+def load(result: xr.Dataset) -> xr.Dataset:
+    """Compute a parcellation in place (``result.load()``) and record ``k_suggested`` and ``filters_voted``
+    in its ``attrs``; returns it.  What ``res.coact.load()`` does.
+
+    A lazy result holds the suggested K as the 0-d variable ``k_suggested``
+    only: its ``attrs`` cannot hold a value not computed yet, and xarray's
+    own ``compute()`` / ``load()`` leave ``attrs`` as they are.
+    """
+    result.load()
+    if "k_suggested" in result and "in_range" in result:
+        result.attrs["k_suggested"] = int(result["k_suggested"])
+        result.attrs["filters_voted"] = np.asarray(result["filter"].values[result["in_range"].values])
+    return result
 
 
 def clusters_of(result: xr.Dataset, k: int) -> dict[str, xr.DataArray]:
@@ -1305,6 +1324,7 @@ def write(result: xr.Dataset, outroot, *, overwrite: bool = False, dpi: int = 10
     (``{outroot}_criteria.tsv``) and a figure (``{outroot}_parcellation.png``,
     :func:`figure`).  Every path is checked before anything is computed, and
     the files are placed together (:func:`xcoact.writers.write_atomically`).
+    ``result`` is computed in place (:func:`load`), ``attrs["k_suggested"]`` included.
 
     Returns
     -------
@@ -1325,7 +1345,7 @@ def write(result: xr.Dataset, outroot, *, overwrite: bool = False, dpi: int = 10
 
     paths = output_paths(result, outroot)
     check_outputs([(p, "file", name) for name, p in paths.items()], overwrite=overwrite)
-    result = result.compute()
+    load(result)
     affine = affine_from_coords(result["x"].values, result["y"].values, result["z"].values)
     writers: dict = {}
     for k in result["k"].values:
@@ -1453,6 +1473,8 @@ def add_cli(sub) -> None:
         help="pool sizes in studies: 20-200:5 (default, our reading of the papers' range) or a list",
     )
     p.add_argument("--profile", choices=PROFILES, default="mkda", help="coactivation profile of a pool (default mkda)")
+    p.add_argument("--sample-size", type=float, default=None, help="--profile ale: subjects of every study")
+    p.add_argument("--fwhm", type=float, default=None, help="--profile ale: kernel FWHM in mm for every study")
     p.add_argument("--n-init", type=int, default=DEFAULT_N_INIT, help=f"k-means restarts (default {DEFAULT_N_INIT})")
     p.add_argument("--random-seed", type=int, default=0, help="seed of the k-means restarts (default 0)")
     p.add_argument(
@@ -1491,6 +1513,8 @@ def run_cli(args) -> int:
             n_init=args.n_init,
             seed=args.random_seed,
             filter_range=args.filter_range,
+            sample_size=args.sample_size,
+            fwhm=args.fwhm,
         )
         res.attrs["command"] = getattr(args, "command_line", "")
         files = write(res, args.outroot, overwrite=args.overwrite)
@@ -1498,6 +1522,7 @@ def run_cli(args) -> int:
         print(f"warning: {w.message}", file=sys.stderr)
     print(f"database: {database}{' (bundled sample)' if args.database is None else ''}")
     print(f"ROI: {args.seed} ({res.attrs['n_roi']} voxels); pooled studies: {res.attrs['n_pooled_studies']}")
+    print(f"suggested K: {res.attrs['k_suggested']} (filter sizes voted: {res.attrs['filters_voted'].tolist()})")
     print("written:")
     for f in files:
         print(f"  {f}")
