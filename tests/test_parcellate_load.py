@@ -4,6 +4,8 @@ and the command line), never on a lazy result."""
 
 from __future__ import annotations
 
+import os
+import re
 import warnings
 
 import dask.array as da
@@ -57,17 +59,34 @@ def test_write_computes_in_place_and_the_table_marks_the_same_k(cube, tmp_path):
     assert table.index[table["suggested"]].tolist() == [k] == [int(res["k_suggested"])]
 
 
-def test_cli_prints_the_suggested_k_of_its_table(cube, tmp_path, capsys):
+def test_the_issues_command_on_the_bundled_sample_prints_the_k_its_table_marks(tmp_path, capsys):
+    """``xcoact parcellate --seed ROI --k 2-9 --outroot OUT`` as the issue writes it: on the 100-study sample the
+    default filter sizes are those below 100."""
     from xcoact.cli import main
 
-    out = tmp_path / "amy"
-    args = ["parcellate", "--seed", xcoact.datasets.amygdala_roi_path(), "--k", "2-4", "--filters", "10,20"]
-    assert main([*args, "--n-init", "2", "--outroot", str(out)]) == 0
+    assert (
+        main(
+            [
+                "parcellate",
+                "--seed",
+                xcoact.datasets.amygdala_roi_path(),
+                "--k",
+                "2-9",
+                "--outroot",
+                str(tmp_path / "amy"),
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
+    names = sorted(os.listdir(tmp_path))
+    assert names == sorted(
+        [f"amy_k{k}_labels.nii.gz" for k in range(2, 10)] + ["amy_criteria.tsv", "amy_parcellation.png"]
+    )
     table = pd.read_csv(tmp_path / "amy_criteria.tsv", sep="\t", index_col="k")
-    same = cube.coact.parcellate(xcoact.datasets.amygdala_roi_path(), **KW).coact.load()  # the CLI's cube: r = 6
-    assert table.index[table["suggested"]].tolist() == [same.attrs["k_suggested"]]
-    assert f"suggested K: {same.attrs['k_suggested']} (filter sizes voted: {_voted(same)})" in text
+    k = int(table.index[table["suggested"]][0])
+    assert f"filter sizes: {list(range(20, 100, 5))} (the defaults below the database size)" in text
+    assert re.search(rf"^suggested K: {k} \(filter sizes voted: \[\d+(, \d+)*\]\)$", text, re.MULTILINE)
 
 
 def test_cli_parcellates_with_ale_profiles(tmp_path, capsys):

@@ -1469,8 +1469,9 @@ def add_cli(sub) -> None:
     p.add_argument("--k", default="2-9", help="numbers of clusters: a range 2-9 (default) or a list 2,3,5")
     p.add_argument(
         "--filters",
-        default="20-200:5",
-        help="pool sizes in studies: 20-200:5 (default, our reading of the papers' range) or a list",
+        default=None,
+        help="pool sizes in studies: a step range 20-200:5 or a list; default: 20-200:5 (our reading of the papers' "
+        "range), the sizes below the database's number of studies",
     )
     p.add_argument("--profile", choices=PROFILES, default="mkda", help="coactivation profile of a pool (default mkda)")
     p.add_argument("--sample-size", type=float, default=None, help="--profile ale: subjects of every study")
@@ -1500,10 +1501,11 @@ def run_cli(args) -> int:
     t0 = time.perf_counter()
     database = args.database or datasets.sample_database_path()
     ks = _parse_range(args.k, "--k")
-    filters = _parse_range(args.filters, "--filters")
+    filters = None if args.filters is None else _parse_range(args.filters, "--filters")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         act = activations(read_database(database), r=args.kernel_r)
+        filters = filters or [f for f in DEFAULT_FILTERS if f < act.sizes["study"]]
         res = parcellate(
             act,
             args.seed,
@@ -1522,6 +1524,7 @@ def run_cli(args) -> int:
         print(f"warning: {w.message}", file=sys.stderr)
     print(f"database: {database}{' (bundled sample)' if args.database is None else ''}")
     print(f"ROI: {args.seed} ({res.attrs['n_roi']} voxels); pooled studies: {res.attrs['n_pooled_studies']}")
+    print(f"filter sizes: {list(filters)}{' (the defaults below the database size)' if args.filters is None else ''}")
     print(f"suggested K: {res.attrs['k_suggested']} (filter sizes voted: {res.attrs['filters_voted'].tolist()})")
     print("written:")
     for f in files:
