@@ -12,7 +12,7 @@ the criteria reviewed by Eickhoff et al. (2015), on the batched engine:
    each voxel (Neurosynth's ``pAgF`` of the pool, from the engine's grouped
    counts).  ``profile="pFgA"`` divides by every study active at the voxel
    instead (Neurosynth's ``pFgA``), which down-weights voxels active in most
-   studies.
+   studies; ``profile="ale"`` takes the ALE map of the pool's studies.
 3. **Similarity.**  Pearson correlation between the profiles of every pair of
    ROI voxels; distance ``1 - r``.
 4. **Clustering.**  k-means with the correlation distance (MATLAB's
@@ -31,17 +31,13 @@ the criteria reviewed by Eickhoff et al. (2015), on the batched engine:
 
 How the profiles are computed
 -----------------------------
-A pool's profile is a sum of its studies' activation rows, so the Pearson
-correlation of two pools' profiles needs only, per pair of studies, the
-number of voxels both activate (weighted by the profile's per-voxel factor):
-the *study Gram matrix* of the studies that appear in any pool.  Those
-studies' rows come from the engine (:func:`xcoact.counts.grouped_counts`, one
-group per study, a chunk of groups per task, each kept as a sparse matrix),
-so no profile of any voxel is ever held as a map: the memory is the sparse
-rows of the pooled studies plus two ``n_roi x n_roi`` matrices, whatever the
-number of filter sizes.  The correlations are exact (integer sums, then one
-float division), the same numbers as :func:`numpy.corrcoef` of the profiles
-(see :func:`pool_profiles`, and the tests).
+An MKDA profile is a sum of its studies' activation rows, so the Pearson
+correlations of the pools need only the Gram matrix of the pooled studies
+(their sparse rows from :func:`xcoact.counts.grouped_counts`); an ALE
+profile's ``log(1 - ALE)`` is such a sum, so the pools' ALE maps are formed a
+slab of the grid at a time and only their cross products kept.  No task holds
+every profile; the correlations equal :func:`numpy.corrcoef` of the explicit
+profiles (:func:`pool_profiles`).  Details and costs: docs/parcellation.md.
 
 References
 ----------
@@ -544,10 +540,8 @@ def _ale_profiles(pools, kernel, grid) -> np.ndarray:
 def _ale_slab(data, kernel, grid, x0: int, x1: int):
     """A slab's share (grid planes ``x0 <= i < x1``) of each filter's ALE profile sums and cross products.
 
-    ``data``: the pooled studies' foci and ids; per filter, the pools it adds
-    to the previous filter's (pools nest as the filters grow: a pool's summed
-    ``log1p(-MA)`` is the previous one's plus a sparse product) and the rows
-    of its distinct pools (only those profiles are formed).
+    ``data``: the pooled studies' foci and ids; per filter, the studies it adds to the previous filter's pools
+    (pools nest as the filters grow) and the rows of its distinct pools (only those profiles are formed).
     """
     from ..space import Grid
 
@@ -592,13 +586,8 @@ def _ale_stats(act: xr.DataArray, kernel, pools_by_filter, union: np.ndarray):
 
 
 def _ale_total(parts, n_vox: int, inverse):
-    n_f = len(inverse)
-    return (
-        [sum(p[0][f] for p in parts) for f in range(n_f)],
-        [sum(p[1][f] for p in parts) for f in range(n_f)],
-        float(n_vox),
-        inverse,
-    )
+    cross, sums = ([sum(p[i][f] for p in parts) for f in range(len(inverse))] for i in (0, 1))
+    return cross, sums, float(n_vox), inverse
 
 
 # --- k-means with the correlation distance ---------------------------------------------------------
@@ -932,11 +921,8 @@ def _pool_matrix(pools: list[np.ndarray], union: np.ndarray):
 
 
 def _analyse(stats, pools_by_filter, union, ks, n_init, seed, filter_range, max_iter):
-    """Everything after the counts, in one task: clustering, matching, vote, criteria.
-
-    ``stats``: the pooled studies' Gram matrix, row sums and voxels (:func:`_gram`), or, for ALE profiles, each
-    filter's cross products, sums and voxels (:func:`_ale_stats`).
-    """
+    """Everything after the counts, in one task: clustering, matching, vote, criteria (``stats``: :func:`_gram`
+    or :func:`_ale_stats`)."""
     cross, sums, n_vox = stats[:3]
     n_f = len(pools_by_filter)
     mats = [_pool_matrix(p, union) for p in pools_by_filter]
