@@ -137,3 +137,27 @@ def test_planted_halves_are_recovered_with_ale_profiles(tmp_path):
 def test_bad_profile_arguments_are_named(cubes, roi, which, kwargs, message):
     with pytest.raises(ParameterError, match=message):
         parc.parcellate(cubes[which], roi, k=[2], filters=[8], **kwargs)
+
+
+def test_ale_labels_identical_on_a_two_worker_local_cluster(cubes, roi):
+    """The ALE graph (a task per slab, then a sum) runs on dask.distributed with the threaded result."""
+    distributed = pytest.importorskip("distributed")
+    import dask
+
+    act, _ = cubes
+    kw = dict(k=[2, 3], filters=[8, 12], n_init=3, profile="ale", sample_size=20)
+    with dask.config.set(scheduler="threads"):
+        local = parc.parcellate(act, roi, **kw).compute()
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, silence_logs=40
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        with distributed.get_task_stream(client) as stream:
+            remote = parc.parcellate(act, roi, **kw).compute()
+        ran = {t["worker"] for t in stream.data}
+        slabs = {t["worker"] for t in stream.data if "_ale_slab" in str(t["key"])}
+    assert len(ran) == 2 and slabs  # the slabs ran on the cluster's workers
+    for name in ("labels", "filter_labels", "criteria", "k_suggested"):
+        np.testing.assert_array_equal(remote[name].values, local[name].values)
