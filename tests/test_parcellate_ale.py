@@ -21,6 +21,7 @@ from test_parcellate import _box_roi, _planted_database
 import xcoact
 from xcoact.analyses import parcellate as parc
 from xcoact.errors import ParameterError
+from xcoact.report import parcellation_methods_text
 
 pytestmark = NIMARE_MARKS
 FILTERS = [8, 12, 16]
@@ -110,6 +111,11 @@ def test_ale_cube_and_sized_boolean_cube_give_the_same_parcellation(cubes, roi):
     for name in ("labels", "filter_labels", "criteria", "k_suggested"):
         np.testing.assert_array_equal(a[name].values, b[name].values)
     assert a.attrs["profile"] == "ale" and a.attrs["profile_kernel"] == "ALEKernel sample_size=20"
+    text = parcellation_methods_text(a)[0]
+    assert (
+        "(profile ale, ALEKernel sample_size=20)" in text and "peaks modelled by the ALEKernel sample_size=20)" in text
+    )
+    assert "peaks as spheres of radius 10 mm" in parcellation_methods_text(b)[0]  # NiMARE's MKDA cube
     mkda = act.coact.parcellate(roi, **{**kw, "profile": "mkda"}, compute=True)
     assert not np.array_equal(mkda["criteria"].values, a["criteria"].values)  # another profile, other numbers
 

@@ -1102,6 +1102,8 @@ def parcellate(
     k-means restarts (``n_filters x len(k) x n_init`` of them, batched).
     Memory: the pooled studies' sparse rows, their Gram matrix (pooled
     studies squared) and a few ``n_roi x n_roi`` matrices; no per-voxel map.
+    ``profile="ale"`` replaces the rows and Gram matrix by a task per slab of
+    the grid (the pooled studies' MA there, the pools' cross products).
     """
     from ..counts import grouped_counts
     from ..roi import describe_seed
