@@ -4,11 +4,11 @@
 One command::
 
     python3 benchmarks/parcellate.py [--database PATH] [--filters 20-200:20] [--k 2-9] [--n-init 50]
-                                     [--distributed]
+                                     [--profile ale --sample-size 20] [--distributed]
 
 Parcellates the bundled amygdala ROI (``xcoact/datasets/data/amygdala_roi.nii.gz``, 366
 voxels) with 10 filter sizes (20, 40, ..., 200 studies) and K = 2..9, and
-prints, as one JSON line and a small table, the wall time and peak resident
+prints, as one JSON line and a small table, the wall and CPU time and peak resident
 memory (VmHWM of this process), and the 1-minute load average before and after
 (the machine may be shared: say so with the numbers), of:
 
@@ -62,6 +62,8 @@ def main(argv=None) -> int:
     p.add_argument("--filters", default="20-200:20", help="pool sizes (default 20-200:20: 10 sizes)")
     p.add_argument("--k", default="2-9")
     p.add_argument("--n-init", type=int, default=xcoact.analyses.parcellate.DEFAULT_N_INIT)
+    p.add_argument("--profile", default="mkda", choices=xcoact.analyses.parcellate.PROFILES)
+    p.add_argument("--sample-size", type=float, default=None, help="ALE kernel size for --profile ale (subjects)")
     p.add_argument("--distributed", action="store_true", help="also run on a 2-worker LocalCluster and compare labels")
     args = p.parse_args(argv)
 
@@ -73,6 +75,8 @@ def main(argv=None) -> int:
         "filters": filters,
         "k": ks,
         "n_init": args.n_init,
+        "profile": args.profile,
+        "sample_size": args.sample_size,
         "cpus": os.cpu_count(),
         "load_average_start": round(os.getloadavg()[0], 2),
     }
@@ -81,10 +85,15 @@ def main(argv=None) -> int:
         warnings.simplefilter("ignore")
         act = xcoact.activations(xcoact.read_database(args.database), r=6)
     t1 = time.perf_counter()
-    res = act.coact.parcellate(roi, k=ks, filters=filters, n_init=args.n_init)
+    opts = {"k": ks, "filters": filters, "n_init": args.n_init, "profile": args.profile}
+    if args.sample_size is not None:
+        opts["sample_size"] = args.sample_size
+    c1 = time.process_time()
+    res = act.coact.parcellate(roi, **opts)
     t2 = time.perf_counter()
     res = res.compute()
     t3 = time.perf_counter()
+    c3 = time.process_time()
     out.update(
         {
             "n_studies": int(act.sizes["study"]),
@@ -94,6 +103,7 @@ def main(argv=None) -> int:
             "call_s": round(t2 - t1, 2),
             "compute_s": round(t3 - t2, 2),
             "parcellate_total_s": round(t3 - t1, 2),
+            "parcellate_cpu_s": round(c3 - c1, 2),
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "load_average_after_local": round(os.getloadavg()[0], 2),
             "k_suggested": int(res["k_suggested"]),
@@ -115,7 +125,7 @@ def main(argv=None) -> int:
             Client(cluster),
         ):
             t4 = time.perf_counter()
-            other = act.coact.parcellate(roi, k=ks, filters=filters, n_init=args.n_init).compute()
+            other = act.coact.parcellate(roi, **opts).compute()
             out["distributed_s"] = round(time.perf_counter() - t4, 2)
             out["load_average_after_distributed"] = round(os.getloadavg()[0], 2)
         out["distributed_identical_labels"] = bool(

@@ -42,6 +42,7 @@ TARGETS = [
     (DatasetCoact.to_nibabel, images.to_nibabel),
     (DataArrayCoact.parcellate, parcellate.parcellate),
     (DatasetCoact.clusters_of, parcellate.clusters_of),
+    (DatasetCoact.load, parcellate.load),
 ]
 # parameters the function requires and the accessor fills in by default (decode: the result's own cube,
 # the database's own features)

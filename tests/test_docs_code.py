@@ -137,7 +137,8 @@ EXPECTED: dict[tuple[str, int], list] = {
         "suggested K: 3",
         "3 [1.0, 3.0, 2.0, 1.0]",
     ],
-    ("parcellation", 1): ["['cluster_1', 'cluster_2'] True ['r', 'n_studies']"],
+    ("parcellation", 1): ["ale ALEKernel sample_size=20 41"],
+    ("parcellation", 2): ["['cluster_1', 'cluster_2'] True ['r', 'n_studies']"],
     # ale.md
     ("ale", 0): ["float32 ale 9.24"],
     ("ale", 1): [

@@ -170,6 +170,8 @@ class CoactDataArrayAccessor:
         r: float = 6.0,
         max_iter: int = 300,
         compute: bool = False,
+        sample_size: float | None = None,
+        fwhm: float | None = None,
     ) -> xr.Dataset:
         """Coactivation-based parcellation of an ROI; see :func:`xcoact.analyses.parcellate.parcellate`."""
         return _parcellate.parcellate(
@@ -185,6 +187,8 @@ class CoactDataArrayAccessor:
             r=r,
             max_iter=max_iter,
             compute=compute,
+            sample_size=sample_size,
+            fwhm=fwhm,
         )
 
     def profile(self, selection, features: xr.DataArray | None = None, threshold: float = 0.001, *, terms=None):
@@ -360,6 +364,10 @@ class CoactDatasetAccessor:
         from .stats.clusters import clusters
 
         return clusters(self._obj, name, **kwargs)
+
+    def load(self) -> xr.Dataset:
+        """Compute in place; a parcellation also gets ``attrs["k_suggested"]`` (see ``parcellate.load``)."""
+        return _parcellate.load(self._obj)
 
     def clusters_of(self, k: int) -> dict:
         """A parcellation's K clusters as ROIs ``{"cluster_1": mask, ...}`` for ``act.coact.seed``.

@@ -541,10 +541,15 @@ def parcellation_methods_text(ds: xr.Dataset) -> tuple[str, list[str]]:
             f"meta-analytic coactivation-based parcellation (Bzdok et al., 2013 {cite('bzdok2013')}; Clos et al., 2013 "
             f"{cite('clos2013')}) with xcoact {a.get('xcoact_version', __version__)}, with xarray {cite('xarray')} and "
             f"Dask, on the coordinate database {a.get('database', 'not recorded')} ({a.get('n_studies', '?')} studies; "
-            f"peaks as spheres of radius {_plain(a.get('r', '?'))} mm, the MKDA kernel {cite('mkda')}).",
+            + (
+                f"peaks as spheres of radius {_plain(a.get('r', '?'))} mm, the MKDA kernel {cite('mkda')})."
+                if np.isfinite(a.get("r", 0.0))
+                else f"peaks modelled by the {a.get('profile_kernel', 'ALE kernel')})."  # an ALE cube has no radius
+            ),
             f"For each voxel of the region, a pool of studies was formed: {a.get('pooling', '?')}, for the filter "
             f"sizes {filters} ({unit}); {a.get('n_pooled_studies', '?')} studies entered at least one pool.",
-            f"Each pool's coactivation profile over the brain (profile {a.get('profile', '?')!s}) was compared between "
+            f"Each pool's coactivation profile over the brain (profile {a.get('profile', '?')!s}"
+            f"{', ' + str(a['profile_kernel']) if 'profile_kernel' in a else ''}) was compared between "
             f"voxels by {a.get('similarity', '?')}.",
             f"The voxels were clustered by {a.get('clustering', '?')}, with {a.get('n_init', '?')} restarts "
             f"(random seed {a.get('seed', '?')}), for K = {ks}.",

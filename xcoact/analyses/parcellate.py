@@ -12,7 +12,7 @@ the criteria reviewed by Eickhoff et al. (2015), on the batched engine:
    each voxel (Neurosynth's ``pAgF`` of the pool, from the engine's grouped
    counts).  ``profile="pFgA"`` divides by every study active at the voxel
    instead (Neurosynth's ``pFgA``), which down-weights voxels active in most
-   studies.
+   studies; ``profile="ale"`` takes the ALE map of the pool's studies.
 3. **Similarity.**  Pearson correlation between the profiles of every pair of
    ROI voxels; distance ``1 - r``.
 4. **Clustering.**  k-means with the correlation distance (MATLAB's
@@ -31,17 +31,13 @@ the criteria reviewed by Eickhoff et al. (2015), on the batched engine:
 
 How the profiles are computed
 -----------------------------
-A pool's profile is a sum of its studies' activation rows, so the Pearson
-correlation of two pools' profiles needs only, per pair of studies, the
-number of voxels both activate (weighted by the profile's per-voxel factor):
-the *study Gram matrix* of the studies that appear in any pool.  Those
-studies' rows come from the engine (:func:`xcoact.counts.grouped_counts`, one
-group per study, a chunk of groups per task, each kept as a sparse matrix),
-so no profile of any voxel is ever held as a map: the memory is the sparse
-rows of the pooled studies plus two ``n_roi x n_roi`` matrices, whatever the
-number of filter sizes.  The correlations are exact (integer sums, then one
-float division), the same numbers as :func:`numpy.corrcoef` of the profiles
-(see :func:`pool_profiles`, and the tests).
+An MKDA profile is a sum of its studies' activation rows, so the Pearson
+correlations of the pools need only the Gram matrix of the pooled studies
+(their sparse rows from :func:`xcoact.counts.grouped_counts`); an ALE
+profile's ``log(1 - ALE)`` is such a sum, so the pools' ALE maps are formed a
+slab of the grid at a time and only their cross products kept.  No task holds
+every profile; the correlations equal :func:`numpy.corrcoef` of the explicit
+profiles (:func:`pool_profiles`).  Details and costs: docs/parcellation.md.
 
 References
 ----------
@@ -84,6 +80,7 @@ __all__ = [
     "pool_ids",
     "pool_profiles",
     "clusters_of",
+    "load",
     "kmeans_correlation",
     "variation_of_information",
     "silhouette",
@@ -106,7 +103,7 @@ DEFAULT_FILTERS = tuple(range(20, 201, 5))
 DEFAULT_N_INIT = 50
 
 #: Coactivation profiles a pool can have (see :func:`parcellate`).
-PROFILES = ("mkda", "pFgA")
+PROFILES = ("mkda", "pFgA", "ale")
 
 #: The criteria per K, in the ``criterion`` dimension of the result.
 CRITERIA = (
@@ -181,12 +178,35 @@ def _check_filters(filters, select: str, n_studies: int) -> list:
     return sorted({float(v) for v in values})
 
 
-def _check_cube(act) -> None:
-    if not isinstance(act, xr.DataArray) or set(act.dims) != {"study", "x", "y", "z"} or act.dtype != bool:
+def _check_cube(act, profile: str = "mkda") -> None:
+    ok = isinstance(act, xr.DataArray) and set(act.dims) == {"study", "x", "y", "z"}
+    if ok and act.attrs.get("kernel") == "ale" and profile != "ale":
+        raise ParameterError(f"profile={profile!r} reads a boolean cube; the profile of an ALE cube is profile='ale'.")
+    if not ok or (act.dtype != bool and act.attrs.get("kernel") != "ale"):
         raise ParameterError(
-            "act must be the boolean activation cube (study, x, y, z) from xcoact.activations; got "
-            f"{type(act).__name__}{' with dims ' + str(act.dims) if isinstance(act, xr.DataArray) else ''}."
+            "act must be the boolean activation cube (study, x, y, z) from xcoact.activations, or its ALE cube "
+            f"(kernel='ale'); got {type(act).__name__}"
+            f"{f' with dims {act.dims} of {act.dtype}' if isinstance(act, xr.DataArray) else ''}."
         )
+
+
+def _ale_kernel(act: xr.DataArray, sample_size, fwhm):
+    """The ALE kernel of the profiles: the ALE cube's own, or one sized by ``sample_size`` / ``fwhm``."""
+    from ..roi import grid_of
+    from ..stats.ale import ALEKernel, _cube_kernel
+
+    if act.attrs.get("kernel") == "ale":
+        if sample_size is not None or fwhm is not None:
+            raise ParameterError(
+                "sample_size/fwhm size the ALE kernel of a binary cube; this ALE cube has its own: drop them."
+            )
+        return _cube_kernel(act)
+    if sample_size is None and fwhm is None:
+        raise ParameterError(
+            "profile='ale' on a binary cube needs the ALE kernel's size: sample_size=N (subjects) or fwhm=MM for "
+            "every study, e.g. sample_size=20; or pass the ALE cube, xcoact.activations(db, kernel='ale')."
+        )
+    return ALEKernel(sample_size, fwhm, grid_of(act).voxel_size)
 
 
 # --- pools -----------------------------------------------------------------------------------------
@@ -314,7 +334,7 @@ def pool_ids(act: xr.DataArray, roi, n, *, select: str = "nearest", r: float = 6
         studies in cube order: the same studies ``act.coact.seed([[x, y, z]],
         select="nearest", k=n)`` selects at that voxel's centre.
     """
-    _check_cube(act)
+    _check_cube(act, "ale")  # any cube with peaks
     _check_select(select)
     n = _check_filters([n], select, act.sizes["study"])[0]
     _, _, _, xyz = _roi_voxels(act, roi, r)
@@ -330,17 +350,28 @@ def _check_select(select) -> None:
         )
 
 
-def _check_profile(profile) -> None:
+def _check_profile(profile, sample_size=None, fwhm=None) -> None:
     if profile not in PROFILES:
         raise ParameterError(
-            f"profile={profile!r} is not known; expected 'mkda' (proportion of the pool's studies active at each "
-            "voxel, the default) or 'pFgA' (pool studies active there / all studies active there). ALE profiles are "
-            "not available yet."
+            f"profile={profile!r} is not known; expected one of 'mkda' (proportion of the pool's studies active at "
+            "each voxel, the default), 'pFgA' (pool studies active there / all studies active there) or 'ale' (the "
+            "ALE map of the pool's studies)."
         )
+    if profile != "ale" and (sample_size is not None or fwhm is not None):
+        raise ParameterError(f"sample_size/fwhm size the ALE kernel of profile='ale'; profile={profile!r} has none.")
 
 
 def pool_profiles(
-    act: xr.DataArray, roi, n, *, select: str = "nearest", profile: str = "mkda", r: float = 6.0, voxels=None
+    act: xr.DataArray,
+    roi,
+    n,
+    *,
+    select: str = "nearest",
+    profile: str = "mkda",
+    r: float = 6.0,
+    voxels=None,
+    sample_size: float | None = None,
+    fwhm: float | None = None,
 ) -> xr.DataArray:
     """The coactivation profiles of some ROI voxels' pools, as maps over the in-mask voxels (lazy).
 
@@ -351,7 +382,7 @@ def pool_profiles(
     ----------
     act, roi, n, select, r
         As in :func:`pool_ids`.
-    profile : {"mkda", "pFgA"}
+    profile, sample_size, fwhm : {"mkda", "pFgA", "ale"}, float, float
         See :func:`parcellate`.
     voxels : sequence of int, optional
         Positions in the ROI's voxel list (C order); all by default.
@@ -364,9 +395,9 @@ def pool_profiles(
     """
     from ..counts import grouped_counts
 
-    _check_cube(act)
+    _check_cube(act, profile)
     _check_select(select)
-    _check_profile(profile)
+    _check_profile(profile, sample_size, fwhm)
     n = _check_filters([n], select, act.sizes["study"])[0]
     grid, _, flat, xyz = _roi_voxels(act, roi, r)
     take = np.arange(len(flat)) if voxels is None else np.asarray(voxels, dtype=np.int64)
@@ -374,12 +405,16 @@ def pool_profiles(
     weights = np.zeros((len(take), act.sizes["study"]), dtype=bool)
     for i, p in enumerate(pools):
         weights[i, p] = True
-    counts = grouped_counts(act, weights, grid).astype(np.float64)
-    if profile == "mkda":
-        maps = counts / weights.sum(axis=1)[:, None]
+    if profile == "ale":
+        foci, ids, grid = _pooled_foci(act, np.arange(act.sizes["study"]))
+        pooled = [[(foci[s], ids[s]) for s in p] for p in pools]
+        task = dask.delayed(_ale_profiles)(pooled, _ale_kernel(act, sample_size, fwhm), grid)
+        maps = da.from_delayed(task, (len(take), grid.n_mask), dtype=np.float64)
+    elif profile == "mkda":
+        maps = grouped_counts(act, weights, grid) / weights.sum(axis=1)[:, None]
     else:
         total = grouped_counts(act, np.ones((1, act.sizes["study"]), dtype=bool), grid)[0].astype(np.float64)
-        maps = counts / da.where(total > 0, total, 1.0)[None, :]
+        maps = grouped_counts(act, weights, grid) / da.where(total > 0, total, 1.0)[None, :]
     return xr.DataArray(
         maps,
         dims=("voxel", "mask_voxel"),
@@ -457,14 +492,102 @@ def _correlation(gram: np.ndarray, sums: np.ndarray, n_vox: float, pools) -> np.
     ``pools`` is a sparse (n_roi x n_pooled) 0/1 matrix; a profile is
     ``pools @ X``, so its cross products are ``pools @ G @ pools.T``.
     """
-    cross = np.asarray(pools @ (pools @ gram).T)  # (n_roi, n_roi), symmetric
-    s = np.asarray(pools @ sums).ravel()
+    return _pearson(np.asarray(pools @ (pools @ gram).T), np.asarray(pools @ sums).ravel(), n_vox)
+
+
+def _pearson(cross: np.ndarray, s: np.ndarray, n_vox: float) -> np.ndarray:
+    """Pearson r of profiles from their cross products ``P P^T``, sums ``P 1`` and length ``n_vox``."""
     cov = n_vox * cross - np.outer(s, s)
     var = np.diag(cov).copy()
     scale = np.sqrt(np.where(var > 0, var, np.inf))
     r = cov / scale[:, None] / scale[None, :]
     np.fill_diagonal(r, 1.0)
     return np.clip(r, -1.0, 1.0)
+
+
+# --- ALE profiles ----------------------------------------------------------------------------------
+
+#: x-planes of the grid per task of the ALE profiles (each task places the pooled studies' kernels near its slab).
+_SLAB = 4
+
+
+def _pooled_foci(act: xr.DataArray, union: np.ndarray):
+    """The foci (voxel indices) and ids of the studies ``union`` (cube rows), and the grid they lie on."""
+    from ..counts import cube_peaks
+
+    peaks = cube_peaks(act)
+    assert peaks is not None  # the pools were drawn from the same peaks
+    ptr = peaks.peak_ptr
+    return [peaks.ijk[ptr[s] : ptr[s + 1]] for s in union], act["study"].values[union], peaks.grid
+
+
+def _ale_logs(ijk, study, kernel, grid) -> tuple[np.ndarray, np.ndarray]:
+    """A study's in-mask voxels and ``log1p(-MA)`` there (float32, as the ALE engine adds them)."""
+    idx, ma = kernel.study_map(ijk, grid, study)
+    return idx, np.log1p(-ma.astype(np.float32))
+
+
+def _ale_profiles(pools, kernel, grid) -> np.ndarray:
+    """The ALE map of each pool, ``1 - prod(1 - MA)``, from its studies' ``(foci, id)`` one by one."""
+    out = np.zeros((len(pools), grid.n_mask))
+    for row, pool in zip(out, pools):
+        for ijk, study in pool:
+            idx, logs = _ale_logs(ijk, study, kernel, grid)
+            row[idx] += logs
+    return -np.expm1(out)
+
+
+def _ale_slab(data, kernel, grid, x0: int, x1: int):
+    """A slab's share (grid planes ``x0 <= i < x1``) of each filter's ALE profile sums and cross products.
+
+    ``data``: the pooled studies' foci and ids; per filter, the studies it adds to the previous filter's pools
+    (pools nest as the filters grow) and the rows of its distinct pools (only those profiles are formed).
+    """
+    from ..space import Grid
+
+    foci, ids, steps, firsts = data
+    # the slab as a grid of its own: its in-mask voxels are the grid's, in the same order, and a study's MA there
+    # (foci beyond the slab add what of their kernel reaches into it) costs the slab's voxels, not the grid's
+    sub = Grid((x1 - x0, *grid.shape[1:]), grid.affine, grid.mask[x0:x1])
+    logs = (_ale_logs(ijk - [x0, 0, 0], study, kernel, sub) for ijk, study in zip(foci, ids))
+    rows = [(i.astype(np.int32), v) for i, v in logs]  # int32 voxels, float32 logs: 8 bytes an entry
+    cross = [np.zeros((len(f), len(f))) for f in firsts]
+    sums = [np.zeros(len(f)) for f in firsts]
+    width = max(256, min(4096, (1 << 23) // max(1, len(foci))))  # voxels per dense block of study logs (<= 64 MB)
+    for a in range(0, sub.n_mask, width):
+        block = np.zeros((len(rows), min(width, sub.n_mask - a)))
+        for row, (idx, values) in zip(block, rows):
+            lo, hi = np.searchsorted(idx, [a, a + width])
+            row[idx[lo:hi] - a] = values[lo:hi]
+        pooled = np.zeros((steps[0].shape[0], block.shape[1]))
+        for f, (step, first) in enumerate(zip(steps, firsts)):
+            pooled += step @ block
+            prof = -np.expm1(pooled[first])  # 1 - exp(sum log(1 - MA)): the distinct pools' ALE on this block
+            sums[f] += prof.sum(axis=1)
+            cross[f] += prof @ prof.T
+    return cross, sums
+
+
+def _ale_stats(act: xr.DataArray, kernel, pools_by_filter, union: np.ndarray):
+    """Lazy ``(cross, sums, n_vox, inverse)`` of the pools' ALE profiles per filter: a task per slab, then a sum.
+
+    ``cross`` and ``sums`` are over each filter's distinct pools; ``inverse`` maps every ROI voxel to its pool.
+    """
+    foci, ids, grid = _pooled_foci(act, union)
+    mats = [_pool_matrix(p, union) for p in pools_by_filter]
+    steps = [m - prev for m, prev in zip(mats, [0 * mats[0], *mats[:-1]])]
+    distinct = [np.unique(m.toarray() > 0, axis=0, return_index=True, return_inverse=True)[1:] for m in mats]
+    data = dask.delayed((foci, ids, steps, [d[0] for d in distinct]), pure=True, traverse=False)
+    nx = int(grid.shape[0])
+    parts = [
+        dask.delayed(_ale_slab, pure=True)(data, kernel, grid, x0, min(x0 + _SLAB, nx)) for x0 in range(0, nx, _SLAB)
+    ]
+    return dask.delayed(_ale_total, pure=True)(parts, grid.n_mask, [d[1].ravel() for d in distinct])
+
+
+def _ale_total(parts, n_vox: int, inverse):
+    cross, sums = ([sum(p[i][f] for p in parts) for f in range(len(inverse))] for i in (0, 1))
+    return cross, sums, float(n_vox), inverse
 
 
 # --- k-means with the correlation distance ---------------------------------------------------------
@@ -797,15 +920,22 @@ def _pool_matrix(pools: list[np.ndarray], union: np.ndarray):
     return sparse.csr_matrix((np.ones(cols.size), cols, indptr), shape=(len(pools), len(union)))
 
 
-def _analyse(gram_parts, pools_by_filter, union, ks, n_init, seed, filter_range, max_iter):
-    """Everything after the counts, in one task: clustering, matching, vote, criteria."""
-    gram, sums, n_vox = gram_parts
+def _analyse(stats, pools_by_filter, union, ks, n_init, seed, filter_range, max_iter):
+    """Everything after the counts, in one task: clustering, matching, vote, criteria (``stats``: :func:`_gram`
+    or :func:`_ale_stats`)."""
+    cross, sums, n_vox = stats[:3]
     n_f = len(pools_by_filter)
     mats = [_pool_matrix(p, union) for p in pools_by_filter]
     n_roi = mats[0].shape[0]
+
+    def corr(f):
+        if len(stats) == 4:  # ALE: the distinct pools' correlations, spread to the voxels
+            return _pearson(cross[f], sums[f], n_vox)[np.ix_(stats[3][f], stats[3][f])]
+        return _correlation(cross, sums, n_vox, mats[f])
+
     raw = np.zeros((len(ks), n_f, n_roi), dtype=np.int64)
-    for f, mat in enumerate(mats):
-        r = _correlation(gram, sums, n_vox, mat)
+    for f in range(n_f):
+        r = corr(f)
         for ik, k in enumerate(ks):
             raw[ik, f] = kmeans_correlation(r, k, n_init=n_init, seed=[int(seed), f, k], max_iter=max_iter)[0]
     # deviants of each filter against the vote of all filters, averaged over K: which filters to keep
@@ -824,7 +954,7 @@ def _analyse(gram_parts, pools_by_filter, union, ks, n_init, seed, filter_range,
         per_filter[ik] = np.stack([order[match_labels(row, vote, k)] + 1 for row in raw[ik]])
         deviants[ik] = 100.0 * (per_filter[ik][keep] != votes[ik][None, :]).mean()
     # the distance for silhouette and ratio: 1 - r with r averaged over the kept filters
-    rbar = np.mean([_correlation(gram, sums, n_vox, mats[f]) for f in np.flatnonzero(keep)], axis=0)
+    rbar = np.mean([corr(f) for f in np.flatnonzero(keep)], axis=0)
     dist = 1.0 - rbar
     crit = np.full((len(ks), len(CRITERIA)), np.nan)
     col = {name: i for i, name in enumerate(CRITERIA)}
@@ -877,6 +1007,8 @@ def parcellate(
     r: float = 6.0,
     max_iter: int = 300,
     compute: bool = False,
+    sample_size: float | None = None,
+    fwhm: float | None = None,
 ) -> xr.Dataset:
     """Coactivation-based parcellation of an ROI (Bzdok et al. 2013; Clos et al. 2013).
 
@@ -898,14 +1030,16 @@ def parcellate(
         closest to the voxel centre (ties to the earlier study, as
         ``act.coact.seed(..., select="nearest", k=N)``), or every study with a
         peak within the radius.
-    profile : {"mkda", "pFgA"}, default "mkda"
+    profile : {"mkda", "pFgA", "ale"}, default "mkda"
         The coactivation profile of a pool over the brain mask.  ``"mkda"``:
         the proportion of the pool's studies active at each voxel (the MKDA
-        density, Neurosynth's ``pAgF``); the default because it is the
-        engine's MKDA analogue of the unthresholded ALE maps the CBP papers
-        correlated, and does not depend on studies outside the pool.
+        density, Neurosynth's ``pAgF``); the default: it needs no sample
+        sizes and is the cheapest (an exact study Gram matrix; see the Notes).
         ``"pFgA"``: pool studies active there / all studies active there.
-        ALE profiles will be offered once xcoact computes ALE.
+        ``"ale"``: the ALE map of the pool's studies, ``1 - prod(1 - MA)``
+        (:mod:`xcoact.stats.ale`), the profile of the CBP papers; on an ALE
+        cube (``kernel="ale"``) with its kernel, on a boolean cube with
+        ``sample_size`` or ``fwhm``.
     n_init : int, default :data:`DEFAULT_N_INIT`
         k-means++ restarts per filter size and K.
     seed : int, default 0
@@ -921,8 +1055,11 @@ def parcellate(
     max_iter : int, default 300
         k-means iterations at most.
     compute : bool, default False
-        Compute now and also put ``k_suggested`` and the kept filter sizes in
-        ``attrs`` (a lazy result holds them as variables only).
+        Compute now (:func:`load`): the result then also holds
+        ``attrs["k_suggested"]`` and ``attrs["filters_voted"]``.
+    sample_size, fwhm : float, optional
+        ``profile="ale"`` on a boolean cube: the ALE kernel's size for every
+        study (subjects, or mm), as ``xcoact.activations(..., kernel="ale")``.
 
     Returns
     -------
@@ -937,7 +1074,9 @@ def parcellate(
         ``pool_size (filter, voxel)``; ``roi (x, y, z)``; attrs with the
         provenance (procedure, parameters, the K rule, references).
         ``labels``, ``criteria``, ``filter_labels``, ``in_range`` and
-        ``k_suggested`` are lazy (one Dask graph) unless ``compute=True``.
+        ``k_suggested`` are lazy (one Dask graph) unless ``compute=True``;
+        ``attrs["k_suggested"]`` exists only once computed by :func:`load`
+        (``compute=True``, ``res.coact.load()``, :func:`write`).
 
     Raises
     ------
@@ -963,14 +1102,17 @@ def parcellate(
     k-means restarts (``n_filters x len(k) x n_init`` of them, batched).
     Memory: the pooled studies' sparse rows, their Gram matrix (pooled
     studies squared) and a few ``n_roi x n_roi`` matrices; no per-voxel map.
+    ``profile="ale"`` replaces the rows and Gram matrix by a task per slab of
+    the grid (the pooled studies' MA there, the pools' cross products).
     """
     from ..counts import grouped_counts
     from ..roi import describe_seed
     from .coactivation import cube_token
 
-    _check_cube(act)
+    _check_cube(act, profile)
     _check_select(select)
-    _check_profile(profile)
+    _check_profile(profile, sample_size, fwhm)
+    kernel = _ale_kernel(act, sample_size, fwhm) if profile == "ale" else None
     ks = _check_ks(k)
     n_studies = act.sizes["study"]
     filters = _check_filters(filters, select, n_studies)
@@ -1000,16 +1142,21 @@ def parcellate(
         )
     union = np.unique(np.concatenate([np.concatenate(p) for p in pools]))
 
-    # the pooled studies' activation rows through the engine, 52 studies to a group (as bits of the weights)
-    per = 8  # groups (of 52 studies) per task
-    rows = grouped_counts(act, _packed_weights(union, n_studies), grid, groups_per_chunk=per)
-    parts = [
-        dask.delayed(_sparse_rows, pure=True)(b, min(per * _BITS, len(union) - i * per * _BITS))
-        for i, b in enumerate(rows.to_delayed().ravel())
-    ]
-    total = grouped_counts(act, np.ones((1, n_studies), dtype=bool), grid) if profile == "pFgA" else None
-    gram = dask.delayed(_gram, pure=True)(parts, total, profile)
-    out = dask.delayed(_analyse, pure=True)(gram, pools, union, ks, int(n_init), int(seed), filter_range, int(max_iter))
+    if profile == "ale":
+        stats = _ale_stats(act, kernel, pools, union)
+    else:
+        # the pooled studies' activation rows through the engine, 52 studies to a group (as bits of the weights)
+        per = 8  # groups (of 52 studies) per task
+        rows = grouped_counts(act, _packed_weights(union, n_studies), grid, groups_per_chunk=per)
+        parts = [
+            dask.delayed(_sparse_rows, pure=True)(b, min(per * _BITS, len(union) - i * per * _BITS))
+            for i, b in enumerate(rows.to_delayed().ravel())
+        ]
+        total = grouped_counts(act, np.ones((1, n_studies), dtype=bool), grid) if profile == "pFgA" else None
+        stats = dask.delayed(_gram, pure=True)(parts, total, profile)
+    out = dask.delayed(_analyse, pure=True)(
+        stats, pools, union, ks, int(n_init), int(seed), filter_range, int(max_iter)
+    )
 
     def lazy(key, shape, dtype):
         return da.from_delayed(out[key], shape, dtype=dtype)
@@ -1070,6 +1217,7 @@ def parcellate(
         ),
         "filters": np.asarray(filters),
         "profile": profile,
+        **({"profile_kernel": repr(kernel).strip("<>")} if kernel is not None else {}),
         "similarity": "Pearson correlation of the pools' profiles over the brain mask; distance 1 - r",
         "clustering": "k-means with the correlation distance (centre: mean of the standardised profiles), "
         "k-means++ starts",
@@ -1082,11 +1230,22 @@ def parcellate(
         "reference": _REFERENCES,
         "xcoact_version": __version__,
     }
-    if compute:
-        ds = ds.compute()
-        ds.attrs["k_suggested"] = int(ds["k_suggested"])
-        ds.attrs["filters_voted"] = np.asarray(ds["filter"].values[ds["in_range"].values])
-    return ds
+    return load(ds) if compute else ds
+
+
+def load(result: xr.Dataset) -> xr.Dataset:
+    """Compute a parcellation in place (``result.load()``) and record ``k_suggested`` and ``filters_voted``
+    in its ``attrs``; returns it.  What ``res.coact.load()`` does.
+
+    A lazy result holds the suggested K as the 0-d variable ``k_suggested``
+    only: its ``attrs`` cannot hold a value not computed yet, and xarray's
+    own ``compute()`` / ``load()`` leave ``attrs`` as they are.
+    """
+    result.load()
+    if "k_suggested" in result and "in_range" in result:
+        result.attrs["k_suggested"] = int(result["k_suggested"])
+        result.attrs["filters_voted"] = np.asarray(result["filter"].values[result["in_range"].values])
+    return result
 
 
 def clusters_of(result: xr.Dataset, k: int) -> dict[str, xr.DataArray]:
@@ -1153,6 +1312,7 @@ def write(result: xr.Dataset, outroot, *, overwrite: bool = False, dpi: int = 10
     (``{outroot}_criteria.tsv``) and a figure (``{outroot}_parcellation.png``,
     :func:`figure`).  Every path is checked before anything is computed, and
     the files are placed together (:func:`xcoact.writers.write_atomically`).
+    ``result`` is computed in place (:func:`load`), ``attrs["k_suggested"]`` included.
 
     Returns
     -------
@@ -1173,7 +1333,7 @@ def write(result: xr.Dataset, outroot, *, overwrite: bool = False, dpi: int = 10
 
     paths = output_paths(result, outroot)
     check_outputs([(p, "file", name) for name, p in paths.items()], overwrite=overwrite)
-    result = result.compute()
+    load(result)
     affine = affine_from_coords(result["x"].values, result["y"].values, result["z"].values)
     writers: dict = {}
     for k in result["k"].values:
@@ -1297,10 +1457,13 @@ def add_cli(sub) -> None:
     p.add_argument("--k", default="2-9", help="numbers of clusters: a range 2-9 (default) or a list 2,3,5")
     p.add_argument(
         "--filters",
-        default="20-200:5",
-        help="pool sizes in studies: 20-200:5 (default, our reading of the papers' range) or a list",
+        default=None,
+        help="pool sizes in studies: a step range 20-200:5 or a list; default: 20-200:5 (our reading of the papers' "
+        "range), the sizes below the database's number of studies",
     )
     p.add_argument("--profile", choices=PROFILES, default="mkda", help="coactivation profile of a pool (default mkda)")
+    p.add_argument("--sample-size", type=float, default=None, help="--profile ale: subjects of every study")
+    p.add_argument("--fwhm", type=float, default=None, help="--profile ale: kernel FWHM in mm for every study")
     p.add_argument("--n-init", type=int, default=DEFAULT_N_INIT, help=f"k-means restarts (default {DEFAULT_N_INIT})")
     p.add_argument("--random-seed", type=int, default=0, help="seed of the k-means restarts (default 0)")
     p.add_argument(
@@ -1326,10 +1489,11 @@ def run_cli(args) -> int:
     t0 = time.perf_counter()
     database = args.database or datasets.sample_database_path()
     ks = _parse_range(args.k, "--k")
-    filters = _parse_range(args.filters, "--filters")
+    filters = None if args.filters is None else _parse_range(args.filters, "--filters")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         act = activations(read_database(database), r=args.kernel_r)
+        filters = filters or [f for f in DEFAULT_FILTERS if f < act.sizes["study"]]
         res = parcellate(
             act,
             args.seed,
@@ -1339,6 +1503,8 @@ def run_cli(args) -> int:
             n_init=args.n_init,
             seed=args.random_seed,
             filter_range=args.filter_range,
+            sample_size=args.sample_size,
+            fwhm=args.fwhm,
         )
         res.attrs["command"] = getattr(args, "command_line", "")
         files = write(res, args.outroot, overwrite=args.overwrite)
@@ -1346,6 +1512,8 @@ def run_cli(args) -> int:
         print(f"warning: {w.message}", file=sys.stderr)
     print(f"database: {database}{' (bundled sample)' if args.database is None else ''}")
     print(f"ROI: {args.seed} ({res.attrs['n_roi']} voxels); pooled studies: {res.attrs['n_pooled_studies']}")
+    print(f"filter sizes: {list(filters)}{' (the defaults below the database size)' if args.filters is None else ''}")
+    print(f"suggested K: {res.attrs['k_suggested']} (filter sizes voted: {res.attrs['filters_voted'].tolist()})")
     print("written:")
     for f in files:
         print(f"  {f}")
