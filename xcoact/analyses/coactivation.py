@@ -145,7 +145,7 @@ def _map_stack(
         task = f"summed_counts-maps-{token}"  # the grouped counts and the statistics, in one task
         layers = dict(data.dask.layers)
         deps = dict(data.dask.dependencies)
-        layers[task] = {task: (_blocks_maps, keys, parts, *args)}
+        layers[task] = {task: (_blocks_maps, keys, parts, *args, False)}
         deps[task] = set(data.__dask_layers__())
     else:
         counts = grouped_counts(act, weights, grid)
@@ -154,7 +154,7 @@ def _map_stack(
         task = f"coact-maps-{token}"
         layers = dict(counts.dask.layers)
         deps = dict(counts.dask.dependencies)
-        layers[task] = {task: (_counts_in_mask, key, *args)}
+        layers[task] = {task: (_counts_in_mask, key, *args, False)}
         deps[task] = set(counts.__dask_layers__())
     out_names = []
     # each map an InMaskMap, whose volume is made once, where it is read (a volume made here would be copied
@@ -205,15 +205,24 @@ def _shipped_maps(
 
 
 def _counts_in_mask(
-    counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype, preset: str
+    counts: np.ndarray,
+    n_sel: int,
+    n_uns: int,
+    q: float,
+    prior: float,
+    grid: Grid,
+    dtype,
+    preset: str,
+    narrow: bool = True,
 ) -> tuple:
     """One seed's maps from its counts, in-mask: ``(values, pairs, mask_bits, shape)``.
 
-    The arithmetic is :func:`_maps_block`'s.
+    The arithmetic is :func:`_group_maps`'s.
 
     ``values`` is ``(n_maps, n_pairs)`` with ``pairs`` each in-mask voxel's
-    column, or ``(n_maps, n_mask)`` with ``pairs=None`` (presets whose
-    statistics are per voxel).
+    column (the narrowest integers if ``narrow``, for shipping; else int64,
+    which gathers faster), or ``(n_maps, n_mask)`` with ``pairs=None``
+    (presets whose statistics are per voxel).
     """
     from ..mapchunk import pair_numbers
 
@@ -222,7 +231,7 @@ def _counts_in_mask(
     if preset == "neurosynth":
         table, inverse = pair_maps(a, np.subtract(total, a, dtype=np.int64), n_sel, n_uns, q=q, prior=prior)
         table = table.astype(dtype, copy=False)
-        return table, pair_numbers(inverse, table.shape[1]), bits, grid.shape
+        return table, pair_numbers(inverse, table.shape[1]) if narrow else inverse, bits, grid.shape
     maps = get_preset(preset).maps(a, total, n_sel, n_uns, grid, q=q, prior=prior)
     return np.stack([np.asarray(v) for v in maps.values()]).astype(dtype, copy=False), None, bits, grid.shape
 
