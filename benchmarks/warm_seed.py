@@ -85,7 +85,7 @@ def main() -> int:
         (stats, "fdr_threshold", "  stats: FDR thresholds (2)"),
         (stats, "p_to_z", "  stats: p -> z (2)"),
         (stats, "pair_maps", "compute: statistics per pair"),
-        (InMaskMap, "volume", "compute: the 9 volumes, as xarray reads them"),
+        (InMaskMap, "volume", "compute: the 9 volumes (as xarray reads)"),
     ]:
         wrap(mod, name, label)
     coact.pair_maps = stats.pair_maps  # the wrapped one
