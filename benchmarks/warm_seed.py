@@ -7,7 +7,12 @@ and of ``.compute()``, and the CPU time of each step inside them (the steps
 are wrapped, so each is timed where it runs).  CPU time is the measure to
 compare on a busy machine; wall time counts the split over the cores.
 
-    PYTHONPATH=$PWD python benchmarks/warm_seed.py [--release PATH] [--repeats 3] [--fresh]
+``--batch N`` takes run.py's batch step apart instead: N separate seeds
+(float32, voxel layout) computed without writing (each chunk handed to a
+target that drops it), then the same written by ``to_zarr``: wall and CPU
+seconds of each, so writing costs the difference.
+
+    PYTHONPATH=$PWD python benchmarks/warm_seed.py [--release PATH] [--repeats 3] [--fresh] [--batch N]
 """
 
 from __future__ import annotations
@@ -30,15 +35,16 @@ def main() -> int:
     )
     p.add_argument("--repeats", type=int, default=3, help="passes over the warm seeds (default 3)")
     p.add_argument("--fresh", action="store_true", help="the cube as built (not persisted)")
+    p.add_argument("--batch", type=int, default=0, metavar="N", help="take the batch of N seeds apart instead")
     args = p.parse_args()
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import dask.array.core as dac
-    from run import BENCH_SEED, KERNEL_R, SEED_R, THRESHOLD, warm_seeds
+    from run import BENCH_SEED, KERNEL_R, SEED_R, THRESHOLD, batch_centres, warm_seeds
 
     import xcoact
     from xcoact import counts, roi
     from xcoact.analyses import coactivation as coact
+    from xcoact.mapchunk import InMaskMap
     from xcoact.stats import neurosynth as stats
 
     warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
@@ -46,6 +52,8 @@ def main() -> int:
     if not args.fresh:
         act = act.persist()
     act.coact.seed(BENCH_SEED, r=SEED_R, threshold=THRESHOLD).compute()
+    if args.batch:
+        return batch(act, batch_centres(args.batch), SEED_R, THRESHOLD)
     seeds = warm_seeds(7)
     for s in seeds[:2]:
         act.coact.seed(s, r=SEED_R, threshold=THRESHOLD).compute()
@@ -77,8 +85,7 @@ def main() -> int:
         (stats, "fdr_threshold", "  stats: FDR thresholds (2)"),
         (stats, "p_to_z", "  stats: p -> z (2)"),
         (stats, "pair_maps", "compute: statistics per pair"),
-        (coact, "_gather_maps", "compute: writing the 9 maps"),
-        (dac, "finalize", "compute: Dask's copy of each map (9)"),
+        (InMaskMap, "volume", "compute: the 9 volumes (as xarray reads)"),
     ]:
         wrap(mod, name, label)
     coact.pair_maps = stats.pair_maps  # the wrapped one
@@ -109,6 +116,42 @@ def main() -> int:
     for label, v in steps.items():
         per_seed = sum(v) / n  # a step that runs k times per seed counts k times
         print(f"  {label:38s} {'':8s} {per_seed * 1e3:8.2f}")
+    return 0
+
+
+def batch(act, centres: list, r: float, threshold: float) -> int:
+    """The batch step computed without writing, then written to Zarr: wall and CPU seconds of each."""
+    import resource
+    import shutil
+    import tempfile
+
+    import dask.array as da
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    class Dropped:  # a store target that drops each chunk
+        def __setitem__(self, key, value) -> None:
+            pass
+
+    out = tempfile.mkdtemp(prefix="xcoact-warm-seed-")
+    try:
+        for step in ("computed, not written", "computed and written (to_zarr)"):
+            t0, c0 = time.perf_counter(), cpu()
+            ds = act.coact.seed(centres, r=r, threshold=threshold, separate=True, dtype="float32", layout="voxel")
+            if step.endswith("(to_zarr)"):
+                ds.coact.to_zarr(os.path.join(out, "batch.zarr"), dtype="float32")
+            else:
+                names = [*ds.coact.maps, "roi"]
+                da.store([ds[k].data for k in names], [Dropped() for _ in names], lock=False)
+            wall, used = time.perf_counter() - t0, cpu() - c0
+            print(
+                f"{len(centres)} seeds {step:32s} wall {wall:7.2f} s  CPU {used:7.2f} s  "
+                f"({used / len(centres) * 1e3:.1f} ms a seed)  load {os.getloadavg()[0]:.1f}"
+            )
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
     return 0
 
 

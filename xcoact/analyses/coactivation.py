@@ -6,7 +6,6 @@ an :class:`xarray.Dataset` with provenance in ``attrs``.
 
 from __future__ import annotations
 
-import operator
 import os
 from typing import TYPE_CHECKING, Any, cast
 
@@ -94,45 +93,21 @@ def _check_unit_interval(value, name: str, example: str) -> float:
     return float(value)
 
 
-def _maps_block(
-    a: np.ndarray,
-    total: np.ndarray,
-    n_sel: int,
-    n_uns: int,
-    q: float,
-    prior: float,
-    grid: Grid,
-    dtype=np.float64,
-    layout: str = "volume",
-    preset: str = "neurosynth",
-) -> np.ndarray:
-    if preset == "neurosynth":
-        # the maps per distinct count pair, gathered once into the layout (cast first: the same values)
-        table, inverse = pair_maps(a, np.subtract(total, a, dtype=np.int64), n_sel, n_uns, q=q, prior=prior)
-        table = table.astype(dtype, copy=False)
-        return _gather_maps(table, inverse, grid, layout)
-    maps = get_preset(preset).maps(a, total, n_sel, n_uns, grid, q=q, prior=prior)
-    if layout == "voxel":
-        return np.stack(list(maps.values())).astype(dtype, copy=False)
-    out = np.zeros((len(maps), int(np.prod(grid.shape))), dtype=dtype)
-    for i, values in enumerate(maps.values()):
-        out[i, grid.mask_flat] = values
-    return out.reshape(len(maps), *grid.shape)
+def _gather_maps(table: np.ndarray, inverse: np.ndarray | None, grid: Grid, layout: str, out=None) -> np.ndarray:
+    """Each map's values per count pair (per voxel if ``inverse`` is None) placed at its voxels, into ``out``.
 
-
-def _gather_maps(table: np.ndarray, inverse: np.ndarray, grid: Grid, layout: str) -> np.ndarray:
-    """Each map's values per count pair gathered to its voxels: ``(n_maps, n_mask)`` or ``(n_maps, x, y, z)``.
-
-    One gather per pair and, for volumes, one scatter into zeros: nine float64
-    volumes are 65 MB to write.  (Split over two threads this took 25 % more
-    CPU and no less wall time on a loaded 2-core machine, so it stays whole.)
+    ``out`` is ``(n_maps, n_mask)`` or ``(n_maps, x, y, z)`` (zeros), made if not given.
     """
-    values = table.take(inverse, axis=1)
-    if layout == "voxel":
-        return values
-    out = np.zeros((len(table), int(np.prod(grid.shape))), dtype=table.dtype)
-    out[:, grid.mask_flat] = values
-    return out.reshape(len(table), *grid.shape)
+    if out is None:
+        out = np.zeros((len(table), *(grid.shape if layout == "volume" else (grid.n_mask,))), dtype=table.dtype)
+    for row, place in zip(table, out):  # each place is one contiguous map
+        if layout == "voxel" and inverse is not None:
+            np.take(row, inverse, out=place, mode="clip")  # straight into place (the pairs are all valid)
+        elif layout == "voxel":
+            place[...] = row
+        else:
+            place.reshape(-1)[grid.mask_flat] = row if inverse is None else row.take(inverse)
+    return out
 
 
 def _check_dtype(dtype) -> np.dtype:
@@ -159,9 +134,8 @@ def _map_stack(
     args = (n_sel, n_uns, q, prior, grid, np.dtype(dtype), pre.name)
     data = canonical(act)
     if is_block_cube(data):
-        # sparse blocks: one task from the cube's blocks to the nine maps (the counts never leave it), and one item
-        # of its result per map (no map is sliced, and copied, out of a stack) - a small hand-made graph, cheaper to
-        # build and to schedule than a blockwise reduction, delayed and from_delayed
+        # sparse blocks: one task from the cube's blocks to the nine maps (the counts never leave it) - a small
+        # hand-made graph, cheaper to build and to schedule than a blockwise reduction, delayed and from_delayed
         keys = list(_flat_keys(data.__dask_keys__()))
         bounds = np.cumsum([0, *data.chunks[0]])
         parts = [weights[:, bounds[i] : bounds[i + 1]] for i in range(len(keys))]
@@ -169,7 +143,7 @@ def _map_stack(
         task = f"summed_counts-maps-{token}"  # the grouped counts and the statistics, in one task
         layers = dict(data.dask.layers)
         deps = dict(data.dask.dependencies)
-        layers[task] = {task: (_blocks_maps, keys, parts, *args)}
+        layers[task] = {task: (_blocks_maps, keys, parts, *args, False)}
         deps[task] = set(data.__dask_layers__())
     else:
         counts = grouped_counts(act, weights, grid)
@@ -178,12 +152,14 @@ def _map_stack(
         task = f"coact-maps-{token}"
         layers = dict(counts.dask.layers)
         deps = dict(counts.dask.dependencies)
-        layers[task] = {task: (_counts_maps, key, *args)}
+        layers[task] = {task: (_counts_in_mask, key, *args, False)}
         deps[task] = set(counts.__dask_layers__())
     out_names = []
+    # each map an InMaskMap, whose volume is made once, where it is read (a volume made here would be copied
+    # again by Dask's finalize of a single-chunk result: 2 x 65 MB of fresh memory per seed)
     for i, name in enumerate(names):
         out = f"{name}-{token}"
-        layers[out] = {(out,) + (0,) * len(grid.shape): (operator.getitem, task, i)}
+        layers[out] = {(out,) + (0,) * len(grid.shape): (_one_map, task, i)}
         deps[out] = {task}
         out_names.append(out)
     graph = HighLevelGraph(layers, deps)
@@ -200,17 +176,11 @@ def _flat_keys(keys):
         yield keys
 
 
-def _blocks_maps(blocks: list, weights: list, *args) -> tuple[np.ndarray, ...]:
-    """:func:`_counts_maps` of the counts of a sparse cube's study blocks (``weights``: each block's columns)."""
+def _blocks_maps(blocks: list, weights: list, *args) -> tuple:
+    """:func:`_counts_in_mask` of the counts of a sparse cube's study blocks (``weights``: each block's columns)."""
     from .. import counts as _counts
 
-    return _counts_maps(_counts._summed_counts(blocks, weights, np.zeros(0, dtype=np.int64)), *args)
-
-
-def _counts_maps(
-    counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype, preset: str = "neurosynth"
-) -> tuple[np.ndarray, ...]:
-    return tuple(_maps_block(counts[0], counts[1], n_sel, n_uns, q, prior, grid, dtype, preset=preset))
+    return _counts_in_mask(_counts._summed_counts(blocks, weights, np.zeros(0, dtype=np.int64)), *args)
 
 
 def _shipped_maps(
@@ -244,15 +214,24 @@ def _shipped_maps(
 
 
 def _counts_in_mask(
-    counts: np.ndarray, n_sel: int, n_uns: int, q: float, prior: float, grid: Grid, dtype, preset: str
+    counts: np.ndarray,
+    n_sel: int,
+    n_uns: int,
+    q: float,
+    prior: float,
+    grid: Grid,
+    dtype,
+    preset: str,
+    narrow: bool = True,
 ) -> tuple:
     """One seed's maps from its counts, in-mask: ``(values, pairs, mask_bits, shape)``.
 
-    The arithmetic is :func:`_maps_block`'s.
+    The arithmetic is :func:`_group_maps`'s.
 
     ``values`` is ``(n_maps, n_pairs)`` with ``pairs`` each in-mask voxel's
-    column, or ``(n_maps, n_mask)`` with ``pairs=None`` (presets whose
-    statistics are per voxel).
+    column (the narrowest integers if ``narrow``, for shipping; else int64,
+    which gathers faster), or ``(n_maps, n_mask)`` with ``pairs=None``
+    (presets whose statistics are per voxel).
     """
     from ..mapchunk import pair_numbers
 
@@ -261,7 +240,7 @@ def _counts_in_mask(
     if preset == "neurosynth":
         table, inverse = pair_maps(a, np.subtract(total, a, dtype=np.int64), n_sel, n_uns, q=q, prior=prior)
         table = table.astype(dtype, copy=False)
-        return table, pair_numbers(inverse, table.shape[1]), bits, grid.shape
+        return table, pair_numbers(inverse, table.shape[1]) if narrow else inverse, bits, grid.shape
     maps = get_preset(preset).maps(a, total, n_sel, n_uns, grid, q=q, prior=prior)
     return np.stack([np.asarray(v) for v in maps.values()]).astype(dtype, copy=False), None, bits, grid.shape
 
@@ -748,26 +727,21 @@ def _group_maps(
     preset: str,
 ) -> np.ndarray:
     """The maps of a group of seeds from their counts: ``(n_maps, n_seeds_in_group, *space)`` (NaN where not valid)."""
-    n_maps = len(get_preset(preset).map_names(q, prior))
+    pre = get_preset(preset)
     space = grid.shape if layout == "volume" else (grid.n_mask,)
     # each seed's maps go straight into their place (no stack of per-seed copies in flight)
-    out = np.empty((n_maps, counts.shape[0], *space), dtype=dtype)
-    for i in range(counts.shape[0]):
-        if valid[i]:
-            out[:, i] = _maps_block(
-                counts[i],
-                total[0],
-                int(n_sel[i]),
-                n_studies - int(n_sel[i]),
-                q,
-                prior,
-                grid,
-                dtype,
-                layout,
-                preset=preset,
-            )
-        else:
+    out = np.zeros((len(pre.map_names(q, prior)), counts.shape[0], *space), dtype=dtype)
+    for i, (a, n) in enumerate(zip(counts, n_sel)):
+        if not valid[i]:
             out[:, i] = np.nan
+        elif preset == "neurosynth":  # the maps per distinct count pair (cast first: the same values)
+            table, inverse = pair_maps(
+                a, np.subtract(total[0], a, dtype=np.int64), int(n), n_studies - int(n), q=q, prior=prior
+            )
+            _gather_maps(table.astype(dtype, copy=False), inverse, grid, layout, out[:, i])
+        else:
+            maps = pre.maps(a, total[0], int(n), n_studies - int(n), grid, q=q, prior=prior)
+            _gather_maps(np.stack(list(maps.values())), None, grid, layout, out[:, i])
     return out
 
 
