@@ -446,3 +446,15 @@ def test_pair_maps_of_no_voxel():
         warnings.simplefilter("ignore", RuntimeWarning)
         table, inverse = stats.pair_maps(empty, empty, 3, 5)
     assert table.shape == (9, 0) and inverse.shape == (0,)
+
+
+def test_p_to_z_of_float32_p_works_in_float64():
+    """Single-precision p (p-values stored as float32) give the z of their exact float64 values, floor included."""
+    p32 = np.array([0.0, 1e-30, 3e-7, 0.012345, 0.5, 1.0], dtype=np.float32)
+    sign = np.array([1.0, -1.0, 1.0, -1.0, 1.0, 1.0])
+    z = stats.p_to_z(p32, sign)
+    assert z.dtype == np.float64
+    # Neurosynth floors p, then p / 2, at 1e-240
+    p64 = np.maximum(np.maximum(p32.astype(np.float64), 1e-240) / 2, 1e-240)
+    expected = [math.copysign(sstats.norm.isf(p), s) for p, s in zip(p64.tolist(), sign.tolist(), strict=True)]
+    np.testing.assert_array_equal(z, expected)
