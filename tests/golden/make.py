@@ -43,6 +43,11 @@ DACC = [[0, 20, 28]]
 DACC_DLPFC = [[0, 20, 28], [-40, 20, 28]]
 # 9106283's nearest peak (4, -80, -8) is exactly 10 mm from this seed: inclusive (<=) vs strict (<) decides it
 AT_TEN_MM = [[4, -90, -8]]
+# three more regions where the sample reports peaks: left intraparietal sulcus, SMA/pre-SMA, left
+# posterior superior temporal gyrus (a seed set of three) - so that at least 8 distinct seeds are covered
+IPS = [[-36, -48, 48]]
+SMA = [[0, 10, 50]]
+LEFT_THREE = [[-48, -24, 12], [-36, -12, 48], [-36, -60, -12]]
 
 #: kind: "image" (an ROI file of xcoact/datasets/data), "sphere" (coordinates grown into spheres by
 #: Neurosynth's own imageutils, then an image seed), "peaks" (coordinates, network.coactivation's
@@ -78,6 +83,9 @@ CASES = [
     dict(name="peaks_dacc_r10", kind="peaks", seed=DACC, r=10, threshold=0.1),
     dict(name="peaks_dacc_dlpfc_r10", kind="peaks", seed=DACC_DLPFC, r=10, threshold=0.1),
     dict(name="peaks_at_10mm_r10_q0.0025", kind="peaks", seed=AT_TEN_MM, r=10, threshold=0.1, q=0.0025),
+    dict(name="sphere_ips_r8_p0.2", kind="sphere", seed=IPS, r=8, threshold=0.2),
+    dict(name="sphere_sma_r10_n15_q0.03_prior0.3", kind="sphere", seed=SMA, r=10, threshold=15, q=0.03, prior=0.3),
+    dict(name="peaks_left_three_r8", kind="peaks", seed=LEFT_THREE, r=8, threshold=0.1),
     dict(name="kernel10_amygdala_p0.1", kind="image", seed="amygdala_roi.nii.gz", threshold=0.1, kernel_r=10),
     dict(
         name="kernel10_sphere_dacc_r10_n20_q0.05_prior0.4",
