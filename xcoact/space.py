@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import weakref
 from importlib import resources
 
 import numpy as np
@@ -213,7 +214,13 @@ class Grid:
     def __dask_tokenize__(self):
         return ("xcoact-grid", self.token)
 
-    # Shipped to Dask workers: send the definition, not the cached lookups (they rebuild on demand).
+    # Shipped to Dask workers: send the definition, not the cached lookups (they rebuild on demand). Each task's
+    # blocks arrive pickled on their own, so the grid is rebuilt once per process (_shared_grid), not once per
+    # block: a worker holding 70 study blocks of one cube would otherwise hold 70 copies of the mask and its
+    # 7 MB lookup.
+    def __reduce__(self):
+        return (_shared_grid, (self.__getstate__(),))
+
     def __getstate__(self):
         return {"shape": self.shape, "affine": self.affine, "mask": np.packbits(self.mask), "name": self.name}
 
@@ -230,6 +237,18 @@ class Grid:
     def __repr__(self) -> str:
         voxel = "x".join(f"{v:g}" for v in self.voxel_size)
         return f"<xcoact.Grid {self.name} shape={self.shape} voxel={voxel} mm, {self.n_mask} in-mask voxels>"
+
+
+#: Grids rebuilt from their definition in this process, by content and name (values, not identities: a grid is
+#: immutable); weak, so a grid no cube uses any more is freed.
+_SHARED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _shared_grid(state: dict) -> Grid:
+    """The grid of a pickled definition; one object per process for equal definitions (see ``Grid.__reduce__``)."""
+    grid = Grid.__new__(Grid)
+    grid.__setstate__(state)
+    return _SHARED.setdefault((grid.token, grid.name), grid)
 
 
 @functools.lru_cache(maxsize=1)
