@@ -58,6 +58,36 @@ def loopback_cluster(silence_logs: int = logging.ERROR):
         yield c
 
 
+def sample_cube_chunked(sample_table, study_chunk: int):
+    """The sample's cube, r = 6, ``study_chunk`` studies a block."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", XcoactWarning)
+        return xcoact.activations(sample_table, r=6, chunks={"study": study_chunk})
+
+
+def sample_cube_persisted_warm(cube, seed):
+    """``cube`` persisted on the current client, the rows built on the workers by one seed (the next is warm)."""
+    import distributed
+
+    cube = cube.persist()
+    distributed.wait(cube.data)
+    cube.coact.seed(seed, r=10, threshold=0.1).compute()
+    return cube
+
+
+def nimare_sample_dataset():
+    """The bundled Neurosynth sample as a NiMARE Dataset (ids '<pmid>-1')."""
+    import pandas as pd
+    from nimare.dataset import Dataset
+
+    df = pd.read_table(xcoact.datasets.sample_database_path())
+    data = {}
+    for sid, rows in df.groupby("id", sort=False):
+        coords = {"space": rows["space"].iloc[0], **{c: rows[c].tolist() for c in "xyz"}}
+        data[str(sid)] = {"contrasts": {"1": {"coords": coords}}}
+    return Dataset(data)
+
+
 @functools.cache
 def _sample_table():
     with warnings.catch_warnings():

@@ -15,6 +15,7 @@ import warnings
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import nimare_sample_dataset
 from nimare.dataset import Dataset
 from nimare.io import convert_sleuth_to_dataset
 from nimare.meta.cbma.ale import ALE
@@ -35,14 +36,7 @@ pytestmark = NIMARE_MARKS
 
 def sample_dataset() -> Dataset:
     """The bundled Neurosynth sample as a NiMARE Dataset (ids '<pmid>-1')."""
-    import pandas as pd
-
-    df = pd.read_table(xcoact.datasets.sample_database_path())
-    data = {}
-    for sid, rows in df.groupby("id", sort=False):
-        coords = {"space": rows["space"].iloc[0], **{c: rows[c].tolist() for c in "xyz"}}
-        data[str(sid)] = {"contrasts": {"1": {"coords": coords}}}
-    return Dataset(data)
+    return nimare_sample_dataset()
 
 
 def sleuth_id(name: str) -> str:

@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import loopback_cluster
+from conftest import loopback_cluster, sample_cube_chunked, sample_cube_persisted_warm
 
 import xcoact
 from xcoact.mapchunk import InMaskMap, pair_numbers
@@ -36,17 +36,12 @@ def client():
 
 @pytest.fixture(scope="module")
 def local_cube(sample_table):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
-        return xcoact.activations(sample_table, r=6, chunks={"study": 50})
+    return sample_cube_chunked(sample_table, 50)
 
 
 @pytest.fixture(scope="module")
 def cluster_cube(client, local_cube):
-    cube = local_cube.persist()
-    distributed.wait(cube.data)
-    cube.coact.seed(SEED, r=10, threshold=0.1).compute()  # warm: the rows are built on the workers
-    return cube
+    return sample_cube_persisted_warm(local_cube, SEED)
 
 
 def _expected(cube, seed, **kw):

@@ -10,13 +10,10 @@ task stream; the maps are checked bit for bit against the threaded route.
 from __future__ import annotations
 
 import logging
-import warnings
 
 import numpy as np
 import pytest
-from conftest import loopback_cluster
-
-import xcoact
+from conftest import loopback_cluster, sample_cube_chunked, sample_cube_persisted_warm
 
 distributed = pytest.importorskip("distributed")
 
@@ -32,17 +29,12 @@ def client():
 
 @pytest.fixture(scope="module")
 def local_cube(sample_table):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", xcoact.errors.XcoactWarning)
-        return xcoact.activations(sample_table, r=6, chunks={"study": 40})
+    return sample_cube_chunked(sample_table, 40)
 
 
 @pytest.fixture(scope="module")
 def cluster_cube(client, local_cube):
-    cube = local_cube.persist()
-    distributed.wait(cube.data)
-    cube.coact.seed(SEED, r=10, threshold=0.1).compute()  # warm: the workers build their chunks' rows
-    return cube
+    return sample_cube_persisted_warm(local_cube, SEED)
 
 
 def _transfers(client) -> list[dict]:

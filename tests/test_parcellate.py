@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from conftest import loopback_cluster
 
 import xcoact
 from xcoact.analyses import parcellate as parc
@@ -483,12 +484,7 @@ def test_labels_identical_on_a_two_worker_local_cluster(planted):
     kw = dict(k=[2, 3], filters=[10, 20], n_init=3)
     with dask.config.set(scheduler="threads"):
         local = parc.parcellate(act, roi, **kw).compute()
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, silence_logs=40
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    with loopback_cluster() as client:
         with distributed.get_task_stream(client) as stream:
             remote = parc.parcellate(act, roi, **kw).compute()
         ran = {t["worker"] for t in stream.data}

@@ -13,8 +13,8 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
+from conftest import loopback_cluster, nimare_sample_dataset
 from nimare_support import NIMARE_MARKS, quiet_nimare  # noqa: F401 (an autouse fixture)
 from test_parcellate import _box_roi, _planted_database
 
@@ -44,18 +44,6 @@ def roi(tmp_path_factory):
     return _box_roi(tmp_path_factory.mktemp("roi") / "box.nii.gz", (20, 26), (-6, -2), (-20, -16))
 
 
-def _sample_dataset():
-    """The bundled sample as a NiMARE Dataset (ids '<pmid>-1')."""
-    from nimare.dataset import Dataset
-
-    df = pd.read_table(xcoact.datasets.sample_database_path())
-    data = {}
-    for sid, rows in df.groupby("id", sort=False):
-        coords = {"space": rows["space"].iloc[0], **{c: rows[c].tolist() for c in "xyz"}}
-        data[str(sid)] = {"contrasts": {"1": {"coords": coords}}}
-    return Dataset(data)
-
-
 def test_an_ale_profile_is_the_ale_macm_of_the_pool(cubes, roi):
     act, ale = cubes
     got = parc.pool_profiles(act, roi, 12, profile="ale", sample_size=20, voxels=[0, 17, 35])
@@ -77,7 +65,7 @@ def test_an_ale_profile_is_nimares_ale_of_the_pool(cubes, roi):
 
     act, _ = cubes
     ids = parc.pool_ids(act, roi, 12)[35]
-    result = ALE(kernel__sample_size=20).fit(_sample_dataset().slice([f"{s}-1" for s in ids]))
+    result = ALE(kernel__sample_size=20).fit(nimare_sample_dataset().slice([f"{s}-1" for s in ids]))
     want = result.get_map("stat", return_type="array").astype(np.float64)
     got = parc.pool_profiles(act, roi, 12, profile="ale", sample_size=20, voxels=[35]).values[0]
     assert want.max() > 0.02
@@ -154,12 +142,7 @@ def test_ale_labels_identical_on_a_two_worker_local_cluster(cubes, roi):
     kw = dict(k=[2, 3], filters=[8, 12], n_init=3, profile="ale", sample_size=20)
     with dask.config.set(scheduler="threads"):
         local = parc.parcellate(act, roi, **kw).compute()
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None, silence_logs=40
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    with loopback_cluster() as client:
         with distributed.get_task_stream(client) as stream:
             remote = parc.parcellate(act, roi, **kw).compute()
         ran = {t["worker"] for t in stream.data}
