@@ -125,7 +125,6 @@ def _map_stack(
     tested, and all the studies of the comparison (selected ones included).
     """
     from dask.base import tokenize
-    from dask.highlevelgraph import HighLevelGraph
 
     weights = np.stack([np.asarray(g, dtype=bool) for g in groups])
     names = pre.map_names(q, prior)
@@ -154,18 +153,24 @@ def _map_stack(
         deps = dict(counts.dask.dependencies)
         layers[task] = {task: (_counts_in_mask, key, *args, False)}
         deps[task] = set(counts.__dask_layers__())
-    out_names = []
-    # each map an InMaskMap, whose volume is made once, where it is read (a volume made here would be copied
-    # again by Dask's finalize of a single-chunk result: 2 x 65 MB of fresh memory per seed)
-    for i, name in enumerate(names):
-        out = f"{name}-{token}"
-        layers[out] = {(out,) + (0,) * len(grid.shape): (_one_map, task, i)}
-        deps[out] = {task}
-        out_names.append(out)
+    return _maps_of_table(layers, deps, task, names, token, grid, dtype)
+
+
+def _maps_of_table(layers: dict, deps: dict, table: str, names: list, token: str, grid: Grid, dtype) -> list[da.Array]:
+    """The maps of the task ``table`` (a :func:`_counts_in_mask` result) as lazy volumes, one single-chunk array each.
+
+    Each map's chunk is an :class:`~xcoact.mapchunk.InMaskMap`, whose volume is made once, where it is read (a
+    volume made in the task would be copied again by Dask's finalize of a single-chunk result: 65 MB more per seed).
+    """
+    from dask.highlevelgraph import HighLevelGraph
+
+    outs = [f"{name}-{token}" for name in names]
+    for k, out in enumerate(outs):
+        layers[out] = {(out,) + (0,) * len(grid.shape): (_one_map, table, k)}
+        deps[out] = {table}
     graph = HighLevelGraph(layers, deps)
-    chunks = tuple((n,) for n in grid.shape)
     meta = np.empty((0,) * len(grid.shape), dtype=dtype)
-    return [da.Array(graph, out, chunks=chunks, meta=meta) for out in out_names]
+    return [da.Array(graph, out, chunks=tuple((n,) for n in grid.shape), meta=meta) for out in outs]
 
 
 def _flat_keys(keys):
@@ -193,7 +198,6 @@ def _shipped_maps(
     1 MB a map instead of a 7 MB float64 volume), which arrives as the volume where it is read.
     """
     from dask.base import tokenize
-    from dask.highlevelgraph import HighLevelGraph
 
     (key,) = _flat_keys(counts.__dask_keys__())
     token = tokenize(counts.name, n_sel, n_uns, q, prior, grid, np.dtype(dtype), preset)
@@ -204,13 +208,7 @@ def _shipped_maps(
         table: (_counts_in_mask, layers.pop(counts.name)[key], n_sel, n_uns, q, prior, grid, dtype, preset)
     }
     deps[table] = deps.pop(counts.name)
-    outs = [f"{name}-{token}" for name in names]
-    for k, out in enumerate(outs):
-        layers[out] = {(out,) + (0,) * len(grid.shape): (_one_map, table, k)}
-        deps[out] = {table}
-    graph = HighLevelGraph(layers, deps)
-    meta = np.empty((0,) * len(grid.shape), dtype=dtype)
-    return [da.Array(graph, out, chunks=tuple((n,) for n in grid.shape), meta=meta) for out in outs]
+    return _maps_of_table(layers, deps, table, names, token, grid, dtype)
 
 
 def _counts_in_mask(
