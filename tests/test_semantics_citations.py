@@ -1,7 +1,8 @@
 """The package cites docs/semantics.md by sections that exist, never the "SPEC" that is not in the repository.
 
-Docstrings, comments, messages (the printed selection rule) and the command line's help all point a reader at
-docs/semantics.md; each cited section, by its title or its number, must be a heading of that page.
+Docstrings link to its sections (``:ref:`semantics-maps```, rendered in the API reference); comments, messages
+(the printed selection rule) and the command line's help name them (``docs/semantics.md, 'Selecting studies'``).
+Each cited label, title or number must be one of that page's.
 """
 
 from __future__ import annotations
@@ -47,10 +48,13 @@ def _cli_help() -> str:
     return top + "".join(help_of([c, "--help"]) for c in commands.group(1).split(","))
 
 
-def _sections() -> tuple[set[str], set[str]]:
+def _sections() -> tuple[set[str], set[str], set[str]]:
+    """The page's section numbers, titles and labels (``(semantics-maps)=``)."""
     with open(SEMANTICS, encoding="utf-8") as fh:
-        headings = re.findall(r"^##\s+(\d+)\.\s+(.+?)\s*$", fh.read(), re.MULTILINE)
-    return {n for n, _ in headings}, {t for _, t in headings}
+        text = fh.read()
+    headings = re.findall(r"^##\s+(\d+)\.\s+(.+?)\s*$", text, re.MULTILINE)
+    labels = set(re.findall(r"^\((semantics-[\w-]+)\)=$", text, re.MULTILINE))
+    return {n for n, _ in headings}, {t for _, t in headings}, labels
 
 
 def test_no_spec_section_in_the_package_or_the_cli_help():
@@ -62,8 +66,8 @@ def test_no_spec_section_in_the_package_or_the_cli_help():
 
 
 def test_every_cited_semantics_section_exists():
-    numbers, titles = _sections()
-    assert len(numbers) >= 12 and "Selecting studies" in titles
+    numbers, titles, labels = _sections()
+    assert len(numbers) >= 12 and "Selecting studies" in titles and "semantics-maps" in labels
     texts = {**_sources(), "xcoact --help (every command)": _cli_help()}
     found, bad = 0, []
     for where, text in texts.items():
@@ -71,5 +75,11 @@ def test_every_cited_semantics_section_exists():
             found += 1
             if (m["title"] or m["number"]) not in (titles if m["title"] else numbers):
                 bad.append(f"{where}: {m.group(0)}")
-    assert found >= 8, found  # the package does cite the page (a broken pattern would find nothing)
-    assert not bad, f"no such section in docs/semantics.md (headings: {sorted(titles)}):\n" + "\n".join(bad)
+        for label in re.findall(r":ref:`(semantics-[\w-]+)`", text):
+            found += 1
+            if label not in labels:
+                bad.append(f"{where}: :ref:`{label}`")
+    assert found >= 15, found  # the package does cite the page (a broken pattern would find nothing)
+    assert not bad, (
+        f"no such section in docs/semantics.md (headings {sorted(titles)}, labels {sorted(labels)}):\n" + "\n".join(bad)
+    )

@@ -1,7 +1,7 @@
 """Term meta-analysis (:func:`term`), decoding (:func:`decode`) and functional profiles (:func:`profile`).
 
 Neurosynth 0.3.8's ``meta.analyze_features`` and ``decode.Decoder``; a study carries a term when its summed
-weight is >= the threshold (docs/semantics.md, 'Terms: which studies carry a term').
+weight is >= the threshold (:ref:`semantics-terms`).
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def matrix(
     labels=None,
     separate: bool = False,
 ) -> xr.Dataset:
-    """ROI x ROI coactivation matrix of a set of ROIs (docs/semantics.md, 'The ROI x ROI matrix').
+    """ROI x ROI coactivation matrix of a set of ROIs (:ref:`semantics-matrix`).
 
     A study is active in ROI ``i`` when it covers *more than* ``threshold`` of it (the rule of
     :func:`xcoact.seed`); each pair of ROIs gives the 2 x 2 table ``[[n11, n10], [n01, n00]]`` of studies.

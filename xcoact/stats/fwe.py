@@ -2,7 +2,7 @@
 
 Each permutation draws the selected studies anew (group sizes kept), counts them from the cube's rows kept as
 runs (:class:`StudyRuns`), classifies the voxels by table (:class:`NullPlan`) and keeps, per test, the largest
-chi-square, cluster size and cluster mass.  docs/semantics.md ("Family-wise error") states the null, the p-values, the
+chi-square, cluster size and cluster mass.  :ref:`semantics-fwe` states the null, the p-values, the
 random streams and early stopping.
 """
 
