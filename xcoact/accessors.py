@@ -14,7 +14,21 @@ from . import writers as _export
 from .analyses import coactivation as _coact
 from .analyses import parcellate as _parcellate
 from .analyses.matrix import matrix as _matrix  # the function: xcoact.matrix is rebound to it
-from .choices import BothRule, Compressor, Layout, MapDtype, Naming, PlotEngine, PresetName, SelectRule
+from .choices import (
+    BothRule,
+    Compressor,
+    FilterRange,
+    FweMethod,
+    Layout,
+    MapDtype,
+    Naming,
+    NullMethod,
+    PlotEngine,
+    PoolProfile,
+    PoolRule,
+    PresetName,
+    SelectRule,
+)
 from .errors import ParameterError
 
 __all__ = ["CoactDataArrayAccessor", "CoactDatasetAccessor"]
@@ -43,9 +57,9 @@ class CoactDataArrayAccessor:
         dtype: MapDtype = "float64",
         layout: Layout = "volume",
         preset: PresetName | None = None,
-        fwe: int | str | None = None,
+        fwe: int | FweMethod | None = None,
         fwe_seed: int | None = None,
-        null: str | None = None,
+        null: NullMethod | None = None,
         n_iter: int | None = None,
         null_seed: int | None = None,
     ) -> xr.Dataset:
@@ -162,11 +176,11 @@ class CoactDataArrayAccessor:
         k=range(2, 10),
         *,
         filters=_parcellate.DEFAULT_FILTERS,
-        select: str = "nearest",
-        profile: str = "mkda",
+        select: PoolRule = "nearest",
+        profile: PoolProfile = "mkda",
         n_init: int = _parcellate.DEFAULT_N_INIT,
         seed: int = 0,
-        filter_range: str = "stable",
+        filter_range: FilterRange = "stable",
         r: float = 6.0,
         max_iter: int = 300,
         compute: bool = False,
@@ -212,7 +226,7 @@ class CoactDatasetAccessor:
         self,
         act: xr.DataArray | None = None,
         *,
-        n_iter: int | str = 1000,
+        n_iter: int | FweMethod = 1000,
         seed: int | None = None,
         alpha: float = 0.05,
         cluster_p: float = 0.001,

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import xarray as xr
 from xarray.backends import BackendEntrypoint
 
+from .choices import PresetName
 from .cube import activations
 from .errors import ParameterError
 from .kernels import check_radius
@@ -42,7 +43,7 @@ def open_database(
     path: str | os.PathLike,
     *,
     r: float | None = None,
-    preset: str = "neurosynth",
+    preset: PresetName = "neurosynth",
     format: Format | None = None,
     grid: Grid | None = None,
     cube_chunks: dict | None = None,
@@ -60,7 +61,7 @@ def open_database(
     r : float, optional
         Kernel radius in mm of the cube (as in :func:`xcoact.activations`);
         the preset's by default (6 mm for Neurosynth).
-    preset : str, default "neurosynth"
+    preset : {"neurosynth", "nimare"}, default "neurosynth"
         The reference the cube reproduces (as in :func:`xcoact.activations`).
     format : {"neurosynth", "neurosynth-v7", "sleuth", "nimare-json"}, optional
         Skip the guess from the file's first bytes.
@@ -183,7 +184,7 @@ class XcoactBackendEntrypoint(BackendEntrypoint):
         *,
         drop_variables: str | Iterable[str] | None = None,
         r: float | None = None,
-        preset: str = "neurosynth",
+        preset: PresetName = "neurosynth",
         format: Format | None = None,
         grid: Grid | None = None,
         cube_chunks: dict | None = None,

@@ -20,6 +20,20 @@ __all__ = [
     "PlotKind",
     "PlotView",
     "PlotEngine",
+    "NullMethod",
+    "FweMethod",
+    "KernelName",
+    "Combine",
+    "CountOp",
+    "AleEngine",
+    "PoolRule",
+    "PoolProfile",
+    "FilterRange",
+    "ObjectFormat",
+    "NeurosynthVocab",
+    "NeurosynthSource",
+    "NeuroqueryVocab",
+    "NeuroquerySource",
 ]
 
 #: Study-selection rules of ``seed``, ``contrast`` and ``coactivation`` (``select=``).
@@ -42,3 +56,29 @@ PlotKind = Literal["all", "slices", "glass"]
 PlotView = Literal["x", "y", "z"]
 #: What draws a figure (``engine=``).
 PlotEngine = Literal["matplotlib", "nilearn"]
+#: The null of an ALE seed's maps besides the approximate one (``null=``): SCALE.
+NullMethod = Literal["scale"]
+#: FWE without permutations (``n_iter=`` / ``fwe=``, else a number of iterations).
+FweMethod = Literal["bonferroni"]
+#: Kernels of ``xcoact.activations`` by name (``kernel=``): binary spheres, KDA, ALE.
+KernelName = Literal["mkda", "kda", "ale"]
+#: How a study's overlapping kernels combine (``how=`` / ``combine=``).
+Combine = Literal["max", "sum"]
+#: Reductions of ``grouped_counts`` (``op=``).
+CountOp = Literal["sum", "count", "log1m_sum"]
+#: What folds ALE's null histograms (``engine=``).
+AleEngine = Literal["auto", "numba", "numpy"]
+#: Pools of studies in ``parcellate`` (``select=``): the N nearest, or those within a radius.
+PoolRule = Literal["nearest", "distance"]
+#: Coactivation profile of a pool in ``parcellate`` (``profile=``).
+PoolProfile = Literal["mkda", "pFgA", "ale"]
+#: Filter sizes ``parcellate`` votes over (``filter_range=``).
+FilterRange = Literal["stable", "all"]
+#: The ``format`` attr of a table made from an in-memory database (``fmt=``).
+ObjectFormat = Literal["dataframe", "nimare-dataset", "nimare-studyset", "nimads"]
+#: Features of the Neurosynth releases in the bundled manifest (``vocab=``, ``source=``).
+NeurosynthVocab = Literal["terms", "LDA50", "LDA100", "LDA200", "LDA400"]
+NeurosynthSource = Literal["abstract"]
+#: Features of the NeuroQuery release in the bundled manifest (``vocab=``, ``source=``).
+NeuroqueryVocab = Literal["neuroquery7547", "neuroquery156521", "neuroquery6308"]
+NeuroquerySource = Literal["abstract", "body", "keywords", "title", "combined"]

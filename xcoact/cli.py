@@ -13,9 +13,10 @@ import re
 import sys
 import time
 import warnings
-from typing import Any
+from typing import Any, get_args
 
 from ._version import __version__
+from .choices import Layout, PresetName, SelectRule
 from .errors import (
     ArchiveError,
     DatabaseError,
@@ -63,7 +64,7 @@ def _get_parser() -> argparse.ArgumentParser:
     )
     co.add_argument(
         "--preset",
-        choices=("neurosynth", "nimare"),
+        choices=get_args(PresetName),
         default="neurosynth",
         help="reproduce Neurosynth 0.3.8 (default; see docs/semantics.md) or NiMARE 0.22.1's MKDAChi2 MACM "
         "(kernel r = 10 mm, "
@@ -71,7 +72,7 @@ def _get_parser() -> argparse.ArgumentParser:
     )
     co.add_argument(
         "--select",
-        choices=("overlap", "focus", "distance", "nearest"),
+        choices=get_args(SelectRule),
         default=None,
         help="study-selection rule (default: the preset's): overlap = activation covers more than --threshold "
         "of the seed (Neurosynth); focus = a reported peak inside the seed (NiMARE); distance = a peak "
@@ -138,7 +139,7 @@ def _get_parser() -> argparse.ArgumentParser:
     )
     co.add_argument(
         "--layout",
-        choices=("volume", "voxel"),
+        choices=get_args(Layout),
         default="volume",
         help="batch maps over x, y, z (default) or over the in-mask voxels only (faster, 4x smaller)",
     )

@@ -33,6 +33,7 @@ import numpy as np
 import xarray as xr
 
 from .blocks import ActivationBlock, _count_dtype, is_block_cube, pieces_of, ranges
+from .choices import CountOp
 from .errors import ParameterError
 from .space import Grid
 
@@ -189,7 +190,7 @@ def dense_by_study(data: da.Array, itemsize: int | None = None) -> da.Array:
 
 
 def grouped_counts(
-    act: xr.DataArray, weights, grid: Grid, *, groups_per_chunk: int | None = None, op: str | None = None
+    act: xr.DataArray, weights, grid: Grid, *, groups_per_chunk: int | None = None, op: CountOp | None = None
 ) -> da.Array:
     """Per in-mask voxel, the summed weights of the active studies of each group (lazy).
 

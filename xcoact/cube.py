@@ -20,6 +20,7 @@ import xarray as xr
 from dask.base import tokenize
 
 from .blocks import ActivationBlock, StudyChunk, empty_block
+from .choices import KernelName, PresetName
 from .errors import OutOfBoxWarning, ParameterError, caller_stacklevel
 from .kernels import Kernel, SphereKernel, check_radius, get_kernel, sphere_offsets
 from .presets import Preset, get_preset, warn_mixed_spaces
@@ -97,10 +98,10 @@ def activations(
     db,
     r: float | None = None,
     *,
-    preset: str | Preset = "neurosynth",
+    preset: PresetName | Preset = "neurosynth",
     grid: Grid | None = None,
     chunks: dict | None = None,
-    kernel: str | Kernel = "mkda",
+    kernel: KernelName | Kernel = "mkda",
     sample_size: float | None = None,
     fwhm: float | None = None,
 ) -> xr.DataArray:

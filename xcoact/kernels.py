@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import get_args
 
 import numpy as np
 
+from .choices import Combine
 from .errors import ParameterError
 from .space import Grid
 
@@ -341,7 +343,7 @@ def focus_voxels(ijk, offsets, grid: Grid) -> tuple[np.ndarray, np.ndarray, np.n
     return peak[keep], offset[keep], voxel[keep]
 
 
-def combine_foci(ijk, offsets, values, grid: Grid, how: str = "max") -> tuple[np.ndarray, np.ndarray]:
+def combine_foci(ijk, offsets, values, grid: Grid, how: Combine = "max") -> tuple[np.ndarray, np.ndarray]:
     """One study's map from a kernel placed at each of its foci, the foci combined by ``how``.
 
     Parameters
@@ -364,7 +366,7 @@ def combine_foci(ijk, offsets, values, grid: Grid, how: str = "max") -> tuple[np
     values : (n,) array
         The combined values (``values``' dtype), zeros dropped.
     """
-    if how not in ("max", "sum"):
+    if how not in get_args(Combine):
         raise ParameterError(f"how={how!r} is not known; expected 'max' or 'sum'.")
     values = np.asarray(values)
     peak, offset, voxel = focus_voxels(ijk, offsets, grid)
@@ -383,7 +385,7 @@ def combine_foci(ijk, offsets, values, grid: Grid, how: str = "max") -> tuple[np
 BATCH_VOXELS = 2_000_000
 
 
-def pattern_chunk_maps(ijk, codes, n_studies: int, grid: Grid, offsets, values, how: str):
+def pattern_chunk_maps(ijk, codes, n_studies: int, grid: Grid, offsets, values, how: Combine):
     """A run of studies' maps when every focus carries one pattern: CSR ``(indptr, indices, values)``.
 
     What :func:`combine_foci` gives study by study, for all studies at once:
@@ -641,7 +643,9 @@ class FocusKernel(Kernel):
         The cube's ``attrs["kernel"]``.
     """
 
-    def __init__(self, offsets, values, combine: str = "max", name: str = "focus"):
+    combine: Combine
+
+    def __init__(self, offsets, values, combine: Combine = "max", name: str = "focus"):
         self.offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 3)
         values = np.asarray(values)
         if values.shape != (len(self.offsets),) or not np.issubdtype(values.dtype, np.number):
@@ -649,7 +653,7 @@ class FocusKernel(Kernel):
                 f"values has shape {values.shape} ({values.dtype}); expected one number per offset "
                 f"({len(self.offsets)})."
             )
-        if combine not in ("max", "sum"):
+        if combine not in get_args(Combine):
             raise ParameterError(f"combine={combine!r} is not known; expected 'max' or 'sum'.")
         self.values = values
         self.dtype = values.dtype

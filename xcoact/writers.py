@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
+from typing import get_args
 
 import dask
 import dask.array as da
@@ -682,7 +683,7 @@ def _plan(
         raise OutputError(f"no map(s) {missing} in the Dataset; available: {map_variables(ds)}.")
     if not names:
         raise OutputError("the Dataset holds no (x, y, z) float maps to write.")
-    if naming not in ("neurosynth", "bids"):
+    if naming not in get_args(Naming):
         raise OutputError(
             f"naming={naming!r} is not known; expected 'neurosynth' ({{outroot}}_{{name}}.nii.gz) or "
             "'bids' (BIDS-style entities, NeuroVault-friendly)."

@@ -15,6 +15,7 @@ import xarray as xr
 
 from .._version import __version__
 from ..blocks import ActivationBlock, is_block_cube
+from ..choices import BothRule, FweMethod, Layout, MapDtype, NullMethod, PresetName, SelectRule
 from ..counts import canonical, grouped_counts, overlap_counts, roi_overlaps, study_scores, view_to_grid_flat
 from ..errors import ParameterError, SelectionError
 from ..presets import Preset, focus_selected, get_preset
@@ -293,19 +294,19 @@ def seed(
     threshold: float | int | None = None,
     *,
     r: float = 6.0,
-    select: str | None = None,
+    select: SelectRule | None = None,
     k: int | None = None,
     q: float = 0.01,
     prior: float = 0.5,
     by_label: bool = False,
     labels=None,
     separate: bool = False,
-    dtype="float64",
-    layout: str = "volume",
-    preset: str | None = None,
-    fwe: int | str | None = None,
+    dtype: MapDtype | np.dtype = "float64",
+    layout: Layout = "volume",
+    preset: PresetName | None = None,
+    fwe: int | FweMethod | None = None,
     fwe_seed: int | None = None,
-    null: str | None = None,
+    null: NullMethod | None = None,
     n_iter: int | None = None,
     null_seed: int | None = None,
 ) -> xr.Dataset:
@@ -783,16 +784,16 @@ def seed_batch(
     threshold: float | int | None = None,
     *,
     r: float = 6.0,
-    select: str | None = None,
+    select: SelectRule | None = None,
     k: int | None = None,
     q: float = 0.01,
     prior: float = 0.5,
     by_label: bool = False,
     labels=None,
     separate: bool = False,
-    dtype="float64",
-    layout: str = "volume",
-    preset: str | None = None,
+    dtype: MapDtype | np.dtype = "float64",
+    layout: Layout = "volume",
+    preset: PresetName | None = None,
 ) -> xr.Dataset:
     """Coactivation maps of many seeds at once: a Dataset with a ``seed`` dimension.
 
@@ -962,13 +963,13 @@ def contrast(
     threshold: float | int | None = None,
     *,
     r: float = 6.0,
-    select: str | None = None,
+    select: SelectRule | None = None,
     k: int | None = None,
-    both: str = "exclude",
+    both: BothRule = "exclude",
     q: float = 0.01,
     prior: float = 0.5,
-    dtype="float64",
-    preset: str | None = None,
+    dtype: MapDtype | np.dtype = "float64",
+    preset: PresetName | None = None,
     n_iter: int | None = None,
     seed: int | None = None,
 ) -> xr.Dataset:
@@ -1097,7 +1098,7 @@ def coactivation(
     *,
     outroot: str | os.PathLike,
     r: float = 6.0,
-    select: str | None = None,
+    select: SelectRule | None = None,
     k: int | None = None,
     q: float = 0.01,
     prior: float = 0.5,

@@ -67,12 +67,15 @@ see docs/parcellation.md, "What the defaults rest on".
 
 from __future__ import annotations
 
+from typing import get_args
+
 import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
 
 from .._version import __version__
+from ..choices import FilterRange, PoolProfile, PoolRule
 from ..errors import ParameterError, SelectionError
 
 __all__ = [
@@ -103,7 +106,7 @@ DEFAULT_FILTERS = tuple(range(20, 201, 5))
 DEFAULT_N_INIT = 50
 
 #: Coactivation profiles a pool can have (see :func:`parcellate`).
-PROFILES = ("mkda", "pFgA", "ale")
+PROFILES = get_args(PoolProfile)
 
 #: The criteria per K, in the ``criterion`` dimension of the result.
 CRITERIA = (
@@ -314,7 +317,7 @@ def _pools_of(dist: np.ndarray, f, select: str) -> list[np.ndarray]:
     return [np.flatnonzero(row <= f) for row in dist]
 
 
-def pool_ids(act: xr.DataArray, roi, n, *, select: str = "nearest", r: float = 6.0) -> list[np.ndarray]:
+def pool_ids(act: xr.DataArray, roi, n, *, select: PoolRule = "nearest", r: float = 6.0) -> list[np.ndarray]:
     """The pool of studies of each ROI voxel for one filter, as study ids.
 
     Parameters
@@ -343,7 +346,7 @@ def pool_ids(act: xr.DataArray, roi, n, *, select: str = "nearest", r: float = 6
 
 
 def _check_select(select) -> None:
-    if select not in ("nearest", "distance"):
+    if select not in get_args(PoolRule):
         raise ParameterError(
             f"select={select!r} is not a pooling rule of parcellate; expected 'nearest' (the N studies with the "
             "nearest peak, the default) or 'distance' (the studies with a peak within a radius in mm)."
@@ -366,8 +369,8 @@ def pool_profiles(
     roi,
     n,
     *,
-    select: str = "nearest",
-    profile: str = "mkda",
+    select: PoolRule = "nearest",
+    profile: PoolProfile = "mkda",
     r: float = 6.0,
     voxels=None,
     sample_size: float | None = None,
@@ -999,11 +1002,11 @@ def parcellate(
     k=range(2, 10),
     *,
     filters=DEFAULT_FILTERS,
-    select: str = "nearest",
-    profile: str = "mkda",
+    select: PoolRule = "nearest",
+    profile: PoolProfile = "mkda",
     n_init: int = DEFAULT_N_INIT,
     seed: int = 0,
-    filter_range: str = "stable",
+    filter_range: FilterRange = "stable",
     r: float = 6.0,
     max_iter: int = 300,
     compute: bool = False,
@@ -1118,7 +1121,7 @@ def parcellate(
     filters = _check_filters(filters, select, n_studies)
     if isinstance(n_init, bool) or not isinstance(n_init, (int, np.integer)) or n_init < 1:
         raise ParameterError(f"n_init={n_init!r} is not valid; expected an int >= 1 (k-means restarts, e.g. 50).")
-    if filter_range not in ("stable", "all"):
+    if filter_range not in get_args(FilterRange):
         raise ParameterError(
             f"filter_range={filter_range!r} is not known; expected 'stable' (fewest deviants) or 'all'."
         )
@@ -1468,7 +1471,7 @@ def add_cli(sub) -> None:
     p.add_argument("--random-seed", type=int, default=0, help="seed of the k-means restarts (default 0)")
     p.add_argument(
         "--filter-range",
-        choices=("stable", "all"),
+        choices=get_args(FilterRange),
         default="stable",
         help="vote over the filter range with the fewest deviants (default) or over all filters",
     )

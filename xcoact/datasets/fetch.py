@@ -31,6 +31,7 @@ import numpy as np
 
 from .. import validate
 from .._version import __version__
+from ..choices import NeuroquerySource, NeuroqueryVocab, NeurosynthSource, NeurosynthVocab
 
 if TYPE_CHECKING:
     from ..readers import Format
@@ -886,8 +887,8 @@ def fetch_neurosynth(
     version: int = 7,
     data_dir: str | os.PathLike | None = None,
     *,
-    vocab: str | None = "terms",
-    source: str = "abstract",
+    vocab: NeurosynthVocab | None = "terms",
+    source: NeurosynthSource = "abstract",
     base_url: str | os.PathLike | None = None,
     manifest: str | os.PathLike | None = None,
     convert: bool = True,
@@ -928,8 +929,8 @@ def fetch_neuroquery(
     version: int = 1,
     data_dir: str | os.PathLike | None = None,
     *,
-    vocab: str | None = "neuroquery7547",
-    source: str = "abstract",
+    vocab: NeuroqueryVocab | None = "neuroquery7547",
+    source: NeuroquerySource = "abstract",
     base_url: str | os.PathLike | None = None,
     manifest: str | os.PathLike | None = None,
     convert: bool = True,

@@ -35,6 +35,7 @@ import warnings
 
 import numpy as np
 
+from ..choices import ObjectFormat
 from ..errors import DatabaseError, EmptyStudyWarning, caller_stacklevel
 from ..table import make_table
 from ._text import (
@@ -104,7 +105,7 @@ def _point_xyz(point, where: list[str], source: str) -> list[float]:
     return out
 
 
-def nimads_table(data, database: str, fmt: str = "nimads"):
+def nimads_table(data, database: str, fmt: ObjectFormat = "nimads"):
     """The coordinate table of a NIMADS studyset already parsed into Python objects.
 
     Parameters

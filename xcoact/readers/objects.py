@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..choices import ObjectFormat
 from ..errors import DatabaseError, EmptyStudyWarning, ParameterError, caller_stacklevel
 from ..table import make_table
 from .nimads import _number, nimads_table
@@ -63,7 +64,7 @@ def coordinates_table(
     metadata: pd.DataFrame | None = None,
     *,
     database: str = "coordinates DataFrame",
-    fmt: str = "dataframe",
+    fmt: ObjectFormat = "dataframe",
 ) -> xr.Dataset:
     """The coordinate table of a DataFrame of peaks, such as NiMARE's ``Dataset.coordinates``.
 

@@ -12,14 +12,18 @@ import math
 import os
 import weakref
 from collections.abc import Sequence
-from typing import cast
+from typing import TYPE_CHECKING, cast, get_args
 
 import numpy as np
 from scipy import ndimage, special
 
+from ..choices import AleEngine, BothRule, PresetName, SelectRule
 from ..errors import ParameterError, first_few, quote
 from ..space import Grid
 from .components import compiled
+
+if TYPE_CHECKING:
+    from ..presets import Preset
 
 __all__ = [
     "HIST_STEPS",
@@ -617,7 +621,7 @@ def _numba_place():
     return compiled(_place)
 
 
-def ale_null(ma, n_mask: int, *, engine: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+def ale_null(ma, n_mask: int, *, engine: AleEngine = "auto") -> tuple[np.ndarray, np.ndarray]:
     """The approximate null distribution of ALE over the mask (Eickhoff et al. 2012), as NiMARE builds it.
 
     Parameters
@@ -643,7 +647,7 @@ def ale_null(ma, n_mask: int, *, engine: str = "auto") -> tuple[np.ndarray, np.n
 
 def _combiner(engine: str):
     """The fold step of ``engine`` (see :func:`_fold`)."""
-    if engine not in ("auto", "numba", "numpy"):
+    if engine not in get_args(AleEngine):
         raise ParameterError(f"engine={engine!r}; expected 'auto', 'numba' or 'numpy'.")
     if engine in ("auto", "numba") and _numba_combine() is not None:
         return _step_numba
@@ -765,7 +769,7 @@ def p_to_z(p: np.ndarray) -> np.ndarray:
     return np.maximum(-special.ndtri_exp(np.log(p)), 0.0)
 
 
-def ale_maps(ma, n_mask: int, *, engine: str = "auto") -> dict[str, np.ndarray]:
+def ale_maps(ma, n_mask: int, *, engine: AleEngine = "auto") -> dict[str, np.ndarray]:
     """ALE, p and z over the in-mask voxels: NiMARE's ``ALE(null_method="approximate").fit`` on these studies.
 
     Parameters
@@ -1060,7 +1064,7 @@ def _volume(values: np.ndarray, mask_flat: np.ndarray, shape: tuple) -> np.ndarr
 STUDIES_PER_TASK = 32
 
 
-def seed_stats(act, selected: np.ndarray, *, engine: str = "auto"):
+def seed_stats(act, selected: np.ndarray, *, engine: AleEngine = "auto"):
     """The ALE ``stat``, ``p`` and ``z`` of a cube's selected studies, lazy: a ``(3, x, y, z)`` Dask array.
 
     A task per :data:`STUDIES_PER_TASK` selected studies of a block sums their ``log1p(-MA)`` and collects
@@ -1133,10 +1137,10 @@ def seed(
     threshold=None,
     *,
     r: float = 6.0,
-    select: str | None = None,
+    select: SelectRule | None = None,
     k: int | None = None,
-    preset: str | None = None,
-    engine: str = "auto",
+    preset: PresetName | None = None,
+    engine: AleEngine = "auto",
 ):
     """``act.coact.seed(roi)`` on an ALE cube (an ALE MACM): NiMARE's ``ALE().fit`` on the selected studies.
 
@@ -1348,11 +1352,11 @@ def database_ale(
     *,
     sample_size: float | None = None,
     fwhm: float | None = None,
-    preset="nimare",
+    preset: PresetName | Preset = "nimare",
     grid: Grid | None = None,
     studies_per_task: int = 256,
     null: bool = False,
-    engine: str = "auto",
+    engine: AleEngine = "auto",
 ):
     """The ALE of every study of a database (NiMARE's ``ALE().fit``), streamed: each study's MA made, added, dropped.
 
@@ -1543,7 +1547,7 @@ def _cube_of(maps, act):
 _MKDA_ONLY = {"alpha": 0.05, "connectivity": 26, "early_stop": False, "batch_size": 50}
 
 
-def fwe(maps, act=None, *, n_iter=1000, seed=None, cluster_p: float = 0.001, engine: str = "auto", **mkda):
+def fwe(maps, act=None, *, n_iter=1000, seed=None, cluster_p: float = 0.001, engine: AleEngine = "auto", **mkda):
     """``maps.coact.fwe`` on an ALE seed: NiMARE's Monte Carlo FWE (:func:`.ale_null.ale_fwe`), computed now.
 
     ``cluster_p`` is ``ale_fwe``'s ``voxel_thresh``; the maps and attrs added are listed in docs/ale.md.
@@ -1626,10 +1630,10 @@ def contrast(
     threshold=None,
     *,
     r: float = 6.0,
-    select: str | None = None,
+    select: SelectRule | None = None,
     k: int | None = None,
-    both: str = "exclude",
-    preset: str | None = None,
+    both: BothRule = "exclude",
+    preset: PresetName | None = None,
     n_iter: int | None = None,
     seed: int | None = None,
 ):

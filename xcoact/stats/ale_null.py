@@ -13,11 +13,13 @@ import functools
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import get_args
 
 import numpy as np
 from scipy import special
 
 from .._threads import usable_cores
+from ..choices import AleEngine
 from ..errors import ParameterError
 from ..space import Grid
 from . import ale, components
@@ -265,7 +267,7 @@ class _Engine:
     """The ALE of relocated foci, sparse: (in-mask indices, float32 ALE there)."""
 
     def __init__(self, foci: _Foci, engine: str):
-        if engine not in ("auto", "numba", "numpy"):
+        if engine not in get_args(AleEngine):
             raise ParameterError(f"engine={engine!r}; expected 'auto', 'numba' or 'numpy'.")
         self.foci = foci
         self.compiled = components.compiled(_sums_of) if engine in ("auto", "numba") else None
@@ -476,7 +478,7 @@ def fwe_null(
     threshold: float | None = None,
     n_iter: int | range = 5000,
     seed: int = 0,
-    engine: str = "auto",
+    engine: AleEngine = "auto",
     n_workers: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Monte Carlo maxima of ALE under NiMARE's null: every focus moved to a random in-mask voxel.
@@ -647,7 +649,7 @@ def ale_fwe(
     seed: int = 0,
     voxel_thresh: float = 0.001,
     vfwe_only: bool = False,
-    engine: str = "auto",
+    engine: AleEngine = "auto",
     n_workers: int | None = None,
 ) -> dict:
     """ALE with NiMARE's Monte Carlo FWE correction (``FWECorrector(method="montecarlo")``) in one call.
@@ -778,7 +780,7 @@ def ale_scale(
     fwhm=None,
     n_iter: int = 5000,
     seed: int = 0,
-    engine: str = "auto",
+    engine: AleEngine = "auto",
     n_workers: int = 1,
 ) -> dict[str, np.ndarray]:
     """Specific coactivation (SCALE): the ALE against the database's base rate, as NiMARE's ``SCALE``.

@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from ..blocks import ActivationBlock, pieces_of, ranges
+from ..choices import FweMethod
 from ..counts import canonical, dense_by_study, grouped_counts
 from ..errors import ParameterError
 from ..progress import progress_bar
@@ -444,7 +445,7 @@ def fwe(
     maps: xr.Dataset,
     act: xr.DataArray | None = None,
     *,
-    n_iter: int | str = 1000,
+    n_iter: int | FweMethod = 1000,
     seed: int | None = None,
     alpha: float = 0.05,
     cluster_p: float = 0.001,
