@@ -117,7 +117,7 @@ def test_options_without_a_string_default_name_their_literal(func, param, alias)
 
 
 def test_free_text_parameters_are_still_there():
-    # an entry of FREE_TEXT whose parameter disappeared would let a future option through unnoticed
+    # a stale entry (its parameter renamed or gone) would hide whatever takes its name later
     found = {(q, p) for q, f in _public_functions() for p in inspect.signature(f).parameters}
     assert FREE_TEXT <= found, FREE_TEXT - found
 
