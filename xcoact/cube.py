@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from .blocks import ActivationBlock, StudyChunk, empty_block
+from .blocks import ActivationBlock, StudyChunk, empty_block, narrow_ints
 from .errors import OutOfBoxWarning, ParameterError, caller_stacklevel
 from .kernels import Kernel, SphereKernel, check_radius, get_kernel, sphere_offsets
 from .presets import Preset, get_preset, warn_mixed_spaces
@@ -67,11 +67,13 @@ class DatabasePeaks:
         self.studies = studies
         self.codes = codes[order]
         # MNI mm per peak, sorted by study (the distance and nearest selection rules need mm, not voxels)
-        self.xyz = np.column_stack([table[c].values for c in ("x", "y", "z")])[order].astype(np.float64)
+        self.xyz = _table_xyz(table)
+        if np.any(order[1:] < order[:-1]):
+            self.xyz = self.xyz[order]
         if peak_transform is not None:
             space = table["space"].values[order] if "space" in table else np.full(len(order), "MNI")
             self.xyz = np.asarray(peak_transform(self.xyz, space), dtype=np.float64)
-        self.ijk = grid.xyz_to_ijk(self.xyz)
+        self.ijk = narrow_ints(grid.xyz_to_ijk(self.xyz))
         self.peak_ptr = np.searchsorted(self.codes, np.arange(len(studies) + 1))
 
     @property
@@ -91,6 +93,20 @@ class DatabasePeaks:
             studies=self.studies[s0:s1],
             kernel=self.kernel,
         )
+
+
+def _table_xyz(table) -> np.ndarray:
+    """The table's x, y, z as one (n, 3) float64 array: a read-only view when they are one such array's columns.
+
+    The readers' tables are (:func:`xcoact.table.make_table`), so a cube shares the mm with its table
+    instead of holding a copy (24 bytes a peak).
+    """
+    x, y, z = (np.asarray(table[c].values) for c in ("x", "y", "z"))
+    if all(
+        c.dtype == np.float64 and c.strides == (24,) and c.base is not None and c.base is x.base for c in (x, y, z)
+    ) and (y.ctypes.data - x.ctypes.data, z.ctypes.data - x.ctypes.data) == (8, 16):
+        return np.lib.stride_tricks.as_strided(x, shape=(len(x), 3), strides=(24, 8), writeable=False)
+    return np.column_stack([x, y, z]).astype(np.float64)
 
 
 def activations(
