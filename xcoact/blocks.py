@@ -134,11 +134,8 @@ def _malloc_trim():
 
 
 def release_freed() -> None:
-    """Hand the allocator's free pages back to the system (glibc's ``malloc_trim``; nothing elsewhere).
-
-    Rows built on Dask's threads leave their freed temporaries in those threads' arenas, between the kept
-    rows: resident, yet reused by no later allocation (57 MiB at 10x Neurosynth).
-    """
+    """Hand free pages back to the system (glibc's ``malloc_trim``): rows built on Dask's threads leave their
+    temporaries' pages resident in those threads' arenas, between the kept rows (57 MiB at 10x Neurosynth)."""
     if _malloc_trim() is not None:
         _malloc_trim()(0)
 
@@ -187,11 +184,11 @@ class StudyChunk:
     Attributes
     ----------
     ijk : (n_peaks, 3) int64
-        Peak voxels on ``grid`` (may lie outside the box), sorted by study.
+        Peak voxels on ``grid`` (may lie outside the box), sorted by study; made from the int16 ones kept.
     xyz : (n_peaks, 3) float64
-        The same peaks in mm (after the preset's transform).
+        The same peaks in mm (after the preset's transform): the table's own when it can be shared.
     codes : (n_peaks,) int64
-        Study row of each peak, ``0 <= codes < n_studies``.
+        Study row of each peak, ``0 <= codes < n_studies``; made from ``peak_ptr``.
     peak_ptr : (n_studies + 1,) int64
         ``peak_ptr[s]:peak_ptr[s + 1]`` are study ``s``'s peaks.
     offsets : (n_offsets, 3) int64
@@ -228,13 +225,11 @@ class StudyChunk:
         self._support_of: StudyChunk | None = None
 
     @property
-    def ijk(self) -> np.ndarray:
-        """Peak voxels as int64 (a copy of the narrow ones kept: take it once, not per study)."""
+    def ijk(self) -> np.ndarray:  # a copy each time: take it once, not per study
         return self._ijk.astype(np.int64)
 
     @property
     def codes(self) -> np.ndarray:
-        """Study row of each peak, int64 (made from :attr:`peak_ptr`: no per-peak copy is kept)."""
         return np.repeat(np.arange(self.n_studies, dtype=np.int64), np.diff(self.peak_ptr))
 
     def __getstate__(self):

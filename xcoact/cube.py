@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 from dask.base import tokenize
 
-from .blocks import ActivationBlock, StudyChunk, empty_block, narrow_ints
+from .blocks import ActivationBlock, StudyChunk, empty_block, narrow_ints, release_freed
 from .errors import OutOfBoxWarning, ParameterError, caller_stacklevel
 from .kernels import Kernel, SphereKernel, check_radius, get_kernel, sphere_offsets
 from .presets import Preset, get_preset, warn_mixed_spaces
@@ -75,6 +75,7 @@ class DatabasePeaks:
             self.xyz = np.asarray(peak_transform(self.xyz, space), dtype=np.float64)
         self.ijk = narrow_ints(grid.xyz_to_ijk(self.xyz))
         self.peak_ptr = np.searchsorted(self.codes, np.arange(len(studies) + 1))
+        release_freed()  # the sort's and the rounding's temporaries (31 MiB resident at 10x Neurosynth)
 
     @property
     def n_studies(self) -> int:
