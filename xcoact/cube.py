@@ -75,7 +75,6 @@ class DatabasePeaks:
             self.xyz = np.asarray(peak_transform(self.xyz, space), dtype=np.float64)
         self.ijk = narrow_ints(grid.xyz_to_ijk(self.xyz))
         self.peak_ptr = np.searchsorted(self.codes, np.arange(len(studies) + 1))
-        release_freed()  # the sort's and the rounding's temporaries (31 MiB resident at 10x Neurosynth)
 
     @property
     def n_studies(self) -> int:
@@ -301,6 +300,7 @@ def _cube_array(peaks: DatabasePeaks, name: str, all_chunks) -> da.Array:
                     layer[(name, c, i, j, k)] = (_view, key, tuple(map(int, lo)), tuple(map(int, hi)))
     graph = HighLevelGraph.from_collections(name, layer, dependencies=())
     meta = empty_block(peaks.chunk(0, 0))  # no peaks: meta travels with every graph
+    release_freed()  # the temporaries of sorting, rounding and cutting the peaks (31 MiB resident at 10x Neurosynth)
     return da.Array(graph, name, chunks=all_chunks, meta=meta)
 
 
