@@ -129,15 +129,14 @@ def sparse_rows(ijk, codes, n_studies: int, offsets, grid: Grid, packed: bool = 
 def _malloc_trim():
     try:
         return ctypes.CDLL(None).malloc_trim
-    except (AttributeError, OSError, TypeError):  # not glibc
-        return None
+    except (AttributeError, OSError, TypeError):  # not glibc: nothing to do
+        return lambda pad: 0
 
 
 def release_freed() -> None:
     """Hand free pages back to the system (glibc's ``malloc_trim``): rows built on Dask's threads leave their
     temporaries' pages resident in those threads' arenas, between the kept rows (57 MiB at 10x Neurosynth)."""
-    if _malloc_trim() is not None:
-        _malloc_trim()(0)
+    _malloc_trim()(0)
 
 
 def narrow_ints(a) -> np.ndarray:
