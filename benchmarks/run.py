@@ -240,6 +240,21 @@ def warm_seeds(k: int) -> list:
     return seeds
 
 
+def held_mib(act, db) -> dict:
+    """MiB the cube's chunks hold (rows, totals, peaks: what they do not share with the table) and the table."""
+    import numpy as np
+
+    from xcoact.blocks import StudyChunk
+
+    chunks = [v for v in dict(act.data.dask).values() if isinstance(v, StudyChunk)]
+    table = [db[c].values for c in ("x", "y", "z")]
+    rows = sum(a.nbytes for c in chunks for a in (c._rows or ()))
+    totals = sum(c._totals.nbytes for c in chunks if c._totals is not None)
+    shared = sum(c.xyz.nbytes for c in chunks if any(np.shares_memory(c.xyz, t) for t in table))
+    peaks = sum(c.nbytes() for c in chunks) - rows - totals - shared
+    return {k: v / 2**20 for k, v in dict(rows=rows, totals=totals, peaks=peaks, table=db.nbytes).items()}
+
+
 class Step:
     """Time a step and measure its peak RSS (high-water mark reset at the start)."""
 
@@ -362,6 +377,7 @@ def child_run(args) -> int:
             compute_seconds=st.seconds - t_call,
             n_selected=n_sel,
             n_roi=int(ds.attrs["n_roi"]),
+            held_mib=held_mib(act, db),
         ),
     )
     if size == "v7" and n_sel != V7_SELECTED:
@@ -676,6 +692,8 @@ def fmt_table(size: str, recs: list[dict], args) -> str:
                 f"seed() {s['seed_call_seconds']:.3f} s + compute {s['compute_seconds']:.3f} s; "
                 f"n_selected {s['n_selected']:,}, n_roi {s['n_roi']}"
             )
+            if "held_mib" in s:
+                note += "; held MiB: " + ", ".join(f"{k} {v:,.0f}" for k, v in s["held_mib"].items())
         elif name == "cold total":
             note = "read + build + first map; peak = max of the three"
         elif name == "warm seed":

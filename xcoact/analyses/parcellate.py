@@ -520,8 +520,8 @@ def _pooled_foci(act: xr.DataArray, union: np.ndarray):
 
     peaks = cube_peaks(act)
     assert peaks is not None  # the pools were drawn from the same peaks
-    ptr = peaks.peak_ptr
-    return [peaks.ijk[ptr[s] : ptr[s + 1]] for s in union], act["study"].values[union], peaks.grid
+    ptr, ijk = peaks.peak_ptr, peaks.ijk
+    return [ijk[ptr[s] : ptr[s + 1]] for s in union], act["study"].values[union], peaks.grid
 
 
 def _ale_logs(ijk, study, kernel, grid) -> tuple[np.ndarray, np.ndarray]:

@@ -1299,14 +1299,14 @@ def _pattern_tables(fwhm_mm: float, zoom_root: float, given: bool) -> tuple:
 
 def _chunk_parts(chunk) -> tuple:
     """A chunk's share of a database's ALE, as :func:`_block_parts`; each study's MA made and dropped at once."""
-    grid, kernel = chunk.grid, chunk.kernel
+    grid, kernel, ijk = chunk.grid, chunk.kernel, chunk.ijk
     sums = np.zeros(grid.n_mask)
     hists = []
     study_logs = _numba_study_logs()
     if study_logs is None:
         for s in range(chunk.n_studies):
             lo, hi = chunk.peak_ptr[s], chunk.peak_ptr[s + 1]
-            idx, values = kernel.study_map(chunk.ijk[lo:hi], grid, None if chunk.studies is None else chunk.studies[s])
+            idx, values = kernel.study_map(ijk[lo:hi], grid, None if chunk.studies is None else chunk.studies[s])
             v = values.astype(np.float32)
             sums[idx] += np.log1p(-v)  # float32 log1p, float64 sum: NiMARE's ALE
             hists.append(_hist(v))
@@ -1319,7 +1319,7 @@ def _chunk_parts(chunk) -> tuple:
     zoom = _zoom_root(grid.voxel_size)
     used = np.zeros(_CUBE**3, dtype=np.int64)
     for s in range(chunk.n_studies):
-        foci = chunk.ijk[chunk.peak_ptr[s] : chunk.peak_ptr[s + 1]]
+        foci = ijk[chunk.peak_ptr[s] : chunk.peak_ptr[s + 1]]
         if kernel.fwhm is not None:
             width, values, logs, bins = _pattern_tables(kernel.fwhm, zoom, True)
         else:
@@ -1475,7 +1475,8 @@ def _foci_of(act, selected: np.ndarray):
     where = where[counts[where] > 0]
     if not where.size:
         raise ParameterError("no selected study has a focus: ALE Monte Carlo inference needs at least one.")
-    ijk = np.concatenate([peaks.ijk[peaks.peak_ptr[s] : peaks.peak_ptr[s + 1]] for s in where])
+    all_ijk = peaks.ijk
+    ijk = np.concatenate([all_ijk[peaks.peak_ptr[s] : peaks.peak_ptr[s + 1]] for s in where])
     study = np.repeat(np.arange(where.size), counts[where])
     sizing: dict[str, float | np.ndarray]
     if kernel.fwhm is not None:
