@@ -168,7 +168,10 @@ def activations(
         study ids, x/y/z in mm at voxel centres (x descending on the default
         LAS grid), and ``brain_mask (x, y, z)``.  Cost: building it computes
         nothing (it sorts the peaks, O(n_peaks)); computing a region computes
-        only the blocks it touches.
+        only the blocks it touches.  Like :func:`dask.array.from_array`, the
+        cube shares memory with its input: it reads the table's x, y and z
+        (mm) without copying them, so edit a copy of the table, not the
+        table, once a cube is built from it.
 
     Warns
     -----
