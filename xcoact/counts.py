@@ -66,6 +66,8 @@ def canonical(act: xr.DataArray) -> da.Array:
 
 def view_to_grid_flat(block: ActivationBlock, flat: np.ndarray) -> np.ndarray:
     """Flat indices in a canonical block's view -> flat indices in the full grid."""
+    if block.is_full_view():
+        return flat
     shape = [len(p) for p in block.pos]
     i, j, k = np.unravel_index(flat, shape)
     full = block.chunk.grid.shape
@@ -636,8 +638,10 @@ def _local_scheduler() -> bool:
 
 
 def _overlap_fn(roi_view_flat: np.ndarray):
+    plans: dict = {}  # the ROI's plan, made once for the chunks of this call
+
     def fn(chunk, block):
-        return chunk.overlap(view_to_grid_flat(block, roi_view_flat))[None]
+        return chunk.overlap(view_to_grid_flat(block, roi_view_flat), plans)[None]
 
     return fn
 

@@ -115,7 +115,19 @@ class InMaskMap(NDArrayOperatorsMixin):
 
 
 def _volume(values: np.ndarray, pairs: np.ndarray | None, mask_bits: np.ndarray, shape: tuple) -> np.ndarray:
-    size = int(np.prod(shape))
-    out = np.zeros(size, dtype=values.dtype)
-    out[np.unpackbits(mask_bits, count=size).view(bool)] = values if pairs is None else values.take(pairs)
+    from .stats.components import compiled
+
+    out = np.zeros(int(np.prod(shape)), dtype=values.dtype)  # fresh zero pages; only the in-mask voxels are written
+    compiled(_scatter)(values, np.zeros(0, np.int64) if pairs is None else pairs, mask_bits, out)
     return out.reshape(shape)
+
+
+def _scatter(values, pairs, mask_bits, out):
+    """``out[in-mask voxel t] = values[pairs[t]]`` (``values[t]`` without pairs), read off the mask's bits."""
+    t = 0
+    for b in range(mask_bits.size):
+        if mask_bits[b]:
+            for e in range(8):
+                if mask_bits[b] & (128 >> e):
+                    out[8 * b + e] = values[pairs[t]] if pairs.size else values[t]
+                    t += 1
