@@ -140,19 +140,22 @@ def _map_stack(
         parts = [weights[:, bounds[i] : bounds[i + 1]] for i in range(len(keys))]
         token = tokenize(data.name, weights, *args)
         task = f"summed_counts-maps-{token}"  # the grouped counts and the statistics, in one task
-        layers = dict(data.dask.layers)
-        deps = dict(data.dask.dependencies)
+        graph = data.dask.cull(set(keys))  # culled here, so the maps can skip Dask's optimisation (below)
+        layers, deps = dict(graph.layers), dict(graph.dependencies)
         layers[task] = {task: (_blocks_maps, keys, parts, *args, False)}
         deps[task] = set(data.__dask_layers__())
-    else:
-        counts = grouped_counts(act, weights, grid)
-        (key,) = list(_flat_keys(counts.__dask_keys__()))
-        token = tokenize(counts.name, *args)
-        task = f"coact-maps-{token}"
-        layers = dict(counts.dask.layers)
-        deps = dict(counts.dask.dependencies)
-        layers[task] = {task: (_counts_in_mask, key, *args, False)}
-        deps[task] = set(counts.__dask_layers__())
+        maps = _maps_of_table(layers, deps, task, names, token, grid, dtype)
+        for m in maps:  # a hand-made graph of ten tasks: Dask's passes would cost more than the work they could save
+            m.__dask_optimize__ = None
+        return maps
+    counts = grouped_counts(act, weights, grid)
+    (key,) = list(_flat_keys(counts.__dask_keys__()))
+    token = tokenize(counts.name, *args)
+    task = f"coact-maps-{token}"
+    layers = dict(counts.dask.layers)
+    deps = dict(counts.dask.dependencies)
+    layers[task] = {task: (_counts_in_mask, key, *args, False)}
+    deps[task] = set(counts.__dask_layers__())
     return _maps_of_table(layers, deps, task, names, token, grid, dtype)
 
 
