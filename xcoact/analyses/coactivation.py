@@ -618,20 +618,20 @@ def _single_score(act, rule: SelectionRule, pre: Preset, seed, roi: xr.DataArray
         got = study_scores(act, lambda chunk, block: focus_selected(chunk, _full_flat(block, full))[None], 1, np.int32)
         if got is not None:
             return got[0]
+    if rule.rule == "overlap":
+        return overlap_counts(act, roi, grid)
     one = SeedROI(
         "seed",
         np.flatnonzero(roi.values),
         "",
         np.atleast_2d(np.asarray(seed, dtype=float)) if is_coords(seed) else None,
     )
-    return _scores(act, rule, [one], grid, single_roi=roi)[0]
+    return _scores(act, rule, [one], grid)[0]
 
 
-def _scores(act: xr.DataArray, rule: SelectionRule, rois: list[SeedROI], grid: Grid, single_roi=None) -> np.ndarray:
+def _scores(act: xr.DataArray, rule: SelectionRule, rois: list[SeedROI], grid: Grid) -> np.ndarray:
     """Each study's score under the rule, per ROI: (n_rois, n_studies) (computed now, cheap)."""
     if rule.rule == "overlap":
-        if single_roi is not None:
-            return overlap_counts(act, single_roi, grid)[None]
         return roi_overlaps(act, rois, grid)
     if rule.rule == "focus":
 
