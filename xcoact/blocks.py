@@ -369,46 +369,26 @@ class StudyChunk:
         A kernel whose support is not its offsets around the peaks reads the
         rows by voxel (:meth:`cols`, built once and kept).
         """
-        from .kernels import roi_overlap
+        from .kernels import box_overlap, peak_keys, roi_overlap_compiled, roi_plan
 
         self._overlaps += 1
         # a study's map is inside the brain mask: ROI voxels outside it are never active (both routes agree)
         roi_flat = roi_flat[self.grid.mask_index[roi_flat] >= 0]
         # a kernel whose support is not its offsets around the peaks: the rows say where a study is active
-        from_rows = self.kernel is not None and not self.kernel.exact_support
-        if from_rows:
+        if self.kernel is not None and not self.kernel.exact_support:
             voxels = self.grid.mask_index[roi_flat]
             colptr, study = self.cols()
             return np.bincount(study[ranges(colptr[voxels], colptr[voxels + 1])], minlength=self.n_studies)
-        if self._overlaps > 1:
-            # from the second seed on, compiled (the first would pay the compilation): no by-voxel copy is kept
-            from .kernels import peak_keys, roi_overlap_compiled, roi_plan
-
-            if self._keys is None:
-                self._keys = peak_keys(self.ijk, self.codes, self.n_studies, self.offsets, self.grid.shape)
-            key = (roi_flat.tobytes(), self.offsets.tobytes(), self.grid.token)
-            if plans is not None and roi_flat.size and key not in plans:
-                plans[key] = roi_plan(roi_flat, self.offsets, self.grid)
-            return roi_overlap_compiled(
-                self.ijk,
-                self.codes,
-                self.n_studies,
-                self.offsets,
-                roi_flat,
-                self.grid,
-                self._keys,
-                (plans or {}).get(key),
-            )
-        if len(roi_flat) == 0:
-            return np.zeros(self.n_studies, dtype=np.int64)
-        # the ROI's bounding box only, peaks shifted to it
-        ijk_roi = np.column_stack(np.unravel_index(roi_flat, self.grid.shape))
-        lo = ijk_roi.min(axis=0)
-        box = np.zeros(ijk_roi.max(axis=0) + 1 - lo, dtype=bool)
-        box[tuple((ijk_roi - lo).T)] = True
-        return roi_overlap(
-            self.ijk - lo, self.codes, self.n_studies, self.offsets, box
-        )  # a box test of every peak: no order kept
+        if self._overlaps == 1 or roi_flat.size == 0:  # the first seed: compiling would cost more than it saves
+            return box_overlap(self.ijk, self.codes, self.n_studies, self.offsets, roi_flat, self.grid)
+        if self._keys is None:
+            self._keys = peak_keys(self.ijk, self.codes, self.n_studies, self.offsets, self.grid.shape)
+        plans = {} if plans is None else plans
+        key = (roi_flat.tobytes(), self.offsets.tobytes(), self.grid.token)
+        if key not in plans:
+            plans[key] = roi_plan(roi_flat, self.offsets, self.grid)
+        args = (self.ijk, self.codes, self.n_studies, self.offsets, roi_flat, self.grid)
+        return roi_overlap_compiled(*args, self._keys, plans[key])
 
 
 def _index_key(key, ndim: int) -> list:

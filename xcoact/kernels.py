@@ -151,7 +151,7 @@ def dense_block(ijk, codes, n_studies: int, offsets, lo, hi, mask_block) -> np.n
     return out
 
 
-def roi_overlap(ijk, codes, n_studies: int, offsets, roi, by_i=None) -> np.ndarray:
+def roi_overlap(ijk, codes, n_studies: int, offsets, roi) -> np.ndarray:
     """ROI voxels covered by each study's sphere union, straight from the peaks.
 
     Only peaks whose sphere can reach the ROI's bounding box are expanded, so
@@ -166,9 +166,6 @@ def roi_overlap(ijk, codes, n_studies: int, offsets, roi, by_i=None) -> np.ndarr
     offsets : (n_offsets, 3) int array
     roi : 3-D bool array
         The ROI on the grid (already restricted to the brain mask).
-    by_i : (n_peaks,) int array, optional
-        The peaks ordered by their first index ``i``; lets the search for
-        near peaks skip all but a slab of the database.
 
     Returns
     -------
@@ -180,12 +177,7 @@ def roi_overlap(ijk, codes, n_studies: int, offsets, roi, by_i=None) -> np.ndarr
     lo = np.array([w.min() for w in where])
     hi = np.array([w.max() + 1 for w in where])
     reach = np.abs(offsets).max(axis=0)
-    if by_i is not None:
-        first, last = np.searchsorted(ijk[by_i, 0], [lo[0] - reach[0], hi[0] + reach[0]])
-        slab = by_i[first:last]
-        near = slab[np.all((ijk[slab] >= lo - reach) & (ijk[slab] < hi + reach), axis=1)]
-    else:
-        near = np.flatnonzero(np.all((ijk >= lo - reach) & (ijk < hi + reach), axis=1))
+    near = np.flatnonzero(np.all((ijk >= lo - reach) & (ijk < hi + reach), axis=1))
     if near.size == 0:
         return np.zeros(n_studies, dtype=np.int64)
     # Work on flat indices of a grid padded by two sphere reaches: a near peak's
@@ -344,12 +336,19 @@ def roi_overlap_compiled(ijk, codes, n_studies: int, offsets, roi_flat, grid: Gr
     if keys is None:
         keys = peak_keys(np.asarray(ijk), np.asarray(codes), n_studies, np.asarray(offsets), grid.shape)
     if plan is None or keys is None:
-        ijk_roi = np.column_stack(np.unravel_index(roi_flat, grid.shape))
-        lo = ijk_roi.min(axis=0)
-        box = np.zeros(ijk_roi.max(axis=0) + 1 - lo, dtype=bool)
-        box[tuple((ijk_roi - lo).T)] = True
-        return roi_overlap(np.asarray(ijk) - lo, codes, n_studies, np.asarray(offsets, dtype=np.int64), box)
+        return box_overlap(ijk, codes, n_studies, offsets, roi_flat, grid)
     return _compiled("_peaks_overlap")(*keys, *plan, int(n_studies), roi_flat.size)
+
+
+def box_overlap(ijk, codes, n_studies: int, offsets, roi_flat, grid: Grid) -> np.ndarray:
+    """:func:`roi_overlap` of an ROI given as flat indices of ``grid``: on its bounding box, the peaks shifted to it."""
+    if len(roi_flat) == 0:
+        return np.zeros(n_studies, dtype=np.int64)
+    ijk_roi = np.column_stack(np.unravel_index(roi_flat, grid.shape))
+    lo = ijk_roi.min(axis=0)
+    box = np.zeros(ijk_roi.max(axis=0) + 1 - lo, dtype=bool)
+    box[tuple((ijk_roi - lo).T)] = True
+    return roi_overlap(np.asarray(ijk) - lo, codes, n_studies, np.asarray(offsets, dtype=np.int64), box)
 
 
 # -- kernels with values: the extension point of the weighted route ----------------------------------
