@@ -117,17 +117,25 @@ class InMaskMap(NDArrayOperatorsMixin):
 def _volume(values: np.ndarray, pairs: np.ndarray | None, mask_bits: np.ndarray, shape: tuple) -> np.ndarray:
     from .stats.components import compiled
 
-    out = np.zeros(int(np.prod(shape)), dtype=values.dtype)  # fresh zero pages; only the in-mask voxels are written
-    compiled(_scatter)(values, np.zeros(0, np.int64) if pairs is None else pairs, mask_bits, out)
+    out = np.empty(int(np.prod(shape)), dtype=values.dtype)  # written once, zeros included: no memset before
+    compiled(_scatter)(values, np.arange(values.size) if pairs is None else pairs, mask_bits, out)
     return out.reshape(shape)
 
 
 def _scatter(values, pairs, mask_bits, out):
-    """``out[in-mask voxel t] = values[pairs[t]]`` (``values[t]`` without pairs), read off the mask's bits."""
+    """``out[v] = values[pairs[t]]`` at the ``t``-th in-mask voxel ``v``, 0 elsewhere."""
     t = 0
+    n_full = out.size >> 3
     for b in range(mask_bits.size):
-        if mask_bits[b]:
+        m = mask_bits[b]
+        if m == 0 and b < n_full:  # eight voxels outside the mask
             for e in range(8):
-                if mask_bits[b] & (128 >> e):
-                    out[8 * b + e] = values[pairs[t]] if pairs.size else values[t]
+                out[8 * b + e] = 0
+            continue
+        for e in range(8):
+            if 8 * b + e < out.size:
+                if m & (128 >> e):
+                    out[8 * b + e] = values[pairs[t]]
                     t += 1
+                else:
+                    out[8 * b + e] = 0

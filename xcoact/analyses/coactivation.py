@@ -125,6 +125,7 @@ def _map_stack(
     tested, and all the studies of the comparison (selected ones included).
     """
     from dask.base import tokenize
+    from dask.optimization import cull
 
     weights = np.stack([np.asarray(g, dtype=bool) for g in groups])
     names = pre.map_names(q, prior)
@@ -140,10 +141,10 @@ def _map_stack(
         parts = [weights[:, bounds[i] : bounds[i + 1]] for i in range(len(keys))]
         token = tokenize(data.name, weights, *args)
         task = f"summed_counts-maps-{token}"  # the grouped counts and the statistics, in one task
-        graph = data.dask.cull(set(keys))  # culled here, so the maps can skip Dask's optimisation (below)
-        layers, deps = dict(graph.layers), dict(graph.dependencies)
-        layers[task] = {task: (_blocks_maps, keys, parts, *args, False)}
-        deps[task] = set(data.__dask_layers__())
+        # the cube's tasks these blocks need, culled here (one layer), so the maps can skip Dask's optimisation
+        cube = f"cube-of-{task}"
+        layers = {cube: cull(dict(data.dask), keys)[0], task: {task: (_blocks_maps, keys, parts, *args, False)}}
+        deps = {cube: set(), task: {cube}}
         maps = _maps_of_table(layers, deps, task, names, token, grid, dtype)
         for m in maps:  # a hand-made graph of ten tasks: Dask's passes would cost more than the work they could save
             m.__dask_optimize__ = None
