@@ -134,3 +134,55 @@ def xr_mask(mask: np.ndarray, grid):
     import xarray as xr
 
     return xr.DataArray(mask.astype(np.uint8), dims=("x", "y", "z"), coords=grid.coords())
+
+
+def test_sphere_roi_masks_are_the_spheres_inside_the_brain_mask():
+    from xcoact.roi import _coords_seed
+
+    grid = xcoact.mni152_2mm()
+    rng = np.random.default_rng(8)
+    for _ in range(40):
+        xyz = rng.uniform([-90, -126, -72], [90, 90, 108], size=(int(rng.integers(1, 3)), 3))
+        r = float(rng.choice([2, 6, 10, 20]))
+        full = _coords_seed(xyz, r, grid)
+        if not (full & grid.mask).any():
+            with pytest.raises(xcoact.errors.RoiError, match="no voxel inside the brain mask"):
+                xcoact.roi_mask(xyz, grid, r)
+            continue
+        for restrict, expected in ((True, full & grid.mask), (False, full)):
+            roi = xcoact.roi_mask(xyz, grid, r, restrict=restrict)
+            assert roi.dtype == bool and np.array_equal(roi.values, expected)
+            assert roi.attrs["n_roi"] == int(expected.sum())
+
+
+@pytest.mark.parametrize("shape", [(91, 109, 91), (3, 3, 3), (4, 4, 2)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_map_volume_is_its_values_at_the_mask_and_zeros_elsewhere(shape, dtype):
+    from xcoact.mapchunk import InMaskMap
+
+    rng = np.random.default_rng(9)
+    mask = rng.random(shape) < 0.4
+    mask.flat[-1] = True  # the last voxel, in the last (partial) byte of the bits
+    values = rng.random(50).astype(dtype) + 1
+    pairs = rng.integers(0, 50, int(mask.sum())).astype(np.uint16)
+    expected = np.zeros(shape, dtype=dtype)
+    expected[mask] = values[pairs]
+    for got in (
+        InMaskMap(values, pairs, np.packbits(mask.ravel()), shape),
+        InMaskMap(values[pairs], None, np.packbits(mask.ravel()), shape),
+    ):
+        volume = np.asarray(got)
+        assert volume.dtype == dtype and volume.shape == shape
+        np.testing.assert_array_equal(volume, expected)
+
+
+def test_a_persisted_seed_is_ten_tasks_and_the_same_maps(sample):
+    act, _, _, _ = sample
+    seed = [[0, 20, 28]]
+    fresh = act.coact.seed(seed, r=10, threshold=0.1).compute()
+    held = act.chunk({"study": 40}).persist()
+    lazy = held.coact.seed(seed, r=10, threshold=0.1)
+    assert len(dict(lazy["pFgA"].data.__dask_graph__())) == 10  # the statistics task and the nine maps
+    again = lazy.compute()
+    for name in fresh.coact.maps:
+        np.testing.assert_array_equal(again[name].values, fresh[name].values)

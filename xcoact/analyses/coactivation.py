@@ -141,9 +141,12 @@ def _map_stack(
         parts = [weights[:, bounds[i] : bounds[i + 1]] for i in range(len(keys))]
         token = tokenize(data.name, weights, *args)
         task = f"summed_counts-maps-{token}"  # the grouped counts and the statistics, in one task
-        # the cube's tasks these blocks need, culled here (one layer), so the maps can skip Dask's optimisation
-        cube = f"cube-of-{task}"
-        layers = {cube: cull(dict(data.dask), keys)[0], task: {task: (_blocks_maps, keys, parts, *args, False)}}
+        # the cube's tasks these blocks need, culled here (one layer), so the maps can skip Dask's optimisation;
+        # a persisted cube's blocks go into the task itself (fewer keys for the scheduler)
+        cube, graph = f"cube-of-{task}", cull(dict(data.dask), keys)[0]
+        held = all(isinstance(graph[k], ActivationBlock) for k in keys)
+        layers = {cube: {} if held else graph}
+        layers[task] = {task: (_blocks_maps, [graph[k] for k in keys] if held else keys, parts, *args, False)}
         deps = {cube: set(), task: {cube}}
         maps = _maps_of_table(layers, deps, task, names, token, grid, dtype)
         for m in maps:  # a hand-made graph of ten tasks: Dask's passes would cost more than the work they could save
