@@ -56,7 +56,7 @@ def test_compiled_overlap_equals_the_dense_cube_on_random_rois(sample):
     assert active > 30  # many ROIs (those in or near the brain) meet some study
 
 
-def test_the_order_is_any_peak_order_and_any_integer_width(sample):
+def test_any_peak_order_and_integer_width_give_the_same_counts(sample):
     _, grid, src, dense = sample
     rng = np.random.default_rng(2)
     perm = rng.permutation(len(src.codes))  # peaks no longer grouped by study

@@ -8,9 +8,9 @@ voxels' pair numbers (uint16 when there are at most 65,536 pairs) and the
 brain mask as bits - about 0.8 MB.  It is pickled in that form and unpickled
 as the volume (an ndarray), so whatever receives it - the client's
 ``ds.compute()``, ``.values``, ``ds["pFgA"].data.compute()``, another worker -
-gets a plain array.  The volume is made with the same operations as on the
-local route (a zero volume, the row gathered by the pair numbers, written at
-the in-mask voxels), so its values are the same bits.
+gets a plain array.  Locally and on a client alike, the volume is made by
+one compiled pass over the mask's bits (each in-mask voxel gets its pair's
+value, every other voxel 0), so its values are the same bits.
 
 On the worker that made it, an ``InMaskMap`` acts as the array it stands for
 wherever Dask or NumPy meets it (indexing, ufuncs and operators, reductions,
