@@ -213,7 +213,7 @@ class StudyChunk:
         self._rows: tuple[np.ndarray, np.ndarray] | None = None  # (indptr, indices), see sparse_rows
         self._cols: tuple[np.ndarray, np.ndarray] | None = None  # (colptr, study rows), see cols()
         self._totals: np.ndarray | None = None
-        self._by_i: np.ndarray | None = None
+        self._keys: tuple | None = None  # the peaks sorted by position (kernels.peak_keys)
         self._overlaps = 0
         # kernels with values (see xcoact.kernels.Kernel): the values beside the rows, their per-voxel sums, and
         # the chunk's boolean support (a chunk sharing these rows, see support())
@@ -235,7 +235,7 @@ class StudyChunk:
         # the peaks only: a chunk travels as part of a graph, and the receiving process builds its rows
         # (a block carries its chunk's rows itself, see ActivationBlock.__reduce__)
         state = self.__dict__.copy()
-        for key in ("_rows", "_cols", "_totals", "_by_i", "_values", "_vtotals", "_support"):
+        for key in ("_rows", "_cols", "_totals", "_keys", "_values", "_vtotals", "_support"):
             state[key] = None
         del state["_lock"]
         return state
@@ -396,43 +396,38 @@ class StudyChunk:
             n += extra.nbytes if extra is not None and self._support_of is None else 0
         return n + (self._totals.nbytes if self._totals is not None else 0)
 
-    def overlap(self, roi_flat: np.ndarray) -> np.ndarray:
+    def overlap(self, roi_flat: np.ndarray, plans: dict | None = None) -> np.ndarray:
         """ROI voxels active in each study of the chunk, (n_studies,) int64.
 
-        ``roi_flat`` holds the ROI's voxels as flat indices of the full grid.
-        From the second call on (rows built), the rows of the studies with a
-        peak near the ROI, read where they can meet it
-        (:func:`~xcoact.kernels.rows_roi_overlap`); the first call, from those
+        ``roi_flat`` holds the ROI's voxels as flat indices of the full grid;
+        ``plans`` keeps the ROI's :func:`~xcoact.kernels.roi_plan` for the other chunks of a call.
+        From the second call on, compiled from the peaks near the ROI, found in
+        the chunk's peaks sorted by position (made then, and kept;
+        :func:`~xcoact.kernels.roi_overlap_compiled`); the first call, from those
         peaks' spheres (:func:`~xcoact.kernels.roi_overlap`, nothing compiled).
         A kernel whose support is not its offsets around the peaks reads the
         rows by voxel (:meth:`cols`, built once and kept).
         """
-        from .kernels import roi_overlap
+        from .kernels import box_overlap, peak_keys, roi_overlap_compiled, roi_plan
 
         self._overlaps += 1
         # a study's map is inside the brain mask: ROI voxels outside it are never active (both routes agree)
         roi_flat = roi_flat[self.grid.mask_index[roi_flat] >= 0]
         # a kernel whose support is not its offsets around the peaks: the rows say where a study is active
-        from_rows = self.kernel is not None and not self.kernel.exact_support
-        if from_rows:
+        if self.kernel is not None and not self.kernel.exact_support:
             voxels = self.grid.mask_index[roi_flat]
             colptr, study = self.cols()
             return np.bincount(study[ranges(colptr[voxels], colptr[voxels + 1])], minlength=self.n_studies)
-        if self._overlaps > 1:
-            # from the second seed on, compiled (the first would pay the compilation): no by-voxel copy is kept
-            from .kernels import roi_overlap_compiled
-
-            return roi_overlap_compiled(self.ijk, self.codes, self.n_studies, self.offsets, roi_flat, self.grid)
-        if len(roi_flat) == 0:
-            return np.zeros(self.n_studies, dtype=np.int64)
-        # the ROI's bounding box only, peaks shifted to it
-        ijk_roi = np.column_stack(np.unravel_index(roi_flat, self.grid.shape))
-        lo = ijk_roi.min(axis=0)
-        box = np.zeros(ijk_roi.max(axis=0) + 1 - lo, dtype=bool)
-        box[tuple((ijk_roi - lo).T)] = True
-        return roi_overlap(
-            self.ijk - lo, self.codes, self.n_studies, self.offsets, box
-        )  # a box test of every peak: no order kept
+        if self._overlaps == 1 or roi_flat.size == 0:  # the first seed: compiling would cost more than it saves
+            return box_overlap(self.ijk, self.codes, self.n_studies, self.offsets, roi_flat, self.grid)
+        if self._keys is None:
+            self._keys = peak_keys(self.ijk, self.codes, self.n_studies, self.offsets, self.grid.shape)
+        plans = {} if plans is None else plans
+        key = (roi_flat.tobytes(), self.offsets.tobytes(), self.grid.token)
+        if key not in plans:
+            plans[key] = roi_plan(roi_flat, self.offsets, self.grid)
+        args = (self.ijk, self.codes, self.n_studies, self.offsets, roi_flat, self.grid)
+        return roi_overlap_compiled(*args, self._keys, plans[key])
 
 
 def _index_key(key, ndim: int) -> list:

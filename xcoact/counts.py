@@ -67,6 +67,8 @@ def canonical(act: xr.DataArray) -> da.Array:
 
 def view_to_grid_flat(block: ActivationBlock, flat: np.ndarray) -> np.ndarray:
     """Flat indices in a canonical block's view -> flat indices in the full grid."""
+    if block.is_full_view():
+        return flat
     shape = [len(p) for p in block.pos]
     i, j, k = np.unravel_index(flat, shape)
     full = block.chunk.grid.shape
@@ -585,7 +587,10 @@ def study_scores(act: xr.DataArray, fn, n_out: int, dtype=np.int64) -> np.ndarra
             # in this process a score is well under a millisecond per block, and the chunks hold their rows: the
             # blocks are taken (persisted) or made as views by running the cube's own graph here, in this thread,
             # and scored in one go - a tiny graph, for which Dask's collection machinery costs several times the work
-            return _all_scores(get_sync(graph, keys), fn, n_out, dtype)
+            blocks = [graph[k] for k in keys]  # a persisted cube's graph holds its blocks
+            if not all(isinstance(b, ActivationBlock) for b in blocks):
+                blocks = get_sync(graph, keys)
+            return _all_scores(blocks, fn, n_out, dtype)
     blocks = list(data.to_delayed(optimize_graph=False).ravel())
     # elsewhere (a cluster): one task per worker over the blocks it keeps (a single task over all blocks
     # would pull every block, rows and all, onto one worker); only the scores travel
@@ -637,8 +642,10 @@ def _local_scheduler() -> bool:
 
 
 def _overlap_fn(roi_view_flat: np.ndarray):
+    plans: dict = {}  # the ROI's plan, made once for the chunks of this call
+
     def fn(chunk, block):
-        return chunk.overlap(view_to_grid_flat(block, roi_view_flat))[None]
+        return chunk.overlap(view_to_grid_flat(block, roi_view_flat), plans)[None]
 
     return fn
 
@@ -664,7 +671,8 @@ def overlap_counts(act: xr.DataArray, roi: xr.DataArray, grid: Grid) -> np.ndarr
     from a chunk's second overlap on; see :meth:`~xcoact.blocks.StudyChunk.overlap`).  Dense cubes: only
     the ROI's bounding box of the cube is computed.
     """
-    roi = roi.transpose("x", "y", "z")
+    if roi.dims != ("x", "y", "z"):
+        roi = roi.transpose("x", "y", "z")
     flat = np.flatnonzero(roi.values)
     got = study_scores(act, _overlap_fn(flat), 1)
     if got is not None:

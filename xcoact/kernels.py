@@ -153,7 +153,7 @@ def dense_block(ijk, codes, n_studies: int, offsets, lo, hi, mask_block) -> np.n
     return out
 
 
-def roi_overlap(ijk, codes, n_studies: int, offsets, roi, by_i=None) -> np.ndarray:
+def roi_overlap(ijk, codes, n_studies: int, offsets, roi) -> np.ndarray:
     """ROI voxels covered by each study's sphere union, straight from the peaks.
 
     Only peaks whose sphere can reach the ROI's bounding box are expanded, so
@@ -168,9 +168,6 @@ def roi_overlap(ijk, codes, n_studies: int, offsets, roi, by_i=None) -> np.ndarr
     offsets : (n_offsets, 3) int array
     roi : 3-D bool array
         The ROI on the grid (already restricted to the brain mask).
-    by_i : (n_peaks,) int array, optional
-        The peaks ordered by their first index ``i``; lets the search for
-        near peaks skip all but a slab of the database.
 
     Returns
     -------
@@ -182,12 +179,7 @@ def roi_overlap(ijk, codes, n_studies: int, offsets, roi, by_i=None) -> np.ndarr
     lo = np.array([w.min() for w in where])
     hi = np.array([w.max() + 1 for w in where])
     reach = np.abs(offsets).max(axis=0)
-    if by_i is not None:
-        first, last = np.searchsorted(ijk[by_i, 0], [lo[0] - reach[0], hi[0] + reach[0]])
-        slab = by_i[first:last]
-        near = slab[np.all((ijk[slab] >= lo - reach) & (ijk[slab] < hi + reach), axis=1)]
-    else:
-        near = np.flatnonzero(np.all((ijk >= lo - reach) & (ijk < hi + reach), axis=1))
+    near = np.flatnonzero(np.all((ijk >= lo - reach) & (ijk < hi + reach), axis=1))
     if near.size == 0:
         return np.zeros(n_studies, dtype=np.int64)
     # Work on flat indices of a grid padded by two sphere reaches: a near peak's
@@ -207,59 +199,117 @@ def roi_overlap(ijk, codes, n_studies: int, offsets, roi, by_i=None) -> np.ndarr
     return np.bincount(pairs[first] // padded.size, minlength=n_studies).astype(np.int64)
 
 
-def _peaks_overlap(ijk, codes, offsets, reach, lo, hi, box, n_studies, n_roi):
+def _peaks_overlap(keys, fields, lo, hi, reach, ptr, members, n_studies, n_roi):
     """Compiled core of :func:`roi_overlap_compiled` (numba, on first use)."""
+    mx, my, mz, by, bz, bc = fields[0], fields[1], fields[2], fields[3], fields[4], fields[5]
+    sy, sz = hi[1] - lo[1] + 2 * reach[1], hi[2] - lo[2] + 2 * reach[2]
+    span = (hi[0] - lo[0] + 2 * reach[0]) * sy * sz
+    near = np.empty(keys.size, dtype=np.int64)  # (study, position near the ROI) of the peaks that can reach it
+    n = 0
+    for i in range(lo[0] - reach[0], hi[0] + reach[0]):
+        ends = np.zeros(2, dtype=np.int64)
+        for e in range(2):  # per x plane, a binary search of each end of the y range
+            j = lo[1] - reach[1] if e == 0 else hi[1] + reach[1]
+            first = (((i + mx) << by | (j + my)) << bz) << bc
+            a, b = 0, keys.size
+            while a < b:
+                if keys[(a + b) // 2] < first:
+                    a = (a + b) // 2 + 1
+                else:
+                    b = (a + b) // 2
+            ends[e] = a
+        for q in range(ends[0], ends[1]):
+            z = ((keys[q] >> bc) & ((1 << bz) - 1)) - mz
+            if lo[2] - reach[2] <= z < hi[2] + reach[2]:
+                y = ((keys[q] >> (bc + bz)) & ((1 << by) - 1)) - my
+                c = ((i - lo[0] + reach[0]) * sy + y - lo[1] + reach[1]) * sz + z - lo[2] + reach[2]
+                near[n] = (keys[q] & ((1 << bc) - 1)) * span + c
+                n += 1
     out = np.zeros(n_studies, dtype=np.int64)
-    seen = np.zeros(n_studies * n_roi, dtype=np.bool_)  # (study, ROI voxel) pairs already counted
-    sy = hi[2] - lo[2]
-    sx = (hi[1] - lo[1]) * sy
-    for p in range(ijk.shape[0]):
-        i = ijk[p, 0] - lo[0]
-        j = ijk[p, 1] - lo[1]
-        k = ijk[p, 2] - lo[2]
-        # a peak whose sphere cannot reach the ROI's box
-        if (
-            i < -reach[0]
-            or j < -reach[1]
-            or k < -reach[2]
-            or i >= hi[0] - lo[0] + reach[0]
-            or j >= hi[1] - lo[1] + reach[1]
-            or k >= sy + reach[2]
-        ):
-            continue
-        s = codes[p]
-        for o in range(offsets.shape[0]):
-            x = i + offsets[o, 0]
-            y = j + offsets[o, 1]
-            z = k + offsets[o, 2]
-            if x < 0 or y < 0 or z < 0 or x >= hi[0] - lo[0] or y >= hi[1] - lo[1] or z >= sy:
-                continue
-            v = box[x * sx + y * sy + z]
-            if v >= 0 and not seen[s * n_roi + v]:
-                seen[s * n_roi + v] = True
+    last = np.full(n_roi, -1, dtype=np.int64)  # the study that last covered each ROI voxel
+    for key in np.sort(near[:n]):  # study by study
+        s, c = key // span, key % span
+        for t in range(ptr[c], ptr[c + 1]):
+            if last[members[t]] != s:
+                last[members[t]] = s
                 out[s] += 1
     return out
 
 
+def _reach_plan(roi_ijk, offsets, reach, span):
+    """For each voxel of the ROI's box widened by ``reach`` (C order), the ROI voxels a sphere there covers (CSR)."""
+    n_off = offsets.shape[0]
+    at = np.empty(roi_ijk.shape[0] * n_off, dtype=np.int64)
+    ptr = np.zeros(span[0] * span[1] * span[2] + 1, dtype=np.int64)
+    for v in range(roi_ijk.shape[0]):
+        for o in range(n_off):
+            x, y, z = roi_ijk[v, 0] - offsets[o, 0], roi_ijk[v, 1] - offsets[o, 1], roi_ijk[v, 2] - offsets[o, 2]
+            at[v * n_off + o] = ((x + reach[0]) * span[1] + y + reach[1]) * span[2] + z + reach[2]
+            ptr[at[v * n_off + o] + 1] += 1
+    ptr = np.cumsum(ptr)
+    fill = ptr[:-1].copy()
+    members = np.empty(at.size, dtype=np.int32)
+    for t in range(at.size):
+        members[fill[at[t]]] = t // n_off
+        fill[at[t]] += 1
+    return ptr, members
+
+
 @functools.cache
-def _peaks_overlap_kernel():
+def _compiled(name: str):
     from .stats.components import compiled
 
-    return compiled(_peaks_overlap)
+    return compiled(globals()[name])
 
 
-#: Above this many (study, ROI voxel) pairs per call, :func:`roi_overlap_compiled` hands over to :func:`roi_overlap`.
-COMPILED_OVERLAP_PAIRS = 1 << 24
+def peak_keys(ijk, codes, n_studies: int, offsets, shape) -> tuple | None:
+    """The peaks as sorted integers ``(x, y, z, study)``, bit fields, and the fields' layout; None if over 63 bits.
+
+    How :func:`roi_overlap_compiled` finds the peaks near an ROI: a binary
+    search per x plane, then a scan of memory in order.  Coordinates are
+    clipped to one voxel beyond the offsets' reach around the grid (a peak
+    there reaches no grid voxel, like any farther one).
+    """
+    reach = np.abs(offsets).max(axis=0) if len(offsets) else np.zeros(3, dtype=np.int64)
+    margin = reach.astype(np.int64) + 1
+    bits = [int(s + 2 * m - 1).bit_length() for s, m in zip(shape, margin)] + [int(n_studies - 1).bit_length()]
+    if sum(bits) > 63:
+        return None
+    key = np.zeros(len(ijk), dtype=np.int64)
+    for a in range(3):
+        key = (key << bits[a]) | (np.clip(ijk[:, a], -margin[a], shape[a] + margin[a] - 1) + margin[a])
+    key = np.sort((key << bits[3]) | codes)
+    return key.astype(np.int32 if sum(bits) <= 31 else np.int64), np.array([*margin, *bits[1:]], dtype=np.int64)
 
 
-def roi_overlap_compiled(ijk, codes, n_studies: int, offsets, roi_flat, grid: Grid) -> np.ndarray:
-    """:func:`roi_overlap` (the same counts) compiled: one pass over the peaks near the ROI, no sort.
+def roi_plan(roi_flat, offsets, grid: Grid) -> tuple | None:
+    """What :func:`roi_overlap_compiled` needs of a non-empty ROI, made once for any number of chunks.
 
-    Each peak whose sphere can reach the ROI's bounding box marks the ROI
-    voxels of its sphere in a (study x ROI voxel) bitmap and counts those
-    not yet marked for its study.  Memory: that bitmap (``n_studies x n_roi``
-    bytes, e.g. 0.5 MB for 1,024 studies and a 10 mm sphere); a larger one
-    falls back to :func:`roi_overlap`.
+    None above :data:`COMPILED_OVERLAP_PAIRS` (ROI voxels x offsets).
+    """
+    roi_flat = np.asarray(roi_flat, dtype=np.int64)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    if roi_flat.size * len(offsets) > COMPILED_OVERLAP_PAIRS:
+        return None
+    ijk_roi = np.column_stack(np.unravel_index(roi_flat, grid.shape))
+    lo, hi = ijk_roi.min(axis=0), ijk_roi.max(axis=0) + 1
+    reach = np.abs(offsets).max(axis=0) if len(offsets) else np.zeros(3, dtype=np.int64)
+    return lo, hi, reach, *_compiled("_reach_plan")(ijk_roi - lo, offsets, reach, hi - lo + 2 * reach)
+
+
+#: Above this many (ROI voxel, offset) pairs, :func:`roi_overlap_compiled` hands over to :func:`roi_overlap`.
+COMPILED_OVERLAP_PAIRS = 1 << 23
+
+
+def roi_overlap_compiled(ijk, codes, n_studies: int, offsets, roi_flat, grid: Grid, keys=None, plan=None):
+    """:func:`roi_overlap` (the same counts) compiled: only the peaks near the ROI are visited.
+
+    The peaks whose sphere can reach the ROI's bounding box are found by
+    binary search in their :func:`peak_keys` (per x plane, the y range); study by study,
+    each adds the ROI voxels its sphere covers (:func:`roi_plan`: for each
+    voxel near the ROI, those voxels) not yet covered by that study.  Cost:
+    those peaks, not the database; memory: the plan, ``n_roi x n_offsets``
+    int32 at most (larger ROIs go to :func:`roi_overlap`).
 
     Parameters
     ----------
@@ -272,38 +322,35 @@ def roi_overlap_compiled(ijk, codes, n_studies: int, offsets, roi_flat, grid: Gr
     roi_flat : (n_roi,) int array
         The ROI's voxels as flat indices of ``grid``, inside its brain mask.
     grid : Grid
+    keys : tuple, optional
+        :func:`peak_keys` of the peaks (a chunk keeps them); made here if not given.
+    plan : tuple, optional
+        :func:`roi_plan` of ``roi_flat`` (shared by the chunks of a cube); made here if not given.
 
     Returns
     -------
     (n_studies,) int64 array
     """
     roi_flat = np.asarray(roi_flat, dtype=np.int64)
-    n_roi = roi_flat.size
-    if n_roi == 0 or len(ijk) == 0:
+    if roi_flat.size == 0 or len(ijk) == 0:
         return np.zeros(n_studies, dtype=np.int64)
-    offsets = np.asarray(offsets, dtype=np.int64)
+    plan = roi_plan(roi_flat, offsets, grid) if plan is None else plan
+    if keys is None:
+        keys = peak_keys(np.asarray(ijk), np.asarray(codes), n_studies, np.asarray(offsets), grid.shape)
+    if plan is None or keys is None:
+        return box_overlap(ijk, codes, n_studies, offsets, roi_flat, grid)
+    return _compiled("_peaks_overlap")(*keys, *plan, int(n_studies), roi_flat.size)
+
+
+def box_overlap(ijk, codes, n_studies: int, offsets, roi_flat, grid: Grid) -> np.ndarray:
+    """:func:`roi_overlap` of an ROI given as flat indices of ``grid``: on its bounding box, the peaks shifted to it."""
+    if len(roi_flat) == 0:
+        return np.zeros(n_studies, dtype=np.int64)
     ijk_roi = np.column_stack(np.unravel_index(roi_flat, grid.shape))
     lo = ijk_roi.min(axis=0)
-    hi = ijk_roi.max(axis=0) + 1
-    if n_studies * n_roi > COMPILED_OVERLAP_PAIRS:
-        box = np.zeros(hi - lo, dtype=bool)
-        box[tuple((ijk_roi - lo).T)] = True
-        return roi_overlap(np.asarray(ijk) - lo, codes, n_studies, offsets, box)
-    reach = np.abs(offsets).max(axis=0) if len(offsets) else np.zeros(3, dtype=np.int64)
-    # each ROI voxel's position in the ROI, -1 elsewhere in its box
-    box = np.full(int(np.prod(hi - lo)), -1, dtype=np.int64)
-    box[np.ravel_multi_index(tuple((ijk_roi - lo).T), tuple(hi - lo))] = np.arange(n_roi)
-    return _peaks_overlap_kernel()(
-        np.ascontiguousarray(ijk, dtype=np.int64),
-        np.ascontiguousarray(codes, dtype=np.int64),
-        offsets,
-        reach.astype(np.int64),
-        lo,
-        hi,
-        box,
-        int(n_studies),
-        int(n_roi),
-    )
+    box = np.zeros(ijk_roi.max(axis=0) + 1 - lo, dtype=bool)
+    box[tuple((ijk_roi - lo).T)] = True
+    return roi_overlap(np.asarray(ijk) - lo, codes, n_studies, np.asarray(offsets, dtype=np.int64), box)
 
 
 # -- kernels with values: the extension point of the weighted route ----------------------------------

@@ -386,26 +386,25 @@ def roi_mask(seed: Seed, grid: Grid, r: float | None = None, *, restrict: bool =
     if is_coords(seed):
         if r is None:
             raise ParameterError("coordinate seeds need a radius: pass r=<mm>, e.g. r=10.")
-        mask = _coords_seed(seed, r, grid)
+        voxels = np.unique(_coords_flat(seed, r, grid))  # the spheres' voxels only, not the whole grid
         name = f"seed {np.atleast_2d(np.asarray(seed, dtype=float)).tolist()} (r={r} mm)"
     else:
         values, name = _image_values(seed)
-        mask = _align(_positive(values), grid, name)
-    in_mask = mask & grid.mask
-    if not in_mask.any():
-        mask = in_mask  # the error below
-    elif restrict:
-        mask = in_mask
-    n_roi = int(mask.sum())
-    _warn_if_large(name, int(in_mask.sum()), grid.n_mask, spheres=values is None)
-    if n_roi == 0:
+        voxels = np.flatnonzero(_align(_positive(values), grid, name))
+    inside = voxels[grid.mask_index[voxels] >= 0]
+    if restrict or inside.size == 0:
+        voxels = inside
+    _warn_if_large(name, inside.size, grid.n_mask, spheres=values is None)
+    if voxels.size == 0:
         raise RoiError(
             f"{name}: the ROI has no voxel inside the brain mask (voxels > 0 that fall in the "
             f"{grid.n_mask}-voxel mask); check its values, its space (MNI) and its affine. "
             f"Found: {_why_empty(values)}."
         )
+    mask = np.zeros(grid.shape, dtype=bool)
+    mask.ravel()[voxels] = True
     return xr.DataArray(
-        mask, dims=("x", "y", "z"), coords=grid.coords(), name="roi", attrs={"n_roi": n_roi, "seed": name}
+        mask, dims=("x", "y", "z"), coords=grid.coords(), name="roi", attrs={"n_roi": voxels.size, "seed": name}
     )
 
 

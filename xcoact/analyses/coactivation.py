@@ -126,6 +126,7 @@ def _map_stack(
     tested, and all the studies of the comparison (selected ones included).
     """
     from dask.base import tokenize
+    from dask.optimization import cull
 
     weights = np.stack([np.asarray(g, dtype=bool) for g in groups])
     names = pre.map_names(q, prior)
@@ -141,19 +142,25 @@ def _map_stack(
         parts = [weights[:, bounds[i] : bounds[i + 1]] for i in range(len(keys))]
         token = tokenize(data.name, weights, *args)
         task = f"summed_counts-maps-{token}"  # the grouped counts and the statistics, in one task
-        layers = dict(data.dask.layers)
-        deps = dict(data.dask.dependencies)
-        layers[task] = {task: (_blocks_maps, keys, parts, *args, False)}
-        deps[task] = set(data.__dask_layers__())
-    else:
-        counts = grouped_counts(act, weights, grid)
-        (key,) = list(_flat_keys(counts.__dask_keys__()))
-        token = tokenize(counts.name, *args)
-        task = f"coact-maps-{token}"
-        layers = dict(counts.dask.layers)
-        deps = dict(counts.dask.dependencies)
-        layers[task] = {task: (_counts_in_mask, key, *args, False)}
-        deps[task] = set(counts.__dask_layers__())
+        # the cube's tasks these blocks need, culled here (one layer), so the maps can skip Dask's optimisation;
+        # a persisted cube's blocks go into the task itself (fewer keys for the scheduler)
+        cube, graph = f"cube-of-{task}", cull(dict(data.dask), keys)[0]
+        held = all(isinstance(graph[k], ActivationBlock) for k in keys)
+        layers = {cube: {} if held else graph}
+        layers[task] = {task: (_blocks_maps, [graph[k] for k in keys] if held else keys, parts, *args, False)}
+        deps = {cube: set(), task: {cube}}
+        maps = _maps_of_table(layers, deps, task, names, token, grid, dtype)
+        for m in maps:  # a hand-made graph of ten tasks: Dask's passes would cost more than the work they could save
+            m.__dask_optimize__ = None
+        return maps
+    counts = grouped_counts(act, weights, grid)
+    (key,) = list(_flat_keys(counts.__dask_keys__()))
+    token = tokenize(counts.name, *args)
+    task = f"coact-maps-{token}"
+    layers = dict(counts.dask.layers)
+    deps = dict(counts.dask.dependencies)
+    layers[task] = {task: (_counts_in_mask, key, *args, False)}
+    deps[task] = set(counts.__dask_layers__())
     return _maps_of_table(layers, deps, task, names, token, grid, dtype)
 
 
@@ -616,20 +623,20 @@ def _single_score(act, rule: SelectionRule, pre: Preset, seed, roi: xr.DataArray
         got = study_scores(act, lambda chunk, block: focus_selected(chunk, _full_flat(block, full))[None], 1, np.int32)
         if got is not None:
             return got[0]
+    if rule.rule == "overlap":
+        return overlap_counts(act, roi, grid)
     one = SeedROI(
         "seed",
         np.flatnonzero(roi.values),
         "",
         np.atleast_2d(np.asarray(seed, dtype=float)) if is_coords(seed) else None,
     )
-    return _scores(act, rule, [one], grid, single_roi=roi)[0]
+    return _scores(act, rule, [one], grid)[0]
 
 
-def _scores(act: xr.DataArray, rule: SelectionRule, rois: list[SeedROI], grid: Grid, single_roi=None) -> np.ndarray:
+def _scores(act: xr.DataArray, rule: SelectionRule, rois: list[SeedROI], grid: Grid) -> np.ndarray:
     """Each study's score under the rule, per ROI: (n_rois, n_studies) (computed now, cheap)."""
     if rule.rule == "overlap":
-        if single_roi is not None:
-            return overlap_counts(act, single_roi, grid)[None]
         return roi_overlaps(act, rois, grid)
     if rule.rule == "focus":
 
