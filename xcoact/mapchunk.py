@@ -19,10 +19,11 @@ wherever Dask or NumPy meets it (indexing, ufuncs and operators, reductions,
 
 from __future__ import annotations
 
+import dask.array as da
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
-__all__ = ["InMaskMap", "pair_numbers"]
+__all__ = ["InMaskMap", "OneChunk", "pair_numbers"]
 
 
 def pair_numbers(inverse: np.ndarray, n_pairs: int) -> np.ndarray:
@@ -119,3 +120,20 @@ def _volume(values: np.ndarray, pairs: np.ndarray | None, mask_bits: np.ndarray,
     out = np.zeros(size, dtype=values.dtype)
     out[np.unpackbits(mask_bits, count=size).view(bool)] = values if pairs is None else values.take(pairs)
     return out.reshape(shape)
+
+
+class OneChunk(da.Array):
+    """A single-chunk Dask array computed as its chunk, with no finalize task.
+
+    ``dask.compute`` adds a task per array to join its chunks, except for a
+    collection whose postcompute is a ``Delayed``'s; for a seed's nine maps on
+    a cluster those are nine tasks and a scheduler hop.  Any operation on it
+    gives a plain Dask array.
+    """
+
+    __slots__ = ()
+
+    def __dask_postcompute__(self):
+        from dask.delayed import single_key
+
+        return (single_key, ()) if self.npartitions == 1 else super().__dask_postcompute__()
