@@ -285,14 +285,8 @@ def _by_worker(data: da.Array) -> tuple[list[list[int]], int, list | None]:
     """The study blocks grouped by the worker holding them (alone where none does), the largest group held, and
     each block's future if every block is one (a cube persisted on this client), else None."""
     memo = _PLACEMENT.get()
-    if memo is None:
-        return _placement(data)
-    if data.name not in memo:
-        memo[data.name] = _placement(data)
-    return memo[data.name]
-
-
-def _placement(data: da.Array) -> tuple[list[list[int]], int, list | None]:
+    if memo is not None and data.name in memo:
+        return memo[data.name]
     from dask.base import get_scheduler
     from dask.core import flatten
 
@@ -311,7 +305,10 @@ def _placement(data: da.Array) -> tuple[list[list[int]], int, list | None]:
         groups.setdefault(holders[0] if holders else i, []).append(i)
     held = [len(g) if isinstance(w, str) else 0 for w, g in groups.items()]
     blocks = [futures.get(k) for k in keys]
-    return list(groups.values()), int(np.argmax(held)), blocks if all(f is not None for f in blocks) else None
+    placed = list(groups.values()), int(np.argmax(held)), blocks if all(f is not None for f in blocks) else None
+    if memo is not None:
+        memo[data.name] = placed
+    return placed
 
 
 def _placed_counts(data: da.Array, weights: np.ndarray, mask_flat: np.ndarray, per: int, m: int, dtype) -> da.Array:
