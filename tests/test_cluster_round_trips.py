@@ -9,36 +9,18 @@ as the map: no finalize task per map.
 
 from __future__ import annotations
 
-import logging
-
 import dask
 import dask.array as da
 import numpy as np
 import pytest
-from conftest import loopback_cluster, sample_cube_chunked, sample_cube_persisted_warm
+import test_cluster_warm_seed as warm
 
 from xcoact.mapchunk import OneChunk
 
 distributed = pytest.importorskip("distributed")
 
-SEED = [[0, 20, 28]]
-WARM = [[-40, 20, 28]]
-
-
-@pytest.fixture(scope="module")
-def client():
-    with loopback_cluster(logging.ERROR) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def local_cube(sample_table):
-    return sample_cube_chunked(sample_table, 40)
-
-
-@pytest.fixture(scope="module")
-def cluster_cube(client, local_cube):
-    return sample_cube_persisted_warm(local_cube, SEED)
+WARM = warm.WARM
+client, local_cube, cluster_cube = warm.client, warm.local_cube, warm.cluster_cube  # its fixtures, a cluster here
 
 
 def test_seed_asks_where_the_blocks_are_once_and_scores_one_task_per_worker(client, cluster_cube, monkeypatch):

@@ -123,13 +123,8 @@ def _volume(values: np.ndarray, pairs: np.ndarray | None, mask_bits: np.ndarray,
 
 
 class OneChunk(da.Array):
-    """A single-chunk Dask array computed as its chunk, with no finalize task.
-
-    ``dask.compute`` adds a task per array to join its chunks, except for a
-    collection whose postcompute is a ``Delayed``'s; for a seed's nine maps on
-    a cluster those are nine tasks and a scheduler hop.  Any operation on it
-    gives a plain Dask array.
-    """
+    """A single-chunk Dask array computed as its chunk: Dask adds no finalize task (as for a ``Delayed``), on a
+    cluster nine tasks and a hop fewer for a seed's maps.  Operations on it give plain Dask arrays."""
 
     __slots__ = ()
 

@@ -15,15 +15,7 @@ import xarray as xr
 
 from .._version import __version__
 from ..blocks import ActivationBlock, is_block_cube
-from ..counts import (
-    canonical,
-    grouped_counts,
-    one_placement,
-    overlap_counts,
-    roi_overlaps,
-    study_scores,
-    view_to_grid_flat,
-)
+from ..counts import canonical, grouped_counts, overlap_counts, roi_overlaps, study_scores, view_to_grid_flat
 from ..errors import ParameterError, SelectionError
 from ..mapchunk import OneChunk
 from ..presets import Preset, focus_selected, get_preset
@@ -497,6 +489,8 @@ def seed(
             "layout='voxel' applies to batches of seeds (separate=True, by_label=True or a list of seeds); "
             "one seed's maps are volumes (x, y, z)."
         )
+    from ..counts import one_placement
+
     pre = _preset_of(act, preset)
     with one_placement():  # on a cluster: who holds the blocks, asked once for the selection and the counts
         rule, grid, roi, score, selected = select_for_seed(
