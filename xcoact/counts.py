@@ -26,6 +26,8 @@ weighted count of studies whose value is not zero: the binary route).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 
 import dask.array as da
@@ -268,24 +270,48 @@ def grouped_counts(
     )
 
 
-def _by_worker(data: da.Array) -> tuple[list[list[int]], int]:
-    """The study blocks grouped by the worker holding them (alone where none does), and the largest group held."""
+#: Inside :func:`one_placement`: each cube's :func:`_by_worker`, asked of the scheduler once.
+_PLACEMENT: contextvars.ContextVar[dict | None] = contextvars.ContextVar("xcoact_placement", default=None)
+
+
+@contextlib.contextmanager
+def one_placement():
+    """Within this block a cube's placement on a cluster is asked once (a seed's selection, then its counts)."""
+    token = _PLACEMENT.set({})
+    try:
+        yield
+    finally:
+        _PLACEMENT.reset(token)
+
+
+def _by_worker(data: da.Array) -> tuple[list[list[int]], int, list | None]:
+    """The study blocks grouped by the worker holding them (alone where none does), the largest group held, and
+    each block's future if every block is one (a cube persisted on this client), else None."""
+    memo = _PLACEMENT.get()
+    if memo is not None and data.name in memo:
+        return memo[data.name]
     from dask.base import get_scheduler
     from dask.core import flatten
 
     client = getattr(get_scheduler(), "__self__", None)  # a dask.distributed Client computes through its .get
     where: dict = {}
+    futures: dict = {}
     if client is not None and hasattr(client, "who_has"):
         from distributed import futures_of
 
-        futures = futures_of(data)  # a persisted cube's blocks
-        where = client.who_has(futures) if futures else {}
+        futures = {f.key: f for f in futures_of(data)}  # a persisted cube's blocks
+        where = client.who_has(list(futures.values())) if futures else {}
     groups: dict = {}
-    for i, key in enumerate(flatten(data.__dask_keys__())):
+    keys = list(flatten(data.__dask_keys__()))
+    for i, key in enumerate(keys):
         holders = sorted(where.get(key) or ())
         groups.setdefault(holders[0] if holders else i, []).append(i)
     held = [len(g) if isinstance(w, str) else 0 for w, g in groups.items()]
-    return list(groups.values()), int(np.argmax(held))
+    blocks = [futures.get(k) for k in keys]
+    placed = list(groups.values()), int(np.argmax(held)), blocks if all(f is not None for f in blocks) else None
+    if memo is not None:
+        memo[data.name] = placed
+    return placed
 
 
 def _placed_counts(data: da.Array, weights: np.ndarray, mask_flat: np.ndarray, per: int, m: int, dtype) -> da.Array:
@@ -296,7 +322,7 @@ def _placed_counts(data: da.Array, weights: np.ndarray, mask_flat: np.ndarray, p
     from dask.highlevelgraph import HighLevelGraph
 
     keys = list(flatten(data.__dask_keys__()))  # one spatial block per study block (canonical)
-    groups, home = _by_worker(data)
+    groups, home, _ = _by_worker(data)
     bounds = np.cumsum([0, *data.chunks[0]])
     token = tokenize(data.name, weights, mask_flat, per)
     part, name = f"worker-counts-{token}", f"grouped-counts-{token}"
@@ -591,16 +617,21 @@ def study_scores(act: xr.DataArray, fn, n_out: int, dtype=np.int64) -> np.ndarra
             if not all(isinstance(b, ActivationBlock) for b in blocks):
                 blocks = get_sync(graph, keys)
             return _all_scores(blocks, fn, n_out, dtype)
-    blocks = list(data.to_delayed(optimize_graph=False).ravel())
     # elsewhere (a cluster): one task per worker over the blocks it keeps (a single task over all blocks
     # would pull every block, rows and all, onto one worker); only the scores travel
-    groups, _ = _by_worker(data)
-    parts = [dask.delayed(_all_scores, pure=False)([blocks[i] for i in g], fn, n_out, dtype) for g in groups]
+    groups, _, held = _by_worker(data)
+    if held:  # persisted here: the tasks straight from the blocks' futures, no collection to optimise
+        task = functools.partial(_all_scores, fn=fn, n_out=n_out, dtype=dtype)
+        scored = held[0].client.gather(held[0].client.map(task, [[held[i] for i in g] for g in groups], pure=False))
+    else:
+        blocks = list(data.to_delayed(optimize_graph=False).ravel())
+        parts = [dask.delayed(_all_scores, pure=False)([blocks[i] for i in g], fn, n_out, dtype) for g in groups]
+        scored = dask.compute(*parts, optimize_graph=False)
     per_block: dict = {}
-    for group, got in zip(groups, dask.compute(*parts, optimize_graph=False)):
+    for group, got in zip(groups, scored):
         cuts = np.cumsum([data.chunks[0][i] for i in group])[:-1]
         per_block.update(zip(group, np.split(got, cuts, axis=1)))
-    return np.concatenate([per_block[i] for i in range(len(blocks))], axis=1) if blocks else np.zeros((n_out, 0), dtype)
+    return np.concatenate([per_block[i] for i in sorted(per_block)] or [np.zeros((n_out, 0), dtype)], axis=1)
 
 
 def _blocks_ready(graph: dict) -> bool:

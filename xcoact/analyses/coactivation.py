@@ -18,6 +18,7 @@ from ..blocks import ActivationBlock, is_block_cube
 from ..choices import BothRule, FweMethod, Layout, MapDtype, NullMethod, PresetName, SelectRule
 from ..counts import canonical, grouped_counts, overlap_counts, roi_overlaps, study_scores, view_to_grid_flat
 from ..errors import ParameterError, SelectionError
+from ..mapchunk import OneChunk
 from ..presets import Preset, focus_selected, get_preset
 from ..roi import Seed, SeedROI, describe_seed, grid_of, is_batch, is_coords, roi_mask, seed_set, uses_coords
 from ..select import SelectionRule, check_rule, focus_counts, min_distances, warn_degenerate
@@ -216,7 +217,8 @@ def _shipped_maps(
         table: (_counts_in_mask, layers.pop(counts.name)[key], n_sel, n_uns, q, prior, grid, dtype, preset)
     }
     deps[table] = deps.pop(counts.name)
-    return _maps_of_table(layers, deps, table, names, token, grid, dtype)
+    maps = _maps_of_table(layers, deps, table, names, token, grid, dtype)
+    return [OneChunk(m.dask, m.name, m.chunks, meta=m._meta) for m in maps]  # from the map tasks to the client
 
 
 def _counts_in_mask(
@@ -495,16 +497,18 @@ def seed(
             "layout='voxel' applies to batches of seeds (separate=True, by_label=True or a list of seeds); "
             "one seed's maps are volumes (x, y, z)."
         )
-    pre = _preset_of(act, preset)
-    rule, grid, roi, score, selected = select_for_seed(
-        act, seed, pre, pre.select if select is None else select, threshold, r, k
-    )
-    n_roi = roi.attrs["n_roi"]
-    n_sel = int(selected.sum())
-    n_uns = int(selected.size - n_sel)
+    from ..counts import one_placement
 
+    pre = _preset_of(act, preset)
+    with one_placement():  # on a cluster: who holds the blocks, asked once for the selection and the counts
+        rule, grid, roi, score, selected = select_for_seed(
+            act, seed, pre, pre.select if select is None else select, threshold, r, k
+        )
+        n_sel = int(selected.sum())
+        n_uns = int(selected.size - n_sel)
+        stack = _map_stack(act, grid, [selected, np.ones_like(selected)], n_sel, n_uns, q, prior, dtype, pre)
+    n_roi = roi.attrs["n_roi"]
     names = pre.map_names(q, prior)
-    stack = _map_stack(act, grid, [selected, np.ones_like(selected)], n_sel, n_uns, q, prior, dtype, pre)
     ds = _result(
         act,
         grid,
