@@ -552,10 +552,22 @@ def selected_counts(act: xr.DataArray, selected: np.ndarray, grid: Grid) -> tupl
 
 def _block_scores(block, fn, n_out: int, dtype) -> np.ndarray:
     """``fn(chunk, view_block) -> (n_out, n_chunk_studies)`` per piece, on the block's rows: ``(n_out, n_rows)``."""
-    parts = [np.asarray(fn(piece.chunk, piece))[:, piece.rows] for piece in pieces_of(block)]
-    if not parts:
-        return np.zeros((n_out, 0), dtype=dtype)
-    return np.concatenate(parts, axis=1).astype(dtype, copy=False)
+    parts = [_columns(fn(piece.chunk, piece), piece.rows) for piece in pieces_of(block)]
+    return _joined(parts, n_out, dtype)
+
+
+def _columns(scores, cols):
+    """Columns ``cols`` of a chunk's scores, dense or sparse (a scipy CSC matrix: many ROIs' overlaps)."""
+    return scores[:, cols] if hasattr(scores, "tocsc") else np.asarray(scores)[:, cols]
+
+
+def _joined(parts: list, n_out: int, dtype):
+    """Per-study scores joined along ``study``; sparse parts give one CSC matrix."""
+    if parts and hasattr(parts[0], "tocsc"):
+        from scipy import sparse
+
+        return sparse.hstack(parts, format="csc", dtype=dtype)
+    return np.concatenate(parts, axis=1).astype(dtype, copy=False) if parts else np.zeros((n_out, 0), dtype=dtype)
 
 
 def study_scores(act: xr.DataArray, fn, n_out: int, dtype=np.int64) -> np.ndarray | None:
@@ -592,9 +604,9 @@ def study_scores(act: xr.DataArray, fn, n_out: int, dtype=np.int64) -> np.ndarra
     parts = [dask.delayed(_all_scores, pure=False)([blocks[i] for i in g], fn, n_out, dtype) for g in groups]
     per_block: dict = {}
     for group, got in zip(groups, dask.compute(*parts, optimize_graph=False)):
-        cuts = np.cumsum([data.chunks[0][i] for i in group])[:-1]
-        per_block.update(zip(group, np.split(got, cuts, axis=1)))
-    return np.concatenate([per_block[i] for i in range(len(blocks))], axis=1) if blocks else np.zeros((n_out, 0), dtype)
+        cuts = np.cumsum([0, *(data.chunks[0][i] for i in group)])
+        per_block.update((i, got[:, a:b]) for i, a, b in zip(group, cuts[:-1], cuts[1:]))
+    return _joined([per_block[i] for i in range(len(blocks))], n_out, dtype)
 
 
 def _blocks_ready(graph: dict) -> bool:
@@ -622,8 +634,7 @@ def _blocks_ready(graph: dict) -> bool:
 
 def _all_scores(blocks: list, fn, n_out: int, dtype) -> np.ndarray:
     """:func:`_block_scores` of every block, joined along ``study``."""
-    got = [_block_scores(b, fn, n_out, dtype) for b in blocks]
-    return np.concatenate(got, axis=1) if got else np.zeros((n_out, 0), dtype=dtype)
+    return _joined([_block_scores(b, fn, n_out, dtype) for b in blocks], n_out, dtype)
 
 
 def _local_scheduler() -> bool:
@@ -677,7 +688,7 @@ def overlap_counts(act: xr.DataArray, roi: xr.DataArray, grid: Grid) -> np.ndarr
     return np.asarray(sub.sum(("x", "y", "z")).values, dtype=np.int64)
 
 
-def roi_overlaps(act: xr.DataArray, rois, grid: Grid) -> np.ndarray:
+def roi_overlaps(act: xr.DataArray, rois, grid: Grid, *, sparse: bool = False):
     """ROI voxels active in each study, for each of several ROIs (computed now).
 
     Parameters
@@ -688,9 +699,13 @@ def roi_overlaps(act: xr.DataArray, rois, grid: Grid) -> np.ndarray:
         cube's grid); an ROI without voxels gets zeros.
     grid : Grid
 
+    sparse : bool, default False
+        Return a scipy CSC matrix when the cube's blocks give one (16 ROIs or
+        more): a batch's overlaps without the mostly-zero dense matrix.
+
     Returns
     -------
-    (n_rois, n_studies) int32 array
+    (n_rois, n_studies) int32 array (or scipy sparse matrix)
     """
     out = np.zeros((len(rois), act.sizes["study"]), dtype=np.int32)
     if not len(rois):
@@ -701,14 +716,14 @@ def roi_overlaps(act: xr.DataArray, rois, grid: Grid) -> np.ndarray:
 
         def fn(chunk, block):
             if len(voxel_lists) >= MANY_ROIS:
-                return _many_overlaps(chunk, [view_to_grid_flat(block, v) for v in voxel_lists])
+                return _many_overlaps(chunk, [view_to_grid_flat(block, v) for v in voxel_lists], sparse)
             res = np.zeros((len(voxel_lists), chunk.n_studies), dtype=np.int32)
             for i, v in enumerate(voxel_lists):
                 if v.size:
                     res[i] = chunk.overlap(view_to_grid_flat(block, v))
             return res
 
-        # int32 all the way: a batch of 1,000 seeds over v7 is 57 MB of scores (twice that as int64)
+        # int32 all the way (dense, a batch of 1,000 seeds over v7 is 57 MB of scores; sparse, about 17 MB)
         scores = study_scores(act, fn, len(rois), np.int32)
         assert scores is not None  # a cube of sparse blocks has scores
         return scores
@@ -727,8 +742,8 @@ def roi_overlaps(act: xr.DataArray, rois, grid: Grid) -> np.ndarray:
 MANY_ROIS = 16
 
 
-def _many_overlaps(chunk, rois: list[np.ndarray]) -> np.ndarray:
-    """(n_rois, n_studies) overlaps of one chunk: (studies x voxels) @ (voxels x ROIs)."""
+def _many_overlaps(chunk, rois: list[np.ndarray], compact: bool = False):
+    """(n_rois, n_studies) overlaps of one chunk: (studies x voxels) @ (voxels x ROIs) (CSC if ``compact``)."""
     from scipy import sparse
 
     m = chunk.grid.n_mask
@@ -741,7 +756,8 @@ def _many_overlaps(chunk, rois: list[np.ndarray]) -> np.ndarray:
     )
     indptr, indices = chunk.rows()
     s_mat = sparse.csr_matrix((np.ones(indices.size, dtype=np.int32), indices, indptr), shape=(chunk.n_studies, m))
-    return (s_mat @ r_mat).toarray().T
+    product = s_mat @ r_mat
+    return product.T.tocsc() if compact else product.toarray().T
 
 
 def _block_peaks(block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
