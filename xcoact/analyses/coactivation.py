@@ -630,7 +630,7 @@ def _scores(act: xr.DataArray, rule: SelectionRule, rois: list[SeedROI], grid: G
     if rule.rule == "overlap":
         if single_roi is not None:
             return overlap_counts(act, single_roi, grid)[None]
-        return roi_overlaps(act, rois, grid)
+        return roi_overlaps(act, rois, grid, sparse=True)  # a batch: compact from each chunk on
     if rule.rule == "focus":
 
         def fn(chunk, block):
