@@ -753,73 +753,36 @@ def _group_map(tables: list, k: int, grid: Grid, layout: str, dtype) -> np.ndarr
     return out
 
 
-def _picked_counts(blocks: list, picks: _SeedRows, bounds: np.ndarray) -> np.ndarray:
-    """Counts of a chunk of seeds over the cube's sparse blocks, their weights made here from the picked studies."""
+def _picked_counts(blocks: list, picks, bounds: np.ndarray) -> np.ndarray:
+    """Counts of a chunk of seeds over the cube's sparse blocks, their weights made here from their selections."""
     from .. import counts as _counts
 
-    w = picks.dense(bool)
+    w = picks.toarray()
     return _counts._summed_counts(blocks, [w[:, a:b] for a, b in itertools.pairwise(bounds)], np.zeros(0, np.int64))
 
 
-class _SeedRows:
-    """A ``(seed, study)`` matrix kept compact: each seed's non-zero studies (and values), in narrow integers."""
+def _lazy_rows(rows, dtype) -> da.Array:
+    """A CSR ``(seed, study)`` matrix as a Dask array of chunks of seeds (up to 4 MB each), the matrix one key."""
+    import uuid
 
-    def __init__(self, ptr: np.ndarray, cols: np.ndarray, vals: np.ndarray | None, n_cols: int):
-        self.ptr, self.cols, self.vals, self.n_cols = ptr, cols, vals, n_cols
+    from dask.highlevelgraph import HighLevelGraph
 
-    @classmethod
-    def of(cls, rows, n_cols: int) -> _SeedRows:
-        """From a scipy sparse matrix, or from a list of each row's columns (a boolean matrix)."""
-        if hasattr(rows, "tocsr"):
-            rows = rows.tocsr()
-            ptr, cols, vals = rows.indptr, rows.indices, rows.data
-        else:
-            ptr, cols, vals = np.cumsum([0, *map(len, rows)]), np.concatenate([np.zeros(0, int), *rows]), None
-        if vals is not None:  # overlaps and peak counts: the narrowest integers that hold them
-            vals = vals.astype(
-                np.result_type(*map(np.min_scalar_type, (int(vals.min(initial=0)), int(vals.max(initial=0)))))
-            )
-        return cls(np.asarray(ptr, np.int64), cols.astype(np.min_scalar_type(max(n_cols - 1, 0))), vals, n_cols)
-
-    def part(self, lo: int, hi: int) -> _SeedRows:
-        a, b = self.ptr[lo], self.ptr[hi]
-        return _SeedRows(
-            self.ptr[lo : hi + 1] - a, self.cols[a:b], None if self.vals is None else self.vals[a:b], self.n_cols
-        )
-
-    def dense(self, dtype, lo: int = 0, hi: int | None = None) -> np.ndarray:
-        rows = self.part(lo, len(self.ptr) - 1 if hi is None else hi)
-        out = np.zeros((len(rows.ptr) - 1, self.n_cols), dtype=dtype)
-        out[np.repeat(np.arange(len(out)), np.diff(rows.ptr)), rows.cols] = True if rows.vals is None else rows.vals
-        return out
-
-    def lazy(self, dtype) -> da.Array:
-        """The matrix as a Dask array of chunks of seeds (up to 4 MB each), the compact rows one key of its graph."""
-        import uuid
-
-        from dask.highlevelgraph import HighLevelGraph
-
-        n = len(self.ptr) - 1
-        per = max(1, (1 << 22) // max(1, self.n_cols * np.dtype(dtype).itemsize))
-        name = f"seed-study-{uuid.uuid4().hex}"
-        graph: dict = {name + "-rows": self}
-        graph.update(
-            {
-                (name, i, 0): (_dense_part, name + "-rows", dtype, lo, min(lo + per, n))
-                for i, lo in enumerate(range(0, n, per))
-            }
-        )
-        chunks = (tuple(min(per, n - lo) for lo in range(0, n, per)), (self.n_cols,))
-        meta = np.empty((0, 0), dtype=dtype)
-        return da.Array(HighLevelGraph.from_collections(name, graph, dependencies=()), name, chunks, meta=meta)
+    n, n_cols = rows.shape
+    per = max(1, (1 << 22) // max(1, n_cols * np.dtype(dtype).itemsize))
+    name = f"seed-study-{uuid.uuid4().hex}"
+    graph: dict = {f"{name}-rows": rows}
+    graph.update(
+        {(name, i, 0): (_dense_rows, f"{name}-rows", lo, lo + per, dtype) for i, lo in enumerate(range(0, n, per))}
+    )
+    chunks = (tuple(min(per, n - lo) for lo in range(0, n, per)), (n_cols,))
+    return da.Array(HighLevelGraph.from_collections(name, graph, ()), name, chunks, meta=np.empty((0, 0), dtype))
 
 
-def _dense_part(rows: _SeedRows, dtype, lo: int, hi: int) -> np.ndarray:
-    return rows.dense(dtype, lo, hi)
+def _dense_rows(rows, lo: int, hi: int, dtype) -> np.ndarray:
+    return rows[lo:hi].toarray().astype(dtype, copy=False)
 
 
-#: Seeds per Dask chunk in the voxel layout (4 x 9 maps x 228,453 float32 = 33 MB): few enough
-#: chunk writes, small enough that the blocks in flight stay within v7's 1 GB budget.
+#: Seeds per Dask chunk in the voxel layout (a map's chunk 4 x 228,453 float32 = 3.7 MB): few enough chunk writes.
 _VOXEL_SEEDS_PER_CHUNK = 4
 
 
@@ -852,9 +815,7 @@ def _roi_stack(rois: list[SeedROI], grid: Grid, layout: str, per: int, space: tu
     return da.Array(HighLevelGraph.from_collections(name, graph, dependencies=()), name, chunks, dtype=bool, meta=meta)
 
 
-def _batch_maps(
-    act, grid: Grid, selected: _SeedRows, valid, per: int, names: list, q, prior, dtype, layout, pre
-) -> list:
+def _batch_maps(act, grid: Grid, selected, valid, per: int, names: list, q, prior, dtype, layout, pre) -> list:
     """The batch's maps, lazy, ``(seed, *space)`` each: per chunk of ``per`` seeds one task with their counts and
     statistics (in-mask tables, a few MB), then one task per map that gathers its chunk (no block of all nine)."""
     import uuid
@@ -868,29 +829,18 @@ def _batch_maps(
     data = canonical(act)
     if _local_scheduler() and is_block_cube(data):  # each task makes its seeds' weights (no matrix of them all)
         keys, bounds = list(_flat_keys(data.__dask_keys__())), np.cumsum([0, *data.chunks[0]])
-        counts: list = [(_picked_counts, keys, selected.part(lo, min(lo + per, n)), bounds) for lo in starts]
+        counts: list = [(_picked_counts, keys, selected[lo : lo + per], bounds) for lo in starts]
     else:
-        data = grouped_counts(act, selected.dense(bool), grid, groups_per_chunk=per)
+        data = grouped_counts(act, selected.toarray(), grid, groups_per_chunk=per)
         counts = list(_flat_keys(data.__dask_keys__()))
     layers.update(data.dask.layers)
     deps.update(data.dask.dependencies)
     token = uuid.uuid4().hex
     tables = f"seed-tables-{token}"
-    n_sel = np.diff(selected.ptr)
+    n_sel = np.diff(selected.indptr)
+    stats = (n_studies, q, prior, grid, dtype, pre.name)
     layers[tables] = {
-        (tables, i): (
-            _group_maps,
-            c,
-            (total.name, 0, 0),
-            n_sel[lo : lo + per],
-            valid[lo : lo + per],
-            n_studies,
-            q,
-            prior,
-            grid,
-            dtype,
-            pre.name,
-        )
+        (tables, i): (_group_maps, c, (total.name, 0, 0), n_sel[lo : lo + per], valid[lo : lo + per], *stats)
         for i, (lo, c) in enumerate(zip(starts, counts))
     }
     deps[tables] = {*data.__dask_layers__(), *total.__dask_layers__()}
@@ -982,12 +932,14 @@ def seed_batch(
 
     got = _scores(act, rule, rois, grid)
     # overlaps and peak counts, mostly 0, kept compact (distances stay dense)
-    score: Any = _SeedRows.of(sparse.csr_matrix(got), n_studies) if got.dtype.kind in "iu" else got
+    score: Any = sparse.csr_matrix(got) if got.dtype.kind in "iu" else got
+    if sparse.issparse(score):
+        score.data = score.data.astype(np.min_scalar_type(int(score.data.max(initial=0))))  # counts: >= 0
     picks = []
     valid = np.zeros(len(rois), dtype=bool)
     problems = []
     for i, roi in enumerate(rois):
-        row = score.dense(np.int32, i, i + 1)[0] if isinstance(score, _SeedRows) else score[i]
+        row = score[i].toarray()[0].astype(np.int32) if sparse.issparse(score) else score[i]  # as the dense scores
         picks.append(np.zeros(0, dtype=np.int64))
         if roi.voxels.size == 0 and rule.rule in ("overlap", "focus"):
             problems.append(f"{roi.name!r} (no voxel in the brain mask)")
@@ -1004,8 +956,9 @@ def seed_batch(
         else "Check their ROI or the rule's parameters."
     )
     warn_degenerate(problems, len(rois), "seeds give NaN maps", advice)
-    selected = _SeedRows.of(picks, n_studies)
-    n_sel = np.diff(selected.ptr)
+    n_sel = np.array([p.size for p in picks], dtype=np.int64)
+    cols = np.concatenate(picks).astype(np.int32)
+    selected = sparse.csr_matrix((np.ones(cols.size, bool), cols, np.cumsum([0, *n_sel])), (len(rois), n_studies))
 
     names = pre.map_names(q, prior)
     space = grid.shape if layout == "volume" else (grid.n_mask,)
@@ -1032,8 +985,8 @@ def seed_batch(
     ds["n_selected"] = ("seed", n_sel)
     ds["valid"] = ("seed", valid)
     # the selections and scores as lazy arrays over their compact rows (1,000 seeds of v7: 10 MB, not 71 MB)
-    ds["selected"] = (("seed", "study"), selected.lazy(bool))
-    ds[rule.score_name] = (("seed", "study"), score.lazy(np.int32) if isinstance(score, _SeedRows) else score)
+    ds["selected"] = (("seed", "study"), _lazy_rows(selected, bool))
+    ds[rule.score_name] = (("seed", "study"), _lazy_rows(score, np.int32) if sparse.issparse(score) else score)
     ds[rule.score_name].attrs["long_name"] = rule.score_long_name
     ds["description"] = ("seed", np.array([roi.description for roi in rois], dtype=str))
     ds["n_selected"].attrs["long_name"] = "studies selected by each seed"
