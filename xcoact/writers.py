@@ -1032,7 +1032,8 @@ def to_zarr(
     Notes
     -----
     Cost: computed and written chunk by chunk (one seed per chunk for a
-    batch), in parallel on the current Dask scheduler.  The store is built
+    batch), in parallel on the current Dask scheduler; each task encodes and
+    writes its chunk's file itself (Zarr v2's bytes).  The store is built
     under a temporary name beside ``path`` and renamed into place; if a chunk
     fails, the temporary store is removed even while other chunk tasks are
     still running (they cannot re-create it).  Without ``overwrite`` the
@@ -1084,6 +1085,7 @@ def _stage_zarr(
             if direct is None:
                 writes.compute()
             else:
+                del writes  # zarr's own graph of the writes, not run
                 da.store(*direct, lock=False)
         # temporary chunk files of writers that died (a killed worker whose task ran again elsewhere)
         _sweep_partials(tmp)

@@ -890,8 +890,9 @@ def seed_batch(
     xarray.Dataset
         The nine maps with dims ``(seed, x, y, z)``, lazy, one Dask chunk per
         seed; ``roi (seed, x, y, z)`` (lazy), ``n_roi (seed)``,
-        ``n_selected (seed)``, ``valid (seed)``, ``selected (seed, study)``,
-        ``overlap (seed, study)`` and ``description (seed)``; provenance attrs
+        ``n_selected (seed)``, ``valid (seed)``, ``selected (seed, study)`` and
+        ``overlap (seed, study)`` (lazy, over sparse rows kept in the graph),
+        ``description (seed)``; provenance attrs
         as for one seed plus n_seeds, n_valid_seeds, by_label and separate.
         A seed that selects no study (or every study, or has no voxel in the
         brain mask) gets NaN maps and a
