@@ -742,21 +742,55 @@ MANY_ROIS = 16
 
 
 def _many_overlaps(chunk, rois: list[np.ndarray], compact: bool = False):
-    """(n_rois, n_studies) overlaps of one chunk: (studies x voxels) @ (voxels x ROIs) (CSC if ``compact``)."""
+    """(n_rois, n_studies) overlaps of one chunk (CSC if ``compact``): each study's kept row looked up in an index of
+    the ROIs by voxel, by a compiled loop (no int32 copy of the rows, no dense product)."""
     from scipy import sparse
 
-    m = chunk.grid.n_mask
     cols = [chunk.grid.mask_index[v] for v in rois]
     cols = [c[c >= 0] for c in cols]
-    roi_of = np.repeat(np.arange(len(rois)), [len(c) for c in cols])
-    r_mat = sparse.csr_matrix(
-        (np.ones(roi_of.size, dtype=np.int32), (np.concatenate(cols) if cols else np.zeros(0, int), roi_of)),
-        shape=(m, len(rois)),
-    )
-    indptr, indices = chunk.rows()
-    s_mat = sparse.csr_matrix((np.ones(indices.size, dtype=np.int32), indices, indptr), shape=(chunk.n_studies, m))
-    product = s_mat @ r_mat
-    return product.T if compact else product.toarray().T
+    flat = np.concatenate([np.zeros(0, np.int64), *cols])
+    vptr = np.zeros(chunk.grid.n_mask + 1, dtype=np.int64)
+    np.cumsum(np.bincount(flat, minlength=chunk.grid.n_mask), out=vptr[1:])
+    vroi = np.repeat(np.arange(len(rois), dtype=np.int32), [len(c) for c in cols])[np.argsort(flat, kind="stable")]
+    args = (*chunk.paged(), vptr, vroi, chunk.n_studies, np.zeros(len(rois), np.int32), np.empty(len(rois), np.int32))
+    nnz = np.zeros(chunk.n_studies + 1, dtype=np.int64)
+    hit = np.empty(_overlap_kernel()(*args, nnz[1:], vroi[:0], vroi[:0], False), dtype=np.int32)
+    count = np.empty(hit.size, dtype=np.int32)
+    _overlap_kernel()(*args, nnz[1:], hit, count, True)
+    by_study = sparse.csr_matrix((count, hit, np.cumsum(nnz)), shape=(chunk.n_studies, len(rois)))
+    return by_study.T if compact else by_study.toarray().T
+
+
+# compiled by _overlap_kernel(); not mutated: numba cannot compile mutmut's wrapper
+def _roi_hits(ptr, low, pages, vptr, vroi, n, acc, seen, nnz, hit, count, fill):  # pragma: no mutate block
+    k = 0
+    for s in range(n):
+        t = 0
+        for p in range(pages):
+            for e in range(ptr[s * pages + p], ptr[s * pages + p + 1]):
+                v = (p << 16) + low[e]
+                for j in range(vptr[v], vptr[v + 1]):
+                    if acc[vroi[j]] == 0:
+                        seen[t] = vroi[j]
+                        t += 1
+                    acc[vroi[j]] += 1
+        if fill:
+            seen[:t].sort()
+            for i in range(t):
+                hit[k + i] = seen[i]
+                count[k + i] = acc[seen[i]]
+        for i in range(t):
+            acc[seen[i]] = 0
+        nnz[s] = t
+        k += t
+    return k
+
+
+@functools.cache
+def _overlap_kernel():
+    from .stats.components import compiled
+
+    return compiled(_roi_hits)
 
 
 def _block_peaks(block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
