@@ -99,8 +99,8 @@ class _Once:
         self.action, self.at, self.fired, self.starts = action, at, 0, 0
 
     def __call__(self, dsk):
-        if any(part in str(key) for key in dsk for part in ("_block_scores", "_all_scores")):
-            return  # the seed's selection (per-study scores, computed at the call), not the outputs' maps
+        if any(part in str(key) for key in dsk for part in ("_block_scores", "_all_scores", "seed-study")):
+            return  # the seed's selection (per-study scores, computed at the call; a batch's rows), not the maps
         self.starts += 1
         if self.starts == self.at:
             self.fired += 1

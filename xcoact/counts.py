@@ -581,10 +581,22 @@ def selected_counts(act: xr.DataArray, selected: np.ndarray, grid: Grid) -> tupl
 
 def _block_scores(block, fn, n_out: int, dtype) -> np.ndarray:
     """``fn(chunk, view_block) -> (n_out, n_chunk_studies)`` per piece, on the block's rows: ``(n_out, n_rows)``."""
-    parts = [np.asarray(fn(piece.chunk, piece))[:, piece.rows] for piece in pieces_of(block)]
-    if not parts:
-        return np.zeros((n_out, 0), dtype=dtype)
-    return np.concatenate(parts, axis=1).astype(dtype, copy=False)
+    parts = [_columns(fn(piece.chunk, piece), piece.rows) for piece in pieces_of(block)]
+    return _joined(parts, n_out, dtype)
+
+
+def _columns(scores, cols):
+    """Columns ``cols`` of a chunk's scores, dense or sparse (a scipy CSC matrix: many ROIs' overlaps)."""
+    return scores[:, cols] if hasattr(scores, "tocsc") else np.asarray(scores)[:, cols]
+
+
+def _joined(parts: list, n_out: int, dtype):
+    """Per-study scores joined along ``study``; sparse parts give one CSC matrix."""
+    if parts and hasattr(parts[0], "tocsc"):
+        from scipy import sparse
+
+        return sparse.hstack(parts, format="csc", dtype=dtype)
+    return np.concatenate(parts, axis=1).astype(dtype, copy=False) if parts else np.zeros((n_out, 0), dtype=dtype)
 
 
 def study_scores(act: xr.DataArray, fn, n_out: int, dtype=np.int64) -> np.ndarray | None:
@@ -629,9 +641,9 @@ def study_scores(act: xr.DataArray, fn, n_out: int, dtype=np.int64) -> np.ndarra
         scored = dask.compute(*parts, optimize_graph=False)
     per_block: dict = {}
     for group, got in zip(groups, scored):
-        cuts = np.cumsum([data.chunks[0][i] for i in group])[:-1]
-        per_block.update(zip(group, np.split(got, cuts, axis=1)))
-    return np.concatenate([per_block[i] for i in sorted(per_block)] or [np.zeros((n_out, 0), dtype)], axis=1)
+        cuts = np.cumsum([0, *(data.chunks[0][i] for i in group)])
+        per_block.update((i, got[:, a:b]) for i, a, b in zip(group, cuts[:-1], cuts[1:]))
+    return _joined([per_block[i] for i in sorted(per_block)], n_out, dtype)
 
 
 def _blocks_ready(graph: dict) -> bool:
@@ -659,8 +671,7 @@ def _blocks_ready(graph: dict) -> bool:
 
 def _all_scores(blocks: list, fn, n_out: int, dtype) -> np.ndarray:
     """:func:`_block_scores` of every block, joined along ``study``."""
-    got = [_block_scores(b, fn, n_out, dtype) for b in blocks]
-    return np.concatenate(got, axis=1) if got else np.zeros((n_out, 0), dtype=dtype)
+    return _joined([_block_scores(b, fn, n_out, dtype) for b in blocks], n_out, dtype)
 
 
 def _local_scheduler() -> bool:
@@ -717,7 +728,7 @@ def overlap_counts(act: xr.DataArray, roi: xr.DataArray, grid: Grid) -> np.ndarr
     return np.asarray(sub.sum(("x", "y", "z")).values, dtype=np.int64)
 
 
-def roi_overlaps(act: xr.DataArray, rois, grid: Grid) -> np.ndarray:
+def roi_overlaps(act: xr.DataArray, rois, grid: Grid, *, sparse: bool = False):
     """ROI voxels active in each study, for each of several ROIs (computed now).
 
     Parameters
@@ -727,31 +738,34 @@ def roi_overlaps(act: xr.DataArray, rois, grid: Grid) -> np.ndarray:
         From :func:`xcoact.roi.seed_set` (voxels as flat indices of the
         cube's grid); an ROI without voxels gets zeros.
     grid : Grid
+    sparse : bool, default False
+        Return a scipy CSC matrix when the cube's blocks give one (16 ROIs or
+        more): a batch's overlaps without the mostly-zero dense matrix.
 
     Returns
     -------
-    (n_rois, n_studies) int32 array
+    (n_rois, n_studies) int32 array (or scipy sparse matrix)
     """
-    out = np.zeros((len(rois), act.sizes["study"]), dtype=np.int32)
     if not len(rois):
-        return out
+        return np.zeros((0, act.sizes["study"]), dtype=np.int32)
     data = canonical(act)
     if is_block_cube(data):
         voxel_lists = [np.asarray(roi.voxels, dtype=np.int64) for roi in rois]
 
         def fn(chunk, block):
             if len(voxel_lists) >= MANY_ROIS:
-                return _many_overlaps(chunk, [view_to_grid_flat(block, v) for v in voxel_lists])
+                return _many_overlaps(chunk, [view_to_grid_flat(block, v) for v in voxel_lists], sparse)
             res = np.zeros((len(voxel_lists), chunk.n_studies), dtype=np.int32)
             for i, v in enumerate(voxel_lists):
                 if v.size:
                     res[i] = chunk.overlap(view_to_grid_flat(block, v))
             return res
 
-        # int32 all the way: a batch of 1,000 seeds over v7 is 57 MB of scores (twice that as int64)
+        # int32 all the way (dense, a batch of 1,000 seeds over v7 is 57 MB of scores; sparse, about 17 MB)
         scores = study_scores(act, fn, len(rois), np.int32)
         assert scores is not None  # a cube of sparse blocks has scores
         return scores
+    out = np.zeros((len(rois), act.sizes["study"]), dtype=np.int32)
     for i, roi in enumerate(rois):
         if roi.voxels.size == 0:
             continue
@@ -767,21 +781,56 @@ def roi_overlaps(act: xr.DataArray, rois, grid: Grid) -> np.ndarray:
 MANY_ROIS = 16
 
 
-def _many_overlaps(chunk, rois: list[np.ndarray]) -> np.ndarray:
-    """(n_rois, n_studies) overlaps of one chunk: (studies x voxels) @ (voxels x ROIs)."""
+def _many_overlaps(chunk, rois: list[np.ndarray], compact: bool = False):
+    """(n_rois, n_studies) overlaps of one chunk (CSC if ``compact``): each study's kept row looked up in an index of
+    the ROIs by voxel, by a compiled loop (no int32 copy of the rows, no dense product)."""
     from scipy import sparse
 
-    m = chunk.grid.n_mask
     cols = [chunk.grid.mask_index[v] for v in rois]
     cols = [c[c >= 0] for c in cols]
-    roi_of = np.repeat(np.arange(len(rois)), [len(c) for c in cols])
-    r_mat = sparse.csr_matrix(
-        (np.ones(roi_of.size, dtype=np.int32), (np.concatenate(cols) if cols else np.zeros(0, int), roi_of)),
-        shape=(m, len(rois)),
-    )
-    indptr, indices = chunk.rows()
-    s_mat = sparse.csr_matrix((np.ones(indices.size, dtype=np.int32), indices, indptr), shape=(chunk.n_studies, m))
-    return (s_mat @ r_mat).toarray().T
+    flat = np.concatenate([np.zeros(0, np.int64), *cols])
+    vptr = np.zeros(chunk.grid.n_mask + 1, dtype=np.int64)
+    np.cumsum(np.bincount(flat, minlength=chunk.grid.n_mask), out=vptr[1:])
+    vroi = np.repeat(np.arange(len(rois), dtype=np.int32), [len(c) for c in cols])[np.argsort(flat, kind="stable")]
+    args = (*chunk.paged(), vptr, vroi, chunk.n_studies, np.zeros(len(rois), np.int32), np.empty(len(rois), np.int32))
+    nnz = np.zeros(chunk.n_studies + 1, dtype=np.int64)
+    hit = np.empty(_overlap_kernel()(*args, nnz[1:], vroi[:0], vroi[:0], False), dtype=np.int32)
+    count = np.empty(hit.size, dtype=np.int32)
+    _overlap_kernel()(*args, nnz[1:], hit, count, True)
+    by_study = sparse.csr_matrix((count, hit, np.cumsum(nnz)), shape=(chunk.n_studies, len(rois)))
+    return by_study.T if compact else by_study.toarray().T
+
+
+# compiled by _overlap_kernel(); not mutated: numba cannot compile mutmut's wrapper
+def _roi_hits(ptr, low, pages, vptr, vroi, n, acc, seen, nnz, hit, count, fill):  # pragma: no mutate block
+    k = 0
+    for s in range(n):
+        t = 0
+        for p in range(pages):
+            for e in range(ptr[s * pages + p], ptr[s * pages + p + 1]):
+                v = (p << 16) + low[e]
+                for j in range(vptr[v], vptr[v + 1]):
+                    if acc[vroi[j]] == 0:
+                        seen[t] = vroi[j]
+                        t += 1
+                    acc[vroi[j]] += 1
+        if fill:
+            seen[:t].sort()
+            for i in range(t):
+                hit[k + i] = seen[i]
+                count[k + i] = acc[seen[i]]
+        for i in range(t):
+            acc[seen[i]] = 0
+        nnz[s] = t
+        k += t
+    return k
+
+
+@functools.cache
+def _overlap_kernel():
+    from .stats.components import compiled
+
+    return compiled(_roi_hits)
 
 
 def _block_peaks(block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

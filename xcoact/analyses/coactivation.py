@@ -6,6 +6,7 @@ an :class:`xarray.Dataset` with provenance in ``attrs``.
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import TYPE_CHECKING, Any, cast
 
@@ -641,7 +642,7 @@ def _single_score(act, rule: SelectionRule, pre: Preset, seed, roi: xr.DataArray
 def _scores(act: xr.DataArray, rule: SelectionRule, rois: list[SeedROI], grid: Grid) -> np.ndarray:
     """Each study's score under the rule, per ROI: (n_rois, n_studies) (computed now, cheap)."""
     if rule.rule == "overlap":
-        return roi_overlaps(act, rois, grid)
+        return roi_overlaps(act, rois, grid, sparse=True)  # a batch: compact from each chunk on
     if rule.rule == "focus":
 
         def fn(chunk, block):
@@ -726,37 +727,74 @@ def _provenance(
 def _group_maps(
     counts: np.ndarray,
     total: np.ndarray,
-    n_sel: np.ndarray,
-    valid: np.ndarray,
+    n_sel,
+    valid,
     n_studies: int,
     q: float,
     prior: float,
     grid: Grid,
     dtype,
-    layout: str,
-    preset: str,
-) -> np.ndarray:
-    """The maps of a group of seeds from their counts: ``(n_maps, n_seeds_in_group, *space)`` (NaN where not valid)."""
+    preset,
+) -> list:
+    """Each seed's maps of a chunk of seeds, in-mask: ``(values, pair of each voxel or None)``, None if not valid."""
     pre = get_preset(preset)
-    space = grid.shape if layout == "volume" else (grid.n_mask,)
-    # each seed's maps go straight into their place (no stack of per-seed copies in flight)
-    out = np.zeros((len(pre.map_names(q, prior)), counts.shape[0], *space), dtype=dtype)
-    for i, (a, n) in enumerate(zip(counts, n_sel)):
-        if not valid[i]:
-            out[:, i] = np.nan
+    out: list = []
+    for a, n, ok in zip(counts, n_sel, valid):
+        if not ok:
+            out.append(None)
         elif preset == "neurosynth":  # the maps per distinct count pair (cast first: the same values)
             table, inverse = pair_maps(
                 a, np.subtract(total[0], a, dtype=np.int64), int(n), n_studies - int(n), q=q, prior=prior
             )
-            _gather_maps(table.astype(dtype, copy=False), inverse, grid, layout, out[:, i])
+            out.append((table.astype(dtype, copy=False), inverse))
         else:
             maps = pre.maps(a, total[0], int(n), n_studies - int(n), grid, q=q, prior=prior)
-            _gather_maps(np.stack(list(maps.values())), None, grid, layout, out[:, i])
+            out.append((np.stack(list(maps.values())).astype(dtype, copy=False), None))
     return out
 
 
-#: Seeds per Dask chunk in the voxel layout (4 x 9 maps x 228,453 float32 = 33 MB): few enough
-#: chunk writes, small enough that the blocks in flight stay within v7's 1 GB budget.
+def _group_map(tables: list, k: int, grid: Grid, layout: str, dtype) -> np.ndarray:
+    """Map ``k`` of a chunk of seeds from :func:`_group_maps`: ``(n_seeds, *space)``, NaN where not valid."""
+    space = grid.shape if layout == "volume" else (grid.n_mask,)
+    out = (np.zeros if layout == "volume" else np.empty)((len(tables), *space), dtype=dtype)
+    for place, table in zip(out, tables):
+        if table is None:
+            place[...] = np.nan
+        else:
+            _gather_maps(table[0][k : k + 1], table[1], grid, layout, place[None])
+    return out
+
+
+def _picked_counts(blocks: list, picks, bounds: np.ndarray) -> np.ndarray:
+    """Counts of a chunk of seeds over the cube's sparse blocks, their weights made here from their selections."""
+    from .. import counts as _counts
+
+    w = picks.toarray()
+    return _counts._summed_counts(blocks, [w[:, a:b] for a, b in itertools.pairwise(bounds)], np.zeros(0, np.int64))
+
+
+def _lazy_rows(rows, dtype) -> da.Array:
+    """A CSR ``(seed, study)`` matrix as a Dask array of chunks of seeds (up to 4 MB each), the matrix one key."""
+    import uuid
+
+    from dask.highlevelgraph import HighLevelGraph
+
+    n, n_cols = rows.shape
+    per = max(1, (1 << 22) // max(1, n_cols * np.dtype(dtype).itemsize))
+    name = f"seed-study-{uuid.uuid4().hex}"
+    graph: dict = {f"{name}-rows": rows}
+    graph.update(
+        {(name, i, 0): (_dense_rows, f"{name}-rows", lo, lo + per, dtype) for i, lo in enumerate(range(0, n, per))}
+    )
+    chunks = (tuple(min(per, n - lo) for lo in range(0, n, per)), (n_cols,))
+    return da.Array(HighLevelGraph.from_collections(name, graph, ()), name, chunks, meta=np.empty((0, 0), dtype))
+
+
+def _dense_rows(rows, lo: int, hi: int, dtype) -> np.ndarray:
+    return rows[lo:hi].toarray().astype(dtype, copy=False)
+
+
+#: Seeds per Dask chunk in the voxel layout (a map's chunk 4 x 228,453 float32 = 3.7 MB): few enough chunk writes.
 _VOXEL_SEEDS_PER_CHUNK = 4
 
 
@@ -787,6 +825,47 @@ def _roi_stack(rois: list[SeedROI], grid: Grid, layout: str, per: int, space: tu
     chunks = (tuple(len(p) for p in parts), *((n,) for n in space))
     meta = np.empty((0,) * (1 + len(space)), dtype=bool)
     return da.Array(HighLevelGraph.from_collections(name, graph, dependencies=()), name, chunks, dtype=bool, meta=meta)
+
+
+def _batch_maps(act, grid: Grid, selected, valid, per: int, names: list, q, prior, dtype, layout, pre) -> list:
+    """The batch's maps, lazy, ``(seed, *space)`` each: per chunk of ``per`` seeds one task with their counts and
+    statistics (in-mask tables, a few MB), then one task per map that gathers its chunk (no block of all nine)."""
+    import uuid
+
+    from dask.highlevelgraph import HighLevelGraph
+
+    n, n_studies = len(valid), act.sizes["study"]
+    starts = range(0, n, per)
+    total = grouped_counts(act, np.ones((1, n_studies), dtype=bool), grid)
+    layers, deps = dict(total.dask.layers), dict(total.dask.dependencies)
+    data = canonical(act)
+    if _local_scheduler() and is_block_cube(data):  # each task makes its seeds' weights (no matrix of them all)
+        keys, bounds = list(_flat_keys(data.__dask_keys__())), np.cumsum([0, *data.chunks[0]])
+        counts: list = [(_picked_counts, keys, selected[lo : lo + per], bounds) for lo in starts]
+    else:
+        data = grouped_counts(act, selected.toarray(), grid, groups_per_chunk=per)
+        counts = list(_flat_keys(data.__dask_keys__()))
+    layers.update(data.dask.layers)
+    deps.update(data.dask.dependencies)
+    token = uuid.uuid4().hex
+    tables = f"seed-tables-{token}"
+    n_sel = np.diff(selected.indptr)
+    stats = (n_studies, q, prior, grid, dtype, pre.name)
+    layers[tables] = {
+        (tables, i): (_group_maps, c, (total.name, 0, 0), n_sel[lo : lo + per], valid[lo : lo + per], *stats)
+        for i, (lo, c) in enumerate(zip(starts, counts))
+    }
+    deps[tables] = {*data.__dask_layers__(), *total.__dask_layers__()}
+    space = grid.shape if layout == "volume" else (grid.n_mask,)
+    zeros = (0,) * len(space)
+    outs = [f"{name}-{token}" for name in names]
+    for k, out in enumerate(outs):
+        layers[out] = {(out, i, *zeros): (_group_map, (tables, i), k, grid, layout, dtype) for i in range(len(starts))}
+        deps[out] = {tables}
+    graph = HighLevelGraph(layers, deps)
+    chunks = (tuple(min(per, n - lo) for lo in starts), *((m,) for m in space))
+    meta = np.empty((0,) * (1 + len(space)), dtype=dtype)
+    return [da.Array(graph, out, chunks, meta=meta) for out in outs]
 
 
 def seed_batch(
@@ -823,8 +902,9 @@ def seed_batch(
     xarray.Dataset
         The nine maps with dims ``(seed, x, y, z)``, lazy, one Dask chunk per
         seed; ``roi (seed, x, y, z)`` (lazy), ``n_roi (seed)``,
-        ``n_selected (seed)``, ``valid (seed)``, ``selected (seed, study)``,
-        ``overlap (seed, study)`` and ``description (seed)``; provenance attrs
+        ``n_selected (seed)``, ``valid (seed)``, ``selected (seed, study)`` and
+        ``overlap (seed, study)`` (lazy, over sparse rows kept in the graph),
+        ``description (seed)``; provenance attrs
         as for one seed plus n_seeds, n_valid_seeds, by_label and separate.
         A seed that selects no study (or every study, or has no voxel in the
         brain mask) gets NaN maps and a
@@ -861,17 +941,25 @@ def seed_batch(
             f"select={rule.rule!r} measures millimetres from seed coordinates, but seeds {images[:5]} are images; "
             "pass coordinates, or use select='focus' or 'overlap'."
         )
-    score = _scores(act, rule, rois, grid)
-    selected = np.zeros((len(rois), n_studies), dtype=bool)
+    from scipy import sparse
+
+    got = _scores(act, rule, rois, grid)
+    # overlaps and peak counts, mostly 0, kept compact (distances stay dense)
+    score: Any = sparse.csr_matrix(got) if got.dtype.kind in "iu" else got
+    if sparse.issparse(score):
+        score.data = score.data.astype(np.min_scalar_type(int(score.data.max(initial=0))))  # counts: >= 0
+    picks = []
     valid = np.zeros(len(rois), dtype=bool)
     problems = []
     for i, roi in enumerate(rois):
+        row = score[i].toarray()[0].astype(np.int32) if sparse.issparse(score) else score[i]  # as the dense scores
+        picks.append(np.zeros(0, dtype=np.int64))
         if roi.voxels.size == 0 and rule.rule in ("overlap", "focus"):
             problems.append(f"{roi.name!r} (no voxel in the brain mask)")
             continue
-        reason = rule.degenerate(score[i], roi.voxels.size)
+        reason = rule.degenerate(row, roi.voxels.size)
         if reason is None:
-            selected[i] = rule.apply(score[i], roi.voxels.size)
+            picks[i] = np.flatnonzero(rule.apply(row, roi.voxels.size))
             valid[i] = True
         else:
             problems.append(f"{roi.name!r} ({reason})")
@@ -881,6 +969,9 @@ def seed_batch(
         else "Check their ROI or the rule's parameters."
     )
     warn_degenerate(problems, len(rois), "seeds give NaN maps", advice)
+    n_sel = np.array([p.size for p in picks], dtype=np.int64)
+    cols = np.concatenate(picks).astype(np.int32)
+    selected = sparse.csr_matrix((np.ones(cols.size, bool), cols, np.cumsum([0, *n_sel])), (len(rois), n_studies))
 
     names = pre.map_names(q, prior)
     space = grid.shape if layout == "volume" else (grid.n_mask,)
@@ -888,46 +979,8 @@ def seed_batch(
     # seeds per task: a volume seed's maps are large already; in-mask maps are grouped so that writers make
     # fewer (costly) chunk writes
     per = _VOXEL_SEEDS_PER_CHUNK if layout == "voxel" else 1
-    weights = np.where(valid[:, None], selected, False)
-    counts = grouped_counts(act, weights, grid, groups_per_chunk=per)
-    total = grouped_counts(act, np.ones((1, n_studies), dtype=bool), grid)
-    n_sel = weights.sum(axis=1)
-    space_ix = "abc"[: len(space)] if layout == "volume" else "v"
-    stack = (
-        da.blockwise(
-            _group_maps,
-            "ks" + space_ix,
-            counts,
-            "sm",
-            total,
-            "tm",
-            da.from_array(n_sel, chunks=(counts.chunks[0],)),
-            "s",
-            da.from_array(valid, chunks=(counts.chunks[0],)),
-            "s",
-            n_studies,
-            None,
-            q,
-            None,
-            prior,
-            None,
-            grid,
-            None,
-            dtype,
-            None,
-            layout,
-            None,
-            pre.name,
-            None,
-            new_axes={"k": len(names), **dict(zip(space_ix, space))},
-            concatenate=True,
-            dtype=dtype,
-            meta=np.empty((0,) * (2 + len(space)), dtype=dtype),
-        )
-        if len(rois)
-        else da.zeros((len(names), 0, *space), dtype=dtype)
-    )
-    ds = _result(act, grid, names, {name: (("seed", *space_dims), stack[k]) for k, name in enumerate(names)})
+    maps = _batch_maps(act, grid, selected, valid, per, names, q, prior, dtype, layout, pre)
+    ds = _result(act, grid, names, {name: (("seed", *space_dims), m) for name, m in zip(names, maps)})
     ds = ds.assign_coords(seed=[roi.name for roi in rois])
     if layout == "voxel":
         ds = ds.assign_coords(
@@ -942,10 +995,11 @@ def seed_batch(
         )
     ds["roi"] = (("seed", *space_dims), _roi_stack(rois, grid, layout, per, space))
     ds["n_roi"] = ("seed", np.array([roi.voxels.size for roi in rois], dtype=np.int64))
-    ds["n_selected"] = ("seed", np.where(valid, selected.sum(axis=1), 0).astype(np.int64))
+    ds["n_selected"] = ("seed", n_sel)
     ds["valid"] = ("seed", valid)
-    ds["selected"] = (("seed", "study"), selected)
-    ds[rule.score_name] = (("seed", "study"), score)
+    # the selections and scores as lazy arrays over their compact rows (1,000 seeds of v7: 10 MB, not 71 MB)
+    ds["selected"] = (("seed", "study"), _lazy_rows(selected, bool))
+    ds[rule.score_name] = (("seed", "study"), _lazy_rows(score, np.int32) if sparse.issparse(score) else score)
     ds[rule.score_name].attrs["long_name"] = rule.score_long_name
     ds["description"] = ("seed", np.array([roi.description for roi in rois], dtype=str))
     ds["n_selected"].attrs["long_name"] = "studies selected by each seed"
