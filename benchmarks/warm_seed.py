@@ -43,7 +43,8 @@ def main() -> int:
 
     import xcoact
     from xcoact import counts, roi
-    from xcoact.analyses import coactivation as coact
+    from xcoact.analyses import pipeline
+    from xcoact.analyses import seed as coact
     from xcoact.mapchunk import InMaskMap
     from xcoact.stats import neurosynth as stats
 
@@ -88,9 +89,9 @@ def main() -> int:
         (InMaskMap, "volume", "compute: the 9 volumes (as xarray reads)"),
     ]:
         wrap(mod, name, label)
-    coact.pair_maps = stats.pair_maps  # the wrapped one
+    pipeline.pair_maps = stats.pair_maps  # the wrapped one
     coact.roi_mask = roi.roi_mask
-    coact.overlap_counts.__globals__["study_scores"] = counts.study_scores
+    counts.overlap_counts.__globals__["study_scores"] = counts.study_scores
 
     call_w, call_c, comp_w, comp_c = [], [], [], []
     for _ in range(args.repeats):

@@ -14,8 +14,8 @@ import pytest
 import xcoact
 from xcoact import accessors, images, report
 from xcoact import writers as export
-from xcoact.analyses import coactivation as coact
-from xcoact.analyses import decode, parcellate
+from xcoact.analyses import contrast, decode, meta, parcellate
+from xcoact.analyses import seed as coact_seed
 from xcoact.analyses.matrix import matrix as matrix_function
 from xcoact.plot import plot as plot_function
 from xcoact.stats.clusters import clusters as clusters_function
@@ -26,11 +26,11 @@ DatasetCoact = accessors.CoactDatasetAccessor
 
 # accessor method -> the function it delegates to (its first parameter is the array the accessor holds)
 TARGETS = [
-    (DataArrayCoact.seed, coact.seed),
-    (DataArrayCoact.contrast, coact.contrast),
-    (DataArrayCoact.coactivation, coact.coactivation),
+    (DataArrayCoact.seed, coact_seed.seed),
+    (DataArrayCoact.contrast, contrast.contrast),
+    (DataArrayCoact.coactivation, coact_seed.coactivation),
     (DataArrayCoact.matrix, matrix_function),
-    (DataArrayCoact.meta, coact.meta),
+    (DataArrayCoact.meta, meta.meta),
     (DataArrayCoact.term, decode.term),
     (DataArrayCoact.profile, decode.profile),
     (DatasetCoact.fwe, fwe_function),
@@ -104,4 +104,4 @@ def test_the_check_would_catch_a_changed_default():
         pass
 
     assert [_shape(p) for p in _params(seed, True)] != [_shape(p) for p in _params(target, True)]
-    assert xcoact.seed is coact.seed
+    assert xcoact.seed is coact_seed.seed

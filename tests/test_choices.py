@@ -12,7 +12,7 @@ import xcoact
 from xcoact import choices, images, presets, select
 from xcoact import plot as xplot
 from xcoact.accessors import CoactDataArrayAccessor, CoactDatasetAccessor
-from xcoact.analyses import coactivation as coact
+from xcoact.analyses import contrast as coact
 from xcoact.errors import ParameterError
 
 

@@ -140,7 +140,7 @@ def test_nearest_rule_contrast_groups(sample_table, sample_cube):
     peaks = _peaks(sample_table)
     a_seed, b_seed = [[0, 20, 28]], [[0, -60, 28]]
     a, b = oracle_nearest(peaks, a_seed, 15), oracle_nearest(peaks, b_seed, 15)
-    ds = xcoact.analyses.coactivation.contrast(sample_cube, a_seed, b_seed, select="nearest", k=15, both="a")
+    ds = xcoact.analyses.contrast.contrast(sample_cube, a_seed, b_seed, select="nearest", k=15, both="a")
     assert set(ds["selected_id"].values.tolist()) == a
     assert set(ds["selected_b_id"].values.tolist()) == b - a
     assert ds.attrs["select_k"] == 15 and ds.attrs["n_both"] == len(a & b)

@@ -25,8 +25,8 @@ from conftest import _mni_mask, _oracle_study_maps, data_file
 import xcoact
 from xcoact import features as xfeatures
 from xcoact.analyses import decode as xdecode
-from xcoact.analyses.coactivation import meta
 from xcoact.analyses.decode import TermMapCache, decode, expand_terms, profile, term_ids
+from xcoact.analyses.meta import meta
 from xcoact.features import read_features
 
 PROB_TOL = 1e-9

@@ -12,7 +12,7 @@ import xarray as xr
 from scipy import stats
 
 import xcoact
-from xcoact.analyses.coactivation import _grid
+from xcoact.analyses.pipeline import _grid
 from xcoact.blocks import is_block_cube
 from xcoact.errors import DegenerateSeedWarning, ParameterError
 

@@ -23,8 +23,7 @@ import xcoact
 from xcoact import choices, counts, features, kernels, readers, writers
 from xcoact import plot as xplot
 from xcoact.accessors import CoactDataArrayAccessor, CoactDatasetAccessor
-from xcoact.analyses import coactivation as coact
-from xcoact.analyses import parcellate
+from xcoact.analyses import batch, contrast, parcellate, seed
 from xcoact.datasets import fetch
 from xcoact.errors import OutputError, ParameterError, XcoactWarning
 from xcoact.roi import grid_of
@@ -52,15 +51,15 @@ FREE_TEXT = {
 
 # option parameters whose default is None or that have none: (function, parameter, alias)
 OPTIONS_WITHOUT_STRING_DEFAULT = [
-    (coact.seed, "select", "SelectRule"),
-    (coact.seed, "preset", "PresetName"),
-    (coact.seed, "null", "NullMethod"),
-    (coact.seed, "fwe", "FweMethod"),
-    (coact.seed_batch, "select", "SelectRule"),
-    (coact.seed_batch, "preset", "PresetName"),
-    (coact.contrast, "select", "SelectRule"),
-    (coact.contrast, "preset", "PresetName"),
-    (coact.coactivation, "select", "SelectRule"),
+    (seed.seed, "select", "SelectRule"),
+    (seed.seed, "preset", "PresetName"),
+    (seed.seed, "null", "NullMethod"),
+    (seed.seed, "fwe", "FweMethod"),
+    (batch.seed_batch, "select", "SelectRule"),
+    (batch.seed_batch, "preset", "PresetName"),
+    (contrast.contrast, "select", "SelectRule"),
+    (contrast.contrast, "preset", "PresetName"),
+    (seed.coactivation, "select", "SelectRule"),
     (CoactDataArrayAccessor.seed, "null", "NullMethod"),
     (CoactDataArrayAccessor.seed, "fwe", "FweMethod"),
     (CoactDatasetAccessor.fwe, "n_iter", "FweMethod"),

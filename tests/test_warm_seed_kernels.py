@@ -18,7 +18,7 @@ from scipy import special
 
 import xcoact
 from xcoact import _threads
-from xcoact.analyses.coactivation import _gather_maps
+from xcoact.analyses.batch import _gather_maps
 from xcoact.counts import count_rows, grouped_counts, row_counts
 from xcoact.kernels import sphere_offsets
 from xcoact.roi import grid_of

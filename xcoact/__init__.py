@@ -15,8 +15,11 @@ from . import datasets  # the modules, as xcoact.progress, xcoact.result
 from . import progress as progress
 from . import result as result
 from ._version import __version__
-from .analyses.coactivation import coactivation, contrast, meta, seed, seed_batch
+from .analyses.batch import seed_batch
+from .analyses.contrast import contrast
 from .analyses.matrix import matrix
+from .analyses.meta import meta
+from .analyses.seed import coactivation, seed
 from .cube import activations
 from .errors import (
     ArchiveError,

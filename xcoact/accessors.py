@@ -11,8 +11,10 @@ import os
 import xarray as xr
 
 from . import writers as _export
-from .analyses import coactivation as _coact
+from .analyses import contrast as _contrast
+from .analyses import meta as _meta
 from .analyses import parcellate as _parcellate
+from .analyses import seed as _seed
 from .analyses.matrix import matrix as _matrix  # the function: xcoact.matrix is rebound to it
 from .choices import (
     BothRule,
@@ -64,7 +66,7 @@ class CoactDataArrayAccessor:
         null_seed: int | None = None,
     ) -> xr.Dataset:
         """Coactivation maps of a seed, or of many; see :func:`xcoact.seed`."""
-        return _coact.seed(
+        return _seed.seed(
             self._obj,
             seed,
             threshold,
@@ -104,7 +106,7 @@ class CoactDataArrayAccessor:
         seed: int | None = None,
     ) -> xr.Dataset:
         """Maps of the studies seed A selects vs those seed B selects; see :func:`xcoact.contrast`."""
-        return _coact.contrast(
+        return _contrast.contrast(
             self._obj,
             seed_a,
             seed_b,
@@ -135,7 +137,7 @@ class CoactDataArrayAccessor:
         overwrite: bool = False,
     ) -> xr.Dataset:
         """Compute and write a seed's maps; see :func:`xcoact.coactivation`."""
-        return _coact.coactivation(
+        return _seed.coactivation(
             self._obj, seed, threshold, outroot=outroot, r=r, select=select, k=k, q=q, prior=prior, overwrite=overwrite
         )
 
@@ -153,8 +155,8 @@ class CoactDataArrayAccessor:
         return _matrix(self._obj, rois, threshold, r=r, by_label=by_label, labels=labels, separate=separate)
 
     def meta(self, ids, *, q: float = 0.01, prior: float = 0.5, ids2=None) -> xr.Dataset:
-        """Meta-analysis maps of an explicit study selection; see :func:`xcoact.analyses.coactivation.meta`."""
-        return _coact.meta(self._obj, ids, q=q, prior=prior, ids2=ids2)
+        """Meta-analysis maps of an explicit study selection; see :func:`xcoact.analyses.meta.meta`."""
+        return _meta.meta(self._obj, ids, q=q, prior=prior, ids2=ids2)
 
     def term(
         self,
@@ -336,7 +338,7 @@ class CoactDatasetAccessor:
         (:func:`xcoact.analyses.decode.features_for`).
         """
         from .analyses import decode as _decode
-        from .analyses.coactivation import cube_of
+        from .result import cube_of
 
         act = cube_of(self._obj) if act is None else act
         if act is None:

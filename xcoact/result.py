@@ -1,4 +1,5 @@
-"""What goes beside a map when it is shared: descriptions, JSON sidecars, BIDS-style names, CF attributes.
+"""The result Dataset and its provenance; what goes beside a map when it is shared: descriptions, JSON
+sidecars, BIDS-style names, CF attributes.
 
 All of it is built from a result Dataset's provenance attrs, without computing any map.
 """
@@ -15,7 +16,11 @@ import re
 import numpy as np
 import xarray as xr
 
+from ._version import __version__
 from .errors import OutputError
+from .presets import Preset
+from .select import SelectionRule
+from .space import Grid
 
 __all__ = [
     "describe_map",
@@ -25,6 +30,7 @@ __all__ = [
     "seed_entity",
     "with_cf_attributes",
     "CONVENTIONS",
+    "REFERENCE",
 ]
 
 #: The netCDF ``Conventions`` attribute written by :func:`xcoact.to_netcdf`.
@@ -386,3 +392,83 @@ def with_cf_attributes(ds: xr.Dataset) -> xr.Dataset:
             out[key].attrs = {**var.attrs, "long_name": str(key).replace("_", " ")}
     out.attrs = {**out.attrs, "Conventions": out.attrs.get("Conventions", CONVENTIONS)}
     return out
+
+
+REFERENCE = "Neurosynth 0.3.8 network.coactivation / MetaAnalysis (Yarkoni et al. 2011)"
+
+
+#: Where a result keeps a reference to its cube: ``ds.encoding[CUBE_KEY]`` (see :func:`cube_of`).
+CUBE_KEY = "xcoact_cube"
+
+
+def cube_token(act: xr.DataArray) -> str:
+    """What identifies a cube's content: its kernel, database, studies and voxels (not its chunks or order).
+
+    Recorded as ``attrs["cube"]`` of every result, so that a step that needs
+    the cube again (``fwe``, ``decode``) can check it was given the right one.
+    """
+    import pandas as pd
+    from dask.base import tokenize
+
+    keys = ("database", "r", "kernel", "preset", "grid", "n_peaks")
+    # order-independent: a sum of per-label hashes (the same cube transposed or sorted keeps its token)
+    labels = [
+        (act.sizes[d], int(pd.util.hash_array(np.asarray(act[d].values)).sum(dtype=np.uint64)))
+        for d in ("study", "x", "y", "z")
+    ]
+    return "cube-" + tokenize([str(act.attrs.get(k, "")) for k in keys], labels)
+
+
+def _result(act: xr.DataArray, grid: Grid, names: list[str], variables: dict, extra: dict | None = None) -> xr.Dataset:
+    """A result Dataset: the map variables (then ``extra`` ones) on the cube's labels, with the brain mask."""
+    # built in one go: every assignment to a Dataset is a merge, which costs more than the maps' graph
+    data_vars = {
+        name: (*variables[name], {"long_name": name}) if name in names else variables[name] for name in variables
+    }
+    data_vars.update(extra or {})
+    ds = xr.Dataset(
+        data_vars,
+        coords={
+            **{c: (c, act[c].values, {"units": "mm"}) for c in "xyz"},
+            "study": act["study"].values,
+            "brain_mask": (("x", "y", "z"), grid.mask),
+        },
+    )
+    # the cube travels with its result, in memory only (writers never store a Dataset's encoding):
+    # fwe and decode need it again, and find it here rather than in any registry
+    ds.encoding[CUBE_KEY] = act
+    return ds
+
+
+def cube_of(result: xr.Dataset) -> xr.DataArray | None:
+    """The cube a result was computed from, when the result still carries it (in memory; not after a file)."""
+    act = result.encoding.get(CUBE_KEY)
+    return act if isinstance(act, xr.DataArray) else None
+
+
+def _provenance(
+    act: xr.DataArray,
+    names: list[str],
+    rule: SelectionRule,
+    r: float,
+    q: float,
+    prior: float,
+    n_roi: int | None = None,
+    pre: Preset | None = None,
+) -> dict:
+    """The attrs every result carries: parameters, database, counts, version."""
+    return {
+        "title": "xcoact coactivation maps",
+        "database": str(act.attrs.get("database", "")),
+        "cube": cube_token(act),  # lets maps.coact.fwe(act=...) check that it was given the maps' own cube
+        "r": float(act.attrs.get("r", np.nan)),
+        **rule.attrs(n_roi),
+        "preset": pre.name if pre else "neurosynth",
+        "q": q,
+        "prior": prior,
+        "min_studies": pre.min_studies if pre else 1,
+        "n_studies": int(act.sizes["study"]),
+        "maps": ", ".join(names),
+        "reference": pre.reference if pre and pre.name != "neurosynth" else REFERENCE,
+        "xcoact_version": __version__,
+    }

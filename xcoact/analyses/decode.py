@@ -27,7 +27,8 @@ from .. import validate
 from ..errors import DegenerateSeedWarning, ParameterError, SelectionError
 from ..options import get_options
 from ..stats.neurosynth import map_names
-from . import coactivation as _coact
+from . import meta as _meta
+from . import pipeline as _pipeline
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -403,7 +404,7 @@ def term(
 ) -> xr.Dataset:
     """Meta-analysis maps of a term: the studies that carry it against all the others.
 
-    Neurosynth 0.3.8's ``meta.analyze_features`` for one feature: :func:`xcoact.analyses.coactivation.meta`
+    Neurosynth 0.3.8's ``meta.analyze_features`` for one feature: :func:`xcoact.analyses.meta.meta`
     of :func:`term_ids` (restricted to the cube's studies).
 
     Parameters
@@ -424,7 +425,7 @@ def term(
     Returns
     -------
     xarray.Dataset
-        As :func:`xcoact.analyses.coactivation.meta`, plus ``term_weight (study)`` and attrs ``term``,
+        As :func:`xcoact.analyses.meta.meta`, plus ``term_weight (study)`` and attrs ``term``,
         ``terms`` (the names matched), ``feature_threshold``, ``features`` and ``n_feature_studies``.
 
     Raises
@@ -450,7 +451,7 @@ def term(
     terms = expand_terms(features, term)
     label = repr(term) if isinstance(term, str) and [term] == terms else f"{term!r} ({', '.join(terms)})"
     selected, weights, has = _term_selection(act, features, terms, threshold, label)
-    ds = _coact.meta(act, act["study"].values[selected], q=q, prior=prior)
+    ds = _meta.meta(act, act["study"].values[selected], q=q, prior=prior)
     ds["term_weight"] = ("study", weights)
     ds["term_weight"].attrs["long_name"] = (
         f"summed weight of {', '.join(terms)} (0 where the features do not list the study)"
@@ -478,7 +479,7 @@ def _compute_term_map(
         selected, _, _ = _term_selection(act, features, terms, threshold, repr(terms))
     except SelectionError:
         return np.empty(0, dtype=np.float64)
-    ds = _coact.meta(act, act["study"].values[selected], q=q, prior=prior)
+    ds = _meta.meta(act, act["study"].values[selected], q=q, prior=prior)
     volume = ds[map_name].transpose("x", "y", "z").values
     return np.ascontiguousarray(volume.reshape(-1)[mask_flat], dtype=np.float64)
 
@@ -572,7 +573,7 @@ def decode(
     """
     features = _check_features(features_for(act) if features is None else features)
     threshold = _check_threshold(feature_threshold(features) if threshold is None else threshold)
-    _coact._check_cube(act)
+    _pipeline._check_cube(act)
     image, map_name, q, prior = _pick_map(image, map, q, prior)
     q = validate.unit_interval(q, "q", "0.01")
     prior = validate.unit_interval(prior, "prior", "0.5")
@@ -582,7 +583,7 @@ def decode(
                 f"the map's {d} labels are not those of the cube ({image.sizes[d]} vs {act.sizes[d]} values); "
                 "decode a map computed on the same grid as act."
             )
-    grid = _coact._grid(act)
+    grid = _pipeline._grid(act)
     mask_flat = grid.mask_flat
     y = np.asarray(image.transpose("x", "y", "z").values, dtype=np.float64).reshape(-1)[mask_flat]
     if not np.isfinite(y).all():
@@ -666,14 +667,14 @@ def _selection_mask(act: xr.DataArray, selection) -> np.ndarray:
                 f"maps.sel(seed={str(selection['seed'].values[0])!r}), or pass its ids."
             )
         if "selected_id" in selection:
-            return _coact._study_mask(act, selection["selected_id"].values, "selected_id")
+            return _meta._study_mask(act, selection["selected_id"].values, "selected_id")
         if "selected" in selection and selection["selected"].dims == ("study",):
             ids = selection["study"].values[np.asarray(selection["selected"].values, dtype=bool)]
-            return _coact._study_mask(act, ids, "selected")
+            return _meta._study_mask(act, ids, "selected")
         raise ParameterError(
             "the result has no 'selected_id' variable to take the selection from; pass the study ids instead."
         )
-    return _coact._study_mask(act, selection, "ids")
+    return _meta._study_mask(act, selection, "ids")
 
 
 def profile(
@@ -721,7 +722,7 @@ def profile(
 
     features = _check_features(features_for(act) if features is None else features)
     threshold = _check_threshold(threshold)
-    _coact._check_cube(act)
+    _pipeline._check_cube(act)
     selected = _selection_mask(act, selection)
     rows, has = _align(act, features)
     names = expand_terms(features, list(terms)) if terms is not None else [str(t) for t in features["term"].values]

@@ -14,7 +14,7 @@ from ..kernels import check_radius
 from ..roi import seed_set, uses_coords
 from ..select import check_threshold, degenerate_reason, overlap_rule, threshold_kind, warn_degenerate
 from ..stats.neurosynth import p_to_z, two_way_p
-from .coactivation import _check_cube, _grid
+from .pipeline import _check_cube, _grid
 
 __all__ = ["matrix", "REFERENCE"]
 

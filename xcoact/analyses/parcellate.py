@@ -1109,8 +1109,8 @@ def parcellate(
     the grid (the pooled studies' MA there, the pools' cross products).
     """
     from ..counts import grouped_counts
+    from ..result import cube_token
     from ..roi import describe_seed
-    from .coactivation import cube_token
 
     _check_cube(act, profile)
     _check_select(select)

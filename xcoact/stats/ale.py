@@ -1148,7 +1148,9 @@ def seed(
     ``z_map`` (lazy), ``roi``, the rule's score, ``selected_id`` and ``sample_size`` (docs/ale.md).
     """
     from .._version import __version__
-    from ..analyses.coactivation import _preset_of, _result, cube_token, select_for_seed
+    from ..analyses.pipeline import _preset_of
+    from ..analyses.seed import select_for_seed
+    from ..result import _result, cube_token
     from ..roi import describe_seed, is_batch, is_coords
 
     if is_batch(seed):
@@ -1525,7 +1527,7 @@ def _selection(act, maps) -> np.ndarray:
 
 def _cube_of(maps, act):
     """The ALE cube of a result: given, or the one it carries; the one it was computed from."""
-    from ..analyses.coactivation import cube_of, cube_token
+    from ..result import cube_of, cube_token
 
     act = cube_of(maps) if act is None else act
     if act is None:
@@ -1645,7 +1647,9 @@ def contrast(
     """
     import dask
 
-    from ..analyses.coactivation import BOTH_RULES, _grid, _preset_of, _result, contrast_groups, cube_token
+    from ..analyses.contrast import BOTH_RULES, contrast_groups
+    from ..analyses.pipeline import _grid, _preset_of
+    from ..result import _result, cube_token
     from ..roi import describe_seed, is_batch, is_coords
     from ..select import check_rule
 

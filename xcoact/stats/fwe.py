@@ -330,7 +330,8 @@ def _check_p(value, name: str, example: str) -> float:
 
 def _check_cube_of(maps: xr.Dataset, act) -> xr.DataArray:
     """The cube of an FWE run: given, and the one the maps were computed from."""
-    from ..analyses.coactivation import _check_cube, cube_of, cube_token
+    from ..analyses.pipeline import _check_cube
+    from ..result import cube_of, cube_token
 
     act = cube_of(maps) if act is None else act
     if act is None:
