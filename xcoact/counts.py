@@ -670,8 +670,15 @@ def _blocks_ready(graph: dict) -> bool:
 
 
 def _all_scores(blocks: list, fn, n_out: int, dtype) -> np.ndarray:
-    """:func:`_block_scores` of every block, joined along ``study``."""
-    return _joined([_block_scores(b, fn, n_out, dtype) for b in blocks], n_out, dtype)
+    """:func:`_block_scores` of every block, joined along ``study``; the blocks split over the cores when each
+    block's scores are many (a batch's ROIs: the compiled loops hold no GIL), in this thread otherwise."""
+    from ._threads import split
+
+    def part(a: int, b: int) -> list:
+        return [_block_scores(x, fn, n_out, dtype) for x in blocks[a:b]]
+
+    parts = split(part, len(blocks), 1 if n_out >= MANY_ROIS else max(1, len(blocks)))
+    return _joined([s for got in parts for s in got], n_out, dtype)
 
 
 def _local_scheduler() -> bool:
@@ -753,12 +760,14 @@ def roi_overlaps(act: xr.DataArray, rois, grid: Grid, *, sparse: bool = False):
         voxel_lists = [np.asarray(roi.voxels, dtype=np.int64) for roi in rois]
 
         def fn(chunk, block):
+            # the view is asked once per block, not once per ROI (a batch has a thousand)
+            flats = voxel_lists if block.is_full_view() else [view_to_grid_flat(block, v) for v in voxel_lists]
             if len(voxel_lists) >= MANY_ROIS:
-                return _many_overlaps(chunk, [view_to_grid_flat(block, v) for v in voxel_lists], sparse)
+                return _many_overlaps(chunk, flats, sparse)
             res = np.zeros((len(voxel_lists), chunk.n_studies), dtype=np.int32)
-            for i, v in enumerate(voxel_lists):
+            for i, v in enumerate(flats):
                 if v.size:
-                    res[i] = chunk.overlap(view_to_grid_flat(block, v))
+                    res[i] = chunk.overlap(v)
             return res
 
         # int32 all the way (dense, a batch of 1,000 seeds over v7 is 57 MB of scores; sparse, about 17 MB)
