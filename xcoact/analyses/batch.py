@@ -9,7 +9,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from ..blocks import is_block_cube
+from ..blocks import is_block_cube, release_freed
 from ..choices import Layout, MapDtype, PresetName, SelectRule
 from ..counts import canonical, grouped_counts
 from ..errors import ParameterError
@@ -298,6 +298,7 @@ def seed_batch(
         else "Check their ROI or the rule's parameters."
     )
     warn_degenerate(problems, len(rois), "seeds give NaN maps", advice)
+    release_freed()  # the selection's per-chunk temporaries (overlaps of every ROI) go back to the system
     n_sel = np.array([p.size for p in picks], dtype=np.int64)
     cols = np.concatenate(picks).astype(np.int32)
     selected = sparse.csr_matrix((np.ones(cols.size, bool), cols, np.cumsum([0, *n_sel])), (len(rois), n_studies))
