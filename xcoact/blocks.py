@@ -529,10 +529,13 @@ class ActivationBlock:
 
     def is_full_view(self) -> bool:
         """Every voxel of the full grid, in the grid's order (no spatial crop or reorder)."""
-        return all(
-            len(p) == n and (n == 0 or (p[0] == 0 and np.all(np.diff(p) == 1)))
-            for p, n in zip(self.pos, self.chunk.grid.shape)
-        )
+        full = self.__dict__.get("_full_view")
+        if full is None:  # asked per ROI and per block: worked out once (a view's voxels never change)
+            full = self.__dict__["_full_view"] = all(
+                len(p) == n and (n == 0 or (p[0] == 0 and np.all(np.diff(p) == 1)))
+                for p, n in zip(self.pos, self.chunk.grid.shape)
+            )
+        return full
 
     def view_mask_voxels(self) -> np.ndarray:
         """In-mask voxel numbers (of the full grid) at each view voxel, C order over the canonical view.

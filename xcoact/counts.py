@@ -760,8 +760,7 @@ def roi_overlaps(act: xr.DataArray, rois, grid: Grid, *, sparse: bool = False):
         voxel_lists = [np.asarray(roi.voxels, dtype=np.int64) for roi in rois]
 
         def fn(chunk, block):
-            # the view is asked once per block, not once per ROI (a batch has a thousand)
-            flats = voxel_lists if block.is_full_view() else [view_to_grid_flat(block, v) for v in voxel_lists]
+            flats = [view_to_grid_flat(block, v) for v in voxel_lists]
             if len(voxel_lists) >= MANY_ROIS:
                 return _many_overlaps(chunk, flats, sparse)
             res = np.zeros((len(voxel_lists), chunk.n_studies), dtype=np.int32)

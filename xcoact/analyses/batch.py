@@ -11,7 +11,7 @@ import xarray as xr
 
 from ..blocks import is_block_cube, release_freed
 from ..choices import Layout, MapDtype, PresetName, SelectRule
-from ..counts import canonical, grouped_counts
+from ..counts import _summed_counts, canonical, grouped_counts
 from ..errors import ParameterError
 from ..presets import get_preset
 from ..result import _provenance, _result
@@ -96,10 +96,8 @@ def _group_map(tables: list, k: int, grid: Grid, layout: str, dtype) -> np.ndarr
 
 def _picked_counts(blocks: list, picks, bounds: np.ndarray) -> np.ndarray:
     """Counts of a chunk of seeds over the cube's sparse blocks, their weights made here from their selections."""
-    from .. import counts as _counts
-
     w = picks.toarray()
-    return _counts._summed_counts(blocks, [w[:, a:b] for a, b in itertools.pairwise(bounds)], np.zeros(0, np.int64))
+    return _summed_counts(blocks, [w[:, a:b] for a, b in itertools.pairwise(bounds)], np.zeros(0, np.int64))
 
 
 def _lazy_rows(rows, dtype) -> da.Array:
